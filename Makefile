@@ -1,0 +1,409 @@
+# SPDX-License-Identifier: MIT
+# logbook: the one build (GNU make).
+#
+#   make [all]            library, pkg-config file, CLI, bench, examples
+#   make test (= check)   all + header test + every test, then a summary
+#   make run              build, then run the main job (see `run` below)
+#   make asan             the whole test suite under ASan+UBSan, in build-asan/
+#   make headertest       include/logbook.h alone, as C99 and as C++11
+#   make format           clang-format -i every C source
+#   make format-check     fail if a C source is not formatted
+#   make install          PREFIX (or prefix)=/usr/local, DESTDIR=
+#   make uninstall        the same variables as install
+#   make deps             install missing Debian packages (scripts/deps.sh)
+#   make clean            remove build/ and build-asan/
+#
+# Variables: CC, CXX (header test), CFLAGS, CPPFLAGS, LDFLAGS are the
+# user's and come after ours. BUILD=dir (default build) is where everything
+# goes. SANITIZE=address,undefined builds with sanitizers. WERROR= turns
+# -Werror off. V=1 prints commands and every test's output. LB_NO_DEPS=1
+# never runs scripts/deps.sh.
+#
+# Sources are found by wildcard, so any subset of the tree builds:
+#   wal/*.c engine/*.c        -> BUILD/liblogbook.a, BUILD/liblogbook.so
+#   tests/D/N.c (D in TEST_DIRS)
+#                             -> BUILD/tests/test_D_N (cmocka), linked with
+#                                tests/helpers.c, tests/D/_*.c and the
+#                                static library (files named _*.c are
+#                                support code, not tests)
+#   tools/*.c                 -> BUILD/logbook (the CLI); tests/tools/*.c
+#                                also link tools/*.c but main.c
+#   bench/*.c                 -> BUILD/logbook-bench
+#   examples/N.c              -> BUILD/examples/N (against the shared library)
+#   tests/D/*.sh (executable) -> run by `make test`
+
+.DEFAULT_GOAL := all
+MAKEFLAGS += --no-builtin-rules
+.SUFFIXES:
+.DELETE_ON_ERROR:
+
+BUILD ?= build
+V ?= 0
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+PKG_CONFIG ?= pkg-config
+CLANG_FORMAT ?= clang-format
+INSTALL ?= install
+AR ?= ar
+
+# ---------------------------------------------------------------------------
+# Dependencies. Before anything is compiled, check that the compilers and
+# the libraries are there; if not, run scripts/deps.sh (apt-get) once, now,
+# while the Makefile is read, so that the pkg-config queries below see the
+# installed packages. Sub-makes inherit LB_DEPS_CHECKED and skip the check.
+# Goals that compile nothing do not trigger it.
+LB_NODEPS_GOALS := clean help deps uninstall format format-check
+LB_DEPS_PROBE := command -v $(firstword $(CC)) && command -v $(firstword $(CXX)) \
+	&& command -v $(PKG_CONFIG) \
+	&& $(PKG_CONFIG) --exists lmdb zlib libcrypto cmocka jansson sqlite3 libdeflate \
+	&& { $(PKG_CONFIG) --exists msgpack || $(PKG_CONFIG) --exists msgpack-c; }
+ifeq ($(LB_DEPS_CHECKED)$(LB_NO_DEPS),)
+ifneq ($(filter-out $(LB_NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+LB_DEPS_FAILED := $(shell { $(LB_DEPS_PROBE); } >/dev/null 2>&1 || \
+	bash scripts/deps.sh >&2 || echo failed)
+ifneq ($(LB_DEPS_FAILED),)
+$(error scripts/deps.sh could not install the build dependencies; install them by hand or set LB_NO_DEPS=1)
+endif
+endif
+export LB_DEPS_CHECKED := 1
+endif
+
+pc_exists = $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo y)
+# pkg-config flags of $(1), or the fallback $(2) when it has no .pc file.
+pc_cflags = $(if $(call pc_exists,$(1)),$(shell $(PKG_CONFIG) --cflags $(1)))
+pc_libs = $(if $(call pc_exists,$(1)),$(shell $(PKG_CONFIG) --libs $(1)),$(2))
+
+# msgpack-c's .pc is "msgpack" here (lib -lmsgpackc), "msgpack-c" elsewhere.
+MSGPACK_PC := $(firstword $(foreach p,msgpack msgpack-c,$(if $(call pc_exists,$(p)),$(p))))
+
+# The library's dependencies, then each program's.
+DEP_CFLAGS := $(call pc_cflags,lmdb) $(call pc_cflags,zlib) \
+	$(call pc_cflags,$(MSGPACK_PC)) $(call pc_cflags,libcrypto)
+DEP_LIBS := $(call pc_libs,lmdb,-llmdb) $(call pc_libs,zlib,-lz) \
+	$(if $(MSGPACK_PC),$(call pc_libs,$(MSGPACK_PC)),-lmsgpackc) \
+	$(call pc_libs,libcrypto,-lcrypto)
+CMOCKA_CFLAGS := $(call pc_cflags,cmocka)
+CMOCKA_LIBS := $(call pc_libs,cmocka,-lcmocka)
+JANSSON_CFLAGS := $(call pc_cflags,jansson)
+JANSSON_LIBS := $(call pc_libs,jansson,-ljansson)
+BENCH_CFLAGS := $(call pc_cflags,sqlite3) $(call pc_cflags,libdeflate)
+BENCH_LIBS := $(call pc_libs,sqlite3,-lsqlite3) $(call pc_libs,libdeflate,-ldeflate)
+
+# ---------------------------------------------------------------------------
+# Flags. Ours first; the user's CPPFLAGS/CFLAGS/LDFLAGS follow and win.
+# _GNU_SOURCE is defined empty, exactly as `#define _GNU_SOURCE` does, so a
+# source that defines it too is not a redefinition (-D_GNU_SOURCE would
+# mean 1, and clash with those under -Werror).
+WERROR ?= -Werror
+SANITIZE ?=
+ifneq ($(SANITIZE),)
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+LB_CPPFLAGS := -Iinclude -I. -D_GNU_SOURCE=
+LB_CFLAGS := -std=c11 -O2 -g -Wall -Wextra $(WERROR) -pthread -MMD -MP $(SAN_FLAGS)
+LB_LDFLAGS := -pthread $(SAN_FLAGS)
+# The shared library must resolve every symbol itself (sanitizer runtimes
+# are the exception: clang leaves them to the executable).
+SO_LDFLAGS := $(if $(SAN_FLAGS),,-Wl,--no-undefined)
+
+# Version from the header, which is its one home.
+hdr_version = $(shell sed -n 's/^.define LB_VERSION_$(1)[ \t]*\([0-9][0-9]*\).*/\1/p' include/logbook.h)
+VERSION_MAJOR := $(call hdr_version,MAJOR)
+VERSION := $(VERSION_MAJOR).$(call hdr_version,MINOR).$(call hdr_version,PATCH)
+
+# ---------------------------------------------------------------------------
+# Sources and outputs.
+LIB_SRCS := $(sort $(wildcard wal/*.c engine/*.c))
+TOOL_SRCS := $(sort $(wildcard tools/*.c))
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
+TEST_DIRS := wal engine tools
+TEST_HELPER_SRCS := $(wildcard tests/helpers.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB_OBJS := $(call obj,$(LIB_SRCS))
+TOOL_OBJS := $(call obj,$(TOOL_SRCS))
+BENCH_OBJS := $(call obj,$(BENCH_SRCS))
+EXAMPLE_OBJS := $(call obj,$(EXAMPLE_SRCS))
+TEST_HELPER_OBJS := $(call obj,$(TEST_HELPER_SRCS))
+
+SONAME := liblogbook.so.$(VERSION_MAJOR)
+SO_REAL := liblogbook.so.$(VERSION)
+ifneq ($(LIB_SRCS),)
+LIB_A := $(BUILD)/liblogbook.a
+LIB_SO := $(BUILD)/liblogbook.so
+LIB_OUTPUTS := $(LIB_A) $(BUILD)/$(SO_REAL) $(BUILD)/$(SONAME) $(LIB_SO) \
+	$(BUILD)/logbook.pc
+endif
+CLI := $(if $(TOOL_SRCS),$(BUILD)/logbook)
+BENCH := $(if $(BENCH_SRCS),$(BUILD)/logbook-bench)
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRCS))
+
+# The CLI's code minus its main(), as an archive, so tests/tools/*.c can
+# test CLI internals (members are pulled in only when referenced).
+TOOL_LIB := $(if $(filter-out tools/main.c,$(TOOL_SRCS)),$(BUILD)/obj/libtools.a)
+
+# One cmocka binary per test source: tests/D/N.c -> BUILD/tests/test_D_N,
+# linked with TEST_ARCHIVES_D and TEST_LIBS_D besides the usual.
+# (tests/fuzz/ needs its own rules: LLVMFuzzerTestOneInput and a driver.)
+TEST_ARCHIVES_tools := $(TOOL_LIB)
+TEST_LIBS_tools := $(JANSSON_LIBS)
+define test_dir
+TEST_SUPPORT_OBJS_$(1) := $$(call obj,$$(sort $$(wildcard tests/$(1)/_*.c)))
+TEST_SRCS_$(1) := $$(filter-out tests/$(1)/_%.c,$$(sort $$(wildcard tests/$(1)/*.c)))
+TEST_BINS += $$(patsubst tests/$(1)/%.c,$$(BUILD)/tests/test_$(1)_%,$$(TEST_SRCS_$(1)))
+TEST_OBJS += $$(call obj,$$(TEST_SRCS_$(1))) $$(TEST_SUPPORT_OBJS_$(1))
+$$(BUILD)/tests/test_$(1)_%: $$(BUILD)/obj/tests/$(1)/%.o $$(TEST_SUPPORT_OBJS_$(1)) \
+		$$(TEST_HELPER_OBJS) $$(TEST_ARCHIVES_$(1)) $$(LIB_A) $$(OBJS_STAMP)
+	@mkdir -p $$(@D)
+	@echo "  LD      $$@"
+	$$(Q)$$(CC) $$(LB_LDFLAGS) $$(LDFLAGS) -o $$@ $$(filter %.o %.a,$$^) \
+		$$(TEST_LIBS_$(1)) $$(CMOCKA_LIBS) $$(DEP_LIBS) -lm
+endef
+TEST_BINS :=
+TEST_OBJS :=
+$(foreach d,$(TEST_DIRS),$(eval $(call test_dir,$(d))))
+
+# Executable scripts among these are run by `make test` after the binaries.
+TEST_SCRIPTS := $(sort $(wildcard tests/*/*.sh))
+
+ALL_OBJS := $(LIB_OBJS) $(TOOL_OBJS) $(BENCH_OBJS) $(EXAMPLE_OBJS) \
+	$(TEST_HELPER_OBJS) $(TEST_OBJS)
+
+# Per-object flags.
+$(LIB_OBJS): OBJ_CFLAGS = -fPIC -fvisibility=hidden $(DEP_CFLAGS)
+$(TOOL_OBJS): OBJ_CFLAGS = $(JANSSON_CFLAGS) $(DEP_CFLAGS)
+$(BENCH_OBJS): OBJ_CFLAGS = $(BENCH_CFLAGS) $(DEP_CFLAGS)
+$(EXAMPLE_OBJS): OBJ_CFLAGS = $(DEP_CFLAGS)
+$(TEST_HELPER_OBJS) $(TEST_OBJS): OBJ_CFLAGS = -Itests $(CMOCKA_CFLAGS) \
+	$(JANSSON_CFLAGS) $(DEP_CFLAGS)
+
+# ---------------------------------------------------------------------------
+# Rules.
+.PHONY: all test check test-bins run asan headertest format format-check \
+	install uninstall clean deps help FORCE
+
+all: $(LIB_OUTPUTS) $(CLI) $(BENCH) $(EXAMPLES)
+ifeq ($(LIB_SRCS),)
+	@echo "note: no library sources (wal/*.c, engine/*.c) yet; nothing to link against" >&2
+endif
+
+# Every object depends on this file, which changes only when the compiler
+# or the flags do: switching CC, CFLAGS or SANITIZE rebuilds everything.
+FLAGS_STAMP := $(BUILD)/.flags
+sq = $(subst ','\'',$(1))
+FLAGS_TEXT = $(CC) | $(CXX) | $(LB_CPPFLAGS) $(CPPFLAGS) | $(LB_CFLAGS) $(CFLAGS) | \
+	$(LB_LDFLAGS) $(LDFLAGS) | $(DEP_CFLAGS) $(DEP_LIBS)
+# Every linked output depends on this one, which changes when the set of
+# objects does: removing a source relinks (the archive loses its member).
+OBJS_STAMP := $(BUILD)/.objs
+OBJS_TEXT = $(ALL_OBJS)
+
+# $(call write_stamp,TEXT): rewrite $@ only if TEXT differs from it.
+write_stamp = @mkdir -p $(@D); echo '$(call sq,$(1))' > $@.tmp; \
+	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+$(FLAGS_STAMP): FORCE
+	$(call write_stamp,$(FLAGS_TEXT))
+$(OBJS_STAMP): FORCE
+	$(call write_stamp,$(OBJS_TEXT))
+
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(LB_CPPFLAGS) $(CPPFLAGS) $(OBJ_CFLAGS) $(LB_CFLAGS) $(CFLAGS) \
+		-c -o $@ $<
+
+$(LIB_A): $(LIB_OBJS) $(OBJS_STAMP)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && $(AR) rcs $@ $(LIB_OBJS)
+
+$(BUILD)/$(SO_REAL): $(LIB_OBJS) $(OBJS_STAMP)
+	@echo "  LD      $@"
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) $(SO_LDFLAGS) $(LB_LDFLAGS) \
+		$(LDFLAGS) -o $@ $(LIB_OBJS) $(DEP_LIBS)
+
+$(BUILD)/$(SONAME): $(BUILD)/$(SO_REAL)
+	$(Q)ln -sf $(SO_REAL) $@
+
+$(LIB_SO): $(BUILD)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $@
+
+$(TOOL_LIB): $(TOOL_OBJS) $(OBJS_STAMP)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && $(AR) rcs $@ $(filter-out %/tools/main.o,$(TOOL_OBJS))
+
+$(CLI): $(TOOL_OBJS) $(LIB_A) $(OBJS_STAMP)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LB_LDFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(LIB_A) $(JANSSON_LIBS) $(DEP_LIBS) -lm
+
+$(BENCH): $(BENCH_OBJS) $(LIB_A) $(OBJS_STAMP)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LB_LDFLAGS) $(LDFLAGS) -o $@ $(BENCH_OBJS) $(LIB_A) $(BENCH_LIBS) $(DEP_LIBS) -lm
+
+# Examples link against the shared library, as a program using an installed
+# logbook would, so they also check what it exports. The rpath lets them
+# run from the build directory.
+ifneq ($(LIB_SRCS),)
+EXAMPLE_LIBS := -L$(BUILD) -llogbook -Wl,-rpath,'$$ORIGIN/..'
+endif
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB_SO)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LB_LDFLAGS) $(LDFLAGS) -o $@ $< $(EXAMPLE_LIBS) -lm
+
+# logbook.pc: msgpack goes in Requires.private under whichever name has a
+# .pc file, else into Libs.private as -lmsgpackc. LMDB ships no .pc
+# upstream, so it is always in Libs.private. Regenerated when the install
+# paths change (through PC_STAMP).
+PC_REQUIRES := zlib $(MSGPACK_PC) libcrypto
+PC_LIBS_PRIVATE := $(strip -llmdb $(if $(MSGPACK_PC),,-lmsgpackc) -lpthread)
+PC_STAMP := $(BUILD)/.pcvars
+PC_TEXT = $(prefix) | $(exec_prefix) | $(libdir) | $(includedir) | \
+	$(VERSION) | $(PC_REQUIRES) | $(PC_LIBS_PRIVATE)
+$(PC_STAMP): FORCE
+	$(call write_stamp,$(PC_TEXT))
+
+# Paths under $(prefix) or $(exec_prefix) are written relative to them, so
+# `pkg-config --define-prefix` can relocate the installed file.
+pc_rel = $(if $(filter $(2),$(1)),$${$(3)},$(patsubst $(2)/%,$${$(3)}/%,$(1)))
+$(BUILD)/logbook.pc: logbook.pc.in $(PC_STAMP) Makefile
+	@echo "  GEN     $@"
+	$(Q)sed -e 's|@prefix@|$(call sq,$(prefix))|g' \
+		-e 's|@exec_prefix@|$(call sq,$(call pc_rel,$(exec_prefix),$(prefix),prefix))|g' \
+		-e 's|@libdir@|$(call sq,$(call pc_rel,$(libdir),$(exec_prefix),exec_prefix))|g' \
+		-e 's|@includedir@|$(call sq,$(call pc_rel,$(includedir),$(prefix),prefix))|g' \
+		-e 's|@version@|$(VERSION)|g' \
+		-e 's|@requires_private@|$(PC_REQUIRES)|g' \
+		-e 's|@libs_private@|$(PC_LIBS_PRIVATE)|g' \
+		$< > $@
+
+# The header test: include/logbook.h alone, pedantic C99 and C++11.
+HEADERTEST_SRC := tests/headertest/headertest.c
+HEADERTEST_OUT := $(BUILD)/headertest/c99.o $(BUILD)/headertest/cxx11.o
+headertest: $(HEADERTEST_OUT)
+
+$(BUILD)/headertest/c99.o: $(HEADERTEST_SRC) include/logbook.h $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  CC      $< (C99)"
+	$(Q)$(CC) -std=c99 -pedantic -Wall -Wextra -Werror -Wstrict-prototypes \
+		-Wundef -Iinclude -c -o $@ $<
+
+$(BUILD)/headertest/cxx11.o: $(HEADERTEST_SRC) include/logbook.h $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	@command -v $(firstword $(CXX)) >/dev/null || \
+		{ echo "headertest: no C++ compiler '$(CXX)' (run scripts/deps.sh)" >&2; exit 1; }
+	@echo "  CXX     $< (C++11)"
+	$(Q)$(CXX) -x c++ -std=c++11 -pedantic -Wall -Wextra -Werror -Wundef \
+		-Iinclude -c -o $@ $<
+
+test-bins: $(TEST_BINS)
+
+# Binaries first, then executable scripts, then the examples; each under a
+# timeout with a fresh TMPDIR (see scripts/run-tests.sh).
+test: all headertest test-bins
+	$(Q)LB_TEST_VERBOSE=$(V) bash scripts/run-tests.sh $(abspath $(BUILD)) \
+		$(abspath $(TEST_BINS)) $(TEST_SCRIPTS) $(abspath $(EXAMPLES))
+
+check: test
+
+# The main job. For now that is the quickstart example. Once the daily
+# update pipeline exists as examples/daily-update.sh (driving the CLI) and
+# the CLI is built, `make run` runs that script instead, with LB_BUILD and
+# LB_BIN set as for the test scripts. ARGS are passed to either.
+run: all
+	$(Q)if [ -f examples/daily-update.sh ] && [ -x $(BUILD)/logbook ]; then \
+		LB_BUILD=$(abspath $(BUILD)) LB_BIN=$(abspath $(BUILD))/logbook \
+			bash examples/daily-update.sh $(ARGS); \
+	elif [ -x $(BUILD)/examples/quickstart ]; then \
+		$(BUILD)/examples/quickstart $(ARGS); \
+	else \
+		echo "make run: nothing to run (no examples/quickstart.c)" >&2; exit 1; \
+	fi
+
+# The same rules, built into build-asan/ with ASan and UBSan, and run.
+ASAN_BUILD := build-asan
+asan:
+	$(Q)ASAN_OPTIONS=detect_leaks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) \
+		SANITIZE=address,undefined CFLAGS='$(call sq,$(CFLAGS)) -O1 -g' test
+
+# Formatting (.clang-format): every C source and header of the tree.
+FORMAT_SRCS = $(sort $(wildcard include/*.h wal/*.[ch] engine/*.[ch] \
+	tools/*.[ch] bench/*.[ch] examples/*.[ch] tests/*.[ch] tests/*/*.[ch]))
+CLANG_FORMAT_CHECK = command -v $(CLANG_FORMAT) >/dev/null || bash scripts/deps.sh
+
+format:
+	$(Q)$(CLANG_FORMAT_CHECK)
+	$(Q)$(CLANG_FORMAT) -i $(FORMAT_SRCS)
+
+format-check:
+	$(Q)$(CLANG_FORMAT_CHECK)
+	$(Q)$(CLANG_FORMAT) --dry-run -Werror $(FORMAT_SRCS)
+	@echo "format-check: $(words $(FORMAT_SRCS)) files formatted"
+
+# ---------------------------------------------------------------------------
+# Install. PREFIX or the GNU-style prefix, with DESTDIR before every path.
+PREFIX ?= /usr/local
+prefix ?= $(PREFIX)
+exec_prefix ?= $(prefix)
+bindir ?= $(exec_prefix)/bin
+libdir ?= $(exec_prefix)/lib
+includedir ?= $(prefix)/include
+datarootdir ?= $(prefix)/share
+mandir ?= $(datarootdir)/man
+man1dir ?= $(mandir)/man1
+pkgconfigdir ?= $(libdir)/pkgconfig
+INSTALL_DATA = $(INSTALL) -m 644
+INSTALL_PROGRAM = $(INSTALL) -m 755
+MAN1 := $(wildcard man/*.1)
+BIN_NAMES := logbook logbook-bench
+
+install: all
+	$(INSTALL) -d '$(DESTDIR)$(includedir)'
+	$(INSTALL_DATA) include/logbook.h '$(DESTDIR)$(includedir)/logbook.h'
+ifneq ($(LIB_SRCS),)
+	$(INSTALL) -d '$(DESTDIR)$(libdir)' '$(DESTDIR)$(pkgconfigdir)'
+	$(INSTALL_DATA) $(LIB_A) '$(DESTDIR)$(libdir)/liblogbook.a'
+	$(INSTALL_PROGRAM) $(BUILD)/$(SO_REAL) '$(DESTDIR)$(libdir)/$(SO_REAL)'
+	ln -sf $(SO_REAL) '$(DESTDIR)$(libdir)/$(SONAME)'
+	ln -sf $(SONAME) '$(DESTDIR)$(libdir)/liblogbook.so'
+	$(INSTALL_DATA) $(BUILD)/logbook.pc '$(DESTDIR)$(pkgconfigdir)/logbook.pc'
+endif
+ifneq ($(CLI)$(BENCH),)
+	$(INSTALL) -d '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(CLI) $(BENCH) '$(DESTDIR)$(bindir)/'
+endif
+ifneq ($(MAN1),)
+	$(INSTALL) -d '$(DESTDIR)$(man1dir)'
+	$(INSTALL_DATA) $(MAN1) '$(DESTDIR)$(man1dir)/'
+endif
+
+uninstall:
+	rm -f '$(DESTDIR)$(includedir)/logbook.h' \
+		'$(DESTDIR)$(libdir)/liblogbook.a' \
+		'$(DESTDIR)$(libdir)/$(SO_REAL)' \
+		'$(DESTDIR)$(libdir)/$(SONAME)' \
+		'$(DESTDIR)$(libdir)/liblogbook.so' \
+		'$(DESTDIR)$(pkgconfigdir)/logbook.pc' \
+		$(foreach b,$(BIN_NAMES),'$(DESTDIR)$(bindir)/$(b)') \
+		$(foreach m,$(MAN1),'$(DESTDIR)$(man1dir)/$(notdir $(m))')
+
+# ---------------------------------------------------------------------------
+deps:
+	bash scripts/deps.sh
+
+clean:
+	rm -rf $(sort build $(ASAN_BUILD) $(BUILD))
+
+help:
+	@sed -n '2,/^$$/s/^# \{0,1\}//p' Makefile
+
+FORCE:
+
+-include $(ALL_OBJS:.o=.d)
