@@ -42,10 +42,10 @@ static inline uint64_t th_below(uint64_t *state, uint64_t n)
 /* Assert with the seed printed on failure (use in randomized tests). */
 #define th_assert_seeded(cond)                                                 \
 	do {                                                                   \
-		if (!(cond)) {                                                 \
+		int th_ok_ = !!(cond);                                         \
+		if (!th_ok_)                                                   \
 			th_seed_report();                                      \
-		}                                                              \
-		assert_true(cond);                                             \
+		assert_true(th_ok_);                                           \
 	} while (0)
 
 #endif

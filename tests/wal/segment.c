@@ -1,0 +1,1222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/wal/segment.c: change records and segments (wal/segment.c),
+ * FORMAT.md §3 and §4.
+ *
+ * Round trips of every op and size at levels 0, 1 and 9; hand-written
+ * golden segments that pin the format to the spec; every single-byte
+ * change and every truncation of real segments; and crafted segments with
+ * a correct CRC that break each rule the reader enforces.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <zlib.h>
+
+#include "../helpers.h"
+#include "wal/wal.h"
+
+/* An opaque table's schema, §6: [1, 0, false, []]. */
+static const uint8_t opaque_schema[] = {0x94, 0x01, 0x00, 0xc2, 0x90};
+
+static lb_wal_rec rec(int op, const char *table, const char *key,
+                      const void *before, size_t blen, const void *after,
+                      size_t alen)
+{
+	lb_wal_rec r;
+
+	memset(&r, 0, sizeof r);
+	r.op = op;
+	r.table = table;
+	r.tlen = (uint32_t)strlen(table);
+	r.key = key;
+	r.klen = (uint32_t)strlen(key);
+	r.before = before;
+	r.blen = (uint32_t)blen;
+	r.has_before = before != NULL;
+	r.after = after;
+	r.alen = (uint32_t)alen;
+	r.has_after = after != NULL;
+	return r;
+}
+
+static void expect_rec(const lb_wal_rec *got, const lb_wal_rec *want)
+{
+	assert_int_equal(got->op, want->op);
+	assert_int_equal(got->tlen, want->tlen);
+	assert_memory_equal(got->table, want->table, want->tlen);
+	assert_int_equal(got->klen, want->klen);
+	assert_memory_equal(got->key, want->key, want->klen);
+	assert_int_equal(!!got->has_before, !!want->has_before);
+	if (want->has_before) {
+		assert_int_equal(got->blen, want->blen);
+		assert_non_null(got->before);
+		if (want->blen)
+			assert_memory_equal(got->before, want->before,
+			                    want->blen);
+	} else {
+		assert_null(got->before);
+		assert_int_equal(got->blen, 0);
+	}
+	assert_int_equal(!!got->has_after, !!want->has_after);
+	if (want->has_after) {
+		assert_int_equal(got->alen, want->alen);
+		assert_non_null(got->after);
+		if (want->alen)
+			assert_memory_equal(got->after, want->after,
+			                    want->alen);
+	} else {
+		assert_null(got->after);
+		assert_int_equal(got->alen, 0);
+	}
+}
+
+/* Write recs into one segment at level; return an exact-size copy. */
+static uint8_t *build(int level, const lb_wal_rec *recs, size_t n, size_t *len)
+{
+	const uint8_t *seg;
+	lb_segw w;
+	uint8_t *copy;
+	size_t i;
+
+	assert_int_equal(lb__segw_init(&w, level), 0);
+	for (i = 0; i < n; i++)
+		assert_int_equal(lb__segw_add(&w, &recs[i]), 0);
+	assert_int_equal(w.count, n);
+	assert_int_equal(lb__segw_finish(&w, &seg, len), 0);
+	copy = malloc(*len);
+	assert_non_null(copy);
+	memcpy(copy, seg, *len);
+	lb__segw_free(&w);
+	return copy;
+}
+
+static void expect_segment(const uint8_t *seg, size_t len,
+                           const lb_wal_rec *recs, size_t n)
+{
+	lb_wal_rec got;
+	lb_segr r;
+	size_t i;
+
+	lb__segr_init(&r);
+	assert_int_equal(lb__segr_load(&r, seg, len), 0);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(lb__segr_next(&r, &got), 1);
+		expect_rec(&got, &recs[i]);
+	}
+	assert_int_equal(lb__segr_next(&r, &got), 0);
+	assert_int_equal(lb__segr_next(&r, &got), 0);
+	lb__segr_free(&r);
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+	       ((uint32_t)p[3] << 24);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+/* Recompute the CRC of a (crafted) segment in place, with zlib. */
+static void fix_crc(uint8_t *seg, size_t len)
+{
+	uLong crc = crc32(crc32(0L, seg, 20), seg + 24, (uInt)(len - 24));
+	put32(seg + 20, (uint32_t)crc);
+}
+
+/* A segment around payload with the given header fields and a correct
+ * CRC; exact-size heap block. */
+static uint8_t *craft(unsigned version, unsigned codec, uint32_t raw_len,
+                      uint32_t count, const void *payload, size_t plen,
+                      size_t *len)
+{
+	uint8_t *s = malloc(24 + plen);
+
+	assert_non_null(s);
+	s[0] = 0x89;
+	s[1] = 'L';
+	s[2] = 'B';
+	s[3] = 'W';
+	s[4] = (uint8_t)version;
+	s[5] = (uint8_t)(version >> 8);
+	s[6] = (uint8_t)codec;
+	s[7] = 0;
+	put32(s + 8, raw_len);
+	put32(s + 12, count);
+	put32(s + 16, (uint32_t)plen);
+	if (plen)
+		memcpy(s + 24, payload, plen);
+	*len = 24 + plen;
+	fix_crc(s, *len);
+	return s;
+}
+
+/* A stored segment of the given records (raw msgpack bytes). */
+static int load_stored(const void *raw, size_t rawlen, uint32_t count)
+{
+	size_t len;
+	uint8_t *s = craft(1, 0, (uint32_t)rawlen, count, raw, rawlen, &len);
+	lb_segr r;
+	int rc;
+
+	lb__segr_init(&r);
+	rc = lb__segr_load(&r, s, len);
+	lb__segr_free(&r);
+	free(s);
+	return rc;
+}
+
+/* ---- round trips --------------------------------------------------------- */
+
+static void test_wal_segment__roundtrip_every_op(void **state)
+{
+	static const int levels[] = {0, 1, 9};
+	lb_wal_rec recs[] = {
+	        rec(LB_OP_TABLE, "users", "users", NULL, 0, opaque_schema,
+	            sizeof opaque_schema),
+	        rec(LB_OP_PUT, "users", "alice", NULL, 0, "v1", 2),
+	        rec(LB_OP_PUT, "users", "alice", "v1", 2, "v2", 2),
+	        rec(LB_OP_PUT, "users", "empty", NULL, 0, "", 0),
+	        rec(LB_OP_PUT, "users", "empty", "", 0, "x", 1),
+	        rec(LB_OP_DELETE, "users", "alice", "v2", 2, NULL, 0),
+	        rec(LB_OP_DELETE, "users", "empty", "", 0, NULL, 0),
+	        rec(LB_OP_PUT, "A-z_0.9-", "k", NULL, 0, "v", 1),
+	        rec(LB_OP_TABLE, "users", "users", opaque_schema,
+	            sizeof opaque_schema, NULL, 0),
+	};
+	size_t i, len;
+	(void)state;
+
+	for (i = 0; i < 3; i++) {
+		uint8_t *seg = build(levels[i], recs, 9, &len);
+		lb_seg_hdr h;
+
+		assert_int_equal(lb__seg_header(seg, len, &h), 0);
+		assert_int_equal(h.version, 1);
+		assert_int_equal(h.count, 9);
+		assert_int_equal(h.stored_len, len - 24);
+		expect_segment(seg, len, recs, 9);
+		free(seg);
+	}
+}
+
+/* Deterministic, moderately compressible bytes. */
+static uint8_t *pattern(size_t n, uint64_t seed)
+{
+	uint8_t *p = malloc(n ? n : 1);
+	uint64_t s = seed, x = 0;
+	size_t i;
+
+	assert_non_null(p);
+	for (i = 0; i < n; i++) {
+		if (i % 8 == 0)
+			x = th_rand(&s);
+		p[i] = (uint8_t)("abcdefgh"[x & 7] + (i % 64 == 0));
+		x >>= 8;
+	}
+	return p;
+}
+
+static void test_wal_segment__roundtrip_large_values(void **state)
+{
+	static const int levels[] = {0, 1, 9};
+	size_t mib = 1u << 20, i, len;
+	uint8_t *a = pattern(mib, 1), *b = pattern(mib, 2);
+	uint8_t *big1 = pattern(LB_VALUE_MAX, 3),
+	        *big2 = pattern(LB_VALUE_MAX, 4);
+	(void)state;
+
+	for (i = 0; i < 3; i++) {
+		lb_wal_rec recs[] = {
+		        rec(LB_OP_PUT, "t", "one-mib", b, mib, a, mib),
+		        rec(LB_OP_DELETE, "t", "one-mib", a, mib, NULL, 0),
+		};
+		uint8_t *seg = build(levels[i], recs, 2, &len);
+		if (levels[i])
+			assert_int_equal(seg[6], 1); /* it compressed */
+		expect_segment(seg, len, recs, 2);
+		free(seg);
+	}
+	/* The largest record: both images at LB_VALUE_MAX. */
+	for (i = 0; i < 2; i++) {
+		lb_wal_rec recs[] = {
+		        rec(LB_OP_PUT, "t", "max", big1, LB_VALUE_MAX, big2,
+		            LB_VALUE_MAX),
+		};
+		uint8_t *seg = build(levels[i], recs, 1, &len);
+		lb_seg_hdr h;
+		assert_int_equal(lb__seg_header(seg, len, &h), 0);
+		assert_true(h.raw_len > 2 * LB_VALUE_MAX);
+		expect_segment(seg, len, recs, 1);
+		free(seg);
+	}
+	free(a);
+	free(b);
+	free(big1);
+	free(big2);
+}
+
+/* Many records, several segments through one writer and one reader. */
+static void test_wal_segment__many_records(void **state)
+{
+	enum { N = 20000, PER = 3000 };
+	uint64_t rs = th_seed(77);
+	lb_wal_rec *recs = calloc(N, sizeof *recs);
+	char(*keys)[24] = calloc(N, sizeof *keys);
+	uint8_t *vals = pattern(600, 5);
+	lb_segw w;
+	lb_segr r;
+	size_t i, done = 0, segs = 0;
+	(void)state;
+
+	assert_non_null(recs);
+	assert_non_null(keys);
+	for (i = 0; i < N; i++) {
+		int op = 1 + (int)th_below(&rs, 2);
+		size_t bl = th_below(&rs, 300), al = th_below(&rs, 300);
+		snprintf(keys[i], sizeof keys[i], "k%zu", i);
+		recs[i] = rec(
+		        op, i % 2 ? "odd" : "even", keys[i],
+		        op == LB_OP_DELETE || th_below(&rs, 2)
+		                ? vals + th_below(&rs, 300)
+		                : NULL,
+		        bl, op == LB_OP_PUT ? vals + th_below(&rs, 300) : NULL,
+		        al);
+	}
+	assert_int_equal(lb__segw_init(&w, 1), 0);
+	lb__segr_init(&r);
+	while (done < N) {
+		size_t n = N - done < PER ? N - done : PER, len, k;
+		const uint8_t *seg;
+		lb_wal_rec got;
+		int rc;
+
+		for (k = 0; k < n; k++)
+			assert_int_equal(lb__segw_add(&w, &recs[done + k]), 0);
+		assert_int_equal(lb__segw_finish(&w, &seg, &len), 0);
+		assert_int_equal(lb__segw_rawlen(&w), 0);
+		assert_int_equal(w.count, 0);
+		assert_int_equal(lb__segr_load(&r, seg, len), 0);
+		for (k = 0; k < n; k++) {
+			rc = lb__segr_next(&r, &got);
+			th_assert_seeded(rc == 1);
+			expect_rec(&got, &recs[done + k]);
+		}
+		assert_int_equal(lb__segr_next(&r, &got), 0);
+		done += n;
+		segs++;
+	}
+	assert_int_equal(segs, (N + PER - 1) / PER);
+	lb__segw_free(&w);
+	lb__segr_free(&r);
+	free(recs);
+	free(keys);
+	free(vals);
+}
+
+/* Incompressible records are stored (codec 0) even at level 9. */
+static void test_wal_segment__incompressible_is_stored(void **state)
+{
+	uint8_t noise[4096];
+	uint64_t s = 99;
+	size_t i, len;
+	lb_wal_rec recs[1];
+	uint8_t *seg;
+	(void)state;
+
+	for (i = 0; i < sizeof noise; i++)
+		noise[i] = (uint8_t)th_rand(&s);
+	recs[0] = rec(LB_OP_PUT, "t", "noise", NULL, 0, noise, sizeof noise);
+	seg = build(9, recs, 1, &len);
+	assert_int_equal(seg[6], 0);
+	assert_int_equal(le32(seg + 8), le32(seg + 16));
+	expect_segment(seg, len, recs, 1);
+	free(seg);
+}
+
+/* ---- golden segments: FORMAT.md's worked example ------------------------- */
+
+/* Written from the spec by hand: [1, "users", b"alice", nil, b"hi"] and
+ * [2, "users", b"bob", b"old", nil]; CRC-32 computed independently. */
+static const uint8_t golden_stored[] = {
+        0x89, 0x4c, 0x42, 0x57, /* magic */
+        0x01, 0x00,             /* version 1 */
+        0x00,                   /* codec 0: stored */
+        0x00,                   /* flags */
+        0x27, 0x00, 0x00, 0x00, /* raw length 39 */
+        0x02, 0x00, 0x00, 0x00, /* 2 records */
+        0x27, 0x00, 0x00, 0x00, /* stored length 39 */
+        0x5b, 0x71, 0xff, 0xe7, /* CRC-32 0xe7ff715b */
+        0x95, 0x01, 0xa5, 'u',  's',  'e',  'r',  's',  0xc4, 0x05,
+        'a',  'l',  'i',  'c',  'e',  0xc0, 0xc4, 0x02, 'h',  'i',
+        0x95, 0x02, 0xa5, 'u',  's',  'e',  'r',  's',  0xc4, 0x03,
+        'b',  'o',  'b',  0xc4, 0x03, 'o',  'l',  'd',  0xc0,
+};
+
+/* The same records as a zlib stream (RFC 1950, made by another zlib user
+ * at level 9). It is larger than the raw bytes: a reader still takes it. */
+static const uint8_t golden_zlib[] = {
+        0x89, 0x4c, 0x42, 0x57, 0x01, 0x00, 0x01, 0x00, 0x27, 0x00, 0x00, 0x00,
+        0x02, 0x00, 0x00, 0x00, 0x2b, 0x00, 0x00, 0x00, 0x24, 0x3d, 0x87, 0x34,
+        0x78, 0xda, 0x9b, 0xca, 0xb8, 0xb4, 0xb4, 0x38, 0xb5, 0xa8, 0xf8, 0x08,
+        0x6b, 0x62, 0x4e, 0x66, 0x72, 0xea, 0x81, 0x23, 0x4c, 0x19, 0x99, 0x53,
+        0x99, 0xa0, 0x62, 0xcc, 0x49, 0xf9, 0x49, 0x47, 0x98, 0xf3, 0x73, 0x52,
+        0x0e, 0x00, 0x00, 0x4c, 0x6c, 0x10, 0xba,
+};
+
+static lb_wal_rec golden_recs[2];
+
+static void set_golden_recs(void)
+{
+	golden_recs[0] = rec(LB_OP_PUT, "users", "alice", NULL, 0, "hi", 2);
+	golden_recs[1] = rec(LB_OP_DELETE, "users", "bob", "old", 3, NULL, 0);
+}
+
+static void test_wal_segment__golden_stored(void **state)
+{
+	size_t len;
+	uint8_t *seg;
+	(void)state;
+
+	set_golden_recs();
+	expect_segment(golden_stored, sizeof golden_stored, golden_recs, 2);
+	/* The writer produces exactly these bytes. */
+	seg = build(0, golden_recs, 2, &len);
+	assert_int_equal(len, sizeof golden_stored);
+	assert_memory_equal(seg, golden_stored, len);
+	free(seg);
+	/* And so does a compressing writer, since compressing does not pay. */
+	seg = build(1, golden_recs, 2, &len);
+	assert_int_equal(len, sizeof golden_stored);
+	assert_memory_equal(seg, golden_stored, len);
+	free(seg);
+}
+
+static void test_wal_segment__golden_zlib(void **state)
+{
+	(void)state;
+	set_golden_recs();
+	expect_segment(golden_zlib, sizeof golden_zlib, golden_recs, 2);
+}
+
+/* ---- damage to real segments --------------------------------------------- */
+
+/* A few records that compress well, so level 1 gives codec 1. */
+static uint8_t *sample(int level, size_t *len)
+{
+	static const char v[] =
+	        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	lb_wal_rec recs[] = {
+	        rec(LB_OP_TABLE, "tbl", "tbl", NULL, 0, opaque_schema,
+	            sizeof opaque_schema),
+	        rec(LB_OP_PUT, "tbl", "key-1", NULL, 0, v, sizeof v - 1),
+	        rec(LB_OP_PUT, "tbl", "key-1", v, sizeof v - 1, v, 20),
+	        rec(LB_OP_DELETE, "tbl", "key-1", v, 20, NULL, 0),
+	};
+	uint8_t *seg = build(level, recs, 4, len);
+
+	assert_int_equal(seg[6], level ? 1 : 0);
+	return seg;
+}
+
+/* Every byte xor every mask: LB_ECORRUPT, except that the version field
+ * gives LB_EVERSION when it becomes greater than 1. */
+static void test_wal_segment__every_byte_flip(void **state)
+{
+	int level;
+	(void)state;
+
+	for (level = 0; level <= 1; level++) {
+		size_t len, i;
+		uint8_t *seg = sample(level, &len);
+		lb_segr r;
+
+		lb__segr_init(&r);
+		assert_int_equal(lb__segr_load(&r, seg, len), 0);
+		for (i = 0; i < len; i++) {
+			unsigned mask;
+			for (mask = 1; mask < 256; mask++) {
+				lb_wal_rec got;
+				int rc, want = LB_ECORRUPT;
+
+				seg[i] ^= (uint8_t)mask;
+				if (i == 4 && (seg[4] | seg[5] << 8) > 1)
+					want = LB_EVERSION;
+				if (i == 5)
+					want = LB_EVERSION;
+				rc = lb__segr_load(&r, seg, len);
+				seg[i] ^= (uint8_t)mask;
+				if (rc != want)
+					fail_msg("level %d byte %zu mask "
+					         "0x%02x: "
+					         "%d (%s)",
+					         level, i, mask, rc,
+					         lb_errmsg());
+				assert_true(lb_errmsg()[0] != '\0');
+				/* A failed load yields nothing. */
+				assert_int_equal(lb__segr_next(&r, &got), 0);
+			}
+		}
+		lb__segr_free(&r);
+		free(seg);
+	}
+}
+
+/* Every truncation, and one byte too many. */
+static void test_wal_segment__every_truncation(void **state)
+{
+	int level;
+	(void)state;
+
+	for (level = 0; level <= 1; level++) {
+		size_t len, k;
+		uint8_t *seg = sample(level, &len), *p;
+		lb_segr r;
+
+		lb__segr_init(&r);
+		for (k = 0; k < len; k++) {
+			p = malloc(k ? k : 1);
+			memcpy(p, seg, k);
+			assert_int_equal(lb__segr_load(&r, p, k), LB_ECORRUPT);
+			free(p);
+		}
+		p = malloc(len + 1);
+		memcpy(p, seg, len);
+		p[len] = 0;
+		assert_int_equal(lb__segr_load(&r, p, len + 1), LB_ECORRUPT);
+		assert_non_null(strstr(lb_errmsg(), "stored length"));
+		free(p);
+		lb__segr_free(&r);
+		free(seg);
+	}
+}
+
+/*
+ * Past the CRC: every payload byte changed, with the CRC recomputed (a
+ * writer bug or a forged segment). Each result is refused or is a segment
+ * of valid records; nothing reads out of bounds (run under ASan).
+ */
+static void test_wal_segment__payload_flips_with_valid_crc(void **state)
+{
+	int level;
+	(void)state;
+
+	for (level = 0; level <= 1; level++) {
+		size_t len, i;
+		uint8_t *seg = sample(level, &len);
+		lb_segr r;
+		unsigned ok = 0;
+
+		lb__segr_init(&r);
+		for (i = 24; i < len; i++) {
+			static const uint8_t masks[] = {0x01, 0x02, 0x04, 0x08,
+			                                0x10, 0x20, 0x40, 0x80,
+			                                0xff, 0x55};
+			size_t k;
+			for (k = 0; k < sizeof masks; k++) {
+				lb_wal_rec got;
+				int rc, n = 0;
+
+				seg[i] ^= masks[k];
+				fix_crc(seg, len);
+				rc = lb__segr_load(&r, seg, len);
+				if (rc != 0 && rc != LB_ECORRUPT)
+					fail_msg("byte %zu mask %x: %d %s", i,
+					         masks[k], rc, lb_errmsg());
+				while (rc == 0) {
+					rc = lb__segr_next(&r, &got);
+					if (rc != 1)
+						break;
+					rc = 0;
+					assert_true(got.op >= 1 && got.op <= 3);
+					assert_true(got.tlen >= 1 &&
+					            got.tlen <= 64);
+					assert_true(got.klen >= 1 &&
+					            got.klen <= 511);
+					n++;
+				}
+				assert_true(rc == 0 || rc == LB_ECORRUPT);
+				if (rc == 0 && n == 4)
+					ok++;
+				seg[i] ^= masks[k];
+			}
+		}
+		fix_crc(seg, len);
+		assert_int_equal(lb__segr_load(&r, seg, len), 0);
+		/* Changing bytes inside the values (codec 0) gives valid
+		 * but different segments: the CRC is what catches those. */
+		if (level == 0)
+			assert_true(ok > 0);
+		lb__segr_free(&r);
+		free(seg);
+	}
+}
+
+/* ---- the header's rules, each broken with a correct CRC ------------------ */
+
+static void test_wal_segment__header_rules(void **state)
+{
+	size_t len;
+	uint8_t *s;
+	lb_seg_hdr h;
+	lb_segr r;
+	uint8_t byte = 0;
+	(void)state;
+
+	lb__segr_init(&r);
+	/* Sanity: the crafted golden segment is valid. */
+	s = craft(1, 0, 39, 2, golden_stored + 24, 39, &len);
+	assert_memory_equal(s, golden_stored, len);
+	assert_int_equal(lb__seg_header(s, len, &h), 0);
+	assert_int_equal(h.raw_len, 39);
+	assert_int_equal(h.crc, 0xe7ff715bu);
+	free(s);
+
+	s = craft(1, 0, 39, 2, golden_stored + 24, 39, &len);
+	s[3] = 'X';
+	fix_crc(s, len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "magic"));
+	free(s);
+
+	s = craft(0, 0, 39, 2, golden_stored + 24, 39, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	free(s);
+	s = craft(2, 0, 39, 2, golden_stored + 24, 39, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_EVERSION);
+	assert_non_null(strstr(lb_errmsg(), "version 2 is newer"));
+	free(s);
+	s = craft(0xffff, 0, 39, 2, golden_stored + 24, 39, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_EVERSION);
+	free(s);
+
+	s = craft(1, 2, 39, 2, golden_stored + 24, 39, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "codec"));
+	free(s);
+
+	s = craft(1, 0, 39, 2, golden_stored + 24, 39, &len);
+	s[7] = 0x01;
+	fix_crc(s, len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "flags"));
+	free(s);
+
+	/* stored length disagreeing with the value's length */
+	s = craft(1, 0, 39, 2, golden_stored + 24, 39, &len);
+	put32(s + 16, 38);
+	fix_crc(s, len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "stored length"));
+	free(s);
+
+	/* codec 0 with raw != stored */
+	s = craft(1, 0, 38, 2, golden_stored + 24, 39, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	free(s);
+
+	/* counts: 0, over the cap, more than raw_len / 10 */
+	s = craft(1, 0, 39, 0, golden_stored + 24, 39, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "count"));
+	free(s);
+	s = craft(1, 0, 39, LB__SEG_COUNT_MAX + 1, golden_stored + 24, 39,
+	          &len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	free(s);
+	s = craft(1, 0, 39, 4, golden_stored + 24, 39, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "count 4"));
+	free(s);
+	/* count 3 passes the header check (39 / 10) but not the records */
+	s = craft(1, 0, 39, 3, golden_stored + 24, 39, &len);
+	assert_int_equal(lb__seg_header(s, len, &h), 0);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	free(s);
+	/* count 1: a record too few, so bytes follow the last one */
+	s = craft(1, 0, 39, 1, golden_stored + 24, 39, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "19 bytes follow"));
+	free(s);
+
+	/* NULL and empty input */
+	assert_int_equal(lb__segr_load(&r, NULL, 0), LB_ECORRUPT);
+	assert_int_equal(lb__segr_load(&r, &byte, 0), LB_ECORRUPT);
+	lb__segr_free(&r);
+}
+
+/* A tiny value claiming 48 MiB + 1 raw bytes is refused before any buffer
+ * is sized; an exact claim with no data behind it allocates nothing big
+ * either, as the CRC and length checks come first. */
+static void
+test_wal_segment__huge_claims_refused_before_allocating(void **state)
+{
+	static const uint8_t tiny[] = {0x78, 0x9c, 0x03, 0x00,
+	                               0x00, 0x00, 0x00, 0x01};
+	size_t len;
+	uint8_t *s;
+	lb_segr r;
+	(void)state;
+
+	lb__segr_init(&r);
+	s = craft(1, 1, LB__SEG_RAW_MAX + 1, 1, tiny, sizeof tiny, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "cap"));
+	assert_int_equal(r.raw.cap, 0);
+	free(s);
+	s = craft(1, 1, UINT32_MAX, 1, tiny, sizeof tiny, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	assert_int_equal(r.raw.cap, 0);
+	free(s);
+	/* A damaged CRC on a 48 MiB claim: refused before allocating too. */
+	s = craft(1, 1, LB__SEG_RAW_MAX, 1, tiny, sizeof tiny, &len);
+	s[20] ^= 1;
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	assert_int_equal(r.raw.cap, 0);
+	free(s);
+	lb__segr_free(&r);
+}
+
+/* ---- the zlib payload ---------------------------------------------------- */
+
+static uint8_t *zlib_of(const void *raw, size_t n, size_t *zlen)
+{
+	uLongf cap = compressBound((uLong)n);
+	uint8_t *z = malloc(cap);
+
+	assert_non_null(z);
+	assert_int_equal(compress2(z, &cap, raw, (uLong)n, 6), Z_OK);
+	*zlen = cap;
+	return z;
+}
+
+static void test_wal_segment__zlib_rules(void **state)
+{
+	const uint8_t *raw = golden_stored + 24;
+	uint8_t *z, *s, *buf;
+	size_t zlen, len;
+	lb_segr r;
+	(void)state;
+
+	lb__segr_init(&r);
+	z = zlib_of(raw, 39, &zlen);
+	s = craft(1, 1, 39, 2, z, zlen, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), 0);
+	free(s);
+
+	/* Raw length one more than the stream gives: short output. */
+	s = craft(1, 1, 40, 2, z, zlen, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "inflates to 39 bytes"));
+	free(s);
+	/* One less: extra output. */
+	s = craft(1, 1, 38, 2, z, zlen, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "more than"));
+	free(s);
+	/* Bytes after the stream inside the payload. */
+	buf = malloc(zlen + 16);
+	memcpy(buf, z, zlen);
+	memcpy(buf + zlen, "\0\0\0", 3);
+	s = craft(1, 1, 39, 2, buf, zlen + 3, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "3 bytes follow"));
+	free(s);
+	/* The stream cut short (every cut). */
+	{
+		size_t k;
+		for (k = 0; k < zlen; k++) {
+			s = craft(1, 1, 39, 2, z, k, &len);
+			assert_int_equal(lb__segr_load(&r, s, len),
+			                 LB_ECORRUPT);
+			free(s);
+		}
+	}
+	/* Raw deflate (no zlib header) and gzip are not zlib streams. */
+	s = craft(1, 1, 39, 2, z + 2, zlen - 6, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+	free(s);
+	{
+		static const uint8_t gz[] = {0x1f, 0x8b, 0x08, 0, 0,
+		                             0,    0,    0,    0, 0x03};
+		memcpy(buf, gz, sizeof gz);
+		memcpy(buf + sizeof gz, z + 2, zlen - 6);
+		s = craft(1, 1, 39, 2, buf, sizeof gz + zlen - 6, &len);
+		assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+		free(s);
+	}
+	/* A zlib header asking for a preset dictionary (FDICT). */
+	{
+		uint8_t d[] = {0x78, 0xbb, 0, 0, 0, 1, 0x03, 0x00};
+		/* 0x78bb: FDICT set, and 0x78bb % 31 == 0 */
+		assert_int_equal(((0x78 << 8) | 0xbb) % 31, 0);
+		s = craft(1, 1, 39, 2, d, sizeof d, &len);
+		assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
+		assert_non_null(strstr(lb_errmsg(), "dictionary"));
+		free(s);
+	}
+	/* After all these failures the reader still works. */
+	s = craft(1, 1, 39, 2, z, zlen, &len);
+	assert_int_equal(lb__segr_load(&r, s, len), 0);
+	free(s);
+	free(buf);
+	free(z);
+	lb__segr_free(&r);
+}
+
+/* ---- the record grammar, each rule broken -------------------------------- */
+
+/* Raw records built with the writers (any widths wanted are spelled out
+ * as bytes). */
+typedef struct {
+	lb_buf b;
+} raw_t;
+
+static void r_init(raw_t *r)
+{
+	lb__buf_init(&r->b);
+}
+
+static void r_str(raw_t *r, const char *s)
+{
+	assert_int_equal(lb__mpw_str(&r->b, s, strlen(s)), 0);
+}
+
+static void r_bin(raw_t *r, const char *s)
+{
+	assert_int_equal(lb__mpw_bin(&r->b, s, strlen(s)), 0);
+}
+
+/* Images are (pointer, length) pairs; NIL is nil. */
+#define IMG(lit) lit, sizeof(lit) - 1
+#define NIL NULL, 0
+
+/* One record from parts. */
+static void r_rec(raw_t *r, unsigned n, uint64_t op, const char *table,
+                  const char *key, const char *before, size_t blen,
+                  const char *after, size_t alen)
+{
+	assert_int_equal(lb__mpw_array(&r->b, n), 0);
+	assert_int_equal(lb__mpw_uint(&r->b, op), 0);
+	r_str(r, table);
+	r_bin(r, key);
+	if (before)
+		assert_int_equal(lb__mpw_bin(&r->b, before, blen), 0);
+	else
+		assert_int_equal(lb__mpw_nil(&r->b), 0);
+	if (after)
+		assert_int_equal(lb__mpw_bin(&r->b, after, alen), 0);
+	else
+		assert_int_equal(lb__mpw_nil(&r->b), 0);
+}
+
+static int one(unsigned n, uint64_t op, const char *table, const char *key,
+               const char *before, size_t blen, const char *after, size_t alen)
+{
+	raw_t r;
+	int rc;
+
+	r_init(&r);
+	r_rec(&r, n, op, table, key, before, blen, after, alen);
+	if (n == 6)
+		assert_int_equal(lb__mpw_nil(&r.b), 0);
+	rc = load_stored(r.b.data, r.b.len, 1);
+	lb__buf_free(&r.b);
+	return rc;
+}
+
+static void test_wal_segment__record_rules(void **state)
+{
+	char t65[66], k512[513], k511[512];
+	(void)state;
+
+	memset(t65, 't', 65);
+	t65[65] = 0;
+	memset(k512, 'k', 512);
+	k512[512] = 0;
+	memset(k511, 'k', 511);
+	k511[511] = 0;
+
+	assert_int_equal(one(5, 1, "t", "k", NIL, IMG("v")), 0);
+	assert_int_equal(one(5, 1, "t", "k", IMG(""), IMG("")), 0);
+	if (one(5, 1, t65 + 1, k511, NIL, IMG("")) != 0)
+		fail_msg("%s", lb_errmsg());
+	/* arity */
+	assert_int_equal(one(4, 1, "t", "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "not 5"));
+	assert_int_equal(one(6, 1, "t", "k", NIL, IMG("v")), LB_ECORRUPT);
+	/* ops */
+	assert_int_equal(one(5, 0, "t", "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "unknown op 0"));
+	assert_int_equal(one(5, 4, "t", "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_int_equal(one(5, 1ull << 40, "t", "k", NIL, IMG("v")),
+	                 LB_ECORRUPT);
+	/* table names */
+	assert_int_equal(one(5, 1, "", "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_int_equal(one(5, 1, t65, "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_int_equal(one(5, 1, "a/b", "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_int_equal(one(5, 1, "a b", "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_int_equal(one(5, 1, "caf\xc3\xa9", "k", NIL, IMG("v")),
+	                 LB_ECORRUPT);
+	/* keys */
+	assert_int_equal(one(5, 1, "t", "", NIL, IMG("v")), LB_ECORRUPT);
+	assert_int_equal(one(5, 1, "t", k512, NIL, IMG("v")), LB_ECORRUPT);
+	/* images against ops */
+	assert_int_equal(one(5, 1, "t", "k", IMG("v"), NIL), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "PUT without"));
+	assert_int_equal(one(5, 2, "t", "k", NIL, NIL), LB_ECORRUPT);
+	assert_int_equal(one(5, 2, "t", "k", IMG("v"), IMG("w")), LB_ECORRUPT);
+	assert_int_equal(one(5, 2, "t", "k", IMG("v"), NIL), 0);
+	assert_int_equal(one(5, 3, "t", "t", NIL, NIL), LB_ECORRUPT);
+	assert_int_equal(one(5, 3, "t", "u", NIL, IMG("\x94\x01\x00\xc2\x90")),
+	                 LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "key is not its table"));
+	assert_int_equal(
+	        one(5, 3, "t", "t", IMG("x"), IMG("\x94\x01\x00\xc2\x90")),
+	        LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "exactly one image"));
+	/* a drop: the schema as the before-image */
+	assert_int_equal(one(5, 3, "t", "t", IMG("\x94\x01\x00\xc2\x90"), NIL),
+	                 0);
+	assert_int_equal(one(5, 3, "t", "t", IMG("\x94\x01\x00\xc2"), NIL),
+	                 LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "invalid schema"));
+	assert_int_equal(one(5, 3, "t", "t", NIL, IMG("\x94\x01\x00\xc2\x90")),
+	                 0);
+	assert_int_equal(
+	        one(5, 3, "t", "t", NIL, IMG("\x94\x01\x01\xc2\x90\x00")),
+	        LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "invalid schema"));
+}
+
+/* Types other than the grammar's, spelled as bytes. */
+static void test_wal_segment__record_types(void **state)
+{
+	/* [1, "t", "k" as str, nil, b"v"] */
+	static const uint8_t key_str[] = {0x95, 0x01, 0xa1, 't',  0xa1,
+	                                  'k',  0xc0, 0xc4, 0x01, 'v'};
+	/* [1, b"t", b"k", nil, b"v"]: table as bin */
+	static const uint8_t table_bin[] = {0x95, 0x01, 0xc4, 0x01, 't',  0xc4,
+	                                    0x01, 'k',  0xc0, 0xc4, 0x01, 'v'};
+	/* after as str */
+	static const uint8_t after_str[] = {0x95, 0x01, 0xa1, 't',  0xc4,
+	                                    0x01, 'k',  0xc0, 0xa1, 'v'};
+	/* before false instead of nil */
+	static const uint8_t before_false[] = {
+	        0x95, 0x01, 0xa1, 't', 0xc4, 0x01, 'k', 0xc2, 0xc4, 0x01, 'v'};
+	/* op as -1 and as 1.0 */
+	static const uint8_t op_neg[] = {0x95, 0xff, 0xa1, 't',  0xc4, 0x01,
+	                                 'k',  0xc0, 0xc4, 0x01, 'v'};
+	static const uint8_t op_float[] = {0x95, 0xca, 0x3f, 0x80, 0x00,
+	                                   0x00, 0xa1, 't',  0xc4, 0x01,
+	                                   'k',  0xc0, 0xc4, 0x01, 'v'};
+	/* a map instead of an array */
+	static const uint8_t as_map[] = {0x85, 0x01, 0xa1, 't',  0xc4, 0x01,
+	                                 'k',  0xc0, 0xc4, 0x01, 'v',  0xc0};
+	(void)state;
+
+	assert_int_equal(load_stored(key_str, sizeof key_str, 1), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "key: msgpack: bin expected, "
+	                                    "found str"));
+	assert_int_equal(load_stored(table_bin, sizeof table_bin, 1),
+	                 LB_ECORRUPT);
+	assert_int_equal(load_stored(after_str, sizeof after_str, 1),
+	                 LB_ECORRUPT);
+	assert_int_equal(load_stored(before_false, sizeof before_false, 1),
+	                 LB_ECORRUPT);
+	assert_int_equal(load_stored(op_neg, sizeof op_neg, 1), LB_ECORRUPT);
+	assert_int_equal(load_stored(op_float, sizeof op_float, 1),
+	                 LB_ECORRUPT);
+	assert_int_equal(load_stored(as_map, sizeof as_map, 1), LB_ECORRUPT);
+}
+
+/* Readers MUST accept every width (§4): the widest forms decode. */
+static void test_wal_segment__record_any_width(void **state)
+{
+	static const uint8_t wide[] = {
+	        0xdd, 0,    0,   0,   5,                 /* array 32 */
+	        0xcf, 0,    0,   0,   0, 0,   0,   0, 1, /* op: uint 64 */
+	        0xdb, 0,    0,   0,   1, 't',            /* table: str 32 */
+	        0xc6, 0,    0,   0,   1, 'k',            /* key: bin 32 */
+	        0xc6, 0,    0,   0,   0,           /* before: bin 32, empty */
+	        0xc6, 0,    0,   0,   2, 'v', 'w', /* after: bin 32 */
+	        0xdc, 0,    5,                     /* array 16 */
+	        0xd0, 0x02,                        /* op: int 8 */
+	        0xd9, 1,    't',                   /* table: str 8 */
+	        0xc5, 0,    1,   'k',              /* key: bin 16 */
+	        0xc4, 1,    'v',                   /* before: bin 8 */
+	        0xc0,                              /* after: nil */
+	};
+	lb_wal_rec got;
+	size_t len;
+	uint8_t *s = craft(1, 0, sizeof wide, 2, wide, sizeof wide, &len);
+	lb_segr r;
+	(void)state;
+
+	lb__segr_init(&r);
+	assert_int_equal(lb__segr_load(&r, s, len), 0);
+	assert_int_equal(lb__segr_next(&r, &got), 1);
+	assert_int_equal(got.op, LB_OP_PUT);
+	assert_int_equal(got.tlen, 1);
+	assert_int_equal(got.has_before, 1);
+	assert_int_equal(got.blen, 0);
+	assert_int_equal(got.alen, 2);
+	assert_memory_equal(got.after, "vw", 2);
+	assert_int_equal(lb__segr_next(&r, &got), 1);
+	assert_int_equal(got.op, LB_OP_DELETE);
+	assert_int_equal(got.has_after, 0);
+	assert_int_equal(lb__segr_next(&r, &got), 0);
+	lb__segr_free(&r);
+	free(s);
+}
+
+/* An image one byte over 16 MiB is refused. */
+static void test_wal_segment__record_image_over_limit(void **state)
+{
+	size_t n = (size_t)LB_VALUE_MAX + 1;
+	raw_t r;
+	uint8_t *img = calloc(1, n);
+	(void)state;
+
+	assert_non_null(img);
+	r_init(&r);
+	assert_int_equal(lb__mpw_array(&r.b, 5), 0);
+	assert_int_equal(lb__mpw_uint(&r.b, 1), 0);
+	r_str(&r, "t");
+	r_bin(&r, "k");
+	assert_int_equal(lb__mpw_nil(&r.b), 0);
+	assert_int_equal(lb__mpw_bin(&r.b, img, n), 0);
+	assert_int_equal(load_stored(r.b.data, r.b.len, 1), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "16 MiB"));
+	lb__buf_free(&r.b);
+	free(img);
+}
+
+/* ---- the writer ---------------------------------------------------------- */
+
+static void test_wal_segment__writer_rejects(void **state)
+{
+	char t65[66], k512[513];
+	lb_wal_rec bad[20];
+	size_t n = 0, i, len;
+	const uint8_t *seg;
+	lb_segw w;
+	lb_wal_rec ok = rec(LB_OP_PUT, "t", "k", NULL, 0, "v", 1);
+	(void)state;
+
+	memset(t65, 't', 65);
+	t65[65] = 0;
+	memset(k512, 'k', 512);
+	k512[512] = 0;
+	bad[n] = ok;
+	bad[n++].op = 0;
+	bad[n] = ok;
+	bad[n++].op = 4;
+	bad[n++] = rec(LB_OP_PUT, "", "k", NULL, 0, "v", 1);
+	bad[n++] = rec(LB_OP_PUT, t65, "k", NULL, 0, "v", 1);
+	bad[n++] = rec(LB_OP_PUT, "a:b", "k", NULL, 0, "v", 1);
+	bad[n++] = rec(LB_OP_PUT, "t", "", NULL, 0, "v", 1);
+	bad[n++] = rec(LB_OP_PUT, "t", k512, NULL, 0, "v", 1);
+	bad[n++] = rec(LB_OP_PUT, "t", "k", "v", 1, NULL, 0);
+	bad[n++] = rec(LB_OP_DELETE, "t", "k", NULL, 0, NULL, 0);
+	bad[n++] = rec(LB_OP_DELETE, "t", "k", "v", 1, "w", 1);
+	bad[n++] = rec(LB_OP_TABLE, "t", "u", NULL, 0, opaque_schema,
+	               sizeof opaque_schema);
+	bad[n++] = rec(LB_OP_TABLE, "t", "t", "x", 1, opaque_schema,
+	               sizeof opaque_schema);
+	bad[n++] = rec(LB_OP_TABLE, "t", "t", "\x95", 1, NULL, 0);
+	bad[n++] = rec(LB_OP_TABLE, "t", "t", NULL, 0, NULL, 0);
+	bad[n++] = rec(LB_OP_TABLE, "t", "t", NULL, 0, "\x95", 1);
+	bad[n] = ok;
+	bad[n++].alen = LB_VALUE_MAX + 1; /* refused on the length alone */
+	bad[n] = ok;
+	bad[n].has_before = 1;
+	bad[n++].blen = LB_VALUE_MAX + 1;
+
+	assert_int_equal(lb__segw_init(&w, 1), 0);
+	assert_int_equal(lb__segw_add(&w, &ok), 0);
+	for (i = 0; i < n; i++) {
+		size_t raw = lb__segw_rawlen(&w);
+		if (lb__segw_add(&w, &bad[i]) != LB_EINVAL)
+			fail_msg("bad record %zu accepted", i);
+		assert_non_null(strstr(lb_errmsg(), "invalid change record"));
+		assert_int_equal(lb__segw_rawlen(&w), raw);
+		assert_int_equal(w.count, 1);
+	}
+	assert_int_equal(lb__segw_finish(&w, &seg, &len), 0);
+	expect_segment(seg, len, &ok, 1);
+	lb__segw_free(&w);
+}
+
+static void test_wal_segment__writer_misuse(void **state)
+{
+	const uint8_t *seg = (const uint8_t *)"x";
+	size_t len = 1;
+	lb_segw w;
+	(void)state;
+
+	assert_int_equal(lb__segw_init(&w, -1), LB_EINVAL);
+	lb__segw_free(&w);
+	assert_int_equal(lb__segw_init(&w, 10), LB_EINVAL);
+	lb__segw_free(&w);
+	assert_int_equal(lb__segw_init(&w, 0), 0);
+	assert_int_equal(lb__segw_finish(&w, &seg, &len), LB_EINVAL);
+	assert_null(seg);
+	assert_int_equal(len, 0);
+	lb__segw_free(&w);
+	lb__segw_free(&w); /* twice is harmless */
+	lb__segw_free(NULL);
+}
+
+/* A record that would take the open segment past 48 MiB does not fit:
+ * LB_ETOOBIG, nothing changed; after finishing, it goes in. */
+static void test_wal_segment__writer_segment_full(void **state)
+{
+	uint8_t *img = pattern(LB_VALUE_MAX, 8);
+	lb_wal_rec big = rec(LB_OP_PUT, "t", "big", img, LB_VALUE_MAX, img,
+	                     LB_VALUE_MAX);
+	lb_wal_rec half =
+	        rec(LB_OP_PUT, "t", "half", NULL, 0, img, LB_VALUE_MAX);
+	const uint8_t *seg;
+	size_t len, raw;
+	lb_segw w;
+	(void)state;
+
+	assert_int_equal(lb__segw_init(&w, 0), 0);
+	assert_true(lb__segw_fits(&w, &big));
+	assert_int_equal(lb__segw_add(&w, &big), 0);
+	raw = lb__segw_rawlen(&w);
+	/* 32 MiB + 16 MiB + record overhead > 48 MiB */
+	assert_false(lb__segw_fits(&w, &half));
+	assert_int_equal(lb__segw_add(&w, &half), LB_ETOOBIG);
+	assert_non_null(strstr(lb_errmsg(), "finish it first"));
+	assert_int_equal(lb__segw_rawlen(&w), raw);
+	assert_int_equal(w.count, 1);
+	assert_int_equal(lb__segw_finish(&w, &seg, &len), 0);
+	assert_int_equal(len, 24 + raw);
+	assert_true(lb__segw_fits(&w, &half));
+	assert_int_equal(lb__segw_add(&w, &half), 0);
+	assert_int_equal(lb__segw_finish(&w, &seg, &len), 0);
+	expect_segment(seg, len, &half, 1);
+	lb__segw_free(&w);
+	free(img);
+}
+
+/* The table name rule, byte by byte. */
+static void test_wal_segment__table_names(void **state)
+{
+	char name[LB_TABLE_NAME_MAX + 2];
+	unsigned c, ok = 0;
+	(void)state;
+
+	for (c = 0; c < 256; c++) {
+		name[0] = (char)c;
+		ok += (unsigned)lb__table_name_ok(name, 1);
+	}
+	assert_int_equal(ok, 26 + 26 + 10 + 3);
+	assert_true(lb__table_name_ok("A-z_0.9", 7));
+	assert_false(lb__table_name_ok("", 0));
+	assert_false(lb__table_name_ok(NULL, 3));
+	memset(name, 'n', sizeof name);
+	assert_true(lb__table_name_ok(name, LB_TABLE_NAME_MAX));
+	assert_false(lb__table_name_ok(name, LB_TABLE_NAME_MAX + 1));
+	assert_false(lb__table_name_ok("a\0b", 3));
+}
+
+/* reset() drops the open records; the writer goes on as new. */
+static void test_wal_segment__writer_reset(void **state)
+{
+	lb_wal_rec a = rec(LB_OP_PUT, "t", "a", NULL, 0, "1", 1);
+	lb_wal_rec b = rec(LB_OP_PUT, "t", "b", NULL, 0, "2", 1);
+	const uint8_t *seg;
+	size_t len;
+	lb_segw w;
+	(void)state;
+
+	assert_int_equal(lb__segw_init(&w, 1), 0);
+	lb__segw_reset(&w); /* nothing open: harmless */
+	assert_int_equal(lb__segw_add(&w, &a), 0);
+	assert_int_equal(lb__segw_add(&w, &a), 0);
+	lb__segw_reset(&w);
+	assert_int_equal(w.count, 0);
+	assert_int_equal(lb__segw_rawlen(&w), 0);
+	assert_int_equal(lb__segw_finish(&w, &seg, &len), LB_EINVAL);
+	assert_int_equal(lb__segw_add(&w, &b), 0);
+	assert_int_equal(lb__segw_finish(&w, &seg, &len), 0);
+	expect_segment(seg, len, &b, 1);
+	lb__segw_free(&w);
+}
+
+/* The finished segment stays valid while the next one is being filled. */
+static void test_wal_segment__finished_segment_survives_adds(void **state)
+{
+	static const int levels[] = {0, 1};
+	size_t i;
+	(void)state;
+
+	for (i = 0; i < 2; i++) {
+		lb_wal_rec a = rec(LB_OP_PUT, "t", "a", NULL, 0,
+		                   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 36);
+		lb_wal_rec b = rec(LB_OP_PUT, "t", "b", NULL, 0, "b", 1);
+		const uint8_t *seg;
+		size_t len, k;
+		uint8_t *copy;
+		lb_segw w;
+
+		assert_int_equal(lb__segw_init(&w, levels[i]), 0);
+		assert_int_equal(lb__segw_add(&w, &a), 0);
+		assert_int_equal(lb__segw_finish(&w, &seg, &len), 0);
+		copy = malloc(len);
+		memcpy(copy, seg, len);
+		for (k = 0; k < 1000; k++)
+			assert_int_equal(lb__segw_add(&w, &b), 0);
+		assert_memory_equal(seg, copy, len);
+		expect_segment(seg, len, &a, 1);
+		free(copy);
+		lb__segw_free(&w);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_wal_segment__roundtrip_every_op),
+	        cmocka_unit_test(test_wal_segment__roundtrip_large_values),
+	        cmocka_unit_test(test_wal_segment__many_records),
+	        cmocka_unit_test(test_wal_segment__incompressible_is_stored),
+	        cmocka_unit_test(test_wal_segment__golden_stored),
+	        cmocka_unit_test(test_wal_segment__golden_zlib),
+	        cmocka_unit_test(test_wal_segment__every_byte_flip),
+	        cmocka_unit_test(test_wal_segment__every_truncation),
+	        cmocka_unit_test(
+	                test_wal_segment__payload_flips_with_valid_crc),
+	        cmocka_unit_test(test_wal_segment__header_rules),
+	        cmocka_unit_test(
+	                test_wal_segment__huge_claims_refused_before_allocating),
+	        cmocka_unit_test(test_wal_segment__zlib_rules),
+	        cmocka_unit_test(test_wal_segment__record_rules),
+	        cmocka_unit_test(test_wal_segment__record_types),
+	        cmocka_unit_test(test_wal_segment__record_any_width),
+	        cmocka_unit_test(test_wal_segment__record_image_over_limit),
+	        cmocka_unit_test(test_wal_segment__writer_rejects),
+	        cmocka_unit_test(test_wal_segment__writer_misuse),
+	        cmocka_unit_test(test_wal_segment__writer_segment_full),
+	        cmocka_unit_test(test_wal_segment__writer_reset),
+	        cmocka_unit_test(test_wal_segment__table_names),
+	        cmocka_unit_test(
+	                test_wal_segment__finished_segment_survives_adds),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,652 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * segment.c: change records <-> segments (FORMAT.md §3, §4).
+ *
+ * A segment is a 24-byte little-endian header followed by a payload: the
+ * concatenated msgpack records, stored as is (codec 0) or as one zlib
+ * stream (codec 1). The CRC-32 covers header bytes 0..19 and the payload,
+ * so every byte of a segment is checked.
+ *
+ * WRITER. Records are encoded straight into w->raw, behind 24 bytes left
+ * free for the header. Invariant: w->raw.len >= LB__SEG_HDR_SIZE, and
+ * bytes [24, raw.len) are the open records. finish() with codec 0 fills the
+ * header in place and swaps raw and out, so a stored segment is never
+ * copied; with codec 1 it deflates raw into out with one reused z_stream.
+ * Both buffers and the z_stream live as long as the writer: after the first
+ * few segments nothing is allocated per record or per segment.
+ *
+ * READER. load() checks the whole header and the CRC before anything else,
+ * so damaged bytes are never inflated; the raw length is capped
+ * (LB__SEG_RAW_MAX) before the buffer is sized. Inflating must produce
+ * exactly raw_len bytes from exactly the payload. Then all `count` records
+ * are parsed and checked, and nothing may follow them: a consumer sees a
+ * whole valid segment or an error, never half a segment. next() parses the
+ * records again (cheap: msgpack headers only) and points into r->raw.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "wal/wal.h"
+
+/* Any single valid record (two 16 MiB images plus names) fits in an empty
+ * segment, and the largest segment fits the decoders' allocation cap. */
+_Static_assert(LB__SEG_RAW_MAX >= 2 * (uint64_t)LB_VALUE_MAX + 1024,
+               "a record must fit in one segment");
+_Static_assert(LB__SEG_RAW_MAX <= LB__WAL_ALLOC_CAP, "segment cap");
+
+/* ---- byte codecs --------------------------------------------------------- */
+
+static inline void put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static inline uint16_t get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+	       ((uint32_t)p[3] << 24);
+}
+
+/* ---- record rules shared by writer and reader ---------------------------- */
+
+/* [A-Za-z0-9_.-], as a table: names are checked in every record read. */
+static const uint8_t name_chars[256] = {
+        ['-'] = 1, ['.'] = 1, ['_'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1,
+        ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1,
+        ['9'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,
+        ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1,
+        ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1,
+        ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1,
+        ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1,
+        ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+        ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1,
+        ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+        ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
+int lb__table_name_ok(const char *s, size_t len)
+{
+	size_t i;
+
+	if (!s || len < 1 || len > LB_TABLE_NAME_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!name_chars[(uint8_t)s[i]])
+			return 0;
+	return 1;
+}
+
+/* Size of a str / bin header for a payload of n bytes, in msgpack-c's
+ * shortest form. */
+static inline size_t str_hdr(size_t n)
+{
+	return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+}
+
+static inline size_t bin_hdr(size_t n)
+{
+	return n < 256 ? 2 : n < 65536 ? 3 : 5;
+}
+
+/* Encoded size of a valid record (op is a positive fixint, 1..3). */
+static size_t rec_size(const lb_wal_rec *r)
+{
+	return 2 + str_hdr(r->tlen) + r->tlen + bin_hdr(r->klen) + r->klen +
+	       (r->has_before ? bin_hdr(r->blen) + r->blen : 1) +
+	       (r->has_after ? bin_hdr(r->alen) + r->alen : 1);
+}
+
+/*
+ * Check a record against §4. NULL if valid, else what is wrong. With the
+ * TABLE schema check this can set the thread's error detail, which callers
+ * overwrite with their own.
+ */
+static const char *rec_problem(const lb_wal_rec *r)
+{
+	if (r->op != LB_OP_PUT && r->op != LB_OP_DELETE && r->op != LB_OP_TABLE)
+		return "unknown op";
+	if (!lb__table_name_ok(r->table, r->tlen))
+		return "table name is not 1..64 bytes of [A-Za-z0-9_.-]";
+	if (!r->key || r->klen < 1 || r->klen > LB_KEY_MAX)
+		return "key is not 1..511 bytes";
+	if (r->has_before && r->blen > LB_VALUE_MAX)
+		return "before-image is over 16 MiB";
+	if (r->has_before && r->blen && !r->before)
+		return "before-image has a length but no bytes";
+	if (r->has_after && r->alen > LB_VALUE_MAX)
+		return "after-image is over 16 MiB";
+	if (r->has_after && r->alen && !r->after)
+		return "after-image has a length but no bytes";
+	switch (r->op) {
+	case LB_OP_PUT:
+		if (!r->has_after)
+			return "PUT without an after-image";
+		break;
+	case LB_OP_DELETE:
+		if (!r->has_before)
+			return "DELETE without a before-image";
+		if (r->has_after)
+			return "DELETE with an after-image";
+		break;
+	default: /* LB_OP_TABLE */
+		if (r->klen != r->tlen || memcmp(r->key, r->table, r->tlen))
+			return "TABLE record whose key is not its table name";
+		/* after: the table is created; before: it is dropped (the
+		 * undo of its creation). Never both, never neither. */
+		if (r->has_before == r->has_after)
+			return "TABLE record without exactly one image";
+		{
+			/* Rare (one per table created), so decoding the
+			 * schema in full, with its allocations, is fine. */
+			lb_wal_schema s;
+			if (lb__schema_decode(
+			            r->has_after ? r->after : r->before,
+			            r->has_after ? r->alen : r->blen, &s) != 0)
+				return "TABLE record with an invalid schema";
+			lb__schema_free(&s);
+		}
+	}
+	return NULL;
+}
+
+/* ---- writer -------------------------------------------------------------- */
+
+int lb__segw_init(lb_segw *w, int level)
+{
+	z_stream *z;
+	int rc;
+
+	memset(w, 0, sizeof *w);
+	lb__buf_init(&w->raw);
+	lb__buf_init(&w->out);
+	if (level < 0 || level > 9)
+		return lb__fail(LB_EINVAL,
+		                "compression level %d is not in 0..9", level);
+	w->level = level;
+	if ((rc = lb__buf_reserve(&w->raw, LB__SEG_HDR_SIZE)) != 0)
+		return rc;
+	w->raw.len = LB__SEG_HDR_SIZE;
+	if (level == 0)
+		return 0;
+	if (!(z = calloc(1, sizeof *z))) {
+		lb__segw_free(w);
+		return lb__fail(LB_ENOMEM, "cannot allocate a zlib stream");
+	}
+	if (deflateInit2(z, level, Z_DEFLATED, 15, 8, Z_DEFAULT_STRATEGY) !=
+	    Z_OK) {
+		free(z);
+		lb__segw_free(w);
+		return lb__fail(LB_ENOMEM, "cannot initialise zlib deflate");
+	}
+	w->zstate = z;
+	return 0;
+}
+
+void lb__segw_free(lb_segw *w)
+{
+	if (!w)
+		return;
+	if (w->zstate) {
+		deflateEnd(w->zstate);
+		free(w->zstate);
+	}
+	lb__buf_free(&w->raw);
+	lb__buf_free(&w->out);
+	w->zstate = NULL;
+	w->count = 0;
+}
+
+void lb__segw_reset(lb_segw *w)
+{
+	/* raw keeps its capacity, which init made at least the header's. */
+	if (w->raw.cap >= LB__SEG_HDR_SIZE)
+		w->raw.len = LB__SEG_HDR_SIZE;
+	w->count = 0;
+}
+
+int lb__segw_fits(const lb_segw *w, const lb_wal_rec *r)
+{
+	return w->count < LB__SEG_COUNT_MAX &&
+	       rec_size(r) <= LB__SEG_RAW_MAX - lb__segw_rawlen(w);
+}
+
+int lb__segw_add(lb_segw *w, const lb_wal_rec *r)
+{
+	const char *why;
+	size_t n, len0;
+	int rc;
+
+	if ((why = rec_problem(r)) != NULL)
+		return lb__fail(LB_EINVAL, "invalid change record: %s", why);
+	if (!lb__segw_fits(w, r))
+		return lb__fail(LB_ETOOBIG,
+		                "record of %zu bytes does not fit in the open "
+		                "segment (%zu bytes, %" PRIu32
+		                " records): finish it first",
+		                rec_size(r), lb__segw_rawlen(w), w->count);
+	n = rec_size(r);
+	if ((rc = lb__buf_reserve(&w->raw, n)) != 0)
+		return rc;
+	/* With the space reserved the writers below cannot fail; should one,
+	 * the open segment is left as it was. */
+	len0 = w->raw.len;
+	if ((rc = lb__mpw_array(&w->raw, 5)) != 0 ||
+	    (rc = lb__mpw_uint(&w->raw, (uint64_t)r->op)) != 0 ||
+	    (rc = lb__mpw_str(&w->raw, r->table, r->tlen)) != 0 ||
+	    (rc = lb__mpw_bin(&w->raw, r->key, r->klen)) != 0 ||
+	    (rc = r->has_before ? lb__mpw_bin(&w->raw, r->before, r->blen)
+	                        : lb__mpw_nil(&w->raw)) != 0 ||
+	    (rc = r->has_after ? lb__mpw_bin(&w->raw, r->after, r->alen)
+	                       : lb__mpw_nil(&w->raw)) != 0) {
+		w->raw.len = len0;
+		return rc;
+	}
+	w->count++;
+	return 0;
+}
+
+/* Fill the 24-byte header at h for the payload following it. */
+static void seg_put_header(uint8_t *h, unsigned codec, uint32_t raw_len,
+                           uint32_t count, uint32_t stored_len)
+{
+	uLong crc;
+
+	h[0] = LB__SEG_MAGIC0;
+	h[1] = LB__SEG_MAGIC1;
+	h[2] = LB__SEG_MAGIC2;
+	h[3] = LB__SEG_MAGIC3;
+	put_le16(h + LB__SEG_OFF_VERSION, LB__FORMAT_VERSION);
+	h[LB__SEG_OFF_CODEC] = (uint8_t)codec;
+	h[LB__SEG_OFF_FLAGS] = 0;
+	put_le32(h + LB__SEG_OFF_RAWLEN, raw_len);
+	put_le32(h + LB__SEG_OFF_COUNT, count);
+	put_le32(h + LB__SEG_OFF_STOREDLEN, stored_len);
+	crc = crc32(0L, h, LB__SEG_OFF_CRC);
+	crc = crc32(crc, h + LB__SEG_HDR_SIZE, stored_len);
+	put_le32(h + LB__SEG_OFF_CRC, (uint32_t)crc);
+}
+
+/* Codec 0: the header goes into the room left at the front of raw, and raw
+ * becomes out. out's old buffer, which is at least 24 bytes (reserved
+ * first, so failure changes nothing), becomes the next raw. */
+static int finish_stored(lb_segw *w)
+{
+	uint32_t rawlen = (uint32_t)lb__segw_rawlen(w);
+	lb_buf t;
+	int rc;
+
+	w->out.len = 0;
+	if ((rc = lb__buf_reserve(&w->out, LB__SEG_HDR_SIZE)) != 0)
+		return rc;
+	seg_put_header(w->raw.data, LB__CODEC_STORED, rawlen, w->count, rawlen);
+	t = w->out;
+	w->out = w->raw;
+	w->raw = t;
+	w->raw.len = LB__SEG_HDR_SIZE;
+	return 0;
+}
+
+int lb__segw_finish(lb_segw *w, const uint8_t **seg, size_t *seglen)
+{
+	size_t rawlen = lb__segw_rawlen(w), stored;
+	z_stream *z = w->zstate;
+	uLong bound;
+	int rc;
+
+	*seg = NULL;
+	*seglen = 0;
+	if (w->count == 0)
+		return lb__fail(LB_EINVAL, "cannot finish a segment with no "
+		                           "records");
+	if (w->level == 0) {
+		if ((rc = finish_stored(w)) != 0)
+			return rc;
+		goto done;
+	}
+	if (deflateReset(z) != Z_OK)
+		return lb__fail(LB_EINVAL, "zlib deflateReset failed");
+	bound = deflateBound(z, (uLong)rawlen);
+	w->out.len = 0;
+	if ((rc = lb__buf_reserve(&w->out, LB__SEG_HDR_SIZE + bound)) != 0)
+		return rc;
+	z->next_in = w->raw.data + LB__SEG_HDR_SIZE;
+	z->avail_in = (uInt)rawlen;
+	z->next_out = w->out.data + LB__SEG_HDR_SIZE;
+	z->avail_out = (uInt)bound;
+	/* deflateBound() room makes one Z_FINISH call complete the stream. */
+	if (deflate(z, Z_FINISH) != Z_STREAM_END)
+		return lb__fail(LB_ENOMEM, "zlib deflate failed: %s",
+		                z->msg ? z->msg : "no detail");
+	stored = bound - z->avail_out;
+	if (stored >= rawlen) {
+		/* Incompressible: storing is smaller and faster to read. */
+		if ((rc = finish_stored(w)) != 0)
+			return rc;
+		goto done;
+	}
+	seg_put_header(w->out.data, LB__CODEC_ZLIB, (uint32_t)rawlen, w->count,
+	               (uint32_t)stored);
+	w->out.len = LB__SEG_HDR_SIZE + stored;
+	w->raw.len = LB__SEG_HDR_SIZE;
+done:
+	w->count = 0;
+	*seg = w->out.data;
+	*seglen = w->out.len;
+	return 0;
+}
+
+/* ---- reader -------------------------------------------------------------- */
+
+int lb__seg_header(const void *seg, size_t len, lb_seg_hdr *h)
+{
+	const uint8_t *p = seg;
+	uint32_t crc;
+
+	if (!p || len < LB__SEG_HDR_SIZE)
+		return lb__fail(LB_ECORRUPT,
+		                "segment of %zu bytes is shorter than its "
+		                "%d-byte header",
+		                len, LB__SEG_HDR_SIZE);
+	if (p[0] != LB__SEG_MAGIC0 || p[1] != LB__SEG_MAGIC1 ||
+	    p[2] != LB__SEG_MAGIC2 || p[3] != LB__SEG_MAGIC3)
+		return lb__fail(LB_ECORRUPT,
+		                "segment magic is %02x %02x %02x %02x, not "
+		                "89 4c 42 57",
+		                p[0], p[1], p[2], p[3]);
+	/* The version comes before every other check: a newer version may
+	 * lay out the rest of the header differently. */
+	h->version = get_le16(p + LB__SEG_OFF_VERSION);
+	if (h->version > LB__FORMAT_VERSION)
+		return lb__fail(LB_EVERSION,
+		                "segment format version %u is newer than this "
+		                "library's (%u)",
+		                h->version, LB__FORMAT_VERSION);
+	if (h->version == 0)
+		return lb__fail(LB_ECORRUPT, "segment format version is 0");
+	h->codec = p[LB__SEG_OFF_CODEC];
+	h->raw_len = get_le32(p + LB__SEG_OFF_RAWLEN);
+	h->count = get_le32(p + LB__SEG_OFF_COUNT);
+	h->stored_len = get_le32(p + LB__SEG_OFF_STOREDLEN);
+	h->crc = get_le32(p + LB__SEG_OFF_CRC);
+	if (h->codec != LB__CODEC_STORED && h->codec != LB__CODEC_ZLIB)
+		return lb__fail(LB_ECORRUPT, "segment codec %u is unknown",
+		                h->codec);
+	if (p[LB__SEG_OFF_FLAGS] != 0)
+		return lb__fail(
+		        LB_ECORRUPT,
+		        "segment flags are 0x%02x; reserved bits must be 0",
+		        p[LB__SEG_OFF_FLAGS]);
+	if ((uint64_t)h->stored_len != (uint64_t)len - LB__SEG_HDR_SIZE)
+		return lb__fail(LB_ECORRUPT,
+		                "segment stored length is %" PRIu32
+		                " but %zu payload bytes follow the header",
+		                h->stored_len, len - LB__SEG_HDR_SIZE);
+	if (h->raw_len > LB__SEG_RAW_MAX)
+		return lb__fail(LB_ECORRUPT,
+		                "segment raw length %" PRIu32
+		                " is over the %u-byte cap",
+		                h->raw_len, LB__SEG_RAW_MAX);
+	if (h->codec == LB__CODEC_STORED && h->raw_len != h->stored_len)
+		return lb__fail(LB_ECORRUPT,
+		                "stored segment has raw length %" PRIu32
+		                " but stored length %" PRIu32,
+		                h->raw_len, h->stored_len);
+	if (h->count < 1 || h->count > LB__SEG_COUNT_MAX ||
+	    h->count > h->raw_len / LB__REC_MIN_SIZE)
+		return lb__fail(LB_ECORRUPT,
+		                "segment record count %" PRIu32
+		                " is impossible for %" PRIu32 " raw bytes",
+		                h->count, h->raw_len);
+	crc = (uint32_t)crc32(crc32(0L, p, LB__SEG_OFF_CRC),
+	                      p + LB__SEG_HDR_SIZE, h->stored_len);
+	if (crc != h->crc)
+		return lb__fail(LB_ECORRUPT,
+		                "segment CRC mismatch: stored %08" PRIx32
+		                ", computed %08" PRIx32,
+		                h->crc, crc);
+	return 0;
+}
+
+void lb__segr_init(lb_segr *r)
+{
+	memset(r, 0, sizeof *r);
+	lb__buf_init(&r->raw);
+}
+
+void lb__segr_free(lb_segr *r)
+{
+	if (!r)
+		return;
+	if (r->zstate) {
+		inflateEnd(r->zstate);
+		free(r->zstate);
+	}
+	lb__buf_free(&r->raw);
+	lb__segr_init(r);
+}
+
+/* Make r->raw hold at least n bytes (n <= LB__SEG_RAW_MAX, checked by the
+ * caller), growing geometrically but never past the cap. */
+static int raw_room(lb_buf *b, size_t n)
+{
+	size_t cap;
+	uint8_t *p;
+
+	b->len = 0;
+	if (n <= b->cap)
+		return 0;
+	cap = b->cap * 2 > LB__SEG_RAW_MAX ? LB__SEG_RAW_MAX : b->cap * 2;
+	if (cap < n)
+		cap = n;
+	if (!(p = realloc(b->data, cap)))
+		return lb__fail(LB_ENOMEM,
+		                "cannot allocate %zu bytes for a "
+		                "segment",
+		                cap);
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+/* Inflate the zlib stream [in, in + inlen) into exactly out_len bytes. */
+static int inflate_exact(lb_segr *r, const uint8_t *in, uint32_t inlen,
+                         uint8_t *out, uint32_t out_len)
+{
+	z_stream *z = r->zstate;
+	uint8_t extra[1];
+	int ret, spill = 0;
+
+	if (!z) {
+		if (!(z = calloc(1, sizeof *z)))
+			return lb__fail(LB_ENOMEM,
+			                "cannot allocate a zlib stream");
+		if (inflateInit(z) != Z_OK) {
+			free(z);
+			return lb__fail(LB_ENOMEM,
+			                "cannot initialise zlib inflate");
+		}
+		r->zstate = z;
+	} else if (inflateReset(z) != Z_OK) {
+		return lb__fail(LB_EINVAL, "zlib inflateReset failed");
+	}
+	z->next_in = (Bytef *)(uintptr_t)in;
+	z->avail_in = inlen;
+	z->next_out = out;
+	z->avail_out = out_len;
+	for (;;) {
+		ret = inflate(z, Z_NO_FLUSH);
+		if (ret == Z_STREAM_END)
+			break;
+		if (ret == Z_NEED_DICT)
+			return lb__fail(LB_ECORRUPT, "segment zlib stream asks "
+			                             "for a preset dictionary");
+		if (ret == Z_MEM_ERROR)
+			return lb__fail(LB_ENOMEM, "zlib inflate: out of "
+			                           "memory");
+		if (ret != Z_OK && ret != Z_BUF_ERROR)
+			return lb__fail(LB_ECORRUPT,
+			                "segment zlib stream is damaged: %s",
+			                z->msg ? z->msg : "no detail");
+		if (z->avail_out == 0) {
+			/* raw_len bytes are out but the stream goes on: it
+			 * may only have its end to tell, not more data. */
+			if (spill)
+				return lb__fail(LB_ECORRUPT,
+				                "segment inflates to more than "
+				                "its raw length %" PRIu32,
+				                out_len);
+			spill = 1;
+			z->next_out = extra;
+			z->avail_out = sizeof extra;
+			continue;
+		}
+		if (z->avail_in == 0)
+			return lb__fail(LB_ECORRUPT,
+			                "segment zlib stream is truncated");
+		if (ret == Z_BUF_ERROR)
+			return lb__fail(
+			        LB_ECORRUPT,
+			        "segment zlib stream makes no progress");
+	}
+	if (spill && z->avail_out == 0)
+		return lb__fail(LB_ECORRUPT,
+		                "segment inflates to more than its raw length "
+		                "%" PRIu32,
+		                out_len);
+	if (!spill && z->avail_out != 0)
+		return lb__fail(LB_ECORRUPT,
+		                "segment inflates to %" PRIu32
+		                " bytes, not its raw length %" PRIu32,
+		                out_len - z->avail_out, out_len);
+	if (z->avail_in != 0)
+		return lb__fail(LB_ECORRUPT,
+		                "%u bytes follow the segment's zlib stream",
+		                z->avail_in);
+	return 0;
+}
+
+/*
+ * Parse one record at m (record number i, for messages) into rec and, if
+ * check, apply the §4 rules. Accepts every msgpack width; rejects
+ * everything else.
+ */
+static int parse_rec(lb_mp *m, lb_wal_rec *rec, uint32_t i, int check)
+{
+	const char *what, *why;
+	uint64_t op;
+	uint32_t n;
+	int rc;
+
+	what = "header";
+	if ((rc = lb__mp_array(m, &n)) != 0)
+		goto mp_fail;
+	if (n != 5)
+		return lb__fail(LB_ECORRUPT,
+		                "segment record %" PRIu32 ": array of %" PRIu32
+		                " items, not 5",
+		                i, n);
+	what = "op";
+	if ((rc = lb__mp_uint(m, &op)) != 0)
+		goto mp_fail;
+	if (op < LB__OP_PUT || op > LB__OP_TABLE)
+		return lb__fail(LB_ECORRUPT,
+		                "segment record %" PRIu32 ": unknown op %llu",
+		                i, (unsigned long long)op);
+	rec->op = (int)op;
+	what = "table";
+	if ((rc = lb__mp_str(m, &rec->table, &rec->tlen)) != 0)
+		goto mp_fail;
+	what = "key";
+	if ((rc = lb__mp_bin(m, &rec->key, &rec->klen)) != 0)
+		goto mp_fail;
+	what = "before-image";
+	rec->has_before = lb__mp_peek(m) != LB_MP_NIL;
+	rec->before = NULL;
+	rec->blen = 0;
+	if ((rc = rec->has_before ? lb__mp_bin(m, &rec->before, &rec->blen)
+	                          : lb__mp_nil(m)) != 0)
+		goto mp_fail;
+	what = "after-image";
+	rec->has_after = lb__mp_peek(m) != LB_MP_NIL;
+	rec->after = NULL;
+	rec->alen = 0;
+	if ((rc = rec->has_after ? lb__mp_bin(m, &rec->after, &rec->alen)
+	                         : lb__mp_nil(m)) != 0)
+		goto mp_fail;
+	if (check && (why = rec_problem(rec)) != NULL)
+		return lb__fail(LB_ECORRUPT, "segment record %" PRIu32 ": %s",
+		                i, why);
+	return 0;
+mp_fail:
+	return lb__fail(rc, "segment record %" PRIu32 ": %s: %s", i, what,
+	                lb_errmsg());
+}
+
+int lb__segr_load(lb_segr *r, const void *seg, size_t len)
+{
+	const uint8_t *p = seg;
+	lb_seg_hdr h;
+	lb_wal_rec rec;
+	lb_mp m;
+	uint32_t i;
+	int rc;
+
+	r->left = 0;
+	r->mp.p = r->mp.end = NULL;
+	if ((rc = lb__seg_header(seg, len, &h)) != 0)
+		return rc;
+	if ((rc = raw_room(&r->raw, h.raw_len)) != 0)
+		return rc;
+	if (h.codec == LB__CODEC_STORED)
+		memcpy(r->raw.data, p + LB__SEG_HDR_SIZE, h.raw_len);
+	else if ((rc = inflate_exact(r, p + LB__SEG_HDR_SIZE, h.stored_len,
+	                             r->raw.data, h.raw_len)) != 0)
+		return rc;
+	r->raw.len = h.raw_len;
+	m.p = r->raw.data;
+	m.end = r->raw.data + h.raw_len;
+	for (i = 0; i < h.count; i++)
+		if ((rc = parse_rec(&m, &rec, i, 1)) != 0)
+			return rc;
+	if (m.p != m.end)
+		return lb__fail(LB_ECORRUPT,
+		                "%zu bytes follow the segment's %" PRIu32
+		                " records",
+		                (size_t)(m.end - m.p), h.count);
+	r->mp.p = r->raw.data;
+	r->mp.end = m.end;
+	r->left = h.count;
+	return 0;
+}
+
+int lb__segr_next(lb_segr *r, lb_wal_rec *rec)
+{
+	int rc;
+
+	if (r->left == 0)
+		return 0;
+	/* load() checked every record; this only finds their fields. */
+	if ((rc = parse_rec(&r->mp, rec, 0, 0)) != 0) {
+		r->left = 0;
+		return rc;
+	}
+	r->left--;
+	return 1;
+}
