@@ -1,0 +1,956 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * batch.c: write batches.
+ *
+ * A batch is one LMDB write transaction. Each op is validated, then written
+ * to the table, to the `_hist` index and (for schema tables) to `_refs`,
+ * and its change record [op, table, key, before, after] is appended to the
+ * open segment. When the open segment reaches segment_size it is compressed
+ * and put into `_wal` inside the same transaction, so the log buffer never
+ * holds more than one segment, however large the batch.
+ *
+ * Commit runs the queued foreign-key checks, flushes the last segment,
+ * writes the batch header (with the hash chained to the previous batch) and
+ * commits the transaction: data, log and header become visible together or
+ * not at all. A batch with any issue aborts the transaction, so a rejected
+ * batch leaves no trace and consumes no id.
+ *
+ * Invariant: pointers LMDB returns into dirty pages are valid only until the
+ * next write in the transaction (a write may spill or move pages). The
+ * before-image is therefore copied into the segment before the data put.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/internal.h"
+
+/* ---- issues -------------------------------------------------------------- */
+
+static char *dupn(const void *p, size_t n)
+{
+	char *s = malloc(n + 1);
+	if (s) {
+		if (n)
+			memcpy(s, p, n);
+		s[n] = 0;
+	}
+	return s;
+}
+
+int lb__issue(lb_batch *b, lb_issue_kind kind, const char *table,
+              const void *key, size_t klen, const char *field, uint64_t batch,
+              const char *fmt, ...)
+{
+	char *msg = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	/* The op that found the issue returns LB_EVALIDATION with this
+	 * detail, whether or not the issue is kept. */
+	lb__fail(LB_EVALIDATION, "%s", msg ? msg : "validation failed");
+	b->nissues_total++;
+	if (!msg || b->nissues >= LB_ISSUES_MAX)
+		goto drop;
+	if (b->nissues == b->icap) {
+		size_t nc = b->icap ? b->icap * 2 : 16;
+		if (nc > LB_ISSUES_MAX)
+			nc = LB_ISSUES_MAX;
+		lb_issue *ni = realloc(b->issues, nc * sizeof *ni);
+		if (!ni)
+			goto drop; /* counted, not kept */
+		b->issues = ni;
+		b->icap = nc;
+	}
+	lb_issue *is = &b->issues[b->nissues];
+	memset(is, 0, sizeof *is);
+	is->kind = kind;
+	is->batch = batch;
+	is->table = dupn(table, strlen(table));
+	is->key = dupn(key, klen);
+	is->klen = klen;
+	is->field = field ? dupn(field, strlen(field)) : NULL;
+	is->message = msg;
+	if (!is->table || !is->key || (field && !is->field)) {
+		free(is->table);
+		free(is->key);
+		free(is->field);
+		goto drop;
+	}
+	b->nissues++;
+	return LB_EVALIDATION;
+drop:
+	free(msg);
+	return LB_EVALIDATION;
+}
+
+static void issues_free(lb_issue *is, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(is[i].table);
+		free(is[i].key);
+		free(is[i].field);
+		free(is[i].message);
+	}
+	free(is);
+}
+
+void lb_result_free(lb_result *r)
+{
+	if (!r)
+		return;
+	issues_free(r->issues, r->nissues);
+	memset(r, 0, sizeof *r);
+}
+
+void lb__batch_issues_to(lb_batch *b, lb_result *res)
+{
+	if (res) {
+		res->issues = b->issues;
+		res->nissues = b->nissues;
+		res->nissues_total = b->nissues_total;
+	} else {
+		issues_free(b->issues, b->nissues);
+	}
+	b->issues = NULL;
+	b->nissues = b->icap = 0;
+}
+
+/* ---- begin / end --------------------------------------------------------- */
+
+static void batch_free(lb_batch *b)
+{
+	lb_db *db = b->db;
+	if (b->txn)
+		mdb_txn_abort(b->txn);
+	/* The segment writer is shared: clear this batch's records before
+	 * the next batch may begin. */
+	lb__segw_reset(&db->segw);
+	lb__read_end(db);
+	pthread_mutex_unlock(&db->wlock);
+	issues_free(b->issues, b->nissues);
+	lb__buf_free(&b->seghashes);
+	lb__buf_free(&b->pending);
+	lb__buf_free(&b->scratch);
+	lb__journal_free(b);
+	for (size_t i = 0; i < b->ntchanges; i++)
+		if (!b->tchanges[i].drop)
+			lb__table_free(b->tchanges[i].t);
+	free(b->tchanges);
+	free(b->marks);
+	free(b);
+}
+
+void lb__batch_reset(lb_batch *b)
+{
+	b->records = b->raw_bytes = b->stored_bytes = 0;
+	b->nseg = 0;
+	b->seghashes.len = 0;
+	b->pending.len = 0;
+	b->poisoned = 0;
+	b->mapfull = 0;
+	for (size_t i = 0; i < b->ntchanges; i++)
+		if (!b->tchanges[i].drop)
+			lb__table_free(b->tchanges[i].t);
+	b->ntchanges = 0;
+	lb__segw_reset(&b->db->segw);
+}
+
+/* Read the last batch from the log itself: another process may have
+ * committed since this one last looked. */
+static int sync_last(lb_db *db, MDB_txn *txn)
+{
+	MDB_cursor *c;
+	MDB_val k, d;
+	int mrc = mdb_cursor_open(txn, db->batches, &c);
+	if (mrc)
+		return lb__mdb_fail(mrc, "_batches");
+	mrc = mdb_cursor_get(c, &k, &d, MDB_LAST);
+	int rc = 0;
+	if (mrc == MDB_NOTFOUND) {
+		db->last_id = 0;
+		memset(db->last_hash, 0, 32);
+	} else if (mrc) {
+		rc = lb__mdb_fail(mrc, "_batches");
+	} else if (k.mv_size != 8) {
+		rc = lb__fail(LB_ECORRUPT, "_batches: bad key");
+	} else if (lb__get_be64(k.mv_data) != db->last_id) {
+		lb_wal_hdr h;
+		if ((rc = lb__hdr_decode(d.mv_data, d.mv_size, &h)) == 0) {
+			db->last_id = h.id;
+			memcpy(db->last_hash, h.hash, 32);
+			lb__hdr_free(&h);
+		}
+	}
+	mdb_cursor_close(c);
+	return rc;
+}
+
+int lb__batch_txn(lb_batch *b)
+{
+	lb_db *db = b->db;
+	int rc, mrc;
+	if ((mrc = mdb_txn_begin(db->env, NULL, 0, &b->txn))) {
+		b->txn = NULL;
+		return lb__mdb_fail(mrc, "beginning a batch");
+	}
+	if ((rc = sync_last(db, b->txn)) < 0)
+		return rc;
+	b->id = db->last_id + 1;
+	lb__segw_reset(&db->segw);
+	return 0;
+}
+
+int lb__batch_begin(lb_db *db, const char *label, lb_batch **out)
+{
+	int rc;
+	*out = NULL;
+	if (db->flags & LB_RDONLY)
+		return lb__fail(LB_EINVAL, "%s: database is open read-only",
+		                db->path);
+	if (label && strlen(label) > LB_LABEL_MAX)
+		return lb__fail(LB_ETOOBIG, "batch label of %zu bytes (max %d)",
+		                strlen(label), LB_LABEL_MAX);
+	lb_batch *b = calloc(1, sizeof *b);
+	if (!b)
+		return lb__fail(LB_ENOMEM, "batch: out of memory");
+	pthread_mutex_lock(&db->wlock);
+	if ((rc = lb__grow_map_if_needed(db)) < 0) {
+		pthread_mutex_unlock(&db->wlock);
+		free(b);
+		return rc;
+	}
+	lb__read_begin(db);
+	b->db = db;
+	b->owner = pthread_self();
+	snprintf(b->label, sizeof b->label, "%s", label ? label : "");
+	lb__buf_init(&b->seghashes);
+	lb__buf_init(&b->pending);
+	lb__buf_init(&b->scratch);
+	lb__buf_init(&b->jbuf);
+	if ((rc = lb__batch_txn(b)) < 0) {
+		batch_free(b);
+		return rc;
+	}
+	*out = b;
+	return 0;
+}
+
+int lb_batch_begin(lb_db *db, const char *label, lb_batch **out)
+{
+	if (!out)
+		return lb__fail(LB_EINVAL, "lb_batch_begin: b is NULL");
+	*out = NULL;
+	if (!db)
+		return lb__fail(LB_EINVAL, "lb_batch_begin: db is NULL");
+	return lb__batch_begin(db, label, out);
+}
+
+void lb_batch_abort(lb_batch *b)
+{
+	if (b)
+		batch_free(b);
+}
+
+/* ---- segments ------------------------------------------------------------ */
+
+static int poison(lb_batch *b, int rc)
+{
+	if (rc != LB_EVALIDATION && rc != LB_EINVAL && !b->poisoned) {
+		b->poisoned = rc;
+		b->mapfull = rc == LB_EFULL && lb__mapfull;
+	}
+	return rc;
+}
+
+static int flush_segment(lb_batch *b)
+{
+	lb_db *db = b->db;
+	const uint8_t *seg;
+	size_t seglen;
+	size_t raw = lb__segw_rawlen(&db->segw);
+	int rc;
+	if ((rc = lb__segw_finish(&db->segw, &seg, &seglen)) < 0)
+		return poison(b, rc);
+	if ((rc = lb__buf_reserve(&b->seghashes, 32)) < 0)
+		return poison(b, rc);
+	lb__sha256(seg, seglen, b->seghashes.data + b->seghashes.len);
+	b->seghashes.len += 32;
+	if ((rc = lb__put_segment_once(b, b->nseg, seg, seglen)) < 0)
+		return rc;
+	b->nseg++;
+	b->raw_bytes += raw;
+	b->stored_bytes += seglen;
+	return 0;
+}
+
+static int log_record(lb_batch *b, const lb_wal_rec *r)
+{
+	lb_db *db = b->db;
+	int rc = 0;
+	if (db->segw.count && !lb__segw_fits(&db->segw, r) &&
+	    (rc = flush_segment(b)) < 0)
+		return rc;
+	rc = lb__segw_add(&db->segw, r);
+	if (rc < 0)
+		return poison(b, rc);
+	b->records++;
+	if (lb__segw_rawlen(&db->segw) >= db->segsize)
+		return flush_segment(b);
+	return 0;
+}
+
+/* ---- ops ----------------------------------------------------------------- */
+
+static int check_args(lb_batch *b, const char *table, const void *key,
+                      size_t klen, const void *val, size_t vlen, int hasval,
+                      lb_table **t)
+{
+	if (!b)
+		return lb__fail(LB_EINVAL, "batch is NULL");
+	if (!pthread_equal(b->owner, pthread_self()))
+		return lb__fail(LB_EINVAL,
+		                "batch %llu used from a thread that did not "
+		                "begin it",
+		                (unsigned long long)b->id);
+	if (b->poisoned)
+		return lb__fail(
+		        b->poisoned, "batch %llu failed earlier (%s); abort it",
+		        (unsigned long long)b->id, lb_strerror(b->poisoned));
+	if (!table || !*table)
+		return lb__fail(LB_EINVAL, "table name is NULL or empty");
+	if (!key || klen == 0)
+		return lb__fail(LB_EINVAL, "table %s: key is NULL or empty",
+		                table);
+	if (klen > LB_KEY_MAX)
+		return lb__fail(LB_ETOOBIG,
+		                "table %s: key of %zu bytes (max %d)", table,
+		                klen, LB_KEY_MAX);
+	if (hasval && !val && vlen)
+		return lb__fail(LB_EINVAL, "table %s: value is NULL", table);
+	if (hasval && vlen > LB_VALUE_MAX)
+		return lb__fail(LB_ETOOBIG,
+		                "table %s: value of %zu bytes (max %u)", table,
+		                vlen, (unsigned)LB_VALUE_MAX);
+	*t = lb__table_find(b->db, table);
+	if (!*t)
+		return lb__fail(LB_ENOTFOUND, "no table named %s", table);
+	return 0;
+}
+
+static const char *key_text(const void *key, size_t klen, char *buf, size_t cap)
+{
+	const uint8_t *k = key;
+	size_t o = 0;
+	for (size_t i = 0; i < klen && o + 5 < cap; i++) {
+		if (k[i] >= 0x20 && k[i] < 0x7f && k[i] != '\\')
+			buf[o++] = (char)k[i];
+		else
+			o += (size_t)snprintf(buf + o, cap - o, "\\x%02x",
+			                      k[i]);
+	}
+	if (o >= cap)
+		o = cap - 1;
+	buf[o] = 0;
+	return buf;
+}
+
+const char *lb__key_text(const void *key, size_t klen, char *buf, size_t cap)
+{
+	return key_text(key, klen, buf, cap);
+}
+
+int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
+                   size_t klen, const void *val, size_t vlen, int how)
+{
+	int raw = how != LB__HOW_CHECK;
+	lb_db *db = b->db;
+	MDB_val k = {klen, (void *)key}, cur;
+	int mrc, rc;
+	int del = mode == LB__MODE_DELETE;
+
+	if (!raw && !del && t->schema.has_schema &&
+	    (rc = lb__validate_value(b, t, key, klen, val, vlen)) < 0)
+		return rc;
+	mrc = mdb_get(b->txn, t->dbi, &k, &cur);
+	if (mrc && mrc != MDB_NOTFOUND)
+		return poison(b, lb__mdb_fail(mrc, t->name));
+	int exists = mrc == 0;
+	if (!raw) {
+		char kt[96];
+		if (mode == LB__MODE_INSERT && exists)
+			return lb__issue(b, LB_ISSUE_DUPLICATE, t->name, key,
+			                 klen, NULL, 0,
+			                 "%s: key '%s' exists already", t->name,
+			                 key_text(key, klen, kt, sizeof kt));
+		if ((mode == LB__MODE_UPDATE || del) && !exists)
+			return lb__issue(b, LB_ISSUE_MISSING, t->name, key,
+			                 klen, NULL, 0, "%s: no key '%s'",
+			                 t->name,
+			                 key_text(key, klen, kt, sizeof kt));
+	} else if (del && !exists) {
+		if (how == LB__HOW_RESTORE)
+			return 0;
+		return poison(b,
+		              lb__fail(LB_ECORRUPT,
+		                       "%s: replayed delete of a missing key",
+		                       t->name));
+	}
+
+	lb_wal_rec r = {.op = del ? LB_OP_DELETE : LB_OP_PUT,
+	                .table = t->name,
+	                .tlen = (uint32_t)strlen(t->name),
+	                .key = key,
+	                .klen = (uint32_t)klen,
+	                .before = exists ? cur.mv_data : NULL,
+	                .blen = exists ? (uint32_t)cur.mv_size : 0,
+	                .has_before = exists,
+	                .after = del ? NULL : (val ? val : ""),
+	                .alen = del ? 0 : (uint32_t)vlen,
+	                .has_after = !del};
+	int refs = t->nrefs || t->referenced;
+	const void *before = NULL;
+	size_t blen = 0;
+	if (refs && exists) {
+		b->scratch.len = 0;
+		if ((rc = lb__buf_append(&b->scratch, cur.mv_data,
+		                         cur.mv_size)) < 0)
+			return poison(b, rc);
+		before = b->scratch.data;
+		blen = cur.mv_size;
+	}
+	if (how != LB__HOW_REPLAY) {
+		if (db->segw.count && !lb__segw_fits(&db->segw, &r) &&
+		    (rc = flush_segment(b)) < 0)
+			return rc;
+		if ((rc = lb__segw_add(&db->segw, &r)) < 0)
+			return poison(b, rc);
+		b->records++;
+	}
+
+	if (del) {
+		mrc = mdb_del(b->txn, t->dbi, &k, NULL);
+	} else {
+		MDB_val v = {vlen, (void *)(val ? val : "")};
+		mrc = mdb_put(b->txn, t->dbi, &k, &v, 0);
+	}
+	if (mrc)
+		return poison(b, lb__mdb_fail(mrc, t->name));
+
+	uint8_t ik[LB__IKEY_MAX], bid[8];
+	MDB_val hk = {lb__ikey(ik, t->tid, key, klen), ik}, hv = {8, bid};
+	lb__be64(bid, b->id);
+	mrc = mdb_put(b->txn, db->hist, &hk, &hv, MDB_NODUPDATA);
+	if (mrc && mrc != MDB_KEYEXIST)
+		return poison(b, lb__mdb_fail(mrc, "_hist"));
+
+	if (refs && (rc = lb__refs_update(b, t, key, klen, before, blen,
+	                                  del ? NULL : (val ? val : ""), vlen,
+	                                  how != LB__HOW_REPLAY)) < 0)
+		return poison(b, rc);
+
+	if (how != LB__HOW_REPLAY && lb__segw_rawlen(&db->segw) >= db->segsize)
+		return flush_segment(b);
+	return 0;
+}
+
+/*
+ * The journaled forms: on a full map (b->mapfull), grow it and redo the
+ * batch so far (grow.c), then try the op once more. An op is journaled only
+ * once it succeeded, so the journal holds exactly the applied ops.
+ */
+int lb__apply(lb_batch *b, lb_table *t, int mode, const void *key, size_t klen,
+              const void *val, size_t vlen, int how)
+{
+	int rc = lb__apply_once(b, t, mode, key, klen, val, vlen, how);
+	while (rc == LB_EFULL && b->mapfull && (rc = lb__regrow(b)) == 0)
+		rc = lb__apply_once(b, t, mode, key, klen, val, vlen, how);
+	if (rc == 0)
+		rc = lb__journal(b, LB__J_APPLY, mode, how, t->name, key, klen,
+		                 val, vlen, mode != LB__MODE_DELETE);
+	return rc;
+}
+
+int lb__apply_table(lb_batch *b, const char *name, const void *enc,
+                    size_t enclen, int drop, int how)
+{
+	int rc = lb__apply_table_once(b, name, enc, enclen, drop, how);
+	while (rc == LB_EFULL && b->mapfull && (rc = lb__regrow(b)) == 0)
+		rc = lb__apply_table_once(b, name, enc, enclen, drop, how);
+	if (rc == 0)
+		rc = lb__journal(b, LB__J_TABLE, drop, how, name, name,
+		                 strlen(name), enc, enclen, !drop);
+	return rc;
+}
+
+int lb__put_segment_once(lb_batch *b, uint32_t segno, const void *seg,
+                         size_t len)
+{
+	uint8_t k[12];
+	lb__be64(k, b->id);
+	lb__be32(k + 8, segno);
+	MDB_val key = {12, k}, val = {len, (void *)seg};
+	int mrc = mdb_put(b->txn, b->db->wal, &key, &val, MDB_APPEND);
+	if (mrc)
+		return poison(b, lb__mdb_fail(mrc, "writing a segment"));
+	return 0;
+}
+
+int lb__batch_put_segment(lb_batch *b, uint32_t segno, const void *seg,
+                          size_t len)
+{
+	uint8_t k[4];
+	int rc = lb__put_segment_once(b, segno, seg, len);
+	while (rc == LB_EFULL && b->mapfull && (rc = lb__regrow(b)) == 0)
+		rc = lb__put_segment_once(b, segno, seg, len);
+	lb__be32(k, segno);
+	if (rc == 0)
+		rc = lb__journal(b, LB__J_SEG, 0, 0, "", k, 4, seg, len, 1);
+	return rc;
+}
+
+static int op(lb_batch *b, int mode, const char *table, const void *key,
+              size_t klen, const void *val, size_t vlen)
+{
+	lb_table *t;
+	int rc = check_args(b, table, key, klen, val, vlen,
+	                    mode != LB__MODE_DELETE, &t);
+	if (rc < 0)
+		return rc;
+	return lb__apply(b, t, mode, key, klen, val, vlen, LB__HOW_CHECK);
+}
+
+int lb_put(lb_batch *b, const char *table, const void *key, size_t klen,
+           const void *val, size_t vlen)
+{
+	return op(b, LB__MODE_PUT, table, key, klen, val, vlen);
+}
+
+int lb_insert(lb_batch *b, const char *table, const void *key, size_t klen,
+              const void *val, size_t vlen)
+{
+	return op(b, LB__MODE_INSERT, table, key, klen, val, vlen);
+}
+
+int lb_update(lb_batch *b, const char *table, const void *key, size_t klen,
+              const void *val, size_t vlen)
+{
+	return op(b, LB__MODE_UPDATE, table, key, klen, val, vlen);
+}
+
+int lb_delete(lb_batch *b, const char *table, const void *key, size_t klen)
+{
+	return op(b, LB__MODE_DELETE, table, key, klen, NULL, 0);
+}
+
+int lb_batch_get(lb_batch *b, const char *table, const void *key, size_t klen,
+                 const void **val, size_t *vlen)
+{
+	lb_table *t;
+	if (val)
+		*val = NULL;
+	if (!val || !vlen)
+		return lb__fail(LB_EINVAL, "lb_batch_get: NULL output");
+	int rc = check_args(b, table, key, klen, NULL, 0, 0, &t);
+	if (rc < 0)
+		return rc;
+	MDB_val k = {klen, (void *)key}, v;
+	int mrc = mdb_get(b->txn, t->dbi, &k, &v);
+	if (mrc == MDB_NOTFOUND) {
+		char kt[96];
+		return lb__fail(LB_ENOTFOUND, "%s: no key '%s'", table,
+		                key_text(key, klen, kt, sizeof kt));
+	}
+	if (mrc)
+		return lb__mdb_fail(mrc, table);
+	*val = v.mv_data;
+	*vlen = v.mv_size;
+	return 0;
+}
+
+/* ---- tables -------------------------------------------------------------- */
+
+static int tchange_add(lb_batch *b, lb_table *t, int drop)
+{
+	struct lb_tchange *n =
+	        realloc(b->tchanges, (b->ntchanges + 1) * sizeof *n);
+	if (!n)
+		return lb__fail(LB_ENOMEM, "out of memory");
+	b->tchanges = n;
+	n[b->ntchanges].t = t;
+	n[b->ntchanges].drop = drop;
+	b->ntchanges++;
+	return 0;
+}
+
+/* A table created earlier in this batch is not published yet. */
+static lb_table *batch_table(lb_batch *b, const char *name)
+{
+	for (size_t i = b->ntchanges; i-- > 0;)
+		if (strcmp(b->tchanges[i].t->name, name) == 0)
+			return b->tchanges[i].drop ? NULL : b->tchanges[i].t;
+	return lb__table_find(b->db, name);
+}
+
+lb_table *lb__batch_table(lb_batch *b, const char *name)
+{
+	return batch_table(b, name);
+}
+
+int lb__apply_table_once(lb_batch *b, const char *name, const void *enc,
+                         size_t enclen, int drop, int how)
+{
+	lb_db *db = b->db;
+	int rc, mrc;
+	char mk[7 + LB_TABLE_NAME_MAX + 1];
+	lb_table *t = batch_table(b, name);
+	uint8_t tv[4];
+
+	if (!drop && t)
+		return lb__fail(LB_EEXIST, "table %s exists already", name);
+	if (drop && !t)
+		return lb__fail(LB_ENOTFOUND, "no table named %s", name);
+	if (drop) {
+		MDB_stat st;
+		if ((mrc = mdb_stat(b->txn, t->dbi, &st)))
+			return poison(b, lb__mdb_fail(mrc, name));
+		if (st.ms_entries)
+			return lb__fail(LB_EINVAL,
+			                "table %s holds %zu records: only an "
+			                "empty table can be removed",
+			                name, (size_t)st.ms_entries);
+		enc = t->encoded.data;
+		enclen = t->encoded.len;
+	}
+	lb_wal_rec r = {.op = LB_OP_TABLE,
+	                .table = name,
+	                .tlen = (uint32_t)strlen(name),
+	                .key = name,
+	                .klen = (uint32_t)strlen(name),
+	                .before = drop ? enc : NULL,
+	                .blen = drop ? (uint32_t)enclen : 0,
+	                .has_before = drop,
+	                .after = drop ? NULL : enc,
+	                .alen = drop ? 0 : (uint32_t)enclen,
+	                .has_after = !drop};
+	if (how != LB__HOW_REPLAY && (rc = log_record(b, &r)) < 0)
+		return rc;
+
+	int kl = snprintf(mk, sizeof mk, "table/%s", name);
+	MDB_val tk = {(size_t)kl, mk};
+	if (drop) {
+		if ((mrc = mdb_del(b->txn, db->meta, &tk, NULL)))
+			return poison(b, lb__mdb_fail(mrc, "_meta"));
+		kl = snprintf(mk, sizeof mk, "schema/%s", name);
+		MDB_val sk = {(size_t)kl, mk};
+		if ((mrc = mdb_del(b->txn, db->meta, &sk, NULL)))
+			return poison(b, lb__mdb_fail(mrc, "_meta"));
+		if ((rc = tchange_add(b, t, 1)) < 0)
+			return poison(b, rc);
+		return 0;
+	}
+
+	MDB_val nk = {8, "next_tid"}, nv;
+	if ((mrc = mdb_get(b->txn, db->meta, &nk, &nv)) || nv.mv_size != 4)
+		return poison(b, lb__fail(LB_ECORRUPT, "_meta: no next_tid"));
+	uint32_t tid = lb__get_be32(nv.mv_data);
+	if (tid == 0 || tid >= LB__TID_HASHED)
+		return poison(b, lb__fail(LB_ECORRUPT, "_meta: bad next_tid"));
+	lb__be32(tv, tid + 1);
+	MDB_val nv2 = {4, tv};
+	if ((mrc = mdb_put(b->txn, db->meta, &nk, &nv2, 0)))
+		return poison(b, lb__mdb_fail(mrc, "_meta"));
+	lb__be32(tv, tid);
+	MDB_val tvv = {4, tv};
+	if ((mrc = mdb_put(b->txn, db->meta, &tk, &tvv, 0)))
+		return poison(b, lb__mdb_fail(mrc, "_meta"));
+	kl = snprintf(mk, sizeof mk, "schema/%s", name);
+	MDB_val sk = {(size_t)kl, mk}, sv = {enclen, (void *)enc};
+	if ((mrc = mdb_put(b->txn, db->meta, &sk, &sv, 0)))
+		return poison(b, lb__mdb_fail(mrc, "_meta"));
+	if ((rc = lb__table_make(db, name, tid, enc, enclen, &t)) < 0)
+		return poison(b, rc);
+	char dname[2 + LB_TABLE_NAME_MAX + 1];
+	snprintf(dname, sizeof dname, "t/%s", name);
+	if ((mrc = mdb_dbi_open(b->txn, dname, MDB_CREATE, &t->dbi))) {
+		lb__table_free(t);
+		return poison(b, lb__mdb_fail(mrc, dname));
+	}
+	/* A table dropped and made again keeps its sub-database: empty it
+	 * in case an older process left records behind. */
+	if ((mrc = mdb_drop(b->txn, t->dbi, 0))) {
+		lb__table_free(t);
+		return poison(b, lb__mdb_fail(mrc, dname));
+	}
+	if ((rc = tchange_add(b, t, 0)) < 0) {
+		lb__table_free(t);
+		return poison(b, rc);
+	}
+	return 0;
+}
+
+int lb_table_create(lb_db *db, const char *name, const lb_schema *s)
+{
+	lb_buf enc;
+	lb_batch *b;
+	int rc;
+	if (!db)
+		return lb__fail(LB_EINVAL, "lb_table_create: db is NULL");
+	if (!name || !*name)
+		return lb__fail(LB_EINVAL, "table name is NULL or empty");
+	if (strlen(name) > LB_TABLE_NAME_MAX)
+		return lb__fail(LB_ETOOBIG, "table name of %zu bytes (max %d)",
+		                strlen(name), LB_TABLE_NAME_MAX);
+	if (!lb__table_name_ok(name, strlen(name)))
+		return lb__fail(LB_EINVAL,
+		                "table name '%s': use 1..%d of "
+		                "[A-Za-z0-9_.-]",
+		                name, LB_TABLE_NAME_MAX);
+	lb__buf_init(&enc);
+	if ((rc = lb__schema_encode(s, &enc)) < 0) {
+		lb__buf_free(&enc);
+		return rc;
+	}
+	for (size_t i = 0; s && i < s->nfields; i++) {
+		const char *ref = s->fields[i].ref;
+		if (ref && strcmp(ref, name) != 0 && !lb__table_find(db, ref)) {
+			lb__buf_free(&enc);
+			return lb__fail(LB_EINVAL,
+			                "table %s: field '%s' references "
+			                "missing table %s",
+			                name, s->fields[i].name, ref);
+		}
+	}
+	char label[32 + LB_TABLE_NAME_MAX];
+	snprintf(label, sizeof label, "create table %s", name);
+	if ((rc = lb__batch_begin(db, label, &b)) < 0) {
+		lb__buf_free(&enc);
+		return rc;
+	}
+	rc = lb__apply_table(b, name, enc.data, enc.len, 0, LB__HOW_CHECK);
+	lb__buf_free(&enc);
+	if (rc < 0) {
+		lb_batch_abort(b);
+		return rc;
+	}
+	return lb_batch_commit(b, NULL);
+}
+
+/* ---- commit -------------------------------------------------------------- */
+
+int lb__batch_mark(lb_batch *b, uint64_t id)
+{
+	if (b->nmarks == b->mcap) {
+		size_t nc = b->mcap ? b->mcap * 2 : 8;
+		uint64_t *nm = realloc(b->marks, nc * sizeof *nm);
+		if (!nm)
+			return lb__fail(LB_ENOMEM, "out of memory");
+		b->marks = nm;
+		b->mcap = nc;
+	}
+	b->marks[b->nmarks++] = id;
+	return 0;
+}
+
+static int write_marks(lb_batch *b)
+{
+	lb_db *db = b->db;
+	lb_buf enc;
+	int rc = 0;
+	lb__buf_init(&enc);
+	for (size_t i = 0; i < b->nmarks && rc == 0; i++) {
+		lb_wal_hdr h;
+		if ((rc = lb__hdr_get(db, b->txn, b->marks[i], &h)) < 0)
+			break;
+		h.rolled_back_by = b->id;
+		enc.len = 0;
+		rc = lb__hdr_encode(&h, &enc);
+		lb__hdr_free(&h);
+		if (rc < 0)
+			break;
+		uint8_t kb[8];
+		lb__be64(kb, b->marks[i]);
+		MDB_val k = {8, kb}, v = {enc.len, enc.data};
+		int mrc = mdb_put(b->txn, db->batches, &k, &v, 0);
+		if (mrc)
+			rc = lb__mdb_fail(mrc, "_batches");
+	}
+	lb__buf_free(&enc);
+	return rc;
+}
+
+/* After the transaction committed: remember the chain head and publish the
+ * batch's table changes. */
+static void committed(lb_batch *b, const uint8_t hash[32])
+{
+	lb_db *db = b->db;
+	db->last_id = b->id;
+	memcpy(db->last_hash, hash, 32);
+	for (size_t i = 0; i < b->ntchanges; i++) {
+		lb_table *t = b->tchanges[i].t;
+		if (b->tchanges[i].drop) {
+			pthread_mutex_lock(&db->tlock);
+			t->dropped = 1;
+			pthread_mutex_unlock(&db->tlock);
+		} else if (lb__tables_publish(db, t) == 0) {
+			b->tchanges[i].drop = 1; /* now owned by db */
+		}
+		/* else out of memory: the table is on disk and is found at
+		 * the next open; batch_free releases this copy. */
+	}
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Put the header (given, for replay; else built from the batch) and
+ * commit the transaction. */
+static int finish_txn(lb_batch *b, int64_t time_ns, const lb_wal_hdr *given,
+                      uint8_t hash[32])
+{
+	lb_db *db = b->db;
+	lb_wal_hdr h;
+	lb_buf enc;
+	int rc, mrc;
+	if (!given && db->segw.count && (rc = flush_segment(b)) < 0)
+		return rc;
+	if ((rc = write_marks(b)) < 0)
+		return poison(b, rc);
+	if (given) {
+		h = *given;
+	} else {
+		memset(&h, 0, sizeof h);
+		h.id = b->id;
+		h.time_ns = time_ns ? time_ns : now_ns();
+		snprintf(h.label, sizeof h.label, "%s", b->label);
+		h.records = b->records;
+		h.segments = b->nseg;
+		h.raw_bytes = b->raw_bytes;
+		h.stored_bytes = b->stored_bytes;
+		h.undoes = b->undoes;
+		h.seg_hashes = b->seghashes.data;
+		memcpy(h.prev_hash, db->last_hash, 32);
+		if ((rc = lb__hdr_hash(&h, h.hash)) < 0)
+			return poison(b, rc);
+	}
+	lb__buf_init(&enc);
+	if ((rc = lb__hdr_encode(&h, &enc)) < 0) {
+		lb__buf_free(&enc);
+		return poison(b, rc);
+	}
+	uint8_t kb[8];
+	lb__be64(kb, b->id);
+	MDB_val k = {8, kb}, v = {enc.len, enc.data};
+	mrc = mdb_put(b->txn, db->batches, &k, &v, MDB_APPEND);
+	lb__buf_free(&enc);
+	if (mrc)
+		return poison(b, lb__mdb_fail(mrc, "writing the batch header"));
+	mrc = mdb_txn_commit(b->txn);
+	b->txn = NULL;
+	if (mrc)
+		return poison(b, lb__mdb_fail(mrc, "committing"));
+	memcpy(hash, h.hash, 32);
+	return 0;
+}
+
+/* finish_txn, growing the map and redoing the batch while it is full. */
+static int finish_grow(lb_batch *b, int64_t time_ns, const lb_wal_hdr *given,
+                       uint8_t hash[32])
+{
+	int rc = finish_txn(b, time_ns, given, hash);
+	while (rc == LB_EFULL && b->mapfull && (rc = lb__regrow(b)) == 0)
+		rc = finish_txn(b, time_ns, given, hash);
+	return rc;
+}
+
+int lb__batch_commit_at(lb_batch *b, int64_t time_ns, lb_result *res)
+{
+	uint8_t hash[32];
+	int rc;
+	if (res)
+		memset(res, 0, sizeof *res);
+	if (b->poisoned) {
+		rc = lb__fail(b->poisoned,
+		              "batch %llu failed earlier (%s): nothing written",
+		              (unsigned long long)b->id,
+		              lb_strerror(b->poisoned));
+		goto done;
+	}
+	/* Foreign keys are checked even when ops had issues, so that the
+	 * result holds every issue of the batch. */
+	if ((rc = lb__fk_check(b)) < 0 && rc != LB_EVALIDATION)
+		goto done;
+	if (b->nissues_total) {
+		rc = lb__fail(LB_EVALIDATION,
+		              "batch rejected with %zu issue%s: nothing "
+		              "written",
+		              b->nissues_total,
+		              b->nissues_total == 1 ? "" : "s");
+		goto done;
+	}
+	if (b->records == 0) {
+		rc = 0;
+		goto done;
+	}
+	if ((rc = finish_grow(b, time_ns, NULL, hash)) < 0)
+		goto done;
+	committed(b, hash);
+	if (res) {
+		res->batch_id = b->id;
+		res->records = b->records;
+	}
+done:
+	if (res) {
+		res->rc = rc;
+		lb__batch_issues_to(b, res);
+	}
+	batch_free(b);
+	return rc;
+}
+
+int lb_batch_commit(lb_batch *b, lb_result *res)
+{
+	if (res)
+		memset(res, 0, sizeof *res);
+	if (!b)
+		return lb__fail(LB_EINVAL, "lb_batch_commit: batch is NULL");
+	if (!pthread_equal(b->owner, pthread_self()))
+		return lb__fail(LB_EINVAL,
+		                "batch %llu committed from a thread that did "
+		                "not begin it",
+		                (unsigned long long)b->id);
+	return lb__batch_commit_at(b, 0, res);
+}
+
+int lb__batch_commit_hdr(lb_batch *b, const lb_wal_hdr *h)
+{
+	uint8_t hash[32];
+	int rc;
+	if (b->poisoned) {
+		rc = lb__fail(b->poisoned, "replaying batch %llu failed (%s)",
+		              (unsigned long long)b->id,
+		              lb_strerror(b->poisoned));
+	} else if (h->id != b->id ||
+	           memcmp(h->prev_hash, b->db->last_hash, 32) != 0) {
+		rc = lb__fail(LB_ECORRUPT,
+		              "batch %llu does not follow batch %llu in the "
+		              "chain",
+		              (unsigned long long)h->id,
+		              (unsigned long long)b->db->last_id);
+	} else if ((rc = finish_grow(b, 0, h, hash)) == 0) {
+		committed(b, hash);
+	}
+	batch_free(b);
+	return rc;
+}

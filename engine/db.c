@@ -1,0 +1,681 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * db.c: opening and closing a database, the table list, LMDB error
+ * translation and map growth.
+ *
+ * A database is one LMDB environment in one directory (docs/FORMAT.md §2).
+ * Opening validates the directory, the LMDB files (a data.mdb shorter than
+ * its own meta page claims would fault on access, so it is refused before
+ * any page is touched), the `_meta` format version, then loads every table
+ * and the last batch header.
+ *
+ * Map growth: LMDB needs a map size fixed while any transaction of the
+ * process is live. Every live transaction holds maplock for reading; before
+ * a batch starts, the writer grows the map (doubling) when more than half of
+ * it is in use, taking maplock for writing. Readers never wait for this: a
+ * growth that cannot get the lock at once is put off to a later batch
+ * unless the map is nearly full.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/internal.h"
+
+_Thread_local int lb__mapfull;
+
+int lb__mdb_fail(int mrc, const char *what)
+{
+	lb__mapfull = mrc == MDB_MAP_FULL;
+	switch (mrc) {
+	case MDB_NOTFOUND:
+		return lb__fail(LB_ENOTFOUND, "%s: not found", what);
+	case MDB_MAP_FULL:
+		return lb__fail(LB_EFULL, "%s: database map is full", what);
+	case ENOSPC:
+#ifdef EDQUOT
+	case EDQUOT:
+#endif
+		return lb__fail(LB_EFULL, "%s: no space left on device", what);
+	case ENOMEM:
+		return lb__fail(LB_ENOMEM, "%s: out of memory", what);
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_BAD_TXN:
+		return lb__fail(LB_ECORRUPT, "%s: %s", what, mdb_strerror(mrc));
+	case MDB_VERSION_MISMATCH:
+		return lb__fail(LB_EVERSION, "%s: %s", what, mdb_strerror(mrc));
+	case MDB_READERS_FULL:
+	case EAGAIN:
+	case EBUSY:
+		return lb__fail(LB_EBUSY, "%s: %s", what, mdb_strerror(mrc));
+	case MDB_TXN_FULL:
+		return lb__fail(LB_ETOOBIG,
+		                "%s: batch too large for one transaction",
+		                what);
+	case MDB_KEYEXIST:
+		return lb__fail(LB_EEXIST, "%s: key exists", what);
+	case MDB_BAD_VALSIZE:
+		return lb__fail(LB_ETOOBIG,
+		                "%s: key or value size not supported", what);
+	case MDB_DBS_FULL:
+		return lb__fail(LB_EFULL, "%s: too many tables", what);
+	case EINVAL:
+		return lb__fail(LB_EINVAL, "%s: invalid argument", what);
+	default:
+		return lb__fail(LB_EIO, "%s: %s", what, mdb_strerror(mrc));
+	}
+}
+
+int lb__rewrap(int rc, const char *fmt, ...)
+{
+	char old[512], pre[256];
+	va_list ap;
+	snprintf(old, sizeof old, "%s", lb_errmsg());
+	va_start(ap, fmt);
+	vsnprintf(pre, sizeof pre, fmt, ap);
+	va_end(ap);
+	return lb__fail(rc, "%s: %s", pre, old);
+}
+
+void lb_options_init(lb_options *o)
+{
+	if (!o)
+		return;
+	memset(o, 0, sizeof *o);
+	o->compression = -1;
+}
+
+size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key, size_t klen)
+{
+	if (klen <= LB_KEY_MAX - 4) {
+		lb__be32(out, tid);
+		memcpy(out + 4, key, klen);
+		return 4 + klen;
+	}
+	lb__be32(out, tid | LB__TID_HASHED);
+	lb__sha256(key, klen, out + 4);
+	return 36;
+}
+
+/* ---- tables ------------------------------------------------------------- */
+
+void lb__table_free(lb_table *t)
+{
+	if (!t)
+		return;
+	lb__schema_free(&t->schema);
+	lb__buf_free(&t->encoded);
+	free(t->pubfields);
+	free(t->ref_field);
+	free(t->ref_table);
+	free(t);
+}
+
+lb_table *lb__table_find(lb_db *db, const char *name)
+{
+	lb_table *found = NULL;
+	if (!name)
+		return NULL;
+	pthread_mutex_lock(&db->tlock);
+	for (size_t i = 0; i < db->ntables; i++) {
+		lb_table *t = db->tables[i];
+		if (!t->dropped && strcmp(t->name, name) == 0) {
+			found = t;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&db->tlock);
+	return found;
+}
+
+int lb__table_make(lb_db *db, const char *name, uint32_t tid, const void *enc,
+                   size_t enclen, lb_table **out)
+{
+	lb_table *t = calloc(1, sizeof *t);
+	int rc;
+	*out = NULL;
+	if (!t)
+		return lb__fail(LB_ENOMEM, "table %s: out of memory", name);
+	snprintf(t->name, sizeof t->name, "%s", name);
+	t->tid = tid;
+	lb__buf_init(&t->encoded);
+	if ((rc = lb__buf_append(&t->encoded, enc, enclen)) < 0)
+		goto fail;
+	if ((rc = lb__schema_decode(enc, enclen, &t->schema)) < 0)
+		goto fail;
+	if (t->schema.has_schema) {
+		uint32_t n = t->schema.nfields;
+		t->pubfields = calloc(n ? n : 1, sizeof *t->pubfields);
+		t->ref_field = calloc(n ? n : 1, sizeof *t->ref_field);
+		t->ref_table = calloc(n ? n : 1, sizeof *t->ref_table);
+		if (!t->pubfields || !t->ref_field || !t->ref_table) {
+			rc = lb__fail(LB_ENOMEM, "table %s: out of memory",
+			              name);
+			goto fail;
+		}
+		for (uint32_t i = 0; i < n; i++) {
+			lb_sfield *f = &t->schema.fields[i];
+			t->pubfields[i].name = f->name;
+			t->pubfields[i].type = f->type;
+			t->pubfields[i].flags = f->flags;
+			t->pubfields[i].max_len = f->max_len;
+			t->pubfields[i].ref = f->ref;
+			if (f->ref) {
+				lb_table *r =
+				        strcmp(f->ref, name) == 0
+				                ? t
+				                : lb__table_find(db, f->ref);
+				if (!r) {
+					rc = lb__fail(
+					        LB_ECORRUPT,
+					        "table %s: field '%s' "
+					        "references missing table "
+					        "%s",
+					        name, f->name, f->ref);
+					goto fail;
+				}
+				t->ref_field[t->nrefs] = i;
+				t->ref_table[t->nrefs] = r;
+				t->nrefs++;
+			}
+		}
+		t->pub.fields = t->pubfields;
+		t->pub.nfields = n;
+		t->pub.closed = t->schema.closed;
+	}
+	*out = t;
+	return 0;
+fail:
+	lb__table_free(t);
+	return rc;
+}
+
+int lb__tables_publish(lb_db *db, lb_table *t)
+{
+	pthread_mutex_lock(&db->tlock);
+	if (db->ntables == db->tcap) {
+		size_t nc = db->tcap ? db->tcap * 2 : 16;
+		lb_table **nt = realloc(db->tables, nc * sizeof *nt);
+		if (!nt) {
+			pthread_mutex_unlock(&db->tlock);
+			return lb__fail(LB_ENOMEM, "table list: out of memory");
+		}
+		db->tables = nt;
+		db->tcap = nc;
+	}
+	db->tables[db->ntables++] = t;
+	for (uint32_t i = 0; i < t->nrefs; i++)
+		t->ref_table[i]->referenced = 1;
+	pthread_mutex_unlock(&db->tlock);
+	return 0;
+}
+
+/* ---- map growth --------------------------------------------------------- */
+
+void lb__read_begin(lb_db *db)
+{
+	pthread_rwlock_rdlock(&db->maplock);
+}
+
+void lb__read_end(lb_db *db)
+{
+	pthread_rwlock_unlock(&db->maplock);
+}
+
+int lb__grow_map_if_needed(lb_db *db)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	int mrc;
+	if ((mrc = mdb_env_info(db->env, &info)) != 0 ||
+	    (mrc = mdb_env_stat(db->env, &st)) != 0)
+		return lb__mdb_fail(mrc, "map size");
+	uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	uint64_t size = info.me_mapsize;
+	if (used <= size / 2)
+		return 0;
+	uint64_t nsize = size * 2;
+	if (pthread_rwlock_trywrlock(&db->maplock) != 0) {
+		/* Readers are live. Wait only when the map is close to full:
+		 * then the batch could not proceed anyway. */
+		if (used < size - size / 8)
+			return 0;
+		pthread_rwlock_wrlock(&db->maplock);
+	}
+	mrc = mdb_env_set_mapsize(db->env, nsize);
+	pthread_rwlock_unlock(&db->maplock);
+	if (mrc != 0)
+		return lb__mdb_fail(mrc, "growing the map");
+	return 0;
+}
+
+/* ---- open and close ----------------------------------------------------- */
+
+static int mkdirs(const char *dir)
+{
+	char *p = strdup(dir);
+	if (!p)
+		return lb__fail(LB_ENOMEM, "%s: out of memory", dir);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+			int e = errno;
+			free(p);
+			return lb__fail(e == ENOSPC ? LB_EFULL : LB_EIO,
+			                "%s: cannot create directory: %s", dir,
+			                strerror(e));
+		}
+		*s = '/';
+	}
+	int r = mkdir(p, 0755);
+	int e = errno;
+	free(p);
+	if (r != 0 && e != EEXIST)
+		return lb__fail(e == ENOSPC ? LB_EFULL : LB_EIO,
+		                "%s: cannot create directory: %s", dir,
+		                strerror(e));
+	return 0;
+}
+
+static int check_options(const lb_options *o)
+{
+	if (o->flags & ~(unsigned)(LB_CREATE | LB_RDONLY | LB_NOSYNC))
+		return lb__fail(LB_EINVAL, "options: unknown flags 0x%x",
+		                o->flags);
+	if ((o->flags & LB_CREATE) && (o->flags & LB_RDONLY))
+		return lb__fail(LB_EINVAL,
+		                "options: LB_CREATE and LB_RDONLY exclude each "
+		                "other");
+	if (o->compression < -1 || o->compression > 9)
+		return lb__fail(LB_EINVAL,
+		                "options: compression %d is not in -1..9",
+		                o->compression);
+	if (o->segment_size > LB_SEGMENT_SIZE_MAX ||
+	    (o->segment_size && o->segment_size < 256))
+		return lb__fail(LB_EINVAL,
+		                "options: segment_size %zu is not in 256..%u",
+		                o->segment_size, LB_SEGMENT_SIZE_MAX);
+	return 0;
+}
+
+/* Open every sub-database and read or write the format entry. */
+static int open_meta(lb_db *db, int creating)
+{
+	MDB_txn *txn;
+	int rdonly = (db->flags & LB_RDONLY) != 0;
+	int mrc = mdb_txn_begin(db->env, NULL, rdonly ? MDB_RDONLY : 0, &txn);
+	if (mrc)
+		return lb__mdb_fail(mrc, db->path);
+	int rc = 0;
+	MDB_dbi main;
+	MDB_stat st;
+	if ((mrc = mdb_dbi_open(txn, NULL, 0, &main)) ||
+	    (mrc = mdb_stat(txn, main, &st))) {
+		rc = lb__mdb_fail(mrc, db->path);
+		goto out;
+	}
+	mrc = mdb_dbi_open(txn, "_meta", 0, &db->meta);
+	if (mrc == MDB_NOTFOUND) {
+		if (st.ms_entries > 0) {
+			rc = lb__fail(LB_EINVAL,
+			              "%s: an LMDB environment that is not a "
+			              "logbook database",
+			              db->path);
+			goto out;
+		}
+		if (!creating) {
+			rc = lb__fail(rdonly ? LB_ENOTFOUND : LB_ENOTFOUND,
+			              "%s: no logbook database here (use "
+			              "LB_CREATE to make one)",
+			              db->path);
+			goto out;
+		}
+		uint8_t v[4];
+		lb__be32(v, LB__FORMAT_VERSION);
+		MDB_val k = {6, "format"}, d = {4, v};
+		if ((mrc = mdb_dbi_open(txn, "_meta", MDB_CREATE, &db->meta)) ||
+		    (mrc = mdb_put(txn, db->meta, &k, &d, 0))) {
+			rc = lb__mdb_fail(mrc, db->path);
+			goto out;
+		}
+		MDB_val nk = {8, "next_tid"};
+		uint8_t one[4];
+		lb__be32(one, 1);
+		MDB_val nd = {4, one};
+		if ((mrc = mdb_put(txn, db->meta, &nk, &nd, 0))) {
+			rc = lb__mdb_fail(mrc, db->path);
+			goto out;
+		}
+	} else if (mrc) {
+		rc = lb__mdb_fail(mrc, db->path);
+		goto out;
+	}
+	MDB_val k = {6, "format"}, d;
+	mrc = mdb_get(txn, db->meta, &k, &d);
+	if (mrc || d.mv_size != 4) {
+		rc = lb__fail(LB_ECORRUPT,
+		              "%s: _meta has no valid format entry", db->path);
+		goto out;
+	}
+	uint32_t ver = lb__get_be32(d.mv_data);
+	if (ver > LB__FORMAT_VERSION) {
+		rc = lb__fail(LB_EVERSION,
+		              "%s: format version %u is newer than this "
+		              "library's %u",
+		              db->path, ver, LB__FORMAT_VERSION);
+		goto out;
+	}
+	if (ver == 0) {
+		rc = lb__fail(LB_ECORRUPT, "%s: format version 0 is invalid",
+		              db->path);
+		goto out;
+	}
+	unsigned cf = rdonly ? 0 : MDB_CREATE;
+	struct {
+		const char *name;
+		MDB_dbi *dbi;
+		unsigned flags;
+	} subs[] = {
+	        {"_batches", &db->batches, 0},
+	        {"_wal", &db->wal, 0},
+	        {"_checkpoints", &db->ckpts, 0},
+	        {"_refs", &db->refs, MDB_DUPSORT},
+	        {"_hist", &db->hist, MDB_DUPSORT | MDB_DUPFIXED},
+	};
+	for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+		mrc = mdb_dbi_open(txn, subs[i].name, subs[i].flags | cf,
+		                   subs[i].dbi);
+		if (mrc) {
+			rc = mrc == MDB_NOTFOUND
+			             ? lb__fail(
+			                       LB_ECORRUPT,
+			                       "%s: sub-database %s is missing",
+			                       db->path, subs[i].name)
+			             : lb__mdb_fail(mrc, db->path);
+			goto out;
+		}
+	}
+	/* Tables, in id order so that refs resolve to earlier tables. */
+	{
+		MDB_cursor *c;
+		if ((mrc = mdb_cursor_open(txn, db->meta, &c))) {
+			rc = lb__mdb_fail(mrc, db->path);
+			goto out;
+		}
+		MDB_val ck = {6, "table/"}, cd;
+		typedef struct {
+			uint32_t tid;
+			char name[LB_TABLE_NAME_MAX + 1];
+		} ent;
+		ent *ents = NULL;
+		size_t n = 0, cap = 0;
+		for (mrc = mdb_cursor_get(c, &ck, &cd, MDB_SET_RANGE); mrc == 0;
+		     mrc = mdb_cursor_get(c, &ck, &cd, MDB_NEXT)) {
+			if (ck.mv_size < 6 || memcmp(ck.mv_data, "table/", 6))
+				break;
+			size_t nl = ck.mv_size - 6;
+			if (nl == 0 || nl > LB_TABLE_NAME_MAX ||
+			    cd.mv_size != 4) {
+				rc = lb__fail(LB_ECORRUPT,
+				              "%s: bad table entry in _meta",
+				              db->path);
+				break;
+			}
+			if (n == cap) {
+				cap = cap ? cap * 2 : 16;
+				ent *ne = realloc(ents, cap * sizeof *ne);
+				if (!ne) {
+					rc = lb__fail(LB_ENOMEM,
+					              "out of memory");
+					break;
+				}
+				ents = ne;
+			}
+			memcpy(ents[n].name, (char *)ck.mv_data + 6, nl);
+			ents[n].name[nl] = 0;
+			ents[n].tid = lb__get_be32(cd.mv_data);
+			n++;
+		}
+		mdb_cursor_close(c);
+		/* insertion sort by tid: few tables */
+		for (size_t i = 1; i < n; i++)
+			for (size_t j = i;
+			     j > 0 && ents[j].tid < ents[j - 1].tid; j--) {
+				ent tmp = ents[j];
+				ents[j] = ents[j - 1];
+				ents[j - 1] = tmp;
+			}
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			char key[7 + LB_TABLE_NAME_MAX + 1];
+			int kl = snprintf(key, sizeof key, "schema/%s",
+			                  ents[i].name);
+			MDB_val sk = {(size_t)kl, key}, sd;
+			char dname[2 + LB_TABLE_NAME_MAX + 1];
+			snprintf(dname, sizeof dname, "t/%s", ents[i].name);
+			lb_table *t;
+			if ((mrc = mdb_get(txn, db->meta, &sk, &sd))) {
+				rc = lb__fail(
+				        LB_ECORRUPT,
+				        "%s: table %s has no schema entry",
+				        db->path, ents[i].name);
+				break;
+			}
+			if ((rc = lb__table_make(db, ents[i].name, ents[i].tid,
+			                         sd.mv_data, sd.mv_size, &t)) <
+			    0)
+				break;
+			if ((mrc = mdb_dbi_open(txn, dname, 0, &t->dbi))) {
+				lb__table_free(t);
+				rc = lb__fail(LB_ECORRUPT,
+				              "%s: table %s has no data",
+				              db->path, ents[i].name);
+				break;
+			}
+			if ((rc = lb__tables_publish(db, t)) < 0) {
+				lb__table_free(t);
+				break;
+			}
+		}
+		free(ents);
+		if (rc)
+			goto out;
+	}
+	/* The last batch. */
+	{
+		MDB_cursor *c;
+		MDB_val bk, bd;
+		if ((mrc = mdb_cursor_open(txn, db->batches, &c))) {
+			rc = lb__mdb_fail(mrc, db->path);
+			goto out;
+		}
+		mrc = mdb_cursor_get(c, &bk, &bd, MDB_LAST);
+		if (mrc == 0) {
+			lb_wal_hdr h;
+			if (bk.mv_size != 8) {
+				rc = lb__fail(LB_ECORRUPT,
+				              "%s: bad batch key in _batches",
+				              db->path);
+			} else if ((rc = lb__hdr_decode(bd.mv_data, bd.mv_size,
+			                                &h)) == 0) {
+				db->last_id = h.id;
+				memcpy(db->last_hash, h.hash, 32);
+				lb__hdr_free(&h);
+			}
+		} else if (mrc != MDB_NOTFOUND) {
+			rc = lb__mdb_fail(mrc, db->path);
+		}
+		mdb_cursor_close(c);
+		if (rc)
+			goto out;
+	}
+	mrc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (mrc)
+		rc = lb__mdb_fail(mrc, db->path);
+out:
+	if (txn)
+		mdb_txn_abort(txn);
+	return rc;
+}
+
+/* A data.mdb shorter than the pages LMDB's meta page claims would fault on
+ * access: refuse it before LMDB touches those pages. */
+static int check_file_size(lb_db *db, const char *file)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	struct stat fs;
+	if (stat(file, &fs) != 0)
+		return 0;
+	if (mdb_env_info(db->env, &info) || mdb_env_stat(db->env, &st))
+		return lb__fail(LB_ECORRUPT, "%s: unreadable LMDB meta", file);
+	uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	if ((uint64_t)fs.st_size < need)
+		return lb__fail(LB_ECORRUPT,
+		                "%s: truncated (%lld bytes, its meta page "
+		                "needs %llu)",
+		                file, (long long)fs.st_size,
+		                (unsigned long long)need);
+	return 0;
+}
+
+int lb_open(const char *dir, const lb_options *opts, lb_db **out)
+{
+	lb_options defaults;
+	lb_db *db = NULL;
+	int rc, mrc;
+	char *file = NULL;
+	struct stat st;
+
+	if (!out)
+		return lb__fail(LB_EINVAL, "lb_open: db is NULL");
+	*out = NULL;
+	if (!dir || !*dir)
+		return lb__fail(LB_EINVAL, "lb_open: empty directory name");
+	if (!opts) {
+		lb_options_init(&defaults);
+		defaults.flags = LB_CREATE;
+		opts = &defaults;
+	}
+	if ((rc = check_options(opts)) < 0)
+		return rc;
+	if (stat(dir, &st) != 0) {
+		if (errno != ENOENT)
+			return lb__fail(LB_EIO, "%s: %s", dir, strerror(errno));
+		if (!(opts->flags & LB_CREATE))
+			return lb__fail(LB_ENOTFOUND,
+			                "%s: no such directory (use LB_CREATE "
+			                "to make one)",
+			                dir);
+		if ((rc = mkdirs(dir)) < 0)
+			return rc;
+	} else if (!S_ISDIR(st.st_mode)) {
+		return lb__fail(LB_EINVAL, "%s: not a directory", dir);
+	}
+	if (asprintf(&file, "%s/data.mdb", dir) < 0)
+		return lb__fail(LB_ENOMEM, "out of memory");
+	int exists = stat(file, &st) == 0;
+	if (!exists && !(opts->flags & LB_CREATE)) {
+		free(file);
+		return lb__fail(LB_ENOTFOUND,
+		                "%s: no logbook database here (use LB_CREATE "
+		                "to make one)",
+		                dir);
+	}
+	if (exists && st.st_size == 0 && (opts->flags & LB_RDONLY)) {
+		free(file);
+		return lb__fail(LB_ECORRUPT, "%s: data.mdb is empty", dir);
+	}
+
+	db = calloc(1, sizeof *db);
+	if (!db || !(db->path = strdup(dir))) {
+		free(db);
+		free(file);
+		return lb__fail(LB_ENOMEM, "out of memory");
+	}
+	db->flags = opts->flags;
+	db->level = opts->compression < 0 ? 1 : opts->compression;
+	db->segsize =
+	        opts->segment_size ? opts->segment_size : LB__DEFAULT_SEGMENT;
+	pthread_mutex_init(&db->wlock, NULL);
+	pthread_mutex_init(&db->tlock, NULL);
+	pthread_rwlock_init(&db->maplock, NULL);
+	lb__segr_init(&db->segr);
+	if ((rc = lb__segw_init(&db->segw, db->level)) < 0)
+		goto fail;
+
+	if ((mrc = mdb_env_create(&db->env))) {
+		rc = lb__mdb_fail(mrc, dir);
+		goto fail;
+	}
+	uint64_t map = opts->map_size ? opts->map_size : LB__DEFAULT_MAP;
+	if (exists && (uint64_t)st.st_size + (uint64_t)st.st_size / 2 > map)
+		map = (uint64_t)st.st_size * 2;
+	mdb_env_set_maxdbs(db->env, 1024);
+	mdb_env_set_maxreaders(db->env, 510);
+	if ((mrc = mdb_env_set_mapsize(db->env, (size_t)map))) {
+		rc = lb__mdb_fail(mrc, dir);
+		goto fail;
+	}
+	unsigned ef = MDB_NOTLS | MDB_NORDAHEAD;
+	if (opts->flags & LB_RDONLY)
+		ef |= MDB_RDONLY;
+	if (opts->flags & LB_NOSYNC)
+		ef |= MDB_NOSYNC;
+	mrc = mdb_env_open(db->env, dir, ef, 0644);
+	if (mrc) {
+		if (mrc == MDB_INVALID)
+			rc = lb__fail(LB_ECORRUPT,
+			              "%s: data.mdb is not an LMDB file", dir);
+		else if (mrc == ENOENT)
+			rc = lb__fail(LB_ENOTFOUND, "%s: no database here",
+			              dir);
+		else
+			rc = lb__mdb_fail(mrc, dir);
+		goto fail;
+	}
+	if ((rc = check_file_size(db, file)) < 0)
+		goto fail;
+	int dead = 0;
+	mdb_reader_check(db->env, &dead);
+	if ((rc = open_meta(db, (opts->flags & LB_CREATE) != 0)) < 0)
+		goto fail;
+	free(file);
+	*out = db;
+	return 0;
+fail:
+	free(file);
+	lb_close(db);
+	return rc;
+}
+
+void lb_close(lb_db *db)
+{
+	if (!db)
+		return;
+	if (db->env)
+		mdb_env_close(db->env);
+	for (size_t i = 0; i < db->ntables; i++)
+		lb__table_free(db->tables[i]);
+	free(db->tables);
+	lb__segw_free(&db->segw);
+	lb__segr_free(&db->segr);
+	pthread_mutex_destroy(&db->wlock);
+	pthread_mutex_destroy(&db->tlock);
+	pthread_rwlock_destroy(&db->maplock);
+	free(db->path);
+	free(db);
+}

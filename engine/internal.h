@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h: the engine's private structures, shared by the engine's sources.
+ *
+ * Locking, from outermost to innermost:
+ *   db->wlock    one open batch (or rollback, replay source read, prune) at
+ *                a time in this process; LMDB's own writer lock serialises
+ *                processes.
+ *   db->maplock  read-held by every live LMDB transaction of this process
+ *                (batches, snapshots, lb_get); write-held only to resize the
+ *                map, which LMDB allows only when no transaction is live.
+ *   db->tlock    protects the table list; held only for lookups/publishing.
+ */
+#ifndef LB_ENGINE_INTERNAL_H
+#define LB_ENGINE_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "logbook.h"
+#include "wal/wal.h"
+
+#define LB__DEFAULT_SEGMENT (256u << 10)
+#define LB__DEFAULT_MAP ((uint64_t)1 << 30)
+#define LB__TID_HASHED 0x80000000u
+#define LB__IKEY_MAX (4 + LB_KEY_MAX)
+
+/* A table as the engine knows it. Never freed before lb_close(): readers
+ * may hold the pointer; a table removed by a rollback is marked dropped. */
+typedef struct lb_table {
+	char name[LB_TABLE_NAME_MAX + 1];
+	uint32_t tid;
+	MDB_dbi dbi;
+	int dropped;
+	lb_wal_schema schema; /* decoded schema (has_schema 0: opaque) */
+	lb_buf encoded;       /* its encoding, as logged */
+	lb_field *pubfields;  /* public view for lb_tables() */
+	lb_schema pub;
+	/* foreign keys: index into schema.fields of each ref field, and the
+	 * referenced table of each (resolved when the table is loaded) */
+	uint32_t nrefs;
+	uint32_t *ref_field;
+	struct lb_table **ref_table;
+	int referenced; /* some schema has a ref to this table */
+} lb_table;
+
+struct lb_db {
+	MDB_env *env;
+	char *path;
+	unsigned flags;
+	int level;
+	size_t segsize;
+	MDB_dbi meta, batches, wal, ckpts, refs, hist;
+	pthread_mutex_t wlock;
+	pthread_rwlock_t maplock;
+	pthread_mutex_t tlock;
+	lb_table **tables;
+	size_t ntables, tcap;
+	/* the last committed batch as this process last saw it */
+	uint64_t last_id;
+	uint8_t last_hash[32];
+	lb_segw segw; /* reused by every batch (one at a time) */
+	lb_segr segr; /* reused by batch-time log reads under wlock */
+};
+
+/* A pending foreign-key check, evaluated at commit. */
+enum { LB__PEND_REF = 1, LB__PEND_DEL = 2 };
+
+struct lb_batch {
+	lb_db *db;
+	MDB_txn *txn;
+	pthread_t owner;
+	uint64_t id;
+	char label[LB_LABEL_MAX + 1];
+	uint64_t records, raw_bytes, stored_bytes;
+	uint32_t nseg;
+	lb_buf seghashes; /* 32 bytes per flushed segment */
+	uint64_t undoes;
+	int poisoned; /* an error left the transaction unusable: rc */
+	int fk_mode;  /* 0 normal; set by rollback to name referrers' batches */
+	/* issues */
+	lb_issue *issues;
+	size_t nissues, nissues_total, icap;
+	/* pending FK checks: packed entries, see validate.c */
+	lb_buf pending;
+	/* tables created or dropped in this batch, published at commit */
+	struct lb_tchange {
+		lb_table *t;
+		int drop;
+	} * tchanges;
+	size_t ntchanges;
+	lb_buf scratch; /* copy of a before-image while indexes change */
+	/* the ops applied so far, to redo them after growing the map
+	 * (grow.c); spilled to an unlinked temporary file past a size */
+	lb_buf jbuf;
+	void *jfile;
+	int mapfull; /* the transaction failed because the map is full */
+	/* batches whose header state must be rewritten at commit */
+	uint64_t *marks;
+	size_t nmarks, mcap;
+};
+
+/* ---- db.c ---------------------------------------------------------------- */
+int lb__mdb_fail(int mrc, const char *what);
+/* Set by lb__mdb_fail: was that failure LMDB's map being full (which
+ * growing the map cures) rather than the disk? */
+extern _Thread_local int lb__mapfull;
+/* Return rc with the current detail prefixed by a formatted context. */
+int lb__rewrap(int rc, const char *fmt, ...)
+#if defined(__GNUC__)
+        __attribute__((format(printf, 2, 3)))
+#endif
+        ;
+lb_table *lb__table_find(lb_db *db, const char *name);
+void lb__table_free(lb_table *t);
+/* Build an lb_table from its stored encoding (schema decoded, refs resolved
+ * against db's tables). */
+int lb__table_make(lb_db *db, const char *name, uint32_t tid, const void *enc,
+                   size_t enclen, lb_table **out);
+int lb__tables_publish(lb_db *db, lb_table *t); /* under wlock */
+int lb__grow_map_if_needed(lb_db *db);
+void lb__read_begin(lb_db *db);
+void lb__read_end(lb_db *db);
+
+static inline void lb__be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+static inline uint64_t lb__get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+static inline void lb__be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+static inline uint32_t lb__get_be32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+	       ((uint32_t)p[2] << 8) | p[3];
+}
+/* ikey(tid, key) of FORMAT.md: returns its length, written to out
+ * (LB__IKEY_MAX bytes). */
+size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key, size_t klen);
+
+/* ---- batch.c ------------------------------------------------------------- */
+/* Begin a batch; internal callers (rollback, table create) use it too. */
+int lb__batch_begin(lb_db *db, const char *label, lb_batch **out);
+enum { LB__MODE_PUT, LB__MODE_INSERT, LB__MODE_UPDATE, LB__MODE_DELETE };
+/* How lb__apply treats an op:
+ *  CHECK   user ops: schema, duplicate and missing checks; logged; foreign
+ *          keys queued for commit.
+ *  RESTORE rollback: no schema/duplicate/missing checks; a delete of a
+ *          missing key does nothing; logged; foreign keys queued.
+ *  REPLAY  replay: no checks and no logging (the caller copies the source's
+ *          segments verbatim); data, _hist and _refs updated. */
+enum { LB__HOW_CHECK = 0, LB__HOW_RESTORE = 1, LB__HOW_REPLAY = 2 };
+int lb__apply(lb_batch *b, lb_table *t, int mode, const void *key, size_t klen,
+              const void *val, size_t vlen, int how);
+/* Apply a table creation (enc = encoded schema) or, with drop != 0, the
+ * removal of an empty table (LB_EINVAL if it holds records). Logged unless
+ * how == LB__HOW_REPLAY. */
+int lb__apply_table(lb_batch *b, const char *name, const void *enc,
+                    size_t enclen, int drop, int how);
+/* Replay: commit with a header copied from the source log. h's id must be
+ * b->id and its prev_hash the hash of the last batch; segments must have
+ * been put into _wal by the caller. rolled_back_by and pruned are written
+ * as given. */
+int lb__batch_commit_hdr(lb_batch *b, const lb_wal_hdr *h);
+int lb__issue(lb_batch *b, lb_issue_kind kind, const char *table,
+              const void *key, size_t klen, const char *field, uint64_t batch,
+              const char *fmt, ...)
+#if defined(__GNUC__)
+        __attribute__((format(printf, 8, 9)))
+#endif
+        ;
+/* Put a segment (replay copies them verbatim), journaled like an op. */
+int lb__batch_put_segment(lb_batch *b, uint32_t segno, const void *seg,
+                          size_t len);
+/* One attempt at each op, without growth or journal (grow.c redoes them). */
+int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
+                   size_t klen, const void *val, size_t vlen, int how);
+int lb__apply_table_once(lb_batch *b, const char *name, const void *enc,
+                         size_t enclen, int drop, int how);
+int lb__put_segment_once(lb_batch *b, uint32_t segno, const void *seg,
+                         size_t len);
+
+/* ---- grow.c -------------------------------------------------------------- */
+enum { LB__J_APPLY = 1, LB__J_TABLE = 2, LB__J_SEG = 3 };
+/* Append an op that succeeded to the batch's journal. */
+int lb__journal(lb_batch *b, int kind, int mode, int how, const char *table,
+                const void *key, size_t klen, const void *val, size_t vlen,
+                int hasval);
+void lb__journal_free(lb_batch *b);
+/* The transaction failed with a full map: abort it, grow the map, begin a
+ * new transaction and redo every journaled op. 0, or the error that ends
+ * the batch (LB_EFULL when the map cannot grow). */
+int lb__regrow(lb_batch *b);
+/* Reset what a transaction's ops build (segments, counts, pending checks,
+ * created tables) before they are redone. */
+void lb__batch_reset(lb_batch *b);
+/* Begin the batch's transaction (also after a regrow). */
+int lb__batch_txn(lb_batch *b);
+
+/* A table as the batch sees it (created in it, or published). */
+lb_table *lb__batch_table(lb_batch *b, const char *name);
+/* Printable form of a key for messages, cut to fit cap. */
+const char *lb__key_text(const void *key, size_t klen, char *buf, size_t cap);
+/* Record that batch id's header gets rolled_back_by = this batch. */
+int lb__batch_mark(lb_batch *b, uint64_t id);
+/* Commit with an explicit time (replay keeps the original); time 0 = now. */
+int lb__batch_commit_at(lb_batch *b, int64_t time_ns, lb_result *res);
+/* Move the batch's issues into res (res may be NULL). */
+void lb__batch_issues_to(lb_batch *b, lb_result *res);
+
+/* ---- log.c --------------------------------------------------------------- */
+int lb__hdr_get(lb_db *db, MDB_txn *txn, uint64_t id, lb_wal_hdr *h);
+/* Walk batch id's records in a txn with reader r. fn non-zero stops. */
+typedef int (*lb__rec_fn)(void *ctx, const lb_wal_rec *r);
+int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
+                   lb__rec_fn fn, void *ctx);
+
+/* ---- validate.c ---------------------------------------------------------- */
+/* Check a value against t's schema; records FORMAT issues on b. Returns 0
+ * or LB_EVALIDATION. */
+int lb__validate_value(lb_batch *b, lb_table *t, const void *key, size_t klen,
+                       const void *val, size_t vlen);
+/* Maintain _refs for a change of key in t from before to after (either may
+ * be NULL) and queue the commit-time checks. */
+int lb__refs_update(lb_batch *b, lb_table *t, const void *key, size_t klen,
+                    const void *before, size_t blen, const void *after,
+                    size_t alen, int queue);
+/* Run the queued foreign-key checks; records FOREIGN_KEY issues. */
+int lb__fk_check(lb_batch *b);
+
+/* ---- checkpoint.c: checkpoints, and directories for them and replays ---- */
+/* 0 if dir is missing or an empty directory, else LB_EEXIST. */
+int lb__dest_check(const char *dir);
+/* Create (parents included) a hidden directory next to dest,
+ * "<parent>/.<name>.tmp-XXXXXX", to build dest in; *tmp malloc'd. */
+int lb__dest_tmp(const char *dest, char **tmp);
+/* Rename the finished tmp onto dest (missing or empty) and sync the
+ * parent directory. LB_EEXIST if dest was filled meanwhile. */
+int lb__dest_publish(const char *tmp, const char *dest);
+/* Remove a directory the library built (its files, then itself). */
+void lb__rmdir_files(const char *dir);
+/* The oldest registered checkpoint at a batch in lo..hi whose data.mdb
+ * exists: *at and *path (malloc'd). LB_ENOTFOUND if none. */
+int lb__checkpoint_find(lb_db *db, MDB_txn *txn, uint64_t lo, uint64_t hi,
+                        uint64_t *at, char **path);
+
+/* ---- replay.c ------------------------------------------------------------ */
+/* Replay src, as its read transaction txn sees it, into dest (missing or
+ * empty) up to batch to (<= the last batch in txn), from empty or from a
+ * checkpoint directory. *records = records applied; *failed (may be NULL)
+ * = the batch a failure belongs to, 0 if none. */
+int lb__replay_txn(lb_db *src, MDB_txn *txn, const char *dest, uint64_t to,
+                   const char *from_checkpoint, uint64_t *records,
+                   uint64_t *failed);
+
+#endif

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * log.c: reading the batch log: headers, change records, per-key history.
+ *
+ * Records are decoded one segment at a time, so a walk needs memory for one
+ * segment whatever the size of the batch. A segment is fully verified (CRC,
+ * exact length and record count) before its first record is handed out, so
+ * a caller never acts on part of a damaged segment.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+int lb__hdr_get(lb_db *db, MDB_txn *txn, uint64_t id, lb_wal_hdr *h)
+{
+	uint8_t kb[8];
+	lb__be64(kb, id);
+	MDB_val k = {8, kb}, v;
+	int mrc = mdb_get(txn, db->batches, &k, &v);
+	if (mrc == MDB_NOTFOUND)
+		return lb__fail(LB_ENOTFOUND, "no batch %llu",
+		                (unsigned long long)id);
+	if (mrc)
+		return lb__mdb_fail(mrc, "_batches");
+	int rc = lb__hdr_decode(v.mv_data, v.mv_size, h);
+	if (rc < 0)
+		return lb__rewrap(rc, "batch %llu: header",
+		                  (unsigned long long)id);
+	if (h->id != id) {
+		lb__hdr_free(h);
+		return lb__fail(
+		        LB_ECORRUPT, "batch %llu: header names batch %llu",
+		        (unsigned long long)id, (unsigned long long)h->id);
+	}
+	return 0;
+}
+
+int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
+                   lb__rec_fn fn, void *ctx)
+{
+	lb_wal_hdr h;
+	int rc = lb__hdr_get(db, txn, id, &h);
+	if (rc < 0)
+		return rc;
+	if (h.pruned) {
+		lb__hdr_free(&h);
+		return lb__fail(LB_EPRUNED, "batch %llu: its log was pruned",
+		                (unsigned long long)id);
+	}
+	uint64_t seen = 0;
+	for (uint32_t s = 0; s < h.segments && rc == 0; s++) {
+		uint8_t kb[12], sha[32];
+		lb__be64(kb, id);
+		lb__be32(kb + 8, s);
+		MDB_val k = {12, kb}, v;
+		int mrc = mdb_get(txn, db->wal, &k, &v);
+		if (mrc == MDB_NOTFOUND) {
+			rc = lb__fail(LB_ECORRUPT,
+			              "batch %llu: segment %u is missing",
+			              (unsigned long long)id, s);
+			break;
+		}
+		if (mrc) {
+			rc = lb__mdb_fail(mrc, "_wal");
+			break;
+		}
+		lb__sha256(v.mv_data, v.mv_size, sha);
+		if (memcmp(sha, h.seg_hashes + 32 * (size_t)s, 32) != 0) {
+			rc = lb__fail(LB_ECORRUPT,
+			              "batch %llu: segment %u does not match "
+			              "its hash",
+			              (unsigned long long)id, s);
+			break;
+		}
+		if ((rc = lb__segr_load(r, v.mv_data, v.mv_size)) < 0) {
+			rc = lb__rewrap(rc, "batch %llu: segment %u",
+			                (unsigned long long)id, s);
+			break;
+		}
+		lb_wal_rec rec;
+		int got;
+		while ((got = lb__segr_next(r, &rec)) == 1) {
+			seen++;
+			if ((rc = fn(ctx, &rec)) != 0)
+				break;
+		}
+		if (got < 0)
+			rc = got;
+	}
+	if (rc == 0 && seen != h.records)
+		rc = lb__fail(LB_ECORRUPT,
+		              "batch %llu: %llu records, header says %llu",
+		              (unsigned long long)id, (unsigned long long)seen,
+		              (unsigned long long)h.records);
+	lb__hdr_free(&h);
+	return rc;
+}
+
+static int begin_read(lb_db *db, MDB_txn **txn)
+{
+	lb__read_begin(db);
+	int mrc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, txn);
+	if (mrc) {
+		lb__read_end(db);
+		return lb__mdb_fail(mrc, "beginning a read");
+	}
+	return 0;
+}
+
+static void end_read(lb_db *db, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	lb__read_end(db);
+}
+
+int lb_last_batch(lb_db *db, uint64_t *id)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	if (id)
+		*id = 0;
+	if (!db || !id)
+		return lb__fail(LB_EINVAL, "lb_last_batch: NULL argument");
+	int rc = begin_read(db, &txn);
+	if (rc < 0)
+		return rc;
+	int mrc = mdb_cursor_open(txn, db->batches, &c);
+	if (mrc == 0) {
+		mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+		mdb_cursor_close(c);
+	}
+	if (mrc == 0 && k.mv_size == 8)
+		*id = lb__get_be64(k.mv_data);
+	else if (mrc == 0)
+		rc = lb__fail(LB_ECORRUPT, "_batches: bad key");
+	else if (mrc != MDB_NOTFOUND)
+		rc = lb__mdb_fail(mrc, "_batches");
+	end_read(db, txn);
+	return rc;
+}
+
+int lb_batch_info_get(lb_db *db, uint64_t id, lb_batch_info *out)
+{
+	MDB_txn *txn;
+	lb_wal_hdr h;
+	if (!db || !out)
+		return lb__fail(LB_EINVAL, "lb_batch_info_get: NULL argument");
+	memset(out, 0, sizeof *out);
+	if (id == 0)
+		return lb__fail(LB_ENOTFOUND, "no batch 0: ids start at 1");
+	int rc = begin_read(db, &txn);
+	if (rc < 0)
+		return rc;
+	rc = lb__hdr_get(db, txn, id, &h);
+	end_read(db, txn);
+	if (rc < 0)
+		return rc;
+	out->id = h.id;
+	out->time_ns = h.time_ns;
+	memcpy(out->label, h.label, sizeof out->label);
+	out->records = h.records;
+	out->segments = h.segments;
+	out->raw_bytes = h.raw_bytes;
+	out->stored_bytes = h.stored_bytes;
+	out->undoes = h.undoes;
+	out->rolled_back_by = h.rolled_back_by;
+	out->pruned = h.pruned;
+	memcpy(out->hash, h.hash, 32);
+	lb__hdr_free(&h);
+	return 0;
+}
+
+/* Change records handed to users carry a NUL-terminated table name. */
+static void to_change(const lb_wal_rec *r, char *tname, lb_change *c)
+{
+	memcpy(tname, r->table, r->tlen);
+	tname[r->tlen] = 0;
+	c->op = r->op;
+	c->table = tname;
+	c->key = r->key;
+	c->klen = r->klen;
+	c->before = r->before;
+	c->blen = r->blen;
+	c->has_before = r->has_before;
+	c->after = r->after;
+	c->alen = r->alen;
+	c->has_after = r->has_after;
+}
+
+typedef struct {
+	lb_change_fn fn;
+	void *ctx;
+	int stopped;
+} changes_ctx;
+
+static int changes_cb(void *p, const lb_wal_rec *r)
+{
+	changes_ctx *cc = p;
+	char tname[LB_TABLE_NAME_MAX + 1];
+	lb_change c;
+	to_change(r, tname, &c);
+	int rc = cc->fn(cc->ctx, &c);
+	if (rc)
+		cc->stopped = 1;
+	return rc;
+}
+
+int lb_changes(lb_db *db, uint64_t id, lb_change_fn fn, void *ctx)
+{
+	MDB_txn *txn;
+	lb_segr r;
+	if (!db || !fn)
+		return lb__fail(LB_EINVAL, "lb_changes: NULL argument");
+	if (id == 0)
+		return lb__fail(LB_ENOTFOUND, "no batch 0: ids start at 1");
+	int rc = begin_read(db, &txn);
+	if (rc < 0)
+		return rc;
+	changes_ctx cc = {fn, ctx, 0};
+	lb__segr_init(&r);
+	rc = lb__walk_batch(db, txn, id, &r, changes_cb, &cc);
+	lb__segr_free(&r);
+	end_read(db, txn);
+	return rc;
+}
+
+/* ---- history ------------------------------------------------------------- */
+
+typedef struct {
+	const char *table;
+	size_t tlen;
+	const void *key;
+	size_t klen;
+	uint64_t batch;
+	lb_history_fn fn;
+	void *ctx;
+} hist_ctx;
+
+static int hist_cb(void *p, const lb_wal_rec *r)
+{
+	hist_ctx *hc = p;
+	if (r->op == LB_OP_TABLE || r->tlen != hc->tlen ||
+	    memcmp(r->table, hc->table, hc->tlen) != 0 || r->klen != hc->klen ||
+	    memcmp(r->key, hc->key, hc->klen) != 0)
+		return 0;
+	char tname[LB_TABLE_NAME_MAX + 1];
+	lb_change c;
+	to_change(r, tname, &c);
+	return hc->fn(hc->ctx, hc->batch, &c);
+}
+
+int lb_history(lb_db *db, const char *table, const void *key, size_t klen,
+               lb_history_fn fn, void *ctx)
+{
+	MDB_txn *txn;
+	MDB_cursor *c = NULL;
+	lb_segr r;
+	if (!db || !fn)
+		return lb__fail(LB_EINVAL, "lb_history: NULL argument");
+	if (!table || !*table || !key || klen == 0)
+		return lb__fail(LB_EINVAL, "lb_history: empty table or key");
+	if (klen > LB_KEY_MAX)
+		return lb__fail(LB_ETOOBIG, "key of %zu bytes (max %d)", klen,
+		                LB_KEY_MAX);
+	lb_table *t = lb__table_find(db, table);
+	if (!t)
+		return lb__fail(LB_ENOTFOUND, "no table named %s", table);
+	int rc = begin_read(db, &txn);
+	if (rc < 0)
+		return rc;
+	uint8_t ik[LB__IKEY_MAX];
+	MDB_val k = {lb__ikey(ik, t->tid, key, klen), ik}, v;
+	hist_ctx hc = {table, strlen(table), key, klen, 0, fn, ctx};
+	lb__segr_init(&r);
+	int mrc = mdb_cursor_open(txn, db->hist, &c);
+	if (mrc) {
+		rc = lb__mdb_fail(mrc, "_hist");
+		goto out;
+	}
+	mrc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+	if (mrc == MDB_NOTFOUND)
+		goto out;
+	if (mrc == 0)
+		mrc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
+	for (; mrc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_PREV_DUP)) {
+		if (v.mv_size != 8) {
+			rc = lb__fail(LB_ECORRUPT, "_hist: bad entry");
+			goto out;
+		}
+		hc.batch = lb__get_be64(v.mv_data);
+		rc = lb__walk_batch(db, txn, hc.batch, &r, hist_cb, &hc);
+		if (rc == LB_EPRUNED)
+			rc = fn(ctx, hc.batch, NULL);
+		if (rc)
+			goto out;
+	}
+	if (mrc != MDB_NOTFOUND)
+		rc = lb__mdb_fail(mrc, "_hist");
+out:
+	if (c)
+		mdb_cursor_close(c);
+	lb__segr_free(&r);
+	end_read(db, txn);
+	return rc;
+}
