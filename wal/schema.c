@@ -81,6 +81,15 @@ static int check_public(const lb_schema *s)
 				        "not a table name (1..64 bytes of "
 				        "[A-Za-z0-9_.-])",
 				        i, f->name, f->ref);
+			/* A key is a str or bin: a ref on another type could
+			 * never hold a valid value. */
+			if (f->type != LB_ANY && f->type != LB_STR &&
+			    f->type != LB_BIN)
+				return lb__fail(
+				        LB_EINVAL,
+				        "field %zu '%s': a ref field must "
+				        "be of type any, str or bin",
+				        i, f->name);
 		}
 		for (j = 0; j < i; j++)
 			if (!strcmp(s->fields[j].name, f->name))
@@ -208,6 +217,7 @@ static int decode_field(lb_mp *m, lb_wal_schema *out, uint32_t i)
 		                "schema: field %" PRIu32
 		                " '%s': ref is not a table name",
 		                i, f->name);
+
 	if (!(f->ref = dup_str(s, len)))
 		return lb__fail(LB_ENOMEM, "cannot allocate a ref name");
 	return 0;
