@@ -81,9 +81,11 @@ pc_libs = $(if $(call pc_exists,$(1)),$(shell $(PKG_CONFIG) --libs $(1)),$(2))
 MSGPACK_PC := $(firstword $(foreach p,msgpack msgpack-c,$(if $(call pc_exists,$(p)),$(p))))
 
 # The library's dependencies, then each program's.
-DEP_CFLAGS := $(call pc_cflags,lmdb) $(call pc_cflags,zlib) \
-	$(call pc_cflags,$(MSGPACK_PC)) $(call pc_cflags,libcrypto)
-DEP_LIBS := $(call pc_libs,lmdb,-llmdb) $(call pc_libs,zlib,-lz) \
+DEP_CFLAGS := $(call pc_cflags,lmdb) $(call pc_cflags,libdeflate) \
+	$(call pc_cflags,zlib) $(call pc_cflags,$(MSGPACK_PC)) \
+	$(call pc_cflags,libcrypto)
+DEP_LIBS := $(call pc_libs,lmdb,-llmdb) $(call pc_libs,libdeflate,-ldeflate) \
+	$(call pc_libs,zlib,-lz) \
 	$(if $(MSGPACK_PC),$(call pc_libs,$(MSGPACK_PC)),-lmsgpackc) \
 	$(call pc_libs,libcrypto,-lcrypto)
 CMOCKA_CFLAGS := $(call pc_cflags,cmocka)
@@ -260,7 +262,7 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB_SO)
 # .pc file, else into Libs.private as -lmsgpackc. LMDB ships no .pc
 # upstream, so it is always in Libs.private. Regenerated when the install
 # paths change (through PC_STAMP).
-PC_REQUIRES := zlib $(MSGPACK_PC) libcrypto
+PC_REQUIRES := libdeflate $(MSGPACK_PC) libcrypto
 PC_LIBS_PRIVATE := $(strip -llmdb $(if $(MSGPACK_PC),,-lmsgpackc) -lpthread)
 PC_STAMP := $(BUILD)/.pcvars
 PC_TEXT = $(prefix) | $(exec_prefix) | $(libdir) | $(includedir) | \

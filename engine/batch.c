@@ -418,7 +418,7 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 	int refs = t->nrefs || t->referenced;
 	const void *before = NULL;
 	size_t blen = 0;
-	if (refs && exists) {
+	if (t->nrefs && exists) { /* old references to drop */
 		b->scratch.len = 0;
 		if ((rc = lb__buf_append(&b->scratch, cur.mv_data,
 		                         cur.mv_size)) < 0)

@@ -11,8 +11,8 @@
  * free for the header. Invariant: w->raw.len >= LB__SEG_HDR_SIZE, and
  * bytes [24, raw.len) are the open records. finish() with codec 0 fills the
  * header in place and swaps raw and out, so a stored segment is never
- * copied; with codec 1 it deflates raw into out with one reused z_stream.
- * Both buffers and the z_stream live as long as the writer: after the first
+ * copied; with codec 1 it deflates raw into out with one reused compressor.
+ * Both buffers and the compressor live as long as the writer: after the first
  * few segments nothing is allocated per record or per segment.
  *
  * READER. load() checks the whole header and the CRC before anything else,
@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "wal/wal.h"
 
@@ -170,7 +170,6 @@ static const char *rec_problem(const lb_wal_rec *r)
 
 int lb__segw_init(lb_segw *w, int level)
 {
-	z_stream *z;
 	int rc;
 
 	memset(w, 0, sizeof *w);
@@ -185,17 +184,10 @@ int lb__segw_init(lb_segw *w, int level)
 	w->raw.len = LB__SEG_HDR_SIZE;
 	if (level == 0)
 		return 0;
-	if (!(z = calloc(1, sizeof *z))) {
+	if (!(w->zstate = libdeflate_alloc_compressor(level))) {
 		lb__segw_free(w);
-		return lb__fail(LB_ENOMEM, "cannot allocate a zlib stream");
+		return lb__fail(LB_ENOMEM, "cannot allocate a compressor");
 	}
-	if (deflateInit2(z, level, Z_DEFLATED, 15, 8, Z_DEFAULT_STRATEGY) !=
-	    Z_OK) {
-		free(z);
-		lb__segw_free(w);
-		return lb__fail(LB_ENOMEM, "cannot initialise zlib deflate");
-	}
-	w->zstate = z;
 	return 0;
 }
 
@@ -203,10 +195,8 @@ void lb__segw_free(lb_segw *w)
 {
 	if (!w)
 		return;
-	if (w->zstate) {
-		deflateEnd(w->zstate);
-		free(w->zstate);
-	}
+	if (w->zstate)
+		libdeflate_free_compressor(w->zstate);
 	lb__buf_free(&w->raw);
 	lb__buf_free(&w->out);
 	w->zstate = NULL;
@@ -215,9 +205,7 @@ void lb__segw_free(lb_segw *w)
 
 void lb__segw_reset(lb_segw *w)
 {
-	/* raw keeps its capacity, which init made at least the header's. */
-	if (w->raw.cap >= LB__SEG_HDR_SIZE)
-		w->raw.len = LB__SEG_HDR_SIZE;
+	w->raw.len = LB__SEG_HDR_SIZE;
 	w->count = 0;
 }
 
@@ -266,7 +254,7 @@ int lb__segw_add(lb_segw *w, const lb_wal_rec *r)
 static void seg_put_header(uint8_t *h, unsigned codec, uint32_t raw_len,
                            uint32_t count, uint32_t stored_len)
 {
-	uLong crc;
+	uint32_t crc;
 
 	h[0] = LB__SEG_MAGIC0;
 	h[1] = LB__SEG_MAGIC1;
@@ -278,8 +266,8 @@ static void seg_put_header(uint8_t *h, unsigned codec, uint32_t raw_len,
 	put_le32(h + LB__SEG_OFF_RAWLEN, raw_len);
 	put_le32(h + LB__SEG_OFF_COUNT, count);
 	put_le32(h + LB__SEG_OFF_STOREDLEN, stored_len);
-	crc = crc32(0L, h, LB__SEG_OFF_CRC);
-	crc = crc32(crc, h + LB__SEG_HDR_SIZE, stored_len);
+	crc = libdeflate_crc32(0, h, LB__SEG_OFF_CRC);
+	crc = libdeflate_crc32(crc, h + LB__SEG_HDR_SIZE, stored_len);
 	put_le32(h + LB__SEG_OFF_CRC, (uint32_t)crc);
 }
 
@@ -305,9 +293,8 @@ static int finish_stored(lb_segw *w)
 
 int lb__segw_finish(lb_segw *w, const uint8_t **seg, size_t *seglen)
 {
-	size_t rawlen = lb__segw_rawlen(w), stored;
-	z_stream *z = w->zstate;
-	uLong bound;
+	size_t rawlen = lb__segw_rawlen(w), stored, bound;
+	struct libdeflate_compressor *z = w->zstate;
 	int rc;
 
 	*seg = NULL;
@@ -320,22 +307,16 @@ int lb__segw_finish(lb_segw *w, const uint8_t **seg, size_t *seglen)
 			return rc;
 		goto done;
 	}
-	if (deflateReset(z) != Z_OK)
-		return lb__fail(LB_EINVAL, "zlib deflateReset failed");
-	bound = deflateBound(z, (uLong)rawlen);
+	/* libdeflate writes standard zlib streams (RFC 1950), faster than
+	 * zlib itself; with the bound as room one call always completes. */
+	bound = libdeflate_zlib_compress_bound(z, rawlen);
 	w->out.len = 0;
 	if ((rc = lb__buf_reserve(&w->out, LB__SEG_HDR_SIZE + bound)) != 0)
 		return rc;
-	z->next_in = w->raw.data + LB__SEG_HDR_SIZE;
-	z->avail_in = (uInt)rawlen;
-	z->next_out = w->out.data + LB__SEG_HDR_SIZE;
-	z->avail_out = (uInt)bound;
-	/* deflateBound() room makes one Z_FINISH call complete the stream. */
-	if (deflate(z, Z_FINISH) != Z_STREAM_END)
-		return lb__fail(LB_ENOMEM, "zlib deflate failed: %s",
-		                z->msg ? z->msg : "no detail");
-	stored = bound - z->avail_out;
-	if (stored >= rawlen) {
+	stored = libdeflate_zlib_compress(
+	        z, w->raw.data + LB__SEG_HDR_SIZE, rawlen,
+	        w->out.data + LB__SEG_HDR_SIZE, bound);
+	if (stored == 0 || stored >= rawlen) {
 		/* Incompressible: storing is smaller and faster to read. */
 		if ((rc = finish_stored(w)) != 0)
 			return rc;
@@ -414,8 +395,8 @@ int lb__seg_header(const void *seg, size_t len, lb_seg_hdr *h)
 		                "segment record count %" PRIu32
 		                " is impossible for %" PRIu32 " raw bytes",
 		                h->count, h->raw_len);
-	crc = (uint32_t)crc32(crc32(0L, p, LB__SEG_OFF_CRC),
-	                      p + LB__SEG_HDR_SIZE, h->stored_len);
+	crc = libdeflate_crc32(libdeflate_crc32(0, p, LB__SEG_OFF_CRC),
+	                       p + LB__SEG_HDR_SIZE, h->stored_len);
 	if (crc != h->crc)
 		return lb__fail(LB_ECORRUPT,
 		                "segment CRC mismatch: stored %08" PRIx32
@@ -434,10 +415,8 @@ void lb__segr_free(lb_segr *r)
 {
 	if (!r)
 		return;
-	if (r->zstate) {
-		inflateEnd(r->zstate);
-		free(r->zstate);
-	}
+	if (r->zstate)
+		libdeflate_free_decompressor(r->zstate);
 	lb__buf_free(&r->raw);
 	lb__segr_init(r);
 }
@@ -465,80 +444,37 @@ static int raw_room(lb_buf *b, size_t n)
 	return 0;
 }
 
-/* Inflate the zlib stream [in, in + inlen) into exactly out_len bytes. */
+/* Inflate the zlib stream [in, in + inlen) into exactly out_len bytes: the
+ * stream must end exactly at in + inlen, produce exactly out_len bytes and
+ * carry a matching Adler-32. */
 static int inflate_exact(lb_segr *r, const uint8_t *in, uint32_t inlen,
                          uint8_t *out, uint32_t out_len)
 {
-	z_stream *z = r->zstate;
-	uint8_t extra[1];
-	int ret, spill = 0;
+	size_t used_in = 0, made = 0;
+	enum libdeflate_result res;
 
-	if (!z) {
-		if (!(z = calloc(1, sizeof *z)))
-			return lb__fail(LB_ENOMEM,
-			                "cannot allocate a zlib stream");
-		if (inflateInit(z) != Z_OK) {
-			free(z);
-			return lb__fail(LB_ENOMEM,
-			                "cannot initialise zlib inflate");
-		}
-		r->zstate = z;
-	} else if (inflateReset(z) != Z_OK) {
-		return lb__fail(LB_EINVAL, "zlib inflateReset failed");
-	}
-	z->next_in = (Bytef *)(uintptr_t)in;
-	z->avail_in = inlen;
-	z->next_out = out;
-	z->avail_out = out_len;
-	for (;;) {
-		ret = inflate(z, Z_NO_FLUSH);
-		if (ret == Z_STREAM_END)
-			break;
-		if (ret == Z_NEED_DICT)
-			return lb__fail(LB_ECORRUPT, "segment zlib stream asks "
-			                             "for a preset dictionary");
-		if (ret == Z_MEM_ERROR)
-			return lb__fail(LB_ENOMEM, "zlib inflate: out of "
-			                           "memory");
-		if (ret != Z_OK && ret != Z_BUF_ERROR)
-			return lb__fail(LB_ECORRUPT,
-			                "segment zlib stream is damaged: %s",
-			                z->msg ? z->msg : "no detail");
-		if (z->avail_out == 0) {
-			/* raw_len bytes are out but the stream goes on: it
-			 * may only have its end to tell, not more data. */
-			if (spill)
-				return lb__fail(LB_ECORRUPT,
-				                "segment inflates to more than "
-				                "its raw length %" PRIu32,
-				                out_len);
-			spill = 1;
-			z->next_out = extra;
-			z->avail_out = sizeof extra;
-			continue;
-		}
-		if (z->avail_in == 0)
-			return lb__fail(LB_ECORRUPT,
-			                "segment zlib stream is truncated");
-		if (ret == Z_BUF_ERROR)
-			return lb__fail(
-			        LB_ECORRUPT,
-			        "segment zlib stream makes no progress");
-	}
-	if (spill && z->avail_out == 0)
+	if (!r->zstate && !(r->zstate = libdeflate_alloc_decompressor()))
+		return lb__fail(LB_ENOMEM, "cannot allocate a decompressor");
+	res = libdeflate_zlib_decompress_ex(r->zstate, in, inlen, out, out_len,
+	                                    &used_in, &made);
+	if (res == LIBDEFLATE_INSUFFICIENT_SPACE)
 		return lb__fail(LB_ECORRUPT,
 		                "segment inflates to more than its raw length "
 		                "%" PRIu32,
 		                out_len);
-	if (!spill && z->avail_out != 0)
+	if (res != LIBDEFLATE_SUCCESS)
 		return lb__fail(LB_ECORRUPT,
-		                "segment inflates to %" PRIu32
-		                " bytes, not its raw length %" PRIu32,
-		                out_len - z->avail_out, out_len);
-	if (z->avail_in != 0)
+		                "segment zlib stream is damaged or "
+		                "truncated");
+	if (made != out_len)
 		return lb__fail(LB_ECORRUPT,
-		                "%u bytes follow the segment's zlib stream",
-		                z->avail_in);
+		                "segment inflates to %zu bytes, not its raw "
+		                "length %" PRIu32,
+		                made, out_len);
+	if (used_in != inlen)
+		return lb__fail(LB_ECORRUPT,
+		                "%zu bytes follow the segment's zlib stream",
+		                (size_t)inlen - used_in);
 	return 0;
 }
 
