@@ -247,11 +247,17 @@ int lb__grow_map_if_needed(lb_db *db)
 		return 0;
 	uint64_t nsize = size * 2;
 	if (pthread_rwlock_trywrlock(&db->maplock) != 0) {
-		/* Readers are live. Wait only when the map is close to full:
-		 * then the batch could not proceed anyway. */
+		/* Readers are live. Wait only when the map is close to full,
+		 * and not for long: the waiting thread may itself hold a
+		 * snapshot. Without growth now, the batch grows the map
+		 * when it fills (grow.c). */
+		struct timespec until;
 		if (used < size - size / 8)
 			return 0;
-		pthread_rwlock_wrlock(&db->maplock);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		if (pthread_rwlock_timedwrlock(&db->maplock, &until) != 0)
+			return 0;
 	}
 	mrc = mdb_env_set_mapsize(db->env, nsize);
 	pthread_rwlock_unlock(&db->maplock);

@@ -3,9 +3,9 @@
  * internal.h: the engine's private structures, shared by the engine's sources.
  *
  * Locking, from outermost to innermost:
- *   db->wlock    one open batch (or rollback, replay source read, prune) at
- *                a time in this process; LMDB's own writer lock serialises
- *                processes.
+ *   db->wlock    one open batch (or rollback, checkpoint registration,
+ *                prune) at a time in this process; LMDB's own writer lock
+ *                serialises processes.
  *   db->maplock  read-held by every live LMDB transaction of this process
  *                (batches, snapshots, lb_get); write-held only to resize the
  *                map, which LMDB allows only when no transaction is live.

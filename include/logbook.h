@@ -134,8 +134,8 @@ typedef struct lb_options {
 	unsigned flags;      /**< LB_CREATE | LB_RDONLY | LB_NOSYNC */
 	int compression;     /**< zlib level 0..9 for new segments; -1 = default
 	                        (1); 0 = stored */
-	size_t segment_size; /**< raw bytes per segment; 0 = 256 KiB; at most
-	                        LB_SEGMENT_SIZE_MAX */
+	size_t segment_size; /**< raw bytes per segment: 0 = 256 KiB, else
+	                        256..LB_SEGMENT_SIZE_MAX */
 	uint64_t map_size;   /**< initial LMDB map size in bytes; 0 = default;
 	                        grows on demand */
 } lb_options;
@@ -259,6 +259,7 @@ LB_API int lb_tables(lb_db *db, lb_table_fn fn, void *ctx);
  *             non-NULL for an empty value. NULL on failure.
  * @param[out] vlen its length.
  * @return 0, #LB_ENOTFOUND (no such key, or no such table), #LB_EINVAL,
+ * #LB_ETOOBIG (key over #LB_KEY_MAX),
  * #LB_ENOMEM.
  * @par Threads: any thread; never blocks on writers; sees committed batches
  * only.
@@ -371,7 +372,8 @@ LB_API void lb_result_free(lb_result *r);
  *            #LB_LABEL_MAX bytes.
  * @param[out] b the batch; NULL on failure. End it with lb_batch_commit()
  *             or lb_batch_abort(), on the thread that began it.
- * @return 0, #LB_EINVAL (read-only database, label too long), #LB_EFULL,
+ * @return 0, #LB_EINVAL (read-only database), #LB_ETOOBIG (label over
+ * #LB_LABEL_MAX bytes), #LB_EFULL,
  * #LB_EIO, #LB_ENOMEM.
  * @par CONSTRUCTOR. A batch is bound to the thread that began it.
  */
@@ -429,10 +431,14 @@ LB_API int lb_batch_get(lb_batch *b, const char *table, const void *key,
  * #LB_EVALIDATION is returned with every issue in @p res. A batch with no
  * records commits nothing and returns 0 with res->batch_id 0.
  *
- * @param[in] b the batch; freed by this call whatever it returns.
+ * @param[in] b the batch; freed by this call whatever it returns, except
+ * when called from a thread other than the one that began it: then it
+ * returns #LB_EINVAL and the batch stays open for its owner.
  * @param[out] res may be NULL; otherwise filled (release with
  * lb_result_free()).
- * @return 0, #LB_EVALIDATION, #LB_EFULL, #LB_EIO, #LB_ENOMEM.
+ * @return 0, #LB_EVALIDATION, #LB_EINVAL (wrong thread, NULL batch),
+ * #LB_EFULL, #LB_EIO, #LB_ENOMEM, #LB_ETOOBIG (more than LMDB can hold in
+ * one transaction), #LB_ECORRUPT (damaged data met while committing).
  * @par DESTRUCTOR. Without #LB_NOSYNC the batch is on disk when this returns.
  */
 LB_API int lb_batch_commit(lb_batch *b, lb_result *res);
@@ -561,7 +567,12 @@ LB_API int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res);
  * @brief Write a compacted, consistent copy of the database to @p dest_dir
  * (which must not exist or be empty) and register it.
  * @param[out] at_batch the last batch in the copy; may be NULL.
- * @return 0, #LB_EEXIST, #LB_EINVAL, #LB_EFULL, #LB_EIO.
+ * A killed checkpoint leaves at most a hidden temporary sibling of
+ * @p dest_dir, never a destination that opens. Not to be called by a
+ * thread that holds an open batch (it waits for the writer lock briefly to
+ * register the checkpoint).
+ * @return 0, #LB_EEXIST, #LB_EINVAL (read-only database, bad path),
+ * #LB_EFULL, #LB_EIO, #LB_ENOMEM, #LB_ECORRUPT.
  */
 LB_API int lb_checkpoint(lb_db *db, const char *dest_dir, uint64_t *at_batch);
 
@@ -590,7 +601,11 @@ typedef struct lb_verify_report {
 /**
  * @brief Check every segment's CRC, segment hashes and counts, the hash chain
  * and batch ids; with #LB_VERIFY_REPLAY also that a replay equals the tables.
- * @return 0, #LB_ECORRUPT (a check failed; see @p rep), #LB_EIO, #LB_ENOMEM.
+ * The replay check builds a temporary replay under $TMPDIR (or /tmp) and
+ * removes it.
+ * @return 0, #LB_ECORRUPT (a check failed; see @p rep), #LB_EINVAL,
+ * #LB_EBUSY (another process created a table since this handle opened),
+ * #LB_EFULL, #LB_EIO, #LB_ENOMEM.
  */
 LB_API int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep);
 
@@ -606,8 +621,13 @@ LB_API int lb_checkpoints(lb_db *db, lb_checkpoint_fn fn, void *ctx);
 
 /**
  * @brief Drop the segments of every batch older than @p before_batch. Needs a
- * checkpoint at a batch >= before_batch - 1.
- * @return 0, #LB_EINVAL, #LB_EFULL, #LB_EIO.
+ * registered checkpoint at a batch >= before_batch - 1 whose files still
+ * exist. Headers stay, so the hash chain still verifies; pruned batches
+ * answer #LB_EPRUNED to lb_changes() and lb_rollback(), and replay from
+ * empty past them is refused (replay from the checkpoint works). Not a
+ * logged batch: it consumes no batch id.
+ * @return 0, #LB_EINVAL (no such checkpoint, read-only database),
+ * #LB_EFULL, #LB_EIO, #LB_ECORRUPT, #LB_ENOMEM.
  */
 LB_API int lb_prune(lb_db *db, uint64_t before_batch);
 /** @} */

@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * replay.c: lb_replay, building the database as it was after a batch.
+ *
+ * The base is either an empty database or a copy of a checkpoint. Then each
+ * batch after the base, up to the target, is replayed in its own
+ * transaction on the new database: its segments are copied verbatim into
+ * `_wal` (same keys), their records decoded one segment at a time and the
+ * after-images applied (puts, deletes, table creations and removals, in log
+ * order), and the batch header copied from the source. The new database's
+ * log is therefore the source's log up to the target, with the same hashes,
+ * and it verifies. Memory is bounded by one segment however long the log.
+ *
+ * Copying segments as stored (no re-encoding, no recompression) is what
+ * makes replay at least as fast as the commits that wrote the log: the hot
+ * loop is inflate, decode, put.
+ *
+ * The source is read through one read transaction, so a replay is
+ * consistent while other threads commit; it takes no writer lock on the
+ * source. Every segment is checked against its header's SHA-256 and every
+ * header's hash recomputed before use, and the new database's commit checks
+ * that each header chains to the one before: a damaged log stops the
+ * replay with LB_ECORRUPT naming the batch, and never yields a database
+ * that looks complete.
+ *
+ * Header state (outside the hash) is that of the source, limited to the
+ * target: `rolled_back_by` is kept only when the undoing batch is within
+ * the replay, and `pruned` is 0 (the new database holds the segments).
+ * Batches inside a checkpoint base that a replayed batch rolled back get
+ * their `rolled_back_by` set when that batch commits.
+ *
+ * The database is built in a hidden sibling directory of the destination,
+ * with LMDB's fsync off, synced once at the end, then renamed into place
+ * (checkpoint.c), so a killed replay leaves nothing that looks valid.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+/* A batch inside the checkpoint base rolled back by a later batch `by`
+ * within the replay. */
+typedef struct rp_mark {
+	uint64_t id, by;
+} rp_mark;
+
+typedef struct rp {
+	lb_db *src;
+	MDB_txn *txn;
+	lb_db *dst;
+	uint64_t to;
+	lb_segr r;
+	uint64_t records;
+	uint64_t failed; /* the batch a failure belongs to, 0 if none */
+	rp_mark *marks;
+	size_t nmarks, mcap;
+} rp;
+
+static int as_corrupt(int rc)
+{
+	/* In a replay, a record the engine refuses (a table that exists
+	 * already, a missing one, a delete of a missing key) means the log
+	 * contradicts itself. */
+	return rc == LB_EEXIST || rc == LB_ENOTFOUND || rc == LB_EINVAL
+	               ? LB_ECORRUPT
+	               : rc;
+}
+
+/* Apply one record's after-image. *tcache holds the table of the previous
+ * record (valid until a table record changes the table set). */
+static int apply_rec(lb_batch *b, const lb_wal_rec *rec, lb_table **tcache)
+{
+	char name[LB_TABLE_NAME_MAX + 1];
+	lb_table *t = *tcache;
+	int rc;
+	if (rec->tlen == 0 || rec->tlen > LB_TABLE_NAME_MAX)
+		return lb__fail(LB_ECORRUPT, "record with a bad table name");
+	if (rec->op == LB_OP_TABLE) {
+		memcpy(name, rec->table, rec->tlen);
+		name[rec->tlen] = 0;
+		*tcache = NULL;
+		if (rec->has_after)
+			rc = lb__apply_table(b, name, rec->after, rec->alen, 0,
+			                     LB__HOW_REPLAY);
+		else
+			rc = lb__apply_table(b, name, NULL, 0, 1,
+			                     LB__HOW_REPLAY);
+		if (rc < 0)
+			return lb__rewrap(as_corrupt(rc), "table %s", name);
+		return 0;
+	}
+	if (!t || strlen(t->name) != rec->tlen ||
+	    memcmp(t->name, rec->table, rec->tlen) != 0) {
+		memcpy(name, rec->table, rec->tlen);
+		name[rec->tlen] = 0;
+		if (!(t = lb__batch_table(b, name)))
+			return lb__fail(
+			        LB_ECORRUPT,
+			        "a record names table %s, which does not "
+			        "exist at that point",
+			        name);
+		*tcache = t;
+	}
+	if (rec->op == LB_OP_PUT)
+		rc = lb__apply(b, t, LB__MODE_PUT, rec->key, rec->klen,
+		               rec->after, rec->alen, LB__HOW_REPLAY);
+	else
+		rc = lb__apply(b, t, LB__MODE_DELETE, rec->key, rec->klen, NULL,
+		               0, LB__HOW_REPLAY);
+	return rc < 0 ? as_corrupt(rc) : 0;
+}
+
+static int pruned_fail(rp *p, uint64_t id)
+{
+	/* Pruned batches are a prefix of the log: find its end to say which
+	 * checkpoint would do. */
+	uint64_t end = id;
+	for (uint64_t i = id + 1; i <= p->to; i++) {
+		lb_wal_hdr h;
+		if (lb__hdr_get(p->src, p->txn, i, &h) < 0)
+			break;
+		int pr = h.pruned;
+		lb__hdr_free(&h);
+		if (!pr)
+			break;
+		end = i;
+	}
+	return lb__fail(LB_EPRUNED,
+	                "batch %llu's log was pruned: replay from a "
+	                "checkpoint taken at batch %llu or later",
+	                (unsigned long long)id, (unsigned long long)end);
+}
+
+static int replay_batch(rp *p, uint64_t id)
+{
+	lb_wal_hdr h;
+	lb_batch *b = NULL;
+	lb_table *tcache = NULL;
+	uint8_t hash[32];
+	uint64_t n = 0;
+	int rc = lb__hdr_get(p->src, p->txn, id, &h);
+	if (rc < 0)
+		return rc == LB_ENOTFOUND
+		               ? lb__fail(LB_ECORRUPT,
+		                          "batch %llu is missing from the log",
+		                          (unsigned long long)id)
+		               : rc;
+	if (h.pruned) {
+		rc = pruned_fail(p, id);
+		goto out;
+	}
+	if ((rc = lb__hdr_hash(&h, hash)) < 0)
+		goto out;
+	if (memcmp(hash, h.hash, 32) != 0) {
+		rc = lb__fail(LB_ECORRUPT,
+		              "batch %llu: the header does not match its hash",
+		              (unsigned long long)id);
+		goto out;
+	}
+	if ((rc = lb__batch_begin(p->dst, h.label, &b)) < 0)
+		goto out;
+	if (b->id != id) {
+		rc = lb__fail(LB_ECORRUPT,
+		              "replaying batch %llu onto a database whose "
+		              "next batch is %llu",
+		              (unsigned long long)id,
+		              (unsigned long long)b->id);
+		goto out;
+	}
+	for (uint32_t s = 0; s < h.segments; s++) {
+		uint8_t kb[12], sha[32];
+		lb__be64(kb, id);
+		lb__be32(kb + 8, s);
+		MDB_val k = {12, kb}, v;
+		int mrc = mdb_get(p->txn, p->src->wal, &k, &v);
+		if (mrc == MDB_NOTFOUND) {
+			rc = lb__fail(LB_ECORRUPT, "segment %u is missing", s);
+			goto out;
+		}
+		if (mrc) {
+			rc = lb__mdb_fail(mrc, "_wal");
+			goto out;
+		}
+		lb__sha256(v.mv_data, v.mv_size, sha);
+		if (memcmp(sha, h.seg_hashes + 32 * (size_t)s, 32) != 0) {
+			rc = lb__fail(LB_ECORRUPT,
+			              "segment %u does not match its hash", s);
+			goto out;
+		}
+		if ((rc = lb__segr_load(&p->r, v.mv_data, v.mv_size)) < 0) {
+			rc = lb__rewrap(rc, "segment %u", s);
+			goto out;
+		}
+		if ((rc = lb__batch_put_segment(b, s, v.mv_data, v.mv_size)) <
+		    0)
+			goto out;
+		lb_wal_rec rec;
+		int got;
+		while ((got = lb__segr_next(&p->r, &rec)) == 1) {
+			if ((rc = apply_rec(b, &rec, &tcache)) < 0)
+				goto out;
+			n++;
+		}
+		if (got < 0) {
+			rc = lb__rewrap(got, "segment %u", s);
+			goto out;
+		}
+	}
+	if (n != h.records) {
+		rc = lb__fail(LB_ECORRUPT, "%llu records, the header says %llu",
+		              (unsigned long long)n,
+		              (unsigned long long)h.records);
+		goto out;
+	}
+	for (size_t i = 0; i < p->nmarks; i++)
+		if (p->marks[i].by == id &&
+		    (rc = lb__batch_mark(b, p->marks[i].id)) < 0)
+			goto out;
+	if (h.rolled_back_by > p->to)
+		h.rolled_back_by = 0;
+	h.pruned = 0;
+	rc = lb__batch_commit_hdr(b, &h); /* frees b */
+	b = NULL;
+	if (rc == 0)
+		p->records += n;
+out:
+	if (b)
+		lb_batch_abort(b);
+	lb__hdr_free(&h);
+	if (rc < 0)
+		return lb__rewrap(rc, "replaying batch %llu",
+		                  (unsigned long long)id);
+	return 0;
+}
+
+static int mark_add(rp *p, uint64_t id, uint64_t by)
+{
+	if (p->nmarks == p->mcap) {
+		size_t nc = p->mcap ? p->mcap * 2 : 16;
+		rp_mark *nm = realloc(p->marks, nc * sizeof *nm);
+		if (!nm)
+			return lb__fail(LB_ENOMEM, "out of memory");
+		p->marks = nm;
+		p->mcap = nc;
+	}
+	p->marks[p->nmarks].id = id;
+	p->marks[p->nmarks].by = by;
+	p->nmarks++;
+	return 0;
+}
+
+/* Check that checkpoint c (at batch at) holds the source's batches 1..at,
+ * header hash for header hash, and note which of them a batch within the
+ * replay rolls back. */
+static int ckpt_match(rp *p, lb_db *c, const char *path, uint64_t at)
+{
+	MDB_txn *ct;
+	int rc = 0;
+	lb__read_begin(c);
+	int mrc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &ct);
+	if (mrc) {
+		lb__read_end(c);
+		return lb__mdb_fail(mrc, path);
+	}
+	for (uint64_t id = 1; id <= at && rc == 0; id++) {
+		lb_wal_hdr hs, hc;
+		int rs = lb__hdr_get(p->src, p->txn, id, &hs);
+		if (rs < 0) {
+			rc = rs == LB_ENOTFOUND
+			             ? lb__fail(
+			                       LB_ECORRUPT,
+			                       "batch %llu is missing from the "
+			                       "log",
+			                       (unsigned long long)id)
+			             : rs;
+			break;
+		}
+		if (lb__hdr_get(c, ct, id, &hc) < 0) {
+			lb__hdr_free(&hs);
+			rc = lb__fail(LB_EINVAL,
+			              "checkpoint %s is not of this database "
+			              "(its batch %llu is unreadable)",
+			              path, (unsigned long long)id);
+			break;
+		}
+		if (memcmp(hs.hash, hc.hash, 32) != 0)
+			rc = lb__fail(LB_EINVAL,
+			              "checkpoint %s is not of this database "
+			              "(batch %llu differs)",
+			              path, (unsigned long long)id);
+		else if (hs.rolled_back_by > at && hs.rolled_back_by <= p->to)
+			rc = mark_add(p, id, hs.rolled_back_by);
+		lb__hdr_free(&hs);
+		lb__hdr_free(&hc);
+	}
+	mdb_txn_abort(ct);
+	lb__read_end(c);
+	return rc;
+}
+
+/* Open the checkpoint, check it, and copy it into dir. *at = its batch. */
+static int ckpt_base(rp *p, const char *path, const char *dir, uint64_t *at)
+{
+	lb_options o;
+	lb_db *c;
+	lb_options_init(&o);
+	o.flags = LB_RDONLY;
+	int rc = lb_open(path, &o, &c);
+	if (rc < 0)
+		return lb__rewrap(rc == LB_ENOTFOUND ? LB_EINVAL : rc,
+		                  "checkpoint %s", path);
+	*at = c->last_id;
+	if (*at > p->to) {
+		rc = lb__fail(
+		        LB_EINVAL,
+		        "checkpoint %s is at batch %llu, after batch %llu",
+		        path, (unsigned long long)*at,
+		        (unsigned long long)p->to);
+	} else if ((rc = ckpt_match(p, c, path, *at)) == 0) {
+		lb__read_begin(c);
+		int mrc = mdb_env_copy2(c->env, dir, MDB_CP_COMPACT);
+		lb__read_end(c);
+		if (mrc)
+			rc = lb__mdb_fail(mrc, "copying the checkpoint");
+	}
+	lb_close(c);
+	return rc;
+}
+
+/* A checkpoint made by lb_checkpoint has no checkpoints of its own; any
+ * other database given as a base may: they are not the new database's. */
+static int clear_checkpoints(lb_db *db)
+{
+	MDB_txn *txn;
+	MDB_stat st;
+	int mrc = mdb_txn_begin(db->env, NULL, 0, &txn);
+	if (mrc)
+		return lb__mdb_fail(mrc, "clearing _checkpoints");
+	mrc = mdb_stat(txn, db->ckpts, &st);
+	if (mrc == 0 && st.ms_entries)
+		mrc = mdb_drop(txn, db->ckpts, 0);
+	if (mrc) {
+		mdb_txn_abort(txn);
+		return lb__mdb_fail(mrc, "clearing _checkpoints");
+	}
+	if ((mrc = mdb_txn_commit(txn)))
+		return lb__mdb_fail(mrc, "clearing _checkpoints");
+	return 0;
+}
+
+int lb__replay_txn(lb_db *src, MDB_txn *txn, const char *dest, uint64_t to,
+                   const char *from_checkpoint, uint64_t *records,
+                   uint64_t *failed)
+{
+	rp p;
+	char *tmp = NULL;
+	uint64_t at = 0;
+	lb_options o;
+	MDB_envinfo info;
+	int rc;
+
+	memset(&p, 0, sizeof p);
+	p.src = src;
+	p.txn = txn;
+	p.to = to;
+	lb__segr_init(&p.r);
+	*records = 0;
+	if (failed)
+		*failed = 0;
+	if ((rc = lb__dest_check(dest)) < 0)
+		goto out;
+	if (!from_checkpoint && to > 0) {
+		/* refuse a pruned log before building anything */
+		lb_wal_hdr h;
+		if ((rc = lb__hdr_get(src, txn, 1, &h)) < 0) {
+			if (rc == LB_ENOTFOUND)
+				rc = lb__fail(
+				        LB_ECORRUPT,
+				        "batch 1 is missing from the log");
+			goto out;
+		}
+		int pr = h.pruned;
+		lb__hdr_free(&h);
+		if (pr) {
+			rc = pruned_fail(&p, 1);
+			p.failed = 1;
+			goto out;
+		}
+	}
+	if ((rc = lb__dest_tmp(dest, &tmp)) < 0)
+		goto out;
+	if (from_checkpoint &&
+	    (rc = ckpt_base(&p, from_checkpoint, tmp, &at)) < 0)
+		goto out;
+	/* The new database gets a map as large as the source's, so the
+	 * replay seldom has to grow it. */
+	lb_options_init(&o);
+	o.flags = LB_CREATE | LB_NOSYNC;
+	mdb_env_info(src->env, &info);
+	o.map_size = info.me_mapsize > LB__DEFAULT_MAP ? info.me_mapsize
+	                                               : LB__DEFAULT_MAP;
+	if ((rc = lb_open(tmp, &o, &p.dst)) < 0)
+		goto out;
+	if (from_checkpoint && (rc = clear_checkpoints(p.dst)) < 0)
+		goto out;
+	for (uint64_t id = at + 1; id <= to; id++) {
+		if ((rc = replay_batch(&p, id)) < 0) {
+			p.failed = id;
+			goto out;
+		}
+	}
+	int mrc = mdb_env_sync(p.dst->env, 1);
+	if (mrc) {
+		rc = lb__mdb_fail(mrc, "syncing the replay");
+		goto out;
+	}
+	lb_close(p.dst);
+	p.dst = NULL;
+	if ((rc = lb__dest_publish(tmp, dest)) < 0)
+		goto out;
+	*records = p.records;
+out:
+	if (p.dst)
+		lb_close(p.dst);
+	if (rc < 0 && tmp)
+		lb__rmdir_files(tmp);
+	free(tmp);
+	free(p.marks);
+	lb__segr_free(&p.r);
+	if (failed)
+		*failed = p.failed;
+	return rc;
+}
+
+int lb_replay(lb_db *src, const char *dest_dir, uint64_t to_batch,
+              const char *from_checkpoint, lb_result *res)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t last = 0, records = 0;
+	int rc = 0;
+	if (res)
+		memset(res, 0, sizeof *res);
+	if (!src || !dest_dir || !*dest_dir)
+		return lb__fail(LB_EINVAL, "lb_replay: NULL or empty argument");
+	if (from_checkpoint && !*from_checkpoint)
+		from_checkpoint = NULL;
+	lb__read_begin(src);
+	int mrc = mdb_txn_begin(src->env, NULL, MDB_RDONLY, &txn);
+	if (mrc) {
+		lb__read_end(src);
+		return lb__mdb_fail(mrc, "beginning a read");
+	}
+	if ((mrc = mdb_cursor_open(txn, src->batches, &c)) == 0) {
+		mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+		mdb_cursor_close(c);
+	}
+	if (mrc == 0 && k.mv_size == 8)
+		last = lb__get_be64(k.mv_data);
+	else if (mrc == 0)
+		rc = lb__fail(LB_ECORRUPT, "_batches: bad key");
+	else if (mrc != MDB_NOTFOUND)
+		rc = lb__mdb_fail(mrc, "_batches");
+	if (rc == 0 && to_batch == 0)
+		to_batch = last;
+	if (rc == 0 && to_batch > last)
+		rc = lb__fail(LB_ENOTFOUND,
+		              "cannot replay to batch %llu: the last batch is "
+		              "%llu",
+		              (unsigned long long)to_batch,
+		              (unsigned long long)last);
+	if (rc == 0)
+		rc = lb__replay_txn(src, txn, dest_dir, to_batch,
+		                    from_checkpoint, &records, NULL);
+	mdb_txn_abort(txn);
+	lb__read_end(src);
+	if (res) {
+		res->rc = rc;
+		if (rc == 0) {
+			res->batch_id = to_batch;
+			res->records = records;
+		}
+	}
+	return rc;
+}

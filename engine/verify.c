@@ -1,0 +1,663 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * verify.c: lb_verify, checking that the log is intact and that it explains
+ * the tables.
+ *
+ * Everything is read from one read transaction, so the checks see one
+ * consistent state while other threads go on committing.
+ *
+ * The log check walks `_batches` and `_wal` side by side, both in key order
+ * (batch id, then segment number), and requires:
+ *  - batch ids 1..last with no gap, each header decoding, naming its own
+ *    id, its hash recomputing to the stored one, and its prev_hash equal to
+ *    the previous batch's hash (zero for batch 1);
+ *  - `undoes` earlier than the batch, `rolled_back_by` later and existing;
+ *  - for a batch that is not pruned, exactly its segments 0..n-1 in `_wal`,
+ *    each matching the header's SHA-256, decoding (CRC, lengths, every
+ *    record well formed), and the records, raw bytes and stored bytes
+ *    adding up to the header's;
+ *  - no segment in `_wal` for a pruned batch, nor for a batch that does
+ *    not exist.
+ * It goes on past a failure (so the counts cover the whole log) but the
+ * report keeps the first failure: `bad_batch` and `detail`.
+ *
+ * With LB_VERIFY_REPLAY, the database is also replayed (replay.c) from the
+ * same transaction into a temporary directory under $TMPDIR (or /tmp): from
+ * empty, or, when a prefix of the log is pruned, from the oldest registered
+ * checkpoint that covers the pruned part and still exists (replaying as
+ * much of the log as is left). The replay and the live database are then
+ * compared: the table list and schemas (`_meta` entries table/ and
+ * schema/), every table, and the `_refs` and `_hist` indexes, each walked
+ * in key order side by side, byte for byte. Both sides are LMDB trees with
+ * the same key order, so the walk is order-independent in effect and
+ * cheaper than hashing; it also pins the first differing key. A differing
+ * key is charged to the last batch that changed it (from `_hist`), or to
+ * the last batch when the index knows none. The temporary copy is removed
+ * afterwards.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/internal.h"
+
+typedef struct vf {
+	lb_db *db;
+	MDB_txn *txn;
+	lb_verify_report *rep;
+	int failed;
+	uint64_t last, maxpruned;
+	lb_segr r;
+} vf;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void
+bad(vf *v, uint64_t batch, const char *fmt, ...)
+{
+	va_list ap;
+	if (v->failed)
+		return;
+	v->failed = 1;
+	v->rep->bad_batch = batch;
+	va_start(ap, fmt);
+	vsnprintf(v->rep->detail, sizeof v->rep->detail, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- the log ------------------------------------------------------------- */
+
+/* A cursor over _wal with its key decoded. */
+typedef struct wcur {
+	MDB_cursor *c;
+	MDB_val k, d;
+	int valid;
+	int malformed; /* key is not 12 bytes */
+	uint64_t id;
+	uint32_t seg;
+} wcur;
+
+static int wstep(wcur *w, MDB_cursor_op op)
+{
+	int mrc = mdb_cursor_get(w->c, &w->k, &w->d, op);
+	w->valid = mrc == 0;
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	if (mrc)
+		return lb__mdb_fail(mrc, "_wal");
+	const uint8_t *p = w->k.mv_data;
+	w->malformed = w->k.mv_size != 12;
+	w->id = w->k.mv_size >= 8 ? lb__get_be64(p) : 0;
+	w->seg = w->k.mv_size == 12 ? lb__get_be32(p + 8) : 0;
+	return 0;
+}
+
+/* Step past every _wal entry of batch id. */
+static int wskip(wcur *w, uint64_t id)
+{
+	int rc = 0;
+	while (rc == 0 && w->valid && w->id == id)
+		rc = wstep(w, MDB_NEXT);
+	return rc;
+}
+
+static int check_segments(vf *v, wcur *w, const lb_wal_hdr *h)
+{
+	uint64_t id = h->id, recs = 0, raw = 0, stored = 0;
+	int segbad = 0, rc;
+	for (uint32_t s = 0; s < h->segments; s++) {
+		uint8_t sha[32];
+		if (!w->valid || w->id != id || w->malformed || w->seg != s) {
+			bad(v, id, "batch %llu: segment %u is missing",
+			    (unsigned long long)id, s);
+			segbad = 1;
+			break;
+		}
+		v->rep->segments++;
+		stored += w->d.mv_size;
+		lb__sha256(w->d.mv_data, w->d.mv_size, sha);
+		if (memcmp(sha, h->seg_hashes + 32 * (size_t)s, 32) != 0) {
+			bad(v, id,
+			    "batch %llu: segment %u does not match the "
+			    "header's SHA-256",
+			    (unsigned long long)id, s);
+			segbad = 1;
+		} else if ((rc = lb__segr_load(&v->r, w->d.mv_data,
+		                               w->d.mv_size)) < 0) {
+			if (rc == LB_ENOMEM)
+				return rc;
+			bad(v, id, "batch %llu: segment %u: %s",
+			    (unsigned long long)id, s, lb_errmsg());
+			segbad = 1;
+		} else {
+			lb_seg_hdr sh;
+			recs += v->r.left;
+			if (lb__seg_header(w->d.mv_data, w->d.mv_size, &sh) ==
+			    0)
+				raw += sh.raw_len;
+		}
+		if ((rc = wstep(w, MDB_NEXT)) < 0)
+			return rc;
+	}
+	if (w->valid && w->id == id) {
+		if (w->malformed)
+			bad(v, id, "batch %llu: _wal holds a malformed key",
+			    (unsigned long long)id);
+		else
+			bad(v, id,
+			    "batch %llu: segment %u is in _wal but the "
+			    "header has %u segments",
+			    (unsigned long long)id, w->seg, h->segments);
+		segbad = 1;
+		if ((rc = wskip(w, id)) < 0)
+			return rc;
+	}
+	v->rep->records += recs;
+	if (segbad)
+		return 0;
+	if (recs != h->records)
+		bad(v, id,
+		    "batch %llu: segments hold %llu records, the header "
+		    "says %llu",
+		    (unsigned long long)id, (unsigned long long)recs,
+		    (unsigned long long)h->records);
+	else if (raw != h->raw_bytes)
+		bad(v, id,
+		    "batch %llu: segments hold %llu raw bytes, the "
+		    "header says %llu",
+		    (unsigned long long)id, (unsigned long long)raw,
+		    (unsigned long long)h->raw_bytes);
+	else if (stored != h->stored_bytes)
+		bad(v, id,
+		    "batch %llu: segments take %llu bytes, the header "
+		    "says %llu",
+		    (unsigned long long)id, (unsigned long long)stored,
+		    (unsigned long long)h->stored_bytes);
+	return 0;
+}
+
+static int check_log(vf *v)
+{
+	MDB_cursor *cb = NULL;
+	MDB_val bk, bd;
+	wcur w;
+	uint8_t prev[32];
+	int prev_ok = 1, complete = 1, rc = 0, mrc;
+	uint64_t expect = 1;
+
+	memset(&w, 0, sizeof w);
+	memset(prev, 0, sizeof prev);
+	if ((mrc = mdb_cursor_open(v->txn, v->db->batches, &cb)) ||
+	    (mrc = mdb_cursor_open(v->txn, v->db->wal, &w.c))) {
+		rc = lb__mdb_fail(mrc, "opening the log");
+		goto out;
+	}
+	mrc = mdb_cursor_get(cb, &bk, &bd, MDB_LAST);
+	if (mrc == 0 && bk.mv_size == 8)
+		v->last = lb__get_be64(bk.mv_data);
+	else if (mrc && mrc != MDB_NOTFOUND) {
+		rc = lb__mdb_fail(mrc, "_batches");
+		goto out;
+	}
+	if ((rc = wstep(&w, MDB_FIRST)) < 0)
+		goto out;
+	for (mrc = mdb_cursor_get(cb, &bk, &bd, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(cb, &bk, &bd, MDB_NEXT), expect++) {
+		lb_wal_hdr h;
+		uint8_t hash[32];
+		if (bk.mv_size != 8) {
+			bad(v, expect,
+			    "_batches holds a malformed key where batch %llu "
+			    "should be",
+			    (unsigned long long)expect);
+			complete = 0;
+			break;
+		}
+		uint64_t id = lb__get_be64(bk.mv_data);
+		if (id != expect) {
+			bad(v, expect,
+			    "batch %llu is missing from the log (the next "
+			    "header is batch %llu)",
+			    (unsigned long long)expect, (unsigned long long)id);
+			complete = 0;
+			break;
+		}
+		v->rep->batches++;
+		if (w.valid && w.id < id) {
+			bad(v, id,
+			    "_wal holds a segment (key of %zu bytes) that "
+			    "belongs to no batch",
+			    w.k.mv_size);
+			while (w.valid && w.id < id)
+				if ((rc = wstep(&w, MDB_NEXT)) < 0)
+					goto out;
+		}
+		rc = lb__hdr_decode(bd.mv_data, bd.mv_size, &h);
+		if (rc == LB_ENOMEM)
+			goto out;
+		if (rc < 0) {
+			rc = 0;
+			bad(v, id, "batch %llu: the header does not decode: %s",
+			    (unsigned long long)id, lb_errmsg());
+			prev_ok = 0;
+			if ((rc = wskip(&w, id)) < 0)
+				goto out;
+			continue;
+		}
+		if (h.id != id)
+			bad(v, id, "the header of batch %llu names batch %llu",
+			    (unsigned long long)id, (unsigned long long)h.id);
+		if ((rc = lb__hdr_hash(&h, hash)) < 0) {
+			lb__hdr_free(&h);
+			goto out;
+		}
+		if (memcmp(hash, h.hash, 32) != 0)
+			bad(v, id,
+			    "batch %llu: the header does not match its hash",
+			    (unsigned long long)id);
+		if (prev_ok && memcmp(h.prev_hash, prev, 32) != 0) {
+			if (id == 1)
+				bad(v, id, "batch 1: prev_hash is not zero");
+			else
+				bad(v, id,
+				    "batch %llu: prev_hash is not batch "
+				    "%llu's hash",
+				    (unsigned long long)id,
+				    (unsigned long long)(id - 1));
+		}
+		memcpy(prev, h.hash, 32);
+		prev_ok = 1;
+		if (h.undoes >= id)
+			bad(v, id,
+			    "batch %llu: undoes batch %llu, not an "
+			    "earlier one",
+			    (unsigned long long)id,
+			    (unsigned long long)h.undoes);
+		if (h.rolled_back_by &&
+		    (h.rolled_back_by <= id || h.rolled_back_by > v->last))
+			bad(v, id,
+			    "batch %llu: rolled back by batch %llu, which is "
+			    "not a later batch",
+			    (unsigned long long)id,
+			    (unsigned long long)h.rolled_back_by);
+		if (h.pruned) {
+			v->maxpruned = id;
+			if (w.valid && w.id == id)
+				bad(v, id,
+				    "batch %llu is pruned but its segment %u "
+				    "is still in _wal",
+				    (unsigned long long)id, w.seg);
+			rc = wskip(&w, id);
+		} else {
+			rc = check_segments(v, &w, &h);
+		}
+		lb__hdr_free(&h);
+		if (rc < 0)
+			goto out;
+	}
+	if (mrc && mrc != MDB_NOTFOUND) {
+		rc = lb__mdb_fail(mrc, "_batches");
+		goto out;
+	}
+	if (complete && w.valid)
+		bad(v, w.id,
+		    "_wal holds segment %u of batch %llu, which does not "
+		    "exist",
+		    w.seg, (unsigned long long)w.id);
+out:
+	if (w.c)
+		mdb_cursor_close(w.c);
+	if (cb)
+		mdb_cursor_close(cb);
+	return rc;
+}
+
+/* ---- replay and compare -------------------------------------------------- */
+
+static int keycmp(const MDB_val *a, const MDB_val *b)
+{
+	size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+	int r = n ? memcmp(a->mv_data, b->mv_data, n) : 0;
+	if (r)
+		return r;
+	return (a->mv_size > b->mv_size) - (a->mv_size < b->mv_size);
+}
+
+static int meta_kept(const MDB_val *k)
+{
+	return (k->mv_size > 6 && memcmp(k->mv_data, "table/", 6) == 0) ||
+	       (k->mv_size > 7 && memcmp(k->mv_data, "schema/", 7) == 0);
+}
+
+/* Where two sub-databases first differ. */
+typedef struct vdiff {
+	int kind;     /* 1 only in the database, 2 only in the replay, 3 the
+	                 value differs */
+	MDB_val k, d; /* the key (and, for 1 and 3, the database's value) */
+} vdiff;
+
+static int step(MDB_cursor *c, MDB_val *k, MDB_val *d, int *valid,
+                MDB_cursor_op op, int (*keep)(const MDB_val *))
+{
+	int mrc;
+	for (;;) {
+		mrc = mdb_cursor_get(c, k, d, op);
+		if (mrc)
+			break;
+		if (!keep || keep(k))
+			break;
+		op = MDB_NEXT;
+	}
+	*valid = mrc == 0;
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	return mrc ? lb__mdb_fail(mrc, "comparing with the replay") : 0;
+}
+
+/* Walk sub-database da (in ta) and dbr (in tb) side by side. 0 when equal,
+ * 1 with *df filled at the first difference, or a negative code. Entries
+ * are (key, value) pairs in order, duplicates included. */
+static int diff_dbi(MDB_txn *ta, MDB_dbi da, MDB_txn *tb, MDB_dbi dbr, int dups,
+                    int (*keep)(const MDB_val *), vdiff *df)
+{
+	MDB_cursor *ca = NULL, *cb = NULL;
+	MDB_val ka, va, kb, vb;
+	int a_ok, b_ok, rc, mrc;
+	if ((mrc = mdb_cursor_open(ta, da, &ca)) ||
+	    (mrc = mdb_cursor_open(tb, dbr, &cb))) {
+		rc = lb__mdb_fail(mrc, "comparing with the replay");
+		goto out;
+	}
+	if ((rc = step(ca, &ka, &va, &a_ok, MDB_FIRST, keep)) < 0 ||
+	    (rc = step(cb, &kb, &vb, &b_ok, MDB_FIRST, keep)) < 0)
+		goto out;
+	while (a_ok || b_ok) {
+		/* c < 0: the entry is only in the database; c > 0: only in
+		 * the replay. For duplicates, the value orders the entries
+		 * of a key like a key does. */
+		int c = !a_ok ? 1 : !b_ok ? -1 : keycmp(&ka, &kb), vd = 0;
+		if (c == 0 && (vd = keycmp(&va, &vb)) != 0 && dups) {
+			c = vd;
+			vd = 0;
+		}
+		if (c || vd) {
+			df->kind = vd ? 3 : c < 0 ? 1 : 2;
+			df->k = c > 0 ? kb : ka;
+			df->d = c > 0 ? vb : va;
+			rc = 1;
+			goto out;
+		}
+		if ((rc = step(ca, &ka, &va, &a_ok, MDB_NEXT, keep)) < 0 ||
+		    (rc = step(cb, &kb, &vb, &b_ok, MDB_NEXT, keep)) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (ca)
+		mdb_cursor_close(ca);
+	if (cb)
+		mdb_cursor_close(cb);
+	return rc;
+}
+
+/* The live table of that name as this handle knows it, dropped or not
+ * (a dropped table keeps its LMDB sub-database and handle). */
+static lb_table *live_table(lb_db *db, const char *name)
+{
+	lb_table *t = lb__table_find(db, name);
+	if (t)
+		return t;
+	pthread_mutex_lock(&db->tlock);
+	for (size_t i = 0; i < db->ntables && !t; i++)
+		if (strcmp(db->tables[i]->name, name) == 0)
+			t = db->tables[i];
+	pthread_mutex_unlock(&db->tlock);
+	return t;
+}
+
+/* The newest batch that changed (t, key), from _hist; v->last if none. */
+static uint64_t key_batch(vf *v, lb_table *t, const MDB_val *key)
+{
+	MDB_cursor *c;
+	uint8_t ik[LB__IKEY_MAX];
+	uint64_t id = v->last;
+	if (key->mv_size == 0 || key->mv_size > LB_KEY_MAX)
+		return id;
+	MDB_val k = {lb__ikey(ik, t->tid, key->mv_data, key->mv_size), ik}, d;
+	if (mdb_cursor_open(v->txn, v->db->hist, &c))
+		return id;
+	if (mdb_cursor_get(c, &k, &d, MDB_SET_KEY) == 0 &&
+	    mdb_cursor_get(c, &k, &d, MDB_LAST_DUP) == 0 && d.mv_size == 8)
+		id = lb__get_be64(d.mv_data);
+	mdb_cursor_close(c);
+	return id;
+}
+
+static const char *kind_text(int kind)
+{
+	return kind == 1   ? "is not in the replay"
+	       : kind == 2 ? "is missing from the database"
+	                   : "differs from the replay";
+}
+
+static int compare(vf *v, lb_db *rdb, MDB_txn *rt)
+{
+	MDB_cursor *c;
+	MDB_val k, d;
+	vdiff df;
+	char kt[96];
+	int rc, mrc;
+
+	/* The table list and schemas. */
+	rc = diff_dbi(v->txn, v->db->meta, rt, rdb->meta, 0, meta_kept, &df);
+	if (rc < 0)
+		return rc;
+	if (rc) {
+		bad(v, v->last, "replay: _meta entry '%s' %s",
+		    lb__key_text(df.k.mv_data, df.k.mv_size, kt, sizeof kt),
+		    kind_text(df.kind));
+		return 0;
+	}
+	/* Every table, named by the snapshot's _meta. */
+	if ((mrc = mdb_cursor_open(v->txn, v->db->meta, &c)))
+		return lb__mdb_fail(mrc, "_meta");
+	k.mv_size = 6;
+	k.mv_data = "table/";
+	for (mrc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); mrc == 0;
+	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		char name[LB_TABLE_NAME_MAX + 1];
+		if (k.mv_size < 6 || memcmp(k.mv_data, "table/", 6) != 0)
+			break;
+		size_t nl = k.mv_size - 6;
+		if (nl == 0 || nl > LB_TABLE_NAME_MAX) {
+			bad(v, v->last, "_meta holds a malformed table entry");
+			break;
+		}
+		memcpy(name, (const char *)k.mv_data + 6, nl);
+		name[nl] = 0;
+		lb_table *lt = live_table(v->db, name);
+		lb_table *rtab = lb__table_find(rdb, name);
+		if (!lt) {
+			mdb_cursor_close(c);
+			return lb__fail(
+			        LB_EBUSY,
+			        "table %s was created by another "
+			        "process: reopen the database to verify "
+			        "it",
+			        name);
+		}
+		if (!rtab) {
+			bad(v, v->last, "replay: table %s is missing", name);
+			break;
+		}
+		rc = diff_dbi(v->txn, lt->dbi, rt, rtab->dbi, 0, NULL, &df);
+		if (rc < 0)
+			break;
+		if (rc) {
+			rc = 0;
+			bad(v, key_batch(v, lt, &df.k),
+			    "replay: table %s: key '%s' %s", name,
+			    lb__key_text(df.k.mv_data, df.k.mv_size, kt,
+			                 sizeof kt),
+			    kind_text(df.kind));
+			break;
+		}
+	}
+	mdb_cursor_close(c);
+	if (rc < 0)
+		return rc;
+	if (mrc && mrc != MDB_NOTFOUND)
+		return lb__mdb_fail(mrc, "_meta");
+	if (v->failed)
+		return 0;
+	/* The indexes. */
+	if ((rc = diff_dbi(v->txn, v->db->refs, rt, rdb->refs, 1, NULL, &df)) <
+	    0)
+		return rc;
+	if (rc) {
+		bad(v, v->last, "replay: the foreign-key index _refs differs");
+		return 0;
+	}
+	if ((rc = diff_dbi(v->txn, v->db->hist, rt, rdb->hist, 1, NULL, &df)) <
+	    0)
+		return rc;
+	if (rc) {
+		uint64_t id = v->last;
+		if (df.d.mv_size == 8)
+			id = lb__get_be64(df.d.mv_data);
+		bad(v, id, "replay: the history index _hist differs");
+	}
+	return 0;
+}
+
+static int check_replay(vf *v)
+{
+	char *ckpt = NULL, *tmp = NULL, *dest = NULL;
+	uint64_t at = 0, records = 0, failed = 0;
+	const char *base;
+	lb_db *rdb = NULL;
+	int rc;
+
+	if (v->maxpruned) {
+		rc = lb__checkpoint_find(v->db, v->txn, v->maxpruned, v->last,
+		                         &at, &ckpt);
+		if (rc == LB_ENOTFOUND) {
+			bad(v, v->maxpruned,
+			    "cannot replay: the log is pruned up to batch %llu "
+			    "and no registered checkpoint at or after it "
+			    "exists on disk",
+			    (unsigned long long)v->maxpruned);
+			return 0;
+		}
+		if (rc == LB_ECORRUPT) {
+			bad(v, v->last, "%s", lb_errmsg());
+			return 0;
+		}
+		if (rc < 0)
+			return rc;
+	}
+	base = getenv("TMPDIR");
+	if (!base || !*base)
+		base = "/tmp";
+	if (asprintf(&tmp, "%s/logbook-verify-XXXXXX", base) < 0) {
+		free(ckpt);
+		return lb__fail(LB_ENOMEM, "out of memory");
+	}
+	if (!mkdtemp(tmp)) {
+		rc = lb__fail(errno == ENOSPC ? LB_EFULL : LB_EIO,
+		              "cannot create a directory for the replay in %s: "
+		              "%s",
+		              base, strerror(errno));
+		goto out;
+	}
+	if (asprintf(&dest, "%s/replay", tmp) < 0) {
+		dest = NULL;
+		rc = lb__fail(LB_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = lb__replay_txn(v->db, v->txn, dest, v->last, ckpt, &records,
+	                    &failed);
+	if (rc == LB_ENOMEM || rc == LB_EIO || rc == LB_EFULL)
+		goto out;
+	if (rc < 0) {
+		bad(v, failed ? failed : v->last, "replay failed: %s",
+		    lb_errmsg());
+		rc = 0;
+		goto out;
+	}
+	lb_options o;
+	lb_options_init(&o);
+	o.flags = LB_RDONLY;
+	if ((rc = lb_open(dest, &o, &rdb)) < 0)
+		goto out;
+	MDB_txn *rt;
+	lb__read_begin(rdb);
+	int mrc = mdb_txn_begin(rdb->env, NULL, MDB_RDONLY, &rt);
+	if (mrc) {
+		lb__read_end(rdb);
+		rc = lb__mdb_fail(mrc, "reading the replay");
+		goto out;
+	}
+	rc = compare(v, rdb, rt);
+	mdb_txn_abort(rt);
+	lb__read_end(rdb);
+	if (rc == 0 && !v->failed)
+		v->rep->replay_ok = 1;
+out:
+	if (rdb)
+		lb_close(rdb);
+	if (dest)
+		lb__rmdir_files(dest);
+	if (tmp)
+		rmdir(tmp);
+	free(dest);
+	free(tmp);
+	free(ckpt);
+	return rc;
+}
+
+int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep)
+{
+	vf v;
+	int rc, mrc;
+	if (rep)
+		memset(rep, 0, sizeof *rep);
+	if (!db || !rep)
+		return lb__fail(LB_EINVAL, "lb_verify: NULL argument");
+	if (flags & ~(unsigned)LB_VERIFY_REPLAY)
+		return lb__fail(LB_EINVAL, "lb_verify: unknown flags 0x%x",
+		                flags);
+	memset(&v, 0, sizeof v);
+	v.db = db;
+	v.rep = rep;
+	lb__segr_init(&v.r);
+	lb__read_begin(db);
+	if ((mrc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &v.txn))) {
+		lb__read_end(db);
+		lb__segr_free(&v.r);
+		return lb__mdb_fail(mrc, "beginning a read");
+	}
+	rc = check_log(&v);
+	if (rc == 0) {
+		rep->chain_ok = !v.failed;
+		if ((flags & LB_VERIFY_REPLAY) && !v.failed)
+			rc = check_replay(&v);
+	}
+	mdb_txn_abort(v.txn);
+	lb__read_end(db);
+	lb__segr_free(&v.r);
+	if (rc < 0)
+		return rc;
+	if (v.failed)
+		return lb__fail(LB_ECORRUPT, "verify: batch %llu: %s",
+		                (unsigned long long)rep->bad_batch,
+		                rep->detail);
+	return 0;
+}

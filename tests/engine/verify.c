@@ -1,0 +1,608 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * verify.c: lb_verify. A clean log passes and is counted; each kind of
+ * damage, made directly through LMDB with the database closed, is caught
+ * and charged to the right batch: a changed byte in a segment, a deleted or
+ * an extra segment, a changed header, two headers swapped, a missing
+ * header, a segment with no batch, and (with LB_VERIFY_REPLAY) a user value
+ * changed, added or removed behind the log's back.
+ */
+#define _GNU_SOURCE
+#include "_common.h"
+
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct vx {
+	char *dir;
+	lb_db *db;
+} vx;
+
+/* Small segments, so that batches have several. */
+static lb_db *open_small(const char *dir)
+{
+	lb_options o;
+	lb_options_init(&o);
+	o.flags = LB_CREATE | LB_NOSYNC;
+	o.segment_size = 512;
+	return te_open_opts(dir, &o);
+}
+
+/* Batch 1 creates "t", batch 2 creates "u"; then nb batches labelled
+ * "batch-NNN" of 24 puts, updates and deletes of random-length values
+ * over 64 keys of "t" and a few of "u". */
+static void history(lb_db *db, int nb, uint64_t seed)
+{
+	uint64_t rng = seed;
+	int present[64] = {0};
+	uint8_t val[400];
+	te_rc(0, lb_table_create(db, "t", NULL));
+	te_rc(0, lb_table_create(db, "u", NULL));
+	for (int i = 0; i < nb; i++) {
+		lb_batch *b;
+		char label[32];
+		snprintf(label, sizeof label, "batch-%03llu",
+		         (unsigned long long)(te_last(db) + 1));
+		te_rc(0, lb_batch_begin(db, label, &b));
+		for (int j = 0; j < 24; j++) {
+			int k = (int)th_below(&rng, 64);
+			char key[16];
+			snprintf(key, sizeof key, "k%03d", k);
+			if (present[k] && th_below(&rng, 5) == 0) {
+				te_rc(0, lb_delete(b, "t", key, strlen(key)));
+				present[k] = 0;
+				continue;
+			}
+			size_t vl = 1 + th_below(&rng, sizeof val);
+			te_fill(&rng, val, vl);
+			te_rc(0, lb_put(b, "t", key, strlen(key), val, vl));
+			present[k] = 1;
+		}
+		char uk[8];
+		snprintf(uk, sizeof uk, "u%d", i % 5);
+		te_rc(0, lb_put(b, "u", uk, strlen(uk), label, strlen(label)));
+		te_rc(0, lb_batch_commit(b, NULL));
+	}
+}
+
+static int vx_setup(void **state)
+{
+	vx *x = te_malloc(sizeof *x);
+	x->dir = th_tmpdir();
+	x->db = open_small(x->dir);
+	history(x->db, 10, 0x5eed);
+	*state = x;
+	return 0;
+}
+
+static int vx_teardown(void **state)
+{
+	vx *x = *state;
+	lb_close(x->db);
+	th_rmrf(x->dir);
+	free(x->dir);
+	free(x);
+	return 0;
+}
+
+/* ---- raw LMDB access, with the database closed ----------------------- */
+
+typedef struct raw {
+	MDB_env *env;
+	MDB_txn *txn;
+} raw;
+
+static void raw_open(vx *x, raw *r)
+{
+	lb_close(x->db);
+	x->db = NULL;
+	assert_int_equal(mdb_env_create(&r->env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(r->env, 1024), 0);
+	assert_int_equal(mdb_env_set_mapsize(r->env, (size_t)1 << 30), 0);
+	assert_int_equal(mdb_env_open(r->env, x->dir, 0, 0644), 0);
+	assert_int_equal(mdb_txn_begin(r->env, NULL, 0, &r->txn), 0);
+}
+
+static MDB_dbi raw_dbi(raw *r, const char *name)
+{
+	MDB_dbi d;
+	assert_int_equal(mdb_dbi_open(r->txn, name, 0, &d), 0);
+	return d;
+}
+
+static void raw_close(vx *x, raw *r)
+{
+	assert_int_equal(mdb_txn_commit(r->txn), 0);
+	mdb_env_close(r->env);
+	x->db = te_open(x->dir, LB_NOSYNC);
+}
+
+static void wal_key(uint8_t k[12], uint64_t id, uint32_t seg)
+{
+	for (int i = 0; i < 8; i++)
+		k[i] = (uint8_t)(id >> (56 - 8 * i));
+	for (int i = 0; i < 4; i++)
+		k[8 + i] = (uint8_t)(seg >> (24 - 8 * i));
+}
+
+static void batch_key(uint8_t k[8], uint64_t id)
+{
+	for (int i = 0; i < 8; i++)
+		k[i] = (uint8_t)(id >> (56 - 8 * i));
+}
+
+/* A malloc'd copy of an LMDB value. */
+static void *raw_get(raw *r, MDB_dbi d, const void *key, size_t klen,
+                     size_t *len)
+{
+	MDB_val k = {klen, (void *)key}, v;
+	assert_int_equal(mdb_get(r->txn, d, &k, &v), 0);
+	void *p = te_malloc(v.mv_size);
+	memcpy(p, v.mv_data, v.mv_size);
+	*len = v.mv_size;
+	return p;
+}
+
+static void raw_put(raw *r, MDB_dbi d, const void *key, size_t klen,
+                    const void *val, size_t vlen)
+{
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	assert_int_equal(mdb_put(r->txn, d, &k, &v, 0), 0);
+}
+
+static void raw_del(raw *r, MDB_dbi d, const void *key, size_t klen)
+{
+	MDB_val k = {klen, (void *)key};
+	assert_int_equal(mdb_del(r->txn, d, &k, NULL), 0);
+}
+
+/* ---- assertions ---------------------------------------------------------- */
+
+static void expect_bad(lb_db *db, unsigned flags, uint64_t batch,
+                       const char *word)
+{
+	lb_verify_report rep;
+	memset(&rep, 0xff, sizeof rep);
+	te_rc(LB_ECORRUPT, lb_verify(db, flags, &rep));
+	if (rep.bad_batch != batch || !strstr(rep.detail, word)) {
+		print_error("bad_batch %llu (want %llu), detail '%s' (want "
+		            "'%s')\n",
+		            (unsigned long long)rep.bad_batch,
+		            (unsigned long long)batch, rep.detail, word);
+		fail();
+	}
+	assert_false(rep.replay_ok);
+}
+
+static void expect_ok(lb_db *db, unsigned flags)
+{
+	lb_verify_report rep;
+	memset(&rep, 0xff, sizeof rep);
+	te_rc(0, lb_verify(db, flags, &rep));
+	assert_true(rep.chain_ok);
+	assert_int_equal(rep.bad_batch, 0);
+	assert_string_equal(rep.detail, "");
+	assert_int_equal(!!rep.replay_ok, !!(flags & LB_VERIFY_REPLAY));
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_engine_verify__clean_log_is_counted(void **state)
+{
+	vx *x = *state;
+	lb_verify_report rep;
+	uint64_t last = te_last(x->db), records = 0, segments = 0;
+	for (uint64_t id = 1; id <= last; id++) {
+		lb_batch_info bi;
+		te_rc(0, lb_batch_info_get(x->db, id, &bi));
+		records += bi.records;
+		segments += bi.segments;
+	}
+	assert_true(segments > last); /* some batches have several */
+	memset(&rep, 0xff, sizeof rep);
+	te_rc(0, lb_verify(x->db, 0, &rep));
+	assert_int_equal(rep.batches, last);
+	assert_int_equal(rep.segments, segments);
+	assert_int_equal(rep.records, records);
+	assert_true(rep.chain_ok);
+	assert_false(rep.replay_ok);
+	assert_int_equal(rep.bad_batch, 0);
+	assert_string_equal(rep.detail, "");
+	memset(&rep, 0, sizeof rep);
+	te_rc(0, lb_verify(x->db, LB_VERIFY_REPLAY, &rep));
+	assert_true(rep.chain_ok);
+	assert_true(rep.replay_ok);
+	assert_int_equal(rep.records, records);
+}
+
+static void test_engine_verify__empty_database(void **state)
+{
+	(void)state;
+	char *dir = th_tmpdir();
+	lb_db *db = te_open(dir, LB_CREATE | LB_NOSYNC);
+	lb_verify_report rep;
+	te_rc(0, lb_verify(db, LB_VERIFY_REPLAY, &rep));
+	assert_int_equal(rep.batches, 0);
+	assert_true(rep.chain_ok);
+	assert_true(rep.replay_ok);
+	lb_close(db);
+	th_rmrf(dir);
+	free(dir);
+}
+
+/* A read-only handle verifies too (the replay goes to a temporary
+ * directory, not next to the database). */
+static void test_engine_verify__read_only_handle(void **state)
+{
+	vx *x = *state;
+	lb_verify_report rep;
+	lb_close(x->db);
+	x->db = te_open(x->dir, LB_RDONLY);
+	te_rc(0, lb_verify(x->db, LB_VERIFY_REPLAY, &rep));
+	assert_true(rep.chain_ok);
+	assert_true(rep.replay_ok);
+	assert_int_equal(rep.batches, te_last(x->db));
+}
+
+static void test_engine_verify__bad_arguments(void **state)
+{
+	vx *x = *state;
+	lb_verify_report rep;
+	te_rc(LB_EINVAL, lb_verify(NULL, 0, &rep));
+	te_rc(LB_EINVAL, lb_verify(x->db, 0, NULL));
+	te_rc(LB_EINVAL, lb_verify(x->db, 0x80, &rep));
+}
+
+static void test_engine_verify__segment_byte_changed(void **state)
+{
+	vx *x = *state;
+	lb_batch_info bi;
+	te_rc(0, lb_batch_info_get(x->db, 6, &bi));
+	assert_true(bi.segments >= 2);
+	/* every region of a segment: magic, lengths, CRC, payload, end */
+	const size_t offs[] = {0, 5, 9, 17, 21, 24, 100, (size_t)-1};
+	for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+		raw r;
+		uint8_t k[12];
+		size_t len;
+		raw_open(x, &r);
+		MDB_dbi wal = raw_dbi(&r, "_wal");
+		wal_key(k, 6, 1);
+		uint8_t *seg = raw_get(&r, wal, k, 12, &len);
+		size_t off = offs[i] == (size_t)-1 ? len - 1 : offs[i];
+		assert_true(off < len);
+		seg[off] ^= 0x01;
+		raw_put(&r, wal, k, 12, seg, len);
+		raw_close(x, &r);
+		expect_bad(x->db, 0, 6, "segment 1");
+		expect_bad(x->db, LB_VERIFY_REPLAY, 6, "segment 1");
+		/* a replay refuses the damaged log, and leaves nothing */
+		char *rdir = th_tmpdir();
+		char *dest = th_path(rdir, "replay");
+		lb_result res;
+		te_rc(LB_ECORRUPT, lb_replay(x->db, dest, 0, NULL, &res));
+		assert_non_null(strstr(lb_errmsg(), "batch 6"));
+		assert_int_equal(rmdir(rdir), 0); /* nothing was left */
+		free(dest);
+		free(rdir);
+		/* put it back: the log verifies again */
+		raw_open(x, &r);
+		wal = raw_dbi(&r, "_wal");
+		seg[off] ^= 0x01;
+		raw_put(&r, wal, k, 12, seg, len);
+		raw_close(x, &r);
+		expect_ok(x->db, 0);
+		free(seg);
+	}
+	expect_ok(x->db, LB_VERIFY_REPLAY);
+}
+
+static void test_engine_verify__segment_deleted(void **state)
+{
+	vx *x = *state;
+	raw r;
+	uint8_t k[12];
+	raw_open(x, &r);
+	wal_key(k, 5, 0);
+	raw_del(&r, raw_dbi(&r, "_wal"), k, 12);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, 5, "segment 0 is missing");
+}
+
+static void test_engine_verify__last_segment_deleted(void **state)
+{
+	vx *x = *state;
+	lb_batch_info bi;
+	raw r;
+	uint8_t k[12];
+	te_rc(0, lb_batch_info_get(x->db, 7, &bi));
+	raw_open(x, &r);
+	wal_key(k, 7, bi.segments - 1);
+	raw_del(&r, raw_dbi(&r, "_wal"), k, 12);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, 7, "is missing");
+}
+
+static void test_engine_verify__extra_segment(void **state)
+{
+	vx *x = *state;
+	lb_batch_info bi;
+	raw r;
+	uint8_t k[12];
+	size_t len;
+	te_rc(0, lb_batch_info_get(x->db, 4, &bi));
+	raw_open(x, &r);
+	MDB_dbi wal = raw_dbi(&r, "_wal");
+	wal_key(k, 4, 0);
+	void *seg = raw_get(&r, wal, k, 12, &len);
+	wal_key(k, 4, bi.segments);
+	raw_put(&r, wal, k, 12, seg, len);
+	free(seg);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, 4, "header has");
+}
+
+static void test_engine_verify__segment_of_no_batch(void **state)
+{
+	vx *x = *state;
+	uint64_t last = te_last(x->db);
+	raw r;
+	uint8_t k[12];
+	size_t len;
+	raw_open(x, &r);
+	MDB_dbi wal = raw_dbi(&r, "_wal");
+	wal_key(k, 3, 0);
+	void *seg = raw_get(&r, wal, k, 12, &len);
+	wal_key(k, last + 5, 0);
+	raw_put(&r, wal, k, 12, seg, len);
+	free(seg);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, last + 5, "does not exist");
+}
+
+static void test_engine_verify__header_changed(void **state)
+{
+	vx *x = *state;
+	raw r;
+	uint8_t k[8];
+	size_t len;
+	raw_open(x, &r);
+	MDB_dbi bt = raw_dbi(&r, "_batches");
+	batch_key(k, 8);
+	uint8_t *h = raw_get(&r, bt, k, 8, &len);
+	uint8_t *lab = memmem(h, len, "batch-008", 9);
+	assert_non_null(lab);
+	lab[8] = '9'; /* the label now reads batch-009 */
+	raw_put(&r, bt, k, 8, h, len);
+	free(h);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, 8, "does not match its hash");
+}
+
+static void test_engine_verify__header_undecodable(void **state)
+{
+	vx *x = *state;
+	raw r;
+	uint8_t k[8];
+	raw_open(x, &r);
+	batch_key(k, 5);
+	raw_put(&r, raw_dbi(&r, "_batches"), k, 8, "\x93\x01\x02", 3);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, 5, "does not decode");
+}
+
+static void test_engine_verify__batches_swapped(void **state)
+{
+	vx *x = *state;
+	raw r;
+	uint8_t k3[8], k4[8];
+	size_t l3, l4;
+	raw_open(x, &r);
+	MDB_dbi bt = raw_dbi(&r, "_batches");
+	batch_key(k3, 3);
+	batch_key(k4, 4);
+	void *h3 = raw_get(&r, bt, k3, 8, &l3);
+	void *h4 = raw_get(&r, bt, k4, 8, &l4);
+	raw_put(&r, bt, k3, 8, h4, l4);
+	raw_put(&r, bt, k4, 8, h3, l3);
+	free(h3);
+	free(h4);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, 3, "names batch 4");
+}
+
+static void test_engine_verify__segments_swapped(void **state)
+{
+	vx *x = *state;
+	raw r;
+	uint8_t k3[12], k4[12];
+	size_t l3, l4;
+	raw_open(x, &r);
+	MDB_dbi wal = raw_dbi(&r, "_wal");
+	wal_key(k3, 3, 0);
+	wal_key(k4, 4, 0);
+	void *s3 = raw_get(&r, wal, k3, 12, &l3);
+	void *s4 = raw_get(&r, wal, k4, 12, &l4);
+	raw_put(&r, wal, k3, 12, s4, l4);
+	raw_put(&r, wal, k4, 12, s3, l3);
+	free(s3);
+	free(s4);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, 3, "SHA-256");
+}
+
+static void test_engine_verify__header_missing(void **state)
+{
+	vx *x = *state;
+	raw r;
+	uint8_t k[8];
+	raw_open(x, &r);
+	batch_key(k, 6);
+	raw_del(&r, raw_dbi(&r, "_batches"), k, 8);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, 6, "batch 6 is missing");
+}
+
+static void test_engine_verify__last_header_missing(void **state)
+{
+	vx *x = *state;
+	uint64_t last = te_last(x->db);
+	raw r;
+	uint8_t k[8];
+	raw_open(x, &r);
+	batch_key(k, last);
+	raw_del(&r, raw_dbi(&r, "_batches"), k, 8);
+	raw_close(x, &r);
+	/* its segments now belong to no batch */
+	expect_bad(x->db, 0, last, "does not exist");
+}
+
+/* The newest batch that wrote key "k%03d" of t, found through the log. */
+typedef struct finder {
+	const char *key;
+	int hit;
+} finder;
+
+static int find_cb(void *ctx, const lb_change *c)
+{
+	finder *f = ctx;
+	if (c->op != LB_OP_TABLE && strcmp(c->table, "t") == 0 &&
+	    c->klen == strlen(f->key) && memcmp(c->key, f->key, c->klen) == 0)
+		f->hit = 1;
+	return 0;
+}
+
+static uint64_t newest_writer(lb_db *db, const char *key)
+{
+	for (uint64_t id = te_last(db); id > 0; id--) {
+		finder f = {key, 0};
+		te_rc(0, lb_changes(db, id, find_cb, &f));
+		if (f.hit)
+			return id;
+	}
+	return 0;
+}
+
+static void test_engine_verify__user_value_changed(void **state)
+{
+	vx *x = *state;
+	void *v;
+	size_t vl;
+	char key[16] = "";
+	/* a key that exists now */
+	for (int i = 0; i < 64; i++) {
+		snprintf(key, sizeof key, "k%03d", i);
+		if (lb_get(x->db, "t", key, strlen(key), &v, &vl) == 0)
+			break;
+		key[0] = 0;
+	}
+	assert_true(key[0]);
+	uint64_t writer = newest_writer(x->db, key);
+	assert_true(writer > 2);
+	raw r;
+	raw_open(x, &r);
+	((uint8_t *)v)[0] ^= 0x40;
+	raw_put(&r, raw_dbi(&r, "t/t"), key, strlen(key), v, vl);
+	free(v);
+	raw_close(x, &r);
+	/* the log itself is intact */
+	expect_ok(x->db, 0);
+	lb_verify_report rep;
+	te_rc(LB_ECORRUPT, lb_verify(x->db, LB_VERIFY_REPLAY, &rep));
+	assert_true(rep.chain_ok);
+	assert_false(rep.replay_ok);
+	assert_int_equal(rep.bad_batch, writer);
+	assert_non_null(strstr(rep.detail, "table t"));
+	assert_non_null(strstr(rep.detail, key));
+	assert_non_null(strstr(rep.detail, "differs"));
+}
+
+static void test_engine_verify__user_key_added_and_removed(void **state)
+{
+	vx *x = *state;
+	uint64_t last = te_last(x->db);
+	raw r;
+	/* a key no batch ever wrote: charged to the last batch */
+	raw_open(x, &r);
+	raw_put(&r, raw_dbi(&r, "t/t"), "zz-extra", 8, "x", 1);
+	raw_close(x, &r);
+	lb_verify_report rep;
+	te_rc(LB_ECORRUPT, lb_verify(x->db, LB_VERIFY_REPLAY, &rep));
+	assert_int_equal(rep.bad_batch, last);
+	assert_non_null(strstr(rep.detail, "zz-extra"));
+	assert_non_null(strstr(rep.detail, "not in the replay"));
+	raw_open(x, &r);
+	raw_del(&r, raw_dbi(&r, "t/t"), "zz-extra", 8);
+	raw_close(x, &r);
+	expect_ok(x->db, LB_VERIFY_REPLAY);
+
+	/* a key of u removed: charged to the batch that last wrote it */
+	void *v;
+	size_t vl;
+	te_rc(0, lb_get(x->db, "u", "u1", 2, &v, &vl));
+	char label[16];
+	assert_true(vl < sizeof label);
+	memcpy(label, v, vl);
+	label[vl] = 0;
+	free(v);
+	raw_open(x, &r);
+	raw_del(&r, raw_dbi(&r, "t/u"), "u1", 2);
+	raw_close(x, &r);
+	te_rc(LB_ECORRUPT, lb_verify(x->db, LB_VERIFY_REPLAY, &rep));
+	/* u1 holds the label of the batch that wrote it: batch-NNN */
+	assert_int_equal(rep.bad_batch, strtoull(label + 6, NULL, 10));
+	assert_non_null(strstr(rep.detail, "table u"));
+	assert_non_null(strstr(rep.detail, "missing from the database"));
+}
+
+static void test_engine_verify__index_changed(void **state)
+{
+	vx *x = *state;
+	raw r;
+	raw_open(x, &r);
+	MDB_dbi hist = raw_dbi(&r, "_hist");
+	MDB_cursor *c;
+	MDB_val k, v;
+	assert_int_equal(mdb_cursor_open(r.txn, hist, &c), 0);
+	assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
+	assert_int_equal(v.mv_size, 8);
+	uint64_t id = 0;
+	for (int i = 0; i < 8; i++)
+		id = id << 8 | ((uint8_t *)v.mv_data)[i];
+	assert_int_equal(mdb_cursor_del(c, 0), 0);
+	mdb_cursor_close(c);
+	raw_close(x, &r);
+	expect_ok(x->db, 0);
+	/* the entry's batch is named */
+	expect_bad(x->db, LB_VERIFY_REPLAY, id, "_hist");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, vx_setup, vx_teardown)
+	        T(test_engine_verify__clean_log_is_counted),
+	        T(test_engine_verify__empty_database),
+	        T(test_engine_verify__read_only_handle),
+	        T(test_engine_verify__bad_arguments),
+	        T(test_engine_verify__segment_byte_changed),
+	        T(test_engine_verify__segment_deleted),
+	        T(test_engine_verify__last_segment_deleted),
+	        T(test_engine_verify__extra_segment),
+	        T(test_engine_verify__segment_of_no_batch),
+	        T(test_engine_verify__header_changed),
+	        T(test_engine_verify__header_undecodable),
+	        T(test_engine_verify__batches_swapped),
+	        T(test_engine_verify__segments_swapped),
+	        T(test_engine_verify__header_missing),
+	        T(test_engine_verify__last_header_missing),
+	        T(test_engine_verify__user_value_changed),
+	        T(test_engine_verify__user_key_added_and_removed),
+	        T(test_engine_verify__index_changed),
+#undef T
+	};
+	return cmocka_run_group_tests_name("engine_verify", tests, NULL, NULL);
+}
