@@ -675,7 +675,7 @@ int lb__apply_table_once(lb_batch *b, const char *name, const void *enc,
 	MDB_val sk = {(size_t)kl, mk}, sv = {enclen, (void *)enc};
 	if ((mrc = mdb_put(b->txn, db->meta, &sk, &sv, 0)))
 		return poison(b, lb__mdb_fail(mrc, "_meta"));
-	if ((rc = lb__table_make(db, name, tid, enc, enclen, &t)) < 0)
+	if ((rc = lb__table_make(db, b, name, tid, enc, enclen, &t)) < 0)
 		return poison(b, rc);
 	char dname[2 + LB_TABLE_NAME_MAX + 1];
 	snprintf(dname, sizeof dname, "t/%s", name);

@@ -139,8 +139,8 @@ lb_table *lb__table_find(lb_db *db, const char *name)
 	return found;
 }
 
-int lb__table_make(lb_db *db, const char *name, uint32_t tid, const void *enc,
-                   size_t enclen, lb_table **out)
+int lb__table_make(lb_db *db, lb_batch *b, const char *name, uint32_t tid,
+                   const void *enc, size_t enclen, lb_table **out)
 {
 	lb_table *t = calloc(1, sizeof *t);
 	int rc;
@@ -172,10 +172,11 @@ int lb__table_make(lb_db *db, const char *name, uint32_t tid, const void *enc,
 			t->pubfields[i].max_len = f->max_len;
 			t->pubfields[i].ref = f->ref;
 			if (f->ref) {
-				lb_table *r =
-				        strcmp(f->ref, name) == 0
-				                ? t
-				                : lb__table_find(db, f->ref);
+				/* inside a batch, the tables it created count
+				 */
+				lb_table *r = strcmp(f->ref, name) == 0 ? t
+				              : b ? lb__batch_table(b, f->ref)
+				                  : lb__table_find(db, f->ref);
 				if (!r) {
 					rc = lb__fail(
 					        LB_ECORRUPT,
@@ -479,9 +480,9 @@ static int open_meta(lb_db *db, int creating)
 				        db->path, ents[i].name);
 				break;
 			}
-			if ((rc = lb__table_make(db, ents[i].name, ents[i].tid,
-			                         sd.mv_data, sd.mv_size, &t)) <
-			    0)
+			if ((rc = lb__table_make(db, NULL, ents[i].name,
+			                         ents[i].tid, sd.mv_data,
+			                         sd.mv_size, &t)) < 0)
 				break;
 			if ((mrc = mdb_dbi_open(txn, dname, 0, &t->dbi))) {
 				lb__table_free(t);

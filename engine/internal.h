@@ -116,8 +116,8 @@ lb_table *lb__table_find(lb_db *db, const char *name);
 void lb__table_free(lb_table *t);
 /* Build an lb_table from its stored encoding (schema decoded, refs resolved
  * against db's tables). */
-int lb__table_make(lb_db *db, const char *name, uint32_t tid, const void *enc,
-                   size_t enclen, lb_table **out);
+int lb__table_make(lb_db *db, lb_batch *b, const char *name, uint32_t tid,
+                   const void *enc, size_t enclen, lb_table **out);
 int lb__tables_publish(lb_db *db, lb_table *t); /* under wlock */
 int lb__grow_map_if_needed(lb_db *db);
 void lb__read_begin(lb_db *db);

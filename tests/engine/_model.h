@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * _model.h: a plain in-memory model of a logbook database, and a seeded
+ * random history generator that drives a live database and the model side by
+ * side, asserting after every step that they agree.
+ *
+ * The key space is small on purpose, so that random batches keep touching
+ * the same keys and rollbacks keep meeting later changes:
+ *   table "a"  opaque, keys "a0".."a7"
+ *   table "h"  opaque, keys "h0".."h7" (hearings; referenced by "w")
+ *   table "w"  schema {h: str, required, ref "h"; n: int}, keys "w0".."w7"
+ *              (witnesses; each names a hearing)
+ * Values of "a" and "h" are short byte strings (the empty string included,
+ * which is not the same as absent). The tables are batches 1, 2 and 3.
+ *
+ * The model keeps, per batch, the change records the engine must have
+ * logged (exact before- and after-images), the header state (undoes,
+ * rolled_back_by, record count), per key the batches that changed it, and
+ * optionally the full table state right after every batch (for replay
+ * tests: "the database replayed to batch N equals the state at N").
+ *
+ * Rollback semantics are those of docs/ROLLBACK.md, written again here from
+ * the document in the simplest possible way (arrays and loops), so that the
+ * engine's indexes (_hist, _refs) are checked against a second, independent
+ * implementation.
+ */
+#ifndef LB_TESTS_ENGINE_MODEL_H
+#define LB_TESTS_ENGINE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "logbook.h"
+
+#define TM_NT 3   /* tables */
+#define TM_NK 8   /* keys per table */
+#define TM_VMAX 9 /* longest value */
+enum { TM_A = 0, TM_H = 1, TM_W = 2 };
+#define TM_SETUP 3 /* batches 1..3 create the tables */
+
+/* A value, or its absence. */
+typedef struct tm_val {
+	uint8_t present, len;
+	uint8_t b[TM_VMAX];
+} tm_val;
+
+/* Every table's content; tables[i] exists when i < ntables. */
+typedef struct tm_state {
+	int ntables;
+	tm_val v[TM_NT][TM_NK];
+} tm_state;
+
+/* A change record of a data table (op LB_OP_PUT or LB_OP_DELETE). */
+typedef struct tm_rec {
+	uint8_t op, t, k;
+	tm_val before, after;
+} tm_rec;
+
+enum { TM_B_TABLE, TM_B_USER, TM_B_ROLLBACK, TM_B_ROLLBACK_TO };
+
+typedef struct tm_batch {
+	int kind;
+	uint64_t undoes, rolled_back_by;
+	uint64_t records; /* the header's count (1 for a table batch) */
+	tm_rec *recs;     /* data records; none for a table batch */
+	size_t nrecs;
+	tm_state *state; /* after this batch, if states are kept */
+} tm_batch;
+
+typedef struct tm_model {
+	tm_state cur;
+	tm_batch *b; /* b[i] is batch i + 1 */
+	size_t nb, cap;
+	/* per key: the batches that changed it, ascending */
+	uint64_t *hist[TM_NT][TM_NK];
+	size_t nhist[TM_NT][TM_NK], hcap[TM_NT][TM_NK];
+	int keep_states;
+	uint64_t steps; /* steps taken, for messages */
+	/* options of the last open by tm_step (TM_STEP_REOPEN picks new
+	 * compression and segment sizes each time) */
+	lb_options opts;
+	/* what happened, for the test's summary */
+	struct {
+		unsigned long batches, rejected, rollbacks, conflicts, cascades,
+		        cascade_members, forced, fk_refused, dryruns,
+		        rollback_tos, reopens, noops, errors;
+	} stats;
+} tm_model;
+
+/* Names. */
+extern const char *const tm_table_name[TM_NT];
+/* The key of index k in table t ("a3"), in a static buffer of 3 bytes. */
+void tm_key(int t, int k, char out[3]);
+
+/* A new model of an empty database. keep_states: remember the state after
+ * every batch (tm_state_at). */
+tm_model *tm_new(int keep_states);
+void tm_free(tm_model *m);
+
+/* Create the three tables in db (which must be empty) and in the model. */
+void tm_setup(tm_model *m, lb_db *db);
+
+/* Last batch id of the model. */
+static inline uint64_t tm_last(const tm_model *m)
+{
+	return m->nb;
+}
+
+/* State right after batch id (0 = the empty database); needs keep_states.
+ */
+const tm_state *tm_state_at(const tm_model *m, uint64_t id);
+
+/* Steps tm_step() may take. */
+enum {
+	TM_STEP_BATCH = 1u,       /* a user batch (may be refused) */
+	TM_STEP_ROLLBACK = 2u,    /* strict, cascade, force, dry run, errors */
+	TM_STEP_ROLLBACK_TO = 4u, /* rollback_to a random earlier batch */
+	TM_STEP_REOPEN = 8u,      /* close and open again */
+	TM_STEP_ALL = 15u
+};
+
+/* Take one random step of the kinds in `what` on *db (reopened from dir
+ * for TM_STEP_REOPEN) and on the model, asserting that both agree on the
+ * outcome (return codes, issues, new batch, its records and the header
+ * state of every batch it marks). Does not compare whole tables: call
+ * tm_assert_db() for that. */
+void tm_step(tm_model *m, lb_db **db, const char *dir, uint64_t *rng,
+             unsigned what);
+
+/* Individual steps, for directed tests. Each asserts as tm_step() does and
+ * returns the engine's return code. */
+int tm_user_batch(tm_model *m, lb_db *db, uint64_t *rng);
+int tm_rollback(tm_model *m, lb_db *db, uint64_t id, unsigned flags);
+int tm_rollback_to(tm_model *m, lb_db *db, uint64_t id);
+
+/* Assert that db holds exactly state s: the same tables (lb_tables) and, read
+ * through cursors, the same keys and values. */
+void tm_assert_state(const tm_state *s, lb_db *db);
+/* Assert that db equals the model now: tm_assert_state() of the current
+ * state, and the same last batch. */
+void tm_assert_db(const tm_model *m, lb_db *db);
+/* Assert the header state (undoes, rolled_back_by, records) of the last n
+ * batches. */
+void tm_assert_recent(const tm_model *m, lb_db *db, uint64_t n);
+/* Assert every batch's header state (undoes, rolled_back_by, records) and
+ * change records against the model. */
+void tm_assert_log(const tm_model *m, lb_db *db);
+
+#endif

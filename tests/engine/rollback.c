@@ -1,0 +1,1017 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Rollback: lb_rollback() restores a batch's before-images in one new
+ * logged batch (label, undoes, rolled_back_by, exact records); rolling back
+ * a rollback redoes; strict conflicts (one issue per key, naming the batch
+ * that last changed it; a key changed and changed back is not one);
+ * cascade (transitive, skipping batches already undone, following a redo);
+ * force; dry run; foreign keys (refused, never left dangling); undoing a
+ * table creation; lb_rollback_to() (byte-for-byte state, marks, nesting);
+ * and the errors that write nothing.
+ */
+#define _GNU_SOURCE
+#include "_common.h"
+#include "_hearings.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FX(state) ((te_fx *)*(state))
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* Commit one batch on table "t" from a spec: "k=v" puts v (possibly empty)
+ * under k, "-k" deletes k; space separated. Returns the batch id. */
+static uint64_t ops(lb_db *db, const char *spec)
+{
+	lb_batch *b = NULL;
+	lb_result res;
+	char *s = strdup(spec), *save = NULL;
+	assert_non_null(s);
+	te_rc(0, lb_batch_begin(db, spec, &b));
+	for (char *tok = strtok_r(s, " ", &save); tok;
+	     tok = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(tok, '=');
+		if (tok[0] == '-')
+			te_rc(0, lb_delete(b, "t", tok + 1, strlen(tok + 1)));
+		else {
+			assert_non_null(eq);
+			te_rc(0, lb_put(b, "t", tok, (size_t)(eq - tok), eq + 1,
+			                strlen(eq + 1)));
+		}
+	}
+	free(s);
+	te_rc(0, lb_batch_commit(b, &res));
+	uint64_t id = res.batch_id;
+	assert_true(id > 0);
+	lb_result_free(&res);
+	return id;
+}
+
+static lb_batch_info info(lb_db *db, uint64_t id)
+{
+	lb_batch_info bi;
+	te_rc(0, lb_batch_info_get(db, id, &bi));
+	return bi;
+}
+
+/* lb_rollback asserted to return want (res.rc too); res is left filled. */
+static void rb(lb_db *db, uint64_t id, unsigned flags, int want, lb_result *res)
+{
+	te_rc(want, lb_rollback(db, id, flags, res));
+	assert_int_equal(res->rc, want);
+	if (want != 0)
+		assert_int_equal(res->batch_id, 0);
+}
+
+/* A successful rollback: returns the new batch id. */
+static uint64_t rb_ok(lb_db *db, uint64_t id, unsigned flags)
+{
+	lb_result res;
+	rb(db, id, flags, 0, &res);
+	assert_int_equal(res.nissues, 0);
+	uint64_t n = res.batch_id;
+	lb_result_free(&res);
+	return n;
+}
+
+/* Every table, key and value, in order, as one byte string (malloc). */
+typedef struct dumpbuf {
+	char *p;
+	size_t n;
+} dumpbuf;
+
+static void dappend(dumpbuf *d, const void *p, size_t n)
+{
+	d->p = realloc(d->p, d->n + n + 8);
+	assert_non_null(d->p);
+	memcpy(d->p + d->n, &n, sizeof n < 8 ? sizeof n : 8);
+	memcpy(d->p + d->n + 8, p, n);
+	d->n += n + 8;
+}
+
+typedef struct tlist {
+	char names[16][LB_TABLE_NAME_MAX + 1];
+	int n;
+} tlist;
+
+static int tl_cb(void *ctx, const char *name, const lb_schema *s,
+                 uint64_t records)
+{
+	tlist *tl = ctx;
+	(void)s;
+	(void)records;
+	assert_true(tl->n < 16);
+	snprintf(tl->names[tl->n++], sizeof tl->names[0], "%s", name);
+	return 0;
+}
+
+static dumpbuf dump(lb_db *db)
+{
+	dumpbuf d = {NULL, 0};
+	tlist tl;
+	lb_snapshot *s = NULL;
+	memset(&tl, 0, sizeof tl);
+	te_rc(0, lb_tables(db, tl_cb, &tl));
+	te_rc(0, lb_snapshot_open(db, &s));
+	for (int i = 0; i < tl.n; i++) {
+		lb_cursor *c = NULL;
+		const void *k, *v;
+		size_t kl, vl;
+		int rc;
+		dappend(&d, tl.names[i], strlen(tl.names[i]));
+		te_rc(0, lb_cursor_open(s, tl.names[i], &c));
+		while ((rc = lb_cursor_next(c, &k, &kl, &v, &vl)) == 0) {
+			dappend(&d, k, kl);
+			dappend(&d, v, vl);
+		}
+		te_rc(LB_ENOTFOUND, rc);
+		lb_cursor_close(c);
+		dappend(&d, "", 0);
+	}
+	lb_snapshot_close(s);
+	return d;
+}
+
+static void assert_dump_eq(const dumpbuf *a, const dumpbuf *b)
+{
+	assert_int_equal(a->n, b->n);
+	assert_memory_equal(a->p, b->p, a->n);
+}
+
+static int has_table(lb_db *db, const char *name)
+{
+	tlist tl;
+	memset(&tl, 0, sizeof tl);
+	te_rc(0, lb_tables(db, tl_cb, &tl));
+	for (int i = 0; i < tl.n; i++)
+		if (strcmp(tl.names[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+static void assert_contains(const char *s, const char *sub)
+{
+	if (!strstr(s, sub))
+		fail_msg("'%s' does not contain '%s'", s, sub);
+}
+
+/* The issue of res about key (table "t" unless given). */
+static const lb_issue *issue_for(const lb_result *res, const char *table,
+                                 const char *key)
+{
+	for (size_t i = 0; i < res->nissues; i++)
+		if (strcmp(res->issues[i].table, table) == 0 &&
+		    res->issues[i].klen == strlen(key) &&
+		    memcmp(res->issues[i].key, key, strlen(key)) == 0)
+			return &res->issues[i];
+	fail_msg("no issue for %s '%s'", table, key);
+	return NULL;
+}
+
+/* ---- rolling back one batch ---------------------------------------------- */
+
+static void test_engine_rollback__restores_before_images(void **state)
+{
+	lb_db *db = FX(state)->db;
+	te_recs rs;
+	lb_result res;
+
+	uint64_t a = ops(db, "k1=a k2=b");
+	uint64_t b = ops(db, "k1=A -k2 k3=C");
+	rb(db, b, 0, 0, &res);
+	uint64_t r = res.batch_id;
+	assert_int_equal(r, b + 1);
+	assert_int_equal(res.records, 3);
+	assert_int_equal(res.nissues, 0);
+	lb_result_free(&res);
+
+	te_assert_get_s(db, "t", "k1", "a");
+	te_assert_get_s(db, "t", "k2", "b");
+	te_assert_absent_s(db, "t", "k3");
+
+	lb_batch_info bi = info(db, r);
+	assert_string_equal(bi.label, "rollback of batch 3");
+	assert_int_equal(bi.undoes, b);
+	assert_int_equal(bi.rolled_back_by, 0);
+	assert_int_equal(bi.records, 3);
+	assert_int_equal(info(db, b).rolled_back_by, r);
+	assert_int_equal(info(db, a).rolled_back_by, 0);
+
+	/* B's records, undone last first, with exact images */
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, r, &rs);
+	assert_int_equal(rs.n, 3);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "k3", "C", NULL);
+	te_assert_rec_s(&rs.v[1], LB_OP_PUT, "t", "k2", NULL, "b");
+	te_assert_rec_s(&rs.v[2], LB_OP_PUT, "t", "k1", "A", "a");
+	te_recs_free(&rs);
+}
+
+static void test_engine_rollback__same_key_many_times(void **state)
+{
+	lb_db *db = FX(state)->db;
+	te_recs rs;
+
+	uint64_t b = ops(db, "k=1 k=2 -k k=3 j=");
+	uint64_t r = rb_ok(db, b, 0);
+	te_assert_absent_s(db, "t", "k");
+	te_assert_absent_s(db, "t", "j");
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, r, &rs);
+	assert_int_equal(rs.n, 5);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "j", "", NULL);
+	te_assert_rec_s(&rs.v[1], LB_OP_DELETE, "t", "k", "3", NULL);
+	te_assert_rec_s(&rs.v[2], LB_OP_PUT, "t", "k", NULL, "2");
+	te_assert_rec_s(&rs.v[3], LB_OP_PUT, "t", "k", "2", "1");
+	te_assert_rec_s(&rs.v[4], LB_OP_DELETE, "t", "k", "1", NULL);
+	te_recs_free(&rs);
+}
+
+static void test_engine_rollback__rollback_of_rollback_redoes(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res;
+
+	ops(db, "k1=a k2=b");
+	uint64_t b = ops(db, "k1=A -k2 k3=C");
+	dumpbuf after_b = dump(db);
+	uint64_t r = rb_ok(db, b, 0);
+	uint64_t r2 = rb_ok(db, r, 0);
+	dumpbuf now = dump(db);
+	assert_dump_eq(&after_b, &now);
+	free(now.p);
+
+	lb_batch_info bi = info(db, r2);
+	assert_string_equal(bi.label, "rollback of batch 4");
+	assert_int_equal(bi.undoes, r);
+	assert_int_equal(info(db, r).rolled_back_by, r2);
+	/* B keeps its mark: to undo it again, roll back the redo */
+	assert_int_equal(info(db, b).rolled_back_by, r);
+	uint64_t d = te_digest(db);
+	rb(db, b, 0, LB_EINVAL, &res);
+	assert_contains(lb_errmsg(), "already rolled back by batch 4");
+	lb_result_free(&res);
+	assert_int_equal(te_digest(db), d);
+
+	rb_ok(db, r2, 0);
+	te_assert_get_s(db, "t", "k1", "a");
+	te_assert_get_s(db, "t", "k2", "b");
+	te_assert_absent_s(db, "t", "k3");
+	free(after_b.p);
+}
+
+static void test_engine_rollback__persists_across_reopen(void **state)
+{
+	te_fx *fx = FX(state);
+	lb_result res;
+
+	uint64_t b = ops(fx->db, "k=1");
+	uint64_t r = rb_ok(fx->db, b, 0);
+	lb_close(fx->db);
+	fx->db = te_open(fx->dir, LB_NOSYNC);
+	te_assert_absent_s(fx->db, "t", "k");
+	assert_int_equal(info(fx->db, b).rolled_back_by, r);
+	assert_int_equal(info(fx->db, r).undoes, b);
+	rb(fx->db, b, 0, LB_EINVAL, &res);
+	lb_result_free(&res);
+	/* and the rollback itself can be rolled back after reopening */
+	rb_ok(fx->db, r, 0);
+	te_assert_get_s(fx->db, "t", "k", "1");
+}
+
+/* ---- conflicts ----------------------------------------------------------- */
+
+static void test_engine_rollback__conflicts_name_the_later_batch(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res;
+
+	uint64_t b = ops(db, "k1=x k2=x k3=x");
+	uint64_t c = ops(db, "k1=y");
+	uint64_t d = ops(db, "k2=y k1=z");
+	uint64_t dg = te_digest(db), last = te_last(db);
+
+	rb(db, b, 0, LB_ECONFLICT, &res);
+	assert_contains(lb_errmsg(), "conflict");
+	assert_int_equal(res.nissues, 2);
+	assert_int_equal(res.nissues_total, 2);
+	assert_int_equal(res.records, 0);
+	const lb_issue *i1 = issue_for(&res, "t", "k1");
+	const lb_issue *i2 = issue_for(&res, "t", "k2");
+	assert_int_equal(i1->kind, LB_ISSUE_CONFLICT);
+	assert_int_equal(i2->kind, LB_ISSUE_CONFLICT);
+	assert_int_equal(i1->batch, d); /* the last to change it */
+	assert_int_equal(i2->batch, d);
+	char want[32];
+	snprintf(want, sizeof want, "batch %llu", (unsigned long long)d);
+	assert_non_null(i1->message);
+	assert_contains(i1->message, want);
+	lb_result_free(&res);
+	assert_int_equal(te_digest(db), dg);
+	assert_int_equal(te_last(db), last);
+	assert_int_equal(info(db, b).rolled_back_by, 0);
+
+	/* once D is rolled back, only k1 (C's value again) is in the way;
+	 * the batch that last changed it is D's rollback */
+	uint64_t rd = rb_ok(db, d, 0);
+	rb(db, b, 0, LB_ECONFLICT, &res);
+	assert_int_equal(res.nissues, 1);
+	assert_int_equal(issue_for(&res, "t", "k1")->batch, rd);
+	lb_result_free(&res);
+	/* with C undone too, B goes */
+	rb_ok(db, c, 0);
+	rb_ok(db, b, 0);
+	te_assert_absent_s(db, "t", "k1");
+	te_assert_absent_s(db, "t", "k2");
+	te_assert_absent_s(db, "t", "k3");
+}
+
+static void test_engine_rollback__changed_back_is_no_conflict(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res;
+
+	ops(db, "k=v0");
+	uint64_t b = ops(db, "k=v1");
+	ops(db, "k=v2");
+	ops(db, "k=v1");
+	rb_ok(db, b, 0);
+	te_assert_get_s(db, "t", "k", "v0");
+
+	/* deleted and put back with the same value: no conflict either */
+	uint64_t e = ops(db, "j=1");
+	ops(db, "-j");
+	ops(db, "j=1");
+	rb_ok(db, e, 0);
+	te_assert_absent_s(db, "t", "j");
+
+	/* an empty value is not an absent one */
+	uint64_t f = ops(db, "m=");
+	uint64_t g = ops(db, "-m");
+	rb(db, f, 0, LB_ECONFLICT, &res);
+	assert_int_equal(res.nissues, 1);
+	assert_int_equal(issue_for(&res, "t", "m")->batch, g);
+	lb_result_free(&res);
+}
+
+static void test_engine_rollback__conflicts_capped_but_counted(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_batch *b = NULL;
+	lb_result res;
+	char k[16];
+	int n = LB_ISSUES_MAX + 200;
+
+	for (int pass = 0; pass < 2; pass++) {
+		te_rc(0, lb_batch_begin(db, "many", &b));
+		for (int i = 0; i < n; i++) {
+			snprintf(k, sizeof k, "k%05d", i);
+			te_rc(0, lb_put(b, "t", k, strlen(k), pass ? "b" : "a",
+			                1));
+		}
+		te_rc(0, lb_batch_commit(b, NULL));
+	}
+	uint64_t d = te_digest(db);
+	rb(db, 2, 0, LB_ECONFLICT, &res);
+	assert_int_equal(res.nissues, LB_ISSUES_MAX);
+	assert_int_equal(res.nissues_total, (size_t)n);
+	for (size_t i = 0; i < res.nissues; i++) {
+		assert_int_equal(res.issues[i].kind, LB_ISSUE_CONFLICT);
+		assert_int_equal(res.issues[i].batch, 3);
+	}
+	lb_result_free(&res);
+	assert_int_equal(te_digest(db), d);
+}
+
+/* ---- cascade ------------------------------------------------------------- */
+
+static void test_engine_rollback__cascade_transitive_chain(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res, dry;
+	te_recs rs;
+
+	uint64_t b = ops(db, "k1=b");
+	uint64_t c = ops(db, "k1=c k2=c");
+	uint64_t d = ops(db, "k2=d k3=d");
+	uint64_t e = ops(db, "k9=e");
+	uint64_t dg = te_digest(db);
+
+	rb(db, b, 0, LB_ECONFLICT, &res);
+	assert_int_equal(res.nissues, 1);
+	assert_int_equal(issue_for(&res, "t", "k1")->batch, c);
+	lb_result_free(&res);
+
+	rb(db, b, LB_CASCADE | LB_DRYRUN, 0, &dry);
+	assert_int_equal(dry.batch_id, 0);
+	assert_int_equal(dry.records, 5);
+	lb_result_free(&dry);
+	assert_int_equal(te_digest(db), dg);
+	assert_int_equal(info(db, d).rolled_back_by, 0);
+
+	rb(db, b, LB_CASCADE, 0, &res);
+	uint64_t n = res.batch_id;
+	assert_int_equal(n, e + 1);
+	assert_int_equal(res.records, 5);
+	lb_result_free(&res);
+	te_assert_absent_s(db, "t", "k1");
+	te_assert_absent_s(db, "t", "k2");
+	te_assert_absent_s(db, "t", "k3");
+	te_assert_get_s(db, "t", "k9", "e");
+	assert_int_equal(info(db, b).rolled_back_by, n);
+	assert_int_equal(info(db, c).rolled_back_by, n);
+	assert_int_equal(info(db, d).rolled_back_by, n);
+	assert_int_equal(info(db, e).rolled_back_by, 0);
+	assert_int_equal(info(db, n).undoes, b);
+	assert_string_equal(info(db, n).label, "rollback of batch 2");
+
+	/* newest first: D's records, then C's, then B's, each reversed */
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, n, &rs);
+	assert_int_equal(rs.n, 5);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "k3", "d", NULL);
+	te_assert_rec_s(&rs.v[1], LB_OP_PUT, "t", "k2", "d", "c");
+	te_assert_rec_s(&rs.v[2], LB_OP_DELETE, "t", "k2", "c", NULL);
+	te_assert_rec_s(&rs.v[3], LB_OP_PUT, "t", "k1", "c", "b");
+	te_assert_rec_s(&rs.v[4], LB_OP_DELETE, "t", "k1", "b", NULL);
+	te_recs_free(&rs);
+
+	/* one rollback of the cascade batch brings all three back */
+	rb_ok(db, n, 0);
+	te_assert_get_s(db, "t", "k1", "c");
+	te_assert_get_s(db, "t", "k2", "d");
+	te_assert_get_s(db, "t", "k3", "d");
+}
+
+static void test_engine_rollback__cascade_skips_undone_batches(void **state)
+{
+	lb_db *db = FX(state)->db;
+
+	uint64_t b = ops(db, "k=1");
+	uint64_t c = ops(db, "k=2");
+	uint64_t r = rb_ok(db, c, 0); /* k=1 again: C and R cancel out */
+	uint64_t n = rb_ok(db, b, LB_CASCADE);
+	te_assert_absent_s(db, "t", "k");
+	assert_int_equal(info(db, b).rolled_back_by, n);
+	assert_int_equal(info(db, c).rolled_back_by, r);
+	assert_int_equal(info(db, r).rolled_back_by, 0);
+	assert_int_equal(info(db, n).records, 1);
+}
+
+static void test_engine_rollback__cascade_follows_a_redo(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res;
+
+	uint64_t b = ops(db, "k=1");
+	uint64_t u = ops(db, "k=2 j=2");
+	uint64_t r = rb_ok(db, u, 0);  /* undoes U */
+	uint64_t r2 = rb_ok(db, r, 0); /* redoes U */
+	te_assert_get_s(db, "t", "k", "2");
+	rb(db, b, 0, LB_ECONFLICT, &res);
+	assert_int_equal(issue_for(&res, "t", "k")->batch, r2);
+	lb_result_free(&res);
+
+	uint64_t n = rb_ok(db, b, LB_CASCADE);
+	te_assert_absent_s(db, "t", "k");
+	te_assert_absent_s(db, "t", "j");
+	assert_int_equal(info(db, r2).rolled_back_by, n);
+	assert_int_equal(info(db, b).rolled_back_by, n);
+	assert_int_equal(info(db, r).rolled_back_by, r2);
+	assert_int_equal(info(db, u).rolled_back_by, r);
+}
+
+static void test_engine_rollback__cascade_without_later_batches(void **state)
+{
+	lb_db *db = FX(state)->db;
+	uint64_t b = ops(db, "k=1");
+	ops(db, "other=1");
+	uint64_t n = rb_ok(db, b, LB_CASCADE);
+	assert_int_equal(info(db, n).records, 1);
+	assert_int_equal(info(db, b + 1).rolled_back_by, 0);
+	te_assert_get_s(db, "t", "other", "1");
+}
+
+/* ---- force --------------------------------------------------------------- */
+
+static void
+test_engine_rollback__force_restores_over_later_changes(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res;
+
+	ops(db, "k=0");
+	uint64_t b = ops(db, "k=1");
+	uint64_t c = ops(db, "k=2 j=5");
+	rb(db, b, LB_FORCE, 0, &res);
+	assert_int_equal(res.records, 1);
+	uint64_t n = res.batch_id;
+	lb_result_free(&res);
+	te_assert_get_s(db, "t", "k", "0");
+	te_assert_get_s(db, "t", "j", "5");
+	assert_int_equal(info(db, b).rolled_back_by, n);
+	assert_int_equal(info(db, c).rolled_back_by, 0);
+
+	/* nothing left to restore (the key is gone already): no batch */
+	uint64_t e = ops(db, "x=1");
+	ops(db, "-x");
+	uint64_t d = te_digest(db);
+	rb(db, e, LB_FORCE, 0, &res);
+	assert_int_equal(res.batch_id, 0);
+	assert_int_equal(res.records, 0);
+	lb_result_free(&res);
+	assert_int_equal(te_digest(db), d);
+	assert_int_equal(info(db, e).rolled_back_by, 0);
+}
+
+/* ---- foreign keys -------------------------------------------------------- */
+
+static void test_engine_rollback__foreign_keys_hold(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res, dry;
+	lb_batch *b;
+
+	hg_create(db); /* batches 1..3 */
+	b = hg_begin(db);
+	te_rc(0, hg_insert_hearing(b, "h1"));
+	uint64_t hb = hg_commit_ok(b);
+	b = hg_begin(db);
+	te_rc(0, hg_put_witness(b, "w1", "h1"));
+	uint64_t wb = hg_commit_ok(b);
+	uint64_t d = te_digest(db);
+
+	/* strict: h1 itself was not changed since, but a witness names it */
+	rb(db, hb, 0, LB_EVALIDATION, &res);
+	assert_int_equal(res.nissues, 1);
+	hg_assert_issue(&res.issues[0], LB_ISSUE_FOREIGN_KEY, HG_HEARINGS, "h1",
+	                NULL);
+	assert_int_equal(res.issues[0].batch, wb); /* the referrer's batch */
+	rb(db, hb, LB_DRYRUN, LB_EVALIDATION, &dry);
+	assert_int_equal(dry.nissues, res.nissues);
+	assert_int_equal(dry.issues[0].kind, res.issues[0].kind);
+	assert_int_equal(dry.issues[0].batch, res.issues[0].batch);
+	assert_int_equal(dry.records, 0);
+	lb_result_free(&dry);
+	lb_result_free(&res);
+
+	/* force never leaves a dangling reference: refused the same way */
+	rb(db, hb, LB_FORCE, LB_EVALIDATION, &res);
+	assert_int_equal(res.nissues, 1);
+	assert_int_equal(res.issues[0].kind, LB_ISSUE_FOREIGN_KEY);
+	lb_result_free(&res);
+	assert_int_equal(te_digest(db), d);
+	assert_int_equal(info(db, hb).rolled_back_by, 0);
+
+	/* cascade takes the witness's batch along */
+	uint64_t n = rb_ok(db, hb, LB_CASCADE);
+	te_assert_absent_s(db, HG_HEARINGS, "h1");
+	te_assert_absent_s(db, HG_WITNESSES, "w1");
+	assert_int_equal(info(db, hb).rolled_back_by, n);
+	assert_int_equal(info(db, wb).rolled_back_by, n);
+}
+
+static void test_engine_rollback__reference_moved_elsewhere(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_batch *b;
+
+	hg_create(db);
+	b = hg_begin(db);
+	te_rc(0, hg_insert_hearing(b, "h2"));
+	hg_commit_ok(b);
+	b = hg_begin(db);
+	te_rc(0, hg_insert_hearing(b, "h1"));
+	uint64_t hb = hg_commit_ok(b);
+	b = hg_begin(db);
+	te_rc(0, hg_put_witness(b, "w1", "h1"));
+	uint64_t c = hg_commit_ok(b);
+	b = hg_begin(db);
+	te_rc(0, hg_put_witness(b, "w1", "h2"));
+	uint64_t d = hg_commit_ok(b);
+	/* nothing references h1 any more: plain rollback works */
+	rb_ok(db, hb, 0);
+	te_assert_absent_s(db, HG_HEARINGS, "h1");
+	assert_int_equal(info(db, c).rolled_back_by, 0);
+	assert_int_equal(info(db, d).rolled_back_by, 0);
+}
+
+/* ---- dry run ------------------------------------------------------------- */
+
+static void test_engine_rollback__dry_run_writes_nothing(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result dry, real;
+
+	uint64_t b = ops(db, "k1=1 k2=2 k3=3");
+	uint64_t d = te_digest(db);
+	rb(db, b, LB_DRYRUN, 0, &dry);
+	assert_int_equal(dry.batch_id, 0);
+	assert_int_equal(dry.records, 3);
+	assert_int_equal(dry.nissues, 0);
+	lb_result_free(&dry);
+	rb(db, b, LB_FORCE | LB_DRYRUN, 0, &dry);
+	assert_int_equal(dry.records, 3);
+	lb_result_free(&dry);
+	assert_int_equal(te_digest(db), d);
+	assert_int_equal(info(db, b).rolled_back_by, 0);
+
+	/* conflicts: the same issues as a real run */
+	uint64_t c = ops(db, "k2=x k3=y");
+	d = te_digest(db);
+	rb(db, b, LB_DRYRUN, LB_ECONFLICT, &dry);
+	rb(db, b, 0, LB_ECONFLICT, &real);
+	assert_int_equal(dry.nissues, 2);
+	assert_int_equal(dry.nissues, real.nissues);
+	for (size_t i = 0; i < dry.nissues; i++) {
+		assert_int_equal(dry.issues[i].kind, real.issues[i].kind);
+		assert_int_equal(dry.issues[i].batch, c);
+		assert_int_equal(dry.issues[i].klen, real.issues[i].klen);
+		assert_memory_equal(dry.issues[i].key, real.issues[i].key,
+		                    dry.issues[i].klen);
+		assert_string_equal(dry.issues[i].message,
+		                    real.issues[i].message);
+	}
+	lb_result_free(&dry);
+	lb_result_free(&real);
+	assert_int_equal(te_digest(db), d);
+
+	/* then the real run writes exactly what the dry run announced */
+	rb(db, b, LB_CASCADE | LB_DRYRUN, 0, &dry);
+	rb(db, b, LB_CASCADE, 0, &real);
+	assert_int_equal(dry.records, real.records);
+	assert_int_equal(real.records, 5);
+	assert_int_equal(real.batch_id, c + 1);
+	lb_result_free(&dry);
+	lb_result_free(&real);
+}
+
+/* ---- tables -------------------------------------------------------------- */
+
+static const unsigned char opaque_schema[] = {0x94, 0x01, 0x00, 0xc2, 0x90};
+
+static void test_engine_rollback__table_creation(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res;
+	lb_batch *b;
+	te_recs rs;
+
+	te_rc(0, lb_table_create(db, "x", NULL)); /* 1 */
+	te_rc(0, lb_table_create(db, "y", NULL)); /* 2 */
+	te_put1(db, "y", "k", "v");               /* 3 */
+
+	/* an empty table: its creation is undone, the table is gone */
+	uint64_t r = rb_ok(db, 1, 0);
+	assert_false(has_table(db, "x"));
+	assert_true(has_table(db, "y"));
+	te_rc(0, lb_batch_begin(db, NULL, &b));
+	te_rc(LB_ENOTFOUND, lb_put(b, "x", "k", 1, "v", 1));
+	lb_batch_abort(b);
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, r, &rs);
+	assert_int_equal(rs.n, 1);
+	te_assert_rec(&rs.v[0], LB_OP_TABLE, "x", "x", 1, opaque_schema,
+	              sizeof opaque_schema, NULL, 0);
+	te_recs_free(&rs);
+	assert_int_equal(info(db, 1).rolled_back_by, r);
+
+	/* undoing that brings it back, empty and usable */
+	rb_ok(db, r, 0);
+	assert_true(has_table(db, "x"));
+	te_put1(db, "x", "k", "v");
+	te_assert_get_s(db, "x", "k", "v");
+
+	/* a table that holds records: a clear error, nothing written */
+	uint64_t d = te_digest(db);
+	rb(db, 2, 0, LB_EINVAL, &res);
+	assert_contains(lb_errmsg(), "not empty");
+	lb_result_free(&res);
+	rb(db, 2, LB_FORCE, LB_EINVAL, &res);
+	lb_result_free(&res);
+	assert_int_equal(te_digest(db), d);
+	assert_true(has_table(db, "y"));
+
+	/* emptied by undoing what wrote into it, it can go */
+	rb_ok(db, 3, 0);
+	rb_ok(db, 2, 0);
+	assert_false(has_table(db, "y"));
+}
+
+static void test_engine_rollback__referenced_table_stays(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res;
+	hg_create(db);
+	uint64_t d = te_digest(db);
+	rb(db, 1, 0, LB_EINVAL, &res);
+	assert_contains(lb_errmsg(), "references");
+	lb_result_free(&res);
+	assert_int_equal(te_digest(db), d);
+	assert_true(has_table(db, HG_HEARINGS));
+	/* the referring tables first, then it */
+	rb_ok(db, 3, 0);
+	rb_ok(db, 2, 0);
+	rb_ok(db, 1, 0);
+	assert_false(has_table(db, HG_HEARINGS));
+}
+
+/* ---- rollback_to --------------------------------------------------------- */
+
+static void test_engine_rollback__rollback_to_byte_for_byte(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res;
+
+	te_rc(0, lb_table_create(db, "u", NULL)); /* 2 */
+	ops(db, "a=1 b=2 c=3 e=");                /* 3 */
+	uint64_t x = te_put1(db, "u", "x", "1");  /* 4 */
+	dumpbuf at_x = dump(db);
+
+	uint64_t b1 = ops(db, "a=9 -b d=4");      /* 5 */
+	uint64_t b2 = ops(db, "c=7 e=x");         /* 6 */
+	uint64_t r1 = rb_ok(db, b2, 0);           /* 7 */
+	te_rc(0, lb_table_create(db, "v", NULL)); /* 8 */
+	te_put1(db, "v", "k", "v");               /* 9 */
+	te_put1(db, "u", "y", "2");               /* 10 */
+	ops(db, "a=10 f=6");                      /* 11 */
+	uint64_t rx = rb_ok(db, x, 0);            /* 12: undoes batch x */
+	uint64_t last = te_last(db);
+	dumpbuf before = dump(db);
+
+	te_rc(0, lb_rollback_to(db, x, &res));
+	uint64_t n = res.batch_id;
+	assert_int_equal(n, last + 1);
+	assert_int_equal(res.rc, 0);
+	lb_result_free(&res);
+	dumpbuf now = dump(db);
+	assert_dump_eq(&at_x, &now);
+	free(now.p);
+	assert_false(has_table(db, "v"));
+	te_assert_get_s(db, "u", "x", "1");
+
+	lb_batch_info bi = info(db, n);
+	assert_string_equal(bi.label, "rollback to batch 4");
+	assert_int_equal(bi.undoes, x);
+	/* every standing batch after x is marked; earlier marks stay */
+	for (uint64_t id = x + 1; id <= last; id++)
+		assert_int_equal(info(db, id).rolled_back_by,
+		                 id == b2 ? r1 : n);
+	assert_int_equal(info(db, b1).rolled_back_by, n);
+	assert_int_equal(info(db, x).rolled_back_by, rx);
+	assert_int_equal(info(db, x - 1).rolled_back_by, 0);
+
+	/* rolling the rollback_to back returns to where it started */
+	rb_ok(db, n, 0);
+	now = dump(db);
+	assert_dump_eq(&before, &now);
+	free(now.p);
+	assert_true(has_table(db, "v"));
+	free(before.p);
+	free(at_x.p);
+}
+
+static void test_engine_rollback__rollback_to_edges(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res;
+
+	ops(db, "a=1");
+	uint64_t last = te_last(db), d = te_digest(db);
+	/* to the last batch: nothing to do */
+	te_rc(0, lb_rollback_to(db, last, &res));
+	assert_int_equal(res.rc, 0);
+	assert_int_equal(res.batch_id, 0);
+	assert_int_equal(res.records, 0);
+	lb_result_free(&res);
+	te_rc(LB_ENOTFOUND, lb_rollback_to(db, last + 1, &res));
+	assert_int_equal(res.rc, LB_ENOTFOUND);
+	lb_result_free(&res);
+	te_rc(LB_EINVAL, lb_rollback_to(NULL, 1, &res));
+	lb_result_free(&res);
+	assert_int_equal(te_digest(db), d);
+
+	/* to 0: every table and record goes */
+	te_rc(0, lb_rollback_to(db, 0, NULL));
+	assert_false(has_table(db, "t"));
+	assert_int_equal(info(db, last + 1).undoes, 0);
+	assert_string_equal(info(db, last + 1).label, "rollback to batch 0");
+	assert_int_equal(info(db, 1).rolled_back_by, last + 1);
+}
+
+/* Nested rollback_to batches stay small: each holds one record per key
+ * that differs, not the records of the rollback_to batches it crosses. */
+static void test_engine_rollback__rollback_to_nested_stays_small(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res;
+	char spec[64];
+	uint64_t x0 = te_last(db);
+	dumpbuf at0 = dump(db);
+
+	for (int round = 0; round < 12; round++) {
+		for (int i = 0; i < 4; i++) {
+			snprintf(spec, sizeof spec, "k%d=%d k%d=%d", i,
+			         round * 10 + i, (i + round) % 6, round);
+			ops(db, spec);
+		}
+		uint64_t last = te_last(db);
+		te_rc(0, lb_rollback_to(db, last - 3 - (round % 3), &res));
+		assert_true(res.records <= 6); /* k0..k5 */
+		lb_result_free(&res);
+	}
+	te_rc(0, lb_rollback_to(db, x0, &res));
+	assert_true(res.records <= 6);
+	lb_result_free(&res);
+	dumpbuf now = dump(db);
+	assert_dump_eq(&at0, &now);
+	free(now.p);
+	free(at0.p);
+}
+
+/* ---- large batches ------------------------------------------------------- */
+
+static void large_batch(int compression)
+{
+	lb_options o;
+	lb_db *db;
+	lb_batch *b = NULL;
+	te_recs before, undo;
+	char k[16], v[32], *dir = th_tmpdir();
+	unsigned char exists[1000];
+
+	lb_options_init(&o);
+	o.flags = LB_CREATE | LB_NOSYNC;
+	o.segment_size = 1024;
+	o.compression = compression;
+	db = te_open_opts(dir, &o);
+	te_rc(0, lb_table_create(db, "t", NULL));
+	ops(db, "k00001=old k00002=old");
+	memset(exists, 0, sizeof exists);
+	exists[1] = exists[2] = 1;
+	dumpbuf d0 = dump(db);
+	te_rc(0, lb_batch_begin(db, "big", &b));
+	for (int i = 0; i < 3000; i++) {
+		int key = (i * 7) % 1000;
+		snprintf(k, sizeof k, "k%05d", key);
+		snprintf(v, sizeof v, "value %d", i);
+		if (i % 11 == 5 && exists[key]) {
+			te_rc(0, lb_delete(b, "t", k, strlen(k)));
+			exists[key] = 0;
+		} else {
+			te_rc(0, lb_put(b, "t", k, strlen(k), v, strlen(v)));
+			exists[key] = 1;
+		}
+	}
+	te_rc(0, lb_batch_commit(b, NULL));
+	uint64_t big = te_last(db);
+	assert_true(info(db, big).segments > 10);
+	uint64_t r = rb_ok(db, big, 0);
+	assert_true(info(db, r).segments > 10);
+	dumpbuf now = dump(db);
+	assert_dump_eq(&d0, &now);
+	free(now.p);
+	free(d0.p);
+
+	/* record i of the rollback undoes record n-1-i of the batch */
+	memset(&before, 0, sizeof before);
+	memset(&undo, 0, sizeof undo);
+	te_changes(db, big, &before);
+	te_changes(db, r, &undo);
+	assert_int_equal(undo.n, before.n);
+	for (size_t i = 0; i < undo.n; i++) {
+		const te_rec *u = &undo.v[i], *o2 = &before.v[before.n - 1 - i];
+		assert_int_equal(u->klen, o2->klen);
+		assert_memory_equal(u->key, o2->key, u->klen);
+		assert_int_equal(u->has_after, o2->has_before);
+		assert_int_equal(u->alen, o2->blen);
+		if (u->alen)
+			assert_memory_equal(u->after, o2->before, u->alen);
+		assert_int_equal(u->has_before, o2->has_after);
+		assert_int_equal(u->blen, o2->alen);
+		if (u->blen)
+			assert_memory_equal(u->before, o2->after, u->blen);
+	}
+	te_recs_free(&before);
+	te_recs_free(&undo);
+	lb_close(db);
+	th_rmrf(dir);
+	free(dir);
+}
+
+static void test_engine_rollback__large_batch_many_segments(void **state)
+{
+	(void)state;
+	large_batch(-1); /* zlib segments */
+	large_batch(0);  /* stored segments */
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+static void refused(lb_db *db, uint64_t id, unsigned flags, int want,
+                    const char *msg)
+{
+	lb_result res;
+	uint64_t d = te_digest(db), last = te_last(db);
+	memset(&res, 0xa5, sizeof res);
+	te_rc(want, lb_rollback(db, id, flags, &res));
+	assert_int_equal(res.rc, want);
+	assert_int_equal(res.batch_id, 0);
+	assert_int_equal(res.records, 0);
+	assert_int_equal(res.nissues, 0);
+	if (msg)
+		assert_contains(lb_errmsg(), msg);
+	lb_result_free(&res);
+	te_rc(want, lb_rollback(db, id, flags, NULL));
+	assert_int_equal(te_digest(db), d);
+	assert_int_equal(te_last(db), last);
+}
+
+static void test_engine_rollback__errors_write_nothing(void **state)
+{
+	te_fx *fx = FX(state);
+	lb_result res;
+	uint64_t b = ops(fx->db, "k=1");
+	uint64_t r = rb_ok(fx->db, b, 0);
+
+	refused(fx->db, 0, 0, LB_ENOTFOUND, "batch 0");
+	refused(fx->db, r + 1, 0, LB_ENOTFOUND, "no batch 4");
+	refused(fx->db, 1000, LB_CASCADE, LB_ENOTFOUND, NULL);
+	refused(fx->db, b, 0, LB_EINVAL, "already rolled back by batch 3");
+	refused(fx->db, b, LB_FORCE | LB_DRYRUN, LB_EINVAL, "batch 3");
+	refused(fx->db, r, 8u, LB_EINVAL, "flags");
+	refused(fx->db, r, LB_CASCADE | LB_FORCE, LB_EINVAL, "LB_FORCE");
+	te_rc(LB_EINVAL, lb_rollback(NULL, 1, 0, &res));
+	assert_int_equal(res.rc, LB_EINVAL);
+	lb_result_free(&res);
+
+	/* a read-only database refuses, naming the reason */
+	lb_close(fx->db);
+	fx->db = te_open(fx->dir, LB_RDONLY);
+	refused(fx->db, r, 0, LB_EINVAL, "read-only");
+	te_rc(LB_EINVAL, lb_rollback_to(fx->db, 1, NULL));
+}
+
+static void test_engine_rollback__pruned_batches(void **state)
+{
+	te_fx *fx = FX(state);
+	lb_result res;
+	char *base = th_tmpdir(), *ck = th_path(base, "ck");
+	ops(fx->db, "k=1");
+	ops(fx->db, "k=2");
+	te_rc(0, lb_checkpoint(fx->db, ck, NULL));
+	ops(fx->db, "k=3");
+	te_rc(0, lb_prune(fx->db, 3));
+	uint64_t d = te_digest(fx->db);
+	te_rc(LB_EPRUNED, lb_rollback(fx->db, 2, 0, &res));
+	assert_int_equal(res.rc, LB_EPRUNED);
+	lb_result_free(&res);
+	te_rc(LB_EPRUNED, lb_rollback(fx->db, 2, LB_CASCADE, &res));
+	lb_result_free(&res);
+	te_rc(LB_EPRUNED, lb_rollback_to(fx->db, 1, &res));
+	lb_result_free(&res);
+	assert_int_equal(te_digest(fx->db), d);
+	/* later batches still roll back */
+	rb_ok(fx->db, 4, 0);
+	te_assert_get_s(fx->db, "t", "k", "2");
+	th_rmrf(base);
+	free(base);
+	free(ck);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, te_setup_t, te_teardown)
+#define E(name) cmocka_unit_test_setup_teardown(name, te_setup, te_teardown)
+	        T(test_engine_rollback__restores_before_images),
+	        T(test_engine_rollback__same_key_many_times),
+	        T(test_engine_rollback__rollback_of_rollback_redoes),
+	        T(test_engine_rollback__persists_across_reopen),
+	        T(test_engine_rollback__conflicts_name_the_later_batch),
+	        T(test_engine_rollback__changed_back_is_no_conflict),
+	        T(test_engine_rollback__conflicts_capped_but_counted),
+	        T(test_engine_rollback__cascade_transitive_chain),
+	        T(test_engine_rollback__cascade_skips_undone_batches),
+	        T(test_engine_rollback__cascade_follows_a_redo),
+	        T(test_engine_rollback__cascade_without_later_batches),
+	        T(test_engine_rollback__force_restores_over_later_changes),
+	        E(test_engine_rollback__foreign_keys_hold),
+	        E(test_engine_rollback__reference_moved_elsewhere),
+	        T(test_engine_rollback__dry_run_writes_nothing),
+	        E(test_engine_rollback__table_creation),
+	        E(test_engine_rollback__referenced_table_stays),
+	        T(test_engine_rollback__rollback_to_byte_for_byte),
+	        T(test_engine_rollback__rollback_to_edges),
+	        T(test_engine_rollback__rollback_to_nested_stays_small),
+	        E(test_engine_rollback__large_batch_many_segments),
+	        T(test_engine_rollback__errors_write_nothing),
+	        T(test_engine_rollback__pruned_batches),
+#undef T
+#undef E
+	};
+	return cmocka_run_group_tests_name("engine_rollback", tests, NULL,
+	                                   NULL);
+}
