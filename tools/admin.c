@@ -1,0 +1,690 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * admin.c: init, table create, tables, checkpoint, replay, verify, prune
+ * and stat.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* 1 if path exists and is not an empty directory, 0 if it is missing or an
+ * empty directory, -1 (errno) on another error. */
+static int exists_nonempty(const char *path)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *e;
+	int found = 0;
+	if (stat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISDIR(st.st_mode))
+		return 1;
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			found = 1;
+			break;
+		}
+	closedir(d);
+	return found;
+}
+
+static int rm_cb(const char *p, const struct stat *st, int flag,
+                 struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(p);
+	return 0;
+}
+
+/* For destinations the library refuses anyway, a clearer message first. */
+static int check_dest(const char *dest)
+{
+	int e = exists_nonempty(dest);
+	if (e < 0)
+		return cli_err("%s: %s", dest, strerror(errno));
+	if (e > 0)
+		return cli_err("%s: exists already (give a new directory)",
+		               dest);
+	return 0;
+}
+
+/* ---- init, table create, tables ------------------------------------------ */
+
+static int create_tables(lb_db *db, const cli_catalog *c, const char *file)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		const cli_table *t = &c->t[i];
+		lb_schema s;
+		lb_field *f = NULL;
+		int rc;
+		if (t->has_schema)
+			f = cli_schema_view(t, &s);
+		rc = lb_table_create(db, t->name, t->has_schema ? &s : NULL);
+		free(f);
+		if (rc < 0)
+			return cli_lberr(rc, "%s: cannot create table '%s'",
+			                 file, t->name);
+	}
+	return 0;
+}
+
+/* refs must name a table declared earlier (creation order). */
+static int check_refs(const cli_catalog *c, const char *file)
+{
+	for (size_t i = 0; i < c->n; i++)
+		for (size_t f = 0; f < c->t[i].nfields; f++) {
+			const char *ref = c->t[i].fields[f].ref;
+			size_t j;
+			if (!ref)
+				continue;
+			for (j = 0; j < i; j++)
+				if (!strcmp(c->t[j].name, ref))
+					break;
+			if (j == i)
+				return cli_err("%s: table '%s' field '%s': "
+				               "ref '%s' must name a table "
+				               "declared before it",
+				               file, c->t[i].name,
+				               c->t[i].fields[f].name, ref);
+		}
+	return 0;
+}
+
+int cmd_init(int argc, char **argv)
+{
+	cli_opt o[] = {{"schema", 1, NULL}};
+	const char *pos[1];
+	size_t np;
+	cli_catalog cat = {NULL, 0};
+	lb_options opt;
+	lb_db *db = NULL;
+	struct stat st;
+	int rc, created_dir, e;
+
+	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
+	if (rc)
+		return rc;
+	if (o[0].val) {
+		rc = cli_schema_file(o[0].val, &cat);
+		if (!rc)
+			rc = check_refs(&cat, o[0].val);
+		if (rc) {
+			cli_catalog_free(&cat);
+			return rc;
+		}
+	}
+	e = exists_nonempty(pos[0]);
+	if (e < 0) {
+		rc = cli_err("%s: %s", pos[0], strerror(errno));
+		goto out;
+	}
+	if (e > 0) {
+		lb_options_init(&opt);
+		opt.flags = LB_RDONLY;
+		if (lb_open(pos[0], &opt, &db) == 0) {
+			lb_close(db);
+			rc = cli_err("%s: holds a logbook database already",
+			             pos[0]);
+		} else {
+			rc = cli_err("%s: exists and is not an empty directory",
+			             pos[0]);
+		}
+		goto out;
+	}
+	created_dir = stat(pos[0], &st) < 0;
+	lb_options_init(&opt);
+	opt.flags = LB_CREATE;
+	rc = lb_open(pos[0], &opt, &db);
+	if (rc < 0) {
+		rc = cli_lberr(rc, "cannot create a database in %s", pos[0]);
+		goto out;
+	}
+	rc = create_tables(db, &cat, o[0].val ? o[0].val : "");
+	lb_close(db);
+	if (rc) {
+		/* Leave nothing half-made behind, but only what we made. */
+		if (created_dir)
+			nftw(pos[0], rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		goto out;
+	}
+	if (cli_json) {
+		sbuf b;
+		sb_init(&b);
+		sb_puts(&b, "{\"dir\":");
+		jw_cstr(&b, pos[0]);
+		sb_printf(&b, ",\"tables\":%zu}\n", cat.n);
+		sb_flush(&b, stdout);
+		sb_free(&b);
+	} else {
+		printf("created %s", pos[0]);
+		if (cat.n)
+			printf(" with %zu table%s", cat.n,
+			       cat.n == 1 ? "" : "s");
+		printf("\n");
+	}
+out:
+	cli_catalog_free(&cat);
+	return rc;
+}
+
+int cmd_table(int argc, char **argv)
+{
+	cli_opt o[] = {{"schema", 1, NULL}};
+	const char *pos[3];
+	size_t np;
+	cli_catalog cat = {NULL, 0};
+	cli_table *t = NULL, plain;
+	lb_db *db;
+	int rc;
+
+	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 3, &np);
+	if (rc)
+		return rc;
+	if (strcmp(pos[0], "create"))
+		return cli_usage("unknown subcommand '%s' (use 'table create "
+		                 "DIR NAME')",
+		                 pos[0]);
+	if (np != 3)
+		return cli_usage("expected DIR NAME");
+	memset(&plain, 0, sizeof plain);
+	plain.name = (char *)pos[2];
+	t = &plain;
+	if (o[0].val) {
+		rc = cli_schema_file(o[0].val, &cat);
+		if (rc)
+			return rc;
+		t = cli_catalog_find(&cat, pos[2]);
+		if (!t && cat.n == 1 && !cat.t[0].name)
+			t = &cat.t[0];
+		if (!t) {
+			rc = cli_err("%s: declares no table '%s'", o[0].val,
+			             pos[2]);
+			goto out;
+		}
+		if (!t->has_schema) {
+			rc = cli_err("%s: table '%s' has no \"fields\"",
+			             o[0].val, pos[2]);
+			goto out;
+		}
+	}
+	rc = cli_open(pos[1], 0, 0, &db);
+	if (rc)
+		goto out;
+	{
+		lb_schema s;
+		lb_field *f = NULL;
+		if (t->has_schema)
+			f = cli_schema_view(t, &s);
+		rc = lb_table_create(db, pos[2], t->has_schema ? &s : NULL);
+		free(f);
+	}
+	lb_close(db);
+	if (rc < 0) {
+		rc = cli_lberr(rc, "cannot create table '%s'", pos[2]);
+		goto out;
+	}
+	if (cli_json) {
+		sbuf b;
+		sb_init(&b);
+		sb_puts(&b, "{\"table\":");
+		jw_cstr(&b, pos[2]);
+		sb_puts(&b, ",\"created\":true}\n");
+		sb_flush(&b, stdout);
+		sb_free(&b);
+	} else {
+		printf("created table %s (%s)\n", pos[2],
+		       t->has_schema ? "with schema" : "opaque");
+	}
+out:
+	cli_catalog_free(&cat);
+	return rc;
+}
+
+int cmd_tables(int argc, char **argv)
+{
+	cli_opt o[] = {{"schema", 0, NULL}};
+	const char *pos[1];
+	size_t np, *idx;
+	cli_catalog cat;
+	lb_db *db;
+	sbuf b;
+	int rc;
+
+	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
+	if (rc)
+		return rc;
+	rc = cli_open(pos[0], 1, 0, &db);
+	if (rc)
+		return rc;
+	rc = cli_catalog_load(db, &cat);
+	lb_close(db);
+	if (rc < 0)
+		return cli_lberr(rc, "%s: cannot list tables", pos[0]);
+	sb_init(&b);
+	if (o[0].val) {
+		idx = cli_xmalloc((cat.n + 1) * sizeof *idx);
+		cli_catalog_topo(&cat, idx);
+		sb_puts(&b, "{\"tables\": [");
+		for (size_t i = 0; i < cat.n; i++) {
+			sb_puts(&b, i ? ",\n  " : "\n  ");
+			cli_table_json(&b, &cat.t[idx[i]]);
+		}
+		sb_puts(&b, "\n]}\n");
+		free(idx);
+	} else if (cli_json) {
+		for (size_t i = 0; i < cat.n; i++) {
+			cli_table_json(&b, &cat.t[i]);
+			b.len--; /* reopen the object to add "records" */
+			sb_printf(&b, ",\"records\":%" PRIu64 "}\n",
+			          cat.t[i].records);
+		}
+	} else {
+		size_t w = 5;
+		for (size_t i = 0; i < cat.n; i++)
+			if (strlen(cat.t[i].name) > w)
+				w = strlen(cat.t[i].name);
+		sb_printf(&b, "%-*s  %12s  %s\n", (int)w, "TABLE", "RECORDS",
+		          "SCHEMA");
+		for (size_t i = 0; i < cat.n; i++) {
+			sb_printf(&b, "%-*s  %12" PRIu64 "  ", (int)w,
+			          cat.t[i].name, cat.t[i].records);
+			cli_table_summary(&b, &cat.t[i]);
+			sb_putc(&b, '\n');
+		}
+	}
+	sb_flush(&b, stdout);
+	sb_free(&b);
+	cli_catalog_free(&cat);
+	return 0;
+}
+
+/* ---- checkpoint, replay, verify, prune ----------------------------------- */
+
+int cmd_checkpoint(int argc, char **argv)
+{
+	const char *pos[2];
+	size_t np;
+	uint64_t at = 0;
+	lb_db *db;
+	int rc;
+
+	rc = cli_parse(argc, argv, NULL, 0, pos, 2, 2, &np);
+	if (rc)
+		return rc;
+	rc = cli_open(pos[0], 0, 0, &db);
+	if (rc)
+		return rc;
+	rc = check_dest(pos[1]);
+	if (rc) {
+		lb_close(db);
+		return rc;
+	}
+	rc = lb_checkpoint(db, pos[1], &at);
+	lb_close(db);
+	if (rc < 0)
+		return cli_lberr(rc, "cannot write checkpoint %s", pos[1]);
+	if (cli_json) {
+		sbuf b;
+		sb_init(&b);
+		sb_puts(&b, "{\"checkpoint\":");
+		jw_cstr(&b, pos[1]);
+		sb_printf(&b, ",\"batch\":%" PRIu64 "}\n", at);
+		sb_flush(&b, stdout);
+		sb_free(&b);
+	} else {
+		printf("checkpoint at batch %" PRIu64 " written to %s\n", at,
+		       pos[1]);
+	}
+	return 0;
+}
+
+int cmd_replay(int argc, char **argv)
+{
+	cli_opt o[] = {{"to", 1, NULL}, {"from", 1, NULL}};
+	const char *pos[2];
+	size_t np;
+	uint64_t to = 0, last = 0;
+	lb_result res;
+	lb_db *db;
+	int rc;
+
+	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 2, 2, &np);
+	if (rc)
+		return rc;
+	if (o[0].val && (rc = cli_u64("--to", o[0].val, 1, UINT64_MAX, &to)))
+		return rc;
+	rc = cli_open(pos[0], 1, 0, &db);
+	if (rc)
+		return rc;
+	rc = check_dest(pos[1]);
+	if (rc) {
+		lb_close(db);
+		return rc;
+	}
+	if (to == 0) {
+		rc = lb_last_batch(db, &last);
+		if (rc < 0) {
+			lb_close(db);
+			return cli_lberr(rc, "%s", pos[0]);
+		}
+	}
+	memset(&res, 0, sizeof res);
+	rc = lb_replay(db, pos[1], to, o[1].val, &res);
+	lb_close(db);
+	if (rc < 0) {
+		lb_result_free(&res);
+		if (rc == LB_ENOTFOUND && to)
+			return cli_lberr(rc, "cannot replay to batch %" PRIu64,
+			                 to);
+		return cli_lberr(rc, "cannot replay into %s", pos[1]);
+	}
+	if (!to)
+		to = last;
+	if (cli_json) {
+		sbuf b;
+		sb_init(&b);
+		sb_puts(&b, "{\"dest\":");
+		jw_cstr(&b, pos[1]);
+		sb_printf(&b, ",\"to\":%" PRIu64 ",\"records\":%" PRIu64, to,
+		          res.records);
+		sb_puts(&b, ",\"from\":");
+		if (o[1].val)
+			jw_cstr(&b, o[1].val);
+		else
+			sb_puts(&b, "null");
+		sb_puts(&b, "}\n");
+		sb_flush(&b, stdout);
+		sb_free(&b);
+	} else {
+		printf("replayed %s to batch %" PRIu64 " into %s (%" PRIu64
+		       " records applied%s%s)\n",
+		       pos[0], to, pos[1], res.records,
+		       o[1].val ? ", from checkpoint " : "",
+		       o[1].val ? o[1].val : "");
+	}
+	lb_result_free(&res);
+	return 0;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	cli_opt o[] = {{"replay", 0, NULL}};
+	const char *pos[1];
+	size_t np;
+	lb_verify_report rep;
+	lb_db *db;
+	int rc, replay;
+
+	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
+	if (rc)
+		return rc;
+	replay = o[0].val != NULL;
+	rc = cli_open(pos[0], 1, 0, &db);
+	if (rc)
+		return rc;
+	memset(&rep, 0, sizeof rep);
+	rc = lb_verify(db, replay ? LB_VERIFY_REPLAY : 0, &rep);
+	lb_close(db);
+	if (rc < 0 && rc != LB_ECORRUPT)
+		return cli_lberr(rc, "%s: cannot verify", pos[0]);
+	if (cli_json) {
+		sbuf b;
+		sb_init(&b);
+		sb_printf(&b,
+		          "{\"ok\":%s,\"batches\":%" PRIu64
+		          ",\"segments\":%" PRIu64 ",\"records\":%" PRIu64
+		          ",\"chain_ok\":%s,\"replay_ok\":%s,\"bad_batch\":",
+		          rc == 0 ? "true" : "false", rep.batches, rep.segments,
+		          rep.records, rep.chain_ok ? "true" : "false",
+		          !replay         ? "null"
+		          : rep.replay_ok ? "true"
+		                          : "false");
+		if (rep.bad_batch)
+			jw_u64(&b, rep.bad_batch);
+		else
+			sb_puts(&b, "null");
+		sb_puts(&b, ",\"detail\":");
+		jw_cstr(&b, rep.detail);
+		sb_puts(&b, "}\n");
+		sb_flush(&b, stdout);
+		sb_free(&b);
+	} else {
+		printf("batches %" PRIu64 ", segments %" PRIu64
+		       ", records %" PRIu64 "\n",
+		       rep.batches, rep.segments, rep.records);
+		printf("hash chain: %s\n", rep.chain_ok ? "ok" : "FAILED");
+		if (replay)
+			printf("replay equals tables: %s\n",
+			       rep.replay_ok ? "ok" : "FAILED");
+		printf("%s\n", rc == 0 ? "verify: ok" : "verify: FAILED");
+	}
+	if (rc == LB_ECORRUPT) {
+		if (rep.bad_batch)
+			cli_err("%s: verification failed at batch %" PRIu64
+			        ": %s",
+			        pos[0], rep.bad_batch,
+			        rep.detail[0] ? rep.detail : lb_errmsg());
+		else
+			cli_err("%s: verification failed: %s", pos[0],
+			        rep.detail[0] ? rep.detail : lb_errmsg());
+		return CLI_DATA;
+	}
+	return 0;
+}
+
+int cmd_prune(int argc, char **argv)
+{
+	cli_opt o[] = {{"before", 1, NULL}};
+	const char *pos[1];
+	size_t np;
+	uint64_t before;
+	lb_db *db;
+	int rc;
+
+	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
+	if (rc)
+		return rc;
+	if (!o[0].val)
+		return cli_usage("--before BATCH is required");
+	rc = cli_u64("--before", o[0].val, 1, UINT64_MAX, &before);
+	if (rc)
+		return rc;
+	rc = cli_open(pos[0], 0, 0, &db);
+	if (rc)
+		return rc;
+	rc = lb_prune(db, before);
+	lb_close(db);
+	if (rc < 0)
+		return cli_lberr(rc, "cannot prune before batch %" PRIu64,
+		                 before);
+	if (cli_json)
+		printf("{\"pruned_before\":%" PRIu64 "}\n", before);
+	else
+		printf("pruned the log of batches before %" PRIu64 "\n",
+		       before);
+	return 0;
+}
+
+/* ---- stat ---------------------------------------------------------------- */
+
+typedef struct ckpt_list {
+	sbuf *b;
+	size_t n;
+} ckpt_list;
+
+static int ckpt_cb(void *ctx, uint64_t batch, const char *path, int64_t time_ns)
+{
+	ckpt_list *l = ctx;
+	sbuf *b = l->b;
+	if (cli_json) {
+		if (l->n)
+			sb_putc(b, ',');
+		sb_printf(b, "{\"batch\":%" PRIu64 ",\"path\":", batch);
+		jw_cstr(b, path);
+		sb_puts(b, ",\"time\":\"");
+		cli_time(b, time_ns);
+		sb_puts(b, "\"}");
+	} else {
+		sb_printf(b, "  batch %" PRIu64 "  ", batch);
+		cli_time(b, time_ns);
+		sb_printf(b, "  %s\n", path);
+	}
+	l->n++;
+	return 0;
+}
+
+int cmd_stat(int argc, char **argv)
+{
+	const char *pos[1];
+	size_t np;
+	lb_db *db;
+	cli_catalog cat;
+	uint64_t last = 0, raw = 0, stored = 0, records = 0, rolled = 0,
+	         undo = 0, pruned = 0, disk = 0, apparent = 0;
+	uint32_t segments = 0;
+	sbuf b, ck;
+	ckpt_list cl;
+	struct stat st;
+	char *path;
+	int rc;
+
+	rc = cli_parse(argc, argv, NULL, 0, pos, 1, 1, &np);
+	if (rc)
+		return rc;
+	rc = cli_open(pos[0], 1, 0, &db);
+	if (rc)
+		return rc;
+	rc = cli_catalog_load(db, &cat);
+	if (rc < 0) {
+		lb_close(db);
+		return cli_lberr(rc, "%s: cannot list tables", pos[0]);
+	}
+	rc = lb_last_batch(db, &last);
+	for (uint64_t id = 1; rc == 0 && id <= last; id++) {
+		lb_batch_info bi;
+		rc = lb_batch_info_get(db, id, &bi);
+		if (rc == LB_ENOTFOUND) {
+			rc = 0;
+			continue;
+		}
+		if (rc < 0)
+			break;
+		raw += bi.raw_bytes;
+		stored += bi.stored_bytes;
+		records += bi.records;
+		segments += bi.segments;
+		rolled += bi.rolled_back_by != 0;
+		undo += bi.undoes != 0;
+		pruned += bi.pruned != 0;
+	}
+	if (rc < 0) {
+		cli_catalog_free(&cat);
+		lb_close(db);
+		return cli_lberr(rc, "%s: cannot read the batch log", pos[0]);
+	}
+	sb_init(&ck);
+	cl.b = &ck;
+	cl.n = 0;
+	rc = lb_checkpoints(db, ckpt_cb, &cl);
+	lb_close(db);
+	if (rc < 0) {
+		sb_free(&ck);
+		cli_catalog_free(&cat);
+		return cli_lberr(rc, "%s: cannot list checkpoints", pos[0]);
+	}
+	if (asprintf(&path, "%s/data.mdb", pos[0]) > 0) {
+		if (stat(path, &st) == 0) {
+			disk = (uint64_t)st.st_blocks * 512;
+			apparent = (uint64_t)st.st_size;
+		}
+		free(path);
+	}
+	sb_init(&b);
+	if (cli_json) {
+		sb_puts(&b, "{\"dir\":");
+		jw_cstr(&b, pos[0]);
+		sb_printf(&b,
+		          ",\"disk_bytes\":%" PRIu64 ",\"file_bytes\":%" PRIu64
+		          ",\"tables\":[",
+		          disk, apparent);
+		for (size_t i = 0; i < cat.n; i++) {
+			if (i)
+				sb_putc(&b, ',');
+			sb_puts(&b, "{\"name\":");
+			jw_cstr(&b, cat.t[i].name);
+			sb_printf(&b, ",\"records\":%" PRIu64 ",\"schema\":%s}",
+			          cat.t[i].records,
+			          cat.t[i].has_schema ? "true" : "false");
+		}
+		sb_printf(&b,
+		          "],\"batches\":%" PRIu64 ",\"rolled_back\":%" PRIu64
+		          ",\"rollbacks\":%" PRIu64 ",\"pruned\":%" PRIu64
+		          ",\"log_records\":%" PRIu64 ",\"segments\":%" PRIu32
+		          ",\"log_raw_bytes\":%" PRIu64
+		          ",\"log_stored_bytes\":%" PRIu64 ",\"ratio\":",
+		          last, rolled, undo, pruned, records, segments, raw,
+		          stored);
+		jw_double(&b,
+		          stored ? (double)(uint64_t)((double)raw /
+		                                              (double)stored *
+		                                              1000 +
+		                                      0.5) /
+		                           1000
+		                 : 0.0);
+		sb_puts(&b, ",\"checkpoints\":[");
+		sb_put(&b, ck.p, ck.len);
+		sb_puts(&b, "]}\n");
+	} else {
+		sb_printf(&b, "database   %s\n", pos[0]);
+		sb_puts(&b, "size       ");
+		cli_size(&b, disk);
+		sb_puts(&b, " on disk (data.mdb, ");
+		cli_size(&b, apparent);
+		sb_puts(&b, " apparent)\n");
+		sb_printf(&b, "tables     %zu\n", cat.n);
+		for (size_t i = 0; i < cat.n; i++)
+			sb_printf(&b, "  %-24s %12" PRIu64 " records%s\n",
+			          cat.t[i].name, cat.t[i].records,
+			          cat.t[i].has_schema ? "" : " (opaque)");
+		sb_printf(&b,
+		          "batches    %" PRIu64 " (%" PRIu64
+		          " rolled back, %" PRIu64 " rollbacks, %" PRIu64
+		          " pruned)\n",
+		          last, rolled, undo, pruned);
+		sb_printf(&b,
+		          "log        %" PRIu64 " records in %" PRIu32
+		          " segments\n",
+		          records, segments);
+		sb_puts(&b, "log bytes  ");
+		cli_size(&b, raw);
+		sb_puts(&b, " raw, ");
+		cli_size(&b, stored);
+		sb_puts(&b, " stored");
+		if (stored)
+			sb_printf(&b, ", ratio %.2f",
+			          (double)raw / (double)stored);
+		sb_putc(&b, '\n');
+		sb_printf(&b, "checkpoints %zu\n", cl.n);
+		sb_put(&b, ck.p, ck.len);
+	}
+	sb_flush(&b, stdout);
+	sb_free(&b);
+	sb_free(&ck);
+	cli_catalog_free(&cat);
+	return 0;
+}

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c: the `logbook` command dispatcher, global options and help texts.
+ *
+ * Each command lives in its own function (cmd_*), gets argv starting at its
+ * own name, parses its options with cli_parse() and returns an exit code.
+ * stdout is fully buffered with a large buffer: list commands print one
+ * line per item and would otherwise spend their time in write().
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *usage;
+	const char *summary;
+	const char *help;
+} command;
+
+static const command commands[] = {
+        {"init", cmd_init, "init DIR [--schema FILE.json]", "create a database",
+         "Create a new database in DIR (created if missing; it must not\n"
+         "hold a database already). With --schema, create the tables the\n"
+         "schema file declares, in file order (a \"ref\" must name a table\n"
+         "declared before it). Print the schema file of an example data set\n"
+         "with 'logbook gen schema'.\n"},
+        {"tables", cmd_tables, "tables DIR [--schema]",
+         "list tables, record counts and schemas",
+         "List the tables in name order with their record counts and a\n"
+         "summary of their schemas. --schema prints instead a schema file\n"
+         "(the format of 'init --schema') describing every table, in an\n"
+         "order where referenced tables come first.\n"},
+        {"table", cmd_table, "table create DIR NAME [--schema FILE.json]",
+         "create one table",
+         "Create table NAME. Without --schema it holds opaque bytes. The\n"
+         "schema file is either a whole schema file (the table named NAME\n"
+         "is taken from it) or one table object {\"closed\": ..., "
+         "\"fields\": [...]}.\n"},
+        {"import", cmd_import,
+         "import DIR FILE|- [--table T] [--key FIELD] [--batch-size N]\n"
+         "       [--mode insert|upsert|update] [--label L] [--stop-on-error]"
+         "\n       [--dry-run] [--nosync]",
+         "load JSON lines in validated batches",
+         "Load JSON lines into the database, N records per batch (default\n"
+         "1000). A line is either a record of table T, keyed by its field\n"
+         "FIELD (default \"id\"; a string, or an integer used as decimal\n"
+         "text), or one of\n"
+         "  {\"table\": T, \"key\": K, \"value\": V}\n"
+         "  {\"table\": T, \"key\": K, \"delete\": true}\n"
+         "where K is a string, an integer or {\"base64\": ...}. --mode picks\n"
+         "how records are written: insert (default: an existing key is a\n"
+         "duplicate), upsert (insert or replace) or update (the key must\n"
+         "exist). Each batch is validated as a whole: a batch with any issue\n"
+         "(bad JSON, unknown table, schema violation, duplicate, missing or\n"
+         "dangling reference...) is reported and skipped, and the others\n"
+         "commit. --stop-on-error stops at the first failed batch.\n"
+         "--dry-run validates every batch and commits none. --nosync skips\n"
+         "the fsync at each commit. Exit status 1 if any batch failed.\n"},
+        {"export", cmd_export, "export DIR [TABLE]",
+         "print a table as JSON lines import accepts",
+         "Print every record of TABLE (or of every table, referenced tables\n"
+         "first) as {\"table\": ..., \"key\": ..., \"value\": ...} lines, in "
+         "key\norder. 'logbook import' reads them back unchanged.\n"},
+        {"get", cmd_get, "get DIR TABLE KEY [--base64-key]", "print one value",
+         "Print the value of KEY in TABLE. Exit 1 if the key does not "
+         "exist.\n"},
+        {"scan", cmd_scan, "scan DIR TABLE [--prefix P] [--limit N]",
+         "print records in key order",
+         "Print the records of TABLE in key order, only keys starting with\n"
+         "P with --prefix, at most N with --limit.\n"},
+        {"put", cmd_put,
+         "put DIR TABLE KEY JSON [--mode insert|upsert|update]"
+         " [--base64-key]",
+         "write one value (a one-op batch)",
+         "Set KEY in TABLE to the value given as JSON, in a batch of its\n"
+         "own (default mode upsert). Exit 1 with the issues if validation\n"
+         "refuses it.\n"},
+        {"del", cmd_del, "del DIR TABLE KEY [--base64-key]",
+         "delete one key (a one-op batch)",
+         "Delete KEY from TABLE in a batch of its own. Exit 1 with the\n"
+         "issues if the key is missing or still referenced.\n"},
+        {"log", cmd_log, "log DIR [--limit N] [--since ID]",
+         "list batches, newest first",
+         "List batches newest first: id, commit time, records, log bytes\n"
+         "raw and stored, state and label. --since ID lists only batches\n"
+         "after ID; --limit N at most N batches.\n"},
+        {"show", cmd_show, "show DIR BATCH [--limit N]",
+         "print every change of a batch",
+         "Print the batch's header and every change it made: op, table,\n"
+         "key, value before and after.\n"},
+        {"history", cmd_history, "history DIR TABLE KEY [--base64-key]",
+         "every batch that changed one key",
+         "Print every change of KEY in TABLE, newest batch first, with the\n"
+         "value before and after.\n"},
+        {"rollback", cmd_rollback,
+         "rollback DIR BATCH [--cascade | --force] [--dry-run]",
+         "undo one batch",
+         "Undo BATCH in a new batch. If a later batch changed one of its\n"
+         "keys, nothing is written and each conflicting key is printed with\n"
+         "the batch that changed it (exit 1): --cascade also rolls back\n"
+         "those later batches first, --force restores the old values over\n"
+         "them. --dry-run reports what would happen and writes nothing.\n"},
+        {"rollback-to", cmd_rollback_to, "rollback-to DIR BATCH",
+         "undo every batch after BATCH",
+         "Undo every standing batch after BATCH, newest first, in one new\n"
+         "batch: afterwards the tables hold what they held right after\n"
+         "BATCH.\n"},
+        {"checkpoint", cmd_checkpoint, "checkpoint DIR DEST",
+         "write a consistent copy and register it",
+         "Write a compacted, consistent copy of the database to DEST (which\n"
+         "must not exist) and register it as a checkpoint.\n"},
+        {"replay", cmd_replay,
+         "replay DIR DEST [--to BATCH] [--from CHECKPOINT]",
+         "rebuild the database as of a batch",
+         "Build in DEST (which must not exist) the database as it was right\n"
+         "after batch BATCH (default: the last), from empty or from the\n"
+         "checkpoint directory CHECKPOINT taken at or before it.\n"},
+        {"verify", cmd_verify, "verify DIR [--replay]",
+         "check checksums and the hash chain",
+         "Check every segment's checksum, the segment hashes and counts,\n"
+         "the hash chain and batch ids; with --replay also that replaying\n"
+         "the log gives the live tables. Exit 1 if a check fails.\n"},
+        {"prune", cmd_prune, "prune DIR --before BATCH",
+         "drop the log of old batches",
+         "Drop the log segments of every batch older than BATCH. Needs a\n"
+         "checkpoint at a batch >= BATCH - 1. Pruned batches can no longer\n"
+         "be shown, rolled back or replayed.\n"},
+        {"stat", cmd_stat, "stat DIR",
+         "size, tables, batches, log compression, checkpoints",
+         "Print the size on disk, the tables with their record counts, the\n"
+         "number of batches, the log's raw and stored bytes and their\n"
+         "ratio, and the registered checkpoints.\n"},
+        {"gen", cmd_gen,
+         "gen hearings [--records N] [--seed S] [--bad-rate R] [--days D]\n"
+         "       [--day K]\n"
+         "       gen schema",
+         "generate an example data set",
+         "'gen hearings' writes a deterministic daily-update data set of\n"
+         "congressional hearings with their witnesses and documents as\n"
+         "{\"table\": ...} lines, each hearing before the records that\n"
+         "reference it. --records N per day (default 1000), --seed S\n"
+         "(default 42). A share R of the records (0..1, default 0) is\n"
+         "broken the ways real feeds break: a dangling hearing_id, a\n"
+         "duplicate key, a missing required field, a wrong type, an\n"
+         "over-long title. --days D writes D days (default 1); --day K\n"
+         "only day K of them. Days after the first revise some earlier\n"
+         "hearings (import them with --mode upsert) and add new ones.\n"
+         "'gen schema' prints the matching schema file.\n"},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static const command *find(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+static void help_cmd(const char *cmd, FILE *f)
+{
+	const command *c = cmd ? find(cmd) : NULL;
+	if (!c) {
+		fprintf(f, "usage: logbook COMMAND [ARGS] [--json]\n");
+		return;
+	}
+	/* gen writes JSON lines anyway: --json changes nothing there. */
+	int json = c->fn != cmd_gen;
+	fprintf(f, "usage: logbook %s%s\n\n%s", c->usage,
+	        json ? " [--json]" : "", c->help);
+	if (json)
+		fprintf(f, "\nWith --json, output is JSON (one object per line "
+		           "for lists).");
+	fprintf(f, "\nExit status: 0 success, 1 the data said no, 2 usage "
+	           "error, 3 other error.\n");
+}
+
+static void help_all(FILE *f)
+{
+	fprintf(f,
+	        "usage: logbook COMMAND [ARGS] [--json]\n"
+	        "       logbook help [COMMAND]\n"
+	        "       logbook --version\n\n"
+	        "Operate a logbook database: load validated batches, see\n"
+	        "what each batch changed, undo one, rebuild the past, prove\n"
+	        "integrity.\n\nCommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-12s %s\n", commands[i].name,
+		        commands[i].summary);
+	fprintf(f, "\nRun 'logbook COMMAND --help' for the options of a "
+	           "command.\n"
+	           "Exit status: 0 success, 1 the data said no (failed "
+	           "batches,\nconflicts, verify failures), 2 usage error, 3 "
+	           "other error.\n");
+}
+
+static int version(void)
+{
+	int ma, mi, pa;
+	const char *v = lb_version(&ma, &mi, &pa);
+	printf("logbook %d.%d.%d (library %s, format %d)\n", LB_VERSION_MAJOR,
+	       LB_VERSION_MINOR, LB_VERSION_PATCH, v, LB_FORMAT_VERSION);
+	return CLI_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static char outbuf[1 << 16];
+	const command *c;
+	int rc;
+
+	setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
+	cli_help = help_cmd;
+	if (argc < 2) {
+		help_all(stderr);
+		return CLI_USAGE;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		rc = version();
+		fflush(stdout);
+		return rc;
+	}
+	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "-h")) {
+		if (argc > 2) {
+			c = find(argv[2]);
+			if (!c) {
+				fprintf(stderr,
+				        "logbook: help: unknown command '%s' "
+				        "(see 'logbook help')\n",
+				        argv[2]);
+				return CLI_USAGE;
+			}
+			help_cmd(c->name, stdout);
+		} else {
+			help_all(stdout);
+		}
+		fflush(stdout);
+		return CLI_OK;
+	}
+	c = find(argv[1]);
+	if (!c) {
+		fprintf(stderr,
+		        "logbook: unknown command '%s' (see 'logbook help')\n",
+		        argv[1]);
+		return CLI_USAGE;
+	}
+	cli_cmd = c->name;
+	rc = c->fn(argc - 1, argv + 1);
+	if (rc == CLI_HELP)
+		rc = CLI_OK;
+	if (fflush(stdout) != 0 && rc == CLI_OK) {
+		fprintf(stderr, "logbook: %s: cannot write the output\n",
+		        c->name);
+		rc = CLI_FAIL;
+	}
+	return rc;
+}
