@@ -180,7 +180,8 @@ ALL_OBJS := $(LIB_OBJS) $(TOOL_OBJS) $(BENCH_OBJS) $(EXAMPLE_OBJS) \
 # Per-object flags.
 $(LIB_OBJS): OBJ_CFLAGS = -fPIC -fvisibility=hidden $(DEP_CFLAGS)
 $(TOOL_OBJS): OBJ_CFLAGS = $(JANSSON_CFLAGS) $(DEP_CFLAGS)
-$(BENCH_OBJS): OBJ_CFLAGS = $(BENCH_CFLAGS) $(DEP_CFLAGS)
+$(BENCH_OBJS): OBJ_CFLAGS = $(BENCH_CFLAGS) $(DEP_CFLAGS) \
+	-DLB_BENCH_CFLAGS='"$(call sq,$(strip $(LB_CFLAGS) $(CFLAGS)))"'
 $(EXAMPLE_OBJS): OBJ_CFLAGS = $(DEP_CFLAGS)
 $(TEST_HELPER_OBJS) $(TEST_OBJS): OBJ_CFLAGS = -Itests $(CMOCKA_CFLAGS) \
 	$(JANSSON_CFLAGS) $(DEP_CFLAGS)
@@ -188,7 +189,7 @@ $(TEST_HELPER_OBJS) $(TEST_OBJS): OBJ_CFLAGS = -Itests $(CMOCKA_CFLAGS) \
 # ---------------------------------------------------------------------------
 # Rules.
 .PHONY: all test check test-bins run asan headertest format format-check \
-	install uninstall clean deps help FORCE
+	install uninstall clean deps help bench bench-full FORCE
 
 all: $(LIB_OUTPUTS) $(CLI) $(BENCH) $(EXAMPLES)
 ifeq ($(LIB_SRCS),)
@@ -326,6 +327,16 @@ run: all
 	else \
 		echo "make run: nothing to run (no examples/quickstart.c)" >&2; exit 1; \
 	fi
+
+# Benchmarks (bench/README.md). BENCH_ARGS are appended, so they can
+# override: make bench BENCH_ARGS='--runs 1'.
+bench: $(BENCH)
+	$(BENCH) --records 200000 $(BENCH_ARGS)
+
+bench-full: $(BENCH)
+	$(BENCH) --records 1000000 $(BENCH_ARGS)
+	$(BENCH) --records 1000000 --keys random $(BENCH_ARGS)
+	$(BENCH) --records 20000 --batch-size 100 --sync $(BENCH_ARGS)
 
 # The same rules, built into build-asan/ with ASan and UBSan, and run.
 ASAN_BUILD := build-asan
