@@ -376,25 +376,29 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 	int mrc, rc;
 	int del = mode == LB__MODE_DELETE;
 
-	if (!raw && !del && t->schema.has_schema &&
-	    (rc = lb__validate_value(b, t, key, klen, val, vlen)) < 0)
-		return rc;
 	mrc = mdb_get(b->txn, t->dbi, &k, &cur);
 	if (mrc && mrc != MDB_NOTFOUND)
 		return poison(b, lb__mdb_fail(mrc, t->name));
 	int exists = mrc == 0;
 	if (!raw) {
+		/* Every issue of the op is reported: its key's and its
+		 * value's. */
 		char kt[96];
+		int bad = 0;
 		if (mode == LB__MODE_INSERT && exists)
-			return lb__issue(b, LB_ISSUE_DUPLICATE, t->name, key,
-			                 klen, NULL, 0,
-			                 "%s: key '%s' exists already", t->name,
-			                 key_text(key, klen, kt, sizeof kt));
+			bad = lb__issue(b, LB_ISSUE_DUPLICATE, t->name, key,
+			                klen, NULL, 0,
+			                "%s: key '%s' exists already", t->name,
+			                key_text(key, klen, kt, sizeof kt));
 		if ((mode == LB__MODE_UPDATE || del) && !exists)
-			return lb__issue(b, LB_ISSUE_MISSING, t->name, key,
-			                 klen, NULL, 0, "%s: no key '%s'",
-			                 t->name,
-			                 key_text(key, klen, kt, sizeof kt));
+			bad = lb__issue(b, LB_ISSUE_MISSING, t->name, key, klen,
+			                NULL, 0, "%s: no key '%s'", t->name,
+			                key_text(key, klen, kt, sizeof kt));
+		if (!del && t->schema.has_schema &&
+		    (rc = lb__validate_value(b, t, key, klen, val, vlen)) < 0)
+			bad = rc;
+		if (bad)
+			return bad;
 	} else if (del && !exists) {
 		if (how == LB__HOW_RESTORE)
 			return 0;

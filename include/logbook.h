@@ -543,7 +543,18 @@ enum {
 /**
  * @brief Undo committed batch @p id in one new, logged batch.
  *
- * See docs/API.md for the exact semantics of conflicts, cascade and force.
+ * Restores @p id's before-images in reverse order. Its label names @p id,
+ * lb_batch_info.undoes of the new batch is @p id, and @p id's
+ * rolled_back_by becomes the new batch. By default (strict) a key that a
+ * later batch changed (it no longer holds @p id's after-image) is a
+ * CONFLICT issue naming that batch, and nothing is written. #LB_CASCADE
+ * first undoes, newest first and in the same new batch, the later batches
+ * the rollback depends on; #LB_FORCE restores regardless of later changes;
+ * #LB_DRYRUN reports what would happen and writes nothing. Foreign keys
+ * hold afterwards in every mode: a rollback that would leave a dangling
+ * reference is refused with FOREIGN_KEY issues. docs/ROLLBACK.md gives
+ * the exact rules, with examples. Waits for an open batch, as
+ * lb_batch_begin() does.
  * @param[out] res may be NULL; holds the new batch id, the record count and
  * any CONFLICT or FOREIGN_KEY issues.
  * @return 0, #LB_ECONFLICT, #LB_EVALIDATION (foreign keys), #LB_ENOTFOUND,
@@ -553,9 +564,15 @@ enum {
 LB_API int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res);
 
 /**
- * @brief Undo every standing batch after @p id, newest first, in one batch.
- * Afterwards every table holds what it held right after batch @p id.
- * @return as lb_rollback().
+ * @brief Restore the state right after batch @p id, in one new batch.
+ *
+ * Every table then holds, byte for byte, what it held right after batch
+ * @p id (0: before the first batch); every standing batch after @p id is
+ * marked rolled back by the new batch, whose undoes is @p id. When the
+ * state already equals it, nothing is written and res->batch_id is 0.
+ * @return 0, #LB_ENOTFOUND (@p id beyond the last batch), #LB_EPRUNED (a
+ * batch after @p id was pruned), #LB_EINVAL, #LB_EFULL, #LB_EIO,
+ * #LB_ENOMEM.
  */
 LB_API int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res);
 /** @} */
