@@ -453,6 +453,9 @@ static int inflate_exact(lb_segr *r, const uint8_t *in, uint32_t inlen,
 	size_t used_in = 0, made = 0;
 	enum libdeflate_result res;
 
+	if (inlen >= 2 && (in[1] & 0x20))
+		return lb__fail(LB_ECORRUPT, "segment zlib stream asks for a "
+		                             "preset dictionary");
 	if (!r->zstate && !(r->zstate = libdeflate_alloc_decompressor()))
 		return lb__fail(LB_ENOMEM, "cannot allocate a decompressor");
 	res = libdeflate_zlib_decompress_ex(r->zstate, in, inlen, out, out_len,
