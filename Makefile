@@ -58,7 +58,7 @@ AR ?= ar
 # Goals that compile nothing do not trigger it.
 LB_NODEPS_GOALS := clean help deps uninstall format format-check
 LB_DEPS_PROBE := command -v $(firstword $(CC)) && command -v $(firstword $(CXX)) \
-	&& command -v $(PKG_CONFIG) \
+	&& command -v $(PKG_CONFIG) && command -v python3 \
 	&& $(PKG_CONFIG) --exists lmdb zlib libcrypto cmocka jansson sqlite3 libdeflate \
 	&& { $(PKG_CONFIG) --exists msgpack || $(PKG_CONFIG) --exists msgpack-c; }
 ifeq ($(LB_DEPS_CHECKED)$(LB_NO_DEPS),)
@@ -420,3 +420,150 @@ help:
 FORCE:
 
 -include $(ALL_OBJS:.o=.d)
+
+# ===========================================================================
+# Reliability (docs/RELIABILITY.md): the fault shim, the fuzz targets and
+# their corpus replay, long crash runs, ThreadSanitizer and valgrind.
+#
+#   make crash [ROUNDS=N]     the crash matrix (and the commit crash test)
+#                             with N rounds of each operation (default 500)
+#   make fuzz [FUZZ_SECONDS=N]  every tests/fuzz/ target under libFuzzer
+#                             (clang, ASan + UBSan) for N seconds (default
+#                             60), in build-fuzz/; crashes are written there
+#   make fuzz-replay          replay tests/corpus/TARGET/ through each
+#                             target without libFuzzer (make test does too)
+#   make tsan                 the concurrency tests under ThreadSanitizer,
+#                             in build-tsan/
+#   make valgrind             every test binary under valgrind memcheck
+# ---------------------------------------------------------------------------
+.PHONY: crash fuzz fuzz-bins fuzz-replay tsan valgrind
+
+# The LD_PRELOAD fault shim; tests/engine/fault.c runs itself under it.
+FAULT_SHIM := $(BUILD)/libfault.so
+$(FAULT_SHIM): tests/shim/fault.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	$(Q)$(CC) -shared -fPIC -std=c11 -O2 -g -Wall -Wextra $(WERROR) \
+		-o $@ $< -ldl -pthread
+
+# Fuzz targets: tests/fuzz/T.c -> BUILD/tests/test_fuzz_T (with the replay
+# driver, run by make test) and, in the fuzz build, BUILD/fuzz/fuzz_T
+# (libFuzzer). FUZZ_DEPS_T / FUZZ_LIBS_T: what a target links besides the
+# library.
+FUZZ_SRCS := $(filter-out tests/fuzz/_%.c,$(sort $(wildcard tests/fuzz/*.c)))
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
+FUZZ_OBJS := $(call obj,$(FUZZ_SRCS) $(wildcard tests/fuzz/_driver.c))
+FUZZ_DRIVER := $(call obj,tests/fuzz/_driver.c)
+FUZZ_DEPS_json := $(TOOL_LIB)
+FUZZ_LIBS_json := $(JANSSON_LIBS)
+FUZZ_DEPS_api := $(call obj,tests/engine/_common.c tests/engine/_model.c) \
+	$(TEST_HELPER_OBJS)
+FUZZ_LIBS_api := $(CMOCKA_LIBS)
+FUZZ_REPLAY_BINS := $(patsubst %,$(BUILD)/tests/test_fuzz_%,$(FUZZ_TARGETS))
+FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+$(FUZZ_OBJS): OBJ_CFLAGS = -Itests $(CMOCKA_CFLAGS) $(JANSSON_CFLAGS) \
+	$(DEP_CFLAGS)
+ALL_OBJS += $(FUZZ_OBJS)
+
+define fuzz_target
+$$(BUILD)/tests/test_fuzz_$(1): $$(call obj,tests/fuzz/$(1).c) \
+		$$(FUZZ_DRIVER) $$(FUZZ_DEPS_$(1)) $$(LIB_A) $$(OBJS_STAMP)
+	@mkdir -p $$(@D)
+	@echo "  LD      $$@"
+	$$(Q)$$(CC) $$(LB_LDFLAGS) $$(LDFLAGS) -o $$@ $$(filter %.o %.a,$$^) \
+		$$(FUZZ_LIBS_$(1)) $$(DEP_LIBS) -lm
+$$(BUILD)/fuzz/fuzz_$(1): $$(call obj,tests/fuzz/$(1).c) \
+		$$(FUZZ_DEPS_$(1)) $$(LIB_A) $$(OBJS_STAMP)
+	@mkdir -p $$(@D)
+	@echo "  LD      $$@"
+	$$(Q)$$(CC) $$(LB_LDFLAGS) $$(LDFLAGS) -fsanitize=fuzzer -o $$@ \
+		$$(filter %.o %.a,$$^) $$(FUZZ_LIBS_$(1)) $$(DEP_LIBS) -lm
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target,$(t))))
+
+# make test builds and runs the corpus replays and builds the shim.
+TEST_BINS += $(FUZZ_REPLAY_BINS)
+test-bins: $(FUZZ_REPLAY_BINS) $(FAULT_SHIM)
+
+fuzz-replay: $(FUZZ_REPLAY_BINS)
+	$(Q)bash scripts/run-tests.sh $(abspath $(BUILD)) \
+		$(abspath $(FUZZ_REPLAY_BINS))
+
+# libFuzzer: the library, the CLI archive and the targets instrumented for
+# coverage (fuzzer-no-link) with ASan and UBSan; each target then runs for
+# FUZZ_SECONDS from its working corpus build-fuzz/corpus/T, seeded from
+# tests/corpus/T. A crash stops make and leaves build-fuzz/crash-T-*: fix
+# the bug, then keep the input in tests/corpus/T/ as a regression.
+FUZZ_BUILD := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_FLAGS ?= -rss_limit_mb=2560 -timeout=25 -print_final_stats=1
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) \
+		SANITIZE=address,undefined \
+		CFLAGS='$(call sq,$(CFLAGS)) -O1 -g -fsanitize=fuzzer-no-link' \
+		fuzz-bins
+	$(Q)for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/tmp || exit 1; \
+		echo "==== fuzz $$t: $(FUZZ_SECONDS) s"; \
+		if TMPDIR=$(abspath $(FUZZ_BUILD))/tmp \
+			ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+			UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+			$(FUZZ_BUILD)/fuzz/fuzz_$$t $(FUZZ_FLAGS) \
+				-max_total_time=$(FUZZ_SECONDS) \
+				-artifact_prefix=$(FUZZ_BUILD)/crash-$$t- \
+				$(FUZZ_BUILD)/corpus/$$t tests/corpus/$$t \
+				> $(FUZZ_BUILD)/log-$$t.txt 2>&1; then \
+			grep -E '^(stat::|Done)' $(FUZZ_BUILD)/log-$$t.txt; \
+		else \
+			tail -n 100 $(FUZZ_BUILD)/log-$$t.txt; \
+			echo "fuzz $$t FAILED: input in $(FUZZ_BUILD)/crash-$$t-*"; \
+			exit 1; \
+		fi; \
+	done
+
+# The crash matrix and the commit crash test, ROUNDS rounds of each, with
+# no time limit per test binary.
+ROUNDS ?= 500
+CRASH_BINS := $(BUILD)/tests/test_engine_crashmatrix \
+	$(BUILD)/tests/test_engine_crash
+crash: $(CRASH_BINS)
+	$(Q)LB_CRASH_ROUNDS=$(ROUNDS) LB_TEST_TIMEOUT=0 LB_TEST_VERBOSE=1 \
+		bash scripts/run-tests.sh $(abspath $(BUILD)) \
+		$(abspath $(CRASH_BINS))
+
+# ThreadSanitizer: the tests where threads share a database.
+TSAN_BUILD := build-tsan
+TSAN_BINS := $(TSAN_BUILD)/tests/test_engine_concurrency \
+	$(TSAN_BUILD)/tests/test_engine_threads
+tsan:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) SANITIZE=thread \
+		CFLAGS='$(call sq,$(CFLAGS)) -O1 -g' $(TSAN_BINS)
+	$(Q)TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		LB_TEST_VERBOSE=1 bash scripts/run-tests.sh \
+		$(abspath $(TSAN_BUILD)) $(abspath $(TSAN_BINS))
+
+# valgrind: each test binary through a wrapper script that runs it under
+# memcheck (any error or leak fails it), children and re-executions
+# included.
+VALGRIND ?= valgrind
+VALGRIND_FLAGS ?= --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite,indirect \
+	--show-leak-kinds=definite,indirect --trace-children=yes \
+	--child-silent-after-fork=yes --quiet
+VALGRIND_DIR := $(BUILD)/valgrind
+valgrind: all test-bins
+	$(Q)command -v $(VALGRIND) >/dev/null || bash scripts/deps.sh
+	$(Q)rm -rf $(VALGRIND_DIR) && mkdir -p $(VALGRIND_DIR) && \
+	for t in $(abspath $(TEST_BINS)); do \
+		printf '#!/bin/sh\nexec %s %s %s "$$@"\n' '$(VALGRIND)' \
+			'$(VALGRIND_FLAGS)' "$$t" > $(VALGRIND_DIR)/$${t##*/} && \
+		chmod +x $(VALGRIND_DIR)/$${t##*/} || exit 1; \
+	done
+	$(Q)LB_TEST_TIMEOUT=$${LB_TEST_TIMEOUT:-3600} bash scripts/run-tests.sh \
+		$(abspath $(BUILD)) \
+		$(addprefix $(abspath $(VALGRIND_DIR))/,$(notdir $(TEST_BINS)))
+
+-include $(FUZZ_OBJS:.o=.d)
