@@ -165,32 +165,24 @@ void lb__batch_reset(lb_batch *b)
 
 /* Read the last batch from the log itself: another process may have
  * committed since this one last looked. */
-static int sync_last(lb_db *db, MDB_txn *txn)
+int lb__sync_last(lb_db *db, MDB_txn *txn)
 {
-	MDB_cursor *c;
-	MDB_val k, d;
-	int mrc = mdb_cursor_open(txn, db->batches, &c);
-	if (mrc)
-		return lb__mdb_fail(mrc, "_batches");
-	mrc = mdb_cursor_get(c, &k, &d, MDB_LAST);
-	int rc = 0;
-	if (mrc == MDB_NOTFOUND) {
+	uint64_t last;
+	int rc = lb__last_in(db, txn, &last);
+	if (rc < 0)
+		return rc;
+	if (last == 0) {
 		db->last_id = 0;
 		memset(db->last_hash, 0, 32);
-	} else if (mrc) {
-		rc = lb__mdb_fail(mrc, "_batches");
-	} else if (k.mv_size != 8) {
-		rc = lb__fail(LB_ECORRUPT, "_batches: bad key");
-	} else if (lb__get_be64(k.mv_data) != db->last_id) {
+	} else if (last != db->last_id || db->last_id == 0) {
 		lb_wal_hdr h;
-		if ((rc = lb__hdr_decode(d.mv_data, d.mv_size, &h)) == 0) {
-			db->last_id = h.id;
-			memcpy(db->last_hash, h.hash, 32);
-			lb__hdr_free(&h);
-		}
+		if ((rc = lb__hdr_get(db, txn, last, &h)) < 0)
+			return rc;
+		db->last_id = h.id;
+		memcpy(db->last_hash, h.hash, 32);
+		lb__hdr_free(&h);
 	}
-	mdb_cursor_close(c);
-	return rc;
+	return 0;
 }
 
 int lb__batch_txn(lb_batch *b)
@@ -201,7 +193,7 @@ int lb__batch_txn(lb_batch *b)
 		b->txn = NULL;
 		return lb__mdb_fail(mrc, "beginning a batch");
 	}
-	if ((rc = sync_last(db, b->txn)) < 0)
+	if ((rc = lb__sync_last(db, b->txn)) < 0)
 		return rc;
 	b->id = db->last_id + 1;
 	lb__segw_reset(&db->segw);
@@ -324,15 +316,9 @@ static int check_args(lb_batch *b, const char *table, const void *key,
 		return lb__fail(
 		        b->poisoned, "batch %llu failed earlier (%s); abort it",
 		        (unsigned long long)b->id, lb_strerror(b->poisoned));
-	if (!table || !*table)
-		return lb__fail(LB_EINVAL, "table name is NULL or empty");
-	if (!key || klen == 0)
-		return lb__fail(LB_EINVAL, "table %s: key is NULL or empty",
-		                table);
-	if (klen > LB_KEY_MAX)
-		return lb__fail(LB_ETOOBIG,
-		                "table %s: key of %zu bytes (max %d)", table,
-		                klen, LB_KEY_MAX);
+	int rc = lb__key_args(table, key, klen);
+	if (rc < 0)
+		return rc;
 	if (hasval && !val && vlen)
 		return lb__fail(LB_EINVAL, "table %s: value is NULL", table);
 	if (hasval && vlen > LB_VALUE_MAX)

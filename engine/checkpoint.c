@@ -444,15 +444,11 @@ int lb_checkpoints(lb_db *db, lb_checkpoint_fn fn, void *ctx)
 	size_t n;
 	if (!db || !fn)
 		return lb__fail(LB_EINVAL, "lb_checkpoints: NULL argument");
-	lb__read_begin(db);
-	int mrc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
-	if (mrc) {
-		lb__read_end(db);
-		return lb__mdb_fail(mrc, "beginning a read");
-	}
-	int rc = ckpts_read(db, txn, &e, &n);
-	mdb_txn_abort(txn);
-	lb__read_end(db);
+	int rc = lb__read_txn(db, &txn);
+	if (rc < 0)
+		return rc;
+	rc = ckpts_read(db, txn, &e, &n);
+	lb__read_done(db, txn);
 	if (rc < 0)
 		return rc;
 	/* The callback runs with no transaction or lock held: it may call

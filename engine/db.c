@@ -234,6 +234,24 @@ void lb__read_end(lb_db *db)
 	pthread_rwlock_unlock(&db->maplock);
 }
 
+int lb__read_txn(lb_db *db, MDB_txn **txn)
+{
+	lb__read_begin(db);
+	int mrc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, txn);
+	if (mrc) {
+		lb__read_end(db);
+		*txn = NULL;
+		return lb__mdb_fail(mrc, "beginning a read");
+	}
+	return 0;
+}
+
+void lb__read_done(lb_db *db, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	lb__read_end(db);
+}
+
 int lb__grow_map_if_needed(lb_db *db)
 {
 	MDB_envinfo info;
@@ -500,34 +518,9 @@ static int open_meta(lb_db *db, int creating)
 		if (rc)
 			goto out;
 	}
-	/* The last batch. */
-	{
-		MDB_cursor *c;
-		MDB_val bk, bd;
-		if ((mrc = mdb_cursor_open(txn, db->batches, &c))) {
-			rc = lb__mdb_fail(mrc, db->path);
-			goto out;
-		}
-		mrc = mdb_cursor_get(c, &bk, &bd, MDB_LAST);
-		if (mrc == 0) {
-			lb_wal_hdr h;
-			if (bk.mv_size != 8) {
-				rc = lb__fail(LB_ECORRUPT,
-				              "%s: bad batch key in _batches",
-				              db->path);
-			} else if ((rc = lb__hdr_decode(bd.mv_data, bd.mv_size,
-			                                &h)) == 0) {
-				db->last_id = h.id;
-				memcpy(db->last_hash, h.hash, 32);
-				lb__hdr_free(&h);
-			}
-		} else if (mrc != MDB_NOTFOUND) {
-			rc = lb__mdb_fail(mrc, db->path);
-		}
-		mdb_cursor_close(c);
-		if (rc)
-			goto out;
-	}
+	/* The last batch: the head of the hash chain. */
+	if ((rc = lb__sync_last(db, txn)) < 0)
+		goto out;
 	mrc = mdb_txn_commit(txn);
 	txn = NULL;
 	if (mrc)

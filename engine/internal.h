@@ -122,6 +122,11 @@ int lb__tables_publish(lb_db *db, lb_table *t); /* under wlock */
 int lb__grow_map_if_needed(lb_db *db);
 void lb__read_begin(lb_db *db);
 void lb__read_end(lb_db *db);
+/* A read-only transaction holding maplock for reading, and its end. */
+int lb__read_txn(lb_db *db, MDB_txn **txn);
+void lb__read_done(lb_db *db, MDB_txn *txn);
+/* Check a table name and key as every op does: LB_EINVAL, LB_ETOOBIG. */
+int lb__key_args(const char *table, const void *key, size_t klen);
 
 static inline void lb__be64(uint8_t *p, uint64_t v)
 {
@@ -225,6 +230,11 @@ void lb__batch_issues_to(lb_batch *b, lb_result *res);
 
 /* ---- log.c --------------------------------------------------------------- */
 int lb__hdr_get(lb_db *db, MDB_txn *txn, uint64_t id, lb_wal_hdr *h);
+/* Set db->last_id and last_hash from txn's view of the log: another
+ * process may have committed since this one last looked. */
+int lb__sync_last(lb_db *db, MDB_txn *txn);
+/* The last batch id in txn's view, 0 when there is none. */
+int lb__last_in(lb_db *db, MDB_txn *txn, uint64_t *id);
 /* Walk batch id's records in a txn with reader r. fn non-zero stops. */
 typedef int (*lb__rec_fn)(void *ctx, const lb_wal_rec *r);
 int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,

@@ -100,35 +100,12 @@ int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	return rc;
 }
 
-static int begin_read(lb_db *db, MDB_txn **txn)
+int lb__last_in(lb_db *db, MDB_txn *txn, uint64_t *id)
 {
-	lb__read_begin(db);
-	int mrc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, txn);
-	if (mrc) {
-		lb__read_end(db);
-		return lb__mdb_fail(mrc, "beginning a read");
-	}
-	return 0;
-}
-
-static void end_read(lb_db *db, MDB_txn *txn)
-{
-	mdb_txn_abort(txn);
-	lb__read_end(db);
-}
-
-int lb_last_batch(lb_db *db, uint64_t *id)
-{
-	MDB_txn *txn;
 	MDB_cursor *c;
 	MDB_val k, v;
-	if (id)
-		*id = 0;
-	if (!db || !id)
-		return lb__fail(LB_EINVAL, "lb_last_batch: NULL argument");
-	int rc = begin_read(db, &txn);
-	if (rc < 0)
-		return rc;
+	int rc = 0;
+	*id = 0;
 	int mrc = mdb_cursor_open(txn, db->batches, &c);
 	if (mrc == 0) {
 		mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
@@ -140,7 +117,21 @@ int lb_last_batch(lb_db *db, uint64_t *id)
 		rc = lb__fail(LB_ECORRUPT, "_batches: bad key");
 	else if (mrc != MDB_NOTFOUND)
 		rc = lb__mdb_fail(mrc, "_batches");
-	end_read(db, txn);
+	return rc;
+}
+
+int lb_last_batch(lb_db *db, uint64_t *id)
+{
+	MDB_txn *txn;
+	if (id)
+		*id = 0;
+	if (!db || !id)
+		return lb__fail(LB_EINVAL, "lb_last_batch: NULL argument");
+	int rc = lb__read_txn(db, &txn);
+	if (rc < 0)
+		return rc;
+	rc = lb__last_in(db, txn, id);
+	lb__read_done(db, txn);
 	return rc;
 }
 
@@ -153,11 +144,11 @@ int lb_batch_info_get(lb_db *db, uint64_t id, lb_batch_info *out)
 	memset(out, 0, sizeof *out);
 	if (id == 0)
 		return lb__fail(LB_ENOTFOUND, "no batch 0: ids start at 1");
-	int rc = begin_read(db, &txn);
+	int rc = lb__read_txn(db, &txn);
 	if (rc < 0)
 		return rc;
 	rc = lb__hdr_get(db, txn, id, &h);
-	end_read(db, txn);
+	lb__read_done(db, txn);
 	if (rc < 0)
 		return rc;
 	out->id = h.id;
@@ -218,14 +209,14 @@ int lb_changes(lb_db *db, uint64_t id, lb_change_fn fn, void *ctx)
 		return lb__fail(LB_EINVAL, "lb_changes: NULL argument");
 	if (id == 0)
 		return lb__fail(LB_ENOTFOUND, "no batch 0: ids start at 1");
-	int rc = begin_read(db, &txn);
+	int rc = lb__read_txn(db, &txn);
 	if (rc < 0)
 		return rc;
 	changes_ctx cc = {fn, ctx, 0};
 	lb__segr_init(&r);
 	rc = lb__walk_batch(db, txn, id, &r, changes_cb, &cc);
 	lb__segr_free(&r);
-	end_read(db, txn);
+	lb__read_done(db, txn);
 	return rc;
 }
 
@@ -270,7 +261,7 @@ int lb_history(lb_db *db, const char *table, const void *key, size_t klen,
 	lb_table *t = lb__table_find(db, table);
 	if (!t)
 		return lb__fail(LB_ENOTFOUND, "no table named %s", table);
-	int rc = begin_read(db, &txn);
+	int rc = lb__read_txn(db, &txn);
 	if (rc < 0)
 		return rc;
 	uint8_t ik[LB__IKEY_MAX];
@@ -305,6 +296,6 @@ out:
 	if (c)
 		mdb_cursor_close(c);
 	lb__segr_free(&r);
-	end_read(db, txn);
+	lb__read_done(db, txn);
 	return rc;
 }

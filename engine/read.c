@@ -31,25 +31,7 @@ struct lb_cursor {
 	uint8_t seekbuf[LB_KEY_MAX];
 };
 
-static int read_txn(lb_db *db, MDB_txn **txn)
-{
-	lb__read_begin(db);
-	int mrc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, txn);
-	if (mrc) {
-		lb__read_end(db);
-		*txn = NULL;
-		return lb__mdb_fail(mrc, "beginning a read");
-	}
-	return 0;
-}
-
-static void read_done(lb_db *db, MDB_txn *txn)
-{
-	mdb_txn_abort(txn);
-	lb__read_end(db);
-}
-
-static int key_args(const char *table, const void *key, size_t klen)
+int lb__key_args(const char *table, const void *key, size_t klen)
 {
 	if (!table || !*table)
 		return lb__fail(LB_EINVAL, "table name is NULL or empty");
@@ -97,9 +79,9 @@ int lb_get(lb_db *db, const char *table, const void *key, size_t klen,
 		*vlen = 0;
 	if (!db || !val || !vlen)
 		return lb__fail(LB_EINVAL, "lb_get: NULL argument");
-	if ((rc = key_args(table, key, klen)) < 0)
+	if ((rc = lb__key_args(table, key, klen)) < 0)
 		return rc;
-	if ((rc = read_txn(db, &txn)) < 0)
+	if ((rc = lb__read_txn(db, &txn)) < 0)
 		return rc;
 	rc = get_in(db, txn, table, key, klen, &v);
 	if (rc == 0) {
@@ -112,7 +94,7 @@ int lb_get(lb_db *db, const char *table, const void *key, size_t klen,
 			*vlen = v.mv_size;
 		}
 	}
-	read_done(db, txn);
+	lb__read_done(db, txn);
 	return rc;
 }
 
@@ -126,7 +108,7 @@ int lb_snapshot_open(lb_db *db, lb_snapshot **out)
 	lb_snapshot *s = calloc(1, sizeof *s);
 	if (!s)
 		return lb__fail(LB_ENOMEM, "snapshot: out of memory");
-	int rc = read_txn(db, &s->txn);
+	int rc = lb__read_txn(db, &s->txn);
 	if (rc < 0) {
 		free(s);
 		return rc;
@@ -147,7 +129,7 @@ int lb_snapshot_get(lb_snapshot *s, const char *table, const void *key,
 		*vlen = 0;
 	if (!s || !val || !vlen)
 		return lb__fail(LB_EINVAL, "lb_snapshot_get: NULL argument");
-	if ((rc = key_args(table, key, klen)) < 0)
+	if ((rc = lb__key_args(table, key, klen)) < 0)
 		return rc;
 	if ((rc = get_in(s->db, s->txn, table, key, klen, &v)) < 0)
 		return rc;
@@ -160,7 +142,7 @@ void lb_snapshot_close(lb_snapshot *s)
 {
 	if (!s)
 		return;
-	read_done(s->db, s->txn);
+	lb__read_done(s->db, s->txn);
 	free(s);
 }
 
@@ -277,7 +259,7 @@ int lb_tables(lb_db *db, lb_table_fn fn, void *ctx)
 	int rc;
 	if (!db || !fn)
 		return lb__fail(LB_EINVAL, "lb_tables: NULL argument");
-	if ((rc = read_txn(db, &txn)) < 0)
+	if ((rc = lb__read_txn(db, &txn)) < 0)
 		return rc;
 	pthread_mutex_lock(&db->tlock);
 	size_t n = 0;
@@ -289,7 +271,7 @@ int lb_tables(lb_db *db, lb_table_fn fn, void *ctx)
 				list[n++] = db->tables[i];
 	pthread_mutex_unlock(&db->tlock);
 	if (!list) {
-		read_done(db, txn);
+		lb__read_done(db, txn);
 		return lb__fail(LB_ENOMEM, "lb_tables: out of memory");
 	}
 	qsort(list, n, sizeof *list, by_name);
@@ -309,6 +291,6 @@ int lb_tables(lb_db *db, lb_table_fn fn, void *ctx)
 			break;
 	}
 	free(list);
-	read_done(db, txn);
+	lb__read_done(db, txn);
 	return rc;
 }

@@ -440,32 +440,17 @@ int lb_replay(lb_db *src, const char *dest_dir, uint64_t to_batch,
               const char *from_checkpoint, lb_result *res)
 {
 	MDB_txn *txn;
-	MDB_cursor *c;
-	MDB_val k, v;
 	uint64_t last = 0, records = 0;
-	int rc = 0;
+	int rc;
 	if (res)
 		memset(res, 0, sizeof *res);
 	if (!src || !dest_dir || !*dest_dir)
 		return lb__fail(LB_EINVAL, "lb_replay: NULL or empty argument");
 	if (from_checkpoint && !*from_checkpoint)
 		from_checkpoint = NULL;
-	lb__read_begin(src);
-	int mrc = mdb_txn_begin(src->env, NULL, MDB_RDONLY, &txn);
-	if (mrc) {
-		lb__read_end(src);
-		return lb__mdb_fail(mrc, "beginning a read");
-	}
-	if ((mrc = mdb_cursor_open(txn, src->batches, &c)) == 0) {
-		mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-		mdb_cursor_close(c);
-	}
-	if (mrc == 0 && k.mv_size == 8)
-		last = lb__get_be64(k.mv_data);
-	else if (mrc == 0)
-		rc = lb__fail(LB_ECORRUPT, "_batches: bad key");
-	else if (mrc != MDB_NOTFOUND)
-		rc = lb__mdb_fail(mrc, "_batches");
+	if ((rc = lb__read_txn(src, &txn)) < 0)
+		return rc;
+	rc = lb__last_in(src, txn, &last);
 	if (rc == 0 && to_batch == 0)
 		to_batch = last;
 	if (rc == 0 && to_batch > last)
@@ -477,8 +462,7 @@ int lb_replay(lb_db *src, const char *dest_dir, uint64_t to_batch,
 	if (rc == 0)
 		rc = lb__replay_txn(src, txn, dest_dir, to_batch,
 		                    from_checkpoint, &records, NULL);
-	mdb_txn_abort(txn);
-	lb__read_end(src);
+	lb__read_done(src, txn);
 	if (res) {
 		res->rc = rc;
 		if (rc == 0) {

@@ -598,16 +598,10 @@ static int check_replay(vf *v)
 	if ((rc = lb_open(dest, &o, &rdb)) < 0)
 		goto out;
 	MDB_txn *rt;
-	lb__read_begin(rdb);
-	int mrc = mdb_txn_begin(rdb->env, NULL, MDB_RDONLY, &rt);
-	if (mrc) {
-		lb__read_end(rdb);
-		rc = lb__mdb_fail(mrc, "reading the replay");
+	if ((rc = lb__read_txn(rdb, &rt)) < 0)
 		goto out;
-	}
 	rc = compare(v, rdb, rt);
-	mdb_txn_abort(rt);
-	lb__read_end(rdb);
+	lb__read_done(rdb, rt);
 	if (rc == 0 && !v->failed)
 		v->rep->replay_ok = 1;
 out:
@@ -626,7 +620,7 @@ out:
 int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep)
 {
 	vf v;
-	int rc, mrc;
+	int rc;
 	if (rep)
 		memset(rep, 0, sizeof *rep);
 	if (!db || !rep)
@@ -638,11 +632,9 @@ int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep)
 	v.db = db;
 	v.rep = rep;
 	lb__segr_init(&v.r);
-	lb__read_begin(db);
-	if ((mrc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &v.txn))) {
-		lb__read_end(db);
+	if ((rc = lb__read_txn(db, &v.txn)) < 0) {
 		lb__segr_free(&v.r);
-		return lb__mdb_fail(mrc, "beginning a read");
+		return rc;
 	}
 	rc = check_log(&v);
 	if (rc == 0) {
@@ -650,8 +642,7 @@ int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep)
 		if ((flags & LB_VERIFY_REPLAY) && !v.failed)
 			rc = check_replay(&v);
 	}
-	mdb_txn_abort(v.txn);
-	lb__read_end(db);
+	lb__read_done(db, v.txn);
 	lb__segr_free(&v.r);
 	if (rc < 0)
 		return rc;

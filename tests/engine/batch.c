@@ -195,7 +195,7 @@ static void test_engine_batch__changes_callback_stops_walk(void **state)
 	int i;
 
 	for (i = 0; i < 5; i++) {
-		char k[8];
+		char k[16];
 		snprintf(k, sizeof k, "k%d", i);
 		te_rc(0, lb_put(b, "t", k, strlen(k), "v", 1));
 	}
