@@ -973,7 +973,10 @@ static size_t net_next(const rb *x, size_t off, netent *ne)
 	ne->key = id + 2 + id[1];
 	ne->klen = e->len - 2 - id[1];
 	ne->present = e->v[0] != 0;
-	ne->val = ne->present ? x->vals.data + e->v[0] - 1 : NULL;
+	/* an empty value stored first may sit in a buffer never allocated */
+	ne->val = !ne->present ? NULL
+	          : e->v[1]    ? x->vals.data + e->v[0] - 1
+	                       : (const uint8_t *)"";
 	ne->vlen = (size_t)e->v[1];
 	return off + ((sizeof(bent) + e->len + 7) & ~(size_t)7);
 }

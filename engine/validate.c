@@ -477,6 +477,8 @@ static int still_names(lb_batch *b, lb_table *t, const uint8_t *key,
 int lb__fk_check(lb_batch *b)
 {
 	lb_db *db = b->db;
+	if (b->pending.len == 0) /* nothing queued (data may be NULL) */
+		return b->nissues_total ? LB_EVALIDATION : 0;
 	const uint8_t *p = b->pending.data, *end = p + b->pending.len;
 	MDB_cursor *c;
 	int mrc = mdb_cursor_open(b->txn, db->refs, &c);
