@@ -217,6 +217,12 @@ static int decode_field(lb_mp *m, lb_wal_schema *out, uint32_t i)
 		                "schema: field %" PRIu32
 		                " '%s': ref is not a table name",
 		                i, f->name);
+	/* As the encoder: only a field that can hold a key may be a ref. */
+	if (f->type != LB_ANY && f->type != LB_STR && f->type != LB_BIN)
+		return lb__fail(LB_ECORRUPT,
+		                "schema: field %" PRIu32
+		                " '%s': a ref on a field of type %d",
+		                i, f->name, (int)f->type);
 
 	if (!(f->ref = dup_str(s, len)))
 		return lb__fail(LB_ENOMEM, "cannot allocate a ref name");

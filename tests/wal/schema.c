@@ -304,18 +304,22 @@ static void test_wal_schema__decode_rejects(void **state)
 	                       0, 0, 0, 0xc0),
 	                 LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "max_len"));
-	assert_int_equal(FIELD(0x95, 0xa1, 'a', 0x08, 0x01, 0x00, 0xa0),
+	assert_int_equal(FIELD(0x95, 0xa1, 'a', 0x05, 0x01, 0x00, 0xa0),
 	                 LB_ECORRUPT);
 	assert_int_equal(
-	        FIELD(0x95, 0xa1, 'a', 0x08, 0x01, 0x00, 0xa3, 'a', '/', 'b'),
+	        FIELD(0x95, 0xa1, 'a', 0x05, 0x01, 0x00, 0xa3, 'a', '/', 'b'),
 	        LB_ECORRUPT);
-	assert_int_equal(FIELD(0x95, 0xa1, 'a', 0x08, 0x01, 0x00, 0xc4, 1, 'u'),
+	assert_int_equal(FIELD(0x95, 0xa1, 'a', 0x05, 0x01, 0x00, 0xc4, 1, 'u'),
 	                 LB_ECORRUPT);
-	assert_int_equal(FIELD(0x95, 0xa1, 'a', 0x08, 0x01, 0x00, 0xc2),
+	assert_int_equal(FIELD(0x95, 0xa1, 'a', 0x05, 0x01, 0x00, 0xc2),
 	                 LB_ECORRUPT);
-	assert_int_equal(FIELD(0x95, 0xa1, 'a', 0x08, 0x01, 0x00, 0xa1, 'u'),
+	assert_int_equal(FIELD(0x95, 0xa1, 'a', 0x05, 0x01, 0x00, 0xa1, 'u'),
 	                 0);
 	lb__schema_free(&s);
+	/* a ref on a field that cannot hold a key (here a map) */
+	assert_int_equal(FIELD(0x95, 0xa1, 'a', 0x08, 0x01, 0x00, 0xa1, 'u'),
+	                 LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "a ref on a field of type 8"));
 #undef FIELD
 	/* duplicates */
 	assert_int_equal(DECODE(&s, 0x94, 0x01, 0x01, 0xc2, 0x92, 0x95, 0xa1,
@@ -395,12 +399,12 @@ static void test_wal_schema__any_width(void **state)
 
 	assert_int_equal(DECODE(&s, 0xdc, 0x00, 0x04, 0xcf, 0, 0, 0, 0, 0, 0, 0,
 	                        1, 0xcc, 0x01, 0xc3, 0xdd, 0, 0, 0, 1, 0xdc,
-	                        0x00, 0x05, 0xdb, 0, 0, 0, 1, 'a', 0xd0, 0x03,
+	                        0x00, 0x05, 0xdb, 0, 0, 0, 1, 'a', 0xd0, 0x05,
 	                        0xcd, 0x00, 0x01, 0xce, 0, 0, 0, 9, 0xd9, 1,
 	                        'u'),
 	                 0);
 	assert_int_equal(s.nfields, 1);
-	assert_int_equal(s.fields[0].type, LB_INT);
+	assert_int_equal(s.fields[0].type, LB_STR);
 	assert_int_equal(s.fields[0].max_len, 9);
 	assert_string_equal(s.fields[0].ref, "u");
 	lb__schema_free(&s);
