@@ -566,4 +566,10 @@ valgrind: all test-bins
 		$(abspath $(BUILD)) \
 		$(addprefix $(abspath $(VALGRIND_DIR))/,$(notdir $(TEST_BINS)))
 
+# make clean also removes the fuzz and TSan builds.
+clean: clean-reliability
+clean-reliability:
+	rm -rf $(FUZZ_BUILD) $(TSAN_BUILD)
+.PHONY: clean-reliability
+
 -include $(FUZZ_OBJS:.o=.d)
