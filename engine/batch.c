@@ -849,7 +849,8 @@ static int finish_txn(lb_batch *b, int64_t time_ns, const lb_wal_hdr *given,
 	mrc = mdb_txn_commit(b->txn);
 	b->txn = NULL;
 	if (mrc)
-		return poison(b, lb__mdb_fail(mrc, "committing"));
+		return poison(
+		        b, lb__full_or_io(db, lb__mdb_fail(mrc, "committing")));
 	memcpy(hash, h.hash, 32);
 	return 0;
 }

@@ -188,13 +188,19 @@ void lb__rmdir_files(const char *dir)
 	rmdir(dir);
 }
 
-static void fsync_path(const char *path, int dir)
+/* Sync a directory so that a new entry in it survives a power loss. */
+static int fsync_path(const char *path, int dir)
 {
 	int fd = open(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
+	if (fd < 0)
+		return errno_fail(errno, "cannot open for syncing", path);
+	int r = fsync(fd), e = errno;
+	close(fd);
+	/* Some file systems cannot sync a directory; that is not a failure
+	 * of the data. */
+	if (r != 0 && e != EINVAL && e != EROFS)
+		return errno_fail(e, "cannot sync", path);
+	return 0;
 }
 
 int lb__dest_publish(const char *tmp, const char *dest)
@@ -212,12 +218,17 @@ int lb__dest_publish(const char *tmp, const char *dest)
 		return errno_fail(e, "cannot rename to", dest);
 	}
 	char *parent, *base;
+	int rc = 0;
 	if (split_dest(dest, &parent, &base) == 0) {
-		fsync_path(parent, 1);
+		rc = fsync_path(parent, 1);
 		free(parent);
 		free(base);
 	}
-	return 0;
+	/* A destination whose entry may not survive a power loss is not
+	 * handed out: the call fails and leaves nothing. */
+	if (rc < 0)
+		lb__rmdir_files(dest);
+	return rc;
 }
 
 static int64_t now_ns(void)
@@ -262,7 +273,7 @@ static int finish_copy(const char *dir, uint64_t *at)
 			unlink(lock);
 			free(lock);
 		}
-		fsync_path(dir, 1);
+		rc = fsync_path(dir, 1);
 	}
 	return rc;
 }

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,6 +87,17 @@ int lb__rewrap(int rc, const char *fmt, ...)
 	vsnprintf(pre, sizeof pre, fmt, ap);
 	va_end(ap);
 	return lb__fail(rc, "%s: %s", pre, old);
+}
+
+int lb__full_or_io(lb_db *db, int rc)
+{
+	struct statvfs vfs;
+	/* LMDB turns a write that a full disk cut short into EIO; tell the
+	 * caller what the disk says. */
+	if (rc == LB_EIO && statvfs(db->path, &vfs) == 0 &&
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize < (1u << 20))
+		return lb__rewrap(LB_EFULL, "the disk is full");
+	return rc;
 }
 
 void lb_options_init(lb_options *o)

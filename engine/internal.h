@@ -103,6 +103,8 @@ struct lb_batch {
 
 /* ---- db.c ---------------------------------------------------------------- */
 int lb__mdb_fail(int mrc, const char *what);
+/* LB_EFULL instead of LB_EIO when the database's file system is full. */
+int lb__full_or_io(lb_db *db, int rc);
 /* Set by lb__mdb_fail: was that failure LMDB's map being full (which
  * growing the map cures) rather than the disk? */
 extern _Thread_local int lb__mapfull;
