@@ -431,13 +431,13 @@ static void test_engine_read__many_snapshots_at_once(void **state)
 
 	/* Snapshot i was opened after i+1 commits of key "n". */
 	for (i = 0; i < 20; i++) {
-		char v[8];
+		char v[16];
 		snprintf(v, sizeof v, "%d", i);
 		te_put1(db, "t", "n", v);
 		s[i] = snap(db);
 	}
 	for (i = 0; i < 20; i++) {
-		char v[8];
+		char v[16];
 		snprintf(v, sizeof v, "%d", i);
 		snap_expect(s[i], "t", "n", v);
 	}

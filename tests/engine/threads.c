@@ -81,7 +81,7 @@ static void round_value(uint64_t r, int i, char *v)
 
 static void key_name(int i, char *k)
 {
-	snprintf(k, 8, "k%02d", i);
+	snprintf(k, 8, "k%02d", i % 100);
 }
 
 /* Parse the round out of a value of key i; 0 if malformed. */
