@@ -354,6 +354,17 @@ static int open_meta(lb_db *db, int creating)
 	MDB_txn *txn;
 	int rdonly = (db->flags & LB_RDONLY) != 0;
 	int mrc = mdb_txn_begin(db->env, NULL, rdonly ? MDB_RDONLY : 0, &txn);
+	if (mrc == MDB_MAP_RESIZED) {
+		/* Another process grew the map: adopt its size, once. */
+		if (mdb_env_set_mapsize(db->env, 0) == 0)
+			mrc = mdb_txn_begin(db->env, NULL,
+			                    rdonly ? MDB_RDONLY : 0, &txn);
+		if (mrc == MDB_MAP_RESIZED)
+			return lb__fail(LB_ECORRUPT,
+			                "%s: the meta page claims more pages "
+			                "than the map holds",
+			                db->path);
+	}
 	if (mrc)
 		return lb__mdb_fail(mrc, db->path);
 	int rc = 0;

@@ -54,7 +54,7 @@
  *  - lb_verify does not check _meta's next_tid.
  */
 #define TOLERATE_LMDB_PAGE_CRASH 1
-#define TOLERATE_MAP_RESIZED_EIO 1
+#define TOLERATE_MAP_RESIZED_EIO 0
 #define TOLERATE_NEXT_TID 1
 
 /* Shared with the children (an anonymous shared mapping): where the child
