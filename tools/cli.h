@@ -97,6 +97,8 @@ static inline void sb_putc(sbuf *b, char c)
 }
 static inline void sb_put(sbuf *b, const void *s, size_t n)
 {
+	if (n == 0) /* s may be NULL then */
+		return;
 	if (b->len + n >= b->cap)
 		sb_grow(b, n);
 	memcpy(b->p + b->len, s, n);
