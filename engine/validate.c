@@ -440,6 +440,17 @@ static lb_table *table_by_tid(lb_batch *b, uint32_t tid)
 	return found;
 }
 
+/* 1 found, 0 not found, or a read failure as a negative code: a damaged or
+ * unreadable index must not pass for a missing key. */
+static int hit(int mrc, const char *what)
+{
+	if (mrc == 0)
+		return 1;
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	return lb__mdb_fail(mrc, what);
+}
+
 static uint64_t last_change(lb_batch *b, const uint8_t *ik, size_t iklen)
 {
 	MDB_cursor *c;
@@ -463,8 +474,9 @@ static int still_names(lb_batch *b, lb_table *t, const uint8_t *key,
 {
 	refval rv[LB_SCHEMA_FIELDS_MAX];
 	MDB_val k = {klen, (void *)key}, v;
-	if (mdb_get(b->txn, t->dbi, &k, &v) != 0)
-		return 0;
+	int rc = hit(mdb_get(b->txn, t->dbi, &k, &v), t->name);
+	if (rc <= 0)
+		return rc;
 	ref_values(t, v.mv_data, v.mv_size, rv);
 	for (uint32_t i = 0; i < t->nrefs; i++)
 		if (t->ref_field[i] == field)
@@ -481,7 +493,7 @@ int lb__fk_check(lb_batch *b)
 		return b->nissues_total ? LB_EVALIDATION : 0;
 	const uint8_t *p = b->pending.data, *end = p + b->pending.len;
 	MDB_cursor *c;
-	int mrc = mdb_cursor_open(b->txn, db->refs, &c);
+	int rc, mrc = mdb_cursor_open(b->txn, db->refs, &c);
 	if (mrc)
 		return lb__mdb_fail(mrc, "_refs");
 	while (p < end) {
@@ -511,17 +523,29 @@ int lb__fk_check(lb_batch *b)
 				        lb__ikey(target, ttid, tkey, tklen),
 				        target};
 				/* Still referenced by this record? */
-				if (mdb_cursor_get(c, &tk, &sv, MDB_GET_BOTH) !=
-				    0)
+				rc = hit(mdb_cursor_get(c, &tk, &sv,
+				                        MDB_GET_BOTH),
+				         "_refs");
+				if (rc < 0)
+					goto out;
+				if (rc == 0)
 					continue;
 				MDB_val k = {tklen, (void *)tkey}, v;
-				found = rt &&
-				        mdb_get(b->txn, rt->dbi, &k, &v) == 0;
-			} else if (!still_names(b, t, key, klen, field, tkey,
-			                        tklen)) {
+				if (rt && (found = hit(mdb_get(b->txn, rt->dbi,
+				                               &k, &v),
+				                       rt->name)) < 0) {
+					rc = found;
+					goto out;
+				}
+			} else {
 				/* A value that can be no key has no `_refs`
 				 * pair: ask the record itself. */
-				continue;
+				rc = still_names(b, t, key, klen, field, tkey,
+				                 tklen);
+				if (rc < 0)
+					goto out;
+				if (rc == 0)
+					continue;
 			}
 			if (!found)
 				lb__issue(
@@ -536,11 +560,19 @@ int lb__fk_check(lb_batch *b)
 				        t->schema.fields[field].ref);
 		} else {
 			MDB_val k = {klen, (void *)key}, v;
-			if (mdb_get(b->txn, t->dbi, &k, &v) == 0)
-				continue; /* put back later in the batch */
+			/* put back later in the batch? */
+			if ((rc = hit(mdb_get(b->txn, t->dbi, &k, &v),
+			              t->name)) < 0)
+				goto out;
+			if (rc == 1)
+				continue;
 			MDB_val tk = {lb__ikey(target, tid, key, klen), target};
 			MDB_val rv;
-			if (mdb_cursor_get(c, &tk, &rv, MDB_SET_KEY) != 0)
+			rc = hit(mdb_cursor_get(c, &tk, &rv, MDB_SET_KEY),
+			         "_refs");
+			if (rc < 0)
+				goto out;
+			if (rc == 0)
 				continue;
 			size_t nref = 0;
 			mdb_cursor_count(c, &nref);
@@ -567,6 +599,10 @@ int lb__fk_check(lb_batch *b)
 			          nref > 1 ? " and others" : "");
 		}
 	}
+	rc = 0;
+out:
 	mdb_cursor_close(c);
+	if (rc < 0)
+		return rc;
 	return b->nissues_total ? LB_EVALIDATION : 0;
 }
