@@ -235,6 +235,10 @@ int lb__hdr_get(lb_db *db, MDB_txn *txn, uint64_t id, lb_wal_hdr *h);
 /* Set db->last_id and last_hash from txn's view of the log: another
  * process may have committed since this one last looked. */
 int lb__sync_last(lb_db *db, MDB_txn *txn);
+/* The last batch below `below` that changed ikey, by the `_hist` cursor c;
+ * 0 if none. */
+int lb__hist_last(MDB_cursor *c, const void *ik, size_t iklen, uint64_t below,
+                  uint64_t *out);
 /* The last batch id in txn's view, 0 when there is none. */
 int lb__last_in(lb_db *db, MDB_txn *txn, uint64_t *id);
 /* Walk batch id's records in a txn with reader r. fn non-zero stops. */

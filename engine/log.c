@@ -100,6 +100,26 @@ int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	return rc;
 }
 
+int lb__hist_last(MDB_cursor *c, const void *ik, size_t iklen, uint64_t below,
+                  uint64_t *out)
+{
+	MDB_val k = {iklen, (void *)ik}, v;
+	*out = 0;
+	int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+	if (mrc == 0)
+		mrc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
+	for (; mrc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_PREV_DUP)) {
+		if (v.mv_size != 8)
+			return lb__fail(LB_ECORRUPT, "_hist: bad entry");
+		uint64_t id = lb__get_be64(v.mv_data);
+		if (id < below) {
+			*out = id;
+			return 0;
+		}
+	}
+	return mrc == MDB_NOTFOUND ? 0 : lb__mdb_fail(mrc, "_hist");
+}
+
 int lb__last_in(lb_db *db, MDB_txn *txn, uint64_t *id)
 {
 	MDB_cursor *c;

@@ -259,27 +259,10 @@ static int cursor(rb *x, MDB_dbi dbi, MDB_cursor **c, const char *what)
  * batch's own entry, if any, is skipped. */
 static int last_change(rb *x, const uint8_t *ik, size_t iklen, uint64_t *out)
 {
-	MDB_val k = {iklen, (void *)ik}, v;
-	int rc, mrc;
-	*out = 0;
-	if ((rc = cursor(x, x->db->hist, &x->hist, "_hist")) < 0)
+	int rc = cursor(x, x->db->hist, &x->hist, "_hist");
+	if (rc < 0)
 		return rc;
-	mrc = mdb_cursor_get(x->hist, &k, &v, MDB_SET_KEY);
-	if (mrc == 0)
-		mrc = mdb_cursor_get(x->hist, &k, &v, MDB_LAST_DUP);
-	while (mrc == 0) {
-		if (v.mv_size != 8)
-			return lb__fail(LB_ECORRUPT, "_hist: bad entry");
-		uint64_t id = lb__get_be64(v.mv_data);
-		if (id < x->b->id) {
-			*out = id;
-			return 0;
-		}
-		mrc = mdb_cursor_get(x->hist, &k, &v, MDB_PREV_DUP);
-	}
-	if (mrc != MDB_NOTFOUND)
-		return lb__mdb_fail(mrc, "_hist");
-	return 0;
+	return lb__hist_last(x->hist, ik, iklen, x->b->id, out);
 }
 
 /* ---- undoing one record -------------------------------------------------- */

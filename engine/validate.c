@@ -451,17 +451,17 @@ static int hit(int mrc, const char *what)
 	return lb__mdb_fail(mrc, what);
 }
 
+/* The referrer's last committed batch, to name it in an issue (0 if it
+ * cannot be read: the issue stands without it). */
 static uint64_t last_change(lb_batch *b, const uint8_t *ik, size_t iklen)
 {
 	MDB_cursor *c;
-	MDB_val k = {iklen, (void *)ik}, v;
 	uint64_t id = 0;
-	if (mdb_cursor_open(b->txn, b->db->hist, &c))
-		return 0;
-	if (mdb_cursor_get(c, &k, &v, MDB_SET_KEY) == 0 &&
-	    mdb_cursor_get(c, &k, &v, MDB_LAST_DUP) == 0 && v.mv_size == 8)
-		id = lb__get_be64(v.mv_data);
-	mdb_cursor_close(c);
+	if (mdb_cursor_open(b->txn, b->db->hist, &c) == 0) {
+		if (lb__hist_last(c, ik, iklen, b->id, &id) < 0)
+			id = 0;
+		mdb_cursor_close(c);
+	}
 	return id;
 }
 
