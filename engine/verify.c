@@ -430,12 +430,12 @@ static uint64_t key_batch(vf *v, lb_table *t, const MDB_val *key)
 	uint64_t id = v->last;
 	if (key->mv_size == 0 || key->mv_size > LB_KEY_MAX)
 		return id;
-	MDB_val k = {lb__ikey(ik, t->tid, key->mv_data, key->mv_size), ik}, d;
+	size_t iklen = lb__ikey(ik, t->tid, key->mv_data, key->mv_size);
+	uint64_t found;
 	if (mdb_cursor_open(v->txn, v->db->hist, &c))
 		return id;
-	if (mdb_cursor_get(c, &k, &d, MDB_SET_KEY) == 0 &&
-	    mdb_cursor_get(c, &k, &d, MDB_LAST_DUP) == 0 && d.mv_size == 8)
-		id = lb__get_be64(d.mv_data);
+	if (lb__hist_last(c, ik, iklen, UINT64_MAX, &found) == 0 && found)
+		id = found;
 	mdb_cursor_close(c);
 	return id;
 }
