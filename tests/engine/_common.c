@@ -428,3 +428,22 @@ void te_fill(uint64_t *state, void *p, size_t n)
 			b[i + j] = (unsigned char)(r >> (8 * j));
 	}
 }
+
+size_t te_crash_key(uint64_t id, unsigned i, char *k)
+{
+	return (size_t)sprintf(k, "k%" PRIu64 "-%u", id, i);
+}
+
+size_t te_crash_val(uint64_t id, unsigned i, unsigned fill, char *v)
+{
+	int n = sprintf(v, "v%" PRIu64 "-%u-", id, i);
+	size_t f = (size_t)((id * 31 + i * 7) % fill);
+	memset(v + n, 'a' + (int)(id % 26), f);
+	v[n + f] = '\0';
+	return (size_t)n + f;
+}
+
+void te_crash_label(uint64_t id, char *l)
+{
+	sprintf(l, "crash batch %" PRIu64, id);
+}

@@ -138,6 +138,13 @@ void te__assert_rec(const te_rec *r, int op, const char *table, const void *key,
 uint64_t te_digest(lb_db *db);
 
 /* Monotonic and wall clocks, nanoseconds. */
+/* The deterministic content of crash-test batch id: key i, its value
+ * (with up to fill-1 filler bytes) and the batch label; each returns or
+ * writes NUL-terminated text. */
+size_t te_crash_key(uint64_t id, unsigned i, char *k);
+size_t te_crash_val(uint64_t id, unsigned i, unsigned fill, char *v);
+void te_crash_label(uint64_t id, char *l);
+
 int64_t te_now_ns(void);
 int64_t te_mono_ns(void);
 

@@ -43,30 +43,11 @@ static unsigned nkeys_of(uint64_t id)
 	return 1 + (unsigned)((id * 2654435761u) % 50);
 }
 
-static size_t key_of(uint64_t id, unsigned i, char *k)
-{
-	return (size_t)sprintf(k, "k%" PRIu64 "-%u", id, i);
-}
-
-static size_t val_of(uint64_t id, unsigned i, char *v)
-{
-	int n = sprintf(v, "v%" PRIu64 "-%u-", id, i);
-	size_t fill = (size_t)((id * 31 + i * 7) % 60);
-	memset(v + n, 'a' + (int)(id % 26), fill);
-	v[n + fill] = '\0';
-	return (size_t)n + fill;
-}
-
 /* Every batch also overwrites "counter" with its id: a record with a
  * before-image that depends on the previous batch. */
 static size_t counter_of(uint64_t id, char *v)
 {
 	return (size_t)sprintf(v, "%" PRIu64, id);
-}
-
-static void label_of(uint64_t id, char *l)
-{
-	sprintf(l, "crash batch %" PRIu64, id);
 }
 
 /* ---- the child ------------------------------------------------------------
@@ -93,12 +74,13 @@ static void child_main(const char *dir, unsigned flags, int fd)
 		if (lb_last_batch(db, &last) != 0)
 			_exit(11);
 		id = last + 1;
-		label_of(id, l);
+		te_crash_label(id, l);
 		if (lb_batch_begin(db, l, &b) != 0)
 			_exit(12);
 		n = nkeys_of(id);
 		for (i = 0; i < n; i++) {
-			size_t kl = key_of(id, i, k), vl = val_of(id, i, v);
+			size_t kl = te_crash_key(id, i, k),
+			       vl = te_crash_val(id, i, 60, v);
 			if (lb_insert(b, "t", k, kl, v, vl) != 0)
 				_exit(13);
 		}
@@ -192,15 +174,15 @@ static void check_batch(lb_db *db, uint64_t id, const struct round *r)
 	te_recs rs;
 
 	te_rc(0, lb_batch_info_get(db, id, &bi));
-	label_of(id, l);
+	te_crash_label(id, l);
 	CK(r, strcmp(bi.label, l) == 0);
 	CK(r, bi.records == n + 1);
 
 	te_changes(db, id, &rs);
 	CK(r, rs.n == n + 1);
 	for (i = 0; i < n; i++) {
-		kl = key_of(id, i, k);
-		vl = val_of(id, i, v);
+		kl = te_crash_key(id, i, k);
+		vl = te_crash_val(id, i, 60, v);
 		te_assert_rec(&rs.v[i], LB_OP_PUT, "t", k, kl, NULL, 0, v, vl);
 		te_assert_get(db, "t", k, kl, v, vl);
 	}

@@ -111,28 +111,9 @@ static unsigned nkeys_of(uint64_t id)
 	return 1 + (unsigned)((id * 2654435761u) % 24);
 }
 
-static size_t key_of(uint64_t id, unsigned i, char *k)
-{
-	return (size_t)sprintf(k, "k%" PRIu64 "-%u", id, i);
-}
-
-static size_t val_of(uint64_t id, unsigned i, char *v)
-{
-	int n = sprintf(v, "v%" PRIu64 "-%u-", id, i);
-	size_t fill = (size_t)((id * 31 + i * 7) % 90);
-	memset(v + n, 'a' + (int)(id % 26), fill);
-	v[n + fill] = '\0';
-	return (size_t)n + fill;
-}
-
 static size_t counter_of(uint64_t id, char *v)
 {
 	return (size_t)sprintf(v, "c%" PRIu64, id);
-}
-
-static void label_of(uint64_t id, char *l)
-{
-	sprintf(l, "crash batch %" PRIu64, id);
 }
 
 static char *dest_name(const char *root, int op, int epoch, int round,
@@ -198,11 +179,12 @@ static uint64_t child_commit(struct child *c)
 	unsigned n = nkeys_of(id);
 
 	send_msg(c, M_BEGIN, OP_COMMIT, id, 0, 0, 0);
-	label_of(id, l);
+	te_crash_label(id, l);
 	if (lb_batch_begin(c->db, l, &b) != 0)
 		_exit(12);
 	for (unsigned i = 0; i < n; i++) {
-		size_t kl = key_of(id, i, k), vl = val_of(id, i, v);
+		size_t kl = te_crash_key(id, i, k),
+		       vl = te_crash_val(id, i, 90, v);
 		if (lb_insert(b, "t", k, kl, v, vl) != 0)
 			_exit(13);
 	}
@@ -465,7 +447,7 @@ static void check_user(const struct round *r, lb_db *db, uint64_t id)
 	te_recs rs;
 
 	te_rc(0, lb_batch_info_get(db, id, &bi));
-	label_of(id, l);
+	te_crash_label(id, l);
 	CK(r, strcmp(bi.label, l) == 0);
 	CK(r, bi.records == n + 1 && bi.undoes == 0);
 	if (bi.pruned) {
@@ -476,8 +458,8 @@ static void check_user(const struct round *r, lb_db *db, uint64_t id)
 		changes_of(db, id, &rs);
 		CK(r, rs.n == n + 1);
 		for (unsigned i = 0; i < n; i++) {
-			kl = key_of(id, i, k);
-			vl = val_of(id, i, v);
+			kl = te_crash_key(id, i, k);
+			vl = te_crash_val(id, i, 90, v);
 			te_assert_rec(&rs.v[i], LB_OP_PUT, "t", k, kl, NULL, 0,
 			              v, vl);
 		}
@@ -489,8 +471,8 @@ static void check_user(const struct round *r, lb_db *db, uint64_t id)
 	}
 	/* Its keys are there unless it was undone. */
 	for (unsigned i = 0; i < n; i++) {
-		kl = key_of(id, i, k);
-		vl = val_of(id, i, v);
+		kl = te_crash_key(id, i, k);
+		vl = te_crash_val(id, i, 90, v);
 		if (bi.rolled_back_by)
 			te_assert_absent(db, "t", k, kl);
 		else
