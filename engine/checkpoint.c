@@ -329,7 +329,9 @@ static int do_register(lb_db *db, uint64_t at, const char *path)
 				mdb_txn_abort(txn);
 		}
 		if (mrc)
-			rc = lb__mdb_fail(mrc, "registering the checkpoint");
+			rc = lb__full_or_io(
+			        db, lb__mdb_fail(mrc,
+			                         "registering the checkpoint"));
 		lb__read_end(db);
 	}
 	pthread_mutex_unlock(&db->wlock);
@@ -617,7 +619,8 @@ int lb_prune(lb_db *db, uint64_t before_batch)
 	} else if ((rc = prune_txn(db, txn, before_batch)) < 0) {
 		mdb_txn_abort(txn);
 	} else if ((mrc = mdb_txn_commit(txn))) {
-		rc = lb__mdb_fail(mrc, "committing the prune");
+		rc = lb__full_or_io(db,
+		                    lb__mdb_fail(mrc, "committing the prune"));
 	}
 	lb__read_end(db);
 	pthread_mutex_unlock(&db->wlock);
