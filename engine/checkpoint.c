@@ -13,9 +13,9 @@
  * Nothing that looks like a database ever appears at the destination
  * before it is complete: the copy is written into a hidden sibling
  * directory `.<name>.tmp-XXXXXX` next to the destination, finished there
- * (its own `_checkpoints` emptied: a checkpoint's list of checkpoints
- * would name copies of a different database's past), synced, and renamed
- * onto the destination in one step. A killed checkpoint leaves at most
+ * (its own `_checkpoints` emptied, but for the one registration that a
+ * replay of a pruned copy must start from: copy_checkpoints), synced, and
+ * renamed onto the destination in one step. A killed checkpoint leaves at most
  * such a hidden directory, which may be removed. Replay (replay.c) builds
  * its output the same way.
  *
@@ -240,44 +240,6 @@ static int64_t now_ns(void)
 
 /* ---- checkpoint ---------------------------------------------------------- */
 
-/* Empty the copy's own _checkpoints, read its last batch, and make it
- * durable. The copy is opened as a logbook database, which also checks
- * that it is one. */
-static int finish_copy(const char *dir, uint64_t *at)
-{
-	lb_options o;
-	lb_db *c;
-	MDB_txn *txn;
-	lb_options_init(&o);
-	int rc = lb_open(dir, &o, &c);
-	if (rc < 0)
-		return lb__rewrap(rc, "opening the copy");
-	*at = c->last_id;
-	int mrc = mdb_txn_begin(c->env, NULL, 0, &txn);
-	if (mrc == 0) {
-		mrc = mdb_drop(txn, c->ckpts, 0);
-		if (mrc == 0)
-			mrc = mdb_txn_commit(txn);
-		else
-			mdb_txn_abort(txn);
-	}
-	if (mrc == 0)
-		mrc = mdb_env_sync(c->env, 1);
-	if (mrc)
-		rc = lb__mdb_fail(mrc, "finishing the copy");
-	lb_close(c);
-	if (rc == 0) {
-		/* lock.mdb is recreated by whoever opens the checkpoint */
-		char *lock;
-		if (asprintf(&lock, "%s/lock.mdb", dir) >= 0) {
-			unlink(lock);
-			free(lock);
-		}
-		rc = fsync_path(dir, 1);
-	}
-	return rc;
-}
-
 static int ckpt_encode(lb_buf *b, const char *path, int64_t t)
 {
 	int rc;
@@ -302,6 +264,154 @@ static int ckpt_decode(const MDB_val *v, char **path, int64_t *t)
 	if (!(*path = strndup(s, len)))
 		return lb__fail(LB_ENOMEM, "out of memory");
 	return 0;
+}
+
+/* Does the checkpoint directory still hold its data.mdb? 1, 0, or
+ * LB_ENOMEM. */
+static int ckpt_on_disk(const char *path)
+{
+	struct stat st;
+	char *file;
+	if (asprintf(&file, "%s/data.mdb", path) < 0)
+		return lb__fail(LB_ENOMEM, "out of memory");
+	int ok = stat(file, &st) == 0 && S_ISREG(st.st_mode);
+	free(file);
+	return ok;
+}
+
+/* The last pruned batch of db as txn sees it (pruned batches are a prefix
+ * of the log), 0 if none. A header that cannot be read counts as not
+ * pruned: the copy is then damaged, which verify reports. */
+static int prune_horizon(lb_db *db, MDB_txn *txn, uint64_t last,
+                         uint64_t *horizon)
+{
+	uint64_t lo = 0, hi = last;
+	*horizon = 0;
+	/* lo is pruned (or 0), every batch after hi is not */
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo + 1) / 2;
+		lb_wal_hdr h;
+		int rc = lb__hdr_get(db, txn, mid, &h);
+		if (rc == LB_ENOMEM || rc == LB_EIO)
+			return rc;
+		int pruned = rc == 0 && h.pruned;
+		if (rc == 0)
+			lb__hdr_free(&h);
+		if (pruned)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	*horizon = lo;
+	return 0;
+}
+
+/* Rewrite the copy's _checkpoints (copied from the source, as of the
+ * copy's snapshot) in txn. The source's checkpoints are not checkpoints of
+ * the copy, so they go; but when the copy's log is pruned up to batch P,
+ * the copy can only be replayed (and verified with replay) from a
+ * checkpoint at a batch in P..at, and the source's registrations are the
+ * only record of where one is. Such a checkpoint holds batches 1..at' of
+ * the copy's own history (same headers, same hashes), so it is a base of
+ * the copy as much as of the source: the newest one still on disk keeps
+ * its registration, path and time unchanged. */
+static int copy_checkpoints(lb_db *c, MDB_txn *txn, uint64_t at)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t horizon, kat = 0;
+	char *kpath = NULL;
+	int64_t kt = 0;
+	int rc, mrc;
+	if ((rc = prune_horizon(c, txn, at, &horizon)) < 0)
+		return rc;
+	if (horizon) {
+		if ((mrc = mdb_cursor_open(txn, c->ckpts, &cur)))
+			return lb__mdb_fail(mrc, "_checkpoints");
+		/* newest first; an entry that does not decode is skipped:
+		 * it is not kept either way */
+		for (mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST); mrc == 0;
+		     mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
+			if (k.mv_size != 8)
+				continue;
+			uint64_t e = lb__get_be64(k.mv_data);
+			if (e < horizon)
+				break;
+			if (e > at)
+				continue;
+			if ((rc = ckpt_decode(&v, &kpath, &kt)) < 0) {
+				if (rc == LB_ENOMEM)
+					break;
+				rc = 0;
+				continue;
+			}
+			if ((rc = ckpt_on_disk(kpath)) < 0)
+				break;
+			if (rc) {
+				rc = 0;
+				kat = e;
+				break;
+			}
+			free(kpath);
+			kpath = NULL;
+		}
+		if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+			rc = lb__mdb_fail(mrc, "_checkpoints");
+		mdb_cursor_close(cur);
+	}
+	if (rc == 0 && (mrc = mdb_drop(txn, c->ckpts, 0)))
+		rc = lb__mdb_fail(mrc, "_checkpoints");
+	if (rc == 0 && kpath) {
+		lb_buf b;
+		uint8_t kb[8];
+		lb__buf_init(&b);
+		lb__be64(kb, kat);
+		if ((rc = ckpt_encode(&b, kpath, kt)) == 0) {
+			MDB_val nk = {8, kb}, nv = {b.len, b.data};
+			if ((mrc = mdb_put(txn, c->ckpts, &nk, &nv, 0)))
+				rc = lb__mdb_fail(mrc, "_checkpoints");
+		}
+		lb__buf_free(&b);
+	}
+	free(kpath);
+	return rc;
+}
+
+/* Read the copy's last batch, settle its own _checkpoints
+ * (copy_checkpoints) and make it durable. The copy is opened as a logbook
+ * database, which also checks that it is one. */
+static int finish_copy(const char *dir, uint64_t *at)
+{
+	lb_options o;
+	lb_db *c;
+	MDB_txn *txn;
+	lb_options_init(&o);
+	int rc = lb_open(dir, &o, &c);
+	if (rc < 0)
+		return lb__rewrap(rc, "opening the copy");
+	*at = c->last_id;
+	int mrc = mdb_txn_begin(c->env, NULL, 0, &txn);
+	if (mrc == 0) {
+		if ((rc = copy_checkpoints(c, txn, *at)) < 0)
+			mdb_txn_abort(txn);
+		else
+			mrc = mdb_txn_commit(txn);
+	}
+	if (rc == 0 && mrc == 0)
+		mrc = mdb_env_sync(c->env, 1);
+	if (rc == 0 && mrc)
+		rc = lb__mdb_fail(mrc, "finishing the copy");
+	lb_close(c);
+	if (rc == 0) {
+		/* lock.mdb is recreated by whoever opens the checkpoint */
+		char *lock;
+		if (asprintf(&lock, "%s/lock.mdb", dir) >= 0) {
+			unlink(lock);
+			free(lock);
+		}
+		rc = fsync_path(dir, 1);
+	}
+	return rc;
 }
 
 static int do_register(lb_db *db, uint64_t at, const char *path)
@@ -484,16 +594,13 @@ int lb__checkpoint_find(lb_db *db, MDB_txn *txn, uint64_t lo, uint64_t hi,
 		return rc;
 	rc = LB_ENOTFOUND;
 	for (size_t i = 0; i < n; i++) {
-		struct stat st;
-		char *file;
 		if (e[i].at < lo || e[i].at > hi)
 			continue;
-		if (asprintf(&file, "%s/data.mdb", e[i].path) < 0) {
-			rc = lb__fail(LB_ENOMEM, "out of memory");
+		int ok = ckpt_on_disk(e[i].path);
+		if (ok < 0) {
+			rc = ok;
 			break;
 		}
-		int ok = stat(file, &st) == 0 && S_ISREG(st.st_mode);
-		free(file);
 		if (ok) {
 			*at = e[i].at;
 			*path = e[i].path;

@@ -21,16 +21,26 @@
  * It goes on past a failure (so the counts cover the whole log) but the
  * report keeps the first failure: `bad_batch` and `detail`.
  *
+ * Then `_meta`'s `next_tid`, which no batch header covers: every table
+ * creation (a TABLE record with an after-image) takes the id in `next_tid`
+ * and increments it, and nothing else changes it (the drop that rolls a
+ * creation back leaves it, so ids are never reused). So it is exactly 1 +
+ * the creations in the log, which the segment walk counts; when a prefix of
+ * the log is pruned, its creations are unknown and the count is a lower
+ * bound (the replay below, which starts from a checkpoint's `next_tid`,
+ * checks it exactly). It must also be above every table's id and at most
+ * 2^31 (ids are below 2^31).
+ *
  * With LB_VERIFY_REPLAY, the database is also replayed (replay.c) from the
  * same transaction into a temporary directory under $TMPDIR (or /tmp): from
  * empty, or, when a prefix of the log is pruned, from the oldest registered
  * checkpoint that covers the pruned part and still exists (replaying as
  * much of the log as is left). The replay and the live database are then
  * compared: the table list and schemas (`_meta` entries table/ and
- * schema/), every table, and the `_refs` and `_hist` indexes, each walked
- * in key order side by side, byte for byte. Both sides are LMDB trees with
- * the same key order, so the walk is order-independent in effect and
- * cheaper than hashing; it also pins the first differing key. A differing
+ * schema/, and next_tid), every table, and the `_refs` and `_hist` indexes,
+ * each walked in key order side by side, byte for byte. Both sides are LMDB
+ * trees with the same key order, so the walk is order-independent in effect
+ * and cheaper than hashing; it also pins the first differing key. A differing
  * key is charged to the last batch that changed it (from `_hist`), or to
  * the last batch when the index knows none. The temporary copy is removed
  * afterwards.
@@ -53,6 +63,7 @@ typedef struct vf {
 	lb_verify_report *rep;
 	int failed;
 	uint64_t last, maxpruned;
+	uint64_t creates; /* TABLE records that create, in unpruned batches */
 	lb_segr r;
 } vf;
 
@@ -138,10 +149,22 @@ static int check_segments(vf *v, wcur *w, const lb_wal_hdr *h)
 			segbad = 1;
 		} else {
 			lb_seg_hdr sh;
+			lb_wal_rec rec;
+			int got;
 			recs += v->r.left;
 			if (lb__seg_header(w->d.mv_data, w->d.mv_size, &sh) ==
 			    0)
 				raw += sh.raw_len;
+			while ((got = lb__segr_next(&v->r, &rec)) == 1)
+				if (rec.op == LB_OP_TABLE && rec.has_after)
+					v->creates++;
+			if (got < 0) {
+				if (got == LB_ENOMEM)
+					return got;
+				bad(v, id, "batch %llu: segment %u: %s",
+				    (unsigned long long)id, s, lb_errmsg());
+				segbad = 1;
+			}
 		}
 		if ((rc = wstep(w, MDB_NEXT)) < 0)
 			return rc;
@@ -319,6 +342,66 @@ out:
 	return rc;
 }
 
+/* ---- _meta's next_tid ---------------------------------------------------- */
+
+static int check_next_tid(vf *v)
+{
+	MDB_cursor *c;
+	MDB_val k = {8, "next_tid"}, d;
+	char kt[96];
+	int mrc = mdb_get(v->txn, v->db->meta, &k, &d);
+	if (mrc && mrc != MDB_NOTFOUND)
+		return lb__mdb_fail(mrc, "_meta");
+	if (mrc || d.mv_size != 4) {
+		bad(v, v->last, "_meta: next_tid is %s",
+		    mrc ? "missing" : "not 4 bytes");
+		return 0;
+	}
+	uint32_t next = lb__get_be32(d.mv_data);
+	uint64_t want = v->creates + 1;
+	if (next == 0 || next > LB__TID_HASHED) {
+		bad(v, v->last, "_meta: next_tid %u is out of range", next);
+		return 0;
+	}
+	if (v->maxpruned == 0 && next != want) {
+		bad(v, v->last,
+		    "_meta: next_tid is %u, but the log creates %llu tables "
+		    "(it should be %llu)",
+		    next, (unsigned long long)v->creates,
+		    (unsigned long long)want);
+		return 0;
+	}
+	if (next < want) {
+		bad(v, v->last,
+		    "_meta: next_tid is %u, but the unpruned log alone "
+		    "creates %llu tables",
+		    next, (unsigned long long)v->creates);
+		return 0;
+	}
+	/* Every table's id was taken from next_tid: it lies below. */
+	if ((mrc = mdb_cursor_open(v->txn, v->db->meta, &c)))
+		return lb__mdb_fail(mrc, "_meta");
+	k.mv_size = 6;
+	k.mv_data = "table/";
+	for (mrc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); mrc == 0;
+	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		if (k.mv_size < 6 || memcmp(k.mv_data, "table/", 6) != 0)
+			break;
+		if (d.mv_size != 4 || lb__get_be32(d.mv_data) < next)
+			continue;
+		bad(v, v->last,
+		    "_meta: table %s has id %u, not below next_tid %u",
+		    lb__key_text((const char *)k.mv_data + 6, k.mv_size - 6, kt,
+		                 sizeof kt),
+		    lb__get_be32(d.mv_data), next);
+		break;
+	}
+	mdb_cursor_close(c);
+	if (mrc && mrc != MDB_NOTFOUND)
+		return lb__mdb_fail(mrc, "_meta");
+	return 0;
+}
+
 /* ---- replay and compare -------------------------------------------------- */
 
 static int keycmp(const MDB_val *a, const MDB_val *b)
@@ -333,7 +416,8 @@ static int keycmp(const MDB_val *a, const MDB_val *b)
 static int meta_kept(const MDB_val *k)
 {
 	return (k->mv_size > 6 && memcmp(k->mv_data, "table/", 6) == 0) ||
-	       (k->mv_size > 7 && memcmp(k->mv_data, "schema/", 7) == 0);
+	       (k->mv_size > 7 && memcmp(k->mv_data, "schema/", 7) == 0) ||
+	       (k->mv_size == 8 && memcmp(k->mv_data, "next_tid", 8) == 0);
 }
 
 /* Where two sub-databases first differ. */
@@ -639,7 +723,9 @@ int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep)
 	rc = check_log(&v);
 	if (rc == 0) {
 		rep->chain_ok = !v.failed;
-		if ((flags & LB_VERIFY_REPLAY) && !v.failed)
+		if (!v.failed)
+			rc = check_next_tid(&v);
+		if (rc == 0 && (flags & LB_VERIFY_REPLAY) && !v.failed)
 			rc = check_replay(&v);
 	}
 	lb__read_done(db, v.txn);

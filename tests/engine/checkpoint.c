@@ -2,7 +2,9 @@
 /*
  * checkpoint.c: lb_checkpoint and lb_checkpoints. A checkpoint opens as an
  * ordinary database at its batch, holding exactly that batch's state; it is
- * registered in the source (not in itself); the destination must be
+ * registered in the source (not in itself, and the source's registrations
+ * are not copied while the log is not pruned: prune.c tests the copy of a
+ * pruned database); the destination must be
  * missing or empty; a checkpoint taken while another thread commits, or
  * while a batch is open, is consistent; a checkpoint killed at any instant
  * leaves no destination that is not a complete checkpoint.
@@ -168,6 +170,12 @@ static void test_engine_checkpoint__listed_in_source(void **state)
 	char *r3 = realpath(d3, NULL);
 	assert_string_equal(l.path[1], r3);
 	clist_free(&l);
+	/* the source's registrations are not the copy's (its log is not
+	 * pruned: it needs no base to replay from) */
+	lb_db *c = te_open(d3, LB_RDONLY);
+	te_rc(0, lb_checkpoints(c, list_cb, &l));
+	assert_int_equal(l.n, 0);
+	lb_close(c);
 	/* a callback's non-zero value stops the walk and is returned */
 	l.stop_at = 1;
 	assert_int_equal(lb_checkpoints(fx->db, list_cb, &l), 42);

@@ -5,11 +5,14 @@
  * headers, changing no data and consuming no batch id; afterwards the chain
  * still verifies, verify's replay starts from the checkpoint, the pruned
  * batches answer LB_EPRUNED to lb_changes and rollback, replay from empty
- * is refused with LB_EPRUNED and replay from the checkpoint works.
+ * is refused with LB_EPRUNED and replay from the checkpoint works. A
+ * checkpoint of a pruned database keeps the registration of the checkpoint
+ * it can be replayed from, so it verifies with replay too.
  */
 #define _GNU_SOURCE
 #include "_common.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +252,130 @@ static void test_engine_prune__checkpoint_gone_from_disk(void **state)
 	free(base);
 }
 
+typedef struct reglist {
+	uint64_t at[4];
+	char path[4][PATH_MAX];
+	int n;
+} reglist;
+
+static int reg_cb(void *ctx, uint64_t batch, const char *path, int64_t t)
+{
+	reglist *l = ctx;
+	(void)t;
+	if (l->n < 4) {
+		l->at[l->n] = batch;
+		snprintf(l->path[l->n], sizeof l->path[l->n], "%s", path);
+	}
+	l->n++;
+	return 0;
+}
+
+/* A checkpoint of a pruned database keeps the registration of the newest
+ * checkpoint it can be replayed from (at or after its last pruned batch,
+ * on disk), and of no other: it verifies with replay, and its replay from
+ * that checkpoint equals it. So does a checkpoint of that checkpoint. */
+static void test_engine_prune__checkpoint_of_pruned_verifies(void **state)
+{
+	te_fx *fx = *state;
+	char *base = th_tmpdir(), *c0 = th_path(base, "c0"),
+	     *c1 = th_path(base, "c1"), *c2 = th_path(base, "c2"),
+	     *cp = th_path(base, "cp"), *cpp = th_path(base, "cpp"),
+	     *r = th_path(base, "r");
+	uint64_t at0, at1, at2, atp, atpp;
+	lb_verify_report rep;
+	lb_result res;
+	reglist l;
+	batches(fx->db, 3); /* 2..4 */
+	te_rc(0, lb_checkpoint(fx->db, c0, &at0));
+	batches(fx->db, 2); /* 5..6 */
+	te_rc(0, lb_checkpoint(fx->db, c1, &at1));
+	te_rc(0, lb_table_create(fx->db, "u", NULL));
+	batches(fx->db, 1);
+	te_rc(0, lb_checkpoint(fx->db, c2, &at2));
+	batches(fx->db, 2);
+	assert_true(at0 < at1 && at1 < at2);
+	te_rc(0, lb_prune(fx->db, at1 + 1));
+
+	te_rc(0, lb_checkpoint(fx->db, cp, &atp));
+	assert_int_equal(atp, te_last(fx->db));
+	lb_db *p = te_open(cp, LB_NOSYNC);
+	uint64_t d = te_digest(p);
+	/* c0 is below the prune, c1 and c2 are bases: the newest is kept */
+	memset(&l, 0, sizeof l);
+	te_rc(0, lb_checkpoints(p, reg_cb, &l));
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.at[0], at2);
+	char *real2 = realpath(c2, NULL);
+	assert_string_equal(l.path[0], real2);
+	memset(&rep, 0, sizeof rep);
+	te_rc(0, lb_verify(p, LB_VERIFY_REPLAY, &rep));
+	assert_true(rep.chain_ok);
+	assert_true(rep.replay_ok);
+	assert_int_equal(rep.batches, atp);
+	/* replay from empty is refused; from the kept checkpoint it is the
+	 * copy again */
+	te_rc(LB_EPRUNED, lb_replay(p, r, 0, NULL, &res));
+	te_rc(0, lb_replay(p, r, 0, l.path[0], &res));
+	assert_int_equal(res.batch_id, atp);
+	lb_db *q = te_open(r, LB_NOSYNC);
+	assert_int_equal(te_digest(q), d);
+	te_rc(0, lb_verify(q, 0, &rep));
+	lb_close(q);
+
+	/* a checkpoint of the checkpoint keeps the same base */
+	te_rc(0, lb_checkpoint(p, cpp, &atpp));
+	assert_int_equal(atpp, atp);
+	lb_close(p);
+	p = te_open(cpp, LB_RDONLY);
+	memset(&l, 0, sizeof l);
+	te_rc(0, lb_checkpoints(p, reg_cb, &l));
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.at[0], at2);
+	te_rc(0, lb_verify(p, LB_VERIFY_REPLAY, &rep));
+	assert_true(rep.replay_ok);
+	assert_int_equal(te_digest(p), d);
+	lb_close(p);
+
+	/* cp, a checkpoint of the source too, is now its newest base; with
+	 * it and c2 gone from disk, c1 is the base a new copy keeps */
+	th_rmrf(c2);
+	th_rmrf(cp);
+	th_rmrf(cpp);
+	te_rc(0, lb_checkpoint(fx->db, cpp, &atpp));
+	p = te_open(cpp, LB_RDONLY);
+	memset(&l, 0, sizeof l);
+	te_rc(0, lb_checkpoints(p, reg_cb, &l));
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.at[0], at1);
+	te_rc(0, lb_verify(p, LB_VERIFY_REPLAY, &rep));
+	assert_true(rep.replay_ok);
+	lb_close(p);
+	/* with no base left, a copy keeps nothing, and its replay check
+	 * says why (the source has the copy itself as a base now) */
+	th_rmrf(c1);
+	th_rmrf(cpp);
+	te_rc(0, lb_checkpoint(fx->db, cpp, &atpp));
+	p = te_open(cpp, LB_RDONLY);
+	memset(&l, 0, sizeof l);
+	te_rc(0, lb_checkpoints(p, reg_cb, &l));
+	assert_int_equal(l.n, 0);
+	te_rc(0, lb_verify(p, 0, &rep));
+	te_rc(LB_ECORRUPT, lb_verify(p, LB_VERIFY_REPLAY, &rep));
+	assert_non_null(strstr(rep.detail, "cannot replay"));
+	assert_int_equal(rep.bad_batch, at1);
+	lb_close(p);
+
+	free(real2);
+	th_rmrf(base);
+	free(c0);
+	free(c1);
+	free(c2);
+	free(cp);
+	free(cpp);
+	free(r);
+	free(base);
+}
+
 static void test_engine_prune__read_only_and_null(void **state)
 {
 	te_fx *fx = *state;
@@ -266,6 +393,7 @@ int main(void)
 	        T(test_engine_prune__checkpoint_bounds_the_prune),
 	        T(test_engine_prune__afterwards),
 	        T(test_engine_prune__checkpoint_gone_from_disk),
+	        T(test_engine_prune__checkpoint_of_pruned_verifies),
 	        T(test_engine_prune__read_only_and_null),
 #undef T
 	};

@@ -4,8 +4,9 @@
  * damage, made directly through LMDB with the database closed, is caught
  * and charged to the right batch: a changed byte in a segment, a deleted or
  * an extra segment, a changed header, two headers swapped, a missing
- * header, a segment with no batch, and (with LB_VERIFY_REPLAY) a user value
- * changed, added or removed behind the log's back.
+ * header, a segment with no batch, `_meta`'s next table id changed, and
+ * (with LB_VERIFY_REPLAY) a user value changed, added or removed behind the
+ * log's back.
  */
 #define _GNU_SOURCE
 #include "_common.h"
@@ -580,6 +581,112 @@ static void test_engine_verify__index_changed(void **state)
 	expect_bad(x->db, LB_VERIFY_REPLAY, id, "_hist");
 }
 
+/* _meta's next_tid, as stored. */
+static uint32_t next_tid(vx *x)
+{
+	raw r;
+	size_t len;
+	raw_open(x, &r);
+	uint8_t *v = raw_get(&r, raw_dbi(&r, "_meta"), "next_tid", 8, &len);
+	assert_int_equal(len, 4);
+	uint32_t n = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 |
+	             (uint32_t)v[2] << 8 | v[3];
+	free(v);
+	raw_close(x, &r);
+	return n;
+}
+
+static void set_next_tid(vx *x, uint32_t n)
+{
+	raw r;
+	uint8_t v[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16),
+	                (uint8_t)(n >> 8), (uint8_t)n};
+	raw_open(x, &r);
+	raw_put(&r, raw_dbi(&r, "_meta"), "next_tid", 8, v, 4);
+	raw_close(x, &r);
+}
+
+/* next_tid is 1 + the tables the log creates (a rolled-back creation
+ * included: ids are never reused), and any other value is reported, with
+ * or without the replay. */
+static void test_engine_verify__next_tid_changed(void **state)
+{
+	vx *x = *state;
+	uint64_t last = te_last(x->db);
+	/* t and u: the next table gets id 3 */
+	assert_int_equal(next_tid(x), 3);
+	const uint32_t wrong[] = {4, 2, 1, 0, 0x83, 0x80000000u, 0x80000001u};
+	for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+		set_next_tid(x, wrong[i]);
+		expect_bad(x->db, 0, last, "next_tid");
+		expect_bad(x->db, LB_VERIFY_REPLAY, last, "next_tid");
+	}
+	/* the log itself is intact */
+	lb_verify_report rep;
+	te_rc(LB_ECORRUPT, lb_verify(x->db, 0, &rep));
+	assert_true(rep.chain_ok);
+	/* gone, or not 4 bytes */
+	raw r;
+	raw_open(x, &r);
+	raw_del(&r, raw_dbi(&r, "_meta"), "next_tid", 8);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, last, "next_tid is missing");
+	raw_open(x, &r);
+	raw_put(&r, raw_dbi(&r, "_meta"), "next_tid", 8, "\0\0\0\0\3", 5);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, last, "next_tid is not 4 bytes");
+	set_next_tid(x, 3);
+	expect_ok(x->db, LB_VERIFY_REPLAY);
+
+	/* a table created and rolled back keeps its id taken */
+	te_rc(0, lb_table_create(x->db, "v", NULL));
+	uint64_t made = te_last(x->db);
+	lb_result res;
+	te_rc(0, lb_rollback(x->db, made, 0, &res));
+	lb_result_free(&res);
+	last = te_last(x->db);
+	assert_int_equal(next_tid(x), 4);
+	expect_ok(x->db, LB_VERIFY_REPLAY);
+	/* 3 is above every table's id, but not what the log implies */
+	set_next_tid(x, 3);
+	expect_bad(x->db, 0, last, "creates 3 tables");
+	expect_bad(x->db, LB_VERIFY_REPLAY, last, "next_tid");
+	set_next_tid(x, 4);
+	/* v made again gets id 4, and next_tid goes on to 5 */
+	te_rc(0, lb_table_create(x->db, "v", NULL));
+	assert_int_equal(next_tid(x), 5);
+	expect_ok(x->db, LB_VERIFY_REPLAY);
+}
+
+/* With a prefix of the log pruned, the tables it created are unknown to
+ * the log check, which then only bounds next_tid; the replay, from the
+ * checkpoint, checks it exactly. */
+static void test_engine_verify__next_tid_changed_pruned(void **state)
+{
+	vx *x = *state;
+	char *base = th_tmpdir(), *c = th_path(base, "c");
+	uint64_t at;
+	te_rc(0, lb_checkpoint(x->db, c, &at));
+	te_rc(0, lb_table_create(x->db, "w", NULL));
+	te_put1(x->db, "w", "k", "v");
+	uint64_t last = te_last(x->db);
+	te_rc(0, lb_prune(x->db, at + 1));
+	expect_ok(x->db, LB_VERIFY_REPLAY);
+	assert_int_equal(next_tid(x), 4);
+	set_next_tid(x, 5);
+	expect_bad(x->db, LB_VERIFY_REPLAY, last, "next_tid");
+	/* below w's id, or below what the unpruned batches create */
+	set_next_tid(x, 3);
+	expect_bad(x->db, 0, last, "not below next_tid 3");
+	set_next_tid(x, 1);
+	expect_bad(x->db, 0, last, "next_tid");
+	set_next_tid(x, 4);
+	expect_ok(x->db, LB_VERIFY_REPLAY);
+	th_rmrf(base);
+	free(c);
+	free(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -602,6 +709,8 @@ int main(void)
 	        T(test_engine_verify__user_value_changed),
 	        T(test_engine_verify__user_key_added_and_removed),
 	        T(test_engine_verify__index_changed),
+	        T(test_engine_verify__next_tid_changed),
+	        T(test_engine_verify__next_tid_changed_pruned),
 #undef T
 	};
 	return cmocka_run_group_tests_name("engine_verify", tests, NULL, NULL);
