@@ -29,6 +29,14 @@
  * Batches inside a checkpoint base that a replayed batch rolled back get
  * their `rolled_back_by` set when that batch commits.
  *
+ * A checkpoint base whose own log is pruned (a checkpoint of a pruned
+ * database) passes its pruned batches on to the new database, which can
+ * then only be replayed, and verified with replay, from a checkpoint at or
+ * after its last pruned batch. Such a base's `_checkpoints` are not the new
+ * database's, so they go, but one registration is kept or added, unchanged,
+ * as the one base the new database is known to be replayable from
+ * (base_checkpoints).
+ *
  * The database is built in a hidden sibling directory of the destination,
  * with LMDB's fsync off, synced once at the end, then renamed into place
  * (checkpoint.c), so a killed replay leaves nothing that looks valid.
@@ -39,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "engine/internal.h"
 
@@ -55,7 +64,8 @@ typedef struct rp {
 	uint64_t to;
 	lb_segr r;
 	uint64_t records;
-	uint64_t failed; /* the batch a failure belongs to, 0 if none */
+	uint64_t failed;  /* the batch a failure belongs to, 0 if none */
+	uint64_t horizon; /* the checkpoint base's last pruned batch, or 0 */
 	rp_mark *marks;
 	size_t nmarks, mcap;
 } rp;
@@ -254,8 +264,8 @@ static int mark_add(rp *p, uint64_t id, uint64_t by)
 }
 
 /* Check that checkpoint c (at batch at) holds the source's batches 1..at,
- * header hash for header hash, and note which of them a batch within the
- * replay rolls back. */
+ * header hash for header hash, note which of them a batch within the
+ * replay rolls back, and note c's last pruned batch. */
 static int ckpt_match(rp *p, lb_db *c, const char *path, uint64_t at)
 {
 	MDB_txn *ct;
@@ -287,6 +297,8 @@ static int ckpt_match(rp *p, lb_db *c, const char *path, uint64_t at)
 			              path, (unsigned long long)id);
 			break;
 		}
+		if (hc.pruned)
+			p->horizon = id; /* pruned batches are a prefix */
 		if (memcmp(hs.hash, hc.hash, 32) != 0)
 			rc = lb__fail(LB_EINVAL,
 			              "checkpoint %s is not of this database "
@@ -331,25 +343,124 @@ static int ckpt_base(rp *p, const char *path, const char *dir, uint64_t *at)
 	return rc;
 }
 
-/* A checkpoint made by lb_checkpoint has no checkpoints of its own; any
- * other database given as a base may: they are not the new database's. */
-static int clear_checkpoints(lb_db *db)
+/* Do a and b name the same directory? */
+static int same_dir(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* A failure to look a registration up: out of memory or I/O stops the
+ * replay; a damaged or empty list only means that nothing is kept. */
+static int lookup_rc(int rc)
+{
+	return rc == LB_ENOMEM || rc == LB_EIO ? rc : 0;
+}
+
+/* Settle the new database's `_checkpoints`, copied from the base `from`
+ * (at batch `at`). The base's registrations are its own checkpoints, not
+ * the new database's, so they go. But when the base's log is pruned up to
+ * p->horizon, so is the new database's, and it can only be replayed from a
+ * checkpoint at a batch in horizon..at: one that holds its batches 1..at'.
+ * Two are known to, and the newer is kept, its registration unchanged
+ * (path and time):
+ *  - the base itself, when the source registers that very directory at
+ *    `at` (a checkpoint of the source, which is not written to): ckpt_match
+ *    showed that it holds the source's batches 1..at, which the new
+ *    database copies;
+ *  - else the newest of the base's own registrations at a batch in
+ *    horizon..at whose directory still holds data.mdb: a checkpoint of the
+ *    base (or, for a checkpoint of a pruned database, the one it kept,
+ *    which holds its batches: checkpoint.c copy_checkpoints), so it holds
+ *    the base's batches 1..at', which are the new database's too.
+ * A base that is not registered at `at` (moved, or not a checkpoint of the
+ * source) is not registered: a database that is still written to would
+ * not stay at `at`. With neither, the list is empty, and a verify with
+ * replay of the new database says that no checkpoint is left. */
+static int base_checkpoints(rp *p, const char *from, uint64_t at)
 {
 	MDB_txn *txn;
-	MDB_stat st;
-	int mrc = mdb_txn_begin(db->env, NULL, 0, &txn);
+	MDB_cursor *cur;
+	MDB_val k, v, keep = {0, NULL};
+	uint8_t kb[8];
+	uint64_t e, found;
+	char *path;
+	void *copy = NULL;
+	int rc = 0, mrc = mdb_txn_begin(p->dst->env, NULL, 0, &txn);
 	if (mrc)
-		return lb__mdb_fail(mrc, "clearing _checkpoints");
-	mrc = mdb_stat(txn, db->ckpts, &st);
-	if (mrc == 0 && st.ms_entries)
-		mrc = mdb_drop(txn, db->ckpts, 0);
-	if (mrc) {
-		mdb_txn_abort(txn);
-		return lb__mdb_fail(mrc, "clearing _checkpoints");
+		return lb__mdb_fail(mrc, "settling _checkpoints");
+	if (p->horizon) {
+		rc = lb__checkpoint_find(p->src, p->txn, at, at, &found, &path);
+		if (rc == 0) {
+			if (same_dir(path, from)) {
+				lb__be64(kb, at);
+				k.mv_size = 8;
+				k.mv_data = kb;
+				/* valid while p->txn lives */
+				mrc = mdb_get(p->txn, p->src->ckpts, &k, &v);
+				if (mrc == 0)
+					keep = v;
+				else if (mrc != MDB_NOTFOUND)
+					rc = lb__mdb_fail(mrc, "_checkpoints");
+			}
+			free(path);
+		} else {
+			rc = lookup_rc(rc);
+		}
 	}
-	if ((mrc = mdb_txn_commit(txn)))
-		return lb__mdb_fail(mrc, "clearing _checkpoints");
-	return 0;
+	if (rc == 0 && p->horizon && !keep.mv_data) {
+		if ((mrc = mdb_cursor_open(txn, p->dst->ckpts, &cur))) {
+			rc = lb__mdb_fail(mrc, "_checkpoints");
+			goto out;
+		}
+		for (mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST); mrc == 0;
+		     mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
+			if (k.mv_size != 8)
+				continue;
+			e = lb__get_be64(k.mv_data);
+			if (e < p->horizon)
+				break;
+			if (e > at)
+				continue;
+			rc = lb__checkpoint_find(p->dst, txn, e, e, &found,
+			                         &path);
+			if (rc == 0) {
+				free(path);
+				/* the value goes with the drop below */
+				if (!(copy = malloc(v.mv_size + 1))) {
+					rc = lb__fail(LB_ENOMEM,
+					              "out of memory");
+					break;
+				}
+				memcpy(copy, v.mv_data, v.mv_size);
+				keep.mv_size = v.mv_size;
+				keep.mv_data = copy;
+				lb__be64(kb, e);
+				break;
+			}
+			if ((rc = lookup_rc(rc)) < 0)
+				break;
+		}
+		if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+			rc = lb__mdb_fail(mrc, "_checkpoints");
+		mdb_cursor_close(cur);
+	}
+	if (rc == 0 && (mrc = mdb_drop(txn, p->dst->ckpts, 0)))
+		rc = lb__mdb_fail(mrc, "clearing _checkpoints");
+	if (rc == 0 && keep.mv_data) {
+		k.mv_size = 8;
+		k.mv_data = kb;
+		if ((mrc = mdb_put(txn, p->dst->ckpts, &k, &keep, 0)))
+			rc = lb__mdb_fail(mrc, "_checkpoints");
+	}
+out:
+	if (rc < 0)
+		mdb_txn_abort(txn);
+	else if ((mrc = mdb_txn_commit(txn)))
+		rc = lb__mdb_fail(mrc, "settling _checkpoints");
+	free(copy);
+	return rc;
 }
 
 int lb__replay_txn(lb_db *src, MDB_txn *txn, const char *dest, uint64_t to,
@@ -405,7 +516,8 @@ int lb__replay_txn(lb_db *src, MDB_txn *txn, const char *dest, uint64_t to,
 	                                               : LB__DEFAULT_MAP;
 	if ((rc = lb_open(tmp, &o, &p.dst)) < 0)
 		goto out;
-	if (from_checkpoint && (rc = clear_checkpoints(p.dst)) < 0)
+	if (from_checkpoint &&
+	    (rc = base_checkpoints(&p, from_checkpoint, at)) < 0)
 		goto out;
 	for (uint64_t id = at + 1; id <= to; id++) {
 		if ((rc = replay_batch(&p, id)) < 0) {

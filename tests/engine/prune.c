@@ -7,7 +7,9 @@
  * batches answer LB_EPRUNED to lb_changes and rollback, replay from empty
  * is refused with LB_EPRUNED and replay from the checkpoint works. A
  * checkpoint of a pruned database keeps the registration of the checkpoint
- * it can be replayed from, so it verifies with replay too.
+ * it can be replayed from, so it verifies with replay too; so does a replay
+ * from such a checkpoint, which registers a checkpoint it can be replayed
+ * from.
  */
 #define _GNU_SOURCE
 #include "_common.h"
@@ -255,16 +257,17 @@ static void test_engine_prune__checkpoint_gone_from_disk(void **state)
 typedef struct reglist {
 	uint64_t at[4];
 	char path[4][PATH_MAX];
+	int64_t t[4];
 	int n;
 } reglist;
 
 static int reg_cb(void *ctx, uint64_t batch, const char *path, int64_t t)
 {
 	reglist *l = ctx;
-	(void)t;
 	if (l->n < 4) {
 		l->at[l->n] = batch;
 		snprintf(l->path[l->n], sizeof l->path[l->n], "%s", path);
+		l->t[l->n] = t;
 	}
 	l->n++;
 	return 0;
@@ -376,6 +379,136 @@ static void test_engine_prune__checkpoint_of_pruned_verifies(void **state)
 	free(base);
 }
 
+/* Assert that db registers exactly one checkpoint: want's entry i, batch,
+ * path and time. */
+static void assert_one_reg(lb_db *db, const reglist *want, int i)
+{
+	reglist l;
+	memset(&l, 0, sizeof l);
+	te_rc(0, lb_checkpoints(db, reg_cb, &l));
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.at[0], want->at[i]);
+	assert_string_equal(l.path[0], want->path[i]);
+	assert_int_equal(l.t[0], want->t[i]);
+}
+
+/* A replay from a checkpoint of a pruned database keeps the checkpoint's
+ * pruned batches, so it needs a checkpoint to be replayed from: it gets
+ * the base itself (the source's registration of it, unchanged) when the
+ * source registers that directory, else the base's own registration, and
+ * it verifies with replay; its content is the source's at the batch
+ * replayed to. */
+static void
+test_engine_prune__replay_of_pruned_checkpoint_verifies(void **state)
+{
+	te_fx *fx = *state;
+	char *base = th_tmpdir(), *c1 = th_path(base, "c1"),
+	     *cp = th_path(base, "cp"), *cpm = th_path(base, "cp-moved"),
+	     *cr = th_path(base, "cr"), *ln = th_path(base, "cp-link"),
+	     *r1 = th_path(base, "r1"), *r1b = th_path(base, "r1b"),
+	     *r2 = th_path(base, "r2"), *r3 = th_path(base, "r3");
+	uint64_t at1, atp, atr, to;
+	lb_verify_report rep;
+	lb_result res;
+	reglist src;
+	lb_db *q;
+	batches(fx->db, 3); /* 2..4 */
+	te_rc(0, lb_checkpoint(fx->db, c1, &at1));
+	batches(fx->db, 2);
+	te_rc(0, lb_prune(fx->db, at1 + 1));
+	te_rc(0, lb_table_create(fx->db, "u", NULL));
+	batches(fx->db, 1);
+	te_rc(0, lb_checkpoint(fx->db, cp, &atp));
+	/* batches after the checkpoint, a table creation among them, up to
+	 * the batch replayed to; then more that the replay leaves out */
+	te_rc(0, lb_table_create(fx->db, "w", NULL));
+	batches(fx->db, 2);
+	to = te_last(fx->db);
+	uint64_t d = te_digest(fx->db);
+	batches(fx->db, 2);
+	memset(&src, 0, sizeof src);
+	te_rc(0, lb_checkpoints(fx->db, reg_cb, &src));
+	assert_int_equal(src.n, 2);
+	assert_int_equal(src.at[0], at1);
+	assert_int_equal(src.at[1], atp);
+
+	/* cp is registered in the source: the replay registers cp */
+	te_rc(0, lb_replay(fx->db, r1, to, cp, &res));
+	assert_int_equal(res.batch_id, to);
+	assert_true(res.records > 0);
+	q = te_open(r1, LB_NOSYNC);
+	assert_int_equal(te_last(q), to);
+	assert_int_equal(te_digest(q), d);
+	lb_batch_info bi;
+	te_rc(0, lb_batch_info_get(q, at1, &bi));
+	assert_true(bi.pruned);
+	te_rc(0, lb_batch_info_get(q, at1 + 1, &bi));
+	assert_false(bi.pruned);
+	assert_one_reg(q, &src, 1);
+	memset(&rep, 0, sizeof rep);
+	te_rc(0, lb_verify(q, LB_VERIFY_REPLAY, &rep));
+	assert_true(rep.chain_ok);
+	assert_true(rep.replay_ok);
+	assert_int_equal(rep.batches, to);
+	/* a checkpoint of the replay keeps cp in turn, and verifies */
+	te_rc(0, lb_checkpoint(q, cr, &atr));
+	assert_int_equal(atr, to);
+	lb_close(q);
+	q = te_open(cr, LB_RDONLY);
+	assert_one_reg(q, &src, 1);
+	te_rc(0, lb_verify(q, LB_VERIFY_REPLAY, &rep));
+	assert_true(rep.replay_ok);
+	assert_int_equal(te_digest(q), d);
+	lb_close(q);
+
+	/* another path to cp is the same directory */
+	assert_int_equal(symlink(cp, ln), 0);
+	te_rc(0, lb_replay(fx->db, r1b, to, ln, &res));
+	q = te_open(r1b, LB_RDONLY);
+	assert_one_reg(q, &src, 1);
+	assert_int_equal(te_digest(q), d);
+	lb_close(q);
+
+	/* moved, cp is no longer the directory the source registers: the
+	 * replay keeps cp's own registration of c1 */
+	assert_int_equal(rename(cp, cpm), 0);
+	te_rc(0, lb_replay(fx->db, r2, to, cpm, &res));
+	q = te_open(r2, LB_RDONLY);
+	assert_int_equal(te_digest(q), d);
+	assert_one_reg(q, &src, 0);
+	memset(&rep, 0, sizeof rep);
+	te_rc(0, lb_verify(q, LB_VERIFY_REPLAY, &rep));
+	assert_true(rep.replay_ok);
+	lb_close(q);
+
+	/* with c1 gone too, nothing is left to register: the replay is
+	 * right but cannot be verified with replay, and verify says why */
+	th_rmrf(c1);
+	te_rc(0, lb_replay(fx->db, r3, to, cpm, &res));
+	q = te_open(r3, LB_RDONLY);
+	assert_int_equal(te_digest(q), d);
+	memset(&src, 0, sizeof src);
+	te_rc(0, lb_checkpoints(q, reg_cb, &src));
+	assert_int_equal(src.n, 0);
+	te_rc(0, lb_verify(q, 0, &rep));
+	te_rc(LB_ECORRUPT, lb_verify(q, LB_VERIFY_REPLAY, &rep));
+	assert_non_null(strstr(rep.detail, "cannot replay"));
+	assert_int_equal(rep.bad_batch, at1);
+	lb_close(q);
+
+	th_rmrf(base);
+	free(c1);
+	free(cp);
+	free(cpm);
+	free(cr);
+	free(ln);
+	free(r1);
+	free(r1b);
+	free(r2);
+	free(r3);
+	free(base);
+}
+
 static void test_engine_prune__read_only_and_null(void **state)
 {
 	te_fx *fx = *state;
@@ -394,6 +527,7 @@ int main(void)
 	        T(test_engine_prune__afterwards),
 	        T(test_engine_prune__checkpoint_gone_from_disk),
 	        T(test_engine_prune__checkpoint_of_pruned_verifies),
+	        T(test_engine_prune__replay_of_pruned_checkpoint_verifies),
 	        T(test_engine_prune__read_only_and_null),
 #undef T
 	};
