@@ -15,12 +15,25 @@
  * it is in use, taking maplock for writing. Readers never wait for this: a
  * growth that cannot get the lock at once is put off to a later batch
  * unless the map is nearly full.
+ *
+ * A failed environment: when LMDB cannot write its meta page at the end of
+ * a commit, it marks the environment failed (MDB_PANIC); every later
+ * transaction of the process, reads included, is refused. The commit
+ * returned LB_EIO or LB_EFULL and wrote nothing visible (the old meta page
+ * still names the old tree), so the engine closes the environment and
+ * opens it again on the same files, under wlock and maplock for writing:
+ * no transaction of the process may use the old one, and LMDB's file locks
+ * are per process, so the old environment must be closed before the new
+ * one opens. Snapshots opened before the failure still read the old one;
+ * until they close, the reopening waits (a second at most, then the call
+ * fails with LB_EIO and the next call tries again).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -92,6 +105,9 @@ int lb__rewrap(int rc, const char *fmt, ...)
 int lb__full_or_io(lb_db *db, int rc)
 {
 	struct statvfs vfs;
+	/* Every failed commit comes here: LMDB may have marked the
+	 * environment failed, which the next write checks. */
+	atomic_store(&db->env_check, 1);
 	/* LMDB turns a write that a full disk cut short into EIO; tell the
 	 * caller what the disk says. */
 	if (rc == LB_EIO && statvfs(db->path, &vfs) == 0 &&
@@ -246,16 +262,29 @@ void lb__read_end(lb_db *db)
 	pthread_rwlock_unlock(&db->maplock);
 }
 
+static int env_recover(lb_db *db, int have_wlock);
+
 int lb__read_txn(lb_db *db, MDB_txn **txn)
 {
-	lb__read_begin(db);
-	int mrc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, txn);
-	if (mrc) {
+	int mrc, rc;
+	for (int tries = 0;; tries++) {
+		lb__read_begin(db);
+		mrc = db->env ? mdb_txn_begin(db->env, NULL, MDB_RDONLY, txn)
+		              : MDB_PANIC;
+		if (mrc == 0)
+			return 0;
 		lb__read_end(db);
 		*txn = NULL;
-		return lb__mdb_fail(mrc, "beginning a read");
+		if (mrc != MDB_PANIC || tries > 0)
+			break;
+		/* LMDB marked the environment failed: reopen it, then
+		 * begin again (once: another failed commit may come
+		 * between). */
+		atomic_store(&db->env_check, 1);
+		if ((rc = env_recover(db, 0)) < 0)
+			return rc;
 	}
-	return 0;
+	return lb__mdb_fail(mrc, "beginning a read");
 }
 
 void lb__read_done(lb_db *db, MDB_txn *txn)
@@ -268,7 +297,12 @@ int lb__grow_map_if_needed(lb_db *db)
 {
 	MDB_envinfo info;
 	MDB_stat st;
-	int mrc;
+	int mrc, rc;
+	/* Every write transaction begins after this, under wlock: make sure
+	 * a failed commit did not leave the environment failed. */
+	if ((!db->env || atomic_load(&db->env_check)) &&
+	    (rc = env_recover(db, 1)) < 0)
+		return rc;
 	if ((mrc = mdb_env_info(db->env, &info)) != 0 ||
 	    (mrc = mdb_env_stat(db->env, &st)) != 0)
 		return lb__mdb_fail(mrc, "map size");
@@ -346,6 +380,25 @@ static int check_options(const lb_options *o)
 		                "options: segment_size %zu is not in 256..%u",
 		                o->segment_size, LB_SEGMENT_SIZE_MAX);
 	return 0;
+}
+
+/* The engine's sub-databases other than _meta (docs/FORMAT.md §2). */
+static const struct subdb {
+	const char *name;
+	size_t off; /* of its MDB_dbi in struct lb_db */
+	unsigned flags;
+} subdbs[] = {
+        {"_batches", offsetof(struct lb_db, batches), 0},
+        {"_wal", offsetof(struct lb_db, wal), 0},
+        {"_checkpoints", offsetof(struct lb_db, ckpts), 0},
+        {"_refs", offsetof(struct lb_db, refs), MDB_DUPSORT},
+        {"_hist", offsetof(struct lb_db, hist), MDB_DUPSORT | MDB_DUPFIXED},
+};
+#define NSUBDBS (sizeof subdbs / sizeof subdbs[0])
+
+static MDB_dbi *subdb_dbi(lb_db *db, const struct subdb *s)
+{
+	return (MDB_dbi *)((char *)db + s->off);
 }
 
 /* Open every sub-database and read or write the format entry. */
@@ -432,26 +485,15 @@ static int open_meta(lb_db *db, int creating)
 		goto out;
 	}
 	unsigned cf = rdonly ? 0 : MDB_CREATE;
-	struct {
-		const char *name;
-		MDB_dbi *dbi;
-		unsigned flags;
-	} subs[] = {
-	        {"_batches", &db->batches, 0},
-	        {"_wal", &db->wal, 0},
-	        {"_checkpoints", &db->ckpts, 0},
-	        {"_refs", &db->refs, MDB_DUPSORT},
-	        {"_hist", &db->hist, MDB_DUPSORT | MDB_DUPFIXED},
-	};
-	for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-		mrc = mdb_dbi_open(txn, subs[i].name, subs[i].flags | cf,
-		                   subs[i].dbi);
+	for (size_t i = 0; i < NSUBDBS; i++) {
+		mrc = mdb_dbi_open(txn, subdbs[i].name, subdbs[i].flags | cf,
+		                   subdb_dbi(db, &subdbs[i]));
 		if (mrc) {
 			rc = mrc == MDB_NOTFOUND
 			             ? lb__fail(
 			                       LB_ECORRUPT,
 			                       "%s: sub-database %s is missing",
-			                       db->path, subs[i].name)
+			                       db->path, subdbs[i].name)
 			             : lb__mdb_fail(mrc, db->path);
 			goto out;
 		}
@@ -556,14 +598,14 @@ out:
 
 /* A data.mdb shorter than the pages LMDB's meta page claims would fault on
  * access: refuse it before LMDB touches those pages. */
-static int check_file_size(lb_db *db, const char *file)
+static int check_file_size(MDB_env *env, const char *file)
 {
 	MDB_envinfo info;
 	MDB_stat st;
 	struct stat fs;
 	if (stat(file, &fs) != 0)
 		return 0;
-	if (mdb_env_info(db->env, &info) || mdb_env_stat(db->env, &st))
+	if (mdb_env_info(env, &info) || mdb_env_stat(env, &st))
 		return lb__fail(LB_ECORRUPT, "%s: unreadable LMDB meta", file);
 	uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
 	if ((uint64_t)fs.st_size < need)
@@ -574,6 +616,225 @@ static int check_file_size(lb_db *db, const char *file)
 		                (unsigned long long)need);
 	return 0;
 }
+
+/* Create and open an LMDB environment on db's directory with db's flags.
+ * LMDB's code; *out is set only on success. */
+static int env_open(const lb_db *db, size_t map, MDB_env **out)
+{
+	MDB_env *env;
+	unsigned ef = MDB_NOTLS | MDB_NORDAHEAD;
+	int mrc;
+	if (db->flags & LB_RDONLY)
+		ef |= MDB_RDONLY;
+	if (db->flags & LB_NOSYNC)
+		ef |= MDB_NOSYNC;
+	if ((mrc = mdb_env_create(&env)))
+		return mrc;
+	mdb_env_set_maxdbs(env, 1024);
+	mdb_env_set_maxreaders(env, 510);
+	if ((mrc = mdb_env_set_mapsize(env, map)) == 0 &&
+	    (mrc = mdb_env_open(env, db->path, ef, 0644)) == 0) {
+		*out = env;
+		return 0;
+	}
+	mdb_env_close(env);
+	return mrc;
+}
+
+/* ---- reopening a failed environment ------------------------------------- */
+
+#define LB__RECOVER_WAIT_MS 1000
+
+/* Can db->env begin transactions (not failed, not closed)? Under maplock.
+ * Other errors (a full reader table) are not the environment's failure. */
+static int env_usable(lb_db *db)
+{
+	MDB_txn *txn;
+	if (!db->env)
+		return 0;
+	int mrc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	if (mrc == 0)
+		mdb_txn_abort(txn);
+	return mrc != MDB_PANIC;
+}
+
+/* Find every sub-database and table in the new environment's txn, and the
+ * last batch. Under wlock and maplock for writing. */
+static int env_attach(lb_db *db, MDB_txn *txn)
+{
+	int rc = 0, mrc;
+	if ((mrc = mdb_dbi_open(txn, "_meta", 0, &db->meta)))
+		return lb__mdb_fail(mrc, "_meta");
+	for (size_t i = 0; i < NSUBDBS; i++)
+		if ((mrc = mdb_dbi_open(txn, subdbs[i].name, subdbs[i].flags,
+		                        subdb_dbi(db, &subdbs[i]))))
+			return lb__mdb_fail(mrc, subdbs[i].name);
+	pthread_mutex_lock(&db->tlock);
+	for (size_t i = 0; i < db->ntables && rc == 0; i++) {
+		lb_table *t = db->tables[i];
+		char dname[2 + LB_TABLE_NAME_MAX + 1];
+		if (t->dropped)
+			continue; /* its dbi is never used again */
+		snprintf(dname, sizeof dname, "t/%s", t->name);
+		mrc = mdb_dbi_open(txn, dname, 0, &t->dbi);
+		if (mrc == MDB_NOTFOUND)
+			t->dropped = 1; /* gone from the files meanwhile */
+		else if (mrc)
+			rc = lb__mdb_fail(mrc, t->name);
+	}
+	pthread_mutex_unlock(&db->tlock);
+	if (rc < 0)
+		return rc;
+	/* The batch that failed did not commit: the chain's head is the
+	 * one on disk. */
+	db->last_id = 0;
+	return lb__sync_last(db, txn);
+}
+
+/* Close db's failed environment and open it again. The old one must be
+ * closed first: LMDB's locks are per process, so opening the files twice
+ * would make the new environment take the database for unused by others
+ * and reset its lock file, and closing the old one would then drop the new
+ * one's locks. Nothing is written. Under wlock and maplock for writing
+ * (no transaction of the process is live). On failure db->env is NULL and
+ * the next call tries again. */
+static int env_reopen(lb_db *db)
+{
+	MDB_envinfo info;
+	MDB_env *env;
+	MDB_txn *txn;
+	char *file;
+	int rc, mrc, dead;
+	if (db->env) {
+		if (mdb_env_info(db->env, &info) == 0)
+			db->env_map = info.me_mapsize;
+		mdb_env_close(db->env);
+		db->env = NULL;
+	}
+	if ((mrc = env_open(db, db->env_map, &env)))
+		return lb__rewrap(lb__mdb_fail(mrc, db->path),
+		                  "reopening the database after a failed "
+		                  "write");
+	if (asprintf(&file, "%s/data.mdb", db->path) < 0) {
+		mdb_env_close(env);
+		return lb__fail(LB_ENOMEM, "out of memory");
+	}
+	rc = check_file_size(env, file);
+	free(file);
+	if (rc < 0) {
+		mdb_env_close(env);
+		return rc;
+	}
+	mdb_reader_check(env, &dead);
+	mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (mrc == MDB_MAP_RESIZED && mdb_env_set_mapsize(env, 0) == 0)
+		mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (mrc) {
+		mdb_env_close(env);
+		return lb__rewrap(lb__mdb_fail(mrc, db->path),
+		                  "reopening the database after a failed "
+		                  "write");
+	}
+	if ((rc = env_attach(db, txn)) < 0) {
+		mdb_txn_abort(txn);
+		mdb_env_close(env);
+		return lb__rewrap(rc, "reopening the database after a failed "
+		                      "write");
+	}
+	/* committing a read transaction keeps the handles it opened */
+	if ((mrc = mdb_txn_commit(txn))) {
+		mdb_env_close(env);
+		return lb__rewrap(lb__mdb_fail(mrc, db->path),
+		                  "reopening the database after a failed "
+		                  "write");
+	}
+	db->env = env;
+	return 0;
+}
+
+static int past(const struct timespec *until)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > until->tv_sec ||
+	       (now.tv_sec == until->tv_sec && now.tv_nsec >= until->tv_nsec);
+}
+
+/* Make db->env usable again if LMDB marked it failed. The caller holds no
+ * maplock, and wlock if have_wlock. The reopening needs both locks, which
+ * are polled (the thread that gets them may be this one's own writer or
+ * reader, or a batch may hold wlock for long; another thread may reopen
+ * meanwhile), for LB__RECOVER_WAIT_MS at most. */
+static int env_recover(lb_db *db, int have_wlock)
+{
+	const struct timespec pause = {0, 1000000};
+	struct timespec until;
+	int rc, ok;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += LB__RECOVER_WAIT_MS / 1000;
+	until.tv_nsec += (LB__RECOVER_WAIT_MS % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	for (;;) {
+		lb__read_begin(db);
+		ok = env_usable(db);
+		lb__read_end(db);
+		if (ok) {
+			/* only under wlock, which failed commits hold when
+			 * they set it */
+			if (have_wlock)
+				atomic_store(&db->env_check, 0);
+			return 0;
+		}
+		if (have_wlock || pthread_mutex_trylock(&db->wlock) == 0) {
+			rc = 1;
+			if (pthread_rwlock_trywrlock(&db->maplock) == 0) {
+				rc = env_usable(db) ? 0 : env_reopen(db);
+				if (rc == 0)
+					atomic_store(&db->env_check, 0);
+				pthread_rwlock_unlock(&db->maplock);
+			}
+			if (!have_wlock)
+				pthread_mutex_unlock(&db->wlock);
+			if (rc <= 0)
+				return rc;
+		}
+		if (past(&until))
+			return lb__fail(
+			        LB_EIO,
+			        "%s: a write failed and left the "
+			        "database to be reopened, which "
+			        "transactions still open in this process "
+			        "(snapshots begun before the failure) "
+			        "prevent: close them and call again",
+			        db->path);
+		nanosleep(&pause, NULL);
+	}
+}
+
+int lb__read_env(lb_db *db)
+{
+	int rc;
+	for (int tries = 0; tries < 2; tries++) {
+		lb__read_begin(db);
+		if (env_usable(db))
+			return 0;
+		lb__read_end(db);
+		if (tries == 0) {
+			atomic_store(&db->env_check, 1);
+			if ((rc = env_recover(db, 0)) < 0)
+				return rc;
+		}
+	}
+	return lb__fail(LB_EIO,
+	                "%s: the database failed again while it was "
+	                "reopened",
+	                db->path);
+}
+
+/* ---- lb_open, lb_close -------------------------------------------------- */
 
 int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 {
@@ -640,25 +901,11 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 	if ((rc = lb__segw_init(&db->segw, db->level)) < 0)
 		goto fail;
 
-	if ((mrc = mdb_env_create(&db->env))) {
-		rc = lb__mdb_fail(mrc, dir);
-		goto fail;
-	}
 	uint64_t map = opts->map_size ? opts->map_size : LB__DEFAULT_MAP;
 	if (exists && (uint64_t)st.st_size + (uint64_t)st.st_size / 2 > map)
 		map = (uint64_t)st.st_size * 2;
-	mdb_env_set_maxdbs(db->env, 1024);
-	mdb_env_set_maxreaders(db->env, 510);
-	if ((mrc = mdb_env_set_mapsize(db->env, (size_t)map))) {
-		rc = lb__mdb_fail(mrc, dir);
-		goto fail;
-	}
-	unsigned ef = MDB_NOTLS | MDB_NORDAHEAD;
-	if (opts->flags & LB_RDONLY)
-		ef |= MDB_RDONLY;
-	if (opts->flags & LB_NOSYNC)
-		ef |= MDB_NOSYNC;
-	mrc = mdb_env_open(db->env, dir, ef, 0644);
+	db->env_map = (size_t)map;
+	mrc = env_open(db, db->env_map, &db->env);
 	if (mrc) {
 		if (mrc == MDB_INVALID)
 			rc = lb__fail(LB_ECORRUPT,
@@ -670,7 +917,7 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 			rc = lb__mdb_fail(mrc, dir);
 		goto fail;
 	}
-	if ((rc = check_file_size(db, file)) < 0)
+	if ((rc = check_file_size(db->env, file)) < 0)
 		goto fail;
 	int dead = 0;
 	mdb_reader_check(db->env, &dead);

@@ -8,7 +8,8 @@
  *                serialises processes.
  *   db->maplock  read-held by every live LMDB transaction of this process
  *                (batches, snapshots, lb_get); write-held only to resize the
- *                map, which LMDB allows only when no transaction is live.
+ *                map or to reopen a failed environment (db.c), which need
+ *                no transaction to be live.
  *   db->tlock    protects the table list; held only for lookups/publishing.
  */
 #ifndef LB_ENGINE_INTERNAL_H
@@ -16,6 +17,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "logbook.h"
@@ -62,6 +64,10 @@ struct lb_db {
 	uint8_t last_hash[32];
 	lb_segw segw; /* reused by every batch (one at a time) */
 	lb_segr segr; /* reused by batch-time log reads under wlock */
+	/* reopening a failed environment (db.c); env is NULL after a failed
+	 * reopen, until the next one succeeds */
+	atomic_int env_check; /* a commit failed: check env before writing */
+	size_t env_map;       /* the map size to reopen env with */
 };
 
 /* A pending foreign-key check, evaluated at commit. */
@@ -159,6 +165,21 @@ static inline uint32_t lb__get_be32(const uint8_t *p)
 /* ikey(tid, key) of FORMAT.md: returns its length, written to out
  * (LB__IKEY_MAX bytes). */
 size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key, size_t klen);
+
+/* ---- db.c: reopening an environment that LMDB marked failed ---------------
+ * When LMDB cannot write its meta page at the end of a commit it marks its
+ * environment failed (MDB_PANIC) and refuses every later transaction of the
+ * process, reads included. The engine then closes the environment and opens
+ * it again on the same files, holding wlock and maplock for writing (so with
+ * no transaction of the process live; it waits up to a second for them, else
+ * the call fails with LB_EIO and the next one tries again), finds every
+ * sub-database and table again and rereads the last batch. lb__read_txn()
+ * does it when a read meets the failure, lb__grow_map_if_needed() before a
+ * write transaction once lb__full_or_io() (which every failed commit calls)
+ * has set env_check. */
+/* maplock for reading with db->env usable, reopened first if it failed;
+ * release with lb__read_end(). For code that uses db->env directly. */
+int lb__read_env(lb_db *db);
 
 /* ---- batch.c ------------------------------------------------------------- */
 /* Begin a batch; internal callers (rollback, table create) use it too. */

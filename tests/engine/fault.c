@@ -17,9 +17,19 @@
  * rest of the workload runs; the end state must equal that of the run
  * without faults, verify with replay, and read the same from a fresh
  * process. (The workloads run on a private tmpfs when one can be mounted:
- * the faults are the shim's, and syncs cost nothing there.) Two known gaps
- * are counted and printed rather than failed: see TOLERATE_PANIC and
- * TOLERATE_SHORT_WRITE_EIO below, and docs/RELIABILITY.md.
+ * the faults are the shim's, and syncs cost nothing there.) A failed meta
+ * page write leaves LMDB's environment failed (MDB_PANIC): the engine
+ * reopens it by itself, so the same handle must read right after the
+ * failure and go on; the runs where that happened are counted and printed.
+ *
+ * panic_same_handle_goes_on, panic_waits_for_old_snapshots,
+ * panic_under_readers: the failed environment in detail. The meta page
+ * write of a commit is made to fail; after it, reads, batches, rollbacks
+ * and a table created since the open work on the same handle, also while
+ * the disk stays full; a snapshot begun before the failure still reads,
+ * and keeps the environment from being reopened (other calls fail with
+ * LB_EIO after a bounded wait) until it is closed; threads reading all the
+ * while see every read succeed.
  *
  * disk_full_tmpfs: the same promise on a real file system that fills up:
  * an 8 MiB tmpfs mounted in a private mount namespace (needs root or user
@@ -36,8 +46,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <lmdb.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +58,10 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "engine/internal.h" /* db->env, to see LMDB's failed state */
 
 /* cmocka catches crashes to fail the running test; a forked child must die
  * of them instead, or it would go on running the parent's tests. */
@@ -498,11 +514,26 @@ static void reference(struct wl *w, struct ref *ref)
 	wl_reset(w);
 }
 
-/* See the comment where it is used. 0 makes a poisoned handle a failure. */
-#define TOLERATE_PANIC 1
+/* See the comment where it is used. 0 makes a handle that cannot read
+ * after a failure a test failure. */
+#define TOLERATE_PANIC 0
+
+/* Is db's LMDB environment in its failed state (MDB_PANIC), which the
+ * engine must get out of by itself? Only between calls of one thread. */
+static int env_failed(lb_db *db)
+{
+	MDB_txn *txn;
+	if (!db->env)
+		return 1;
+	int mrc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+	if (mrc == 0)
+		mdb_txn_abort(txn);
+	return mrc == MDB_PANIC;
+}
 
 struct stats {
-	unsigned long runs, failed_ops, by_step[S_N], swallowed, panics;
+	unsigned long runs, failed_ops, by_step[S_N], swallowed;
+	unsigned long panics, panic_runs, reopened;
 	char swallowed_at[512];
 };
 
@@ -523,7 +554,7 @@ struct stats {
 static int fault_run(struct wl *w, const struct ref *ref, long n, int err,
                      int sticky, struct stats *st)
 {
-	int want = err == ENOSPC ? LB_EFULL : LB_EIO, hit = 0;
+	int want = err == ENOSPC ? LB_EFULL : LB_EIO, hit = 0, panicked = 0;
 	wl_reset(w);
 	shim.dir(w->root);
 	shim.arm(n, err, sticky);
@@ -564,19 +595,28 @@ static int fault_run(struct wl *w, const struct ref *ref, long n, int err,
 		/* nothing visible */
 		if (s == S_OPEN) {
 			WCK(w->db == NULL, "failed open returned a handle");
-		} else if (digest(w->db, &d) != 0) {
-			/* LMDB marks its environment unusable (MDB_PANIC)
-			 * when a meta page write fails; until the engine
-			 * reopens it by itself, the handle must be reopened.
-			 * Counted and reported, see docs/RELIABILITY.md. */
-			WCK(TOLERATE_PANIC, "reading after the failure: %s",
-			    lb_errmsg());
-			st->panics++;
-			lb_close(w->db);
-			w->db = NULL;
-			rc = wl_reopen(w);
-			WCK(rc == 0, "reopening after the failure: %s",
-			    lb_errmsg());
+		} else {
+			/* LMDB marks its environment failed (MDB_PANIC)
+			 * when a meta page write fails; the engine reopens
+			 * it by itself, so the same handle reads on */
+			if (env_failed(w->db)) {
+				st->panics++;
+				panicked = 1;
+			}
+			if (digest(w->db, &d) != 0) {
+				WCK(TOLERATE_PANIC,
+				    "reading after the failure: %s",
+				    lb_errmsg());
+				st->reopened++;
+				lb_close(w->db);
+				w->db = NULL;
+				rc = wl_reopen(w);
+				WCK(rc == 0, "reopening after the failure: %s",
+				    lb_errmsg());
+			}
+			WCK(!env_failed(w->db),
+			    "LMDB's environment is still failed after a "
+			    "read");
 		}
 		if (s != S_OPEN) {
 			rc = digest(w->db, &d);
@@ -591,14 +631,23 @@ static int fault_run(struct wl *w, const struct ref *ref, long n, int err,
 			rc = step(w, s);
 			WCK(rc == want, "retry while full: %s: %s",
 			    lb_strerror(rc), lb_errmsg());
+			if (env_failed(w->db)) {
+				st->panics++;
+				panicked = 1;
+			}
+			/* the reopening writes nothing: it works on the
+			 * full disk */
 			if (digest(w->db, &d) != 0) {
 				WCK(TOLERATE_PANIC, "reading: %s", lb_errmsg());
-				st->panics++;
+				st->reopened++;
 				lb_close(w->db);
 				w->db = NULL;
 				rc = wl_reopen(w);
 				WCK(rc == 0, "reopening: %s", lb_errmsg());
 			}
+			rc = digest(w->db, &d);
+			WCK(rc == 0 && d == ref->d[s - 1],
+			    "the failed retry changed the database");
 		}
 		shim.disarm();
 		if (s == S_CHECKPOINT)
@@ -618,6 +667,7 @@ static int fault_run(struct wl *w, const struct ref *ref, long n, int err,
 		return 0;
 	}
 	st->runs++;
+	st->panic_runs += panicked;
 	{
 		int s = S_N - 1;
 		uint64_t d;
@@ -659,9 +709,15 @@ static void fault_matrix(int err, int sticky, const char *what)
 			       st.by_step[s]);
 	printf(")\n");
 	if (st.panics)
-		printf("  %lu times the handle was unusable after the failure "
-		       "(LMDB's fatal-error state) and was reopened\n",
-		       st.panics);
+		printf("  at %lu fault points the failure left LMDB's "
+		       "environment failed (MDB_PANIC, %lu times in all); the "
+		       "engine reopened it and the same handle went on%s\n",
+		       st.panic_runs, st.panics,
+		       st.reopened ? "" : " every time");
+	if (st.reopened)
+		printf("  %lu times the handle could not read after the "
+		       "failure and was closed and reopened\n",
+		       st.reopened);
 	if (st.swallowed)
 		printf("  %lu failed calls were not reported by the "
 		       "operation (it succeeded):%s\n",
@@ -686,6 +742,356 @@ static void test_engine_fault__disk_stays_full(void **state)
 {
 	(void)state;
 	fault_matrix(ENOSPC, 1, "ENOSPC from call N until freed");
+}
+
+/* ---- LMDB's failed environment, in detail -------------------------------
+ */
+
+/* A database in a fresh work directory with table t holding 20 keys; the
+ * shim counts the calls on its files only. */
+static lb_db *panic_db(struct wl *w)
+{
+	lb_options o;
+	if (!shim_load())
+		fail_msg("the fault shim is not loaded (build/libfault.so)");
+	wl_init(w);
+	wl_reset(w);
+	shim.dir(w->root);
+	shim.disarm();
+	lb_options_init(&o);
+	o.flags = LB_CREATE;
+	te_rc(0, lb_open(w->dir, &o, &w->db));
+	te_rc(0, lb_table_create(w->db, "t", NULL));
+	te_rc(0, commit_keys(w->db, "A", 0, 20, 100, 1, 0));
+	return w->db;
+}
+
+/* Commit one batch with its call n failing, n = 1, 2, ..., until the meta
+ * page write fails, which leaves LMDB's environment failed. Each failed
+ * commit must return the code of err. The shim stays armed (a
+ * sticky fault goes on failing); returns n. */
+static long fail_meta_write(lb_db *db, int err, int sticky, unsigned salt)
+{
+	int want = err == ENOSPC ? LB_EFULL : LB_EIO;
+	for (long n = 1; n < 1000; n++) {
+		shim.arm(n, err, sticky);
+		int rc = commit_keys(db, "X", 1000, 20, 100, salt, 0);
+		if (rc == 0)
+			break; /* n is past the commit's calls */
+		if (rc != want)
+			fail_msg(
+			        "commit with call %ld failing: %s (%s), not %s",
+			        n, lb_strerror(rc), lb_errmsg(),
+			        lb_strerror(want));
+		/* After a failed meta page write, and only then, LMDB
+		 * writes the old one back: one call more. (Tests with
+		 * threads cannot look at db->env, which a reader may be
+		 * reopening.) */
+		if (shim.calls() > n)
+			return n;
+		shim.disarm();
+	}
+	shim.disarm();
+	fail_msg("no failed call of a commit left LMDB's environment failed");
+	return 0;
+}
+
+static void put_one(lb_db *db, const char *table, const char *key,
+                    const char *val)
+{
+	lb_batch *b;
+	te_rc(0, lb_batch_begin(db, "one", &b));
+	te_rc(0, lb_put(b, table, key, strlen(key), val, strlen(val)));
+	te_rc(0, lb_batch_commit(b, NULL));
+}
+
+static void assert_value(lb_db *db, const char *table, const char *key,
+                         const char *val)
+{
+	void *v = NULL;
+	size_t vl = 0;
+	te_rc(0, lb_get(db, table, key, strlen(key), &v, &vl));
+	assert_int_equal(vl, strlen(val));
+	assert_memory_equal(v, val, vl);
+	free(v);
+}
+
+static void test_engine_fault__panic_same_handle_goes_on(void **state)
+{
+	struct wl w;
+	lb_result res;
+	lb_verify_report rep;
+	uint64_t last, d0, d1;
+	void *v = NULL;
+	size_t vl;
+	(void)state;
+	lb_db *db = panic_db(&w);
+	/* a table created after the open: the reopened environment must
+	 * find it too */
+	te_rc(0, lb_table_create(db, "u", NULL));
+	put_one(db, "u", "k", "v1");
+	last = te_last(db);
+	te_rc(0, digest(db, &d0));
+
+	/* a read right after the failure: nothing of the batch is visible */
+	fail_meta_write(db, EIO, 0, 2);
+	assert_true(env_failed(db));
+	shim.disarm();
+	assert_value(db, "u", "k", "v1");
+	assert_false(env_failed(db));
+	assert_int_equal(te_last(db), last);
+	te_rc(LB_ENOTFOUND, lb_get(db, "t", "key01000", 8, &v, &vl));
+	te_rc(0, digest(db, &d1));
+	assert_true(d1 == d0);
+
+	/* a batch right after the failure, with no read between: it
+	 * follows the last committed batch */
+	fail_meta_write(db, EIO, 0, 3);
+	assert_true(env_failed(db));
+	shim.disarm();
+	te_rc(0, commit_keys(db, "after", 1000, 20, 100, 3, 0));
+	assert_int_equal(te_last(db), last + 1);
+	put_one(db, "u", "k", "v2");
+	assert_value(db, "u", "k", "v2");
+
+	/* a rollback right after the failure */
+	fail_meta_write(db, EIO, 0, 4);
+	assert_true(env_failed(db));
+	shim.disarm();
+	te_rc(0, lb_rollback(db, last + 1, 0, &res));
+	lb_result_free(&res);
+	assert_int_equal(te_last(db), last + 3);
+	te_rc(LB_ENOTFOUND, lb_get(db, "t", "key01000", 8, &v, &vl));
+
+	/* the disk stays full: the environment is reopened all the same
+	 * (that writes nothing), reads go on, writes fail as before, and go
+	 * on once the space is back */
+	last = te_last(db);
+	fail_meta_write(db, ENOSPC, 1, 5);
+	assert_true(env_failed(db));
+	te_rc(0, digest(db, &d0));
+	assert_false(env_failed(db));
+	assert_int_equal(te_last(db), last);
+	te_rc(LB_EFULL, commit_keys(db, "full", 2000, 20, 100, 6, 0));
+	te_rc(LB_EFULL, lb_table_create(db, "w", NULL));
+	te_rc(0, digest(db, &d1));
+	assert_true(d1 == d0);
+	shim.disarm();
+	te_rc(0, commit_keys(db, "freed", 2000, 20, 100, 6, 0));
+	te_rc(0, lb_table_create(db, "w", NULL));
+	put_one(db, "w", "k", "w1");
+	assert_int_equal(te_last(db), last + 3);
+
+	/* the log is whole: verify with replay, a fresh process agrees */
+	te_rc(0, lb_verify(db, LB_VERIFY_REPLAY, &rep));
+	assert_int_equal(rep.batches, last + 3);
+	te_rc(0, digest(db, &d0));
+	lb_close(db);
+	w.db = NULL;
+	assert_int_equal(fresh_check(w.dir, d0), 0);
+	wl_free(&w);
+}
+
+/* A thread holding a snapshot begun before the failure: it reads in the
+ * snapshot when told to, then closes it when told to, 50 ms later. (The
+ * thread that writes holds no snapshot: a batch begun under one's own
+ * snapshot waits for itself, see docs/API.md.) */
+struct holder {
+	lb_db *db;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stage;    /* 1 open, 2 read, 3 read done, 4 close */
+	int rc;       /* of the snapshot's open, then of its reads */
+	unsigned len; /* of key00003's value in the snapshot */
+	unsigned n;   /* keys of t in the snapshot */
+};
+
+static void holder_wait(struct holder *h, int stage)
+{
+	pthread_mutex_lock(&h->mu);
+	while (h->stage < stage)
+		pthread_cond_wait(&h->cv, &h->mu);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void holder_set(struct holder *h, int stage)
+{
+	pthread_mutex_lock(&h->mu);
+	h->stage = stage;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void *holder_main(void *arg)
+{
+	struct holder *h = arg;
+	lb_snapshot *s = NULL;
+	lb_cursor *c = NULL;
+	const void *k, *v;
+	size_t kl, vl;
+	const struct timespec pause = {0, 50 * 1000000L};
+	int rc = lb_snapshot_open(h->db, &s);
+	h->rc = rc;
+	holder_set(h, 1);
+	if (rc != 0)
+		return NULL;
+	holder_wait(h, 2);
+	/* the failed environment still serves what this snapshot saw */
+	if ((rc = lb_snapshot_get(s, "t", "key00003", 8, &v, &vl)) == 0)
+		h->len = (unsigned)vl;
+	if (rc == 0 && (rc = lb_cursor_open(s, "t", &c)) == 0) {
+		while ((rc = lb_cursor_next(c, &k, &kl, &v, &vl)) == 0)
+			h->n++;
+		if (rc == LB_ENOTFOUND)
+			rc = 0;
+		lb_cursor_close(c);
+	}
+	h->rc = rc;
+	holder_set(h, 3);
+	holder_wait(h, 4);
+	nanosleep(&pause, NULL);
+	lb_snapshot_close(s);
+	return NULL;
+}
+
+static void test_engine_fault__panic_waits_for_old_snapshots(void **state)
+{
+	struct wl w;
+	struct holder h;
+	pthread_t th;
+	uint64_t last, id;
+	void *v = NULL;
+	size_t vl;
+	(void)state;
+	lb_db *db = panic_db(&w);
+	last = te_last(db);
+
+	memset(&h, 0, sizeof h);
+	h.db = db;
+	pthread_mutex_init(&h.mu, NULL);
+	pthread_cond_init(&h.cv, NULL);
+	assert_int_equal(pthread_create(&th, NULL, holder_main, &h), 0);
+	holder_wait(&h, 1);
+	te_rc(0, h.rc);
+	fail_meta_write(db, EIO, 0, 2);
+	shim.disarm();
+	assert_true(env_failed(db)); /* the holder only holds its snapshot */
+	/* while the snapshot is open the environment cannot be reopened:
+	 * reads and writes fail (after a bounded wait), saying why */
+	te_rc(LB_EIO, lb_last_batch(db, &id));
+	assert_non_null(strstr(lb_errmsg(), "snapshot"));
+	te_rc(LB_EIO, lb_get(db, "t", "key00003", 8, &v, &vl));
+	te_rc(LB_EIO, commit_keys(db, "blocked", 3000, 5, 10, 0, 0));
+	assert_true(env_failed(db));
+	/* the snapshot itself still reads */
+	holder_set(&h, 2);
+	holder_wait(&h, 3);
+	te_rc(0, h.rc);
+	assert_int_equal(h.len, 100);
+	assert_int_equal(h.n, 20);
+	/* it closes 50 ms from now, well within the wait of this batch,
+	 * which then goes on on the same handle */
+	holder_set(&h, 4);
+	te_rc(0, commit_keys(db, "B", 3000, 5, 10, 0, 0));
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_false(env_failed(db));
+	assert_int_equal(te_last(db), last + 1);
+	pthread_mutex_destroy(&h.mu);
+	pthread_cond_destroy(&h.cv);
+	{
+		lb_verify_report rep;
+		te_rc(0, lb_verify(db, LB_VERIFY_REPLAY, &rep));
+		assert_int_equal(rep.batches, last + 1);
+	}
+	wl_free(&w);
+}
+
+/* Readers that go on through failures: every read either succeeds or
+ * fails with LB_EIO (while the environment is failed and being reopened),
+ * and reads the value it must. */
+struct reader {
+	lb_db *db;
+	atomic_int *stop;
+	unsigned long ok, eio, bad;
+	int badrc;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	while (!atomic_load(r->stop)) {
+		void *v = NULL;
+		const void *sv;
+		size_t vl = 0;
+		lb_snapshot *s = NULL;
+		int rc = lb_get(r->db, "t", "key00003", 8, &v, &vl);
+		if (rc == 0 && vl != 100)
+			rc = LB_ECORRUPT;
+		free(v);
+		if (rc == 0 && (rc = lb_snapshot_open(r->db, &s)) == 0) {
+			rc = lb_snapshot_get(s, "t", "key00007", 8, &sv, &vl);
+			if (rc == 0 && vl != 100)
+				rc = LB_ECORRUPT;
+			lb_snapshot_close(s);
+		}
+		if (rc == 0) {
+			r->ok++;
+		} else if (rc == LB_EIO) {
+			r->eio++;
+		} else {
+			r->bad++;
+			r->badrc = rc;
+		}
+	}
+	return NULL;
+}
+
+static void test_engine_fault__panic_under_readers(void **state)
+{
+	enum { NREADERS = 3, ROUNDS = 5 };
+	struct wl w;
+	struct reader r[NREADERS];
+	pthread_t th[NREADERS];
+	atomic_int stop = 0;
+	unsigned long ok = 0, eio = 0;
+	uint64_t last;
+	(void)state;
+	lb_db *db = panic_db(&w);
+	last = te_last(db);
+	memset(r, 0, sizeof r);
+	for (int i = 0; i < NREADERS; i++) {
+		r[i].db = db;
+		r[i].stop = &stop;
+		assert_int_equal(
+		        pthread_create(&th[i], NULL, reader_main, &r[i]), 0);
+	}
+	for (int round = 0; round < ROUNDS; round++) {
+		fail_meta_write(db, EIO, 0, 10 + (unsigned)round);
+		shim.disarm();
+		/* the readers' short reads leave room for the reopening */
+		te_rc(0,
+		      commit_keys(db, "ok", 5000, 5, 10, (unsigned)round, 0));
+	}
+	atomic_store(&stop, 1);
+	for (int i = 0; i < NREADERS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		if (r[i].bad)
+			fail_msg(
+			        "reader %d: %lu reads failed, the last with %s",
+			        i, r[i].bad, lb_strerror(r[i].badrc));
+		ok += r[i].ok;
+		eio += r[i].eio;
+	}
+	assert_true(ok > 0);
+	assert_int_equal(te_last(db), last + ROUNDS);
+	{
+		lb_verify_report rep;
+		te_rc(0, lb_verify(db, LB_VERIFY_REPLAY, &rep));
+	}
+	printf("%d failed environments reopened under %d readers: %lu reads "
+	       "succeeded, %lu met the failure (LB_EIO)\n",
+	       ROUNDS, NREADERS, ok, eio);
+	wl_free(&w);
 }
 
 /* ---- a real file system that fills up ------------------------------------
@@ -854,6 +1260,10 @@ int main(int argc, char **argv)
 	                test_engine_fault__every_write_fails_once_enospc),
 	        cmocka_unit_test(test_engine_fault__every_write_fails_once_eio),
 	        cmocka_unit_test(test_engine_fault__disk_stays_full),
+	        cmocka_unit_test(test_engine_fault__panic_same_handle_goes_on),
+	        cmocka_unit_test(
+	                test_engine_fault__panic_waits_for_old_snapshots),
+	        cmocka_unit_test(test_engine_fault__panic_under_readers),
 	        cmocka_unit_test(test_engine_fault__disk_full_tmpfs),
 	        cmocka_unit_test(test_engine_fault__map_growth_tiny_map),
 	};
