@@ -468,7 +468,8 @@ int lb_checkpoint(lb_db *db, const char *dest_dir, uint64_t *at_batch)
 		return rc;
 	if ((rc = lb__dest_tmp(dest_dir, &tmp)) < 0)
 		return rc;
-	lb__read_begin(db);
+	if ((rc = lb__read_env(db)) < 0)
+		goto fail;
 	mrc = mdb_env_copy2(db->env, tmp, MDB_CP_COMPACT);
 	lb__read_end(db);
 	if (mrc) {
