@@ -252,14 +252,44 @@ int lb__tables_publish(lb_db *db, lb_table *t)
 
 /* ---- map growth --------------------------------------------------------- */
 
+/* maplock read holds of this thread (over every handle). A thread that
+ * holds one must not wait for a grower, who waits for it. Snapshots may
+ * move between threads, so this is a hint: it never goes below 0, and a
+ * reader wrongly taken for an outermost one waits only a bounded time. */
+static _Thread_local int read_depth;
+
+#define LB__READER_YIELD_MS 50
+
 void lb__read_begin(lb_db *db)
 {
+	if (read_depth == 0 && atomic_load(&db->growers)) {
+		struct timespec pause = {0, 100000};
+		for (int i = 0;
+		     i < LB__READER_YIELD_MS * 10 && atomic_load(&db->growers);
+		     i++)
+			nanosleep(&pause, NULL);
+	}
 	pthread_rwlock_rdlock(&db->maplock);
+	read_depth++;
 }
 
 void lb__read_end(lb_db *db)
 {
+	if (read_depth > 0)
+		read_depth--;
 	pthread_rwlock_unlock(&db->maplock);
+}
+
+int lb__maplock_write(lb_db *db, const struct timespec *until)
+{
+	if (pthread_rwlock_trywrlock(&db->maplock) == 0)
+		return 0;
+	if (!until)
+		return -1;
+	atomic_fetch_add(&db->growers, 1);
+	int rc = pthread_rwlock_timedwrlock(&db->maplock, until);
+	atomic_fetch_sub(&db->growers, 1);
+	return rc == 0 ? 0 : -1;
 }
 
 static int env_recover(lb_db *db, int have_wlock);
@@ -311,7 +341,7 @@ int lb__grow_map_if_needed(lb_db *db)
 	if (used <= size / 2)
 		return 0;
 	uint64_t nsize = size * 2;
-	if (pthread_rwlock_trywrlock(&db->maplock) != 0) {
+	if (lb__maplock_write(db, NULL) != 0) {
 		/* Readers are live. Wait only when the map is close to full,
 		 * and not for long: the waiting thread may itself hold a
 		 * snapshot. Without growth now, the batch grows the map
@@ -321,7 +351,7 @@ int lb__grow_map_if_needed(lb_db *db)
 			return 0;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 1;
-		if (pthread_rwlock_timedwrlock(&db->maplock, &until) != 0)
+		if (lb__maplock_write(db, &until) != 0)
 			return 0;
 	}
 	mrc = mdb_env_set_mapsize(db->env, nsize);

@@ -197,7 +197,7 @@ int lb__regrow(lb_batch *b)
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 10;
-		int lrc = pthread_rwlock_timedwrlock(&db->maplock, &until);
+		int lrc = lb__maplock_write(db, &until);
 		int mrc = lrc ? 0 : mdb_env_set_mapsize(db->env, (size_t)nsize);
 		if (!lrc)
 			pthread_rwlock_unlock(&db->maplock);

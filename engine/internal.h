@@ -18,6 +18,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <stdint.h>
 
 #include "logbook.h"
@@ -67,6 +68,7 @@ struct lb_db {
 	/* reopening a failed environment (db.c); env is NULL after a failed
 	 * reopen, until the next one succeeds */
 	atomic_int env_check; /* a commit failed: check env before writing */
+	atomic_int growers;   /* threads waiting to take maplock for writing */
 	size_t env_map;       /* the map size to reopen env with */
 };
 
@@ -128,6 +130,11 @@ int lb__table_make(lb_db *db, lb_batch *b, const char *name, uint32_t tid,
                    const void *enc, size_t enclen, lb_table **out);
 int lb__tables_publish(lb_db *db, lb_table *t); /* under wlock */
 int lb__grow_map_if_needed(lb_db *db);
+/* Take maplock for writing: once (until NULL) or waiting until then. While
+ * a thread waits, new outermost readers of this process hold back (for at
+ * most LB__READER_YIELD_MS), so a stream of short snapshots cannot starve
+ * it. 0 when taken. */
+int lb__maplock_write(lb_db *db, const struct timespec *until);
 void lb__read_begin(lb_db *db);
 void lb__read_end(lb_db *db);
 /* A read-only transaction holding maplock for reading, and its end. */
