@@ -130,8 +130,9 @@ static void batch_free(lb_batch *b)
 	lb_db *db = b->db;
 	if (b->txn)
 		mdb_txn_abort(b->txn);
-	/* The segment writer is shared: clear this batch's records before
+	/* The segment writers are shared: clear this batch's records before
 	 * the next batch may begin. */
+	lb__zw_drain(db);
 	lb__segw_reset(&db->segw);
 	lb__read_end(db);
 	pthread_mutex_unlock(&db->wlock);
@@ -145,6 +146,9 @@ static void batch_free(lb_batch *b)
 			lb__table_free(b->tchanges[i].t);
 	free(b->tchanges);
 	free(b->marks);
+	free(b->tcur); /* the cursors went with the transaction */
+	free(b->tail);
+	free(b->htail);
 	free(b);
 }
 
@@ -160,6 +164,7 @@ void lb__batch_reset(lb_batch *b)
 		if (!b->tchanges[i].drop)
 			lb__table_free(b->tchanges[i].t);
 	b->ntchanges = 0;
+	lb__zw_drain(b->db);
 	lb__segw_reset(&b->db->segw);
 }
 
@@ -189,6 +194,7 @@ int lb__batch_txn(lb_batch *b)
 {
 	lb_db *db = b->db;
 	int rc, mrc;
+	b->txn_gen++;
 	if ((mrc = mdb_txn_begin(db->env, NULL, 0, &b->txn))) {
 		b->txn = NULL;
 		return lb__mdb_fail(mrc, "beginning a batch");
@@ -196,6 +202,7 @@ int lb__batch_txn(lb_batch *b)
 	if ((rc = lb__sync_last(db, b->txn)) < 0)
 		return rc;
 	b->id = db->last_id + 1;
+	lb__zw_drain(db);
 	lb__segw_reset(&db->segw);
 	return 0;
 }
@@ -262,25 +269,72 @@ static int poison(lb_batch *b, int rc)
 	return rc;
 }
 
-static int flush_segment(lb_batch *b)
+/* Account for a finished segment and put it into _wal. */
+static int put_finished(lb_batch *b, uint32_t segno, const uint8_t *seg,
+                        size_t seglen, const uint8_t hash[32], size_t raw)
+{
+	int rc;
+	if ((rc = lb__buf_reserve(&b->seghashes, 32)) < 0)
+		return poison(b, rc);
+	memcpy(b->seghashes.data + (size_t)segno * 32, hash, 32);
+	b->seghashes.len = ((size_t)segno + 1) * 32;
+	if ((rc = lb__put_segment_once(b, segno, seg, seglen)) < 0)
+		return rc;
+	b->raw_bytes += raw;
+	b->stored_bytes += seglen;
+	return 0;
+}
+
+/* Wait for the segment the worker is compressing, if any, and put it. */
+static int collect(lb_batch *b)
+{
+	lb_zw_result z;
+	int rc = lb__zw_collect(b->db, &z);
+	if (rc <= 0)
+		return rc < 0 ? poison(b, rc) : 0;
+	return put_finished(b, z.segno, z.seg, z.seglen, z.hash, z.raw);
+}
+
+/* Finish the open segment here and put it. */
+static int finish_here(lb_batch *b)
 {
 	lb_db *db = b->db;
 	const uint8_t *seg;
 	size_t seglen;
+	uint8_t hash[32];
 	size_t raw = lb__segw_rawlen(&db->segw);
 	int rc;
 	if ((rc = lb__segw_finish(&db->segw, &seg, &seglen)) < 0)
 		return poison(b, rc);
-	if ((rc = lb__buf_reserve(&b->seghashes, 32)) < 0)
-		return poison(b, rc);
-	lb__sha256(seg, seglen, b->seghashes.data + b->seghashes.len);
-	b->seghashes.len += 32;
-	if ((rc = lb__put_segment_once(b, b->nseg, seg, seglen)) < 0)
+	lb__sha256(seg, seglen, hash);
+	if ((rc = put_finished(b, b->nseg, seg, seglen, hash, raw)) < 0)
 		return rc;
 	b->nseg++;
-	b->raw_bytes += raw;
-	b->stored_bytes += seglen;
 	return 0;
+}
+
+/* The open segment is full: hand it to the worker (zwork.c) once the one
+ * before it is in, else finish it here. */
+static int flush_segment(lb_batch *b)
+{
+	int rc;
+	if ((rc = collect(b)) < 0)
+		return rc;
+	if (lb__zw_submit(b->db, b->nseg)) {
+		b->nseg++;
+		return 0;
+	}
+	return finish_here(b);
+}
+
+/* Commit: every segment in, the last one finished here (waiting for the
+ * worker would take as long). */
+static int flush_all(lb_batch *b)
+{
+	int rc;
+	if ((rc = collect(b)) < 0)
+		return rc;
+	return b->db->segw.count ? finish_here(b) : 0;
 }
 
 static int log_record(lb_batch *b, const lb_wal_rec *r)
@@ -353,19 +407,238 @@ const char *lb__key_text(const void *key, size_t klen, char *buf, size_t cap)
 	return key_text(key, klen, buf, cap);
 }
 
+/* The batch's cursors and tails belong to one transaction: on a new one
+ * (begin, or redo after growing the map) none is open or known. */
+static void txn_fresh(lb_batch *b)
+{
+	if (b->tcur_gen == b->txn_gen)
+		return;
+	memset(b->tcur, 0, b->ntcur * sizeof *b->tcur);
+	if (b->tail)
+		memset(b->tail, 0, b->ntcur * sizeof *b->tail);
+	if (b->htail)
+		b->htail->known = 0;
+	b->hcur = NULL;
+	b->tcur_gen = b->txn_gen;
+	b->seek_t = NULL;
+}
+
+/* The batch's cursor on t (see struct lb_batch). */
+static int table_cursor(lb_batch *b, lb_table *t, MDB_cursor **out)
+{
+	txn_fresh(b);
+	if (t->tid >= b->ntcur) {
+		size_t n = t->tid + 8;
+		MDB_cursor **nc = realloc(b->tcur, n * sizeof *nc);
+		if (!nc)
+			return lb__fail(LB_ENOMEM, "batch: out of memory");
+		memset(nc + b->ntcur, 0, (n - b->ntcur) * sizeof *nc);
+		b->tcur = nc;
+		if (b->tail) {
+			lb_tail *nt = realloc(b->tail, n * sizeof *nt);
+			if (!nt)
+				return lb__fail(LB_ENOMEM,
+				                "batch: out of memory");
+			memset(nt + b->ntcur, 0, (n - b->ntcur) * sizeof *nt);
+			b->tail = nt;
+		}
+		b->ntcur = n;
+	}
+	MDB_cursor **c = &b->tcur[t->tid];
+	if (*c && mdb_cursor_dbi(*c) != t->dbi) {
+		mdb_cursor_close(*c);
+		*c = NULL;
+		if (b->tail)
+			b->tail[t->tid].known = 0;
+	}
+	if (!*c) {
+		int mrc = mdb_cursor_open(b->txn, t->dbi, c);
+		if (mrc) {
+			*c = NULL;
+			return lb__mdb_fail(mrc, t->name);
+		}
+	}
+	*out = *c;
+	return 0;
+}
+
+/* Look up the largest key of c's sub-database into tl. */
+static int tail_load(MDB_cursor *c, lb_tail *tl)
+{
+	MDB_val k, v;
+	int mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	if (mrc && mrc != MDB_NOTFOUND)
+		return lb__mdb_fail(mrc, "finding the last key");
+	tl->known = 1;
+	tl->empty = mrc == MDB_NOTFOUND;
+	tl->len = 0;
+	if (!tl->empty) {
+		if (k.mv_size > sizeof tl->key)
+			return lb__fail(LB_ECORRUPT, "key of %zu bytes",
+			                k.mv_size);
+		tl->len = k.mv_size;
+		memcpy(tl->key, k.mv_data, k.mv_size);
+	}
+	return 0;
+}
+
+/* Is key past the tail (so absent, and appendable)? LMDB's default
+ * order: memcmp over the shorter length, then the shorter first. */
+static int past_tail(const lb_tail *tl, const void *key, size_t klen)
+{
+	if (tl->empty)
+		return 1;
+	size_t n = klen < tl->len ? klen : tl->len;
+	int c = memcmp(key, tl->key, n);
+	return c > 0 || (c == 0 && klen > tl->len);
+}
+
+static void tail_set(lb_tail *tl, const void *key, size_t klen)
+{
+	if (past_tail(tl, key, klen)) {
+		tl->empty = 0;
+		tl->len = klen;
+		memcpy(tl->key, key, klen);
+	}
+}
+
+/* The tail of t in this transaction (NULL: out of memory, go without). */
+static lb_tail *table_tail(lb_batch *b, lb_table *t, MDB_cursor *c)
+{
+	if (!b->tail) {
+		b->tail = calloc(b->ntcur, sizeof *b->tail);
+		if (!b->tail)
+			return NULL;
+	}
+	lb_tail *tl = &b->tail[t->tid];
+	if (!tl->known && tail_load(c, tl) < 0)
+		return NULL;
+	return tl;
+}
+
+int lb__batch_seek(lb_batch *b, lb_table *t, const void *key, size_t klen,
+                   MDB_val *cur)
+{
+	MDB_cursor *c;
+	int rc = table_cursor(b, t, &c);
+	if (rc < 0)
+		return rc;
+	MDB_val k = {klen, (void *)key};
+	int mrc = mdb_cursor_get(c, &k, cur, MDB_SET);
+	b->seek_t = NULL;
+	if (mrc && mrc != MDB_NOTFOUND)
+		return lb__mdb_fail(mrc, t->name);
+	if (klen <= sizeof b->seek_key) {
+		b->seek_t = t;
+		b->seek_found = mrc == 0;
+		b->seek_val = mrc == 0 ? *cur : (MDB_val){0, NULL};
+		b->seek_klen = klen;
+		memcpy(b->seek_key, key, klen);
+	}
+	return mrc == 0;
+}
+
+/* Record in _hist that this batch changed the key of ikey ik. */
+static int hist_put(lb_batch *b, const uint8_t *ik, size_t iklen)
+{
+	uint8_t bid[8];
+	MDB_val hk = {iklen, (void *)ik}, hv = {8, bid};
+	int mrc;
+	txn_fresh(b);
+	lb__be64(bid, b->id);
+	if (!b->hcur &&
+	    (mrc = mdb_cursor_open(b->txn, b->db->hist, &b->hcur))) {
+		b->hcur = NULL;
+		return lb__mdb_fail(mrc, "_hist");
+	}
+	if (!b->htail)
+		b->htail = calloc(1, sizeof *b->htail);
+	lb_tail *tl = b->htail;
+	if (tl && !tl->known && tail_load(b->hcur, tl) < 0)
+		tl = NULL;
+	if (tl && past_tail(tl, ik, iklen)) {
+		/* a key never changed before, past every other */
+		mrc = mdb_cursor_put(b->hcur, &hk, &hv, MDB_APPEND);
+		if (mrc == 0) {
+			tail_set(tl, ik, iklen);
+			return 0;
+		}
+		if (mrc != MDB_KEYEXIST)
+			return lb__mdb_fail(mrc, "_hist");
+		tl->known = 0; /* stale */
+	}
+	mrc = mdb_cursor_put(b->hcur, &hk, &hv, MDB_NODUPDATA);
+	if (mrc && mrc != MDB_KEYEXIST) /* KEYEXIST: this batch already */
+		return lb__mdb_fail(mrc, "_hist");
+	if (mrc == 0 && tl && tl->known)
+		tail_set(tl, ik, iklen);
+	return 0;
+}
+
+/* Did lb__batch_seek just look up this key (cursor still on it)? */
+static int seek_hit(const lb_batch *b, const lb_table *t, const void *key,
+                    size_t klen)
+{
+	return b->seek_t == t && b->tcur_gen == b->txn_gen &&
+	       b->seek_klen == klen && memcmp(b->seek_key, key, klen) == 0;
+}
+
+/*
+ * One op. The table is searched once: through lb__batch_seek's answer, or
+ * by a put with MDB_NOOVERWRITE that either inserts the absent key or
+ * returns its current value with the cursor on it, or by a cursor lookup;
+ * the write then goes through the positioned cursor (MDB_CURRENT,
+ * mdb_cursor_del) instead of a second descent.
+ */
 int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
                    size_t klen, const void *val, size_t vlen, int how)
 {
 	int raw = how != LB__HOW_CHECK;
 	lb_db *db = b->db;
-	MDB_val k = {klen, (void *)key}, cur;
-	int mrc, rc;
+	MDB_val k = {klen, (void *)key}, cur = {0, NULL};
+	MDB_val v = {vlen, (void *)(val ? val : "")};
+	MDB_cursor *c;
+	int mrc, rc, exists, written = 0;
 	int del = mode == LB__MODE_DELETE;
 
-	mrc = mdb_get(b->txn, t->dbi, &k, &cur);
-	if (mrc && mrc != MDB_NOTFOUND)
-		return poison(b, lb__mdb_fail(mrc, t->name));
-	int exists = mrc == 0;
+	if ((rc = table_cursor(b, t, &c)) < 0)
+		return poison(b, rc);
+	if (seek_hit(b, t, key, klen)) {
+		exists = b->seek_found;
+		cur = b->seek_val;
+		if (!exists)
+			mrc = MDB_NOTFOUND;
+	} else if (!del && mode != LB__MODE_UPDATE &&
+	           (raw || !t->schema.has_schema)) {
+		/* Nothing to validate before writing: insert if absent,
+		 * appending a key past the table's last one. */
+		MDB_val d = v;
+		lb_tail *tl = table_tail(b, t, c);
+		mrc = MDB_KEYEXIST;
+		if (tl && past_tail(tl, key, klen)) {
+			mrc = mdb_cursor_put(c, &k, &d, MDB_APPEND);
+			if (mrc == MDB_KEYEXIST) /* the tail was stale */
+				tl->known = 0;
+		}
+		if (mrc == MDB_KEYEXIST) {
+			d = v;
+			mrc = mdb_cursor_put(c, &k, &d, MDB_NOOVERWRITE);
+		}
+		if (mrc && mrc != MDB_KEYEXIST)
+			return poison(b, lb__mdb_fail(mrc, t->name));
+		written = mrc == 0;
+		if (written && tl && tl->known)
+			tail_set(tl, key, klen);
+		exists = !written;
+		if (exists)
+			cur = d;
+	} else {
+		mrc = mdb_cursor_get(c, &k, &cur, MDB_SET);
+		if (mrc && mrc != MDB_NOTFOUND)
+			return poison(b, lb__mdb_fail(mrc, t->name));
+		exists = mrc == 0;
+	}
+	b->seek_t = NULL;
 	if (!raw) {
 		/* Every issue of the op is reported: its key's and its
 		 * value's. */
@@ -384,7 +657,7 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 		    (rc = lb__validate_value(b, t, key, klen, val, vlen)) < 0)
 			bad = rc;
 		if (bad)
-			return bad;
+			return bad; /* an issue: written is 0 here */
 	} else if (del && !exists) {
 		if (how == LB__HOW_RESTORE)
 			return 0;
@@ -406,15 +679,16 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 	                .alen = del ? 0 : (uint32_t)vlen,
 	                .has_after = !del};
 	int refs = t->nrefs || t->referenced;
-	const void *before = NULL;
-	size_t blen = 0;
-	if (t->nrefs && exists) { /* old references to drop */
+	int keep = t->nrefs && exists; /* old references to drop */
+	if (how != LB__HOW_REPLAY && exists && db->segw.count &&
+	    !lb__segw_fits(&db->segw, &r))
+		keep = 1; /* the flush below writes: keep the image safe */
+	if (keep) {
 		b->scratch.len = 0;
 		if ((rc = lb__buf_append(&b->scratch, cur.mv_data,
 		                         cur.mv_size)) < 0)
 			return poison(b, rc);
-		before = b->scratch.data;
-		blen = cur.mv_size;
+		r.before = b->scratch.data;
 	}
 	if (how != LB__HOW_REPLAY) {
 		if (db->segw.count && !lb__segw_fits(&db->segw, &r) &&
@@ -425,25 +699,29 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 		b->records++;
 	}
 
-	if (del) {
-		mrc = mdb_del(b->txn, t->dbi, &k, NULL);
-	} else {
-		MDB_val v = {vlen, (void *)(val ? val : "")};
-		mrc = mdb_put(b->txn, t->dbi, &k, &v, 0);
-	}
+	/* The cursor is still on the key: a put into _wal (another dbi)
+	 * does not move it. */
+	if (del)
+		mrc = mdb_cursor_del(c, 0);
+	else if (written)
+		mrc = 0;
+	else
+		mrc = mdb_cursor_put(c, &k, &v, exists ? MDB_CURRENT : 0);
 	if (mrc)
 		return poison(b, lb__mdb_fail(mrc, t->name));
+	if (!exists && !del && !written && b->tail && b->tail[t->tid].known)
+		tail_set(&b->tail[t->tid], key, klen);
 
-	uint8_t ik[LB__IKEY_MAX], bid[8];
-	MDB_val hk = {lb__ikey(ik, t->tid, key, klen), ik}, hv = {8, bid};
-	lb__be64(bid, b->id);
-	mrc = mdb_put(b->txn, db->hist, &hk, &hv, MDB_NODUPDATA);
-	if (mrc && mrc != MDB_KEYEXIST)
-		return poison(b, lb__mdb_fail(mrc, "_hist"));
+	uint8_t ik[LB__IKEY_MAX];
+	if ((rc = hist_put(b, ik, lb__ikey(ik, t->tid, key, klen))) < 0)
+		return poison(b, rc);
 
-	if (refs && (rc = lb__refs_update(b, t, key, klen, before, blen,
-	                                  del ? NULL : (val ? val : ""), vlen,
-	                                  how != LB__HOW_REPLAY)) < 0)
+	int old = t->nrefs && exists;
+	if (refs &&
+	    (rc = lb__refs_update(b, t, key, klen, old ? b->scratch.data : NULL,
+	                          old ? cur.mv_size : 0,
+	                          del ? NULL : (val ? val : ""), vlen,
+	                          how != LB__HOW_REPLAY)) < 0)
 		return poison(b, rc);
 
 	if (how != LB__HOW_REPLAY && lb__segw_rawlen(&db->segw) >= db->segsize)
@@ -813,7 +1091,7 @@ static int finish_txn(lb_batch *b, int64_t time_ns, const lb_wal_hdr *given,
 	lb_wal_hdr h;
 	lb_buf enc;
 	int rc, mrc;
-	if (!given && db->segw.count && (rc = flush_segment(b)) < 0)
+	if (!given && (rc = flush_all(b)) < 0)
 		return rc;
 	if ((rc = write_marks(b)) < 0)
 		return poison(b, rc);

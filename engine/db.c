@@ -971,6 +971,7 @@ void lb_close(lb_db *db)
 	for (size_t i = 0; i < db->ntables; i++)
 		lb__table_free(db->tables[i]);
 	free(db->tables);
+	lb__zw_free(db);
 	lb__segw_free(&db->segw);
 	lb__segr_free(&db->segr);
 	pthread_mutex_destroy(&db->wlock);

@@ -63,14 +63,24 @@ struct lb_db {
 	/* the last committed batch as this process last saw it */
 	uint64_t last_id;
 	uint8_t last_hash[32];
-	lb_segw segw; /* reused by every batch (one at a time) */
-	lb_segr segr; /* reused by batch-time log reads under wlock */
+	lb_segw segw;     /* the open segment, reused by every batch */
+	struct lb_zw *zw; /* compresses full segments meanwhile (zwork.c) */
+	int zw_failed;    /* the worker could not start: compress inline */
+	lb_segr segr;     /* reused by batch-time log reads under wlock */
 	/* reopening a failed environment (db.c); env is NULL after a failed
 	 * reopen, until the next one succeeds */
 	atomic_int env_check; /* a commit failed: check env before writing */
 	atomic_int growers;   /* threads waiting to take maplock for writing */
 	size_t env_map;       /* the map size to reopen env with */
 };
+
+/* The largest key of a sub-database in a batch's transaction. */
+typedef struct lb_tail {
+	int known; /* 0: not looked up yet in this transaction */
+	int empty; /* the sub-database holds no key */
+	size_t len;
+	uint8_t key[LB__IKEY_MAX];
+} lb_tail;
 
 /* A pending foreign-key check, evaluated at commit. */
 enum { LB__PEND_REF = 1, LB__PEND_DEL = 2 };
@@ -107,6 +117,27 @@ struct lb_batch {
 	/* batches whose header state must be rewritten at commit */
 	uint64_t *marks;
 	size_t nmarks, mcap;
+	/* a cursor on each table's dbi, by table id, opened on first use in
+	 * txn (LMDB frees them when the transaction ends) */
+	MDB_cursor **tcur;
+	/* LMDB reuses one MDB_txn for every write transaction of an
+	 * environment: transactions are told apart by txn_gen, which
+	 * lb__batch_txn() increments */
+	uint64_t txn_gen, tcur_gen;
+	size_t ntcur;
+	/* the largest key of each table (by table id) and of _hist, as far
+	 * as this transaction knows, so that a key past it is appended
+	 * (MDB_APPEND: no descent, full pages) instead of searched for */
+	struct lb_tail *tail;
+	struct lb_tail *htail;
+	MDB_cursor *hcur; /* on _hist, in txn */
+	/* lb__batch_seek's answer, which the next lb__apply of the same key
+	 * uses instead of searching again; any write clears it */
+	lb_table *seek_t;
+	int seek_found;
+	MDB_val seek_val;
+	size_t seek_klen;
+	uint8_t seek_key[LB_KEY_MAX];
 };
 
 /* ---- db.c ---------------------------------------------------------------- */
@@ -188,6 +219,27 @@ size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key, size_t klen);
  * release with lb__read_end(). For code that uses db->env directly. */
 int lb__read_env(lb_db *db);
 
+/* ---- zwork.c ------------------------------------------------------------- */
+typedef struct lb_zw lb_zw;
+typedef struct lb_zw_result {
+	const uint8_t *seg; /* the finished segment, valid until next submit */
+	size_t seglen, raw;
+	uint32_t segno;
+	uint8_t hash[32]; /* SHA-256 of seg */
+} lb_zw_result;
+/* Hand the full open segment db->segw (segment number segno) to the
+ * worker, which compresses and hashes it; db->segw becomes an empty
+ * writer. 1 if handed over, 0 if the caller must finish it itself (level
+ * 0, or no worker thread). The previous segment must have been collected. */
+int lb__zw_submit(lb_db *db, uint32_t segno);
+/* Wait for the segment in flight: 1 and *out, 0 if none, < 0 if its
+ * compression failed (LB_ENOMEM). */
+int lb__zw_collect(lb_db *db, lb_zw_result *out);
+/* Wait for the segment in flight, if any, and drop it. */
+void lb__zw_drain(lb_db *db);
+/* Stop the worker (lb_close). */
+void lb__zw_free(lb_db *db);
+
 /* ---- batch.c ------------------------------------------------------------- */
 /* Begin a batch; internal callers (rollback, table create) use it too. */
 int lb__batch_begin(lb_db *db, const char *label, lb_batch **out);
@@ -222,6 +274,12 @@ int lb__issue(lb_batch *b, lb_issue_kind kind, const char *table,
 /* Put a segment (replay copies them verbatim), journaled like an op. */
 int lb__batch_put_segment(lb_batch *b, uint32_t segno, const void *seg,
                           size_t len);
+/* Look key up in table t inside the batch, through the batch's cursor on t:
+ * 1 and *cur (valid until the next write of the batch) when present, 0 when
+ * absent, < 0 on error. An lb__apply of the same key right after, with no
+ * write in between, does not search the table again. */
+int lb__batch_seek(lb_batch *b, lb_table *t, const void *key, size_t klen,
+                   MDB_val *cur);
 /* One attempt at each op, without growth or journal (grow.c redoes them). */
 int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
                    size_t klen, const void *val, size_t vlen, int how);

@@ -164,7 +164,8 @@ typedef struct rb {
 	/* last table looked up by name */
 	lb_table *tcache;
 	char tcname[LB_TABLE_NAME_MAX + 1];
-	MDB_txn *txn;            /* the batch's transaction when last seen */
+	uint64_t gen;            /* the batch's transaction (txn_gen) when
+	                            last seen */
 	MDB_cursor *hist, *refs; /* opened on first use, in txn */
 	size_t nconflicts;
 	char first_conflict[256];
@@ -184,8 +185,8 @@ typedef struct rb {
  * which closes its cursors and rebuilds the tables the batch created. */
 static void after_write(rb *x)
 {
-	if (x->b->txn != x->txn) {
-		x->txn = x->b->txn;
+	if (x->b->txn_gen != x->gen) {
+		x->gen = x->b->txn_gen;
 		x->hist = x->refs = NULL;
 		x->tcache = NULL;
 	}
@@ -203,7 +204,7 @@ static void rb_free(rb *x)
 	lb__buf_free(&x->vals);
 	free(x->S);
 	/* a transaction that ended closed its cursors itself */
-	if (x->b->txn && x->b->txn == x->txn) {
+	if (x->b->txn && x->b->txn_gen == x->gen) {
 		if (x->hist)
 			mdb_cursor_close(x->hist);
 		if (x->refs)
@@ -218,7 +219,7 @@ static void rb_init(rb *x, lb_db *db, lb_batch *b, uint64_t target)
 	x->db = db;
 	x->b = b;
 	x->target = target;
-	x->txn = b->txn;
+	x->gen = b->txn_gen;
 	lb__buf_init(&x->vals);
 	bset_init(&x->seen);
 	bset_init(&x->done);
@@ -337,12 +338,12 @@ static int undo_data(rb *x, uint64_t id, const lb_wal_rec *r, int mode)
 			return rc;
 	}
 	if (check) {
-		MDB_val k = {r->klen, (void *)r->key}, cur = {0, NULL};
-		int mrc = mdb_get(b->txn, t->dbi, &k, &cur);
-		if (mrc && mrc != MDB_NOTFOUND)
-			return lb__mdb_fail(mrc, t->name);
-		if (!same_image(mrc == 0, cur.mv_data, cur.mv_size,
-		                r->has_after, r->after, r->alen))
+		MDB_val cur = {0, NULL};
+		int found = lb__batch_seek(b, t, r->key, r->klen, &cur);
+		if (found < 0)
+			return found;
+		if (!same_image(found, cur.mv_data, cur.mv_size, r->has_after,
+		                r->after, r->alen))
 			return data_conflict(x, t, r, id);
 	}
 	if (x->nconflicts)
@@ -1041,12 +1042,12 @@ static int net_apply(rb *x)
 		lb_table *t = table_of(x, ne.name, (uint32_t)strlen(ne.name));
 		if (!t)
 			continue;
-		MDB_val k = {ne.klen, (void *)ne.key}, cur;
-		int mrc = mdb_get(b->txn, t->dbi, &k, &cur);
-		if (mrc == MDB_NOTFOUND)
+		MDB_val cur;
+		int found = lb__batch_seek(b, t, ne.key, ne.klen, &cur);
+		if (found == 0)
 			continue;
-		if (mrc) {
-			rc = lb__mdb_fail(mrc, t->name);
+		if (found < 0) {
+			rc = found;
 			break;
 		}
 		rc = lb__apply(b, t, LB__MODE_DELETE, ne.key, ne.klen, NULL, 0,
@@ -1112,11 +1113,11 @@ static int net_apply(rb *x)
 			return lb__fail(LB_ECORRUPT,
 			                "rollback_to: table %s is missing",
 			                ne.name);
-		MDB_val k = {ne.klen, (void *)ne.key}, cur = {0, NULL};
-		int mrc = mdb_get(b->txn, t->dbi, &k, &cur);
-		if (mrc && mrc != MDB_NOTFOUND)
-			return lb__mdb_fail(mrc, t->name);
-		if (same_image(mrc == 0, cur.mv_data, cur.mv_size, 1, ne.val,
+		MDB_val cur = {0, NULL};
+		int found = lb__batch_seek(b, t, ne.key, ne.klen, &cur);
+		if (found < 0)
+			return found;
+		if (same_image(found, cur.mv_data, cur.mv_size, 1, ne.val,
 		               ne.vlen))
 			continue;
 		rc = lb__apply(b, t, LB__MODE_PUT, ne.key, ne.klen, ne.val,
