@@ -171,6 +171,11 @@ typedef struct bk_run {
 	/* commit times of single batches, for the rollback goal */
 	double last_batch_secs, mid_batch_secs;
 	uint64_t last_batch_recs;
+	/* the last batch committed again on a freshly opened copy of the
+	 * store as it was before it: the like-for-like peer of a rollback,
+	 * which also runs on a freshly opened copy (logbook only; NAN if not
+	 * measured) */
+	double last_batch_fresh_secs;
 	uint64_t disk_bytes; /* files of the store after commit */
 	uint64_t log_raw;    /* log before compression */
 	uint64_t log_stored; /* log as stored */

@@ -230,6 +230,7 @@ typedef struct row {
 
 enum {
 	D_BATCH_LAST = 1,
+	D_BATCH_LAST_FRESH,
 	D_COMMIT_CPU,
 	D_DISK,
 	D_LOG_RAW,
@@ -245,6 +246,7 @@ static const row rows[] = {
         {"commit", "MB/s", PH_COMMIT, U_MBS, 0},
         {"commit per CPU second", "rec/s", -1, U_RATE, D_COMMIT_CPU},
         {"commit, last batch", "ms", -1, U_MS, D_BATCH_LAST},
+        {"commit last, fresh open", "ms", -1, U_MS, D_BATCH_LAST_FRESH},
         {"rollback last batch", "ms", PH_RB_LAST, U_MS, 0},
         {"rollback last batch", "rec/s", PH_RB_LAST, U_RATE, 0},
         {"rollback middle, strict", "ms", PH_RB_MID, U_MS, 0},
@@ -296,6 +298,10 @@ static double median_of(const bk_results *r, int sys,
 static double g_last(const bk_run *r)
 {
 	return r->ph[PH_COMMIT].done ? r->last_batch_secs : NAN;
+}
+static double g_last_fresh(const bk_run *r)
+{
+	return r->last_batch_fresh_secs > 0 ? r->last_batch_fresh_secs : NAN;
 }
 static double g_cpu(const bk_run *r)
 {
@@ -357,6 +363,8 @@ static double value(const bk_results *r, int sys, const row *rw)
 	switch (rw->which) {
 	case D_BATCH_LAST:
 		return median_of(r, sys, g_last) * 1e3;
+	case D_BATCH_LAST_FRESH:
+		return median_of(r, sys, g_last_fresh) * 1e3;
 	case D_COMMIT_CPU:
 		return median_of(r, sys, g_cpu);
 	case D_DISK:
@@ -546,7 +554,7 @@ static int make_goals(const bk_results *r, goal *g)
 	double lb = rate(r, SYS_LOGBOOK, PH_COMMIT);
 	double lmdb = rate(r, SYS_LMDB, PH_COMMIT);
 	double sq = rate(r, SYS_SQLITE, PH_COMMIT);
-	const row last_row = {"", "", -1, U_MS, D_BATCH_LAST};
+	const row last_row = {"", "", -1, U_MS, D_BATCH_LAST_FRESH};
 	const row ratio_row = {"", "", -1, U_RATIO, D_LOG_IMAGES};
 
 #define GOAL(nm, m, t, hb, fmt, ...)                                           \
@@ -566,8 +574,9 @@ static int make_goals(const bk_results *r, goal *g)
 	GOAL("commit >= 2x SQLite+session", lb / sq, 2.0, 1, "%.2fx", lb / sq);
 	double rb_ms = bk_median_secs(r, SYS_LOGBOOK, PH_RB_LAST) * 1e3;
 	double c_ms = value(r, SYS_LOGBOOK, &last_row);
+	/* Both on a freshly opened copy of the store: like for like. */
 	GOAL("rollback of last batch <= its commit time", rb_ms, c_ms, 0,
-	     "%.2f ms vs %.2f ms", rb_ms, c_ms);
+	     "%.2f ms vs %.2f ms (both on a fresh open)", rb_ms, c_ms);
 	double rb = rate(r, SYS_LOGBOOK, PH_RB_LAST);
 	double sqrb = rate(r, SYS_SQLITE, PH_RB_LAST);
 	GOAL("rollback of last batch >= 2x SQLite invert+apply", rb / sqrb, 2.0,

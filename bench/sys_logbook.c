@@ -136,13 +136,21 @@ typedef struct ckpt_ctx {
 	const char *path;
 	int rc;
 	char note[96];
+	/* a copy of the store before the last batch (NULL: not wanted) */
+	uint64_t prelast_index;
+	const char *db, *prelast;
+	int prelast_rc;
 } ckpt_ctx;
 
-static int take_mid_checkpoint(void *h, uint64_t i, void *p)
+/* After batch i: the middle checkpoint, and the copy of the store before
+ * the last batch (no batch is open, so the files are consistent). */
+static int after_batch(void *h, uint64_t i, void *p)
 {
 	ckpt_ctx *c = p;
 	(void)h;
-	if (i != c->at_index)
+	if (c->prelast && i == c->prelast_index)
+		c->prelast_rc = bk_copy_dir(c->db, c->prelast);
+	if (!c->path || i != c->at_index)
 		return 0;
 	c->rc = lb_checkpoint(c->s->db, c->path, NULL);
 	if (c->rc != 0)
@@ -274,6 +282,29 @@ static void checkpoint(lb_db *db, const bk_ctx *c, bk_meas *m)
 	free(cd);
 }
 
+/* The last batch committed on a freshly opened copy of the store as it was
+ * before it: what the rollback of the last batch, also run on a freshly
+ * opened copy, is compared with. */
+static double commit_last_fresh(const bk_ctx *c, const char *prelast)
+{
+	const bk_workload *w = c->w;
+	char *cp = bk_path(c->dir, "copy");
+	double secs = 0;
+	if (bk_copy_dir(prelast, cp) != 0)
+		bk_die("copy of %s failed", prelast);
+	lbs s = {0};
+	if (open_db(c->cfg, cp, 0, &s.db) == 0) {
+		bk_batch b = bk_workload_batch(w, w->nbatches - 1);
+		double t0 = bk_now();
+		if (lbs_commit(&s, &b) == 0)
+			secs = bk_now() - t0;
+		lb_close(s.db);
+	}
+	bk_rmrf(cp);
+	free(cp);
+	return secs;
+}
+
 /* A rollback phase on a fresh copy of the committed database at db. */
 static void rollback(const bk_ctx *c, const char *db, int ph, uint64_t id,
                      uint64_t nrec, bk_meas *m)
@@ -329,6 +360,7 @@ static int lbs_run(const bk_ctx *c, bk_run *out)
 	bk_meas *cm = &out->ph[PH_COMMIT];
 	char *db = bk_path(c->dir, "db");
 	char *ck = bk_path(c->dir, "ckpt-mid");
+	char *pre = bk_path(c->dir, "before-last");
 	uint64_t mid = w->mid;
 	lbs *s;
 	int rc = lbs_open(c->cfg, db, c->schema, (void **)&s);
@@ -336,10 +368,20 @@ static int lbs_run(const bk_ctx *c, bk_run *out)
 		fail(cm, "open", rc);
 		goto done;
 	}
-	ckpt_ctx cc = {s, mid, ck, 0, ""};
 	int want_ck = !c->schema && (c->phases & 1u << PH_REPLAY_CKPT);
+	int want_pre =
+	        !c->schema && (c->phases & 1u << PH_RB_LAST) && w->nbatches > 1;
+	ckpt_ctx cc = {s,
+	               mid,
+	               want_ck ? ck : NULL,
+	               0,
+	               "",
+	               w->nbatches - 2,
+	               db,
+	               want_pre ? pre : NULL,
+	               0};
 	if (bk_commit_all(&bk_sys_logbook, s, w, out,
-	                  want_ck ? take_mid_checkpoint : NULL, &cc) != 0) {
+	                  want_ck || want_pre ? after_batch : NULL, &cc) != 0) {
 		cm->failed = 1;
 		bk_note(cm, "%s", s->errmsg);
 		lbs_close(s);
@@ -399,13 +441,17 @@ static int lbs_run(const bk_ctx *c, bk_run *out)
 		if (!(c->phases & 1u << rb[i]))
 			continue;
 		uint64_t bi = rb[i] == PH_RB_LAST ? w->nbatches - 1 : mid;
+		if (rb[i] == PH_RB_LAST && want_pre && cc.prelast_rc == 0)
+			out->last_batch_fresh_secs = commit_last_fresh(c, pre);
 		rollback(c, db, rb[i], base + bi,
 		         bk_workload_records(w, bi, bi + 1), &out->ph[rb[i]]);
 	}
 done:
 	bk_rmrf(ck);
+	bk_rmrf(pre);
 	bk_rmrf(db);
 	free(ck);
+	free(pre);
 	free(db);
 	return 0;
 }
