@@ -202,6 +202,7 @@ int lb__batch_txn(lb_batch *b)
 	if ((rc = lb__sync_last(db, b->txn)) < 0)
 		return rc;
 	b->id = db->last_id + 1;
+	memcpy(b->chain_hash, db->last_hash, 32);
 	lb__zw_drain(db);
 	lb__segw_reset(&db->segw);
 	return 0;
@@ -738,8 +739,23 @@ int lb__apply(lb_batch *b, lb_table *t, int mode, const void *key, size_t klen,
               const void *val, size_t vlen, int how)
 {
 	int rc = lb__apply_once(b, t, mode, key, klen, val, vlen, how);
-	while (rc == LB_EFULL && b->mapfull && (rc = lb__regrow(b)) == 0)
-		rc = lb__apply_once(b, t, mode, key, klen, val, vlen, how);
+	if (rc == LB_EFULL && b->mapfull) {
+		/* Redoing the batch makes the tables it created anew: find
+		 * t again by name after each regrow. */
+		char name[LB_TABLE_NAME_MAX + 1];
+		snprintf(name, sizeof name, "%s", t->name);
+		while (rc == LB_EFULL && b->mapfull &&
+		       (rc = lb__regrow(b)) == 0) {
+			if (!(t = lb__batch_table(b, name)))
+				return lb__fail(
+				        LB_ECORRUPT,
+				        "redoing the batch: table %s is "
+				        "gone",
+				        name);
+			rc = lb__apply_once(b, t, mode, key, klen, val, vlen,
+			                    how);
+		}
+	}
 	if (rc == 0)
 		rc = lb__journal(b, LB__J_APPLY, mode, how, t->name, key, klen,
 		                 val, vlen, mode != LB__MODE_DELETE);
@@ -1027,15 +1043,15 @@ int lb__batch_mark(lb_batch *b, uint64_t id)
 	return 0;
 }
 
-static int write_marks(lb_batch *b)
+static int write_marks_of(lb_batch *b, const uint64_t *marks, size_t n)
 {
 	lb_db *db = b->db;
 	lb_buf enc;
 	int rc = 0;
 	lb__buf_init(&enc);
-	for (size_t i = 0; i < b->nmarks && rc == 0; i++) {
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		lb_wal_hdr h;
-		if ((rc = lb__hdr_get(db, b->txn, b->marks[i], &h)) < 0)
+		if ((rc = lb__hdr_get(db, b->txn, marks[i], &h)) < 0)
 			break;
 		h.rolled_back_by = b->id;
 		enc.len = 0;
@@ -1044,7 +1060,7 @@ static int write_marks(lb_batch *b)
 		if (rc < 0)
 			break;
 		uint8_t kb[8];
-		lb__be64(kb, b->marks[i]);
+		lb__be64(kb, marks[i]);
 		MDB_val k = {8, kb}, v = {enc.len, enc.data};
 		int mrc = mdb_put(b->txn, db->batches, &k, &v, 0);
 		if (mrc)
@@ -1052,6 +1068,11 @@ static int write_marks(lb_batch *b)
 	}
 	lb__buf_free(&enc);
 	return rc;
+}
+
+static int write_marks(lb_batch *b)
+{
+	return write_marks_of(b, b->marks, b->nmarks);
 }
 
 /* After the transaction committed: remember the chain head and publish the
@@ -1211,7 +1232,7 @@ int lb__batch_commit_hdr(lb_batch *b, const lb_wal_hdr *h)
 		              (unsigned long long)b->id,
 		              lb_strerror(b->poisoned));
 	} else if (h->id != b->id ||
-	           memcmp(h->prev_hash, b->db->last_hash, 32) != 0) {
+	           memcmp(h->prev_hash, b->chain_hash, 32) != 0) {
 		rc = lb__fail(LB_ECORRUPT,
 		              "batch %llu does not follow batch %llu in the "
 		              "chain",
@@ -1221,5 +1242,87 @@ int lb__batch_commit_hdr(lb_batch *b, const lb_wal_hdr *h)
 		committed(b, hash);
 	}
 	batch_free(b);
+	return rc;
+}
+
+/* ---- chained headers (grouped replay) ------------------------------------ */
+
+/* Write h's marks and h, then move the batch on to the next id. */
+static int chain_step(lb_batch *b, const uint64_t *marks, size_t nmarks,
+                      const void *enc, size_t enclen, const uint8_t hash[32])
+{
+	int rc, mrc;
+	if ((rc = write_marks_of(b, marks, nmarks)) < 0)
+		return poison(b, rc);
+	uint8_t kb[8];
+	lb__be64(kb, b->id);
+	MDB_val k = {8, kb}, v = {enclen, (void *)enc};
+	if ((mrc = mdb_put(b->txn, b->db->batches, &k, &v, MDB_APPEND)))
+		return poison(b, lb__mdb_fail(mrc, "writing the batch header"));
+	memcpy(b->chain_hash, hash, 32);
+	b->id++;
+	b->records = b->raw_bytes = b->stored_bytes = 0;
+	b->nseg = 0;
+	b->seghashes.len = 0;
+	return 0;
+}
+
+int lb__chain_redo(lb_batch *b, const uint8_t *marks, size_t nmarks,
+                   const void *enc, size_t enclen)
+{
+	lb_wal_hdr h;
+	uint64_t *m = NULL;
+	int rc = lb__hdr_decode(enc, enclen, &h);
+	if (rc < 0)
+		return rc;
+	if (nmarks && !(m = malloc(nmarks * sizeof *m))) {
+		lb__hdr_free(&h);
+		return lb__fail(LB_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < nmarks; i++)
+		m[i] = lb__get_be64(marks + 8 * i);
+	rc = chain_step(b, m, nmarks, enc, enclen, h.hash);
+	free(m);
+	lb__hdr_free(&h);
+	return rc;
+}
+
+int lb__batch_chain_hdr(lb_batch *b, const lb_wal_hdr *h)
+{
+	lb_buf enc, mk;
+	int rc;
+	if (b->poisoned)
+		return lb__fail(b->poisoned, "replaying batch %llu failed (%s)",
+		                (unsigned long long)b->id,
+		                lb_strerror(b->poisoned));
+	if (h->id != b->id || memcmp(h->prev_hash, b->chain_hash, 32) != 0)
+		return lb__fail(LB_ECORRUPT,
+		                "batch %llu does not follow batch %llu in the "
+		                "chain",
+		                (unsigned long long)h->id,
+		                (unsigned long long)b->id - 1);
+	lb__buf_init(&enc);
+	lb__buf_init(&mk);
+	if ((rc = lb__hdr_encode(h, &enc)) < 0)
+		goto out;
+	for (size_t i = 0; i < b->nmarks && rc == 0; i++)
+		if ((rc = lb__buf_reserve(&mk, 8)) == 0) {
+			lb__be64(mk.data + mk.len, b->marks[i]);
+			mk.len += 8;
+		}
+	if (rc < 0)
+		goto out;
+	rc = chain_step(b, b->marks, b->nmarks, enc.data, enc.len, h->hash);
+	while (rc == LB_EFULL && b->mapfull && (rc = lb__regrow(b)) == 0)
+		rc = chain_step(b, b->marks, b->nmarks, enc.data, enc.len,
+		                h->hash);
+	if (rc == 0) {
+		b->nmarks = 0;
+		rc = lb__journal(b, LB__J_HDR, 0, 0, "", mk.data, mk.len,
+		                 enc.data, enc.len, 1);
+	}
+out:
+	lb__buf_free(&enc);
+	lb__buf_free(&mk);
 	return rc;
 }

@@ -123,6 +123,8 @@ static int redo(lb_batch *b, const uint8_t *p)
 		                            hasval ? vlen : 0, mode, how);
 	case LB__J_SEG:
 		return lb__put_segment_once(b, lb__get_be32(key), val, vlen);
+	case LB__J_HDR:
+		return lb__chain_redo(b, key, klen / 8, val, vlen);
 	default:
 		return lb__fail(LB_ECORRUPT, "redoing the batch: bad journal");
 	}

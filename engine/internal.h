@@ -124,6 +124,9 @@ struct lb_batch {
 	 * environment: transactions are told apart by txn_gen, which
 	 * lb__batch_txn() increments */
 	uint64_t txn_gen, tcur_gen;
+	/* hash of the batch before b->id in this transaction: the last
+	 * committed one, or the last one chained (lb__batch_chain_hdr) */
+	uint8_t chain_hash[32];
 	size_t ntcur;
 	/* the largest key of each table (by table id) and of _hist, as far
 	 * as this transaction knows, so that a key past it is appended
@@ -219,6 +222,10 @@ size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key, size_t klen);
  * release with lb__read_end(). For code that uses db->env directly. */
 int lb__read_env(lb_db *db);
 
+/* ---- replay.c ------------------------------------------------------------ */
+/* Tests only: initial map of a replay's new database (0: the source's). */
+extern uint64_t lb__replay_map;
+
 /* ---- zwork.c ------------------------------------------------------------- */
 typedef struct lb_zw lb_zw;
 typedef struct lb_zw_result {
@@ -271,6 +278,15 @@ int lb__issue(lb_batch *b, lb_issue_kind kind, const char *table,
         __attribute__((format(printf, 8, 9)))
 #endif
         ;
+/* Replay: write the header h of batch b->id (copied from the source; it
+ * must follow the batch before in the chain) and go on with batch
+ * b->id + 1 in the same transaction, so that a replay commits many batches
+ * at once; the last one is committed with lb__batch_commit_hdr(). */
+int lb__batch_chain_hdr(lb_batch *b, const lb_wal_hdr *h);
+/* grow.c's redo of a chained header: marks (8 bytes each, big-endian) are
+ * the batches it rolled back, enc its encoding. */
+int lb__chain_redo(lb_batch *b, const uint8_t *marks, size_t nmarks,
+                   const void *enc, size_t enclen);
 /* Put a segment (replay copies them verbatim), journaled like an op. */
 int lb__batch_put_segment(lb_batch *b, uint32_t segno, const void *seg,
                           size_t len);
@@ -289,7 +305,7 @@ int lb__put_segment_once(lb_batch *b, uint32_t segno, const void *seg,
                          size_t len);
 
 /* ---- grow.c -------------------------------------------------------------- */
-enum { LB__J_APPLY = 1, LB__J_TABLE = 2, LB__J_SEG = 3 };
+enum { LB__J_APPLY = 1, LB__J_TABLE = 2, LB__J_SEG = 3, LB__J_HDR = 4 };
 /* Append an op that succeeded to the batch's journal. */
 int lb__journal(lb_batch *b, int kind, int mode, int how, const char *table,
                 const void *key, size_t klen, const void *val, size_t vlen,

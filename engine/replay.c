@@ -3,8 +3,10 @@
  * replay.c: lb_replay, building the database as it was after a batch.
  *
  * The base is either an empty database or a copy of a checkpoint. Then each
- * batch after the base, up to the target, is replayed in its own
- * transaction on the new database: its segments are copied verbatim into
+ * batch after the base, up to the target, is replayed on the new database,
+ * several batches to one transaction (a group of up to RP_GROUP_BATCHES
+ * batches or RP_GROUP_RAW bytes of records, each batch's header written as
+ * it ends: lb__batch_chain_hdr): its segments are copied verbatim into
  * `_wal` (same keys), their records decoded one segment at a time and the
  * after-images applied (puts, deletes, table creations and removals, in log
  * order), and the batch header copied from the source. The new database's
@@ -68,7 +70,23 @@ typedef struct rp {
 	uint64_t horizon; /* the checkpoint base's last pruned batch, or 0 */
 	rp_mark *marks;
 	size_t nmarks, mcap;
+	/* the open transaction of a group of batches (lb__batch_chain_hdr),
+	 * its batches and raw bytes so far */
+	lb_batch *grp;
+	unsigned grp_n;
+	uint64_t grp_raw;
 } rp;
+
+/* A group ends past these: they bound the dirty pages (memory) a replay
+ * holds, while sparing the page writes of a commit per batch. */
+#define RP_GROUP_BATCHES 64
+
+/* Tests only: the new database's initial map instead of the source's, to
+ * make a replay grow its map (and redo a group) on purpose. */
+uint64_t lb__replay_map;
+#define RP_GROUP_RAW                                                           \
+	(6u << 20) /* the batch journal (grow.c) stays in memory               \
+	            */
 
 static int as_corrupt(int rc)
 {
@@ -115,12 +133,16 @@ static int apply_rec(lb_batch *b, const lb_wal_rec *rec, lb_table **tcache)
 			        name);
 		*tcache = t;
 	}
+	uint64_t gen = b->txn_gen;
 	if (rec->op == LB_OP_PUT)
 		rc = lb__apply(b, t, LB__MODE_PUT, rec->key, rec->klen,
 		               rec->after, rec->alen, LB__HOW_REPLAY);
 	else
 		rc = lb__apply(b, t, LB__MODE_DELETE, rec->key, rec->klen, NULL,
 		               0, LB__HOW_REPLAY);
+	if (b->txn_gen != gen) /* redone after growing the map: the tables
+	                          this transaction made are new objects */
+		*tcache = NULL;
 	return rc < 0 ? as_corrupt(rc) : 0;
 }
 
@@ -148,7 +170,7 @@ static int pruned_fail(rp *p, uint64_t id)
 static int replay_batch(rp *p, uint64_t id)
 {
 	lb_wal_hdr h;
-	lb_batch *b = NULL;
+	lb_batch *b = p->grp;
 	lb_table *tcache = NULL;
 	uint8_t hash[32];
 	uint64_t n = 0;
@@ -171,8 +193,9 @@ static int replay_batch(rp *p, uint64_t id)
 		              (unsigned long long)id);
 		goto out;
 	}
-	if ((rc = lb__batch_begin(p->dst, h.label, &b)) < 0)
+	if (!b && (rc = lb__batch_begin(p->dst, h.label, &b)) < 0)
 		goto out;
+	p->grp = b;
 	if (b->id != id) {
 		rc = lb__fail(LB_ECORRUPT,
 		              "replaying batch %llu onto a database whose "
@@ -233,13 +256,25 @@ static int replay_batch(rp *p, uint64_t id)
 	if (h.rolled_back_by > p->to)
 		h.rolled_back_by = 0;
 	h.pruned = 0;
-	rc = lb__batch_commit_hdr(b, &h); /* frees b */
-	b = NULL;
+	p->grp_n++;
+	p->grp_raw += h.raw_bytes;
+	if (id == p->to || p->grp_n >= RP_GROUP_BATCHES ||
+	    p->grp_raw >= RP_GROUP_RAW) {
+		/* the group so far becomes durable with this batch */
+		rc = lb__batch_commit_hdr(b, &h); /* frees b */
+		b = p->grp = NULL;
+		p->grp_n = 0;
+		p->grp_raw = 0;
+	} else {
+		rc = lb__batch_chain_hdr(b, &h);
+	}
 	if (rc == 0)
 		p->records += n;
 out:
-	if (b)
+	if (rc < 0 && b) {
 		lb_batch_abort(b);
+		p->grp = NULL;
+	}
 	lb__hdr_free(&h);
 	if (rc < 0)
 		return lb__rewrap(rc, "replaying batch %llu",
@@ -514,6 +549,8 @@ int lb__replay_txn(lb_db *src, MDB_txn *txn, const char *dest, uint64_t to,
 	mdb_env_info(src->env, &info);
 	o.map_size = info.me_mapsize > LB__DEFAULT_MAP ? info.me_mapsize
 	                                               : LB__DEFAULT_MAP;
+	if (lb__replay_map)
+		o.map_size = lb__replay_map;
 	if ((rc = lb_open(tmp, &o, &p.dst)) < 0)
 		goto out;
 	if (from_checkpoint &&
@@ -536,6 +573,8 @@ int lb__replay_txn(lb_db *src, MDB_txn *txn, const char *dest, uint64_t to,
 		goto out;
 	*records = p.records;
 out:
+	if (p.grp)
+		lb_batch_abort(p.grp);
 	if (p.dst)
 		lb_close(p.dst);
 	if (rc < 0 && tmp)
