@@ -164,7 +164,10 @@ LB_API void lb_options_init(lb_options *o);
  *  - #LB_EVERSION: the database was written by a newer format version;
  *  - #LB_ECORRUPT: the files are damaged;
  *  - #LB_EBUSY, #LB_EIO, #LB_EFULL, #LB_ENOMEM.
- * @par Threads: safe to call from any thread.
+ * @par Threads: safe to call from any thread. The handle starts one
+ * thread of its own the first time a batch fills a segment (it compresses
+ * full segments while the batch goes on; it never calls LMDB or back into
+ * the application); lb_close() ends it.
  */
 LB_API int lb_open(const char *dir, const lb_options *o, lb_db **db);
 
