@@ -414,7 +414,8 @@ static void txn_fresh(lb_batch *b)
 {
 	if (b->tcur_gen == b->txn_gen)
 		return;
-	memset(b->tcur, 0, b->ntcur * sizeof *b->tcur);
+	if (b->tcur)
+		memset(b->tcur, 0, b->ntcur * sizeof *b->tcur);
 	if (b->tail)
 		memset(b->tail, 0, b->ntcur * sizeof *b->tail);
 	if (b->htail)
