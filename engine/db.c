@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "engine/internal.h"
+#include "engine/pagecheck.h"
 
 _Thread_local int lb__mapfull;
 
@@ -937,6 +938,12 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 	db->env_map = (size_t)map;
 	mrc = env_open(db, db->env_map, &db->env);
 	if (mrc) {
+		/* A damaged meta page can make LMDB fail in odd ways
+		 * (ENOMEM for a huge last page): say what it is. */
+		if ((rc = lb__pagecheck_metas(file)) < 0) {
+			rc = lb__rewrap(rc, "%s", dir);
+			goto fail;
+		}
 		if (mrc == MDB_INVALID)
 			rc = lb__fail(LB_ECORRUPT,
 			              "%s: data.mdb is not an LMDB file", dir);
@@ -945,6 +952,12 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 			              dir);
 		else
 			rc = lb__mdb_fail(mrc, dir);
+		goto fail;
+	}
+	/* LMDB trusts its pages: check the structure of what opening reads
+	 * (meta pages, free list, main database, _meta) before it does. */
+	if ((rc = lb__pagecheck(db->env, NULL, LB__PAGECHECK_OPEN)) < 0) {
+		rc = lb__rewrap(rc, "%s", dir);
 		goto fail;
 	}
 	if ((rc = check_file_size(db->env, file)) < 0)

@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "engine/internal.h"
+#include "engine/pagecheck.h"
 
 typedef struct vf {
 	lb_db *db;
@@ -720,7 +721,15 @@ int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep)
 		lb__segr_free(&v.r);
 		return rc;
 	}
-	rc = check_log(&v);
+	/* Every page's structure first: LMDB trusts its pages, and the
+	 * walks below would read a damaged one out of bounds. */
+	rc = lb__pagecheck(db->env, v.txn, LB__PAGECHECK_FULL);
+	if (rc == LB_ECORRUPT) {
+		bad(&v, 0, "%s", lb_errmsg());
+		rc = 0;
+	} else if (rc == 0) {
+		rc = check_log(&v);
+	}
 	if (rc == 0) {
 		rep->chain_ok = !v.failed;
 		if (!v.failed)
