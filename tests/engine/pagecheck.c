@@ -803,7 +803,7 @@ static void test_engine_pagecheck__metas(void **state)
 	assert_int_equal(mdb_env_create(&env), 0);
 	assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
 	for (int i = 0; i < 3; i++) {
-		char k[8];
+		char k[16];
 		snprintf(k, sizeof k, "k%d", i);
 		assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
 		assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
