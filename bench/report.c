@@ -239,6 +239,8 @@ enum {
 	D_LOG_IMAGES,
 	D_RSS0,
 	D_RSS1,
+	D_ANON0,
+	D_ANON1,
 };
 
 static const row rows[] = {
@@ -271,6 +273,8 @@ static const row rows[] = {
         {"log stored / images", "", -1, U_RATIO, D_LOG_IMAGES},
         {"peak RSS, commit B0", "MiB", -1, U_MIB, D_RSS0},
         {"peak RSS, commit B1", "MiB", -1, U_MIB, D_RSS1},
+        {"peak anon, commit B0", "MiB", -1, U_MIB, D_ANON0},
+        {"peak anon, commit B1", "MiB", -1, U_MIB, D_ANON1},
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 
@@ -387,6 +391,13 @@ static double value(const bk_results *r, int sys, const row *rw)
 			return NAN;
 		return (double)r->rss[sys].kib[k] / 1024.0;
 	}
+	case D_ANON0:
+	case D_ANON1: {
+		int k = rw->which - D_ANON0;
+		if (!(r->have_rss[sys] & 1 << k))
+			return NAN;
+		return (double)r->rss[sys].anon_kib[k] / 1024.0;
+	}
 	}
 	return NAN;
 }
@@ -427,6 +438,10 @@ static void row_label(char *out, size_t n, const bk_cfg *cfg, const row *rw)
 		snprintf(out, n, "peak RSS, commit B=%llu",
 		         (unsigned long long)
 		                 cfg->rss_batches[rw->which - D_RSS0]);
+	else if (rw->which == D_ANON0 || rw->which == D_ANON1)
+		snprintf(out, n, "peak anon, commit B=%llu",
+		         (unsigned long long)
+		                 cfg->rss_batches[rw->which - D_ANON0]);
 	else
 		snprintf(out, n, "%s", rw->label);
 }
@@ -592,16 +607,21 @@ static int make_goals(const bk_results *r, goal *g)
 	     ri * 100);
 	for (int k = 0; k < 2; k++) {
 		char nm[96];
+		/* Anonymous memory (heap and LMDB's dirty pages), not
+		 * ru_maxrss, which also counts the clean pages of the mapped
+		 * data file that the process touched: those are the page
+		 * cache's, and a larger file (logbook's indexes and log)
+		 * would count against the goal as if it were memory held. */
 		double mine = r->have_rss[SYS_LOGBOOK] & 1 << k
-		                      ? r->rss[SYS_LOGBOOK].kib[k] / 1024.0
+		                      ? r->rss[SYS_LOGBOOK].anon_kib[k] / 1024.0
 		                      : NAN;
 		double peer = r->have_rss[SYS_LMDB] & 1 << k
-		                      ? r->rss[SYS_LMDB].kib[k] / 1024.0
+		                      ? r->rss[SYS_LMDB].anon_kib[k] / 1024.0
 		                      : NAN;
 		if (!r->cfg->rss_batches[k])
 			continue;
 		snprintf(nm, sizeof nm,
-		         "peak RSS, commit B=%llu <= 64 MiB + raw LMDB's",
+		         "peak anon, commit B=%llu <= 64 MiB + raw LMDB's",
 		         (unsigned long long)r->cfg->rss_batches[k]);
 		GOAL(nm, mine, 64 + peer, 0, "%.1f vs %.1f MiB", mine,
 		     64 + peer);
@@ -629,8 +649,10 @@ void bk_report_goals(FILE *f, const bk_results *r)
 	for (int i = 0; i < n; i++)
 		fprintf(f, "  %-4s  %-52s %s\n", verdict(&g[i]), g[i].name,
 		        g[i].na ? "-" : g[i].shown);
-	fputs("  (RSS goal: raw LMDB's peak at the same batch size stands "
-	      "for LMDB's dirty pages)\n\n",
+	fputs("  (memory goal: anonymous memory, heap and LMDB's dirty pages, "
+	      "highest after a batch commit;\n   raw LMDB's at the same batch "
+	      "size stands for LMDB's dirty pages; the peak RSS rows also\n"
+	      "   count the pages of the mapped data file)\n\n",
 	      f);
 }
 
