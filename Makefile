@@ -537,7 +537,8 @@ crash: $(CRASH_BINS)
 # ThreadSanitizer: the tests where threads share a database.
 TSAN_BUILD := build-tsan
 TSAN_BINS := $(TSAN_BUILD)/tests/test_engine_concurrency \
-	$(TSAN_BUILD)/tests/test_engine_threads
+	$(TSAN_BUILD)/tests/test_engine_threads \
+	$(TSAN_BUILD)/tests/test_engine_write
 tsan:
 	$(Q)$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) SANITIZE=thread \
 		CFLAGS='$(call sq,$(CFLAGS)) -O1 -g' $(TSAN_BINS)
