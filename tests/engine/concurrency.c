@@ -113,7 +113,13 @@ static void *writer(void *arg)
 	int64_t until =
 	        te_mono_ns() + th_env_long("LB_TSAN_MS", 1500) * 1000000LL;
 	unsigned seq = 0;
-	while (!atomic_load(&sh->stop) && te_mono_ns() < until) {
+	/* Past the time asked for, go on until a few batches are in: on a
+	 * loaded machine, or under valgrind, which runs one thread at a
+	 * time, the writer may have had little of it (bounded: 60 s). */
+	int64_t hard = until + 60 * 1000000000LL;
+	while (!atomic_load(&sh->stop) &&
+	       (te_mono_ns() < until ||
+	        (atomic_load(&sh->commits) <= 10 && te_mono_ns() < hard))) {
 		uint64_t u = th_below(&rng, 100);
 		lb_result res;
 		int rc = 0;
