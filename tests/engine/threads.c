@@ -306,9 +306,20 @@ static void test_engine_threads__readers_see_whole_batches(void **state)
 	/* Commit rounds for a fixed time so that readers overlap commits
 	 * whatever the machine's speed. */
 	until = te_mono_ns() + 1500000000LL;
-	while (te_mono_ns() < until && atomic_load(&sh.errs.count) == 0)
+	/* ... and past it, until a few rounds are in and every reader saw
+	 * the data change (a loaded machine, or valgrind running one thread
+	 * at a time, may give the writer little of that time; bounded). */
+	int64_t hard = until + 60000000000LL;
+	while (atomic_load(&sh.errs.count) == 0) {
+		int64_t now = te_mono_ns();
+		int enough = r > 10;
+		for (i = 0; i < 3; i++)
+			enough = enough && atomic_load(&sh.distinct[i]) >= 2;
+		if (now >= hard || (now >= until && enough))
+			break;
 		if (commit_round(db, ++r, &sh.errs) != 0)
 			break;
+	}
 	atomic_store(&sh.stop, 1);
 	for (i = 0; i < 3; i++)
 		pthread_join(th[i], NULL);
