@@ -550,10 +550,12 @@ tsan:
 # memcheck (any error or leak fails it), children and re-executions
 # included.
 VALGRIND ?= valgrind
+# --fair-sched=yes: valgrind runs one thread at a time, and without it
+# the threads tests' readers can keep their writer from running at all.
 VALGRIND_FLAGS ?= --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite,indirect \
 	--show-leak-kinds=definite,indirect --trace-children=yes \
-	--child-silent-after-fork=yes --quiet
+	--child-silent-after-fork=yes --fair-sched=yes --quiet
 VALGRIND_DIR := $(BUILD)/valgrind
 valgrind: all test-bins
 	$(Q)command -v $(VALGRIND) >/dev/null || bash scripts/deps.sh
