@@ -530,13 +530,12 @@ int lb__batch_seek(lb_batch *b, lb_table *t, const void *key, size_t klen,
 	b->seek_t = NULL;
 	if (mrc && mrc != MDB_NOTFOUND)
 		return lb__mdb_fail(mrc, t->name);
-	if (klen <= sizeof b->seek_key) {
-		b->seek_t = t;
-		b->seek_found = mrc == 0;
-		b->seek_val = mrc == 0 ? *cur : (MDB_val){0, NULL};
-		b->seek_klen = klen;
-		memcpy(b->seek_key, key, klen);
-	}
+	/* keys reach here checked: klen <= LB_KEY_MAX == sizeof seek_key */
+	b->seek_t = t;
+	b->seek_found = mrc == 0;
+	b->seek_val = mrc == 0 ? *cur : (MDB_val){0, NULL};
+	b->seek_klen = klen;
+	memcpy(b->seek_key, key, klen);
 	return mrc == 0;
 }
 
@@ -681,10 +680,11 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 	                .alen = del ? 0 : (uint32_t)vlen,
 	                .has_after = !del};
 	int refs = t->nrefs || t->referenced;
-	int keep = t->nrefs && exists; /* old references to drop */
-	if (how != LB__HOW_REPLAY && exists && db->segw.count &&
-	    !lb__segw_fits(&db->segw, &r))
-		keep = 1; /* the flush below writes: keep the image safe */
+	/* a full open segment is flushed before this record: that writes,
+	 * so the before-image (in a page) must be kept safe first */
+	int flush = how != LB__HOW_REPLAY && db->segw.count &&
+	            !lb__segw_fits(&db->segw, &r);
+	int keep = exists && (t->nrefs || flush); /* nrefs: old refs to drop */
 	if (keep) {
 		b->scratch.len = 0;
 		if ((rc = lb__buf_append(&b->scratch, cur.mv_data,
@@ -693,8 +693,7 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 		r.before = b->scratch.data;
 	}
 	if (how != LB__HOW_REPLAY) {
-		if (db->segw.count && !lb__segw_fits(&db->segw, &r) &&
-		    (rc = flush_segment(b)) < 0)
+		if (flush && (rc = flush_segment(b)) < 0)
 			return rc;
 		if ((rc = lb__segw_add(&db->segw, &r)) < 0)
 			return poison(b, rc);
@@ -1076,6 +1075,35 @@ static int write_marks(lb_batch *b)
 	return write_marks_of(b, b->marks, b->nmarks);
 }
 
+/* Put batch b->id's encoded header into _batches (ids only grow). */
+static int put_header(lb_batch *b, const void *enc, size_t len)
+{
+	uint8_t kb[8];
+	lb__be64(kb, b->id);
+	MDB_val k = {8, kb}, v = {len, (void *)enc};
+	int mrc = mdb_put(b->txn, b->db->batches, &k, &v, MDB_APPEND);
+	if (mrc)
+		return poison(b, lb__mdb_fail(mrc, "writing the batch header"));
+	return 0;
+}
+
+/* Replay: may the copied header h be written as batch b->id, after the
+ * batch before it in this transaction's chain? */
+static int chain_check(const lb_batch *b, const lb_wal_hdr *h)
+{
+	if (b->poisoned)
+		return lb__fail(b->poisoned, "replaying batch %llu failed (%s)",
+		                (unsigned long long)b->id,
+		                lb_strerror(b->poisoned));
+	if (h->id != b->id || memcmp(h->prev_hash, b->chain_hash, 32) != 0)
+		return lb__fail(LB_ECORRUPT,
+		                "batch %llu does not follow batch %llu in the "
+		                "chain",
+		                (unsigned long long)h->id,
+		                (unsigned long long)b->id - 1);
+	return 0;
+}
+
 /* After the transaction committed: remember the chain head and publish the
  * batch's table changes. */
 static void committed(lb_batch *b, const uint8_t hash[32])
@@ -1139,13 +1167,10 @@ static int finish_txn(lb_batch *b, int64_t time_ns, const lb_wal_hdr *given,
 		lb__buf_free(&enc);
 		return poison(b, rc);
 	}
-	uint8_t kb[8];
-	lb__be64(kb, b->id);
-	MDB_val k = {8, kb}, v = {enc.len, enc.data};
-	mrc = mdb_put(b->txn, db->batches, &k, &v, MDB_APPEND);
+	rc = put_header(b, enc.data, enc.len);
 	lb__buf_free(&enc);
-	if (mrc)
-		return poison(b, lb__mdb_fail(mrc, "writing the batch header"));
+	if (rc < 0)
+		return rc;
 	mrc = mdb_txn_commit(b->txn);
 	b->txn = NULL;
 	if (mrc)
@@ -1227,21 +1252,9 @@ int lb_batch_commit(lb_batch *b, lb_result *res)
 int lb__batch_commit_hdr(lb_batch *b, const lb_wal_hdr *h)
 {
 	uint8_t hash[32];
-	int rc;
-	if (b->poisoned) {
-		rc = lb__fail(b->poisoned, "replaying batch %llu failed (%s)",
-		              (unsigned long long)b->id,
-		              lb_strerror(b->poisoned));
-	} else if (h->id != b->id ||
-	           memcmp(h->prev_hash, b->chain_hash, 32) != 0) {
-		rc = lb__fail(LB_ECORRUPT,
-		              "batch %llu does not follow batch %llu in the "
-		              "chain",
-		              (unsigned long long)h->id,
-		              (unsigned long long)b->db->last_id);
-	} else if ((rc = finish_grow(b, 0, h, hash)) == 0) {
+	int rc = chain_check(b, h);
+	if (rc == 0 && (rc = finish_grow(b, 0, h, hash)) == 0)
 		committed(b, hash);
-	}
 	batch_free(b);
 	return rc;
 }
@@ -1252,14 +1265,11 @@ int lb__batch_commit_hdr(lb_batch *b, const lb_wal_hdr *h)
 static int chain_step(lb_batch *b, const uint64_t *marks, size_t nmarks,
                       const void *enc, size_t enclen, const uint8_t hash[32])
 {
-	int rc, mrc;
+	int rc;
 	if ((rc = write_marks_of(b, marks, nmarks)) < 0)
 		return poison(b, rc);
-	uint8_t kb[8];
-	lb__be64(kb, b->id);
-	MDB_val k = {8, kb}, v = {enclen, (void *)enc};
-	if ((mrc = mdb_put(b->txn, b->db->batches, &k, &v, MDB_APPEND)))
-		return poison(b, lb__mdb_fail(mrc, "writing the batch header"));
+	if ((rc = put_header(b, enc, enclen)) < 0)
+		return rc;
 	memcpy(b->chain_hash, hash, 32);
 	b->id++;
 	b->records = b->raw_bytes = b->stored_bytes = 0;
@@ -1291,17 +1301,9 @@ int lb__chain_redo(lb_batch *b, const uint8_t *marks, size_t nmarks,
 int lb__batch_chain_hdr(lb_batch *b, const lb_wal_hdr *h)
 {
 	lb_buf enc, mk;
-	int rc;
-	if (b->poisoned)
-		return lb__fail(b->poisoned, "replaying batch %llu failed (%s)",
-		                (unsigned long long)b->id,
-		                lb_strerror(b->poisoned));
-	if (h->id != b->id || memcmp(h->prev_hash, b->chain_hash, 32) != 0)
-		return lb__fail(LB_ECORRUPT,
-		                "batch %llu does not follow batch %llu in the "
-		                "chain",
-		                (unsigned long long)h->id,
-		                (unsigned long long)b->id - 1);
+	int rc = chain_check(b, h);
+	if (rc < 0)
+		return rc;
 	lb__buf_init(&enc);
 	lb__buf_init(&mk);
 	if ((rc = lb__hdr_encode(h, &enc)) < 0)
