@@ -262,10 +262,13 @@ LB_API int lb_tables(lb_db *db, lb_table_fn fn, void *ctx);
  *             non-NULL for an empty value. NULL on failure.
  * @param[out] vlen its length.
  * @return 0, #LB_ENOTFOUND (no such key, or no such table), #LB_EINVAL,
- * #LB_ETOOBIG (key over #LB_KEY_MAX),
- * #LB_ENOMEM.
- * @par Threads: any thread; never blocks on writers; sees committed batches
- * only.
+ * #LB_ETOOBIG (key over #LB_KEY_MAX), #LB_EBUSY (too many readers),
+ * #LB_ENOMEM, #LB_EIO (a failed commit write left the database to be
+ * reopened, which snapshots opened before it still prevent).
+ * @par Threads: any thread; sees committed batches only. Never waits for a
+ * writer's batch; it waits only briefly while another thread grows the map
+ * (at most 50 ms) or reopens the database after a failed commit write
+ * (about 1 s).
  */
 LB_API int lb_get(lb_db *db, const char *table, const void *key, size_t klen,
                   void **val, size_t *vlen);
@@ -278,6 +281,8 @@ LB_API int lb_get(lb_db *db, const char *table, const void *key, size_t klen,
  * @param[out] s the snapshot; NULL on failure. Close with lb_snapshot_close().
  * @return 0, #LB_EBUSY (too many readers), #LB_ENOMEM, #LB_EIO.
  * @par CONSTRUCTOR. A snapshot may be used from any one thread at a time.
+ * Opening one waits like lb_get() while the map grows or the database is
+ * reopened.
  */
 LB_API int lb_snapshot_open(lb_db *db, lb_snapshot **s);
 
