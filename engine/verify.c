@@ -345,6 +345,20 @@ out:
 
 /* ---- _meta's next_tid ---------------------------------------------------- */
 
+/* The first (op MDB_SET_RANGE) or next (MDB_NEXT) `table/<name>` entry of
+ * _meta through c; MDB_NOTFOUND past the last. */
+static int table_entry(MDB_cursor *c, MDB_val *k, MDB_val *d, MDB_cursor_op op)
+{
+	if (op == MDB_SET_RANGE) {
+		k->mv_size = 6;
+		k->mv_data = "table/";
+	}
+	int mrc = mdb_cursor_get(c, k, d, op);
+	if (mrc == 0 && (k->mv_size < 6 || memcmp(k->mv_data, "table/", 6)))
+		mrc = MDB_NOTFOUND;
+	return mrc;
+}
+
 static int check_next_tid(vf *v)
 {
 	MDB_cursor *c;
@@ -382,12 +396,8 @@ static int check_next_tid(vf *v)
 	/* Every table's id was taken from next_tid: it lies below. */
 	if ((mrc = mdb_cursor_open(v->txn, v->db->meta, &c)))
 		return lb__mdb_fail(mrc, "_meta");
-	k.mv_size = 6;
-	k.mv_data = "table/";
-	for (mrc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); mrc == 0;
-	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		if (k.mv_size < 6 || memcmp(k.mv_data, "table/", 6) != 0)
-			break;
+	for (mrc = table_entry(c, &k, &d, MDB_SET_RANGE); mrc == 0;
+	     mrc = table_entry(c, &k, &d, MDB_NEXT)) {
 		if (d.mv_size != 4 || lb__get_be32(d.mv_data) < next)
 			continue;
 		bad(v, v->last,
@@ -553,13 +563,9 @@ static int compare(vf *v, lb_db *rdb, MDB_txn *rt)
 	/* Every table, named by the snapshot's _meta. */
 	if ((mrc = mdb_cursor_open(v->txn, v->db->meta, &c)))
 		return lb__mdb_fail(mrc, "_meta");
-	k.mv_size = 6;
-	k.mv_data = "table/";
-	for (mrc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); mrc == 0;
-	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+	for (mrc = table_entry(c, &k, &d, MDB_SET_RANGE); mrc == 0;
+	     mrc = table_entry(c, &k, &d, MDB_NEXT)) {
 		char name[LB_TABLE_NAME_MAX + 1];
-		if (k.mv_size < 6 || memcmp(k.mv_data, "table/", 6) != 0)
-			break;
 		size_t nl = k.mv_size - 6;
 		if (nl == 0 || nl > LB_TABLE_NAME_MAX) {
 			bad(v, v->last, "_meta holds a malformed table entry");
