@@ -539,12 +539,15 @@ int lb__batch_seek(lb_batch *b, lb_table *t, const void *key, size_t klen,
 	return mrc == 0;
 }
 
-/* Record in _hist that this batch changed the key of ikey ik. */
+/* Record in _hist that this batch changed the key of ikey ik (unless its
+ * history is implied by the batches it undoes). */
 static int hist_put(lb_batch *b, const uint8_t *ik, size_t iklen)
 {
 	uint8_t bid[8];
 	MDB_val hk = {iklen, (void *)ik}, hv = {8, bid};
 	int mrc;
+	if (b->implied)
+		return 0;
 	txn_fresh(b);
 	lb__be64(bid, b->id);
 	if (!b->hcur &&
@@ -660,12 +663,18 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 		if (bad)
 			return bad; /* an issue: written is 0 here */
 	} else if (del && !exists) {
-		if (how == LB__HOW_RESTORE)
+		/* an implied history (hist_put) needs a record for every key
+		 * the undone batches changed: only a forced undo, whose
+		 * history is never implied, may skip one */
+		if (how == LB__HOW_RESTORE && !b->implied)
 			return 0;
-		return poison(b,
-		              lb__fail(LB_ECORRUPT,
-		                       "%s: replayed delete of a missing key",
-		                       t->name));
+		return poison(b, lb__fail(LB_ECORRUPT,
+		                          how == LB__HOW_RESTORE
+		                                  ? "%s: undoing a delete of a "
+		                                    "missing key"
+		                                  : "%s: replayed delete of a "
+		                                    "missing key",
+		                          t->name));
 	}
 
 	lb_wal_rec r = {.op = del ? LB_OP_DELETE : LB_OP_PUT,
@@ -1059,12 +1068,23 @@ static int write_marks_of(lb_batch *b, const uint64_t *marks, size_t n)
 		lb__hdr_free(&h);
 		if (rc < 0)
 			break;
-		uint8_t kb[8];
+		uint8_t kb[8], bb[8];
 		lb__be64(kb, marks[i]);
 		MDB_val k = {8, kb}, v = {enc.len, enc.data};
 		int mrc = mdb_put(b->txn, db->batches, &k, &v, 0);
-		if (mrc)
+		if (mrc) {
 			rc = lb__mdb_fail(mrc, "_batches");
+			break;
+		}
+		if (!b->implied)
+			continue;
+		/* the undone batch's keys are this batch's too */
+		lb__be64(bb, b->id);
+		MDB_val iv = {8, bb};
+		if (!db->has_implied)
+			rc = lb__fail(LB_EINVAL, "the database is read-only");
+		else if ((mrc = mdb_put(b->txn, db->implied, &k, &iv, 0)))
+			rc = lb__mdb_fail(mrc, "_implied");
 	}
 	lb__buf_free(&enc);
 	return rc;
@@ -1075,7 +1095,8 @@ static int write_marks(lb_batch *b)
 	return write_marks_of(b, b->marks, b->nmarks);
 }
 
-/* Put batch b->id's encoded header into _batches (ids only grow). */
+/* Put batch b->id's encoded header into _batches (ids only grow), and its
+ * `_implied` entry when a replay gives it one. */
 static int put_header(lb_batch *b, const void *enc, size_t len)
 {
 	uint8_t kb[8];
@@ -1084,6 +1105,13 @@ static int put_header(lb_batch *b, const void *enc, size_t len)
 	int mrc = mdb_put(b->txn, b->db->batches, &k, &v, MDB_APPEND);
 	if (mrc)
 		return poison(b, lb__mdb_fail(mrc, "writing the batch header"));
+	if (b->implied_by) {
+		uint8_t rb[8];
+		lb__be64(rb, b->implied_by);
+		MDB_val iv = {8, rb};
+		if ((mrc = mdb_put(b->txn, b->db->implied, &k, &iv, 0)))
+			return poison(b, lb__mdb_fail(mrc, "_implied"));
+	}
 	return 0;
 }
 
@@ -1272,6 +1300,7 @@ static int chain_step(lb_batch *b, const uint64_t *marks, size_t nmarks,
 		return rc;
 	memcpy(b->chain_hash, hash, 32);
 	b->id++;
+	b->implied_by = 0;
 	b->records = b->raw_bytes = b->stored_bytes = 0;
 	b->nseg = 0;
 	b->seghashes.len = 0;
@@ -1279,7 +1308,7 @@ static int chain_step(lb_batch *b, const uint64_t *marks, size_t nmarks,
 }
 
 int lb__chain_redo(lb_batch *b, const uint8_t *marks, size_t nmarks,
-                   const void *enc, size_t enclen)
+                   const void *enc, size_t enclen, int implied)
 {
 	lb_wal_hdr h;
 	uint64_t *m = NULL;
@@ -1292,6 +1321,7 @@ int lb__chain_redo(lb_batch *b, const uint8_t *marks, size_t nmarks,
 	}
 	for (size_t i = 0; i < nmarks; i++)
 		m[i] = lb__get_be64(marks + 8 * i);
+	b->implied_by = implied ? h.rolled_back_by : 0;
 	rc = chain_step(b, m, nmarks, enc, enclen, h.hash);
 	free(m);
 	lb__hdr_free(&h);
@@ -1315,13 +1345,14 @@ int lb__batch_chain_hdr(lb_batch *b, const lb_wal_hdr *h)
 		}
 	if (rc < 0)
 		goto out;
+	int implied = b->implied_by != 0;
 	rc = chain_step(b, b->marks, b->nmarks, enc.data, enc.len, h->hash);
 	while (rc == LB_EFULL && b->mapfull && (rc = lb__regrow(b)) == 0)
 		rc = chain_step(b, b->marks, b->nmarks, enc.data, enc.len,
 		                h->hash);
 	if (rc == 0) {
 		b->nmarks = 0;
-		rc = lb__journal(b, LB__J_HDR, 0, 0, "", mk.data, mk.len,
+		rc = lb__journal(b, LB__J_HDR, implied, 0, "", mk.data, mk.len,
 		                 enc.data, enc.len, 1);
 	}
 out:

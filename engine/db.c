@@ -424,6 +424,8 @@ static const struct subdb {
         {"_checkpoints", offsetof(struct lb_db, ckpts), 0},
         {"_refs", offsetof(struct lb_db, refs), MDB_DUPSORT},
         {"_hist", offsetof(struct lb_db, hist), MDB_DUPSORT | MDB_DUPFIXED},
+        /* format 2; the last entry: a format-1 database has none */
+        {"_implied", offsetof(struct lb_db, implied), 0},
 };
 #define NSUBDBS (sizeof subdbs / sizeof subdbs[0])
 
@@ -515,10 +517,28 @@ static int open_meta(lb_db *db, int creating)
 		              db->path);
 		goto out;
 	}
+	if (ver < LB__FORMAT_VERSION && !rdonly) {
+		/* A format-1 database is a format-2 one whose undoing batches
+		 * all have their history in _hist; from now on some may not,
+		 * which a format-1 reader would not see: mark it. */
+		uint8_t v[4];
+		lb__be32(v, LB__FORMAT_VERSION);
+		d.mv_size = 4;
+		d.mv_data = v;
+		if ((mrc = mdb_put(txn, db->meta, &k, &d, 0))) {
+			rc = lb__mdb_fail(mrc, db->path);
+			goto out;
+		}
+	}
 	unsigned cf = rdonly ? 0 : MDB_CREATE;
+	db->has_implied = 1;
 	for (size_t i = 0; i < NSUBDBS; i++) {
 		mrc = mdb_dbi_open(txn, subdbs[i].name, subdbs[i].flags | cf,
 		                   subdb_dbi(db, &subdbs[i]));
+		if (mrc == MDB_NOTFOUND && ver == 1 && i == NSUBDBS - 1) {
+			db->has_implied = 0; /* read-only, format 1 */
+			continue;
+		}
 		if (mrc) {
 			rc = mrc == MDB_NOTFOUND
 			             ? lb__fail(
@@ -696,10 +716,14 @@ static int env_attach(lb_db *db, MDB_txn *txn)
 	int rc = 0, mrc;
 	if ((mrc = mdb_dbi_open(txn, "_meta", 0, &db->meta)))
 		return lb__mdb_fail(mrc, "_meta");
-	for (size_t i = 0; i < NSUBDBS; i++)
-		if ((mrc = mdb_dbi_open(txn, subdbs[i].name, subdbs[i].flags,
-		                        subdb_dbi(db, &subdbs[i]))))
+	for (size_t i = 0; i < NSUBDBS; i++) {
+		mrc = mdb_dbi_open(txn, subdbs[i].name, subdbs[i].flags,
+		                   subdb_dbi(db, &subdbs[i]));
+		if (mrc == MDB_NOTFOUND && !db->has_implied && i == NSUBDBS - 1)
+			continue;
+		if (mrc)
 			return lb__mdb_fail(mrc, subdbs[i].name);
+	}
 	pthread_mutex_lock(&db->tlock);
 	for (size_t i = 0; i < db->ntables && rc == 0; i++) {
 		lb_table *t = db->tables[i];

@@ -32,6 +32,9 @@
 /* Entry: kind, mode, how, tlen (1 byte each), klen, vlen (u32 LE each,
  * vlen = UINT32_MAX for no value), then table, key, value. */
 enum { JHDR = 12 };
+/* in the how byte: the batch's history was implied (b->implied) when the
+ * entry was made; a grouped replay changes it from batch to batch */
+enum { JIMPLIED = 0x80 };
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -68,7 +71,7 @@ int lb__journal(lb_batch *b, int kind, int mode, int how, const char *table,
 	int rc;
 	h[0] = (uint8_t)kind;
 	h[1] = (uint8_t)mode;
-	h[2] = (uint8_t)how;
+	h[2] = (uint8_t)(how | (b->implied ? JIMPLIED : 0));
 	h[3] = (uint8_t)tlen;
 	put32(h + 4, (uint32_t)klen);
 	put32(h + 8, hasval ? (uint32_t)vlen : UINT32_MAX);
@@ -98,7 +101,7 @@ void lb__journal_free(lb_batch *b)
 /* Redo one entry at p (whole, len bytes). */
 static int redo(lb_batch *b, const uint8_t *p)
 {
-	int kind = p[0], mode = p[1], how = p[2];
+	int kind = p[0], mode = p[1], how = p[2] & ~JIMPLIED;
 	size_t tlen = p[3];
 	uint32_t klen = get32(p + 4), vlen = get32(p + 8);
 	char table[LB_TABLE_NAME_MAX + 1];
@@ -107,6 +110,7 @@ static int redo(lb_batch *b, const uint8_t *p)
 	int hasval = vlen != UINT32_MAX;
 	memcpy(table, p + JHDR, tlen);
 	table[tlen] = 0;
+	b->implied = (p[2] & JIMPLIED) != 0;
 	switch (kind) {
 	case LB__J_APPLY: {
 		lb_table *t = lb__batch_table(b, table);
@@ -124,7 +128,7 @@ static int redo(lb_batch *b, const uint8_t *p)
 	case LB__J_SEG:
 		return lb__put_segment_once(b, lb__get_be32(key), val, vlen);
 	case LB__J_HDR:
-		return lb__chain_redo(b, key, klen / 8, val, vlen);
+		return lb__chain_redo(b, key, klen / 8, val, vlen, mode);
 	default:
 		return lb__fail(LB_ECORRUPT, "redoing the batch: bad journal");
 	}
@@ -214,7 +218,12 @@ int lb__regrow(lb_batch *b)
 			return lb__mdb_fail(mrc, "growing the map");
 		if ((rc = lb__batch_txn(b)) < 0)
 			return rc;
+		/* the redo sets these entry by entry */
+		int implied = b->implied;
+		uint64_t implied_by = b->implied_by;
 		rc = redo_all(b);
+		b->implied = implied;
+		b->implied_by = implied_by;
 		if (rc == 0)
 			return 0;
 		if (!(rc == LB_EFULL && b->mapfull))

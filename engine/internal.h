@@ -54,7 +54,10 @@ struct lb_db {
 	unsigned flags;
 	int level;
 	size_t segsize;
-	MDB_dbi meta, batches, wal, ckpts, refs, hist;
+	MDB_dbi meta, batches, wal, ckpts, refs, hist, implied;
+	/* `_implied` exists (a format-1 database opened read-only has none:
+	 * then every history is in `_hist`) */
+	int has_implied;
 	pthread_mutex_t wlock;
 	pthread_rwlock_t maplock;
 	pthread_mutex_t tlock;
@@ -95,6 +98,12 @@ struct lb_batch {
 	uint32_t nseg;
 	lb_buf seghashes; /* 32 bytes per flushed segment */
 	uint64_t undoes;
+	/* an undoing batch whose per-key history is implied (FORMAT.md §2.4):
+	 * its changes add nothing to `_hist`; its marks go to `_implied` */
+	int implied;
+	/* replay: the undoing batch that undid batch b->id, when its history
+	 * is implied in the source: put into `_implied` with the header */
+	uint64_t implied_by;
 	int poisoned; /* an error left the transaction unusable: rc */
 	int fk_mode;  /* 0 normal; set by rollback to name referrers' batches */
 	/* issues */
@@ -284,9 +293,10 @@ int lb__issue(lb_batch *b, lb_issue_kind kind, const char *table,
  * at once; the last one is committed with lb__batch_commit_hdr(). */
 int lb__batch_chain_hdr(lb_batch *b, const lb_wal_hdr *h);
 /* grow.c's redo of a chained header: marks (8 bytes each, big-endian) are
- * the batches it rolled back, enc its encoding. */
+ * the batches it rolled back, enc its encoding; implied: the header's batch
+ * has an `_implied` entry (its rolled_back_by, b->implied_by). */
 int lb__chain_redo(lb_batch *b, const uint8_t *marks, size_t nmarks,
-                   const void *enc, size_t enclen);
+                   const void *enc, size_t enclen, int implied);
 /* Put a segment (replay copies them verbatim), journaled like an op. */
 int lb__batch_put_segment(lb_batch *b, uint32_t segno, const void *seg,
                           size_t len);
@@ -337,10 +347,17 @@ int lb__hdr_get(lb_db *db, MDB_txn *txn, uint64_t id, lb_wal_hdr *h);
 /* Set db->last_id and last_hash from txn's view of the log: another
  * process may have committed since this one last looked. */
 int lb__sync_last(lb_db *db, MDB_txn *txn);
-/* The last batch below `below` that changed ikey, by the `_hist` cursor c;
- * 0 if none. */
-int lb__hist_last(MDB_cursor *c, const void *ik, size_t iklen, uint64_t below,
-                  uint64_t *out);
+/* Every batch below `below` that changed ikey, ascending, into *ids (*n of
+ * them; the array is reallocated as needed, *cap its size, the caller
+ * frees it): the ids `_hist` lists, and the undoing batches `_implied`
+ * adds to them (FORMAT.md §2.4). c is a cursor on `_hist` in txn. */
+int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
+                 size_t iklen, uint64_t below, uint64_t **ids, size_t *n,
+                 size_t *cap);
+/* The last batch below `below` that changed ikey (lb__hist_ids); 0 if
+ * none. */
+int lb__hist_last(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
+                  size_t iklen, uint64_t below, uint64_t *out);
 /* The last batch id in txn's view, 0 when there is none. */
 int lb__last_in(lb_db *db, MDB_txn *txn, uint64_t *id);
 /* Walk batch id's records in a txn with reader r. fn non-zero stops. */

@@ -100,11 +100,105 @@ int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	return rc;
 }
 
-int lb__hist_last(MDB_cursor *c, const void *ik, size_t iklen, uint64_t below,
-                  uint64_t *out)
+/* Does `_implied` hold anything in txn's view? (Most databases: no.) */
+static int any_implied(lb_db *db, MDB_txn *txn)
+{
+	MDB_stat st;
+	if (!db->has_implied)
+		return 0;
+	return mdb_stat(txn, db->implied, &st) != 0 || st.ms_entries > 0;
+}
+
+static int ids_put(uint64_t **ids, size_t *n, size_t *cap, size_t at,
+                   uint64_t id)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		uint64_t *ni = realloc(*ids, nc * sizeof *ni);
+		if (!ni)
+			return lb__fail(LB_ENOMEM, "out of memory");
+		*ids = ni;
+		*cap = nc;
+	}
+	memmove(*ids + at + 1, *ids + at, (*n - at) * sizeof **ids);
+	(*ids)[at] = id;
+	(*n)++;
+	return 0;
+}
+
+int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
+                 size_t iklen, uint64_t below, uint64_t **ids, size_t *n,
+                 size_t *cap)
+{
+	MDB_val k = {iklen, (void *)ik}, v;
+	int rc, mrc;
+	*n = 0;
+	for (mrc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY); mrc == 0;
+	     mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
+		if (v.mv_size != 8)
+			return lb__fail(LB_ECORRUPT, "_hist: bad entry");
+		uint64_t id = lb__get_be64(v.mv_data);
+		if (id >= below)
+			break;
+		if ((rc = ids_put(ids, n, cap, *n, id)) < 0)
+			return rc;
+	}
+	if (mrc && mrc != MDB_NOTFOUND)
+		return lb__mdb_fail(mrc, "_hist");
+	if (*n == 0 || !any_implied(db, txn))
+		return 0;
+	/* Close the list under `_implied`: batch Z of the list was undone by
+	 * R, which changed every key Z changed. R > Z goes in order after Z,
+	 * so it is visited in turn (R may have been undone too). */
+	for (size_t i = 0; i < *n; i++) {
+		uint8_t kb[8];
+		uint64_t z = (*ids)[i];
+		lb__be64(kb, z);
+		MDB_val zk = {8, kb}, rv;
+		mrc = mdb_get(txn, db->implied, &zk, &rv);
+		if (mrc == MDB_NOTFOUND)
+			continue;
+		if (mrc)
+			return lb__mdb_fail(mrc, "_implied");
+		if (rv.mv_size != 8 || lb__get_be64(rv.mv_data) <= z)
+			return lb__fail(LB_ECORRUPT,
+			                "_implied: bad entry for batch %llu",
+			                (unsigned long long)z);
+		uint64_t r = lb__get_be64(rv.mv_data);
+		if (r >= below)
+			continue;
+		size_t lo = i + 1, hi = *n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if ((*ids)[mid] < r)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < *n && (*ids)[lo] == r)
+			continue;
+		if ((rc = ids_put(ids, n, cap, lo, r)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int lb__hist_last(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
+                  size_t iklen, uint64_t below, uint64_t *out)
 {
 	MDB_val k = {iklen, (void *)ik}, v;
 	*out = 0;
+	if (any_implied(db, txn)) {
+		uint64_t *ids = NULL;
+		size_t n = 0, cap = 0;
+		int rc = lb__hist_ids(db, txn, c, ik, iklen, below, &ids, &n,
+		                      &cap);
+		if (rc == 0 && n)
+			*out = ids[n - 1];
+		free(ids);
+		return rc;
+	}
+	/* only `_hist`: its last duplicate below `below` */
 	int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
 	if (mrc == 0)
 		mrc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
@@ -285,7 +379,9 @@ int lb_history(lb_db *db, const char *table, const void *key, size_t klen,
 	if (rc < 0)
 		return rc;
 	uint8_t ik[LB__IKEY_MAX];
-	MDB_val k = {lb__ikey(ik, t->tid, key, klen), ik}, v;
+	size_t iklen = lb__ikey(ik, t->tid, key, klen);
+	uint64_t *ids = NULL;
+	size_t nids = 0, cap = 0;
 	hist_ctx hc = {table, strlen(table), key, klen, 0, fn, ctx};
 	lb__segr_init(&r);
 	int mrc = mdb_cursor_open(txn, db->hist, &c);
@@ -293,26 +389,20 @@ int lb_history(lb_db *db, const char *table, const void *key, size_t klen,
 		rc = lb__mdb_fail(mrc, "_hist");
 		goto out;
 	}
-	mrc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
-	if (mrc == MDB_NOTFOUND)
+	if ((rc = lb__hist_ids(db, txn, c, ik, iklen, UINT64_MAX, &ids, &nids,
+	                       &cap)) < 0)
 		goto out;
-	if (mrc == 0)
-		mrc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
-	for (; mrc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_PREV_DUP)) {
-		if (v.mv_size != 8) {
-			rc = lb__fail(LB_ECORRUPT, "_hist: bad entry");
-			goto out;
-		}
-		hc.batch = lb__get_be64(v.mv_data);
+	/* newest first */
+	for (size_t i = nids; i-- > 0;) {
+		hc.batch = ids[i];
 		rc = lb__walk_batch(db, txn, hc.batch, &r, hist_cb, &hc);
 		if (rc == LB_EPRUNED)
 			rc = fn(ctx, hc.batch, NULL);
 		if (rc)
 			goto out;
 	}
-	if (mrc != MDB_NOTFOUND)
-		rc = lb__mdb_fail(mrc, "_hist");
 out:
+	free(ids);
 	if (c)
 		mdb_cursor_close(c);
 	lb__segr_free(&r);

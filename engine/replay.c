@@ -167,6 +167,53 @@ static int pruned_fail(rp *p, uint64_t id)
 	                (unsigned long long)id, (unsigned long long)end);
 }
 
+/* Is batch h's history implied in the source (its `_implied` names h as
+ * the undoer of the batch h undoes)? Then it is in the new database too. */
+static int implied_in_source(rp *p, const lb_wal_hdr *h, int *implied)
+{
+	uint8_t kb[8];
+	MDB_val k = {8, kb}, v;
+	*implied = 0;
+	if (!h->undoes || !p->src->has_implied)
+		return 0;
+	lb__be64(kb, h->undoes);
+	int mrc = mdb_get(p->txn, p->src->implied, &k, &v);
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	if (mrc)
+		return lb__mdb_fail(mrc, "_implied");
+	if (v.mv_size != 8)
+		return lb__fail(LB_ECORRUPT,
+		                "_implied: bad entry for batch %llu",
+		                (unsigned long long)h->undoes);
+	*implied = lb__get_be64(v.mv_data) == h->id;
+	return 0;
+}
+
+/* The batch that undid batch h (h's rolled_back_by, already limited to
+ * the replay), if the source has it in `_implied`; else 0. */
+static int implied_undoer(rp *p, const lb_wal_hdr *h, uint64_t *by)
+{
+	uint8_t kb[8];
+	MDB_val k = {8, kb}, v;
+	*by = 0;
+	if (!h->rolled_back_by || !p->src->has_implied)
+		return 0;
+	lb__be64(kb, h->id);
+	int mrc = mdb_get(p->txn, p->src->implied, &k, &v);
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	if (mrc)
+		return lb__mdb_fail(mrc, "_implied");
+	if (v.mv_size != 8)
+		return lb__fail(LB_ECORRUPT,
+		                "_implied: bad entry for batch %llu",
+		                (unsigned long long)h->id);
+	if (lb__get_be64(v.mv_data) == h->rolled_back_by)
+		*by = h->rolled_back_by;
+	return 0;
+}
+
 static int replay_batch(rp *p, uint64_t id)
 {
 	lb_wal_hdr h;
@@ -204,6 +251,8 @@ static int replay_batch(rp *p, uint64_t id)
 		              (unsigned long long)b->id);
 		goto out;
 	}
+	if ((rc = implied_in_source(p, &h, &b->implied)) < 0)
+		goto out;
 	for (uint32_t s = 0; s < h.segments; s++) {
 		uint8_t kb[12], sha[32];
 		lb__be64(kb, id);
@@ -256,6 +305,8 @@ static int replay_batch(rp *p, uint64_t id)
 	if (h.rolled_back_by > p->to)
 		h.rolled_back_by = 0;
 	h.pruned = 0;
+	if ((rc = implied_undoer(p, &h, &b->implied_by)) < 0)
+		goto out;
 	p->grp_n++;
 	p->grp_raw += h.raw_bytes;
 	if (id == p->to || p->grp_n >= RP_GROUP_BATCHES ||

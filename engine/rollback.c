@@ -28,9 +28,16 @@
  * batches X'+1..N are skipped when X' >= X.
  *
  * Finding conflicts never scans the log: the batch that last changed a key
- * is the last duplicate of the key in `_hist`. Cascade planning also works
- * from `_hist` (later batches that changed a key) and `_refs` (records that
- * reference a key the rollback removes); see docs/ROLLBACK.md for the rule.
+ * is the last of its history (`_hist` closed under `_implied`,
+ * lb__hist_ids). Cascade planning also works from the history (later
+ * batches that changed a key) and `_refs` (records that reference a key the
+ * rollback removes); see docs/ROLLBACK.md for the rule.
+ *
+ * A strict or cascading rollback adds nothing to `_hist`: it writes a
+ * record for every record it undoes, so the keys it changed are those of
+ * the batches it marks, and its commit maps each of them to it in
+ * `_implied` (b->implied; FORMAT.md §2.5). A forced one may skip a key and
+ * lists its own; so does lb_rollback_to.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -263,7 +270,8 @@ static int last_change(rb *x, const uint8_t *ik, size_t iklen, uint64_t *out)
 	int rc = cursor(x, x->db->hist, &x->hist, "_hist");
 	if (rc < 0)
 		return rc;
-	return lb__hist_last(x->hist, ik, iklen, x->b->id, out);
+	return lb__hist_last(x->db, x->b->txn, x->hist, ik, iklen, x->b->id,
+	                     out);
 }
 
 /* ---- undoing one record -------------------------------------------------- */
@@ -691,28 +699,21 @@ static int add_to_S(rb *x, uint64_t id)
 /* Consider the batches after `since` that changed ikey. */
 static int expand(rb *x, const uint8_t *ik, size_t iklen, uint64_t since)
 {
-	uint8_t sb[8];
-	int rc, mrc;
-	MDB_cursor *c;
-	/* A cursor of its own: collect() below walks other batches while
-	 * this one stays on ikey's duplicates. */
-	if ((mrc = mdb_cursor_open(x->b->txn, x->db->hist, &c)))
-		return lb__mdb_fail(mrc, "_hist");
-	lb__be64(sb, since + 1);
-	MDB_val k = {iklen, (void *)ik}, v = {8, sb};
-	rc = 0;
-	for (mrc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE); mrc == 0;
-	     mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
-		if (v.mv_size != 8) {
-			rc = lb__fail(LB_ECORRUPT, "_hist: bad entry");
-			break;
-		}
-		uint64_t L = lb__get_be64(v.mv_data), rbb, undoes;
+	uint64_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	/* The list is copied out: collect() below walks other batches. */
+	if ((rc = cursor(x, x->db->hist, &x->hist, "_hist")) < 0)
+		return rc;
+	rc = lb__hist_ids(x->db, x->b->txn, x->hist, ik, iklen, x->b->id, &ids,
+	                  &n, &cap);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		uint64_t L = ids[i], rbb, undoes;
 		uint8_t lk[8];
 		bent *e;
 		int added, yes;
-		if (L >= x->b->id)
-			break;
+		if (L <= since)
+			continue;
 		lb__be64(lk, L);
 		if ((rc = bset_get(&x->considered, lk, 8, &added, &e)) < 0)
 			break;
@@ -726,12 +727,9 @@ static int expand(rb *x, const uint8_t *ik, size_t iklen, uint64_t since)
 			break;
 		if (yes)
 			continue;
-		if ((rc = add_to_S(x, L)) < 0)
-			break;
+		rc = add_to_S(x, L);
 	}
-	if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
-		rc = lb__mdb_fail(mrc, "_hist");
-	mdb_cursor_close(c);
+	free(ids);
 	return rc;
 }
 
@@ -864,6 +862,10 @@ int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
 		return set_res_rc(res, rc);
 	b->undoes = id;
 	b->fk_mode = 1;
+	/* A strict or cascading undo writes a record for every key of the
+	 * batches it undoes, so their history is its own (FORMAT.md §2.4); a
+	 * forced one may skip keys, and lists its own in _hist. */
+	b->implied = !(flags & LB_FORCE);
 	rb_init(&x, db, b, id);
 
 	if (id > db->last_id) {

@@ -458,7 +458,7 @@ static uint64_t last_change(lb_batch *b, const uint8_t *ik, size_t iklen)
 	MDB_cursor *c;
 	uint64_t id = 0;
 	if (mdb_cursor_open(b->txn, b->db->hist, &c) == 0) {
-		if (lb__hist_last(c, ik, iklen, b->id, &id) < 0)
+		if (lb__hist_last(b->db, b->txn, c, ik, iklen, b->id, &id) < 0)
 			id = 0;
 		mdb_cursor_close(c);
 	}

@@ -31,17 +31,21 @@
  * checks it exactly). It must also be above every table's id and at most
  * 2^31 (ids are below 2^31).
  *
+ * Then `_implied` (FORMAT.md §2.5): each entry Z -> R agrees with Z's
+ * rolled_back_by, and R's own target has its entry to R.
+ *
  * With LB_VERIFY_REPLAY, the database is also replayed (replay.c) from the
  * same transaction into a temporary directory under $TMPDIR (or /tmp): from
  * empty, or, when a prefix of the log is pruned, from the oldest registered
  * checkpoint that covers the pruned part and still exists (replaying as
  * much of the log as is left). The replay and the live database are then
  * compared: the table list and schemas (`_meta` entries table/ and
- * schema/, and next_tid), every table, and the `_refs` and `_hist` indexes,
- * each walked in key order side by side, byte for byte. Both sides are LMDB
- * trees with the same key order, so the walk is order-independent in effect
- * and cheaper than hashing; it also pins the first differing key. A differing
- * key is charged to the last batch that changed it (from `_hist`), or to
+ * schema/, and next_tid), every table, and the `_refs`, `_hist` and
+ * `_implied` indexes, each walked in key order side by side, byte for byte.
+ * Both sides are LMDB trees with the same key order, so the walk is
+ * order-independent in effect and cheaper than hashing; it also pins the
+ * first differing key. A differing key is charged to the last batch that
+ * changed it (from its history, FORMAT.md §2.4), or to
  * the last batch when the index knows none. The temporary copy is removed
  * afterwards.
  */
@@ -343,6 +347,80 @@ out:
 	return rc;
 }
 
+/* ---- _implied ------------------------------------------------------------ */
+
+/* Every `_implied` entry Z -> R (FORMAT.md §2.4): Z is a batch whose
+ * rolled_back_by is R, and R an undoing batch whose own target Z' has the
+ * entry Z' -> R (so that a replay, which asks that, implies R's history
+ * too). */
+static int check_implied(vf *v)
+{
+	MDB_cursor *c;
+	MDB_val k, d;
+	int rc = 0, mrc;
+	if (!v->db->has_implied)
+		return 0;
+	if ((mrc = mdb_cursor_open(v->txn, v->db->implied, &c)))
+		return lb__mdb_fail(mrc, "_implied");
+	for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !v->failed;
+	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		lb_wal_hdr hz, hr;
+		if (k.mv_size != 8 || d.mv_size != 8) {
+			bad(v, v->last,
+			    "_implied: an entry is not 8 + 8 bytes");
+			break;
+		}
+		uint64_t z = lb__get_be64(k.mv_data),
+		         r = lb__get_be64(d.mv_data);
+		if (z == 0 || z > v->last || r <= z || r > v->last) {
+			bad(v, z <= v->last && z ? z : v->last,
+			    "_implied: batch %llu undone by batch %llu: no "
+			    "such "
+			    "pair of batches",
+			    (unsigned long long)z, (unsigned long long)r);
+			break;
+		}
+		if ((rc = lb__hdr_get(v->db, v->txn, z, &hz)) < 0)
+			break;
+		uint64_t zrbb = hz.rolled_back_by;
+		lb__hdr_free(&hz);
+		if ((rc = lb__hdr_get(v->db, v->txn, r, &hr)) < 0)
+			break;
+		uint64_t target = hr.undoes;
+		lb__hdr_free(&hr);
+		if (zrbb != r) {
+			bad(v, z,
+			    "_implied: batch %llu is listed as undone by batch "
+			    "%llu, but its header says %llu",
+			    (unsigned long long)z, (unsigned long long)r,
+			    (unsigned long long)zrbb);
+			break;
+		}
+		uint8_t tb[8];
+		MDB_val tk = {8, tb}, td;
+		lb__be64(tb, target);
+		int trc = target ? mdb_get(v->txn, v->db->implied, &tk, &td)
+		                 : MDB_NOTFOUND;
+		if (trc && trc != MDB_NOTFOUND) {
+			rc = lb__mdb_fail(trc, "_implied");
+			break;
+		}
+		if (trc || td.mv_size != 8 || lb__get_be64(td.mv_data) != r) {
+			bad(v, r,
+			    "_implied: batch %llu's history is implied for "
+			    "batch %llu but not for batch %llu, the one it "
+			    "undoes",
+			    (unsigned long long)r, (unsigned long long)z,
+			    (unsigned long long)target);
+			break;
+		}
+	}
+	mdb_cursor_close(c);
+	if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+		rc = lb__mdb_fail(mrc, "_implied");
+	return rc;
+}
+
 /* ---- _meta's next_tid ---------------------------------------------------- */
 
 /* The first (op MDB_SET_RANGE) or next (MDB_NEXT) `table/<name>` entry of
@@ -529,7 +607,9 @@ static uint64_t key_batch(vf *v, lb_table *t, const MDB_val *key)
 	uint64_t found;
 	if (mdb_cursor_open(v->txn, v->db->hist, &c))
 		return id;
-	if (lb__hist_last(c, ik, iklen, UINT64_MAX, &found) == 0 && found)
+	if (lb__hist_last(v->db, v->txn, c, ik, iklen, UINT64_MAX, &found) ==
+	            0 &&
+	    found)
 		id = found;
 	mdb_cursor_close(c);
 	return id;
@@ -624,6 +704,18 @@ static int compare(vf *v, lb_db *rdb, MDB_txn *rt)
 		if (df.d.mv_size == 8)
 			id = lb__get_be64(df.d.mv_data);
 		bad(v, id, "replay: the history index _hist differs");
+		return 0;
+	}
+	if (!v->db->has_implied)
+		return 0; /* format 1, read-only: its replay implies none */
+	if ((rc = diff_dbi(v->txn, v->db->implied, rt, rdb->implied, 0, NULL,
+	                   &df)) < 0)
+		return rc;
+	if (rc) {
+		uint64_t id = v->last;
+		if (df.d.mv_size == 8)
+			id = lb__get_be64(df.d.mv_data);
+		bad(v, id, "replay: the index _implied differs");
 	}
 	return 0;
 }
@@ -740,6 +832,8 @@ int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep)
 		rep->chain_ok = !v.failed;
 		if (!v.failed)
 			rc = check_next_tid(&v);
+		if (rc == 0 && !v.failed)
+			rc = check_implied(&v);
 		if (rc == 0 && (flags & LB_VERIFY_REPLAY) && !v.failed)
 			rc = check_replay(&v);
 	}

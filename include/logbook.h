@@ -42,8 +42,10 @@ extern "C" {
 /** This header's version as one integer. */
 #define LB_VERSION_FULL                                                        \
 	LB_VERINT(LB_VERSION_MAJOR, LB_VERSION_MINOR, LB_VERSION_PATCH)
-/** The on-disk format version this library writes (docs/FORMAT.md). */
-#define LB_FORMAT_VERSION 1
+/** The on-disk format version this library writes (docs/FORMAT.md); it
+ * also opens databases of earlier versions (version 1: read as it is when
+ * read-only, marked version 2 when opened for writing). */
+#define LB_FORMAT_VERSION 2
 /** @} */
 
 #if defined(_WIN32)

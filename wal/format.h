@@ -9,15 +9,17 @@
 
 #include <stdint.h>
 
-/* FORMAT.md §1: the version this library writes and reads. */
-#define LB__FORMAT_VERSION 1u
+/* FORMAT.md §2.1, §10: the database format version this library writes
+ * (_meta `format`); it reads this one and the ones before. */
+#define LB__FORMAT_VERSION 2u
 
 /* FORMAT.md §3: segment header, 24 bytes, little-endian integers. */
 #define LB__SEG_MAGIC0 0x89u /* bytes 0..3: 0x89 'L' 'B' 'W' */
 #define LB__SEG_MAGIC1 0x4Cu
 #define LB__SEG_MAGIC2 0x42u
 #define LB__SEG_MAGIC3 0x57u
-#define LB__SEG_OFF_VERSION 4    /* u16 */
+#define LB__SEG_OFF_VERSION 4    /* u16: LB__SEG_VERSION */
+#define LB__SEG_VERSION 1u       /* the segment layout's, same in format 2 */
 #define LB__SEG_OFF_CODEC 6      /* u8 */
 #define LB__SEG_OFF_FLAGS 7      /* u8, reserved, MUST be 0 */
 #define LB__SEG_OFF_RAWLEN 8     /* u32 */

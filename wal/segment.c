@@ -260,7 +260,7 @@ static void seg_put_header(uint8_t *h, unsigned codec, uint32_t raw_len,
 	h[1] = LB__SEG_MAGIC1;
 	h[2] = LB__SEG_MAGIC2;
 	h[3] = LB__SEG_MAGIC3;
-	put_le16(h + LB__SEG_OFF_VERSION, LB__FORMAT_VERSION);
+	put_le16(h + LB__SEG_OFF_VERSION, LB__SEG_VERSION);
 	h[LB__SEG_OFF_CODEC] = (uint8_t)codec;
 	h[LB__SEG_OFF_FLAGS] = 0;
 	put_le32(h + LB__SEG_OFF_RAWLEN, raw_len);
@@ -354,11 +354,11 @@ int lb__seg_header(const void *seg, size_t len, lb_seg_hdr *h)
 	/* The version comes before every other check: a newer version may
 	 * lay out the rest of the header differently. */
 	h->version = get_le16(p + LB__SEG_OFF_VERSION);
-	if (h->version > LB__FORMAT_VERSION)
+	if (h->version > LB__SEG_VERSION)
 		return lb__fail(LB_EVERSION,
 		                "segment format version %u is newer than this "
 		                "library's (%u)",
-		                h->version, LB__FORMAT_VERSION);
+		                h->version, LB__SEG_VERSION);
 	if (h->version == 0)
 		return lb__fail(LB_ECORRUPT, "segment format version is 0");
 	h->codec = p[LB__SEG_OFF_CODEC];

@@ -650,7 +650,8 @@ static void meta_format(const char *dir, const unsigned char *set,
 static void test_engine_badinput__open_newer_format(void **state)
 {
 	te_fx *fx = *state;
-	static const unsigned char v1[4] = {0, 0, 0, 1}, v2[4] = {0, 0, 0, 2};
+	static const unsigned char cur[4] = {0, 0, 0, LB_FORMAT_VERSION},
+	                           next[4] = {0, 0, 0, LB_FORMAT_VERSION + 1};
 	unsigned char got[4];
 	uint64_t d;
 
@@ -660,17 +661,17 @@ static void test_engine_badinput__open_newer_format(void **state)
 	fx->db = NULL;
 
 	/* FORMAT: _meta/format is the version as u32 big-endian. */
-	meta_format(fx->dir, v2, got);
-	assert_memory_equal(got, v1, 4);
+	meta_format(fx->dir, next, got);
+	assert_memory_equal(got, cur, 4);
 
 	open_refused(fx->dir, 0, LB_EVERSION);
 	open_refused(fx->dir, LB_RDONLY, LB_EVERSION);
 	open_refused(fx->dir, LB_CREATE, LB_EVERSION);
 
-	/* The refusals wrote nothing: version 2 is still there, and with
-	 * version 1 back the data is intact. */
-	meta_format(fx->dir, v1, got);
-	assert_memory_equal(got, v2, 4);
+	/* The refusals wrote nothing: the newer version is still there,
+	 * and with the library's own back the data is intact. */
+	meta_format(fx->dir, cur, got);
+	assert_memory_equal(got, next, 4);
 	fx->db = te_open(fx->dir, LB_NOSYNC);
 	assert_int_equal(te_digest(fx->db), d);
 	te_assert_get_s(fx->db, "t", "k", "v");

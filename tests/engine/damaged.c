@@ -735,7 +735,8 @@ static void test_engine_damaged__foreign_environments(void **state)
 	char *root = th_tmpdir();
 	static const char *const other[] = {"accounts", "orders"};
 	static const char *const meta[] = {"_meta"};
-	static const unsigned char v2[4] = {0, 0, 0, 2}, v0[4] = {0};
+	static const unsigned char v2[4] = {0, 0, 0, LB_FORMAT_VERSION + 1},
+	                           v0[4] = {0};
 	struct {
 		const char *what;
 		const char *const *dbs;
@@ -753,7 +754,8 @@ static void test_engine_damaged__foreign_environments(void **state)
 	         LB_ECORRUPT},
 	        {"a format entry of 3 bytes", meta, 1, "format", "abc", 3,
 	         LB_ECORRUPT},
-	        {"format version 2", meta, 1, "format", v2, 4, LB_EVERSION},
+	        {"a newer format version", meta, 1, "format", v2, 4,
+	         LB_EVERSION},
 	        {"format version 0", meta, 1, "format", v0, 4, LB_ECORRUPT},
 	};
 	(void)state;

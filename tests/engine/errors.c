@@ -99,7 +99,7 @@ static void test_engine_errors__version_matches_header(void **state)
 	mi = -1;
 	assert_string_equal(lb_version(NULL, &mi, NULL), want);
 	assert_int_equal(mi, LB_VERSION_MINOR);
-	assert_int_equal(LB_FORMAT_VERSION, 1);
+	assert_int_equal(LB_FORMAT_VERSION, 2);
 }
 
 static void test_engine_errors__errmsg_never_null(void **state)

@@ -901,6 +901,107 @@ static void large_batch(int compression)
 	free(dir);
 }
 
+/* A key's history as "batch:before>after" words, newest batch first, each
+ * batch's records in log order ("-" for absent). */
+typedef struct histbuf {
+	char s[512];
+} histbuf;
+
+static int hist_word(void *ctx, uint64_t batch, const lb_change *c)
+{
+	histbuf *h = ctx;
+	size_t n = strlen(h->s);
+	assert_non_null(c);
+	assert_int_equal(c->op, c->has_after ? LB_OP_PUT : LB_OP_DELETE);
+	snprintf(h->s + n, sizeof h->s - n, "%s%llu:%.*s>%.*s", n ? " " : "",
+	         (unsigned long long)batch, c->has_before ? (int)c->blen : 1,
+	         c->has_before ? (const char *)c->before : "-",
+	         c->has_after ? (int)c->alen : 1,
+	         c->has_after ? (const char *)c->after : "-");
+	return 0;
+}
+
+static void assert_history(lb_db *db, const char *key, const char *want)
+{
+	histbuf h = {{0}};
+	te_rc(0, lb_history(db, "t", key, strlen(key), hist_word, &h));
+	assert_string_equal(h.s, want);
+}
+
+/* Every kind of undoing batch is in the history of each key it changed:
+ * strict and cascading ones (whose history the index implies from the
+ * batches they undo), a redo of one, a forced one and a rollback_to (whose
+ * history is listed); the same after reopening and in a replay, which
+ * verifies against the database. */
+static void test_engine_rollback__history_lists_undoing_batches(void **state)
+{
+	te_fx *fx = FX(state);
+	lb_db *db = fx->db;
+	lb_result res;
+
+	uint64_t b2 = ops(db, "a=1 b=1");        /* 2 */
+	uint64_t b3 = ops(db, "a=2 c=3");        /* 3 */
+	uint64_t r4 = rb_ok(db, b3, 0);          /* 4: strict */
+	uint64_t r5 = rb_ok(db, r4, 0);          /* 5: redoes 3 */
+	uint64_t b6 = ops(db, "b=6");            /* 6 */
+	uint64_t f7 = rb_ok(db, b6, LB_FORCE);   /* 7: forced */
+	uint64_t b8 = ops(db, "a=8");            /* 8 */
+	uint64_t c9 = rb_ok(db, b2, LB_CASCADE); /* 9: undoes 8, 5, 2 */
+	assert_int_equal(r4, 4);
+	assert_int_equal(r5, 5);
+	assert_int_equal(f7, 7);
+	assert_int_equal(c9, 9);
+	assert_int_equal(info(db, b8).rolled_back_by, c9);
+	assert_int_equal(info(db, r5).rolled_back_by, c9);
+	assert_int_equal(info(db, b2).rolled_back_by, c9);
+	te_rc(0, lb_rollback_to(db, r5, &res)); /* 10: undoes 7 and 9 */
+	assert_int_equal(res.batch_id, 10);
+	lb_result_free(&res);
+	te_assert_get_s(db, "t", "a", "2");
+	te_assert_get_s(db, "t", "b", "1");
+	te_assert_get_s(db, "t", "c", "3");
+
+	const char *ha = "10:->2 9:8>2 9:2>1 9:1>- 8:2>8 5:1>2 4:2>1 3:1>2 "
+	                 "2:->1";
+	const char *hb = "10:->1 9:1>- 7:6>1 6:1>6 2:->1";
+	const char *hc = "10:->3 9:3>- 5:->3 4:3>- 3:->3";
+	for (int round = 0; round < 2; round++) {
+		assert_history(db, "a", ha);
+		assert_history(db, "b", hb);
+		assert_history(db, "c", hc);
+		lb_close(db);
+		db = fx->db = te_open(fx->dir, LB_NOSYNC);
+	}
+	lb_verify_report rep;
+	te_rc(0, lb_verify(db, LB_VERIFY_REPLAY, &rep));
+	assert_true(rep.replay_ok);
+
+	/* a replay holds the same history, and it, too, verifies */
+	char *dest = th_path(fx->dir, "replayed");
+	te_rc(0, lb_replay(db, dest, 0, NULL, &res));
+	lb_result_free(&res);
+	lb_db *r = te_open(dest, LB_NOSYNC);
+	assert_history(r, "a", ha);
+	assert_history(r, "b", hb);
+	assert_history(r, "c", hc);
+	te_rc(0, lb_verify(r, LB_VERIFY_REPLAY, &rep));
+	/* and a replay that stops before the cascade: 9 is not there, so
+	 * 8, 5 and 2 stand, and their histories end with 8 */
+	lb_close(r);
+	th_rmrf(dest);
+	te_rc(0, lb_replay(db, dest, b8, NULL, &res));
+	lb_result_free(&res);
+	r = te_open(dest, LB_NOSYNC);
+	assert_int_equal(info(r, b2).rolled_back_by, 0);
+	assert_int_equal(info(r, r4).rolled_back_by, r5);
+	assert_history(r, "a", "8:2>8 5:1>2 4:2>1 3:1>2 2:->1");
+	assert_history(r, "c", "5:->3 4:3>- 3:->3");
+	te_rc(0, lb_verify(r, LB_VERIFY_REPLAY, &rep));
+	lb_close(r);
+	th_rmrf(dest);
+	free(dest);
+}
+
 static void test_engine_rollback__large_batch_many_segments(void **state)
 {
 	(void)state;
@@ -1006,6 +1107,7 @@ int main(void)
 	        T(test_engine_rollback__rollback_to_byte_for_byte),
 	        T(test_engine_rollback__rollback_to_edges),
 	        T(test_engine_rollback__rollback_to_nested_stays_small),
+	        T(test_engine_rollback__history_lists_undoing_batches),
 	        E(test_engine_rollback__large_batch_many_segments),
 	        T(test_engine_rollback__errors_write_nothing),
 	        T(test_engine_rollback__pruned_batches),

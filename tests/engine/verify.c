@@ -581,6 +581,142 @@ static void test_engine_verify__index_changed(void **state)
 	expect_bad(x->db, LB_VERIFY_REPLAY, id, "_hist");
 }
 
+/* How many `_hist` duplicates name batch id. */
+static size_t hist_entries_of(raw *r, uint64_t id)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	size_t n = 0;
+	int mrc;
+	assert_int_equal(mdb_cursor_open(r->txn, raw_dbi(r, "_hist"), &c), 0);
+	for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		uint8_t want[8];
+		batch_key(want, id);
+		n += v.mv_size == 8 && memcmp(v.mv_data, want, 8) == 0;
+	}
+	assert_int_equal(mrc, MDB_NOTFOUND);
+	mdb_cursor_close(c);
+	return n;
+}
+
+/* `_implied`'s entry for batch z: the batch that undid it, or 0. */
+static uint64_t implied_of(raw *r, uint64_t z)
+{
+	uint8_t kb[8];
+	batch_key(kb, z);
+	MDB_val k = {8, kb}, v;
+	int mrc = mdb_get(r->txn, raw_dbi(r, "_implied"), &k, &v);
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	assert_int_equal(mrc, 0);
+	assert_int_equal(v.mv_size, 8);
+	uint64_t id = 0;
+	for (int i = 0; i < 8; i++)
+		id = id << 8 | ((uint8_t *)v.mv_data)[i];
+	return id;
+}
+
+/* A strict rollback adds nothing to _hist and one _implied entry per
+ * batch it undoes; a wrong or a missing entry is caught. */
+static void test_engine_verify__implied_changed(void **state)
+{
+	vx *x = *state;
+	raw r;
+	uint64_t last = te_last(x->db);
+	lb_result res;
+	te_rc(0, lb_rollback(x->db, last, 0, &res)); /* strict */
+	uint64_t r1 = res.batch_id;
+	lb_result_free(&res);
+	te_rc(0, lb_rollback(x->db, last - 1, LB_FORCE, &res));
+	uint64_t r2 = res.batch_id;
+	lb_result_free(&res);
+	raw_open(x, &r);
+	assert_int_equal(hist_entries_of(&r, r1), 0);
+	assert_int_equal(implied_of(&r, last), r1);
+	assert_true(hist_entries_of(&r, r2) > 0); /* forced: listed */
+	assert_int_equal(implied_of(&r, last - 1), 0);
+	raw_close(x, &r);
+	expect_ok(x->db, LB_VERIFY_REPLAY);
+
+	/* the entry names another batch than the header does */
+	uint8_t kb[8], vb[8];
+	batch_key(kb, last);
+	batch_key(vb, r2);
+	raw_open(x, &r);
+	raw_put(&r, raw_dbi(&r, "_implied"), kb, 8, vb, 8);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, last, "_implied");
+
+	/* the entry is gone: only the replay can tell (it lists r1 in
+	 * _hist, as the log no longer says r1's history is implied) */
+	raw_open(x, &r);
+	raw_del(&r, raw_dbi(&r, "_implied"), kb, 8);
+	raw_close(x, &r);
+	expect_ok(x->db, 0);
+	expect_bad(x->db, LB_VERIFY_REPLAY, r1, "_hist");
+}
+
+/* A format-1 database (no _implied; every undoing batch in _hist): opened
+ * read-only it is read as it is and left alone; opened for writing it
+ * becomes format 2, and the undoing batches after that are implied. */
+static void test_engine_verify__format1_upgrade(void **state)
+{
+	vx *x = *state;
+	raw r;
+	uint64_t last = te_last(x->db);
+	lb_result res;
+	lb_verify_report rep;
+	te_rc(0, lb_rollback(x->db, last, LB_FORCE, &res));
+	uint64_t r1 = res.batch_id;
+	lb_result_free(&res);
+	/* what a format-1 library leaves */
+	raw_open(x, &r);
+	assert_int_equal(mdb_drop(r.txn, raw_dbi(&r, "_implied"), 1), 0);
+	uint8_t one[4] = {0, 0, 0, 1};
+	raw_put(&r, raw_dbi(&r, "_meta"), "format", 6, one, 4);
+	assert_int_equal(mdb_txn_commit(r.txn), 0);
+	mdb_env_close(r.env);
+
+	lb_options o;
+	lb_options_init(&o);
+	o.flags = LB_RDONLY;
+	lb_db *ro = te_open_opts(x->dir, &o);
+	lb_batch_info bi;
+	te_rc(0, lb_batch_info_get(ro, last, &bi));
+	assert_int_equal(bi.rolled_back_by, r1);
+	te_rc(0, lb_verify(ro, LB_VERIFY_REPLAY, &rep));
+	lb_close(ro);
+	assert_int_equal(mdb_env_create(&r.env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(r.env, 1024), 0);
+	assert_int_equal(mdb_env_open(r.env, x->dir, MDB_RDONLY, 0644), 0);
+	assert_int_equal(mdb_txn_begin(r.env, NULL, MDB_RDONLY, &r.txn), 0);
+	size_t len;
+	uint8_t *f = raw_get(&r, raw_dbi(&r, "_meta"), "format", 6, &len);
+	assert_int_equal(len, 4);
+	assert_int_equal(f[3], 1); /* unchanged */
+	free(f);
+	MDB_dbi d;
+	assert_int_equal(mdb_dbi_open(r.txn, "_implied", 0, &d), MDB_NOTFOUND);
+	mdb_txn_abort(r.txn);
+	mdb_env_close(r.env);
+
+	x->db = te_open(x->dir, LB_NOSYNC); /* for writing: upgraded */
+	te_rc(0, lb_rollback(x->db, last - 1, 0, &res));
+	uint64_t r2 = res.batch_id;
+	lb_result_free(&res);
+	raw_open(x, &r);
+	f = raw_get(&r, raw_dbi(&r, "_meta"), "format", 6, &len);
+	assert_int_equal(len, 4);
+	assert_int_equal(f[3], LB_FORMAT_VERSION);
+	free(f);
+	assert_true(hist_entries_of(&r, r1) > 0);
+	assert_int_equal(hist_entries_of(&r, r2), 0);
+	assert_int_equal(implied_of(&r, last - 1), r2);
+	raw_close(x, &r);
+	expect_ok(x->db, LB_VERIFY_REPLAY);
+}
+
 /* _meta's next_tid, as stored. */
 static uint32_t next_tid(vx *x)
 {
@@ -709,6 +845,8 @@ int main(void)
 	        T(test_engine_verify__user_value_changed),
 	        T(test_engine_verify__user_key_added_and_removed),
 	        T(test_engine_verify__index_changed),
+	        T(test_engine_verify__implied_changed),
+	        T(test_engine_verify__format1_upgrade),
 	        T(test_engine_verify__next_tid_changed),
 	        T(test_engine_verify__next_tid_changed_pruned),
 #undef T
