@@ -354,6 +354,9 @@ int lb__sync_last(lb_db *db, MDB_txn *txn);
 int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
                  size_t iklen, uint64_t below, uint64_t **ids, size_t *n,
                  size_t *cap);
+/* `_implied`'s entry for batch z in txn: the batch that undid z and whose
+ * history is implied, or 0 (also when the database has no `_implied`). */
+int lb__implied_get(lb_db *db, MDB_txn *txn, uint64_t z, uint64_t *r);
 /* The last batch below `below` that changed ikey (lb__hist_ids); 0 if
  * none. */
 int lb__hist_last(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,

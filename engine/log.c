@@ -100,6 +100,27 @@ int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	return rc;
 }
 
+int lb__implied_get(lb_db *db, MDB_txn *txn, uint64_t z, uint64_t *r)
+{
+	uint8_t kb[8];
+	MDB_val k = {8, kb}, v;
+	*r = 0;
+	if (!db->has_implied)
+		return 0;
+	lb__be64(kb, z);
+	int mrc = mdb_get(txn, db->implied, &k, &v);
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	if (mrc)
+		return lb__mdb_fail(mrc, "_implied");
+	if (v.mv_size != 8 || lb__get_be64(v.mv_data) <= z)
+		return lb__fail(LB_ECORRUPT,
+		                "_implied: bad entry for batch %llu",
+		                (unsigned long long)z);
+	*r = lb__get_be64(v.mv_data);
+	return 0;
+}
+
 /* Does `_implied` hold anything in txn's view? (Most databases: no.) */
 static int any_implied(lb_db *db, MDB_txn *txn)
 {
@@ -151,21 +172,10 @@ int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
 	 * R, which changed every key Z changed. R > Z goes in order after Z,
 	 * so it is visited in turn (R may have been undone too). */
 	for (size_t i = 0; i < *n; i++) {
-		uint8_t kb[8];
-		uint64_t z = (*ids)[i];
-		lb__be64(kb, z);
-		MDB_val zk = {8, kb}, rv;
-		mrc = mdb_get(txn, db->implied, &zk, &rv);
-		if (mrc == MDB_NOTFOUND)
-			continue;
-		if (mrc)
-			return lb__mdb_fail(mrc, "_implied");
-		if (rv.mv_size != 8 || lb__get_be64(rv.mv_data) <= z)
-			return lb__fail(LB_ECORRUPT,
-			                "_implied: bad entry for batch %llu",
-			                (unsigned long long)z);
-		uint64_t r = lb__get_be64(rv.mv_data);
-		if (r >= below)
+		uint64_t r;
+		if ((rc = lb__implied_get(db, txn, (*ids)[i], &r)) < 0)
+			return rc;
+		if (r == 0 || r >= below)
 			continue;
 		size_t lo = i + 1, hi = *n;
 		while (lo < hi) {

@@ -171,47 +171,21 @@ static int pruned_fail(rp *p, uint64_t id)
  * the undoer of the batch h undoes)? Then it is in the new database too. */
 static int implied_in_source(rp *p, const lb_wal_hdr *h, int *implied)
 {
-	uint8_t kb[8];
-	MDB_val k = {8, kb}, v;
-	*implied = 0;
-	if (!h->undoes || !p->src->has_implied)
-		return 0;
-	lb__be64(kb, h->undoes);
-	int mrc = mdb_get(p->txn, p->src->implied, &k, &v);
-	if (mrc == MDB_NOTFOUND)
-		return 0;
-	if (mrc)
-		return lb__mdb_fail(mrc, "_implied");
-	if (v.mv_size != 8)
-		return lb__fail(LB_ECORRUPT,
-		                "_implied: bad entry for batch %llu",
-		                (unsigned long long)h->undoes);
-	*implied = lb__get_be64(v.mv_data) == h->id;
-	return 0;
+	uint64_t r = 0;
+	int rc = h->undoes ? lb__implied_get(p->src, p->txn, h->undoes, &r) : 0;
+	*implied = rc == 0 && r == h->id;
+	return rc;
 }
 
 /* The batch that undid batch h (h's rolled_back_by, already limited to
  * the replay), if the source has it in `_implied`; else 0. */
 static int implied_undoer(rp *p, const lb_wal_hdr *h, uint64_t *by)
 {
-	uint8_t kb[8];
-	MDB_val k = {8, kb}, v;
-	*by = 0;
-	if (!h->rolled_back_by || !p->src->has_implied)
-		return 0;
-	lb__be64(kb, h->id);
-	int mrc = mdb_get(p->txn, p->src->implied, &k, &v);
-	if (mrc == MDB_NOTFOUND)
-		return 0;
-	if (mrc)
-		return lb__mdb_fail(mrc, "_implied");
-	if (v.mv_size != 8)
-		return lb__fail(LB_ECORRUPT,
-		                "_implied: bad entry for batch %llu",
-		                (unsigned long long)h->id);
-	if (lb__get_be64(v.mv_data) == h->rolled_back_by)
-		*by = h->rolled_back_by;
-	return 0;
+	uint64_t r = 0;
+	int rc = h->rolled_back_by ? lb__implied_get(p->src, p->txn, h->id, &r)
+	                           : 0;
+	*by = rc == 0 && r == h->rolled_back_by ? r : 0;
+	return rc;
 }
 
 static int replay_batch(rp *p, uint64_t id)

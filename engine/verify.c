@@ -622,6 +622,20 @@ static const char *kind_text(int kind)
 	                   : "differs from the replay";
 }
 
+/* Compare an index whose values are batch ids with the replay's; a
+ * difference is charged to the batch id it holds. 1 if they differ. */
+static int diff_ids(vf *v, MDB_dbi mine, MDB_txn *rt, MDB_dbi theirs, int dups,
+                    const char *name)
+{
+	vdiff df;
+	int rc = diff_dbi(v->txn, mine, rt, theirs, dups, NULL, &df);
+	if (rc <= 0)
+		return rc;
+	bad(v, df.d.mv_size == 8 ? lb__get_be64(df.d.mv_data) : v->last,
+	    "replay: the history index %s differs", name);
+	return 1;
+}
+
 static int compare(vf *v, lb_db *rdb, MDB_txn *rt)
 {
 	MDB_cursor *c;
@@ -696,28 +710,12 @@ static int compare(vf *v, lb_db *rdb, MDB_txn *rt)
 		bad(v, v->last, "replay: the foreign-key index _refs differs");
 		return 0;
 	}
-	if ((rc = diff_dbi(v->txn, v->db->hist, rt, rdb->hist, 1, NULL, &df)) <
-	    0)
-		return rc;
-	if (rc) {
-		uint64_t id = v->last;
-		if (df.d.mv_size == 8)
-			id = lb__get_be64(df.d.mv_data);
-		bad(v, id, "replay: the history index _hist differs");
-		return 0;
-	}
+	if ((rc = diff_ids(v, v->db->hist, rt, rdb->hist, 1, "_hist")) != 0)
+		return rc < 0 ? rc : 0;
 	if (!v->db->has_implied)
 		return 0; /* format 1, read-only: its replay implies none */
-	if ((rc = diff_dbi(v->txn, v->db->implied, rt, rdb->implied, 0, NULL,
-	                   &df)) < 0)
-		return rc;
-	if (rc) {
-		uint64_t id = v->last;
-		if (df.d.mv_size == 8)
-			id = lb__get_be64(df.d.mv_data);
-		bad(v, id, "replay: the index _implied differs");
-	}
-	return 0;
+	rc = diff_ids(v, v->db->implied, rt, rdb->implied, 0, "_implied");
+	return rc < 0 ? rc : 0;
 }
 
 static int check_replay(vf *v)
