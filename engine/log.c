@@ -100,13 +100,31 @@ int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	return rc;
 }
 
+/* A handle opened read-only on a format-1 database has no `_implied`: every
+ * history is in `_hist`. That holds until another process opens the
+ * database for writing, which makes it format 2 (db.c): then this handle
+ * would miss histories, so it says so. */
+static int no_implied(lb_db *db, MDB_txn *txn)
+{
+	MDB_val k = {6, "format"}, d;
+	int mrc = mdb_get(txn, db->meta, &k, &d);
+	if (mrc)
+		return lb__mdb_fail(mrc, "_meta");
+	if (d.mv_size == 4 && lb__get_be32(d.mv_data) == 1)
+		return 0;
+	return lb__fail(LB_EVERSION,
+	                "%s: opened read-only in format 1, and since made "
+	                "format 2 by a writer: reopen it",
+	                db->path);
+}
+
 int lb__implied_get(lb_db *db, MDB_txn *txn, uint64_t z, uint64_t *r)
 {
 	uint8_t kb[8];
 	MDB_val k = {8, kb}, v;
 	*r = 0;
 	if (!db->has_implied)
-		return 0;
+		return no_implied(db, txn);
 	lb__be64(kb, z);
 	int mrc = mdb_get(txn, db->implied, &k, &v);
 	if (mrc == MDB_NOTFOUND)
@@ -121,12 +139,13 @@ int lb__implied_get(lb_db *db, MDB_txn *txn, uint64_t z, uint64_t *r)
 	return 0;
 }
 
-/* Does `_implied` hold anything in txn's view? (Most databases: no.) */
+/* Does `_implied` hold anything in txn's view (1, or 0; most databases
+ * hold nothing)? Negative: this handle cannot tell (no_implied). */
 static int any_implied(lb_db *db, MDB_txn *txn)
 {
 	MDB_stat st;
 	if (!db->has_implied)
-		return 0;
+		return no_implied(db, txn);
 	return mdb_stat(txn, db->implied, &st) != 0 || st.ms_entries > 0;
 }
 
@@ -152,7 +171,7 @@ int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
                  size_t *cap)
 {
 	MDB_val k = {iklen, (void *)ik}, v;
-	int rc, mrc;
+	int rc = 0, mrc;
 	*n = 0;
 	for (mrc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY); mrc == 0;
 	     mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
@@ -166,8 +185,8 @@ int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
 	}
 	if (mrc && mrc != MDB_NOTFOUND)
 		return lb__mdb_fail(mrc, "_hist");
-	if (*n == 0 || !any_implied(db, txn))
-		return 0;
+	if (*n == 0 || (rc = any_implied(db, txn)) <= 0)
+		return rc;
 	/* Close the list under `_implied`: batch Z of the list was undone by
 	 * R, which changed every key Z changed. R > Z goes in order after Z,
 	 * so it is visited in turn (R may have been undone too). */
@@ -198,7 +217,10 @@ int lb__hist_last(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
 {
 	MDB_val k = {iklen, (void *)ik}, v;
 	*out = 0;
-	if (any_implied(db, txn)) {
+	int any = any_implied(db, txn);
+	if (any < 0)
+		return any;
+	if (any) {
 		uint64_t *ids = NULL;
 		size_t n = 0, cap = 0;
 		int rc = lb__hist_ids(db, txn, c, ik, iklen, below, &ids, &n,

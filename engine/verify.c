@@ -765,7 +765,8 @@ static int check_replay(vf *v)
 	}
 	rc = lb__replay_txn(v->db, v->txn, dest, v->last, ckpt, &records,
 	                    &failed);
-	if (rc == LB_ENOMEM || rc == LB_EIO || rc == LB_EFULL)
+	if (rc == LB_ENOMEM || rc == LB_EIO || rc == LB_EFULL ||
+	    rc == LB_EVERSION)
 		goto out;
 	if (rc < 0) {
 		bad(v, failed ? failed : v->last, "replay failed: %s",

@@ -533,7 +533,9 @@ typedef int (*lb_history_fn)(void *ctx, uint64_t batch, const lb_change *c);
  * @brief Walk every committed change of one key, newest batch first, using
  * the per-key history index (no scan of the log).
  * @return 0 (also when the key never existed), the callback's non-zero
- * value, #LB_ENOTFOUND (no such table), #LB_EINVAL, #LB_ECORRUPT, #LB_ENOMEM.
+ * value, #LB_ENOTFOUND (no such table), #LB_EINVAL, #LB_ECORRUPT, #LB_ENOMEM,
+ * #LB_EVERSION (a handle opened read-only on a format-1 database that a
+ * writer has since made format 2: reopen it).
  */
 LB_API int lb_history(lb_db *db, const char *table, const void *key,
                       size_t klen, lb_history_fn fn, void *ctx);
@@ -609,7 +611,7 @@ LB_API int lb_checkpoint(lb_db *db, const char *dest_dir, uint64_t *at_batch);
  * @param[in] from_checkpoint NULL to start from empty, or a checkpoint
  * directory taken at or before @p to_batch.
  * @return 0, #LB_EEXIST, #LB_EINVAL, #LB_ENOTFOUND, #LB_EPRUNED, #LB_ECORRUPT,
- * #LB_EFULL, #LB_EIO.
+ * #LB_EFULL, #LB_EIO, #LB_EVERSION (as for lb_history()).
  */
 LB_API int lb_replay(lb_db *src, const char *dest_dir, uint64_t to_batch,
                      const char *from_checkpoint, lb_result *res);
@@ -632,7 +634,7 @@ typedef struct lb_verify_report {
  * removes it.
  * @return 0, #LB_ECORRUPT (a check failed; see @p rep), #LB_EINVAL,
  * #LB_EBUSY (another process created a table since this handle opened),
- * #LB_EFULL, #LB_EIO, #LB_ENOMEM.
+ * #LB_EFULL, #LB_EIO, #LB_ENOMEM, #LB_EVERSION (as for lb_history()).
  */
 LB_API int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep);
 

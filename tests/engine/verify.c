@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 typedef struct vx {
@@ -657,6 +658,14 @@ static void test_engine_verify__implied_changed(void **state)
 	expect_bad(x->db, LB_VERIFY_REPLAY, r1, "_hist");
 }
 
+static int count_change(void *ctx, uint64_t batch, const lb_change *c)
+{
+	(void)batch;
+	(void)c;
+	++*(int *)ctx;
+	return 0;
+}
+
 /* A format-1 database (no _implied; every undoing batch in _hist): opened
  * read-only it is read as it is and left alone; opened for writing it
  * becomes format 2, and the undoing batches after that are implied. */
@@ -700,6 +709,33 @@ static void test_engine_verify__format1_upgrade(void **state)
 	assert_int_equal(mdb_dbi_open(r.txn, "_implied", 0, &d), MDB_NOTFOUND);
 	mdb_txn_abort(r.txn);
 	mdb_env_close(r.env);
+
+	/* a read-only handle on format 1 stops answering about histories
+	 * once a writer (another process) has made the database format 2 */
+	ro = te_open_opts(x->dir, &o);
+	int calls = 0;
+	te_rc(0, lb_history(ro, "u", "u0", 2, count_change, &calls));
+	assert_true(calls > 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		lb_db *w;
+		lb_options wo;
+		lb_options_init(&wo);
+		wo.flags = LB_NOSYNC;
+		int wrc = lb_open(x->dir, &wo, &w);
+		if (wrc == 0)
+			lb_close(w);
+		_exit(wrc == 0 ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	te_rc(LB_EVERSION, lb_history(ro, "u", "u0", 2, count_change, &calls));
+	assert_non_null(strstr(lb_errmsg(), "reopen"));
+	te_rc(LB_EVERSION, lb_verify(ro, LB_VERIFY_REPLAY, &rep));
+	lb_close(ro);
 
 	x->db = te_open(x->dir, LB_NOSYNC); /* for writing: upgraded */
 	te_rc(0, lb_rollback(x->db, last - 1, 0, &res));
