@@ -176,6 +176,14 @@ typedef struct bk_run {
 	 * which also runs on a freshly opened copy (logbook only; NAN if not
 	 * measured) */
 	double last_batch_fresh_secs;
+	/* median commit time of the batches of the workload's second half,
+	 * in the process that committed them all (warm) */
+	double late_batch_secs;
+	/* logbook: median time of BK_RB_LOOP strict rollbacks of the last
+	 * batch in one process on a fresh copy of the store, each followed by
+	 * the rollback of that rollback (which redoes the batch); the peer of
+	 * late_batch_secs; NAN if not measured */
+	double rb_loop_secs;
 	uint64_t disk_bytes; /* files of the store after commit */
 	uint64_t log_raw;    /* log before compression */
 	uint64_t log_stored; /* log as stored */
@@ -191,6 +199,9 @@ typedef struct bk_rss {
 } bk_rss;
 
 /* ---- systems ----------------------------------------------------------- */
+
+/* Undo-and-redo rounds of the repeated rollback (bk_run.rb_loop_secs). */
+#define BK_RB_LOOP 21
 
 /* Context handed to a system's phase runner. */
 typedef struct bk_ctx {
@@ -270,5 +281,7 @@ void bk_report_goals(FILE *f, const bk_results *r);
 void bk_report_json(FILE *f, const bk_results *r);
 /* Median of a phase's seconds over the runs; NAN when it never ran. */
 double bk_median_secs(const bk_results *r, int sys, int ph);
+/* The median of v[0..n) (sorted in place); NAN when n is 0. */
+double bk_median(double *v, size_t n);
 
 #endif

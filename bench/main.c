@@ -48,25 +48,37 @@ int bk_commit_all(const bk_system *s, void *h, const bk_workload *w,
                   bk_run *out, bk_after_fn after, void *ctx)
 {
 	double total = 0, cpu = 0;
-	uint64_t mid = w->mid;
+	uint64_t mid = w->mid, half = w->nbatches / 2;
+	double *late = malloc((w->nbatches - half) * sizeof *late);
+	size_t nlate = 0;
+	if (!late)
+		bk_die("out of memory");
 	for (uint64_t i = 0; i < w->nbatches; i++) {
 		bk_batch b = bk_workload_batch(w, i);
 		double c0 = bk_cpu_now(), t0 = bk_now();
 		int rc = s->commit(h, &b);
 		double dt = bk_now() - t0;
 		cpu += bk_cpu_now() - c0;
-		if (rc != 0)
+		if (rc != 0) {
+			free(late);
 			return rc;
+		}
 		total += dt;
+		if (i >= half)
+			late[nlate++] = dt;
 		if (i == mid)
 			out->mid_batch_secs = dt;
 		if (i + 1 == w->nbatches) {
 			out->last_batch_secs = dt;
 			out->last_batch_recs = b.n;
 		}
-		if (after && after(h, i, ctx) != 0)
+		if (after && after(h, i, ctx) != 0) {
+			free(late);
 			return -1;
+		}
 	}
+	out->late_batch_secs = bk_median(late, nlate);
+	free(late);
 	bk_meas_set(&out->ph[PH_COMMIT], total, w->n, w->user_bytes);
 	out->ph[PH_COMMIT].cpu = cpu;
 	return 0;
@@ -176,6 +188,14 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+double bk_median(double *v, size_t n)
+{
+	if (!n)
+		return NAN;
+	qsort(v, n, sizeof v[0], cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 double bk_median_secs(const bk_results *r, int sys, int ph)
 {
 	double v[100];
@@ -187,10 +207,7 @@ double bk_median_secs(const bk_results *r, int sys, int ph)
 		if (m->done && !m->failed)
 			v[n++] = m->secs;
 	}
-	if (!n)
-		return NAN;
-	qsort(v, n, sizeof v[0], cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	return bk_median(v, n);
 }
 
 static char *make_scratch(const bk_cfg *cfg)

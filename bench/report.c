@@ -231,6 +231,8 @@ typedef struct row {
 enum {
 	D_BATCH_LAST = 1,
 	D_BATCH_LAST_FRESH,
+	D_BATCH_LATE,
+	D_RB_LOOP,
 	D_COMMIT_CPU,
 	D_DISK,
 	D_LOG_RAW,
@@ -251,6 +253,8 @@ static const row rows[] = {
         {"commit last, fresh open", "ms", -1, U_MS, D_BATCH_LAST_FRESH},
         {"rollback last batch", "ms", PH_RB_LAST, U_MS, 0},
         {"rollback last batch", "rec/s", PH_RB_LAST, U_RATE, 0},
+        {"commit, median of 2nd half", "ms", -1, U_MS, D_BATCH_LATE},
+        {"rollback last, repeated", "ms", -1, U_MS, D_RB_LOOP},
         {"rollback middle, strict", "ms", PH_RB_MID, U_MS, 0},
         {"rollback middle, force", "ms", PH_RB_FORCE, U_MS, 0},
         {"rollback middle, force", "rec/s", PH_RB_FORCE, U_RATE, 0},
@@ -288,15 +292,7 @@ static double median_of(const bk_results *r, int sys,
 		if (!isnan(x))
 			v[n++] = x;
 	}
-	if (!n)
-		return NAN;
-	for (unsigned i = 1; i < n; i++)
-		for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
-			double t = v[j];
-			v[j] = v[j - 1];
-			v[j - 1] = t;
-		}
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	return bk_median(v, n);
 }
 
 static double g_last(const bk_run *r)
@@ -306,6 +302,14 @@ static double g_last(const bk_run *r)
 static double g_last_fresh(const bk_run *r)
 {
 	return r->last_batch_fresh_secs > 0 ? r->last_batch_fresh_secs : NAN;
+}
+static double g_late(const bk_run *r)
+{
+	return r->ph[PH_COMMIT].done ? r->late_batch_secs : NAN;
+}
+static double g_rb_loop(const bk_run *r)
+{
+	return r->rb_loop_secs > 0 ? r->rb_loop_secs : NAN;
 }
 static double g_cpu(const bk_run *r)
 {
@@ -369,6 +373,10 @@ static double value(const bk_results *r, int sys, const row *rw)
 		return median_of(r, sys, g_last) * 1e3;
 	case D_BATCH_LAST_FRESH:
 		return median_of(r, sys, g_last_fresh) * 1e3;
+	case D_BATCH_LATE:
+		return median_of(r, sys, g_late) * 1e3;
+	case D_RB_LOOP:
+		return median_of(r, sys, g_rb_loop) * 1e3;
 	case D_COMMIT_CPU:
 		return median_of(r, sys, g_cpu);
 	case D_DISK:

@@ -354,6 +354,43 @@ out:
 	free(cp);
 }
 
+/* BK_RB_LOOP rounds, in one process on a fresh copy of the committed
+ * database at db, of rolling back the last batch and then rolling back
+ * that rollback (which redoes it, so the next round undoes the same
+ * records): the median time of the undos, in seconds, or 0 on failure.
+ * Each round's undo is a rollback of the last batch as "rollback last
+ * batch" times once, cold; here the process is warm, like the commits of
+ * late_batch_secs. */
+static double rollback_loop(const bk_ctx *c, const char *db, uint64_t id)
+{
+	char *cp = bk_path(c->dir, "copy");
+	double v[BK_RB_LOOP], secs = 0;
+	size_t n = 0;
+	lb_db *d;
+	if (bk_copy_dir(db, cp) != 0)
+		bk_die("copy of %s failed", db);
+	if (open_db(c->cfg, cp, 0, &d) == 0) {
+		for (; n < BK_RB_LOOP; n++) {
+			lb_result res;
+			double t0 = bk_now();
+			int rc = lb_rollback(d, id, 0, &res);
+			v[n] = bk_now() - t0;
+			uint64_t undo = res.batch_id;
+			lb_result_free(&res);
+			if (rc != 0 || lb_rollback(d, undo, 0, &res) != 0)
+				break;
+			id = res.batch_id; /* the redo: undone next round */
+			lb_result_free(&res);
+		}
+		lb_close(d);
+		if (n == BK_RB_LOOP)
+			secs = bk_median(v, n);
+	}
+	bk_rmrf(cp);
+	free(cp);
+	return secs;
+}
+
 static int lbs_run(const bk_ctx *c, bk_run *out)
 {
 	const bk_workload *w = c->w;
@@ -446,6 +483,9 @@ static int lbs_run(const bk_ctx *c, bk_run *out)
 		rollback(c, db, rb[i], base + bi,
 		         bk_workload_records(w, bi, bi + 1), &out->ph[rb[i]]);
 	}
+	if (c->phases & 1u << PH_RB_LAST)
+		out->rb_loop_secs =
+		        rollback_loop(c, db, base + w->nbatches - 1);
 done:
 	bk_rmrf(ck);
 	bk_rmrf(pre);
