@@ -610,8 +610,6 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 	if (seek_hit(b, t, key, klen)) {
 		exists = b->seek_found;
 		cur = b->seek_val;
-		if (!exists)
-			mrc = MDB_NOTFOUND;
 	} else if (!del && mode != LB__MODE_UPDATE &&
 	           (raw || !t->schema.has_schema)) {
 		/* Nothing to validate before writing: insert if absent,
@@ -1078,12 +1076,11 @@ static int write_marks_of(lb_batch *b, const uint64_t *marks, size_t n)
 		}
 		if (!b->implied)
 			continue;
-		/* the undone batch's keys are this batch's too */
+		/* the undone batch's keys are this batch's too (a batch has
+		 * a writable handle, so `_implied` exists) */
 		lb__be64(bb, b->id);
 		MDB_val iv = {8, bb};
-		if (!db->has_implied)
-			rc = lb__fail(LB_EINVAL, "the database is read-only");
-		else if ((mrc = mdb_put(b->txn, db->implied, &k, &iv, 0)))
+		if ((mrc = mdb_put(b->txn, db->implied, &k, &iv, 0)))
 			rc = lb__mdb_fail(mrc, "_implied");
 	}
 	lb__buf_free(&enc);

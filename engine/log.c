@@ -215,35 +215,12 @@ int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
 int lb__hist_last(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
                   size_t iklen, uint64_t below, uint64_t *out)
 {
-	MDB_val k = {iklen, (void *)ik}, v;
-	*out = 0;
-	int any = any_implied(db, txn);
-	if (any < 0)
-		return any;
-	if (any) {
-		uint64_t *ids = NULL;
-		size_t n = 0, cap = 0;
-		int rc = lb__hist_ids(db, txn, c, ik, iklen, below, &ids, &n,
-		                      &cap);
-		if (rc == 0 && n)
-			*out = ids[n - 1];
-		free(ids);
-		return rc;
-	}
-	/* only `_hist`: its last duplicate below `below` */
-	int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
-	if (mrc == 0)
-		mrc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
-	for (; mrc == 0; mrc = mdb_cursor_get(c, &k, &v, MDB_PREV_DUP)) {
-		if (v.mv_size != 8)
-			return lb__fail(LB_ECORRUPT, "_hist: bad entry");
-		uint64_t id = lb__get_be64(v.mv_data);
-		if (id < below) {
-			*out = id;
-			return 0;
-		}
-	}
-	return mrc == MDB_NOTFOUND ? 0 : lb__mdb_fail(mrc, "_hist");
+	uint64_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	int rc = lb__hist_ids(db, txn, c, ik, iklen, below, &ids, &n, &cap);
+	*out = rc == 0 && n ? ids[n - 1] : 0;
+	free(ids);
+	return rc;
 }
 
 int lb__last_in(lb_db *db, MDB_txn *txn, uint64_t *id)

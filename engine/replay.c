@@ -78,15 +78,14 @@ typedef struct rp {
 } rp;
 
 /* A group ends past these: they bound the dirty pages (memory) a replay
- * holds, while sparing the page writes of a commit per batch. */
+ * holds, while sparing the page writes of a commit per batch; at 6 MiB of
+ * records the batch journal (grow.c) stays in memory. */
 #define RP_GROUP_BATCHES 64
+#define RP_GROUP_RAW (6u << 20)
 
 /* Tests only: the new database's initial map instead of the source's, to
  * make a replay grow its map (and redo a group) on purpose. */
 uint64_t lb__replay_map;
-#define RP_GROUP_RAW                                                           \
-	(6u << 20) /* the batch journal (grow.c) stays in memory               \
-	            */
 
 static int as_corrupt(int rc)
 {

@@ -184,6 +184,8 @@ typedef struct rb {
 	lb_buf q;        /* queue: since u64 | iklen u16 | ikey */
 	uint64_t *S;     /* the later batches to undo first */
 	size_t nS, Scap;
+	uint64_t *ids; /* a key's history (expand), reused from key to key */
+	size_t idcap;
 	uint64_t collecting; /* batch whose keys are being collected */
 	lb_buf vals;         /* rollback_to: values right after X */
 } rb;
@@ -210,6 +212,7 @@ static void rb_free(rb *x)
 	lb__buf_free(&x->q);
 	lb__buf_free(&x->vals);
 	free(x->S);
+	free(x->ids);
 	/* a transaction that ended closed its cursors itself */
 	if (x->b->txn && x->b->txn_gen == x->gen) {
 		if (x->hist)
@@ -699,16 +702,16 @@ static int add_to_S(rb *x, uint64_t id)
 /* Consider the batches after `since` that changed ikey. */
 static int expand(rb *x, const uint8_t *ik, size_t iklen, uint64_t since)
 {
-	uint64_t *ids = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0;
 	int rc;
-	/* The list is copied out: collect() below walks other batches. */
+	/* The list is copied out: collect() below walks other batches (and
+	 * expands no key, so x->ids stays this key's). */
 	if ((rc = cursor(x, x->db->hist, &x->hist, "_hist")) < 0)
 		return rc;
-	rc = lb__hist_ids(x->db, x->b->txn, x->hist, ik, iklen, x->b->id, &ids,
-	                  &n, &cap);
+	rc = lb__hist_ids(x->db, x->b->txn, x->hist, ik, iklen, x->b->id,
+	                  &x->ids, &n, &x->idcap);
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		uint64_t L = ids[i], rbb, undoes;
+		uint64_t L = x->ids[i], rbb, undoes;
 		uint8_t lk[8];
 		bent *e;
 		int added, yes;
@@ -729,7 +732,6 @@ static int expand(rb *x, const uint8_t *ik, size_t iklen, uint64_t since)
 			continue;
 		rc = add_to_S(x, L);
 	}
-	free(ids);
 	return rc;
 }
 

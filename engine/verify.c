@@ -349,10 +349,10 @@ out:
 
 /* ---- _implied ------------------------------------------------------------ */
 
-/* Every `_implied` entry Z -> R (FORMAT.md §2.4): Z is a batch whose
- * rolled_back_by is R, and R an undoing batch whose own target Z' has the
- * entry Z' -> R (so that a replay, which asks that, implies R's history
- * too). */
+/* Every `_implied` entry Z -> R (FORMAT.md §2.5): Z is a batch whose
+ * rolled_back_by is R, and R an undoing batch whose own target has the
+ * entry to R as well (so that a replay, which asks that, implies R's
+ * history too). */
 static int check_implied(vf *v)
 {
 	MDB_cursor *c;
@@ -364,7 +364,7 @@ static int check_implied(vf *v)
 		return lb__mdb_fail(mrc, "_implied");
 	for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !v->failed;
 	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		lb_wal_hdr hz, hr;
+		lb_wal_hdr h;
 		if (k.mv_size != 8 || d.mv_size != 8) {
 			bad(v, v->last,
 			    "_implied: an entry is not 8 + 8 bytes");
@@ -373,21 +373,17 @@ static int check_implied(vf *v)
 		uint64_t z = lb__get_be64(k.mv_data),
 		         r = lb__get_be64(d.mv_data);
 		if (z == 0 || z > v->last || r <= z || r > v->last) {
-			bad(v, z <= v->last && z ? z : v->last,
+			bad(v, z && z <= v->last ? z : v->last,
 			    "_implied: batch %llu undone by batch %llu: no "
 			    "such "
 			    "pair of batches",
 			    (unsigned long long)z, (unsigned long long)r);
 			break;
 		}
-		if ((rc = lb__hdr_get(v->db, v->txn, z, &hz)) < 0)
+		if ((rc = lb__hdr_get(v->db, v->txn, z, &h)) < 0)
 			break;
-		uint64_t zrbb = hz.rolled_back_by;
-		lb__hdr_free(&hz);
-		if ((rc = lb__hdr_get(v->db, v->txn, r, &hr)) < 0)
-			break;
-		uint64_t target = hr.undoes;
-		lb__hdr_free(&hr);
+		uint64_t zrbb = h.rolled_back_by;
+		lb__hdr_free(&h);
 		if (zrbb != r) {
 			bad(v, z,
 			    "_implied: batch %llu is listed as undone by batch "
@@ -396,24 +392,21 @@ static int check_implied(vf *v)
 			    (unsigned long long)zrbb);
 			break;
 		}
-		uint8_t tb[8];
-		MDB_val tk = {8, tb}, td;
-		lb__be64(tb, target);
-		int trc = target ? mdb_get(v->txn, v->db->implied, &tk, &td)
-		                 : MDB_NOTFOUND;
-		if (trc && trc != MDB_NOTFOUND) {
-			rc = lb__mdb_fail(trc, "_implied");
+		if ((rc = lb__hdr_get(v->db, v->txn, r, &h)) < 0)
 			break;
-		}
-		if (trc || td.mv_size != 8 || lb__get_be64(td.mv_data) != r) {
+		uint64_t target = h.undoes, tr = 0;
+		lb__hdr_free(&h);
+		rc = target ? lb__implied_get(v->db, v->txn, target, &tr) : 0;
+		if (rc < 0 && rc != LB_ECORRUPT)
+			break;
+		if (rc < 0 || tr != r)
 			bad(v, r,
 			    "_implied: batch %llu's history is implied for "
 			    "batch %llu but not for batch %llu, the one it "
 			    "undoes",
 			    (unsigned long long)r, (unsigned long long)z,
 			    (unsigned long long)target);
-			break;
-		}
+		rc = 0;
 	}
 	mdb_cursor_close(c);
 	if (rc == 0 && mrc && mrc != MDB_NOTFOUND)

@@ -658,6 +658,28 @@ static void test_engine_verify__implied_changed(void **state)
 	expect_bad(x->db, LB_VERIFY_REPLAY, r1, "_hist");
 }
 
+/* An _implied entry for a batch that a rollback_to undid: the header
+ * agrees, but the rollback_to's own target has no entry (its history is
+ * listed, never implied): caught without a replay, charged to it. */
+static void test_engine_verify__implied_needs_its_target(void **state)
+{
+	vx *x = *state;
+	raw r;
+	uint64_t last = te_last(x->db);
+	lb_result res;
+	te_rc(0, lb_rollback_to(x->db, last - 2, &res));
+	uint64_t t = res.batch_id;
+	lb_result_free(&res);
+	expect_ok(x->db, LB_VERIFY_REPLAY);
+	uint8_t kb[8], vb[8];
+	batch_key(kb, last);
+	batch_key(vb, t);
+	raw_open(x, &r);
+	raw_put(&r, raw_dbi(&r, "_implied"), kb, 8, vb, 8);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, t, "_implied");
+}
+
 /* The handle a forked child inherits and must not touch. */
 static lb_db *volatile parent_handle;
 
@@ -890,6 +912,7 @@ int main(void)
 	        T(test_engine_verify__user_key_added_and_removed),
 	        T(test_engine_verify__index_changed),
 	        T(test_engine_verify__implied_changed),
+	        T(test_engine_verify__implied_needs_its_target),
 	        T(test_engine_verify__format1_upgrade),
 	        T(test_engine_verify__next_tid_changed),
 	        T(test_engine_verify__next_tid_changed_pruned),
