@@ -12,9 +12,11 @@
  * Map growth: LMDB needs a map size fixed while any transaction of the
  * process is live. Every live transaction holds maplock for reading; before
  * a batch starts, the writer grows the map (doubling) when more than half of
- * it is in use, taking maplock for writing. Readers never wait for this: a
- * growth that cannot get the lock at once is put off to a later batch
- * unless the map is nearly full.
+ * it is in use, taking maplock for writing. A growth that cannot get the
+ * lock at once is put off to a later batch unless the map is nearly full;
+ * while one waits for the lock, new outermost readers hold back (at most
+ * 50 ms each, lb__read_begin) so that a stream of short reads cannot
+ * starve it.
  *
  * A failed environment: when LMDB cannot write its meta page at the end of
  * a commit, it marks the environment failed (MDB_PANIC); every later
@@ -418,20 +420,47 @@ static const struct subdb {
 	const char *name;
 	size_t off; /* of its MDB_dbi in struct lb_db */
 	unsigned flags;
+	uint32_t since; /* the format version that added it */
 } subdbs[] = {
-        {"_batches", offsetof(struct lb_db, batches), 0},
-        {"_wal", offsetof(struct lb_db, wal), 0},
-        {"_checkpoints", offsetof(struct lb_db, ckpts), 0},
-        {"_refs", offsetof(struct lb_db, refs), MDB_DUPSORT},
-        {"_hist", offsetof(struct lb_db, hist), MDB_DUPSORT | MDB_DUPFIXED},
-        /* format 2; the last entry: a format-1 database has none */
-        {"_implied", offsetof(struct lb_db, implied), 0},
+        {"_batches", offsetof(struct lb_db, batches), 0, 1},
+        {"_wal", offsetof(struct lb_db, wal), 0, 1},
+        {"_checkpoints", offsetof(struct lb_db, ckpts), 0, 1},
+        {"_refs", offsetof(struct lb_db, refs), MDB_DUPSORT, 1},
+        {"_hist", offsetof(struct lb_db, hist), MDB_DUPSORT | MDB_DUPFIXED, 1},
+        {"_implied", offsetof(struct lb_db, implied), 0, 2},
 };
 #define NSUBDBS (sizeof subdbs / sizeof subdbs[0])
 
 static MDB_dbi *subdb_dbi(lb_db *db, const struct subdb *s)
 {
 	return (MDB_dbi *)((char *)db + s->off);
+}
+
+/* Open every sub-database in txn (cf: MDB_CREATE or 0) of a database of
+ * format version ver: one the version lacks may be missing (read-only);
+ * any other missing one is damage. Sets db->has_implied. */
+static int open_subdbs(lb_db *db, MDB_txn *txn, unsigned cf, uint32_t ver)
+{
+	db->has_implied = 1;
+	for (size_t i = 0; i < NSUBDBS; i++) {
+		int mrc =
+		        mdb_dbi_open(txn, subdbs[i].name, subdbs[i].flags | cf,
+		                     subdb_dbi(db, &subdbs[i]));
+		if (mrc == MDB_NOTFOUND && ver < subdbs[i].since) {
+			/* read-only on format 1: no _implied (the only
+			 * sub-database added since) */
+			db->has_implied = 0;
+			continue;
+		}
+		if (mrc == MDB_NOTFOUND)
+			return lb__fail(LB_ECORRUPT,
+			                "%s: sub-database %s is missing",
+			                db->path, subdbs[i].name);
+		if (mrc)
+			return lb__rewrap(lb__mdb_fail(mrc, subdbs[i].name),
+			                  "%s", db->path);
+	}
+	return 0;
 }
 
 /* Open every sub-database and read or write the format entry. */
@@ -530,25 +559,8 @@ static int open_meta(lb_db *db, int creating)
 			goto out;
 		}
 	}
-	unsigned cf = rdonly ? 0 : MDB_CREATE;
-	db->has_implied = 1;
-	for (size_t i = 0; i < NSUBDBS; i++) {
-		mrc = mdb_dbi_open(txn, subdbs[i].name, subdbs[i].flags | cf,
-		                   subdb_dbi(db, &subdbs[i]));
-		if (mrc == MDB_NOTFOUND && ver == 1 && i == NSUBDBS - 1) {
-			db->has_implied = 0; /* read-only, format 1 */
-			continue;
-		}
-		if (mrc) {
-			rc = mrc == MDB_NOTFOUND
-			             ? lb__fail(
-			                       LB_ECORRUPT,
-			                       "%s: sub-database %s is missing",
-			                       db->path, subdbs[i].name)
-			             : lb__mdb_fail(mrc, db->path);
-			goto out;
-		}
-	}
+	if ((rc = open_subdbs(db, txn, rdonly ? 0 : MDB_CREATE, ver)) < 0)
+		goto out;
 	/* Tables, in id order so that refs resolve to earlier tables. */
 	{
 		MDB_cursor *c;
@@ -647,27 +659,6 @@ out:
 	return rc;
 }
 
-/* A data.mdb shorter than the pages LMDB's meta page claims would fault on
- * access: refuse it before LMDB touches those pages. */
-static int check_file_size(MDB_env *env, const char *file)
-{
-	MDB_envinfo info;
-	MDB_stat st;
-	struct stat fs;
-	if (stat(file, &fs) != 0)
-		return 0;
-	if (mdb_env_info(env, &info) || mdb_env_stat(env, &st))
-		return lb__fail(LB_ECORRUPT, "%s: unreadable LMDB meta", file);
-	uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
-	if ((uint64_t)fs.st_size < need)
-		return lb__fail(LB_ECORRUPT,
-		                "%s: truncated (%lld bytes, its meta page "
-		                "needs %llu)",
-		                file, (long long)fs.st_size,
-		                (unsigned long long)need);
-	return 0;
-}
-
 /* Create and open an LMDB environment on db's directory with db's flags.
  * LMDB's code; *out is set only on success. */
 static int env_open(const lb_db *db, size_t map, MDB_env **out)
@@ -715,15 +706,16 @@ static int env_attach(lb_db *db, MDB_txn *txn)
 {
 	int rc = 0, mrc;
 	if ((mrc = mdb_dbi_open(txn, "_meta", 0, &db->meta)))
-		return lb__mdb_fail(mrc, "_meta");
-	for (size_t i = 0; i < NSUBDBS; i++) {
-		mrc = mdb_dbi_open(txn, subdbs[i].name, subdbs[i].flags,
-		                   subdb_dbi(db, &subdbs[i]));
-		if (mrc == MDB_NOTFOUND && !db->has_implied && i == NSUBDBS - 1)
-			continue;
-		if (mrc)
-			return lb__mdb_fail(mrc, subdbs[i].name);
-	}
+		return mrc == MDB_NOTFOUND
+		               ? lb__fail(LB_ECORRUPT,
+		                          "%s: sub-database _meta is missing",
+		                          db->path)
+		               : lb__rewrap(lb__mdb_fail(mrc, "_meta"), "%s",
+		                            db->path);
+	/* the version as the handle opened it: a read-only handle on
+	 * format 1 has no _implied */
+	if ((rc = open_subdbs(db, txn, 0, db->has_implied ? 2 : 1)) < 0)
+		return rc;
 	pthread_mutex_lock(&db->tlock);
 	for (size_t i = 0; i < db->ntables && rc == 0; i++) {
 		lb_table *t = db->tables[i];
@@ -758,7 +750,6 @@ static int env_reopen(lb_db *db)
 	MDB_envinfo info;
 	MDB_env *env;
 	MDB_txn *txn;
-	char *file;
 	int rc, mrc, dead;
 	if (db->env) {
 		if (mdb_env_info(db->env, &info) == 0)
@@ -770,15 +761,11 @@ static int env_reopen(lb_db *db)
 		return lb__rewrap(lb__mdb_fail(mrc, db->path),
 		                  "reopening the database after a failed "
 		                  "write");
-	if (asprintf(&file, "%s/data.mdb", db->path) < 0) {
+	/* the same structural check as lb_open's, before LMDB reads */
+	if ((rc = lb__pagecheck(env, NULL, LB__PAGECHECK_OPEN)) < 0) {
 		mdb_env_close(env);
-		return lb__fail(LB_ENOMEM, "out of memory");
-	}
-	rc = check_file_size(env, file);
-	free(file);
-	if (rc < 0) {
-		mdb_env_close(env);
-		return rc;
+		return lb__rewrap(rc, "reopening the database after a failed "
+		                      "write");
 	}
 	mdb_reader_check(env, &dead);
 	mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
@@ -964,7 +951,7 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 	if (mrc) {
 		/* A damaged meta page can make LMDB fail in odd ways
 		 * (ENOMEM for a huge last page): say what it is. */
-		if ((rc = lb__pagecheck_metas(file)) < 0) {
+		if ((rc = lb__pagecheck_metas(file)) == LB_ECORRUPT) {
 			rc = lb__rewrap(rc, "%s", dir);
 			goto fail;
 		}
@@ -984,8 +971,6 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 		rc = lb__rewrap(rc, "%s", dir);
 		goto fail;
 	}
-	if ((rc = check_file_size(db->env, file)) < 0)
-		goto fail;
 	int dead = 0;
 	mdb_reader_check(db->env, &dead);
 	if ((rc = open_meta(db, (opts->flags & LB_CREATE) != 0)) < 0)

@@ -875,13 +875,20 @@ static int metas_sane(pc *c, uint64_t fsize)
 	return meta_usable(c, &m[m[1].txnid > m[0].txnid], fsize);
 }
 
-static int check(pc *c, MDB_txn *txn, uint64_t fsize)
+static int check(pc *c, MDB_txn *txn)
 {
+	struct stat st;
 	meta m;
 	int rc;
 	memset(&m, 0, sizeof m);
-	if ((rc = find_meta(c, txn, &m)) < 0 ||
-	    (rc = meta_usable(c, &m, fsize)) < 0)
+	if ((rc = find_meta(c, txn, &m)) < 0)
+		return rc;
+	/* the size now, not the one lb__pagecheck() began with: another
+	 * process may have committed (and grown the file) since, and txn's
+	 * snapshot may be that newer one (the file never shrinks) */
+	if (fstat(c->fd, &st) != 0)
+		return lb__fail(LB_EIO, "data.mdb: %s", strerror(errno));
+	if ((rc = meta_usable(c, &m, (uint64_t)st.st_size)) < 0)
 		return rc;
 	c->npages = m.last + 1;
 	size_t words = (size_t)(c->npages + 63) / 64;
@@ -911,9 +918,10 @@ static int check(pc *c, MDB_txn *txn, uint64_t fsize)
 	return 0;
 }
 
-/* A read transaction of our own. Only lb_open() asks for one, before any
- * transaction of env is live, so a map grown by another process may be
- * adopted here as lb_open() would adopt it next. */
+/* A read transaction of our own. Only opening asks for one (lb_open(), and
+ * reopening after a failed write), before any transaction of env is live,
+ * so a map grown by another process may be adopted here as opening would
+ * adopt it next. */
 static int begin_own(MDB_env *env, MDB_txn **txn)
 {
 	int mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn);
@@ -951,7 +959,7 @@ int lb__pagecheck(MDB_env *env, MDB_txn *txn, int full)
 			return rc;
 		txn = own;
 	}
-	rc = check(&c, txn, (uint64_t)st.st_size);
+	rc = check(&c, txn);
 	if (own)
 		mdb_txn_abort(own);
 	for (unsigned i = 0; i < MAX_NEST; i++)
