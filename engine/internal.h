@@ -11,6 +11,11 @@
  *                map or to reopen a failed environment (db.c), which need
  *                no transaction to be live.
  *   db->tlock    protects the table list; held only for lookups/publishing.
+ *   zw->mu       the compression worker's state (zwork.c); taken under
+ *                wlock by the batch, and by the worker alone.
+ * A reader that finds the environment failed try-locks wlock to reopen it
+ * (env_recover), never waits for it. While a grower waits for maplock
+ * (db->growers), new outermost readers hold back briefly (lb__read_begin).
  */
 #ifndef LB_ENGINE_INTERNAL_H
 #define LB_ENGINE_INTERNAL_H
@@ -72,7 +77,8 @@ struct lb_db {
 	lb_segr segr;     /* reused by batch-time log reads under wlock */
 	/* reopening a failed environment (db.c); env is NULL after a failed
 	 * reopen, until the next one succeeds */
-	atomic_int env_check; /* a commit failed: check env before writing */
+	atomic_int env_check; /* a commit failed, or a reader found the
+	                         environment failed: check it before using */
 	atomic_int growers;   /* threads waiting to take maplock for writing */
 	size_t env_map;       /* the map size to reopen env with */
 };

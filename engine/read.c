@@ -3,8 +3,10 @@
  * read.c: lb_get, snapshots, cursors and the table list.
  *
  * Every read is an LMDB read-only transaction (MDB_NOTLS, so a thread may
- * hold several and they may move between threads). Readers never wait for
- * the writer: LMDB's MVCC gives each transaction the last committed state.
+ * hold several and they may move between threads). Readers do not wait for
+ * the writer's transaction: LMDB's MVCC gives each the last committed
+ * state. They may wait briefly while the map grows (at most 50 ms), or
+ * while a failed environment is reopened (about 1 s; db.c).
  * A table created after a snapshot began is not visible in it: LMDB answers
  * such a handle with MDB_BAD_DBI, which is reported as LB_ENOTFOUND.
  */

@@ -13,7 +13,7 @@
  *
  * The worker thread is started at the first full segment of the first
  * batch that has one and lives until lb_close(). If it cannot be started,
- * batches compress on their own thread as before.
+ * batches compress every segment on their own thread.
  *
  * Locking: mu protects state and the job's results; the writer being
  * compressed belongs to the worker from submit until collect, the open one
