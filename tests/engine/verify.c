@@ -618,6 +618,18 @@ static uint64_t implied_of(raw *r, uint64_t z)
 	return id;
 }
 
+/* Put the _implied entry z -> r behind the library's back. */
+static void set_implied(vx *x, uint64_t z, uint64_t r)
+{
+	raw rw;
+	uint8_t kb[8], vb[8];
+	batch_key(kb, z);
+	batch_key(vb, r);
+	raw_open(x, &rw);
+	raw_put(&rw, raw_dbi(&rw, "_implied"), kb, 8, vb, 8);
+	raw_close(x, &rw);
+}
+
 /* A strict rollback adds nothing to _hist and one _implied entry per
  * batch it undoes; a wrong or a missing entry is caught. */
 static void test_engine_verify__implied_changed(void **state)
@@ -641,16 +653,13 @@ static void test_engine_verify__implied_changed(void **state)
 	expect_ok(x->db, LB_VERIFY_REPLAY);
 
 	/* the entry names another batch than the header does */
-	uint8_t kb[8], vb[8];
-	batch_key(kb, last);
-	batch_key(vb, r2);
-	raw_open(x, &r);
-	raw_put(&r, raw_dbi(&r, "_implied"), kb, 8, vb, 8);
-	raw_close(x, &r);
+	set_implied(x, last, r2);
 	expect_bad(x->db, 0, last, "_implied");
 
 	/* the entry is gone: only the replay can tell (it lists r1 in
 	 * _hist, as the log no longer says r1's history is implied) */
+	uint8_t kb[8];
+	batch_key(kb, last);
 	raw_open(x, &r);
 	raw_del(&r, raw_dbi(&r, "_implied"), kb, 8);
 	raw_close(x, &r);
@@ -664,19 +673,13 @@ static void test_engine_verify__implied_changed(void **state)
 static void test_engine_verify__implied_needs_its_target(void **state)
 {
 	vx *x = *state;
-	raw r;
 	uint64_t last = te_last(x->db);
 	lb_result res;
 	te_rc(0, lb_rollback_to(x->db, last - 2, &res));
 	uint64_t t = res.batch_id;
 	lb_result_free(&res);
 	expect_ok(x->db, LB_VERIFY_REPLAY);
-	uint8_t kb[8], vb[8];
-	batch_key(kb, last);
-	batch_key(vb, t);
-	raw_open(x, &r);
-	raw_put(&r, raw_dbi(&r, "_implied"), kb, 8, vb, 8);
-	raw_close(x, &r);
+	set_implied(x, last, t);
 	expect_bad(x->db, 0, t, "_implied");
 }
 
