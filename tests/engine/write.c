@@ -386,7 +386,7 @@ static void test_engine_write__grouped_replay_grows_and_redoes(void **state)
 		}
 		commit(b);
 		/* undo it: a mark inside the replay; strict rollbacks'
-		 * histories are implied (_implied), forced ones' listed, and
+		 * histories are implied (_undo), forced ones' listed, and
 		 * the journal of a group redone after growth keeps which */
 		if (batch % 7 == 6 || batch % 7 == 3) {
 			memset(&res, 0, sizeof res);
