@@ -130,6 +130,8 @@ static void batch_free(lb_batch *b)
 	lb_db *db = b->db;
 	if (b->txn)
 		mdb_txn_abort(b->txn);
+	if (b->catlocked)
+		pthread_mutex_unlock(&db->catlock);
 	/* The segment writers are shared: clear this batch's records before
 	 * the next batch may begin. */
 	lb__zw_drain(db);
@@ -164,6 +166,7 @@ void lb__batch_reset(lb_batch *b)
 		if (!b->tchanges[i].drop)
 			lb__table_free(b->tchanges[i].t);
 	b->ntchanges = 0;
+	b->catalog = 0;
 	lb__zw_drain(b->db);
 	lb__segw_reset(&b->db->segw);
 }
@@ -195,9 +198,35 @@ int lb__batch_txn(lb_batch *b)
 	lb_db *db = b->db;
 	int rc, mrc;
 	b->txn_gen++;
-	if ((mrc = mdb_txn_begin(db->env, NULL, 0, &b->txn))) {
+	for (int reloads = 0;; reloads++) {
+		int moved;
+		if ((mrc = mdb_txn_begin(db->env, NULL, 0, &b->txn))) {
+			b->txn = NULL;
+			return lb__mdb_fail(mrc, "beginning a batch");
+		}
+		/* the tables as committed, not as this handle last saw them
+		 * (catalog.c) */
+		if ((rc = lb__catalog_sync(db, b->txn, &moved)) < 0)
+			return rc;
+		if (!moved)
+			break;
+		mdb_txn_abort(b->txn);
 		b->txn = NULL;
-		return lb__mdb_fail(mrc, "beginning a batch");
+		if (b->txn_gen > 1)
+			return lb__fail(
+			        LB_EBUSY,
+			        "another process created or removed "
+			        "tables while this batch grew the map: "
+			        "nothing written; begin the batch again");
+		if (reloads >= LB__CATALOG_TRIES)
+			return lb__fail(
+			        LB_EBUSY,
+			        "%s: the tables keep changing (other "
+			        "processes create and remove them); try "
+			        "again",
+			        db->path);
+		if ((rc = lb__catalog_reload(db)) < 0)
+			return rc;
 	}
 	if ((rc = lb__sync_last(db, b->txn)) < 0)
 		return rc;
@@ -665,9 +694,10 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 		 * (a forced undo; a cascade over a key a forced one left) */
 		if (how == LB__HOW_RESTORE)
 			return 0;
-		return poison(b, lb__fail(LB_ECORRUPT,
-		                          "%s: replayed delete of a missing key",
-		                          t->name));
+		return poison(b,
+		              lb__fail(LB_ECORRUPT,
+		                       "%s: replayed delete of a missing key",
+		                       t->name));
 	}
 
 	lb_wal_rec r = {.op = del ? LB_OP_DELETE : LB_OP_PUT,
@@ -928,6 +958,8 @@ int lb__apply_table_once(lb_batch *b, const char *name, const void *enc,
 	                .has_after = !drop};
 	if (how != LB__HOW_REPLAY && (rc = log_record(b, &r)) < 0)
 		return rc;
+	if ((rc = lb__catalog_bump(b)) < 0)
+		return poison(b, rc);
 
 	int kl = snprintf(mk, sizeof mk, "table/%s", name);
 	MDB_val tk = {(size_t)kl, mk};
@@ -965,6 +997,12 @@ int lb__apply_table_once(lb_batch *b, const char *name, const void *enc,
 		return poison(b, rc);
 	char dname[2 + LB_TABLE_NAME_MAX + 1];
 	snprintf(dname, sizeof dname, "t/%s", name);
+	/* LMDB: a transaction that opens a handle must end before another
+	 * one opens any (catalog.c's loads wait for this batch) */
+	if (!b->catlocked) {
+		pthread_mutex_lock(&db->catlock);
+		b->catlocked = 1;
+	}
 	if ((mrc = mdb_dbi_open(b->txn, dname, MDB_CREATE, &t->dbi))) {
 		lb__table_free(t);
 		return poison(b, lb__mdb_fail(mrc, dname));
@@ -1086,6 +1124,7 @@ static void committed(lb_batch *b, const uint8_t hash[32])
 	lb_db *db = b->db;
 	db->last_id = b->id;
 	memcpy(db->last_hash, hash, 32);
+
 	for (size_t i = 0; i < b->ntchanges; i++) {
 		lb_table *t = b->tchanges[i].t;
 		if (b->tchanges[i].drop) {
@@ -1094,9 +1133,20 @@ static void committed(lb_batch *b, const uint8_t hash[32])
 			pthread_mutex_unlock(&db->tlock);
 		} else if (lb__tables_publish(db, t) == 0) {
 			b->tchanges[i].drop = 1; /* now owned by db */
+		} else {
+			/* out of memory: the table is on disk, and the next
+			 * transaction loads the list again; batch_free
+			 * releases this copy */
+			b->catalog = UINT64_MAX;
 		}
-		/* else out of memory: the table is on disk and is found at
-		 * the next open; batch_free releases this copy. */
+	}
+	if (b->catalog) {
+		/* the list was the catalog when the batch began, and the
+		 * writer lock kept it so: with the batch's own changes just
+		 * published it is the new one */
+		pthread_mutex_lock(&db->tlock);
+		db->catalog = b->catalog;
+		pthread_mutex_unlock(&db->tlock);
 	}
 }
 

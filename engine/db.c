@@ -139,120 +139,6 @@ size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key, size_t klen)
 	return 36;
 }
 
-/* ---- tables ------------------------------------------------------------- */
-
-void lb__table_free(lb_table *t)
-{
-	if (!t)
-		return;
-	lb__schema_free(&t->schema);
-	lb__buf_free(&t->encoded);
-	free(t->pubfields);
-	free(t->ref_field);
-	free(t->ref_table);
-	free(t);
-}
-
-lb_table *lb__table_find(lb_db *db, const char *name)
-{
-	lb_table *found = NULL;
-	if (!name)
-		return NULL;
-	pthread_mutex_lock(&db->tlock);
-	for (size_t i = 0; i < db->ntables; i++) {
-		lb_table *t = db->tables[i];
-		if (!t->dropped && strcmp(t->name, name) == 0) {
-			found = t;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&db->tlock);
-	return found;
-}
-
-int lb__table_make(lb_db *db, lb_batch *b, const char *name, uint32_t tid,
-                   const void *enc, size_t enclen, lb_table **out)
-{
-	lb_table *t = calloc(1, sizeof *t);
-	int rc;
-	*out = NULL;
-	if (!t)
-		return lb__fail(LB_ENOMEM, "table %s: out of memory", name);
-	snprintf(t->name, sizeof t->name, "%s", name);
-	t->tid = tid;
-	lb__buf_init(&t->encoded);
-	if ((rc = lb__buf_append(&t->encoded, enc, enclen)) < 0)
-		goto fail;
-	if ((rc = lb__schema_decode(enc, enclen, &t->schema)) < 0)
-		goto fail;
-	if (t->schema.has_schema) {
-		uint32_t n = t->schema.nfields;
-		t->pubfields = calloc(n ? n : 1, sizeof *t->pubfields);
-		t->ref_field = calloc(n ? n : 1, sizeof *t->ref_field);
-		t->ref_table = calloc(n ? n : 1, sizeof *t->ref_table);
-		if (!t->pubfields || !t->ref_field || !t->ref_table) {
-			rc = lb__fail(LB_ENOMEM, "table %s: out of memory",
-			              name);
-			goto fail;
-		}
-		for (uint32_t i = 0; i < n; i++) {
-			lb_sfield *f = &t->schema.fields[i];
-			t->pubfields[i].name = f->name;
-			t->pubfields[i].type = f->type;
-			t->pubfields[i].flags = f->flags;
-			t->pubfields[i].max_len = f->max_len;
-			t->pubfields[i].ref = f->ref;
-			if (f->ref) {
-				/* inside a batch, the tables it created count
-				 */
-				lb_table *r = strcmp(f->ref, name) == 0 ? t
-				              : b ? lb__batch_table(b, f->ref)
-				                  : lb__table_find(db, f->ref);
-				if (!r) {
-					rc = lb__fail(
-					        LB_ECORRUPT,
-					        "table %s: field '%s' "
-					        "references missing table "
-					        "%s",
-					        name, f->name, f->ref);
-					goto fail;
-				}
-				t->ref_field[t->nrefs] = i;
-				t->ref_table[t->nrefs] = r;
-				t->nrefs++;
-			}
-		}
-		t->pub.fields = t->pubfields;
-		t->pub.nfields = n;
-		t->pub.closed = t->schema.closed;
-	}
-	*out = t;
-	return 0;
-fail:
-	lb__table_free(t);
-	return rc;
-}
-
-int lb__tables_publish(lb_db *db, lb_table *t)
-{
-	pthread_mutex_lock(&db->tlock);
-	if (db->ntables == db->tcap) {
-		size_t nc = db->tcap ? db->tcap * 2 : 16;
-		lb_table **nt = realloc(db->tables, nc * sizeof *nt);
-		if (!nt) {
-			pthread_mutex_unlock(&db->tlock);
-			return lb__fail(LB_ENOMEM, "table list: out of memory");
-		}
-		db->tables = nt;
-		db->tcap = nc;
-	}
-	db->tables[db->ntables++] = t;
-	for (uint32_t i = 0; i < t->nrefs; i++)
-		t->ref_table[i]->referenced = 1;
-	pthread_mutex_unlock(&db->tlock);
-	return 0;
-}
-
 /* ---- map growth --------------------------------------------------------- */
 
 /* maplock read holds of this thread (over every handle). A thread that
@@ -299,13 +185,32 @@ static int env_recover(lb_db *db, int have_wlock);
 
 int lb__read_txn(lb_db *db, MDB_txn **txn)
 {
-	int mrc, rc;
+	int mrc, rc, reloads = 0;
 	for (int tries = 0;; tries++) {
 		lb__read_begin(db);
 		mrc = db->env ? mdb_txn_begin(db->env, NULL, MDB_RDONLY, txn)
 		              : MDB_PANIC;
-		if (mrc == 0)
-			return 0;
+		if (mrc == 0) {
+			/* the tables as this transaction sees them */
+			int moved;
+			rc = lb__catalog_sync(db, *txn, &moved);
+			if (rc == 0 && !moved)
+				return 0;
+			lb__read_done(db, *txn);
+			*txn = NULL;
+			if (rc < 0)
+				return rc;
+			if (++reloads > LB__CATALOG_TRIES)
+				return lb__fail(LB_EBUSY,
+				                "%s: the tables keep changing "
+				                "(other processes create and "
+				                "remove them); try again",
+				                db->path);
+			if ((rc = lb__catalog_reload(db)) < 0)
+				return rc;
+			tries--;
+			continue;
+		}
 		lb__read_end(db);
 		*txn = NULL;
 		if (mrc != MDB_PANIC || tries > 0)
@@ -507,10 +412,11 @@ static int open_meta(lb_db *db, int creating)
 			goto out;
 		}
 		MDB_val nk = {8, "next_tid"};
-		uint8_t one[4];
+		uint8_t one[4], zero[8] = {0};
 		lb__be32(one, 1);
-		MDB_val nd = {4, one};
-		if ((mrc = mdb_put(txn, db->meta, &nk, &nd, 0))) {
+		MDB_val nd = {4, one}, ck = {7, "catalog"}, cd = {8, zero};
+		if ((mrc = mdb_put(txn, db->meta, &nk, &nd, 0)) ||
+		    (mrc = mdb_put(txn, db->meta, &ck, &cd, 0))) {
 			rc = lb__mdb_fail(mrc, db->path);
 			goto out;
 		}
@@ -552,91 +458,9 @@ static int open_meta(lb_db *db, int creating)
 	}
 	if ((rc = open_subdbs(db, txn, rdonly ? 0 : MDB_CREATE)) < 0)
 		goto out;
-	/* Tables, in id order so that refs resolve to earlier tables. */
-	{
-		MDB_cursor *c;
-		if ((mrc = mdb_cursor_open(txn, db->meta, &c))) {
-			rc = lb__mdb_fail(mrc, db->path);
-			goto out;
-		}
-		MDB_val ck = {6, "table/"}, cd;
-		typedef struct {
-			uint32_t tid;
-			char name[LB_TABLE_NAME_MAX + 1];
-		} ent;
-		ent *ents = NULL;
-		size_t n = 0, cap = 0;
-		for (mrc = mdb_cursor_get(c, &ck, &cd, MDB_SET_RANGE); mrc == 0;
-		     mrc = mdb_cursor_get(c, &ck, &cd, MDB_NEXT)) {
-			if (ck.mv_size < 6 || memcmp(ck.mv_data, "table/", 6))
-				break;
-			size_t nl = ck.mv_size - 6;
-			if (nl == 0 || nl > LB_TABLE_NAME_MAX ||
-			    cd.mv_size != 4) {
-				rc = lb__fail(LB_ECORRUPT,
-				              "%s: bad table entry in _meta",
-				              db->path);
-				break;
-			}
-			if (n == cap) {
-				cap = cap ? cap * 2 : 16;
-				ent *ne = realloc(ents, cap * sizeof *ne);
-				if (!ne) {
-					rc = lb__fail(LB_ENOMEM,
-					              "out of memory");
-					break;
-				}
-				ents = ne;
-			}
-			memcpy(ents[n].name, (char *)ck.mv_data + 6, nl);
-			ents[n].name[nl] = 0;
-			ents[n].tid = lb__get_be32(cd.mv_data);
-			n++;
-		}
-		mdb_cursor_close(c);
-		/* insertion sort by tid: few tables */
-		for (size_t i = 1; i < n; i++)
-			for (size_t j = i;
-			     j > 0 && ents[j].tid < ents[j - 1].tid; j--) {
-				ent tmp = ents[j];
-				ents[j] = ents[j - 1];
-				ents[j - 1] = tmp;
-			}
-		for (size_t i = 0; rc == 0 && i < n; i++) {
-			char key[7 + LB_TABLE_NAME_MAX + 1];
-			int kl = snprintf(key, sizeof key, "schema/%s",
-			                  ents[i].name);
-			MDB_val sk = {(size_t)kl, key}, sd;
-			char dname[2 + LB_TABLE_NAME_MAX + 1];
-			snprintf(dname, sizeof dname, "t/%s", ents[i].name);
-			lb_table *t;
-			if ((mrc = mdb_get(txn, db->meta, &sk, &sd))) {
-				rc = lb__fail(
-				        LB_ECORRUPT,
-				        "%s: table %s has no schema entry",
-				        db->path, ents[i].name);
-				break;
-			}
-			if ((rc = lb__table_make(db, NULL, ents[i].name,
-			                         ents[i].tid, sd.mv_data,
-			                         sd.mv_size, &t)) < 0)
-				break;
-			if ((mrc = mdb_dbi_open(txn, dname, 0, &t->dbi))) {
-				lb__table_free(t);
-				rc = lb__fail(LB_ECORRUPT,
-				              "%s: table %s has no data",
-				              db->path, ents[i].name);
-				break;
-			}
-			if ((rc = lb__tables_publish(db, t)) < 0) {
-				lb__table_free(t);
-				break;
-			}
-		}
-		free(ents);
-		if (rc)
-			goto out;
-	}
+	/* Tables, as the catalog holds them. */
+	if ((rc = lb__catalog_load(db, txn, NULL)) < 0)
+		goto out;
 	/* The last batch: the head of the hash chain. */
 	if ((rc = lb__sync_last(db, txn)) < 0)
 		goto out;
@@ -927,6 +751,7 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 	        opts->segment_size ? opts->segment_size : LB__DEFAULT_SEGMENT;
 	pthread_mutex_init(&db->wlock, NULL);
 	pthread_mutex_init(&db->tlock, NULL);
+	pthread_mutex_init(&db->catlock, NULL);
 	pthread_rwlock_init(&db->maplock, NULL);
 	lb__segr_init(&db->segr);
 	if ((rc = lb__segw_init(&db->segw, db->level)) < 0)
@@ -987,6 +812,7 @@ void lb_close(lb_db *db)
 	lb__segr_free(&db->segr);
 	pthread_mutex_destroy(&db->wlock);
 	pthread_mutex_destroy(&db->tlock);
+	pthread_mutex_destroy(&db->catlock);
 	pthread_rwlock_destroy(&db->maplock);
 	free(db->path);
 	free(db);

@@ -65,6 +65,12 @@ struct lb_db {
 	pthread_mutex_t tlock;
 	lb_table **tables;
 	size_t ntables, tcap;
+	/* the catalog generation the table list was loaded at (under
+	 * tlock), and the LMDB transaction id it was last found current in
+	 * (catalog.c); catlock serialises loading (LMDB's dbi opening) */
+	uint64_t catalog;
+	atomic_size_t cat_txnid;
+	pthread_mutex_t catlock;
 	/* the last committed batch as this process last saw it */
 	uint64_t last_id;
 	uint8_t last_hash[32];
@@ -106,6 +112,10 @@ struct lb_batch {
 	 * batch after `undoes`), written to `_victims` and `_undo` at commit
 	 * (undo.c) */
 	int undo_kind;
+	/* the catalog generation after this batch's table changes (0: none),
+	 * and whether the batch holds db->catlock (it opened a handle) */
+	uint64_t catalog;
+	int catlocked;
 	/* an undoing batch whose per-key history is implied (FORMAT.md §2.4):
 	 * its changes add nothing to `_hist` */
 	int implied;
@@ -157,6 +167,27 @@ struct lb_batch {
 	uint8_t seek_key[LB_KEY_MAX];
 };
 
+/* ---- catalog.c: the tables a handle knows -------------------------------- */
+lb_table *lb__table_find(lb_db *db, const char *name);
+void lb__table_free(lb_table *t);
+/* Build an lb_table from its stored encoding (schema decoded, refs resolved
+ * against db's tables). */
+int lb__table_make(lb_db *db, lb_batch *b, const char *name, uint32_t tid,
+                   const void *enc, size_t enclen, lb_table **out);
+int lb__tables_publish(lb_db *db, lb_table *t); /* under wlock */
+#define LB__CATALOG_TRIES 16
+/* _meta's catalog generation in txn. */
+int lb__catalog_get(lb_db *db, MDB_txn *txn, uint64_t *gen);
+/* Increment it in b's transaction (a table created or removed). */
+int lb__catalog_bump(lb_batch *b);
+/* Bring db's table list to txn's catalog (open, and reload). *first_new
+ * (may be NULL): the index of the first table it added. */
+int lb__catalog_load(lb_db *db, MDB_txn *txn, size_t *first_new);
+/* Is db's table list the catalog of txn? *moved = 1 when not. */
+int lb__catalog_sync(lb_db *db, MDB_txn *txn, int *moved);
+/* Load the list again from the newest committed catalog. */
+int lb__catalog_reload(lb_db *db);
+
 /* ---- db.c ---------------------------------------------------------------- */
 int lb__mdb_fail(int mrc, const char *what);
 /* LB_EFULL instead of LB_EIO when the database's file system is full. */
@@ -170,13 +201,7 @@ int lb__rewrap(int rc, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)))
 #endif
         ;
-lb_table *lb__table_find(lb_db *db, const char *name);
-void lb__table_free(lb_table *t);
-/* Build an lb_table from its stored encoding (schema decoded, refs resolved
- * against db's tables). */
-int lb__table_make(lb_db *db, lb_batch *b, const char *name, uint32_t tid,
-                   const void *enc, size_t enclen, lb_table **out);
-int lb__tables_publish(lb_db *db, lb_table *t); /* under wlock */
+
 int lb__grow_map_if_needed(lb_db *db);
 /* Take maplock for writing: once (until NULL) or waiting until then. While
  * a thread waits, new outermost readers of this process hold back (for at

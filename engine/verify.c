@@ -398,9 +398,9 @@ static int check_victims(vf *v, MDB_cursor *uc)
 		uint64_t undoes = h.undoes, cnt = lb__victims_count(&vs);
 		lb__hdr_free(&h);
 		int named = vs.kind == LB__UNDO_TO ? vs.lo == undoes + 1 : 0;
-		uint64_t val = n | (vs.kind == LB__UNDO_ROLLBACK
-		                            ? LB__UNDO_IMPLIED
-		                            : 0);
+		uint64_t val =
+		        n |
+		        (vs.kind == LB__UNDO_ROLLBACK ? LB__UNDO_IMPLIED : 0);
 		for (uint64_t i = 0; i < cnt && rc == 0 && !v->failed; i++) {
 			uint64_t z = lb__victims_at(&vs, i);
 			named |= z == undoes;
@@ -430,8 +430,7 @@ static int check_victims(vf *v, MDB_cursor *uc)
 	if ((mrc = mdb_stat(v->txn, v->db->undo, &st)))
 		return lb__mdb_fail(mrc, "_undo");
 	if (st.ms_entries != pairs)
-		bad(v, v->last,
-		    "_undo holds %llu entries, _victims names %llu",
+		bad(v, v->last, "_undo holds %llu entries, _victims names %llu",
 		    (unsigned long long)st.ms_entries,
 		    (unsigned long long)pairs);
 	return 0;

@@ -705,8 +705,8 @@ static void test_engine_verify__undo_changed(void **state)
 /* A rollback_to undoes every later batch: one `_victims` entry naming its
  * target, an `_undo` entry for each batch after it; the standing it
  * settled is checked, and so is the replay's. */
-static void test_engine_verify__rollback_to_undoes_every_later_batch(
-        void **state)
+static void
+test_engine_verify__rollback_to_undoes_every_later_batch(void **state)
 {
 	vx *x = *state;
 	uint64_t last = te_last(x->db);

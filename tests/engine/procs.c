@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Many processes, one database: a handle opened before another process
+ * changed the tables acts on the tables as committed, never on its stale
+ * picture (docs/API.md, "Many processes"). Each test keeps a handle open in
+ * this process and lets a forked child, which opens the database on its
+ * own, do what another process would; the child never touches the
+ * parent's handle.
+ */
+#define _GNU_SOURCE
+#include "_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The handle a forked child inherits and must leave alone (kept reachable
+ * so that valgrind does not count it at the child's exit). */
+static lb_db *volatile parent_handle;
+
+typedef void (*child_fn)(lb_db *db);
+
+/* Run fn in a child process on its own handle of dir; it reports failure
+ * through its exit status. */
+static void in_other_process(const char *dir, lb_db *mine, child_fn fn)
+{
+	parent_handle = mine;
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		lb_db *db;
+		lb_options o;
+		lb_options_init(&o);
+		o.flags = LB_NOSYNC;
+		if (lb_open(dir, &o, &db) != 0) {
+			fprintf(stderr, "child: open: %s\n", lb_errmsg());
+			_exit(2);
+		}
+		fn(db);
+		lb_close(db);
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("the other process failed (status %d)", status);
+	parent_handle = NULL;
+}
+
+#define CHECK(call)                                                            \
+	do {                                                                   \
+		int rc_ = (call);                                              \
+		if (rc_ != 0) {                                                \
+			fprintf(stderr, "child: %s: %d %s\n", #call, rc_,      \
+			        lb_errmsg());                                  \
+			_exit(1);                                              \
+		}                                                              \
+	} while (0)
+
+static void put_in(lb_db *db, const char *t, const char *k, const char *v)
+{
+	lb_batch *b;
+	CHECK(lb_batch_begin(db, "child", &b));
+	CHECK(lb_put(b, t, k, strlen(k), v, strlen(v)));
+	CHECK(lb_batch_commit(b, NULL));
+}
+
+static void verified(lb_db *db)
+{
+	lb_verify_report rep;
+	te_rc(0, lb_verify(db, LB_VERIFY_REPLAY, &rep));
+}
+
+static void create_x_and_put(lb_db *db)
+{
+	CHECK(lb_table_create(db, "x", NULL));
+	put_in(db, "x", "k1", "A");
+}
+
+/* Re-creating a table another process created answers LB_EEXIST and
+ * leaves its records alone. */
+static void test_engine_procs__create_existing_table(void **state)
+{
+	te_fx *fx = *state;
+	in_other_process(fx->dir, fx->db, create_x_and_put);
+	te_rc(LB_EEXIST, lb_table_create(fx->db, "x", NULL));
+	te_assert_get_s(fx->db, "x", "k1", "A");
+	verified(fx->db);
+}
+
+static void drop_x(lb_db *db)
+{
+	uint64_t last;
+	lb_batch_info bi;
+	CHECK(lb_last_batch(db, &last));
+	/* the batch that created x: the one before the last here */
+	for (uint64_t id = last; id > 0; id--) {
+		CHECK(lb_batch_info_get(db, id, &bi));
+		if (strcmp(bi.label, "create table x") == 0) {
+			lb_result res;
+			CHECK(lb_rollback(db, id, 0, &res));
+			lb_result_free(&res);
+			return;
+		}
+	}
+	_exit(3);
+}
+
+/* A handle that knows table x, which another process removed, cannot
+ * write into it. */
+static void test_engine_procs__write_into_removed_table(void **state)
+{
+	te_fx *fx = *state;
+	lb_batch *b;
+	te_rc(0, lb_table_create(fx->db, "x", NULL));
+	in_other_process(fx->dir, fx->db, drop_x);
+	te_rc(0, lb_batch_begin(fx->db, "late", &b));
+	te_rc(LB_ENOTFOUND, lb_put(b, "x", "k", 1, "v", 1));
+	assert_non_null(strstr(lb_errmsg(), "x"));
+	lb_batch_abort(b);
+	void *v;
+	size_t n;
+	te_rc(LB_ENOTFOUND, lb_get(fx->db, "x", "k", 1, &v, &n));
+	verified(fx->db);
+}
+
+static void create_referrer(lb_db *db)
+{
+	lb_field f[] = {{"h", LB_STR, LB_REQUIRED, 0, "t"}};
+	lb_schema s = {f, 1, 0};
+	CHECK(lb_table_create(db, "w", &s));
+	/* {"h": "a"} */
+	static const uint8_t val[] = {0x81, 0xa1, 'h', 0xa1, 'a'};
+	lb_batch *b;
+	CHECK(lb_batch_begin(db, "witness", &b));
+	CHECK(lb_insert(b, "w", "w1", 2, val, sizeof val));
+	CHECK(lb_batch_commit(b, NULL));
+}
+
+/* A handle opened before another process made a table that references t
+ * keeps the reference: deleting the referenced key is a FOREIGN_KEY
+ * issue. */
+static void test_engine_procs__foreign_key_made_elsewhere(void **state)
+{
+	te_fx *fx = *state;
+	lb_result res;
+	lb_batch *b;
+	te_put1(fx->db, "t", "a", "hearing");
+	in_other_process(fx->dir, fx->db, create_referrer);
+	te_rc(0, lb_batch_begin(fx->db, "delete a", &b));
+	te_rc(0, lb_delete(b, "t", "a", 1));
+	te_rc(LB_EVALIDATION, lb_batch_commit(b, &res));
+	assert_int_equal(res.nissues, 1);
+	assert_int_equal(res.issues[0].kind, LB_ISSUE_FOREIGN_KEY);
+	lb_result_free(&res);
+	te_assert_get_s(fx->db, "t", "a", "hearing");
+	verified(fx->db);
+}
+
+static void create_y_and_fill(lb_db *db)
+{
+	CHECK(lb_table_create(db, "y", NULL));
+	put_in(db, "y", "k", "1");
+	put_in(db, "t", "late", "2");
+}
+
+/* lb_rollback_to from a handle that never saw table y undoes y too. */
+static void test_engine_procs__rollback_to_unknown_tables(void **state)
+{
+	te_fx *fx = *state;
+	lb_result res;
+	uint64_t before = te_put1(fx->db, "t", "early", "1");
+	in_other_process(fx->dir, fx->db, create_y_and_fill);
+	te_rc(0, lb_rollback_to(fx->db, before, &res));
+	assert_int_equal(res.records, 3); /* y/k, t/late, table y */
+	lb_result_free(&res);
+	void *v;
+	size_t n;
+	te_rc(LB_ENOTFOUND, lb_get(fx->db, "y", "k", 1, &v, &n));
+	te_assert_absent_s(fx->db, "t", "late");
+	te_assert_get_s(fx->db, "t", "early", "1");
+	uint64_t last = te_last(fx->db);
+	for (uint64_t id = before + 1; id < last; id++) {
+		lb_batch_info bi;
+		te_rc(0, lb_batch_info_get(fx->db, id, &bi));
+		assert_int_equal(bi.rolled_back_by, last);
+	}
+	verified(fx->db);
+}
+
+static void create_z(lb_db *db)
+{
+	CHECK(lb_table_create(db, "z", NULL));
+	put_in(db, "z", "k", "zv");
+}
+
+/* A table created elsewhere is visible at once: no reopen. */
+static void test_engine_procs__new_table_visible_at_once(void **state)
+{
+	te_fx *fx = *state;
+	lb_snapshot *s;
+	lb_cursor *c;
+	in_other_process(fx->dir, fx->db, create_z);
+	te_assert_get_s(fx->db, "z", "k", "zv");
+	te_rc(0, lb_snapshot_open(fx->db, &s));
+	te_rc(0, lb_cursor_open(s, "z", &c));
+	const void *k, *v;
+	size_t kl, vl;
+	te_rc(0, lb_cursor_next(c, &k, &kl, &v, &vl));
+	assert_int_equal(vl, 2);
+	lb_cursor_close(c);
+	lb_snapshot_close(s);
+	verified(fx->db);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, te_setup_t, te_teardown)
+	        T(test_engine_procs__create_existing_table),
+	        T(test_engine_procs__write_into_removed_table),
+	        T(test_engine_procs__foreign_key_made_elsewhere),
+	        T(test_engine_procs__rollback_to_unknown_tables),
+	        T(test_engine_procs__new_table_visible_at_once),
+#undef T
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
