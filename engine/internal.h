@@ -454,6 +454,11 @@ int lb__refs_update(lb_batch *b, lb_table *t, const void *key, size_t klen,
                     size_t alen, int queue);
 /* Run the queued foreign-key checks; records FOREIGN_KEY issues. */
 int lb__fk_check(lb_batch *b);
+/* Does value val of table t name, in one of its ref fields, a key that its
+ * referenced table does not hold in txn? 1 (and *field, the schema field),
+ * 0, or < 0. */
+int lb__refs_dangling(MDB_txn *txn, const lb_table *t, const void *val,
+                      size_t vlen, uint32_t *field);
 
 /* ---- checkpoint.c: checkpoints, and directories for them and replays ---- */
 /* 0 if dir is missing or an empty directory, else LB_EEXIST. */
