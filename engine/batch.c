@@ -200,7 +200,25 @@ int lb__batch_txn(lb_batch *b)
 	b->txn_gen++;
 	for (int reloads = 0;; reloads++) {
 		int moved;
-		if ((mrc = mdb_txn_begin(db->env, NULL, 0, &b->txn))) {
+		mrc = mdb_txn_begin(db->env, NULL, 0, &b->txn);
+		if (mrc == MDB_MAP_RESIZED && reloads < LB__CATALOG_TRIES) {
+			/* another process grew the map past this one's: adopt
+			 * its size, which needs no transaction of this process
+			 * live, this batch's read hold included */
+			b->txn = NULL;
+			lb__read_end(db);
+			rc = lb__map_adopt(db);
+			lb__read_begin(db);
+			if (rc < 0)
+				return rc;
+			if (!db->env)
+				return lb__fail(LB_EIO,
+				                "%s: the database could "
+				                "not be mapped again",
+				                db->path);
+			continue;
+		}
+		if (mrc) {
 			b->txn = NULL;
 			return lb__mdb_fail(mrc, "beginning a batch");
 		}

@@ -213,6 +213,12 @@ int lb__read_txn(lb_db *db, MDB_txn **txn)
 		}
 		lb__read_end(db);
 		*txn = NULL;
+		if (mrc == MDB_MAP_RESIZED && tries < LB__CATALOG_TRIES) {
+			/* another process grew the map past this one's */
+			if ((rc = lb__map_adopt(db)) < 0)
+				return rc;
+			continue;
+		}
 		if (mrc != MDB_PANIC || tries > 0)
 			break;
 		/* LMDB marked the environment failed: reopen it, then
@@ -262,11 +268,51 @@ int lb__grow_map_if_needed(lb_db *db)
 		if (lb__maplock_write(db, &until) != 0)
 			return 0;
 	}
-	mrc = mdb_env_set_mapsize(db->env, nsize);
+	rc = lb__map_resize(db, nsize);
 	pthread_rwlock_unlock(&db->maplock);
-	if (mrc != 0)
-		return lb__mdb_fail(mrc, "growing the map");
-	return 0;
+	return rc;
+}
+
+int lb__map_resize(lb_db *db, uint64_t nsize)
+{
+	MDB_envinfo info;
+	int mrc = mdb_env_info(db->env, &info);
+	size_t old = mrc == 0 ? info.me_mapsize : db->env_map;
+	if ((mrc = mdb_env_set_mapsize(db->env, (size_t)nsize)) == 0) {
+		if (mdb_env_info(db->env, &info) == 0)
+			db->env_map = info.me_mapsize;
+		return 0;
+	}
+	/* LMDB unmapped the file and could not map it again (no address
+	 * space: ENOMEM): the environment is unusable. Close it; the next
+	 * transaction reopens it at the size it had (env_recover). */
+	db->env_map = old;
+	mdb_env_close(db->env);
+	db->env = NULL;
+	atomic_store(&db->env_check, 1);
+	if (mrc == ENOMEM)
+		return lb__fail(LB_ENOMEM,
+		                "%s: no address space to map %llu bytes: the "
+		                "map stays at %zu bytes",
+		                db->path, (unsigned long long)nsize, old);
+	return lb__rewrap(lb__mdb_fail(mrc, "resizing the map"), "%s",
+	                  db->path);
+}
+
+int lb__map_adopt(lb_db *db)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += LB__ADOPT_WAIT_S;
+	if (lb__maplock_write(db, &until) != 0)
+		return lb__fail(LB_EBUSY,
+		                "%s: another process grew the database, and "
+		                "transactions of this process kept it from "
+		                "following for %d s",
+		                db->path, LB__ADOPT_WAIT_S);
+	int rc = db->env ? lb__map_resize(db, 0) : 0;
+	pthread_rwlock_unlock(&db->maplock);
+	return rc;
 }
 
 /* ---- open and close ----------------------------------------------------- */

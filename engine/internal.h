@@ -203,6 +203,17 @@ int lb__rewrap(int rc, const char *fmt, ...)
         ;
 
 int lb__grow_map_if_needed(lb_db *db);
+/* Set the map to nsize (0: the size the data file's meta page gives, which
+ * another process grew it to), with maplock held for writing. On failure
+ * the environment is closed (LMDB left it unmapped) and reopened at its
+ * old size by the next transaction: LB_ENOMEM when the address space ran
+ * out. */
+int lb__map_resize(lb_db *db, uint64_t nsize);
+/* Adopt the size another process grew the map to (mdb_txn_begin said
+ * MDB_MAP_RESIZED): waits up to LB__ADOPT_WAIT_S for this process's
+ * transactions to end; the caller holds none. */
+#define LB__ADOPT_WAIT_S 10
+int lb__map_adopt(lb_db *db);
 /* Take maplock for writing: once (until NULL) or waiting until then. While
  * a thread waits, new outermost readers of this process hold back (for at
  * most LB__READER_YIELD_MS), so a stream of short snapshots cannot starve

@@ -216,6 +216,61 @@ static void test_engine_procs__new_table_visible_at_once(void **state)
 	verified(fx->db);
 }
 
+static void grow_a_lot(lb_db *db)
+{
+	static char big[100000];
+	memset(big, 'g', sizeof big);
+	for (int i = 0; i < 20; i++) {
+		lb_batch *b;
+		char k[16];
+		snprintf(k, sizeof k, "big%02d", i);
+		CHECK(lb_batch_begin(db, "big", &b));
+		CHECK(lb_put(b, "t", k, strlen(k), big, sizeof big));
+		CHECK(lb_batch_commit(b, NULL));
+	}
+}
+
+/* Another process grew the map far past this handle's: reads, snapshots
+ * and the next batch adopt the new size, read-only handles included. */
+static void test_engine_procs__map_grown_elsewhere(void **state)
+{
+	(void)state;
+	char *dir = th_tmpdir();
+	lb_options o;
+	lb_options_init(&o);
+	o.flags = LB_CREATE | LB_NOSYNC;
+	o.map_size = 256u << 10;
+	lb_db *db = te_open_opts(dir, &o);
+	te_rc(0, lb_table_create(db, "t", NULL));
+	te_put1(db, "t", "k", "v");
+	o.flags = LB_RDONLY;
+	lb_db *ro = te_open_opts(dir, &o);
+	in_other_process(dir, db, grow_a_lot);
+	for (int round = 0; round < 2; round++) {
+		lb_db *h = round ? ro : db;
+		uint64_t last;
+		lb_snapshot *s;
+		void *v;
+		size_t n;
+		te_rc(0, lb_last_batch(h, &last));
+		assert_int_equal(last, 22);
+		te_rc(0, lb_get(h, "t", "big19", 5, &v, &n));
+		assert_int_equal(n, 100000);
+		free(v);
+		te_rc(0, lb_snapshot_open(h, &s));
+		const void *sv;
+		te_rc(0, lb_snapshot_get(s, "t", "k", 1, &sv, &n));
+		lb_snapshot_close(s);
+	}
+	te_put1(db, "t", "after", "1");
+	te_assert_get_s(ro, "t", "after", "1");
+	verified(db);
+	lb_close(ro);
+	lb_close(db);
+	th_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -226,6 +281,7 @@ int main(void)
 	        T(test_engine_procs__rollback_to_unknown_tables),
 	        T(test_engine_procs__new_table_visible_at_once),
 #undef T
+	        cmocka_unit_test(test_engine_procs__map_grown_elsewhere),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
