@@ -735,6 +735,104 @@ int lb__read_env(lb_db *db)
 	                db->path);
 }
 
+/* ---- one environment per database per process ----------------------------
+ * LMDB forbids opening the same environment twice in one process: its
+ * locks are per process, so two environments on one file would both write
+ * (the chain breaks). A registry of the data files this process has open,
+ * by device and inode, refuses the second open with LB_EBUSY. Entries made
+ * by another process (this one is a fork's child) do not count. */
+
+typedef struct openfile {
+	dev_t dev;
+	ino_t ino;
+	pid_t pid;
+	const lb_db *db;
+} openfile;
+
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static openfile *open_files;
+static size_t nopen, open_cap;
+
+static int register_file(lb_db *db, const struct stat *st)
+{
+	pid_t me = getpid();
+	int rc = 0;
+	pthread_mutex_lock(&open_lock);
+	for (size_t i = 0; i < nopen;) {
+		if (open_files[i].pid != me) { /* inherited by a fork */
+			open_files[i] = open_files[--nopen];
+			continue;
+		}
+		if (open_files[i].dev == st->st_dev &&
+		    open_files[i].ino == st->st_ino) {
+			rc = lb__fail(LB_EBUSY,
+			              "%s: this process has the database open "
+			              "already (share that handle between "
+			              "threads: LMDB allows one per process)",
+			              db->path);
+			goto out;
+		}
+		i++;
+	}
+	if (nopen == open_cap) {
+		size_t nc = open_cap ? open_cap * 2 : 8;
+		openfile *no = realloc(open_files, nc * sizeof *no);
+		if (!no) {
+			rc = lb__fail(LB_ENOMEM, "out of memory");
+			goto out;
+		}
+		open_files = no;
+		open_cap = nc;
+	}
+	open_files[nopen++] = (openfile){st->st_dev, st->st_ino, me, db};
+	db->registered = 1;
+out:
+	pthread_mutex_unlock(&open_lock);
+	return rc;
+}
+
+static void unregister_file(lb_db *db)
+{
+	if (!db->registered)
+		return;
+	pthread_mutex_lock(&open_lock);
+	for (size_t i = 0; i < nopen; i++)
+		if (open_files[i].db == db) {
+			open_files[i] = open_files[--nopen];
+			break;
+		}
+	if (nopen == 0) {
+		free(open_files);
+		open_files = NULL;
+		open_cap = 0;
+	}
+	pthread_mutex_unlock(&open_lock);
+}
+
+/* data.mdb as a plain file of its own: not a symbolic link (to another
+ * database's file), not a hard link (LMDB keeps its locks beside it, in
+ * lock.mdb of the directory, so two directories sharing the file would
+ * lock apart). */
+static int plain_file(const char *dir, const char *file, struct stat *st)
+{
+	if (lstat(file, st) != 0)
+		return lb__fail(LB_EIO, "%s: %s", file, strerror(errno));
+	if (S_ISLNK(st->st_mode))
+		return lb__fail(LB_EINVAL,
+		                "%s: data.mdb is a symbolic link: open the "
+		                "directory that holds the file",
+		                dir);
+	if (!S_ISREG(st->st_mode))
+		return lb__fail(LB_EINVAL, "%s: data.mdb is not a file", dir);
+	if (st->st_nlink > 1)
+		return lb__fail(LB_EINVAL,
+		                "%s: data.mdb has %lu hard links: another "
+		                "directory shares the file, and LMDB would "
+		                "lock the two apart",
+		                dir, (unsigned long)st->st_nlink);
+	return 0;
+}
+
 /* ---- lb_open, lb_close -------------------------------------------------- */
 
 int lb_open(const char *dir, const lb_options *opts, lb_db **out)
@@ -772,7 +870,11 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 	}
 	if (asprintf(&file, "%s/data.mdb", dir) < 0)
 		return lb__fail(LB_ENOMEM, "out of memory");
-	int exists = stat(file, &st) == 0;
+	int exists = lstat(file, &st) == 0;
+	if (exists && (rc = plain_file(dir, file, &st)) < 0) {
+		free(file);
+		return rc;
+	}
 	if (!exists && !(opts->flags & LB_CREATE)) {
 		free(file);
 		return lb__fail(LB_ENOTFOUND,
@@ -807,6 +909,9 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 	if (exists && (uint64_t)st.st_size + (uint64_t)st.st_size / 2 > map)
 		map = (uint64_t)st.st_size * 2;
 	db->env_map = (size_t)map;
+	/* one environment per file per process (created now if missing) */
+	if (exists && (rc = register_file(db, &st)) < 0)
+		goto fail;
 	mrc = env_open(db, db->env_map, &db->env);
 	if (mrc) {
 		/* A damaged meta page can make LMDB fail in odd ways
@@ -831,6 +936,9 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 		rc = lb__rewrap(rc, "%s", dir);
 		goto fail;
 	}
+	if (!exists && ((rc = plain_file(dir, file, &st)) < 0 ||
+	                (rc = register_file(db, &st)) < 0))
+		goto fail;
 	int dead = 0;
 	mdb_reader_check(db->env, &dead);
 	if ((rc = open_meta(db, (opts->flags & LB_CREATE) != 0)) < 0)
@@ -850,6 +958,7 @@ void lb_close(lb_db *db)
 		return;
 	if (db->env)
 		mdb_env_close(db->env);
+	unregister_file(db);
 	for (size_t i = 0; i < db->ntables; i++)
 		lb__table_free(db->tables[i]);
 	free(db->tables);

@@ -84,6 +84,7 @@ struct lb_db {
 	                         environment failed: check it before using */
 	atomic_int growers;   /* threads waiting to take maplock for writing */
 	size_t env_map;       /* the map size to reopen env with */
+	int registered;       /* in db.c's registry of open files */
 };
 
 /* The largest key of a sub-database in a batch's transaction. */

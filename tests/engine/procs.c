@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -230,45 +231,130 @@ static void grow_a_lot(lb_db *db)
 	}
 }
 
+/* The reads a handle opened before the growth must still answer. */
+static int reads_after_growth(lb_db *h)
+{
+	uint64_t last;
+	lb_snapshot *s;
+	void *v;
+	const void *sv;
+	size_t n;
+	if (lb_last_batch(h, &last) || last != 22)
+		return 1;
+	if (lb_get(h, "t", "big19", 5, &v, &n) || n != 100000)
+		return 2;
+	free(v);
+	if (lb_snapshot_open(h, &s))
+		return 3;
+	int rc = lb_snapshot_get(s, "t", "k", 1, &sv, &n) ? 4 : 0;
+	lb_snapshot_close(s);
+	return rc;
+}
+
 /* Another process grew the map far past this handle's: reads, snapshots
- * and the next batch adopt the new size, read-only handles included. */
+ * and the next batch adopt the new size; so does a read-only handle in a
+ * third process, opened before the growth. */
 static void test_engine_procs__map_grown_elsewhere(void **state)
 {
 	(void)state;
 	char *dir = th_tmpdir();
 	lb_options o;
+	int go[2], ready[2];
 	lb_options_init(&o);
 	o.flags = LB_CREATE | LB_NOSYNC;
 	o.map_size = 256u << 10;
 	lb_db *db = te_open_opts(dir, &o);
 	te_rc(0, lb_table_create(db, "t", NULL));
 	te_put1(db, "t", "k", "v");
-	o.flags = LB_RDONLY;
-	lb_db *ro = te_open_opts(dir, &o);
-	in_other_process(dir, db, grow_a_lot);
-	for (int round = 0; round < 2; round++) {
-		lb_db *h = round ? ro : db;
-		uint64_t last;
-		lb_snapshot *s;
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(ready), 0);
+	parent_handle = db;
+	fflush(NULL);
+	pid_t reader = fork();
+	assert_true(reader >= 0);
+	if (reader == 0) {
+		lb_db *ro;
+		char c;
+		o.flags = LB_RDONLY;
+		if (lb_open(dir, &o, &ro) != 0)
+			_exit(10);
 		void *v;
 		size_t n;
-		te_rc(0, lb_last_batch(h, &last));
-		assert_int_equal(last, 22);
-		te_rc(0, lb_get(h, "t", "big19", 5, &v, &n));
-		assert_int_equal(n, 100000);
-		free(v);
-		te_rc(0, lb_snapshot_open(h, &s));
-		const void *sv;
-		te_rc(0, lb_snapshot_get(s, "t", "k", 1, &sv, &n));
-		lb_snapshot_close(s);
+		int rc = lb_get(ro, "t", "k", 1, &v, &n);
+		if (rc == 0)
+			free(v);
+		if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(11);
+		rc = rc ? 12 : reads_after_growth(ro);
+		lb_close(ro);
+		_exit(rc);
 	}
+	char c;
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	in_other_process(dir, db, grow_a_lot);
+	assert_int_equal(write(go[1], "g", 1), 1);
+	int status;
+	assert_int_equal(waitpid(reader, &status, 0), reader);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("the read-only process failed (status %d)", status);
+	assert_int_equal(reads_after_growth(db), 0);
 	te_put1(db, "t", "after", "1");
-	te_assert_get_s(ro, "t", "after", "1");
 	verified(db);
-	lb_close(ro);
 	lb_close(db);
+	for (int i = 0; i < 2; i++) {
+		close(go[i]);
+		close(ready[i]);
+	}
 	th_rmrf(dir);
 	free(dir);
+}
+
+/* One environment per database per process: a second open of the same
+ * directory, or of another path to it, answers LB_EBUSY; a data.mdb that
+ * is a symbolic or a hard link is refused. */
+static void test_engine_procs__one_handle_per_process(void **state)
+{
+	te_fx *fx = *state;
+	lb_db *second = NULL;
+	lb_options o;
+	lb_options_init(&o);
+	te_put1(fx->db, "t", "k", "v");
+	te_rc(LB_EBUSY, lb_open(fx->dir, &o, &second));
+	assert_null(second);
+	o.flags = LB_RDONLY;
+	te_rc(LB_EBUSY, lb_open(fx->dir, &o, &second));
+	char *alias = th_tmpdir();
+	char *lnk = th_path(alias, "db");
+	assert_int_equal(symlink(fx->dir, lnk), 0);
+	te_rc(LB_EBUSY, lb_open(lnk, &o, &second));
+	/* after close, the directory opens again */
+	lb_close(fx->db);
+	fx->db = te_open(lnk, LB_NOSYNC);
+	lb_close(fx->db);
+	fx->db = NULL;
+	/* data.mdb as a link to another database's file */
+	char *other = th_path(alias, "other"),
+	     *f = th_path(fx->dir, "data.mdb");
+	char *of = th_path(other, "data.mdb");
+	assert_int_equal(mkdir(other, 0755), 0);
+	assert_int_equal(symlink(f, of), 0);
+	o.flags = 0;
+	te_rc(LB_EINVAL, lb_open(other, &o, &second));
+	assert_non_null(strstr(lb_errmsg(), "symbolic link"));
+	assert_int_equal(unlink(of), 0);
+	assert_int_equal(link(f, of), 0);
+	te_rc(LB_EINVAL, lb_open(other, &o, &second));
+	assert_non_null(strstr(lb_errmsg(), "hard link"));
+	te_rc(LB_EINVAL, lb_open(fx->dir, &o, &second));
+	assert_int_equal(unlink(of), 0);
+	fx->db = te_open(fx->dir, LB_NOSYNC);
+	te_assert_get_s(fx->db, "t", "k", "v");
+	th_rmrf(alias);
+	free(alias);
+	free(lnk);
+	free(other);
+	free(f);
+	free(of);
 }
 
 int main(void)
@@ -280,6 +366,7 @@ int main(void)
 	        T(test_engine_procs__foreign_key_made_elsewhere),
 	        T(test_engine_procs__rollback_to_unknown_tables),
 	        T(test_engine_procs__new_table_visible_at_once),
+	        T(test_engine_procs__one_handle_per_process),
 #undef T
 	        cmocka_unit_test(test_engine_procs__map_grown_elsewhere),
 	};
