@@ -1060,29 +1060,39 @@ int lb_table_create(lb_db *db, const char *name, const lb_schema *s)
 		lb__buf_free(&enc);
 		return rc;
 	}
-	for (size_t i = 0; s && i < s->nfields; i++) {
-		const char *ref = s->fields[i].ref;
-		if (ref && strcmp(ref, name) != 0 && !lb__table_find(db, ref)) {
-			lb__buf_free(&enc);
-			return lb__fail(LB_EINVAL,
-			                "table %s: field '%s' references "
-			                "missing table %s",
-			                name, s->fields[i].name, ref);
-		}
-	}
 	char label[32 + LB_TABLE_NAME_MAX];
 	snprintf(label, sizeof label, "create table %s", name);
+	lb__catalog_free_slots(db);
 	if ((rc = lb__batch_begin(db, label, &b)) < 0) {
 		lb__buf_free(&enc);
 		return rc;
 	}
-	rc = lb__apply_table(b, name, enc.data, enc.len, 0, LB__HOW_CHECK);
+	/* the tables as committed (the batch loaded them) */
+	for (size_t i = 0; s && i < s->nfields && rc == 0; i++) {
+		const char *ref = s->fields[i].ref;
+		if (ref && strcmp(ref, name) != 0 && !lb__batch_table(b, ref))
+			rc = lb__fail(LB_EINVAL,
+			              "table %s: field '%s' references missing "
+			              "table %s",
+			              name, s->fields[i].name, ref);
+	}
+	if (rc == 0)
+		rc = lb__apply_table(b, name, enc.data, enc.len, 0,
+		                     LB__HOW_CHECK);
 	lb__buf_free(&enc);
 	if (rc < 0) {
 		lb_batch_abort(b);
 		return rc;
 	}
 	return lb_batch_commit(b, NULL);
+}
+
+int lb__batch_drops(const lb_batch *b)
+{
+	for (size_t i = 0; i < b->ntchanges; i++)
+		if (b->tchanges[i].drop)
+			return 1;
+	return 0;
 }
 
 /* ---- commit -------------------------------------------------------------- */
@@ -1135,6 +1145,21 @@ static int chain_check(const lb_batch *b, const lb_wal_hdr *h)
 	return 0;
 }
 
+/* Does a live table other than t, or one b creates, use t's handle (the
+ * same name made again)? Under tlock. */
+static int dbi_in_use(const lb_db *db, const lb_batch *b, const lb_table *t)
+{
+	for (size_t i = 0; i < db->ntables; i++)
+		if (db->tables[i] != t && !db->tables[i]->dropped &&
+		    db->tables[i]->dbi == t->dbi)
+			return 1;
+	for (size_t i = 0; i < b->ntchanges; i++)
+		if (!b->tchanges[i].drop && b->tchanges[i].t != t &&
+		    b->tchanges[i].t->dbi == t->dbi)
+			return 1;
+	return 0;
+}
+
 /* After the transaction committed: remember the chain head and publish the
  * batch's table changes. */
 static void committed(lb_batch *b, const uint8_t hash[32])
@@ -1148,6 +1173,11 @@ static void committed(lb_batch *b, const uint8_t hash[32])
 		if (b->tchanges[i].drop) {
 			pthread_mutex_lock(&db->tlock);
 			t->dropped = 1;
+			if (b->private_db && !t->dbi_closed &&
+			    !dbi_in_use(db, b, t)) {
+				mdb_dbi_close(db->env, t->dbi);
+				t->dbi_closed = 1;
+			}
 			pthread_mutex_unlock(&db->tlock);
 		} else if (lb__tables_publish(db, t) == 0) {
 			b->tchanges[i].drop = 1; /* now owned by db */

@@ -387,3 +387,49 @@ int lb__catalog_reload(lb_db *db)
 	pthread_mutex_unlock(&db->catlock);
 	return rc;
 }
+
+/* ---- slots of removed tables --------------------------------------------- */
+
+void lb__catalog_free_slots(lb_db *db)
+{
+	/* LMDB numbers handles after its two own (CORE_DBS) */
+	enum { NDBI = LB__MAXDBS + 2 };
+	uint8_t live[NDBI] = {0}, dead[NDBI] = {0};
+	size_t used = 0;
+	pthread_mutex_lock(&db->tlock);
+	for (size_t i = 0; i < db->ntables; i++) {
+		lb_table *t = db->tables[i];
+		if (t->dbi_closed || t->dbi >= NDBI)
+			continue;
+		if (t->dropped)
+			dead[t->dbi] = 1;
+		else
+			live[t->dbi] = 1;
+	}
+	for (size_t d = 0; d < NDBI; d++)
+		used += live[d] || dead[d];
+	pthread_mutex_unlock(&db->tlock);
+	/* the engine's own sub-databases and the main one take the rest */
+	if (used + 16 < LB__MAXDBS)
+		return;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	if (lb__maplock_write(db, &until) != 0)
+		return; /* readers are live: the creation may fail, LB_EFULL */
+	pthread_mutex_lock(&db->catlock);
+	pthread_mutex_lock(&db->tlock);
+	for (size_t i = 0; i < db->ntables; i++) {
+		lb_table *t = db->tables[i];
+		if (!t->dropped || t->dbi_closed || t->dbi >= NDBI ||
+		    live[t->dbi])
+			continue;
+		if (dead[t->dbi] && db->env)
+			mdb_dbi_close(db->env, t->dbi);
+		dead[t->dbi] = 0;
+		t->dbi_closed = 1;
+	}
+	pthread_mutex_unlock(&db->tlock);
+	pthread_mutex_unlock(&db->catlock);
+	pthread_rwlock_unlock(&db->maplock);
+}

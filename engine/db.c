@@ -533,7 +533,7 @@ static int env_open(const lb_db *db, size_t map, MDB_env **out)
 		ef |= MDB_NOSYNC;
 	if ((mrc = mdb_env_create(&env)))
 		return mrc;
-	mdb_env_set_maxdbs(env, 1024);
+	mdb_env_set_maxdbs(env, LB__MAXDBS);
 	mdb_env_set_maxreaders(env, 510);
 	if ((mrc = mdb_env_set_mapsize(env, map)) == 0 &&
 	    (mrc = mdb_env_open(env, db->path, ef, 0644)) == 0) {

@@ -41,6 +41,7 @@ typedef struct lb_table {
 	uint32_t tid;
 	MDB_dbi dbi;
 	int dropped;
+	int dbi_closed; /* removed, and its handle closed to free the slot */
 	lb_wal_schema schema; /* decoded schema (has_schema 0: opaque) */
 	lb_buf encoded;       /* its encoding, as logged */
 	lb_field *pubfields;  /* public view for lb_tables() */
@@ -117,6 +118,10 @@ struct lb_batch {
 	 * and whether the batch holds db->catlock (it opened a handle) */
 	uint64_t catalog;
 	int catlocked;
+	/* no other thread or process uses the database (a replay's new one):
+	 * the handles of tables it removes are closed at commit, so that
+	 * their slots serve the tables it creates next */
+	int private_db;
 	/* an undoing batch whose per-key history is implied (FORMAT.md §2.4):
 	 * its changes add nothing to `_hist` */
 	int implied;
@@ -177,6 +182,13 @@ int lb__table_make(lb_db *db, lb_batch *b, const char *name, uint32_t tid,
                    const void *enc, size_t enclen, lb_table **out);
 int lb__tables_publish(lb_db *db, lb_table *t); /* under wlock */
 #define LB__CATALOG_TRIES 16
+/* LMDB handles an environment may have open: the engine's sub-databases
+ * and one per table, live or removed (FORMAT.md §2) */
+#define LB__MAXDBS 1024
+/* Before a table is created: if the handles of removed tables fill the
+ * environment's slots, close them (only while no transaction of this
+ * process is live, which it waits for briefly; else they stay). */
+void lb__catalog_free_slots(lb_db *db);
 /* _meta's catalog generation in txn. */
 int lb__catalog_get(lb_db *db, MDB_txn *txn, uint64_t *gen);
 /* Increment it in b's transaction (a table created or removed). */
@@ -377,6 +389,8 @@ int lb__batch_txn(lb_batch *b);
 lb_table *lb__batch_table(lb_batch *b, const char *name);
 /* Printable form of a key for messages, cut to fit cap. */
 const char *lb__key_text(const void *key, size_t klen, char *buf, size_t cap);
+/* Did the batch remove a table (in its transaction so far)? */
+int lb__batch_drops(const lb_batch *b);
 /* Record that this undo batch undoes batch id (undo.c settles it at
  * commit). */
 int lb__batch_mark(lb_batch *b, uint64_t id);

@@ -205,6 +205,7 @@ static int replay_batch(rp *p, uint64_t id)
 	}
 	if (!b && (rc = lb__batch_begin(p->dst, h.label, &b)) < 0)
 		goto out;
+	b->private_db = 1; /* the new database is the replay's alone */
 	p->grp = b;
 	if (b->id != id) {
 		rc = lb__fail(LB_ECORRUPT,
@@ -267,8 +268,10 @@ static int replay_batch(rp *p, uint64_t id)
 	h.pruned = 0;
 	p->grp_n++;
 	p->grp_raw += h.raw_bytes;
+	/* a group ends at a table removal: its commit frees the removed
+	 * table's slot among LMDB's handles for the tables created next */
 	if (id == p->to || p->grp_n >= RP_GROUP_BATCHES ||
-	    p->grp_raw >= RP_GROUP_RAW) {
+	    p->grp_raw >= RP_GROUP_RAW || lb__batch_drops(b)) {
 		/* the group so far becomes durable with this batch */
 		rc = lb__batch_commit_hdr(b, &h); /* frees b */
 		b = p->grp = NULL;
