@@ -429,7 +429,7 @@ static int check_args(lb_batch *b, const char *table, const void *key,
 		                vlen, (unsigned)LB_VALUE_MAX);
 	*t = lb__table_find(b->db, table);
 	if (!*t)
-		return lb__fail(LB_ENOTFOUND, "no table named %s", table);
+		return lb__no_table(b->db, table);
 	return 0;
 }
 
@@ -950,7 +950,7 @@ int lb__apply_table_once(lb_batch *b, const char *name, const void *enc,
 	if (!drop && t)
 		return lb__fail(LB_EEXIST, "table %s exists already", name);
 	if (drop && !t)
-		return lb__fail(LB_ENOTFOUND, "no table named %s", name);
+		return lb__no_table(db, name);
 	if (drop) {
 		MDB_stat st;
 		if ((mrc = mdb_stat(b->txn, t->dbi, &st)))

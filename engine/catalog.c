@@ -433,3 +433,19 @@ void lb__catalog_free_slots(lb_db *db)
 	pthread_mutex_unlock(&db->catlock);
 	pthread_rwlock_unlock(&db->maplock);
 }
+
+int lb__no_table(lb_db *db, const char *name)
+{
+	int gone = 0;
+	pthread_mutex_lock(&db->tlock);
+	for (size_t i = 0; i < db->ntables && !gone; i++)
+		gone = db->tables[i]->dropped &&
+		       strcmp(db->tables[i]->name, name) == 0;
+	pthread_mutex_unlock(&db->tlock);
+	if (gone)
+		return lb__fail(LB_ENOTFOUND,
+		                "no table named %s: it was removed (the batch "
+		                "that created it was rolled back)",
+		                name);
+	return lb__fail(LB_ENOTFOUND, "no table named %s", name);
+}

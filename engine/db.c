@@ -38,8 +38,10 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -63,6 +65,11 @@ int lb__mdb_fail(int mrc, const char *what)
 	case EDQUOT:
 #endif
 		return lb__fail(LB_EFULL, "%s: no space left on device", what);
+	case EFBIG:
+		return lb__fail(LB_EFULL,
+		                "%s: the file would pass the size limit of "
+		                "this process (RLIMIT_FSIZE, ulimit -f)",
+		                what);
 	case ENOMEM:
 		return lb__fail(LB_ENOMEM, "%s: out of memory", what);
 	case MDB_CORRUPTED:
@@ -116,6 +123,19 @@ int lb__full_or_io(lb_db *db, int rc)
 	if (rc == LB_EIO && statvfs(db->path, &vfs) == 0 &&
 	    (uint64_t)vfs.f_bavail * vfs.f_frsize < (1u << 20))
 		return lb__rewrap(LB_EFULL, "the disk is full");
+	/* ... or that the file size limit cut short */
+	struct rlimit rl;
+	struct stat st;
+	char file[PATH_MAX];
+	if (rc == LB_EIO && getrlimit(RLIMIT_FSIZE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY &&
+	    snprintf(file, sizeof file, "%s/data.mdb", db->path) <
+	            (int)sizeof file &&
+	    stat(file, &st) == 0 &&
+	    (uint64_t)st.st_size + (1u << 20) >= (uint64_t)rl.rlim_cur)
+		return lb__rewrap(LB_EFULL,
+		                  "the file reached the size limit of this "
+		                  "process (RLIMIT_FSIZE, ulimit -f)");
 	return rc;
 }
 
@@ -908,6 +928,12 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 	uint64_t map = opts->map_size ? opts->map_size : LB__DEFAULT_MAP;
 	if (exists && (uint64_t)st.st_size + (uint64_t)st.st_size / 2 > map)
 		map = (uint64_t)st.st_size * 2;
+	/* A reader maps what is there (LMDB adds what the meta page counts,
+	 * and a writer's growth is adopted as it comes): no need for a
+	 * writer's room, which costs address space (ulimit -v). */
+	if ((opts->flags & LB_RDONLY) && exists && !opts->map_size)
+		map = (uint64_t)st.st_size > 65536 ? (uint64_t)st.st_size
+		                                   : 65536;
 	db->env_map = (size_t)map;
 	/* one environment per file per process (created now if missing) */
 	if (exists && (rc = register_file(db, &st)) < 0)

@@ -200,6 +200,9 @@ int lb__catalog_load(lb_db *db, MDB_txn *txn, size_t *first_new);
 int lb__catalog_sync(lb_db *db, MDB_txn *txn, int *moved);
 /* Load the list again from the newest committed catalog. */
 int lb__catalog_reload(lb_db *db);
+/* LB_ENOTFOUND for a table name the catalog does not hold, saying whether
+ * it was removed (this handle knew it) or never was. */
+int lb__no_table(lb_db *db, const char *name);
 
 /* ---- db.c ---------------------------------------------------------------- */
 int lb__mdb_fail(int mrc, const char *what);

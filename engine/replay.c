@@ -535,13 +535,17 @@ int lb__replay_txn(lb_db *src, MDB_txn *txn, const char *dest, uint64_t to,
 	if (from_checkpoint &&
 	    (rc = ckpt_base(&p, from_checkpoint, tmp, &at)) < 0)
 		goto out;
-	/* The new database gets a map as large as the source's, so the
-	 * replay seldom has to grow it. */
+	/* The new database gets a map twice the source's data, so the
+	 * replay seldom has to grow it, and no more: address space may be
+	 * scarce (ulimit -v), and the map grows on demand. */
 	lb_options_init(&o);
 	o.flags = LB_CREATE | LB_NOSYNC;
+	MDB_stat est;
 	mdb_env_info(src->env, &info);
-	o.map_size = info.me_mapsize > LB__DEFAULT_MAP ? info.me_mapsize
-	                                               : LB__DEFAULT_MAP;
+	mdb_env_stat(src->env, &est);
+	o.map_size = ((uint64_t)info.me_last_pgno + 1) * est.ms_psize * 2;
+	if (o.map_size < (1u << 20))
+		o.map_size = 1u << 20;
 	if (lb__replay_map)
 		o.map_size = lb__replay_map;
 	if ((rc = lb_open(tmp, &o, &p.dst)) < 0)
