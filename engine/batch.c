@@ -710,8 +710,10 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 	} else if (del && !exists) {
 		/* a restore that finds the key absent already writes nothing
 		 * (a forced undo; a cascade over a key a forced one left) */
-		if (how == LB__HOW_RESTORE)
+		if (how == LB__HOW_RESTORE) {
+			b->skipped = 1;
 			return 0;
+		}
 		return poison(b,
 		              lb__fail(LB_ECORRUPT,
 		                       "%s: replayed delete of a missing key",

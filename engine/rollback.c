@@ -901,30 +901,17 @@ static int finish(rb *x, int rc, int dry, lb_result *res)
 	return rc;
 }
 
-int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
+/* One attempt at lb_rollback. listed: write the batch's history into
+ * `_hist` rather than imply it. *again: a cascade found a key to delete
+ * absent already (a forced rollback left it so) and wrote no record for
+ * it, so its history cannot be implied: nothing was written, try listed. */
+static int rollback_once(lb_db *db, uint64_t id, unsigned flags, int listed,
+                         lb_result *res, int *again)
 {
 	lb_batch *b;
 	rb x;
 	int rc;
 	char label[64];
-	if (res)
-		memset(res, 0, sizeof *res);
-	if (!db)
-		return set_res_rc(
-		        res, lb__fail(LB_EINVAL, "lb_rollback: db is NULL"));
-	if (flags & ~(unsigned)(LB_CASCADE | LB_FORCE | LB_DRYRUN))
-		return set_res_rc(res, lb__fail(LB_EINVAL,
-		                                "lb_rollback: unknown flags "
-		                                "0x%x",
-		                                flags));
-	if ((flags & LB_CASCADE) && (flags & LB_FORCE))
-		return set_res_rc(
-		        res, lb__fail(LB_EINVAL,
-		                      "lb_rollback: LB_CASCADE and LB_FORCE "
-		                      "exclude each other"));
-	if (id == 0)
-		return set_res_rc(res, lb__fail(LB_ENOTFOUND,
-		                                "no batch 0: ids start at 1"));
 	snprintf(label, sizeof label, "rollback of batch %llu",
 	         (unsigned long long)id);
 	if ((rc = lb__batch_begin(db, label, &b)) < 0)
@@ -932,12 +919,11 @@ int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
 	b->undoes = id;
 	b->fk_mode = 1;
 	/* A strict or cascading undo writes a record for every record of the
-	 * batches it undoes (a cascade may find a key to delete absent only
-	 * where a forced rollback left it so), so their history is its own
-	 * (FORMAT.md §2.4); a forced one may skip keys, and lists its own in
-	 * _hist. */
-	b->undo_kind = (flags & LB_FORCE) ? LB__UNDO_FORCED : LB__UNDO_ROLLBACK;
-	b->implied = !(flags & LB_FORCE);
+	 * batches it undoes, so their history is its own (FORMAT.md §2.4); a
+	 * forced one may skip keys, and lists its own in _hist (so does a
+	 * cascade that had to skip one). */
+	b->implied = !(flags & LB_FORCE) && !listed;
+	b->undo_kind = b->implied ? LB__UNDO_ROLLBACK : LB__UNDO_LISTED;
 	rb_init(&x, db, b, id);
 
 	if (id > db->last_id) {
@@ -977,7 +963,40 @@ int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
 		if ((rc = undo_batch(&x, id, mode)) == 0)
 			rc = lb__batch_mark(b, id);
 	}
+	if (rc == 0 && !x.nconflicts && b->implied && b->skipped) {
+		*again = 1;
+		rb_free(&x);
+		lb_batch_abort(b);
+		return 0;
+	}
 	return finish(&x, rc, (flags & LB_DRYRUN) != 0, res);
+}
+
+int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
+{
+	if (res)
+		memset(res, 0, sizeof *res);
+	if (!db)
+		return set_res_rc(
+		        res, lb__fail(LB_EINVAL, "lb_rollback: db is NULL"));
+	if (flags & ~(unsigned)(LB_CASCADE | LB_FORCE | LB_DRYRUN))
+		return set_res_rc(res, lb__fail(LB_EINVAL,
+		                                "lb_rollback: unknown flags "
+		                                "0x%x",
+		                                flags));
+	if ((flags & LB_CASCADE) && (flags & LB_FORCE))
+		return set_res_rc(
+		        res, lb__fail(LB_EINVAL,
+		                      "lb_rollback: LB_CASCADE and LB_FORCE "
+		                      "exclude each other"));
+	if (id == 0)
+		return set_res_rc(res, lb__fail(LB_ENOTFOUND,
+		                                "no batch 0: ids start at 1"));
+	int again = 0;
+	int rc = rollback_once(db, id, flags, 0, res, &again);
+	if (again)
+		rc = rollback_once(db, id, flags, 1, res, &again);
+	return rc;
 }
 
 /* ---- rollback_to: the net change back to the state right after X ------- */
