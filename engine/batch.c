@@ -661,17 +661,12 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 		if (bad)
 			return bad; /* an issue: written is 0 here */
 	} else if (del && !exists) {
-		/* an implied history (hist_put) needs a record for every key
-		 * the undone batches changed: only a forced undo, whose
-		 * history is never implied, may skip one */
-		if (how == LB__HOW_RESTORE && !b->implied)
+		/* a restore that finds the key absent already writes nothing
+		 * (a forced undo; a cascade over a key a forced one left) */
+		if (how == LB__HOW_RESTORE)
 			return 0;
 		return poison(b, lb__fail(LB_ECORRUPT,
-		                          how == LB__HOW_RESTORE
-		                                  ? "%s: undoing a delete of a "
-		                                    "missing key"
-		                                  : "%s: replayed delete of a "
-		                                    "missing key",
+		                          "%s: replayed delete of a missing key",
 		                          t->name));
 	}
 
@@ -1050,50 +1045,12 @@ int lb__batch_mark(lb_batch *b, uint64_t id)
 	return 0;
 }
 
-static int write_marks_of(lb_batch *b, const uint64_t *marks, size_t n)
-{
-	lb_db *db = b->db;
-	lb_buf enc;
-	int rc = 0;
-	lb__buf_init(&enc);
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		lb_wal_hdr h;
-		if ((rc = lb__hdr_get(db, b->txn, marks[i], &h)) < 0)
-			break;
-		h.rolled_back_by = b->id;
-		enc.len = 0;
-		rc = lb__hdr_encode(&h, &enc);
-		lb__hdr_free(&h);
-		if (rc < 0)
-			break;
-		uint8_t kb[8], bb[8];
-		lb__be64(kb, marks[i]);
-		MDB_val k = {8, kb}, v = {enc.len, enc.data};
-		int mrc = mdb_put(b->txn, db->batches, &k, &v, 0);
-		if (mrc) {
-			rc = lb__mdb_fail(mrc, "_batches");
-			break;
-		}
-		if (!b->implied)
-			continue;
-		/* the undone batch's keys are this batch's too (a batch has
-		 * a writable handle, so `_implied` exists) */
-		lb__be64(bb, b->id);
-		MDB_val iv = {8, bb};
-		if ((mrc = mdb_put(b->txn, db->implied, &k, &iv, 0)))
-			rc = lb__mdb_fail(mrc, "_implied");
-	}
-	lb__buf_free(&enc);
-	return rc;
-}
-
 static int write_marks(lb_batch *b)
 {
-	return write_marks_of(b, b->marks, b->nmarks);
+	return lb__undo_settle(b);
 }
 
-/* Put batch b->id's encoded header into _batches (ids only grow), and its
- * `_implied` entry when a replay gives it one. */
+/* Put batch b->id's encoded header into _batches (ids only grow). */
 static int put_header(lb_batch *b, const void *enc, size_t len)
 {
 	uint8_t kb[8];
@@ -1102,13 +1059,6 @@ static int put_header(lb_batch *b, const void *enc, size_t len)
 	int mrc = mdb_put(b->txn, b->db->batches, &k, &v, MDB_APPEND);
 	if (mrc)
 		return poison(b, lb__mdb_fail(mrc, "writing the batch header"));
-	if (b->implied_by) {
-		uint8_t rb[8];
-		lb__be64(rb, b->implied_by);
-		MDB_val iv = {8, rb};
-		if ((mrc = mdb_put(b->txn, b->db->implied, &k, &iv, 0)))
-			return poison(b, lb__mdb_fail(mrc, "_implied"));
-	}
 	return 0;
 }
 
@@ -1286,18 +1236,21 @@ int lb__batch_commit_hdr(lb_batch *b, const lb_wal_hdr *h)
 
 /* ---- chained headers (grouped replay) ------------------------------------ */
 
-/* Write h's marks and h, then move the batch on to the next id. */
-static int chain_step(lb_batch *b, const uint64_t *marks, size_t nmarks,
-                      const void *enc, size_t enclen, const uint8_t hash[32])
+/* Settle what the batch undoes, write its header h, then move the batch
+ * on to the next id. */
+static int chain_step(lb_batch *b, const void *enc, size_t enclen,
+                      const uint8_t hash[32])
 {
 	int rc;
-	if ((rc = write_marks_of(b, marks, nmarks)) < 0)
+	if ((rc = write_marks(b)) < 0)
 		return poison(b, rc);
 	if ((rc = put_header(b, enc, enclen)) < 0)
 		return rc;
 	memcpy(b->chain_hash, hash, 32);
 	b->id++;
-	b->implied_by = 0;
+	b->undo_kind = 0;
+	b->undoes = 0;
+	b->nmarks = 0;
 	b->records = b->raw_bytes = b->stored_bytes = 0;
 	b->nseg = 0;
 	b->seghashes.len = 0;
@@ -1305,22 +1258,19 @@ static int chain_step(lb_batch *b, const uint64_t *marks, size_t nmarks,
 }
 
 int lb__chain_redo(lb_batch *b, const uint8_t *marks, size_t nmarks,
-                   const void *enc, size_t enclen, int implied)
+                   const void *enc, size_t enclen, int kind)
 {
 	lb_wal_hdr h;
-	uint64_t *m = NULL;
 	int rc = lb__hdr_decode(enc, enclen, &h);
 	if (rc < 0)
 		return rc;
-	if (nmarks && !(m = malloc(nmarks * sizeof *m))) {
-		lb__hdr_free(&h);
-		return lb__fail(LB_ENOMEM, "out of memory");
-	}
-	for (size_t i = 0; i < nmarks; i++)
-		m[i] = lb__get_be64(marks + 8 * i);
-	b->implied_by = implied ? h.rolled_back_by : 0;
-	rc = chain_step(b, m, nmarks, enc, enclen, h.hash);
-	free(m);
+	b->nmarks = 0;
+	b->undo_kind = kind;
+	b->undoes = h.undoes;
+	for (size_t i = 0; i < nmarks && rc == 0; i++)
+		rc = lb__batch_mark(b, lb__get_be64(marks + 8 * i));
+	if (rc == 0)
+		rc = chain_step(b, enc, enclen, h.hash);
 	lb__hdr_free(&h);
 	return rc;
 }
@@ -1342,16 +1292,13 @@ int lb__batch_chain_hdr(lb_batch *b, const lb_wal_hdr *h)
 		}
 	if (rc < 0)
 		goto out;
-	int implied = b->implied_by != 0;
-	rc = chain_step(b, b->marks, b->nmarks, enc.data, enc.len, h->hash);
+	int kind = b->undo_kind;
+	rc = chain_step(b, enc.data, enc.len, h->hash);
 	while (rc == LB_EFULL && b->mapfull && (rc = lb__regrow(b)) == 0)
-		rc = chain_step(b, b->marks, b->nmarks, enc.data, enc.len,
-		                h->hash);
-	if (rc == 0) {
-		b->nmarks = 0;
-		rc = lb__journal(b, LB__J_HDR, implied, 0, "", mk.data, mk.len,
+		rc = chain_step(b, enc.data, enc.len, h->hash);
+	if (rc == 0)
+		rc = lb__journal(b, LB__J_HDR, kind, 0, "", mk.data, mk.len,
 		                 enc.data, enc.len, 1);
-	}
 out:
 	lb__buf_free(&enc);
 	lb__buf_free(&mk);

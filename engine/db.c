@@ -420,14 +420,14 @@ static const struct subdb {
 	const char *name;
 	size_t off; /* of its MDB_dbi in struct lb_db */
 	unsigned flags;
-	uint32_t since; /* the format version that added it */
 } subdbs[] = {
-        {"_batches", offsetof(struct lb_db, batches), 0, 1},
-        {"_wal", offsetof(struct lb_db, wal), 0, 1},
-        {"_checkpoints", offsetof(struct lb_db, ckpts), 0, 1},
-        {"_refs", offsetof(struct lb_db, refs), MDB_DUPSORT, 1},
-        {"_hist", offsetof(struct lb_db, hist), MDB_DUPSORT | MDB_DUPFIXED, 1},
-        {"_implied", offsetof(struct lb_db, implied), 0, 2},
+        {"_batches", offsetof(struct lb_db, batches), 0},
+        {"_wal", offsetof(struct lb_db, wal), 0},
+        {"_checkpoints", offsetof(struct lb_db, ckpts), 0},
+        {"_refs", offsetof(struct lb_db, refs), MDB_DUPSORT},
+        {"_hist", offsetof(struct lb_db, hist), MDB_DUPSORT | MDB_DUPFIXED},
+        {"_undo", offsetof(struct lb_db, undo), MDB_DUPSORT | MDB_DUPFIXED},
+        {"_victims", offsetof(struct lb_db, victims), 0},
 };
 #define NSUBDBS (sizeof subdbs / sizeof subdbs[0])
 
@@ -436,22 +436,14 @@ static MDB_dbi *subdb_dbi(lb_db *db, const struct subdb *s)
 	return (MDB_dbi *)((char *)db + s->off);
 }
 
-/* Open every sub-database in txn (cf: MDB_CREATE or 0) of a database of
- * format version ver: one the version lacks may be missing (read-only);
- * any other missing one is damage. Sets db->has_implied. */
-static int open_subdbs(lb_db *db, MDB_txn *txn, unsigned cf, uint32_t ver)
+/* Open every sub-database in txn (cf: MDB_CREATE or 0); a missing one is
+ * damage. */
+static int open_subdbs(lb_db *db, MDB_txn *txn, unsigned cf)
 {
-	db->has_implied = 1;
 	for (size_t i = 0; i < NSUBDBS; i++) {
 		int mrc =
 		        mdb_dbi_open(txn, subdbs[i].name, subdbs[i].flags | cf,
 		                     subdb_dbi(db, &subdbs[i]));
-		if (mrc == MDB_NOTFOUND && ver < subdbs[i].since) {
-			/* read-only on format 1: no _implied (the only
-			 * sub-database added since) */
-			db->has_implied = 0;
-			continue;
-		}
 		if (mrc == MDB_NOTFOUND)
 			return lb__fail(LB_ECORRUPT,
 			                "%s: sub-database %s is missing",
@@ -500,7 +492,7 @@ static int open_meta(lb_db *db, int creating)
 			goto out;
 		}
 		if (!creating) {
-			rc = lb__fail(rdonly ? LB_ENOTFOUND : LB_ENOTFOUND,
+			rc = lb__fail(LB_ENOTFOUND,
 			              "%s: no logbook database here (use "
 			              "LB_CREATE to make one)",
 			              db->path);
@@ -546,20 +538,19 @@ static int open_meta(lb_db *db, int creating)
 		              db->path);
 		goto out;
 	}
-	if (ver < LB__FORMAT_VERSION && !rdonly) {
-		/* A format-1 database is a format-2 one whose undoing batches
-		 * all have their history in _hist; from now on some may not,
-		 * which a format-1 reader would not see: mark it. */
-		uint8_t v[4];
-		lb__be32(v, LB__FORMAT_VERSION);
-		d.mv_size = 4;
-		d.mv_data = v;
-		if ((mrc = mdb_put(txn, db->meta, &k, &d, 0))) {
-			rc = lb__mdb_fail(mrc, db->path);
-			goto out;
-		}
+	if (ver < LB__FORMAT_VERSION) {
+		/* Nothing has been released in an earlier format: no
+		 * upgrade path, but a way to carry the data over. */
+		rc = lb__fail(LB_EVERSION,
+		              "%s: format version %u was written by an earlier "
+		              "logbook, which this one (format %u) does not "
+		              "read: export each table with the logbook that "
+		              "wrote it (logbook export) and import it into a "
+		              "new database",
+		              db->path, ver, LB__FORMAT_VERSION);
+		goto out;
 	}
-	if ((rc = open_subdbs(db, txn, rdonly ? 0 : MDB_CREATE, ver)) < 0)
+	if ((rc = open_subdbs(db, txn, rdonly ? 0 : MDB_CREATE)) < 0)
 		goto out;
 	/* Tables, in id order so that refs resolve to earlier tables. */
 	{
@@ -712,9 +703,7 @@ static int env_attach(lb_db *db, MDB_txn *txn)
 		                          db->path)
 		               : lb__rewrap(lb__mdb_fail(mrc, "_meta"), "%s",
 		                            db->path);
-	/* the version as the handle opened it: a read-only handle on
-	 * format 1 has no _implied */
-	if ((rc = open_subdbs(db, txn, 0, db->has_implied ? 2 : 1)) < 0)
+	if ((rc = open_subdbs(db, txn, 0)) < 0)
 		return rc;
 	pthread_mutex_lock(&db->tlock);
 	for (size_t i = 0; i < db->ntables && rc == 0; i++) {

@@ -218,12 +218,23 @@ int lb__regrow(lb_batch *b)
 			return lb__mdb_fail(mrc, "growing the map");
 		if ((rc = lb__batch_txn(b)) < 0)
 			return rc;
-		/* the redo sets these entry by entry */
-		int implied = b->implied;
-		uint64_t implied_by = b->implied_by;
+		/* the redo sets these entry by entry (a grouped replay's
+		 * headers), so the batch's own are put back afterwards */
+		int implied = b->implied, kind = b->undo_kind;
+		uint64_t undoes = b->undoes, *marks = NULL;
+		size_t nmarks = b->nmarks;
+		if (nmarks && !(marks = malloc(nmarks * sizeof *marks)))
+			return lb__fail(LB_ENOMEM, "out of memory");
+		if (nmarks)
+			memcpy(marks, b->marks, nmarks * sizeof *marks);
 		rc = redo_all(b);
 		b->implied = implied;
-		b->implied_by = implied_by;
+		b->undo_kind = kind;
+		b->undoes = undoes;
+		b->nmarks = 0;
+		for (size_t i = 0; i < nmarks && rc == 0; i++)
+			rc = lb__batch_mark(b, marks[i]);
+		free(marks);
 		if (rc == 0)
 			return 0;
 		if (!(rc == LB_EFULL && b->mapfull))

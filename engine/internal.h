@@ -59,10 +59,7 @@ struct lb_db {
 	unsigned flags;
 	int level;
 	size_t segsize;
-	MDB_dbi meta, batches, wal, ckpts, refs, hist, implied;
-	/* `_implied` exists (a format-1 database opened read-only has none:
-	 * then every history is in `_hist`) */
-	int has_implied;
+	MDB_dbi meta, batches, wal, ckpts, refs, hist, undo, victims;
 	pthread_mutex_t wlock;
 	pthread_rwlock_t maplock;
 	pthread_mutex_t tlock;
@@ -104,12 +101,14 @@ struct lb_batch {
 	uint32_t nseg;
 	lb_buf seghashes; /* 32 bytes per flushed segment */
 	uint64_t undoes;
+	/* an undo batch: LB__UNDO_ROLLBACK, _FORCED or _TO (0 for an
+	 * ordinary batch); the batches it undoes are `marks` (for _TO, every
+	 * batch after `undoes`), written to `_victims` and `_undo` at commit
+	 * (undo.c) */
+	int undo_kind;
 	/* an undoing batch whose per-key history is implied (FORMAT.md §2.4):
-	 * its changes add nothing to `_hist`; its marks go to `_implied` */
+	 * its changes add nothing to `_hist` */
 	int implied;
-	/* replay: the undoing batch that undid batch b->id, when its history
-	 * is implied in the source: put into `_implied` with the header */
-	uint64_t implied_by;
 	int poisoned; /* an error left the transaction unusable: rc */
 	int fk_mode;  /* 0 normal; set by rollback to name referrers' batches */
 	/* issues */
@@ -129,7 +128,7 @@ struct lb_batch {
 	lb_buf jbuf;
 	void *jfile;
 	int mapfull; /* the transaction failed because the map is full */
-	/* batches whose header state must be rewritten at commit */
+	/* the batches this undo batch undoes (undo_kind) */
 	uint64_t *marks;
 	size_t nmarks, mcap;
 	/* a cursor on each table's dbi, by table id, opened on first use in
@@ -299,10 +298,10 @@ int lb__issue(lb_batch *b, lb_issue_kind kind, const char *table,
  * at once; the last one is committed with lb__batch_commit_hdr(). */
 int lb__batch_chain_hdr(lb_batch *b, const lb_wal_hdr *h);
 /* grow.c's redo of a chained header: marks (8 bytes each, big-endian) are
- * the batches it rolled back, enc its encoding; implied: the header's batch
- * has an `_implied` entry (its rolled_back_by, b->implied_by). */
+ * the batches it undoes, kind its undo kind (b->undo_kind), enc its
+ * encoding. */
 int lb__chain_redo(lb_batch *b, const uint8_t *marks, size_t nmarks,
-                   const void *enc, size_t enclen, int implied);
+                   const void *enc, size_t enclen, int kind);
 /* Put a segment (replay copies them verbatim), journaled like an op. */
 int lb__batch_put_segment(lb_batch *b, uint32_t segno, const void *seg,
                           size_t len);
@@ -341,7 +340,8 @@ int lb__batch_txn(lb_batch *b);
 lb_table *lb__batch_table(lb_batch *b, const char *name);
 /* Printable form of a key for messages, cut to fit cap. */
 const char *lb__key_text(const void *key, size_t klen, char *buf, size_t cap);
-/* Record that batch id's header gets rolled_back_by = this batch. */
+/* Record that this undo batch undoes batch id (undo.c settles it at
+ * commit). */
 int lb__batch_mark(lb_batch *b, uint64_t id);
 /* Commit with an explicit time (replay keeps the original); time 0 = now. */
 int lb__batch_commit_at(lb_batch *b, int64_t time_ns, lb_result *res);
@@ -355,14 +355,12 @@ int lb__hdr_get(lb_db *db, MDB_txn *txn, uint64_t id, lb_wal_hdr *h);
 int lb__sync_last(lb_db *db, MDB_txn *txn);
 /* Every batch below `below` that changed ikey, ascending, into *ids (*n of
  * them; the array is reallocated as needed, *cap its size, the caller
- * frees it): the ids `_hist` lists, and the undoing batches `_implied`
- * adds to them (FORMAT.md §2.4). c is a cursor on `_hist` in txn. */
+ * frees it): the ids `_hist` lists, and the undo batches whose history is
+ * implied (`_undo`) added to them (FORMAT.md §2.4). c is a cursor on
+ * `_hist` in txn. */
 int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
                  size_t iklen, uint64_t below, uint64_t **ids, size_t *n,
                  size_t *cap);
-/* `_implied`'s entry for batch z in txn: the batch that undid z and whose
- * history is implied, or 0 (also when the database has no `_implied`). */
-int lb__implied_get(lb_db *db, MDB_txn *txn, uint64_t z, uint64_t *r);
 /* The last batch below `below` that changed ikey (lb__hist_ids); 0 if
  * none. */
 int lb__hist_last(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
@@ -373,6 +371,51 @@ int lb__last_in(lb_db *db, MDB_txn *txn, uint64_t *id);
 typedef int (*lb__rec_fn)(void *ctx, const lb_wal_rec *r);
 int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
                    lb__rec_fn fn, void *ctx);
+
+/* ---- undo.c: which batches stand ----------------------------------------- */
+enum { LB__UNDO_ROLLBACK = 1, LB__UNDO_FORCED = 2, LB__UNDO_TO = 3 };
+/* In a `_undo` value: the undoer's history is implied (FORMAT.md §2.5). */
+#define LB__UNDO_IMPLIED ((uint64_t)1 << 63)
+/* The batches an undo batch undoes, as `_victims` holds them: kind 0 for a
+ * batch that is no undo batch; for LB__UNDO_TO, every batch in lo..hi;
+ * else n ids (8 bytes each, big-endian, ascending) at ids, which point
+ * into txn's pages (valid until txn writes). */
+typedef struct lb_victims {
+	int kind;
+	const uint8_t *ids;
+	size_t n;
+	uint64_t lo, hi;
+} lb_victims;
+int lb__victims_get(lb_db *db, MDB_txn *txn, uint64_t n, lb_victims *out);
+uint64_t lb__victims_count(const lb_victims *vs);
+uint64_t lb__victims_at(const lb_victims *vs, uint64_t i);
+/* Every batch that undoes z (`_undo` values: the id, with LB__UNDO_IMPLIED
+ * when its history is implied), into *ids as lb__hist_ids does. c is a
+ * cursor on `_undo` in txn. */
+int lb__undoers(lb_db *db, MDB_txn *txn, MDB_cursor *c, uint64_t z,
+                uint64_t **ids, size_t *n, size_t *cap);
+/* Whether batch k stands, if the caller knows better than k's header: 1
+ * or 0, or -1 to read the header. */
+typedef int (*lb__standing_fn)(void *ctx, uint64_t k);
+/* The greatest standing batch that undoes id (0: id stands), into *rbb.
+ * Batch `self` (the batch being written) stands; `over` (may be NULL)
+ * overrides headers. buf/cap: a reusable array. */
+int lb__standing_of(lb_db *db, MDB_txn *txn, MDB_cursor *uc, uint64_t id,
+                    uint64_t self, lb__standing_fn over, void *ctx,
+                    uint64_t **buf, size_t *cap, uint64_t *rbb);
+/* A max-heap of batch ids (the settling order: newest first). */
+typedef struct lb_heap {
+	uint64_t *v;
+	size_t n, cap;
+} lb_heap;
+int lb__heap_push(lb_heap *h, uint64_t x);
+uint64_t lb__heap_pop(lb_heap *h); /* h->n > 0 */
+/* Push every batch vs lists. */
+int lb__heap_push_victims(lb_heap *h, const lb_victims *vs);
+/* At the commit of an undo batch b: write its `_victims` and `_undo`
+ * entries, and set `rolled_back_by` of every batch whose standing it
+ * changes. */
+int lb__undo_settle(lb_batch *b);
 
 /* ---- validate.c ---------------------------------------------------------- */
 /* Check a value against t's schema; records FORMAT issues on b. Returns 0

@@ -100,53 +100,12 @@ int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	return rc;
 }
 
-/* A handle opened read-only on a format-1 database has no `_implied`: every
- * history is in `_hist`. That holds until another process opens the
- * database for writing, which makes it format 2 (db.c): then this handle
- * would miss histories, so it says so. */
-static int no_implied(lb_db *db, MDB_txn *txn)
-{
-	MDB_val k = {6, "format"}, d;
-	int mrc = mdb_get(txn, db->meta, &k, &d);
-	if (mrc)
-		return lb__mdb_fail(mrc, "_meta");
-	if (d.mv_size == 4 && lb__get_be32(d.mv_data) == 1)
-		return 0;
-	return lb__fail(LB_EVERSION,
-	                "%s: opened read-only in format 1, and since made "
-	                "format 2 by a writer: reopen it",
-	                db->path);
-}
-
-int lb__implied_get(lb_db *db, MDB_txn *txn, uint64_t z, uint64_t *r)
-{
-	uint8_t kb[8];
-	MDB_val k = {8, kb}, v;
-	*r = 0;
-	if (!db->has_implied)
-		return no_implied(db, txn);
-	lb__be64(kb, z);
-	int mrc = mdb_get(txn, db->implied, &k, &v);
-	if (mrc == MDB_NOTFOUND)
-		return 0;
-	if (mrc)
-		return lb__mdb_fail(mrc, "_implied");
-	if (v.mv_size != 8 || lb__get_be64(v.mv_data) <= z)
-		return lb__fail(LB_ECORRUPT,
-		                "_implied: bad entry for batch %llu",
-		                (unsigned long long)z);
-	*r = lb__get_be64(v.mv_data);
-	return 0;
-}
-
-/* Does `_implied` hold anything in txn's view (1, or 0; most databases
- * hold nothing)? Negative: this handle cannot tell (no_implied). */
-static int any_implied(lb_db *db, MDB_txn *txn)
+/* Does `_undo` hold anything (1), or nothing (0: most databases never roll
+ * back)? */
+static int any_undo(lb_db *db, MDB_txn *txn)
 {
 	MDB_stat st;
-	if (!db->has_implied)
-		return no_implied(db, txn);
-	return mdb_stat(txn, db->implied, &st) != 0 || st.ms_entries > 0;
+	return mdb_stat(txn, db->undo, &st) != 0 || st.ms_entries > 0;
 }
 
 static int ids_put(uint64_t **ids, size_t *n, size_t *cap, size_t at,
@@ -185,31 +144,43 @@ int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
 	}
 	if (mrc && mrc != MDB_NOTFOUND)
 		return lb__mdb_fail(mrc, "_hist");
-	if (*n == 0 || (rc = any_implied(db, txn)) <= 0)
+	if (*n == 0 || !any_undo(db, txn))
 		return rc;
-	/* Close the list under `_implied`: batch Z of the list was undone by
-	 * R, which changed every key Z changed. R > Z goes in order after Z,
-	 * so it is visited in turn (R may have been undone too). */
-	for (size_t i = 0; i < *n; i++) {
-		uint64_t r;
-		if ((rc = lb__implied_get(db, txn, (*ids)[i], &r)) < 0)
-			return rc;
-		if (r == 0 || r >= below)
-			continue;
-		size_t lo = i + 1, hi = *n;
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-			if ((*ids)[mid] < r)
-				lo = mid + 1;
-			else
-				hi = mid;
+	/* Close the list under `_undo`'s implied entries: batch Z of the list
+	 * was undone by R, which changed every key Z changed. R > Z goes in
+	 * order after Z, so it is visited in turn (R may have been undone
+	 * too). */
+	MDB_cursor *uc;
+	uint64_t *rs = NULL;
+	size_t nr = 0, rcap = 0;
+	if ((mrc = mdb_cursor_open(txn, db->undo, &uc)))
+		return lb__mdb_fail(mrc, "_undo");
+	for (size_t i = 0; i < *n && rc == 0; i++) {
+		if ((rc = lb__undoers(db, txn, uc, (*ids)[i], &rs, &nr,
+		                      &rcap)) < 0)
+			break;
+		for (size_t j = 0; j < nr && rc == 0; j++) {
+			if (!(rs[j] & LB__UNDO_IMPLIED))
+				continue;
+			uint64_t r = rs[j] & ~LB__UNDO_IMPLIED;
+			if (r >= below)
+				continue;
+			size_t lo = i + 1, hi = *n;
+			while (lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+				if ((*ids)[mid] < r)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo < *n && (*ids)[lo] == r)
+				continue;
+			rc = ids_put(ids, n, cap, lo, r);
 		}
-		if (lo < *n && (*ids)[lo] == r)
-			continue;
-		if ((rc = ids_put(ids, n, cap, lo, r)) < 0)
-			return rc;
 	}
-	return 0;
+	mdb_cursor_close(uc);
+	free(rs);
+	return rc;
 }
 
 int lb__hist_last(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,

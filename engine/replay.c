@@ -25,11 +25,12 @@
  * replay with LB_ECORRUPT naming the batch, and never yields a database
  * that looks complete.
  *
- * Header state (outside the hash) is that of the source, limited to the
- * target: `rolled_back_by` is kept only when the undoing batch is within
- * the replay, and `pruned` is 0 (the new database holds the segments).
- * Batches inside a checkpoint base that a replayed batch rolled back get
- * their `rolled_back_by` set when that batch commits.
+ * Header state (outside the hash) is that of the log up to the target:
+ * each replayed undo batch is given what it undoes in the source
+ * (`_victims`), and settles who stands as its commit did (undo.c), so
+ * `rolled_back_by` is what it was right after the target, for the batches
+ * of a checkpoint base too; `pruned` is 0 (the new database holds the
+ * segments).
  *
  * A checkpoint base whose own log is pruned (a checkpoint of a pruned
  * database) passes its pruned batches on to the new database, which can
@@ -53,12 +54,6 @@
 
 #include "engine/internal.h"
 
-/* A batch inside the checkpoint base rolled back by a later batch `by`
- * within the replay. */
-typedef struct rp_mark {
-	uint64_t id, by;
-} rp_mark;
-
 typedef struct rp {
 	lb_db *src;
 	MDB_txn *txn;
@@ -68,8 +63,6 @@ typedef struct rp {
 	uint64_t records;
 	uint64_t failed;  /* the batch a failure belongs to, 0 if none */
 	uint64_t horizon; /* the checkpoint base's last pruned batch, or 0 */
-	rp_mark *marks;
-	size_t nmarks, mcap;
 	/* the open transaction of a group of batches (lb__batch_chain_hdr),
 	 * its batches and raw bytes so far */
 	lb_batch *grp;
@@ -166,24 +159,21 @@ static int pruned_fail(rp *p, uint64_t id)
 	                (unsigned long long)id, (unsigned long long)end);
 }
 
-/* Is batch h's history implied in the source (its `_implied` names h as
- * the undoer of the batch h undoes)? Then it is in the new database too. */
-static int implied_in_source(rp *p, const lb_wal_hdr *h, int *implied)
+/* What batch id undoes in the source (`_victims`), for b: its undo kind,
+ * the batches it undoes, and whether its history is implied. The new
+ * database settles who stands from them at each batch (undo.c), as the
+ * source did. */
+static int undo_of_source(rp *p, uint64_t id, lb_batch *b)
 {
-	uint64_t r = 0;
-	int rc = h->undoes ? lb__implied_get(p->src, p->txn, h->undoes, &r) : 0;
-	*implied = rc == 0 && r == h->id;
-	return rc;
-}
-
-/* The batch that undid batch h (h's rolled_back_by, already limited to
- * the replay), if the source has it in `_implied`; else 0. */
-static int implied_undoer(rp *p, const lb_wal_hdr *h, uint64_t *by)
-{
-	uint64_t r = 0;
-	int rc = h->rolled_back_by ? lb__implied_get(p->src, p->txn, h->id, &r)
-	                           : 0;
-	*by = rc == 0 && r == h->rolled_back_by ? r : 0;
+	lb_victims vs;
+	int rc = lb__victims_get(p->src, p->txn, id, &vs);
+	b->nmarks = 0;
+	b->undo_kind = rc == 0 ? vs.kind : 0;
+	b->implied = b->undo_kind == LB__UNDO_ROLLBACK;
+	if (rc < 0 || vs.kind == 0 || vs.kind == LB__UNDO_TO)
+		return rc;
+	for (size_t i = 0; i < vs.n && rc == 0; i++)
+		rc = lb__batch_mark(b, lb__victims_at(&vs, i));
 	return rc;
 }
 
@@ -224,8 +214,9 @@ static int replay_batch(rp *p, uint64_t id)
 		              (unsigned long long)b->id);
 		goto out;
 	}
-	if ((rc = implied_in_source(p, &h, &b->implied)) < 0)
+	if ((rc = undo_of_source(p, id, b)) < 0)
 		goto out;
+	b->undoes = h.undoes;
 	for (uint32_t s = 0; s < h.segments; s++) {
 		uint8_t kb[12], sha[32];
 		lb__be64(kb, id);
@@ -271,15 +262,9 @@ static int replay_batch(rp *p, uint64_t id)
 		              (unsigned long long)h.records);
 		goto out;
 	}
-	for (size_t i = 0; i < p->nmarks; i++)
-		if (p->marks[i].by == id &&
-		    (rc = lb__batch_mark(b, p->marks[i].id)) < 0)
-			goto out;
-	if (h.rolled_back_by > p->to)
-		h.rolled_back_by = 0;
+	/* standing as of this batch: settled as later batches come */
+	h.rolled_back_by = 0;
 	h.pruned = 0;
-	if ((rc = implied_undoer(p, &h, &b->implied_by)) < 0)
-		goto out;
 	p->grp_n++;
 	p->grp_raw += h.raw_bytes;
 	if (id == p->to || p->grp_n >= RP_GROUP_BATCHES ||
@@ -306,25 +291,8 @@ out:
 	return 0;
 }
 
-static int mark_add(rp *p, uint64_t id, uint64_t by)
-{
-	if (p->nmarks == p->mcap) {
-		size_t nc = p->mcap ? p->mcap * 2 : 16;
-		rp_mark *nm = realloc(p->marks, nc * sizeof *nm);
-		if (!nm)
-			return lb__fail(LB_ENOMEM, "out of memory");
-		p->marks = nm;
-		p->mcap = nc;
-	}
-	p->marks[p->nmarks].id = id;
-	p->marks[p->nmarks].by = by;
-	p->nmarks++;
-	return 0;
-}
-
 /* Check that checkpoint c (at batch at) holds the source's batches 1..at,
- * header hash for header hash, note which of them a batch within the
- * replay rolls back, and note c's last pruned batch. */
+ * header hash for header hash, and note c's last pruned batch. */
 static int ckpt_match(rp *p, lb_db *c, const char *path, uint64_t at)
 {
 	MDB_txn *ct;
@@ -363,8 +331,6 @@ static int ckpt_match(rp *p, lb_db *c, const char *path, uint64_t at)
 			              "checkpoint %s is not of this database "
 			              "(batch %llu differs)",
 			              path, (unsigned long long)id);
-		else if (hs.rolled_back_by > at && hs.rolled_back_by <= p->to)
-			rc = mark_add(p, id, hs.rolled_back_by);
 		lb__hdr_free(&hs);
 		lb__hdr_free(&hc);
 	}
@@ -604,7 +570,6 @@ out:
 	if (rc < 0 && tmp)
 		lb__rmdir_files(tmp);
 	free(tmp);
-	free(p.marks);
 	lb__segr_free(&p.r);
 	if (failed)
 		*failed = p.failed;

@@ -11,13 +11,16 @@
  * segments to `_wal`) never disturb them.
  *
  * Undo modes, per batch undone:
- *  CHECK  strict: the first record met (in reverse) for a key carries the
- *         batch's final after-image of that key; if the key (in the
- *         transaction) holds anything else, that is a CONFLICT. Once a
- *         conflict is found nothing more is applied, but every key is still
- *         checked so that all conflicts are reported.
- *  FORCE  no check: every before-image is restored; the deletion of a key
- *         that is already absent writes nothing.
+ *  CHECK    strict: the first record met (in reverse) for a key carries the
+ *           batch's final after-image of that key; if the key (in the
+ *           transaction) holds anything else, that is a CONFLICT. Once a
+ *           conflict is found nothing more is applied, but every key is
+ *           still checked so that all conflicts are reported.
+ *  FORCE    no check: every before-image is restored; the deletion of a
+ *           key that is already absent writes nothing.
+ *  CASCADE  the same restores, for every batch of a cascade: the cascade
+ *           defines the result (docs/ROLLBACK.md), so keys are not
+ *           checked; table states are, in every mode.
  *
  * lb_rollback_to(X) does not undo record by record: it restores, for every
  * key and table changed after X, its value right after X (the before-image
@@ -28,16 +31,18 @@
  * batches X'+1..N are skipped when X' >= X.
  *
  * Finding conflicts never scans the log: the batch that last changed a key
- * is the last of its history (`_hist` closed under `_implied`,
- * lb__hist_ids). Cascade planning also works from the history (later
- * batches that changed a key) and `_refs` (records that reference a key the
- * rollback removes); see docs/ROLLBACK.md for the rule.
+ * is the last of its history (`_hist` closed under `_undo`'s implied
+ * entries, lb__hist_ids). Cascade planning also works from the history
+ * (later batches that changed a key), from which batches stand (headers,
+ * and undo.c's notion of who undoes whom, `_undo` and `_victims`) and from
+ * `_refs` (records that reference a key the rollback removes); see
+ * docs/ROLLBACK.md for the model it computes.
  *
  * A strict or cascading rollback adds nothing to `_hist`: it writes a
  * record for every record it undoes, so the keys it changed are those of
- * the batches it marks, and its commit maps each of them to it in
- * `_implied` (b->implied; FORMAT.md §2.5). A forced one may skip a key and
- * lists its own; so does lb_rollback_to.
+ * the batches it undoes, which its commit records in `_victims` and, with
+ * their implied flag, `_undo` (b->implied; undo.c; FORMAT.md §2.5). A
+ * forced one may skip a key and lists its own; so does lb_rollback_to.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -158,7 +163,7 @@ static int bset_get(bset *s, const void *p, size_t n, int *added, bent **e)
 
 /* ---- rollback state ------------------------------------------------------ */
 
-enum { UNDO_CHECK, UNDO_FORCE };
+enum { UNDO_CHECK, UNDO_FORCE, UNDO_CASCADE };
 
 typedef struct rb {
 	lb_db *db;
@@ -187,6 +192,7 @@ typedef struct rb {
 	uint64_t *ids; /* a key's history (expand), reused from key to key */
 	size_t idcap;
 	uint64_t collecting; /* batch whose keys are being collected */
+	int collect_in_c;    /* ... and it is undone by the cascade */
 	lb_buf vals;         /* rollback_to: values right after X */
 } rb;
 
@@ -565,8 +571,14 @@ static int undo_batch(rb *x, uint64_t id, int mode)
 
 /* ---- cascade planning ---------------------------------------------------- */
 
-/* rolled_back_by and undoes of batch id, cached. */
-static int hdr_state(rb *x, uint64_t id, uint64_t *rbb, uint64_t *undoes)
+/* Batch id as the cascade sees it, cached: whether it stands now (St),
+ * whether it is an undo batch, and whether its standing would change if
+ * the target alone were undone (St', set by moved_batches). */
+typedef struct bstate {
+	int stands, undo, flips;
+} bstate;
+
+static int batch_state(rb *x, uint64_t id, bstate *out)
 {
 	uint8_t kb[8];
 	bent *e;
@@ -576,39 +588,44 @@ static int hdr_state(rb *x, uint64_t id, uint64_t *rbb, uint64_t *undoes)
 		return rc;
 	if (added) {
 		lb_wal_hdr h;
-		if ((rc = lb__hdr_get(x->db, x->b->txn, id, &h)) < 0) {
-			/* leave a harmless entry; the caller fails anyway */
-			return rc;
-		}
-		e->v[0] = h.rolled_back_by;
-		e->v[1] = h.undoes;
+		lb_victims vs;
+		if ((rc = lb__hdr_get(x->db, x->b->txn, id, &h)) < 0)
+			return rc; /* a harmless entry: the caller fails */
+		e->v[0] = h.rolled_back_by == 0;
 		lb__hdr_free(&h);
+		if ((rc = lb__victims_get(x->db, x->b->txn, id, &vs)) < 0)
+			return rc;
+		e->v[0] |= vs.kind ? 2 : 0;
 	}
-	*rbb = e->v[0];
-	*undoes = e->v[1];
+	out->stands = (e->v[0] & 1) != 0;
+	out->undo = (e->v[0] & 2) != 0;
+	out->flips = (e->v[0] & 4) != 0;
 	return 0;
 }
 
-/* Does standing batch L only cancel changes made after the target B (so
- * that, together with what it undid, it changed nothing B depends on)?
- *  - L = lb_rollback(U) (U's rolled_back_by is L): yes if U > B and U is
- *    an ordinary batch (undoing a rollback redoes, which is a change);
- *  - L = lb_rollback_to(X) (undoes X, X not rolled back by L): yes if
- *    X >= B. */
-static int cancels(rb *x, uint64_t L, uint64_t undoes, int *yes)
+static int set_flips(rb *x, uint64_t id)
 {
-	uint64_t urbb, uundoes;
-	int rc;
-	*yes = 0;
-	if (undoes == 0)
+	uint8_t kb[8];
+	bent *e;
+	int added;
+	lb__be64(kb, id);
+	int rc = bset_get(&x->hdrs, kb, 8, &added, &e);
+	if (rc == 0)
+		e->v[0] |= 4;
+	return rc;
+}
+
+/* lb__standing_of's view of St': a batch that flips stands in St' when it
+ * does not stand in St; the target does not stand. */
+static int stands_after(void *ctx, uint64_t k)
+{
+	rb *x = ctx;
+	bstate st;
+	if (k == x->target)
 		return 0;
-	if ((rc = hdr_state(x, undoes, &urbb, &uundoes)) < 0)
-		return rc;
-	if (urbb == L)
-		*yes = undoes > x->target && uundoes == 0;
-	else
-		*yes = undoes >= x->target;
-	return 0;
+	if (batch_state(x, k, &st) < 0)
+		return -1;
+	return st.flips ? !st.stands : st.stands;
 }
 
 static int enqueue(rb *x, const void *ik, size_t iklen, uint64_t since)
@@ -667,17 +684,21 @@ static int collect_cb(void *ctx, const lb_wal_rec *r)
 		return 0;
 	if ((rc = enqueue(x, ik, n, x->collecting)) < 0)
 		return rc;
-	/* the first record of the key has no before-image: the undo removes
-	 * the key, so whatever references it must go too */
-	if (!r->has_before && t->referenced)
+	/* the first record of the key has no before-image: undoing a batch
+	 * of the cascade removes the key, so whatever references it must go
+	 * too */
+	if (x->collect_in_c && !r->has_before && t->referenced)
 		return enqueue_referrers(x, ik, n, x->collecting);
 	return 0;
 }
 
-static int collect(rb *x, uint64_t id)
+/* Queue batch id's keys (since = id), and with in_c (id is undone by the
+ * cascade) the referrers of the keys it created. */
+static int collect(rb *x, uint64_t id, int in_c)
 {
 	bset_clear(&x->mkeys);
 	x->collecting = id;
+	x->collect_in_c = in_c;
 	x->tcache = NULL;
 	int rc = lb__walk_batch(x->db, x->b->txn, id, &x->db->segr, collect_cb,
 	                        x);
@@ -696,10 +717,11 @@ static int add_to_S(rb *x, uint64_t id)
 		x->Scap = nc;
 	}
 	x->S[x->nS++] = id;
-	return collect(x, id);
+	return collect(x, id, 1);
 }
 
-/* Consider the batches after `since` that changed ikey. */
+/* Consider the batches after `since` that changed ikey: those that stand
+ * in St and St' and are ordinary join the cascade. */
 static int expand(rb *x, const uint8_t *ik, size_t iklen, uint64_t since)
 {
 	size_t n = 0;
@@ -711,24 +733,21 @@ static int expand(rb *x, const uint8_t *ik, size_t iklen, uint64_t since)
 	rc = lb__hist_ids(x->db, x->b->txn, x->hist, ik, iklen, x->b->id,
 	                  &x->ids, &n, &x->idcap);
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		uint64_t L = x->ids[i], rbb, undoes;
+		uint64_t L = x->ids[i];
 		uint8_t lk[8];
 		bent *e;
-		int added, yes;
-		if (L <= since)
+		bstate st;
+		int added;
+		if (L <= since || L == x->target)
 			continue;
 		lb__be64(lk, L);
 		if ((rc = bset_get(&x->considered, lk, 8, &added, &e)) < 0)
 			break;
 		if (!added)
 			continue;
-		if ((rc = hdr_state(x, L, &rbb, &undoes)) < 0)
+		if ((rc = batch_state(x, L, &st)) < 0)
 			break;
-		if (rbb)
-			continue; /* not standing */
-		if ((rc = cancels(x, L, undoes, &yes)) < 0)
-			break;
-		if (yes)
+		if (st.undo || !st.stands || st.flips)
 			continue;
 		rc = add_to_S(x, L);
 	}
@@ -741,8 +760,57 @@ static int cmp_desc(const void *a, const void *b)
 	return x < y ? 1 : (x > y ? -1 : 0);
 }
 
-/* S: the standing later batches that the rollback of the target depends
- * on (docs/ROLLBACK.md, "Cascade"), newest first. */
+/* The moved batches (docs/ROLLBACK.md, "LB_CASCADE"): undoing the target
+ * alone, which batches would change standing? Followed down the chain of
+ * undo batches as undo.c settles a commit, with St' kept in x->hdrs; the
+ * keys of each ordinary batch that flips are queued. */
+static int moved_batches(rb *x)
+{
+	lb_heap hp = {0};
+	uint64_t *buf = NULL;
+	size_t cap = 0;
+	MDB_cursor *uc = NULL;
+	lb_victims vs;
+	bstate st;
+	int rc = batch_state(x, x->target, &st), mrc;
+	if (rc < 0)
+		return rc;
+	if (!st.undo)
+		return collect(x, x->target, 1);
+	if ((mrc = mdb_cursor_open(x->b->txn, x->db->undo, &uc)))
+		return lb__mdb_fail(mrc, "_undo");
+	if ((rc = lb__victims_get(x->db, x->b->txn, x->target, &vs)) == 0)
+		rc = lb__heap_push_victims(&hp, &vs);
+	/* newest first: a batch's standing depends only on later ones */
+	uint64_t last = UINT64_MAX;
+	while (rc == 0 && hp.n) {
+		uint64_t id = lb__heap_pop(&hp), rbb;
+		if (id == last)
+			continue;
+		last = id;
+		if ((rc = batch_state(x, id, &st)) < 0 ||
+		    (rc = lb__standing_of(x->db, x->b->txn, uc, id, 0,
+		                          stands_after, x, &buf, &cap, &rbb)) <
+		            0)
+			break;
+		if ((rbb == 0) == st.stands)
+			continue; /* unchanged */
+		if ((rc = set_flips(x, id)) < 0)
+			break;
+		if (!st.undo)
+			rc = collect(x, id, 0);
+		else if ((rc = lb__victims_get(x->db, x->b->txn, id, &vs)) ==
+		         0)
+			rc = lb__heap_push_victims(&hp, &vs);
+	}
+	mdb_cursor_close(uc);
+	free(hp.v);
+	free(buf);
+	return rc;
+}
+
+/* C, the batches the cascade undoes besides the target (docs/ROLLBACK.md,
+ * "LB_CASCADE"), into x->S newest first. */
 static int plan_cascade(rb *x)
 {
 	int rc;
@@ -753,7 +821,7 @@ static int plan_cascade(rb *x)
 	lb__be64(tk, x->target);
 	if ((rc = bset_get(&x->considered, tk, 8, &added, &e)) < 0)
 		return rc;
-	if ((rc = collect(x, x->target)) < 0)
+	if ((rc = moved_batches(x)) < 0)
 		return rc;
 	while (qoff < x->q.len) {
 		uint8_t ik[LB__IKEY_MAX];
@@ -864,9 +932,12 @@ int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
 		return set_res_rc(res, rc);
 	b->undoes = id;
 	b->fk_mode = 1;
-	/* A strict or cascading undo writes a record for every key of the
-	 * batches it undoes, so their history is its own (FORMAT.md §2.4); a
-	 * forced one may skip keys, and lists its own in _hist. */
+	/* A strict or cascading undo writes a record for every record of the
+	 * batches it undoes (a cascade may find a key to delete absent only
+	 * where a forced rollback left it so), so their history is its own
+	 * (FORMAT.md §2.4); a forced one may skip keys, and lists its own in
+	 * _hist. */
+	b->undo_kind = (flags & LB_FORCE) ? LB__UNDO_FORCED : LB__UNDO_ROLLBACK;
 	b->implied = !(flags & LB_FORCE);
 	rb_init(&x, db, b, id);
 
@@ -894,14 +965,17 @@ int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
 		              (unsigned long long)id);
 	if (rc == 0 && (flags & LB_CASCADE))
 		rc = plan_cascade(&x);
+	/* the rest of the cascade newest first, then the target last, so
+	 * that every key it changed ends with its before-image */
 	for (size_t i = 0; rc == 0 && i < x.nS && !x.nconflicts; i++) {
-		if ((rc = undo_batch(&x, x.S[i], UNDO_CHECK)) == 0)
+		if ((rc = undo_batch(&x, x.S[i], UNDO_CASCADE)) == 0)
 			rc = lb__batch_mark(b, x.S[i]);
 	}
 	if (rc == 0 && !x.nconflicts) {
-		rc = undo_batch(&x, id,
-		                (flags & LB_FORCE) ? UNDO_FORCE : UNDO_CHECK);
-		if (rc == 0)
+		int mode = (flags & LB_FORCE)     ? UNDO_FORCE
+		           : (flags & LB_CASCADE) ? UNDO_CASCADE
+		                                  : UNDO_CHECK;
+		if ((rc = undo_batch(&x, id, mode)) == 0)
 			rc = lb__batch_mark(b, id);
 	}
 	return finish(&x, rc, (flags & LB_DRYRUN) != 0, res);
@@ -1028,6 +1102,51 @@ static int net_drops(const nettab *tt, size_t n, const char *name)
 	return 0;
 }
 
+/* The remembered keys (not tables), in table name then key order (the
+ * order of lb_rollback_to's deletions and puts): their arena offsets. */
+static _Thread_local const rb *sort_x;
+
+static int cmp_net(const void *a, const void *b)
+{
+	netent x, y;
+	net_next(sort_x, *(const size_t *)a, &x);
+	net_next(sort_x, *(const size_t *)b, &y);
+	int c = strcmp(x.name, y.name);
+	if (c)
+		return c;
+	size_t n = x.klen < y.klen ? x.klen : y.klen;
+	c = n ? memcmp(x.key, y.key, n) : 0;
+	return c ? c : (x.klen > y.klen) - (x.klen < y.klen);
+}
+
+static int net_sorted(const rb *x, size_t **out, size_t *n)
+{
+	size_t cap = 0;
+	netent ne;
+	*out = NULL;
+	*n = 0;
+	for (size_t off = 0, next; off < x->seen.arena.len; off = next) {
+		next = net_next(x, off, &ne);
+		if (ne.table)
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			size_t *no = realloc(*out, cap * sizeof *no);
+			if (!no)
+				return lb__fail(LB_ENOMEM,
+				                "rollback: out of memory");
+			*out = no;
+		}
+		(*out)[(*n)++] = off;
+	}
+	/* qsort's comparator has no context argument: the rollback holds
+	 * the writer lock, so one rollback sorts at a time per handle; the
+	 * pointer is per thread for the handles of other threads */
+	sort_x = x;
+	qsort(*out, *n, sizeof **out, cmp_net);
+	return 0;
+}
+
 /* Bring every remembered key and table to its value right after X:
  * deletions first (with every key of a table to be removed), then table
  * removals (referring tables first), creations (referenced tables first),
@@ -1035,13 +1154,15 @@ static int net_drops(const nettab *tt, size_t n, const char *name)
 static int net_apply(rb *x)
 {
 	lb_batch *b = x->b;
-	nettab *tt;
-	size_t ntt, off, i;
+	nettab *tt = NULL;
+	size_t ntt = 0, i, *offs = NULL, noffs = 0;
 	netent ne;
 	int rc = net_tables(x, &tt, &ntt);
-	for (off = 0; off < x->seen.arena.len && rc == 0;) {
-		off = net_next(x, off, &ne);
-		if (ne.table || (ne.present && !net_drops(tt, ntt, ne.name)))
+	if (rc == 0)
+		rc = net_sorted(x, &offs, &noffs);
+	for (i = 0; i < noffs && rc == 0; i++) {
+		net_next(x, offs[i], &ne);
+		if (ne.present && !net_drops(tt, ntt, ne.name))
 			continue;
 		lb_table *t = table_of(x, ne.name, (uint32_t)strlen(ne.name));
 		if (!t)
@@ -1108,19 +1229,23 @@ static int net_apply(rb *x)
 			              "roll back in two steps");
 	}
 	free(tt);
-	for (off = 0; off < x->seen.arena.len && rc == 0;) {
-		off = net_next(x, off, &ne);
-		if (ne.table || !ne.present)
+	for (i = 0; i < noffs && rc == 0; i++) {
+		net_next(x, offs[i], &ne);
+		if (!ne.present)
 			continue;
 		lb_table *t = table_of(x, ne.name, (uint32_t)strlen(ne.name));
-		if (!t)
-			return lb__fail(LB_ECORRUPT,
-			                "rollback_to: table %s is missing",
-			                ne.name);
+		if (!t) {
+			rc = lb__fail(LB_ECORRUPT,
+			              "rollback_to: table %s is missing",
+			              ne.name);
+			break;
+		}
 		MDB_val cur = {0, NULL};
 		int found = lb__batch_seek(b, t, ne.key, ne.klen, &cur);
-		if (found < 0)
-			return found;
+		if (found < 0) {
+			rc = found;
+			break;
+		}
 		if (same_image(found, cur.mv_data, cur.mv_size, 1, ne.val,
 		               ne.vlen))
 			continue;
@@ -1128,6 +1253,7 @@ static int net_apply(rb *x)
 		               ne.vlen, LB__HOW_RESTORE);
 		after_write(x);
 	}
+	free(offs);
 	return rc;
 }
 
@@ -1150,6 +1276,8 @@ int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res)
 		return set_res_rc(res, rc);
 	b->undoes = id;
 	b->fk_mode = 1;
+	/* it undoes every batch after id (undo.c marks them at commit) */
+	b->undo_kind = LB__UNDO_TO;
 	rb_init(&x, db, b, id);
 	uint64_t last = db->last_id;
 	if (id > last) {
@@ -1159,8 +1287,7 @@ int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res)
 	}
 	if (id == last) /* nothing after it: nothing to do */
 		return finish(&x, 0, 1, res);
-	/* Refuse before writing anything if any log is gone; every standing
-	 * batch after id is marked as undone by this one. */
+	/* Refuse before writing anything if any log is gone. */
 	for (uint64_t L = id + 1; L <= last && rc == 0; L++) {
 		lb_wal_hdr h;
 		if ((rc = lb__hdr_get(db, b->txn, L, &h)) < 0)
@@ -1171,32 +1298,28 @@ int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res)
 			              "database cannot go back to batch %llu",
 			              (unsigned long long)L,
 			              (unsigned long long)id);
-		else if (h.rolled_back_by == 0)
-			rc = lb__batch_mark(b, L);
 		lb__hdr_free(&h);
 	}
 	/* The batches to read, newest first: a rollback_to batch N to
 	 * X' >= id left the state as after X', so X'+1..N are skipped. */
 	for (uint64_t L = last; L > id && rc == 0;) {
-		uint64_t rbb, undoes, urbb, uundoes;
-		if ((rc = hdr_state(&x, L, &rbb, &undoes)) < 0)
+		lb_victims vs;
+		if ((rc = lb__victims_get(db, b->txn, L, &vs)) < 0)
 			break;
-		if (undoes && undoes >= id &&
-		    (rc = hdr_state(&x, undoes, &urbb, &uundoes)) == 0 &&
-		    urbb != L) {
-			L = undoes;
+		if (vs.kind == LB__UNDO_TO && vs.lo - 1 >= id) {
+			L = vs.lo - 1;
 			continue;
 		}
-		if (rc == 0 && nwalk % 64 == 0) {
+		if (nwalk % 64 == 0) {
 			uint64_t *nw = realloc(walk, (nwalk + 64) * sizeof *nw);
-			if (!nw)
+			if (!nw) {
 				rc = lb__fail(LB_ENOMEM,
 				              "rollback: out of memory");
-			else
-				walk = nw;
+				break;
+			}
+			walk = nw;
 		}
-		if (rc == 0)
-			walk[nwalk++] = L--;
+		walk[nwalk++] = L--;
 	}
 	/* oldest first: the first change after id of each key holds, as its
 	 * before-image, the key's value right after id */

@@ -31,8 +31,9 @@
  * checks it exactly). It must also be above every table's id and at most
  * 2^31 (ids are below 2^31).
  *
- * Then `_implied` (FORMAT.md §2.5): each entry Z -> R agrees with Z's
- * rolled_back_by, and R's own target has its entry to R.
+ * Then who stands (FORMAT.md §2.5): `_victims` and `_undo` agree with each
+ * other and with each undo batch's `undoes`, and every header's
+ * rolled_back_by is the greatest standing batch that undoes it.
  *
  * With LB_VERIFY_REPLAY, the database is also replayed (replay.c) from the
  * same transaction into a temporary directory under $TMPDIR (or /tmp): from
@@ -40,8 +41,9 @@
  * checkpoint that covers the pruned part and still exists (replaying as
  * much of the log as is left). The replay and the live database are then
  * compared: the table list and schemas (`_meta` entries table/ and
- * schema/, and next_tid), every table, and the `_refs`, `_hist` and
- * `_implied` indexes, each walked in key order side by side, byte for byte.
+ * schema/, and next_tid), every table, the `_refs`, `_hist`, `_undo` and
+ * `_victims` indexes, each walked in key order side by side, byte for byte,
+ * and every batch's rolled_back_by.
  * Both sides are LMDB trees with the same key order, so the walk is
  * order-independent in effect and cheaper than hashing; it also pins the
  * first differing key. A differing key is charged to the last batch that
@@ -347,70 +349,148 @@ out:
 	return rc;
 }
 
-/* ---- _implied ------------------------------------------------------------ */
+/* ---- who stands: _victims, _undo and rolled_back_by ---------------------- */
 
-/* Every `_implied` entry Z -> R (FORMAT.md §2.5): Z is a batch whose
- * rolled_back_by is R, and R an undoing batch whose own target has the
- * entry to R as well (so that a replay, which asks that, implies R's
- * history too). */
-static int check_implied(vf *v)
+/* Is the `_undo` pair z -> val in txn? */
+static int has_undo(vf *v, MDB_cursor *uc, uint64_t z, uint64_t val)
+{
+	uint8_t kb[8], vb[8];
+	lb__be64(kb, z);
+	lb__be64(vb, val);
+	MDB_val k = {8, kb}, d = {8, vb};
+	int mrc = mdb_cursor_get(uc, &k, &d, MDB_GET_BOTH);
+	(void)v;
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	return mrc ? lb__mdb_fail(mrc, "_undo") : 1;
+}
+
+/* Every `_victims` entry N (FORMAT.md §2.5) decodes, names earlier
+ * batches, agrees with N's `undoes`, and each batch it lists has its
+ * `_undo` entry to N (implied exactly for a strict or cascading rollback);
+ * every `_undo` entry is one of those. */
+static int check_victims(vf *v, MDB_cursor *uc)
 {
 	MDB_cursor *c;
 	MDB_val k, d;
+	uint64_t pairs = 0;
 	int rc = 0, mrc;
-	if (!v->db->has_implied)
-		return 0;
-	if ((mrc = mdb_cursor_open(v->txn, v->db->implied, &c)))
-		return lb__mdb_fail(mrc, "_implied");
+	if ((mrc = mdb_cursor_open(v->txn, v->db->victims, &c)))
+		return lb__mdb_fail(mrc, "_victims");
 	for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !v->failed;
 	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		uint64_t n = k.mv_size == 8 ? lb__get_be64(k.mv_data) : 0;
+		lb_victims vs;
 		lb_wal_hdr h;
-		if (k.mv_size != 8 || d.mv_size != 8) {
-			bad(v, v->last,
-			    "_implied: an entry is not 8 + 8 bytes");
+		if (n == 0 || n > v->last) {
+			bad(v, v->last, "_victims: an entry for no batch");
 			break;
 		}
-		uint64_t z = lb__get_be64(k.mv_data),
-		         r = lb__get_be64(d.mv_data);
-		if (z == 0 || z > v->last || r <= z || r > v->last) {
-			bad(v, z && z <= v->last ? z : v->last,
-			    "_implied: batch %llu undone by batch %llu: no "
-			    "such "
-			    "pair of batches",
-			    (unsigned long long)z, (unsigned long long)r);
+		if ((rc = lb__victims_get(v->db, v->txn, n, &vs)) < 0) {
+			if (rc != LB_ECORRUPT)
+				break;
+			rc = 0;
+			bad(v, n, "%s", lb_errmsg());
 			break;
 		}
-		if ((rc = lb__hdr_get(v->db, v->txn, z, &h)) < 0)
+		if ((rc = lb__hdr_get(v->db, v->txn, n, &h)) < 0)
 			break;
-		uint64_t zrbb = h.rolled_back_by;
+		uint64_t undoes = h.undoes, cnt = lb__victims_count(&vs);
 		lb__hdr_free(&h);
-		if (zrbb != r) {
-			bad(v, z,
-			    "_implied: batch %llu is listed as undone by batch "
-			    "%llu, but its header says %llu",
-			    (unsigned long long)z, (unsigned long long)r,
-			    (unsigned long long)zrbb);
-			break;
+		int named = vs.kind == LB__UNDO_TO ? vs.lo == undoes + 1 : 0;
+		uint64_t val = n | (vs.kind == LB__UNDO_ROLLBACK
+		                            ? LB__UNDO_IMPLIED
+		                            : 0);
+		for (uint64_t i = 0; i < cnt && rc == 0 && !v->failed; i++) {
+			uint64_t z = lb__victims_at(&vs, i);
+			named |= z == undoes;
+			if ((rc = has_undo(v, uc, z, val)) == 0)
+				bad(v, n,
+				    "_undo: batch %llu undoes batch %llu, "
+				    "which has no entry for it",
+				    (unsigned long long)n,
+				    (unsigned long long)z);
+			rc = rc < 0 ? rc : 0;
+			pairs++;
 		}
-		if ((rc = lb__hdr_get(v->db, v->txn, r, &h)) < 0)
+		if (rc == 0 && !v->failed && !named)
+			bad(v, n,
+			    "batch %llu: undoes batch %llu, which is not "
+			    "among the batches it undoes (_victims)",
+			    (unsigned long long)n, (unsigned long long)undoes);
+		if (rc < 0)
 			break;
-		uint64_t target = h.undoes, tr = 0;
-		lb__hdr_free(&h);
-		rc = target ? lb__implied_get(v->db, v->txn, target, &tr) : 0;
-		if (rc < 0 && rc != LB_ECORRUPT)
-			break;
-		if (rc < 0 || tr != r)
-			bad(v, r,
-			    "_implied: batch %llu's history is implied for "
-			    "batch %llu but not for batch %llu, the one it "
-			    "undoes",
-			    (unsigned long long)r, (unsigned long long)z,
-			    (unsigned long long)target);
-		rc = 0;
 	}
 	mdb_cursor_close(c);
 	if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
-		rc = lb__mdb_fail(mrc, "_implied");
+		return lb__mdb_fail(mrc, "_victims");
+	if (rc < 0 || v->failed)
+		return rc;
+	MDB_stat st;
+	if ((mrc = mdb_stat(v->txn, v->db->undo, &st)))
+		return lb__mdb_fail(mrc, "_undo");
+	if (st.ms_entries != pairs)
+		bad(v, v->last,
+		    "_undo holds %llu entries, _victims names %llu",
+		    (unsigned long long)st.ms_entries,
+		    (unsigned long long)pairs);
+	return 0;
+}
+
+/* Every header's rolled_back_by is the greatest standing batch that undoes
+ * it (docs/ROLLBACK.md), computed from the newest batch down. */
+static int check_standing(vf *v, MDB_cursor *uc)
+{
+	uint8_t *stands = NULL;
+	uint64_t *buf = NULL;
+	size_t cap = 0, n;
+	int rc = 0;
+	if (v->last == 0)
+		return 0;
+	if (!(stands = calloc((size_t)v->last + 1, 1)))
+		return lb__fail(LB_ENOMEM, "out of memory");
+	for (uint64_t id = v->last; id >= 1 && rc == 0 && !v->failed; id--) {
+		uint64_t rbb = 0;
+		lb_wal_hdr h;
+		if ((rc = lb__undoers(v->db, v->txn, uc, id, &buf, &n, &cap)) <
+		    0)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t k = buf[i] & ~LB__UNDO_IMPLIED;
+			if (k <= v->last && stands[k] && k > rbb)
+				rbb = k;
+		}
+		stands[id] = rbb == 0;
+		if ((rc = lb__hdr_get(v->db, v->txn, id, &h)) < 0)
+			break;
+		if (h.rolled_back_by != rbb)
+			bad(v, id,
+			    "batch %llu: rolled_back_by is %llu, but the "
+			    "greatest standing batch that undoes it is %llu",
+			    (unsigned long long)id,
+			    (unsigned long long)h.rolled_back_by,
+			    (unsigned long long)rbb);
+		lb__hdr_free(&h);
+	}
+	if (rc == LB_ECORRUPT) {
+		bad(v, v->last, "%s", lb_errmsg());
+		rc = 0;
+	}
+	free(stands);
+	free(buf);
+	return rc;
+}
+
+static int check_undo(vf *v)
+{
+	MDB_cursor *uc;
+	int mrc = mdb_cursor_open(v->txn, v->db->undo, &uc);
+	if (mrc)
+		return lb__mdb_fail(mrc, "_undo");
+	int rc = check_victims(v, uc);
+	if (rc == 0 && !v->failed)
+		rc = check_standing(v, uc);
+	mdb_cursor_close(uc);
 	return rc;
 }
 
@@ -705,10 +785,31 @@ static int compare(vf *v, lb_db *rdb, MDB_txn *rt)
 	}
 	if ((rc = diff_ids(v, v->db->hist, rt, rdb->hist, 1, "_hist")) != 0)
 		return rc < 0 ? rc : 0;
-	if (!v->db->has_implied)
-		return 0; /* format 1, read-only: its replay implies none */
-	rc = diff_ids(v, v->db->implied, rt, rdb->implied, 0, "_implied");
-	return rc < 0 ? rc : 0;
+	if ((rc = diff_ids(v, v->db->undo, rt, rdb->undo, 1, "_undo")) != 0)
+		return rc < 0 ? rc : 0;
+	if ((rc = diff_ids(v, v->db->victims, rt, rdb->victims, 0,
+	                   "_victims")) != 0)
+		return rc < 0 ? rc : 0;
+	/* Who stands: the replay settled it batch by batch (undo.c). */
+	for (uint64_t id = 1; id <= v->last && !v->failed; id++) {
+		lb_wal_hdr a, b;
+		if ((rc = lb__hdr_get(v->db, v->txn, id, &a)) < 0)
+			return rc;
+		if ((rc = lb__hdr_get(rdb, rt, id, &b)) < 0) {
+			lb__hdr_free(&a);
+			return rc;
+		}
+		if (a.rolled_back_by != b.rolled_back_by)
+			bad(v, id,
+			    "replay: batch %llu is rolled back by batch %llu, "
+			    "the replay says by %llu",
+			    (unsigned long long)id,
+			    (unsigned long long)a.rolled_back_by,
+			    (unsigned long long)b.rolled_back_by);
+		lb__hdr_free(&a);
+		lb__hdr_free(&b);
+	}
+	return 0;
 }
 
 static int check_replay(vf *v)
@@ -825,7 +926,7 @@ int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep)
 		if (!v.failed)
 			rc = check_next_tid(&v);
 		if (rc == 0 && !v.failed)
-			rc = check_implied(&v);
+			rc = check_undo(&v);
 		if (rc == 0 && (flags & LB_VERIFY_REPLAY) && !v.failed)
 			rc = check_replay(&v);
 	}

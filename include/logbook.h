@@ -42,10 +42,11 @@ extern "C" {
 /** This header's version as one integer. */
 #define LB_VERSION_FULL                                                        \
 	LB_VERINT(LB_VERSION_MAJOR, LB_VERSION_MINOR, LB_VERSION_PATCH)
-/** The on-disk format version this library writes (docs/FORMAT.md); it
- * also opens databases of earlier versions (version 1: read as it is when
- * read-only, marked version 2 when opened for writing). */
-#define LB_FORMAT_VERSION 2
+/** The on-disk format version this library writes and reads
+ * (docs/FORMAT.md); a database of an earlier version is refused at open
+ * with LB_EVERSION (none was released: carry its data over with the
+ * `logbook export` of the version that wrote it). */
+#define LB_FORMAT_VERSION 3
 /** @} */
 
 #if defined(_WIN32)
@@ -533,9 +534,7 @@ typedef int (*lb_history_fn)(void *ctx, uint64_t batch, const lb_change *c);
  * @brief Walk every committed change of one key, newest batch first, using
  * the per-key history index (no scan of the log).
  * @return 0 (also when the key never existed), the callback's non-zero
- * value, #LB_ENOTFOUND (no such table), #LB_EINVAL, #LB_ECORRUPT, #LB_ENOMEM,
- * #LB_EVERSION (a handle opened read-only on a format-1 database that a
- * writer has since made format 2: reopen it).
+ * value, #LB_ENOTFOUND (no such table), #LB_EINVAL, #LB_ECORRUPT, #LB_ENOMEM.
  */
 LB_API int lb_history(lb_db *db, const char *table, const void *key,
                       size_t klen, lb_history_fn fn, void *ctx);

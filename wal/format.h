@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 /* FORMAT.md §2.1, §10: the database format version this library writes
- * (_meta `format`); it reads this one and the ones before. */
-#define LB__FORMAT_VERSION 2u
+ * and reads (_meta `format`); earlier versions are refused at open. */
+#define LB__FORMAT_VERSION 3u
 
 /* FORMAT.md §3: segment header, 24 bytes, little-endian integers. */
 #define LB__SEG_MAGIC0 0x89u /* bytes 0..3: 0x89 'L' 'B' 'W' */

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "_common.h"
+#include "wal/wal.h"
 
 #include <lmdb.h>
 #include <stdio.h>
@@ -601,38 +602,70 @@ static size_t hist_entries_of(raw *r, uint64_t id)
 	return n;
 }
 
-/* `_implied`'s entry for batch z: the batch that undid it, or 0. */
-static uint64_t implied_of(raw *r, uint64_t z)
+/* Is the `_undo` pair z -> val (an undoer id, with bit 63 when its
+ * history is implied) there? */
+static int undo_has(raw *r, uint64_t z, uint64_t val)
 {
-	uint8_t kb[8];
+	uint8_t kb[8], vb[8];
 	batch_key(kb, z);
-	MDB_val k = {8, kb}, v;
-	int mrc = mdb_get(r->txn, raw_dbi(r, "_implied"), &k, &v);
+	batch_key(vb, val);
+	MDB_val k = {8, kb}, v = {8, vb};
+	MDB_cursor *c;
+	assert_int_equal(mdb_cursor_open(r->txn, raw_dbi(r, "_undo"), &c), 0);
+	int mrc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH);
+	mdb_cursor_close(c);
 	if (mrc == MDB_NOTFOUND)
 		return 0;
 	assert_int_equal(mrc, 0);
-	assert_int_equal(v.mv_size, 8);
-	uint64_t id = 0;
-	for (int i = 0; i < 8; i++)
-		id = id << 8 | ((uint8_t *)v.mv_data)[i];
-	return id;
+	return 1;
 }
 
-/* Put the _implied entry z -> r behind the library's back. */
-static void set_implied(vx *x, uint64_t z, uint64_t r)
+/* Replace the `_undo` pair z -> from by z -> to behind the library's back. */
+static void undo_swap(vx *x, uint64_t z, uint64_t from, uint64_t to)
 {
-	raw rw;
-	uint8_t kb[8], vb[8];
+	raw r;
+	uint8_t kb[8], fb[8], tb[8];
 	batch_key(kb, z);
-	batch_key(vb, r);
-	raw_open(x, &rw);
-	raw_put(&rw, raw_dbi(&rw, "_implied"), kb, 8, vb, 8);
-	raw_close(x, &rw);
+	batch_key(fb, from);
+	batch_key(tb, to);
+	raw_open(x, &r);
+	MDB_dbi d = raw_dbi(&r, "_undo");
+	MDB_val k = {8, kb}, f = {8, fb}, t = {8, tb};
+	assert_int_equal(mdb_del(r.txn, d, &k, &f), 0);
+	assert_int_equal(mdb_put(r.txn, d, &k, &t, 0), 0);
+	raw_close(x, &r);
 }
 
-/* A strict rollback adds nothing to _hist and one _implied entry per
- * batch it undoes; a wrong or a missing entry is caught. */
-static void test_engine_verify__implied_changed(void **state)
+/* Set batch id's rolled_back_by behind the library's back. */
+static void set_rolled_back_by(vx *x, uint64_t id, uint64_t by)
+{
+	lb_wal_hdr h;
+	lb_buf enc;
+	raw r;
+	size_t len;
+	uint8_t kb[8];
+	batch_key(kb, id);
+	raw_open(x, &r);
+	MDB_dbi d = raw_dbi(&r, "_batches");
+	void *v = raw_get(&r, d, kb, 8, &len);
+	te_rc(0, lb__hdr_decode(v, len, &h));
+	free(v);
+	h.rolled_back_by = by;
+	lb__buf_init(&enc);
+	te_rc(0, lb__hdr_encode(&h, &enc));
+	raw_put(&r, d, kb, 8, enc.data, enc.len);
+	lb__buf_free(&enc);
+	lb__hdr_free(&h);
+	raw_close(x, &r);
+}
+
+#define IMPLIED ((uint64_t)1 << 63)
+
+/* A strict rollback adds nothing to _hist and an implied `_undo` entry per
+ * batch it undoes; a forced one lists its keys and its entry is not
+ * implied. A wrong entry, or a header whose rolled_back_by disagrees with
+ * who stands, is caught without a replay. */
+static void test_engine_verify__undo_changed(void **state)
 {
 	vx *x = *state;
 	raw r;
@@ -646,142 +679,97 @@ static void test_engine_verify__implied_changed(void **state)
 	lb_result_free(&res);
 	raw_open(x, &r);
 	assert_int_equal(hist_entries_of(&r, r1), 0);
-	assert_int_equal(implied_of(&r, last), r1);
+	assert_true(undo_has(&r, last, r1 | IMPLIED));
 	assert_true(hist_entries_of(&r, r2) > 0); /* forced: listed */
-	assert_int_equal(implied_of(&r, last - 1), 0);
+	assert_true(undo_has(&r, last - 1, r2));
+	assert_false(undo_has(&r, last - 1, r2 | IMPLIED));
 	raw_close(x, &r);
 	expect_ok(x->db, LB_VERIFY_REPLAY);
 
-	/* the entry names another batch than the header does */
-	set_implied(x, last, r2);
-	expect_bad(x->db, 0, last, "_implied");
+	/* the entry names another batch than _victims does */
+	undo_swap(x, last, r1 | IMPLIED, r2 | IMPLIED);
+	expect_bad(x->db, 0, r1, "_undo");
+	undo_swap(x, last, r2 | IMPLIED, r1 | IMPLIED);
+	expect_ok(x->db, LB_VERIFY_REPLAY);
 
-	/* the entry is gone: only the replay can tell (it lists r1 in
-	 * _hist, as the log no longer says r1's history is implied) */
-	uint8_t kb[8];
-	batch_key(kb, last);
-	raw_open(x, &r);
-	raw_del(&r, raw_dbi(&r, "_implied"), kb, 8);
-	raw_close(x, &r);
-	expect_ok(x->db, 0);
-	expect_bad(x->db, LB_VERIFY_REPLAY, r1, "_hist");
+	/* a header that says a batch stands when a standing batch undoes
+	 * it, and one that names a batch that does not undo it */
+	set_rolled_back_by(x, last, 0);
+	expect_bad(x->db, 0, last, "rolled_back_by");
+	set_rolled_back_by(x, last, r2);
+	expect_bad(x->db, 0, last, "rolled_back_by");
+	set_rolled_back_by(x, last, r1);
+	expect_ok(x->db, LB_VERIFY_REPLAY);
 }
 
-/* An _implied entry for a batch that a rollback_to undid: the header
- * agrees, but the rollback_to's own target has no entry (its history is
- * listed, never implied): caught without a replay, charged to it. */
-static void test_engine_verify__implied_needs_its_target(void **state)
+/* A rollback_to undoes every later batch: one `_victims` entry naming its
+ * target, an `_undo` entry for each batch after it; the standing it
+ * settled is checked, and so is the replay's. */
+static void test_engine_verify__rollback_to_undoes_every_later_batch(
+        void **state)
 {
 	vx *x = *state;
 	uint64_t last = te_last(x->db);
 	lb_result res;
-	te_rc(0, lb_rollback_to(x->db, last - 2, &res));
+	te_rc(0, lb_rollback(x->db, last - 1, LB_FORCE, &res));
+	uint64_t f = res.batch_id;
+	lb_result_free(&res);
+	te_rc(0, lb_rollback_to(x->db, last - 3, &res));
 	uint64_t t = res.batch_id;
 	lb_result_free(&res);
+	raw r;
+	raw_open(x, &r);
+	for (uint64_t id = last - 2; id < t; id++)
+		assert_true(undo_has(&r, id, t));
+	assert_false(undo_has(&r, last - 3, t));
+	raw_close(x, &r);
 	expect_ok(x->db, LB_VERIFY_REPLAY);
-	set_implied(x, last, t);
-	expect_bad(x->db, 0, t, "_implied");
+	lb_batch_info bi;
+	te_rc(0, lb_batch_info_get(x->db, last - 1, &bi));
+	assert_int_equal(bi.rolled_back_by, t); /* f undid it, and t f */
+	te_rc(0, lb_batch_info_get(x->db, f, &bi));
+	assert_int_equal(bi.rolled_back_by, t);
+
+	/* the entry for batch last - 1 removed: the header says more */
+	uint8_t kb[8], vb[8];
+	batch_key(kb, last - 1);
+	batch_key(vb, t);
+	raw_open(x, &r);
+	MDB_val k = {8, kb}, v = {8, vb};
+	assert_int_equal(mdb_del(r.txn, raw_dbi(&r, "_undo"), &k, &v), 0);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, t, "_undo");
 }
 
-/* The handle a forked child inherits and must not touch. */
-static lb_db *volatile parent_handle;
-
-static int count_change(void *ctx, uint64_t batch, const lb_change *c)
-{
-	(void)batch;
-	(void)c;
-	++*(int *)ctx;
-	return 0;
-}
-
-/* A format-1 database (no _implied; every undoing batch in _hist): opened
- * read-only it is read as it is and left alone; opened for writing it
- * becomes format 2, and the undoing batches after that are implied. */
-static void test_engine_verify__format1_upgrade(void **state)
+/* A database of an earlier format is refused at open, read-only too, with
+ * a message that says how to carry its data over, and left as it was. */
+static void test_engine_verify__older_format_refused(void **state)
 {
 	vx *x = *state;
 	raw r;
-	uint64_t last = te_last(x->db);
-	lb_result res;
-	lb_verify_report rep;
-	te_rc(0, lb_rollback(x->db, last, LB_FORCE, &res));
-	uint64_t r1 = res.batch_id;
-	lb_result_free(&res);
-	/* what a format-1 library leaves */
 	raw_open(x, &r);
-	assert_int_equal(mdb_drop(r.txn, raw_dbi(&r, "_implied"), 1), 0);
-	uint8_t one[4] = {0, 0, 0, 1};
-	raw_put(&r, raw_dbi(&r, "_meta"), "format", 6, one, 4);
+	uint8_t two[4] = {0, 0, 0, 2};
+	raw_put(&r, raw_dbi(&r, "_meta"), "format", 6, two, 4);
 	assert_int_equal(mdb_txn_commit(r.txn), 0);
 	mdb_env_close(r.env);
-
-	lb_options o;
-	lb_options_init(&o);
-	o.flags = LB_RDONLY;
-	lb_db *ro = te_open_opts(x->dir, &o);
-	lb_batch_info bi;
-	te_rc(0, lb_batch_info_get(ro, last, &bi));
-	assert_int_equal(bi.rolled_back_by, r1);
-	te_rc(0, lb_verify(ro, LB_VERIFY_REPLAY, &rep));
-	lb_close(ro);
-	assert_int_equal(mdb_env_create(&r.env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(r.env, 1024), 0);
-	assert_int_equal(mdb_env_open(r.env, x->dir, MDB_RDONLY, 0644), 0);
-	assert_int_equal(mdb_txn_begin(r.env, NULL, MDB_RDONLY, &r.txn), 0);
+	for (int ro = 0; ro < 2; ro++) {
+		lb_options o;
+		lb_db *db = NULL;
+		lb_options_init(&o);
+		o.flags = ro ? LB_RDONLY : 0;
+		te_rc(LB_EVERSION, lb_open(x->dir, &o, &db));
+		assert_null(db);
+		assert_non_null(strstr(lb_errmsg(), "format version 2"));
+		assert_non_null(strstr(lb_errmsg(), "logbook export"));
+	}
+	raw_open(x, &r);
 	size_t len;
 	uint8_t *f = raw_get(&r, raw_dbi(&r, "_meta"), "format", 6, &len);
 	assert_int_equal(len, 4);
-	assert_int_equal(f[3], 1); /* unchanged */
+	assert_int_equal(f[3], 2);
 	free(f);
-	MDB_dbi d;
-	assert_int_equal(mdb_dbi_open(r.txn, "_implied", 0, &d), MDB_NOTFOUND);
-	mdb_txn_abort(r.txn);
-	mdb_env_close(r.env);
-
-	/* a read-only handle on format 1 stops answering about histories
-	 * once a writer (another process) has made the database format 2 */
-	ro = te_open_opts(x->dir, &o);
-	int calls = 0;
-	te_rc(0, lb_history(ro, "u", "u0", 2, count_change, &calls));
-	assert_true(calls > 0);
-	fflush(NULL);
-	/* the forked child must leave the parent's LMDB handle alone (LMDB
-	 * forbids using it after fork); kept reachable, it is not a leak for
-	 * valgrind at the child's exit */
-	parent_handle = ro;
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		lb_db *w;
-		lb_options wo;
-		lb_options_init(&wo);
-		wo.flags = LB_NOSYNC;
-		int wrc = lb_open(x->dir, &wo, &w);
-		if (wrc == 0)
-			lb_close(w);
-		_exit(wrc == 0 ? 0 : 1);
-	}
-	int status;
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	te_rc(LB_EVERSION, lb_history(ro, "u", "u0", 2, count_change, &calls));
-	assert_non_null(strstr(lb_errmsg(), "reopen"));
-	te_rc(LB_EVERSION, lb_verify(ro, LB_VERIFY_REPLAY, &rep));
-	lb_close(ro);
-	parent_handle = NULL;
-
-	x->db = te_open(x->dir, LB_NOSYNC); /* for writing: upgraded */
-	te_rc(0, lb_rollback(x->db, last - 1, 0, &res));
-	uint64_t r2 = res.batch_id;
-	lb_result_free(&res);
-	raw_open(x, &r);
-	f = raw_get(&r, raw_dbi(&r, "_meta"), "format", 6, &len);
-	assert_int_equal(len, 4);
-	assert_int_equal(f[3], LB_FORMAT_VERSION);
-	free(f);
-	assert_true(hist_entries_of(&r, r1) > 0);
-	assert_int_equal(hist_entries_of(&r, r2), 0);
-	assert_int_equal(implied_of(&r, last - 1), r2);
+	uint8_t cur[4] = {0, 0, 0, LB_FORMAT_VERSION};
+	raw_put(&r, raw_dbi(&r, "_meta"), "format", 6, cur, 4);
 	raw_close(x, &r);
 	expect_ok(x->db, LB_VERIFY_REPLAY);
 }
@@ -914,9 +902,9 @@ int main(void)
 	        T(test_engine_verify__user_value_changed),
 	        T(test_engine_verify__user_key_added_and_removed),
 	        T(test_engine_verify__index_changed),
-	        T(test_engine_verify__implied_changed),
-	        T(test_engine_verify__implied_needs_its_target),
-	        T(test_engine_verify__format1_upgrade),
+	        T(test_engine_verify__undo_changed),
+	        T(test_engine_verify__rollback_to_undoes_every_later_batch),
+	        T(test_engine_verify__older_format_refused),
 	        T(test_engine_verify__next_tid_changed),
 	        T(test_engine_verify__next_tid_changed_pruned),
 #undef T
