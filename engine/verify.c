@@ -797,12 +797,11 @@ static int compare(vf *v, lb_db *rdb, MDB_txn *rt)
 		lb_table *rtab = lb__table_find(rdb, name);
 		if (!lt) {
 			mdb_cursor_close(c);
-			return lb__fail(
-			        LB_EBUSY,
-			        "table %s was created by another "
-			        "process: reopen the database to verify "
-			        "it",
-			        name);
+			return lb__fail(LB_EBUSY,
+			                "table %s was created by another "
+			                "process during the check: verify "
+			                "again",
+			                name);
 		}
 		if (!rtab) {
 			bad(v, v->last, "replay: table %s is missing", name);

@@ -155,18 +155,26 @@ LB_API void lb_options_init(lb_options *o);
  *
  * One directory holds one database (one LMDB environment). Opening checks the
  * format version and clears reader slots left by killed processes. A process
- * should open a directory once and share the handle between its threads.
+ * opens a directory once and shares the handle between its threads: a
+ * second open of it in the same process (by any path) is refused. Other
+ * processes may have it open at the same time; every handle then works from
+ * the tables and the map size as committed (docs/API.md §4).
  *
  * @param[in] dir path of the database directory.
  * @param[in] o options, or NULL for defaults with #LB_CREATE.
  * @param[out] db the new handle, or NULL on failure. Release with lb_close().
  * @return 0, or:
  *  - #LB_ENOTFOUND: @p dir has no database and #LB_CREATE is not set;
- *  - #LB_EINVAL: bad options, @p dir is not a directory, or it holds an LMDB
- *    environment that is not a logbook database;
- *  - #LB_EVERSION: the database was written by a newer format version;
+ *  - #LB_EINVAL: bad options, @p dir is not a directory, it holds an LMDB
+ *    environment that is not a logbook database, or its data.mdb is a
+ *    symbolic or hard link;
+ *  - #LB_EVERSION: the database was written by another format version
+ *    (newer, or an earlier unreleased one: the message says how to carry
+ *    its data over);
  *  - #LB_ECORRUPT: the files are damaged;
- *  - #LB_EBUSY, #LB_EIO, #LB_EFULL, #LB_ENOMEM.
+ *  - #LB_EBUSY: this process has the database open already (share that
+ *    handle), or LMDB's locks are taken;
+ *  - #LB_EIO, #LB_EFULL, #LB_ENOMEM.
  * @par Threads: safe to call from any thread. The handle starts one
  * thread of its own the first time a batch fills a segment (it compresses
  * full segments while the batch goes on; it never calls LMDB or back into
