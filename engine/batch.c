@@ -107,6 +107,7 @@ void lb_result_free(lb_result *r)
 	if (!r)
 		return;
 	issues_free(r->issues, r->nissues);
+	free(r->undone);
 	memset(r, 0, sizeof *r);
 }
 

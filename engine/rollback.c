@@ -853,9 +853,41 @@ static int set_res_rc(lb_result *res, int rc)
 
 /* End the rollback batch: abort on error, conflict or dry run; else commit.
  */
+static int cmp_desc(const void *a, const void *b);
+
+/* The batches b undoes, newest first (*list NULL when none). */
+static int undone_list(const lb_batch *b, uint64_t **list, size_t *n)
+{
+	size_t cnt =
+	        b->undo_kind == LB__UNDO_TO ? b->id - 1 - b->undoes : b->nmarks;
+	*list = NULL;
+	*n = 0;
+	if (cnt == 0 || b->records == 0)
+		return 0;
+	uint64_t *v = malloc(cnt * sizeof *v);
+	if (!v)
+		return lb__fail(LB_ENOMEM, "rollback: out of memory");
+	for (size_t i = 0; i < cnt; i++)
+		v[i] = b->undo_kind == LB__UNDO_TO ? b->id - 1 - i
+		                                   : b->marks[i];
+	if (b->undo_kind != LB__UNDO_TO) {
+		qsort(v, cnt, sizeof *v, cmp_desc);
+		size_t k = 0;
+		for (size_t i = 0; i < cnt; i++)
+			if (k == 0 || v[k - 1] != v[i])
+				v[k++] = v[i];
+		cnt = k;
+	}
+	*list = v;
+	*n = cnt;
+	return 0;
+}
+
 static int finish(rb *x, int rc, int dry, lb_result *res)
 {
 	lb_batch *b = x->b;
+	uint64_t *undone = NULL;
+	size_t nundone = 0;
 	uint64_t target = x->target;
 	size_t nconf = x->nconflicts;
 	char first[sizeof x->first_conflict];
@@ -887,15 +919,29 @@ static int finish(rb *x, int rc, int dry, lb_result *res)
 		if (res && rc == 0)
 			res->records = b->records;
 	}
+	if (rc == 0 && res && (rc = undone_list(b, &undone, &nundone)) < 0)
+		rc = set_res_rc(res, rc);
 	if (rc < 0 || dry) {
 		if (res) {
 			res->rc = rc;
 			lb__batch_issues_to(b, res);
+			if (rc == 0) {
+				res->undone = undone;
+				res->nundone = nundone;
+				undone = NULL;
+			}
 		}
+		free(undone);
 		lb_batch_abort(b);
 		return rc;
 	}
 	rc = lb__batch_commit_at(b, 0, res);
+	if (rc == 0 && res && res->batch_id) {
+		res->undone = undone;
+		res->nundone = nundone;
+		undone = NULL;
+	}
+	free(undone);
 	if (rc == LB_EVALIDATION)
 		rc = lb__rewrap(rc, "rollback refused");
 	return rc;
@@ -1277,6 +1323,11 @@ static int net_apply(rb *x)
 
 int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res)
 {
+	return lb_rollback_to_ex(db, id, 0, res);
+}
+
+int lb_rollback_to_ex(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
+{
 	lb_batch *b;
 	rb x;
 	int rc;
@@ -1288,6 +1339,11 @@ int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res)
 	if (!db)
 		return set_res_rc(
 		        res, lb__fail(LB_EINVAL, "lb_rollback_to: db is NULL"));
+	if (flags & ~(unsigned)LB_DRYRUN)
+		return set_res_rc(res, lb__fail(LB_EINVAL,
+		                                "lb_rollback_to: unknown flags "
+		                                "0x%x",
+		                                flags));
 	snprintf(label, sizeof label, "rollback to batch %llu",
 	         (unsigned long long)id);
 	if ((rc = lb__batch_begin(db, label, &b)) < 0)
@@ -1349,5 +1405,5 @@ int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res)
 	x.tcache = NULL;
 	if (rc == 0)
 		rc = net_apply(&x);
-	return finish(&x, rc, 0, res);
+	return finish(&x, rc, (flags & LB_DRYRUN) != 0, res);
 }
