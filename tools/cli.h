@@ -214,7 +214,11 @@ typedef struct cli_catalog {
 	size_t n;
 } cli_catalog;
 
-/* Load every table of db (name order). Returns 0 or an lb error code. */
+/* Names starting with "logbook." are reserved for the tool's own tables
+ * (logbook.runs): 1 for such a name. */
+int cli_table_reserved(const char *name);
+/* Load every table of db (name order), the reserved ones left out.
+ * Returns 0 or an lb error code. */
 int cli_catalog_load(lb_db *db, cli_catalog *c);
 void cli_catalog_free(cli_catalog *c);
 cli_table *cli_catalog_find(cli_catalog *c, const char *name);
