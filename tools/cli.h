@@ -283,5 +283,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
+int cmd_runs(int argc, char **argv);         /* runs.c */
+int cmd_rollback_run(int argc, char **argv); /* rollback --run, runs.c */
 
 #endif
