@@ -32,6 +32,26 @@
  * dry run cannot see: deletes of keys that other records still reference
  * (the reverse index is not public).
  *
+ * --on-error record: a batch commits its valid records and sets the others
+ * aside. The batch's lines are kept (m->ln, m->raw); each round marks lines
+ * to set aside (the tool's issues, the ops the library refused, references
+ * that dangle in the batch's view, what the commit refuses), then the batch
+ * is written again from the kept lines without them, until it commits
+ * (end_batch_record()). A put set aside leaves its key in a map for the
+ * whole run (m->ak): a later reference that dangles and names such a key
+ * is a dependency of that line, not an issue of its own; on a clean batch
+ * the map costs one hash lookup per reference, and nothing while empty.
+ *
+ * Rejects (--reject-file) are the kept lines not committed, verbatim, with
+ * their reasons. Runs (runs.h): every commit also puts the run's record
+ * into the same batch, so the resume point is exact after any crash; an
+ * ended batch that committed nothing is covered by the next record, and a
+ * run whose last batches committed nothing ends with a batch holding only
+ * its record. SIGINT/SIGTERM are seen between lines: a whole batch read
+ * goes in, a part of one is dropped (so a resumed import cuts its batches
+ * where an uninterrupted one would), and the summary names the line to go
+ * on from.
+ *
  * Speed: lines are read with read(2) into a large buffer and parsed in place
  * (no copy unless a line spans two reads) by the fast path of fastjson.c,
  * straight into msgpack; jansson only sees the lines the fast path declines
@@ -1704,12 +1724,14 @@ static int end_batch_whole(imp *m, int final)
 		if (!success && (rc = undo(m)) != 0)
 			return rc;
 	} else if (m->niss == 0 && !m->engine_issue) {
+		/* the first commit of a run creates logbook.runs first */
 		if ((rc = ensure_table(m)) != 0)
 			return rc;
-	}
-	if (m->dry) {
-		/* decided above */
-	} else if (m->niss == 0 && !m->engine_issue) {
+		if (m->niss || m->engine_issue)
+			return cli_err("lines %" PRIu64 "-%" PRIu64
+			               ": written again, the batch no longer "
+			               "validates; nothing of it committed",
+			               m->first_line, m->last_line);
 		if (m->run.on &&
 		    (rc = run_put(m, final, m->brecs, m->brecs, 0, m->last_line,
 		                  m->b_end_off)) != 0)
@@ -2814,6 +2836,11 @@ int cmd_import(int argc, char **argv)
 			goto out;
 		}
 	}
+	/* one import per database at a time */
+	rc = runs_lock(pos[0], nowait, &m->run.lockfd);
+	if (rc)
+		goto out;
+	runs_lock_note(m->run.lockfd, 0, m->file);
 	rc = cli_open(pos[0], 0, nosync, &m->db);
 	if (rc)
 		goto out;
@@ -2842,11 +2869,6 @@ int cmd_import(int argc, char **argv)
 			goto out;
 		}
 	}
-	/* one import per database at a time */
-	rc = runs_lock(pos[0], nowait, &m->run.lockfd);
-	if (rc)
-		goto out;
-	runs_lock_note(m->run.lockfd, 0, m->file);
 	if (m->run.on) {
 		m->run.started_ns = now_ns();
 		rc = run_start(m, pos[0], &g, resume, again, &line);

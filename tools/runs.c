@@ -20,6 +20,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -350,10 +351,21 @@ static void holder_text(sbuf *b, int fd, long pid)
 
 int runs_lock(const char *dir, int nowait, int *out)
 {
-	char *path = lock_path(dir);
+	char *path = lock_path(dir), *data;
 	struct flock fl;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	struct stat st;
+	int fd;
 	*out = -1;
+	/* no database there: nothing to lock (opening it says why) */
+	data = cli_xmalloc(strlen(dir) + sizeof "/data.mdb");
+	sprintf(data, "%s/data.mdb", dir);
+	fd = stat(data, &st);
+	free(data);
+	if (fd != 0 || !S_ISREG(st.st_mode)) {
+		free(path);
+		return 0;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		int rc = cli_err("%s: %s", path, strerror(errno));
 		free(path);
@@ -943,16 +955,16 @@ int cmd_rollback_run(int argc, char **argv)
 	memset(&x, 0, sizeof x);
 	x.dry = o[2].val != NULL;
 	x.cascade = o[1].val != NULL;
-	rc = cli_open(pos[0], 0, 0, &db);
+	/* no import may go on meanwhile (it would add batches); taken
+	 * before opening, which would wait for its open batch unsaid */
+	rc = runs_lock(pos[0], o[3].val != NULL, &fd);
 	if (rc)
 		return rc;
-	if (!x.dry) {
-		/* no import may go on meanwhile: it would add batches */
-		rc = runs_lock(pos[0], o[3].val != NULL, &fd);
-		if (rc) {
-			lb_close(db);
-			return rc;
-		}
+	rc = cli_open(pos[0], 0, 0, &db);
+	if (rc) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
 	}
 	rc = runs_load(db, 0, &runs, &n);
 	if (rc < 0) {

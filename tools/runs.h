@@ -85,9 +85,11 @@ void runs_ids(sbuf *b, const uint64_t *ids, size_t n);
 /* ---- one import at a time ------------------------------------------------ */
 
 /* Take the import lock of the database in dir (an fcntl lock on
- * dir/logbook-import.lock). If another process holds it: with nowait fail
- * at once (CLI_FAIL, message printed), else say so on stderr and wait.
- * Returns 0 with *fd, CLI_FAIL, or 130 when interrupted while waiting. */
+ * dir/logbook-import.lock), before opening it: opening for writing would
+ * wait, unsaid, for another import's open batch. If another process holds
+ * it: with nowait fail at once (CLI_FAIL, message printed), else say so on
+ * stderr and wait. Returns 0 with *fd (-1 when dir holds no database:
+ * opening it then says so), CLI_FAIL, or 130 when interrupted waiting. */
 int runs_lock(const char *dir, int nowait, int *fd);
 /* Write who holds the lock into it: this process, run (0: not known yet)
  * and the input file. */
