@@ -669,6 +669,28 @@ typedef struct rbrun {
 	uint64_t failed_batch;
 } rbrun;
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* "undid batches 5-9, 12" (any order in, ranges out). */
+static void undone_line(sbuf *b, const char *what, const uint64_t *ids,
+                        size_t n)
+{
+	uint64_t *s;
+	if (!n)
+		return;
+	s = cli_xmalloc(n * sizeof *s);
+	memcpy(s, ids, n * sizeof *s);
+	qsort(s, n, sizeof *s, cmp_u64);
+	sb_printf(b, "%s batch%s ", what, n == 1 ? "" : "es");
+	runs_ids(b, s, n);
+	sb_putc(b, '\n');
+	free(s);
+}
+
 static void add_ids(uint64_t **ids, size_t *n, const uint64_t *add, size_t k)
 {
 	if (!k)
@@ -699,8 +721,14 @@ static int rb_report(rbrun *x, const char *dir)
 		sb_puts(&b, "],\"undone\":[");
 		for (size_t i = 0; i < x->nundone; i++)
 			sb_printf(&b, "%s%" PRIu64, i ? "," : "", x->undone[i]);
-		sb_printf(&b,
-		          "],\"records\":%" PRIu64 ",\"error\":", x->records);
+		sb_puts(&b, "],\"records\":");
+		/* batch by batch, a dry run cannot count them: each batch is
+		 * tried against the present state */
+		if (x->dry && strcmp(x->method, "rollback-to"))
+			sb_puts(&b, "null");
+		else
+			jw_u64(&b, x->records);
+		sb_puts(&b, ",\"error\":");
 		if (x->rc == 0)
 			sb_puts(&b, "null");
 		else
@@ -729,22 +757,12 @@ static int rb_report(rbrun *x, const char *dir)
 				          " records in one batch",
 				          x->records);
 			else
-				sb_printf(
-				        &b,
-				        ") would take %zu batches, one per "
-				        "batch of the run, newest first (each "
-				        "checked against the present state: "
-				        "%" PRIu64 " records)",
-				        r->nbatches, x->records);
+				sb_printf(&b,
+				          ") would take %zu batches, one per "
+				          "batch of the run, newest first",
+				          r->nbatches);
 			sb_puts(&b, "; no conflicts (dry run)\n");
-			if (x->nundone) {
-				sb_printf(&b, "would undo batch%s ",
-				          x->nundone == 1 ? "" : "es");
-				for (size_t i = 0; i < x->nundone; i++)
-					sb_printf(&b, "%s%" PRIu64,
-					          i ? ", " : "", x->undone[i]);
-				sb_putc(&b, '\n');
-			}
+			undone_line(&b, "would undo", x->undone, x->nundone);
 		} else if (x->nnew) {
 			sb_printf(&b,
 			          "rolled back run %" PRIu64
@@ -752,14 +770,7 @@ static int rb_report(rbrun *x, const char *dir)
 			          r->id, file, x->nnew == 1 ? "" : "es");
 			runs_ids(&b, x->newb, x->nnew);
 			sb_printf(&b, " (%" PRIu64 " records)\n", x->records);
-			if (x->nundone) {
-				sb_printf(&b, "undid batch%s ",
-				          x->nundone == 1 ? "" : "es");
-				for (size_t i = 0; i < x->nundone; i++)
-					sb_printf(&b, "%s%" PRIu64,
-					          i ? ", " : "", x->undone[i]);
-				sb_putc(&b, '\n');
-			}
+			undone_line(&b, "undid", x->undone, x->nundone);
 		}
 		issues_out(&b, &x->fail, r->batches, r->nbatches, 0);
 		sb_flush(&b, stdout);

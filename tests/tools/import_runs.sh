@@ -271,7 +271,7 @@ eq "$(last_batch rr)" 8 "a dry run writes nothing"
 # The run's batches are the last ones: one new batch.
 st 0 "$LB" rollback rr --run 7
 has_out "^rolled back run 7 (d2.jsonl) in batch 9 ([0-9]* records)$"
-has_out "^undid batches 8, 7$"
+has_out "^undid batches 7, 8$"
 "$LB" export rr >out.export
 same out.export rr-d1.export
 st 0 "$LB" runs rr
