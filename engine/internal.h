@@ -334,6 +334,14 @@ int lb__apply(lb_batch *b, lb_table *t, int mode, const void *key, size_t klen,
  * how == LB__HOW_REPLAY. */
 int lb__apply_table(lb_batch *b, const char *name, const void *enc,
                     size_t enclen, int drop, int how);
+/* Change table name's schema to enc (its records checked against it unless
+ * how == LB__HOW_REPLAY, as FORMAT issues: then LB_EVALIDATION; references
+ * rebuilt), logged unless how == LB__HOW_REPLAY. The same schema: 0,
+ * nothing done. */
+int lb__alter_table(lb_batch *b, const char *name, const void *enc,
+                    size_t enclen, int how);
+int lb__alter_table_once(lb_batch *b, const char *name, const void *enc,
+                         size_t enclen, int how);
 /* Replay: commit with a header copied from the source log. h's id must be
  * b->id and its prev_hash the hash of the last batch; segments must have
  * been put into _wal by the caller. rolled_back_by and pruned are written

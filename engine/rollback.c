@@ -446,6 +446,20 @@ static int undo_table(rb *x, uint64_t id, const lb_wal_rec *r)
 	}
 	if (x->nconflicts)
 		return 0;
+	if (r->has_before && r->has_after) { /* undo a schema change */
+		rc = lb__alter_table(b, name, r->before, r->blen,
+		                     LB__HOW_RESTORE);
+		after_write(x);
+		if (rc == LB_EVALIDATION)
+			return lb__fail(
+			        LB_EVALIDATION,
+			        "batch %llu changed the schema of table "
+			        "%s, and records written since do not "
+			        "fit the schema before it; roll them "
+			        "back first",
+			        (unsigned long long)id, name);
+		return rc;
+	}
 	if (r->has_before) { /* undo a removal: create it again */
 		rc = lb__apply_table(b, name, r->before, r->blen, 0,
 		                     LB__HOW_RESTORE);
@@ -1064,6 +1078,14 @@ static int net_cb(void *ctx, const lb_wal_rec *r)
 		memcpy(id + n, r->key, r->klen);
 		n += r->klen;
 	}
+	if (table && r->has_before != r->has_after) {
+		/* created or removed after X (not only its schema changed):
+		 * it is made again, not changed in place */
+		bent *te;
+		int tadded;
+		if ((rc = bset_get(&x->mkeys, id, n, &tadded, &te)) < 0)
+			return rc;
+	}
 	if ((rc = bset_get(&x->seen, id, n, &added, &e)) < 0)
 		return rc;
 	if (!added)
@@ -1127,7 +1149,7 @@ static int refs_ready(rb *x, const char *name, const void *enc, size_t n)
  * another schema) or created. */
 typedef struct nettab {
 	netent e;
-	int drop, create;
+	int drop, create, alter;
 } nettab;
 
 static int net_tables(rb *x, nettab **out, size_t *n)
@@ -1150,9 +1172,27 @@ static int net_tables(rb *x, nettab **out, size_t *n)
 		}
 		nettab *tt = &(*out)[(*n)++];
 		lb_table *t = lb__batch_table(x->b, ne.name);
+		uint8_t id[2 + LB_TABLE_NAME_MAX];
+		size_t idn = 2 + strlen(ne.name);
+		bent *te;
+		int fresh, rc;
+		id[0] = 1;
+		id[1] = (uint8_t)strlen(ne.name);
+		memcpy(id + 2, ne.name, id[1]);
+		/* look up without adding: the set only grows, so a miss adds
+		 * an entry that nothing reads */
+		if ((rc = bset_get(&x->mkeys, id, idn, &fresh, &te)) < 0)
+			return rc;
 		tt->e = ne;
+		tt->alter = 0;
 		tt->drop = t && !same_image(1, t->encoded.data, t->encoded.len,
 		                            ne.present, ne.val, ne.vlen);
+		if (tt->drop && ne.present && fresh) {
+			/* only its schema changed since X: change it back in
+			 * place, its records stay */
+			tt->drop = 0;
+			tt->alter = 1;
+		}
 		tt->create = ne.present && (!t || tt->drop);
 	}
 	return 0;
@@ -1292,7 +1332,6 @@ static int net_apply(rb *x)
 			              "references another one created again; "
 			              "roll back in two steps");
 	}
-	free(tt);
 	for (i = 0; i < noffs && rc == 0; i++) {
 		net_next(x, offs[i], &ne);
 		if (!ne.present)
@@ -1318,6 +1357,16 @@ static int net_apply(rb *x)
 		after_write(x);
 	}
 	free(offs);
+	/* schemas back, once the records are (they fitted then) */
+	for (i = 0; i < ntt && rc == 0; i++) {
+		if (!tt[i].alter)
+			continue;
+		rc = lb__alter_table(b, tt[i].e.name, tt[i].e.val, tt[i].e.vlen,
+		                     LB__HOW_RESTORE);
+		after_write(x);
+		x->tcache = NULL;
+	}
+	free(tt);
 	return rc;
 }
 

@@ -388,6 +388,35 @@ typedef struct lb_result {
 LB_API void lb_result_free(lb_result *r);
 
 /**
+ * @brief Change a table's schema, in a logged batch of its own: one
+ * #LB_OP_TABLE record whose before-image is the old schema and whose
+ * after-image is the new one, so that it replays, verifies and rolls back
+ * like any batch (rolling it back changes the schema back).
+ *
+ * The table keeps its records. Every record is checked against the new
+ * schema: loosening (a new optional field, a higher limit, an open schema
+ * instead of a closed one, no schema at all) always passes; tightening
+ * passes only when every record fits, and a new reference must name
+ * existing keys. When a record does not fit, nothing is written and the
+ * call returns #LB_EVALIDATION with the first #LB_ISSUES_MAX FORMAT (or
+ * FOREIGN_KEY) issues in @p res. The same schema again writes nothing
+ * (res->batch_id 0).
+ *
+ * @param[in] db the database (not read-only).
+ * @param[in] name the table.
+ * @param[in] s the new schema, or NULL for opaque bytes; copied.
+ * @param[out] res may be NULL; the new batch and the issues; release with
+ * lb_result_free().
+ * @return 0, or #LB_ENOTFOUND (no such table), #LB_EVALIDATION (records
+ * that do not fit), #LB_EINVAL (bad schema, a reference to a missing
+ * table, read-only database), #LB_ETOOBIG, #LB_EBUSY, #LB_EFULL, #LB_EIO,
+ * #LB_ENOMEM.
+ * @par Threads: waits for an open batch, as lb_batch_begin() does.
+ */
+LB_API int lb_table_alter(lb_db *db, const char *name, const lb_schema *s,
+                          lb_result *res);
+
+/**
  * @brief Begin a write batch. Only one batch is open at a time per database:
  * this waits until the open one is committed or aborted.
  *
