@@ -353,9 +353,9 @@ static int finish_here(lb_batch *b)
 	uint8_t hash[32];
 	size_t raw = lb__segw_rawlen(&db->segw);
 	int rc;
-	if ((rc = lb__segw_finish(&db->segw, &seg, &seglen)) < 0)
+	if ((rc = lb__segw_finish(&db->segw, &seg, &seglen)) < 0 ||
+	    (rc = lb__sha256(seg, seglen, hash)) < 0)
 		return poison(b, rc);
-	lb__sha256(seg, seglen, hash);
 	if ((rc = put_finished(b, b->nseg, seg, seglen, hash, raw)) < 0)
 		return rc;
 	b->nseg++;
@@ -767,7 +767,10 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 		tail_set(&b->tail[t->tid], key, klen);
 
 	uint8_t ik[LB__IKEY_MAX];
-	if ((rc = hist_put(b, ik, lb__ikey(ik, t->tid, key, klen))) < 0)
+	size_t ikn = lb__ikey(ik, t->tid, key, klen);
+	if (!ikn)
+		return poison(b, LB_ENOMEM);
+	if ((rc = hist_put(b, ik, ikn)) < 0)
 		return poison(b, rc);
 
 	int old = t->nrefs && exists;

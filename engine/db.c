@@ -155,8 +155,7 @@ size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key, size_t klen)
 		return 4 + klen;
 	}
 	lb__be32(out, tid | LB__TID_HASHED);
-	lb__sha256(key, klen, out + 4);
-	return 36;
+	return lb__sha256(key, klen, out + 4) < 0 ? 0 : 36;
 }
 
 /* ---- map growth --------------------------------------------------------- */

@@ -318,8 +318,10 @@ static int data_conflict(rb *x, lb_table *t, const lb_wal_rec *r, uint64_t id)
 	uint8_t ik[LB__IKEY_MAX];
 	uint64_t last;
 	char kt[96], msg[256];
-	int rc = last_change(x, ik, lb__ikey(ik, t->tid, r->key, r->klen),
-	                     &last);
+	size_t ikn = lb__ikey(ik, t->tid, r->key, r->klen);
+	if (!ikn)
+		return LB_ENOMEM;
+	int rc = last_change(x, ik, ikn, &last);
 	if (rc < 0)
 		return rc;
 	lb__key_text(r->key, r->klen, kt, sizeof kt);
@@ -692,6 +694,8 @@ static int collect_cb(void *ctx, const lb_wal_rec *r)
 	if (!t)
 		return 0; /* the undo reports it */
 	size_t n = lb__ikey(ik, t->tid, r->key, r->klen);
+	if (!n)
+		return LB_ENOMEM;
 	if ((rc = bset_get(&x->mkeys, ik, n, &added, &e)) < 0)
 		return rc;
 	if (!added)
