@@ -793,16 +793,9 @@ static int register_file(lb_db *db, const struct stat *st)
 		}
 		i++;
 	}
-	if (nopen == open_cap) {
-		size_t nc = open_cap ? open_cap * 2 : 8;
-		openfile *no = realloc(open_files, nc * sizeof *no);
-		if (!no) {
-			rc = lb__fail(LB_ENOMEM, "out of memory");
-			goto out;
-		}
-		open_files = no;
-		open_cap = nc;
-	}
+	if ((rc = lb__grow(&open_files, &open_cap, nopen + 1,
+	                   sizeof *open_files, 8)) < 0)
+		goto out;
 	open_files[nopen++] = (openfile){st->st_dev, st->st_ino, me, db};
 	db->registered = 1;
 out:

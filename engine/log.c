@@ -112,14 +112,9 @@ static int any_undo(lb_db *db, MDB_txn *txn)
 static int ids_put(uint64_t **ids, size_t *n, size_t *cap, size_t at,
                    uint64_t id)
 {
-	if (*n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 16;
-		uint64_t *ni = realloc(*ids, nc * sizeof *ni);
-		if (!ni)
-			return lb__fail(LB_ENOMEM, "out of memory");
-		*ids = ni;
-		*cap = nc;
-	}
+	int rc = lb__grow(ids, cap, *n + 1, sizeof **ids, 16);
+	if (rc < 0)
+		return rc;
 	memmove(*ids + at + 1, *ids + at, (*n - at) * sizeof **ids);
 	(*ids)[at] = id;
 	(*n)++;

@@ -55,6 +55,11 @@ void lb__buf_init(lb_buf *b);
 void lb__buf_free(lb_buf *b);
 LB__WUR int lb__buf_reserve(lb_buf *b, size_t extra); /* LB_ENOMEM */
 LB__WUR int lb__buf_append(lb_buf *b, const void *p, size_t n);
+/* Make room for n elements of elem bytes in the array *pp (a pointer to
+ * the array pointer) of capacity *cap, doubling from `first`; overflow is
+ * LB_ENOMEM, as is realloc's failure (*pp and *cap then unchanged). */
+LB__WUR int lb__grow(void *pp, size_t *cap, size_t n, size_t elem,
+                     size_t first);
 
 /* ---- msgpack reading cursor (wal/mp.c) ----------------------------------- *
  * A bounded, allocation-free reader of the msgpack types logbook uses.
