@@ -1239,11 +1239,17 @@ int tm_rollback(tm_model *m, lb_db *db, uint64_t id, unsigned flags)
 	outcome o;
 	lb_result res;
 	char label[64], fs[48];
-	int dry = (flags & LB_DRYRUN) != 0, undo_target = 0;
+	int dry = (flags & LB_DRYRUN) != 0, undo_target = 0, of_cascade = 0,
+	    of_rbto = 0;
 	model_rollback(m, id, flags, &o);
 	size_t nrecs = o.rv.n, nset = o.nset;
-	if (id >= 1 && id <= m->nb)
-		undo_target = !ordinary(batch(m, id));
+	if (id >= 1 && id <= m->nb) {
+		const tm_batch *tb = batch(m, id);
+		undo_target = !ordinary(tb);
+		of_cascade =
+		        tb->kind == TM_B_ROLLBACK && (tb->flags & LB_CASCADE);
+		of_rbto = tb->kind == TM_B_ROLLBACK_TO;
+	}
 	if (m->trace) {
 		fprintf(stderr, "step %llu: rollback(%llu, %s) -> %s",
 		        (unsigned long long)m->steps, (unsigned long long)id,
@@ -1288,6 +1294,10 @@ int tm_rollback(tm_model *m, lb_db *db, uint64_t id, unsigned flags)
 			m->stats.forced++;
 		if (undo_target)
 			m->stats.undo_targets++;
+		if (of_cascade)
+			m->stats.of_cascades++;
+		if (of_rbto)
+			m->stats.of_rollback_tos++;
 		if (flags & LB_CASCADE) {
 			m->stats.cascades++;
 			m->stats.cascade_members += nset - 1;

@@ -92,9 +92,10 @@ typedef struct tm_model {
 	/* what happened, for the test's summary */
 	struct {
 		unsigned long batches, rejected, rollbacks, conflicts, cascades,
-		        cascade_members, cascades_of_undo, undo_targets, forced,
-		        fk_refused, dryruns, rollback_tos, reopens, noops,
-		        cascade_noops, errors, einval, enotfound;
+		        cascade_members, cascades_of_undo, undo_targets,
+		        of_cascades, of_rollback_tos, forced, fk_refused,
+		        dryruns, rollback_tos, reopens, noops, cascade_noops,
+		        errors, einval, enotfound;
 	} stats;
 } tm_model;
 
