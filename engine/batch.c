@@ -130,6 +130,8 @@ static void batch_free(lb_batch *b)
 	lb_db *db = b->db;
 	if (b->txn)
 		mdb_txn_abort(b->txn);
+	if (b->catlocked)
+		pthread_mutex_unlock(&db->catlock);
 	/* The segment writers are shared: clear this batch's records before
 	 * the next batch may begin. */
 	lb__zw_drain(db);
@@ -164,6 +166,7 @@ void lb__batch_reset(lb_batch *b)
 		if (!b->tchanges[i].drop)
 			lb__table_free(b->tchanges[i].t);
 	b->ntchanges = 0;
+	b->catalog = 0;
 	lb__zw_drain(b->db);
 	lb__segw_reset(&b->db->segw);
 }
@@ -195,9 +198,53 @@ int lb__batch_txn(lb_batch *b)
 	lb_db *db = b->db;
 	int rc, mrc;
 	b->txn_gen++;
-	if ((mrc = mdb_txn_begin(db->env, NULL, 0, &b->txn))) {
+	for (int reloads = 0;; reloads++) {
+		int moved;
+		mrc = mdb_txn_begin(db->env, NULL, 0, &b->txn);
+		if (mrc == MDB_MAP_RESIZED && reloads < LB__CATALOG_TRIES) {
+			/* another process grew the map past this one's: adopt
+			 * its size, which needs no transaction of this process
+			 * live, this batch's read hold included */
+			b->txn = NULL;
+			lb__read_end(db);
+			rc = lb__map_adopt(db);
+			lb__read_begin(db);
+			if (rc < 0)
+				return rc;
+			if (!db->env)
+				return lb__fail(LB_EIO,
+				                "%s: the database could "
+				                "not be mapped again",
+				                db->path);
+			continue;
+		}
+		if (mrc) {
+			b->txn = NULL;
+			return lb__mdb_fail(mrc, "beginning a batch");
+		}
+		/* the tables as committed, not as this handle last saw them
+		 * (catalog.c) */
+		if ((rc = lb__catalog_sync(db, b->txn, &moved)) < 0)
+			return rc;
+		if (!moved)
+			break;
+		mdb_txn_abort(b->txn);
 		b->txn = NULL;
-		return lb__mdb_fail(mrc, "beginning a batch");
+		if (b->txn_gen > 1)
+			return lb__fail(
+			        LB_EBUSY,
+			        "another process created or removed "
+			        "tables while this batch grew the map: "
+			        "nothing written; begin the batch again");
+		if (reloads >= LB__CATALOG_TRIES)
+			return lb__fail(
+			        LB_EBUSY,
+			        "%s: the tables keep changing (other "
+			        "processes create and remove them); try "
+			        "again",
+			        db->path);
+		if ((rc = lb__catalog_reload(db)) < 0)
+			return rc;
 	}
 	if ((rc = lb__sync_last(db, b->txn)) < 0)
 		return rc;
@@ -382,7 +429,7 @@ static int check_args(lb_batch *b, const char *table, const void *key,
 		                vlen, (unsigned)LB_VALUE_MAX);
 	*t = lb__table_find(b->db, table);
 	if (!*t)
-		return lb__fail(LB_ENOTFOUND, "no table named %s", table);
+		return lb__no_table(b->db, table);
 	return 0;
 }
 
@@ -665,9 +712,10 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 		 * (a forced undo; a cascade over a key a forced one left) */
 		if (how == LB__HOW_RESTORE)
 			return 0;
-		return poison(b, lb__fail(LB_ECORRUPT,
-		                          "%s: replayed delete of a missing key",
-		                          t->name));
+		return poison(b,
+		              lb__fail(LB_ECORRUPT,
+		                       "%s: replayed delete of a missing key",
+		                       t->name));
 	}
 
 	lb_wal_rec r = {.op = del ? LB_OP_DELETE : LB_OP_PUT,
@@ -902,7 +950,7 @@ int lb__apply_table_once(lb_batch *b, const char *name, const void *enc,
 	if (!drop && t)
 		return lb__fail(LB_EEXIST, "table %s exists already", name);
 	if (drop && !t)
-		return lb__fail(LB_ENOTFOUND, "no table named %s", name);
+		return lb__no_table(db, name);
 	if (drop) {
 		MDB_stat st;
 		if ((mrc = mdb_stat(b->txn, t->dbi, &st)))
@@ -928,6 +976,8 @@ int lb__apply_table_once(lb_batch *b, const char *name, const void *enc,
 	                .has_after = !drop};
 	if (how != LB__HOW_REPLAY && (rc = log_record(b, &r)) < 0)
 		return rc;
+	if ((rc = lb__catalog_bump(b)) < 0)
+		return poison(b, rc);
 
 	int kl = snprintf(mk, sizeof mk, "table/%s", name);
 	MDB_val tk = {(size_t)kl, mk};
@@ -965,6 +1015,12 @@ int lb__apply_table_once(lb_batch *b, const char *name, const void *enc,
 		return poison(b, rc);
 	char dname[2 + LB_TABLE_NAME_MAX + 1];
 	snprintf(dname, sizeof dname, "t/%s", name);
+	/* LMDB: a transaction that opens a handle must end before another
+	 * one opens any (catalog.c's loads wait for this batch) */
+	if (!b->catlocked) {
+		pthread_mutex_lock(&db->catlock);
+		b->catlocked = 1;
+	}
 	if ((mrc = mdb_dbi_open(b->txn, dname, MDB_CREATE, &t->dbi))) {
 		lb__table_free(t);
 		return poison(b, lb__mdb_fail(mrc, dname));
@@ -1004,29 +1060,39 @@ int lb_table_create(lb_db *db, const char *name, const lb_schema *s)
 		lb__buf_free(&enc);
 		return rc;
 	}
-	for (size_t i = 0; s && i < s->nfields; i++) {
-		const char *ref = s->fields[i].ref;
-		if (ref && strcmp(ref, name) != 0 && !lb__table_find(db, ref)) {
-			lb__buf_free(&enc);
-			return lb__fail(LB_EINVAL,
-			                "table %s: field '%s' references "
-			                "missing table %s",
-			                name, s->fields[i].name, ref);
-		}
-	}
 	char label[32 + LB_TABLE_NAME_MAX];
 	snprintf(label, sizeof label, "create table %s", name);
+	lb__catalog_free_slots(db);
 	if ((rc = lb__batch_begin(db, label, &b)) < 0) {
 		lb__buf_free(&enc);
 		return rc;
 	}
-	rc = lb__apply_table(b, name, enc.data, enc.len, 0, LB__HOW_CHECK);
+	/* the tables as committed (the batch loaded them) */
+	for (size_t i = 0; s && i < s->nfields && rc == 0; i++) {
+		const char *ref = s->fields[i].ref;
+		if (ref && strcmp(ref, name) != 0 && !lb__batch_table(b, ref))
+			rc = lb__fail(LB_EINVAL,
+			              "table %s: field '%s' references missing "
+			              "table %s",
+			              name, s->fields[i].name, ref);
+	}
+	if (rc == 0)
+		rc = lb__apply_table(b, name, enc.data, enc.len, 0,
+		                     LB__HOW_CHECK);
 	lb__buf_free(&enc);
 	if (rc < 0) {
 		lb_batch_abort(b);
 		return rc;
 	}
 	return lb_batch_commit(b, NULL);
+}
+
+int lb__batch_drops(const lb_batch *b)
+{
+	for (size_t i = 0; i < b->ntchanges; i++)
+		if (b->tchanges[i].drop)
+			return 1;
+	return 0;
 }
 
 /* ---- commit -------------------------------------------------------------- */
@@ -1079,6 +1145,21 @@ static int chain_check(const lb_batch *b, const lb_wal_hdr *h)
 	return 0;
 }
 
+/* Does a live table other than t, or one b creates, use t's handle (the
+ * same name made again)? Under tlock. */
+static int dbi_in_use(const lb_db *db, const lb_batch *b, const lb_table *t)
+{
+	for (size_t i = 0; i < db->ntables; i++)
+		if (db->tables[i] != t && !db->tables[i]->dropped &&
+		    db->tables[i]->dbi == t->dbi)
+			return 1;
+	for (size_t i = 0; i < b->ntchanges; i++)
+		if (!b->tchanges[i].drop && b->tchanges[i].t != t &&
+		    b->tchanges[i].t->dbi == t->dbi)
+			return 1;
+	return 0;
+}
+
 /* After the transaction committed: remember the chain head and publish the
  * batch's table changes. */
 static void committed(lb_batch *b, const uint8_t hash[32])
@@ -1086,17 +1167,34 @@ static void committed(lb_batch *b, const uint8_t hash[32])
 	lb_db *db = b->db;
 	db->last_id = b->id;
 	memcpy(db->last_hash, hash, 32);
+
 	for (size_t i = 0; i < b->ntchanges; i++) {
 		lb_table *t = b->tchanges[i].t;
 		if (b->tchanges[i].drop) {
 			pthread_mutex_lock(&db->tlock);
 			t->dropped = 1;
+			if (b->private_db && !t->dbi_closed &&
+			    !dbi_in_use(db, b, t)) {
+				mdb_dbi_close(db->env, t->dbi);
+				t->dbi_closed = 1;
+			}
 			pthread_mutex_unlock(&db->tlock);
 		} else if (lb__tables_publish(db, t) == 0) {
 			b->tchanges[i].drop = 1; /* now owned by db */
+		} else {
+			/* out of memory: the table is on disk, and the next
+			 * transaction loads the list again; batch_free
+			 * releases this copy */
+			b->catalog = UINT64_MAX;
 		}
-		/* else out of memory: the table is on disk and is found at
-		 * the next open; batch_free releases this copy. */
+	}
+	if (b->catalog) {
+		/* the list was the catalog when the batch began, and the
+		 * writer lock kept it so: with the batch's own changes just
+		 * published it is the new one */
+		pthread_mutex_lock(&db->tlock);
+		db->catalog = b->catalog;
+		pthread_mutex_unlock(&db->tlock);
 	}
 }
 

@@ -38,8 +38,10 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -63,6 +65,11 @@ int lb__mdb_fail(int mrc, const char *what)
 	case EDQUOT:
 #endif
 		return lb__fail(LB_EFULL, "%s: no space left on device", what);
+	case EFBIG:
+		return lb__fail(LB_EFULL,
+		                "%s: the file would pass the size limit of "
+		                "this process (RLIMIT_FSIZE, ulimit -f)",
+		                what);
 	case ENOMEM:
 		return lb__fail(LB_ENOMEM, "%s: out of memory", what);
 	case MDB_CORRUPTED:
@@ -116,6 +123,19 @@ int lb__full_or_io(lb_db *db, int rc)
 	if (rc == LB_EIO && statvfs(db->path, &vfs) == 0 &&
 	    (uint64_t)vfs.f_bavail * vfs.f_frsize < (1u << 20))
 		return lb__rewrap(LB_EFULL, "the disk is full");
+	/* ... or that the file size limit cut short */
+	struct rlimit rl;
+	struct stat st;
+	char file[PATH_MAX];
+	if (rc == LB_EIO && getrlimit(RLIMIT_FSIZE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY &&
+	    snprintf(file, sizeof file, "%s/data.mdb", db->path) <
+	            (int)sizeof file &&
+	    stat(file, &st) == 0 &&
+	    (uint64_t)st.st_size + (1u << 20) >= (uint64_t)rl.rlim_cur)
+		return lb__rewrap(LB_EFULL,
+		                  "the file reached the size limit of this "
+		                  "process (RLIMIT_FSIZE, ulimit -f)");
 	return rc;
 }
 
@@ -137,120 +157,6 @@ size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key, size_t klen)
 	lb__be32(out, tid | LB__TID_HASHED);
 	lb__sha256(key, klen, out + 4);
 	return 36;
-}
-
-/* ---- tables ------------------------------------------------------------- */
-
-void lb__table_free(lb_table *t)
-{
-	if (!t)
-		return;
-	lb__schema_free(&t->schema);
-	lb__buf_free(&t->encoded);
-	free(t->pubfields);
-	free(t->ref_field);
-	free(t->ref_table);
-	free(t);
-}
-
-lb_table *lb__table_find(lb_db *db, const char *name)
-{
-	lb_table *found = NULL;
-	if (!name)
-		return NULL;
-	pthread_mutex_lock(&db->tlock);
-	for (size_t i = 0; i < db->ntables; i++) {
-		lb_table *t = db->tables[i];
-		if (!t->dropped && strcmp(t->name, name) == 0) {
-			found = t;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&db->tlock);
-	return found;
-}
-
-int lb__table_make(lb_db *db, lb_batch *b, const char *name, uint32_t tid,
-                   const void *enc, size_t enclen, lb_table **out)
-{
-	lb_table *t = calloc(1, sizeof *t);
-	int rc;
-	*out = NULL;
-	if (!t)
-		return lb__fail(LB_ENOMEM, "table %s: out of memory", name);
-	snprintf(t->name, sizeof t->name, "%s", name);
-	t->tid = tid;
-	lb__buf_init(&t->encoded);
-	if ((rc = lb__buf_append(&t->encoded, enc, enclen)) < 0)
-		goto fail;
-	if ((rc = lb__schema_decode(enc, enclen, &t->schema)) < 0)
-		goto fail;
-	if (t->schema.has_schema) {
-		uint32_t n = t->schema.nfields;
-		t->pubfields = calloc(n ? n : 1, sizeof *t->pubfields);
-		t->ref_field = calloc(n ? n : 1, sizeof *t->ref_field);
-		t->ref_table = calloc(n ? n : 1, sizeof *t->ref_table);
-		if (!t->pubfields || !t->ref_field || !t->ref_table) {
-			rc = lb__fail(LB_ENOMEM, "table %s: out of memory",
-			              name);
-			goto fail;
-		}
-		for (uint32_t i = 0; i < n; i++) {
-			lb_sfield *f = &t->schema.fields[i];
-			t->pubfields[i].name = f->name;
-			t->pubfields[i].type = f->type;
-			t->pubfields[i].flags = f->flags;
-			t->pubfields[i].max_len = f->max_len;
-			t->pubfields[i].ref = f->ref;
-			if (f->ref) {
-				/* inside a batch, the tables it created count
-				 */
-				lb_table *r = strcmp(f->ref, name) == 0 ? t
-				              : b ? lb__batch_table(b, f->ref)
-				                  : lb__table_find(db, f->ref);
-				if (!r) {
-					rc = lb__fail(
-					        LB_ECORRUPT,
-					        "table %s: field '%s' "
-					        "references missing table "
-					        "%s",
-					        name, f->name, f->ref);
-					goto fail;
-				}
-				t->ref_field[t->nrefs] = i;
-				t->ref_table[t->nrefs] = r;
-				t->nrefs++;
-			}
-		}
-		t->pub.fields = t->pubfields;
-		t->pub.nfields = n;
-		t->pub.closed = t->schema.closed;
-	}
-	*out = t;
-	return 0;
-fail:
-	lb__table_free(t);
-	return rc;
-}
-
-int lb__tables_publish(lb_db *db, lb_table *t)
-{
-	pthread_mutex_lock(&db->tlock);
-	if (db->ntables == db->tcap) {
-		size_t nc = db->tcap ? db->tcap * 2 : 16;
-		lb_table **nt = realloc(db->tables, nc * sizeof *nt);
-		if (!nt) {
-			pthread_mutex_unlock(&db->tlock);
-			return lb__fail(LB_ENOMEM, "table list: out of memory");
-		}
-		db->tables = nt;
-		db->tcap = nc;
-	}
-	db->tables[db->ntables++] = t;
-	for (uint32_t i = 0; i < t->nrefs; i++)
-		t->ref_table[i]->referenced = 1;
-	pthread_mutex_unlock(&db->tlock);
-	return 0;
 }
 
 /* ---- map growth --------------------------------------------------------- */
@@ -299,15 +205,40 @@ static int env_recover(lb_db *db, int have_wlock);
 
 int lb__read_txn(lb_db *db, MDB_txn **txn)
 {
-	int mrc, rc;
+	int mrc, rc, reloads = 0;
 	for (int tries = 0;; tries++) {
 		lb__read_begin(db);
 		mrc = db->env ? mdb_txn_begin(db->env, NULL, MDB_RDONLY, txn)
 		              : MDB_PANIC;
-		if (mrc == 0)
-			return 0;
+		if (mrc == 0) {
+			/* the tables as this transaction sees them */
+			int moved;
+			rc = lb__catalog_sync(db, *txn, &moved);
+			if (rc == 0 && !moved)
+				return 0;
+			lb__read_done(db, *txn);
+			*txn = NULL;
+			if (rc < 0)
+				return rc;
+			if (++reloads > LB__CATALOG_TRIES)
+				return lb__fail(LB_EBUSY,
+				                "%s: the tables keep changing "
+				                "(other processes create and "
+				                "remove them); try again",
+				                db->path);
+			if ((rc = lb__catalog_reload(db)) < 0)
+				return rc;
+			tries--;
+			continue;
+		}
 		lb__read_end(db);
 		*txn = NULL;
+		if (mrc == MDB_MAP_RESIZED && tries < LB__CATALOG_TRIES) {
+			/* another process grew the map past this one's */
+			if ((rc = lb__map_adopt(db)) < 0)
+				return rc;
+			continue;
+		}
 		if (mrc != MDB_PANIC || tries > 0)
 			break;
 		/* LMDB marked the environment failed: reopen it, then
@@ -357,11 +288,51 @@ int lb__grow_map_if_needed(lb_db *db)
 		if (lb__maplock_write(db, &until) != 0)
 			return 0;
 	}
-	mrc = mdb_env_set_mapsize(db->env, nsize);
+	rc = lb__map_resize(db, nsize);
 	pthread_rwlock_unlock(&db->maplock);
-	if (mrc != 0)
-		return lb__mdb_fail(mrc, "growing the map");
-	return 0;
+	return rc;
+}
+
+int lb__map_resize(lb_db *db, uint64_t nsize)
+{
+	MDB_envinfo info;
+	int mrc = mdb_env_info(db->env, &info);
+	size_t old = mrc == 0 ? info.me_mapsize : db->env_map;
+	if ((mrc = mdb_env_set_mapsize(db->env, (size_t)nsize)) == 0) {
+		if (mdb_env_info(db->env, &info) == 0)
+			db->env_map = info.me_mapsize;
+		return 0;
+	}
+	/* LMDB unmapped the file and could not map it again (no address
+	 * space: ENOMEM): the environment is unusable. Close it; the next
+	 * transaction reopens it at the size it had (env_recover). */
+	db->env_map = old;
+	mdb_env_close(db->env);
+	db->env = NULL;
+	atomic_store(&db->env_check, 1);
+	if (mrc == ENOMEM)
+		return lb__fail(LB_ENOMEM,
+		                "%s: no address space to map %llu bytes: the "
+		                "map stays at %zu bytes",
+		                db->path, (unsigned long long)nsize, old);
+	return lb__rewrap(lb__mdb_fail(mrc, "resizing the map"), "%s",
+	                  db->path);
+}
+
+int lb__map_adopt(lb_db *db)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += LB__ADOPT_WAIT_S;
+	if (lb__maplock_write(db, &until) != 0)
+		return lb__fail(LB_EBUSY,
+		                "%s: another process grew the database, and "
+		                "transactions of this process kept it from "
+		                "following for %d s",
+		                db->path, LB__ADOPT_WAIT_S);
+	int rc = db->env ? lb__map_resize(db, 0) : 0;
+	pthread_rwlock_unlock(&db->maplock);
+	return rc;
 }
 
 /* ---- open and close ----------------------------------------------------- */
@@ -507,10 +478,11 @@ static int open_meta(lb_db *db, int creating)
 			goto out;
 		}
 		MDB_val nk = {8, "next_tid"};
-		uint8_t one[4];
+		uint8_t one[4], zero[8] = {0};
 		lb__be32(one, 1);
-		MDB_val nd = {4, one};
-		if ((mrc = mdb_put(txn, db->meta, &nk, &nd, 0))) {
+		MDB_val nd = {4, one}, ck = {7, "catalog"}, cd = {8, zero};
+		if ((mrc = mdb_put(txn, db->meta, &nk, &nd, 0)) ||
+		    (mrc = mdb_put(txn, db->meta, &ck, &cd, 0))) {
 			rc = lb__mdb_fail(mrc, db->path);
 			goto out;
 		}
@@ -552,91 +524,9 @@ static int open_meta(lb_db *db, int creating)
 	}
 	if ((rc = open_subdbs(db, txn, rdonly ? 0 : MDB_CREATE)) < 0)
 		goto out;
-	/* Tables, in id order so that refs resolve to earlier tables. */
-	{
-		MDB_cursor *c;
-		if ((mrc = mdb_cursor_open(txn, db->meta, &c))) {
-			rc = lb__mdb_fail(mrc, db->path);
-			goto out;
-		}
-		MDB_val ck = {6, "table/"}, cd;
-		typedef struct {
-			uint32_t tid;
-			char name[LB_TABLE_NAME_MAX + 1];
-		} ent;
-		ent *ents = NULL;
-		size_t n = 0, cap = 0;
-		for (mrc = mdb_cursor_get(c, &ck, &cd, MDB_SET_RANGE); mrc == 0;
-		     mrc = mdb_cursor_get(c, &ck, &cd, MDB_NEXT)) {
-			if (ck.mv_size < 6 || memcmp(ck.mv_data, "table/", 6))
-				break;
-			size_t nl = ck.mv_size - 6;
-			if (nl == 0 || nl > LB_TABLE_NAME_MAX ||
-			    cd.mv_size != 4) {
-				rc = lb__fail(LB_ECORRUPT,
-				              "%s: bad table entry in _meta",
-				              db->path);
-				break;
-			}
-			if (n == cap) {
-				cap = cap ? cap * 2 : 16;
-				ent *ne = realloc(ents, cap * sizeof *ne);
-				if (!ne) {
-					rc = lb__fail(LB_ENOMEM,
-					              "out of memory");
-					break;
-				}
-				ents = ne;
-			}
-			memcpy(ents[n].name, (char *)ck.mv_data + 6, nl);
-			ents[n].name[nl] = 0;
-			ents[n].tid = lb__get_be32(cd.mv_data);
-			n++;
-		}
-		mdb_cursor_close(c);
-		/* insertion sort by tid: few tables */
-		for (size_t i = 1; i < n; i++)
-			for (size_t j = i;
-			     j > 0 && ents[j].tid < ents[j - 1].tid; j--) {
-				ent tmp = ents[j];
-				ents[j] = ents[j - 1];
-				ents[j - 1] = tmp;
-			}
-		for (size_t i = 0; rc == 0 && i < n; i++) {
-			char key[7 + LB_TABLE_NAME_MAX + 1];
-			int kl = snprintf(key, sizeof key, "schema/%s",
-			                  ents[i].name);
-			MDB_val sk = {(size_t)kl, key}, sd;
-			char dname[2 + LB_TABLE_NAME_MAX + 1];
-			snprintf(dname, sizeof dname, "t/%s", ents[i].name);
-			lb_table *t;
-			if ((mrc = mdb_get(txn, db->meta, &sk, &sd))) {
-				rc = lb__fail(
-				        LB_ECORRUPT,
-				        "%s: table %s has no schema entry",
-				        db->path, ents[i].name);
-				break;
-			}
-			if ((rc = lb__table_make(db, NULL, ents[i].name,
-			                         ents[i].tid, sd.mv_data,
-			                         sd.mv_size, &t)) < 0)
-				break;
-			if ((mrc = mdb_dbi_open(txn, dname, 0, &t->dbi))) {
-				lb__table_free(t);
-				rc = lb__fail(LB_ECORRUPT,
-				              "%s: table %s has no data",
-				              db->path, ents[i].name);
-				break;
-			}
-			if ((rc = lb__tables_publish(db, t)) < 0) {
-				lb__table_free(t);
-				break;
-			}
-		}
-		free(ents);
-		if (rc)
-			goto out;
-	}
+	/* Tables, as the catalog holds them. */
+	if ((rc = lb__catalog_load(db, txn, NULL)) < 0)
+		goto out;
 	/* The last batch: the head of the hash chain. */
 	if ((rc = lb__sync_last(db, txn)) < 0)
 		goto out;
@@ -663,7 +553,7 @@ static int env_open(const lb_db *db, size_t map, MDB_env **out)
 		ef |= MDB_NOSYNC;
 	if ((mrc = mdb_env_create(&env)))
 		return mrc;
-	mdb_env_set_maxdbs(env, 1024);
+	mdb_env_set_maxdbs(env, LB__MAXDBS);
 	mdb_env_set_maxreaders(env, 510);
 	if ((mrc = mdb_env_set_mapsize(env, map)) == 0 &&
 	    (mrc = mdb_env_open(env, db->path, ef, 0644)) == 0) {
@@ -865,6 +755,104 @@ int lb__read_env(lb_db *db)
 	                db->path);
 }
 
+/* ---- one environment per database per process ----------------------------
+ * LMDB forbids opening the same environment twice in one process: its
+ * locks are per process, so two environments on one file would both write
+ * (the chain breaks). A registry of the data files this process has open,
+ * by device and inode, refuses the second open with LB_EBUSY. Entries made
+ * by another process (this one is a fork's child) do not count. */
+
+typedef struct openfile {
+	dev_t dev;
+	ino_t ino;
+	pid_t pid;
+	const lb_db *db;
+} openfile;
+
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static openfile *open_files;
+static size_t nopen, open_cap;
+
+static int register_file(lb_db *db, const struct stat *st)
+{
+	pid_t me = getpid();
+	int rc = 0;
+	pthread_mutex_lock(&open_lock);
+	for (size_t i = 0; i < nopen;) {
+		if (open_files[i].pid != me) { /* inherited by a fork */
+			open_files[i] = open_files[--nopen];
+			continue;
+		}
+		if (open_files[i].dev == st->st_dev &&
+		    open_files[i].ino == st->st_ino) {
+			rc = lb__fail(LB_EBUSY,
+			              "%s: this process has the database open "
+			              "already (share that handle between "
+			              "threads: LMDB allows one per process)",
+			              db->path);
+			goto out;
+		}
+		i++;
+	}
+	if (nopen == open_cap) {
+		size_t nc = open_cap ? open_cap * 2 : 8;
+		openfile *no = realloc(open_files, nc * sizeof *no);
+		if (!no) {
+			rc = lb__fail(LB_ENOMEM, "out of memory");
+			goto out;
+		}
+		open_files = no;
+		open_cap = nc;
+	}
+	open_files[nopen++] = (openfile){st->st_dev, st->st_ino, me, db};
+	db->registered = 1;
+out:
+	pthread_mutex_unlock(&open_lock);
+	return rc;
+}
+
+static void unregister_file(lb_db *db)
+{
+	if (!db->registered)
+		return;
+	pthread_mutex_lock(&open_lock);
+	for (size_t i = 0; i < nopen; i++)
+		if (open_files[i].db == db) {
+			open_files[i] = open_files[--nopen];
+			break;
+		}
+	if (nopen == 0) {
+		free(open_files);
+		open_files = NULL;
+		open_cap = 0;
+	}
+	pthread_mutex_unlock(&open_lock);
+}
+
+/* data.mdb as a plain file of its own: not a symbolic link (to another
+ * database's file), not a hard link (LMDB keeps its locks beside it, in
+ * lock.mdb of the directory, so two directories sharing the file would
+ * lock apart). */
+static int plain_file(const char *dir, const char *file, struct stat *st)
+{
+	if (lstat(file, st) != 0)
+		return lb__fail(LB_EIO, "%s: %s", file, strerror(errno));
+	if (S_ISLNK(st->st_mode))
+		return lb__fail(LB_EINVAL,
+		                "%s: data.mdb is a symbolic link: open the "
+		                "directory that holds the file",
+		                dir);
+	if (!S_ISREG(st->st_mode))
+		return lb__fail(LB_EINVAL, "%s: data.mdb is not a file", dir);
+	if (st->st_nlink > 1)
+		return lb__fail(LB_EINVAL,
+		                "%s: data.mdb has %lu hard links: another "
+		                "directory shares the file, and LMDB would "
+		                "lock the two apart",
+		                dir, (unsigned long)st->st_nlink);
+	return 0;
+}
+
 /* ---- lb_open, lb_close -------------------------------------------------- */
 
 int lb_open(const char *dir, const lb_options *opts, lb_db **out)
@@ -902,7 +890,11 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 	}
 	if (asprintf(&file, "%s/data.mdb", dir) < 0)
 		return lb__fail(LB_ENOMEM, "out of memory");
-	int exists = stat(file, &st) == 0;
+	int exists = lstat(file, &st) == 0;
+	if (exists && (rc = plain_file(dir, file, &st)) < 0) {
+		free(file);
+		return rc;
+	}
 	if (!exists && !(opts->flags & LB_CREATE)) {
 		free(file);
 		return lb__fail(LB_ENOTFOUND,
@@ -927,6 +919,7 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 	        opts->segment_size ? opts->segment_size : LB__DEFAULT_SEGMENT;
 	pthread_mutex_init(&db->wlock, NULL);
 	pthread_mutex_init(&db->tlock, NULL);
+	pthread_mutex_init(&db->catlock, NULL);
 	pthread_rwlock_init(&db->maplock, NULL);
 	lb__segr_init(&db->segr);
 	if ((rc = lb__segw_init(&db->segw, db->level)) < 0)
@@ -935,7 +928,16 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 	uint64_t map = opts->map_size ? opts->map_size : LB__DEFAULT_MAP;
 	if (exists && (uint64_t)st.st_size + (uint64_t)st.st_size / 2 > map)
 		map = (uint64_t)st.st_size * 2;
+	/* A reader maps what is there (LMDB adds what the meta page counts,
+	 * and a writer's growth is adopted as it comes): no need for a
+	 * writer's room, which costs address space (ulimit -v). */
+	if ((opts->flags & LB_RDONLY) && exists && !opts->map_size)
+		map = (uint64_t)st.st_size > 65536 ? (uint64_t)st.st_size
+		                                   : 65536;
 	db->env_map = (size_t)map;
+	/* one environment per file per process (created now if missing) */
+	if (exists && (rc = register_file(db, &st)) < 0)
+		goto fail;
 	mrc = env_open(db, db->env_map, &db->env);
 	if (mrc) {
 		/* A damaged meta page can make LMDB fail in odd ways
@@ -960,6 +962,9 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 		rc = lb__rewrap(rc, "%s", dir);
 		goto fail;
 	}
+	if (!exists && ((rc = plain_file(dir, file, &st)) < 0 ||
+	                (rc = register_file(db, &st)) < 0))
+		goto fail;
 	int dead = 0;
 	mdb_reader_check(db->env, &dead);
 	if ((rc = open_meta(db, (opts->flags & LB_CREATE) != 0)) < 0)
@@ -979,6 +984,7 @@ void lb_close(lb_db *db)
 		return;
 	if (db->env)
 		mdb_env_close(db->env);
+	unregister_file(db);
 	for (size_t i = 0; i < db->ntables; i++)
 		lb__table_free(db->tables[i]);
 	free(db->tables);
@@ -987,6 +993,7 @@ void lb_close(lb_db *db)
 	lb__segr_free(&db->segr);
 	pthread_mutex_destroy(&db->wlock);
 	pthread_mutex_destroy(&db->tlock);
+	pthread_mutex_destroy(&db->catlock);
 	pthread_rwlock_destroy(&db->maplock);
 	free(db->path);
 	free(db);

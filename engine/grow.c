@@ -204,7 +204,7 @@ int lb__regrow(lb_batch *b)
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 10;
 		int lrc = lb__maplock_write(db, &until);
-		int mrc = lrc ? 0 : mdb_env_set_mapsize(db->env, (size_t)nsize);
+		int grc = lrc ? 0 : lb__map_resize(db, nsize);
 		if (!lrc)
 			pthread_rwlock_unlock(&db->maplock);
 		lb__read_begin(db);
@@ -214,8 +214,8 @@ int lb__regrow(lb_batch *b)
 			        "the database map is full and snapshots "
 			        "held by other threads keep it from "
 			        "growing");
-		if (mrc)
-			return lb__mdb_fail(mrc, "growing the map");
+		if (grc)
+			return grc;
 		if ((rc = lb__batch_txn(b)) < 0)
 			return rc;
 		/* the redo sets these entry by entry (a grouped replay's

@@ -41,6 +41,7 @@ typedef struct lb_table {
 	uint32_t tid;
 	MDB_dbi dbi;
 	int dropped;
+	int dbi_closed; /* removed, and its handle closed to free the slot */
 	lb_wal_schema schema; /* decoded schema (has_schema 0: opaque) */
 	lb_buf encoded;       /* its encoding, as logged */
 	lb_field *pubfields;  /* public view for lb_tables() */
@@ -65,6 +66,12 @@ struct lb_db {
 	pthread_mutex_t tlock;
 	lb_table **tables;
 	size_t ntables, tcap;
+	/* the catalog generation the table list was loaded at (under
+	 * tlock), and the LMDB transaction id it was last found current in
+	 * (catalog.c); catlock serialises loading (LMDB's dbi opening) */
+	uint64_t catalog;
+	atomic_size_t cat_txnid;
+	pthread_mutex_t catlock;
 	/* the last committed batch as this process last saw it */
 	uint64_t last_id;
 	uint8_t last_hash[32];
@@ -78,6 +85,7 @@ struct lb_db {
 	                         environment failed: check it before using */
 	atomic_int growers;   /* threads waiting to take maplock for writing */
 	size_t env_map;       /* the map size to reopen env with */
+	int registered;       /* in db.c's registry of open files */
 };
 
 /* The largest key of a sub-database in a batch's transaction. */
@@ -106,6 +114,14 @@ struct lb_batch {
 	 * batch after `undoes`), written to `_victims` and `_undo` at commit
 	 * (undo.c) */
 	int undo_kind;
+	/* the catalog generation after this batch's table changes (0: none),
+	 * and whether the batch holds db->catlock (it opened a handle) */
+	uint64_t catalog;
+	int catlocked;
+	/* no other thread or process uses the database (a replay's new one):
+	 * the handles of tables it removes are closed at commit, so that
+	 * their slots serve the tables it creates next */
+	int private_db;
 	/* an undoing batch whose per-key history is implied (FORMAT.md §2.4):
 	 * its changes add nothing to `_hist` */
 	int implied;
@@ -157,6 +173,37 @@ struct lb_batch {
 	uint8_t seek_key[LB_KEY_MAX];
 };
 
+/* ---- catalog.c: the tables a handle knows -------------------------------- */
+lb_table *lb__table_find(lb_db *db, const char *name);
+void lb__table_free(lb_table *t);
+/* Build an lb_table from its stored encoding (schema decoded, refs resolved
+ * against db's tables). */
+int lb__table_make(lb_db *db, lb_batch *b, const char *name, uint32_t tid,
+                   const void *enc, size_t enclen, lb_table **out);
+int lb__tables_publish(lb_db *db, lb_table *t); /* under wlock */
+#define LB__CATALOG_TRIES 16
+/* LMDB handles an environment may have open: the engine's sub-databases
+ * and one per table, live or removed (FORMAT.md §2) */
+#define LB__MAXDBS 1024
+/* Before a table is created: if the handles of removed tables fill the
+ * environment's slots, close them (only while no transaction of this
+ * process is live, which it waits for briefly; else they stay). */
+void lb__catalog_free_slots(lb_db *db);
+/* _meta's catalog generation in txn. */
+int lb__catalog_get(lb_db *db, MDB_txn *txn, uint64_t *gen);
+/* Increment it in b's transaction (a table created or removed). */
+int lb__catalog_bump(lb_batch *b);
+/* Bring db's table list to txn's catalog (open, and reload). *first_new
+ * (may be NULL): the index of the first table it added. */
+int lb__catalog_load(lb_db *db, MDB_txn *txn, size_t *first_new);
+/* Is db's table list the catalog of txn? *moved = 1 when not. */
+int lb__catalog_sync(lb_db *db, MDB_txn *txn, int *moved);
+/* Load the list again from the newest committed catalog. */
+int lb__catalog_reload(lb_db *db);
+/* LB_ENOTFOUND for a table name the catalog does not hold, saying whether
+ * it was removed (this handle knew it) or never was. */
+int lb__no_table(lb_db *db, const char *name);
+
 /* ---- db.c ---------------------------------------------------------------- */
 int lb__mdb_fail(int mrc, const char *what);
 /* LB_EFULL instead of LB_EIO when the database's file system is full. */
@@ -170,14 +217,19 @@ int lb__rewrap(int rc, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)))
 #endif
         ;
-lb_table *lb__table_find(lb_db *db, const char *name);
-void lb__table_free(lb_table *t);
-/* Build an lb_table from its stored encoding (schema decoded, refs resolved
- * against db's tables). */
-int lb__table_make(lb_db *db, lb_batch *b, const char *name, uint32_t tid,
-                   const void *enc, size_t enclen, lb_table **out);
-int lb__tables_publish(lb_db *db, lb_table *t); /* under wlock */
+
 int lb__grow_map_if_needed(lb_db *db);
+/* Set the map to nsize (0: the size the data file's meta page gives, which
+ * another process grew it to), with maplock held for writing. On failure
+ * the environment is closed (LMDB left it unmapped) and reopened at its
+ * old size by the next transaction: LB_ENOMEM when the address space ran
+ * out. */
+int lb__map_resize(lb_db *db, uint64_t nsize);
+/* Adopt the size another process grew the map to (mdb_txn_begin said
+ * MDB_MAP_RESIZED): waits up to LB__ADOPT_WAIT_S for this process's
+ * transactions to end; the caller holds none. */
+#define LB__ADOPT_WAIT_S 10
+int lb__map_adopt(lb_db *db);
 /* Take maplock for writing: once (until NULL) or waiting until then. While
  * a thread waits, new outermost readers of this process hold back (for at
  * most LB__READER_YIELD_MS), so a stream of short snapshots cannot starve
@@ -340,6 +392,8 @@ int lb__batch_txn(lb_batch *b);
 lb_table *lb__batch_table(lb_batch *b, const char *name);
 /* Printable form of a key for messages, cut to fit cap. */
 const char *lb__key_text(const void *key, size_t klen, char *buf, size_t cap);
+/* Did the batch remove a table (in its transaction so far)? */
+int lb__batch_drops(const lb_batch *b);
 /* Record that this undo batch undoes batch id (undo.c settles it at
  * commit). */
 int lb__batch_mark(lb_batch *b, uint64_t id);
@@ -429,6 +483,11 @@ int lb__refs_update(lb_batch *b, lb_table *t, const void *key, size_t klen,
                     size_t alen, int queue);
 /* Run the queued foreign-key checks; records FOREIGN_KEY issues. */
 int lb__fk_check(lb_batch *b);
+/* Does value val of table t name, in one of its ref fields, a key that its
+ * referenced table does not hold in txn? 1 (and *field, the schema field),
+ * 0, or < 0. */
+int lb__refs_dangling(MDB_txn *txn, const lb_table *t, const void *val,
+                      size_t vlen, uint32_t *field);
 
 /* ---- checkpoint.c: checkpoints, and directories for them and replays ---- */
 /* 0 if dir is missing or an empty directory, else LB_EEXIST. */

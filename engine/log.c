@@ -354,7 +354,7 @@ int lb_history(lb_db *db, const char *table, const void *key, size_t klen,
 		                LB_KEY_MAX);
 	lb_table *t = lb__table_find(db, table);
 	if (!t)
-		return lb__fail(LB_ENOTFOUND, "no table named %s", table);
+		return lb__no_table(db, table);
 	int rc = lb__read_txn(db, &txn);
 	if (rc < 0)
 		return rc;

@@ -140,6 +140,10 @@ enum { F_BIGDATA = 0x01, F_SUBDATA = 0x02, F_DUPDATA = 0x04 };
 #define MAX_NEST (3 * MAX_DEPTH)
 /* Attempts at finding the snapshot's meta page before giving up. */
 #define META_TRIES 16
+/* How far past the file's end a meta page's last page may lie
+ * (meta_usable): a multiple of the file's pages, plus a constant. */
+#define LAST_SLACK_FACTOR 4u
+#define LAST_SLACK_PAGES 4096u
 
 #define EVEN(x) (((x) + 1u) & ~(uint64_t)1)
 
@@ -783,19 +787,26 @@ static int read_meta(pc *c, unsigned k, meta *m)
 }
 
 /* A meta page a snapshot is taken from: LMDB reads meta page 1 at meta
- * page 0's page size but then uses the newer one's, so they must agree;
- * and its last page must lie in the file. */
+ * page 0's page size but then uses the newer one's, so they must agree.
+ * Its last page may lie past the end of the file: pages a transaction
+ * took from the end and freed again before it committed are counted but
+ * never written (they are on the free list, and LMDB writes a page before
+ * it reads it again). The walk requires every page a tree reaches to lie
+ * in the file. The last page must only be plausible: LMDB maps at least
+ * that much, so a huge one (damage) would make it fail to map. */
 static int meta_usable(const pc *c, const meta *m, uint64_t fsize)
 {
 	static const tree mt = {.name = "meta page"};
+	uint64_t fpages = fsize / c->psize;
 	if (m->dbs[0].pad != c->psize)
 		return bad(&mt, m->pgno, "page size %u, meta page 0 says %u",
 		           m->dbs[0].pad, c->psize);
-	if (m->last < NUM_METAS - 1 || m->last >= fsize / c->psize)
+	if (m->last < NUM_METAS - 1 ||
+	    m->last >= LAST_SLACK_FACTOR * fpages + LAST_SLACK_PAGES)
 		return bad(&mt, m->pgno,
 		           "last page %llu, the file holds %llu pages",
 		           (unsigned long long)m->last,
-		           (unsigned long long)(fsize / c->psize));
+		           (unsigned long long)fpages);
 	return 0;
 }
 
@@ -864,15 +875,21 @@ static int page_size(pc *c, uint64_t fsize)
 }
 
 /* Both meta pages, checked before a transaction of our own reads them
- * through the map: the newer one is the one LMDB takes. */
-static int metas_sane(pc *c, uint64_t fsize)
+ * through the map: the newer one is the one LMDB takes. The file's size is
+ * taken after them: a writer in another process extends the file before
+ * it writes the meta page that counts the new pages. */
+static int metas_sane(pc *c)
 {
 	meta m[NUM_METAS];
+	struct stat st;
 	int rc;
 	for (unsigned k = 0; k < NUM_METAS; k++)
 		if ((rc = read_meta(c, k, &m[k])) < 0)
 			return rc;
-	return meta_usable(c, &m[m[1].txnid > m[0].txnid], fsize);
+	if (fstat(c->fd, &st) != 0)
+		return lb__fail(LB_EIO, "data.mdb: %s", strerror(errno));
+	return meta_usable(c, &m[m[1].txnid > m[0].txnid],
+	                   (uint64_t)st.st_size);
 }
 
 static int check(pc *c, MDB_txn *txn)
@@ -952,7 +969,7 @@ int lb__pagecheck(MDB_env *env, MDB_txn *txn, int full)
 	if (fstat(c.fd, &st) != 0)
 		return lb__fail(LB_EIO, "data.mdb: %s", strerror(errno));
 	if ((rc = page_size(&c, (uint64_t)st.st_size)) < 0 ||
-	    (rc = metas_sane(&c, (uint64_t)st.st_size)) < 0)
+	    (rc = metas_sane(&c)) < 0)
 		return rc;
 	if (!txn) {
 		if ((rc = begin_own(env, &own)) < 0)
@@ -985,7 +1002,7 @@ int lb__pagecheck_metas(const char *file)
 	else if (st.st_size == 0)
 		rc = 0; /* a new environment, not written yet */
 	else if ((rc = page_size(&c, (uint64_t)st.st_size)) == 0)
-		rc = metas_sane(&c, (uint64_t)st.st_size);
+		rc = metas_sane(&c);
 	close(c.fd);
 	return rc;
 }

@@ -52,7 +52,7 @@ static int get_in(lb_db *db, MDB_txn *txn, const char *table, const void *key,
 {
 	lb_table *t = lb__table_find(db, table);
 	if (!t)
-		return lb__fail(LB_ENOTFOUND, "no table named %s", table);
+		return lb__no_table(db, table);
 	MDB_val k = {klen, (void *)key};
 	int mrc = mdb_get(txn, t->dbi, &k, v);
 	if (mrc == MDB_NOTFOUND || mrc == MDB_BAD_DBI || mrc == EINVAL) {
@@ -159,7 +159,7 @@ int lb_cursor_open(lb_snapshot *s, const char *table, lb_cursor **out)
 		return lb__fail(LB_EINVAL, "table name is NULL or empty");
 	lb_table *t = lb__table_find(s->db, table);
 	if (!t)
-		return lb__fail(LB_ENOTFOUND, "no table named %s", table);
+		return lb__no_table(s->db, table);
 	lb_cursor *c = calloc(1, sizeof *c);
 	if (!c)
 		return lb__fail(LB_ENOMEM, "cursor: out of memory");

@@ -205,6 +205,7 @@ static int replay_batch(rp *p, uint64_t id)
 	}
 	if (!b && (rc = lb__batch_begin(p->dst, h.label, &b)) < 0)
 		goto out;
+	b->private_db = 1; /* the new database is the replay's alone */
 	p->grp = b;
 	if (b->id != id) {
 		rc = lb__fail(LB_ECORRUPT,
@@ -267,8 +268,10 @@ static int replay_batch(rp *p, uint64_t id)
 	h.pruned = 0;
 	p->grp_n++;
 	p->grp_raw += h.raw_bytes;
+	/* a group ends at a table removal: its commit frees the removed
+	 * table's slot among LMDB's handles for the tables created next */
 	if (id == p->to || p->grp_n >= RP_GROUP_BATCHES ||
-	    p->grp_raw >= RP_GROUP_RAW) {
+	    p->grp_raw >= RP_GROUP_RAW || lb__batch_drops(b)) {
 		/* the group so far becomes durable with this batch */
 		rc = lb__batch_commit_hdr(b, &h); /* frees b */
 		b = p->grp = NULL;
@@ -532,13 +535,17 @@ int lb__replay_txn(lb_db *src, MDB_txn *txn, const char *dest, uint64_t to,
 	if (from_checkpoint &&
 	    (rc = ckpt_base(&p, from_checkpoint, tmp, &at)) < 0)
 		goto out;
-	/* The new database gets a map as large as the source's, so the
-	 * replay seldom has to grow it. */
+	/* The new database gets a map twice the source's data, so the
+	 * replay seldom has to grow it, and no more: address space may be
+	 * scarce (ulimit -v), and the map grows on demand. */
 	lb_options_init(&o);
 	o.flags = LB_CREATE | LB_NOSYNC;
+	MDB_stat est;
 	mdb_env_info(src->env, &info);
-	o.map_size = info.me_mapsize > LB__DEFAULT_MAP ? info.me_mapsize
-	                                               : LB__DEFAULT_MAP;
+	mdb_env_stat(src->env, &est);
+	o.map_size = ((uint64_t)info.me_last_pgno + 1) * est.ms_psize * 2;
+	if (o.map_size < (1u << 20))
+		o.map_size = 1u << 20;
 	if (lb__replay_map)
 		o.map_size = lb__replay_map;
 	if ((rc = lb_open(tmp, &o, &p.dst)) < 0)

@@ -799,8 +799,7 @@ static int moved_batches(rb *x)
 			break;
 		if (!st.undo)
 			rc = collect(x, id, 0);
-		else if ((rc = lb__victims_get(x->db, x->b->txn, id, &vs)) ==
-		         0)
+		else if ((rc = lb__victims_get(x->db, x->b->txn, id, &vs)) == 0)
 			rc = lb__heap_push_victims(&hp, &vs);
 	}
 	mdb_cursor_close(uc);

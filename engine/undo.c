@@ -42,18 +42,18 @@ int lb__victims_get(lb_db *db, MDB_txn *txn, uint64_t n, lb_victims *out)
 	const uint8_t *p = v.mv_data;
 	size_t len = v.mv_size;
 	int kind = len ? p[0] : 0;
-	int ok = kind == LB__UNDO_TO
-	                 ? len == 9 && lb__get_be64(p + 1) < n
-	                 : (kind == LB__UNDO_ROLLBACK ||
-	                    kind == LB__UNDO_FORCED) &&
-	                           len >= 9 && (len - 1) % 8 == 0;
+	int ok = kind == LB__UNDO_TO ? len == 9 && lb__get_be64(p + 1) < n
+	                             : (kind == LB__UNDO_ROLLBACK ||
+	                                kind == LB__UNDO_FORCED) &&
+	                                       len >= 9 && (len - 1) % 8 == 0;
 	for (size_t i = 1; ok && kind != LB__UNDO_TO && i < len; i += 8) {
 		uint64_t id = lb__get_be64(p + i);
 		ok = id > 0 && id < n &&
 		     (i == 1 || id > lb__get_be64(p + i - 8));
 	}
 	if (!ok)
-		return lb__fail(LB_ECORRUPT, "_victims: bad entry for batch %llu",
+		return lb__fail(LB_ECORRUPT,
+		                "_victims: bad entry for batch %llu",
 		                (unsigned long long)n);
 	out->kind = kind;
 	if (kind == LB__UNDO_TO) {
@@ -192,8 +192,7 @@ int lb__standing_of(lb_db *db, MDB_txn *txn, MDB_cursor *uc, uint64_t id,
 }
 
 /* Rewrite batch id's header with rolled_back_by = rbb. */
-static int put_state(lb_batch *b, lb_wal_hdr *h, uint64_t rbb,
-                     lb_buf *enc)
+static int put_state(lb_batch *b, lb_wal_hdr *h, uint64_t rbb, lb_buf *enc)
 {
 	uint8_t kb[8];
 	h->rolled_back_by = rbb;
@@ -215,8 +214,7 @@ static uint64_t victim(const lb_batch *b, uint64_t i)
 
 static uint64_t nvictims(const lb_batch *b)
 {
-	return b->undo_kind == LB__UNDO_TO ? b->id - 1 - b->undoes
-	                                   : b->nmarks;
+	return b->undo_kind == LB__UNDO_TO ? b->id - 1 - b->undoes : b->nmarks;
 }
 
 /* Write `_victims` for b and `_undo` for each batch b undoes. */
@@ -248,10 +246,9 @@ static int put_entries(lb_batch *b)
 		rc = lb__mdb_fail(mrc, "_victims");
 		goto out;
 	}
-	lb__be64(rb, b->id |
-	                     (b->undo_kind == LB__UNDO_ROLLBACK
-	                              ? LB__UNDO_IMPLIED
-	                              : 0));
+	lb__be64(rb,
+	         b->id | (b->undo_kind == LB__UNDO_ROLLBACK ? LB__UNDO_IMPLIED
+	                                                    : 0));
 	MDB_val uv = {8, rb};
 	uint64_t n = nvictims(b);
 	for (uint64_t i = 0; i < n && rc == 0; i++) {
@@ -324,8 +321,7 @@ int lb__undo_settle(lb_batch *b)
 		/* an undo batch that stopped or started standing: what it
 		 * undid may stand again, or stop standing */
 		lb_victims uv;
-		if ((rc = lb__victims_get(db, b->txn, id, &uv)) == 0 &&
-		    uv.kind)
+		if ((rc = lb__victims_get(db, b->txn, id, &uv)) == 0 && uv.kind)
 			rc = lb__heap_push_victims(&h, &uv);
 	}
 out:

@@ -331,6 +331,26 @@ static void ref_values(const lb_table *t, const void *val, size_t vlen,
 	}
 }
 
+int lb__refs_dangling(MDB_txn *txn, const lb_table *t, const void *val,
+                      size_t vlen, uint32_t *field)
+{
+	refval rv[LB_SCHEMA_FIELDS_MAX];
+	ref_values(t, val, vlen, rv);
+	for (uint32_t i = 0; i < t->nrefs; i++) {
+		if (!rv[i].present || rv[i].n == 0 || rv[i].n > LB_KEY_MAX)
+			continue;
+		MDB_val k = {rv[i].n, (void *)rv[i].p}, v;
+		int mrc = mdb_get(txn, t->ref_table[i]->dbi, &k, &v);
+		if (mrc == MDB_NOTFOUND) {
+			*field = t->ref_field[i];
+			return 1;
+		}
+		if (mrc)
+			return lb__mdb_fail(mrc, t->ref_table[i]->name);
+	}
+	return 0;
+}
+
 static int same_target(const lb_table *t, uint32_t i, const refval *a,
                        uint32_t j, const refval *b)
 {

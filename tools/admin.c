@@ -90,15 +90,15 @@ static int check_refs(const cli_catalog *c, const char *file)
 		for (size_t f = 0; f < c->t[i].nfields; f++) {
 			const char *ref = c->t[i].fields[f].ref;
 			size_t j;
-			if (!ref)
-				continue;
+			if (!ref || !strcmp(ref, c->t[i].name))
+				continue; /* a table may reference itself */
 			for (j = 0; j < i; j++)
 				if (!strcmp(c->t[j].name, ref))
 					break;
 			if (j == i)
 				return cli_err("%s: table '%s' field '%s': "
 				               "ref '%s' must name a table "
-				               "declared before it",
+				               "declared before it (or itself)",
 				               file, c->t[i].name,
 				               c->t[i].fields[f].name, ref);
 		}

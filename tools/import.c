@@ -715,6 +715,12 @@ static int parse_slow(imp *m, uint64_t line, const char *p, size_t n, req *q)
 			return 0;
 		}
 		q->tname = json_string_value(tv);
+		if (strlen(q->tname) != json_string_length(tv)) {
+			/* "o\u0000x" would name table o */
+			add_issue(m, line, KIND_TABLE, NULL, NULL, 0, NULL,
+			          "the table name holds a NUL character");
+			return 0;
+		}
 		if (dv) {
 			if (!json_is_true(dv)) {
 				add_issue(m, line, KIND_PARSE, q->tname, NULL,

@@ -26,7 +26,8 @@ static const command commands[] = {
          "Create a new database in DIR (created if missing; it must not\n"
          "hold a database already). With --schema, create the tables the\n"
          "schema file declares, in file order (a \"ref\" must name a table\n"
-         "declared before it). Print the schema file of an example data set\n"
+         "declared before it, or the table itself). Print the schema file of "
+         "an example data set\n"
          "with 'logbook gen schema'.\n"},
         {"tables", cmd_tables, "tables DIR [--schema]",
          "list tables, record counts and schemas",

@@ -82,6 +82,7 @@ static struct {
 	long (*calls)(void);
 	long (*fired)(void);
 	void (*dir)(const char *prefix);
+	void (*calls_only)(const char *list);
 } shim;
 
 static int shim_load(void)
@@ -91,7 +92,9 @@ static int shim_load(void)
 	*(void **)&shim.calls = dlsym(RTLD_DEFAULT, "lbfault_calls");
 	*(void **)&shim.fired = dlsym(RTLD_DEFAULT, "lbfault_fired");
 	*(void **)&shim.dir = dlsym(RTLD_DEFAULT, "lbfault_dir");
-	return shim.arm && shim.disarm && shim.calls && shim.fired && shim.dir;
+	*(void **)&shim.calls_only = dlsym(RTLD_DEFAULT, "lbfault_calls_only");
+	return shim.arm && shim.disarm && shim.calls && shim.fired &&
+	       shim.dir && shim.calls_only;
 }
 
 /* Where the shim is: $LB_FAULT_SHIM, else $LB_BUILD/libfault.so, else
@@ -1252,6 +1255,52 @@ static void test_engine_fault__map_growth_tiny_map(void **state)
 	}
 }
 
+/* The address space runs out while the map grows (mmap of the data file
+ * fails with ENOMEM, as under a low RLIMIT_AS): the call that grew answers
+ * LB_ENOMEM, nothing committed is lost, and every later call works again
+ * (the environment is reopened at the size it had) instead of crashing. */
+static void test_engine_fault__map_growth_out_of_address_space(void **state)
+{
+	(void)state;
+	char *dir = th_tmpdir();
+	lb_options o;
+	lb_db *db;
+	uint64_t d0, d1;
+	int failed = 0;
+	lb_options_init(&o);
+	o.flags = LB_CREATE | LB_NOSYNC;
+	o.map_size = 256u << 10;
+	o.compression = 0;
+	db = te_open_opts(dir, &o);
+	te_rc(0, lb_table_create(db, "t", NULL));
+	te_rc(0, commit_keys(db, "small", 0, 10, 10, 0, 0));
+	te_rc(0, digest(db, &d0));
+	shim.dir(dir);
+	shim.calls_only("mmap");
+	for (int round = 0; round < 3; round++) {
+		/* every remap of the data file fails from now on */
+		shim.arm(1, ENOMEM, 1);
+		int rc = commit_keys(db, "big", 1000 + 100 * round, 100, 4096,
+		                     1, 0);
+		assert_true(rc == LB_ENOMEM || rc == LB_EFULL);
+		failed += shim.fired() > 0;
+		shim.disarm();
+		/* the handle goes on: reads and the next batch work */
+		te_rc(0, digest(db, &d1));
+		assert_true(d0 == d1);
+		te_rc(0, commit_keys(db, "after", 10 + round, 1, 10, 2, 0));
+		te_rc(0, digest(db, &d0));
+	}
+	shim.calls_only(NULL);
+	shim.dir(NULL);
+	assert_true(failed > 0);
+	lb_verify_report rep;
+	te_rc(0, lb_verify(db, LB_VERIFY_REPLAY, &rep));
+	lb_close(db);
+	th_rmrf(dir);
+	free(dir);
+}
+
 int main(int argc, char **argv)
 {
 	(void)argc;
@@ -1266,6 +1315,8 @@ int main(int argc, char **argv)
 	        cmocka_unit_test(test_engine_fault__panic_under_readers),
 	        cmocka_unit_test(test_engine_fault__disk_full_tmpfs),
 	        cmocka_unit_test(test_engine_fault__map_growth_tiny_map),
+	        cmocka_unit_test(
+	                test_engine_fault__map_growth_out_of_address_space),
 	};
 	if (!shim_load()) {
 		reexec_with_shim(argv);

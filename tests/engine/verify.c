@@ -705,8 +705,8 @@ static void test_engine_verify__undo_changed(void **state)
 /* A rollback_to undoes every later batch: one `_victims` entry naming its
  * target, an `_undo` entry for each batch after it; the standing it
  * settled is checked, and so is the replay's. */
-static void test_engine_verify__rollback_to_undoes_every_later_batch(
-        void **state)
+static void
+test_engine_verify__rollback_to_undoes_every_later_batch(void **state)
 {
 	vx *x = *state;
 	uint64_t last = te_last(x->db);
@@ -772,6 +772,31 @@ static void test_engine_verify__older_format_refused(void **state)
 	raw_put(&r, raw_dbi(&r, "_meta"), "format", 6, cur, 4);
 	raw_close(x, &r);
 	expect_ok(x->db, LB_VERIFY_REPLAY);
+}
+
+/* A record whose reference names a missing key (written behind the
+ * library's back) is found by verify with replay, charged to the last batch
+ * that changed the record (none here: the last batch). */
+static void test_engine_verify__dangling_reference(void **state)
+{
+	vx *x = *state;
+	lb_field f[] = {{"h", LB_STR, LB_REQUIRED, 0, "t"}};
+	lb_schema s = {f, 1, 0};
+	te_rc(0, lb_table_create(x->db, "w", &s));
+	te_put1(x->db, "t", "a", "hearing");
+	static const uint8_t ok[] = {0x81, 0xa1, 'h', 0xa1, 'a'};
+	static const uint8_t bad[] = {0x81, 0xa1, 'h', 0xa2, 'z', 'z'};
+	lb_batch *b;
+	te_rc(0, lb_batch_begin(x->db, "w", &b));
+	te_rc(0, lb_insert(b, "w", "w1", 2, ok, sizeof ok));
+	te_rc(0, lb_batch_commit(b, NULL));
+	expect_ok(x->db, LB_VERIFY_REPLAY);
+	raw r;
+	raw_open(x, &r);
+	raw_put(&r, raw_dbi(&r, "t/w"), "w2", 2, bad, sizeof bad);
+	raw_close(x, &r);
+	expect_ok(x->db, 0);
+	expect_bad(x->db, LB_VERIFY_REPLAY, te_last(x->db), "does not hold");
 }
 
 /* _meta's next_tid, as stored. */
@@ -905,6 +930,7 @@ int main(void)
 	        T(test_engine_verify__undo_changed),
 	        T(test_engine_verify__rollback_to_undoes_every_later_batch),
 	        T(test_engine_verify__older_format_refused),
+	        T(test_engine_verify__dangling_reference),
 	        T(test_engine_verify__next_tid_changed),
 	        T(test_engine_verify__next_tid_changed_pruned),
 #undef T

@@ -5,7 +5,9 @@
  * LB_EIO and loses nothing.
  *
  * Built as BUILD/libfault.so. It wraps write, pwrite, pwrite64, writev,
- * pwritev, pwritev64, fsync, fdatasync and msync. Every wrapped call on a
+ * pwritev, pwritev64, fsync, fdatasync and msync, and mmap of a file
+ * (counted only when named in LB_FAULT_CALLS or lbfault_calls_only: an
+ * ENOMEM there is an address space that ran out). Every wrapped call on a
  * file whose path starts with LB_FAULT_DIR (all files when it is unset;
  * msync, which has no descriptor, always counts) is numbered from 1; the
  * call numbered LB_FAULT_AT fails with LB_FAULT_ERRNO and writes nothing.
@@ -16,7 +18,8 @@
  *   LB_FAULT_STICKY  1: every counted call from LB_FAULT_AT on fails (a
  *                    disk that stays full) until disarmed
  *   LB_FAULT_DIR     only count calls on files under this path prefix
- *   LB_FAULT_CALLS   comma list of call names to count (default: all)
+ *   LB_FAULT_CALLS   comma list of call names to count (default: all but
+ *                    mmap)
  *   LB_FAULT_LOG     1: print each injected failure on stderr
  *
  * A program may also drive the shim at run time through these functions,
@@ -26,6 +29,8 @@
  *   long lbfault_calls(void)    counted calls so far
  *   long lbfault_fired(void)    calls failed so far
  *   void lbfault_dir(const char *prefix)   NULL: every file
+ *   void lbfault_calls_only(const char *list)   the calls to count, as
+ *                               LB_FAULT_CALLS (NULL: the default set)
  * The call counter restarts at every lbfault_arm().
  */
 #ifndef _GNU_SOURCE
@@ -54,15 +59,18 @@ enum {
 	C_FSYNC,
 	C_FDATASYNC,
 	C_MSYNC,
+	C_MMAP, /* counted only when named (lbfault_calls_only, LB_FAULT_CALLS)
+	         */
 	C_N
 };
 static const char *const call_name[C_N] = {
-        "write", "pwrite", "writev", "pwritev", "fsync", "fdatasync", "msync",
+        "write", "pwrite",    "writev", "pwritev",
+        "fsync", "fdatasync", "msync",  "mmap",
 };
 
 static atomic_long n_calls, n_fired, fail_at;
 static atomic_int fail_errno = ENOSPC, sticky, logging;
-static atomic_uint call_mask = (1u << C_N) - 1;
+static atomic_uint call_mask = (1u << C_MMAP) - 1;
 static pthread_mutex_t dir_lock = PTHREAD_MUTEX_INITIALIZER;
 static char dir_prefix[PATH_MAX];
 static size_t dir_len;
@@ -76,6 +84,7 @@ static ssize_t (*real_pwritev64)(int, const struct iovec *, int, off_t);
 static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
 static int (*real_msync)(void *, size_t, int);
+static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
 
 static int parse_errno(const char *s)
 {
@@ -115,6 +124,23 @@ static void resolve_all(void)
 	RESOLVE(fsync);
 	RESOLVE(fdatasync);
 	RESOLVE(msync);
+	RESOLVE(mmap);
+}
+
+/* The calls named in a comma list, as a mask. */
+static unsigned parse_calls(const char *s)
+{
+	unsigned m = 0;
+	for (int i = 0; i < C_N; i++) {
+		const char *p = strstr(s, call_name[i]);
+		size_t n = strlen(call_name[i]);
+		/* a whole word of the list: "write" is not "pwrite" */
+		while (p && ((p > s && p[-1] != ',') || (p[n] && p[n] != ',')))
+			p = strstr(p + 1, call_name[i]);
+		if (p)
+			m |= 1u << i;
+	}
+	return m;
 }
 
 /* Another library's constructor may write before ours ran. */
@@ -132,20 +158,8 @@ __attribute__((constructor)) static void fault_init(void)
 	if ((s = getenv("LB_FAULT_LOG")))
 		atomic_store(&logging, atoi(s) != 0);
 	set_dir(getenv("LB_FAULT_DIR"));
-	if ((s = getenv("LB_FAULT_CALLS")) && *s) {
-		unsigned m = 0;
-		for (int i = 0; i < C_N; i++) {
-			const char *p = strstr(s, call_name[i]);
-			size_t n = strlen(call_name[i]);
-			/* a whole word of the list: "write" is not "pwrite" */
-			while (p && ((p > s && p[-1] != ',') ||
-			             (p[n] && p[n] != ',')))
-				p = strstr(p + 1, call_name[i]);
-			if (p)
-				m |= 1u << i;
-		}
-		atomic_store(&call_mask, m);
-	}
+	if ((s = getenv("LB_FAULT_CALLS")) && *s)
+		atomic_store(&call_mask, parse_calls(s));
 }
 
 /* Is fd a file under the prefix? Without a prefix every fd counts. */
@@ -255,6 +269,16 @@ EXPORT int msync(void *addr, size_t n, int flags)
 	return REAL(msync)(addr, n, flags);
 }
 
+/* Mappings of files only (LMDB maps its data file; anonymous mappings are
+ * the allocator's). */
+EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
+                  off_t off)
+{
+	if (fd >= 0 && fault(C_MMAP, fd))
+		return MAP_FAILED;
+	return REAL(mmap)(addr, len, prot, flags, fd, off);
+}
+
 /* ---- run-time control ---------------------------------------------------- */
 
 EXPORT void lbfault_arm(long at, int err, int stick)
@@ -285,4 +309,9 @@ EXPORT long lbfault_fired(void)
 EXPORT void lbfault_dir(const char *prefix)
 {
 	set_dir(prefix);
+}
+
+EXPORT void lbfault_calls_only(const char *list)
+{
+	atomic_store(&call_mask, list ? parse_calls(list) : (1u << C_MMAP) - 1);
 }
