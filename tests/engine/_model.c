@@ -1267,17 +1267,38 @@ int tm_rollback(tm_model *m, lb_db *db, uint64_t id, unsigned flags)
 		fputc('\n', stderr);
 	}
 	int rc = lb_rollback(db, id, flags, &res);
+	char em[512];
+	snprintf(em, sizeof em, "%s", lb_errmsg());
 	if ((flags & LB_CASCADE) && rc == LB_ECONFLICT)
 		TM_CHECK(m, tm_has_forced(m),
 		         "a cascade of %llu refused with LB_ECONFLICT, and no "
 		         "forced rollback nor table change in the history (%s)",
-		         (unsigned long long)id, lb_errmsg());
+		         (unsigned long long)id, em);
 	TM_CHECK(m, rc == o.rc,
 	         "lb_rollback(%llu, 0x%x) = %s, model says %s (%s)",
 	         (unsigned long long)id, flags, lb_strerror(rc),
-	         lb_strerror(o.rc), lb_errmsg());
+	         lb_strerror(o.rc), em);
 	if (rc < 0)
-		TM_CHECK(m, lb_errmsg()[0] != 0, "no lb_errmsg() detail");
+		TM_CHECK(m, em[0] != 0, "no lb_errmsg() detail");
+	if (rc == LB_EINVAL && id >= 1 && id <= m->nb &&
+	    batch(m, id)->rolled_back_by && !(flags & ~7u) &&
+	    (flags & 3u) != 3u) {
+		/* the message names the standing batch that undoes it */
+		char num[24];
+		const char *p = em;
+		size_t nl;
+		nl = (size_t)snprintf(
+		        num, sizeof num, "%llu",
+		        (unsigned long long)batch(m, id)->rolled_back_by);
+		while ((p = strstr(p, num)) != NULL &&
+		       ((p > em && p[-1] >= '0' && p[-1] <= '9') ||
+		        (p[nl] >= '0' && p[nl] <= '9')))
+			p++;
+		TM_CHECK(m, p != NULL,
+		         "refusing batch %llu, which does not stand, the "
+		         "message does not name batch %s: %s",
+		         (unsigned long long)id, num, em);
+	}
 	snprintf(label, sizeof label, "rollback of batch %llu",
 	         (unsigned long long)id);
 	settle(m, db, &o, rc, &res, dry, TM_B_ROLLBACK, flags, id, label);
@@ -1329,9 +1350,13 @@ int tm_rollback_to(tm_model *m, lb_db *db, uint64_t id)
 		fputc('\n', stderr);
 	}
 	int rc = lb_rollback_to(db, id, &res);
+	char em[512];
+	snprintf(em, sizeof em, "%s", lb_errmsg());
 	TM_CHECK(m, rc == o.rc, "lb_rollback_to(%llu) = %s, model says %s (%s)",
 	         (unsigned long long)id, lb_strerror(rc), lb_strerror(o.rc),
-	         lb_errmsg());
+	         em);
+	if (rc < 0)
+		TM_CHECK(m, em[0] != 0, "no lb_errmsg() detail");
 	snprintf(label, sizeof label, "rollback to batch %llu",
 	         (unsigned long long)id);
 	int wrote = rc == 0 && o.rv.n > 0;
