@@ -23,9 +23,10 @@
  * with a trace of every step: a reproducer.
  *
  * Environment: LB_TEST_SEED (the first seed; the others follow it),
- * LB_ORACLE_SEEDS (default 20), LB_ORACLE_STEPS (steps per seed, default
- * 1000), LB_ORACLE_JOBS (children at a time, default the CPUs, at most 4),
- * LB_ORACLE_TRACE=1 (every child traces its steps to stderr).
+ * LB_ORACLE_SEEDS (default 20; 4 under valgrind), LB_ORACLE_STEPS (steps
+ * per seed, default 1000), LB_ORACLE_JOBS (children at a time, default
+ * the CPUs, at most 4), LB_ORACLE_TRACE=1 (every child traces its steps to
+ * stderr).
  */
 #define _GNU_SOURCE
 #include "_common.h"
@@ -42,6 +43,15 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 /* ---- one seed ------------------------------------------------------------ */
 
@@ -508,7 +518,10 @@ static void test_engine_oracle__random_histories(void **state)
 {
 	(void)state;
 	uint64_t base = th_seed(0x6f7261636c650001ull);
-	long nseeds = th_env_long("LB_ORACLE_SEEDS", 20),
+	/* under valgrind (make valgrind), a few seeds find what it looks for
+	 * in a fraction of the time */
+	long nseeds = th_env_long("LB_ORACLE_SEEDS",
+	                          RUNNING_ON_VALGRIND ? 4 : 20),
 	     steps = th_env_long("LB_ORACLE_STEPS", 1000);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	long jobs = th_env_long("LB_ORACLE_JOBS",
