@@ -123,8 +123,10 @@ struct lb_batch {
 	 * their slots serve the tables it creates next */
 	int private_db;
 	/* an undoing batch whose per-key history is implied (FORMAT.md §2.4):
-	 * its changes add nothing to `_hist` */
-	int implied;
+	 * its changes add nothing to `_hist`; skipped: a restore found the
+	 * key to delete absent and wrote nothing (then the history of that
+	 * key would not be implied: rollback.c redoes the batch listed) */
+	int implied, skipped;
 	int poisoned; /* an error left the transaction unusable: rc */
 	int fk_mode;  /* 0 normal; set by rollback to name referrers' batches */
 	/* issues */
@@ -332,6 +334,14 @@ int lb__apply(lb_batch *b, lb_table *t, int mode, const void *key, size_t klen,
  * how == LB__HOW_REPLAY. */
 int lb__apply_table(lb_batch *b, const char *name, const void *enc,
                     size_t enclen, int drop, int how);
+/* Change table name's schema to enc (its records checked against it unless
+ * how == LB__HOW_REPLAY, as FORMAT issues: then LB_EVALIDATION; references
+ * rebuilt), logged unless how == LB__HOW_REPLAY. The same schema: 0,
+ * nothing done. */
+int lb__alter_table(lb_batch *b, const char *name, const void *enc,
+                    size_t enclen, int how);
+int lb__alter_table_once(lb_batch *b, const char *name, const void *enc,
+                         size_t enclen, int how);
 /* Replay: commit with a header copied from the source log. h's id must be
  * b->id and its prev_hash the hash of the last batch; segments must have
  * been put into _wal by the caller. rolled_back_by and pruned are written
@@ -427,7 +437,11 @@ int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
                    lb__rec_fn fn, void *ctx);
 
 /* ---- undo.c: which batches stand ----------------------------------------- */
-enum { LB__UNDO_ROLLBACK = 1, LB__UNDO_FORCED = 2, LB__UNDO_TO = 3 };
+/* The kinds of undo batch (FORMAT.md §2.5): an lb_rollback whose history
+ * is implied (strict, or a cascade that wrote a record for every record
+ * it undid), one whose history is listed in `_hist` (forced, or a cascade
+ * that found a key to delete absent already), an lb_rollback_to. */
+enum { LB__UNDO_ROLLBACK = 1, LB__UNDO_LISTED = 2, LB__UNDO_TO = 3 };
 /* In a `_undo` value: the undoer's history is implied (FORMAT.md §2.5). */
 #define LB__UNDO_IMPLIED ((uint64_t)1 << 63)
 /* The batches an undo batch undoes, as `_victims` holds them: kind 0 for a

@@ -103,7 +103,10 @@ static int apply_rec(lb_batch *b, const lb_wal_rec *rec, lb_table **tcache)
 		memcpy(name, rec->table, rec->tlen);
 		name[rec->tlen] = 0;
 		*tcache = NULL;
-		if (rec->has_after)
+		if (rec->has_before && rec->has_after)
+			rc = lb__alter_table(b, name, rec->after, rec->alen,
+			                     LB__HOW_REPLAY);
+		else if (rec->has_after)
 			rc = lb__apply_table(b, name, rec->after, rec->alen, 0,
 			                     LB__HOW_REPLAY);
 		else

@@ -446,6 +446,20 @@ static int undo_table(rb *x, uint64_t id, const lb_wal_rec *r)
 	}
 	if (x->nconflicts)
 		return 0;
+	if (r->has_before && r->has_after) { /* undo a schema change */
+		rc = lb__alter_table(b, name, r->before, r->blen,
+		                     LB__HOW_RESTORE);
+		after_write(x);
+		if (rc == LB_EVALIDATION)
+			return lb__fail(
+			        LB_EVALIDATION,
+			        "batch %llu changed the schema of table "
+			        "%s, and records written since do not "
+			        "fit the schema before it; roll them "
+			        "back first",
+			        (unsigned long long)id, name);
+		return rc;
+	}
 	if (r->has_before) { /* undo a removal: create it again */
 		rc = lb__apply_table(b, name, r->before, r->blen, 0,
 		                     LB__HOW_RESTORE);
@@ -853,9 +867,41 @@ static int set_res_rc(lb_result *res, int rc)
 
 /* End the rollback batch: abort on error, conflict or dry run; else commit.
  */
+static int cmp_desc(const void *a, const void *b);
+
+/* The batches b undoes, newest first (*list NULL when none). */
+static int undone_list(const lb_batch *b, uint64_t **list, size_t *n)
+{
+	size_t cnt =
+	        b->undo_kind == LB__UNDO_TO ? b->id - 1 - b->undoes : b->nmarks;
+	*list = NULL;
+	*n = 0;
+	if (cnt == 0 || b->records == 0)
+		return 0;
+	uint64_t *v = malloc(cnt * sizeof *v);
+	if (!v)
+		return lb__fail(LB_ENOMEM, "rollback: out of memory");
+	for (size_t i = 0; i < cnt; i++)
+		v[i] = b->undo_kind == LB__UNDO_TO ? b->id - 1 - i
+		                                   : b->marks[i];
+	if (b->undo_kind != LB__UNDO_TO) {
+		qsort(v, cnt, sizeof *v, cmp_desc);
+		size_t k = 0;
+		for (size_t i = 0; i < cnt; i++)
+			if (k == 0 || v[k - 1] != v[i])
+				v[k++] = v[i];
+		cnt = k;
+	}
+	*list = v;
+	*n = cnt;
+	return 0;
+}
+
 static int finish(rb *x, int rc, int dry, lb_result *res)
 {
 	lb_batch *b = x->b;
+	uint64_t *undone = NULL;
+	size_t nundone = 0;
 	uint64_t target = x->target;
 	size_t nconf = x->nconflicts;
 	char first[sizeof x->first_conflict];
@@ -887,44 +933,45 @@ static int finish(rb *x, int rc, int dry, lb_result *res)
 		if (res && rc == 0)
 			res->records = b->records;
 	}
+	if (rc == 0 && res && (rc = undone_list(b, &undone, &nundone)) < 0)
+		rc = set_res_rc(res, rc);
 	if (rc < 0 || dry) {
 		if (res) {
 			res->rc = rc;
 			lb__batch_issues_to(b, res);
+			if (rc == 0) {
+				res->undone = undone;
+				res->nundone = nundone;
+				undone = NULL;
+			}
 		}
+		free(undone);
 		lb_batch_abort(b);
 		return rc;
 	}
 	rc = lb__batch_commit_at(b, 0, res);
+	if (rc == 0 && res && res->batch_id) {
+		res->undone = undone;
+		res->nundone = nundone;
+		undone = NULL;
+	}
+	free(undone);
 	if (rc == LB_EVALIDATION)
 		rc = lb__rewrap(rc, "rollback refused");
 	return rc;
 }
 
-int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
+/* One attempt at lb_rollback. listed: write the batch's history into
+ * `_hist` rather than imply it. *again: a cascade found a key to delete
+ * absent already (a forced rollback left it so) and wrote no record for
+ * it, so its history cannot be implied: nothing was written, try listed. */
+static int rollback_once(lb_db *db, uint64_t id, unsigned flags, int listed,
+                         lb_result *res, int *again)
 {
 	lb_batch *b;
 	rb x;
 	int rc;
 	char label[64];
-	if (res)
-		memset(res, 0, sizeof *res);
-	if (!db)
-		return set_res_rc(
-		        res, lb__fail(LB_EINVAL, "lb_rollback: db is NULL"));
-	if (flags & ~(unsigned)(LB_CASCADE | LB_FORCE | LB_DRYRUN))
-		return set_res_rc(res, lb__fail(LB_EINVAL,
-		                                "lb_rollback: unknown flags "
-		                                "0x%x",
-		                                flags));
-	if ((flags & LB_CASCADE) && (flags & LB_FORCE))
-		return set_res_rc(
-		        res, lb__fail(LB_EINVAL,
-		                      "lb_rollback: LB_CASCADE and LB_FORCE "
-		                      "exclude each other"));
-	if (id == 0)
-		return set_res_rc(res, lb__fail(LB_ENOTFOUND,
-		                                "no batch 0: ids start at 1"));
 	snprintf(label, sizeof label, "rollback of batch %llu",
 	         (unsigned long long)id);
 	if ((rc = lb__batch_begin(db, label, &b)) < 0)
@@ -932,12 +979,11 @@ int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
 	b->undoes = id;
 	b->fk_mode = 1;
 	/* A strict or cascading undo writes a record for every record of the
-	 * batches it undoes (a cascade may find a key to delete absent only
-	 * where a forced rollback left it so), so their history is its own
-	 * (FORMAT.md §2.4); a forced one may skip keys, and lists its own in
-	 * _hist. */
-	b->undo_kind = (flags & LB_FORCE) ? LB__UNDO_FORCED : LB__UNDO_ROLLBACK;
-	b->implied = !(flags & LB_FORCE);
+	 * batches it undoes, so their history is its own (FORMAT.md §2.4); a
+	 * forced one may skip keys, and lists its own in _hist (so does a
+	 * cascade that had to skip one). */
+	b->implied = !(flags & LB_FORCE) && !listed;
+	b->undo_kind = b->implied ? LB__UNDO_ROLLBACK : LB__UNDO_LISTED;
 	rb_init(&x, db, b, id);
 
 	if (id > db->last_id) {
@@ -977,7 +1023,40 @@ int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
 		if ((rc = undo_batch(&x, id, mode)) == 0)
 			rc = lb__batch_mark(b, id);
 	}
+	if (rc == 0 && !x.nconflicts && b->implied && b->skipped) {
+		*again = 1;
+		rb_free(&x);
+		lb_batch_abort(b);
+		return 0;
+	}
 	return finish(&x, rc, (flags & LB_DRYRUN) != 0, res);
+}
+
+int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
+{
+	if (res)
+		memset(res, 0, sizeof *res);
+	if (!db)
+		return set_res_rc(
+		        res, lb__fail(LB_EINVAL, "lb_rollback: db is NULL"));
+	if (flags & ~(unsigned)(LB_CASCADE | LB_FORCE | LB_DRYRUN))
+		return set_res_rc(res, lb__fail(LB_EINVAL,
+		                                "lb_rollback: unknown flags "
+		                                "0x%x",
+		                                flags));
+	if ((flags & LB_CASCADE) && (flags & LB_FORCE))
+		return set_res_rc(
+		        res, lb__fail(LB_EINVAL,
+		                      "lb_rollback: LB_CASCADE and LB_FORCE "
+		                      "exclude each other"));
+	if (id == 0)
+		return set_res_rc(res, lb__fail(LB_ENOTFOUND,
+		                                "no batch 0: ids start at 1"));
+	int again = 0;
+	int rc = rollback_once(db, id, flags, 0, res, &again);
+	if (again)
+		rc = rollback_once(db, id, flags, 1, res, &again);
+	return rc;
 }
 
 /* ---- rollback_to: the net change back to the state right after X ------- */
@@ -998,6 +1077,14 @@ static int net_cb(void *ctx, const lb_wal_rec *r)
 	if (!table) {
 		memcpy(id + n, r->key, r->klen);
 		n += r->klen;
+	}
+	if (table && r->has_before != r->has_after) {
+		/* created or removed after X (not only its schema changed):
+		 * it is made again, not changed in place */
+		bent *te;
+		int tadded;
+		if ((rc = bset_get(&x->mkeys, id, n, &tadded, &te)) < 0)
+			return rc;
 	}
 	if ((rc = bset_get(&x->seen, id, n, &added, &e)) < 0)
 		return rc;
@@ -1062,7 +1149,7 @@ static int refs_ready(rb *x, const char *name, const void *enc, size_t n)
  * another schema) or created. */
 typedef struct nettab {
 	netent e;
-	int drop, create;
+	int drop, create, alter;
 } nettab;
 
 static int net_tables(rb *x, nettab **out, size_t *n)
@@ -1085,9 +1172,27 @@ static int net_tables(rb *x, nettab **out, size_t *n)
 		}
 		nettab *tt = &(*out)[(*n)++];
 		lb_table *t = lb__batch_table(x->b, ne.name);
+		uint8_t id[2 + LB_TABLE_NAME_MAX];
+		size_t idn = 2 + strlen(ne.name);
+		bent *te;
+		int fresh, rc;
+		id[0] = 1;
+		id[1] = (uint8_t)strlen(ne.name);
+		memcpy(id + 2, ne.name, id[1]);
+		/* look up without adding: the set only grows, so a miss adds
+		 * an entry that nothing reads */
+		if ((rc = bset_get(&x->mkeys, id, idn, &fresh, &te)) < 0)
+			return rc;
 		tt->e = ne;
+		tt->alter = 0;
 		tt->drop = t && !same_image(1, t->encoded.data, t->encoded.len,
 		                            ne.present, ne.val, ne.vlen);
+		if (tt->drop && ne.present && fresh) {
+			/* only its schema changed since X: change it back in
+			 * place, its records stay */
+			tt->drop = 0;
+			tt->alter = 1;
+		}
 		tt->create = ne.present && (!t || tt->drop);
 	}
 	return 0;
@@ -1227,7 +1332,6 @@ static int net_apply(rb *x)
 			              "references another one created again; "
 			              "roll back in two steps");
 	}
-	free(tt);
 	for (i = 0; i < noffs && rc == 0; i++) {
 		net_next(x, offs[i], &ne);
 		if (!ne.present)
@@ -1253,10 +1357,25 @@ static int net_apply(rb *x)
 		after_write(x);
 	}
 	free(offs);
+	/* schemas back, once the records are (they fitted then) */
+	for (i = 0; i < ntt && rc == 0; i++) {
+		if (!tt[i].alter)
+			continue;
+		rc = lb__alter_table(b, tt[i].e.name, tt[i].e.val, tt[i].e.vlen,
+		                     LB__HOW_RESTORE);
+		after_write(x);
+		x->tcache = NULL;
+	}
+	free(tt);
 	return rc;
 }
 
 int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res)
+{
+	return lb_rollback_to_ex(db, id, 0, res);
+}
+
+int lb_rollback_to_ex(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
 {
 	lb_batch *b;
 	rb x;
@@ -1269,6 +1388,11 @@ int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res)
 	if (!db)
 		return set_res_rc(
 		        res, lb__fail(LB_EINVAL, "lb_rollback_to: db is NULL"));
+	if (flags & ~(unsigned)LB_DRYRUN)
+		return set_res_rc(res, lb__fail(LB_EINVAL,
+		                                "lb_rollback_to: unknown flags "
+		                                "0x%x",
+		                                flags));
 	snprintf(label, sizeof label, "rollback to batch %llu",
 	         (unsigned long long)id);
 	if ((rc = lb__batch_begin(db, label, &b)) < 0)
@@ -1330,5 +1454,5 @@ int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res)
 	x.tcache = NULL;
 	if (rc == 0)
 		rc = net_apply(&x);
-	return finish(&x, rc, 0, res);
+	return finish(&x, rc, (flags & LB_DRYRUN) != 0, res);
 }

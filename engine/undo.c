@@ -44,7 +44,7 @@ int lb__victims_get(lb_db *db, MDB_txn *txn, uint64_t n, lb_victims *out)
 	int kind = len ? p[0] : 0;
 	int ok = kind == LB__UNDO_TO ? len == 9 && lb__get_be64(p + 1) < n
 	                             : (kind == LB__UNDO_ROLLBACK ||
-	                                kind == LB__UNDO_FORCED) &&
+	                                kind == LB__UNDO_LISTED) &&
 	                                       len >= 9 && (len - 1) % 8 == 0;
 	for (size_t i = 1; ok && kind != LB__UNDO_TO && i < len; i += 8) {
 		uint64_t id = lb__get_be64(p + i);

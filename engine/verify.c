@@ -163,7 +163,8 @@ static int check_segments(vf *v, wcur *w, const lb_wal_hdr *h)
 			    0)
 				raw += sh.raw_len;
 			while ((got = lb__segr_next(&v->r, &rec)) == 1)
-				if (rec.op == LB_OP_TABLE && rec.has_after)
+				if (rec.op == LB_OP_TABLE && rec.has_after &&
+				    !rec.has_before)
 					v->creates++;
 			if (got < 0) {
 				if (got == LB_ENOMEM)
@@ -717,7 +718,7 @@ static int check_refs(vf *v)
 	pthread_mutex_lock(&v->db->tlock);
 	size_t n = v->db->ntables;
 	lb_table **ts = malloc((n ? n : 1) * sizeof *ts);
-	if (ts)
+	if (ts && n)
 		memcpy(ts, v->db->tables, n * sizeof *ts);
 	pthread_mutex_unlock(&v->db->tlock);
 	if (!ts)
@@ -797,12 +798,11 @@ static int compare(vf *v, lb_db *rdb, MDB_txn *rt)
 		lb_table *rtab = lb__table_find(rdb, name);
 		if (!lt) {
 			mdb_cursor_close(c);
-			return lb__fail(
-			        LB_EBUSY,
-			        "table %s was created by another "
-			        "process: reopen the database to verify "
-			        "it",
-			        name);
+			return lb__fail(LB_EBUSY,
+			                "table %s was created by another "
+			                "process during the check: verify "
+			                "again",
+			                name);
 		}
 		if (!rtab) {
 			bad(v, v->last, "replay: table %s is missing", name);

@@ -392,9 +392,54 @@ static void id_list(sbuf *b, const uint64_t *ids, size_t n)
 		sb_printf(b, "%s%" PRIu64, i ? ", " : "", ids[i]);
 }
 
-/* Report the outcome of lb_rollback()/lb_rollback_to(). */
+/* What a rollback undid, as far as the command can tell: the batches whose
+ * rolled_back_by is the new batch, newest first. A dry run marks nothing
+ * and the library does not report the set it would undo, so there `known`
+ * is 0 and both forms print only what the library returns (records and
+ * issues), the same way as the real call. */
+typedef struct undone_set {
+	int known;
+	uint64_t *ids;
+	size_t n;
+} undone_set;
+
+/* The batches that new batch n undid, read from the marks right after the
+ * call: every batch it undoes has rolled_back_by n, as n is the newest
+ * standing batch. A strict or forced rollback undoes b alone; a cascade
+ * may reach any batch before n. */
+static int undone_read(lb_db *db, uint64_t b, uint64_t n, int cascade,
+                       undone_set *u)
+{
+	size_t cap = 8;
+	u->known = 1;
+	u->n = 0;
+	u->ids = cli_xmalloc(cap * sizeof *u->ids);
+	if (!n)
+		return 0;
+	if (!cascade) {
+		u->ids[u->n++] = b;
+		return 0;
+	}
+	for (uint64_t id = n - 1; id >= 1; id--) {
+		lb_batch_info bi;
+		int rc = lb_batch_info_get(db, id, &bi);
+		if (rc < 0)
+			return rc;
+		if (bi.rolled_back_by != n)
+			continue;
+		if (u->n == cap)
+			u->ids = cli_xrealloc(u->ids,
+			                      (cap *= 2) * sizeof *u->ids);
+		u->ids[u->n++] = id;
+	}
+	return 0;
+}
+
+/* Report the outcome of lb_rollback()/lb_rollback_to(). u is NULL for
+ * rollback-to, whose new batch undoes every batch after BATCH. */
 static int rollback_report(const char *what, uint64_t id, int rc,
-                           const lb_result *res, int dry)
+                           const lb_result *res, int dry, int cascade,
+                           const undone_set *u)
 {
 	uint64_t *later = cli_xmalloc((res->nissues + 1) * sizeof *later);
 	size_t nl = conflict_batches(res, later);
@@ -420,7 +465,17 @@ static int rollback_report(const char *what, uint64_t id, int rc,
 		sb_puts(&b, ",\"conflicting_batches\":[");
 		for (size_t i = 0; i < nl; i++)
 			sb_printf(&b, "%s%" PRIu64, i ? "," : "", later[i]);
-		sb_puts(&b, "],\"issues\":[");
+		sb_puts(&b, "],");
+		if (u && u->known) {
+			sb_puts(&b, "\"undone\":[");
+			for (size_t i = 0; i < u->n; i++)
+				sb_printf(&b, "%s%" PRIu64, i ? "," : "",
+				          u->ids[i]);
+			sb_puts(&b, "],");
+		} else if (u) {
+			sb_puts(&b, "\"undone\":null,");
+		}
+		sb_puts(&b, "\"issues\":[");
 		for (size_t i = 0; i < res->nissues; i++) {
 			const lb_issue *is = &res->issues[i];
 			if (i)
@@ -440,6 +495,12 @@ static int rollback_report(const char *what, uint64_t id, int rc,
 			printf("%s %" PRIu64 " in batch %" PRIu64 " (%" PRIu64
 			       " records)\n",
 			       what, id, res->batch_id, res->records);
+		if (!dry && cascade && u && u->known && u->n) {
+			sb_printf(&b, "undid batch%s ", u->n == 1 ? "" : "es");
+			id_list(&b, u->ids, u->n);
+			sb_putc(&b, '\n');
+			sb_flush(&b, stdout);
+		}
 	} else {
 		for (size_t i = 0; i < res->nissues; i++) {
 			const lb_issue *is = &res->issues[i];
@@ -447,7 +508,7 @@ static int rollback_report(const char *what, uint64_t id, int rc,
 			                                          : "issue: ");
 			sb_printf(&b, "%s ", is->table ? is->table : "?");
 			cli_key_human(&b, is->key, is->klen);
-			if (is->kind == LB_ISSUE_CONFLICT)
+			if (is->kind == LB_ISSUE_CONFLICT && is->batch)
 				sb_printf(&b, " was changed by batch %" PRIu64,
 				          is->batch);
 			else if (is->message)
@@ -459,7 +520,15 @@ static int rollback_report(const char *what, uint64_t id, int rc,
 			printf("... and %zu more\n",
 			       res->nissues_total - res->nissues);
 	}
-	if (rc == LB_ECONFLICT) {
+	if (rc == LB_ECONFLICT && !nl) {
+		/* a table no longer in the state the undone batches left: the
+		 * only conflict a cascade can meet (docs/ROLLBACK.md) */
+		cli_err("batch %" PRIu64 ": %zu conflict%s: a table is no "
+		        "longer in the state the undone batches left; nothing "
+		        "written",
+		        id, res->nissues_total,
+		        res->nissues_total == 1 ? "" : "s");
+	} else if (rc == LB_ECONFLICT) {
 		sb_printf(&b,
 		          "batch %" PRIu64
 		          ": %zu key%s changed by later batch%s ",
@@ -467,13 +536,14 @@ static int rollback_report(const char *what, uint64_t id, int rc,
 		          res->nissues_total == 1 ? "" : "s",
 		          nl == 1 ? "" : "es");
 		id_list(&b, later, nl);
-		sb_puts(&b,
-		        "; nothing written. Use --cascade to also roll back "
-		        "batch");
-		sb_puts(&b, nl == 1 ? " " : "es ");
-		id_list(&b, later, nl);
-		sb_puts(&b, " (and any batch depending on them), or --force to "
-		            "restore over their changes");
+		sb_puts(&b, "; nothing written");
+		if (!cascade) {
+			sb_puts(&b, ". Use --cascade to also roll back batch");
+			sb_puts(&b, nl == 1 ? " " : "es ");
+			id_list(&b, later, nl);
+			sb_puts(&b, " (and any batch depending on them), or "
+			            "--force to restore over their changes");
+		}
 		cli_err("%s", sb_str(&b));
 	} else if (rc == LB_EVALIDATION) {
 		cli_err("batch %" PRIu64 ": refused: %zu foreign-key issue%s; "
@@ -495,6 +565,7 @@ int cmd_rollback(int argc, char **argv)
 	uint64_t id;
 	unsigned flags = 0;
 	lb_result res;
+	undone_set u;
 	lb_db *db;
 	int rc;
 
@@ -511,16 +582,35 @@ int cmd_rollback(int argc, char **argv)
 	if (rc)
 		return rc;
 	memset(&res, 0, sizeof res);
+	memset(&u, 0, sizeof u);
 	rc = lb_rollback(db, id, flags, &res);
+	if (rc == 0 && !o[2].val) {
+		int rc2 =
+		        undone_read(db, id, res.batch_id, o[0].val != NULL, &u);
+		if (rc2 < 0) {
+			lb_close(db);
+			lb_result_free(&res);
+			free(u.ids);
+			return cli_lberr(
+			        rc2,
+			        "rolled back batch %" PRIu64
+			        " in batch %" PRIu64
+			        ", but cannot read the batches it undid",
+			        id, res.batch_id);
+		}
+	}
 	lb_close(db);
 	if (rc < 0 && rc != LB_ECONFLICT && rc != LB_EVALIDATION) {
 		lb_result_free(&res);
 		return cli_lberr(rc, "cannot roll back batch %" PRIu64, id);
 	}
-	rc = rollback_report(o[2].val ? "rollback of batch"
-	                              : "rolled back batch",
-	                     id, rc, &res, o[2].val != NULL);
+	if (rc != 0 && !o[2].val)
+		u.known = 1; /* refused: nothing undone */
+	rc = rollback_report(
+	        o[2].val ? "rollback of batch" : "rolled back batch", id, rc,
+	        &res, o[2].val != NULL, o[0].val != NULL, &u);
 	lb_result_free(&res);
+	free(u.ids);
 	return rc;
 }
 
@@ -548,7 +638,7 @@ int cmd_rollback_to(int argc, char **argv)
 		lb_result_free(&res);
 		return cli_lberr(rc, "cannot roll back to batch %" PRIu64, id);
 	}
-	rc = rollback_report("rolled back to batch", id, rc, &res, 0);
+	rc = rollback_report("rolled back to batch", id, rc, &res, 0, 0, NULL);
 	lb_result_free(&res);
 	return rc;
 }

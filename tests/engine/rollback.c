@@ -2,12 +2,16 @@
 /*
  * Rollback: lb_rollback() restores a batch's before-images in one new
  * logged batch (label, undoes, rolled_back_by, exact records); rolling back
- * a rollback redoes; strict conflicts (one issue per key, naming the batch
- * that last changed it; a key changed and changed back is not one);
- * cascade (transitive, skipping batches already undone, following a redo);
- * force; dry run; foreign keys (refused, never left dangling); undoing a
- * table creation; lb_rollback_to() (byte-for-byte state, marks, nesting);
- * and the errors that write nothing.
+ * an undo batch redoes what it undid, and the batches it undid stand again;
+ * strict conflicts (one issue per key, naming the batch that last changed
+ * it; a key changed and changed back is not one); cascade (the ordinary
+ * batches standing on top of B's undo, never an undone batch nor an undo
+ * batch, no key conflicts, newest first then B); force; dry run (the same
+ * outcome as the real call); foreign keys (refused, never left dangling);
+ * undoing a table creation; lb_rollback_to() (byte-for-byte state, records
+ * in table and key order, every later batch undone, marks); and the errors
+ * that write nothing. The model is docs/ROLLBACK.md's: a batch stands
+ * unless a standing batch undoes it.
  */
 #define _GNU_SOURCE
 #include "_common.h"
@@ -74,6 +78,110 @@ static uint64_t rb_ok(lb_db *db, uint64_t id, unsigned flags)
 	uint64_t n = res.batch_id;
 	lb_result_free(&res);
 	return n;
+}
+
+/* rolled_back_by of every batch 1..last, as "0 0 6 0": the test states the
+ * marks of the whole log, so a mark that moves anywhere is caught. */
+static void assert_marks(lb_db *db, const char *want)
+{
+	char got[1024];
+	size_t n = 0;
+	uint64_t last = te_last(db);
+	got[0] = 0;
+	for (uint64_t id = 1; id <= last; id++) {
+		n += (size_t)snprintf(
+		        got + n, sizeof got - n, "%s%llu", id > 1 ? " " : "",
+		        (unsigned long long)info(db, id).rolled_back_by);
+		assert_true(n < sizeof got);
+	}
+	assert_string_equal(got, want);
+}
+
+/* The same issues, in the same order. */
+static void assert_same_issues(const lb_result *a, const lb_result *b)
+{
+	assert_int_equal(a->nissues, b->nissues);
+	assert_int_equal(a->nissues_total, b->nissues_total);
+	for (size_t i = 0; i < a->nissues; i++) {
+		const lb_issue *x = &a->issues[i], *y = &b->issues[i];
+		assert_int_equal(x->kind, y->kind);
+		assert_int_equal(x->batch, y->batch);
+		assert_string_equal(x->table ? x->table : "",
+		                    y->table ? y->table : "");
+		assert_int_equal(x->klen, y->klen);
+		if (x->klen)
+			assert_memory_equal(x->key, y->key, x->klen);
+		assert_string_equal(x->message ? x->message : "",
+		                    y->message ? y->message : "");
+	}
+}
+
+/* lb_rollback(db, id, flags) first with LB_DRYRUN, then for real: both
+ * return want, with the same issues and the same record count; the dry
+ * run writes nothing and marks nothing. res holds the real call's result. */
+static void rb_dry_real(lb_db *db, uint64_t id, unsigned flags, int want,
+                        lb_result *res)
+{
+	lb_result dry;
+	uint64_t d = te_digest(db), last = te_last(db);
+	uint64_t *marks = te_malloc((size_t)(last + 1) * sizeof *marks);
+	for (uint64_t i = 1; i <= last; i++)
+		marks[i] = info(db, i).rolled_back_by;
+	rb(db, id, flags | LB_DRYRUN, want, &dry);
+	assert_int_equal(dry.batch_id, 0);
+	assert_int_equal(te_digest(db), d);
+	assert_int_equal(te_last(db), last);
+	for (uint64_t i = 1; i <= last; i++)
+		assert_int_equal(info(db, i).rolled_back_by, marks[i]);
+	free(marks);
+	rb(db, id, flags, want, res);
+	assert_int_equal(res->records, dry.records);
+	assert_same_issues(&dry, res);
+	lb_result_free(&dry);
+}
+
+/* rb_dry_real expecting success and nrec records: the new batch's id. */
+static uint64_t rbd_ok(lb_db *db, uint64_t id, unsigned flags, uint64_t nrec)
+{
+	lb_result res;
+	uint64_t last = te_last(db);
+	rb_dry_real(db, id, flags, 0, &res);
+	assert_int_equal(res.nissues, 0);
+	assert_int_equal(res.records, nrec);
+	uint64_t n = res.batch_id;
+	assert_int_equal(n, nrec ? last + 1 : 0);
+	lb_result_free(&res);
+	if (n) {
+		assert_int_equal(info(db, n).records, nrec);
+		assert_int_equal(info(db, n).undoes, id);
+	}
+	return n;
+}
+
+/* lb_rollback_to, asserted to succeed with nrec records: the new batch. */
+static uint64_t rbto_ok(lb_db *db, uint64_t x, uint64_t nrec)
+{
+	lb_result res;
+	te_rc(0, lb_rollback_to(db, x, &res));
+	assert_int_equal(res.rc, 0);
+	assert_int_equal(res.nissues, 0);
+	assert_int_equal(res.records, nrec);
+	uint64_t n = res.batch_id;
+	lb_result_free(&res);
+	if (n)
+		assert_int_equal(info(db, n).undoes, x);
+	return n;
+}
+
+/* The full check, replay included, passes. */
+static void verify_replay(lb_db *db)
+{
+	lb_verify_report rep;
+	memset(&rep, 0, sizeof rep);
+	te_rc(0, lb_verify(db, LB_VERIFY_REPLAY, &rep));
+	assert_true(rep.chain_ok);
+	assert_true(rep.replay_ok);
+	assert_int_equal(rep.bad_batch, 0);
 }
 
 /* Every table, key and value, in order, as one byte string (malloc). */
@@ -233,12 +341,13 @@ static void test_engine_rollback__rollback_of_rollback_redoes(void **state)
 {
 	lb_db *db = FX(state)->db;
 	lb_result res;
+	te_recs rs;
 
-	ops(db, "k1=a k2=b");
-	uint64_t b = ops(db, "k1=A -k2 k3=C");
+	ops(db, "k1=a k2=b");                  /* 2 */
+	uint64_t b = ops(db, "k1=A -k2 k3=C"); /* 3 */
 	dumpbuf after_b = dump(db);
-	uint64_t r = rb_ok(db, b, 0);
-	uint64_t r2 = rb_ok(db, r, 0);
+	uint64_t r = rb_ok(db, b, 0);  /* 4: undoes 3 */
+	uint64_t r2 = rb_ok(db, r, 0); /* 5: undoes 4, so 3 stands again */
 	dumpbuf now = dump(db);
 	assert_dump_eq(&after_b, &now);
 	free(now.p);
@@ -247,18 +356,43 @@ static void test_engine_rollback__rollback_of_rollback_redoes(void **state)
 	assert_string_equal(bi.label, "rollback of batch 4");
 	assert_int_equal(bi.undoes, r);
 	assert_int_equal(info(db, r).rolled_back_by, r2);
-	/* B keeps its mark: to undo it again, roll back the redo */
-	assert_int_equal(info(db, b).rolled_back_by, r);
-	uint64_t d = te_digest(db);
-	rb(db, b, 0, LB_EINVAL, &res);
-	assert_contains(lb_errmsg(), "already rolled back by batch 4");
-	lb_result_free(&res);
-	assert_int_equal(te_digest(db), d);
+	assert_int_equal(info(db, b).rolled_back_by, 0);
+	assert_marks(db, "0 0 0 5 0");
 
-	rb_ok(db, r2, 0);
+	/* B stands again: it can be rolled back on its own, strictly */
+	uint64_t r3 = rbd_ok(db, b, 0, 3); /* 6 */
 	te_assert_get_s(db, "t", "k1", "a");
 	te_assert_get_s(db, "t", "k2", "b");
 	te_assert_absent_s(db, "t", "k3");
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, r3, &rs);
+	assert_int_equal(rs.n, 3);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "k3", "C", NULL);
+	te_assert_rec_s(&rs.v[1], LB_OP_PUT, "t", "k2", NULL, "b");
+	te_assert_rec_s(&rs.v[2], LB_OP_PUT, "t", "k1", "A", "a");
+	te_recs_free(&rs);
+	assert_marks(db, "0 0 6 5 0 0");
+
+	/* undoing that undo: B stands again */
+	rbd_ok(db, r3, 0, 3); /* 7 */
+	now = dump(db);
+	assert_dump_eq(&after_b, &now);
+	free(now.p);
+	assert_marks(db, "0 0 0 5 0 7 0");
+
+	/* undoing the redo: 4 stands again, so B is rolled back by 4 (6,
+	 * which undid B too, no longer stands) */
+	rbd_ok(db, r2, 0, 3); /* 8 */
+	te_assert_get_s(db, "t", "k1", "a");
+	te_assert_get_s(db, "t", "k2", "b");
+	te_assert_absent_s(db, "t", "k3");
+	assert_marks(db, "0 0 4 0 8 7 0 0");
+	uint64_t d = te_digest(db);
+	rb(db, b, 0, LB_EINVAL, &res);
+	assert_contains(lb_errmsg(), "batch 4");
+	lb_result_free(&res);
+	assert_int_equal(te_digest(db), d);
+	verify_replay(db);
 	free(after_b.p);
 }
 
@@ -276,9 +410,16 @@ static void test_engine_rollback__persists_across_reopen(void **state)
 	assert_int_equal(info(fx->db, r).undoes, b);
 	rb(fx->db, b, 0, LB_EINVAL, &res);
 	lb_result_free(&res);
-	/* and the rollback itself can be rolled back after reopening */
-	rb_ok(fx->db, r, 0);
+	/* and the rollback itself can be rolled back after reopening; B
+	 * stands again, and stays so across the next reopening */
+	uint64_t r2 = rb_ok(fx->db, r, 0);
 	te_assert_get_s(fx->db, "t", "k", "1");
+	lb_close(fx->db);
+	fx->db = te_open(fx->dir, LB_NOSYNC);
+	assert_int_equal(info(fx->db, b).rolled_back_by, 0);
+	assert_int_equal(info(fx->db, r).rolled_back_by, r2);
+	rb_ok(fx->db, b, 0);
+	te_assert_absent_s(fx->db, "t", "k");
 }
 
 /* ---- conflicts ----------------------------------------------------------- */
@@ -438,11 +579,14 @@ static void test_engine_rollback__cascade_transitive_chain(void **state)
 	te_assert_rec_s(&rs.v[4], LB_OP_DELETE, "t", "k1", "b", NULL);
 	te_recs_free(&rs);
 
-	/* one rollback of the cascade batch brings all three back */
-	rb_ok(db, n, 0);
+	/* one rollback of the cascade batch brings all three back, and
+	 * each of them stands again */
+	uint64_t r = rb_ok(db, n, 0);
 	te_assert_get_s(db, "t", "k1", "c");
 	te_assert_get_s(db, "t", "k2", "d");
 	te_assert_get_s(db, "t", "k3", "d");
+	assert_int_equal(info(db, n).rolled_back_by, r);
+	assert_marks(db, "0 0 0 0 0 7 0");
 }
 
 static void test_engine_rollback__cascade_skips_undone_batches(void **state)
@@ -458,29 +602,45 @@ static void test_engine_rollback__cascade_skips_undone_batches(void **state)
 	assert_int_equal(info(db, c).rolled_back_by, r);
 	assert_int_equal(info(db, r).rolled_back_by, 0);
 	assert_int_equal(info(db, n).records, 1);
+	assert_marks(db, "0 5 4 0 0");
 }
 
+/* docs/ROLLBACK.md's redo example: the cascade follows the redo to the
+ * batch it brought back, and undoes that batch, not the redo. */
 static void test_engine_rollback__cascade_follows_a_redo(void **state)
 {
 	lb_db *db = FX(state)->db;
 	lb_result res;
+	te_recs rs;
 
-	uint64_t b = ops(db, "k=1");
-	uint64_t u = ops(db, "k=2 j=2");
-	uint64_t r = rb_ok(db, u, 0);  /* undoes U */
-	uint64_t r2 = rb_ok(db, r, 0); /* redoes U */
+	uint64_t b = ops(db, "k=1");     /* 2 */
+	uint64_t u = ops(db, "k=2 j=2"); /* 3 */
+	uint64_t r = rb_ok(db, u, 0);    /* 4: undoes U */
+	uint64_t r2 = rb_ok(db, r, 0);   /* 5: undoes 4, U stands again */
 	te_assert_get_s(db, "t", "k", "2");
-	rb(db, b, 0, LB_ECONFLICT, &res);
+	te_assert_get_s(db, "t", "j", "2");
+	assert_marks(db, "0 0 0 5 0");
+	rb_dry_real(db, b, 0, LB_ECONFLICT, &res);
+	assert_int_equal(res.nissues, 1);
 	assert_int_equal(issue_for(&res, "t", "k")->batch, r2);
 	lb_result_free(&res);
 
-	uint64_t n = rb_ok(db, b, LB_CASCADE);
+	uint64_t n = rbd_ok(db, b, LB_CASCADE, 3); /* 6: undoes 3, then 2 */
 	te_assert_absent_s(db, "t", "k");
 	te_assert_absent_s(db, "t", "j");
-	assert_int_equal(info(db, r2).rolled_back_by, n);
+	assert_int_equal(info(db, u).rolled_back_by, n);
 	assert_int_equal(info(db, b).rolled_back_by, n);
 	assert_int_equal(info(db, r).rolled_back_by, r2);
-	assert_int_equal(info(db, u).rolled_back_by, r);
+	assert_int_equal(info(db, r2).rolled_back_by, 0);
+	assert_marks(db, "0 6 6 5 0 0");
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, n, &rs);
+	assert_int_equal(rs.n, 3);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "j", "2", NULL);
+	te_assert_rec_s(&rs.v[1], LB_OP_PUT, "t", "k", "2", "1");
+	te_assert_rec_s(&rs.v[2], LB_OP_DELETE, "t", "k", "1", NULL);
+	te_recs_free(&rs);
+	verify_replay(db);
 }
 
 static void test_engine_rollback__cascade_without_later_batches(void **state)
@@ -492,6 +652,270 @@ static void test_engine_rollback__cascade_without_later_batches(void **state)
 	assert_int_equal(info(db, n).records, 1);
 	assert_int_equal(info(db, b + 1).rolled_back_by, 0);
 	te_assert_get_s(db, "t", "other", "1");
+}
+
+/* (a) docs/ROLLBACK.md's "a batch that a rollback took away stays away":
+ * after a cascade undid 5 and 3, cascading 4 undoes 4 alone; neither the
+ * undone 5 nor the undo batch 6 joins, so 3 is not redone. */
+static void
+test_engine_rollback__cascade_never_redoes_an_undone_batch(void **state)
+{
+	lb_db *db = FX(state)->db;
+	te_recs rs;
+
+	ops(db, "k=1");                            /* 2 */
+	uint64_t u = ops(db, "j=1");               /* 3 */
+	uint64_t b = ops(db, "k=2");               /* 4 */
+	ops(db, "j=2 k=3");                        /* 5 */
+	uint64_t c = rbd_ok(db, u, LB_CASCADE, 3); /* 6: undoes 5, then 3 */
+	assert_int_equal(c, 6);
+	te_assert_get_s(db, "t", "k", "2");
+	te_assert_absent_s(db, "t", "j");
+	assert_marks(db, "0 0 6 0 6 0");
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, c, &rs);
+	assert_int_equal(rs.n, 3);
+	te_assert_rec_s(&rs.v[0], LB_OP_PUT, "t", "k", "3", "2");
+	te_assert_rec_s(&rs.v[1], LB_OP_PUT, "t", "j", "2", "1");
+	te_assert_rec_s(&rs.v[2], LB_OP_DELETE, "t", "j", "1", NULL);
+	te_recs_free(&rs);
+
+	/* k holds 4's after-image again: a strict rollback of 4 would do */
+	lb_result dry;
+	rb(db, b, LB_DRYRUN, 0, &dry);
+	assert_int_equal(dry.records, 1);
+	assert_int_equal(dry.nissues, 0);
+	lb_result_free(&dry);
+
+	uint64_t n = rbd_ok(db, b, LB_CASCADE, 1); /* 7: undoes 4 only */
+	assert_int_equal(n, 7);
+	te_assert_get_s(db, "t", "k", "1");
+	te_assert_absent_s(db, "t", "j");
+	assert_marks(db, "0 0 6 7 6 0 0");
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, n, &rs);
+	assert_int_equal(rs.n, 1);
+	te_assert_rec_s(&rs.v[0], LB_OP_PUT, "t", "k", "2", "1");
+	te_recs_free(&rs);
+	verify_replay(db);
+}
+
+/* (b) docs/ROLLBACK.md's "cascading an undo batch": a rollback-to makes 4
+ * stand again; cascading 3 (which undid 2) brings 2 back and undoes 4,
+ * which changed k on top of 2. */
+static void test_engine_rollback__cascade_of_an_undo_batch(void **state)
+{
+	lb_db *db = FX(state)->db;
+	te_recs rs;
+
+	uint64_t a = ops(db, "k=a");       /* 2 */
+	uint64_t ra = rbd_ok(db, a, 0, 1); /* 3 */
+	uint64_t c = ops(db, "k=b");       /* 4 */
+	uint64_t rc = rbd_ok(db, c, 0, 1); /* 5 */
+	te_assert_absent_s(db, "t", "k");
+	assert_marks(db, "0 3 0 5 0");
+
+	uint64_t to = rbto_ok(db, c, 1); /* 6: undoes 5 */
+	assert_int_equal(to, 6);
+	te_assert_get_s(db, "t", "k", "b");
+	assert_int_equal(info(db, c).rolled_back_by, 0);
+	assert_int_equal(info(db, rc).rolled_back_by, to);
+	assert_marks(db, "0 3 0 0 6 0");
+
+	uint64_t n = rbd_ok(db, ra, LB_CASCADE, 2); /* 7: undoes 4, then 3 */
+	assert_int_equal(n, 7);
+	te_assert_get_s(db, "t", "k", "a");
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, n, &rs);
+	assert_int_equal(rs.n, 2);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "k", "b", NULL);
+	te_assert_rec_s(&rs.v[1], LB_OP_PUT, "t", "k", NULL, "a");
+	te_recs_free(&rs);
+	assert_int_equal(info(db, ra).rolled_back_by, n);
+	assert_int_equal(info(db, c).rolled_back_by, n);
+	assert_int_equal(info(db, a).rolled_back_by, 0);
+	assert_int_equal(info(db, to).rolled_back_by, 0);
+	assert_marks(db, "0 0 7 7 6 0 0");
+	verify_replay(db);
+}
+
+/* (c) 3 is undone strictly although 4 rewrote k with the same value (k
+ * changed back is no conflict); the cascade of 2 then undoes 4, which
+ * stands and changed k after 2, and skips 3, which does not stand. */
+static void
+test_engine_rollback__cascade_past_a_same_value_rewrite(void **state)
+{
+	lb_db *db = FX(state)->db;
+	te_recs rs;
+
+	uint64_t b = ops(db, "k=b"); /* 2 */
+	uint64_t u = ops(db, "k=u"); /* 3 */
+	ops(db, "k=u");              /* 4 */
+	rbd_ok(db, u, 0, 1);         /* 5 */
+	te_assert_get_s(db, "t", "k", "b");
+	assert_marks(db, "0 0 5 0 0");
+
+	uint64_t n = rbd_ok(db, b, LB_CASCADE, 2); /* 6: undoes 4, then 2 */
+	te_assert_absent_s(db, "t", "k");
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, n, &rs);
+	assert_int_equal(rs.n, 2);
+	te_assert_rec_s(&rs.v[0], LB_OP_PUT, "t", "k", "b", "u");
+	te_assert_rec_s(&rs.v[1], LB_OP_DELETE, "t", "k", "u", NULL);
+	te_recs_free(&rs);
+	assert_marks(db, "0 6 5 6 0 0");
+	verify_replay(db);
+}
+
+/* (d) undo, redo, undo again of 3: 3 is rolled back by 4 (standing again
+ * once 5 is undone), so the cascade of 2 undoes 2 alone. */
+static void test_engine_rollback__cascade_after_undo_redo_undo(void **state)
+{
+	lb_db *db = FX(state)->db;
+	te_recs rs;
+
+	uint64_t b = ops(db, "k=1");        /* 2 */
+	uint64_t c = ops(db, "k=2");        /* 3 */
+	uint64_t r4 = rbd_ok(db, c, 0, 1);  /* 4: k=1 */
+	uint64_t r5 = rbd_ok(db, r4, 0, 1); /* 5: k=2, 3 stands */
+	assert_marks(db, "0 0 0 5 0");
+	rbd_ok(db, r5, 0, 1); /* 6: k=1, 4 stands */
+	te_assert_get_s(db, "t", "k", "1");
+	assert_marks(db, "0 0 4 0 6 0");
+
+	uint64_t n = rbd_ok(db, b, LB_CASCADE, 1); /* 7: undoes 2 */
+	te_assert_absent_s(db, "t", "k");
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, n, &rs);
+	assert_int_equal(rs.n, 1);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "k", "1", NULL);
+	te_recs_free(&rs);
+	assert_marks(db, "0 7 4 0 6 0 0");
+	verify_replay(db);
+}
+
+/* (e) a rollback-to brings 3 back (it undoes 4, which undid 3): 3 stands
+ * again, so the cascade of 2 undoes 3 too. */
+static void test_engine_rollback__cascade_after_rollback_to_redid(void **state)
+{
+	lb_db *db = FX(state)->db;
+	te_recs rs;
+
+	uint64_t b = ops(db, "k=b"); /* 2 */
+	uint64_t c = ops(db, "k=m"); /* 3 */
+	rbd_ok(db, c, 0, 1);         /* 4: k=b */
+	rbto_ok(db, c, 1);           /* 5: k=m, undoes 4 */
+	te_assert_get_s(db, "t", "k", "m");
+	assert_marks(db, "0 0 0 5 0");
+
+	uint64_t n = rbd_ok(db, b, LB_CASCADE, 2); /* 6: undoes 3, then 2 */
+	te_assert_absent_s(db, "t", "k");
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, n, &rs);
+	assert_int_equal(rs.n, 2);
+	te_assert_rec_s(&rs.v[0], LB_OP_PUT, "t", "k", "m", "b");
+	te_assert_rec_s(&rs.v[1], LB_OP_DELETE, "t", "k", "b", NULL);
+	te_recs_free(&rs);
+	assert_marks(db, "0 6 6 5 0 0");
+	verify_replay(db);
+}
+
+/* (g) Rolling back a cascade batch: each batch it undid stands again, and
+ * each can then be rolled back on its own, strictly, newest first. */
+static void test_engine_rollback__undone_cascade_frees_each_batch(void **state)
+{
+	lb_db *db = FX(state)->db;
+	te_recs rs;
+
+	uint64_t b = ops(db, "k1=b");              /* 2 */
+	uint64_t c = ops(db, "k1=c k2=c");         /* 3 */
+	uint64_t d = ops(db, "k2=d k3=d");         /* 4 */
+	uint64_t n = rbd_ok(db, b, LB_CASCADE, 5); /* 5 */
+	assert_marks(db, "0 5 5 5 0");
+	rbd_ok(db, n, 0, 5); /* 6 */
+	assert_marks(db, "0 0 0 0 6 0");
+	te_assert_get_s(db, "t", "k1", "c");
+
+	uint64_t rd = rbd_ok(db, d, 0, 2); /* 7 */
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, rd, &rs);
+	assert_int_equal(rs.n, 2);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "k3", "d", NULL);
+	te_assert_rec_s(&rs.v[1], LB_OP_PUT, "t", "k2", "d", "c");
+	te_recs_free(&rs);
+	te_assert_get_s(db, "t", "k2", "c");
+	te_assert_absent_s(db, "t", "k3");
+	assert_marks(db, "0 0 0 7 6 0 0");
+	rbd_ok(db, c, 0, 2); /* 8 */
+	rbd_ok(db, b, 0, 1); /* 9 */
+	te_assert_absent_s(db, "t", "k1");
+	te_assert_absent_s(db, "t", "k2");
+	assert_marks(db, "0 9 8 7 6 0 0 0 0");
+	verify_replay(db);
+}
+
+/* A cascade has no conflict check on keys: after a forced rollback of 2
+ * left k absent, strictly undoing 3 conflicts, its cascade writes 3's
+ * before-image. */
+static void test_engine_rollback__cascade_meets_no_key_conflict(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res;
+
+	uint64_t b = ops(db, "k=1");             /* 2 */
+	uint64_t c = ops(db, "k=2");             /* 3 */
+	uint64_t f = rbd_ok(db, b, LB_FORCE, 1); /* 4: k absent */
+	te_assert_absent_s(db, "t", "k");
+	assert_marks(db, "0 4 0 0");
+
+	rb_dry_real(db, c, 0, LB_ECONFLICT, &res);
+	assert_int_equal(res.nissues, 1);
+	assert_int_equal(issue_for(&res, "t", "k")->batch, f);
+	lb_result_free(&res);
+
+	uint64_t n = rbd_ok(db, c, LB_CASCADE, 1); /* 5: undoes 3 alone */
+	te_assert_get_s(db, "t", "k", "1");
+	te_recs rs;
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, n, &rs);
+	assert_int_equal(rs.n, 1);
+	te_assert_rec_s(&rs.v[0], LB_OP_PUT, "t", "k", NULL, "1");
+	te_recs_free(&rs);
+	assert_marks(db, "0 4 5 0 0");
+	verify_replay(db);
+}
+
+/* A cascade's DELETE restore of a key that is absent by then writes
+ * nothing; the batch still undoes every batch of the cascade, and undoing
+ * it puts back what it took away. */
+static void
+test_engine_rollback__cascade_deletes_an_absent_key_silently(void **state)
+{
+	lb_db *db = FX(state)->db;
+	te_recs rs;
+
+	uint64_t b = ops(db, "k=1"); /* 2 */
+	uint64_t c = ops(db, "-k");  /* 3 */
+	ops(db, "k=2");              /* 4 */
+	rbd_ok(db, c, LB_FORCE, 1);  /* 5: k=1 */
+	te_assert_get_s(db, "t", "k", "1");
+	assert_marks(db, "0 0 5 0 0");
+
+	/* C = {2, 4}: undoing 4 deletes k, undoing 2 finds it gone */
+	uint64_t n = rbd_ok(db, b, LB_CASCADE, 1); /* 6 */
+	te_assert_absent_s(db, "t", "k");
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, n, &rs);
+	assert_int_equal(rs.n, 1);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "k", "1", NULL);
+	te_recs_free(&rs);
+	assert_marks(db, "0 6 5 6 0 0");
+	verify_replay(db);
+
+	rbd_ok(db, n, 0, 1); /* 7 */
+	te_assert_get_s(db, "t", "k", "1");
+	assert_marks(db, "0 0 5 0 0 7 0");
+	verify_replay(db);
 }
 
 /* ---- force --------------------------------------------------------------- */
@@ -678,9 +1102,11 @@ static void test_engine_rollback__table_creation(void **state)
 	te_recs_free(&rs);
 	assert_int_equal(info(db, 1).rolled_back_by, r);
 
-	/* undoing that brings it back, empty and usable */
+	/* undoing that brings it back, empty and usable; batch 1 stands
+	 * again */
 	rb_ok(db, r, 0);
 	assert_true(has_table(db, "x"));
+	assert_int_equal(info(db, 1).rolled_back_by, 0);
 	te_put1(db, "x", "k", "v");
 	te_assert_get_s(db, "x", "k", "v");
 
@@ -755,22 +1181,122 @@ static void test_engine_rollback__rollback_to_byte_for_byte(void **state)
 	lb_batch_info bi = info(db, n);
 	assert_string_equal(bi.label, "rollback to batch 4");
 	assert_int_equal(bi.undoes, x);
-	/* every standing batch after x is marked; earlier marks stay */
+	/* every batch after x is undone by n, standing or not (b2 was
+	 * rolled back by r1); x stands again, as it stood right after x:
+	 * rx, which undid it, is rolled back now */
 	for (uint64_t id = x + 1; id <= last; id++)
-		assert_int_equal(info(db, id).rolled_back_by,
-		                 id == b2 ? r1 : n);
+		assert_int_equal(info(db, id).rolled_back_by, n);
 	assert_int_equal(info(db, b1).rolled_back_by, n);
-	assert_int_equal(info(db, x).rolled_back_by, rx);
+	assert_int_equal(info(db, b2).rolled_back_by, n);
+	assert_int_equal(info(db, rx).rolled_back_by, n);
+	assert_int_equal(info(db, x).rolled_back_by, 0);
 	assert_int_equal(info(db, x - 1).rolled_back_by, 0);
+	assert_marks(db, "0 0 0 0 13 13 13 13 13 13 13 13 0");
 
-	/* rolling the rollback_to back returns to where it started */
+	/* net records: deletions (v's keys among them), the removal of v,
+	 * then puts; deletions and puts in (table, key) order */
+	te_recs rs;
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, n, &rs);
+	assert_int_equal(rs.n, 8);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "d", "4", NULL);
+	te_assert_rec_s(&rs.v[1], LB_OP_DELETE, "t", "f", "6", NULL);
+	te_assert_rec_s(&rs.v[2], LB_OP_DELETE, "u", "y", "2", NULL);
+	te_assert_rec_s(&rs.v[3], LB_OP_DELETE, "v", "k", "v", NULL);
+	te_assert_rec(&rs.v[4], LB_OP_TABLE, "v", "v", 1, opaque_schema,
+	              sizeof opaque_schema, NULL, 0);
+	te_assert_rec_s(&rs.v[5], LB_OP_PUT, "t", "a", "10", "1");
+	te_assert_rec_s(&rs.v[6], LB_OP_PUT, "t", "b", NULL, "2");
+	te_assert_rec_s(&rs.v[7], LB_OP_PUT, "u", "x", NULL, "1");
+	te_recs_free(&rs);
+	verify_replay(db);
+
+	/* rolling the rollback_to back returns to where it started, marks
+	 * included: b2 rolled back by r1 again, x by rx */
 	rb_ok(db, n, 0);
 	now = dump(db);
 	assert_dump_eq(&before, &now);
 	free(now.p);
 	assert_true(has_table(db, "v"));
+	assert_int_equal(info(db, b2).rolled_back_by, r1);
+	assert_int_equal(info(db, x).rolled_back_by, rx);
+	assert_marks(db, "0 0 0 12 0 7 0 0 0 0 0 0 14 0");
+	verify_replay(db);
 	free(before.p);
 	free(at_x.p);
+}
+
+/* docs/ROLLBACK.md's example: batch 3, already rolled back by 4, is
+ * undone by the rollback-to as well, and 6 is its greatest standing
+ * undoer. */
+static void
+test_engine_rollback__rollback_to_undoes_every_later_batch(void **state)
+{
+	lb_db *db = FX(state)->db;
+	te_recs rs;
+
+	ops(db, "a=1 b=2");                 /* 2 */
+	uint64_t c = ops(db, "a=9 -b d=4"); /* 3 */
+	rbd_ok(db, c, 0, 3);                /* 4 */
+	ops(db, "a=10 f=6");                /* 5 */
+	assert_marks(db, "0 0 4 0 0");
+	uint64_t n = rbto_ok(db, 2, 2); /* 6 */
+	assert_int_equal(n, 6);
+	assert_string_equal(info(db, n).label, "rollback to batch 2");
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, n, &rs);
+	assert_int_equal(rs.n, 2);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "f", "6", NULL);
+	te_assert_rec_s(&rs.v[1], LB_OP_PUT, "t", "a", "10", "1");
+	te_recs_free(&rs);
+	te_assert_get_s(db, "t", "a", "1");
+	te_assert_get_s(db, "t", "b", "2");
+	te_assert_absent_s(db, "t", "d");
+	te_assert_absent_s(db, "t", "f");
+	assert_marks(db, "0 0 6 6 6 0");
+	verify_replay(db);
+}
+
+/* (f) The net records come deletions first, then puts, each in key order,
+ * not in the order the keys were first changed after X (m, k, j). The
+ * rollback-to to 3 that 8 crosses is undone with the rest. */
+static void
+test_engine_rollback__rollback_to_orders_records_by_key(void **state)
+{
+	lb_db *db = FX(state)->db;
+	te_recs rs;
+
+	uint64_t x = ops(db, "k=0 j=0"); /* 2 */
+	ops(db, "m=1");                  /* 3 */
+	ops(db, "k=1");                  /* 4 */
+	rbto_ok(db, 3, 1);               /* 5: k=0 */
+	ops(db, "j=1");                  /* 6 */
+	ops(db, "k=2");                  /* 7 */
+	assert_marks(db, "0 0 0 5 0 0 0");
+	dumpbuf before = dump(db);
+
+	uint64_t n = rbto_ok(db, x, 3); /* 8 */
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, n, &rs);
+	assert_int_equal(rs.n, 3);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "m", "1", NULL);
+	te_assert_rec_s(&rs.v[1], LB_OP_PUT, "t", "j", "1", "0");
+	te_assert_rec_s(&rs.v[2], LB_OP_PUT, "t", "k", "2", "0");
+	te_recs_free(&rs);
+	te_assert_get_s(db, "t", "k", "0");
+	te_assert_get_s(db, "t", "j", "0");
+	te_assert_absent_s(db, "t", "m");
+	assert_marks(db, "0 0 8 8 8 8 8 0");
+	verify_replay(db);
+
+	/* undone, it puts back the state and the marks it found */
+	rbd_ok(db, n, 0, 3); /* 9 */
+	dumpbuf now = dump(db);
+	assert_dump_eq(&before, &now);
+	free(now.p);
+	free(before.p);
+	assert_marks(db, "0 0 0 5 0 0 0 9 0");
+	verify_replay(db);
 }
 
 static void test_engine_rollback__rollback_to_edges(void **state)
@@ -793,12 +1319,22 @@ static void test_engine_rollback__rollback_to_edges(void **state)
 	lb_result_free(&res);
 	assert_int_equal(te_digest(db), d);
 
-	/* to 0: every table and record goes */
+	/* to 0: every table and record goes, keys first */
 	te_rc(0, lb_rollback_to(db, 0, NULL));
 	assert_false(has_table(db, "t"));
 	assert_int_equal(info(db, last + 1).undoes, 0);
 	assert_string_equal(info(db, last + 1).label, "rollback to batch 0");
 	assert_int_equal(info(db, 1).rolled_back_by, last + 1);
+	assert_marks(db, "3 3 0");
+	te_recs rs;
+	memset(&rs, 0, sizeof rs);
+	te_changes(db, last + 1, &rs);
+	assert_int_equal(rs.n, 2);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "a", "1", NULL);
+	te_assert_rec(&rs.v[1], LB_OP_TABLE, "t", "t", 1, opaque_schema,
+	              sizeof opaque_schema, NULL, 0);
+	te_recs_free(&rs);
+	verify_replay(db);
 }
 
 /* Nested rollback_to batches stay small: each holds one record per key
@@ -946,20 +1482,24 @@ static void test_engine_rollback__history_lists_undoing_batches(void **state)
 	uint64_t b6 = ops(db, "b=6");            /* 6 */
 	uint64_t f7 = rb_ok(db, b6, LB_FORCE);   /* 7: forced */
 	uint64_t b8 = ops(db, "a=8");            /* 8 */
-	uint64_t c9 = rb_ok(db, b2, LB_CASCADE); /* 9: undoes 8, 5, 2 */
+	uint64_t c9 = rb_ok(db, b2, LB_CASCADE); /* 9: undoes 8, 3, 2 */
 	assert_int_equal(r4, 4);
 	assert_int_equal(r5, 5);
 	assert_int_equal(f7, 7);
 	assert_int_equal(c9, 9);
 	assert_int_equal(info(db, b8).rolled_back_by, c9);
-	assert_int_equal(info(db, r5).rolled_back_by, c9);
+	assert_int_equal(info(db, b3).rolled_back_by, c9);
 	assert_int_equal(info(db, b2).rolled_back_by, c9);
-	te_rc(0, lb_rollback_to(db, r5, &res)); /* 10: undoes 7 and 9 */
+	assert_int_equal(info(db, r5).rolled_back_by, 0);
+	assert_marks(db, "0 9 9 5 0 7 0 9 0");
+	te_rc(0, lb_rollback_to(db, r5, &res)); /* 10: undoes 6 to 9 */
 	assert_int_equal(res.batch_id, 10);
 	lb_result_free(&res);
 	te_assert_get_s(db, "t", "a", "2");
 	te_assert_get_s(db, "t", "b", "1");
 	te_assert_get_s(db, "t", "c", "3");
+	/* 2 and 3 stand again, as they stood right after 5 */
+	assert_marks(db, "0 0 0 5 0 10 10 10 10 0");
 
 	const char *ha = "10:->2 9:8>2 9:2>1 9:1>- 8:2>8 5:1>2 4:2>1 3:1>2 "
 	                 "2:->1";
@@ -981,19 +1521,22 @@ static void test_engine_rollback__history_lists_undoing_batches(void **state)
 	te_rc(0, lb_replay(db, dest, 0, NULL, &res));
 	lb_result_free(&res);
 	lb_db *r = te_open(dest, LB_NOSYNC);
+	assert_marks(r, "0 0 0 5 0 10 10 10 10 0");
 	assert_history(r, "a", ha);
 	assert_history(r, "b", hb);
 	assert_history(r, "c", hc);
 	te_rc(0, lb_verify(r, LB_VERIFY_REPLAY, &rep));
 	/* and a replay that stops before the cascade: 9 is not there, so
-	 * 8, 5 and 2 stand, and their histories end with 8 */
+	 * 8, 3 and 2 stand, and their histories end with 8 */
 	lb_close(r);
 	th_rmrf(dest);
 	te_rc(0, lb_replay(db, dest, b8, NULL, &res));
 	lb_result_free(&res);
 	r = te_open(dest, LB_NOSYNC);
 	assert_int_equal(info(r, b2).rolled_back_by, 0);
+	assert_int_equal(info(r, b3).rolled_back_by, 0);
 	assert_int_equal(info(r, r4).rolled_back_by, r5);
+	assert_marks(r, "0 0 0 5 0 7 0 0");
 	assert_history(r, "a", "8:2>8 5:1>2 4:2>1 3:1>2 2:->1");
 	assert_history(r, "c", "5:->3 4:3>- 3:->3");
 	te_rc(0, lb_verify(r, LB_VERIFY_REPLAY, &rep));
@@ -1040,7 +1583,7 @@ static void test_engine_rollback__errors_write_nothing(void **state)
 	refused(fx->db, 0, 0, LB_ENOTFOUND, "batch 0");
 	refused(fx->db, r + 1, 0, LB_ENOTFOUND, "no batch 4");
 	refused(fx->db, 1000, LB_CASCADE, LB_ENOTFOUND, NULL);
-	refused(fx->db, b, 0, LB_EINVAL, "already rolled back by batch 3");
+	refused(fx->db, b, 0, LB_EINVAL, "batch 3");
 	refused(fx->db, b, LB_FORCE | LB_DRYRUN, LB_EINVAL, "batch 3");
 	refused(fx->db, r, 8u, LB_EINVAL, "flags");
 	refused(fx->db, r, LB_CASCADE | LB_FORCE, LB_EINVAL, "LB_FORCE");
@@ -1082,6 +1625,66 @@ static void test_engine_rollback__pruned_batches(void **state)
 	free(ck);
 }
 
+/* res->undone names the batches a rollback undoes (or, on a dry run,
+ * would), newest first, in every mode; lb_rollback_to_ex's dry run answers
+ * as the real call does and writes nothing. */
+static void test_engine_rollback__result_names_undone_batches(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res;
+	ops(db, "k=1");     /* 2 */
+	ops(db, "j=1");     /* 3 */
+	ops(db, "k=2");     /* 4 */
+	ops(db, "j=2 k=3"); /* 5 */
+	te_rc(0, lb_rollback(db, 3, LB_CASCADE | LB_DRYRUN, &res));
+	assert_int_equal(res.batch_id, 0);
+	assert_int_equal(res.nundone, 2);
+	assert_int_equal(res.undone[0], 5);
+	assert_int_equal(res.undone[1], 3);
+	lb_result_free(&res);
+	te_rc(0, lb_rollback(db, 3, LB_CASCADE, &res)); /* 6 */
+	assert_int_equal(res.batch_id, 6);
+	assert_int_equal(res.nundone, 2);
+	assert_int_equal(res.undone[0], 5);
+	assert_int_equal(res.undone[1], 3);
+	lb_result_free(&res);
+	assert_null(res.undone);
+	te_rc(0, lb_rollback(db, 4, 0, &res)); /* 7 */
+	assert_int_equal(res.nundone, 1);
+	assert_int_equal(res.undone[0], 4);
+	lb_result_free(&res);
+	/* a refusal names nothing */
+	te_rc(LB_EINVAL, lb_rollback(db, 4, 0, &res));
+	assert_null(res.undone);
+	lb_result_free(&res);
+	uint64_t d = te_digest(db);
+	lb_result dry;
+	/* k="1" now, as right after batch 2: going back there writes
+	 * nothing and undoes nothing */
+	te_rc(0, lb_rollback_to_ex(db, 2, 0, &res));
+	assert_int_equal(res.batch_id, 0);
+	assert_null(res.undone);
+	lb_result_free(&res);
+	te_rc(0, lb_rollback_to_ex(db, 1, LB_DRYRUN, &dry));
+	assert_int_equal(dry.batch_id, 0);
+	assert_int_equal(dry.records, 1);
+	assert_int_equal(te_digest(db), d);
+	assert_int_equal(te_last(db), 7);
+	te_rc(0, lb_rollback_to_ex(db, 1, 0, &res)); /* 8 */
+	assert_int_equal(res.batch_id, 8);
+	assert_int_equal(dry.records, res.records);
+	assert_int_equal(dry.nundone, 6);
+	assert_int_equal(res.nundone, 6);
+	for (size_t i = 0; i < 6; i++) {
+		assert_int_equal(res.undone[i], 7 - i);
+		assert_int_equal(dry.undone[i], res.undone[i]);
+	}
+	lb_result_free(&res);
+	lb_result_free(&dry);
+	te_rc(LB_EINVAL, lb_rollback_to_ex(db, 2, LB_CASCADE, &res));
+	lb_result_free(&res);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1098,6 +1701,14 @@ int main(void)
 	        T(test_engine_rollback__cascade_skips_undone_batches),
 	        T(test_engine_rollback__cascade_follows_a_redo),
 	        T(test_engine_rollback__cascade_without_later_batches),
+	        T(test_engine_rollback__cascade_never_redoes_an_undone_batch),
+	        T(test_engine_rollback__cascade_of_an_undo_batch),
+	        T(test_engine_rollback__cascade_past_a_same_value_rewrite),
+	        T(test_engine_rollback__cascade_after_undo_redo_undo),
+	        T(test_engine_rollback__cascade_after_rollback_to_redid),
+	        T(test_engine_rollback__undone_cascade_frees_each_batch),
+	        T(test_engine_rollback__cascade_meets_no_key_conflict),
+	        T(test_engine_rollback__cascade_deletes_an_absent_key_silently),
 	        T(test_engine_rollback__force_restores_over_later_changes),
 	        E(test_engine_rollback__foreign_keys_hold),
 	        E(test_engine_rollback__reference_moved_elsewhere),
@@ -1105,12 +1716,15 @@ int main(void)
 	        E(test_engine_rollback__table_creation),
 	        E(test_engine_rollback__referenced_table_stays),
 	        T(test_engine_rollback__rollback_to_byte_for_byte),
+	        T(test_engine_rollback__rollback_to_undoes_every_later_batch),
+	        T(test_engine_rollback__rollback_to_orders_records_by_key),
 	        T(test_engine_rollback__rollback_to_edges),
 	        T(test_engine_rollback__rollback_to_nested_stays_small),
 	        T(test_engine_rollback__history_lists_undoing_batches),
 	        E(test_engine_rollback__large_batch_many_segments),
 	        T(test_engine_rollback__errors_write_nothing),
 	        T(test_engine_rollback__pruned_batches),
+	        T(test_engine_rollback__result_names_undone_batches),
 #undef T
 #undef E
 	};

@@ -440,6 +440,80 @@ st 3 "$LB" rollback-to rt2 99
 one_err "99"
 
 # ---------------------------------------------------------------------------
+section "rollback --cascade: the dry run tells the real outcome"
+# docs/ROLLBACK.md: a batch that a rollback took away stays away. Batch 2:
+# k=1; 3: j=1; 4: k=2; 5: j=2 k=3; a cascade of 3 undoes 5 and 3; then a
+# cascade of 4 undoes 4 alone (k=1, j stays absent), and its dry run says
+# the same: exit status, record count, conflicts. The dry run cannot name
+# the batches it would undo (the library reports records and issues only),
+# so its JSON has "undone": null; the real call lists them.
+# marks DIR: "id:rolled_back_by" of every batch, oldest first.
+marks() {
+	"$LB" log "$1" --json | python3 -c '
+import json, sys
+b = [json.loads(l) for l in sys.stdin]
+print(" ".join("%d:%d" % (o["id"], o["rolled_back_by"] or 0) for o in sorted(b, key=lambda o: o["id"])))'
+}
+# outcome FILE: what a dry run and the real call must agree on, in the
+# human form: the record count and every conflict or issue line.
+outcome() {
+	grep -o '[0-9]* records' "$1"
+	grep -E '^(conflict|issue): |^\.\.\. and ' "$1"
+}
+"$LB" init ca >/dev/null
+"$LB" table create ca t >/dev/null # batch 1
+"$LB" put ca t k '"1"' >/dev/null  # 2
+"$LB" put ca t j '"1"' >/dev/null  # 3
+"$LB" put ca t k '"2"' >/dev/null  # 4
+printf '{"table":"t","key":"j","value":"2"}\n{"table":"t","key":"k","value":"3"}\n' >ca5.jsonl
+"$LB" import ca ca5.jsonl --mode upsert >/dev/null # 5
+eq "$(marks ca)" "1:0 2:0 3:0 4:0 5:0" "marks before the cascades"
+st 0 "$LB" rollback ca 3 --cascade --dry-run
+cp out dry.txt
+st 0 "$LB" rollback ca 3 --cascade
+no_err
+has_out "^rolled back batch 3 in batch 6 (3 records)$"
+has_out "^undid batches 5, 3$"
+eq "$(outcome dry.txt)" "$(outcome out)" "cascade of 3: dry run and real call"
+eq "$(marks ca)" "1:0 2:0 3:6 4:0 5:6 6:0" "marks after the cascade of 3"
+st 0 "$LB" rollback ca 4 --dry-run
+has_out "would write 1 records"
+rm -rf ca-json
+cp -r ca ca-json # the same history, for the JSON forms
+st 0 "$LB" rollback ca 4 --cascade --dry-run
+no_err
+has_out "would write 1 records"
+cp out dry.txt
+cp err dry.err
+eq "$(marks ca)" "1:0 2:0 3:6 4:0 5:6 6:0" "the dry run marks nothing"
+st 0 "$LB" rollback ca 4 --cascade
+no_err
+has_out "^rolled back batch 4 in batch 7 (1 records)$"
+has_out "^undid batch 4$"
+eq "$(outcome dry.txt)" "$(outcome out)" "cascade of 4: dry run and real call"
+same dry.err err
+eq "$(marks ca)" "1:0 2:0 3:6 4:7 5:6 6:0 7:0" "marks after the cascade of 4"
+st 0 "$LB" get ca t k
+has_out '^"1"$'
+st 1 "$LB" get ca t j
+st 0 "$LB" verify ca --replay
+st 0 "$LB" rollback ca-json 4 --cascade --dry-run --json
+cp out dry.json
+st 0 "$LB" rollback ca-json 4 --cascade --json
+cp out real.json
+if python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = json.load(open(sys.argv[2]))
+same = ("success", "batch", "records", "error", "conflicting_batches", "issues")
+assert all(d[k] == r[k] for k in same), [(k, d[k], r[k]) for k in same]
+assert d["success"] and d["records"] == 1 and not d["issues"]
+assert d["dry_run"] and d["new_batch"] is None and d["undone"] is None
+assert not r["dry_run"] and r["new_batch"] == 7 and r["undone"] == [4]
+' dry.json real.json; then ok; else bad "JSON dry run and real call differ: $(cat dry.json real.json)"; fi
+eq "$(marks ca-json)" "$(marks ca)" "marks after the JSON forms"
+
+# ---------------------------------------------------------------------------
 section "checkpoint replay verify prune stat"
 "$LB" init cp --schema schema.json >/dev/null
 "$LB" gen hearings --records 2000 --seed 5 >c2k.jsonl
