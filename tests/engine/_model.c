@@ -786,6 +786,8 @@ typedef struct outcome {
 	size_t nset, setcap;
 	tissue *is; /* the issues of rc (LB_ECONFLICT, LB_EVALIDATION) */
 	size_t nis, iscap;
+	size_t skipped; /* restores that wrote nothing (a DELETE of a key
+	                   absent already) */
 } outcome;
 
 static void outcome_free(outcome *o)
@@ -808,19 +810,11 @@ static void issue_push(outcome *o, int t, int k, uint64_t b)
 	o->nis++;
 }
 
-/* Is batch b's history implied (docs/FORMAT.md §2.5): a strict or
- * cascading rollback, which adds nothing to _hist? */
-static int implied(const tm_batch *b)
-{
-	return b->kind == TM_B_ROLLBACK && !(b->flags & LB_FORCE);
-}
-
 /* The last batch that changed key k of table t: the greatest batch of its
  * history (docs/FORMAT.md §2.4, §2.5), which holds every batch with a
- * record of it, except strict and cascading rollbacks, whose histories are
- * implied: such a batch is in the history of every key whose history holds
- * a batch it undoes (a key it wrote nothing for too: a cascade that met the
- * key absent already). */
+ * record of it, except the undo batches whose histories are implied
+ * (kind 1): such a batch is in the history of every key whose history holds
+ * a batch it undoes. */
 static uint64_t last_change(const tm_model *m, int t, int k)
 {
 	uint8_t *in = calloc(m->nb + 1, 1);
@@ -829,7 +823,7 @@ static uint64_t last_change(const tm_model *m, int t, int k)
 	for (uint64_t id = 1; id <= m->nb; id++) {
 		const tm_batch *b = batch(m, id);
 		int wrote = (b->keys & kbit(t, k)) != 0;
-		if (implied(b)) {
+		if (b->implied) {
 			for (size_t s = 0; s < b->nset && !in[id]; s++)
 				in[id] = in[b->set[s]];
 			TM_CHECK(m, in[id] || !wrote,
@@ -862,8 +856,10 @@ static void restore(const tm_model *m, outcome *o, uint64_t L, int exact)
 			         "model: batch %llu record %zu does not undo "
 			         "exactly",
 			         (unsigned long long)L, i);
-		if (!r->before.present && !cur->present)
+		if (!r->before.present && !cur->present) {
+			o->skipped++;
 			continue;
+		}
 		tm_rec nr;
 		memset(&nr, 0, sizeof nr);
 		nr.op = r->before.present ? LB_OP_PUT : LB_OP_DELETE;
@@ -1072,11 +1068,16 @@ static void model_rollback(const tm_model *m, uint64_t B, unsigned flags,
  * deletions first, then puts, each in the order of table name, then key
  * (our names and keys all have the same length, so that is (t, k)
  * ascending). The new batch undoes every batch after X. */
-static void model_rollback_to(const tm_model *m, uint64_t X, outcome *o)
+static void model_rollback_to(const tm_model *m, uint64_t X, unsigned flags,
+                              outcome *o)
 {
 	tm_state at;
 	memset(o, 0, sizeof *o);
 	o->st = m->cur;
+	if (flags & ~(unsigned)LB_DRYRUN) {
+		o->rc = LB_EINVAL;
+		return;
+	}
 	if (X > m->nb) {
 		o->rc = LB_ENOTFOUND;
 		return;
@@ -1182,6 +1183,17 @@ static void settle(tm_model *m, lb_db *db, outcome *o, int rc,
 	else if (rc == 0)
 		TM_CHECK(m, res->nissues == 0, "success with %zu issues",
 		         res->nissues);
+	/* the batches undone, newest first: those the new batch undoes (or
+	 * would, on dry run); none when nothing is written */
+	size_t nundone = rc == 0 && o->rv.n > 0 ? o->nset : 0;
+	TM_CHECK(m, res->nundone == nundone && (nundone == 0) == !res->undone,
+	         "res.undone lists %zu batches, the model %zu", res->nundone,
+	         nundone);
+	for (size_t i = 0; i < nundone; i++)
+		TM_CHECK(m, res->undone[i] == o->set[nundone - 1 - i],
+		         "res.undone[%zu] is batch %llu, the model's %llu", i,
+		         (unsigned long long)res->undone[i],
+		         (unsigned long long)o->set[nundone - 1 - i]);
 	if (rc != 0) {
 		TM_CHECK(m, res->batch_id == 0 && res->records == 0,
 		         "failure reports batch %llu, %llu records",
@@ -1208,6 +1220,8 @@ static void settle(tm_model *m, lb_db *db, outcome *o, int rc,
 	uint64_t id = push_batch(m, kind, flags & (LB_CASCADE | LB_FORCE),
 	                         undoes, o->set, o->nset, o->rv.v, o->rv.n,
 	                         o->rv.n, &changed, &nchanged);
+	batch(m, id)->implied =
+	        kind == TM_B_ROLLBACK && !(flags & LB_FORCE) && o->skipped == 0;
 	o->set = NULL;
 	o->rv.v = NULL;
 	o->nset = o->rv.n = 0;
@@ -1331,36 +1345,41 @@ int tm_rollback(tm_model *m, lb_db *db, uint64_t id, unsigned flags)
 	return rc;
 }
 
-int tm_rollback_to(tm_model *m, lb_db *db, uint64_t id)
+int tm_rollback_to_ex(tm_model *m, lb_db *db, uint64_t id, unsigned flags)
 {
 	outcome o;
 	lb_result res;
-	char label[64];
-	model_rollback_to(m, id, &o);
+	char label[64], fs[48];
+	int dry = (flags & LB_DRYRUN) != 0;
+	model_rollback_to(m, id, flags, &o);
 	if (m->trace) {
-		fprintf(stderr, "step %llu: rollback_to(%llu) -> %s",
+		fprintf(stderr, "step %llu: rollback_to(%llu%s%s) -> %s",
 		        (unsigned long long)m->steps, (unsigned long long)id,
+		        flags ? ", " : "",
+		        flags ? flags_str(flags, fs, sizeof fs) : "",
 		        o.rc ? lb_strerror(o.rc) : "0");
-		if (o.rc == 0 && o.rv.n) {
+		if (o.rc == 0 && o.rv.n && !dry) {
 			fprintf(stderr, ": batch %llu: ",
 			        (unsigned long long)m->nb + 1);
 			trace_recs(o.rv.v, o.rv.n);
 		} else if (o.rc == 0)
-			fprintf(stderr, " (nothing to write)");
+			fprintf(stderr, " (%zu records, nothing written)",
+			        o.rv.n);
 		fputc('\n', stderr);
 	}
-	int rc = lb_rollback_to(db, id, &res);
+	int rc = lb_rollback_to_ex(db, id, flags, &res);
 	char em[512];
 	snprintf(em, sizeof em, "%s", lb_errmsg());
-	TM_CHECK(m, rc == o.rc, "lb_rollback_to(%llu) = %s, model says %s (%s)",
-	         (unsigned long long)id, lb_strerror(rc), lb_strerror(o.rc),
-	         em);
+	TM_CHECK(m, rc == o.rc,
+	         "lb_rollback_to_ex(%llu, 0x%x) = %s, model says %s (%s)",
+	         (unsigned long long)id, flags, lb_strerror(rc),
+	         lb_strerror(o.rc), em);
 	if (rc < 0)
 		TM_CHECK(m, em[0] != 0, "no lb_errmsg() detail");
 	snprintf(label, sizeof label, "rollback to batch %llu",
 	         (unsigned long long)id);
-	int wrote = rc == 0 && o.rv.n > 0;
-	settle(m, db, &o, rc, &res, 0, TM_B_ROLLBACK_TO, 0, id, label);
+	int wrote = rc == 0 && o.rv.n > 0 && !dry;
+	settle(m, db, &o, rc, &res, dry, TM_B_ROLLBACK_TO, 0, id, label);
 	if (wrote) {
 		/* every batch up to X stands as it stood right after X */
 		uint64_t *rbb = malloc((id + 2) * sizeof *rbb);
@@ -1377,12 +1396,19 @@ int tm_rollback_to(tm_model *m, lb_db *db, uint64_t id)
 			        (unsigned long long)rbb[i]);
 		free(rbb);
 		m->stats.rollback_tos++;
-	} else if (rc == 0)
+	} else if (rc == 0 && !dry)
 		m->stats.noops++;
+	if (dry)
+		m->stats.dryruns++;
 	count_refusal(m, rc);
 	outcome_free(&o);
 	lb_result_free(&res);
 	return rc;
+}
+
+int tm_rollback_to(tm_model *m, lb_db *db, uint64_t id)
+{
+	return tm_rollback_to_ex(m, db, id, 0);
 }
 
 /* ---- random steps -------------------------------------------------------- */

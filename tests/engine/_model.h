@@ -66,6 +66,9 @@ typedef struct tm_batch {
 	int kind;
 	unsigned flags;  /* TM_B_ROLLBACK: the lb_rollback flags it was made
 	                    with (LB_CASCADE, LB_FORCE) */
+	int implied;     /* its history is implied (docs/FORMAT.md §2.5, kind
+	                    1): a strict or cascading rollback that wrote a
+	                    record for every record of the batches it undoes */
 	uint64_t undoes; /* the header's: the batch asked for (rollback), X
 	                    (rollback to X), else 0 */
 	uint64_t *set;   /* undo batch: every batch it undoes, ascending */
@@ -166,6 +169,8 @@ unsigned tm_pick_flags(uint64_t *rng);
 int tm_user_batch(tm_model *m, lb_db *db, uint64_t *rng);
 int tm_rollback(tm_model *m, lb_db *db, uint64_t id, unsigned flags);
 int tm_rollback_to(tm_model *m, lb_db *db, uint64_t id);
+/* lb_rollback_to_ex: flags 0 or LB_DRYRUN (others are refused). */
+int tm_rollback_to_ex(tm_model *m, lb_db *db, uint64_t id, unsigned flags);
 
 /* Assert that db holds exactly state s: the same tables (lb_tables) and, read
  * through cursors, the same keys and values. */

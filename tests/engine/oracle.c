@@ -269,6 +269,14 @@ static void step(orun *r)
 			x = TM_SETUP + th_below(&r->rng, n - TM_SETUP + 1);
 		if (x < TM_SETUP)
 			x = TM_SETUP;
+		/* half of the time a dry run first; now and then flags that
+		 * are refused */
+		uint64_t f = th_below(&r->rng, 100);
+		if (f < 50)
+			tm_rollback_to_ex(m, r->db, x, LB_DRYRUN);
+		else if (f < 53 && x <= n)
+			tm_rollback_to_ex(m, r->db, x,
+			                  f == 50 ? LB_CASCADE : 8u);
 		tm_rollback_to(m, r->db, x);
 	} else if (u < 93) {
 		reopen(r);
@@ -664,6 +672,20 @@ static uint64_t commit(lb_db *db, const char *key, ...)
 	return last + 1;
 }
 
+/* res->undone lists exactly the batches of want (newest first, ending in
+ * 0). */
+static void undone_are(const lb_result *res, const uint64_t *want)
+{
+	size_t n = 0;
+	while (want[n])
+		n++;
+	assert_int_equal(res->nundone, n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(res->undone[i], want[i]);
+}
+
+static const uint64_t none[] = {0};
+
 /* lb_rollback with LB_DRYRUN added: returns want, with `records` records on
  * success, and changes nothing. The result is left in *res. */
 static void dry(lb_db *db, uint64_t id, unsigned flags, int want,
@@ -683,15 +705,18 @@ static void dry(lb_db *db, uint64_t id, unsigned flags, int want,
 }
 
 /* The same rollback as a dry run, then for real: both return want, with
- * the same issues, and on success `records` records (the real call in a
- * new batch, whose id it returns; 0 when nothing is written). */
+ * the same issues, and on success `records` records and the batches
+ * `undone` (newest first, ending in 0) undone (the real call in a new
+ * batch, whose id it returns; 0 when nothing is written). */
 static uint64_t rb(lb_db *db, uint64_t id, unsigned flags, int want,
-                   uint64_t records)
+                   uint64_t records, const uint64_t *undone)
 {
 	lb_result d, res;
 	uint64_t last = te_last(db);
 	dry(db, id, flags, want, records, &d);
+	undone_are(&d, undone);
 	te_rc(want, lb_rollback(db, id, flags, &res));
+	undone_are(&res, undone);
 	assert_int_equal(res.rc, want);
 	assert_int_equal(res.records, want == 0 ? records : 0);
 	assert_int_equal(res.batch_id, want == 0 && records ? last + 1 : 0);
@@ -719,15 +744,27 @@ static uint64_t rb(lb_db *db, uint64_t id, unsigned flags, int want,
 	return n;
 }
 
-/* lb_rollback_to(x): 0, a new batch of `records` records undoing x. */
-static uint64_t rb_to(lb_db *db, uint64_t x, uint64_t records)
+/* lb_rollback_to(x), as a dry run (lb_rollback_to_ex), then for real: 0,
+ * `records` records, undoing the batches of `undone` (newest first, ending
+ * in 0); the real call in a new batch whose undoes is x. */
+static uint64_t rb_to(lb_db *db, uint64_t x, uint64_t records,
+                      const uint64_t *undone)
 {
 	lb_result res;
-	uint64_t last = te_last(db);
+	uint64_t last = te_last(db), dig = te_digest(db);
+	te_rc(0, lb_rollback_to_ex(db, x, LB_DRYRUN, &res));
+	assert_int_equal(res.rc, 0);
+	assert_int_equal(res.records, records);
+	assert_int_equal(res.batch_id, 0);
+	undone_are(&res, undone);
+	lb_result_free(&res);
+	assert_int_equal(te_last(db), last);
+	assert_true(te_digest(db) == dig);
 	te_rc(0, lb_rollback_to(db, x, &res));
 	assert_int_equal(res.rc, 0);
 	assert_int_equal(res.records, records);
 	assert_int_equal(res.batch_id, records ? last + 1 : 0);
+	undone_are(&res, undone);
 	lb_result_free(&res);
 	if (records) {
 		lb_batch_info bi;
@@ -780,7 +817,8 @@ test_engine_oracle__cascade_keeps_away_what_a_rollback_took(void **state)
 	assert_int_equal(commit(db, "k", "2", NULL), 4);
 	assert_int_equal(commit(db, "j", "2", "k", "3", NULL), 5);
 
-	assert_int_equal(rb(db, 3, LB_CASCADE, 0, 3), 6);
+	assert_int_equal(
+	        rb(db, 3, LB_CASCADE, 0, 3, (const uint64_t[]){5, 3, 0}), 6);
 	te_changes(db, 6, &rs);
 	assert_int_equal(rs.n, 3);
 	te_assert_rec_s(&rs.v[0], LB_OP_PUT, "t", "k", "3", "2");
@@ -792,9 +830,11 @@ test_engine_oracle__cascade_keeps_away_what_a_rollback_took(void **state)
 	marks_are(db, 6, (const uint64_t[]){0, 0, 0, 6, 0, 6, 0});
 
 	dry(db, 4, 0, 0, 1, &res);
+	undone_are(&res, (const uint64_t[]){4, 0});
 	lb_result_free(&res);
 
-	assert_int_equal(rb(db, 4, LB_CASCADE, 0, 1), 7);
+	assert_int_equal(rb(db, 4, LB_CASCADE, 0, 1, (const uint64_t[]){4, 0}),
+	                 7);
 	te_changes(db, 7, &rs);
 	assert_int_equal(rs.n, 1);
 	te_assert_rec_s(&rs.v[0], LB_OP_PUT, "t", "k", "2", "1");
@@ -816,12 +856,12 @@ test_engine_oracle__cascade_of_a_rollback_after_rollback_to(void **state)
 	lb_db *db = ((te_fx *)*state)->db;
 	te_recs rs;
 	assert_int_equal(commit(db, "k", "a", NULL), 2);
-	assert_int_equal(rb(db, 2, 0, 0, 1), 3);
+	assert_int_equal(rb(db, 2, 0, 0, 1, (const uint64_t[]){2, 0}), 3);
 	assert_int_equal(commit(db, "k", "b", NULL), 4);
-	assert_int_equal(rb(db, 4, 0, 0, 1), 5);
+	assert_int_equal(rb(db, 4, 0, 0, 1, (const uint64_t[]){4, 0}), 5);
 	te_assert_absent_s(db, "t", "k");
 
-	assert_int_equal(rb_to(db, 4, 1), 6);
+	assert_int_equal(rb_to(db, 4, 1, (const uint64_t[]){5, 0}), 6);
 	te_changes(db, 6, &rs);
 	assert_int_equal(rs.n, 1);
 	te_assert_rec_s(&rs.v[0], LB_OP_PUT, "t", "k", NULL, "b");
@@ -829,7 +869,8 @@ test_engine_oracle__cascade_of_a_rollback_after_rollback_to(void **state)
 	te_assert_get_s(db, "t", "k", "b");
 	marks_are(db, 6, (const uint64_t[]){0, 0, 3, 0, 0, 6, 0});
 
-	assert_int_equal(rb(db, 3, LB_CASCADE, 0, 2), 7);
+	assert_int_equal(
+	        rb(db, 3, LB_CASCADE, 0, 2, (const uint64_t[]){4, 3, 0}), 7);
 	te_changes(db, 7, &rs);
 	assert_int_equal(rs.n, 2);
 	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "k", "b", NULL);
@@ -850,10 +891,11 @@ static void test_engine_oracle__cascade_over_a_key_put_back(void **state)
 	assert_int_equal(commit(db, "k", "b", NULL), 2);
 	assert_int_equal(commit(db, "k", "u", NULL), 3);
 	assert_int_equal(commit(db, "k", "u", NULL), 4);
-	assert_int_equal(rb(db, 3, 0, 0, 1), 5);
+	assert_int_equal(rb(db, 3, 0, 0, 1, (const uint64_t[]){3, 0}), 5);
 	te_assert_get_s(db, "t", "k", "b");
 
-	assert_int_equal(rb(db, 2, LB_CASCADE, 0, 2), 6);
+	assert_int_equal(
+	        rb(db, 2, LB_CASCADE, 0, 2, (const uint64_t[]){4, 2, 0}), 6);
 	te_changes(db, 6, &rs);
 	assert_int_equal(rs.n, 2);
 	te_assert_rec_s(&rs.v[0], LB_OP_PUT, "t", "k", "b", "u");
@@ -873,14 +915,15 @@ static void test_engine_oracle__cascade_under_a_chain_of_rollbacks(void **state)
 	te_recs rs;
 	assert_int_equal(commit(db, "k", "1", NULL), 2);
 	assert_int_equal(commit(db, "k", "2", NULL), 3);
-	assert_int_equal(rb(db, 3, 0, 0, 1), 4);
-	assert_int_equal(rb(db, 4, 0, 0, 1), 5);
+	assert_int_equal(rb(db, 3, 0, 0, 1, (const uint64_t[]){3, 0}), 4);
+	assert_int_equal(rb(db, 4, 0, 0, 1, (const uint64_t[]){4, 0}), 5);
 	marks_are(db, 5, (const uint64_t[]){0, 0, 0, 0, 5, 0});
-	assert_int_equal(rb(db, 5, 0, 0, 1), 6);
+	assert_int_equal(rb(db, 5, 0, 0, 1, (const uint64_t[]){5, 0}), 6);
 	marks_are(db, 6, (const uint64_t[]){0, 0, 0, 4, 0, 6, 0});
 	te_assert_get_s(db, "t", "k", "1");
 
-	assert_int_equal(rb(db, 2, LB_CASCADE, 0, 1), 7);
+	assert_int_equal(rb(db, 2, LB_CASCADE, 0, 1, (const uint64_t[]){2, 0}),
+	                 7);
 	te_changes(db, 7, &rs);
 	assert_int_equal(rs.n, 1);
 	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "k", "1", NULL);
@@ -899,15 +942,16 @@ static void test_engine_oracle__cascade_after_rollback_to_redid(void **state)
 	te_recs rs;
 	assert_int_equal(commit(db, "k", "b", NULL), 2);
 	assert_int_equal(commit(db, "k", "m", NULL), 3);
-	assert_int_equal(rb(db, 3, 0, 0, 1), 4);
-	assert_int_equal(rb_to(db, 3, 1), 5);
+	assert_int_equal(rb(db, 3, 0, 0, 1, (const uint64_t[]){3, 0}), 4);
+	assert_int_equal(rb_to(db, 3, 1, (const uint64_t[]){4, 0}), 5);
 	te_changes(db, 5, &rs);
 	assert_int_equal(rs.n, 1);
 	te_assert_rec_s(&rs.v[0], LB_OP_PUT, "t", "k", "b", "m");
 	te_recs_free(&rs);
 	marks_are(db, 5, (const uint64_t[]){0, 0, 0, 0, 5, 0});
 
-	assert_int_equal(rb(db, 2, LB_CASCADE, 0, 2), 6);
+	assert_int_equal(
+	        rb(db, 2, LB_CASCADE, 0, 2, (const uint64_t[]){3, 2, 0}), 6);
 	te_changes(db, 6, &rs);
 	assert_int_equal(rs.n, 2);
 	te_assert_rec_s(&rs.v[0], LB_OP_PUT, "t", "k", "m", "b");
@@ -929,13 +973,14 @@ static void test_engine_oracle__rollback_to_record_order(void **state)
 	assert_int_equal(commit(db, "k", "0", "j", "0", NULL), 2);
 	assert_int_equal(commit(db, "m", "1", NULL), 3);
 	assert_int_equal(commit(db, "k", "1", NULL), 4);
-	assert_int_equal(rb_to(db, 3, 1), 5);
+	assert_int_equal(rb_to(db, 3, 1, (const uint64_t[]){4, 0}), 5);
 	te_assert_get_s(db, "t", "k", "0");
 	assert_int_equal(commit(db, "j", "1", NULL), 6);
 	assert_int_equal(commit(db, "k", "2", NULL), 7);
 	marks_are(db, 7, (const uint64_t[]){0, 0, 0, 0, 5, 0, 0, 0});
 
-	assert_int_equal(rb_to(db, 2, 3), 8);
+	assert_int_equal(rb_to(db, 2, 3, (const uint64_t[]){7, 6, 5, 4, 3, 0}),
+	                 8);
 	te_changes(db, 8, &rs);
 	assert_int_equal(rs.n, 3);
 	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "m", "1", NULL);
@@ -962,9 +1007,10 @@ test_engine_oracle__undone_by_a_rolled_back_cascade_stand(void **state)
 	assert_int_equal(commit(db, "k1", "c", "k2", "c", NULL), 3);
 	assert_int_equal(commit(db, "k2", "d", "k3", "d", NULL), 4);
 	assert_int_equal(commit(db, "k9", "e", NULL), 5);
-	assert_int_equal(rb(db, 2, 0, LB_ECONFLICT, 0), 0);
+	assert_int_equal(rb(db, 2, 0, LB_ECONFLICT, 0, none), 0);
 
-	assert_int_equal(rb(db, 2, LB_CASCADE, 0, 5), 6);
+	assert_int_equal(
+	        rb(db, 2, LB_CASCADE, 0, 5, (const uint64_t[]){4, 3, 2, 0}), 6);
 	te_changes(db, 6, &rs);
 	assert_int_equal(rs.n, 5);
 	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "k3", "d", NULL);
@@ -975,26 +1021,26 @@ test_engine_oracle__undone_by_a_rolled_back_cascade_stand(void **state)
 	te_recs_free(&rs);
 	marks_are(db, 6, (const uint64_t[]){0, 0, 6, 6, 6, 0, 0});
 
-	assert_int_equal(rb(db, 6, 0, 0, 5), 7);
+	assert_int_equal(rb(db, 6, 0, 0, 5, (const uint64_t[]){6, 0}), 7);
 	te_assert_get_s(db, "t", "k1", "c");
 	te_assert_get_s(db, "t", "k2", "d");
 	te_assert_get_s(db, "t", "k3", "d");
 	te_assert_get_s(db, "t", "k9", "e");
 	marks_are(db, 7, (const uint64_t[]){0, 0, 0, 0, 0, 0, 7, 0});
 
-	assert_int_equal(rb(db, 4, 0, 0, 2), 8);
+	assert_int_equal(rb(db, 4, 0, 0, 2, (const uint64_t[]){4, 0}), 8);
 	te_changes(db, 8, &rs);
 	assert_int_equal(rs.n, 2);
 	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "k3", "d", NULL);
 	te_assert_rec_s(&rs.v[1], LB_OP_PUT, "t", "k2", "d", "c");
 	te_recs_free(&rs);
-	assert_int_equal(rb(db, 3, 0, 0, 2), 9);
+	assert_int_equal(rb(db, 3, 0, 0, 2, (const uint64_t[]){3, 0}), 9);
 	te_changes(db, 9, &rs);
 	assert_int_equal(rs.n, 2);
 	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "k2", "c", NULL);
 	te_assert_rec_s(&rs.v[1], LB_OP_PUT, "t", "k1", "c", "b");
 	te_recs_free(&rs);
-	assert_int_equal(rb(db, 2, 0, 0, 1), 10);
+	assert_int_equal(rb(db, 2, 0, 0, 1, (const uint64_t[]){2, 0}), 10);
 	te_assert_absent_s(db, "t", "k1");
 	te_assert_absent_s(db, "t", "k2");
 	te_assert_absent_s(db, "t", "k3");
