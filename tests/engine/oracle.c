@@ -389,8 +389,11 @@ static pid_t spawn(uint64_t seed, long steps, oslot *slot, const char *root,
 		return pid;
 	if (log) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) {
+			fprintf(stderr, "oracle: %s: %s\n", log,
+			        strerror(errno));
 			_exit(2);
+		}
 		close(fd);
 	}
 	char s[32];
@@ -450,6 +453,7 @@ static void print_tail(const char *path, int lines)
 	size_t cap = 0;
 	long n = 0;
 	if (!f || !ring) {
+		fprintf(stderr, "oracle: no log %s\n", path);
 		if (f)
 			fclose(f);
 		free(ring);
