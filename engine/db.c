@@ -155,8 +155,7 @@ size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key, size_t klen)
 		return 4 + klen;
 	}
 	lb__be32(out, tid | LB__TID_HASHED);
-	lb__sha256(key, klen, out + 4);
-	return 36;
+	return lb__sha256(key, klen, out + 4) < 0 ? 0 : 36;
 }
 
 /* ---- map growth --------------------------------------------------------- */
@@ -794,16 +793,9 @@ static int register_file(lb_db *db, const struct stat *st)
 		}
 		i++;
 	}
-	if (nopen == open_cap) {
-		size_t nc = open_cap ? open_cap * 2 : 8;
-		openfile *no = realloc(open_files, nc * sizeof *no);
-		if (!no) {
-			rc = lb__fail(LB_ENOMEM, "out of memory");
-			goto out;
-		}
-		open_files = no;
-		open_cap = nc;
-	}
+	if ((rc = lb__grow(&open_files, &open_cap, nopen + 1,
+	                   sizeof *open_files, 8)) < 0)
+		goto out;
 	open_files[nopen++] = (openfile){st->st_dev, st->st_ino, me, db};
 	db->registered = 1;
 out:

@@ -68,7 +68,8 @@ int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 			rc = lb__mdb_fail(mrc, "_wal");
 			break;
 		}
-		lb__sha256(v.mv_data, v.mv_size, sha);
+		if ((rc = lb__sha256(v.mv_data, v.mv_size, sha)) < 0)
+			break;
 		if (memcmp(sha, h.seg_hashes + 32 * (size_t)s, 32) != 0) {
 			rc = lb__fail(LB_ECORRUPT,
 			              "batch %llu: segment %u does not match "
@@ -111,14 +112,9 @@ static int any_undo(lb_db *db, MDB_txn *txn)
 static int ids_put(uint64_t **ids, size_t *n, size_t *cap, size_t at,
                    uint64_t id)
 {
-	if (*n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 16;
-		uint64_t *ni = realloc(*ids, nc * sizeof *ni);
-		if (!ni)
-			return lb__fail(LB_ENOMEM, "out of memory");
-		*ids = ni;
-		*cap = nc;
-	}
+	int rc = lb__grow(ids, cap, *n + 1, sizeof **ids, 16);
+	if (rc < 0)
+		return rc;
 	memmove(*ids + at + 1, *ids + at, (*n - at) * sizeof **ids);
 	(*ids)[at] = id;
 	(*n)++;
@@ -352,19 +348,26 @@ int lb_history(lb_db *db, const char *table, const void *key, size_t klen,
 	if (klen > LB_KEY_MAX)
 		return lb__fail(LB_ETOOBIG, "key of %zu bytes (max %d)", klen,
 		                LB_KEY_MAX);
-	lb_table *t = lb__table_find(db, table);
-	if (!t)
-		return lb__no_table(db, table);
+	/* the transaction first: it brings the table list up to date */
 	int rc = lb__read_txn(db, &txn);
 	if (rc < 0)
 		return rc;
+	lb_table *t = lb__table_find(db, table);
+	if (!t) {
+		lb__read_done(db, txn);
+		return lb__no_table(db, table);
+	}
 	uint8_t ik[LB__IKEY_MAX];
 	size_t iklen = lb__ikey(ik, t->tid, key, klen);
 	uint64_t *ids = NULL;
 	size_t nids = 0, cap = 0;
 	hist_ctx hc = {table, strlen(table), key, klen, 0, fn, ctx};
 	lb__segr_init(&r);
-	int mrc = mdb_cursor_open(txn, db->hist, &c);
+	int mrc = iklen ? mdb_cursor_open(txn, db->hist, &c) : 0;
+	if (!iklen) {
+		rc = LB_ENOMEM;
+		goto out;
+	}
 	if (mrc) {
 		rc = lb__mdb_fail(mrc, "_hist");
 		goto out;

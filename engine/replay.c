@@ -235,7 +235,8 @@ static int replay_batch(rp *p, uint64_t id)
 			rc = lb__mdb_fail(mrc, "_wal");
 			goto out;
 		}
-		lb__sha256(v.mv_data, v.mv_size, sha);
+		if ((rc = lb__sha256(v.mv_data, v.mv_size, sha)) < 0)
+			goto out;
 		if (memcmp(sha, h.seg_hashes + 32 * (size_t)s, 32) != 0) {
 			rc = lb__fail(LB_ECORRUPT,
 			              "segment %u does not match its hash", s);
