@@ -507,6 +507,11 @@ static void shortest_prefix(uint64_t seed, long steps, long at, oslot *slot,
 	char *root = th_tmpdir();
 	memset((void *)slot, 0, sizeof *slot);
 	reap(spawn(seed, hi, slot, root, NULL, 1));
+	if (passed(slot))
+		fprintf(stderr,
+		        "oracle: the traced run passed: seed %llu "
+		        "does not fail the same way twice\n",
+		        (unsigned long long)seed);
 	th_rmrf(root);
 	free(root);
 }
