@@ -1058,6 +1058,66 @@ test_engine_oracle__undone_by_a_rolled_back_cascade_stand(void **state)
 	verify_ok(db);
 }
 
+/* docs/ROLLBACK.md, "A redo is followed to the batch it brought back": 2:
+ * k="1"; 3: k="2" j="2"; 4: rollback of 3; 5: rollback of 4 (3 stands
+ * again). A cascade of 2 undoes 3, then 2; 4 stays rolled back by 5, and 5
+ * stands. */
+static void test_engine_oracle__cascade_follows_a_redo(void **state)
+{
+	lb_db *db = ((te_fx *)*state)->db;
+	te_recs rs;
+	assert_int_equal(commit(db, "k", "1", NULL), 2);
+	assert_int_equal(commit(db, "k", "2", "j", "2", NULL), 3);
+	assert_int_equal(rb(db, 3, 0, 0, 2, (const uint64_t[]){3, 0}), 4);
+	assert_int_equal(rb(db, 4, 0, 0, 2, (const uint64_t[]){4, 0}), 5);
+	marks_are(db, 5, (const uint64_t[]){0, 0, 0, 0, 5, 0});
+
+	assert_int_equal(
+	        rb(db, 2, LB_CASCADE, 0, 3, (const uint64_t[]){3, 2, 0}), 6);
+	te_changes(db, 6, &rs);
+	assert_int_equal(rs.n, 3);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "j", "2", NULL);
+	te_assert_rec_s(&rs.v[1], LB_OP_PUT, "t", "k", "2", "1");
+	te_assert_rec_s(&rs.v[2], LB_OP_DELETE, "t", "k", "1", NULL);
+	te_recs_free(&rs);
+	te_assert_absent_s(db, "t", "k");
+	te_assert_absent_s(db, "t", "j");
+	marks_are(db, 6, (const uint64_t[]){0, 0, 6, 6, 5, 0, 0});
+	verify_ok(db);
+}
+
+/* docs/ROLLBACK.md's rollback_to: 2: a="1" b="2"; 3: a="9", b deleted,
+ * d="4"; 4: rollback of 3; 5: a="10" f="6". rollback_to(2) deletes f and
+ * puts a back to "1" (b and d hold their values of batch 2 already); 3, 4
+ * and 5 are rolled back by 6. */
+static void test_engine_oracle__rollback_to_example(void **state)
+{
+	lb_db *db = ((te_fx *)*state)->db;
+	lb_batch *b = NULL;
+	te_recs rs;
+	assert_int_equal(commit(db, "a", "1", "b", "2", NULL), 2);
+	te_rc(0, lb_batch_begin(db, NULL, &b));
+	te_rc(0, lb_put(b, "t", "a", 1, "9", 1));
+	te_rc(0, lb_delete(b, "t", "b", 1));
+	te_rc(0, lb_put(b, "t", "d", 1, "4", 1));
+	te_rc(0, lb_batch_commit(b, NULL));
+	assert_int_equal(rb(db, 3, 0, 0, 3, (const uint64_t[]){3, 0}), 4);
+	assert_int_equal(commit(db, "a", "10", "f", "6", NULL), 5);
+
+	assert_int_equal(rb_to(db, 2, 2, (const uint64_t[]){5, 4, 3, 0}), 6);
+	te_changes(db, 6, &rs);
+	assert_int_equal(rs.n, 2);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "f", "6", NULL);
+	te_assert_rec_s(&rs.v[1], LB_OP_PUT, "t", "a", "10", "1");
+	te_recs_free(&rs);
+	te_assert_get_s(db, "t", "a", "1");
+	te_assert_get_s(db, "t", "b", "2");
+	te_assert_absent_s(db, "t", "d");
+	te_assert_absent_s(db, "t", "f");
+	marks_are(db, 6, (const uint64_t[]){0, 0, 0, 6, 6, 6, 0});
+	verify_ok(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1083,6 +1143,12 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(
 	                test_engine_oracle__undone_by_a_rolled_back_cascade_stand,
 	                te_setup_t, te_teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_engine_oracle__cascade_follows_a_redo, te_setup_t,
+	                te_teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_engine_oracle__rollback_to_example, te_setup_t,
+	                te_teardown),
 	};
 	return cmocka_run_group_tests_name("engine_oracle", tests, NULL, NULL);
 }
