@@ -35,12 +35,19 @@ static const command commands[] = {
          "summary of their schemas. --schema prints instead a schema file\n"
          "(the format of 'init --schema') describing every table, in an\n"
          "order where referenced tables come first.\n"},
-        {"table", cmd_table, "table create DIR NAME [--schema FILE.json]",
-         "create one table",
+        {"table", cmd_table,
+         "table create DIR NAME [--schema FILE.json]\n"
+         "       table alter DIR NAME --schema FILE.json",
+         "create one table, or change its schema",
          "Create table NAME. Without --schema it holds opaque bytes. The\n"
          "schema file is either a whole schema file (the table named NAME\n"
          "is taken from it) or one table object {\"closed\": ..., "
-         "\"fields\": [...]}.\n"},
+         "\"fields\": [...]}.\n"
+         "'table alter' changes the schema of table NAME in a logged batch\n"
+         "(it replays, verifies and rolls back like any batch). Loosening\n"
+         "always passes; tightening is checked against every record, and\n"
+         "when some do not fit nothing is written and the first 1000 are\n"
+         "printed (exit 1).\n"},
         {"import", cmd_import,
          "import DIR FILE|- [--table T] [--key FIELD] [--batch-size N]\n"
          "       [--mode insert|upsert|update] [--on-error batch|record]\n"
@@ -120,7 +127,12 @@ static const command commands[] = {
          "keys, nothing is written and each conflicting key is printed with\n"
          "the batch that changed it (exit 1): --cascade also rolls back\n"
          "those later batches first, --force restores the old values over\n"
-         "them. --dry-run reports what would happen and writes nothing.\n"
+         "them. A rollback that would leave a record naming a removed key\n"
+         "is refused too, naming the batch that wrote the record.\n"
+         "--dry-run reports what would happen and writes nothing: the\n"
+         "records it would write, the batches it would undo, and every\n"
+         "conflict or foreign-key blocker with the option that would\n"
+         "resolve it.\n"
          "With --run, undo every standing batch of import run RUN (see\n"
          "'logbook runs'): in one new batch when they are the last\n"
          "batches, else one new batch per batch of the run, newest first,\n"
@@ -133,11 +145,12 @@ static const command commands[] = {
          "run goes on at, the SHA-256 of the file's content, the file and\n"
          "the run's standing batches. The records live in the table\n"
          "logbook.runs, which the other commands do not list.\n"},
-        {"rollback-to", cmd_rollback_to, "rollback-to DIR BATCH",
+        {"rollback-to", cmd_rollback_to, "rollback-to DIR BATCH [--dry-run]",
          "undo every batch after BATCH",
-         "Undo every standing batch after BATCH, newest first, in one new\n"
-         "batch: afterwards the tables hold what they held right after\n"
-         "BATCH.\n"},
+         "Undo every batch after BATCH in one new batch: afterwards the\n"
+         "tables hold what they held right after BATCH. --dry-run prints\n"
+         "the records it would write and the batches it would undo, and\n"
+         "writes nothing.\n"},
         {"checkpoint", cmd_checkpoint, "checkpoint DIR DEST",
          "write a consistent copy and register it",
          "Write a compacted, consistent copy of the database to DEST (which\n"
@@ -152,7 +165,8 @@ static const command commands[] = {
          "check checksums and the hash chain",
          "Check every segment's checksum, the segment hashes and counts,\n"
          "the hash chain and batch ids; with --replay also that replaying\n"
-         "the log gives the live tables. Exit 1 if a check fails.\n"},
+         "the log gives the live tables. Exit 1 if a check fails, and for\n"
+         "damage that keeps the database from opening.\n"},
         {"prune", cmd_prune, "prune DIR --before BATCH",
          "drop the log of old batches",
          "Drop the log segments of every batch older than BATCH. Needs a\n"
@@ -162,7 +176,16 @@ static const command commands[] = {
          "size, tables, batches, log compression, checkpoints",
          "Print the size on disk, the tables with their record counts, the\n"
          "number of batches, the log's raw and stored bytes and their\n"
-         "ratio, and the registered checkpoints.\n"},
+         "ratio (of the log that is still there: pruned batches are\n"
+         "counted apart), and the registered checkpoints.\n"},
+        {"compact", cmd_compact, "compact DIR",
+         "give back the space of pruned segments and deleted records",
+         "Rewrite the database file as a compacted copy, without the free\n"
+         "pages that pruned log segments and deleted records left, and\n"
+         "swap it in. Refused (exit 3) while another process has the\n"
+         "database open; other processes that open it meanwhile wait.\n"
+         "Registered checkpoints are forgotten (their directories stay),\n"
+         "except the one a pruned log must be replayed from.\n"},
         {"gen", cmd_gen,
          "gen hearings [--records N] [--seed S] [--bad-rate R] [--days D]\n"
          "       [--day K] [--truth FILE]\n"
