@@ -1012,7 +1012,9 @@ static int pv_run(lb_db *db, lb_batch *hold, uint64_t x, uint64_t last,
 			return rc;
 		}
 	}
-	rc = cli_catalog_load(db, &cat);
+	/* every table, logbook.runs too: rollback-to removes or restores
+	 * them like any other */
+	rc = cli_catalog_load_all(db, &cat);
 	if (rc < 0) {
 		free(p.e);
 		sb_free(&p.arena);

@@ -277,12 +277,14 @@ st 2 "$LB" rollback-to ht x --dry-run
 "$LB" init many >/dev/null
 "$LB" table create many t >/dev/null
 for i in $(seq 1 25); do printf '{"table":"t","key":"k%d","value":"v"}\n' "$i"; done >many.jsonl
+# 2: the table of import runs (logbook.runs); 3-27: a record and the run's
+# record each
 "$LB" import many many.jsonl --batch-size 1 >/dev/null
 st 0 "$LB" rollback-to many 1 --dry-run
-has_out "^rollback to batch 1 would write 25 records; no conflicts (dry run)$"
-has_out "^would undo batches 2-26$"
+has_out "^rollback to batch 1 would write 51 records; no conflicts (dry run)$"
+has_out "^would undo batches 2-27$"
 eq "$(grep -c '^  batch ' out)" 20 "batch lines shown"
-has_out "^  ... and 5 more (logbook log)$"
+has_out "^  ... and 6 more (logbook log)$"
 # a pruned batch after the target: the same refusal as the real call
 "$LB" checkpoint many many-ck >/dev/null
 "$LB" prune many --before 10 >/dev/null
@@ -292,8 +294,8 @@ st 3 "$LB" rollback-to many 3
 has_err "pruned"
 # the real rollback-to names what it undid; log shows it
 st 0 "$LB" rollback-to many 20
-has_out "^rolled back to batch 20 in batch 27 (6 records)$"
-has_out "^undid batches 21-26$"
+has_out "^rolled back to batch 20 in batch 28 (14 records)$"
+has_out "^undid batches 21-27$"
 
 # ---------------------------------------------------------------------------
 section "log: states and labels keep their columns"
@@ -301,18 +303,18 @@ section "log: states and labels keep their columns"
 "$LB" table create lg t >/dev/null # 1
 long=$(printf 'L%.0s' $(seq 1 255))
 printf '{"table":"t","key":"a","value":"1"}\n' >lg.jsonl
-"$LB" import lg lg.jsonl --label "$long" >/dev/null             # 2
+"$LB" import lg lg.jsonl --label "$long" >/dev/null             # 2: logbook.runs; 3
 printf '{"table":"t","key":"b","value":"2"}\n' >lg.jsonl
-"$LB" import lg lg.jsonl --label $'two\nlines\tand a tab' >/dev/null # 3
-"$LB" put lg t c '"3"' >/dev/null                               # 4
-"$LB" rollback-to lg 1 >/dev/null                               # 5
-"$LB" rollback lg 5 >/dev/null                                  # 6
+"$LB" import lg lg.jsonl --label $'two\nlines\tand a tab' >/dev/null # 4
+"$LB" put lg t c '"3"' >/dev/null                               # 5
+"$LB" rollback-to lg 1 >/dev/null                               # 6
+"$LB" rollback lg 6 >/dev/null                                  # 7
 st 0 "$LB" log lg
-eq "$(wc -l <out)" 7 "log: one line per batch and the header"
+eq "$(wc -l <out)" 8 "log: one line per batch and the header"
 has_out " two\\\\nlines\\\\tand a tab$"
 has_out " $long$"
-has_out "  rolls back to 1 (undid 2-4), rolled back by 6  rollback to batch 1$"
-has_out "  undoes 5  *rollback of batch 5$"
+has_out "  rolls back to 1 (undid 2-5), rolled back by 7  rollback to batch 1$"
+has_out "  undoes 6  *rollback of batch 6$"
 # LABEL starts at the same column on every line
 col=$(awk 'NR == 1 { print index($0, "LABEL") }' out)
 py "log: the LABEL column" '
@@ -326,15 +328,15 @@ st 0 "$LB" log lg --json
 py "log --json: rollback_to" '
 import json, sys
 b = {o["id"]: o for o in map(json.loads, open(sys.argv[1]))}
-assert b[5]["rollback_to"] is True and b[5]["undoes"] == 1
-assert b[6]["rollback_to"] is False and b[6]["undoes"] == 5
-assert b[3]["label"] == "two\nlines\tand a tab"
+assert b[6]["rollback_to"] is True and b[6]["undoes"] == 1
+assert b[7]["rollback_to"] is False and b[7]["undoes"] == 6
+assert b[4]["label"] == "two\nlines\tand a tab"
 ' out
-st 0 "$LB" show lg 3
+st 0 "$LB" show lg 4
 has_out "^label two\\\\nlines\\\\tand a tab$"
-has_out "^batch 3  .*  1 record  -$"
+has_out "^batch 4  .*  2 records  -$"
 st 0 "$LB" history lg t b
-has_out "^batch 3  .*  two\\\\nlines\\\\tand a tab$"
+has_out "^batch 4  .*  two\\\\nlines\\\\tand a tab$"
 # rollback-to 0 (undoes 0) is told apart too
 "$LB" init lz >/dev/null
 "$LB" table create lz t >/dev/null
@@ -347,21 +349,21 @@ has_out "rolls back to 0 (undid 1-2)"
 section "stat after prune counts what remains"
 "$LB" init sp --schema schema.json >/dev/null
 "$LB" gen hearings --records 2000 --seed 9 >sp.jsonl
-"$LB" import sp sp.jsonl >/dev/null # 4, 5
+"$LB" import sp sp.jsonl >/dev/null # 4: logbook.runs; 5, 6
 "$LB" checkpoint sp sp-ck >/dev/null
 st 0 "$LB" stat sp --json
 cp out before.json
 "$LB" log sp --json >log.json
-st 0 "$LB" prune sp --before 5
+st 0 "$LB" prune sp --before 6
 st 0 "$LB" stat sp --json
 cp out after.json
 py "stat after prune" '
 import json, sys
 b = json.load(open(sys.argv[1])); a = json.load(open(sys.argv[2]))
 log = [json.loads(l) for l in open(sys.argv[3])]
-kept = [o for o in log if o["id"] >= 5]
-gone = [o for o in log if o["id"] < 5]
-assert a["pruned"] == 4 and b["pruned"] == 0
+kept = [o for o in log if o["id"] >= 6]
+gone = [o for o in log if o["id"] < 6]
+assert a["pruned"] == 5 and b["pruned"] == 0
 assert a["log_records"] == sum(o["records"] for o in kept), a
 assert a["segments"] == sum(o["segments"] for o in kept), a
 assert a["log_raw_bytes"] == sum(o["raw_bytes"] for o in kept), a
@@ -374,9 +376,9 @@ assert b["pruned_records"] == 0 and b["pruned_segments"] == 0
 assert a["checkpoints"][0]["present"] is True
 ' before.json after.json log.json
 st 0 "$LB" stat sp
-has_out "^log        1000 records in 1 segment$"
-has_out "^pruned     4 batches, 1003 records in 4 segments ([0-9.]* KiB stored): no longer in the log$"
-has_out "^batches    5 (0 rolled back, 0 rollbacks, 4 pruned)$"
+has_out "^log        1001 records in 1 segment$"
+has_out "^pruned     5 batches, 1005 records in 5 segments ([0-9.]* KiB stored): no longer in the log$"
+has_out "^batches    6 (0 rolled back, 0 rollbacks, 5 pruned)$"
 # a checkpoint whose directory went is marked
 "$LB" checkpoint sp sp-ck2 >/dev/null
 rm -rf sp-ck2
@@ -389,14 +391,14 @@ has_out '"present":false'
 section "compact"
 "$LB" init cp --schema schema.json >/dev/null
 "$LB" gen hearings --records 20000 --seed 3 >cp.jsonl
-"$LB" import cp cp.jsonl --nosync --batch-size 2000 >/dev/null # 4-13
+"$LB" import cp cp.jsonl --nosync --batch-size 2000 >/dev/null # 4: logbook.runs; 5-14
 "$LB" checkpoint cp cp-ck >/dev/null
 "$LB" prune cp --before 13 >/dev/null
 "$LB" export cp >cp-before.jsonl
 "$LB" log cp --json >cp-log-before.json
 size_before=$(stat -c %s cp/data.mdb)
 st 0 "$LB" compact cp
-has_out "^compacted cp at batch 13: .* -> .* given back)$"
+has_out "^compacted cp at batch 14: .* -> .* given back)$"
 no_err
 size_after=$(stat -c %s cp/data.mdb)
 [ "$size_after" -lt "$size_before" ] && ok || bad "compact: $size_before -> $size_after bytes"
@@ -410,7 +412,7 @@ eq "$(ls -A . | grep -c '^\.cp\.compact-')" 0 "no temporary directory left"
 eq "$(stat -c %h cp/data.mdb)" 1 "data.mdb has one name"
 # the checkpoint the pruned log is replayed from stays registered
 st 0 "$LB" stat cp --json
-has_out '"checkpoints":\[{"batch":13,'
+has_out '"checkpoints":\[{"batch":14,'
 # writable and readable afterwards, by this and other processes
 "$LB" put cp hearings X1 "$H1" >/dev/null
 st 0 "$LB" get cp hearings X1
@@ -418,7 +420,7 @@ st 0 "$LB" compact cp --json
 py "compact --json" '
 import json, sys
 o = json.loads(open(sys.argv[1]).read())
-assert o["dir"] == "cp" and o["batch"] == 14 and o["checkpoints"] == 1, o
+assert o["dir"] == "cp" and o["batch"] == 15 and o["checkpoints"] == 1, o
 assert o["file_bytes"] > 0 and o["file_bytes_before"] >= o["file_bytes"], o
 ' out
 # deleted records give their pages back too
