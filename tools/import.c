@@ -233,6 +233,7 @@ typedef struct runst {
 	uint64_t end_line, end_off; /* the last ended batch's end */
 	int final_written;
 	uint64_t pending_batch; /* the id run_put() wrote for its batch */
+	uint64_t table_batch;   /* the batch that created logbook.runs */
 	uint64_t *batches;      /* committed by this import */
 	size_t nbatches;
 	int resumed;
@@ -1550,6 +1551,20 @@ static int ensure_table(imp *m)
 	if (rc < 0 && rc != LB_EEXIST)
 		return cli_lberr(rc, "cannot create table %s", RUNS_TABLE);
 	m->run.table_ok = 1;
+	if (rc == 0) {
+		/* which batch that was: the newest so labelled (another
+		 * process may have committed one since) */
+		uint64_t id = 0;
+		lb_last_batch(m->db, &id);
+		for (unsigned i = 0; id > 0 && i < 64; i++, id--) {
+			lb_batch_info bi;
+			if (lb_batch_info_get(m->db, id, &bi) == 0 &&
+			    !strcmp(bi.label, "create table " RUNS_TABLE)) {
+				m->run.table_batch = id;
+				break;
+			}
+		}
+	}
 	if ((rc = begin(m, m->first_line)) != 0)
 		return rc;
 	return replay(m);
@@ -2367,7 +2382,12 @@ static void summary(imp *m, double el, int stopped, int interrupted)
 		for (size_t i = 0; i < m->run.nbatches; i++)
 			sb_printf(b, "%s%" PRIu64, i ? "," : "",
 			          m->run.batches[i]);
-		sb_puts(b, "],\"resumed_at\":");
+		sb_puts(b, "],\"runs_table_batch\":");
+		if (m->run.table_batch)
+			jw_u64(b, m->run.table_batch);
+		else
+			sb_puts(b, "null");
+		sb_puts(b, ",\"resumed_at\":");
 		if (m->run.resumed)
 			jw_u64(b, m->run.prior_first);
 		else
@@ -2419,6 +2439,11 @@ static void summary(imp *m, double el, int stopped, int interrupted)
 	sb_printf(b, "elapsed %.2f s, %.0f records/s\n", el, rate);
 	if (m->dry)
 		sb_puts(b, "nothing was committed (dry run)\n");
+	if (m->run.table_batch)
+		sb_printf(b,
+		          "created table %s (the import runs) in batch %" PRIu64
+		          "\n",
+		          RUNS_TABLE, m->run.table_batch);
 	if (m->run.on && m->run.id) {
 		sb_printf(b, "run %" PRIu64 ": %s", m->run.id, m->file);
 		if (m->run.resumed)
