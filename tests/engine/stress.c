@@ -1080,6 +1080,19 @@ static void cli_main(unsigned arg)
 			if (covered != n)
 				cli_fail(argv, st, out,
 				         "not every line committed");
+			/* the first import creates the table of its runs,
+			 * logbook.runs, in a batch of its own */
+			{
+				int ok = 1;
+				char *sum =
+				        strstr(out, "\"runs_table_batch\":");
+				uint64_t tid =
+				        sum ? json_u64(sum, "runs_table_batch",
+				                       &ok)
+				            : 0;
+				if (ok && tid)
+					fprintf(log, "T %" PRIu64 "\n", tid);
+			}
 			memcpy(keys, scratch, sizeof keys);
 			unlink(path);
 			free(path);
@@ -1368,6 +1381,8 @@ static int table_cb(void *ctx, const char *name, const lb_schema *schema,
 	} else if (strcmp(name, "c") == 0 || strcmp(name, "g") == 0 ||
 	           strcmp(name, "p") == 0 || strcmp(name, "s") == 0) {
 		tn->stable++;
+	} else if (strncmp(name, "logbook.", 8) == 0) {
+		/* the CLI's own (logbook.runs: its import runs) */
 	} else {
 		die("lb_tables: an unknown table %s", name);
 	}
@@ -1864,7 +1879,7 @@ typedef struct tbatch {
 
 typedef struct cbatch {
 	uint64_t id, first;
-	char kind; /* P or I */
+	char kind; /* P, I, or T (an import created logbook.runs) */
 	char file[32];
 	unsigned n;
 	cline lines[16];
@@ -2029,6 +2044,12 @@ static void read_cli_log(logs *L)
 					                        l->key, l->val),
 					                 2);
 			}
+		} else if (line[0] == 'T') {
+			GROW(L->c, L->nc, cap);
+			cbatch *b = &L->c[L->nc++];
+			memset(b, 0, sizeof *b);
+			b->kind = 'T';
+			assert_int_equal(sscanf(line, "T %" SCNu64, &b->id), 1);
 		} else if (line[0] == 'S') {
 			uint64_t *s = L->cstat;
 			assert_int_equal(sscanf(line,
@@ -2228,20 +2249,37 @@ static void check_cli_batch(checker *ck, const cbatch *b)
 	lb_batch_info bi;
 	te_recs rs;
 	char label[96];
+	/* an import's batch also holds its run's record, last */
+	unsigned extra = b->kind == 'I';
+	if (b->kind == 'T') {
+		check_info(ck, b->id, "create table logbook.runs", 1, 0, &bi);
+		memset(&rs, 0, sizeof rs);
+		te_changes(ck->db, b->id, &rs);
+		if (rs.n != 1 || rs.v[0].op != LB_OP_TABLE ||
+		    strcmp(rs.v[0].table, "logbook.runs"))
+			bad("batch %" PRIu64 ": not the creation of "
+			    "logbook.runs",
+			    b->id);
+		te_recs_free(&rs);
+		return;
+	}
 	if (b->kind == 'P')
 		snprintf(label, sizeof label, "put c %s", b->lines[0].key);
 	else
 		snprintf(label, sizeof label, "import %s from line %" PRIu64,
 		         b->file, b->first);
-	check_info(ck, b->id, label, b->n, 0, &bi);
+	check_info(ck, b->id, label, b->n + extra, 0, &bi);
 	memset(&rs, 0, sizeof rs);
 	te_changes(ck->db, b->id, &rs);
-	if (rs.n != b->n) {
+	if (rs.n != b->n + extra) {
 		bad("batch %" PRIu64 " (%s): %zu change records, want %u",
-		    b->id, label, rs.n, b->n);
+		    b->id, label, rs.n, b->n + extra);
 		te_recs_free(&rs);
 		return;
 	}
+	if (extra && (rs.v[b->n].op != LB_OP_PUT ||
+	              strcmp(rs.v[b->n].table, "logbook.runs")))
+		bad("batch %" PRIu64 " (%s): no run record last", b->id, label);
 	for (unsigned i = 0; i < b->n; i++) {
 		const cline *l = &b->lines[i];
 		size_t kl = strlen(l->key);
