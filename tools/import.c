@@ -2815,6 +2815,7 @@ int cmd_import(int argc, char **argv)
 	if (!m)
 		return cli_err("out of memory");
 	memset(&g, 0, sizeof g);
+	memset(&st, 0, sizeof st);
 	m->run.lockfd = -1;
 	msgpack_sbuffer_init(&m->mp);
 	msgpack_packer_init(&m->pk, &m->mp, msgpack_sbuffer_write);
@@ -2901,6 +2902,13 @@ int cmd_import(int argc, char **argv)
 			goto out;
 	}
 	if (m->reject_path) {
+		struct stat rs;
+		if (stat(m->reject_path, &rs) == 0 && rs.st_dev == st.st_dev &&
+		    rs.st_ino == st.st_ino) {
+			rc = cli_usage("--reject-file: %s is the input file",
+			               m->reject_path);
+			goto out;
+		}
 		m->rej = fopen(m->reject_path, "w");
 		if (!m->rej) {
 			rc = cli_err("%s: %s", m->reject_path, strerror(errno));

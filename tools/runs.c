@@ -238,8 +238,10 @@ int runs_load(lb_db *db, uint64_t want_aside, run_info **out, size_t *nout)
 		run_info *ri;
 		(void)k;
 		(void)kl;
-		if (run_rec_parse(v, vl, &r) < 0)
+		if (run_rec_parse(v, vl, &r) < 0) {
+			run_rec_free(&r);
 			continue; /* not ours to judge: skip it */
+		}
 		ri = n ? &runs[n - 1] : NULL;
 		if (!ri || ri->id != r.run) {
 			if (n == cap) {
