@@ -372,10 +372,20 @@ datarootdir ?= $(prefix)/share
 mandir ?= $(datarootdir)/man
 man1dir ?= $(mandir)/man1
 pkgconfigdir ?= $(libdir)/pkgconfig
+docdir ?= $(datarootdir)/doc/logbook
 INSTALL_DATA = $(INSTALL) -m 644
 INSTALL_PROGRAM = $(INSTALL) -m 755
 MAN1 := $(wildcard man/*.1)
 BIN_NAMES := logbook logbook-bench
+# What the manual pages refer to: the documents (docs/CLI.md and the ones
+# it links to) and the examples they name, installed under docdir in the
+# tree's own layout so that their relative links hold. The pages name
+# docdir as MAN_DOCDIR; the installed pages name the real one.
+DOC_TOP := $(wildcard README.md CHANGELOG.md)
+DOC_DOCS := $(wildcard docs/*.md)
+DOC_EXAMPLES := $(wildcard examples/*.c)
+DOC_SCRIPTS := $(wildcard examples/*.sh)
+MAN_DOCDIR := /usr/local/share/doc/logbook
 
 install: all
 	$(INSTALL) -d '$(DESTDIR)$(includedir)'
@@ -394,8 +404,18 @@ ifneq ($(CLI)$(BENCH),)
 endif
 ifneq ($(MAN1),)
 	$(INSTALL) -d '$(DESTDIR)$(man1dir)'
-	$(INSTALL_DATA) $(MAN1) '$(DESTDIR)$(man1dir)/'
+	for m in $(MAN1); do \
+		sed 's|$(MAN_DOCDIR)|$(call sq,$(docdir))|g' "$$m" \
+			> '$(DESTDIR)$(man1dir)/'"$${m##*/}" && \
+		chmod 644 '$(DESTDIR)$(man1dir)/'"$${m##*/}" || exit 1; \
+	done
 endif
+	$(INSTALL) -d '$(DESTDIR)$(docdir)' '$(DESTDIR)$(docdir)/docs' \
+		'$(DESTDIR)$(docdir)/examples'
+	$(if $(DOC_TOP),$(INSTALL_DATA) $(DOC_TOP) '$(DESTDIR)$(docdir)/')
+	$(if $(DOC_DOCS),$(INSTALL_DATA) $(DOC_DOCS) '$(DESTDIR)$(docdir)/docs/')
+	$(if $(DOC_EXAMPLES),$(INSTALL_DATA) $(DOC_EXAMPLES) '$(DESTDIR)$(docdir)/examples/')
+	$(if $(DOC_SCRIPTS),$(INSTALL_PROGRAM) $(DOC_SCRIPTS) '$(DESTDIR)$(docdir)/examples/')
 
 uninstall:
 	rm -f '$(DESTDIR)$(includedir)/logbook.h' \
@@ -405,7 +425,12 @@ uninstall:
 		'$(DESTDIR)$(libdir)/liblogbook.so' \
 		'$(DESTDIR)$(pkgconfigdir)/logbook.pc' \
 		$(foreach b,$(BIN_NAMES),'$(DESTDIR)$(bindir)/$(b)') \
-		$(foreach m,$(MAN1),'$(DESTDIR)$(man1dir)/$(notdir $(m))')
+		$(foreach m,$(MAN1),'$(DESTDIR)$(man1dir)/$(notdir $(m))') \
+		$(foreach f,$(DOC_TOP),'$(DESTDIR)$(docdir)/$(notdir $(f))') \
+		$(foreach f,$(DOC_DOCS),'$(DESTDIR)$(docdir)/docs/$(notdir $(f))') \
+		$(foreach f,$(DOC_EXAMPLES) $(DOC_SCRIPTS),'$(DESTDIR)$(docdir)/examples/$(notdir $(f))')
+	-rmdir '$(DESTDIR)$(docdir)/docs' '$(DESTDIR)$(docdir)/examples' \
+		'$(DESTDIR)$(docdir)' 2>/dev/null
 
 # ---------------------------------------------------------------------------
 deps:
