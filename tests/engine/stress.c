@@ -1197,7 +1197,8 @@ static void cli_main(unsigned arg)
 			if (st != 0 || !strstr(out, "\"batches_failed\":0"))
 				cli_fail(argv, st, out, "import failed");
 			/* one line per batch, in order */
-			unsigned covered = 0;
+			unsigned covered = 0, nids = 0;
+			uint64_t ids[16];
 			for (char *p = out; (p = strstr(p, "{\"batch\":"));
 			     p++) {
 				char *end = strchr(p, '\n');
@@ -1226,6 +1227,8 @@ static void cli_main(unsigned arg)
 						        l->key, l->val);
 				}
 				covered = (unsigned)lastl;
+				if (nids < 16)
+					ids[nids++] = id;
 				ibatches++;
 				if (end)
 					*end = '\n';
@@ -1233,6 +1236,27 @@ static void cli_main(unsigned arg)
 			if (covered != n)
 				cli_fail(argv, st, out,
 				         "not every line committed");
+			/* the run's batches: those above, and perhaps one
+			 * that holds only the run's record */
+			char *rb = strstr(out, "\"run_batches\":[");
+			int ok = 1;
+			uint64_t run = json_u64(out, "run", &ok);
+			if (!rb || !ok)
+				cli_fail(argv, st, out,
+				         "no run in the summary");
+			for (char *q = rb + 15; *q >= '0' && *q <= '9';) {
+				uint64_t id = strtoull(q, &q, 10);
+				unsigned f = 0;
+				while (f < nids && ids[f] != id)
+					f++;
+				if (f == nids)
+					fprintf(log,
+					        "R %" PRIu64 " %" PRIu64
+					        " %s\n",
+					        id, run, fname);
+				if (*q == ',')
+					q++;
+			}
 			memcpy(keys, scratch, sizeof keys);
 			unlink(path);
 			free(path);
@@ -1505,7 +1529,8 @@ static void one_snapshot(rthread *t)
 
 typedef struct tnames {
 	char name[16][LB_TABLE_NAME_MAX + 1];
-	unsigned n, stable;
+	unsigned n, stable, runs; /* runs: the CLI's logbook.runs */
+	uint64_t runs_records;
 } tnames;
 
 static int table_cb(void *ctx, const char *name, const lb_schema *schema,
@@ -1521,6 +1546,9 @@ static int table_cb(void *ctx, const char *name, const lb_schema *schema,
 	} else if (strcmp(name, "c") == 0 || strcmp(name, "g") == 0 ||
 	           strcmp(name, "p") == 0 || strcmp(name, "s") == 0) {
 		tn->stable++;
+	} else if (strcmp(name, "logbook.runs") == 0) {
+		tn->runs++;
+		tn->runs_records = records;
 	} else {
 		die("lb_tables: an unknown table %s", name);
 	}
@@ -2029,7 +2057,8 @@ typedef struct tbatch {
 
 typedef struct cbatch {
 	uint64_t id, first;
-	char kind; /* P or I */
+	char kind; /* P put, I import batch, R import: the run's record only;
+	              first is the run's id for R */
 	char file[32];
 	unsigned n;
 	cline lines[16];
@@ -2167,6 +2196,15 @@ static void read_cli_log(logs *L)
 			                        &b->id, b->lines[0].key,
 			                        b->lines[0].val),
 			                 3);
+		} else if (line[0] == 'R') {
+			GROW(L->c, L->nc, cap);
+			cbatch *b = &L->c[L->nc++];
+			memset(b, 0, sizeof *b);
+			b->kind = 'R';
+			assert_int_equal(
+			        sscanf(line, "R %" SCNu64 " %" SCNu64 " %31s",
+			               &b->id, &b->first, b->file),
+			        3);
 		} else if (line[0] == 'I') {
 			GROW(L->c, L->nc, cap);
 			cbatch *b = &L->c[L->nc++];
@@ -2392,20 +2430,44 @@ static void check_cli_batch(checker *ck, const cbatch *b)
 {
 	lb_batch_info bi;
 	te_recs rs;
+	memset(&bi, 0, sizeof bi);
 	char label[96];
+	/* an import's batches each end with one record of its run, in
+	 * logbook.runs (a new key) */
+	unsigned runrec = b->kind != 'P';
 	if (b->kind == 'P')
 		snprintf(label, sizeof label, "put c %s", b->lines[0].key);
-	else
+	else if (b->kind == 'I')
 		snprintf(label, sizeof label, "import %s from line %" PRIu64,
 		         b->file, b->first);
-	check_info(ck, b->id, label, b->n, 0, &bi);
+	if (b->kind == 'R') {
+		char want[96];
+		snprintf(want, sizeof want, "import %s: run %" PRIu64 " ",
+		         b->file, b->first);
+		if (lb_batch_info_get(ck->db, b->id, &bi) != 0 ||
+		    strncmp(bi.label, want, strlen(want)) != 0 ||
+		    bi.records != 1)
+			bad("batch %" PRIu64 ": '%s' of %" PRIu64
+			    " records, not the record of run %" PRIu64,
+			    b->id, bi.label, bi.records, b->first);
+	} else {
+		check_info(ck, b->id, label, b->n + runrec, 0, &bi);
+	}
 	memset(&rs, 0, sizeof rs);
 	te_changes(ck->db, b->id, &rs);
-	if (rs.n != b->n) {
+	if (rs.n != b->n + runrec) {
 		bad("batch %" PRIu64 " (%s): %zu change records, want %u",
-		    b->id, label, rs.n, b->n);
+		    b->id, bi.label, rs.n, b->n + runrec);
 		te_recs_free(&rs);
 		return;
+	}
+	if (runrec) {
+		const te_rec *r = &rs.v[b->n];
+		if (r->op != LB_OP_PUT || strcmp(r->table, "logbook.runs") ||
+		    r->has_before || !r->has_after)
+			bad("batch %" PRIu64 " (%s): the last record is not a "
+			    "new record of the run",
+			    b->id, bi.label);
 	}
 	for (unsigned i = 0; i < b->n; i++) {
 		const cline *l = &b->lines[i];
@@ -2458,8 +2520,9 @@ static void check_standing(checker *ck, const logs *L, const claim *cl,
 	free(by);
 }
 
-/* The tables as committed equal the model, key for key. */
-static void check_final_tables(checker *ck)
+/* The tables as committed equal the model, key for key; logbook.runs
+ * holds one record per batch of the CLI's imports. */
+static void check_final_tables(checker *ck, const logs *L)
 {
 	static const char *const tables[] = {"c", "g", "p", "s"};
 	lb_snapshot *s;
@@ -2503,6 +2566,13 @@ static void check_final_tables(checker *ck)
 	if (tn.stable != 4 || tn.n != 0)
 		bad("%u tables of the maker left (the first: %s); %u stable",
 		    tn.n, tn.n ? tn.name[0] : "", tn.stable);
+	uint64_t runrecs = 0;
+	for (size_t i = 0; i < L->nc; i++)
+		runrecs += L->c[i].kind != 'P';
+	if (tn.runs != (runrecs > 0) || tn.runs_records != runrecs)
+		bad("logbook.runs: %s, %" PRIu64 " records; the CLI's imports "
+		    "committed %" PRIu64 " batches",
+		    tn.runs ? "present" : "absent", tn.runs_records, runrecs);
 }
 
 /* A reader's observation: generations g0, g1 and the digests of each
@@ -2716,12 +2786,24 @@ static void test_engine_stress__many_processes(void **state)
 	for (size_t i = 0; i < L.nc; i++)
 		CLAIM(L.c[i].id, OWN_CLI, i);
 #undef CLAIM
-	uint64_t unclaimed = 0;
-	for (uint64_t id = 1; id <= last; id++)
-		if (!cl[id].owner && unclaimed++ < 5)
+	/* the CLI's first import creates logbook.runs, in a batch it does
+	 * not report */
+	uint64_t unclaimed = 0, runs_created = 0;
+	for (uint64_t id = 1; id <= last; id++) {
+		lb_batch_info bi;
+		if (cl[id].owner)
+			continue;
+		if (lb_batch_info_get(ck.db, id, &bi) == 0 &&
+		    strcmp(bi.label, "create table logbook.runs") == 0 &&
+		    runs_created++ == 0) {
+			cl[id] = (claim){OWN_CLI, SIZE_MAX};
+			continue;
+		}
+		if (unclaimed++ < 5)
 			bad("batch %" PRIu64 " was committed but reported by "
 			    "no process",
 			    id);
+	}
 
 	/* every batch, in id order, against the model */
 	for (unsigned w = 0; w < NWRITERS; w++) {
@@ -2744,7 +2826,11 @@ static void test_engine_stress__many_processes(void **state)
 			check_maker_batch(&ck, &L.t[c->idx]);
 			break;
 		case OWN_CLI:
-			check_cli_batch(&ck, &L.c[c->idx]);
+			if (c->idx == SIZE_MAX)
+				check_info(&ck, id, "create table logbook.runs",
+				           1, 0, &bi);
+			else
+				check_cli_batch(&ck, &L.c[c->idx]);
 			break;
 		case OWN_NONE:
 			break;
@@ -2754,7 +2840,7 @@ static void test_engine_stress__many_processes(void **state)
 		}
 	}
 	check_standing(&ck, &L, cl, last);
-	check_final_tables(&ck);
+	check_final_tables(&ck, &L);
 	size_t nobs = 0;
 	check_observations(&ck, "r0.log", &nobs);
 	check_observations(&ck, "r1.log", &nobs);
