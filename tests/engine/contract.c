@@ -38,6 +38,8 @@
  *    (pages damaged under a live transaction);
  *  - LB_EIO from ops (the journal file fails), LB_ENOMEM from
  *    lb_cursor_open, lb_delete and lb_batch_commit;
+ *  - lb_batch_get's codes of a batch that failed earlier (after such a
+ *    failure the batch may only be aborted);
  *  - LB_EVALIDATION from lb_rollback_to (its net state held the foreign
  *    keys once; the check is there all the same).
  */
