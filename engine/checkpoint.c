@@ -218,8 +218,8 @@ int lb__dest_publish(const char *tmp, const char *dest)
 		return errno_fail(e, "cannot rename to", dest);
 	}
 	char *parent, *base;
-	int rc = 0;
-	if (split_dest(dest, &parent, &base) == 0) {
+	int rc = split_dest(dest, &parent, &base);
+	if (rc == 0) {
 		rc = fsync_path(parent, 1);
 		free(parent);
 		free(base);
