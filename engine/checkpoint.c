@@ -178,8 +178,21 @@ int lb__dest_tmp(const char *dest, char **tmp)
 void lb__rmdir_files(const char *dir)
 {
 	DIR *d;
-	if (!dir || !(d = opendir(dir)))
+	if (!dir)
 		return;
+	if (!(d = opendir(dir))) {
+		/* No memory for a DIR (this cleans up after failures, out
+		 * of memory among them): the library builds LMDB
+		 * environments, whose files it knows. */
+		int fd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			unlinkat(fd, "data.mdb", 0);
+			unlinkat(fd, "lock.mdb", 0);
+			close(fd);
+		}
+		rmdir(dir);
+		return;
+	}
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL)
 		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
