@@ -218,10 +218,18 @@ static int fsync_path(const char *path, int dir)
 
 int lb__dest_publish(const char *tmp, const char *dest)
 {
+	/* The parent to sync, found first: nothing is renamed when that
+	 * fails (out of memory). */
+	char *parent, *base;
+	int rc = split_dest(dest, &parent, &base);
+	if (rc < 0)
+		return rc;
+	free(base);
 	/* An empty directory at dest is replaced; anything else makes
 	 * rename fail, and nothing is overwritten. */
 	if (rename(tmp, dest) != 0) {
 		int e = errno;
+		free(parent);
 		if (e == ENOTEMPTY || e == EEXIST || e == ENOTDIR ||
 		    e == EISDIR)
 			return lb__fail(LB_EEXIST,
@@ -230,13 +238,8 @@ int lb__dest_publish(const char *tmp, const char *dest)
 			                dest);
 		return errno_fail(e, "cannot rename to", dest);
 	}
-	char *parent, *base;
-	int rc = split_dest(dest, &parent, &base);
-	if (rc == 0) {
-		rc = fsync_path(parent, 1);
-		free(parent);
-		free(base);
-	}
+	rc = fsync_path(parent, 1);
+	free(parent);
 	/* A destination whose entry may not survive a power loss is not
 	 * handed out: the call fails and leaves nothing. */
 	if (rc < 0)
