@@ -353,9 +353,9 @@ static int finish_here(lb_batch *b)
 	uint8_t hash[32];
 	size_t raw = lb__segw_rawlen(&db->segw);
 	int rc;
-	if ((rc = lb__segw_finish(&db->segw, &seg, &seglen)) < 0)
+	if ((rc = lb__segw_finish(&db->segw, &seg, &seglen)) < 0 ||
+	    (rc = lb__sha256(seg, seglen, hash)) < 0)
 		return poison(b, rc);
-	lb__sha256(seg, seglen, hash);
 	if ((rc = put_finished(b, b->nseg, seg, seglen, hash, raw)) < 0)
 		return rc;
 	b->nseg++;
@@ -767,7 +767,10 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 		tail_set(&b->tail[t->tid], key, klen);
 
 	uint8_t ik[LB__IKEY_MAX];
-	if ((rc = hist_put(b, ik, lb__ikey(ik, t->tid, key, klen))) < 0)
+	size_t ikn = lb__ikey(ik, t->tid, key, klen);
+	if (!ikn)
+		return poison(b, LB_ENOMEM);
+	if ((rc = hist_put(b, ik, ikn)) < 0)
 		return poison(b, rc);
 
 	int old = t->nrefs && exists;
@@ -1157,30 +1160,37 @@ int lb__alter_table(lb_batch *b, const char *name, const void *enc,
 	return rc;
 }
 
-int lb_table_alter(lb_db *db, const char *name, const lb_schema *s,
-                   lb_result *res)
+/* Begin the batch of a table's creation or schema change ("<verb> table
+ * NAME"), with s encoded into *enc: the name checked, and the tables s
+ * references checked against the tables as committed (the batch loaded
+ * them). On failure nothing is left to release. */
+static int table_batch(lb_db *db, const char *verb, const char *name,
+                       const lb_schema *s, lb_buf *enc, lb_batch **out)
 {
-	lb_buf enc;
 	lb_batch *b;
 	int rc;
-	if (res)
-		memset(res, 0, sizeof *res);
+	*out = NULL;
+	lb__buf_init(enc);
 	if (!db)
-		return lb__fail(LB_EINVAL, "lb_table_alter: db is NULL");
+		return lb__fail(LB_EINVAL, "table %s: db is NULL", verb);
 	if (!name || !*name)
 		return lb__fail(LB_EINVAL, "table name is NULL or empty");
 	if (strlen(name) > LB_TABLE_NAME_MAX)
 		return lb__fail(LB_ETOOBIG, "table name of %zu bytes (max %d)",
 		                strlen(name), LB_TABLE_NAME_MAX);
-	lb__buf_init(&enc);
-	if ((rc = lb__schema_encode(s, &enc)) < 0) {
-		lb__buf_free(&enc);
+	if (!lb__table_name_ok(name, strlen(name)))
+		return lb__fail(LB_EINVAL,
+		                "table name '%s': use 1..%d of "
+		                "[A-Za-z0-9_.-]",
+		                name, LB_TABLE_NAME_MAX);
+	if ((rc = lb__schema_encode(s, enc)) < 0) {
+		lb__buf_free(enc);
 		return rc;
 	}
 	char label[32 + LB_TABLE_NAME_MAX];
-	snprintf(label, sizeof label, "alter table %s", name);
+	snprintf(label, sizeof label, "%s table %s", verb, name);
 	if ((rc = lb__batch_begin(db, label, &b)) < 0) {
-		lb__buf_free(&enc);
+		lb__buf_free(enc);
 		return rc;
 	}
 	for (size_t i = 0; s && i < s->nfields && rc == 0; i++) {
@@ -1191,8 +1201,26 @@ int lb_table_alter(lb_db *db, const char *name, const lb_schema *s,
 			              "table %s",
 			              name, s->fields[i].name, ref);
 	}
-	if (rc == 0)
-		rc = lb__alter_table(b, name, enc.data, enc.len, LB__HOW_CHECK);
+	if (rc < 0) {
+		lb_batch_abort(b);
+		lb__buf_free(enc);
+		return rc;
+	}
+	*out = b;
+	return 0;
+}
+
+int lb_table_alter(lb_db *db, const char *name, const lb_schema *s,
+                   lb_result *res)
+{
+	lb_buf enc;
+	lb_batch *b;
+	if (res)
+		memset(res, 0, sizeof *res);
+	int rc = table_batch(db, "alter", name, s, &enc, &b);
+	if (rc < 0)
+		return rc;
+	rc = lb__alter_table(b, name, enc.data, enc.len, LB__HOW_CHECK);
 	lb__buf_free(&enc);
 	if (rc < 0 && rc != LB_EVALIDATION) {
 		lb_batch_abort(b);
@@ -1211,43 +1239,12 @@ int lb_table_create(lb_db *db, const char *name, const lb_schema *s)
 {
 	lb_buf enc;
 	lb_batch *b;
-	int rc;
-	if (!db)
-		return lb__fail(LB_EINVAL, "lb_table_create: db is NULL");
-	if (!name || !*name)
-		return lb__fail(LB_EINVAL, "table name is NULL or empty");
-	if (strlen(name) > LB_TABLE_NAME_MAX)
-		return lb__fail(LB_ETOOBIG, "table name of %zu bytes (max %d)",
-		                strlen(name), LB_TABLE_NAME_MAX);
-	if (!lb__table_name_ok(name, strlen(name)))
-		return lb__fail(LB_EINVAL,
-		                "table name '%s': use 1..%d of "
-		                "[A-Za-z0-9_.-]",
-		                name, LB_TABLE_NAME_MAX);
-	lb__buf_init(&enc);
-	if ((rc = lb__schema_encode(s, &enc)) < 0) {
-		lb__buf_free(&enc);
+	if (db)
+		lb__catalog_free_slots(db);
+	int rc = table_batch(db, "create", name, s, &enc, &b);
+	if (rc < 0)
 		return rc;
-	}
-	char label[32 + LB_TABLE_NAME_MAX];
-	snprintf(label, sizeof label, "create table %s", name);
-	lb__catalog_free_slots(db);
-	if ((rc = lb__batch_begin(db, label, &b)) < 0) {
-		lb__buf_free(&enc);
-		return rc;
-	}
-	/* the tables as committed (the batch loaded them) */
-	for (size_t i = 0; s && i < s->nfields && rc == 0; i++) {
-		const char *ref = s->fields[i].ref;
-		if (ref && strcmp(ref, name) != 0 && !lb__batch_table(b, ref))
-			rc = lb__fail(LB_EINVAL,
-			              "table %s: field '%s' references missing "
-			              "table %s",
-			              name, s->fields[i].name, ref);
-	}
-	if (rc == 0)
-		rc = lb__apply_table(b, name, enc.data, enc.len, 0,
-		                     LB__HOW_CHECK);
+	rc = lb__apply_table(b, name, enc.data, enc.len, 0, LB__HOW_CHECK);
 	lb__buf_free(&enc);
 	if (rc < 0) {
 		lb_batch_abort(b);
@@ -1268,14 +1265,10 @@ int lb__batch_drops(const lb_batch *b)
 
 int lb__batch_mark(lb_batch *b, uint64_t id)
 {
-	if (b->nmarks == b->mcap) {
-		size_t nc = b->mcap ? b->mcap * 2 : 8;
-		uint64_t *nm = realloc(b->marks, nc * sizeof *nm);
-		if (!nm)
-			return lb__fail(LB_ENOMEM, "out of memory");
-		b->marks = nm;
-		b->mcap = nc;
-	}
+	int rc = lb__grow(&b->marks, &b->mcap, b->nmarks + 1, sizeof *b->marks,
+	                  8);
+	if (rc < 0)
+		return rc;
 	b->marks[b->nmarks++] = id;
 	return 0;
 }

@@ -318,8 +318,10 @@ static int data_conflict(rb *x, lb_table *t, const lb_wal_rec *r, uint64_t id)
 	uint8_t ik[LB__IKEY_MAX];
 	uint64_t last;
 	char kt[96], msg[256];
-	int rc = last_change(x, ik, lb__ikey(ik, t->tid, r->key, r->klen),
-	                     &last);
+	size_t ikn = lb__ikey(ik, t->tid, r->key, r->klen);
+	if (!ikn)
+		return LB_ENOMEM;
+	int rc = last_change(x, ik, ikn, &last);
 	if (rc < 0)
 		return rc;
 	lb__key_text(r->key, r->klen, kt, sizeof kt);
@@ -492,28 +494,10 @@ static int undo_table(rb *x, uint64_t id, const lb_wal_rec *r)
 static int load_segment(rb *x, uint64_t id, const lb_wal_hdr *h, uint32_t s)
 {
 	lb_db *db = x->db;
-	uint8_t kb[12], sha[32];
-	lb__be64(kb, id);
-	lb__be32(kb + 8, s);
-	MDB_val k = {12, kb}, v;
-	int rc, mrc = mdb_get(x->b->txn, db->wal, &k, &v);
-	if (mrc == MDB_NOTFOUND)
-		return lb__fail(LB_ECORRUPT,
-		                "batch %llu: segment %u is missing",
-		                (unsigned long long)id, s);
-	if (mrc)
-		return lb__mdb_fail(mrc, "_wal");
-	if ((rc = lb__sha256(v.mv_data, v.mv_size, sha)) < 0)
+	int rc;
+	(void)id;
+	if ((rc = lb__segment_load(db, x->b->txn, h, s, &db->segr, NULL)) < 0)
 		return rc;
-	if (memcmp(sha, h->seg_hashes + 32 * (size_t)s, 32) != 0)
-		return lb__fail(LB_ECORRUPT,
-		                "batch %llu: segment %u does not match its "
-		                "hash",
-		                (unsigned long long)id, s);
-	/* lb__segr_load copies the records into the reader's own buffer */
-	if ((rc = lb__segr_load(&db->segr, v.mv_data, v.mv_size)) < 0)
-		return lb__rewrap(rc, "batch %llu: segment %u",
-		                  (unsigned long long)id, s);
 	/* note where each record starts, to visit them backwards */
 	lb_segr *r = &db->segr;
 	lb_wal_rec rec;
@@ -522,15 +506,9 @@ static int load_segment(rb *x, uint64_t id, const lb_wal_hdr *h, uint32_t s)
 		uint32_t off = (uint32_t)(r->mp.p - r->raw.data);
 		if ((rc = lb__segr_next(r, &rec)) <= 0)
 			break;
-		if (x->noffs == x->ocap) {
-			size_t nc = x->ocap ? x->ocap * 2 : 1024;
-			uint32_t *no = realloc(x->offs, nc * sizeof *no);
-			if (!no)
-				return lb__fail(LB_ENOMEM,
-				                "rollback: out of memory");
-			x->offs = no;
-			x->ocap = nc;
-		}
+		if ((rc = lb__grow(&x->offs, &x->ocap, x->noffs + 1,
+		                   sizeof *x->offs, 1024)) < 0)
+			return rc;
 		x->offs[x->noffs++] = off;
 	}
 	return rc;
@@ -692,6 +670,8 @@ static int collect_cb(void *ctx, const lb_wal_rec *r)
 	if (!t)
 		return 0; /* the undo reports it */
 	size_t n = lb__ikey(ik, t->tid, r->key, r->klen);
+	if (!n)
+		return LB_ENOMEM;
 	if ((rc = bset_get(&x->mkeys, ik, n, &added, &e)) < 0)
 		return rc;
 	if (!added)
@@ -722,14 +702,9 @@ static int collect(rb *x, uint64_t id, int in_c)
 
 static int add_to_S(rb *x, uint64_t id)
 {
-	if (x->nS == x->Scap) {
-		size_t nc = x->Scap ? x->Scap * 2 : 16;
-		uint64_t *ns = realloc(x->S, nc * sizeof *ns);
-		if (!ns)
-			return lb__fail(LB_ENOMEM, "rollback: out of memory");
-		x->S = ns;
-		x->Scap = nc;
-	}
+	int rc = lb__grow(&x->S, &x->Scap, x->nS + 1, sizeof *x->S, 16);
+	if (rc < 0)
+		return rc;
 	x->S[x->nS++] = id;
 	return collect(x, id, 1);
 }
@@ -1162,14 +1137,9 @@ static int net_tables(rb *x, nettab **out, size_t *n)
 		off = net_next(x, off, &ne);
 		if (!ne.table)
 			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 8;
-			nettab *nt = realloc(*out, cap * sizeof *nt);
-			if (!nt)
-				return lb__fail(LB_ENOMEM,
-				                "rollback: out of memory");
-			*out = nt;
-		}
+		int grc = lb__grow(out, &cap, *n + 1, sizeof **out, 8);
+		if (grc < 0)
+			return grc;
 		nettab *tt = &(*out)[(*n)++];
 		lb_table *t = lb__batch_table(x->b, ne.name);
 		uint8_t id[2 + LB_TABLE_NAME_MAX];
@@ -1233,14 +1203,9 @@ static int net_sorted(const rb *x, size_t **out, size_t *n)
 		next = net_next(x, off, &ne);
 		if (ne.table)
 			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 64;
-			size_t *no = realloc(*out, cap * sizeof *no);
-			if (!no)
-				return lb__fail(LB_ENOMEM,
-				                "rollback: out of memory");
-			*out = no;
-		}
+		int rc = lb__grow(out, &cap, *n + 1, sizeof **out, 64);
+		if (rc < 0)
+			return rc;
 		(*out)[(*n)++] = off;
 	}
 	/* qsort's comparator has no context argument: the rollback holds

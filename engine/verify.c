@@ -140,7 +140,8 @@ static int check_segments(vf *v, wcur *w, const lb_wal_hdr *h)
 		}
 		v->rep->segments++;
 		stored += w->d.mv_size;
-		lb__sha256(w->d.mv_data, w->d.mv_size, sha);
+		if ((rc = lb__sha256(w->d.mv_data, w->d.mv_size, sha)) < 0)
+			return rc;
 		if (memcmp(sha, h->seg_hashes + 32 * (size_t)s, 32) != 0) {
 			bad(v, id,
 			    "batch %llu: segment %u does not match the "
@@ -678,6 +679,8 @@ static uint64_t key_batch(vf *v, lb_table *t, const MDB_val *key)
 		return id;
 	size_t iklen = lb__ikey(ik, t->tid, key->mv_data, key->mv_size);
 	uint64_t found;
+	if (!iklen)
+		return id; /* no history to charge it to: the last batch */
 	if (mdb_cursor_open(v->txn, v->db->hist, &c))
 		return id;
 	if (lb__hist_last(v->db, v->txn, c, ik, iklen, UINT64_MAX, &found) ==

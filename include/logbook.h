@@ -65,6 +65,16 @@ extern "C" {
 #define LB_SCHEMA_FIELDS_MAX 256        /**< most fields in one schema */
 #define LB_ISSUES_MAX 1000              /**< issues kept in an lb_result */
 #define LB_SEGMENT_SIZE_MAX (16u << 20) /**< largest segment_size option */
+#define LB_LABEL_MAX 255                /**< longest batch label, bytes */
+/** @} */
+
+/** @defgroup flags Flag groups
+ * Each group of flags (lb_options.flags, lb_field.flags, lb_rollback(),
+ * lb_verify()) is read by its own calls only, and each of those rejects
+ * bits of other groups as unknown (#LB_EINVAL), so the groups may share
+ * values: #LB_CREATE, #LB_REQUIRED, #LB_CASCADE and #LB_VERIFY_REPLAY are
+ * all 1. Their values are part of the contract and never change.
+ * @{ */
 /** @} */
 
 /** @defgroup handles Opaque handles
@@ -522,8 +532,6 @@ typedef struct lb_change {
 	int has_after;
 } lb_change;
 
-enum { LB_LABEL_MAX = 255 };
-
 /** What the log knows about one batch. */
 typedef struct lb_batch_info {
 	uint64_t id;     /**< batch id, from 1 */
@@ -586,8 +594,8 @@ LB_API int lb_history(lb_db *db, const char *table, const void *key,
 
 /** Flags of lb_rollback(). */
 enum {
-	LB_CASCADE = 1u, /**< first roll back the later batches this one depends
-	                    on */
+	LB_CASCADE = 1u, /**< also undo the later standing batches built on
+	                    what the rollback changes (no key conflicts) */
 	LB_FORCE = 2u,   /**< restore before-images even over later changes */
 	LB_DRYRUN = 4u   /**< report what would happen; write nothing */
 };

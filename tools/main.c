@@ -111,12 +111,18 @@ static const command commands[] = {
          "keys, nothing is written and each conflicting key is printed with\n"
          "the batch that changed it (exit 1): --cascade also rolls back\n"
          "those later batches first, --force restores the old values over\n"
-         "them. --dry-run reports what would happen and writes nothing.\n"},
-        {"rollback-to", cmd_rollback_to, "rollback-to DIR BATCH",
+         "them. A rollback that would leave a record naming a removed key\n"
+         "is refused too, naming the batch that wrote the record.\n"
+         "--dry-run reports what would happen and writes nothing: the\n"
+         "records it would write, the batches it would undo (for\n"
+         "--cascade, those the command can tell), and every conflict or\n"
+         "foreign-key blocker with the option that would resolve it.\n"},
+        {"rollback-to", cmd_rollback_to, "rollback-to DIR BATCH [--dry-run]",
          "undo every batch after BATCH",
-         "Undo every standing batch after BATCH, newest first, in one new\n"
-         "batch: afterwards the tables hold what they held right after\n"
-         "BATCH.\n"},
+         "Undo every batch after BATCH in one new batch: afterwards the\n"
+         "tables hold what they held right after BATCH. --dry-run prints\n"
+         "the records it would write and the batches it would undo, and\n"
+         "writes nothing.\n"},
         {"checkpoint", cmd_checkpoint, "checkpoint DIR DEST",
          "write a consistent copy and register it",
          "Write a compacted, consistent copy of the database to DEST (which\n"
@@ -131,7 +137,8 @@ static const command commands[] = {
          "check checksums and the hash chain",
          "Check every segment's checksum, the segment hashes and counts,\n"
          "the hash chain and batch ids; with --replay also that replaying\n"
-         "the log gives the live tables. Exit 1 if a check fails.\n"},
+         "the log gives the live tables. Exit 1 if a check fails, and for\n"
+         "damage that keeps the database from opening.\n"},
         {"prune", cmd_prune, "prune DIR --before BATCH",
          "drop the log of old batches",
          "Drop the log segments of every batch older than BATCH. Needs a\n"
@@ -141,7 +148,16 @@ static const command commands[] = {
          "size, tables, batches, log compression, checkpoints",
          "Print the size on disk, the tables with their record counts, the\n"
          "number of batches, the log's raw and stored bytes and their\n"
-         "ratio, and the registered checkpoints.\n"},
+         "ratio (of the log that is still there: pruned batches are\n"
+         "counted apart), and the registered checkpoints.\n"},
+        {"compact", cmd_compact, "compact DIR",
+         "give back the space of pruned segments and deleted records",
+         "Rewrite the database file as a compacted copy, without the free\n"
+         "pages that pruned log segments and deleted records left, and\n"
+         "swap it in. Refused (exit 3) while another process has the\n"
+         "database open; other processes that open it meanwhile wait.\n"
+         "Registered checkpoints are forgotten (their directories stay),\n"
+         "except the one a pruned log must be replayed from.\n"},
         {"gen", cmd_gen,
          "gen hearings [--records N] [--seed S] [--bad-rate R] [--days D]\n"
          "       [--day K]\n"
