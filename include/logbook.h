@@ -386,7 +386,9 @@ typedef struct lb_result {
 	uint64_t records;     /**< change records written (or, on dry run, that
 	                         would be) */
 	lb_issue *issues;     /**< the first LB_ISSUES_MAX issues */
-	size_t nissues;       /**< entries in issues */
+	size_t nissues;       /**< entries in issues: fewer than nissues_total
+	                         past LB_ISSUES_MAX, or when an issue could not
+	                         be copied (out of memory) */
 	size_t nissues_total; /**< all issues found, kept or not */
 	uint64_t *undone;     /**< rollbacks: the batches the new batch undoes
 	                         (on dry run, would), newest first; NULL when
@@ -556,7 +558,8 @@ LB_API int lb_last_batch(lb_db *db, uint64_t *id);
 
 /**
  * @brief Describe batch @p id.
- * @return 0, #LB_ENOTFOUND (no such batch), #LB_ECORRUPT, #LB_EINVAL.
+ * @return 0, #LB_ENOTFOUND (no such batch), #LB_ECORRUPT, #LB_EINVAL,
+ * #LB_ENOMEM.
  */
 LB_API int lb_batch_info_get(lb_db *db, uint64_t id, lb_batch_info *out);
 
@@ -725,7 +728,8 @@ typedef int (*lb_checkpoint_fn)(void *ctx, uint64_t batch, const char *path,
 
 /**
  * @brief List the checkpoints registered by lb_checkpoint().
- * @return 0, the callback's non-zero value, #LB_EINVAL, #LB_ECORRUPT.
+ * @return 0, the callback's non-zero value, #LB_EINVAL, #LB_ECORRUPT,
+ * #LB_ENOMEM.
  */
 LB_API int lb_checkpoints(lb_db *db, lb_checkpoint_fn fn, void *ctx);
 
