@@ -855,11 +855,20 @@ static const char *const optional_sites[] = {"zw_start",       "table_tail",
  * unknown. */
 static const char *site_function(const char *where)
 {
+	/* the sites met so far: addr2line once for each */
+	static struct {
+		char where[256], fn[128];
+	} seen[64];
+	static size_t nseen;
 	static char fn[128];
 	char path[512], line[512];
-	const char *sym = symbolize(where), *at, *colon;
+	const char *sym, *at, *colon;
 	long target, n = 0;
+	for (size_t i = 0; i < nseen; i++)
+		if (!strcmp(seen[i].where, where))
+			return seen[i].fn;
 	fn[0] = 0;
+	sym = symbolize(where);
 	if (!(at = strstr(sym, "; ")) || !(at = strstr(at, " at ")))
 		return fn;
 	at += 4;
@@ -895,6 +904,12 @@ static const char *site_function(const char *where)
 		}
 	}
 	fclose(f);
+	if (fn[0] && nseen < sizeof seen / sizeof seen[0] &&
+	    strlen(where) < sizeof seen[0].where) {
+		strcpy(seen[nseen].where, where);
+		strcpy(seen[nseen].fn, fn);
+		nseen++;
+	}
 	return fn;
 }
 
@@ -1134,7 +1149,7 @@ static int private_tmpfs(const char *mnt)
 		(void)!write(fd, map, strlen(map));
 		close(fd);
 	}
-	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
 	    mount("tmpfs", mnt, "tmpfs", 0, "size=512m,mode=0755") != 0)
 		return errno;
 	return 0;
