@@ -996,8 +996,17 @@ static int fail_run(struct env *e, const struct ctx *ids, const struct ref *ref,
 			CK(c.db == NULL, "a failed open returned a handle");
 		/* nothing changed: every sub-database as before */
 		if (e->w->flags & W_NOTPL) {
-			/* nothing was there; what the failed create left must
-			 * be created again below */
+			/* nothing was there: there is no database to open
+			 * (and below, the create succeeds) */
+			lb_options o = c.o;
+			lb_db *none = NULL;
+			o.flags &= ~(unsigned)LB_CREATE;
+			int orc = lb_open(c.dir, &o, &none);
+			lb_close(none);
+			CK(orc == LB_ENOTFOUND,
+			   "after the failed create, an open answers %s, not "
+			   "LB_ENOTFOUND: %s",
+			   lb_strerror(orc), lb_errmsg());
 		} else {
 			uint64_t raw = raw_digest(c.dir);
 			CK(raw == ref->raw_before,
