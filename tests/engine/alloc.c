@@ -13,8 +13,10 @@
  * with a reference, table alter, commit with validation (a schema with a
  * reference; a batch of several segments, compressed by the second
  * thread), a refused commit, a commit that grows the map, rollback strict,
- * cascade and dry run, rollback_to, checkpoint, prune, replay (from empty
- * and from a checkpoint), verify with replay, and the reads. Each is run
+ * cascade, refused (a referenced table) and dry run, rollback_to (also
+ * across table creations), checkpoint, prune, replay (from empty into an
+ * empty directory, and from a checkpoint), verify with replay, and the
+ * reads. A failed create must leave no database that opens. Each is run
  * once on a copy of the template to count its allocation calls N, then
  * for k = 1..N again on a fresh copy with call k failing (mode "once"),
  * and with every call from k on failing (mode "from k on": memory that
