@@ -477,6 +477,52 @@ $(FAULT_SHIM): tests/shim/fault.c $(FLAGS_STAMP)
 	$(Q)$(CC) -shared -fPIC -std=c11 -O2 -g -Wall -Wextra $(WERROR) \
 		-o $@ $< -ldl -pthread
 
+# The allocation-failure hooks (tests/shim/alloc.c). tests/engine/alloc.c
+# links a copy of the static library in which every call to an allocating
+# function (ALLOC_HOOKS, and the functions that release what they return)
+# is renamed to lbt_NAME, the hooks' names: only the library's own calls
+# are counted and failed, in every build (an LD_PRELOAD malloc would not
+# work under ASan). A call in the library to an allocating function that
+# is not hooked (ALLOC_UNHOOKED) fails the build of the copy.
+OBJCOPY ?= objcopy
+NM ?= nm
+ALLOC_HOOKS := malloc calloc realloc free strdup strndup asprintf vasprintf \
+	realpath opendir closedir tmpfile fclose libdeflate_alloc_compressor \
+	libdeflate_free_compressor libdeflate_alloc_decompressor \
+	libdeflate_free_decompressor EVP_MD_CTX_new EVP_MD_CTX_free \
+	pthread_create
+ALLOC_UNHOOKED := aligned_alloc posix_memalign memalign valloc pvalloc \
+	reallocarray wcsdup fopen fdopen freopen open_memstream fmemopen \
+	getline getdelim scandir glob getcwd get_current_dir_name \
+	canonicalize_file_name tempnam popen backtrace_symbols \
+	libdeflate_alloc_compressor_ex libdeflate_alloc_decompressor_ex \
+	EVP_MD_CTX_create BIO_new mdb_env_get_path
+ALLOC_LIB := $(BUILD)/tests/liblogbook-alloc.a
+ALLOC_SHIM := $(call obj,tests/shim/alloc.c)
+$(ALLOC_SHIM): OBJ_CFLAGS = -Itests $(DEP_CFLAGS)
+ALL_OBJS += $(ALLOC_SHIM)
+$(ALLOC_LIB): $(LIB_A) Makefile
+	@mkdir -p $(@D)
+	@echo "  OBJCOPY $@"
+	$(Q)undef=$$($(NM) -u $< | awk '{print $$NF}'); unhooked=; \
+	for s in $(ALLOC_UNHOOKED); do \
+		if printf '%s\n' $$undef | grep -qx "$$s"; then \
+			unhooked="$$unhooked $$s"; fi; \
+	done; \
+	if [ -n "$$unhooked" ]; then \
+		echo "$<: calls allocating functions that tests/shim/alloc.c" \
+			"does not hook:$$unhooked (hook them, and add them to" \
+			"ALLOC_HOOKS)" >&2; exit 1; fi
+	$(Q)$(OBJCOPY) $(foreach s,$(ALLOC_HOOKS),--redefine-sym $(s)=lbt_$(s)) \
+		$< $@
+$(BUILD)/tests/test_engine_alloc: $(call obj,tests/engine/alloc.c) \
+		$(TEST_SUPPORT_OBJS_engine) $(TEST_HELPER_OBJS) $(ALLOC_SHIM) \
+		$(ALLOC_LIB) $(OBJS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LB_LDFLAGS) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) \
+		$(CMOCKA_LIBS) $(DEP_LIBS) -ldl -lm
+
 # Fuzz targets: tests/fuzz/T.c -> BUILD/tests/test_fuzz_T (with the replay
 # driver, run by make test) and, in the fuzz build, BUILD/fuzz/fuzz_T
 # (libFuzzer). FUZZ_DEPS_T / FUZZ_LIBS_T: what a target links besides the

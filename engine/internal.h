@@ -184,6 +184,9 @@ LB__WUR int lb__table_make(lb_db *db, lb_batch *b, const char *name,
                            uint32_t tid, const void *enc, size_t enclen,
                            lb_table **out);
 LB__WUR int lb__tables_publish(lb_db *db, lb_table *t); /* under wlock */
+/* Room in the table list for n more tables (under wlock): publishing
+ * them then does not allocate. LB_ENOMEM. */
+LB__WUR int lb__tables_reserve(lb_db *db, size_t n);
 #define LB__CATALOG_TRIES 16
 /* LMDB handles an environment may have open: the engine's sub-databases
  * and one per table, live or removed (FORMAT.md §2) */

@@ -526,7 +526,9 @@ typedef struct lb_result {
 	uint64_t records;     /**< change records written (or, on dry run, that
 	                         would be) */
 	lb_issue *issues;     /**< the first LB_ISSUES_MAX issues */
-	size_t nissues;       /**< entries in issues */
+	size_t nissues;       /**< entries in issues: fewer than nissues_total
+	                         past LB_ISSUES_MAX, or when an issue could not
+	                         be copied (out of memory) */
 	size_t nissues_total; /**< all issues found, kept or not */
 	uint64_t *undone;     /**< rollbacks: the batches the new batch undoes
 	                         (on dry run, would), newest first; NULL when
