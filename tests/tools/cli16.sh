@@ -102,6 +102,15 @@ last_batch() { "$LB" log "$1" --json --limit 1 | sed -n 's/^{"id":\([0-9]*\),.*/
 H1='{"id":"H1","title":"one","date":"2024-01-01","committee":"c","chamber":"House","congress":118}'
 
 # ---------------------------------------------------------------------------
+section "help"
+st 0 "$LB" help
+has_out "^  compact  *give back the space of pruned segments and deleted records$"
+st 0 "$LB" compact --help
+has_out "^usage: logbook compact DIR \[--json\]$"
+st 0 "$LB" rollback-to --help
+has_out "^usage: logbook rollback-to DIR BATCH \[--dry-run\] \[--json\]$"
+
+# ---------------------------------------------------------------------------
 section "rollback --dry-run lists what it would undo"
 "$LB" init rb --schema schema.json >/dev/null                     # 1-3
 "$LB" put rb hearings H1 "$H1" >/dev/null                           # 4
