@@ -455,6 +455,8 @@ FORCE:
 #
 #   make crash [ROUNDS=N]     the crash matrix (and the commit crash test)
 #                             with N rounds of each operation (default 500)
+#   make stress [STRESS_SECONDS=N]  the multi-process stress test for N
+#                             seconds (default 600; make test runs it for 50)
 #   make fuzz [FUZZ_SECONDS=N]  every tests/fuzz/ target under libFuzzer
 #                             (clang, ASan + UBSan) for N seconds (default
 #                             60), in build-fuzz/; crashes are written there
@@ -464,7 +466,7 @@ FORCE:
 #                             in build-tsan/
 #   make valgrind             every test binary under valgrind memcheck
 # ---------------------------------------------------------------------------
-.PHONY: crash fuzz fuzz-bins fuzz-replay tsan valgrind
+.PHONY: crash stress fuzz fuzz-bins fuzz-replay tsan valgrind
 
 # The LD_PRELOAD fault shim; tests/engine/fault.c runs itself under it.
 FAULT_SHIM := $(BUILD)/libfault.so
@@ -561,6 +563,15 @@ crash: $(CRASH_BINS)
 	$(Q)LB_CRASH_ROUNDS=$(ROUNDS) LB_TEST_TIMEOUT=0 LB_TEST_VERBOSE=1 \
 		bash scripts/run-tests.sh $(abspath $(BUILD)) \
 		$(abspath $(CRASH_BINS))
+
+# The multi-process stress test (tests/engine/stress.c) for STRESS_SECONDS,
+# with no time limit per test binary; it runs the CLI, so that is built too.
+STRESS_SECONDS ?= 600
+STRESS_BINS := $(BUILD)/tests/test_engine_stress
+stress: $(STRESS_BINS) $(CLI)
+	$(Q)LB_STRESS_SECONDS=$(STRESS_SECONDS) LB_TEST_TIMEOUT=0 \
+		LB_TEST_VERBOSE=1 bash scripts/run-tests.sh $(abspath $(BUILD)) \
+		$(abspath $(STRESS_BINS))
 
 # ThreadSanitizer: the tests where threads share a database.
 TSAN_BUILD := build-tsan

@@ -318,8 +318,10 @@ static int data_conflict(rb *x, lb_table *t, const lb_wal_rec *r, uint64_t id)
 	uint8_t ik[LB__IKEY_MAX];
 	uint64_t last;
 	char kt[96], msg[256];
-	int rc = last_change(x, ik, lb__ikey(ik, t->tid, r->key, r->klen),
-	                     &last);
+	size_t ikn = lb__ikey(ik, t->tid, r->key, r->klen);
+	if (!ikn)
+		return LB_ENOMEM;
+	int rc = last_change(x, ik, ikn, &last);
 	if (rc < 0)
 		return rc;
 	lb__key_text(r->key, r->klen, kt, sizeof kt);
@@ -446,6 +448,20 @@ static int undo_table(rb *x, uint64_t id, const lb_wal_rec *r)
 	}
 	if (x->nconflicts)
 		return 0;
+	if (r->has_before && r->has_after) { /* undo a schema change */
+		rc = lb__alter_table(b, name, r->before, r->blen,
+		                     LB__HOW_RESTORE);
+		after_write(x);
+		if (rc == LB_EVALIDATION)
+			return lb__fail(
+			        LB_EVALIDATION,
+			        "batch %llu changed the schema of table "
+			        "%s, and records written since do not "
+			        "fit the schema before it; roll them "
+			        "back first",
+			        (unsigned long long)id, name);
+		return rc;
+	}
 	if (r->has_before) { /* undo a removal: create it again */
 		rc = lb__apply_table(b, name, r->before, r->blen, 0,
 		                     LB__HOW_RESTORE);
@@ -478,28 +494,10 @@ static int undo_table(rb *x, uint64_t id, const lb_wal_rec *r)
 static int load_segment(rb *x, uint64_t id, const lb_wal_hdr *h, uint32_t s)
 {
 	lb_db *db = x->db;
-	uint8_t kb[12], sha[32];
-	lb__be64(kb, id);
-	lb__be32(kb + 8, s);
-	MDB_val k = {12, kb}, v;
-	int rc, mrc = mdb_get(x->b->txn, db->wal, &k, &v);
-	if (mrc == MDB_NOTFOUND)
-		return lb__fail(LB_ECORRUPT,
-		                "batch %llu: segment %u is missing",
-		                (unsigned long long)id, s);
-	if (mrc)
-		return lb__mdb_fail(mrc, "_wal");
-	if ((rc = lb__sha256(v.mv_data, v.mv_size, sha)) < 0)
+	int rc;
+	(void)id;
+	if ((rc = lb__segment_load(db, x->b->txn, h, s, &db->segr, NULL)) < 0)
 		return rc;
-	if (memcmp(sha, h->seg_hashes + 32 * (size_t)s, 32) != 0)
-		return lb__fail(LB_ECORRUPT,
-		                "batch %llu: segment %u does not match its "
-		                "hash",
-		                (unsigned long long)id, s);
-	/* lb__segr_load copies the records into the reader's own buffer */
-	if ((rc = lb__segr_load(&db->segr, v.mv_data, v.mv_size)) < 0)
-		return lb__rewrap(rc, "batch %llu: segment %u",
-		                  (unsigned long long)id, s);
 	/* note where each record starts, to visit them backwards */
 	lb_segr *r = &db->segr;
 	lb_wal_rec rec;
@@ -508,15 +506,9 @@ static int load_segment(rb *x, uint64_t id, const lb_wal_hdr *h, uint32_t s)
 		uint32_t off = (uint32_t)(r->mp.p - r->raw.data);
 		if ((rc = lb__segr_next(r, &rec)) <= 0)
 			break;
-		if (x->noffs == x->ocap) {
-			size_t nc = x->ocap ? x->ocap * 2 : 1024;
-			uint32_t *no = realloc(x->offs, nc * sizeof *no);
-			if (!no)
-				return lb__fail(LB_ENOMEM,
-				                "rollback: out of memory");
-			x->offs = no;
-			x->ocap = nc;
-		}
+		if ((rc = lb__grow(&x->offs, &x->ocap, x->noffs + 1,
+		                   sizeof *x->offs, 1024)) < 0)
+			return rc;
 		x->offs[x->noffs++] = off;
 	}
 	return rc;
@@ -678,6 +670,8 @@ static int collect_cb(void *ctx, const lb_wal_rec *r)
 	if (!t)
 		return 0; /* the undo reports it */
 	size_t n = lb__ikey(ik, t->tid, r->key, r->klen);
+	if (!n)
+		return LB_ENOMEM;
 	if ((rc = bset_get(&x->mkeys, ik, n, &added, &e)) < 0)
 		return rc;
 	if (!added)
@@ -708,14 +702,9 @@ static int collect(rb *x, uint64_t id, int in_c)
 
 static int add_to_S(rb *x, uint64_t id)
 {
-	if (x->nS == x->Scap) {
-		size_t nc = x->Scap ? x->Scap * 2 : 16;
-		uint64_t *ns = realloc(x->S, nc * sizeof *ns);
-		if (!ns)
-			return lb__fail(LB_ENOMEM, "rollback: out of memory");
-		x->S = ns;
-		x->Scap = nc;
-	}
+	int rc = lb__grow(&x->S, &x->Scap, x->nS + 1, sizeof *x->S, 16);
+	if (rc < 0)
+		return rc;
 	x->S[x->nS++] = id;
 	return collect(x, id, 1);
 }
@@ -853,9 +842,41 @@ static int set_res_rc(lb_result *res, int rc)
 
 /* End the rollback batch: abort on error, conflict or dry run; else commit.
  */
+static int cmp_desc(const void *a, const void *b);
+
+/* The batches b undoes, newest first (*list NULL when none). */
+static int undone_list(const lb_batch *b, uint64_t **list, size_t *n)
+{
+	size_t cnt =
+	        b->undo_kind == LB__UNDO_TO ? b->id - 1 - b->undoes : b->nmarks;
+	*list = NULL;
+	*n = 0;
+	if (cnt == 0 || b->records == 0)
+		return 0;
+	uint64_t *v = malloc(cnt * sizeof *v);
+	if (!v)
+		return lb__fail(LB_ENOMEM, "rollback: out of memory");
+	for (size_t i = 0; i < cnt; i++)
+		v[i] = b->undo_kind == LB__UNDO_TO ? b->id - 1 - i
+		                                   : b->marks[i];
+	if (b->undo_kind != LB__UNDO_TO) {
+		qsort(v, cnt, sizeof *v, cmp_desc);
+		size_t k = 0;
+		for (size_t i = 0; i < cnt; i++)
+			if (k == 0 || v[k - 1] != v[i])
+				v[k++] = v[i];
+		cnt = k;
+	}
+	*list = v;
+	*n = cnt;
+	return 0;
+}
+
 static int finish(rb *x, int rc, int dry, lb_result *res)
 {
 	lb_batch *b = x->b;
+	uint64_t *undone = NULL;
+	size_t nundone = 0;
 	uint64_t target = x->target;
 	size_t nconf = x->nconflicts;
 	char first[sizeof x->first_conflict];
@@ -887,15 +908,29 @@ static int finish(rb *x, int rc, int dry, lb_result *res)
 		if (res && rc == 0)
 			res->records = b->records;
 	}
+	if (rc == 0 && res && (rc = undone_list(b, &undone, &nundone)) < 0)
+		rc = set_res_rc(res, rc);
 	if (rc < 0 || dry) {
 		if (res) {
 			res->rc = rc;
 			lb__batch_issues_to(b, res);
+			if (rc == 0) {
+				res->undone = undone;
+				res->nundone = nundone;
+				undone = NULL;
+			}
 		}
+		free(undone);
 		lb_batch_abort(b);
 		return rc;
 	}
 	rc = lb__batch_commit_at(b, 0, res);
+	if (rc == 0 && res && res->batch_id) {
+		res->undone = undone;
+		res->nundone = nundone;
+		undone = NULL;
+	}
+	free(undone);
 	if (rc == LB_EVALIDATION)
 		rc = lb__rewrap(rc, "rollback refused");
 	return rc;
@@ -1018,6 +1053,14 @@ static int net_cb(void *ctx, const lb_wal_rec *r)
 		memcpy(id + n, r->key, r->klen);
 		n += r->klen;
 	}
+	if (table && r->has_before != r->has_after) {
+		/* created or removed after X (not only its schema changed):
+		 * it is made again, not changed in place */
+		bent *te;
+		int tadded;
+		if ((rc = bset_get(&x->mkeys, id, n, &tadded, &te)) < 0)
+			return rc;
+	}
 	if ((rc = bset_get(&x->seen, id, n, &added, &e)) < 0)
 		return rc;
 	if (!added)
@@ -1081,7 +1124,7 @@ static int refs_ready(rb *x, const char *name, const void *enc, size_t n)
  * another schema) or created. */
 typedef struct nettab {
 	netent e;
-	int drop, create;
+	int drop, create, alter;
 } nettab;
 
 static int net_tables(rb *x, nettab **out, size_t *n)
@@ -1094,19 +1137,32 @@ static int net_tables(rb *x, nettab **out, size_t *n)
 		off = net_next(x, off, &ne);
 		if (!ne.table)
 			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 8;
-			nettab *nt = realloc(*out, cap * sizeof *nt);
-			if (!nt)
-				return lb__fail(LB_ENOMEM,
-				                "rollback: out of memory");
-			*out = nt;
-		}
+		int grc = lb__grow(out, &cap, *n + 1, sizeof **out, 8);
+		if (grc < 0)
+			return grc;
 		nettab *tt = &(*out)[(*n)++];
 		lb_table *t = lb__batch_table(x->b, ne.name);
+		uint8_t id[2 + LB_TABLE_NAME_MAX];
+		size_t idn = 2 + strlen(ne.name);
+		bent *te;
+		int fresh, rc;
+		id[0] = 1;
+		id[1] = (uint8_t)strlen(ne.name);
+		memcpy(id + 2, ne.name, id[1]);
+		/* look up without adding: the set only grows, so a miss adds
+		 * an entry that nothing reads */
+		if ((rc = bset_get(&x->mkeys, id, idn, &fresh, &te)) < 0)
+			return rc;
 		tt->e = ne;
+		tt->alter = 0;
 		tt->drop = t && !same_image(1, t->encoded.data, t->encoded.len,
 		                            ne.present, ne.val, ne.vlen);
+		if (tt->drop && ne.present && fresh) {
+			/* only its schema changed since X: change it back in
+			 * place, its records stay */
+			tt->drop = 0;
+			tt->alter = 1;
+		}
 		tt->create = ne.present && (!t || tt->drop);
 	}
 	return 0;
@@ -1147,14 +1203,9 @@ static int net_sorted(const rb *x, size_t **out, size_t *n)
 		next = net_next(x, off, &ne);
 		if (ne.table)
 			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 64;
-			size_t *no = realloc(*out, cap * sizeof *no);
-			if (!no)
-				return lb__fail(LB_ENOMEM,
-				                "rollback: out of memory");
-			*out = no;
-		}
+		int rc = lb__grow(out, &cap, *n + 1, sizeof **out, 64);
+		if (rc < 0)
+			return rc;
 		(*out)[(*n)++] = off;
 	}
 	/* qsort's comparator has no context argument: the rollback holds
@@ -1246,7 +1297,6 @@ static int net_apply(rb *x)
 			              "references another one created again; "
 			              "roll back in two steps");
 	}
-	free(tt);
 	for (i = 0; i < noffs && rc == 0; i++) {
 		net_next(x, offs[i], &ne);
 		if (!ne.present)
@@ -1272,10 +1322,25 @@ static int net_apply(rb *x)
 		after_write(x);
 	}
 	free(offs);
+	/* schemas back, once the records are (they fitted then) */
+	for (i = 0; i < ntt && rc == 0; i++) {
+		if (!tt[i].alter)
+			continue;
+		rc = lb__alter_table(b, tt[i].e.name, tt[i].e.val, tt[i].e.vlen,
+		                     LB__HOW_RESTORE);
+		after_write(x);
+		x->tcache = NULL;
+	}
+	free(tt);
 	return rc;
 }
 
 int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res)
+{
+	return lb_rollback_to_ex(db, id, 0, res);
+}
+
+int lb_rollback_to_ex(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
 {
 	lb_batch *b;
 	rb x;
@@ -1288,6 +1353,11 @@ int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res)
 	if (!db)
 		return set_res_rc(
 		        res, lb__fail(LB_EINVAL, "lb_rollback_to: db is NULL"));
+	if (flags & ~(unsigned)LB_DRYRUN)
+		return set_res_rc(res, lb__fail(LB_EINVAL,
+		                                "lb_rollback_to: unknown flags "
+		                                "0x%x",
+		                                flags));
 	snprintf(label, sizeof label, "rollback to batch %llu",
 	         (unsigned long long)id);
 	if ((rc = lb__batch_begin(db, label, &b)) < 0)
@@ -1349,5 +1419,5 @@ int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res)
 	x.tcache = NULL;
 	if (rc == 0)
 		rc = net_apply(&x);
-	return finish(&x, rc, 0, res);
+	return finish(&x, rc, (flags & LB_DRYRUN) != 0, res);
 }

@@ -65,6 +65,16 @@ extern "C" {
 #define LB_SCHEMA_FIELDS_MAX 256        /**< most fields in one schema */
 #define LB_ISSUES_MAX 1000              /**< issues kept in an lb_result */
 #define LB_SEGMENT_SIZE_MAX (16u << 20) /**< largest segment_size option */
+#define LB_LABEL_MAX 255                /**< longest batch label, bytes */
+/** @} */
+
+/** @defgroup flags Flag groups
+ * Each group of flags (lb_options.flags, lb_field.flags, lb_rollback(),
+ * lb_verify()) is read by its own calls only, and each of those rejects
+ * bits of other groups as unknown (#LB_EINVAL), so the groups may share
+ * values: #LB_CREATE, #LB_REQUIRED, #LB_CASCADE and #LB_VERIFY_REPLAY are
+ * all 1. Their values are part of the contract and never change.
+ * @{ */
 /** @} */
 
 /** @defgroup handles Opaque handles
@@ -378,10 +388,43 @@ typedef struct lb_result {
 	lb_issue *issues;     /**< the first LB_ISSUES_MAX issues */
 	size_t nissues;       /**< entries in issues */
 	size_t nissues_total; /**< all issues found, kept or not */
+	uint64_t *undone;     /**< rollbacks: the batches the new batch undoes
+	                         (on dry run, would), newest first; NULL when
+	                         none or for a commit */
+	size_t nundone;       /**< entries in undone */
 } lb_result;
 
 /** @brief Free what @p r holds and zero it. NULL does nothing. */
 LB_API void lb_result_free(lb_result *r);
+
+/**
+ * @brief Change a table's schema, in a logged batch of its own: one
+ * #LB_OP_TABLE record whose before-image is the old schema and whose
+ * after-image is the new one, so that it replays, verifies and rolls back
+ * like any batch (rolling it back changes the schema back).
+ *
+ * The table keeps its records. Every record is checked against the new
+ * schema: loosening (a new optional field, a higher limit, an open schema
+ * instead of a closed one, no schema at all) always passes; tightening
+ * passes only when every record fits, and a new reference must name
+ * existing keys. When a record does not fit, nothing is written and the
+ * call returns #LB_EVALIDATION with the first #LB_ISSUES_MAX FORMAT (or
+ * FOREIGN_KEY) issues in @p res. The same schema again writes nothing
+ * (res->batch_id 0).
+ *
+ * @param[in] db the database (not read-only).
+ * @param[in] name the table.
+ * @param[in] s the new schema, or NULL for opaque bytes; copied.
+ * @param[out] res may be NULL; the new batch and the issues; release with
+ * lb_result_free().
+ * @return 0, or #LB_ENOTFOUND (no such table), #LB_EVALIDATION (records
+ * that do not fit), #LB_EINVAL (bad schema, a reference to a missing
+ * table, read-only database), #LB_ETOOBIG, #LB_EBUSY, #LB_EFULL, #LB_EIO,
+ * #LB_ENOMEM.
+ * @par Threads: waits for an open batch, as lb_batch_begin() does.
+ */
+LB_API int lb_table_alter(lb_db *db, const char *name, const lb_schema *s,
+                          lb_result *res);
 
 /**
  * @brief Begin a write batch. Only one batch is open at a time per database:
@@ -489,8 +532,6 @@ typedef struct lb_change {
 	int has_after;
 } lb_change;
 
-enum { LB_LABEL_MAX = 255 };
-
 /** What the log knows about one batch. */
 typedef struct lb_batch_info {
 	uint64_t id;     /**< batch id, from 1 */
@@ -553,8 +594,8 @@ LB_API int lb_history(lb_db *db, const char *table, const void *key,
 
 /** Flags of lb_rollback(). */
 enum {
-	LB_CASCADE = 1u, /**< first roll back the later batches this one depends
-	                    on */
+	LB_CASCADE = 1u, /**< also undo the later standing batches built on
+	                    what the rollback changes (no key conflicts) */
 	LB_FORCE = 2u,   /**< restore before-images even over later changes */
 	LB_DRYRUN = 4u   /**< report what would happen; write nothing */
 };
@@ -564,21 +605,31 @@ enum {
  *
  * Restores @p id's before-images in reverse order. Its label names @p id,
  * lb_batch_info.undoes of the new batch is @p id, and @p id's
- * rolled_back_by becomes the new batch. By default (strict) a key that a
- * later batch changed (it no longer holds @p id's after-image) is a
- * CONFLICT issue naming that batch, and nothing is written. #LB_CASCADE
- * first undoes, newest first and in the same new batch, the later batches
- * the rollback depends on; #LB_FORCE restores regardless of later changes;
- * #LB_DRYRUN reports what would happen and writes nothing. Foreign keys
- * hold afterwards in every mode: a rollback that would leave a dangling
- * reference is refused with FOREIGN_KEY issues. docs/ROLLBACK.md gives
- * the exact rules, with examples. Waits for an open batch, as
- * lb_batch_begin() does.
- * @param[out] res may be NULL; holds the new batch id, the record count and
- * any CONFLICT or FOREIGN_KEY issues.
+ * rolled_back_by becomes the new batch; when @p id is itself an undo
+ * batch, the batches it undid stand again (a redo). A batch stands unless a
+ * standing batch undoes it (docs/ROLLBACK.md, "Which batches stand"). By
+ * default (strict) a key that a later batch changed (it no longer holds
+ * @p id's after-image) is a CONFLICT issue naming that batch, and nothing
+ * is written. #LB_CASCADE also undoes, in the same new batch, every later
+ * standing ordinary batch built on what the rollback changes, without key
+ * conflicts (every key @p id changed ends with its before-image);
+ * #LB_FORCE restores regardless of later changes; #LB_DRYRUN reports what
+ * would happen and writes nothing. Foreign keys hold afterwards in every
+ * mode: a rollback that would leave a dangling reference is refused with
+ * FOREIGN_KEY issues. docs/ROLLBACK.md gives the exact rules, with
+ * examples. Waits for an open batch, as lb_batch_begin() does.
+ * @param[in] db the database (not read-only).
+ * @param[in] id the batch to undo; it must stand.
+ * @param[in] flags 0, #LB_CASCADE or #LB_FORCE, either with #LB_DRYRUN.
+ * @param[out] res may be NULL; holds the new batch id (0 on dry run or
+ * when nothing was left to write), the record count, the batches undone
+ * (res->undone, newest first) and any CONFLICT or FOREIGN_KEY issues.
+ * Release it with lb_result_free().
  * @return 0, #LB_ECONFLICT, #LB_EVALIDATION (foreign keys), #LB_ENOTFOUND,
- * #LB_EINVAL (already rolled back; table not empty), #LB_EPRUNED, #LB_EFULL,
- * #LB_EIO, #LB_ENOMEM.
+ * #LB_EINVAL (the batch does not stand; table not empty; bad flags;
+ * read-only), #LB_EPRUNED, #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO,
+ * #LB_ENOMEM.
+ * @par Threads: takes the writer lock, as lb_batch_begin().
  */
 LB_API int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res);
 
@@ -586,14 +637,37 @@ LB_API int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res);
  * @brief Restore the state right after batch @p id, in one new batch.
  *
  * Every table then holds, byte for byte, what it held right after batch
- * @p id (0: before the first batch); every standing batch after @p id is
- * marked rolled back by the new batch, whose undoes is @p id. When the
- * state already equals it, nothing is written and res->batch_id is 0.
+ * @p id (0: before the first batch); the new batch, whose undoes is @p id,
+ * undoes every batch after @p id (each is rolled back by it), and the
+ * batches up to @p id stand as they did right after it. When the state
+ * already equals it, nothing is written and res->batch_id is 0.
+ * @param[in] db the database (not read-only).
+ * @param[in] id the batch to go back to.
+ * @param[out] res may be NULL; the new batch, its record count, the batches
+ * it undid (res->undone), and FOREIGN_KEY issues. Release it with
+ * lb_result_free().
  * @return 0, #LB_ENOTFOUND (@p id beyond the last batch), #LB_EPRUNED (a
- * batch after @p id was pruned), #LB_EINVAL, #LB_EFULL, #LB_EIO,
- * #LB_ENOMEM.
+ * batch after @p id was pruned), #LB_EINVAL, #LB_EVALIDATION, #LB_EBUSY,
+ * #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM.
+ * @par Threads: takes the writer lock, as lb_batch_begin().
  */
 LB_API int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res);
+
+/**
+ * @brief lb_rollback_to() with flags: #LB_DRYRUN does everything in the
+ * transaction, the foreign-key checks included, then throws it away, and
+ * returns what the real call would (code, issues, res->records, and in
+ * res->undone the batches it would undo); res->batch_id is 0.
+ *
+ * @param[in] db the database.
+ * @param[in] id the batch to go back to (0: the empty database).
+ * @param[in] flags 0 or #LB_DRYRUN.
+ * @param[out] res may be NULL; as for lb_rollback_to().
+ * @return as lb_rollback_to(); #LB_EINVAL for other flags.
+ * @par Threads: as lb_rollback_to().
+ */
+LB_API int lb_rollback_to_ex(lb_db *db, uint64_t id, unsigned flags,
+                             lb_result *res);
 /** @} */
 
 /** @defgroup replay Checkpoints, replay, verify, prune

@@ -199,12 +199,16 @@ int cmd_table(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 3, &np);
 	if (rc)
 		return rc;
-	if (strcmp(pos[0], "create"))
+	int alter = !strcmp(pos[0], "alter");
+	if (strcmp(pos[0], "create") && !alter)
 		return cli_usage("unknown subcommand '%s' (use 'table create "
-		                 "DIR NAME')",
+		                 "DIR NAME' or 'table alter DIR NAME --schema "
+		                 "FILE')",
 		                 pos[0]);
 	if (np != 3)
 		return cli_usage("expected DIR NAME");
+	if (alter && !o[0].val)
+		return cli_usage("table alter needs --schema FILE");
 	memset(&plain, 0, sizeof plain);
 	plain.name = (char *)pos[2];
 	t = &plain;
@@ -229,17 +233,74 @@ int cmd_table(int argc, char **argv)
 	rc = cli_open(pos[1], 0, 0, &db);
 	if (rc)
 		goto out;
+	lb_result res;
+	memset(&res, 0, sizeof res);
 	{
 		lb_schema s;
 		lb_field *f = NULL;
 		if (t->has_schema)
 			f = cli_schema_view(t, &s);
-		rc = lb_table_create(db, pos[2], t->has_schema ? &s : NULL);
+		rc = alter ? lb_table_alter(db, pos[2],
+		                            t->has_schema ? &s : NULL, &res)
+		           : lb_table_create(db, pos[2],
+		                             t->has_schema ? &s : NULL);
 		free(f);
 	}
 	lb_close(db);
+	if (alter && rc == LB_EVALIDATION) {
+		/* the records that do not fit the new schema */
+		sbuf b;
+		sb_init(&b);
+		for (size_t i = 0; i < res.nissues; i++) {
+			const lb_issue *is = &res.issues[i];
+			cli_issue_fmt(&b, 0,
+			              is->kind == LB_ISSUE_FOREIGN_KEY
+			                      ? "foreign_key"
+			                      : "format",
+			              is->table, is->key, is->klen, is->field,
+			              is->message, 0);
+			sb_putc(&b, '\n');
+			sb_flush(&b, stdout);
+		}
+		sb_free(&b);
+		if (res.nissues_total > res.nissues)
+			printf("... and %zu more\n",
+			       res.nissues_total - res.nissues);
+	}
 	if (rc < 0) {
-		rc = cli_lberr(rc, "cannot create table '%s'", pos[2]);
+		rc = alter ? cli_lberr(rc,
+		                       "cannot change the schema of table "
+		                       "'%s'",
+		                       pos[2])
+		           : cli_lberr(rc, "cannot create table '%s'", pos[2]);
+		lb_result_free(&res);
+		goto out;
+	}
+	if (alter) {
+		if (cli_json) {
+			sbuf b;
+			sb_init(&b);
+			sb_puts(&b, "{\"table\":");
+			jw_cstr(&b, pos[2]);
+			sb_puts(&b, ",\"altered\":");
+			sb_puts(&b, res.batch_id ? "true" : "false");
+			sb_puts(&b, ",\"batch\":");
+			if (res.batch_id)
+				jw_u64(&b, res.batch_id);
+			else
+				sb_puts(&b, "null");
+			sb_puts(&b, "}\n");
+			sb_flush(&b, stdout);
+			sb_free(&b);
+		} else if (res.batch_id) {
+			printf("changed the schema of table %s in batch %llu\n",
+			       pos[2], (unsigned long long)res.batch_id);
+		} else {
+			printf("table %s has that schema already: nothing "
+			       "written\n",
+			       pos[2]);
+		}
+		lb_result_free(&res);
 		goto out;
 	}
 	if (cli_json) {

@@ -35,12 +35,19 @@ static const command commands[] = {
          "summary of their schemas. --schema prints instead a schema file\n"
          "(the format of 'init --schema') describing every table, in an\n"
          "order where referenced tables come first.\n"},
-        {"table", cmd_table, "table create DIR NAME [--schema FILE.json]",
-         "create one table",
+        {"table", cmd_table,
+         "table create DIR NAME [--schema FILE.json]\n"
+         "       table alter DIR NAME --schema FILE.json",
+         "create one table, or change its schema",
          "Create table NAME. Without --schema it holds opaque bytes. The\n"
          "schema file is either a whole schema file (the table named NAME\n"
          "is taken from it) or one table object {\"closed\": ..., "
-         "\"fields\": [...]}.\n"},
+         "\"fields\": [...]}.\n"
+         "'table alter' changes the schema of table NAME in a logged batch\n"
+         "(it replays, verifies and rolls back like any batch). Loosening\n"
+         "always passes; tightening is checked against every record, and\n"
+         "when some do not fit nothing is written and the first 1000 are\n"
+         "printed (exit 1).\n"},
         {"import", cmd_import,
          "import DIR FILE|- [--table T] [--key FIELD] [--batch-size N]\n"
          "       [--mode insert|upsert|update] [--label L] [--stop-on-error]"

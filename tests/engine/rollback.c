@@ -1625,6 +1625,66 @@ static void test_engine_rollback__pruned_batches(void **state)
 	free(ck);
 }
 
+/* res->undone names the batches a rollback undoes (or, on a dry run,
+ * would), newest first, in every mode; lb_rollback_to_ex's dry run answers
+ * as the real call does and writes nothing. */
+static void test_engine_rollback__result_names_undone_batches(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res;
+	ops(db, "k=1");     /* 2 */
+	ops(db, "j=1");     /* 3 */
+	ops(db, "k=2");     /* 4 */
+	ops(db, "j=2 k=3"); /* 5 */
+	te_rc(0, lb_rollback(db, 3, LB_CASCADE | LB_DRYRUN, &res));
+	assert_int_equal(res.batch_id, 0);
+	assert_int_equal(res.nundone, 2);
+	assert_int_equal(res.undone[0], 5);
+	assert_int_equal(res.undone[1], 3);
+	lb_result_free(&res);
+	te_rc(0, lb_rollback(db, 3, LB_CASCADE, &res)); /* 6 */
+	assert_int_equal(res.batch_id, 6);
+	assert_int_equal(res.nundone, 2);
+	assert_int_equal(res.undone[0], 5);
+	assert_int_equal(res.undone[1], 3);
+	lb_result_free(&res);
+	assert_null(res.undone);
+	te_rc(0, lb_rollback(db, 4, 0, &res)); /* 7 */
+	assert_int_equal(res.nundone, 1);
+	assert_int_equal(res.undone[0], 4);
+	lb_result_free(&res);
+	/* a refusal names nothing */
+	te_rc(LB_EINVAL, lb_rollback(db, 4, 0, &res));
+	assert_null(res.undone);
+	lb_result_free(&res);
+	uint64_t d = te_digest(db);
+	lb_result dry;
+	/* k="1" now, as right after batch 2: going back there writes
+	 * nothing and undoes nothing */
+	te_rc(0, lb_rollback_to_ex(db, 2, 0, &res));
+	assert_int_equal(res.batch_id, 0);
+	assert_null(res.undone);
+	lb_result_free(&res);
+	te_rc(0, lb_rollback_to_ex(db, 1, LB_DRYRUN, &dry));
+	assert_int_equal(dry.batch_id, 0);
+	assert_int_equal(dry.records, 1);
+	assert_int_equal(te_digest(db), d);
+	assert_int_equal(te_last(db), 7);
+	te_rc(0, lb_rollback_to_ex(db, 1, 0, &res)); /* 8 */
+	assert_int_equal(res.batch_id, 8);
+	assert_int_equal(dry.records, res.records);
+	assert_int_equal(dry.nundone, 6);
+	assert_int_equal(res.nundone, 6);
+	for (size_t i = 0; i < 6; i++) {
+		assert_int_equal(res.undone[i], 7 - i);
+		assert_int_equal(dry.undone[i], res.undone[i]);
+	}
+	lb_result_free(&res);
+	lb_result_free(&dry);
+	te_rc(LB_EINVAL, lb_rollback_to_ex(db, 2, LB_CASCADE, &res));
+	lb_result_free(&res);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1664,6 +1724,7 @@ int main(void)
 	        E(test_engine_rollback__large_batch_many_segments),
 	        T(test_engine_rollback__errors_write_nothing),
 	        T(test_engine_rollback__pruned_batches),
+	        T(test_engine_rollback__result_names_undone_batches),
 #undef T
 #undef E
 	};
