@@ -114,9 +114,9 @@ static const command commands[] = {
          "them. A rollback that would leave a record naming a removed key\n"
          "is refused too, naming the batch that wrote the record.\n"
          "--dry-run reports what would happen and writes nothing: the\n"
-         "records it would write, the batches it would undo (for\n"
-         "--cascade, those the command can tell), and every conflict or\n"
-         "foreign-key blocker with the option that would resolve it.\n"},
+         "records it would write, the batches it would undo, and every\n"
+         "conflict or foreign-key blocker with the option that would\n"
+         "resolve it.\n"},
         {"rollback-to", cmd_rollback_to, "rollback-to DIR BATCH [--dry-run]",
          "undo every batch after BATCH",
          "Undo every batch after BATCH in one new batch: afterwards the\n"
