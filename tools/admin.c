@@ -71,6 +71,12 @@ static int check_dest(const char *dest)
 
 static int create_tables(lb_db *db, const cli_catalog *c, const char *file)
 {
+	for (size_t i = 0; i < c->n; i++)
+		if (c->t[i].name && cli_table_reserved(c->t[i].name))
+			return cli_err("%s: table name '%s' is reserved (names "
+			               "starting with \"logbook.\" are the "
+			               "tool's)",
+			               file, c->t[i].name);
 	for (size_t i = 0; i < c->n; i++) {
 		const cli_table *t = &c->t[i];
 		lb_schema s;
@@ -209,6 +215,10 @@ int cmd_table(int argc, char **argv)
 		return cli_usage("expected DIR NAME");
 	if (alter && !o[0].val)
 		return cli_usage("table alter needs --schema FILE");
+	if (cli_table_reserved(pos[2]))
+		return cli_err("table name '%s' is reserved (names starting "
+		               "with \"logbook.\" are the tool's)",
+		               pos[2]);
 	memset(&plain, 0, sizeof plain);
 	plain.name = (char *)pos[2];
 	t = &plain;

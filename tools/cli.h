@@ -214,7 +214,11 @@ typedef struct cli_catalog {
 	size_t n;
 } cli_catalog;
 
-/* Load every table of db (name order). Returns 0 or an lb error code. */
+/* Names starting with "logbook." are reserved for the tool's own tables
+ * (logbook.runs): 1 for such a name. */
+int cli_table_reserved(const char *name);
+/* Load every table of db (name order), the reserved ones left out.
+ * Returns 0 or an lb error code. */
 int cli_catalog_load(lb_db *db, cli_catalog *c);
 void cli_catalog_free(cli_catalog *c);
 cli_table *cli_catalog_find(cli_catalog *c, const char *name);
@@ -294,5 +298,7 @@ int cmd_prune(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_compact(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
+int cmd_runs(int argc, char **argv);         /* runs.c */
+int cmd_rollback_run(int argc, char **argv); /* rollback --run, runs.c */
 
 #endif

@@ -775,6 +775,10 @@ int cmd_rollback(int argc, char **argv)
 	lb_db *db;
 	int rc, dry, mode;
 
+	/* rollback DIR --run R: a whole import run (runs.c) */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--run") || !strncmp(argv[i], "--run=", 6))
+			return cmd_rollback_run(argc, argv);
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 2, 2, &np);
 	if (rc)
 		return rc;

@@ -50,8 +50,10 @@ static const command commands[] = {
          "printed (exit 1).\n"},
         {"import", cmd_import,
          "import DIR FILE|- [--table T] [--key FIELD] [--batch-size N]\n"
-         "       [--mode insert|upsert|update] [--label L] [--stop-on-error]"
-         "\n       [--dry-run] [--nosync]",
+         "       [--mode insert|upsert|update] [--on-error batch|record]\n"
+         "       [--reject-file FILE] [--from-rejects] [--resume | --again]\n"
+         "       [--label L] [--stop-on-error] [--dry-run] [--nosync] "
+         "[--no-wait]",
          "load JSON lines in validated batches",
          "Load JSON lines into the database, N records per batch (default\n"
          "1000). A line is either a record of table T, keyed by its field\n"
@@ -65,9 +67,22 @@ static const command commands[] = {
          "exist). Each batch is validated as a whole: a batch with any issue\n"
          "(bad JSON, unknown table, schema violation, duplicate, missing or\n"
          "dangling reference...) is reported and skipped, and the others\n"
-         "commit. --stop-on-error stops at the first failed batch.\n"
-         "--dry-run validates every batch and commits none. --nosync skips\n"
-         "the fsync at each commit. Exit status 1 if any batch failed.\n"},
+         "commit. With --on-error record, each batch commits its valid\n"
+         "records instead, and sets aside every record with an issue and\n"
+         "every record that refers to a set-aside one (in this batch or a\n"
+         "later one). --reject-file FILE writes every line not committed,\n"
+         "verbatim, with its reasons, as JSON lines; --from-rejects imports\n"
+         "the records of such a file. --stop-on-error stops at the first\n"
+         "batch with an issue. --dry-run validates every batch and commits\n"
+         "none. --nosync skips the fsync at each commit.\n"
+         "Each import is a run, recorded in the database (see 'logbook\n"
+         "runs'): a file whose content was imported already is refused\n"
+         "unless --again; --resume goes on with the interrupted run of the\n"
+         "file at its first line not done. Ctrl-C ends the current batch\n"
+         "cleanly and prints where to resume (exit 130). Only one import\n"
+         "runs per database: another waits, or with --no-wait fails\n"
+         "(exit 3). Exit status 1 if any batch failed or record was set\n"
+         "aside, or the file was imported already.\n"},
         {"export", cmd_export, "export DIR [TABLE]",
          "print a table as JSON lines import accepts",
          "Print every record of TABLE (or of every table, referenced tables\n"
@@ -105,8 +120,9 @@ static const command commands[] = {
          "Print every change of KEY in TABLE, newest batch first, with the\n"
          "value before and after.\n"},
         {"rollback", cmd_rollback,
-         "rollback DIR BATCH [--cascade | --force] [--dry-run]",
-         "undo one batch",
+         "rollback DIR BATCH [--cascade | --force] [--dry-run]\n"
+         "       rollback DIR --run RUN [--cascade] [--dry-run] [--no-wait]",
+         "undo one batch, or a whole import run",
          "Undo BATCH in a new batch. If a later batch changed one of its\n"
          "keys, nothing is written and each conflicting key is printed with\n"
          "the batch that changed it (exit 1): --cascade also rolls back\n"
@@ -116,7 +132,19 @@ static const command commands[] = {
          "--dry-run reports what would happen and writes nothing: the\n"
          "records it would write, the batches it would undo, and every\n"
          "conflict or foreign-key blocker with the option that would\n"
-         "resolve it.\n"},
+         "resolve it.\n"
+         "With --run, undo every standing batch of import run RUN (see\n"
+         "'logbook runs'): in one new batch when they are the last\n"
+         "batches, else one new batch per batch of the run, newest first,\n"
+         "after checking that no batch outside the run is in the way\n"
+         "(--cascade also undoes the later batches built on the run).\n"},
+        {"runs", cmd_runs, "runs DIR", "list import runs",
+         "List the import runs recorded in the database: id (the run's\n"
+         "first batch), state (running, interrupted, done), start time,\n"
+         "records read, committed and set aside, the line an interrupted\n"
+         "run goes on at, the SHA-256 of the file's content, the file and\n"
+         "the run's standing batches. The records live in the table\n"
+         "logbook.runs, which the other commands do not list.\n"},
         {"rollback-to", cmd_rollback_to, "rollback-to DIR BATCH [--dry-run]",
          "undo every batch after BATCH",
          "Undo every batch after BATCH in one new batch: afterwards the\n"
@@ -160,7 +188,7 @@ static const command commands[] = {
          "except the one a pruned log must be replayed from.\n"},
         {"gen", cmd_gen,
          "gen hearings [--records N] [--seed S] [--bad-rate R] [--days D]\n"
-         "       [--day K]\n"
+         "       [--day K] [--truth FILE]\n"
          "       gen schema",
          "generate an example data set",
          "'gen hearings' writes a deterministic daily-update data set of\n"
@@ -173,6 +201,9 @@ static const command commands[] = {
          "over-long title. --days D writes D days (default 1); --day K\n"
          "only day K of them. Days after the first revise some earlier\n"
          "hearings (import them with --mode upsert) and add new ones.\n"
+         "--truth FILE lists the lines an import with --on-error record\n"
+         "(and --mode insert) sets aside: \"LINE KIND DEP\", KIND the\n"
+         "line's own issue or -, DEP the line it depends on or -.\n"
          "'gen schema' prints the matching schema file.\n"},
 };
 
