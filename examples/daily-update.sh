@@ -189,20 +189,22 @@ import json, sys
 print(sum(t["records"] for t in json.load(sys.stdin)["tables"]))'
 }
 
-# The helpers that read the tool's JSON and the feed: `rejects` (the lines
-# an import rejected, and a summary), `fix` (the operator's corrections).
+# The helpers that read the tool's JSON and the feed: `report` (what an
+# import did, and its rejects), `fix` (the operator's corrections).
 cat >feed.py <<'EOF'
 import json, sys
 
 def n_(n, one, many):
     return "%d %s" % (n, one if n == 1 else many)
 
-def rejects(report, feed, out):
-    """The input lines an import rejected: every line of a failed batch,
-    and the lines named by issues of batches that committed the rest
-    (import --on-error record). Writes them to out, one JSON object per
-    line with "line", "kinds" and "record"; prints a summary."""
-    kinds, lines, failed, batches, summary = {}, {}, [], 0, {}
+def report(report, feed, rejects, counts):
+    """Print what an import did from its --json report. Its rejects are
+    the reject file the import wrote (--reject-file); an import without
+    that option leaves none, and then they are built here in the same
+    form ({"file", "line", "reasons", "record"} per line): every line of a
+    failed batch, and the lines named by issues of batches that committed
+    the rest. Writes "rejected total committed last_batch" to counts."""
+    reasons, lines, failed, batches, summary = {}, set(), [], 0, {}
     for l in open(report):
         o = json.loads(l)
         if o.get("summary"):
@@ -213,63 +215,76 @@ def rejects(report, feed, out):
         batches += 1
         for i in o.get("issues", []):
             if i.get("line"):
-                kinds.setdefault(i["line"], []).append(i["kind"])
+                reasons.setdefault(i["line"], []).append(i)
+                lines.add(i["line"])
         if not o.get("success"):
             failed.append(o)
-            for n in range(o["first_line"], o["last_line"] + 1):
-                lines[n] = 1
-        else:
-            for i in o.get("issues", []):
-                if i.get("line"):
-                    lines[i["line"]] = 1
-    with open(out, "w") as f:
+            lines.update(range(o["first_line"], o["last_line"] + 1))
+    try:
+        rej = [json.loads(l) for l in open(rejects) if l.strip()]
+    except FileNotFoundError:
+        rej = []
         for n, text in enumerate(open(feed), 1):
             if n in lines and text.strip():
-                f.write(json.dumps({"line": n, "kinds": sorted(set(kinds.get(n, []))),
-                                    "record": json.loads(text)}) + "\n")
+                rej.append({"file": feed, "line": n, "reasons": [
+                    {k: i.get(k) for k in ("kind", "table", "key", "field", "message")}
+                    for i in reasons.get(n, [])], "record": json.loads(text)})
+        with open(rejects, "w") as f:
+            for o in rej:
+                f.write(json.dumps(o, ensure_ascii=False) + "\n")
+    # a reason of kind "batch": rejected with its batch, for another
+    # record's issue
+    own = lambda o: [i for i in o.get("reasons", []) if i.get("kind") != "batch"]
     by_kind = {}
-    for ks in kinds.values():
-        for k in ks:
-            by_kind[k] = by_kind.get(k, 0) + 1
-    shown = 0
+    for o in rej:
+        for i in own(o):
+            by_kind[i["kind"]] = by_kind.get(i["kind"], 0) + 1
     for o in failed[:4]:
         first = o["issues"][0] if o["issues"] else {}
-        print("   batch %d FAILED (lines %d-%d): %d issue%s, first: line %s %s %s %s" % (
-            o["batch"], o["first_line"], o["last_line"], o["issues_total"],
-            "" if o["issues_total"] == 1 else "s", first.get("line"), first.get("kind"),
+        print("   batch %d FAILED (lines %d-%d): %s, first: line %s %s %s %s" % (
+            o["batch"], o["first_line"], o["last_line"],
+            n_(o["issues_total"], "issue", "issues"), first.get("line"), first.get("kind"),
             first.get("table"), first.get("field") or ""))
-        shown += 1
-    if len(failed) > shown:
-        print("   ... and %s" % n_(len(failed) - shown, "more failed batch", "more failed batches"))
-    print("   %s: %d committed, %d failed" % (
-        n_(batches, "batch", "batches"),
-        summary.get("batches_committed", batches - len(failed)), len(failed)))
+    if len(failed) > 4:
+        print("   ... and %s" % n_(len(failed) - 4, "more failed batch", "more failed batches"))
+    committed = summary.get("records_committed", 0)
+    print("   %s: %d committed whole, %d with records set aside, %d failed" % (
+        n_(batches, "batch", "batches"), batches - len(failed) - summary.get("batches_partial", 0),
+        summary.get("batches_partial", 0), len(failed)))
     print("   %s: %d committed, %d rejected (%d with an issue of their own: %s)" % (
-        n_(summary.get("records", 0), "record", "records"), summary.get("records_committed", 0),
-        len(lines), len(kinds), ", ".join("%s %d" % kv for kv in sorted(by_kind.items()))))
-    return summary, len(lines)
+        n_(summary.get("records", 0), "record", "records"), committed, len(rej),
+        sum(1 for o in rej if own(o)),
+        ", ".join("%s %d" % kv for kv in sorted(by_kind.items()))))
+    runb = summary.get("run_batches") or []
+    open(counts, "w").write("%d %d %d %d %s\n" % (
+        len(rej), summary.get("records", 0), committed, max(runb) if runb else 0,
+        summary.get("run") or 0))
 
-def fix(rejected, fixed, unfixable, existing=None):
+def fix(rejected, fixed, unfixable, plain, existing=None):
     """The operator's corrections of rejected records: a title cut to the
     schema's 200 characters, a congress number out of "118th", a missing
     or mistyped date, name or URL marked unknown. A reference to a hearing
     that exists nowhere, and (with existing, the export of the database,
     for an import in insert mode) a second record under one key, cannot be
     fixed here: those go back to the feed's owner. Records rejected only
-    because of others are imported again as they are."""
+    because of others are imported again as they are. fixed is in the
+    reject file's form (for import --from-rejects), plain holds the bare
+    records."""
     n_fixed = n_same = n_bad = 0
     keys = None
     if existing:
         keys = set((o["table"], json.dumps(o["key"])) for o in map(json.loads, open(existing)))
-    with open(fixed, "w") as f, open(unfixable, "w") as u:
+    with open(fixed, "w") as f, open(unfixable, "w") as u, open(plain, "w") as p:
         for l in open(rejected):
             o = json.loads(l)
-            r, v = o["record"], o["record"]["value"]
+            r = o["record"]
+            v = r.get("value") if isinstance(r.get("value"), dict) else {}
+            kinds = [i["kind"] for i in o.get("reasons", [])]
             changed = False
             k = (r["table"], json.dumps(r["key"]))
-            if ("duplicate" in o["kinds"] or "-X" in str(v.get("hearing_id", ""))
+            if ("duplicate" in kinds or "-X" in str(v.get("hearing_id", ""))
                     or (keys is not None and k in keys)):
-                u.write(json.dumps(r) + "\n")
+                u.write(json.dumps(o, ensure_ascii=False) + "\n")
                 n_bad += 1
                 continue
             if keys is not None:
@@ -288,7 +303,8 @@ def fix(rejected, fixed, unfixable, existing=None):
                 if not isinstance(v.get(field), str):
                     v[field] = "(unknown)"
                     changed = True
-            f.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n")
+            f.write(json.dumps(o, ensure_ascii=False) + "\n")
+            p.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n")
             n_fixed += changed
             n_same += not changed
     print("   %s fixed, %d imported again as they were (rejected with others), "
@@ -296,63 +312,78 @@ def fix(rejected, fixed, unfixable, existing=None):
               n_(n_fixed, "record", "records"), n_same, n_bad))
 
 if __name__ == "__main__":
-    if sys.argv[1] == "rejects":
-        s, n = rejects(*sys.argv[2:5])
-        open(sys.argv[5], "w").write("%d %d %d\n" % (n, s.get("records", 0), s.get("records_committed", 0)))
+    if sys.argv[1] == "report":
+        report(*sys.argv[2:6])
     elif sys.argv[1] == "fix":
-        fix(*sys.argv[2:6])
+        fix(*sys.argv[2:7])
 EOF
 
 # import_day DAY FILE REPORT [OPTIONS]: import one day with --json (into
-# REPORT), print its rejects, leave them in rejects-DAY.jsonl, and check
-# that committed and rejected records add up to the input and that the log
-# grew by the committed batches.
+# REPORT), print what it did, leave its rejects in rejects-DAY.jsonl (the
+# import's reject file, where it has --reject-file), and check that
+# committed and rejected records add up to the input.
 import_day() {
 	local day=$1 file=$2 report=$3
 	shift 3
-	local lines before after rc=0 nrej total committed
+	local lines before rc=0 nrej total committed last run
 	lines=$(grep -c . "$file")
 	before=$(last_batch)
+	rm -f "rejects-$day.jsonl"
+	set -- --batch-size "$batch_size" --json "$@"
+	[ "$on_error" = 1 ] && set -- "$@" --reject-file "rejects-$day.jsonl"
 	clock
-	"$lb" import "$db" "$file" --batch-size "$batch_size" --json "$@" \
-		>"$report" 2>"$report.err" || rc=$?
+	"$lb" import "$db" "$file" "$@" >"$report" 2>"$report.err" || rc=$?
 	rate "$lines" records
-	# 0: every batch committed; 1: some records were rejected
+	# 0: every record committed; 1: some were rejected
 	[ "$rc" = 0 ] || [ "$rc" = 1 ] || {
 		show "$report.err"
 		fail "import exited with $rc"
 	}
-	python3 feed.py rejects "$report" "$file" "rejects-$day.jsonl" counts.txt
-	read -r nrej total committed <counts.txt
-	after=$(last_batch)
+	python3 feed.py report "$report" "$file" "rejects-$day.jsonl" counts.txt
+	read -r nrej total committed last run <counts.txt
 	[ "$total" = "$lines" ] || fail "the import read $total records of $lines"
 	[ "$((committed + nrej))" = "$lines" ] ||
 		fail "records do not add up: $committed committed + $nrej rejected != $lines"
 	[ "$nrej" -ge 1 ] || fail "nothing rejected: the feed has broken records"
 	[ "$rc" = 1 ] || fail "import exited 0 although records were rejected"
-	[ "$after" -gt "$before" ] || fail "no batch committed"
-	echo "   committed as batches $((before + 1))..$after"
-	last_committed=$after
+	# the last batch that holds records of the file (a run whose last
+	# batches failed ends with a batch holding only the run's record)
+	last=$("$lb" log "$db" --since "$before" --json | python3 -c '
+import json, sys
+ids = [o["id"] for o in map(json.loads, sys.stdin)
+       if o["label"].startswith("import %s from line " % sys.argv[1])]
+print(max(ids) if ids else 0)' "$file")
+	[ "$last" -gt "$before" ] || fail "no batch committed"
+	if [ "$run" != 0 ]; then
+		echo "   run $run: batches $((before + 1))..$last; rejects in rejects-$day.jsonl"
+	else
+		echo "   committed as batches $((before + 1))..$last"
+	fi
+	last_committed=$last
 }
 
 # fix_rejects DAY MODE: correct rejects-DAY.jsonl and import the
-# corrections in MODE; every batch must commit.
+# corrections in MODE (import --from-rejects where the tool has it);
+# every batch must commit.
 fix_rejects() {
-	local day=$1 mode=$2 n before
+	local day=$1 mode=$2 n before existing=
 	if [ "$mode" = insert ]; then
 		# a key the database holds already is a duplicate
 		"$lb" export "$db" >"existing-$day.jsonl"
-		python3 feed.py fix "rejects-$day.jsonl" "fixed-$day.jsonl" \
-			"unfixable-$day.jsonl" "existing-$day.jsonl"
-	else
-		python3 feed.py fix "rejects-$day.jsonl" "fixed-$day.jsonl" \
-			"unfixable-$day.jsonl"
+		existing=existing-$day.jsonl
 	fi
+	python3 feed.py fix "rejects-$day.jsonl" "fixed-$day.jsonl" \
+		"unfixable-$day.jsonl" "fixed-$day.records.jsonl" $existing
 	n=$(grep -c . "fixed-$day.jsonl" || true)
 	before=$(last_batch)
 	clock
-	run 0 "fixed-$day.out" import "$db" "fixed-$day.jsonl" \
-		--batch-size "$batch_size" --mode "$mode"
+	if [ "$on_error" = 1 ]; then
+		run 0 "fixed-$day.out" import "$db" "fixed-$day.jsonl" --from-rejects \
+			--batch-size "$batch_size" --mode "$mode"
+	else
+		run 0 "fixed-$day.out" import "$db" "fixed-$day.records.jsonl" \
+			--batch-size "$batch_size" --mode "$mode"
+	fi
 	rate "$n" records
 	grep -E '^[0-9]+ (batch|record)' "fixed-$day.out" | sed 's/^/   /'
 	grep -q ' 0 failed$' "fixed-$day.out" || fail "a batch of corrected records failed"
@@ -412,15 +443,8 @@ ck_batch=$(sed -n 's/^checkpoint at batch \([0-9]*\).*/\1/p' ck.out)
 # ---- 6. day 2 --------------------------------------------------------------
 # Day 2 revises some of day 1's hearings, so it is imported as upserts.
 if [ "$on_error" = 1 ]; then
-	step "Import day 2, rejecting only the broken records (--on-error record)"
-	import_day day2 day2.jsonl import2.json --mode upsert --on-error record \
-		--reject-file rejected-day2.jsonl
-	if [ -f rejected-day2.jsonl ]; then
-		n=$(grep -c . rejected-day2.jsonl || true)
-		echo "   reject file: rejected-day2.jsonl, $n $([ "$n" = 1 ] && echo record || echo records)"
-	else
-		fail "import wrote no reject file"
-	fi
+	step "Import day 2, setting aside only the broken records (--on-error record)"
+	import_day day2 day2.jsonl import2.json --mode upsert --on-error record
 else
 	step "Import day 2 in batches of $batch_size (upsert: it revises day 1)"
 	note "this logbook's import has no --on-error record / --reject-file: whole batches are rejected, and their lines taken from its report"
@@ -442,7 +466,7 @@ changes=$(($(wc -l <show.out) - 1))
 rate "$changes" changes
 run 0 show-short.out show "$db" "$bad" --limit 2
 show show-short.out
-echo "   ... $changes changes in all"
+echo "   ... $changes $([ "$changes" = 1 ] && echo change || echo changes) in all"
 # The hearing the operator corrects in step 9: the first one the batch wrote.
 key=$(grep -m1 '"op":"put","table":"hearings"' show.out |
 	sed 's/.*"key":"\([^"]*\)".*/\1/')
@@ -514,8 +538,8 @@ fi
 # ---- 12. day 3: interrupted, resumed ---------------------------------------
 # The import of day 3 is stopped half-way (SIGTERM, as a shutdown would;
 # a script's background job ignores Ctrl-C's SIGINT). What it committed
-# stays; the rest is imported after. The reference is the same import, in one go,
-# into a replay of the database as it is now.
+# stays; the rest is imported after. The reference is the same import, in
+# one go, into a replay of the database as it is now.
 step "Import day 3, interrupted half-way, then resumed"
 before3=$(last_batch)
 "$lb" export "$db" >before-day3.jsonl
@@ -536,13 +560,8 @@ done
 kill -TERM "$pid" 2>/dev/null || true
 rc=0
 wait "$pid" || rc=$?
+us=$(($(now_us) - t0))
 mid=$(last_batch)
-rate "$(((mid - before3) * 100))" records
-if [ "$rc" = 0 ] || [ "$rc" = 1 ]; then
-	note "the import finished before it could be interrupted: nothing left to resume"
-else
-	echo "   interrupted (exit status $rc) after batch $mid: $((mid - before3)) batches of day 3 committed"
-fi
 # the line after the last batch of day3.jsonl that committed
 last_line=$("$lb" log "$db" --since "$before3" --json | python3 -c '
 import json, re, sys
@@ -552,6 +571,17 @@ for o in map(json.loads, sys.stdin):
     if m:
         n = max(n, int(m.group(1)) + 99)
 print(n)')
+# the import says where it stopped (lines of failed batches are done too)
+done_line=$(sed -n 's/^interrupted after line \([0-9]*\);.*/\1/p' import3a.out)
+[ -n "$done_line" ] || done_line=$last_line
+t0=$(($(now_us) - us))
+rate "$done_line" lines
+if [ "$rc" = 0 ] || [ "$rc" = 1 ]; then
+	note "the import finished before it could be interrupted: nothing left to resume"
+else
+	echo "   interrupted (exit status $rc) after batch $mid"
+	grep -E '^(interrupted|run [0-9]+:)' import3a.out | sed 's/^/   /' || true
+fi
 clock
 rc=0
 if [ "$resume" = 1 ]; then
@@ -563,12 +593,12 @@ else
 	"$lb" import "$db" day3-rest.jsonl --batch-size 100 --mode upsert \
 		>import3b.out 2>&1 || rc=$?
 fi
-rate "$((lines3 - last_line))" records
+if [ "$resume" = 1 ]; then rate "$((lines3 - done_line))" lines; else rate "$((lines3 - last_line))" lines; fi
 [ "$rc" = 0 ] || [ "$rc" = 1 ] || {
 	show import3b.out
 	fail "the resumed import exited with $rc"
 }
-grep -E '^[0-9]+ (batch|record)' import3b.out | sed 's/^/   /'
+grep -E '^[0-9]+ (batch|record)|^run [0-9]+' import3b.out | sed 's/^/   /'
 "$lb" export "$db" >after-day3.jsonl
 "$lb" export ref-day3 >ref-day3.jsonl
 cmp -s after-day3.jsonl ref-day3.jsonl ||
@@ -577,32 +607,35 @@ echo "   equals one uninterrupted import of day 3, record for record ($(wc -l <a
 after3=$(last_batch)
 
 # ---- 13. roll back the run ---------------------------------------------------
+# The whole import of day 3, both of its parts, is taken back: first a dry
+# run that names every batch it would undo, then the real call.
 step "Day 3 was the wrong file: roll back its whole run (batches $((before3 + 1))..$after3)"
 clock
-run 0 rt-dry.out rollback-to "$db" "$before3" --dry-run
-show rt-dry.out
-grep -q "^would undo batches $((before3 + 1))-$after3$" rt-dry.out ||
-	fail "the dry run does not name batches $((before3 + 1))-$after3"
-[ "$(last_batch)" = "$after3" ] || fail "a dry run wrote a batch"
 if [ "$run_opt" = 1 ]; then
-	# every run of day 3 (the interrupted one and the resumed one, if
-	# they are two), newest first
-	for _ in 1 2 3 4; do
-		b=$("$lb" log "$db" --since "$before3" --json | python3 -c '
+	# the runs that imported day 3 (--resume goes on with the same run)
+	runs3=$("$lb" runs "$db" --json | python3 -c '
 import json, sys
-s = [o["id"] for o in map(json.loads, sys.stdin)
-     if not o["rolled_back_by"] and not o["undoes"] and o["label"].startswith("import day3")]
-print(max(s) if s else "")')
-		[ -n "$b" ] || break
-		run 0 run.out rollback "$db" "$b" --run
+print(" ".join(str(o["run"]) for o in sorted(map(json.loads, sys.stdin),
+      key=lambda o: -o["run"]) if o["file"].startswith("day3")))')
+	[ -n "$runs3" ] || fail "no run of day 3 is recorded"
+	for r in $runs3; do
+		run 0 rt-dry.out rollback "$db" --run "$r" --dry-run
+		show rt-dry.out
+		[ "$(last_batch)" = "$after3" ] || fail "a dry run wrote a batch"
+		run 0 run.out rollback "$db" --run "$r"
 		show run.out
 	done
 else
+	run 0 rt-dry.out rollback-to "$db" "$before3" --dry-run
+	show rt-dry.out
+	grep -q "^would undo batches $((before3 + 1))-$after3$" rt-dry.out ||
+		fail "the dry run does not name batches $((before3 + 1))-$after3"
+	[ "$(last_batch)" = "$after3" ] || fail "a dry run wrote a batch"
 	note "this logbook's rollback has no --run: the run's batches are the last ones, so rollback-to the batch before them undoes exactly the run"
 	run 0 run.out rollback-to "$db" "$before3"
 	show run.out
 fi
-rate "$(sed -n 's/.* would write \([0-9]*\) records\{0,1\}.*/\1/p' rt-dry.out)" records
+rate "$(sed -n 's/.*(\([0-9]*\) records\{0,1\}).*/\1/p' run.out | head -1)" records
 "$lb" export "$db" >now.jsonl
 cmp -s now.jsonl before-day3.jsonl ||
 	fail "the database does not hold what it held before day 3"
