@@ -430,7 +430,7 @@ static int do_register(lb_db *db, uint64_t at, const char *path)
 	pthread_mutex_lock(&db->wlock);
 	if ((rc = lb__grow_map_if_needed(db)) == 0) {
 		lb__read_begin(db);
-		int mrc = mdb_txn_begin(db->env, NULL, 0, &txn);
+		int mrc = lb__write_txn(db, &txn);
 		if (mrc == 0) {
 			mrc = mdb_put(txn, db->ckpts, &k, &d, 0);
 			if (mrc == 0)
@@ -468,10 +468,22 @@ int lb_checkpoint(lb_db *db, const char *dest_dir, uint64_t *at_batch)
 		return rc;
 	if ((rc = lb__dest_tmp(dest_dir, &tmp)) < 0)
 		return rc;
-	if ((rc = lb__read_env(db)) < 0)
-		goto fail;
-	mrc = mdb_env_copy2(db->env, tmp, MDB_CP_COMPACT);
-	lb__read_end(db);
+	for (int tries = 0;; tries++) {
+		if ((rc = lb__read_env(db)) < 0)
+			goto fail;
+		mrc = mdb_env_copy2(db->env, tmp, MDB_CP_COMPACT);
+		lb__read_end(db);
+		if (mrc != MDB_MAP_RESIZED || tries >= LB__CATALOG_TRIES)
+			break;
+		/* another process grew the map: adopt it, copy again */
+		lb__rmdir_files(tmp);
+		if (mkdir(tmp, 0700) != 0) {
+			rc = lb__fail(LB_EIO, "%s: %s", tmp, strerror(errno));
+			goto fail;
+		}
+		if ((rc = lb__map_adopt(db)) < 0)
+			goto fail;
+	}
 	if (mrc) {
 		rc = lb__mdb_fail(mrc, "copying the database");
 		goto fail;
@@ -715,7 +727,7 @@ int lb_prune(lb_db *db, uint64_t before_batch)
 		return rc;
 	}
 	lb__read_begin(db);
-	if ((mrc = mdb_txn_begin(db->env, NULL, 0, &txn))) {
+	if ((mrc = lb__write_txn(db, &txn))) {
 		rc = lb__mdb_fail(mrc, "beginning the prune");
 	} else if ((rc = prune_txn(db, txn, before_batch)) < 0) {
 		mdb_txn_abort(txn);

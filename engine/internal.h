@@ -233,6 +233,10 @@ LB__WUR int lb__map_resize(lb_db *db, uint64_t nsize);
  * transactions to end; the caller holds none. */
 #define LB__ADOPT_WAIT_S 10
 LB__WUR int lb__map_adopt(lb_db *db);
+/* Begin a write transaction with maplock held for reading (by the caller,
+ * who holds wlock), adopting a map grown by another process; LMDB's
+ * code. */
+LB__WUR int lb__write_txn(lb_db *db, MDB_txn **txn);
 /* Take maplock for writing: once (until NULL) or waiting until then. While
  * a thread waits, new outermost readers of this process hold back (for at
  * most LB__READER_YIELD_MS), so a stream of short snapshots cannot starve
