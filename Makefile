@@ -318,10 +318,13 @@ test: all headertest test-bins
 
 check: test
 
-# The main job. For now that is the quickstart example. Once the daily
-# update pipeline exists as examples/daily-update.sh (driving the CLI) and
-# the CLI is built, `make run` runs that script instead, with LB_BUILD and
-# LB_BIN set as for the test scripts. ARGS are passed to either.
+# The main job: the daily update of examples/daily-update.sh, through the
+# CLI (three days of a feed with broken records: imports, rejects fixed and
+# imported again, a cascade previewed and done, an import interrupted and
+# resumed, a whole run rolled back, replay, verify, prune and compact), with
+# LB_BUILD and LB_BIN set as for the test scripts; the quickstart example
+# where the script or the CLI is missing. ARGS are passed to either, e.g.
+# make run ARGS='--records 100000 --keep'.
 run: all
 	$(Q)if [ -f examples/daily-update.sh ] && [ -x $(BUILD)/logbook ]; then \
 		LB_BUILD=$(abspath $(BUILD)) LB_BIN=$(abspath $(BUILD))/logbook \
