@@ -318,6 +318,25 @@ int lb__map_resize(lb_db *db, uint64_t nsize)
 	                  db->path);
 }
 
+int lb__write_txn(lb_db *db, MDB_txn **txn)
+{
+	int mrc = MDB_MAP_RESIZED;
+	for (int tries = 0; mrc == MDB_MAP_RESIZED && tries < LB__CATALOG_TRIES;
+	     tries++) {
+		if (tries) {
+			/* adopting needs this thread's read hold released */
+			lb__read_end(db);
+			int rc = lb__map_adopt(db);
+			lb__read_begin(db);
+			if (rc < 0 || !db->env)
+				return rc == LB_ENOMEM ? ENOMEM
+				                       : MDB_MAP_RESIZED;
+		}
+		mrc = mdb_txn_begin(db->env, NULL, 0, txn);
+	}
+	return mrc;
+}
+
 int lb__map_adopt(lb_db *db)
 {
 	struct timespec until;

@@ -184,6 +184,9 @@ LB__WUR int lb__table_make(lb_db *db, lb_batch *b, const char *name,
                            uint32_t tid, const void *enc, size_t enclen,
                            lb_table **out);
 LB__WUR int lb__tables_publish(lb_db *db, lb_table *t); /* under wlock */
+/* Room in the table list for n more tables (under wlock): publishing
+ * them then does not allocate. LB_ENOMEM. */
+LB__WUR int lb__tables_reserve(lb_db *db, size_t n);
 #define LB__CATALOG_TRIES 16
 /* LMDB handles an environment may have open: the engine's sub-databases
  * and one per table, live or removed (FORMAT.md §2) */
@@ -233,6 +236,10 @@ LB__WUR int lb__map_resize(lb_db *db, uint64_t nsize);
  * transactions to end; the caller holds none. */
 #define LB__ADOPT_WAIT_S 10
 LB__WUR int lb__map_adopt(lb_db *db);
+/* Begin a write transaction with maplock held for reading (by the caller,
+ * who holds wlock), adopting a map grown by another process; LMDB's
+ * code. */
+LB__WUR int lb__write_txn(lb_db *db, MDB_txn **txn);
 /* Take maplock for writing: once (until NULL) or waiting until then. While
  * a thread waits, new outermost readers of this process hold back (for at
  * most LB__READER_YIELD_MS), so a stream of short snapshots cannot starve
