@@ -244,7 +244,14 @@ int lb__batch_txn(lb_batch *b)
 			        "processes create and remove them); try "
 			        "again",
 			        db->path);
-		if ((rc = lb__catalog_reload(db)) < 0)
+		rc = lb__catalog_reload(db);
+		if (rc == LB__ERESIZED) {
+			/* adopting needs this batch's read hold released */
+			lb__read_end(db);
+			rc = lb__map_adopt(db);
+			lb__read_begin(db);
+		}
+		if (rc < 0)
 			return rc;
 	}
 	if ((rc = lb__sync_last(db, b->txn)) < 0)

@@ -374,6 +374,9 @@ int lb__catalog_reload(lb_db *db)
 	if (mrc) {
 		lb__read_end(db);
 		pthread_mutex_unlock(&db->catlock);
+		/* the caller adopts the map (it may hold a read itself) */
+		if (mrc == MDB_MAP_RESIZED)
+			return LB__ERESIZED;
 		return lb__mdb_fail(mrc, "reading the catalog");
 	}
 	size_t first = 0;

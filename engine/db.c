@@ -225,7 +225,10 @@ int lb__read_txn(lb_db *db, MDB_txn **txn)
 				                "(other processes create and "
 				                "remove them); try again",
 				                db->path);
-			if ((rc = lb__catalog_reload(db)) < 0)
+			rc = lb__catalog_reload(db);
+			if (rc == LB__ERESIZED)
+				rc = lb__map_adopt(db);
+			if (rc < 0)
 				return rc;
 			tries--;
 			continue;

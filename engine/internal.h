@@ -204,7 +204,10 @@ LB__WUR int lb__catalog_bump(lb_batch *b);
 LB__WUR int lb__catalog_load(lb_db *db, MDB_txn *txn, size_t *first_new);
 /* Is db's table list the catalog of txn? *moved = 1 when not. */
 LB__WUR int lb__catalog_sync(lb_db *db, MDB_txn *txn, int *moved);
-/* Load the list again from the newest committed catalog. */
+/* Load the list again from the newest committed catalog. LB__ERESIZED
+ * (never returned to users): another process grew the map; adopt it
+ * (lb__map_adopt, with no read hold of this thread) and try again. */
+#define LB__ERESIZED (-1000)
 LB__WUR int lb__catalog_reload(lb_db *db);
 /* LB_ENOTFOUND for a table name the catalog does not hold, saying whether
  * it was removed (this handle knew it) or never was. */

@@ -34,7 +34,7 @@
  * read-only handle sizes to the file at open; the growth is not adopted
  * there. While this is 1, such failures are counted and printed but do
  * not fail the test; 0 makes it strict. */
-#define TOLERATE_RDONLY_OPEN_MAP_RESIZED 1
+#define TOLERATE_RDONLY_OPEN_MAP_RESIZED 0
 
 /* What a forked child inherits from the parent's frames, kept reachable
  * so that valgrind's leak check does not count it at the child's exit. */
