@@ -148,12 +148,14 @@ lb_field *cli_schema_view(const cli_table *t, lb_schema *s)
 {
 	lb_field *f = cli_xmalloc((t->nfields ? t->nfields : 1) * sizeof *f);
 	for (size_t i = 0; i < t->nfields; i++) {
+		memset(&f[i], 0, sizeof f[i]);
 		f[i].name = t->fields[i].name;
 		f[i].type = t->fields[i].type;
 		f[i].flags = t->fields[i].flags;
 		f[i].max_len = t->fields[i].max_len;
 		f[i].ref = t->fields[i].ref;
 	}
+	memset(s, 0, sizeof *s);
 	s->fields = f;
 	s->nfields = t->nfields;
 	s->closed = t->closed;
