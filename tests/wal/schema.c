@@ -547,9 +547,10 @@ static void test_wal_schema__encode_too_big(void **state)
 	(void)state;
 
 	for (int i = 0; i < NV; i++) {
+		char num[16];
 		memset(text[i], 'v', 600);
-		snprintf(text[i], 8, "%05d", i); /* distinct, then a NUL */
-		text[i][5] = 'v';
+		snprintf(num, sizeof num, "%05d", i);
+		memcpy(text[i], num, 5); /* distinct */
 		text[i][600] = 0;
 		vals[i] = text[i];
 	}
