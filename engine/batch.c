@@ -353,9 +353,9 @@ static int finish_here(lb_batch *b)
 	uint8_t hash[32];
 	size_t raw = lb__segw_rawlen(&db->segw);
 	int rc;
-	if ((rc = lb__segw_finish(&db->segw, &seg, &seglen)) < 0)
+	if ((rc = lb__segw_finish(&db->segw, &seg, &seglen)) < 0 ||
+	    (rc = lb__sha256(seg, seglen, hash)) < 0)
 		return poison(b, rc);
-	lb__sha256(seg, seglen, hash);
 	if ((rc = put_finished(b, b->nseg, seg, seglen, hash, raw)) < 0)
 		return rc;
 	b->nseg++;
@@ -767,7 +767,10 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 		tail_set(&b->tail[t->tid], key, klen);
 
 	uint8_t ik[LB__IKEY_MAX];
-	if ((rc = hist_put(b, ik, lb__ikey(ik, t->tid, key, klen))) < 0)
+	size_t ikn = lb__ikey(ik, t->tid, key, klen);
+	if (!ikn)
+		return poison(b, LB_ENOMEM);
+	if ((rc = hist_put(b, ik, ikn)) < 0)
 		return poison(b, rc);
 
 	int old = t->nrefs && exists;
@@ -1041,13 +1044,135 @@ int lb__apply_table_once(lb_batch *b, const char *name, const void *enc,
 	return 0;
 }
 
-int lb_table_create(lb_db *db, const char *name, const lb_schema *s)
+/* ---- changing a table's schema --------------------------------------------
+ * One TABLE record with both images (FORMAT.md §4.2). The table keeps its id
+ * and its records; a new lb_table (the new schema, its references) takes
+ * the old one's place at commit. Every record is checked against the new
+ * schema (not in a replay, which applies what the log says), and the
+ * reverse references of `_refs` are rebuilt for the table's ref fields. */
+
+/* Rebuild t's references for nt and check each record against nt. */
+static int alter_records(lb_batch *b, lb_table *t, lb_table *nt, int how)
 {
-	lb_buf enc;
+	MDB_cursor *c;
+	MDB_val k, v;
+	lb_buf key, val;
+	int rc = 0, mrc;
+	int refs = t->nrefs || nt->nrefs;
+	int check = how != LB__HOW_REPLAY && nt->schema.has_schema;
+	if (!refs && !check)
+		return 0;
+	if ((mrc = mdb_cursor_open(b->txn, t->dbi, &c)))
+		return lb__mdb_fail(mrc, t->name);
+	lb__buf_init(&key);
+	lb__buf_init(&val);
+	for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0 && rc == 0;
+	     mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		/* the writes to _refs may move the page under v */
+		key.len = val.len = 0;
+		if ((rc = lb__buf_append(&key, k.mv_data, k.mv_size)) < 0 ||
+		    (rc = lb__buf_append(&val, v.mv_data, v.mv_size)) < 0)
+			break;
+		if (check && b->nissues_total < LB_ISSUES_MAX &&
+		    (rc = lb__validate_value(b, nt, key.data, key.len, val.data,
+		                             val.len)) == LB_EVALIDATION)
+			rc = 0;
+		if (rc == 0 && refs && t->nrefs)
+			rc = lb__refs_update(b, t, key.data, key.len, val.data,
+			                     val.len, NULL, 0, 0);
+		if (rc == 0 && refs && nt->nrefs)
+			rc = lb__refs_update(b, nt, key.data, key.len, NULL, 0,
+			                     val.data, val.len,
+			                     how != LB__HOW_REPLAY);
+		/* the cursor itself stays on its key across writes to other
+		 * sub-databases */
+	}
+	if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+		rc = lb__mdb_fail(mrc, t->name);
+	mdb_cursor_close(c);
+	lb__buf_free(&key);
+	lb__buf_free(&val);
+	return rc;
+}
+
+int lb__alter_table_once(lb_batch *b, const char *name, const void *enc,
+                         size_t enclen, int how)
+{
+	lb_db *db = b->db;
+	lb_table *t = batch_table(b, name), *nt;
+	char mk[7 + LB_TABLE_NAME_MAX + 1];
+	int rc, mrc;
+	if (!t)
+		return lb__no_table(db, name);
+	if (t->encoded.len == enclen &&
+	    (enclen == 0 || memcmp(t->encoded.data, enc, enclen) == 0))
+		return 0; /* the same schema: nothing to change */
+	lb_wal_rec r = {.op = LB_OP_TABLE,
+	                .table = name,
+	                .tlen = (uint32_t)strlen(name),
+	                .key = name,
+	                .klen = (uint32_t)strlen(name),
+	                .before = t->encoded.data,
+	                .blen = (uint32_t)t->encoded.len,
+	                .has_before = 1,
+	                .after = enc,
+	                .alen = (uint32_t)enclen,
+	                .has_after = 1};
+	if ((rc = lb__table_make(db, b, name, t->tid, enc, enclen, &nt)) < 0)
+		return rc; /* a bad schema or a missing referenced table */
+	nt->dbi = t->dbi;
+	if ((how != LB__HOW_REPLAY && (rc = log_record(b, &r)) < 0) ||
+	    (rc = lb__catalog_bump(b)) < 0) {
+		lb__table_free(nt);
+		return poison(b, rc);
+	}
+	int kl = snprintf(mk, sizeof mk, "schema/%s", name);
+	MDB_val sk = {(size_t)kl, mk}, sv = {enclen, (void *)enc};
+	if ((mrc = mdb_put(b->txn, db->meta, &sk, &sv, 0))) {
+		lb__table_free(nt);
+		return poison(b, lb__mdb_fail(mrc, "_meta"));
+	}
+	if ((rc = alter_records(b, t, nt, how)) < 0 && rc != LB_EVALIDATION) {
+		lb__table_free(nt);
+		return poison(b, rc);
+	}
+	if ((rc = tchange_add(b, t, 1)) < 0 ||
+	    (rc = tchange_add(b, nt, 0)) < 0) {
+		if (b->ntchanges == 0 || b->tchanges[b->ntchanges - 1].t != nt)
+			lb__table_free(nt);
+		return poison(b, rc);
+	}
+	return b->nissues_total ? LB_EVALIDATION : 0;
+}
+
+int lb__alter_table(lb_batch *b, const char *name, const void *enc,
+                    size_t enclen, int how)
+{
+	int rc = lb__alter_table_once(b, name, enc, enclen, how);
+	while (rc == LB_EFULL && b->mapfull && (rc = lb__regrow(b)) == 0)
+		rc = lb__alter_table_once(b, name, enc, enclen, how);
+	if (rc == 0 || rc == LB_EVALIDATION) {
+		int jrc = lb__journal(b, LB__J_TABLE, 2, how, name, name,
+		                      strlen(name), enc, enclen, 1);
+		if (jrc < 0)
+			rc = jrc;
+	}
+	return rc;
+}
+
+/* Begin the batch of a table's creation or schema change ("<verb> table
+ * NAME"), with s encoded into *enc: the name checked, and the tables s
+ * references checked against the tables as committed (the batch loaded
+ * them). On failure nothing is left to release. */
+static int table_batch(lb_db *db, const char *verb, const char *name,
+                       const lb_schema *s, lb_buf *enc, lb_batch **out)
+{
 	lb_batch *b;
 	int rc;
+	*out = NULL;
+	lb__buf_init(enc);
 	if (!db)
-		return lb__fail(LB_EINVAL, "lb_table_create: db is NULL");
+		return lb__fail(LB_EINVAL, "table %s: db is NULL", verb);
 	if (!name || !*name)
 		return lb__fail(LB_EINVAL, "table name is NULL or empty");
 	if (strlen(name) > LB_TABLE_NAME_MAX)
@@ -1058,19 +1183,16 @@ int lb_table_create(lb_db *db, const char *name, const lb_schema *s)
 		                "table name '%s': use 1..%d of "
 		                "[A-Za-z0-9_.-]",
 		                name, LB_TABLE_NAME_MAX);
-	lb__buf_init(&enc);
-	if ((rc = lb__schema_encode(s, &enc)) < 0) {
-		lb__buf_free(&enc);
+	if ((rc = lb__schema_encode(s, enc)) < 0) {
+		lb__buf_free(enc);
 		return rc;
 	}
 	char label[32 + LB_TABLE_NAME_MAX];
-	snprintf(label, sizeof label, "create table %s", name);
-	lb__catalog_free_slots(db);
+	snprintf(label, sizeof label, "%s table %s", verb, name);
 	if ((rc = lb__batch_begin(db, label, &b)) < 0) {
-		lb__buf_free(&enc);
+		lb__buf_free(enc);
 		return rc;
 	}
-	/* the tables as committed (the batch loaded them) */
 	for (size_t i = 0; s && i < s->nfields && rc == 0; i++) {
 		const char *ref = s->fields[i].ref;
 		if (ref && strcmp(ref, name) != 0 && !lb__batch_table(b, ref))
@@ -1079,9 +1201,50 @@ int lb_table_create(lb_db *db, const char *name, const lb_schema *s)
 			              "table %s",
 			              name, s->fields[i].name, ref);
 	}
-	if (rc == 0)
-		rc = lb__apply_table(b, name, enc.data, enc.len, 0,
-		                     LB__HOW_CHECK);
+	if (rc < 0) {
+		lb_batch_abort(b);
+		lb__buf_free(enc);
+		return rc;
+	}
+	*out = b;
+	return 0;
+}
+
+int lb_table_alter(lb_db *db, const char *name, const lb_schema *s,
+                   lb_result *res)
+{
+	lb_buf enc;
+	lb_batch *b;
+	if (res)
+		memset(res, 0, sizeof *res);
+	int rc = table_batch(db, "alter", name, s, &enc, &b);
+	if (rc < 0)
+		return rc;
+	rc = lb__alter_table(b, name, enc.data, enc.len, LB__HOW_CHECK);
+	lb__buf_free(&enc);
+	if (rc < 0 && rc != LB_EVALIDATION) {
+		lb_batch_abort(b);
+		return rc;
+	}
+	rc = lb_batch_commit(b, res);
+	if (rc == LB_EVALIDATION)
+		rc = lb__rewrap(rc,
+		                "the records of table %s do not all fit the "
+		                "new schema",
+		                name);
+	return rc;
+}
+
+int lb_table_create(lb_db *db, const char *name, const lb_schema *s)
+{
+	lb_buf enc;
+	lb_batch *b;
+	if (db)
+		lb__catalog_free_slots(db);
+	int rc = table_batch(db, "create", name, s, &enc, &b);
+	if (rc < 0)
+		return rc;
+	rc = lb__apply_table(b, name, enc.data, enc.len, 0, LB__HOW_CHECK);
 	lb__buf_free(&enc);
 	if (rc < 0) {
 		lb_batch_abort(b);
@@ -1102,14 +1265,10 @@ int lb__batch_drops(const lb_batch *b)
 
 int lb__batch_mark(lb_batch *b, uint64_t id)
 {
-	if (b->nmarks == b->mcap) {
-		size_t nc = b->mcap ? b->mcap * 2 : 8;
-		uint64_t *nm = realloc(b->marks, nc * sizeof *nm);
-		if (!nm)
-			return lb__fail(LB_ENOMEM, "out of memory");
-		b->marks = nm;
-		b->mcap = nc;
-	}
+	int rc = lb__grow(&b->marks, &b->mcap, b->nmarks + 1, sizeof *b->marks,
+	                  8);
+	if (rc < 0)
+		return rc;
 	b->marks[b->nmarks++] = id;
 	return 0;
 }

@@ -127,15 +127,11 @@ fail:
 int lb__tables_publish(lb_db *db, lb_table *t)
 {
 	pthread_mutex_lock(&db->tlock);
-	if (db->ntables == db->tcap) {
-		size_t nc = db->tcap ? db->tcap * 2 : 16;
-		lb_table **nt = realloc(db->tables, nc * sizeof *nt);
-		if (!nt) {
-			pthread_mutex_unlock(&db->tlock);
-			return lb__fail(LB_ENOMEM, "table list: out of memory");
-		}
-		db->tables = nt;
-		db->tcap = nc;
+	int rc = lb__grow(&db->tables, &db->tcap, db->ntables + 1,
+	                  sizeof *db->tables, 16);
+	if (rc < 0) {
+		pthread_mutex_unlock(&db->tlock);
+		return rc;
 	}
 	db->tables[db->ntables++] = t;
 	for (uint32_t i = 0; i < t->nrefs; i++)
@@ -214,15 +210,8 @@ static int read_entries(lb_db *db, MDB_txn *txn, tent **out, size_t *n)
 			              "%s: bad table entry in _meta", db->path);
 			break;
 		}
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			tent *ne = realloc(*out, cap * sizeof *ne);
-			if (!ne) {
-				rc = lb__fail(LB_ENOMEM, "out of memory");
-				break;
-			}
-			*out = ne;
-		}
+		if ((rc = lb__grow(out, &cap, *n + 1, sizeof **out, 16)) < 0)
+			break;
 		memcpy((*out)[*n].name, (char *)k.mv_data + 6, nl);
 		(*out)[*n].name[nl] = 0;
 		(*out)[*n].tid = lb__get_be32(d.mv_data);

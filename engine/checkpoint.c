@@ -535,15 +535,8 @@ static int ckpts_read(lb_db *db, MDB_txn *txn, ckpt_ent **out, size_t *nout)
 			rc = lb__fail(LB_ECORRUPT, "_checkpoints: bad key");
 			break;
 		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 8;
-			ckpt_ent *ne = realloc(e, cap * sizeof *ne);
-			if (!ne) {
-				rc = lb__fail(LB_ENOMEM, "out of memory");
-				break;
-			}
-			e = ne;
-		}
+		if ((rc = lb__grow(&e, &cap, n + 1, sizeof *e, 8)) < 0)
+			break;
 		e[n].at = lb__get_be64(k.mv_data);
 		if ((rc = ckpt_decode(&v, &e[n].path, &e[n].t)) < 0)
 			break;

@@ -155,8 +155,7 @@ size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key, size_t klen)
 		return 4 + klen;
 	}
 	lb__be32(out, tid | LB__TID_HASHED);
-	lb__sha256(key, klen, out + 4);
-	return 36;
+	return lb__sha256(key, klen, out + 4) < 0 ? 0 : 36;
 }
 
 /* ---- map growth --------------------------------------------------------- */
@@ -432,17 +431,17 @@ static int open_meta(lb_db *db, int creating)
 	MDB_txn *txn;
 	int rdonly = (db->flags & LB_RDONLY) != 0;
 	int mrc = mdb_txn_begin(db->env, NULL, rdonly ? MDB_RDONLY : 0, &txn);
-	if (mrc == MDB_MAP_RESIZED) {
-		/* Another process grew the map: adopt its size, once. */
-		if (mdb_env_set_mapsize(db->env, 0) == 0)
+	/* Another process grew the map (it may go on growing it while this
+	 * one opens): adopt its size, as often as it takes, within reason. */
+	for (int tries = 0; mrc == MDB_MAP_RESIZED && tries < 64; tries++)
+		if ((mrc = mdb_env_set_mapsize(db->env, 0)) == 0)
 			mrc = mdb_txn_begin(db->env, NULL,
 			                    rdonly ? MDB_RDONLY : 0, &txn);
-		if (mrc == MDB_MAP_RESIZED)
-			return lb__fail(LB_ECORRUPT,
-			                "%s: the meta page claims more pages "
-			                "than the map holds",
-			                db->path);
-	}
+	if (mrc == MDB_MAP_RESIZED)
+		return lb__fail(LB_EBUSY,
+		                "%s: another process keeps growing the "
+		                "database while it is opened; try again",
+		                db->path);
 	if (mrc)
 		return lb__mdb_fail(mrc, db->path);
 	int rc = 0;
@@ -648,8 +647,9 @@ static int env_reopen(lb_db *db)
 	}
 	mdb_reader_check(env, &dead);
 	mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-	if (mrc == MDB_MAP_RESIZED && mdb_env_set_mapsize(env, 0) == 0)
-		mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	for (int tries = 0; mrc == MDB_MAP_RESIZED && tries < 64; tries++)
+		if ((mrc = mdb_env_set_mapsize(env, 0)) == 0)
+			mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (mrc) {
 		mdb_env_close(env);
 		return lb__rewrap(lb__mdb_fail(mrc, db->path),
@@ -794,16 +794,9 @@ static int register_file(lb_db *db, const struct stat *st)
 		}
 		i++;
 	}
-	if (nopen == open_cap) {
-		size_t nc = open_cap ? open_cap * 2 : 8;
-		openfile *no = realloc(open_files, nc * sizeof *no);
-		if (!no) {
-			rc = lb__fail(LB_ENOMEM, "out of memory");
-			goto out;
-		}
-		open_files = no;
-		open_cap = nc;
-	}
+	if ((rc = lb__grow(&open_files, &open_cap, nopen + 1,
+	                   sizeof *open_files, 8)) < 0)
+		goto out;
 	open_files[nopen++] = (openfile){st->st_dev, st->st_ino, me, db};
 	db->registered = 1;
 out:

@@ -123,6 +123,8 @@ static int redo(lb_batch *b, const uint8_t *p)
 		                      how);
 	}
 	case LB__J_TABLE:
+		if (mode == 2) /* a schema change */
+			return lb__alter_table_once(b, table, val, vlen, how);
 		return lb__apply_table_once(b, table, hasval ? val : NULL,
 		                            hasval ? vlen : 0, mode, how);
 	case LB__J_SEG:

@@ -180,9 +180,10 @@ lb_table *lb__table_find(lb_db *db, const char *name);
 void lb__table_free(lb_table *t);
 /* Build an lb_table from its stored encoding (schema decoded, refs resolved
  * against db's tables). */
-int lb__table_make(lb_db *db, lb_batch *b, const char *name, uint32_t tid,
-                   const void *enc, size_t enclen, lb_table **out);
-int lb__tables_publish(lb_db *db, lb_table *t); /* under wlock */
+LB__WUR int lb__table_make(lb_db *db, lb_batch *b, const char *name,
+                           uint32_t tid, const void *enc, size_t enclen,
+                           lb_table **out);
+LB__WUR int lb__tables_publish(lb_db *db, lb_table *t); /* under wlock */
 #define LB__CATALOG_TRIES 16
 /* LMDB handles an environment may have open: the engine's sub-databases
  * and one per table, live or removed (FORMAT.md §2) */
@@ -192,58 +193,58 @@ int lb__tables_publish(lb_db *db, lb_table *t); /* under wlock */
  * process is live, which it waits for briefly; else they stay). */
 void lb__catalog_free_slots(lb_db *db);
 /* _meta's catalog generation in txn. */
-int lb__catalog_get(lb_db *db, MDB_txn *txn, uint64_t *gen);
+LB__WUR int lb__catalog_get(lb_db *db, MDB_txn *txn, uint64_t *gen);
 /* Increment it in b's transaction (a table created or removed). */
-int lb__catalog_bump(lb_batch *b);
+LB__WUR int lb__catalog_bump(lb_batch *b);
 /* Bring db's table list to txn's catalog (open, and reload). *first_new
  * (may be NULL): the index of the first table it added. */
-int lb__catalog_load(lb_db *db, MDB_txn *txn, size_t *first_new);
+LB__WUR int lb__catalog_load(lb_db *db, MDB_txn *txn, size_t *first_new);
 /* Is db's table list the catalog of txn? *moved = 1 when not. */
-int lb__catalog_sync(lb_db *db, MDB_txn *txn, int *moved);
+LB__WUR int lb__catalog_sync(lb_db *db, MDB_txn *txn, int *moved);
 /* Load the list again from the newest committed catalog. */
-int lb__catalog_reload(lb_db *db);
+LB__WUR int lb__catalog_reload(lb_db *db);
 /* LB_ENOTFOUND for a table name the catalog does not hold, saying whether
  * it was removed (this handle knew it) or never was. */
-int lb__no_table(lb_db *db, const char *name);
+LB__WUR int lb__no_table(lb_db *db, const char *name);
 
 /* ---- db.c ---------------------------------------------------------------- */
-int lb__mdb_fail(int mrc, const char *what);
+LB__WUR int lb__mdb_fail(int mrc, const char *what);
 /* LB_EFULL instead of LB_EIO when the database's file system is full. */
-int lb__full_or_io(lb_db *db, int rc);
+LB__WUR int lb__full_or_io(lb_db *db, int rc);
 /* Set by lb__mdb_fail: was that failure LMDB's map being full (which
  * growing the map cures) rather than the disk? */
 extern _Thread_local int lb__mapfull;
 /* Return rc with the current detail prefixed by a formatted context. */
-int lb__rewrap(int rc, const char *fmt, ...)
+LB__WUR int lb__rewrap(int rc, const char *fmt, ...)
 #if defined(__GNUC__)
         __attribute__((format(printf, 2, 3)))
 #endif
         ;
 
-int lb__grow_map_if_needed(lb_db *db);
+LB__WUR int lb__grow_map_if_needed(lb_db *db);
 /* Set the map to nsize (0: the size the data file's meta page gives, which
  * another process grew it to), with maplock held for writing. On failure
  * the environment is closed (LMDB left it unmapped) and reopened at its
  * old size by the next transaction: LB_ENOMEM when the address space ran
  * out. */
-int lb__map_resize(lb_db *db, uint64_t nsize);
+LB__WUR int lb__map_resize(lb_db *db, uint64_t nsize);
 /* Adopt the size another process grew the map to (mdb_txn_begin said
  * MDB_MAP_RESIZED): waits up to LB__ADOPT_WAIT_S for this process's
  * transactions to end; the caller holds none. */
 #define LB__ADOPT_WAIT_S 10
-int lb__map_adopt(lb_db *db);
+LB__WUR int lb__map_adopt(lb_db *db);
 /* Take maplock for writing: once (until NULL) or waiting until then. While
  * a thread waits, new outermost readers of this process hold back (for at
  * most LB__READER_YIELD_MS), so a stream of short snapshots cannot starve
  * it. 0 when taken. */
-int lb__maplock_write(lb_db *db, const struct timespec *until);
+LB__WUR int lb__maplock_write(lb_db *db, const struct timespec *until);
 void lb__read_begin(lb_db *db);
 void lb__read_end(lb_db *db);
 /* A read-only transaction holding maplock for reading, and its end. */
-int lb__read_txn(lb_db *db, MDB_txn **txn);
+LB__WUR int lb__read_txn(lb_db *db, MDB_txn **txn);
 void lb__read_done(lb_db *db, MDB_txn *txn);
 /* Check a table name and key as every op does: LB_EINVAL, LB_ETOOBIG. */
-int lb__key_args(const char *table, const void *key, size_t klen);
+LB__WUR int lb__key_args(const char *table, const void *key, size_t klen);
 
 static inline void lb__be64(uint8_t *p, uint64_t v)
 {
@@ -272,8 +273,10 @@ static inline uint32_t lb__get_be32(const uint8_t *p)
 	       ((uint32_t)p[2] << 8) | p[3];
 }
 /* ikey(tid, key) of FORMAT.md: returns its length, written to out
- * (LB__IKEY_MAX bytes). */
-size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key, size_t klen);
+ * (LB__IKEY_MAX bytes); 0 when hashing a long key failed (lb_errmsg() says
+ * so; the caller answers LB_ENOMEM). */
+LB__WUR size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key,
+                        size_t klen);
 
 /* ---- db.c: reopening an environment that LMDB marked failed ---------------
  * When LMDB cannot write its meta page at the end of a commit it marks its
@@ -288,7 +291,7 @@ size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key, size_t klen);
  * has set env_check. */
 /* maplock for reading with db->env usable, reopened first if it failed;
  * release with lb__read_end(). For code that uses db->env directly. */
-int lb__read_env(lb_db *db);
+LB__WUR int lb__read_env(lb_db *db);
 
 /* ---- replay.c ------------------------------------------------------------ */
 /* Tests only: initial map of a replay's new database (0: the source's). */
@@ -306,10 +309,10 @@ typedef struct lb_zw_result {
  * worker, which compresses and hashes it; db->segw becomes an empty
  * writer. 1 if handed over, 0 if the caller must finish it itself (level
  * 0, or no worker thread). The previous segment must have been collected. */
-int lb__zw_submit(lb_db *db, uint32_t segno);
+LB__WUR int lb__zw_submit(lb_db *db, uint32_t segno);
 /* Wait for the segment in flight: 1 and *out, 0 if none, < 0 if its
  * compression failed (LB_ENOMEM). */
-int lb__zw_collect(lb_db *db, lb_zw_result *out);
+LB__WUR int lb__zw_collect(lb_db *db, lb_zw_result *out);
 /* Wait for the segment in flight, if any, and drop it. */
 void lb__zw_drain(lb_db *db);
 /* Stop the worker (lb_close). */
@@ -317,7 +320,7 @@ void lb__zw_free(lb_db *db);
 
 /* ---- batch.c ------------------------------------------------------------- */
 /* Begin a batch; internal callers (rollback, table create) use it too. */
-int lb__batch_begin(lb_db *db, const char *label, lb_batch **out);
+LB__WUR int lb__batch_begin(lb_db *db, const char *label, lb_batch **out);
 enum { LB__MODE_PUT, LB__MODE_INSERT, LB__MODE_UPDATE, LB__MODE_DELETE };
 /* How lb__apply treats an op:
  *  CHECK   user ops: schema, duplicate and missing checks; logged; foreign
@@ -327,18 +330,26 @@ enum { LB__MODE_PUT, LB__MODE_INSERT, LB__MODE_UPDATE, LB__MODE_DELETE };
  *  REPLAY  replay: no checks and no logging (the caller copies the source's
  *          segments verbatim); data, _hist and _refs updated. */
 enum { LB__HOW_CHECK = 0, LB__HOW_RESTORE = 1, LB__HOW_REPLAY = 2 };
-int lb__apply(lb_batch *b, lb_table *t, int mode, const void *key, size_t klen,
-              const void *val, size_t vlen, int how);
+LB__WUR int lb__apply(lb_batch *b, lb_table *t, int mode, const void *key,
+                      size_t klen, const void *val, size_t vlen, int how);
 /* Apply a table creation (enc = encoded schema) or, with drop != 0, the
  * removal of an empty table (LB_EINVAL if it holds records). Logged unless
  * how == LB__HOW_REPLAY. */
-int lb__apply_table(lb_batch *b, const char *name, const void *enc,
-                    size_t enclen, int drop, int how);
+LB__WUR int lb__apply_table(lb_batch *b, const char *name, const void *enc,
+                            size_t enclen, int drop, int how);
+/* Change table name's schema to enc (its records checked against it unless
+ * how == LB__HOW_REPLAY, as FORMAT issues: then LB_EVALIDATION; references
+ * rebuilt), logged unless how == LB__HOW_REPLAY. The same schema: 0,
+ * nothing done. */
+LB__WUR int lb__alter_table(lb_batch *b, const char *name, const void *enc,
+                            size_t enclen, int how);
+LB__WUR int lb__alter_table_once(lb_batch *b, const char *name, const void *enc,
+                                 size_t enclen, int how);
 /* Replay: commit with a header copied from the source log. h's id must be
  * b->id and its prev_hash the hash of the last batch; segments must have
  * been put into _wal by the caller. rolled_back_by and pruned are written
  * as given. */
-int lb__batch_commit_hdr(lb_batch *b, const lb_wal_hdr *h);
+LB__WUR int lb__batch_commit_hdr(lb_batch *b, const lb_wal_hdr *h);
 int lb__issue(lb_batch *b, lb_issue_kind kind, const char *table,
               const void *key, size_t klen, const char *field, uint64_t batch,
               const char *fmt, ...)
@@ -350,83 +361,90 @@ int lb__issue(lb_batch *b, lb_issue_kind kind, const char *table,
  * must follow the batch before in the chain) and go on with batch
  * b->id + 1 in the same transaction, so that a replay commits many batches
  * at once; the last one is committed with lb__batch_commit_hdr(). */
-int lb__batch_chain_hdr(lb_batch *b, const lb_wal_hdr *h);
+LB__WUR int lb__batch_chain_hdr(lb_batch *b, const lb_wal_hdr *h);
 /* grow.c's redo of a chained header: marks (8 bytes each, big-endian) are
  * the batches it undoes, kind its undo kind (b->undo_kind), enc its
  * encoding. */
-int lb__chain_redo(lb_batch *b, const uint8_t *marks, size_t nmarks,
-                   const void *enc, size_t enclen, int kind);
+LB__WUR int lb__chain_redo(lb_batch *b, const uint8_t *marks, size_t nmarks,
+                           const void *enc, size_t enclen, int kind);
 /* Put a segment (replay copies them verbatim), journaled like an op. */
-int lb__batch_put_segment(lb_batch *b, uint32_t segno, const void *seg,
-                          size_t len);
+LB__WUR int lb__batch_put_segment(lb_batch *b, uint32_t segno, const void *seg,
+                                  size_t len);
 /* Look key up in table t inside the batch, through the batch's cursor on t:
  * 1 and *cur (valid until the next write of the batch) when present, 0 when
  * absent, < 0 on error. An lb__apply of the same key right after, with no
  * write in between, does not search the table again. */
-int lb__batch_seek(lb_batch *b, lb_table *t, const void *key, size_t klen,
-                   MDB_val *cur);
+LB__WUR int lb__batch_seek(lb_batch *b, lb_table *t, const void *key,
+                           size_t klen, MDB_val *cur);
 /* One attempt at each op, without growth or journal (grow.c redoes them). */
-int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
-                   size_t klen, const void *val, size_t vlen, int how);
-int lb__apply_table_once(lb_batch *b, const char *name, const void *enc,
-                         size_t enclen, int drop, int how);
-int lb__put_segment_once(lb_batch *b, uint32_t segno, const void *seg,
-                         size_t len);
+LB__WUR int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
+                           size_t klen, const void *val, size_t vlen, int how);
+LB__WUR int lb__apply_table_once(lb_batch *b, const char *name, const void *enc,
+                                 size_t enclen, int drop, int how);
+LB__WUR int lb__put_segment_once(lb_batch *b, uint32_t segno, const void *seg,
+                                 size_t len);
 
 /* ---- grow.c -------------------------------------------------------------- */
 enum { LB__J_APPLY = 1, LB__J_TABLE = 2, LB__J_SEG = 3, LB__J_HDR = 4 };
 /* Append an op that succeeded to the batch's journal. */
-int lb__journal(lb_batch *b, int kind, int mode, int how, const char *table,
-                const void *key, size_t klen, const void *val, size_t vlen,
-                int hasval);
+LB__WUR int lb__journal(lb_batch *b, int kind, int mode, int how,
+                        const char *table, const void *key, size_t klen,
+                        const void *val, size_t vlen, int hasval);
 void lb__journal_free(lb_batch *b);
 /* The transaction failed with a full map: abort it, grow the map, begin a
  * new transaction and redo every journaled op. 0, or the error that ends
  * the batch (LB_EFULL when the map cannot grow). */
-int lb__regrow(lb_batch *b);
+LB__WUR int lb__regrow(lb_batch *b);
 /* Reset what a transaction's ops build (segments, counts, pending checks,
  * created tables) before they are redone. */
 void lb__batch_reset(lb_batch *b);
 /* Begin the batch's transaction (also after a regrow). */
-int lb__batch_txn(lb_batch *b);
+LB__WUR int lb__batch_txn(lb_batch *b);
 
 /* A table as the batch sees it (created in it, or published). */
 lb_table *lb__batch_table(lb_batch *b, const char *name);
 /* Printable form of a key for messages, cut to fit cap. */
 const char *lb__key_text(const void *key, size_t klen, char *buf, size_t cap);
 /* Did the batch remove a table (in its transaction so far)? */
-int lb__batch_drops(const lb_batch *b);
+LB__WUR int lb__batch_drops(const lb_batch *b);
 /* Record that this undo batch undoes batch id (undo.c settles it at
  * commit). */
-int lb__batch_mark(lb_batch *b, uint64_t id);
+LB__WUR int lb__batch_mark(lb_batch *b, uint64_t id);
 /* Commit with an explicit time (replay keeps the original); time 0 = now. */
-int lb__batch_commit_at(lb_batch *b, int64_t time_ns, lb_result *res);
+LB__WUR int lb__batch_commit_at(lb_batch *b, int64_t time_ns, lb_result *res);
 /* Move the batch's issues into res (res may be NULL). */
 void lb__batch_issues_to(lb_batch *b, lb_result *res);
 
 /* ---- log.c --------------------------------------------------------------- */
-int lb__hdr_get(lb_db *db, MDB_txn *txn, uint64_t id, lb_wal_hdr *h);
+LB__WUR int lb__hdr_get(lb_db *db, MDB_txn *txn, uint64_t id, lb_wal_hdr *h);
 /* Set db->last_id and last_hash from txn's view of the log: another
  * process may have committed since this one last looked. */
-int lb__sync_last(lb_db *db, MDB_txn *txn);
+LB__WUR int lb__sync_last(lb_db *db, MDB_txn *txn);
 /* Every batch below `below` that changed ikey, ascending, into *ids (*n of
  * them; the array is reallocated as needed, *cap its size, the caller
  * frees it): the ids `_hist` lists, and the undo batches whose history is
  * implied (`_undo`) added to them (FORMAT.md §2.4). c is a cursor on
  * `_hist` in txn. */
-int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
-                 size_t iklen, uint64_t below, uint64_t **ids, size_t *n,
-                 size_t *cap);
+LB__WUR int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
+                         size_t iklen, uint64_t below, uint64_t **ids,
+                         size_t *n, size_t *cap);
 /* The last batch below `below` that changed ikey (lb__hist_ids); 0 if
  * none. */
-int lb__hist_last(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
-                  size_t iklen, uint64_t below, uint64_t *out);
+LB__WUR int lb__hist_last(lb_db *db, MDB_txn *txn, MDB_cursor *c,
+                          const void *ik, size_t iklen, uint64_t below,
+                          uint64_t *out);
 /* The last batch id in txn's view, 0 when there is none. */
-int lb__last_in(lb_db *db, MDB_txn *txn, uint64_t *id);
+LB__WUR int lb__last_in(lb_db *db, MDB_txn *txn, uint64_t *id);
+/* Read segment s of the batch whose header is h, check it against the
+ * header's SHA-256 and load it into r (which then hands out its records);
+ * *stored (may be NULL): the segment as stored, valid until txn writes.
+ * LB_ECORRUPT names the batch and segment. */
+LB__WUR int lb__segment_load(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h,
+                             uint32_t s, lb_segr *r, MDB_val *stored);
 /* Walk batch id's records in a txn with reader r. fn non-zero stops. */
 typedef int (*lb__rec_fn)(void *ctx, const lb_wal_rec *r);
-int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
-                   lb__rec_fn fn, void *ctx);
+LB__WUR int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
+                           lb__rec_fn fn, void *ctx);
 
 /* ---- undo.c: which batches stand ----------------------------------------- */
 /* The kinds of undo batch (FORMAT.md §2.5): an lb_rollback whose history
@@ -446,78 +464,80 @@ typedef struct lb_victims {
 	size_t n;
 	uint64_t lo, hi;
 } lb_victims;
-int lb__victims_get(lb_db *db, MDB_txn *txn, uint64_t n, lb_victims *out);
+LB__WUR int lb__victims_get(lb_db *db, MDB_txn *txn, uint64_t n,
+                            lb_victims *out);
 uint64_t lb__victims_count(const lb_victims *vs);
 uint64_t lb__victims_at(const lb_victims *vs, uint64_t i);
 /* Every batch that undoes z (`_undo` values: the id, with LB__UNDO_IMPLIED
  * when its history is implied), into *ids as lb__hist_ids does. c is a
  * cursor on `_undo` in txn. */
-int lb__undoers(lb_db *db, MDB_txn *txn, MDB_cursor *c, uint64_t z,
-                uint64_t **ids, size_t *n, size_t *cap);
+LB__WUR int lb__undoers(lb_db *db, MDB_txn *txn, MDB_cursor *c, uint64_t z,
+                        uint64_t **ids, size_t *n, size_t *cap);
 /* Whether batch k stands, if the caller knows better than k's header: 1
  * or 0, or -1 to read the header. */
 typedef int (*lb__standing_fn)(void *ctx, uint64_t k);
 /* The greatest standing batch that undoes id (0: id stands), into *rbb.
  * Batch `self` (the batch being written) stands; `over` (may be NULL)
  * overrides headers. buf/cap: a reusable array. */
-int lb__standing_of(lb_db *db, MDB_txn *txn, MDB_cursor *uc, uint64_t id,
-                    uint64_t self, lb__standing_fn over, void *ctx,
-                    uint64_t **buf, size_t *cap, uint64_t *rbb);
+LB__WUR int lb__standing_of(lb_db *db, MDB_txn *txn, MDB_cursor *uc,
+                            uint64_t id, uint64_t self, lb__standing_fn over,
+                            void *ctx, uint64_t **buf, size_t *cap,
+                            uint64_t *rbb);
 /* A max-heap of batch ids (the settling order: newest first). */
 typedef struct lb_heap {
 	uint64_t *v;
 	size_t n, cap;
 } lb_heap;
-int lb__heap_push(lb_heap *h, uint64_t x);
+LB__WUR int lb__heap_push(lb_heap *h, uint64_t x);
 uint64_t lb__heap_pop(lb_heap *h); /* h->n > 0 */
 /* Push every batch vs lists. */
-int lb__heap_push_victims(lb_heap *h, const lb_victims *vs);
+LB__WUR int lb__heap_push_victims(lb_heap *h, const lb_victims *vs);
 /* At the commit of an undo batch b: write its `_victims` and `_undo`
  * entries, and set `rolled_back_by` of every batch whose standing it
  * changes. */
-int lb__undo_settle(lb_batch *b);
+LB__WUR int lb__undo_settle(lb_batch *b);
 
 /* ---- validate.c ---------------------------------------------------------- */
 /* Check a value against t's schema; records FORMAT issues on b. Returns 0
  * or LB_EVALIDATION. */
-int lb__validate_value(lb_batch *b, lb_table *t, const void *key, size_t klen,
-                       const void *val, size_t vlen);
+LB__WUR int lb__validate_value(lb_batch *b, lb_table *t, const void *key,
+                               size_t klen, const void *val, size_t vlen);
 /* Maintain _refs for a change of key in t from before to after (either may
  * be NULL) and queue the commit-time checks. */
-int lb__refs_update(lb_batch *b, lb_table *t, const void *key, size_t klen,
-                    const void *before, size_t blen, const void *after,
-                    size_t alen, int queue);
+LB__WUR int lb__refs_update(lb_batch *b, lb_table *t, const void *key,
+                            size_t klen, const void *before, size_t blen,
+                            const void *after, size_t alen, int queue);
 /* Run the queued foreign-key checks; records FOREIGN_KEY issues. */
-int lb__fk_check(lb_batch *b);
+LB__WUR int lb__fk_check(lb_batch *b);
 /* Does value val of table t name, in one of its ref fields, a key that its
  * referenced table does not hold in txn? 1 (and *field, the schema field),
  * 0, or < 0. */
-int lb__refs_dangling(MDB_txn *txn, const lb_table *t, const void *val,
-                      size_t vlen, uint32_t *field);
+LB__WUR int lb__refs_dangling(MDB_txn *txn, const lb_table *t, const void *val,
+                              size_t vlen, uint32_t *field);
 
 /* ---- checkpoint.c: checkpoints, and directories for them and replays ---- */
 /* 0 if dir is missing or an empty directory, else LB_EEXIST. */
-int lb__dest_check(const char *dir);
+LB__WUR int lb__dest_check(const char *dir);
 /* Create (parents included) a hidden directory next to dest,
  * "<parent>/.<name>.tmp-XXXXXX", to build dest in; *tmp malloc'd. */
-int lb__dest_tmp(const char *dest, char **tmp);
+LB__WUR int lb__dest_tmp(const char *dest, char **tmp);
 /* Rename the finished tmp onto dest (missing or empty) and sync the
  * parent directory. LB_EEXIST if dest was filled meanwhile. */
-int lb__dest_publish(const char *tmp, const char *dest);
+LB__WUR int lb__dest_publish(const char *tmp, const char *dest);
 /* Remove a directory the library built (its files, then itself). */
 void lb__rmdir_files(const char *dir);
 /* The oldest registered checkpoint at a batch in lo..hi whose data.mdb
  * exists: *at and *path (malloc'd). LB_ENOTFOUND if none. */
-int lb__checkpoint_find(lb_db *db, MDB_txn *txn, uint64_t lo, uint64_t hi,
-                        uint64_t *at, char **path);
+LB__WUR int lb__checkpoint_find(lb_db *db, MDB_txn *txn, uint64_t lo,
+                                uint64_t hi, uint64_t *at, char **path);
 
 /* ---- replay.c ------------------------------------------------------------ */
 /* Replay src, as its read transaction txn sees it, into dest (missing or
  * empty) up to batch to (<= the last batch in txn), from empty or from a
  * checkpoint directory. *records = records applied; *failed (may be NULL)
  * = the batch a failure belongs to, 0 if none. */
-int lb__replay_txn(lb_db *src, MDB_txn *txn, const char *dest, uint64_t to,
-                   const char *from_checkpoint, uint64_t *records,
-                   uint64_t *failed);
+LB__WUR int lb__replay_txn(lb_db *src, MDB_txn *txn, const char *dest,
+                           uint64_t to, const char *from_checkpoint,
+                           uint64_t *records, uint64_t *failed);
 
 #endif

@@ -39,6 +39,36 @@ int lb__hdr_get(lb_db *db, MDB_txn *txn, uint64_t id, lb_wal_hdr *h)
 	return 0;
 }
 
+int lb__segment_load(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h, uint32_t s,
+                     lb_segr *r, MDB_val *stored)
+{
+	uint8_t kb[12], sha[32];
+	lb__be64(kb, h->id);
+	lb__be32(kb + 8, s);
+	MDB_val k = {12, kb}, v;
+	int rc, mrc = mdb_get(txn, db->wal, &k, &v);
+	if (mrc == MDB_NOTFOUND)
+		return lb__fail(LB_ECORRUPT,
+		                "batch %llu: segment %u is missing",
+		                (unsigned long long)h->id, s);
+	if (mrc)
+		return lb__mdb_fail(mrc, "_wal");
+	if ((rc = lb__sha256(v.mv_data, v.mv_size, sha)) < 0)
+		return rc;
+	if (memcmp(sha, h->seg_hashes + 32 * (size_t)s, 32) != 0)
+		return lb__fail(LB_ECORRUPT,
+		                "batch %llu: segment %u does not match its "
+		                "hash",
+		                (unsigned long long)h->id, s);
+	/* lb__segr_load copies the records into the reader's own buffer */
+	if ((rc = lb__segr_load(r, v.mv_data, v.mv_size)) < 0)
+		return lb__rewrap(rc, "batch %llu: segment %u",
+		                  (unsigned long long)h->id, s);
+	if (stored)
+		*stored = v;
+	return 0;
+}
+
 int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
                    lb__rec_fn fn, void *ctx)
 {
@@ -53,34 +83,8 @@ int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	}
 	uint64_t seen = 0;
 	for (uint32_t s = 0; s < h.segments && rc == 0; s++) {
-		uint8_t kb[12], sha[32];
-		lb__be64(kb, id);
-		lb__be32(kb + 8, s);
-		MDB_val k = {12, kb}, v;
-		int mrc = mdb_get(txn, db->wal, &k, &v);
-		if (mrc == MDB_NOTFOUND) {
-			rc = lb__fail(LB_ECORRUPT,
-			              "batch %llu: segment %u is missing",
-			              (unsigned long long)id, s);
+		if ((rc = lb__segment_load(db, txn, &h, s, r, NULL)) < 0)
 			break;
-		}
-		if (mrc) {
-			rc = lb__mdb_fail(mrc, "_wal");
-			break;
-		}
-		lb__sha256(v.mv_data, v.mv_size, sha);
-		if (memcmp(sha, h.seg_hashes + 32 * (size_t)s, 32) != 0) {
-			rc = lb__fail(LB_ECORRUPT,
-			              "batch %llu: segment %u does not match "
-			              "its hash",
-			              (unsigned long long)id, s);
-			break;
-		}
-		if ((rc = lb__segr_load(r, v.mv_data, v.mv_size)) < 0) {
-			rc = lb__rewrap(rc, "batch %llu: segment %u",
-			                (unsigned long long)id, s);
-			break;
-		}
 		lb_wal_rec rec;
 		int got;
 		while ((got = lb__segr_next(r, &rec)) == 1) {
@@ -111,14 +115,9 @@ static int any_undo(lb_db *db, MDB_txn *txn)
 static int ids_put(uint64_t **ids, size_t *n, size_t *cap, size_t at,
                    uint64_t id)
 {
-	if (*n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 16;
-		uint64_t *ni = realloc(*ids, nc * sizeof *ni);
-		if (!ni)
-			return lb__fail(LB_ENOMEM, "out of memory");
-		*ids = ni;
-		*cap = nc;
-	}
+	int rc = lb__grow(ids, cap, *n + 1, sizeof **ids, 16);
+	if (rc < 0)
+		return rc;
 	memmove(*ids + at + 1, *ids + at, (*n - at) * sizeof **ids);
 	(*ids)[at] = id;
 	(*n)++;
@@ -352,19 +351,26 @@ int lb_history(lb_db *db, const char *table, const void *key, size_t klen,
 	if (klen > LB_KEY_MAX)
 		return lb__fail(LB_ETOOBIG, "key of %zu bytes (max %d)", klen,
 		                LB_KEY_MAX);
-	lb_table *t = lb__table_find(db, table);
-	if (!t)
-		return lb__no_table(db, table);
+	/* the transaction first: it brings the table list up to date */
 	int rc = lb__read_txn(db, &txn);
 	if (rc < 0)
 		return rc;
+	lb_table *t = lb__table_find(db, table);
+	if (!t) {
+		lb__read_done(db, txn);
+		return lb__no_table(db, table);
+	}
 	uint8_t ik[LB__IKEY_MAX];
 	size_t iklen = lb__ikey(ik, t->tid, key, klen);
 	uint64_t *ids = NULL;
 	size_t nids = 0, cap = 0;
 	hist_ctx hc = {table, strlen(table), key, klen, 0, fn, ctx};
 	lb__segr_init(&r);
-	int mrc = mdb_cursor_open(txn, db->hist, &c);
+	int mrc = iklen ? mdb_cursor_open(txn, db->hist, &c) : 0;
+	if (!iklen) {
+		rc = LB_ENOMEM;
+		goto out;
+	}
 	if (mrc) {
 		rc = lb__mdb_fail(mrc, "_hist");
 		goto out;

@@ -49,7 +49,7 @@ enum {
  * the snapshot on while its meta page was read), or an LMDB failure
  * translated by lb__mdb_fail().
  */
-int lb__pagecheck(MDB_env *env, MDB_txn *txn, int full);
+LB__WUR int lb__pagecheck(MDB_env *env, MDB_txn *txn, int full);
 
 /*
  * The meta pages of the data file named file, read with pread() and checked as
@@ -60,6 +60,6 @@ int lb__pagecheck(MDB_env *env, MDB_txn *txn, int full);
  * apart as damage. 0 when the file is missing or empty (a new environment),
  * else as lb__pagecheck().
  */
-int lb__pagecheck_metas(const char *file);
+LB__WUR int lb__pagecheck_metas(const char *file);
 
 #endif

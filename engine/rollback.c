@@ -318,8 +318,10 @@ static int data_conflict(rb *x, lb_table *t, const lb_wal_rec *r, uint64_t id)
 	uint8_t ik[LB__IKEY_MAX];
 	uint64_t last;
 	char kt[96], msg[256];
-	int rc = last_change(x, ik, lb__ikey(ik, t->tid, r->key, r->klen),
-	                     &last);
+	size_t ikn = lb__ikey(ik, t->tid, r->key, r->klen);
+	if (!ikn)
+		return LB_ENOMEM;
+	int rc = last_change(x, ik, ikn, &last);
 	if (rc < 0)
 		return rc;
 	lb__key_text(r->key, r->klen, kt, sizeof kt);
@@ -446,6 +448,20 @@ static int undo_table(rb *x, uint64_t id, const lb_wal_rec *r)
 	}
 	if (x->nconflicts)
 		return 0;
+	if (r->has_before && r->has_after) { /* undo a schema change */
+		rc = lb__alter_table(b, name, r->before, r->blen,
+		                     LB__HOW_RESTORE);
+		after_write(x);
+		if (rc == LB_EVALIDATION)
+			return lb__fail(
+			        LB_EVALIDATION,
+			        "batch %llu changed the schema of table "
+			        "%s, and records written since do not "
+			        "fit the schema before it; roll them "
+			        "back first",
+			        (unsigned long long)id, name);
+		return rc;
+	}
 	if (r->has_before) { /* undo a removal: create it again */
 		rc = lb__apply_table(b, name, r->before, r->blen, 0,
 		                     LB__HOW_RESTORE);
@@ -478,28 +494,10 @@ static int undo_table(rb *x, uint64_t id, const lb_wal_rec *r)
 static int load_segment(rb *x, uint64_t id, const lb_wal_hdr *h, uint32_t s)
 {
 	lb_db *db = x->db;
-	uint8_t kb[12], sha[32];
-	lb__be64(kb, id);
-	lb__be32(kb + 8, s);
-	MDB_val k = {12, kb}, v;
-	int rc, mrc = mdb_get(x->b->txn, db->wal, &k, &v);
-	if (mrc == MDB_NOTFOUND)
-		return lb__fail(LB_ECORRUPT,
-		                "batch %llu: segment %u is missing",
-		                (unsigned long long)id, s);
-	if (mrc)
-		return lb__mdb_fail(mrc, "_wal");
-	if ((rc = lb__sha256(v.mv_data, v.mv_size, sha)) < 0)
+	int rc;
+	(void)id;
+	if ((rc = lb__segment_load(db, x->b->txn, h, s, &db->segr, NULL)) < 0)
 		return rc;
-	if (memcmp(sha, h->seg_hashes + 32 * (size_t)s, 32) != 0)
-		return lb__fail(LB_ECORRUPT,
-		                "batch %llu: segment %u does not match its "
-		                "hash",
-		                (unsigned long long)id, s);
-	/* lb__segr_load copies the records into the reader's own buffer */
-	if ((rc = lb__segr_load(&db->segr, v.mv_data, v.mv_size)) < 0)
-		return lb__rewrap(rc, "batch %llu: segment %u",
-		                  (unsigned long long)id, s);
 	/* note where each record starts, to visit them backwards */
 	lb_segr *r = &db->segr;
 	lb_wal_rec rec;
@@ -508,15 +506,9 @@ static int load_segment(rb *x, uint64_t id, const lb_wal_hdr *h, uint32_t s)
 		uint32_t off = (uint32_t)(r->mp.p - r->raw.data);
 		if ((rc = lb__segr_next(r, &rec)) <= 0)
 			break;
-		if (x->noffs == x->ocap) {
-			size_t nc = x->ocap ? x->ocap * 2 : 1024;
-			uint32_t *no = realloc(x->offs, nc * sizeof *no);
-			if (!no)
-				return lb__fail(LB_ENOMEM,
-				                "rollback: out of memory");
-			x->offs = no;
-			x->ocap = nc;
-		}
+		if ((rc = lb__grow(&x->offs, &x->ocap, x->noffs + 1,
+		                   sizeof *x->offs, 1024)) < 0)
+			return rc;
 		x->offs[x->noffs++] = off;
 	}
 	return rc;
@@ -678,6 +670,8 @@ static int collect_cb(void *ctx, const lb_wal_rec *r)
 	if (!t)
 		return 0; /* the undo reports it */
 	size_t n = lb__ikey(ik, t->tid, r->key, r->klen);
+	if (!n)
+		return LB_ENOMEM;
 	if ((rc = bset_get(&x->mkeys, ik, n, &added, &e)) < 0)
 		return rc;
 	if (!added)
@@ -708,14 +702,9 @@ static int collect(rb *x, uint64_t id, int in_c)
 
 static int add_to_S(rb *x, uint64_t id)
 {
-	if (x->nS == x->Scap) {
-		size_t nc = x->Scap ? x->Scap * 2 : 16;
-		uint64_t *ns = realloc(x->S, nc * sizeof *ns);
-		if (!ns)
-			return lb__fail(LB_ENOMEM, "rollback: out of memory");
-		x->S = ns;
-		x->Scap = nc;
-	}
+	int rc = lb__grow(&x->S, &x->Scap, x->nS + 1, sizeof *x->S, 16);
+	if (rc < 0)
+		return rc;
 	x->S[x->nS++] = id;
 	return collect(x, id, 1);
 }
@@ -1064,6 +1053,14 @@ static int net_cb(void *ctx, const lb_wal_rec *r)
 		memcpy(id + n, r->key, r->klen);
 		n += r->klen;
 	}
+	if (table && r->has_before != r->has_after) {
+		/* created or removed after X (not only its schema changed):
+		 * it is made again, not changed in place */
+		bent *te;
+		int tadded;
+		if ((rc = bset_get(&x->mkeys, id, n, &tadded, &te)) < 0)
+			return rc;
+	}
 	if ((rc = bset_get(&x->seen, id, n, &added, &e)) < 0)
 		return rc;
 	if (!added)
@@ -1127,7 +1124,7 @@ static int refs_ready(rb *x, const char *name, const void *enc, size_t n)
  * another schema) or created. */
 typedef struct nettab {
 	netent e;
-	int drop, create;
+	int drop, create, alter;
 } nettab;
 
 static int net_tables(rb *x, nettab **out, size_t *n)
@@ -1140,19 +1137,32 @@ static int net_tables(rb *x, nettab **out, size_t *n)
 		off = net_next(x, off, &ne);
 		if (!ne.table)
 			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 8;
-			nettab *nt = realloc(*out, cap * sizeof *nt);
-			if (!nt)
-				return lb__fail(LB_ENOMEM,
-				                "rollback: out of memory");
-			*out = nt;
-		}
+		int grc = lb__grow(out, &cap, *n + 1, sizeof **out, 8);
+		if (grc < 0)
+			return grc;
 		nettab *tt = &(*out)[(*n)++];
 		lb_table *t = lb__batch_table(x->b, ne.name);
+		uint8_t id[2 + LB_TABLE_NAME_MAX];
+		size_t idn = 2 + strlen(ne.name);
+		bent *te;
+		int fresh, rc;
+		id[0] = 1;
+		id[1] = (uint8_t)strlen(ne.name);
+		memcpy(id + 2, ne.name, id[1]);
+		/* look up without adding: the set only grows, so a miss adds
+		 * an entry that nothing reads */
+		if ((rc = bset_get(&x->mkeys, id, idn, &fresh, &te)) < 0)
+			return rc;
 		tt->e = ne;
+		tt->alter = 0;
 		tt->drop = t && !same_image(1, t->encoded.data, t->encoded.len,
 		                            ne.present, ne.val, ne.vlen);
+		if (tt->drop && ne.present && fresh) {
+			/* only its schema changed since X: change it back in
+			 * place, its records stay */
+			tt->drop = 0;
+			tt->alter = 1;
+		}
 		tt->create = ne.present && (!t || tt->drop);
 	}
 	return 0;
@@ -1193,14 +1203,9 @@ static int net_sorted(const rb *x, size_t **out, size_t *n)
 		next = net_next(x, off, &ne);
 		if (ne.table)
 			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 64;
-			size_t *no = realloc(*out, cap * sizeof *no);
-			if (!no)
-				return lb__fail(LB_ENOMEM,
-				                "rollback: out of memory");
-			*out = no;
-		}
+		int rc = lb__grow(out, &cap, *n + 1, sizeof **out, 64);
+		if (rc < 0)
+			return rc;
 		(*out)[(*n)++] = off;
 	}
 	/* qsort's comparator has no context argument: the rollback holds
@@ -1292,7 +1297,6 @@ static int net_apply(rb *x)
 			              "references another one created again; "
 			              "roll back in two steps");
 	}
-	free(tt);
 	for (i = 0; i < noffs && rc == 0; i++) {
 		net_next(x, offs[i], &ne);
 		if (!ne.present)
@@ -1318,6 +1322,16 @@ static int net_apply(rb *x)
 		after_write(x);
 	}
 	free(offs);
+	/* schemas back, once the records are (they fitted then) */
+	for (i = 0; i < ntt && rc == 0; i++) {
+		if (!tt[i].alter)
+			continue;
+		rc = lb__alter_table(b, tt[i].e.name, tt[i].e.val, tt[i].e.vlen,
+		                     LB__HOW_RESTORE);
+		after_write(x);
+		x->tcache = NULL;
+	}
+	free(tt);
 	return rc;
 }
 

@@ -97,14 +97,9 @@ int lb__undoers(lb_db *db, MDB_txn *txn, MDB_cursor *c, uint64_t z,
 			return lb__fail(LB_ECORRUPT,
 			                "_undo: bad entry for batch %llu",
 			                (unsigned long long)z);
-		if (*n == *cap) {
-			size_t nc = *cap ? *cap * 2 : 8;
-			uint64_t *ni = realloc(*ids, nc * sizeof *ni);
-			if (!ni)
-				return lb__fail(LB_ENOMEM, "out of memory");
-			*ids = ni;
-			*cap = nc;
-		}
+		int rc = lb__grow(ids, cap, *n + 1, sizeof **ids, 8);
+		if (rc < 0)
+			return rc;
 		(*ids)[(*n)++] = r;
 	}
 	if (mrc != MDB_NOTFOUND)
@@ -116,14 +111,9 @@ int lb__undoers(lb_db *db, MDB_txn *txn, MDB_cursor *c, uint64_t z,
 
 int lb__heap_push(lb_heap *h, uint64_t x)
 {
-	if (h->n == h->cap) {
-		size_t nc = h->cap ? h->cap * 2 : 64;
-		uint64_t *nv = realloc(h->v, nc * sizeof *nv);
-		if (!nv)
-			return lb__fail(LB_ENOMEM, "out of memory");
-		h->v = nv;
-		h->cap = nc;
-	}
+	int rc = lb__grow(&h->v, &h->cap, h->n + 1, sizeof *h->v, 64);
+	if (rc < 0)
+		return rc;
 	size_t i = h->n++;
 	while (i > 0 && h->v[(i - 1) / 2] < x) {
 		h->v[i] = h->v[(i - 1) / 2];

@@ -739,6 +739,8 @@ int lb__refs_update(lb_batch *b, lb_table *t, const void *key, size_t klen,
 		refval oldv[LB_SCHEMA_FIELDS_MAX], newv[LB_SCHEMA_FIELDS_MAX];
 		uint8_t self[LB__IKEY_MAX], target[LB__IKEY_MAX];
 		MDB_val sv = {lb__ikey(self, t->tid, key, klen), self};
+		if (!sv.mv_size)
+			return LB_ENOMEM;
 		ref_values(t, before, blen, oldv);
 		ref_values(t, after, alen, newv);
 		for (uint32_t i = 0; i < t->nrefs; i++) {
@@ -756,6 +758,8 @@ int lb__refs_update(lb_batch *b, lb_table *t, const void *key, size_t klen,
 			MDB_val tk = {lb__ikey(target, t->ref_table[i]->tid,
 			                       oldv[i].p, oldv[i].n),
 			              target};
+			if (!tk.mv_size)
+				return LB_ENOMEM;
 			mrc = mdb_del(b->txn, db->refs, &tk, &sv);
 			if (mrc && mrc != MDB_NOTFOUND)
 				return lb__mdb_fail(mrc, "_refs");
@@ -773,6 +777,8 @@ int lb__refs_update(lb_batch *b, lb_table *t, const void *key, size_t klen,
 				MDB_val tk = {lb__ikey(target, ttid, newv[i].p,
 				                       newv[i].n),
 				              target};
+				if (!tk.mv_size)
+					return LB_ENOMEM;
 				mrc = mdb_put(b->txn, db->refs, &tk, &sv,
 				              MDB_NODUPDATA);
 				if (mrc && mrc != MDB_KEYEXIST)
@@ -889,6 +895,10 @@ int lb__fk_check(lb_batch *b)
 				MDB_val tk = {
 				        lb__ikey(target, ttid, tkey, tklen),
 				        target};
+				if (!sv.mv_size || !tk.mv_size) {
+					rc = LB_ENOMEM;
+					goto out;
+				}
 				/* Still referenced by this record? */
 				rc = hit(mdb_cursor_get(c, &tk, &sv,
 				                        MDB_GET_BOTH),
@@ -935,6 +945,10 @@ int lb__fk_check(lb_batch *b)
 				continue;
 			MDB_val tk = {lb__ikey(target, tid, key, klen), target};
 			MDB_val rv;
+			if (!tk.mv_size) {
+				rc = LB_ENOMEM;
+				goto out;
+			}
 			rc = hit(mdb_cursor_get(c, &tk, &rv, MDB_SET_KEY),
 			         "_refs");
 			if (rc < 0)

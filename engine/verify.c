@@ -140,7 +140,8 @@ static int check_segments(vf *v, wcur *w, const lb_wal_hdr *h)
 		}
 		v->rep->segments++;
 		stored += w->d.mv_size;
-		lb__sha256(w->d.mv_data, w->d.mv_size, sha);
+		if ((rc = lb__sha256(w->d.mv_data, w->d.mv_size, sha)) < 0)
+			return rc;
 		if (memcmp(sha, h->seg_hashes + 32 * (size_t)s, 32) != 0) {
 			bad(v, id,
 			    "batch %llu: segment %u does not match the "
@@ -163,7 +164,8 @@ static int check_segments(vf *v, wcur *w, const lb_wal_hdr *h)
 			    0)
 				raw += sh.raw_len;
 			while ((got = lb__segr_next(&v->r, &rec)) == 1)
-				if (rec.op == LB_OP_TABLE && rec.has_after)
+				if (rec.op == LB_OP_TABLE && rec.has_after &&
+				    !rec.has_before)
 					v->creates++;
 			if (got < 0) {
 				if (got == LB_ENOMEM)
@@ -677,6 +679,8 @@ static uint64_t key_batch(vf *v, lb_table *t, const MDB_val *key)
 		return id;
 	size_t iklen = lb__ikey(ik, t->tid, key->mv_data, key->mv_size);
 	uint64_t found;
+	if (!iklen)
+		return id; /* no history to charge it to: the last batch */
 	if (mdb_cursor_open(v->txn, v->db->hist, &c))
 		return id;
 	if (lb__hist_last(v->db, v->txn, c, ik, iklen, UINT64_MAX, &found) ==
@@ -717,7 +721,7 @@ static int check_refs(vf *v)
 	pthread_mutex_lock(&v->db->tlock);
 	size_t n = v->db->ntables;
 	lb_table **ts = malloc((n ? n : 1) * sizeof *ts);
-	if (ts)
+	if (ts && n)
 		memcpy(ts, v->db->tables, n * sizeof *ts);
 	pthread_mutex_unlock(&v->db->tlock);
 	if (!ts)

@@ -59,7 +59,10 @@ static void *zw_main(void *p)
 		pthread_mutex_unlock(&z->mu);
 		const uint8_t *seg = NULL;
 		size_t len = 0;
+		uint8_t hash[32];
 		int rc = lb__segw_finish(&z->w, &seg, &len);
+		if (rc == 0)
+			rc = lb__sha256(seg, len, hash);
 		pthread_mutex_lock(&z->mu);
 		z->rc = rc;
 		if (rc < 0) {
@@ -67,7 +70,7 @@ static void *zw_main(void *p)
 		} else {
 			z->seg = seg;
 			z->seglen = len;
-			lb__sha256(seg, len, z->hash);
+			memcpy(z->hash, hash, 32);
 		}
 		z->state = ZW_DONE;
 		pthread_cond_broadcast(&z->cv);

@@ -68,6 +68,16 @@ extern "C" {
 #define LB_SCHEMA_BYTES_MAX (1u << 20)  /**< largest encoded schema */
 #define LB_ISSUES_MAX 1000              /**< issues kept in an lb_result */
 #define LB_SEGMENT_SIZE_MAX (16u << 20) /**< largest segment_size option */
+#define LB_LABEL_MAX 255                /**< longest batch label, bytes */
+/** @} */
+
+/** @defgroup flags Flag groups
+ * Each group of flags (lb_options.flags, lb_field.flags, lb_rollback(),
+ * lb_verify()) is read by its own calls only, and each of those rejects
+ * bits of other groups as unknown (#LB_EINVAL), so the groups may share
+ * values: #LB_CREATE, #LB_REQUIRED, #LB_CASCADE and #LB_VERIFY_REPLAY are
+ * all 1. Their values are part of the contract and never change.
+ * @{ */
 /** @} */
 
 /** @defgroup handles Opaque handles
@@ -455,6 +465,35 @@ typedef struct lb_result {
 LB_API void lb_result_free(lb_result *r);
 
 /**
+ * @brief Change a table's schema, in a logged batch of its own: one
+ * #LB_OP_TABLE record whose before-image is the old schema and whose
+ * after-image is the new one, so that it replays, verifies and rolls back
+ * like any batch (rolling it back changes the schema back).
+ *
+ * The table keeps its records. Every record is checked against the new
+ * schema: loosening (a new optional field, a higher limit, an open schema
+ * instead of a closed one, no schema at all) always passes; tightening
+ * passes only when every record fits, and a new reference must name
+ * existing keys. When a record does not fit, nothing is written and the
+ * call returns #LB_EVALIDATION with the first #LB_ISSUES_MAX FORMAT (or
+ * FOREIGN_KEY) issues in @p res. The same schema again writes nothing
+ * (res->batch_id 0).
+ *
+ * @param[in] db the database (not read-only).
+ * @param[in] name the table.
+ * @param[in] s the new schema, or NULL for opaque bytes; copied.
+ * @param[out] res may be NULL; the new batch and the issues; release with
+ * lb_result_free().
+ * @return 0, or #LB_ENOTFOUND (no such table), #LB_EVALIDATION (records
+ * that do not fit), #LB_EINVAL (bad schema, a reference to a missing
+ * table, read-only database), #LB_ETOOBIG, #LB_EBUSY, #LB_EFULL, #LB_EIO,
+ * #LB_ENOMEM.
+ * @par Threads: waits for an open batch, as lb_batch_begin() does.
+ */
+LB_API int lb_table_alter(lb_db *db, const char *name, const lb_schema *s,
+                          lb_result *res);
+
+/**
  * @brief Begin a write batch. Only one batch is open at a time per database:
  * this waits until the open one is committed or aborted.
  *
@@ -560,8 +599,6 @@ typedef struct lb_change {
 	int has_after;
 } lb_change;
 
-enum { LB_LABEL_MAX = 255 };
-
 /** What the log knows about one batch. */
 typedef struct lb_batch_info {
 	uint64_t id;     /**< batch id, from 1 */
@@ -624,8 +661,8 @@ LB_API int lb_history(lb_db *db, const char *table, const void *key,
 
 /** Flags of lb_rollback(). */
 enum {
-	LB_CASCADE = 1u, /**< first roll back the later batches this one depends
-	                    on */
+	LB_CASCADE = 1u, /**< also undo the later standing batches built on
+	                    what the rollback changes (no key conflicts) */
 	LB_FORCE = 2u,   /**< restore before-images even over later changes */
 	LB_DRYRUN = 4u   /**< report what would happen; write nothing */
 };

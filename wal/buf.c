@@ -65,3 +65,24 @@ int lb__buf_append(lb_buf *b, const void *p, size_t n)
 	b->len += n;
 	return 0;
 }
+
+int lb__grow(void *pp, size_t *cap, size_t n, size_t elem, size_t first)
+{
+	void **p = pp;
+	if (n <= *cap)
+		return 0;
+	size_t nc = *cap ? *cap : first;
+	while (nc < n) {
+		if (nc > SIZE_MAX / 2)
+			return lb__fail(LB_ENOMEM, "out of memory");
+		nc *= 2;
+	}
+	if (nc > SIZE_MAX / elem)
+		return lb__fail(LB_ENOMEM, "out of memory");
+	void *np = realloc(*p, nc * elem);
+	if (!np)
+		return lb__fail(LB_ENOMEM, "out of memory");
+	*p = np;
+	*cap = nc;
+	return 0;
+}

@@ -149,16 +149,19 @@ static const char *rec_problem(const lb_wal_rec *r)
 		if (r->klen != r->tlen || memcmp(r->key, r->table, r->tlen))
 			return "TABLE record whose key is not its table name";
 		/* after: the table is created; before: it is dropped (the
-		 * undo of its creation). Never both, never neither. */
-		if (r->has_before == r->has_after)
-			return "TABLE record without exactly one image";
-		{
-			/* Rare (one per table created), so decoding the
-			 * schema in full, with its allocations, is fine. */
+		 * undo of its creation); both: its schema changed. Never
+		 * neither. */
+		if (!r->has_before && !r->has_after)
+			return "TABLE record without a schema image";
+		for (int i = 0; i < 2; i++) {
+			/* Rare (one per table created or changed), so
+			 * decoding the schema in full, with its allocations,
+			 * is fine. */
 			lb_wal_schema s;
-			if (lb__schema_decode(
-			            r->has_after ? r->after : r->before,
-			            r->has_after ? r->alen : r->blen, &s) != 0)
+			if (!(i ? r->has_after : r->has_before))
+				continue;
+			if (lb__schema_decode(i ? r->after : r->before,
+			                      i ? r->alen : r->blen, &s) != 0)
 				return "TABLE record with an invalid schema";
 			lb__schema_free(&s);
 		}

@@ -24,6 +24,14 @@
 #include "logbook.h"
 #include "wal/format.h"
 
+/* An internal function whose result must be used (as libgit2 marks its
+ * own): ignoring a failure there would act on a value never computed. */
+#if defined(__GNUC__)
+#define LB__WUR __attribute__((warn_unused_result))
+#else
+#define LB__WUR
+#endif
+
 /* ---- errors (wal/error.c) ------------------------------------------------ */
 
 /* Set this thread's lb_errmsg() detail and return rc. printf-style; the
@@ -46,8 +54,13 @@ typedef struct lb_buf {
 
 void lb__buf_init(lb_buf *b);
 void lb__buf_free(lb_buf *b);
-int lb__buf_reserve(lb_buf *b, size_t extra); /* LB_ENOMEM */
-int lb__buf_append(lb_buf *b, const void *p, size_t n);
+LB__WUR int lb__buf_reserve(lb_buf *b, size_t extra); /* LB_ENOMEM */
+LB__WUR int lb__buf_append(lb_buf *b, const void *p, size_t n);
+/* Make room for n elements of elem bytes in the array *pp (a pointer to
+ * the array pointer) of capacity *cap, doubling from `first`; overflow is
+ * LB_ENOMEM, as is realloc's failure (*pp and *cap then unchanged). */
+LB__WUR int lb__grow(void *pp, size_t *cap, size_t n, size_t elem,
+                     size_t first);
 
 /* ---- msgpack reading cursor (wal/mp.c) ----------------------------------- *
  * A bounded, allocation-free reader of the msgpack types logbook uses.
@@ -73,44 +86,44 @@ typedef enum {
 } lb_mp_type;
 
 lb_mp_type lb__mp_peek(const lb_mp *m);
-int lb__mp_nil(lb_mp *m);
-int lb__mp_bool(lb_mp *m, int *v);
+LB__WUR int lb__mp_nil(lb_mp *m);
+LB__WUR int lb__mp_bool(lb_mp *m, int *v);
 /* Integers in any msgpack integer format (uint and int 8..64, fixints):
  * lb__mp_uint takes any value >= 0, lb__mp_int any value that fits int64. */
-int lb__mp_uint(lb_mp *m, uint64_t *v);
-int lb__mp_int(lb_mp *m, int64_t *v);
-int lb__mp_str(lb_mp *m, const char **s, uint32_t *len);
-int lb__mp_bin(lb_mp *m, const void **p, uint32_t *len);
+LB__WUR int lb__mp_uint(lb_mp *m, uint64_t *v);
+LB__WUR int lb__mp_int(lb_mp *m, int64_t *v);
+LB__WUR int lb__mp_str(lb_mp *m, const char **s, uint32_t *len);
+LB__WUR int lb__mp_bin(lb_mp *m, const void **p, uint32_t *len);
 /* Headers only. The count is checked against the bytes left (1 per array
  * element, 2 per map entry), so a caller may loop over it safely. */
-int lb__mp_array(lb_mp *m, uint32_t *n);
-int lb__mp_map(lb_mp *m, uint32_t *n);
+LB__WUR int lb__mp_array(lb_mp *m, uint32_t *n);
+LB__WUR int lb__mp_map(lb_mp *m, uint32_t *n);
 /* Skip one whole item (nested to at most LB__MP_DEPTH_MAX levels). */
-int lb__mp_skip(lb_mp *m);
+LB__WUR int lb__mp_skip(lb_mp *m);
 /* Is [s, s+len) valid UTF-8 (strict: shortest forms, no surrogates, at
  * most U+10FFFF)? Returns 0 if so, storing the code point count when
  * chars != NULL; else LB_ECORRUPT, the detail naming the bad byte offset.
  * NOTE: 0 means valid (the usual return convention), not "false". */
-int lb__utf8_count(const uint8_t *s, size_t len, size_t *chars);
+LB__WUR int lb__utf8_count(const uint8_t *s, size_t len, size_t *chars);
 
 /* ---- msgpack writing (wal/mp.c), appending to an lb_buf ------------------ *
  * Thin wrappers over msgpack-c's packer so the engine and tools share one
  * encoder. */
-int lb__mpw_array(lb_buf *b, uint32_t n);
-int lb__mpw_map(lb_buf *b, uint32_t n);
-int lb__mpw_nil(lb_buf *b);
-int lb__mpw_bool(lb_buf *b, int v);
-int lb__mpw_uint(lb_buf *b, uint64_t v);
-int lb__mpw_int(lb_buf *b, int64_t v);
-int lb__mpw_double(lb_buf *b, double v);
-int lb__mpw_str(lb_buf *b, const char *s, size_t len);
-int lb__mpw_bin(lb_buf *b, const void *p, size_t len);
+LB__WUR int lb__mpw_array(lb_buf *b, uint32_t n);
+LB__WUR int lb__mpw_map(lb_buf *b, uint32_t n);
+LB__WUR int lb__mpw_nil(lb_buf *b);
+LB__WUR int lb__mpw_bool(lb_buf *b, int v);
+LB__WUR int lb__mpw_uint(lb_buf *b, uint64_t v);
+LB__WUR int lb__mpw_int(lb_buf *b, int64_t v);
+LB__WUR int lb__mpw_double(lb_buf *b, double v);
+LB__WUR int lb__mpw_str(lb_buf *b, const char *s, size_t len);
+LB__WUR int lb__mpw_bin(lb_buf *b, const void *p, size_t len);
 
 /* ---- change records and segments (wal/segment.c) ------------------------- */
 
 /* Is [s, s+len) a valid table name: 1..LB_TABLE_NAME_MAX bytes of
  * [A-Za-z0-9_.-]? 1 if so, 0 if not (s may be NULL). Sets no error. */
-int lb__table_name_ok(const char *s, size_t len);
+LB__WUR int lb__table_name_ok(const char *s, size_t len);
 
 /* One change record. Decoded records point into the reader's buffer;
  * table is NOT NUL-terminated (use tlen). A nil image has has_* 0, pointer
@@ -143,7 +156,7 @@ typedef struct lb_segw {
 	void *zstate;   /* compressor state, reused */
 } lb_segw;
 
-int lb__segw_init(lb_segw *w, int level);
+LB__WUR int lb__segw_init(lb_segw *w, int level);
 void lb__segw_free(lb_segw *w);
 /* Drop the open records (the batch that wrote them was abandoned). */
 void lb__segw_reset(lb_segw *w);
@@ -153,11 +166,11 @@ void lb__segw_reset(lb_segw *w);
  * LB_EINVAL for an invalid record, LB_ETOOBIG when it does not fit in the
  * open segment (see lb__segw_fits()), LB_ENOMEM. On failure the open
  * segment is unchanged. */
-int lb__segw_add(lb_segw *w, const lb_wal_rec *r);
+LB__WUR int lb__segw_add(lb_segw *w, const lb_wal_rec *r);
 /* Would r fit in the open segment (raw bytes <= LB__SEG_RAW_MAX, records
  * <= LB__SEG_COUNT_MAX)? Any single valid record fits in an empty segment,
  * so: if (!lb__segw_fits(w, r)) finish the segment, then add. */
-int lb__segw_fits(const lb_segw *w, const lb_wal_rec *r);
+LB__WUR int lb__segw_fits(const lb_segw *w, const lb_wal_rec *r);
 /* Raw (uncompressed) bytes of the open segment's records. */
 static inline size_t lb__segw_rawlen(const lb_segw *w)
 {
@@ -167,7 +180,7 @@ static inline size_t lb__segw_rawlen(const lb_segw *w)
  * until the next finish or free (not disturbed by add). Resets the open
  * records. LB_EINVAL if there are none. Incompressible records are stored
  * with codec 0 even at a level > 0. */
-int lb__segw_finish(lb_segw *w, const uint8_t **seg, size_t *seglen);
+LB__WUR int lb__segw_finish(lb_segw *w, const uint8_t **seg, size_t *seglen);
 
 /* Parsed, verified segment header. */
 typedef struct lb_seg_hdr {
@@ -179,7 +192,7 @@ typedef struct lb_seg_hdr {
 /* Parse and check the fixed header only (magic, version, codec, reserved
  * bits, lengths against len and the caps, plausible count, CRC over the
  * whole segment). LB_ECORRUPT, or LB_EVERSION for a version > 1. */
-int lb__seg_header(const void *seg, size_t len, lb_seg_hdr *h);
+LB__WUR int lb__seg_header(const void *seg, size_t len, lb_seg_hdr *h);
 
 /* Segment reader: verifies and inflates one segment into its own buffer
  * (reused across segments), then yields its records. */
@@ -196,10 +209,10 @@ void lb__segr_free(lb_segr *r);
  * declared count of well-formed records and nothing after them. The
  * records are copied into r (seg need not outlive this call). On failure
  * r yields nothing. LB_ECORRUPT, LB_EVERSION, LB_ENOMEM. */
-int lb__segr_load(lb_segr *r, const void *seg, size_t len);
+LB__WUR int lb__segr_load(lb_segr *r, const void *seg, size_t len);
 /* 1 and *rec filled; 0 at the end; LB_ECORRUPT. Records point into r and
  * stay valid until the next load or free. */
-int lb__segr_next(lb_segr *r, lb_wal_rec *rec);
+LB__WUR int lb__segr_next(lb_segr *r, lb_wal_rec *rec);
 
 /* ---- batch headers and the hash chain (wal/header.c) --------------------- */
 
@@ -225,18 +238,18 @@ typedef struct lb_wal_hdr {
  * segments not in 1..LB__HDR_SEGMENTS_MAX, records < segments, raw_bytes <
  * 10 * records, undoes >= id, rolled_back_by in 1..id, ...); on failure
  * out is unchanged. */
-int lb__hdr_encode(const lb_wal_hdr *h, lb_buf *out);
+LB__WUR int lb__hdr_encode(const lb_wal_hdr *h, lb_buf *out);
 /* Decode; h->seg_hashes is malloc'd (free with lb__hdr_free). Checks
  * structure, shortest msgpack forms and the §5.2 invariants, not the hash:
  * compare lb__hdr_hash() with h->hash. LB_ECORRUPT, LB_EVERSION (header
  * version > 1), LB_ENOMEM. On failure *h is zeroed (nothing to free). */
-int lb__hdr_decode(const void *p, size_t len, lb_wal_hdr *h);
+LB__WUR int lb__hdr_decode(const void *p, size_t len, lb_wal_hdr *h);
 void lb__hdr_free(lb_wal_hdr *h);
 /* Compute the chain hash (FORMAT.md §5.3) of h's covered fields into out.
  * Ignores h->hash, rolled_back_by and pruned. */
-int lb__hdr_hash(const lb_wal_hdr *h, uint8_t out[32]);
+LB__WUR int lb__hdr_hash(const lb_wal_hdr *h, uint8_t out[32]);
 /* SHA-256 of a segment value as stored. */
-int lb__sha256(const void *p, size_t len, uint8_t out[32]);
+LB__WUR int lb__sha256(const void *p, size_t len, uint8_t out[32]);
 
 /* ---- schemas (wal/schema.c) ---------------------------------------------- */
 
@@ -282,11 +295,11 @@ typedef struct lb_wal_schema {
  * LB_EINVAL with a message naming the field ("field 2 'date': unknown type
  * 42", 0-based); LB_ENOMEM; out unchanged on failure. Whether refs name
  * existing tables is the engine's check. */
-int lb__schema_encode(const lb_schema *s, lb_buf *out);
+LB__WUR int lb__schema_encode(const lb_schema *s, lb_buf *out);
 /* Decode strictly, compiling patterns: LB_ECORRUPT, LB_EVERSION (schema
  * version other than 2), LB_ENOMEM. On failure *out is zeroed (nothing to
  * free). Field names and refs are NUL-terminated copies. */
-int lb__schema_decode(const void *p, size_t len, lb_wal_schema *out);
+LB__WUR int lb__schema_decode(const void *p, size_t len, lb_wal_schema *out);
 void lb__schema_free(lb_wal_schema *s);
 
 /* Does the str [s, s + len) have the format fmt (LB_FMT_DATE or
@@ -295,6 +308,7 @@ void lb__schema_free(lb_wal_schema *s);
 const char *lb__format_problem(int fmt, const char *s, size_t len);
 /* Does the str [s, s + len) match f's pattern as a whole? 1, 0, or
  * LB_ENOMEM (regexec ran out of memory). */
-int lb__pattern_match(const lb_sfield *f, const char *s, size_t len);
+LB__WUR int lb__pattern_match(const lb_sfield *f, const char *s,
+                             size_t len);
 
 #endif

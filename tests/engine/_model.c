@@ -3,11 +3,14 @@
  * _model.c: the in-memory model and random history generator of _model.h.
  *
  * Every step is computed by the model first (return code, issues, the
- * records the new batch must hold, which batches it marks), then done on the
- * live database, then compared. The model is deliberately naive: tables are
- * fixed arrays, the per-key history is a list of batch ids, the cascade
- * closure is a queue over those lists and the current "who references whom"
- * is a scan of table "w".
+ * records the new batch must hold, which batches it undoes), then done on
+ * the live database, then compared. The model is deliberately naive and
+ * slow: tables are fixed arrays; the log is an array of batches, each with
+ * its records and, for an undo batch, the set of batches it undoes; which
+ * batches stand is recomputed from that set newest to oldest after every
+ * new batch; a cascade's set is a fixpoint over every batch of the log; the
+ * state right after a batch is a replay of the model's records from empty;
+ * and "who references whom" is a scan of table "w".
  */
 #define _GNU_SOURCE
 #include "_common.h"
@@ -151,10 +154,25 @@ static void u64_push(uint64_t **v, size_t *n, size_t *cap, uint64_t x)
 	(*v)[(*n)++] = x;
 }
 
+static uint32_t kbit(int t, int k)
+{
+	return 1u << (t * TM_NK + k);
+}
+
 static tm_batch *batch(const tm_model *m, uint64_t id)
 {
 	assert_true(id >= 1 && id <= m->nb);
 	return &m->b[id - 1];
+}
+
+const tm_batch *tm_batch_at(const tm_model *m, uint64_t id)
+{
+	return batch(m, id);
+}
+
+static int ordinary(const tm_batch *b)
+{
+	return b->kind == TM_B_TABLE || b->kind == TM_B_USER;
 }
 
 tm_model *tm_new(int keep_states)
@@ -162,6 +180,7 @@ tm_model *tm_new(int keep_states)
 	tm_model *m = calloc(1, sizeof *m);
 	assert_non_null(m);
 	m->keep_states = keep_states;
+	m->trace = th_env_long("LB_MODEL_TRACE", 0) != 0;
 	lb_options_init(&m->opts);
 	m->opts.flags = LB_NOSYNC;
 	return m;
@@ -173,19 +192,83 @@ void tm_free(tm_model *m)
 		return;
 	for (size_t i = 0; i < m->nb; i++) {
 		free(m->b[i].recs);
+		free(m->b[i].set);
 		free(m->b[i].state);
 	}
 	free(m->b);
-	for (int t = 0; t < TM_NT; t++)
-		for (int k = 0; k < TM_NK; k++)
-			free(m->hist[t][k]);
 	free(m);
 }
 
+/* Which batches stand among 1..upto, and, when extra is not 0, a virtual
+ * batch upto + 1 that undoes batch `extra` alone: rbb[i] is the greatest
+ * standing batch that undoes i, else 0. docs/ROLLBACK.md: a batch stands
+ * unless a standing batch undoes it; the last batch stands, and a batch's
+ * standing depends only on later batches, so one pass from the newest
+ * batch to the oldest settles every batch before it is looked at (and the
+ * first standing batch met that undoes i is the greatest). rbb holds
+ * upto + 2 entries. */
+static void marks(const tm_model *m, uint64_t upto, uint64_t extra,
+                  uint64_t *rbb)
+{
+	uint64_t top = upto + (extra != 0);
+	assert_true(upto <= m->nb);
+	memset(rbb, 0, (upto + 2) * sizeof *rbb);
+	for (uint64_t j = top; j >= 1; j--) {
+		if (rbb[j])
+			continue; /* rolled back: it undoes nothing now */
+		if (j > upto) {
+			rbb[extra] = j;
+			continue;
+		}
+		const tm_batch *bj = batch(m, j);
+		for (size_t s = 0; s < bj->nset; s++) {
+			uint64_t i = bj->set[s];
+			assert_true(i >= 1 && i < j);
+			if (!rbb[i])
+				rbb[i] = j;
+		}
+	}
+}
+
+void tm_marks_at(const tm_model *m, uint64_t upto, uint64_t *rbb)
+{
+	marks(m, upto, 0, rbb);
+}
+
+int tm_has_forced(const tm_model *m)
+{
+	for (size_t i = 0; i < m->nb; i++)
+		if (m->b[i].kind == TM_B_ROLLBACK && (m->b[i].flags & LB_FORCE))
+			return 1;
+	return 0;
+}
+
+/* Set every batch's rolled_back_by from the undo sets; the ids whose mark
+ * changed go to *changed (malloc'd, may be NULL when none). */
+static size_t refresh_marks(tm_model *m, uint64_t **changed)
+{
+	uint64_t *rbb = malloc((m->nb + 2) * sizeof *rbb);
+	size_t n = 0, cap = 0;
+	assert_non_null(rbb);
+	*changed = NULL;
+	marks(m, m->nb, 0, rbb);
+	for (uint64_t i = 1; i <= m->nb; i++)
+		if (batch(m, i)->rolled_back_by != rbb[i]) {
+			batch(m, i)->rolled_back_by = rbb[i];
+			u64_push(changed, &n, &cap, i);
+		}
+	free(rbb);
+	return n;
+}
+
 /* Append the next batch; m->cur must already be the state after it. Takes
- * ownership of recs. */
-static uint64_t push_batch(tm_model *m, int kind, uint64_t undoes, tm_rec *recs,
-                           size_t n, uint64_t records)
+ * ownership of recs and set (the ids it undoes, ascending). Returns the new
+ * id; the marks are refreshed (the ids whose mark changed go to *changed
+ * when it is not NULL). */
+static uint64_t push_batch(tm_model *m, int kind, unsigned flags,
+                           uint64_t undoes, uint64_t *set, size_t nset,
+                           tm_rec *recs, size_t n, uint64_t records,
+                           uint64_t **changed, size_t *nchanged)
 {
 	if (m->nb == m->cap) {
 		m->cap = m->cap ? m->cap * 2 : 64;
@@ -196,23 +279,74 @@ static uint64_t push_batch(tm_model *m, int kind, uint64_t undoes, tm_rec *recs,
 	tm_batch *b = &m->b[id - 1];
 	memset(b, 0, sizeof *b);
 	b->kind = kind;
+	b->flags = flags;
 	b->undoes = undoes;
+	b->set = set;
+	b->nset = nset;
 	b->recs = recs;
 	b->nrecs = n;
 	b->records = records;
-	for (size_t i = 0; i < n; i++) {
-		int t = recs[i].t, k = recs[i].k;
-		size_t h = m->nhist[t][k];
-		if (h == 0 || m->hist[t][k][h - 1] != id)
-			u64_push(&m->hist[t][k], &m->nhist[t][k],
-			         &m->hcap[t][k], id);
-	}
+	for (size_t i = 0; i < n; i++)
+		b->keys |= kbit(recs[i].t, recs[i].k);
+	for (size_t i = 0; i + 1 < nset; i++)
+		assert_true(set[i] < set[i + 1]);
 	if (m->keep_states) {
 		b->state = malloc(sizeof *b->state);
 		assert_non_null(b->state);
 		*b->state = m->cur;
 	}
+	uint64_t *ch;
+	size_t nch = refresh_marks(m, &ch);
+	if (changed) {
+		*changed = ch;
+		*nchanged = nch;
+	} else
+		free(ch);
 	return id;
+}
+
+/* Apply batch i's records to *out; with check, each record's before-image
+ * must be what the key holds (as the engine logged it) and its op must fit
+ * its after-image. */
+static void apply(const tm_model *m, uint64_t i, tm_state *out, int check)
+{
+	char x[64], y[64];
+	const tm_batch *bb = batch(m, i);
+	if (bb->kind == TM_B_TABLE) {
+		out->ntables++;
+		return;
+	}
+	for (size_t j = 0; j < bb->nrecs; j++) {
+		const tm_rec *r = &bb->recs[j];
+		tm_val *v = &out->v[r->t][r->k];
+		if (check) {
+			TM_CHECK(m, val_eq(v, &r->before),
+			         "model: batch %llu record %zu: before %s, key "
+			         "holds %s",
+			         (unsigned long long)i, j,
+			         val_text(&r->before, x, sizeof x),
+			         val_text(v, y, sizeof y));
+			TM_CHECK(m,
+			         (r->op == LB_OP_PUT) ==
+			                 (r->after.present != 0),
+			         "model: batch %llu record %zu: op %d",
+			         (unsigned long long)i, j, r->op);
+		}
+		*v = r->after;
+	}
+}
+
+/* Replay batches 1..id of the model from empty into *out. */
+static void replay(const tm_model *m, uint64_t id, tm_state *out)
+{
+	memset(out, 0, sizeof *out);
+	for (uint64_t i = 1; i <= id; i++)
+		apply(m, i, out, 0);
+}
+
+void tm_replay_state(const tm_model *m, uint64_t id, tm_state *out)
+{
+	replay(m, id, out);
 }
 
 const tm_state *tm_state_at(const tm_model *m, uint64_t id)
@@ -222,6 +356,43 @@ const tm_state *tm_state_at(const tm_model *m, uint64_t id)
 	if (id == 0)
 		return &empty;
 	return batch(m, id)->state;
+}
+
+static int state_eq(const tm_state *a, const tm_state *b)
+{
+	if (a->ntables != b->ntables)
+		return 0;
+	for (int t = 0; t < TM_NT; t++)
+		for (int k = 0; k < TM_NK; k++)
+			if (!val_eq(&a->v[t][k], &b->v[t][k]))
+				return 0;
+	return 1;
+}
+
+void tm_self_check(const tm_model *m)
+{
+	tm_state s;
+	uint64_t *rbb = malloc((m->nb + 2) * sizeof *rbb);
+	assert_non_null(rbb);
+	memset(&s, 0, sizeof s);
+	for (uint64_t i = 1; i <= m->nb; i++) {
+		apply(m, i, &s, 1);
+		if (m->keep_states)
+			TM_CHECK(m, state_eq(&s, batch(m, i)->state),
+			         "model: its records do not replay to its "
+			         "state after batch %llu",
+			         (unsigned long long)i);
+	}
+	TM_CHECK(m, state_eq(&s, &m->cur),
+	         "model: its records do not replay to its state");
+	marks(m, m->nb, 0, rbb);
+	for (uint64_t i = 1; i <= m->nb; i++)
+		TM_CHECK(m, rbb[i] == batch(m, i)->rolled_back_by,
+		         "model: batch %llu marked %llu, recomputed %llu",
+		         (unsigned long long)i,
+		         (unsigned long long)batch(m, i)->rolled_back_by,
+		         (unsigned long long)rbb[i]);
+	free(rbb);
 }
 
 void tm_setup(tm_model *m, lb_db *db)
@@ -236,9 +407,12 @@ void tm_setup(tm_model *m, lb_db *db)
 	te_rc(0, lb_table_create(db, "w", &s));
 	for (int i = 0; i < TM_NT; i++) {
 		m->cur.ntables = i + 1;
-		push_batch(m, TM_B_TABLE, 0, NULL, 0, 1);
+		push_batch(m, TM_B_TABLE, 0, 0, NULL, 0, NULL, 0, 1, NULL,
+		           NULL);
 	}
 	assert_int_equal(te_last(db), TM_SETUP);
+	if (m->trace)
+		fprintf(stderr, "batches 1..3: create tables a, h, w\n");
 }
 
 /* ---- comparing with the database ----------------------------------------- */
@@ -326,9 +500,10 @@ static int image_eq(int has, const void *p, size_t n, const tm_val *v)
 	       (!has || (n == v->len && (n == 0 || memcmp(p, v->b, n) == 0)));
 }
 
-/* Header state, label (when given) and records of batch id. */
-static void check_batch(const tm_model *m, lb_db *db, uint64_t id,
-                        const char *label)
+/* Header state (rolled_back_by rbb), label (when given) and, with records,
+ * the change records of batch id. */
+static void check_batch(const tm_model *m, lb_db *db, uint64_t id, uint64_t rbb,
+                        const char *label, int records)
 {
 	const tm_batch *mb = batch(m, id);
 	lb_batch_info bi;
@@ -336,10 +511,10 @@ static void check_batch(const tm_model *m, lb_db *db, uint64_t id,
 	TM_CHECK(m, bi.undoes == mb->undoes, "batch %llu undoes %llu, not %llu",
 	         (unsigned long long)id, (unsigned long long)bi.undoes,
 	         (unsigned long long)mb->undoes);
-	TM_CHECK(m, bi.rolled_back_by == mb->rolled_back_by,
+	TM_CHECK(m, bi.rolled_back_by == rbb,
 	         "batch %llu rolled back by %llu, model says %llu",
 	         (unsigned long long)id, (unsigned long long)bi.rolled_back_by,
-	         (unsigned long long)mb->rolled_back_by);
+	         (unsigned long long)rbb);
 	TM_CHECK(m, bi.records == mb->records,
 	         "batch %llu has %llu records, model %llu",
 	         (unsigned long long)id, (unsigned long long)bi.records,
@@ -348,7 +523,7 @@ static void check_batch(const tm_model *m, lb_db *db, uint64_t id,
 		TM_CHECK(m, strcmp(bi.label, label) == 0,
 		         "batch %llu is labelled '%s', not '%s'",
 		         (unsigned long long)id, bi.label, label);
-	if (mb->kind == TM_B_TABLE)
+	if (mb->kind == TM_B_TABLE || !records)
 		return;
 	te_recs rs;
 	memset(&rs, 0, sizeof rs);
@@ -369,9 +544,10 @@ static void check_batch(const tm_model *m, lb_db *db, uint64_t id,
 		                 image_eq(r->has_after, r->after, r->alen,
 		                          &w->after),
 		         "batch %llu record %zu differs from the model's "
-		         "(op %d on %s '%s')",
+		         "(op %d on %s '%s'; the engine's: op %d on %s '%.*s')",
 		         (unsigned long long)id, i, w->op, tm_table_name[w->t],
-		         key);
+		         key, r->op, r->table, (int)r->klen,
+		         (const char *)r->key);
 	}
 	te_recs_free(&rs);
 }
@@ -400,7 +576,69 @@ void tm_assert_recent(const tm_model *m, lb_db *db, uint64_t n)
 void tm_assert_log(const tm_model *m, lb_db *db)
 {
 	for (uint64_t id = 1; id <= m->nb; id++)
-		check_batch(m, db, id, NULL);
+		check_batch(m, db, id, batch(m, id)->rolled_back_by, NULL, 1);
+}
+
+void tm_assert_log_at(const tm_model *m, lb_db *db, uint64_t upto, int records)
+{
+	uint64_t *rbb = malloc((upto + 2) * sizeof *rbb);
+	assert_non_null(rbb);
+	TM_CHECK(m, te_last(db) == upto, "last batch %llu, not %llu",
+	         (unsigned long long)te_last(db), (unsigned long long)upto);
+	marks(m, upto, 0, rbb);
+	for (uint64_t id = 1; id <= upto; id++)
+		check_batch(m, db, id, rbb[id], NULL, records);
+	free(rbb);
+}
+
+/* ---- traces -------------------------------------------------------------- */
+
+/* A value as text for a trace: an opaque value quoted, a witness as
+ * {h:h3,n:1}, nil when absent. */
+static const char *val_str(const tm_val *v, char *buf, size_t cap)
+{
+	int r = w_ref(v);
+	if (!v->present)
+		snprintf(buf, cap, "nil");
+	else if (r >= 0)
+		snprintf(buf, cap, "{h:h%d,n:%d}", r, v->b[8]);
+	else if (v->len == 7 && v->b[0] == 0x82)
+		snprintf(buf, cap, "{h:7,n:%d}", v->b[6]);
+	else
+		snprintf(buf, cap, "'%.*s'", v->len, (const char *)v->b);
+	return buf;
+}
+
+static const char *flags_str(unsigned f, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s%s%s%s%s", f ? "" : "strict",
+	         (f & LB_CASCADE) ? "|CASCADE" : "",
+	         (f & LB_FORCE) ? "|FORCE" : "",
+	         (f & LB_DRYRUN) ? "|DRYRUN" : "", (f & ~7u) ? "|unknown" : "");
+	if (buf[0] == '|')
+		memmove(buf, buf + 1, strlen(buf));
+	return buf;
+}
+
+static void trace_set(const uint64_t *set, size_t n)
+{
+	fprintf(stderr, "{");
+	for (size_t i = 0; i < n && i < 64; i++)
+		fprintf(stderr, "%s%llu", i ? "," : "",
+		        (unsigned long long)set[i]);
+	fprintf(stderr, "%s}", n > 64 ? ",..." : "");
+}
+
+static void trace_recs(const tm_rec *r, size_t n)
+{
+	char a[48], b[48], key[3];
+	for (size_t i = 0; i < n; i++) {
+		tm_key(r[i].t, r[i].k, key);
+		fprintf(stderr, "%s%s %s %s->%s", i ? ", " : "",
+		        r[i].op == LB_OP_PUT ? "PUT" : "DEL", key,
+		        val_str(&r[i].before, a, sizeof a),
+		        val_str(&r[i].after, b, sizeof b));
+	}
 }
 
 /* ---- user batches -------------------------------------------------------- */
@@ -482,6 +720,9 @@ int tm_user_batch(tm_model *m, lb_db *db, uint64_t *rng)
 	if (th_below(rng, 20) == 0) {
 		lb_batch_abort(b);
 		free(rv.v);
+		if (m->trace)
+			fprintf(stderr, "step %llu: a batch aborted\n",
+			        (unsigned long long)m->steps);
 		return 0;
 	}
 	want = issues || dangling(&st) ? LB_EVALIDATION : 0;
@@ -495,8 +736,16 @@ int tm_user_batch(tm_model *m, lb_db *db, uint64_t *rng)
 		         (unsigned long long)res.records,
 		         (unsigned long long)m->nb + 1, rv.n);
 		m->cur = st;
-		uint64_t id = push_batch(m, TM_B_USER, 0, rv.v, rv.n, rv.n);
-		check_batch(m, db, id, label);
+		if (m->trace) {
+			fprintf(stderr, "step %llu: batch %llu: ",
+			        (unsigned long long)m->steps,
+			        (unsigned long long)m->nb + 1);
+			trace_recs(rv.v, rv.n);
+			fputc('\n', stderr);
+		}
+		uint64_t id = push_batch(m, TM_B_USER, 0, 0, NULL, 0, rv.v,
+		                         rv.n, rv.n, NULL, NULL);
+		check_batch(m, db, id, 0, label, 1);
 		m->stats.batches++;
 	} else {
 		TM_CHECK(m, res.batch_id == 0 && res.nissues > 0,
@@ -512,6 +761,9 @@ int tm_user_batch(tm_model *m, lb_db *db, uint64_t *rng)
 				         i, res.issues[i].kind);
 		free(rv.v);
 		m->stats.rejected++;
+		if (m->trace)
+			fprintf(stderr, "step %llu: a commit refused (%s)\n",
+			        (unsigned long long)m->steps, lb_strerror(rc));
 	}
 	lb_result_free(&res);
 	return rc;
@@ -519,73 +771,95 @@ int tm_user_batch(tm_model *m, lb_db *db, uint64_t *rng)
 
 /* ---- rollbacks ----------------------------------------------------------- */
 
-typedef struct conf {
+/* An issue the engine must report: a CONFLICT or a FOREIGN_KEY issue on
+ * table t key k, naming batch. */
+typedef struct tissue {
 	uint8_t t, k;
 	uint64_t batch;
-} conf;
+} tissue;
 
 typedef struct outcome {
 	int rc;
-	tm_state st;
-	recv rv;
-	uint64_t *marks;
-	size_t nmarks, mcap;
-	conf *cf;
-	size_t ncf, cfcap;
-	uint64_t *S;
-	size_t nS, Scap;
+	tm_state st;   /* the state after the restores */
+	recv rv;       /* the records of the new batch */
+	uint64_t *set; /* the batches the new batch undoes, ascending */
+	size_t nset, setcap;
+	tissue *is; /* the issues of rc (LB_ECONFLICT, LB_EVALIDATION) */
+	size_t nis, iscap;
+	size_t skipped; /* restores that wrote nothing (a DELETE of a key
+	                   absent already) */
 } outcome;
 
 static void outcome_free(outcome *o)
 {
 	free(o->rv.v);
-	free(o->marks);
-	free(o->cf);
-	free(o->S);
+	free(o->set);
+	free(o->is);
 }
 
-static uint64_t last_hist(const tm_model *m, int t, int k)
+static void issue_push(outcome *o, int t, int k, uint64_t b)
 {
-	size_t n = m->nhist[t][k];
-	return n ? m->hist[t][k][n - 1] : 0;
+	if (o->nis == o->iscap) {
+		o->iscap = o->iscap ? o->iscap * 2 : 8;
+		o->is = realloc(o->is, o->iscap * sizeof *o->is);
+		assert_non_null(o->is);
+	}
+	o->is[o->nis].t = (uint8_t)t;
+	o->is[o->nis].k = (uint8_t)k;
+	o->is[o->nis].batch = b;
+	o->nis++;
 }
 
-enum { M_CHECK, M_FORCE, M_EXACT };
+/* The last batch that changed key k of table t: the greatest batch of its
+ * history (docs/FORMAT.md §2.4, §2.5), which holds every batch with a
+ * record of it, except the undo batches whose histories are implied
+ * (kind 1): such a batch is in the history of every key whose history holds
+ * a batch it undoes. */
+static uint64_t last_change(const tm_model *m, int t, int k)
+{
+	uint8_t *in = calloc(m->nb + 1, 1);
+	uint64_t last = 0;
+	assert_non_null(in);
+	for (uint64_t id = 1; id <= m->nb; id++) {
+		const tm_batch *b = batch(m, id);
+		int wrote = (b->keys & kbit(t, k)) != 0;
+		if (b->implied) {
+			for (size_t s = 0; s < b->nset && !in[id]; s++)
+				in[id] = in[b->set[s]];
+			TM_CHECK(m, in[id] || !wrote,
+			         "model: batch %llu wrote %s '%c%d', which is "
+			         "in the history of no batch it undoes",
+			         (unsigned long long)id, tm_table_name[t],
+			         tm_table_name[t][0], k);
+		} else
+			in[id] = (uint8_t)wrote;
+		if (in[id])
+			last = id;
+	}
+	free(in);
+	return last;
+}
 
-/* Undo batch L on o->st, last record first (docs/ROLLBACK.md). */
-static void undo(const tm_model *m, outcome *o, uint64_t L, int mode)
+/* Restore batch L's before-images on o->st, record by record from its last
+ * record: a PUT of the before-image, or a DELETE when it is absent, and
+ * nothing when a DELETE finds the key absent already. With exact (a strict
+ * rollback, which checked its keys first) every record must meet its own
+ * after-image. */
+static void restore(const tm_model *m, outcome *o, uint64_t L, int exact)
 {
 	const tm_batch *bb = batch(m, L);
-	uint8_t seen[TM_NT][TM_NK];
-	memset(seen, 0, sizeof seen);
 	for (size_t i = bb->nrecs; i-- > 0;) {
 		const tm_rec *r = &bb->recs[i];
 		tm_val *cur = &o->st.v[r->t][r->k];
-		if (mode == M_EXACT)
+		if (exact)
 			TM_CHECK(m, val_eq(cur, &r->after),
 			         "model: batch %llu record %zu does not undo "
 			         "exactly",
 			         (unsigned long long)L, i);
-		if (mode == M_CHECK && !seen[r->t][r->k]) {
-			seen[r->t][r->k] = 1;
-			if (!val_eq(cur, &r->after)) {
-				if (o->ncf == o->cfcap) {
-					o->cfcap = o->cfcap ? o->cfcap * 2 : 8;
-					o->cf = realloc(o->cf,
-					                o->cfcap *
-					                        sizeof *o->cf);
-					assert_non_null(o->cf);
-				}
-				o->cf[o->ncf].t = r->t;
-				o->cf[o->ncf].k = r->k;
-				o->cf[o->ncf].batch = last_hist(m, r->t, r->k);
-				o->ncf++;
-			}
-		}
-		if (o->ncf)
+		if (!r->before.present && !cur->present) {
+			o->skipped++;
 			continue;
-		if (!r->before.present && !cur->present)
-			continue; /* nothing to delete (force) */
+		}
 		tm_rec nr;
 		memset(&nr, 0, sizeof nr);
 		nr.op = r->before.present ? LB_OP_PUT : LB_OP_DELETE;
@@ -598,99 +872,125 @@ static void undo(const tm_model *m, outcome *o, uint64_t L, int mode)
 	}
 }
 
-/* Does standing batch L only cancel changes made after B? */
-static int cancels(const tm_model *m, uint64_t L, uint64_t B)
+/* Did o's records delete hearing h? */
+static int deleted(const outcome *o, int h)
 {
-	uint64_t U = batch(m, L)->undoes;
-	if (U == 0)
-		return 0;
-	if (batch(m, U)->rolled_back_by == L) /* L = rollback of U */
-		return U > B && batch(m, U)->undoes == 0;
-	return U >= B; /* L = rollback to U */
+	for (size_t i = 0; i < o->rv.n; i++)
+		if (o->rv.v[i].t == TM_H && o->rv.v[i].k == h &&
+		    !o->rv.v[i].after.present)
+			return 1;
+	return 0;
 }
 
-typedef struct queue {
-	uint8_t *t, *k;
-	uint64_t *s;
-	size_t n, cap;
-} queue;
-
-static void q_push(queue *q, int t, int k, uint64_t s)
+/* Did o's records make witness w name hearing h (a record whose after-image
+ * names h and whose before-image does not)? */
+static int renamed(const outcome *o, int w, int h)
 {
-	if (q->n == q->cap) {
-		q->cap = q->cap ? q->cap * 2 : 64;
-		q->t = realloc(q->t, q->cap);
-		q->k = realloc(q->k, q->cap);
-		q->s = realloc(q->s, q->cap * sizeof *q->s);
-		assert_true(q->t && q->k && q->s);
+	for (size_t i = 0; i < o->rv.n; i++) {
+		const tm_rec *r = &o->rv.v[i];
+		if (r->t == TM_W && r->k == w && w_ref(&r->after) == h &&
+		    w_ref(&r->before) != h)
+			return 1;
 	}
-	q->t[q->n] = (uint8_t)t;
-	q->k[q->n] = (uint8_t)k;
-	q->s[q->n] = s;
-	q->n++;
+	return 0;
 }
 
-/* Queue every key batch M changed (since M), and every witness that now
- * names a hearing M made exist. */
-static void collect(const tm_model *m, queue *q, uint64_t M)
+/* The foreign key checks at the end of every rollback (docs/ROLLBACK.md,
+ * "Foreign keys"), against o->st: a hearing that the rollback removed and
+ * that a witness still names is an issue on the hearing, naming the batch
+ * that last changed the (first) witness naming it; a witness that the
+ * rollback made name a hearing that does not exist is an issue on the
+ * witness (batch 0). */
+static void fk_check(const tm_model *m, outcome *o)
 {
-	const tm_batch *bb = batch(m, M);
-	uint8_t seen[TM_NT][TM_NK];
-	memset(seen, 0, sizeof seen);
-	for (size_t i = 0; i < bb->nrecs; i++) {
-		const tm_rec *r = &bb->recs[i];
-		if (seen[r->t][r->k])
-			continue;
-		seen[r->t][r->k] = 1;
-		q_push(q, r->t, r->k, M);
-		if (r->before.present || r->t != TM_H)
+	if (!dangling(&o->st))
+		return;
+	o->rc = LB_EVALIDATION;
+	for (int h = 0; h < TM_NK; h++) {
+		if (o->st.v[TM_H][h].present || !deleted(o, h))
 			continue;
 		for (int w = 0; w < TM_NK; w++)
-			if (w_ref(&m->cur.v[TM_W][w]) == r->k)
-				q_push(q, TM_W, w, M);
+			if (w_ref(&o->st.v[TM_W][w]) == h) {
+				issue_push(o, TM_H, h, last_change(m, TM_W, w));
+				break;
+			}
 	}
+	for (int w = 0; w < TM_NK; w++) {
+		int h = w_ref(&o->st.v[TM_W][w]);
+		if (h >= 0 && !o->st.v[TM_H][h].present && renamed(o, w, h))
+			issue_push(o, TM_W, w, 0);
+	}
+	TM_CHECK(m, o->nis > 0, "model: a dangling reference without issue");
 }
 
-static int cmp_desc(const void *a, const void *b)
+/* The set C of a cascading rollback of B (docs/ROLLBACK.md, LB_CASCADE),
+ * ascending into o->set: St is which batches stand now, St' which would
+ * stand if a new batch undid B alone; the moved batches are the ordinary
+ * ones whose standing differs between the two. C is the smallest set with
+ * B in it such that, for every ordinary M moved or in C and every key M
+ * changed, every ordinary L > M that changed that key and stands in St and
+ * St' is in C; and for every ordinary M in C that created a hearing (its
+ * first record of it has no before-image), every ordinary L > M that
+ * changed a witness naming that hearing now, standing in St and St', is in
+ * C. Each M is looked at once: what it adds depends only on M, St, St' and
+ * the state now, and a moved batch other than B never joins C (it does
+ * not stand in both). */
+static void cascade_set(const tm_model *m, uint64_t B, outcome *o)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? 1 : (x > y ? -1 : 0);
-}
-
-static void plan(const tm_model *m, uint64_t B, outcome *o)
-{
-	queue q = {NULL, NULL, NULL, 0, 0};
-	uint64_t done[TM_NT][TM_NK];
-	uint8_t *considered = calloc(m->nb + 1, 1);
-	assert_non_null(considered);
-	for (int t = 0; t < TM_NT; t++)
-		for (int k = 0; k < TM_NK; k++)
-			done[t][k] = UINT64_MAX;
-	considered[B] = 1;
-	collect(m, &q, B);
-	for (size_t i = 0; i < q.n; i++) {
-		int t = q.t[i], k = q.k[i];
-		uint64_t s = q.s[i];
-		if (done[t][k] <= s)
+	uint64_t n = m->nb;
+	uint64_t *st = malloc((n + 2) * sizeof *st),
+	         *st2 = malloc((n + 2) * sizeof *st2), *work = NULL;
+	uint8_t *in = calloc(n + 1, 1), *done = calloc(n + 1, 1);
+	size_t nwork = 0, wcap = 0;
+	assert_true(st && st2 && in && done);
+	marks(m, n, 0, st);
+	marks(m, n, B, st2);
+	TM_CHECK(m, st[B] == 0 && st2[B] == n + 1,
+	         "model: batch %llu to cascade does not stand",
+	         (unsigned long long)B);
+	in[B] = 1;
+	for (uint64_t M = 1; M <= n; M++)
+		if (ordinary(batch(m, M)) && (!st[M] != !st2[M]))
+			u64_push(&work, &nwork, &wcap, M);
+	while (nwork > 0) {
+		uint64_t M = work[--nwork];
+		const tm_batch *bm = batch(m, M);
+		uint32_t keys = bm->keys, refs = 0;
+		if (done[M])
 			continue;
-		done[t][k] = s;
-		for (size_t j = 0; j < m->nhist[t][k]; j++) {
-			uint64_t L = m->hist[t][k][j];
-			if (L <= s || considered[L])
+		done[M] = 1;
+		if (in[M]) {
+			uint32_t seen = 0;
+			for (size_t i = 0; i < bm->nrecs; i++) {
+				const tm_rec *r = &bm->recs[i];
+				uint32_t bit = kbit(r->t, r->k);
+				if (seen & bit)
+					continue;
+				seen |= bit;
+				if (r->t != TM_H || r->before.present)
+					continue;
+				for (int w = 0; w < TM_NK; w++)
+					if (w_ref(&m->cur.v[TM_W][w]) == r->k)
+						refs |= kbit(TM_W, w);
+			}
+		}
+		for (uint64_t L = M + 1; L <= n; L++) {
+			const tm_batch *bl = batch(m, L);
+			if (in[L] || !ordinary(bl) || st[L] || st2[L] ||
+			    !(bl->keys & (keys | refs)))
 				continue;
-			considered[L] = 1;
-			if (batch(m, L)->rolled_back_by || cancels(m, L, B))
-				continue;
-			u64_push(&o->S, &o->nS, &o->Scap, L);
-			collect(m, &q, L);
+			in[L] = 1;
+			u64_push(&work, &nwork, &wcap, L);
 		}
 	}
-	if (o->nS)
-		qsort(o->S, o->nS, sizeof *o->S, cmp_desc);
-	free(q.t);
-	free(q.k);
-	free(q.s);
-	free(considered);
+	for (uint64_t L = 1; L <= n; L++)
+		if (in[L])
+			u64_push(&o->set, &o->nset, &o->setcap, L);
+	free(st);
+	free(st2);
+	free(in);
+	free(done);
+	free(work);
 }
 
 static void model_rollback(const tm_model *m, uint64_t B, unsigned flags,
@@ -707,151 +1007,193 @@ static void model_rollback(const tm_model *m, uint64_t B, unsigned flags,
 		o->rc = LB_ENOTFOUND;
 		return;
 	}
-	if (batch(m, B)->rolled_back_by) {
+	const tm_batch *bb = batch(m, B);
+	if (bb->rolled_back_by) {
 		o->rc = LB_EINVAL;
 		return;
 	}
+	TM_CHECK(m, bb->kind != TM_B_TABLE,
+	         "model: a rollback of table batch %llu",
+	         (unsigned long long)B);
 	if (flags & LB_CASCADE)
-		plan(m, B, o);
-	for (size_t i = 0; i < o->nS && !o->ncf; i++) {
-		undo(m, o, o->S[i], M_CHECK);
-		u64_push(&o->marks, &o->nmarks, &o->mcap, o->S[i]);
+		cascade_set(m, B, o);
+	else
+		u64_push(&o->set, &o->nset, &o->setcap, B);
+	if (!(flags & (LB_CASCADE | LB_FORCE))) {
+		/* strict: every key must hold B's final after-image */
+		uint32_t seen = 0;
+		for (size_t i = bb->nrecs; i-- > 0;) {
+			const tm_rec *r = &bb->recs[i];
+			uint32_t bit = kbit(r->t, r->k);
+			if (seen & bit)
+				continue;
+			seen |= bit;
+			if (!val_eq(&o->st.v[r->t][r->k], &r->after))
+				issue_push(o, r->t, r->k,
+				           last_change(m, r->t, r->k));
+		}
+		if (o->nis) {
+			o->rc = LB_ECONFLICT;
+			return;
+		}
 	}
-	if (!o->ncf) {
-		undo(m, o, B, (flags & LB_FORCE) ? M_FORCE : M_CHECK);
-		u64_push(&o->marks, &o->nmarks, &o->mcap, B);
+	/* C \ {B} newest first, then B */
+	for (size_t i = o->nset; i-- > 0;)
+		if (o->set[i] != B)
+			restore(m, o, o->set[i], 0);
+	restore(m, o, B, !(flags & (LB_CASCADE | LB_FORCE)));
+	fk_check(m, o);
+	if (o->rc == 0 && (flags & LB_CASCADE)) {
+		/* every key B changed holds the before-image of B's first
+		 * record of it, since B's restores come last */
+		for (size_t i = 0; i < bb->nrecs; i++) {
+			const tm_rec *r = &bb->recs[i];
+			int first = 1;
+			for (size_t j = 0; j < i && first; j++)
+				first = bb->recs[j].t != r->t ||
+				        bb->recs[j].k != r->k;
+			if (first)
+				TM_CHECK(m,
+				         val_eq(&o->st.v[r->t][r->k],
+				                &r->before),
+				         "model: cascade of %llu leaves a key "
+				         "of it other than it found it",
+				         (unsigned long long)B);
+		}
 	}
-	if (o->ncf)
-		o->rc = LB_ECONFLICT;
-	else if (dangling(&o->st))
-		o->rc = LB_EVALIDATION;
 }
 
 /* rollback_to(X): one record per key whose value differs from its value
- * right after X, which is the before-image of the key's first change after
- * X. A rollback_to batch N to X' >= X left everything as after X', so
- * batches X'+1..N are skipped. Deletions first, then puts, each in the
- * order the keys were first changed. */
-static void model_rollback_to(const tm_model *m, uint64_t X, outcome *o)
+ * right after X (found by replaying the model's batches 1..X from empty):
+ * deletions first, then puts, each in the order of table name, then key
+ * (our names and keys all have the same length, so that is (t, k)
+ * ascending). The new batch undoes every batch after X. */
+static void model_rollback_to(const tm_model *m, uint64_t X, unsigned flags,
+                              outcome *o)
 {
-	uint64_t *walk = NULL;
-	size_t nwalk = 0, wcap = 0, norder = 0;
-	uint8_t seen[TM_NT][TM_NK], ot[TM_NT * TM_NK], ok[TM_NT * TM_NK];
-	tm_val at[TM_NT][TM_NK];
+	tm_state at;
 	memset(o, 0, sizeof *o);
 	o->st = m->cur;
+	if (flags & ~(unsigned)LB_DRYRUN) {
+		o->rc = LB_EINVAL;
+		return;
+	}
 	if (X > m->nb) {
 		o->rc = LB_ENOTFOUND;
 		return;
 	}
-	for (uint64_t L = X + 1; L <= m->nb; L++)
-		if (!batch(m, L)->rolled_back_by)
-			u64_push(&o->marks, &o->nmarks, &o->mcap, L);
-	for (uint64_t L = m->nb; L > X;) {
-		const tm_batch *bb = batch(m, L);
-		TM_CHECK(m, bb->kind != TM_B_TABLE,
-		         "model: rollback_to before the tables");
-		if (bb->kind == TM_B_ROLLBACK_TO && bb->undoes >= X) {
-			L = bb->undoes;
-			continue;
-		}
-		u64_push(&walk, &nwalk, &wcap, L--);
-	}
-	memset(seen, 0, sizeof seen);
-	for (size_t i = nwalk; i-- > 0;) {
-		const tm_batch *bb = batch(m, walk[i]);
-		for (size_t j = 0; j < bb->nrecs; j++) {
-			const tm_rec *r = &bb->recs[j];
-			if (seen[r->t][r->k])
-				continue;
-			seen[r->t][r->k] = 1;
-			at[r->t][r->k] = r->before;
-			ot[norder] = r->t;
-			ok[norder++] = r->k;
-		}
-	}
-	free(walk);
+	TM_CHECK(m, X >= TM_SETUP, "model: rollback_to before the tables");
+	replay(m, X, &at);
+	if (m->keep_states)
+		TM_CHECK(m, state_eq(&at, batch(m, X)->state),
+		         "model: replay to %llu differs from the state kept",
+		         (unsigned long long)X);
 	for (int pass = 0; pass < 2; pass++)
-		for (size_t i = 0; i < norder; i++) {
-			const tm_val *want = &at[ot[i]][ok[i]];
-			tm_val *cur = &o->st.v[ot[i]][ok[i]];
-			if (want->present != pass || val_eq(cur, want))
-				continue;
-			tm_rec nr;
-			memset(&nr, 0, sizeof nr);
-			nr.op = want->present ? LB_OP_PUT : LB_OP_DELETE;
-			nr.t = ot[i];
-			nr.k = ok[i];
-			nr.before = *cur;
-			nr.after = *want;
-			recv_push(&o->rv, &nr);
-			*cur = *want;
-		}
-	/* The same state as undoing every record after X in exact reverse. */
-	outcome ex;
-	memset(&ex, 0, sizeof ex);
-	ex.st = m->cur;
-	for (uint64_t L = m->nb; L > X; L--)
-		undo(m, &ex, L, M_EXACT);
-	for (int t = 0; t < TM_NT; t++)
-		for (int k = 0; k < TM_NK; k++)
-			TM_CHECK(m, val_eq(&ex.st.v[t][k], &o->st.v[t][k]),
-			         "model: rollback_to %llu nets %s '%c%d' wrong",
-			         (unsigned long long)X, tm_table_name[t],
-			         tm_table_name[t][0], k);
-	outcome_free(&ex);
+		for (int t = 0; t < TM_NT; t++)
+			for (int k = 0; k < TM_NK; k++) {
+				const tm_val *want = &at.v[t][k];
+				tm_val *cur = &o->st.v[t][k];
+				if (want->present != pass || val_eq(cur, want))
+					continue;
+				tm_rec nr;
+				memset(&nr, 0, sizeof nr);
+				nr.op = want->present ? LB_OP_PUT
+				                      : LB_OP_DELETE;
+				nr.t = (uint8_t)t;
+				nr.k = (uint8_t)k;
+				nr.before = *cur;
+				nr.after = *want;
+				recv_push(&o->rv, &nr);
+				*cur = *want;
+			}
+	for (uint64_t L = X + 1; L <= m->nb; L++)
+		u64_push(&o->set, &o->nset, &o->setcap, L);
+	TM_CHECK(m, state_eq(&at, &o->st), "model: rollback_to nets wrong");
 	TM_CHECK(m, !dangling(&o->st), "model: rollback_to dangles");
 }
 
+/* Do the engine's issues match the model's? CONFLICT: exactly one per key
+ * the model lists, naming the same batch. FOREIGN_KEY: the same keys (a
+ * key may be reported more than once), naming the same batches. */
+static void check_issues(const tm_model *m, const outcome *o, int rc,
+                         const lb_result *res)
+{
+	int kind =
+	        rc == LB_ECONFLICT ? LB_ISSUE_CONFLICT : LB_ISSUE_FOREIGN_KEY;
+	const char *kname = rc == LB_ECONFLICT ? "CONFLICT" : "FOREIGN_KEY";
+	TM_CHECK(m, res->nissues > 0 && res->nissues_total >= res->nissues,
+	         "%s: %zu issues (%zu in all)", lb_strerror(rc), res->nissues,
+	         res->nissues_total);
+	if (rc == LB_ECONFLICT)
+		TM_CHECK(m,
+		         res->nissues == o->nis && res->nissues_total == o->nis,
+		         "%zu conflict issues, model has %zu", res->nissues,
+		         o->nis);
+	for (size_t j = 0; j < res->nissues; j++) {
+		const lb_issue *is = &res->issues[j];
+		size_t i;
+		TM_CHECK(m, (int)is->kind == kind,
+		         "issue %zu is of kind %d, not %s", j, is->kind, kname);
+		TM_CHECK(m, is->message && is->message[0],
+		         "issue %zu without a message", j);
+		for (i = 0; i < o->nis; i++) {
+			char key[3];
+			tm_key(o->is[i].t, o->is[i].k, key);
+			if (strcmp(is->table, tm_table_name[o->is[i].t]) == 0 &&
+			    is->klen == 2 && memcmp(is->key, key, 2) == 0)
+				break;
+		}
+		TM_CHECK(m, i < o->nis,
+		         "%s issue %zu on %s '%.*s', which the model does not "
+		         "have (%s)",
+		         kname, j, is->table, (int)is->klen,
+		         (const char *)is->key, is->message);
+		TM_CHECK(m, is->batch == o->is[i].batch,
+		         "%s issue on %s '%.*s' names batch %llu, model says "
+		         "%llu",
+		         kname, is->table, (int)is->klen, (const char *)is->key,
+		         (unsigned long long)is->batch,
+		         (unsigned long long)o->is[i].batch);
+	}
+	for (size_t i = 0; i < o->nis; i++) {
+		char key[3];
+		size_t j;
+		tm_key(o->is[i].t, o->is[i].k, key);
+		for (j = 0; j < res->nissues; j++)
+			if (strcmp(res->issues[j].table,
+			           tm_table_name[o->is[i].t]) == 0 &&
+			    res->issues[j].klen == 2 &&
+			    memcmp(res->issues[j].key, key, 2) == 0)
+				break;
+		TM_CHECK(m, j < res->nissues, "no %s issue for %s '%s'", kname,
+		         tm_table_name[o->is[i].t], key);
+	}
+}
+
 /* The engine's result against the model's outcome; on success without dry
- * run, commit the outcome to the model. */
-static void settle(tm_model *m, lb_db *db, const outcome *o, int rc,
-                   const lb_result *res, int dry, int kind, uint64_t undoes,
-                   const char *label)
+ * run, commit the outcome to the model and check the new batch and every
+ * batch whose standing changed. */
+static void settle(tm_model *m, lb_db *db, outcome *o, int rc,
+                   const lb_result *res, int dry, int kind, unsigned flags,
+                   uint64_t undoes, const char *label)
 {
 	TM_CHECK(m, res->rc == rc, "res.rc %d, rc %d", res->rc, rc);
-	if (rc == LB_ECONFLICT) {
-		TM_CHECK(m,
-		         res->nissues == o->ncf && res->nissues_total == o->ncf,
-		         "%zu conflict issues, model has %zu", res->nissues,
-		         o->ncf);
-		for (size_t i = 0; i < o->ncf; i++) {
-			char key[3];
-			size_t j;
-			tm_key(o->cf[i].t, o->cf[i].k, key);
-			for (j = 0; j < res->nissues; j++) {
-				const lb_issue *is = &res->issues[j];
-				if (is->kind == LB_ISSUE_CONFLICT &&
-				    strcmp(is->table,
-				           tm_table_name[o->cf[i].t]) == 0 &&
-				    is->klen == 2 &&
-				    memcmp(is->key, key, 2) == 0)
-					break;
-			}
-			TM_CHECK(m, j < res->nissues,
-			         "no CONFLICT issue for %s '%s'",
-			         tm_table_name[o->cf[i].t], key);
-			TM_CHECK(m, res->issues[j].batch == o->cf[i].batch,
-			         "CONFLICT on %s '%s' names batch %llu, model "
-			         "says %llu",
-			         tm_table_name[o->cf[i].t], key,
-			         (unsigned long long)res->issues[j].batch,
-			         (unsigned long long)o->cf[i].batch);
-			TM_CHECK(m,
-			         res->issues[j].message &&
-			                 res->issues[j].message[0],
-			         "CONFLICT without a message");
-		}
-	} else if (rc == LB_EVALIDATION) {
-		TM_CHECK(m, res->nissues > 0, "refused without issues");
-		for (size_t j = 0; j < res->nissues; j++)
-			TM_CHECK(m, res->issues[j].kind == LB_ISSUE_FOREIGN_KEY,
-			         "issue %zu of kind %d, not FOREIGN_KEY", j,
-			         res->issues[j].kind);
-	} else if (rc == 0) {
+	if (rc == LB_ECONFLICT || rc == LB_EVALIDATION)
+		check_issues(m, o, rc, res);
+	else if (rc == 0)
 		TM_CHECK(m, res->nissues == 0, "success with %zu issues",
 		         res->nissues);
-	}
+	/* the batches undone, newest first: those the new batch undoes (or
+	 * would, on dry run); none when nothing is written */
+	size_t nundone = rc == 0 && o->rv.n > 0 ? o->nset : 0;
+	TM_CHECK(m, res->nundone == nundone && (nundone == 0) == !res->undone,
+	         "res.undone lists %zu batches, the model %zu", res->nundone,
+	         nundone);
+	for (size_t i = 0; i < nundone; i++)
+		TM_CHECK(m, res->undone[i] == o->set[nundone - 1 - i],
+		         "res.undone[%zu] is batch %llu, the model's %llu", i,
+		         (unsigned long long)res->undone[i],
+		         (unsigned long long)o->set[nundone - 1 - i]);
 	if (rc != 0) {
 		TM_CHECK(m, res->batch_id == 0 && res->records == 0,
 		         "failure reports batch %llu, %llu records",
@@ -872,53 +1214,193 @@ static void settle(tm_model *m, lb_db *db, const outcome *o, int rc,
 	         (unsigned long long)res->batch_id,
 	         (unsigned long long)res->records,
 	         (unsigned long long)m->nb + 1, o->rv.n);
-	tm_rec *recs = malloc((o->rv.n ? o->rv.n : 1) * sizeof *recs);
-	assert_non_null(recs);
-	memcpy(recs, o->rv.v, o->rv.n * sizeof *recs);
+	uint64_t *changed;
+	size_t nchanged;
 	m->cur = o->st;
-	uint64_t id = push_batch(m, kind, undoes, recs, o->rv.n, o->rv.n);
-	for (size_t i = 0; i < o->nmarks; i++)
-		batch(m, o->marks[i])->rolled_back_by = id;
-	check_batch(m, db, id, label);
-	for (size_t i = 0; i < o->nmarks; i++)
-		check_batch(m, db, o->marks[i], NULL);
+	uint64_t id = push_batch(m, kind, flags & (LB_CASCADE | LB_FORCE),
+	                         undoes, o->set, o->nset, o->rv.v, o->rv.n,
+	                         o->rv.n, &changed, &nchanged);
+	batch(m, id)->implied =
+	        kind == TM_B_ROLLBACK && !(flags & LB_FORCE) && o->skipped == 0;
+	o->set = NULL;
+	o->rv.v = NULL;
+	o->nset = o->rv.n = 0;
+	check_batch(m, db, id, 0, label, 1);
+	for (size_t i = 0; i < nchanged; i++)
+		check_batch(m, db, changed[i],
+		            batch(m, changed[i])->rolled_back_by, NULL, 0);
+	free(changed);
+}
+
+static void count_refusal(tm_model *m, int rc)
+{
+	if (rc == LB_ECONFLICT)
+		m->stats.conflicts++;
+	else if (rc == LB_EVALIDATION)
+		m->stats.fk_refused++;
+	else if (rc == LB_EINVAL) {
+		m->stats.einval++;
+		m->stats.errors++;
+	} else if (rc == LB_ENOTFOUND) {
+		m->stats.enotfound++;
+		m->stats.errors++;
+	} else if (rc != 0)
+		m->stats.errors++;
 }
 
 int tm_rollback(tm_model *m, lb_db *db, uint64_t id, unsigned flags)
 {
 	outcome o;
 	lb_result res;
-	char label[64];
+	char label[64], fs[48];
+	int dry = (flags & LB_DRYRUN) != 0, undo_target = 0, of_cascade = 0,
+	    of_rbto = 0;
 	model_rollback(m, id, flags, &o);
+	size_t nrecs = o.rv.n, nset = o.nset;
+	if (id >= 1 && id <= m->nb) {
+		const tm_batch *tb = batch(m, id);
+		undo_target = !ordinary(tb);
+		of_cascade =
+		        tb->kind == TM_B_ROLLBACK && (tb->flags & LB_CASCADE);
+		of_rbto = tb->kind == TM_B_ROLLBACK_TO;
+	}
+	if (m->trace) {
+		fprintf(stderr, "step %llu: rollback(%llu, %s) -> %s",
+		        (unsigned long long)m->steps, (unsigned long long)id,
+		        flags_str(flags, fs, sizeof fs),
+		        o.rc ? lb_strerror(o.rc) : "0");
+		if (o.rc == 0 && !dry && o.rv.n) {
+			fprintf(stderr, ": batch %llu undoes ",
+			        (unsigned long long)m->nb + 1);
+			trace_set(o.set, o.nset);
+			fprintf(stderr, ": ");
+			trace_recs(o.rv.v, o.rv.n);
+		} else if (o.rc == 0)
+			fprintf(stderr, " (%zu records, nothing written)",
+			        o.rv.n);
+		fputc('\n', stderr);
+	}
 	int rc = lb_rollback(db, id, flags, &res);
+	char em[512];
+	snprintf(em, sizeof em, "%s", lb_errmsg());
+	if ((flags & LB_CASCADE) && rc == LB_ECONFLICT)
+		TM_CHECK(m, tm_has_forced(m),
+		         "a cascade of %llu refused with LB_ECONFLICT, and no "
+		         "forced rollback nor table change in the history (%s)",
+		         (unsigned long long)id, em);
 	TM_CHECK(m, rc == o.rc,
 	         "lb_rollback(%llu, 0x%x) = %s, model says %s (%s)",
 	         (unsigned long long)id, flags, lb_strerror(rc),
-	         lb_strerror(o.rc), lb_errmsg());
+	         lb_strerror(o.rc), em);
 	if (rc < 0)
-		TM_CHECK(m, lb_errmsg()[0] != 0, "no lb_errmsg() detail");
+		TM_CHECK(m, em[0] != 0, "no lb_errmsg() detail");
+	if (rc == LB_EINVAL && id >= 1 && id <= m->nb &&
+	    batch(m, id)->rolled_back_by && !(flags & ~7u) &&
+	    (flags & 3u) != 3u) {
+		/* the message names the standing batch that undoes it */
+		char num[24];
+		const char *p = em;
+		size_t nl;
+		nl = (size_t)snprintf(
+		        num, sizeof num, "%llu",
+		        (unsigned long long)batch(m, id)->rolled_back_by);
+		while ((p = strstr(p, num)) != NULL &&
+		       ((p > em && p[-1] >= '0' && p[-1] <= '9') ||
+		        (p[nl] >= '0' && p[nl] <= '9')))
+			p++;
+		TM_CHECK(m, p != NULL,
+		         "refusing batch %llu, which does not stand, the "
+		         "message does not name batch %s: %s",
+		         (unsigned long long)id, num, em);
+	}
 	snprintf(label, sizeof label, "rollback of batch %llu",
 	         (unsigned long long)id);
-	settle(m, db, &o, rc, &res, (flags & LB_DRYRUN) != 0, TM_B_ROLLBACK, id,
-	       label);
-	if (flags & LB_DRYRUN)
+	settle(m, db, &o, rc, &res, dry, TM_B_ROLLBACK, flags, id, label);
+	if (dry)
 		m->stats.dryruns++;
-	if (rc == LB_ECONFLICT)
-		m->stats.conflicts++;
-	else if (rc == LB_EVALIDATION)
-		m->stats.fk_refused++;
-	else if (rc == 0 && o.rv.n == 0)
+	count_refusal(m, rc);
+	if (rc == 0 && !dry && nrecs == 0) {
 		m->stats.noops++;
-	else if (rc == 0) {
+		if (flags & LB_CASCADE)
+			m->stats.cascade_noops++;
+	} else if (rc == 0 && !dry) {
 		m->stats.rollbacks++;
 		if (flags & LB_FORCE)
 			m->stats.forced++;
-		if (o.nS) {
+		if (undo_target)
+			m->stats.undo_targets++;
+		if (of_cascade)
+			m->stats.of_cascades++;
+		if (of_rbto)
+			m->stats.of_rollback_tos++;
+		if (flags & LB_CASCADE) {
 			m->stats.cascades++;
-			m->stats.cascade_members += o.nS;
+			m->stats.cascade_members += nset - 1;
+			if (undo_target)
+				m->stats.cascades_of_undo++;
 		}
-	} else
-		m->stats.errors++;
+	}
+	outcome_free(&o);
+	lb_result_free(&res);
+	return rc;
+}
+
+int tm_rollback_to_ex(tm_model *m, lb_db *db, uint64_t id, unsigned flags)
+{
+	outcome o;
+	lb_result res;
+	char label[64], fs[48];
+	int dry = (flags & LB_DRYRUN) != 0;
+	model_rollback_to(m, id, flags, &o);
+	if (m->trace) {
+		fprintf(stderr, "step %llu: rollback_to(%llu%s%s) -> %s",
+		        (unsigned long long)m->steps, (unsigned long long)id,
+		        flags ? ", " : "",
+		        flags ? flags_str(flags, fs, sizeof fs) : "",
+		        o.rc ? lb_strerror(o.rc) : "0");
+		if (o.rc == 0 && o.rv.n && !dry) {
+			fprintf(stderr, ": batch %llu: ",
+			        (unsigned long long)m->nb + 1);
+			trace_recs(o.rv.v, o.rv.n);
+		} else if (o.rc == 0)
+			fprintf(stderr, " (%zu records, nothing written)",
+			        o.rv.n);
+		fputc('\n', stderr);
+	}
+	int rc = lb_rollback_to_ex(db, id, flags, &res);
+	char em[512];
+	snprintf(em, sizeof em, "%s", lb_errmsg());
+	TM_CHECK(m, rc == o.rc,
+	         "lb_rollback_to_ex(%llu, 0x%x) = %s, model says %s (%s)",
+	         (unsigned long long)id, flags, lb_strerror(rc),
+	         lb_strerror(o.rc), em);
+	if (rc < 0)
+		TM_CHECK(m, em[0] != 0, "no lb_errmsg() detail");
+	snprintf(label, sizeof label, "rollback to batch %llu",
+	         (unsigned long long)id);
+	int wrote = rc == 0 && o.rv.n > 0 && !dry;
+	settle(m, db, &o, rc, &res, dry, TM_B_ROLLBACK_TO, 0, id, label);
+	if (wrote) {
+		/* every batch up to X stands as it stood right after X */
+		uint64_t *rbb = malloc((id + 2) * sizeof *rbb);
+		assert_non_null(rbb);
+		marks(m, id, 0, rbb);
+		for (uint64_t i = 1; i <= id; i++)
+			TM_CHECK(
+			        m, rbb[i] == batch(m, i)->rolled_back_by,
+			        "model: after rollback_to %llu, batch %llu "
+			        "is marked %llu, as of %llu it was %llu",
+			        (unsigned long long)id, (unsigned long long)i,
+			        (unsigned long long)batch(m, i)->rolled_back_by,
+			        (unsigned long long)id,
+			        (unsigned long long)rbb[i]);
+		free(rbb);
+		m->stats.rollback_tos++;
+	} else if (rc == 0 && !dry)
+		m->stats.noops++;
+	if (dry)
+		m->stats.dryruns++;
+	count_refusal(m, rc);
 	outcome_free(&o);
 	lb_result_free(&res);
 	return rc;
@@ -926,31 +1408,12 @@ int tm_rollback(tm_model *m, lb_db *db, uint64_t id, unsigned flags)
 
 int tm_rollback_to(tm_model *m, lb_db *db, uint64_t id)
 {
-	outcome o;
-	lb_result res;
-	char label[64];
-	model_rollback_to(m, id, &o);
-	int rc = lb_rollback_to(db, id, &res);
-	TM_CHECK(m, rc == o.rc, "lb_rollback_to(%llu) = %s, model says %s (%s)",
-	         (unsigned long long)id, lb_strerror(rc), lb_strerror(o.rc),
-	         lb_errmsg());
-	snprintf(label, sizeof label, "rollback to batch %llu",
-	         (unsigned long long)id);
-	settle(m, db, &o, rc, &res, 0, TM_B_ROLLBACK_TO, id, label);
-	if (rc == 0)
-		m->stats.rollback_tos++;
-	else
-		m->stats.errors++;
-	outcome_free(&o);
-	lb_result_free(&res);
-	return rc;
+	return tm_rollback_to_ex(m, db, id, 0);
 }
 
 /* ---- random steps -------------------------------------------------------- */
 
-/* A batch to roll back: mostly recent ones (so later batches touch the
- * same keys), sometimes any, now and then one that does not exist. */
-static uint64_t pick_target(const tm_model *m, uint64_t *rng)
+uint64_t tm_pick_target(const tm_model *m, uint64_t *rng)
 {
 	uint64_t u = th_below(rng, 100), n = m->nb;
 	if (u < 2)
@@ -958,12 +1421,39 @@ static uint64_t pick_target(const tm_model *m, uint64_t *rng)
 	if (u < 4 || n <= TM_SETUP)
 		return n + 1 + th_below(rng, 3);
 	uint64_t span = n - TM_SETUP;
+	if (u < 40) {
+		/* an undo batch, standing four times in five */
+		int want_standing = th_below(rng, 5) != 0;
+		uint64_t cand[64];
+		size_t nc = 0;
+		for (uint64_t id = n; id > TM_SETUP && nc < 64; id--) {
+			const tm_batch *bb = batch(m, id);
+			if (!ordinary(bb) &&
+			    (!bb->rolled_back_by) == want_standing)
+				cand[nc++] = id;
+		}
+		if (nc)
+			return cand[th_below(rng, nc)];
+	}
+	if (u < 75) {
+		/* a standing ordinary batch, mostly a recent one */
+		uint64_t cand[24];
+		size_t nc = 0;
+		for (uint64_t id = n; id > TM_SETUP && nc < 24; id--) {
+			const tm_batch *bb = batch(m, id);
+			if (ordinary(bb) && !bb->rolled_back_by)
+				cand[nc++] = id;
+		}
+		if (nc)
+			return cand[th_below(
+			        rng, th_below(rng, 2) ? nc : (nc + 3) / 4)];
+	}
 	if (th_below(rng, 10) < 7)
 		return n - th_below(rng, span < 12 ? span : 12);
 	return TM_SETUP + 1 + th_below(rng, span);
 }
 
-static unsigned pick_flags(uint64_t *rng)
+unsigned tm_pick_flags(uint64_t *rng)
 {
 	uint64_t u = th_below(rng, 100);
 	unsigned f = u < 35   ? 0
@@ -995,8 +1485,8 @@ void tm_step(tm_model *m, lb_db **db, const char *dir, uint64_t *rng,
 		tm_user_batch(m, *db, rng);
 		break;
 	case TM_STEP_ROLLBACK: {
-		uint64_t id = pick_target(m, rng);
-		tm_rollback(m, *db, id, pick_flags(rng));
+		uint64_t id = tm_pick_target(m, rng);
+		tm_rollback(m, *db, id, tm_pick_flags(rng));
 		break;
 	}
 	case TM_STEP_ROLLBACK_TO: {
@@ -1022,6 +1512,9 @@ void tm_step(tm_model *m, lb_db **db, const char *dir, uint64_t *rng,
 		m->opts.compression = levels[th_below(rng, 3)];
 		*db = te_open_opts(dir, &m->opts);
 		m->stats.reopens++;
+		if (m->trace)
+			fprintf(stderr, "step %llu: close and reopen\n",
+			        (unsigned long long)m->steps);
 	} break;
 	}
 }

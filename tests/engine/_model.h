@@ -13,16 +13,19 @@
  * Values of "a" and "h" are short byte strings (the empty string included,
  * which is not the same as absent). The tables are batches 1, 2 and 3.
  *
- * The model keeps, per batch, the change records the engine must have
- * logged (exact before- and after-images), the header state (undoes,
- * rolled_back_by, record count), per key the batches that changed it, and
- * optionally the full table state right after every batch (for replay
- * tests: "the database replayed to batch N equals the state at N").
- *
- * Rollback semantics are those of docs/ROLLBACK.md, written again here from
- * the document in the simplest possible way (arrays and loops), so that the
- * engine's indexes (_hist, _refs) are checked against a second, independent
- * implementation.
+ * The model keeps the list of batches and the current state, nothing else:
+ * per batch its kind, the change records the engine must have logged (exact
+ * before- and after-images), its header's `undoes` and, for an undo batch,
+ * the set of batches it undoes. Everything else is derived from that list
+ * by brute force, the way docs/ROLLBACK.md states it:
+ *  - which batches stand (and each one's rolled_back_by) is recomputed from
+ *    the newest batch to the oldest whenever a batch is added, or as of any
+ *    earlier batch (tm_marks_at), from the undo sets alone;
+ *  - a cascade's set is a fixpoint over every batch of the log;
+ *  - the value of a key right after batch X is found by replaying the
+ *    model's batches from empty.
+ * The engine's indexes (_hist, _refs, its undo entries) are therefore
+ * checked against a second implementation that shares nothing with them.
  */
 #ifndef LB_TESTS_ENGINE_MODEL_H
 #define LB_TESTS_ENGINE_MODEL_H
@@ -56,14 +59,26 @@ typedef struct tm_rec {
 	tm_val before, after;
 } tm_rec;
 
+/* Ordinary batches (TM_B_TABLE, TM_B_USER) and undo batches. */
 enum { TM_B_TABLE, TM_B_USER, TM_B_ROLLBACK, TM_B_ROLLBACK_TO };
 
 typedef struct tm_batch {
 	int kind;
-	uint64_t undoes, rolled_back_by;
-	uint64_t records; /* the header's count (1 for a table batch) */
-	tm_rec *recs;     /* data records; none for a table batch */
+	unsigned flags;  /* TM_B_ROLLBACK: the lb_rollback flags it was made
+	                    with (LB_CASCADE, LB_FORCE) */
+	int implied;     /* its history is implied (docs/FORMAT.md §2.5, kind
+	                    1): a strict or cascading rollback that wrote a
+	                    record for every record of the batches it undoes */
+	uint64_t undoes; /* the header's: the batch asked for (rollback), X
+	                    (rollback to X), else 0 */
+	uint64_t *set;   /* undo batch: every batch it undoes, ascending */
+	size_t nset;
+	uint64_t rolled_back_by; /* derived: the greatest standing batch that
+	                            undoes this one, else 0 (as of now) */
+	uint64_t records;        /* the header's count (1 for a table batch) */
+	tm_rec *recs;            /* data records; none for a table batch */
 	size_t nrecs;
+	uint32_t keys;   /* the keys its records change (bit t * TM_NK + k) */
 	tm_state *state; /* after this batch, if states are kept */
 } tm_batch;
 
@@ -71,10 +86,8 @@ typedef struct tm_model {
 	tm_state cur;
 	tm_batch *b; /* b[i] is batch i + 1 */
 	size_t nb, cap;
-	/* per key: the batches that changed it, ascending */
-	uint64_t *hist[TM_NT][TM_NK];
-	size_t nhist[TM_NT][TM_NK], hcap[TM_NT][TM_NK];
 	int keep_states;
+	int trace;      /* print every step to stderr (a reproducer) */
 	uint64_t steps; /* steps taken, for messages */
 	/* options of the last open by tm_step (TM_STEP_REOPEN picks new
 	 * compression and segment sizes each time) */
@@ -82,8 +95,10 @@ typedef struct tm_model {
 	/* what happened, for the test's summary */
 	struct {
 		unsigned long batches, rejected, rollbacks, conflicts, cascades,
-		        cascade_members, forced, fk_refused, dryruns,
-		        rollback_tos, reopens, noops, errors;
+		        cascade_members, cascades_of_undo, undo_targets,
+		        of_cascades, of_rollback_tos, forced, fk_refused,
+		        dryruns, rollback_tos, reopens, noops, cascade_noops,
+		        errors, einval, enotfound;
 	} stats;
 } tm_model;
 
@@ -106,9 +121,23 @@ static inline uint64_t tm_last(const tm_model *m)
 	return m->nb;
 }
 
+/* The model's batch id (1..tm_last). */
+const tm_batch *tm_batch_at(const tm_model *m, uint64_t id);
+
 /* State right after batch id (0 = the empty database); needs keep_states.
  */
 const tm_state *tm_state_at(const tm_model *m, uint64_t id);
+/* State right after batch id, by replaying the model's records from empty
+ * (needs nothing kept). */
+void tm_replay_state(const tm_model *m, uint64_t id, tm_state *out);
+
+/* Which batches stood right after batch `upto`, from the undo sets of
+ * batches 1..upto alone: rbb[i] (1 <= i <= upto) is the greatest batch
+ * <= upto that stands and undoes i, else 0. rbb holds upto + 2 entries. */
+void tm_marks_at(const tm_model *m, uint64_t upto, uint64_t *rbb);
+
+/* Has any forced rollback committed so far? */
+int tm_has_forced(const tm_model *m);
 
 /* Steps tm_step() may take. */
 enum {
@@ -122,16 +151,26 @@ enum {
 /* Take one random step of the kinds in `what` on *db (reopened from dir
  * for TM_STEP_REOPEN) and on the model, asserting that both agree on the
  * outcome (return codes, issues, new batch, its records and the header
- * state of every batch it marks). Does not compare whole tables: call
- * tm_assert_db() for that. */
+ * state of every batch whose standing changed). Does not compare whole
+ * tables: call tm_assert_db() for that. */
 void tm_step(tm_model *m, lb_db **db, const char *dir, uint64_t *rng,
              unsigned what);
+
+/* A batch to roll back: recent ordinary batches, undo batches (standing or
+ * not) often, now and then a batch that does not exist. Never a table
+ * batch. */
+uint64_t tm_pick_target(const tm_model *m, uint64_t *rng);
+/* Flags for lb_rollback: strict, cascade, force, refused combinations,
+ * sometimes LB_DRYRUN. */
+unsigned tm_pick_flags(uint64_t *rng);
 
 /* Individual steps, for directed tests. Each asserts as tm_step() does and
  * returns the engine's return code. */
 int tm_user_batch(tm_model *m, lb_db *db, uint64_t *rng);
 int tm_rollback(tm_model *m, lb_db *db, uint64_t id, unsigned flags);
 int tm_rollback_to(tm_model *m, lb_db *db, uint64_t id);
+/* lb_rollback_to_ex: flags 0 or LB_DRYRUN (others are refused). */
+int tm_rollback_to_ex(tm_model *m, lb_db *db, uint64_t id, unsigned flags);
 
 /* Assert that db holds exactly state s: the same tables (lb_tables) and, read
  * through cursors, the same keys and values. */
@@ -145,5 +184,14 @@ void tm_assert_recent(const tm_model *m, lb_db *db, uint64_t n);
 /* Assert every batch's header state (undoes, rolled_back_by, records) and
  * change records against the model. */
 void tm_assert_log(const tm_model *m, lb_db *db);
+/* db is the database as of batch upto (a replay): assert its last batch,
+ * and every header (undoes, records, and rolled_back_by as it stood right
+ * after upto: tm_marks_at). With records, also every batch's change
+ * records. */
+void tm_assert_log_at(const tm_model *m, lb_db *db, uint64_t upto, int records);
+/* Assert that the model agrees with itself: replaying its records from
+ * empty meets every before-image and ends in the current state (and in
+ * every kept state), and each batch's rolled_back_by is tm_marks_at's. */
+void tm_self_check(const tm_model *m);
 
 #endif
