@@ -254,8 +254,8 @@ st 0 "$LB" get db hearings HR-2
 has_out '"chamber":null'
 # human output names the field and the rule too
 st 1 "$LB" import db broken.jsonl
-has_out "line 1: format hearings HR-10 field id: hearings: field 'id' is 'HR-11' but the record's key is 'HR-10'"
-has_out "line 10: format hearings HR-20 field date: hearings: field .date. must be str, not nil"
+has_out "1: format hearings HR-10 field id: hearings: field 'id' is 'HR-11' but the record's key is 'HR-10'"
+has_out "10: format hearings HR-20 field date: hearings: field .date. must be str, not nil"
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
