@@ -1468,7 +1468,7 @@ static void test_engine_validate__rule_enum_big(void **state)
 {
 	lb_db *db = FX(state)->db;
 	enum { N = LB_SCHEMA_ENUM_MAX };
-	static char text[N][8];
+	static char text[N][16];
 	static const char *vals[N];
 	uint64_t seed = th_seed(5);
 	for (int i = 0; i < N; i++) {
