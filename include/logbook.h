@@ -70,6 +70,9 @@ extern "C" {
 #define LB_VALUE_MAX (16u << 20)        /**< longest value, bytes (16 MiB) */
 #define LB_TABLE_NAME_MAX 64            /**< longest table name, bytes */
 #define LB_SCHEMA_FIELDS_MAX 256        /**< most fields in one schema */
+#define LB_SCHEMA_ENUM_MAX 1024         /**< most values of an enum */
+#define LB_SCHEMA_TEXT_MAX 1024         /**< longest enum str or pattern */
+#define LB_SCHEMA_BYTES_MAX (1u << 20)  /**< largest encoded schema */
 #define LB_ISSUES_MAX 1000              /**< issues kept in an lb_result */
 #define LB_SEGMENT_SIZE_MAX (16u << 20) /**< largest segment_size option */
 #define LB_LABEL_MAX 255                /**< longest batch label, bytes */
@@ -271,23 +274,85 @@ typedef enum {
 } lb_type;
 
 /** Field flags. */
-enum { LB_REQUIRED = 1u /**< the field must be present */ };
+enum {
+	LB_REQUIRED = 1u, /**< the field must be present */
+	LB_NULLABLE = 2u  /**< nil is accepted in place of the field's type (a
+	                     nil value is then held to no other rule) */
+};
 
-/** One field of a schema. */
+/** Formats a str field may be held to (lb_field.format). */
+enum {
+	LB_FMT_NONE = 0,    /**< no format */
+	LB_FMT_DATE = 1,    /**< RFC 3339 full-date: `2024-03-14` */
+	LB_FMT_DATETIME = 2 /**< RFC 3339 date-time, with its time zone:
+	                       `2024-03-14T09:30:00Z`, `...T09:30:00.5+01:00` */
+};
+
+/** Which bounds of a field are set (lb_field.has_min_max). */
+enum {
+	LB_HAS_MIN = 1u, /**< lb_field.min is a bound */
+	LB_HAS_MAX = 2u  /**< lb_field.max is a bound */
+};
+
+/**
+ * One field of a schema.
+ *
+ * The first five members are the field's type and shape; the members after
+ * `ref` are rules on its value (docs/VALIDATION.md), appended later: zero
+ * means "no rule", so an initializer that stops after `ref` describes a
+ * field without them. A value that breaks a rule is an #LB_ISSUE_FORMAT
+ * issue naming the field. A nil value of an #LB_NULLABLE field is held to
+ * none of these rules.
+ *
+ * lb_table_create() copies every pointer it is given: they need only live
+ * during the call. lb_tables() hands out the library's stored copies, valid
+ * during its callback.
+ */
 typedef struct lb_field {
 	const char *name; /**< field name: 1..255 bytes */
 	lb_type type;     /**< its type */
-	unsigned flags;   /**< LB_REQUIRED */
+	unsigned flags;   /**< LB_REQUIRED, LB_NULLABLE */
 	uint32_t max_len; /**< 0 = unlimited */
 	const char *ref;  /**< NULL, or a table whose keys this field's str/bin
 	                     value must be */
+	/** NULL, or the values the field may take (nenum of them, 1 to
+	 * #LB_SCHEMA_ENUM_MAX, no two alike): for an #LB_STR field the exact
+	 * bytes of each value (UTF-8, at most #LB_SCHEMA_TEXT_MAX bytes); for
+	 * an #LB_INT field each integer in decimal, canonical form ("-3",
+	 * "0", "42": no sign on positives, no leading zeros, within int64).
+	 * Other types take no enum. */
+	const char *const *enum_values;
+	size_t nenum; /**< entries in enum_values; 0 = no enum */
+	/** NULL, or a POSIX extended regular expression (regcomp() with
+	 * REG_EXTENDED) that an #LB_STR field's value must match as a whole
+	 * (as if written `^(pattern)$`), byte by byte whatever the locale.
+	 * 1..#LB_SCHEMA_TEXT_MAX bytes of UTF-8; back-references and other
+	 * escapes of a letter or digit (`\1`, `\w`) are refused. */
+	const char *pattern;
+	/** LB_FMT_NONE, LB_FMT_DATE or LB_FMT_DATETIME: a date or date-time
+	 * format an #LB_STR field's value must have. */
+	int format;
+	double min; /**< with LB_HAS_MIN: the least value of an #LB_INT or
+	               #LB_FLOAT field (inclusive; not NaN or infinite) */
+	double max; /**< with LB_HAS_MAX: the greatest value (inclusive; not
+	               below min) */
+	unsigned has_min_max; /**< LB_HAS_MIN | LB_HAS_MAX; 0 = no bounds (min
+	                         and max are then ignored) */
 } lb_field;
 
-/** A table schema: values must be msgpack maps with string keys. */
+/**
+ * A table schema: values must be msgpack maps with string keys.
+ * Members after `closed` were appended later; zero means "none".
+ */
 typedef struct lb_schema {
 	const lb_field *fields; /**< the fields */
 	size_t nfields;         /**< how many */
 	int closed;             /**< non-zero: fields not listed are refused */
+	/** NULL, or the name of a field of type #LB_STR, #LB_BIN, #LB_INT or
+	 * #LB_ANY whose value, when present and not nil, must be the record's
+	 * key: the bytes of a str or bin, the decimal text of an int (the
+	 * key "42" for 42). Copied like the fields. */
+	const char *key_field;
 } lb_schema;
 
 /**
@@ -307,7 +372,9 @@ typedef struct lb_schema {
  *    character outside [A-Za-z0-9_.-]; the schema is bad (unknown type or
  *    flags; an empty, NULL, duplicate, over-long or non-UTF-8 field name;
  *    more than #LB_SCHEMA_FIELDS_MAX fields; fields NULL with nfields > 0;
- *    a ref that names no table); the database is read-only;
+ *    a ref that names no table; a rule on a type it does not apply to, a
+ *    bad enum, pattern, format or bound, a key_field that names no
+ *    suitable field); the database is read-only;
  *  - #LB_ETOOBIG: @p name is longer than #LB_TABLE_NAME_MAX bytes;
  *  - #LB_EFULL: the disk is full, or LMDB has no handle left for one more
  *    table (about 1,000 live tables);
