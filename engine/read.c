@@ -287,7 +287,8 @@ int lb_tables(lb_db *db, lb_table_fn fn, void *ctx)
 			break;
 		}
 		rc = fn(ctx, list[i]->name,
-		        list[i]->schema.has_schema ? &list[i]->pub : NULL,
+		        list[i]->schema.has_schema ? &list[i]->schema.view
+		                                   : NULL,
 		        (uint64_t)st.ms_entries);
 		if (rc)
 			break;

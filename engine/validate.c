@@ -21,6 +21,8 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <inttypes.h>
+#include <math.h> /* isnan (a macro: no libm) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,15 +73,285 @@ static int find_field(const lb_wal_schema *s, const char *name, uint32_t len)
 	return -1;
 }
 
+/* ---- rules --------------------------------------------------------------- */
+
+/* A str value for a message: UTF-8 kept, control bytes and quotes escaped,
+ * cut (on a character boundary) after about 60 bytes. */
+static const char *val_text(const char *s, size_t n, char *buf, size_t cap)
+{
+	size_t o = 0, i = 0;
+
+	while (i < n && o + 8 < cap) {
+		unsigned char c = (unsigned char)s[i];
+		if (i >= 60) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (c < 0x20 || c == 0x7f || c == '\\' || c == '\'') {
+			o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", c);
+			i++;
+			continue;
+		}
+		/* a whole UTF-8 sequence (values of str fields are valid) */
+		size_t k = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+		if (k > n - i)
+			k = n - i;
+		if (o + k + 8 >= cap)
+			break;
+		memcpy(buf + o, s + i, k);
+		o += k;
+		i += k;
+	}
+	buf[o] = 0;
+	return buf;
+}
+
+/* d without its fraction (|d| < 2^64; no libm). */
+static double trunc_(double d)
+{
+	if (d >= 4503599627370496.0 || d <= -4503599627370496.0)
+		return d; /* 2^52 and up: an integer */
+	return (double)(int64_t)d;
+}
+
+/* The shortest text that reads back as d. */
+static const char *num_text(double d, char *buf, size_t cap)
+{
+	/* an integer below 10^19 in full: 200, not 2e+02 */
+	if (d > -1e19 && d < 1e19 && d == trunc_(d)) {
+		snprintf(buf, cap, "%.0f", d);
+		return buf;
+	}
+	for (int p = 1; p <= 17; p++) {
+		snprintf(buf, cap, "%.*g", p, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	return buf;
+}
+
+/* v compared with the finite d: -1, 0 or 1, exactly. (d truncated to an
+ * integer is exact: a double of 2^52 or more is an integer already.) */
+static int cmp_int(int64_t v, double d)
+{
+	int64_t di;
+
+	if (d >= 9223372036854775808.0)
+		return -1;
+	if (d < -9223372036854775808.0)
+		return 1;
+	di = (int64_t)d; /* toward zero */
+	if (v != di)
+		return v < di ? -1 : 1;
+	if (d == (double)di)
+		return 0;
+	return d > (double)di ? -1 : 1;
+}
+
+/* The same for v > INT64_MAX. */
+static int cmp_big(uint64_t v, double d)
+{
+	uint64_t du;
+
+	if (d < 9223372036854775808.0)
+		return 1;
+	if (d >= 18446744073709551616.0)
+		return -1;
+	du = (uint64_t)d; /* d is an integer here */
+	return v == du ? 0 : v < du ? -1 : 1;
+}
+
+/* A float 32 or 64 at m. 0, or LB_ECORRUPT. */
+static int read_float(lb_mp *m, double *v)
+{
+	const uint8_t *p = m->p;
+	uint64_t u = 0;
+
+	if (p < m->end && p[0] == 0xca && m->end - p >= 5) {
+		uint32_t w = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 |
+		             (uint32_t)p[3] << 8 | p[4];
+		float f;
+		memcpy(&f, &w, sizeof f);
+		*v = f;
+		m->p += 5;
+		return 0;
+	}
+	if (p < m->end && p[0] == 0xcb && m->end - p >= 9) {
+		for (int i = 1; i <= 8; i++)
+			u = u << 8 | p[i];
+		memcpy(v, &u, sizeof *v);
+		m->p += 9;
+		return 0;
+	}
+	return LB_ECORRUPT;
+}
+
+/* Is the str s one of f's enum values? */
+static int in_str_enum(const lb_sfield *f, const char *s, uint32_t n)
+{
+	uint32_t lo = 0, hi = f->nenum;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2, e = f->enum_order[mid];
+		int c = f->enum_lens[e] != n
+		                ? (f->enum_lens[e] < n ? -1 : 1)
+		                : (n ? memcmp(f->enum_values[e], s, n) : 0);
+		if (c == 0)
+			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+static int in_int_enum(const lb_sfield *f, int64_t v)
+{
+	uint32_t lo = 0, hi = f->nenum;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int64_t x = f->enum_ints[f->enum_order[mid]];
+		if (x == v)
+			return 1;
+		if (x < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* The allowed values, for a message: "'a', 'b', 'c'" or "1, 2, 3", cut
+ * after about 200 bytes ("... (40 values)"). */
+static const char *enum_text(const lb_sfield *f, char *buf, size_t cap)
+{
+	size_t o = 0;
+	char v[256];
+
+	buf[0] = 0;
+	for (uint32_t i = 0; i < f->nenum; i++) {
+		const char *t = f->type == LB_INT ? f->enum_values[i]
+		                                  : val_text(f->enum_values[i],
+		                                             f->enum_lens[i], v,
+		                                             sizeof v);
+		size_t need = strlen(t) + 4;
+		if (o + need + 24 >= cap || (o > 200 && i + 1 < f->nenum)) {
+			snprintf(buf + o, cap - o, "%s... (%u values)",
+			         i ? ", " : "", (unsigned)f->nenum);
+			break;
+		}
+		o += (size_t)snprintf(buf + o, cap - o,
+		                      f->type == LB_INT ? "%s%s" : "%s'%s'",
+		                      i ? ", " : "", t);
+	}
+	return buf;
+}
+
+typedef struct vctx {
+	lb_batch *b;
+	lb_table *t;
+	const void *key;
+	size_t klen;
+	const lb_sfield *f;
+} vctx;
+
+#define ISSUE(x, ...)                                                          \
+	lb__issue((x)->b, LB_ISSUE_FORMAT, (x)->t->name, (x)->key, (x)->klen,  \
+	          (x)->f->name, 0, __VA_ARGS__)
+
+/* A str value's rules: enum, pattern, format. Returns 1 if one broke. */
+static int str_rules(const vctx *x, const char *s, uint32_t n, int *err)
+{
+	const lb_sfield *f = x->f;
+	const char *why;
+	char vt[256], list[512];
+	int bad = 0, rc;
+
+	if (f->nenum && !in_str_enum(f, s, n)) {
+		ISSUE(x,
+		      "%s: field '%s' is '%s', not one of the allowed values "
+		      "%s",
+		      x->t->name, f->name, val_text(s, n, vt, sizeof vt),
+		      enum_text(f, list, sizeof list));
+		bad = 1;
+	}
+	if (f->re) {
+		if ((rc = lb__pattern_match(f, s, n)) < 0) {
+			*err = rc;
+			return bad;
+		}
+		if (rc == 0) {
+			ISSUE(x,
+			      "%s: field '%s' is '%s', which does not match "
+			      "the pattern '%s' (the whole value must match)",
+			      x->t->name, f->name,
+			      val_text(s, n, vt, sizeof vt), f->pattern);
+			bad = 1;
+		}
+	}
+	if (f->format && (why = lb__format_problem(f->format, s, n))) {
+		ISSUE(x, "%s: field '%s' is '%s', not a %s: %s", x->t->name,
+		      f->name, val_text(s, n, vt, sizeof vt),
+		      f->format == LB_FMT_DATE ? "date (YYYY-MM-DD)"
+		                               : "date-time (RFC 3339, like "
+		                                 "2024-03-14T09:30:00Z)",
+		      why);
+		bad = 1;
+	}
+	return bad;
+}
+
+/* min and max: c_min and c_max compare the value with each bound. */
+static int bound_rules(const vctx *x, const char *vt, int c_min, int c_max)
+{
+	const lb_sfield *f = x->f;
+	char bt[40];
+
+	if ((f->has_min_max & LB_HAS_MIN) && c_min < 0)
+		return ISSUE(x, "%s: field '%s' is %s, below the minimum %s",
+		             x->t->name, f->name, vt,
+		             num_text(f->min, bt, sizeof bt)),
+		       1;
+	if ((f->has_min_max & LB_HAS_MAX) && c_max > 0)
+		return ISSUE(x, "%s: field '%s' is %s, above the maximum %s",
+		             x->t->name, f->name, vt,
+		             num_text(f->max, bt, sizeof bt)),
+		       1;
+	return 0;
+}
+
+/* The key_field rule: the value (bytes, or an int's decimal text) must be
+ * the record's key. */
+static int key_rule(const vctx *x, const void *p, size_t n)
+{
+	char k1[96], k2[96];
+
+	if (n == x->klen && (n == 0 || memcmp(p, x->key, n) == 0))
+		return 0;
+	ISSUE(x,
+	      "%s: field '%s' is '%s' but the record's key is '%s' (the "
+	      "table's key_field)",
+	      x->t->name, x->f->name, lb__key_text(p, n, k1, sizeof k1),
+	      lb__key_text(x->key, x->klen, k2, sizeof k2));
+	return 1;
+}
+
 /* Check one field value at m; consume it. Returns 0, LB_EVALIDATION after
- * recording an issue, or LB_ECORRUPT for undecodable msgpack. */
+ * recording issues, LB_ECORRUPT for undecodable msgpack, or LB_ENOMEM. */
 static int check_field(lb_batch *b, lb_table *t, const void *key, size_t klen,
-                       const lb_sfield *f, lb_mp *m)
+                       const lb_sfield *f, int is_key, lb_mp *m)
 {
 	lb_mp_type mt = lb__mp_peek(m);
-	int ok;
+	vctx x = {b, t, key, klen, f};
+	int ok, bad = 0, err = 0;
 	uint64_t len = 0;
 	int has_len = 0;
+	/* a nil in place of a nullable field's value: nothing to check */
+	if (mt == LB_MP_NIL && (f->flags & LB_NULLABLE))
+		return lb__mp_nil(m) < 0 ? LB_ECORRUPT : 0;
 	switch (f->type) {
 	case LB_ANY:
 		ok = mt != LB_MP_INVALID;
@@ -115,6 +387,7 @@ static int check_field(lb_batch *b, lb_table *t, const void *key, size_t klen,
 	    mt != LB_MP_NIL)
 		ok = 0;
 	if (!ok) {
+		const char *nil = (f->flags & LB_NULLABLE) ? " or nil" : "";
 		if (mt == LB_MP_INVALID)
 			return LB_ECORRUPT;
 		/* a ref field of type ANY takes a str or a bin key (or nil:
@@ -122,45 +395,56 @@ static int check_field(lb_batch *b, lb_table *t, const void *key, size_t klen,
 		if (f->ref)
 			lb__issue(b, LB_ISSUE_FORMAT, t->name, key, klen,
 			          f->name, 0,
-			          "%s: field '%s' must be a key of %s (%s), "
+			          "%s: field '%s' must be a key of %s (%s%s), "
 			          "not %s",
 			          t->name, f->name, f->ref,
 			          f->type == LB_ANY ? "str, bin or nil"
 			                            : type_name(f->type),
+			          f->type == LB_ANY ? "" : nil,
 			          mp_type_name(mt));
 		else
-			lb__issue(
-			        b, LB_ISSUE_FORMAT, t->name, key, klen, f->name,
-			        0, "%s: field '%s' must be %s, not %s", t->name,
-			        f->name, type_name(f->type), mp_type_name(mt));
+			lb__issue(b, LB_ISSUE_FORMAT, t->name, key, klen,
+			          f->name, 0,
+			          "%s: field '%s' must be %s%s, not %s",
+			          t->name, f->name, type_name(f->type), nil,
+			          mp_type_name(mt));
 		return lb__mp_skip(m) < 0 ? LB_ECORRUPT : LB_EVALIDATION;
 	}
 	/* A STR field holds UTF-8, always (readers such as the CLI's JSON
 	 * output rely on it); an ANY field is decoded only to count the
-	 * characters of a max_len. */
-	if (mt == LB_MP_STR && (f->max_len || f->type == LB_STR)) {
+	 * characters of a max_len, or to compare it with the key. */
+	if (mt == LB_MP_STR && (f->max_len || f->type == LB_STR || is_key)) {
 		const char *s;
 		uint32_t n;
 		size_t chars;
 		if (lb__mp_str(m, &s, &n) < 0)
 			return LB_ECORRUPT;
-		/* lb__utf8_count returns 0 for valid UTF-8 */
-		if (lb__utf8_count((const uint8_t *)s, n, &chars) != 0) {
-			lb__issue(b, LB_ISSUE_FORMAT, t->name, key, klen,
-			          f->name, 0,
-			          "%s: field '%s' is not valid UTF-8", t->name,
-			          f->name);
-			return LB_EVALIDATION;
+		if (is_key)
+			bad |= key_rule(&x, s, n);
+		if (f->max_len || f->type == LB_STR) {
+			/* lb__utf8_count returns 0 for valid UTF-8 */
+			if (lb__utf8_count((const uint8_t *)s, n, &chars) !=
+			    0) {
+				lb__issue(b, LB_ISSUE_FORMAT, t->name, key,
+				          klen, f->name, 0,
+				          "%s: field '%s' is not valid UTF-8",
+				          t->name, f->name);
+				return LB_EVALIDATION;
+			}
+			len = chars;
+			has_len = f->max_len != 0;
 		}
-		len = chars;
-		has_len = f->max_len != 0;
-	} else if (mt == LB_MP_BIN && f->max_len) {
+		if (f->type == LB_STR)
+			bad |= str_rules(&x, s, n, &err);
+	} else if (mt == LB_MP_BIN && (f->max_len || is_key)) {
 		const void *p;
 		uint32_t n;
 		if (lb__mp_bin(m, &p, &n) < 0)
 			return LB_ECORRUPT;
+		if (is_key)
+			bad |= key_rule(&x, p, n);
 		len = n;
-		has_len = 1;
+		has_len = f->max_len != 0;
 	} else if ((mt == LB_MP_ARRAY || mt == LB_MP_MAP) && f->max_len) {
 		uint32_t n;
 		lb_mp save = *m;
@@ -172,9 +456,69 @@ static int check_field(lb_batch *b, lb_table *t, const void *key, size_t klen,
 			return LB_ECORRUPT;
 		len = n;
 		has_len = 1;
-	} else if (lb__mp_skip(m) < 0) {
-		return LB_ECORRUPT;
+	} else if ((mt == LB_MP_UINT || mt == LB_MP_NINT) &&
+	           (f->nenum || f->has_min_max || is_key)) {
+		char vt[24];
+		int64_t v = 0;
+		uint64_t u = 0;
+		int big = 0;
+		if (mt == LB_MP_UINT) {
+			if (lb__mp_uint(m, &u) < 0)
+				return LB_ECORRUPT;
+			big = u > (uint64_t)INT64_MAX;
+			v = big ? 0 : (int64_t)u;
+		} else if (lb__mp_int(m, &v) < 0) {
+			return LB_ECORRUPT;
+		}
+		if (big)
+			snprintf(vt, sizeof vt, "%" PRIu64, u);
+		else
+			snprintf(vt, sizeof vt, "%" PRId64, v);
+		if (is_key)
+			bad |= key_rule(&x, vt, strlen(vt));
+		if (f->nenum && (big || !in_int_enum(f, v))) {
+			char list[512];
+			ISSUE(&x,
+			      "%s: field '%s' is %s, not one of the allowed "
+			      "values %s",
+			      t->name, f->name, vt,
+			      enum_text(f, list, sizeof list));
+			bad = 1;
+		}
+		if (f->has_min_max)
+			bad |= bound_rules(
+			        &x, vt,
+			        big ? cmp_big(u, f->min) : cmp_int(v, f->min),
+			        big ? cmp_big(u, f->max) : cmp_int(v, f->max));
+	} else if (mt == LB_MP_FLOAT && f->has_min_max) {
+		double d;
+		char vt[40];
+		if (read_float(m, &d) < 0)
+			return LB_ECORRUPT;
+		if (isnan(d)) {
+			ISSUE(&x,
+			      "%s: field '%s' is NaN, which is within no "
+			      "minimum or maximum",
+			      t->name, f->name);
+			bad = 1;
+		} else {
+			bad |= bound_rules(&x, num_text(d, vt, sizeof vt),
+			                   d < f->min ? -1 : d > f->min,
+			                   d < f->max ? -1 : d > f->max);
+		}
+	} else {
+		if (is_key && mt != LB_MP_NIL) {
+			ISSUE(&x,
+			      "%s: field '%s' must be the record's key (a "
+			      "str, bin or int), not %s",
+			      t->name, f->name, mp_type_name(mt));
+			bad = 1;
+		}
+		if (lb__mp_skip(m) < 0)
+			return LB_ECORRUPT;
 	}
+	if (err)
+		return err;
 	if (has_len && len > f->max_len)
 		return lb__issue(
 		        b, LB_ISSUE_FORMAT, t->name, key, klen, f->name, 0,
@@ -184,7 +528,7 @@ static int check_field(lb_batch *b, lb_table *t, const void *key, size_t klen,
 		                ? "characters"
 		                : (mt == LB_MP_BIN ? "bytes" : "elements"),
 		        f->max_len);
-	return 0;
+	return bad ? LB_EVALIDATION : 0;
 }
 
 int lb__validate_value(lb_batch *b, lb_table *t, const void *key, size_t klen,
@@ -257,11 +601,14 @@ int lb__validate_value(lb_batch *b, lb_table *t, const void *key, size_t klen,
 			continue;
 		}
 		seen[fi / 64] |= 1ull << (fi % 64);
-		rc = check_field(b, t, key, klen, &s->fields[fi], &m);
+		rc = check_field(b, t, key, klen, &s->fields[fi],
+		                 fi == s->key_fi, &m);
 		if (rc == LB_ECORRUPT) {
 			bad = 1;
 			break;
 		}
+		if (rc == LB_ENOMEM)
+			return rc;
 	}
 	if (!bad && m.p != m.end)
 		return lb__issue(b, LB_ISSUE_FORMAT, t->name, key, klen, NULL,

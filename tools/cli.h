@@ -192,18 +192,28 @@ int cli_mp_map_get(const void *p, size_t n, const char *name, const void **v,
 
 /* ---- tables and schemas (schema.c) --------------------------------------- */
 
+/* A field and its rules (as lb_field; enum values of an int field are
+ * decimal text, as the library takes them). */
 typedef struct cli_field {
 	char *name;
 	lb_type type;
-	unsigned flags;
+	unsigned flags; /* LB_REQUIRED, LB_NULLABLE */
 	uint32_t max_len;
 	char *ref;
+	char **enum_values;
+	size_t nenum;
+	int enum_ints; /* the file gave the enum as integers */
+	char *pattern;
+	int format; /* LB_FMT_* */
+	double min, max;
+	unsigned has_min_max; /* LB_HAS_MIN | LB_HAS_MAX */
 } cli_field;
 
 typedef struct cli_table {
 	char *name;
 	int has_schema;
 	int closed;
+	char *key_field;
 	cli_field *fields;
 	size_t nfields;
 	uint64_t records;
@@ -228,13 +238,16 @@ cli_table *cli_catalog_find(cli_catalog *c, const char *name);
  * (name order otherwise). Fills idx[0..c->n-1]. */
 void cli_catalog_topo(const cli_catalog *c, size_t *idx);
 
-/* Parse a schema file: either {"tables": [{name, closed, fields}, ...]}
- * or a single table object {name?, closed, fields} (its name may then be
- * NULL). Errors are printed, naming the file. Returns 0 or CLI_FAIL. */
+/* Parse a schema file: either {"tables": [{name, closed, key_field,
+ * fields}, ...]} or a single table object {name?, closed, key_field,
+ * fields} (its name may then be NULL). Errors are printed, naming the file.
+ * Returns 0 or CLI_FAIL. */
 int cli_schema_file(const char *path, cli_catalog *out);
-/* An lb_schema view of a cli_table (fields array malloc'd; free it). */
+/* An lb_schema view of a cli_table (fields array malloc'd; free it; the
+ * rest points into t). */
 lb_field *cli_schema_view(const cli_table *t, lb_schema *s);
-/* The table in the schema file format: {"name":..,"closed":..,"fields":[]}*/
+/* The table in the schema file format, rules included, as cli_schema_file
+ * reads it back: {"name":..,"closed":..,"key_field":..,"fields":[...]} */
 void cli_table_json(sbuf *b, const cli_table *t);
 /* One-line human summary of the schema. */
 void cli_table_summary(sbuf *b, const cli_table *t);

@@ -5,18 +5,31 @@
  *
  * Schema file (docs/CLI.md):
  *   {"tables": [
- *     {"name": "hearings", "closed": true,
+ *     {"name": "hearings", "closed": true, "key_field": "id",
  *      "fields": [{"name": "id", "type": "str", "required": true,
- *                  "max_len": 32}, ...]},
+ *                  "max_len": 32, "pattern": "[A-Z]+-[0-9]+"},
+ *                 {"name": "chamber", "type": "str", "nullable": true,
+ *                  "enum": ["House", "Senate", "Joint"]},
+ *                 {"name": "date", "type": "str", "format": "date"},
+ *                 {"name": "congress", "type": "int", "min": 80}, ...]},
  *     {"name": "witnesses",
  *      "fields": [{"name": "hearing_id", "type": "str", "required": true,
  *                  "ref": "hearings"}, ...]},
  *     {"name": "blobs"}]}
  * A table without "fields" holds opaque bytes. Unknown members are errors,
- * so that a misspelt "requried" does not silently weaken a schema.
+ * so that a misspelt "requried" does not silently weaken a schema. What
+ * the file says is checked here as JSON (types of members); whether the
+ * rules make sense (a pattern that compiles, an enum on a str or int
+ * field...) is the library's check, at lb_table_create().
+ *
+ * cli_table_json() prints a table back in the same format, every rule
+ * included, so that `tables --schema` gives a file `init --schema` takes.
  */
 #include "cli.h"
 
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,14 +55,23 @@ static int type_parse(const char *s, lb_type *t)
 
 /* ---- catalog ------------------------------------------------------------- */
 
+static void field_free(cli_field *f)
+{
+	free(f->name);
+	free(f->ref);
+	for (size_t j = 0; f->enum_values && j < f->nenum; j++)
+		free(f->enum_values[j]);
+	free(f->enum_values);
+	free(f->pattern);
+}
+
 static void table_free(cli_table *t)
 {
-	for (size_t i = 0; i < t->nfields; i++) {
-		free(t->fields[i].name);
-		free(t->fields[i].ref);
-	}
+	for (size_t i = 0; i < t->nfields; i++)
+		field_free(&t->fields[i]);
 	free(t->fields);
 	free(t->name);
+	free(t->key_field);
 }
 
 void cli_catalog_free(cli_catalog *c)
@@ -93,13 +115,31 @@ static int table_cb(void *ctx, const char *name, const lb_schema *s,
 		t->nfields = s->nfields;
 		t->fields = cli_xmalloc((s->nfields ? s->nfields : 1) *
 		                        sizeof *t->fields);
+		t->key_field = s->key_field ? cli_xstrdup(s->key_field) : NULL;
 		for (size_t i = 0; i < s->nfields; i++) {
 			const lb_field *f = &s->fields[i];
-			t->fields[i].name = cli_xstrdup(f->name);
-			t->fields[i].type = f->type;
-			t->fields[i].flags = f->flags;
-			t->fields[i].max_len = f->max_len;
-			t->fields[i].ref = f->ref ? cli_xstrdup(f->ref) : NULL;
+			cli_field *c = &t->fields[i];
+			memset(c, 0, sizeof *c);
+			c->name = cli_xstrdup(f->name);
+			c->type = f->type;
+			c->flags = f->flags;
+			c->max_len = f->max_len;
+			c->ref = f->ref ? cli_xstrdup(f->ref) : NULL;
+			if (f->nenum) {
+				c->nenum = f->nenum;
+				c->enum_ints = f->type == LB_INT;
+				c->enum_values = cli_xmalloc(
+				        f->nenum * sizeof *c->enum_values);
+				for (size_t j = 0; j < f->nenum; j++)
+					c->enum_values[j] =
+					        cli_xstrdup(f->enum_values[j]);
+			}
+			c->pattern =
+			        f->pattern ? cli_xstrdup(f->pattern) : NULL;
+			c->format = f->format;
+			c->min = f->min;
+			c->max = f->max;
+			c->has_min_max = f->has_min_max;
 		}
 	}
 	return 0;
@@ -175,19 +215,98 @@ lb_field *cli_schema_view(const cli_table *t, lb_schema *s)
 {
 	lb_field *f = cli_xmalloc((t->nfields ? t->nfields : 1) * sizeof *f);
 	for (size_t i = 0; i < t->nfields; i++) {
-		f[i].name = t->fields[i].name;
-		f[i].type = t->fields[i].type;
-		f[i].flags = t->fields[i].flags;
-		f[i].max_len = t->fields[i].max_len;
-		f[i].ref = t->fields[i].ref;
+		const cli_field *c = &t->fields[i];
+		memset(&f[i], 0, sizeof f[i]);
+		f[i].name = c->name;
+		f[i].type = c->type;
+		f[i].flags = c->flags;
+		f[i].max_len = c->max_len;
+		f[i].ref = c->ref;
+		f[i].enum_values = (const char *const *)c->enum_values;
+		f[i].nenum = c->nenum;
+		f[i].pattern = c->pattern;
+		f[i].format = c->format;
+		f[i].min = c->min;
+		f[i].max = c->max;
+		f[i].has_min_max = c->has_min_max;
 	}
+	memset(s, 0, sizeof *s);
 	s->fields = f;
 	s->nfields = t->nfields;
 	s->closed = t->closed;
+	s->key_field = t->key_field;
 	return f;
 }
 
 /* ---- rendering ----------------------------------------------------------- */
+
+static const char *format_name(int f)
+{
+	return f == LB_FMT_DATE       ? "date"
+	       : f == LB_FMT_DATETIME ? "date-time"
+	                              : NULL;
+}
+
+/* A bound as JSON that reads back as the same double: an integer when it
+ * is one (within 2^53), else the shortest real. */
+static void bound_json(sbuf *b, double v)
+{
+	if (v >= -9007199254740992.0 && v <= 9007199254740992.0 &&
+	    v == (double)(int64_t)v)
+		jw_i64(b, (int64_t)v);
+	else
+		jw_double(b, v);
+}
+
+static void field_json(sbuf *b, const cli_field *f)
+{
+	sb_putc(b, '{');
+	jw_key(b, "name");
+	jw_cstr(b, f->name);
+	sb_puts(b, ",\"type\":");
+	jw_cstr(b, cli_type_name(f->type));
+	if (f->flags & LB_REQUIRED)
+		sb_puts(b, ",\"required\":true");
+	if (f->flags & LB_NULLABLE)
+		sb_puts(b, ",\"nullable\":true");
+	if (f->max_len) {
+		sb_puts(b, ",\"max_len\":");
+		jw_u64(b, f->max_len);
+	}
+	if (f->ref) {
+		sb_puts(b, ",\"ref\":");
+		jw_cstr(b, f->ref);
+	}
+	if (f->nenum) {
+		sb_puts(b, ",\"enum\":[");
+		for (size_t j = 0; j < f->nenum; j++) {
+			if (j)
+				sb_putc(b, ',');
+			if (f->enum_ints) /* canonical decimal text */
+				sb_puts(b, f->enum_values[j]);
+			else
+				jw_cstr(b, f->enum_values[j]);
+		}
+		sb_putc(b, ']');
+	}
+	if (f->pattern) {
+		sb_puts(b, ",\"pattern\":");
+		jw_cstr(b, f->pattern);
+	}
+	if (format_name(f->format)) {
+		sb_puts(b, ",\"format\":");
+		jw_cstr(b, format_name(f->format));
+	}
+	if (f->has_min_max & LB_HAS_MIN) {
+		sb_puts(b, ",\"min\":");
+		bound_json(b, f->min);
+	}
+	if (f->has_min_max & LB_HAS_MAX) {
+		sb_puts(b, ",\"max\":");
+		bound_json(b, f->max);
+	}
+	sb_putc(b, '}');
+}
 
 void cli_table_json(sbuf *b, const cli_table *t)
 {
@@ -197,31 +316,36 @@ void cli_table_json(sbuf *b, const cli_table *t)
 	if (t->has_schema) {
 		sb_puts(b, ",\"closed\":");
 		sb_puts(b, t->closed ? "true" : "false");
+		if (t->key_field) {
+			sb_puts(b, ",\"key_field\":");
+			jw_cstr(b, t->key_field);
+		}
 		sb_puts(b, ",\"fields\":[");
 		for (size_t i = 0; i < t->nfields; i++) {
-			const cli_field *f = &t->fields[i];
 			if (i)
 				sb_putc(b, ',');
-			sb_putc(b, '{');
-			jw_key(b, "name");
-			jw_cstr(b, f->name);
-			sb_puts(b, ",\"type\":");
-			jw_cstr(b, cli_type_name(f->type));
-			if (f->flags & LB_REQUIRED)
-				sb_puts(b, ",\"required\":true");
-			if (f->max_len) {
-				sb_puts(b, ",\"max_len\":");
-				jw_u64(b, f->max_len);
-			}
-			if (f->ref) {
-				sb_puts(b, ",\"ref\":");
-				jw_cstr(b, f->ref);
-			}
-			sb_putc(b, '}');
+			field_json(b, &t->fields[i]);
 		}
 		sb_putc(b, ']');
 	}
 	sb_putc(b, '}');
+}
+
+/* A bound for humans: the shortest text. */
+static void bound_text(sbuf *b, double v)
+{
+	char t[40];
+	if (v >= -9007199254740992.0 && v <= 9007199254740992.0 &&
+	    v == (double)(int64_t)v) {
+		sb_printf(b, "%" PRId64, (int64_t)v); /* 80, not 8e+01 */
+		return;
+	}
+	for (int p = 1; p <= 17; p++) {
+		snprintf(t, sizeof t, "%.*g", p, v);
+		if (strtod(t, NULL) == v)
+			break;
+	}
+	sb_puts(b, t);
 }
 
 void cli_table_summary(sbuf *b, const cli_table *t)
@@ -230,22 +354,117 @@ void cli_table_summary(sbuf *b, const cli_table *t)
 		sb_puts(b, "opaque");
 		return;
 	}
-	sb_printf(b, "%s, %zu field%s", t->closed ? "closed" : "open",
-	          t->nfields, t->nfields == 1 ? "" : "s");
+	sb_printf(b, "%s, ", t->closed ? "closed" : "open");
+	if (t->key_field)
+		sb_printf(b, "key %s, ", t->key_field);
+	sb_printf(b, "%zu field%s", t->nfields, t->nfields == 1 ? "" : "s");
 	for (size_t i = 0; i < t->nfields; i++) {
 		const cli_field *f = &t->fields[i];
 		sb_puts(b, i ? ", " : ": ");
 		sb_printf(b, "%s %s", f->name, cli_type_name(f->type));
 		if (f->flags & LB_REQUIRED)
 			sb_puts(b, " required");
+		if (f->flags & LB_NULLABLE)
+			sb_puts(b, " nullable");
 		if (f->max_len)
 			sb_printf(b, " max %u", (unsigned)f->max_len);
 		if (f->ref)
 			sb_printf(b, " -> %s", f->ref);
+		if (f->nenum) {
+			sb_puts(b, " in {");
+			for (size_t j = 0; j < f->nenum && j < 5; j++)
+				sb_printf(b, "%s%s", j ? "|" : "",
+				          f->enum_values[j]);
+			sb_puts(b, f->nenum > 5 ? "|...}" : "}");
+		}
+		if (f->pattern)
+			sb_printf(b, " matching '%s'", f->pattern);
+		if (format_name(f->format))
+			sb_printf(b, " %s", format_name(f->format));
+		if (f->has_min_max & LB_HAS_MIN) {
+			sb_puts(b, " >= ");
+			bound_text(b, f->min);
+		}
+		if (f->has_min_max & LB_HAS_MAX) {
+			sb_puts(b, " <= ");
+			bound_text(b, f->max);
+		}
 	}
 }
 
 /* ---- schema files -------------------------------------------------------- */
+
+/* "enum": a non-empty array of strings, or of integers (kept as decimal
+ * text). */
+static int enum_parse(const char *path, const char *tname, size_t fi, json_t *v,
+                      cli_field *f)
+{
+	size_t n = json_is_array(v) ? json_array_size(v) : 0;
+	int strs = 0, ints = 0;
+
+	if (!n)
+		return cli_err("%s: table '%s': field %zu: \"enum\" must be a "
+		               "non-empty array of strings or of integers",
+		               path, tname, fi + 1);
+	for (size_t j = 0; j < n; j++) {
+		json_t *x = json_array_get(v, j);
+		strs += json_is_string(x);
+		ints += json_is_integer(x);
+	}
+	if (strs != (int)n && ints != (int)n)
+		return cli_err("%s: table '%s': field %zu: \"enum\" must hold "
+		               "only strings or only integers",
+		               path, tname, fi + 1);
+	for (size_t j = 0; j < f->nenum; j++)
+		free(f->enum_values[j]);
+	free(f->enum_values);
+	f->enum_values = cli_xmalloc(n * sizeof *f->enum_values);
+	f->nenum = n;
+	f->enum_ints = ints == (int)n;
+	for (size_t j = 0; j < n; j++) {
+		json_t *x = json_array_get(v, j);
+		char num[24];
+		if (f->enum_ints) {
+			snprintf(num, sizeof num, "%" PRId64,
+			         (int64_t)json_integer_value(x));
+			f->enum_values[j] = cli_xstrdup(num);
+		} else {
+			if (memchr(json_string_value(x), 0,
+			           json_string_length(x)))
+				return cli_err("%s: table '%s': field %zu: "
+				               "enum value %zu holds a NUL "
+				               "character",
+				               path, tname, fi + 1, j + 1);
+			f->enum_values[j] = cli_xstrdup(json_string_value(x));
+		}
+	}
+	return 0;
+}
+
+/* "min" or "max": a number that a double holds exactly. */
+static int bound_parse(const char *path, const char *tname, size_t fi,
+                       const char *k, json_t *v, double *out)
+{
+	if (json_is_integer(v)) {
+		json_int_t i = json_integer_value(v);
+		double d = (double)i;
+		/* beyond 2^53 a double would round it: say so rather than
+		 * check against another number */
+		if (d >= 9223372036854775808.0 || (json_int_t)d != i)
+			return cli_err("%s: table '%s': field %zu: \"%s\" "
+			               "%lld is not exact as a double: use "
+			               "a number within 2^53",
+			               path, tname, fi + 1, k, (long long)i);
+		*out = d;
+		return 0;
+	}
+	if (json_is_real(v) && isfinite(json_real_value(v))) {
+		*out = json_real_value(v);
+		return 0;
+	}
+	return cli_err("%s: table '%s': field %zu: \"%s\" must be a number",
+	               path, tname, fi + 1, k);
+}
 
 static int field_parse(const char *path, const char *tname, size_t fi,
                        json_t *jf, cli_field *f)
@@ -300,6 +519,44 @@ static int field_parse(const char *path, const char *tname, size_t fi,
 				               "\"ref\" must be a table name",
 				               path, tname, fi + 1);
 			f->ref = cli_xstrdup(json_string_value(v));
+		} else if (!strcmp(k, "nullable")) {
+			if (!json_is_boolean(v))
+				return cli_err("%s: table '%s': field %zu: "
+				               "\"nullable\" must be true or "
+				               "false",
+				               path, tname, fi + 1);
+			if (json_is_true(v))
+				f->flags |= LB_NULLABLE;
+		} else if (!strcmp(k, "enum")) {
+			if (enum_parse(path, tname, fi, v, f))
+				return CLI_FAIL;
+		} else if (!strcmp(k, "pattern")) {
+			if (!json_is_string(v) || !json_string_length(v))
+				return cli_err(
+				        "%s: table '%s': field %zu: "
+				        "\"pattern\" must be a non-empty "
+				        "string (a POSIX extended regular "
+				        "expression)",
+				        path, tname, fi + 1);
+			f->pattern = cli_xstrdup(json_string_value(v));
+		} else if (!strcmp(k, "format")) {
+			const char *fs =
+			        json_is_string(v) ? json_string_value(v) : "";
+			if (!strcmp(fs, "date"))
+				f->format = LB_FMT_DATE;
+			else if (!strcmp(fs, "date-time"))
+				f->format = LB_FMT_DATETIME;
+			else
+				return cli_err("%s: table '%s': field %zu: "
+				               "\"format\" must be \"date\" or "
+				               "\"date-time\"",
+				               path, tname, fi + 1);
+		} else if (!strcmp(k, "min") || !strcmp(k, "max")) {
+			int is_min = k[1] == 'i';
+			if (bound_parse(path, tname, fi, k, v,
+			                is_min ? &f->min : &f->max))
+				return CLI_FAIL;
+			f->has_min_max |= is_min ? LB_HAS_MIN : LB_HAS_MAX;
 		} else {
 			return cli_err("%s: table '%s': field %zu: unknown "
 			               "member \"%s\"",
@@ -311,6 +568,16 @@ static int field_parse(const char *path, const char *tname, size_t fi,
 		               path, tname, fi + 1);
 	if (!have_type)
 		f->type = LB_ANY;
+	/* An enum's values are strings for a str field, integers for an
+	 * int field (other types take none: the library says so). */
+	if (f->nenum && f->type == LB_STR && f->enum_ints)
+		return cli_err("%s: table '%s': field %zu '%s': the \"enum\" "
+		               "of a str field must hold strings",
+		               path, tname, fi + 1, f->name);
+	if (f->nenum && f->type == LB_INT && !f->enum_ints)
+		return cli_err("%s: table '%s': field %zu '%s': the \"enum\" "
+		               "of an int field must hold integers",
+		               path, tname, fi + 1, f->name);
 	return 0;
 }
 
@@ -342,13 +609,27 @@ static int table_parse(const char *path, size_t ti, json_t *jt, cli_table *t)
 				               "must be an array",
 				               path, tname);
 			fields = v;
+		} else if (!strcmp(k, "key_field")) {
+			if (json_is_null(v))
+				continue;
+			if (!json_is_string(v) || !json_string_length(v))
+				return cli_err("%s: table '%s': \"key_field\" "
+				               "must be the name of a field",
+				               path, tname);
+			free(t->key_field);
+			t->key_field = cli_xstrdup(json_string_value(v));
 		} else {
 			return cli_err("%s: table '%s': unknown member \"%s\"",
 			               path, tname, k);
 		}
 	}
-	if (!fields)
+	if (!fields) {
+		if (t->key_field)
+			return cli_err("%s: table '%s': \"key_field\" needs "
+			               "\"fields\" (an opaque table has none)",
+			               path, tname);
 		return 0;
+	}
 	t->has_schema = 1;
 	t->nfields = 0;
 	t->fields =

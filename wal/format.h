@@ -56,7 +56,14 @@ _Static_assert(LB__SEG_OFF_CRC + 4 == LB__SEG_HDR_SIZE, "segment header size");
 #define LB__HDR_ITEMS 14u
 #define LB__HASH_TAG "LBH1" /* domain tag at the start of hashed fields */
 
-/* FORMAT.md §6: schema encoding. */
-#define LB__SCHEMA_VERSION 1u
+/* FORMAT.md §6: schema encoding (version 2: the rules of fields and
+ * key_field; version 1 was never released and is not read). */
+#define LB__SCHEMA_VERSION 2u
+#define LB__SCHEMA_ITEMS 5u        /* items of the schema array */
+#define LB__SCHEMA_FIELD_ITEMS 10u /* items of a field array */
+/* FORMAT.md §6: a pattern's {m,n} counts, and the size its repetitions
+ * expand to (each {m,n} copies what it repeats; regcomp() builds that). */
+#define LB__PATTERN_DUP_MAX 255u
+#define LB__PATTERN_EXPANSION_MAX 4096u
 
 #endif

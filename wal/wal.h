@@ -17,6 +17,7 @@
 #ifndef LB_WAL_H
 #define LB_WAL_H
 
+#include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -260,6 +261,18 @@ typedef struct lb_sfield {
 	unsigned flags;
 	uint32_t max_len;
 	char *ref; /* NULL or table name */
+	/* rules (FORMAT.md §6); zero: none */
+	uint32_t nenum;
+	char **enum_values;   /* nenum NUL-terminated texts, as lb_field has */
+	uint32_t *enum_lens;  /* their lengths */
+	int64_t *enum_ints;   /* LB_INT: the values */
+	uint32_t *enum_order; /* indexes in ascending order (by length, then
+	                         bytes; or by value), for a binary search */
+	char *pattern;        /* as given */
+	regex_t *re;          /* ^(pattern)$, compiled at decode */
+	int format;           /* LB_FMT_* */
+	double min, max;      /* 0 when not set */
+	unsigned has_min_max; /* LB_HAS_MIN | LB_HAS_MAX */
 } lb_sfield;
 
 typedef struct lb_wal_schema {
@@ -267,19 +280,35 @@ typedef struct lb_wal_schema {
 	int closed;
 	uint32_t nfields;
 	lb_sfield *fields;
+	char *key_field; /* NULL, or a field's name */
+	int key_fi;      /* its index in fields, or -1 */
+	/* The public view (lb_tables()): view.fields points to pub, whose
+	 * strings are the ones above. */
+	lb_field *pub;
+	lb_schema view;
 } lb_wal_schema;
 
 /* Check a public schema (types known, names 1..255 bytes of UTF-8 and
- * unique, flags known, refs well-formed table names, counts in range) and
- * append its encoding to out; s == NULL encodes an opaque table. LB_EINVAL
- * with a message naming the field ("field 2 'date': unknown type 42",
- * 0-based); out unchanged on failure. Whether refs name existing tables is
- * the engine's check. */
+ * unique, flags known, refs well-formed table names, counts in range, each
+ * rule on a type it applies to and well-formed, a pattern that compiles)
+ * and append its encoding to out; s == NULL encodes an opaque table.
+ * LB_EINVAL with a message naming the field ("field 2 'date': unknown type
+ * 42", 0-based); LB_ENOMEM; out unchanged on failure. Whether refs name
+ * existing tables is the engine's check. */
 LB__WUR int lb__schema_encode(const lb_schema *s, lb_buf *out);
-/* Decode strictly: LB_ECORRUPT, LB_EVERSION (schema version > 1),
- * LB_ENOMEM. On failure *out is zeroed (nothing to free). Field names and
- * refs are NUL-terminated copies. */
+/* Decode strictly, compiling patterns: LB_ECORRUPT, LB_EVERSION (schema
+ * version other than 2), LB_ENOMEM. On failure *out is zeroed (nothing to
+ * free). Field names and refs are NUL-terminated copies. */
 LB__WUR int lb__schema_decode(const void *p, size_t len, lb_wal_schema *out);
 void lb__schema_free(lb_wal_schema *s);
+
+/* Does the str [s, s + len) have the format fmt (LB_FMT_DATE or
+ * LB_FMT_DATETIME, RFC 3339)? NULL if so, else a short reason ("month 13
+ * is not 01..12"). */
+const char *lb__format_problem(int fmt, const char *s, size_t len);
+/* Does the str [s, s + len) match f's pattern as a whole? 1, 0, or
+ * LB_ENOMEM (regexec ran out of memory). */
+LB__WUR int lb__pattern_match(const lb_sfield *f, const char *s,
+                             size_t len);
 
 #endif

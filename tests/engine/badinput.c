@@ -248,7 +248,7 @@ static void test_engine_badinput__schemas(void **state)
 {
 	lb_db *db = FX(state)->db;
 	lb_field f[LB_SCHEMA_FIELDS_MAX + 1];
-	lb_schema s;
+	lb_schema s = {0}; /* members set one by one: the rest zero */
 	char longname[257];
 	void *v;
 	size_t vl, i;
@@ -273,7 +273,7 @@ static void test_engine_badinput__schemas(void **state)
 	f[1].name = "a";
 	BAD(db, LB_EINVAL, lb_table_create(db, "s", &s));
 	f[1].name = "b";
-	f[1].flags = 2;
+	f[1].flags = 4;
 	BAD(db, LB_EINVAL, lb_table_create(db, "s", &s));
 	f[1].flags = LB_REQUIRED;
 	f[1].ref = "no_such_table";

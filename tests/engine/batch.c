@@ -25,7 +25,8 @@ static lb_batch *begin(lb_db *db, const char *label)
 
 /* The encoded schema of an opaque table (FORMAT §6), shortest msgpack:
  * array(4) [1, 0, false, array(0)]. */
-static const unsigned char opaque_schema[] = {0x94, 0x01, 0x00, 0xc2, 0x90};
+static const unsigned char opaque_schema[] = {0x95, 0x02, 0x00,
+                                              0xc2, 0x90, 0xc0};
 
 static void test_engine_batch__table_create_is_batch_1(void **state)
 {

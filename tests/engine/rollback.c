@@ -1074,7 +1074,8 @@ static void test_engine_rollback__dry_run_writes_nothing(void **state)
 
 /* ---- tables -------------------------------------------------------------- */
 
-static const unsigned char opaque_schema[] = {0x94, 0x01, 0x00, 0xc2, 0x90};
+static const unsigned char opaque_schema[] = {0x95, 0x02, 0x00,
+                                              0xc2, 0x90, 0xc0};
 
 static void test_engine_rollback__table_creation(void **state)
 {

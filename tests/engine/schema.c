@@ -30,8 +30,8 @@ static int setup_hg(void **state)
 static void encode_schema(hg_val *v, const lb_schema *s)
 {
 	hg_reset(v);
-	assert_int_equal(msgpack_pack_array(&v->pk, 4), 0);
-	assert_int_equal(msgpack_pack_uint8(&v->pk, 1), 0);
+	assert_int_equal(msgpack_pack_array(&v->pk, 5), 0);
+	assert_int_equal(msgpack_pack_uint8(&v->pk, 2), 0);
 	assert_int_equal(msgpack_pack_uint8(&v->pk, s ? 1 : 0), 0);
 	if (s && s->closed)
 		assert_int_equal(msgpack_pack_true(&v->pk), 0);
@@ -40,7 +40,7 @@ static void encode_schema(hg_val *v, const lb_schema *s)
 	assert_int_equal(msgpack_pack_array(&v->pk, s ? s->nfields : 0), 0);
 	for (size_t i = 0; s && i < s->nfields; i++) {
 		const lb_field *f = &s->fields[i];
-		assert_int_equal(msgpack_pack_array(&v->pk, 5), 0);
+		assert_int_equal(msgpack_pack_array(&v->pk, 10), 0);
 		hg_pstr(v, f->name);
 		assert_int_equal(msgpack_pack_uint64(&v->pk, f->type), 0);
 		assert_int_equal(msgpack_pack_uint64(&v->pk, f->flags), 0);
@@ -49,8 +49,60 @@ static void encode_schema(hg_val *v, const lb_schema *s)
 			hg_pstr(v, f->ref);
 		else
 			assert_int_equal(msgpack_pack_nil(&v->pk), 0);
+		if (f->nenum) {
+			assert_int_equal(msgpack_pack_array(&v->pk, f->nenum),
+			                 0);
+			for (size_t j = 0; j < f->nenum; j++)
+				if (f->type == LB_INT)
+					assert_int_equal(
+					        msgpack_pack_int64(
+					                &v->pk,
+					                strtoll(f->enum_values
+					                                [j],
+					                        NULL, 10)),
+					        0);
+				else
+					hg_pstr(v, f->enum_values[j]);
+		} else {
+			assert_int_equal(msgpack_pack_nil(&v->pk), 0);
+		}
+		if (f->pattern)
+			hg_pstr(v, f->pattern);
+		else
+			assert_int_equal(msgpack_pack_nil(&v->pk), 0);
+		assert_int_equal(
+		        msgpack_pack_uint64(&v->pk, (uint64_t)f->format), 0);
+		if (f->has_min_max & LB_HAS_MIN)
+			assert_int_equal(msgpack_pack_double(&v->pk, f->min),
+			                 0);
+		else
+			assert_int_equal(msgpack_pack_nil(&v->pk), 0);
+		if (f->has_min_max & LB_HAS_MAX)
+			assert_int_equal(msgpack_pack_double(&v->pk, f->max),
+			                 0);
+		else
+			assert_int_equal(msgpack_pack_nil(&v->pk), 0);
 	}
+	if (s && s->key_field)
+		hg_pstr(v, s->key_field);
+	else
+		assert_int_equal(msgpack_pack_nil(&v->pk), 0);
 }
+
+/* A schema with every rule (ids of the form AB-123, a chamber from a list
+ * or nil, dates, a congress between 80 and 200 from a list, a score). */
+static const char *const rules_chambers[] = {"House", "Senate", "Joint"};
+static const char *const rules_congresses[] = {"117", "118", "119"};
+static const lb_field rules_fields[] = {
+        {"id", LB_STR, LB_REQUIRED, 16, NULL, NULL, 0, "[A-Z]{2}-[0-9]+"},
+        {"chamber", LB_STR, LB_NULLABLE, 0, NULL, rules_chambers, 3},
+        {"date", LB_STR, 0, 0, NULL, NULL, 0, NULL, LB_FMT_DATE},
+        {"at", LB_STR, LB_NULLABLE, 0, NULL, NULL, 0, NULL, LB_FMT_DATETIME},
+        {"congress", LB_INT, 0, 0, NULL, rules_congresses, 3, NULL, 0, 80, 200,
+         LB_HAS_MIN | LB_HAS_MAX},
+        {"score", LB_FLOAT, 0, 0, NULL, NULL, 0, NULL, 0, -1.5, 0, LB_HAS_MIN},
+};
+static const lb_schema rules_schema = {rules_fields, 6, 1, "id"};
 
 static void test_engine_schema__create_is_logged(void **state)
 {
@@ -102,7 +154,10 @@ typedef struct seen_table {
 	int has_schema, closed;
 	size_t nfields;
 	lb_field fields[8];
-	char names[8][32], refs[8][32];
+	char names[8][32], refs[8][32], patterns[8][64], enums[8][4][32];
+	const char *enum_ptrs[8][4];
+	char key_field[32];
+	int has_key_field;
 	uint64_t records;
 } seen_table;
 
@@ -125,6 +180,10 @@ static int collect(void *ctx, const char *name, const lb_schema *s,
 	t->has_schema = 1;
 	t->closed = s->closed;
 	t->nfields = s->nfields;
+	if (s->key_field) {
+		t->has_key_field = 1;
+		snprintf(t->key_field, sizeof t->key_field, "%s", s->key_field);
+	}
 	assert_true(s->nfields <= 8);
 	for (size_t i = 0; i < s->nfields; i++) {
 		t->fields[i] = s->fields[i];
@@ -134,6 +193,19 @@ static int collect(void *ctx, const char *name, const lb_schema *s,
 			snprintf(t->refs[i], 32, "%s", s->fields[i].ref);
 			t->fields[i].ref = t->refs[i];
 		}
+		if (s->fields[i].pattern) {
+			snprintf(t->patterns[i], 64, "%s",
+			         s->fields[i].pattern);
+			t->fields[i].pattern = t->patterns[i];
+		}
+		assert_true(s->fields[i].nenum <= 4);
+		for (size_t j = 0; j < s->fields[i].nenum; j++) {
+			snprintf(t->enums[i][j], 32, "%s",
+			         s->fields[i].enum_values[j]);
+			t->enum_ptrs[i][j] = t->enums[i][j];
+		}
+		if (s->fields[i].enum_values)
+			t->fields[i].enum_values = t->enum_ptrs[i];
 	}
 	return 0;
 }
@@ -152,15 +224,34 @@ static void assert_seen_schema(const seen *sn, const char *name,
 		return;
 	assert_int_equal(!!t->closed, !!s->closed);
 	assert_int_equal(t->nfields, s->nfields);
+	assert_int_equal(t->has_key_field, s->key_field != NULL);
+	if (s->key_field)
+		assert_string_equal(t->key_field, s->key_field);
 	for (size_t i = 0; i < s->nfields; i++) {
-		assert_string_equal(t->fields[i].name, s->fields[i].name);
-		assert_int_equal(t->fields[i].type, s->fields[i].type);
-		assert_int_equal(t->fields[i].flags, s->fields[i].flags);
-		assert_int_equal(t->fields[i].max_len, s->fields[i].max_len);
-		if (s->fields[i].ref)
-			assert_string_equal(t->fields[i].ref, s->fields[i].ref);
+		const lb_field *a = &t->fields[i], *b = &s->fields[i];
+		assert_string_equal(a->name, b->name);
+		assert_int_equal(a->type, b->type);
+		assert_int_equal(a->flags, b->flags);
+		assert_int_equal(a->max_len, b->max_len);
+		if (b->ref)
+			assert_string_equal(a->ref, b->ref);
 		else
-			assert_null(t->fields[i].ref);
+			assert_null(a->ref);
+		assert_int_equal(a->nenum, b->nenum);
+		assert_int_equal(a->enum_values != NULL, b->nenum != 0);
+		for (size_t j = 0; j < b->nenum; j++)
+			assert_string_equal(a->enum_values[j],
+			                    b->enum_values[j]);
+		if (b->pattern)
+			assert_string_equal(a->pattern, b->pattern);
+		else
+			assert_null(a->pattern);
+		assert_int_equal(a->format, b->format);
+		assert_int_equal(a->has_min_max, b->has_min_max);
+		assert_true(a->min ==
+		            ((b->has_min_max & LB_HAS_MIN) ? b->min : 0));
+		assert_true(a->max ==
+		            ((b->has_min_max & LB_HAS_MAX) ? b->max : 0));
 	}
 }
 
@@ -385,8 +476,33 @@ static void test_engine_schema__bad_schemas_refused(void **state)
 	refused(db, f, 1, "over 255 bytes");
 	f[0] = (lb_field){"\xff", LB_STR, 0, 0, NULL};
 	refused(db, f, 1, "UTF-8");
-	f[0] = (lb_field){"x", LB_STR, 2, 0, NULL};
-	refused(db, f, 1, "unknown flags");
+	f[0] = (lb_field){"x", LB_STR, 4, 0, NULL};
+	refused(db, f, 1, "unknown flags 0x4");
+	/* rules (every refusal is in tests/wal/schema.c) */
+	static const char *const e2[] = {"1", "2"};
+	f[0] = (lb_field){"x", LB_FLOAT, 0, 0, NULL, e2, 2};
+	refused(db, f, 1, "field 0 'x': an enum applies to str and int");
+	f[0] = (lb_field){"x", LB_STR, 0, 0, NULL, NULL, 0, "a)"};
+	refused(db, f, 1, "field 0 'x': pattern 'a)': a ')' without its '('");
+	f[0] = (lb_field){"x", LB_STR, 0, 0, NULL, NULL, 0, "a{1"};
+	refused(db, f, 1, "field 0 'x': pattern 'a{1': ");
+	f[0] = (lb_field){"x", LB_INT, 0, 0, NULL, NULL, 0, NULL, LB_FMT_DATE};
+	refused(db, f, 1, "a format applies to str fields only");
+	f[0] = (lb_field){"x", LB_INT, 0, 0, NULL, NULL,
+	                  0,   NULL,   0, 5, 4,    LB_HAS_MIN | LB_HAS_MAX};
+	refused(db, f, 1, "min 5 is greater than max 4");
+	f[0] = (lb_field){"x", LB_STR, 0, 0, NULL};
+	{
+		lb_schema ks = {f, 1, 0, "y"};
+		uint64_t l0 = te_last(db);
+		te_rc(LB_EINVAL, lb_table_create(db, "bad", &ks));
+		hg_assert_contains(lb_errmsg(), "key_field 'y' is not a field");
+		ks.key_field = "x";
+		f[0].type = LB_MAP;
+		te_rc(LB_EINVAL, lb_table_create(db, "bad", &ks));
+		hg_assert_contains(lb_errmsg(), "key_field 'x': a key field");
+		assert_int_equal(te_last(db), l0);
+	}
 	f[0] = (lb_field){"x", LB_STR, 0, 0, "nosuch"};
 	refused(db, f, 1, "missing table nosuch");
 	f[0] = (lb_field){"x", LB_STR, 0, 0, "no/slash"};
@@ -980,6 +1096,123 @@ static void test_engine_schema__max_len_elements(void **state)
 	hg_free(&v);
 }
 
+/* A value of the rules table: an id (the key), then what the caller
+ * adds (extra entries). */
+static void rules_val(hg_val *v, const char *id, uint32_t extra)
+{
+	hg_reset(v);
+	hg_map(v, 1 + extra);
+	hg_kstr(v, "id", id);
+}
+
+/* Check that the rules table both takes a good value and refuses one
+ * breaking each kind of rule, naming the field. */
+static void rules_enforced(lb_db *db)
+{
+	hg_val v;
+	lb_result r;
+	hg_init(&v);
+	lb_batch *b = hg_begin(db);
+	rules_val(&v, "HR-1", 6);
+	hg_kstr(&v, "chamber", "House");
+	hg_kstr(&v, "date", "2024-02-29");
+	hg_kstr(&v, "at", "2024-02-29T10:00:00+01:00");
+	hg_kint(&v, "congress", 118);
+	hg_key(&v, "score");
+	assert_int_equal(msgpack_pack_double(&v.pk, -1.5), 0);
+	hg_knil(&v, "extra"); /* closed: refused, so the op is */
+	hg_refused(hg_putv(b, "rules", "HR-1", &v), "unknown field 'extra'");
+	rules_val(&v, "HR-1", 2);
+	hg_knil(&v, "chamber");
+	hg_knil(&v, "at");
+	te_rc(0, hg_putv(b, "rules", "HR-1", &v));
+	rules_val(&v, "hr-2", 0);
+	hg_refused(hg_putv(b, "rules", "hr-2", &v), "does not match");
+	rules_val(&v, "SB-3", 0);
+	hg_refused(hg_putv(b, "rules", "SB-4", &v), "the record's key");
+	rules_val(&v, "SB-5", 1);
+	hg_kstr(&v, "chamber", "Senat");
+	hg_refused(hg_putv(b, "rules", "SB-5", &v), "allowed values");
+	rules_val(&v, "SB-6", 1);
+	hg_kstr(&v, "date", "2023-02-29");
+	hg_refused(hg_putv(b, "rules", "SB-6", &v), "not a leap year");
+	rules_val(&v, "SB-7", 1);
+	hg_kstr(&v, "at", "2024-02-29T10:00:00");
+	hg_refused(hg_putv(b, "rules", "SB-7", &v), "no time zone");
+	rules_val(&v, "SB-8", 1);
+	hg_kint(&v, "congress", 201);
+	hg_refused(hg_putv(b, "rules", "SB-8", &v), "above the maximum 200");
+	rules_val(&v, "SB-9", 1);
+	hg_key(&v, "score");
+	assert_int_equal(msgpack_pack_double(&v.pk, -1.75), 0);
+	hg_refused(hg_putv(b, "rules", "SB-9", &v), "below the minimum -1.5");
+	rules_val(&v, "SB-10", 1);
+	hg_knil(&v, "date"); /* not nullable */
+	hg_refused(hg_putv(b, "rules", "SB-10", &v), "must be str, not nil");
+	hg_commit_rejected(db, b, &r);
+	/* congress 201 breaks its enum and its max */
+	assert_int_equal(r.nissues_total, 10);
+	static const char *const fields[] = {
+	        "extra", "id",       "id",       "chamber", "date",
+	        "at",    "congress", "congress", "score",   "date"};
+	for (size_t i = 0; i < 10; i++)
+		assert_string_equal(r.issues[i].field, fields[i]);
+	lb_result_free(&r);
+	hg_free(&v);
+}
+
+/* Rules are logged in the TABLE record and `_meta`, reported by
+ * lb_tables, kept across reopen and replay, and enforced by each. */
+static void test_engine_schema__rules_logged_and_kept(void **state)
+{
+	te_fx *fx = FX(state);
+	hg_val v;
+	hg_init(&v);
+	te_rc(0, lb_table_create(fx->db, "rules", &rules_schema));
+	te_recs rs;
+	memset(&rs, 0, sizeof rs);
+	te_changes(fx->db, te_last(fx->db), &rs);
+	assert_int_equal(rs.n, 1);
+	encode_schema(&v, &rules_schema);
+	te_assert_rec(&rs.v[0], LB_OP_TABLE, "rules", "rules", 5, NULL, 0,
+	              hg_data(&v), hg_len(&v));
+	te_recs_free(&rs);
+	seen sn;
+	memset(&sn, 0, sizeof sn);
+	te_rc(0, lb_tables(fx->db, collect, &sn));
+	assert_seen_schema(&sn, "rules", &rules_schema, 0);
+	rules_enforced(fx->db);
+	lb_close(fx->db);
+	fx->db = NULL;
+	size_t n = 0;
+	void *p = hg_meta_get(fx->dir, "schema/rules", &n);
+	assert_non_null(p);
+	assert_int_equal(n, hg_len(&v));
+	assert_memory_equal(p, hg_data(&v), n);
+	free(p);
+	fx->db = te_open(fx->dir, LB_NOSYNC);
+	memset(&sn, 0, sizeof sn);
+	te_rc(0, lb_tables(fx->db, collect, &sn));
+	assert_seen_schema(&sn, "rules", &rules_schema, 0);
+	rules_enforced(fx->db);
+	/* a replay recreates the table with its rules */
+	char *parent = th_tmpdir();
+	char *full = th_path(parent, "full");
+	lb_result r;
+	te_rc(0, lb_replay(fx->db, full, 0, NULL, &r));
+	lb_result_free(&r);
+	lb_db *rep = te_open(full, LB_NOSYNC);
+	memset(&sn, 0, sizeof sn);
+	te_rc(0, lb_tables(rep, collect, &sn));
+	assert_seen_schema(&sn, "rules", &rules_schema, 0);
+	rules_enforced(rep);
+	lb_close(rep);
+	th_rmrf(parent);
+	free(full);
+	free(parent);
+	hg_free(&v);
+}
+
 #define T(name)                                                                \
 	cmocka_unit_test_setup_teardown(test_engine_schema__##name, te_setup,  \
 	                                te_teardown)
@@ -996,7 +1229,7 @@ int main(void)
 	        T(max_fields),          T(values_are_maps),
 	        THG(type_matrix),       THG(max_len_str_counts_chars),
 	        THG(str_not_utf8),      THG(max_len_bin_bytes),
-	        THG(max_len_elements),
+	        THG(max_len_elements),  T(rules_logged_and_kept),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include "_common.h"
 #include "_hearings.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1330,6 +1331,616 @@ static void test_engine_validate__refs_exact_random(void **state)
 	(void)seed;
 }
 
+/* ---- rules: enum, pattern, format, min/max, nullable, key_field --------- */
+
+/*
+ * A run of single-field values against one table, in one batch: each good
+ * value is accepted, each bad one refused with a message holding `want`;
+ * at the end the batch is rejected with exactly one FORMAT issue per bad
+ * value, naming the field and the value's key.
+ */
+typedef struct rt {
+	lb_db *db;
+	lb_batch *b;
+	const char *table, *field;
+	hg_val v;
+	int n, nbad;
+	char keys[96][32];
+	size_t klens[96];
+} rt;
+
+static void rt_begin(rt *x, lb_db *db, const char *table, const char *field)
+{
+	memset(x, 0, sizeof *x);
+	x->db = db;
+	x->table = table;
+	x->field = field;
+	hg_init(&x->v);
+	x->b = hg_begin(db);
+}
+
+/* Start the value {field: ...}: the caller packs the value with x->v.pk. */
+static msgpack_packer *rt_val(rt *x)
+{
+	hg_reset(&x->v);
+	hg_map(&x->v, 1);
+	hg_key(&x->v, x->field);
+	return &x->v.pk;
+}
+
+static int rt_putk(rt *x, const void *key, size_t klen)
+{
+	return lb_put(x->b, x->table, key, klen, hg_data(&x->v), hg_len(&x->v));
+}
+
+static void rt_goodk(rt *x, const void *key, size_t klen)
+{
+	int rc = rt_putk(x, key, klen);
+	if (rc != 0)
+		fail_msg("%s: value %d refused: %s", x->table, x->n,
+		         lb_errmsg());
+	x->n++;
+}
+
+static void rt_badk(rt *x, const void *key, size_t klen, const char *want)
+{
+	te_rc(LB_EVALIDATION, rt_putk(x, key, klen));
+	hg_assert_contains(lb_errmsg(), want);
+	assert_true(x->nbad < 96 && klen < 32);
+	memcpy(x->keys[x->nbad], key, klen);
+	x->klens[x->nbad++] = klen;
+	x->n++;
+}
+
+static void rt_good(rt *x)
+{
+	char k[16];
+	snprintf(k, sizeof k, "k%d", x->n);
+	rt_goodk(x, k, strlen(k));
+}
+
+static void rt_bad(rt *x, const char *want)
+{
+	char k[16];
+	snprintf(k, sizeof k, "k%d", x->n);
+	rt_badk(x, k, strlen(k), want);
+}
+
+static void rt_end(rt *x)
+{
+	lb_result r;
+	hg_commit_rejected(x->db, x->b, &r);
+	assert_int_equal(r.nissues_total, x->nbad);
+	for (int i = 0; i < x->nbad; i++)
+		hg_assert_issuen(&r.issues[i], LB_ISSUE_FORMAT, x->table,
+		                 x->keys[i], x->klens[i], x->field);
+	lb_result_free(&r);
+	hg_free(&x->v);
+}
+
+static void make_table(lb_db *db, const char *name, const lb_field *f, size_t n,
+                       const char *key_field)
+{
+	lb_schema s = {f, n, 0, key_field};
+	te_rc(0, lb_table_create(db, name, &s));
+}
+
+static void pk_str(msgpack_packer *pk, const char *s)
+{
+	size_t n = strlen(s);
+	assert_int_equal(msgpack_pack_str(pk, n), 0);
+	assert_int_equal(msgpack_pack_str_body(pk, s, n), 0);
+}
+
+static void test_engine_validate__rule_enum_str(void **state)
+{
+	lb_db *db = FX(state)->db;
+	static const char *const vals[] = {"House", "Senate", "Joint", "",
+	                                   "\xc3\xa9t\xc3\xa9"};
+	static const lb_field f[] = {{"chamber", LB_STR, 0, 0, NULL, vals, 5}};
+	static const char *const bad[] = {
+	        "house", "House ",       "Hous",     "Housee",
+	        "x",     "S\xc3\xa9nat", "Senate\n", "\xc3\xa9t\xc3\xa9 "};
+	rt x;
+	make_table(db, "e", f, 1, NULL);
+	rt_begin(&x, db, "e", "chamber");
+	for (size_t i = 0; i < 5; i++) {
+		pk_str(rt_val(&x), vals[i]);
+		rt_good(&x);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		pk_str(rt_val(&x), bad[i]);
+		rt_bad(&x, "not one of the allowed values");
+	}
+	/* the whole message, once: the value, then the list */
+	pk_str(rt_val(&x), "Senat");
+	rt_bad(&x,
+	       "e: field 'chamber' is 'Senat', not one of the allowed "
+	       "values 'House', 'Senate', 'Joint', '', '\xc3\xa9t\xc3\xa9'");
+	/* control bytes and quotes are escaped */
+	pk_str(rt_val(&x), "it's\n");
+	rt_bad(&x, "is 'it\\x27s\\x0a'");
+	rt_end(&x);
+}
+
+/* 1024 values, given in no order: every one is found, nothing else is. */
+static void test_engine_validate__rule_enum_big(void **state)
+{
+	lb_db *db = FX(state)->db;
+	enum { N = LB_SCHEMA_ENUM_MAX };
+	static char text[N][16];
+	static const char *vals[N];
+	uint64_t seed = th_seed(5);
+	for (int i = 0; i < N; i++) {
+		snprintf(text[i], sizeof text[i], "v%d", i);
+		vals[i] = text[i];
+	}
+	for (int i = N - 1; i > 0; i--) {
+		int j = (int)th_below(&seed, (uint64_t)i + 1);
+		const char *t = vals[i];
+		vals[i] = vals[j];
+		vals[j] = t;
+	}
+	lb_field f[1] = {{"v", LB_STR, 0, 0, NULL, vals, N}};
+	rt x;
+	make_table(db, "big", f, 1, NULL);
+	rt_begin(&x, db, "big", "v");
+	for (int i = 0; i < N; i++) {
+		pk_str(rt_val(&x), text[i]);
+		rt_good(&x);
+	}
+	static const char *const bad[] = {"v1024",  "v",  "",     "v01",
+	                                  "v10000", "w0", "u1023"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		pk_str(rt_val(&x), bad[i]);
+		rt_bad(&x, "values)");
+	}
+	pk_str(rt_val(&x), "nope");
+	rt_bad(&x, "... (1024 values)");
+	rt_end(&x);
+}
+
+static void test_engine_validate__rule_enum_int(void **state)
+{
+	lb_db *db = FX(state)->db;
+	static const char *const vals[] = {"-9223372036854775808", "-1", "0",
+	                                   "7", "9223372036854775807"};
+	static const lb_field f[] = {{"n", LB_INT, 0, 0, NULL, vals, 5}};
+	rt x;
+	make_table(db, "ei", f, 1, NULL);
+	rt_begin(&x, db, "ei", "n");
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), INT64_MIN), 0);
+	rt_good(&x);
+	assert_int_equal(msgpack_pack_int8(rt_val(&x), -1), 0);
+	rt_good(&x);
+	assert_int_equal(msgpack_pack_uint8(rt_val(&x), 0), 0);
+	rt_good(&x);
+	/* 7 in every width a writer may choose */
+	static const uint8_t sevens[][10] = {{1, 0x07},
+	                                     {2, 0xcc, 7},
+	                                     {3, 0xcd, 0, 7},
+	                                     {5, 0xce, 0, 0, 0, 7},
+	                                     {9, 0xcf, 0, 0, 0, 0, 0, 0, 0, 7},
+	                                     {2, 0xd0, 7},
+	                                     {9, 0xd3, 0, 0, 0, 0, 0, 0, 0, 7}};
+	for (size_t i = 0; i < sizeof sevens / sizeof sevens[0]; i++) {
+		rt_val(&x);
+		assert_int_equal(msgpack_sbuffer_write(
+		                         &x.v.sb, (const char *)sevens[i] + 1,
+		                         sevens[i][0]),
+		                 0);
+		rt_good(&x);
+	}
+	assert_int_equal(msgpack_pack_uint64(rt_val(&x), INT64_MAX), 0);
+	rt_good(&x);
+	static const int64_t bad[] = {
+	        1, 8, -2, 6, INT64_MIN + 1, INT64_MAX - 1};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(msgpack_pack_int64(rt_val(&x), bad[i]), 0);
+		rt_bad(&x, "not one of the allowed values");
+	}
+	assert_int_equal(
+	        msgpack_pack_uint64(rt_val(&x), (uint64_t)INT64_MAX + 1), 0);
+	rt_bad(&x, "is 9223372036854775808, not one of");
+	assert_int_equal(msgpack_pack_uint64(rt_val(&x), UINT64_MAX), 0);
+	rt_bad(&x, "is 18446744073709551615, not one of");
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), 8), 0);
+	rt_bad(&x, "ei: field 'n' is 8, not one of the allowed values "
+	           "-9223372036854775808, -1, 0, 7, 9223372036854775807");
+	rt_end(&x);
+}
+
+static void test_engine_validate__rule_pattern(void **state)
+{
+	lb_db *db = FX(state)->db;
+	static const lb_field f[] = {
+	        {"id", LB_STR, 0, 0, NULL, NULL, 0, "[A-Z]{2}-[0-9]{1,4}"}};
+	static const char *const good[] = {"HR-1", "SB-1234", "ZZ-0000"};
+	static const char *const bad[] = {"hr-1",    "HR-12345", "HR-1 ",
+	                                  " HR-1",   "HR1",      "",
+	                                  "HR-1\nX", "H-1",      "HRS-1"};
+	rt x;
+	make_table(db, "p", f, 1, NULL);
+	rt_begin(&x, db, "p", "id");
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		pk_str(rt_val(&x), good[i]);
+		rt_good(&x);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		pk_str(rt_val(&x), bad[i]);
+		rt_bad(&x, "does not match the pattern");
+	}
+	pk_str(rt_val(&x), "hr-1");
+	rt_bad(&x, "p: field 'id' is 'hr-1', which does not match the pattern "
+	           "'[A-Z]{2}-[0-9]{1,4}' (the whole value must match)");
+	/* a value holding a NUL byte is matched whole */
+	rt_val(&x);
+	assert_int_equal(msgpack_pack_str(&x.v.pk, 6), 0);
+	assert_int_equal(msgpack_pack_str_body(&x.v.pk, "HR-1\0X", 6), 0);
+	rt_bad(&x, "is 'HR-1\\x00X'");
+	rt_end(&x);
+}
+
+static void test_engine_validate__rule_formats(void **state)
+{
+	lb_db *db = FX(state)->db;
+	static const lb_field f[] = {
+	        {"d", LB_STR, 0, 0, NULL, NULL, 0, NULL, LB_FMT_DATE},
+	        {"t", LB_STR, 0, 0, NULL, NULL, 0, NULL, LB_FMT_DATETIME}};
+	static const char *const dgood[] = {"2024-02-29", "2023-12-31"};
+	static const char *const dbad[] = {"2023-02-29", "2024-13-01",
+	                                   "2024-1-01", "20240101",
+	                                   "2024-01-01T00:00:00Z"};
+	static const char *const tgood[] = {"2024-03-14T09:30:00Z",
+	                                    "2024-03-14T09:30:00.25-05:00"};
+	static const char *const tbad[] = {
+	        "2024-03-14T09:30:00", "2024-03-14 09:30:00Z",
+	        "2024-03-14T25:30:00Z", "2024-03-14"};
+	rt x;
+	make_table(db, "f", f, 2, NULL);
+	rt_begin(&x, db, "f", "d");
+	for (size_t i = 0; i < 2; i++) {
+		pk_str(rt_val(&x), dgood[i]);
+		rt_good(&x);
+	}
+	for (size_t i = 0; i < sizeof dbad / sizeof dbad[0]; i++) {
+		pk_str(rt_val(&x), dbad[i]);
+		rt_bad(&x, "not a date (YYYY-MM-DD)");
+	}
+	pk_str(rt_val(&x), "2024-04-31");
+	rt_bad(&x, "f: field 'd' is '2024-04-31', not a date (YYYY-MM-DD): "
+	           "the day is past the end of the month");
+	rt_end(&x);
+	rt_begin(&x, db, "f", "t");
+	for (size_t i = 0; i < 2; i++) {
+		pk_str(rt_val(&x), tgood[i]);
+		rt_good(&x);
+	}
+	for (size_t i = 0; i < sizeof tbad / sizeof tbad[0]; i++) {
+		pk_str(rt_val(&x), tbad[i]);
+		rt_bad(&x, "not a date-time (RFC 3339, like "
+		           "2024-03-14T09:30:00Z)");
+	}
+	pk_str(rt_val(&x), "2024-03-14T09:30:00");
+	rt_bad(&x, "is '2024-03-14T09:30:00', not a date-time (RFC 3339, like "
+	           "2024-03-14T09:30:00Z): no time zone (end with Z or "
+	           "+hh:mm)");
+	rt_end(&x);
+}
+
+static void test_engine_validate__rule_min_max_int(void **state)
+{
+	lb_db *db = FX(state)->db;
+	static const lb_field f[] = {
+	        {"a", LB_INT, 0, 0, NULL, NULL, 0, NULL, 0, -5, 10,
+	         LB_HAS_MIN | LB_HAS_MAX},
+	        {"b", LB_INT, 0, 0, NULL, NULL, 0, NULL, 0, 1.5, 0, LB_HAS_MIN},
+	        {"c", LB_INT, 0, 0, NULL, NULL, 0, NULL, 0,
+	         -9223372036854775808.0, 9223372036854775808.0,
+	         LB_HAS_MIN | LB_HAS_MAX},
+	        {"d", LB_INT, 0, 0, NULL, NULL, 0, NULL, 0, 0, -2.5,
+	         LB_HAS_MAX},
+	        {"e", LB_INT, 0, 0, NULL, NULL, 0, NULL, 0, 1e19, 0,
+	         LB_HAS_MIN},
+	};
+	rt x;
+	make_table(db, "mm", f, 5, NULL);
+	/* a: [-5, 10], inclusive, whatever the width */
+	rt_begin(&x, db, "mm", "a");
+	static const int64_t agood[] = {-5, 0, 10, -4, 9};
+	for (size_t i = 0; i < 5; i++) {
+		assert_int_equal(msgpack_pack_int64(rt_val(&x), agood[i]), 0);
+		rt_good(&x);
+	}
+	assert_int_equal(msgpack_pack_uint16(rt_val(&x), 10), 0);
+	rt_good(&x);
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), -6), 0);
+	rt_bad(&x, "mm: field 'a' is -6, below the minimum -5");
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), 11), 0);
+	rt_bad(&x, "mm: field 'a' is 11, above the maximum 10");
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), INT64_MIN), 0);
+	rt_bad(&x, "below the minimum -5");
+	assert_int_equal(msgpack_pack_uint64(rt_val(&x), UINT64_MAX), 0);
+	rt_bad(&x, "is 18446744073709551615, above the maximum 10");
+	rt_end(&x);
+	/* b: at least 1.5, so 2 and not 1 */
+	rt_begin(&x, db, "mm", "b");
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), 2), 0);
+	rt_good(&x);
+	assert_int_equal(msgpack_pack_uint64(rt_val(&x), UINT64_MAX), 0);
+	rt_good(&x);
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), 1), 0);
+	rt_bad(&x, "is 1, below the minimum 1.5");
+	rt_end(&x);
+	/* c: [-2^63, 2^63]: every int64, and 2^63 itself, but not 2^63 + 1 */
+	rt_begin(&x, db, "mm", "c");
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), INT64_MIN), 0);
+	rt_good(&x);
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), INT64_MAX), 0);
+	rt_good(&x);
+	assert_int_equal(msgpack_pack_uint64(rt_val(&x), 1ull << 63), 0);
+	rt_good(&x);
+	assert_int_equal(msgpack_pack_uint64(rt_val(&x), (1ull << 63) + 1), 0);
+	rt_bad(&x, "above the maximum 9223372036854775808");
+	rt_end(&x);
+	/* d: at most -2.5, so -3 and not -2 */
+	rt_begin(&x, db, "mm", "d");
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), -3), 0);
+	rt_good(&x);
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), -2), 0);
+	rt_bad(&x, "is -2, above the maximum -2.5");
+	rt_end(&x);
+	/* e: at least 1e19, above every int64 */
+	rt_begin(&x, db, "mm", "e");
+	assert_int_equal(
+	        msgpack_pack_uint64(rt_val(&x), 10000000000000000000ull), 0);
+	rt_good(&x);
+	assert_int_equal(
+	        msgpack_pack_uint64(rt_val(&x), 9999999999999999999ull), 0);
+	rt_bad(&x, "below the minimum 1e+19");
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), INT64_MAX), 0);
+	rt_bad(&x, "below the minimum");
+	rt_end(&x);
+}
+
+static void test_engine_validate__rule_min_max_float(void **state)
+{
+	lb_db *db = FX(state)->db;
+	static const lb_field f[] = {{"x", LB_FLOAT, 0, 0, NULL, NULL, 0, NULL,
+	                              0, -1.5, 2.25, LB_HAS_MIN | LB_HAS_MAX}};
+	rt x;
+	make_table(db, "fl", f, 1, NULL);
+	rt_begin(&x, db, "fl", "x");
+	static const double good[] = {-1.5, 0, 2.25, -0.0, 1e-300};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		assert_int_equal(msgpack_pack_double(rt_val(&x), good[i]), 0);
+		rt_good(&x);
+	}
+	assert_int_equal(msgpack_pack_float(rt_val(&x), 2.25f), 0);
+	rt_good(&x);
+	assert_int_equal(msgpack_pack_float(rt_val(&x), -1.5f), 0);
+	rt_good(&x);
+	assert_int_equal(msgpack_pack_double(rt_val(&x), 2.2500000000000004),
+	                 0);
+	rt_bad(&x, "fl: field 'x' is 2.2500000000000004, above the maximum "
+	           "2.25");
+	assert_int_equal(msgpack_pack_double(rt_val(&x), -1.5000000000000002),
+	                 0);
+	rt_bad(&x, "is -1.5000000000000002, below the minimum -1.5");
+	assert_int_equal(msgpack_pack_float(rt_val(&x), 3.0f), 0);
+	rt_bad(&x, "is 3, above the maximum 2.25");
+	assert_int_equal(msgpack_pack_double(rt_val(&x), INFINITY), 0);
+	rt_bad(&x, "is inf, above the maximum 2.25");
+	assert_int_equal(msgpack_pack_double(rt_val(&x), -INFINITY), 0);
+	rt_bad(&x, "is -inf, below the minimum -1.5");
+	assert_int_equal(msgpack_pack_double(rt_val(&x), NAN), 0);
+	rt_bad(&x, "fl: field 'x' is NaN, which is within no minimum or "
+	           "maximum");
+	assert_int_equal(msgpack_pack_float(rt_val(&x), NAN), 0);
+	rt_bad(&x, "is NaN");
+	rt_end(&x);
+}
+
+static void test_engine_validate__rule_nullable(void **state)
+{
+	lb_db *db = FX(state)->db;
+	static const char *const a[] = {"a"};
+	static const lb_field f[] = {
+	        {"n", LB_INT, LB_REQUIRED | LB_NULLABLE, 0, NULL, NULL, 0, NULL,
+	         0, 0, 0, LB_HAS_MIN},
+	        {"s", LB_STR, LB_NULLABLE, 1, NULL, a, 1, "a", LB_FMT_DATE},
+	        {"r", LB_STR, LB_NULLABLE, 0, "nul"},
+	        {"p", LB_STR, 0, 0, NULL},
+	};
+	hg_val v;
+	lb_result r;
+	hg_init(&v);
+	make_table(db, "nul", f, 4, NULL);
+	lb_batch *b = hg_begin(db);
+	/* nil stands for an int, a str held to four rules, a reference */
+	hg_map(&v, 1);
+	hg_knil(&v, "n");
+	te_rc(0, hg_putv(b, "nul", "k1", &v));
+	hg_reset(&v);
+	hg_map(&v, 3);
+	hg_knil(&v, "n");
+	hg_knil(&v, "s");
+	hg_knil(&v, "r");
+	te_rc(0, hg_putv(b, "nul", "k2", &v));
+	hg_reset(&v);
+	hg_map(&v, 2);
+	hg_kint(&v, "n", 0);
+	hg_kstr(&v, "r", "k1"); /* a real reference */
+	te_rc(0, hg_putv(b, "nul", "k3", &v));
+	/* but not where the field is not nullable */
+	hg_reset(&v);
+	hg_map(&v, 2);
+	hg_knil(&v, "n");
+	hg_knil(&v, "p");
+	hg_refused(hg_putv(b, "nul", "k4", &v),
+	           "nul: field 'p' must be str, not nil");
+	/* another type is still refused, and named with nil */
+	hg_reset(&v);
+	hg_map(&v, 2);
+	hg_knil(&v, "n");
+	hg_kint(&v, "s", 1);
+	hg_refused(hg_putv(b, "nul", "k5", &v),
+	           "nul: field 's' must be str or nil, not int");
+	hg_reset(&v);
+	hg_map(&v, 2);
+	hg_knil(&v, "n");
+	hg_kint(&v, "r", 1);
+	hg_refused(hg_putv(b, "nul", "k6", &v),
+	           "nul: field 'r' must be a key of nul (str or nil), not int");
+	/* required and nullable: nil is present, absence is not */
+	hg_reset(&v);
+	hg_map(&v, 0);
+	hg_refused(hg_putv(b, "nul", "k7", &v), "missing required field 'n'");
+	/* a value is held to every rule: "b" breaks four of them */
+	hg_reset(&v);
+	hg_map(&v, 2);
+	hg_kint(&v, "n", -1);
+	hg_kstr(&v, "s", "bb");
+	hg_refused(hg_putv(b, "nul", "k8", &v), "is 2 characters long (max 1)");
+	hg_commit_rejected(db, b, &r);
+	assert_int_equal(r.nissues_total, 4 + 1 + 4);
+	hg_assert_issue(&r.issues[0], LB_ISSUE_FORMAT, "nul", "k4", "p");
+	hg_assert_issue(&r.issues[1], LB_ISSUE_FORMAT, "nul", "k5", "s");
+	hg_assert_issue(&r.issues[2], LB_ISSUE_FORMAT, "nul", "k6", "r");
+	hg_assert_issue(&r.issues[3], LB_ISSUE_FORMAT, "nul", "k7", "n");
+	hg_assert_issue(&r.issues[4], LB_ISSUE_FORMAT, "nul", "k8", "n");
+	hg_assert_contains(r.issues[4].message, "is -1, below the minimum 0");
+	static const char *const broke[] = {"allowed values", "pattern 'a'",
+	                                    "not a date", "(max 1)"};
+	for (int i = 0; i < 4; i++) {
+		hg_assert_issue(&r.issues[5 + i], LB_ISSUE_FORMAT, "nul", "k8",
+		                "s");
+		hg_assert_contains(r.issues[5 + i].message, broke[i]);
+	}
+	lb_result_free(&r);
+	/* the good ones commit, the nil reference names nothing */
+	b = hg_begin(db);
+	hg_reset(&v);
+	hg_map(&v, 3);
+	hg_knil(&v, "n");
+	hg_knil(&v, "s");
+	hg_knil(&v, "r");
+	te_rc(0, hg_putv(b, "nul", "k2", &v));
+	hg_commit_ok(b);
+	hg_free(&v);
+}
+
+static void test_engine_validate__rule_key_field(void **state)
+{
+	lb_db *db = FX(state)->db;
+	static const lb_field fs[] = {{"id", LB_STR, 0, 0, NULL}};
+	static const lb_field fb[] = {{"id", LB_BIN, 0, 0, NULL}};
+	static const lb_field fi[] = {{"id", LB_INT, LB_NULLABLE, 0, NULL}};
+	static const lb_field fa[] = {{"x", LB_INT, 0, 0, NULL},
+	                              {"id", LB_ANY, 0, 0, NULL}};
+	rt x;
+	make_table(db, "ks", fs, 1, "id");
+	make_table(db, "kb", fb, 1, "id");
+	make_table(db, "ki", fi, 1, "id");
+	make_table(db, "ka", fa, 2, "id");
+	/* str: the bytes of the key */
+	rt_begin(&x, db, "ks", "id");
+	pk_str(rt_val(&x), "a");
+	rt_goodk(&x, "a", 1);
+	pk_str(rt_val(&x), "\xc3\xa9");
+	rt_goodk(&x, "\xc3\xa9", 2);
+	pk_str(rt_val(&x), "b");
+	rt_badk(&x, "a", 1,
+	        "ks: field 'id' is 'b' but the record's key is 'a' (the "
+	        "table's key_field)");
+	pk_str(rt_val(&x), "a");
+	rt_badk(&x, "ab", 2, "is 'a' but the record's key is 'ab'");
+	pk_str(rt_val(&x), "ab");
+	rt_badk(&x, "a", 1, "is 'ab' but");
+	rt_val(&x);
+	assert_int_equal(msgpack_pack_str(&x.v.pk, 2), 0);
+	assert_int_equal(msgpack_pack_str_body(&x.v.pk, "a\0", 2), 0);
+	rt_badk(&x, "a", 1, "is 'a\\x00' but");
+	rt_end(&x);
+	/* absent: nothing to compare */
+	{
+		lb_batch *b = hg_begin(db);
+		te_rc(0, hg_put_raw(b, "ks", "zz", "\x80", 1));
+		hg_commit_ok(b);
+	}
+	/* bin: its bytes */
+	rt_begin(&x, db, "kb", "id");
+	assert_int_equal(msgpack_pack_bin(rt_val(&x), 2), 0);
+	assert_int_equal(msgpack_pack_bin_body(&x.v.pk, "\x01\x02", 2), 0);
+	rt_goodk(&x, "\x01\x02", 2);
+	assert_int_equal(msgpack_pack_bin(rt_val(&x), 1), 0);
+	assert_int_equal(msgpack_pack_bin_body(&x.v.pk, "\x01", 1), 0);
+	rt_badk(&x, "\x01\x02", 2,
+	        "is '\\x01' but the record's key is "
+	        "'\\x01\\x02'");
+	rt_end(&x);
+	/* int: its decimal text, as keys given as integers are */
+	rt_begin(&x, db, "ki", "id");
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), 42), 0);
+	rt_goodk(&x, "42", 2);
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), -7), 0);
+	rt_goodk(&x, "-7", 2);
+	assert_int_equal(msgpack_pack_uint64(rt_val(&x), UINT64_MAX), 0);
+	rt_goodk(&x, "18446744073709551615", 20);
+	assert_int_equal(msgpack_pack_nil(rt_val(&x)), 0);
+	rt_goodk(&x, "anything", 8);
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), 42), 0);
+	rt_badk(&x, "042", 3, "is '42' but the record's key is '042'");
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), 43), 0);
+	rt_badk(&x, "42", 2, "is '43' but");
+	assert_int_equal(msgpack_pack_int64(rt_val(&x), 42), 0);
+	rt_badk(&x, "42 ", 3, "but the record's key is '42 '");
+	rt_end(&x);
+	/* any: a str, bin or int as above; nil is nothing; others never */
+	rt_begin(&x, db, "ka", "id");
+	pk_str(rt_val(&x), "k");
+	rt_goodk(&x, "k", 1);
+	assert_int_equal(msgpack_pack_uint8(rt_val(&x), 5), 0);
+	rt_goodk(&x, "5", 1);
+	assert_int_equal(msgpack_pack_bin(rt_val(&x), 1), 0);
+	assert_int_equal(msgpack_pack_bin_body(&x.v.pk, "b", 1), 0);
+	rt_goodk(&x, "b", 1);
+	assert_int_equal(msgpack_pack_nil(rt_val(&x)), 0);
+	rt_goodk(&x, "n", 1);
+	assert_int_equal(msgpack_pack_double(rt_val(&x), 1.5), 0);
+	rt_badk(&x, "k", 1,
+	        "ka: field 'id' must be the record's key (a str, bin or int), "
+	        "not float");
+	assert_int_equal(msgpack_pack_true(rt_val(&x)), 0);
+	rt_badk(&x, "k", 1, "not bool");
+	assert_int_equal(msgpack_pack_array(rt_val(&x), 0), 0);
+	rt_badk(&x, "k", 1, "not array");
+	pk_str(rt_val(&x), "j");
+	rt_badk(&x, "k", 1, "is 'j' but the record's key is 'k'");
+	rt_end(&x);
+	/* lb_insert and lb_update hold to it as lb_put does */
+	{
+		hg_val v;
+		lb_result r;
+		hg_init(&v);
+		hg_map(&v, 1);
+		hg_kstr(&v, "id", "q");
+		lb_batch *b = hg_begin(db);
+		hg_refused(lb_insert(b, "ks", "p", 1, hg_data(&v), hg_len(&v)),
+		           "key_field");
+		te_rc(0, lb_insert(b, "ks", "q", 1, hg_data(&v), hg_len(&v)));
+		hg_refused(lb_update(b, "ks", "zz", 2, hg_data(&v), hg_len(&v)),
+		           "key_field");
+		hg_commit_rejected(db, b, &r);
+		assert_int_equal(r.nissues_total, 2);
+		hg_assert_issue(&r.issues[0], LB_ISSUE_FORMAT, "ks", "p", "id");
+		hg_assert_issue(&r.issues[1], LB_ISSUE_FORMAT, "ks", "zz",
+		                "id");
+		lb_result_free(&r);
+		hg_free(&v);
+	}
+}
+
 #define T(name)                                                                \
 	cmocka_unit_test_setup_teardown(test_engine_validate__##name, setup,   \
 	                                te_teardown)
@@ -1363,6 +1974,15 @@ int main(void)
 	        T(thousands_of_fk_issues),
 	        T(refs_20000_witnesses),
 	        T(refs_exact_random),
+	        T(rule_enum_str),
+	        T(rule_enum_big),
+	        T(rule_enum_int),
+	        T(rule_pattern),
+	        T(rule_formats),
+	        T(rule_min_max_int),
+	        T(rule_min_max_float),
+	        T(rule_nullable),
+	        T(rule_key_field),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

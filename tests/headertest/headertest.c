@@ -32,6 +32,7 @@ int headertest_use(void)
 	lb_batch_info info;
 	lb_verify_report rep;
 	lb_change c;
+	static const char *const enum_values[] = {"A", "B"};
 	int (*open_fn)(const char *, const lb_options *, lb_db **) = lb_open;
 	const char *(*strerror_fn)(int) = lb_strerror;
 
@@ -46,9 +47,18 @@ int headertest_use(void)
 	f.flags = LB_REQUIRED;
 	f.max_len = 200;
 	f.ref = NULL;
+	f.enum_values = enum_values;
+	f.nenum = 2;
+	f.pattern = "[A-Z].*";
+	f.format = LB_FMT_NONE;
+	f.min = 0;
+	f.max = 1.5;
+	f.has_min_max = LB_HAS_MIN | LB_HAS_MAX;
+	f.flags |= LB_NULLABLE;
 	s.fields = &f;
 	s.nfields = 1;
 	s.closed = 1;
+	s.key_field = NULL;
 	r.rc = LB_OK;
 	r.issues = NULL;
 	(void)open_fn;
@@ -56,5 +66,7 @@ int headertest_use(void)
 	return (int)(sizeof(info.label) + sizeof(info.hash) +
 	             sizeof(rep.detail) + sizeof(c) + sizeof(o) + s.nfields) +
 	       r.rc + LB_VERSION_FULL + LB_KEY_MAX + LB_EEXIST + LB_OP_TABLE +
-	       LB_CASCADE + LB_VERIFY_REPLAY + LB_FORMAT_VERSION;
+	       LB_CASCADE + LB_VERIFY_REPLAY + LB_FORMAT_VERSION + LB_FMT_DATE +
+	       LB_FMT_DATETIME + LB_SCHEMA_ENUM_MAX + LB_SCHEMA_TEXT_MAX +
+	       (int)LB_SCHEMA_BYTES_MAX;
 }

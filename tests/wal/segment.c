@@ -22,8 +22,8 @@
 #include "../helpers.h"
 #include "wal/wal.h"
 
-/* An opaque table's schema, §6: [1, 0, false, []]. */
-static const uint8_t opaque_schema[] = {0x94, 0x01, 0x00, 0xc2, 0x90};
+/* An opaque table's schema, §6: [2, 0, false, [], nil]. */
+static const uint8_t opaque_schema[] = {0x95, 0x02, 0x00, 0xc2, 0x90, 0xc0};
 
 static lb_wal_rec rec(int op, const char *table, const char *key,
                       const void *before, size_t blen, const void *after,
@@ -880,27 +880,28 @@ static void test_wal_segment__record_rules(void **state)
 	assert_int_equal(one(5, 2, "t", "k", IMG("v"), IMG("w")), LB_ECORRUPT);
 	assert_int_equal(one(5, 2, "t", "k", IMG("v"), NIL), 0);
 	assert_int_equal(one(5, 3, "t", "t", NIL, NIL), LB_ECORRUPT);
-	assert_int_equal(one(5, 3, "t", "u", NIL, IMG("\x94\x01\x00\xc2\x90")),
-	                 LB_ECORRUPT);
+	assert_int_equal(
+	        one(5, 3, "t", "u", NIL, IMG("\x95\x02\x00\xc2\x90\xc0")),
+	        LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "key is not its table"));
 	/* both images: a schema change, each image a valid schema */
 	assert_int_equal(
-	        one(5, 3, "t", "t", IMG("x"), IMG("\x94\x01\x00\xc2\x90")),
+	        one(5, 3, "t", "t", IMG("x"), IMG("\x95\x02\x00\xc2\x90\xc0")),
 	        LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "invalid schema"));
-	assert_int_equal(one(5, 3, "t", "t", IMG("\x94\x01\x00\xc2\x90"),
-	                     IMG("\x94\x01\x00\xc2\x90")),
+	assert_int_equal(one(5, 3, "t", "t", IMG("\x95\x02\x00\xc2\x90\xc0"),
+	                     IMG("\x95\x02\x00\xc2\x90\xc0")),
 	                 0);
 	/* a drop: the schema as the before-image */
-	assert_int_equal(one(5, 3, "t", "t", IMG("\x94\x01\x00\xc2\x90"), NIL),
-	                 0);
-	assert_int_equal(one(5, 3, "t", "t", IMG("\x94\x01\x00\xc2"), NIL),
+	assert_int_equal(
+	        one(5, 3, "t", "t", IMG("\x95\x02\x00\xc2\x90\xc0"), NIL), 0);
+	assert_int_equal(one(5, 3, "t", "t", IMG("\x95\x02\x00\xc2\x90"), NIL),
 	                 LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "invalid schema"));
-	assert_int_equal(one(5, 3, "t", "t", NIL, IMG("\x94\x01\x00\xc2\x90")),
-	                 0);
 	assert_int_equal(
-	        one(5, 3, "t", "t", NIL, IMG("\x94\x01\x01\xc2\x90\x00")),
+	        one(5, 3, "t", "t", NIL, IMG("\x95\x02\x00\xc2\x90\xc0")), 0);
+	assert_int_equal(
+	        one(5, 3, "t", "t", NIL, IMG("\x95\x02\x01\xc2\x90\xc0\x00")),
 	        LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "invalid schema"));
 }
