@@ -230,8 +230,6 @@ int cli_table_reserved(const char *name);
 /* Load every table of db (name order), the reserved ones left out.
  * Returns 0 or an lb error code. */
 int cli_catalog_load(lb_db *db, cli_catalog *c);
-/* The same with the reserved tables: what the library holds. */
-int cli_catalog_load_all(lb_db *db, cli_catalog *c);
 void cli_catalog_free(cli_catalog *c);
 cli_table *cli_catalog_find(cli_catalog *c, const char *name);
 /* Order the tables so that each comes after the tables it references

@@ -92,21 +92,15 @@ static cli_table *catalog_add(cli_catalog *c)
 	return t;
 }
 
-typedef struct catalog_ctx {
-	cli_catalog *c;
-	int all;
-} catalog_ctx;
-
 static int table_cb(void *ctx, const char *name, const lb_schema *s,
                     uint64_t records)
 {
-	catalog_ctx *x = ctx;
 	cli_table *t;
 	/* Tables named "logbook.*" are the tool's own (logbook.runs, the
 	 * import runs: runs.h), not data: not listed, exported or written. */
-	if (!x->all && cli_table_reserved(name))
+	if (cli_table_reserved(name))
 		return 0;
-	t = catalog_add(x->c);
+	t = catalog_add(ctx);
 	t->name = cli_xstrdup(name);
 	t->records = records;
 	if (s) {
@@ -150,26 +144,15 @@ int cli_table_reserved(const char *name)
 	return !strncmp(name, "logbook.", 8);
 }
 
-static int catalog_load(lb_db *db, cli_catalog *c, int all)
+int cli_catalog_load(lb_db *db, cli_catalog *c)
 {
-	catalog_ctx x = {c, all};
 	int rc;
 	c->t = NULL;
 	c->n = 0;
-	rc = lb_tables(db, table_cb, &x);
+	rc = lb_tables(db, table_cb, c);
 	if (rc < 0)
 		cli_catalog_free(c);
 	return rc;
-}
-
-int cli_catalog_load(lb_db *db, cli_catalog *c)
-{
-	return catalog_load(db, c, 0);
-}
-
-int cli_catalog_load_all(lb_db *db, cli_catalog *c)
-{
-	return catalog_load(db, c, 1);
 }
 
 cli_table *cli_catalog_find(cli_catalog *c, const char *name)
