@@ -372,10 +372,20 @@ datarootdir ?= $(prefix)/share
 mandir ?= $(datarootdir)/man
 man1dir ?= $(mandir)/man1
 pkgconfigdir ?= $(libdir)/pkgconfig
+docdir ?= $(datarootdir)/doc/logbook
 INSTALL_DATA = $(INSTALL) -m 644
 INSTALL_PROGRAM = $(INSTALL) -m 755
 MAN1 := $(wildcard man/*.1)
 BIN_NAMES := logbook logbook-bench
+# What the manual pages refer to: the documents (docs/CLI.md and the ones
+# it links to) and the examples they name, installed under docdir in the
+# tree's own layout so that their relative links hold. The pages name
+# docdir as MAN_DOCDIR; the installed pages name the real one.
+DOC_TOP := $(wildcard README.md CHANGELOG.md)
+DOC_DOCS := $(wildcard docs/*.md)
+DOC_EXAMPLES := $(wildcard examples/*.c)
+DOC_SCRIPTS := $(wildcard examples/*.sh)
+MAN_DOCDIR := /usr/local/share/doc/logbook
 
 install: all
 	$(INSTALL) -d '$(DESTDIR)$(includedir)'
@@ -394,8 +404,18 @@ ifneq ($(CLI)$(BENCH),)
 endif
 ifneq ($(MAN1),)
 	$(INSTALL) -d '$(DESTDIR)$(man1dir)'
-	$(INSTALL_DATA) $(MAN1) '$(DESTDIR)$(man1dir)/'
+	for m in $(MAN1); do \
+		sed 's|$(MAN_DOCDIR)|$(call sq,$(docdir))|g' "$$m" \
+			> '$(DESTDIR)$(man1dir)/'"$${m##*/}" && \
+		chmod 644 '$(DESTDIR)$(man1dir)/'"$${m##*/}" || exit 1; \
+	done
 endif
+	$(INSTALL) -d '$(DESTDIR)$(docdir)' '$(DESTDIR)$(docdir)/docs' \
+		'$(DESTDIR)$(docdir)/examples'
+	$(if $(DOC_TOP),$(INSTALL_DATA) $(DOC_TOP) '$(DESTDIR)$(docdir)/')
+	$(if $(DOC_DOCS),$(INSTALL_DATA) $(DOC_DOCS) '$(DESTDIR)$(docdir)/docs/')
+	$(if $(DOC_EXAMPLES),$(INSTALL_DATA) $(DOC_EXAMPLES) '$(DESTDIR)$(docdir)/examples/')
+	$(if $(DOC_SCRIPTS),$(INSTALL_PROGRAM) $(DOC_SCRIPTS) '$(DESTDIR)$(docdir)/examples/')
 
 uninstall:
 	rm -f '$(DESTDIR)$(includedir)/logbook.h' \
@@ -405,7 +425,12 @@ uninstall:
 		'$(DESTDIR)$(libdir)/liblogbook.so' \
 		'$(DESTDIR)$(pkgconfigdir)/logbook.pc' \
 		$(foreach b,$(BIN_NAMES),'$(DESTDIR)$(bindir)/$(b)') \
-		$(foreach m,$(MAN1),'$(DESTDIR)$(man1dir)/$(notdir $(m))')
+		$(foreach m,$(MAN1),'$(DESTDIR)$(man1dir)/$(notdir $(m))') \
+		$(foreach f,$(DOC_TOP),'$(DESTDIR)$(docdir)/$(notdir $(f))') \
+		$(foreach f,$(DOC_DOCS),'$(DESTDIR)$(docdir)/docs/$(notdir $(f))') \
+		$(foreach f,$(DOC_EXAMPLES) $(DOC_SCRIPTS),'$(DESTDIR)$(docdir)/examples/$(notdir $(f))')
+	-rmdir '$(DESTDIR)$(docdir)/docs' '$(DESTDIR)$(docdir)/examples' \
+		'$(DESTDIR)$(docdir)' 2>/dev/null
 
 # ---------------------------------------------------------------------------
 deps:
@@ -427,6 +452,8 @@ FORCE:
 #
 #   make crash [ROUNDS=N]     the crash matrix (and the commit crash test)
 #                             with N rounds of each operation (default 500)
+#   make stress [STRESS_SECONDS=N]  the multi-process stress test for N
+#                             seconds (default 600; make test runs it for 50)
 #   make fuzz [FUZZ_SECONDS=N]  every tests/fuzz/ target under libFuzzer
 #                             (clang, ASan + UBSan) for N seconds (default
 #                             60), in build-fuzz/; crashes are written there
@@ -436,7 +463,7 @@ FORCE:
 #                             in build-tsan/
 #   make valgrind             every test binary under valgrind memcheck
 # ---------------------------------------------------------------------------
-.PHONY: crash fuzz fuzz-bins fuzz-replay tsan valgrind
+.PHONY: crash stress fuzz fuzz-bins fuzz-replay tsan valgrind
 
 # The LD_PRELOAD fault shim; tests/engine/fault.c runs itself under it.
 FAULT_SHIM := $(BUILD)/libfault.so
@@ -533,6 +560,15 @@ crash: $(CRASH_BINS)
 	$(Q)LB_CRASH_ROUNDS=$(ROUNDS) LB_TEST_TIMEOUT=0 LB_TEST_VERBOSE=1 \
 		bash scripts/run-tests.sh $(abspath $(BUILD)) \
 		$(abspath $(CRASH_BINS))
+
+# The multi-process stress test (tests/engine/stress.c) for STRESS_SECONDS,
+# with no time limit per test binary; it runs the CLI, so that is built too.
+STRESS_SECONDS ?= 600
+STRESS_BINS := $(BUILD)/tests/test_engine_stress
+stress: $(STRESS_BINS) $(CLI)
+	$(Q)LB_STRESS_SECONDS=$(STRESS_SECONDS) LB_TEST_TIMEOUT=0 \
+		LB_TEST_VERBOSE=1 bash scripts/run-tests.sh $(abspath $(BUILD)) \
+		$(abspath $(STRESS_BINS))
 
 # ThreadSanitizer: the tests where threads share a database.
 TSAN_BUILD := build-tsan

@@ -431,17 +431,17 @@ static int open_meta(lb_db *db, int creating)
 	MDB_txn *txn;
 	int rdonly = (db->flags & LB_RDONLY) != 0;
 	int mrc = mdb_txn_begin(db->env, NULL, rdonly ? MDB_RDONLY : 0, &txn);
-	if (mrc == MDB_MAP_RESIZED) {
-		/* Another process grew the map: adopt its size, once. */
-		if (mdb_env_set_mapsize(db->env, 0) == 0)
+	/* Another process grew the map (it may go on growing it while this
+	 * one opens): adopt its size, as often as it takes, within reason. */
+	for (int tries = 0; mrc == MDB_MAP_RESIZED && tries < 64; tries++)
+		if ((mrc = mdb_env_set_mapsize(db->env, 0)) == 0)
 			mrc = mdb_txn_begin(db->env, NULL,
 			                    rdonly ? MDB_RDONLY : 0, &txn);
-		if (mrc == MDB_MAP_RESIZED)
-			return lb__fail(LB_ECORRUPT,
-			                "%s: the meta page claims more pages "
-			                "than the map holds",
-			                db->path);
-	}
+	if (mrc == MDB_MAP_RESIZED)
+		return lb__fail(LB_EBUSY,
+		                "%s: another process keeps growing the "
+		                "database while it is opened; try again",
+		                db->path);
 	if (mrc)
 		return lb__mdb_fail(mrc, db->path);
 	int rc = 0;
@@ -647,8 +647,9 @@ static int env_reopen(lb_db *db)
 	}
 	mdb_reader_check(env, &dead);
 	mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
-	if (mrc == MDB_MAP_RESIZED && mdb_env_set_mapsize(env, 0) == 0)
-		mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	for (int tries = 0; mrc == MDB_MAP_RESIZED && tries < 64; tries++)
+		if ((mrc = mdb_env_set_mapsize(env, 0)) == 0)
+			mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 	if (mrc) {
 		mdb_env_close(env);
 		return lb__rewrap(lb__mdb_fail(mrc, db->path),

@@ -435,6 +435,12 @@ LB__WUR int lb__hist_last(lb_db *db, MDB_txn *txn, MDB_cursor *c,
                           uint64_t *out);
 /* The last batch id in txn's view, 0 when there is none. */
 LB__WUR int lb__last_in(lb_db *db, MDB_txn *txn, uint64_t *id);
+/* Read segment s of the batch whose header is h, check it against the
+ * header's SHA-256 and load it into r (which then hands out its records);
+ * *stored (may be NULL): the segment as stored, valid until txn writes.
+ * LB_ECORRUPT names the batch and segment. */
+LB__WUR int lb__segment_load(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h,
+                             uint32_t s, lb_segr *r, MDB_val *stored);
 /* Walk batch id's records in a txn with reader r. fn non-zero stops. */
 typedef int (*lb__rec_fn)(void *ctx, const lb_wal_rec *r);
 LB__WUR int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,

@@ -39,6 +39,36 @@ int lb__hdr_get(lb_db *db, MDB_txn *txn, uint64_t id, lb_wal_hdr *h)
 	return 0;
 }
 
+int lb__segment_load(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h, uint32_t s,
+                     lb_segr *r, MDB_val *stored)
+{
+	uint8_t kb[12], sha[32];
+	lb__be64(kb, h->id);
+	lb__be32(kb + 8, s);
+	MDB_val k = {12, kb}, v;
+	int rc, mrc = mdb_get(txn, db->wal, &k, &v);
+	if (mrc == MDB_NOTFOUND)
+		return lb__fail(LB_ECORRUPT,
+		                "batch %llu: segment %u is missing",
+		                (unsigned long long)h->id, s);
+	if (mrc)
+		return lb__mdb_fail(mrc, "_wal");
+	if ((rc = lb__sha256(v.mv_data, v.mv_size, sha)) < 0)
+		return rc;
+	if (memcmp(sha, h->seg_hashes + 32 * (size_t)s, 32) != 0)
+		return lb__fail(LB_ECORRUPT,
+		                "batch %llu: segment %u does not match its "
+		                "hash",
+		                (unsigned long long)h->id, s);
+	/* lb__segr_load copies the records into the reader's own buffer */
+	if ((rc = lb__segr_load(r, v.mv_data, v.mv_size)) < 0)
+		return lb__rewrap(rc, "batch %llu: segment %u",
+		                  (unsigned long long)h->id, s);
+	if (stored)
+		*stored = v;
+	return 0;
+}
+
 int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
                    lb__rec_fn fn, void *ctx)
 {
@@ -53,35 +83,8 @@ int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	}
 	uint64_t seen = 0;
 	for (uint32_t s = 0; s < h.segments && rc == 0; s++) {
-		uint8_t kb[12], sha[32];
-		lb__be64(kb, id);
-		lb__be32(kb + 8, s);
-		MDB_val k = {12, kb}, v;
-		int mrc = mdb_get(txn, db->wal, &k, &v);
-		if (mrc == MDB_NOTFOUND) {
-			rc = lb__fail(LB_ECORRUPT,
-			              "batch %llu: segment %u is missing",
-			              (unsigned long long)id, s);
+		if ((rc = lb__segment_load(db, txn, &h, s, r, NULL)) < 0)
 			break;
-		}
-		if (mrc) {
-			rc = lb__mdb_fail(mrc, "_wal");
-			break;
-		}
-		if ((rc = lb__sha256(v.mv_data, v.mv_size, sha)) < 0)
-			break;
-		if (memcmp(sha, h.seg_hashes + 32 * (size_t)s, 32) != 0) {
-			rc = lb__fail(LB_ECORRUPT,
-			              "batch %llu: segment %u does not match "
-			              "its hash",
-			              (unsigned long long)id, s);
-			break;
-		}
-		if ((rc = lb__segr_load(r, v.mv_data, v.mv_size)) < 0) {
-			rc = lb__rewrap(rc, "batch %llu: segment %u",
-			                (unsigned long long)id, s);
-			break;
-		}
 		lb_wal_rec rec;
 		int got;
 		while ((got = lb__segr_next(r, &rec)) == 1) {

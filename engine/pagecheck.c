@@ -942,8 +942,9 @@ static int check(pc *c, MDB_txn *txn)
 static int begin_own(MDB_env *env, MDB_txn **txn)
 {
 	int mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn);
-	if (mrc == MDB_MAP_RESIZED && mdb_env_set_mapsize(env, 0) == 0)
-		mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn);
+	for (int tries = 0; mrc == MDB_MAP_RESIZED && tries < 64; tries++)
+		if ((mrc = mdb_env_set_mapsize(env, 0)) == 0)
+			mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn);
 	if (mrc) {
 		*txn = NULL;
 		return lb__mdb_fail(mrc, "page check: beginning a read");

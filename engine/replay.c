@@ -222,30 +222,10 @@ static int replay_batch(rp *p, uint64_t id)
 		goto out;
 	b->undoes = h.undoes;
 	for (uint32_t s = 0; s < h.segments; s++) {
-		uint8_t kb[12], sha[32];
-		lb__be64(kb, id);
-		lb__be32(kb + 8, s);
-		MDB_val k = {12, kb}, v;
-		int mrc = mdb_get(p->txn, p->src->wal, &k, &v);
-		if (mrc == MDB_NOTFOUND) {
-			rc = lb__fail(LB_ECORRUPT, "segment %u is missing", s);
+		MDB_val v;
+		if ((rc = lb__segment_load(p->src, p->txn, &h, s, &p->r, &v)) <
+		    0)
 			goto out;
-		}
-		if (mrc) {
-			rc = lb__mdb_fail(mrc, "_wal");
-			goto out;
-		}
-		if ((rc = lb__sha256(v.mv_data, v.mv_size, sha)) < 0)
-			goto out;
-		if (memcmp(sha, h.seg_hashes + 32 * (size_t)s, 32) != 0) {
-			rc = lb__fail(LB_ECORRUPT,
-			              "segment %u does not match its hash", s);
-			goto out;
-		}
-		if ((rc = lb__segr_load(&p->r, v.mv_data, v.mv_size)) < 0) {
-			rc = lb__rewrap(rc, "segment %u", s);
-			goto out;
-		}
 		if ((rc = lb__batch_put_segment(b, s, v.mv_data, v.mv_size)) <
 		    0)
 			goto out;

@@ -494,28 +494,10 @@ static int undo_table(rb *x, uint64_t id, const lb_wal_rec *r)
 static int load_segment(rb *x, uint64_t id, const lb_wal_hdr *h, uint32_t s)
 {
 	lb_db *db = x->db;
-	uint8_t kb[12], sha[32];
-	lb__be64(kb, id);
-	lb__be32(kb + 8, s);
-	MDB_val k = {12, kb}, v;
-	int rc, mrc = mdb_get(x->b->txn, db->wal, &k, &v);
-	if (mrc == MDB_NOTFOUND)
-		return lb__fail(LB_ECORRUPT,
-		                "batch %llu: segment %u is missing",
-		                (unsigned long long)id, s);
-	if (mrc)
-		return lb__mdb_fail(mrc, "_wal");
-	if ((rc = lb__sha256(v.mv_data, v.mv_size, sha)) < 0)
+	int rc;
+	(void)id;
+	if ((rc = lb__segment_load(db, x->b->txn, h, s, &db->segr, NULL)) < 0)
 		return rc;
-	if (memcmp(sha, h->seg_hashes + 32 * (size_t)s, 32) != 0)
-		return lb__fail(LB_ECORRUPT,
-		                "batch %llu: segment %u does not match its "
-		                "hash",
-		                (unsigned long long)id, s);
-	/* lb__segr_load copies the records into the reader's own buffer */
-	if ((rc = lb__segr_load(&db->segr, v.mv_data, v.mv_size)) < 0)
-		return lb__rewrap(rc, "batch %llu: segment %u",
-		                  (unsigned long long)id, s);
 	/* note where each record starts, to visit them backwards */
 	lb_segr *r = &db->segr;
 	lb_wal_rec rec;

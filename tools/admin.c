@@ -7,6 +7,7 @@
 #include "cli.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
@@ -54,7 +55,10 @@ static int rm_cb(const char *p, const struct stat *st, int flag,
 /* For destinations the library refuses anyway, a clearer message first. */
 static int check_dest(const char *dest)
 {
-	int e = exists_nonempty(dest);
+	int e;
+	if (!*dest)
+		return cli_err("the destination is an empty name");
+	e = exists_nonempty(dest);
 	if (e < 0)
 		return cli_err("%s: %s", dest, strerror(errno));
 	if (e > 0)
@@ -67,6 +71,12 @@ static int check_dest(const char *dest)
 
 static int create_tables(lb_db *db, const cli_catalog *c, const char *file)
 {
+	for (size_t i = 0; i < c->n; i++)
+		if (c->t[i].name && cli_table_reserved(c->t[i].name))
+			return cli_err("%s: table name '%s' is reserved (names "
+			               "starting with \"logbook.\" are the "
+			               "tool's)",
+			               file, c->t[i].name);
 	for (size_t i = 0; i < c->n; i++) {
 		const cli_table *t = &c->t[i];
 		lb_schema s;
@@ -205,6 +215,10 @@ int cmd_table(int argc, char **argv)
 		return cli_usage("expected DIR NAME");
 	if (alter && !o[0].val)
 		return cli_usage("table alter needs --schema FILE");
+	if (cli_table_reserved(pos[2]))
+		return cli_err("table name '%s' is reserved (names starting "
+		               "with \"logbook.\" are the tool's)",
+		               pos[2]);
 	memset(&plain, 0, sizeof plain);
 	plain.name = (char *)pos[2];
 	t = &plain;
@@ -473,13 +487,43 @@ int cmd_replay(int argc, char **argv)
 		sb_free(&b);
 	} else {
 		printf("replayed %s to batch %" PRIu64 " into %s (%" PRIu64
-		       " records applied%s%s)\n",
+		       " %s applied%s%s)\n",
 		       pos[0], to, pos[1], res.records,
+		       cli_plural(res.records, "record", "records"),
 		       o[1].val ? ", from checkpoint " : "",
 		       o[1].val ? o[1].val : "");
 	}
 	lb_result_free(&res);
 	return 0;
+}
+
+/* Open DIR for verify. Damage that keeps it from opening is a finding of
+ * verify like any other (exit 1, reported as a failed check); other
+ * failures (no database, a newer format, no permission) are errors. */
+static int verify_open(const char *dir, lb_db **db)
+{
+	const char *d;
+	int rc;
+	rc = cli_lb_open(dir, LB_RDONLY, db);
+	if (rc != LB_ECORRUPT)
+		return rc < 0 ? cli_open(dir, 1, 0, db) : 0;
+	d = cli_words(lb_errmsg());
+	if (cli_json) {
+		sbuf b;
+		sb_init(&b);
+		sb_puts(&b,
+		        "{\"ok\":false,\"opened\":false,\"batches\":0,"
+		        "\"segments\":0,\"records\":0,\"chain_ok\":false,"
+		        "\"replay_ok\":null,\"bad_batch\":null,\"detail\":");
+		jw_cstr(&b, cli_utf8_valid(d, strlen(d)) ? d : "");
+		sb_puts(&b, "}\n");
+		sb_flush(&b, stdout);
+		sb_free(&b);
+	} else {
+		printf("open: FAILED\nverify: FAILED\n");
+	}
+	cli_err("%s: damaged, it does not open: %s", dir, d);
+	return CLI_DATA;
 }
 
 int cmd_verify(int argc, char **argv)
@@ -495,7 +539,7 @@ int cmd_verify(int argc, char **argv)
 	if (rc)
 		return rc;
 	replay = o[0].val != NULL;
-	rc = cli_open(pos[0], 1, 0, &db);
+	rc = verify_open(pos[0], &db);
 	if (rc)
 		return rc;
 	memset(&rep, 0, sizeof rep);
@@ -507,7 +551,7 @@ int cmd_verify(int argc, char **argv)
 		sbuf b;
 		sb_init(&b);
 		sb_printf(&b,
-		          "{\"ok\":%s,\"batches\":%" PRIu64
+		          "{\"ok\":%s,\"opened\":true,\"batches\":%" PRIu64
 		          ",\"segments\":%" PRIu64 ",\"records\":%" PRIu64
 		          ",\"chain_ok\":%s,\"replay_ok\":%s,\"bad_batch\":",
 		          rc == 0 ? "true" : "false", rep.batches, rep.segments,
@@ -520,7 +564,7 @@ int cmd_verify(int argc, char **argv)
 		else
 			sb_puts(&b, "null");
 		sb_puts(&b, ",\"detail\":");
-		jw_cstr(&b, rep.detail);
+		jw_cstr(&b, cli_words(rep.detail));
 		sb_puts(&b, "}\n");
 		sb_flush(&b, stdout);
 		sb_free(&b);
@@ -535,14 +579,14 @@ int cmd_verify(int argc, char **argv)
 		printf("%s\n", rc == 0 ? "verify: ok" : "verify: FAILED");
 	}
 	if (rc == LB_ECORRUPT) {
+		const char *d =
+		        cli_words(rep.detail[0] ? rep.detail : lb_errmsg());
 		if (rep.bad_batch)
 			cli_err("%s: verification failed at batch %" PRIu64
 			        ": %s",
-			        pos[0], rep.bad_batch,
-			        rep.detail[0] ? rep.detail : lb_errmsg());
+			        pos[0], rep.bad_batch, d);
 		else
-			cli_err("%s: verification failed: %s", pos[0],
-			        rep.detail[0] ? rep.detail : lb_errmsg());
+			cli_err("%s: verification failed: %s", pos[0], d);
 		return CLI_DATA;
 	}
 	return 0;
@@ -588,22 +632,38 @@ typedef struct ckpt_list {
 	size_t n;
 } ckpt_list;
 
+/* Does the checkpoint directory still hold a database? */
+static int ckpt_present(const char *path)
+{
+	struct stat st;
+	char *file;
+	int ok;
+	if (asprintf(&file, "%s/data.mdb", path) < 0)
+		return 1;
+	ok = stat(file, &st) == 0 && S_ISREG(st.st_mode);
+	free(file);
+	return ok;
+}
+
 static int ckpt_cb(void *ctx, uint64_t batch, const char *path, int64_t time_ns)
 {
 	ckpt_list *l = ctx;
 	sbuf *b = l->b;
+	int present = ckpt_present(path);
 	if (cli_json) {
 		if (l->n)
 			sb_putc(b, ',');
 		sb_printf(b, "{\"batch\":%" PRIu64 ",\"path\":", batch);
-		jw_cstr(b, path);
+		jw_cstr(b, cli_utf8_valid(path, strlen(path)) ? path : "");
 		sb_puts(b, ",\"time\":\"");
 		cli_time(b, time_ns);
-		sb_puts(b, "\"}");
+		sb_printf(b, "\",\"present\":%s}", present ? "true" : "false");
 	} else {
 		sb_printf(b, "  batch %" PRIu64 "  ", batch);
 		cli_time(b, time_ns);
-		sb_printf(b, "  %s\n", path);
+		sb_puts(b, "  ");
+		cli_text_human(b, path, strlen(path));
+		sb_puts(b, present ? "\n" : "  (missing: no database there)\n");
 	}
 	l->n++;
 	return 0;
@@ -616,8 +676,9 @@ int cmd_stat(int argc, char **argv)
 	lb_db *db;
 	cli_catalog cat;
 	uint64_t last = 0, raw = 0, stored = 0, records = 0, rolled = 0,
-	         undo = 0, pruned = 0, disk = 0, apparent = 0;
-	uint32_t segments = 0;
+	         undo = 0, pruned = 0, disk = 0, apparent = 0, p_raw = 0,
+	         p_stored = 0, p_records = 0, p_segments = 0;
+	uint64_t segments = 0;
 	sbuf b, ck;
 	ckpt_list cl;
 	struct stat st;
@@ -645,10 +706,19 @@ int cmd_stat(int argc, char **argv)
 		}
 		if (rc < 0)
 			break;
-		raw += bi.raw_bytes;
-		stored += bi.stored_bytes;
-		records += bi.records;
-		segments += bi.segments;
+		/* A pruned batch's header keeps its counts, but its segments
+		 * are gone: the log holds only the others. */
+		if (bi.pruned) {
+			p_raw += bi.raw_bytes;
+			p_stored += bi.stored_bytes;
+			p_records += bi.records;
+			p_segments += bi.segments;
+		} else {
+			raw += bi.raw_bytes;
+			stored += bi.stored_bytes;
+			records += bi.records;
+			segments += bi.segments;
+		}
 		rolled += bi.rolled_back_by != 0;
 		undo += bi.undoes != 0;
 		pruned += bi.pruned != 0;
@@ -695,11 +765,15 @@ int cmd_stat(int argc, char **argv)
 		sb_printf(&b,
 		          "],\"batches\":%" PRIu64 ",\"rolled_back\":%" PRIu64
 		          ",\"rollbacks\":%" PRIu64 ",\"pruned\":%" PRIu64
-		          ",\"log_records\":%" PRIu64 ",\"segments\":%" PRIu32
+		          ",\"log_records\":%" PRIu64 ",\"segments\":%" PRIu64
 		          ",\"log_raw_bytes\":%" PRIu64
-		          ",\"log_stored_bytes\":%" PRIu64 ",\"ratio\":",
+		          ",\"log_stored_bytes\":%" PRIu64
+		          ",\"pruned_records\":%" PRIu64
+		          ",\"pruned_segments\":%" PRIu64
+		          ",\"pruned_raw_bytes\":%" PRIu64
+		          ",\"pruned_stored_bytes\":%" PRIu64 ",\"ratio\":",
 		          last, rolled, undo, pruned, records, segments, raw,
-		          stored);
+		          stored, p_records, p_segments, p_raw, p_stored);
 		jw_double(&b,
 		          stored ? (double)(uint64_t)((double)raw /
 		                                              (double)stored *
@@ -719,18 +793,20 @@ int cmd_stat(int argc, char **argv)
 		sb_puts(&b, " apparent)\n");
 		sb_printf(&b, "tables     %zu\n", cat.n);
 		for (size_t i = 0; i < cat.n; i++)
-			sb_printf(&b, "  %-24s %12" PRIu64 " records%s\n",
+			sb_printf(&b, "  %-24s %12" PRIu64 " %s%s\n",
 			          cat.t[i].name, cat.t[i].records,
+			          cli_plural(cat.t[i].records, "record",
+			                     "records"),
 			          cat.t[i].has_schema ? "" : " (opaque)");
 		sb_printf(&b,
 		          "batches    %" PRIu64 " (%" PRIu64
-		          " rolled back, %" PRIu64 " rollbacks, %" PRIu64
-		          " pruned)\n",
-		          last, rolled, undo, pruned);
-		sb_printf(&b,
-		          "log        %" PRIu64 " records in %" PRIu32
-		          " segments\n",
-		          records, segments);
+		          " rolled back, %" PRIu64 " %s, %" PRIu64 " pruned)\n",
+		          last, rolled, undo,
+		          cli_plural(undo, "rollback", "rollbacks"), pruned);
+		sb_printf(&b, "log        %" PRIu64 " %s in %" PRIu64 " %s\n",
+		          records, cli_plural(records, "record", "records"),
+		          segments,
+		          cli_plural(segments, "segment", "segments"));
 		sb_puts(&b, "log bytes  ");
 		cli_size(&b, raw);
 		sb_puts(&b, " raw, ");
@@ -740,6 +816,19 @@ int cmd_stat(int argc, char **argv)
 			sb_printf(&b, ", ratio %.2f",
 			          (double)raw / (double)stored);
 		sb_putc(&b, '\n');
+		if (pruned) {
+			sb_printf(
+			        &b,
+			        "pruned     %" PRIu64 " %s, %" PRIu64
+			        " %s in %" PRIu64 " %s (",
+			        pruned, cli_plural(pruned, "batch", "batches"),
+			        p_records,
+			        cli_plural(p_records, "record", "records"),
+			        p_segments,
+			        cli_plural(p_segments, "segment", "segments"));
+			cli_size(&b, p_stored);
+			sb_puts(&b, " stored): no longer in the log\n");
+		}
 		sb_printf(&b, "checkpoints %zu\n", cl.n);
 		sb_put(&b, ck.p, ck.len);
 	}
@@ -748,4 +837,348 @@ int cmd_stat(int argc, char **argv)
 	sb_free(&ck);
 	cli_catalog_free(&cat);
 	return 0;
+}
+
+/* ---- compact --------------------------------------------------------------
+ *
+ * The library has no compaction call, so the command builds one from
+ * lb_checkpoint(), whose copy is LMDB's compacting copy (no free pages:
+ * neither those of pruned segments nor those of deleted records), and a
+ * rename of the copy's data.mdb over the database's.
+ *
+ * Nobody else may have the database open meanwhile. Every process that
+ * opens an LMDB environment holds a shared fcntl() lock on the first byte
+ * of its lock.mdb for as long as it has it open, and tries an exclusive
+ * one first to learn whether it is alone (then it resets the lock file).
+ * So the command takes that lock exclusively itself: refused at once
+ * (exit 3) if another process holds it; once held, a process that starts
+ * opening the database waits in lb_open() until the command is done.
+ *
+ *  1. Take the exclusive lock on lock.mdb (it refuses if the database is
+ *     open elsewhere), then lb_open(): LMDB finds the process alone,
+ *     resets the lock file and turns the process's lock into a shared one
+ *     (locks are per process); take it exclusively again.
+ *  2. lb_checkpoint() into a new hidden directory beside DIR; open the copy
+ *     and check that it holds the same last batch and record counts.
+ *  3. rename() the copy's data.mdb over DIR/data.mdb (atomic: the name
+ *     always names a whole database, the old one or the new one; a crash
+ *     leaves one of them), fsync DIR. The old file lives on, unnamed,
+ *     until the old handle closes.
+ *  4. lb_open() the new file while still holding the lock: LMDB resets
+ *     the lock file for it (the last transaction id of the old file would
+ *     be wrong for the new one) before any waiting process goes on. Close
+ *     both handles; closing drops the lock.
+ *
+ * lb_checkpoint() registers its copy in the old file, which goes; the copy
+ * keeps of the registered checkpoints only the one a pruned log is
+ * replayed from (lb_checkpoint's rule for a checkpoint's own list). The
+ * others are forgotten; their directories stay.
+ */
+
+/* fcntl() lock on byte 0 of fd: F_WRLCK or F_UNLCK, never waiting. */
+static int lock0(int fd, short type)
+{
+	struct flock fl;
+	memset(&fl, 0, sizeof fl);
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = 0;
+	fl.l_len = 1;
+	return fcntl(fd, F_SETLK, &fl);
+}
+
+/* The refusal when another process has the database open. */
+static int compact_busy(const char *dir, int fd)
+{
+	struct flock fl;
+	memset(&fl, 0, sizeof fl);
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = 0;
+	fl.l_len = 1;
+	if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK &&
+	    fl.l_pid > 0)
+		return cli_err("%s: open in another process (pid %ld): "
+		               "compact needs the database to itself; close "
+		               "it there and try again",
+		               dir, (long)fl.l_pid);
+	return cli_err("%s: open in another process: compact needs the "
+	               "database to itself; close it there and try again",
+	               dir);
+}
+
+typedef struct compact_info {
+	uint64_t last;
+	size_t ckpts;
+	char *at_last; /* the checkpoint registered at the last batch */
+	cli_catalog cat;
+} compact_info;
+
+static int count_ckpt(void *ctx, uint64_t batch, const char *path,
+                      int64_t time_ns)
+{
+	compact_info *ci = ctx;
+	(void)time_ns;
+	ci->ckpts++;
+	if (batch == ci->last) {
+		free(ci->at_last);
+		ci->at_last = cli_xstrdup(path);
+	}
+	return 0;
+}
+
+static int compact_read(lb_db *db, compact_info *ci)
+{
+	int rc;
+	ci->ckpts = 0;
+	if ((rc = lb_last_batch(db, &ci->last)) < 0 ||
+	    (rc = lb_checkpoints(db, count_ckpt, ci)) < 0)
+		return rc;
+	return cli_catalog_load(db, &ci->cat);
+}
+
+/* lb_open() for compact, which holds the lock cli_lb_open() waits on. */
+static int compact_open(const char *dir, lb_db **db)
+{
+	lb_options o;
+	int rc;
+	lb_options_init(&o);
+	o.flags = 0;
+	rc = lb_open(dir, &o, db);
+	if (rc == LB_ENOTFOUND)
+		return cli_err("%s: no logbook database there", dir);
+	if (rc < 0)
+		return cli_lberr(rc, "cannot open %s", dir);
+	return 0;
+}
+
+/* Does the copy hold what the database held? */
+static int compact_same(const compact_info *a, const compact_info *b)
+{
+	if (a->last != b->last || a->cat.n != b->cat.n)
+		return 0;
+	for (size_t i = 0; i < a->cat.n; i++)
+		if (strcmp(a->cat.t[i].name, b->cat.t[i].name) ||
+		    a->cat.t[i].records != b->cat.t[i].records)
+			return 0;
+	return 1;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r, e;
+	if (fd < 0)
+		return -1;
+	r = fsync(fd);
+	e = errno;
+	close(fd);
+	/* some file systems cannot sync a directory */
+	if (r != 0 && (e == EINVAL || e == EROFS))
+		r = 0;
+	errno = e;
+	return r;
+}
+
+int cmd_compact(int argc, char **argv)
+{
+	const char *pos[1];
+	size_t np, n;
+	char *lockp = NULL, *datap = NULL, *tmp = NULL, *copyp = NULL;
+	compact_info before, copy, after;
+	struct stat st0, st1;
+	lb_options opt;
+	lb_db *db = NULL, *cdb = NULL, *ndb = NULL;
+	int rc, fd = -1, swapped = 0, written = 0;
+	uint64_t at = 0;
+
+	rc = cli_parse(argc, argv, NULL, 0, pos, 1, 1, &np);
+	if (rc)
+		return rc;
+	memset(&before, 0, sizeof before);
+	memset(&copy, 0, sizeof copy);
+	memset(&after, 0, sizeof after);
+	if (asprintf(&lockp, "%s/lock.mdb", pos[0]) < 0 ||
+	    asprintf(&datap, "%s/data.mdb", pos[0]) < 0)
+		return cli_err("out of memory");
+	if (stat(datap, &st0) != 0) {
+		rc = errno == ENOENT
+		             ? cli_err("%s: no logbook database there", pos[0])
+		             : cli_err("%s: %s", datap, strerror(errno));
+		goto out;
+	}
+	/* 1. the database to ourselves */
+	fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = cli_err("%s: %s", lockp, strerror(errno));
+		goto out;
+	}
+	if (lock0(fd, F_WRLCK) != 0) {
+		rc = errno == EAGAIN || errno == EACCES
+		             ? compact_busy(pos[0], fd)
+		             : cli_err("%s: cannot lock: %s", lockp,
+		                       strerror(errno));
+		goto out;
+	}
+	rc = compact_open(pos[0], &db);
+	if (rc)
+		goto out;
+	if (lock0(fd, F_WRLCK) != 0) {
+		/* another process came in between the two locks */
+		rc = compact_busy(pos[0], fd);
+		goto out;
+	}
+	if ((rc = compact_read(db, &before)) < 0) {
+		rc = cli_lberr(rc, "%s: cannot read the database", pos[0]);
+		goto out;
+	}
+	if (stat(datap, &st0) != 0) {
+		rc = cli_err("%s: %s", datap, strerror(errno));
+		goto out;
+	}
+	/* 2. the compacted copy, beside DIR (the same file system) */
+	n = strlen(pos[0]);
+	while (n > 1 && pos[0][n - 1] == '/')
+		n--;
+	{
+		size_t b = n;
+		while (b > 0 && pos[0][b - 1] != '/')
+			b--;
+		if (asprintf(&tmp, "%.*s.%.*s.compact-XXXXXX", (int)b, pos[0],
+		             (int)(n - b > 150 ? 150 : n - b),
+		             pos[0] + b) < 0) {
+			tmp = NULL;
+			rc = cli_err("out of memory");
+			goto out;
+		}
+	}
+	if (!mkdtemp(tmp)) {
+		rc = cli_err("%s: cannot create: %s", tmp, strerror(errno));
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+	rc = lb_checkpoint(db, tmp, &at);
+	written = rc == 0;
+	if (rc < 0) {
+		rc = cli_lberr(rc, "%s: cannot write the compacted copy",
+		               pos[0]);
+		goto out;
+	}
+	lb_options_init(&opt);
+	opt.flags = LB_RDONLY;
+	rc = lb_open(tmp, &opt, &cdb);
+	if (rc == 0)
+		rc = compact_read(cdb, &copy);
+	lb_close(cdb);
+	if (rc < 0) {
+		rc = cli_lberr(rc, "%s: cannot read the compacted copy", tmp);
+		goto out;
+	}
+	if (!compact_same(&before, &copy) || at != before.last) {
+		rc = cli_err("%s: the compacted copy does not hold what the "
+		             "database holds; nothing changed",
+		             pos[0]);
+		goto out;
+	}
+	/* 3. the swap */
+	if (asprintf(&copyp, "%s/data.mdb", tmp) < 0) {
+		copyp = NULL;
+		rc = cli_err("out of memory");
+		goto out;
+	}
+	if (rename(copyp, datap) != 0) {
+		rc = cli_err("%s: cannot put the compacted copy in place: %s",
+		             datap, strerror(errno));
+		goto out;
+	}
+	swapped = 1;
+	if (fsync_dir(pos[0]) != 0) {
+		rc = cli_err("%s: cannot sync the directory: %s (the "
+		             "compacted file is in place, but may not be "
+		             "after a crash)",
+		             pos[0], strerror(errno));
+		goto out;
+	}
+	if (stat(datap, &st1) != 0)
+		memset(&st1, 0, sizeof st1);
+	/* 4. the lock file, reset for the new file before anyone goes on */
+	rc = compact_open(pos[0], &ndb);
+	if (rc)
+		goto out;
+	if ((rc = compact_read(ndb, &after)) < 0) {
+		rc = cli_lberr(rc, "%s: cannot read the compacted database",
+		               pos[0]);
+		goto out;
+	}
+	if (cli_json) {
+		sbuf b;
+		sb_init(&b);
+		sb_puts(&b, "{\"dir\":");
+		jw_cstr(&b, pos[0]);
+		sb_printf(
+		        &b,
+		        ",\"batch\":%" PRIu64 ",\"file_bytes_before\":%" PRIu64
+		        ",\"file_bytes\":%" PRIu64
+		        ",\"disk_bytes_before\":%" PRIu64
+		        ",\"disk_bytes\":%" PRIu64 ",\"checkpoints_before\":%zu"
+		        ",\"checkpoints\":%zu}\n",
+		        at, (uint64_t)st0.st_size, (uint64_t)st1.st_size,
+		        (uint64_t)st0.st_blocks * 512,
+		        (uint64_t)st1.st_blocks * 512, before.ckpts,
+		        after.ckpts);
+		sb_flush(&b, stdout);
+		sb_free(&b);
+	} else {
+		sbuf b;
+		sb_init(&b);
+		sb_printf(&b, "compacted %s at batch %" PRIu64 ": ", pos[0],
+		          at);
+		cli_size(&b, (uint64_t)st0.st_size);
+		sb_puts(&b, " -> ");
+		cli_size(&b, (uint64_t)st1.st_size);
+		if (st1.st_size < st0.st_size) {
+			sb_puts(&b, " (");
+			cli_size(&b, (uint64_t)(st0.st_size - st1.st_size));
+			sb_puts(&b, " given back)");
+		}
+		sb_putc(&b, '\n');
+		if (after.ckpts < before.ckpts)
+			sb_printf(&b,
+			          "checkpoints: %zu of %zu registered kept "
+			          "(the others' directories stay; take a new "
+			          "checkpoint before the next prune)\n",
+			          after.ckpts, before.ckpts);
+		sb_flush(&b, stdout);
+		sb_free(&b);
+	}
+	rc = 0;
+out:
+	/* the new handle first: the old one's close drops the process's
+	 * lock, and no other process may reset the lock file under it */
+	lb_close(ndb);
+	lb_close(db);
+	if (fd >= 0)
+		close(fd);
+	if (tmp) {
+		nftw(tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		free(tmp);
+	}
+	if (rc && written && !swapped && before.at_last)
+		/* lb_checkpoint() registered its copy at the same batch,
+		 * which replaced this registration */
+		fprintf(stderr,
+		        "logbook: compact: note: %s is no longer registered as "
+		        "the checkpoint at batch %" PRIu64 " (the copy's "
+		        "registration replaced it): take a new checkpoint\n",
+		        before.at_last, before.last);
+	cli_catalog_free(&before.cat);
+	cli_catalog_free(&copy.cat);
+	cli_catalog_free(&after.cat);
+	free(before.at_last);
+	free(copy.at_last);
+	free(after.at_last);
+	free(copyp);
+	free(lockp);
+	free(datap);
+	return rc;
 }

@@ -214,7 +214,11 @@ typedef struct cli_catalog {
 	size_t n;
 } cli_catalog;
 
-/* Load every table of db (name order). Returns 0 or an lb error code. */
+/* Names starting with "logbook." are reserved for the tool's own tables
+ * (logbook.runs): 1 for such a name. */
+int cli_table_reserved(const char *name);
+/* Load every table of db (name order), the reserved ones left out.
+ * Returns 0 or an lb error code. */
 int cli_catalog_load(lb_db *db, cli_catalog *c);
 void cli_catalog_free(cli_catalog *c);
 cli_table *cli_catalog_find(cli_catalog *c, const char *name);
@@ -236,9 +240,23 @@ const char *cli_type_name(lb_type t);
 
 /* ---- shared helpers (util.c) --------------------------------------------- */
 
+/* A message of the library (lb_errmsg(), an issue's message) in the
+ * operator's words: the names of its C API (lb_..., LB_..., MDB_...) are
+ * replaced by the command line's words or dropped. The text is valid until
+ * the next call on this thread. */
+const char *cli_words(const char *msg);
+/* one for n == 1, else many: "1 record", "2 records". */
+const char *cli_plural(uint64_t n, const char *one, const char *many);
+/* Free text (a label) on one line: control characters, backslashes and
+ * bytes that are not UTF-8 written as \n, \t, \r, \\ or \xHH. */
+void cli_text_human(sbuf *b, const char *s, size_t n);
+
 /* Open DIR, which must hold a database. rdonly selects LB_RDONLY. Prints
  * the error; returns 0 or an exit code. */
 int cli_open(const char *dir, int rdonly, int nosync, lb_db **db);
+/* lb_open() with those flags, after waiting while `logbook compact` has
+ * DIR to itself. Returns the library's code; prints nothing. */
+int cli_lb_open(const char *dir, unsigned flags, lb_db **db);
 /* "2024-05-01T12:00:00.123Z" */
 void cli_time(sbuf *b, int64_t ns);
 /* "1.2 MiB" */
@@ -278,6 +296,9 @@ int cmd_replay(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
+int cmd_runs(int argc, char **argv);         /* runs.c */
+int cmd_rollback_run(int argc, char **argv); /* rollback --run, runs.c */
 
 #endif

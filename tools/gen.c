@@ -15,12 +15,22 @@
  * revision of an earlier hearing (20% of new groups); or a new hearing
  * followed by 0-4 witnesses and 0-2 documents. A share R of slots is broken:
  * a hearing with a missing required field, a wrong type, an over-long title
- * or the key of an earlier hearing (a duplicate: it starts no group); a
- * witness or document with a dangling hearing_id, a missing required field
- * or a wrong type.
+ * or the key of an earlier hearing (a duplicate: it starts no group; its
+ * hearing is one that was not broken itself); a witness or document with a
+ * dangling hearing_id, a missing required field or a wrong type.
+ *
+ * --truth FILE: the generator knows which lines an import will set aside
+ * (`import --mode insert --on-error record`, earlier days imported the same
+ * way), and why: the broken ones, and the witnesses and documents of a
+ * broken hearing, which depend on it. It tracks the state of every hearing
+ * (broken when created; loaded, in the insert model) and writes one line
+ * per set-aside record: "LINE KIND DEP", KIND the record's own issue
+ * (format, duplicate, foreign_key) or "-", DEP the line of the hearing it
+ * depends on or "-".
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,12 +199,22 @@ static void civil(int64_t z, int *y, unsigned *m, unsigned *d)
 	*y = (int)(yoe + era * 400) + (*m <= 2);
 }
 
+/* State of a hearing (gen.state[day][idx]). */
+enum {
+	H_BROKEN = 1, /* written broken when created: never loaded by it */
+	H_LOADED = 2  /* in the database, in the insert model (--truth) */
+};
+
 typedef struct gen {
 	uint64_t seed, records;
-	uint64_t bad;    /* threshold on a 64-bit draw */
-	uint64_t *count; /* hearings created by each day, [1..days] */
+	uint64_t bad;       /* threshold on a 64-bit draw */
+	uint64_t *count;    /* hearings created by each day, [1..days] */
+	uint8_t **state;    /* per day, per hearing: H_* */
+	uint64_t state_cap; /* entries allocated for the current day */
 	sbuf out;
 	int emit;
+	FILE *truth;   /* --truth: set-aside lines of the output, or NULL */
+	uint64_t line; /* output lines written */
 } gen;
 
 enum { BAD_NONE, BAD_MISSING, BAD_TYPE, BAD_LONG, BAD_DUP, BAD_DANGLING };
@@ -202,6 +222,33 @@ enum { BAD_NONE, BAD_MISSING, BAD_TYPE, BAD_LONG, BAD_DUP, BAD_DANGLING };
 static void hearing_id(sbuf *b, uint64_t day, uint64_t idx)
 {
 	sb_printf(b, "HRG-%03" PRIu64 "-%06" PRIu64, day, idx);
+}
+
+/* One line of the --truth file: the line just emitted is set aside for its
+ * own issue kind (or NULL) and/or because it depends on line dep (or 0). */
+static void truth(gen *g, const char *kind, uint64_t dep)
+{
+	if (!g->truth || !g->emit || (!kind && !dep))
+		return;
+	fprintf(g->truth, "%" PRIu64 " %s ", g->line, kind ? kind : "-");
+	if (dep)
+		fprintf(g->truth, "%" PRIu64 "\n", dep);
+	else
+		fputs("-\n", g->truth);
+}
+
+/* Hearing `idx` of today's or an earlier day: index c counts today's
+ * hearings first (0..nh-1), then day 1's, day 2's... */
+static void locate(const gen *g, uint64_t day, uint64_t nh, uint64_t c,
+                   uint64_t *hd, uint64_t *idx)
+{
+	*hd = day;
+	if (c >= nh) {
+		c -= nh;
+		for (*hd = 1; *hd < day && c >= g->count[*hd]; (*hd)++)
+			c -= g->count[*hd];
+	}
+	*idx = c;
 }
 
 static void line_start(gen *g, const char *table, const char *pfx, uint64_t day,
@@ -232,6 +279,7 @@ static void emit_hearing(gen *g, uint64_t day, uint64_t idx, int bad,
 	sbuf *o = &g->out;
 	if (!g->emit)
 		return;
+	g->line++;
 	if (revised)
 		date += 7;
 	civil(date, &y, &mo, &d);
@@ -273,6 +321,7 @@ static void emit_witness(gen *g, uint64_t day, uint64_t idx, uint64_t hidx,
 	sbuf *o = &g->out;
 	if (!g->emit)
 		return;
+	g->line++;
 	line_start(g, "witnesses", "WIT", day, idx, 7);
 	ref_field(g, day, hidx, bad);
 	if (bad == BAD_TYPE)
@@ -292,6 +341,7 @@ static void emit_document(gen *g, uint64_t day, uint64_t idx, uint64_t hidx,
 	sbuf *o = &g->out;
 	if (!g->emit)
 		return;
+	g->line++;
 	line_start(g, "documents", "DOC", day, idx, 7);
 	ref_field(g, day, hidx, bad);
 	sb_printf(o, ",\"type\":\"%s\"", doc_types[below(&s, N_OF(doc_types))]);
@@ -306,12 +356,45 @@ static void emit_document(gen *g, uint64_t day, uint64_t idx, uint64_t hidx,
 	sb_puts(o, "}}\n");
 }
 
+/* Room for hearing idx of day `day` in g->state. */
+static void state_room(gen *g, uint64_t day, uint64_t idx)
+{
+	if (idx < g->state_cap)
+		return;
+	g->state_cap = g->state_cap ? g->state_cap * 2 : 1024;
+	while (g->state_cap <= idx)
+		g->state_cap *= 2;
+	g->state[day] = realloc(g->state[day], g->state_cap);
+	if (!g->state[day]) {
+		fputs("logbook: gen: out of memory\n", stderr);
+		exit(CLI_FAIL);
+	}
+}
+
+/* The hearing a duplicate reuses the key of: index c, or the next one that
+ * was not broken when created (a broken one never loaded, so its key would
+ * load rather than duplicate). 0 if none within reach. */
+#define DUP_REACH 64
+static int dup_target(const gen *g, uint64_t day, uint64_t nh, uint64_t total,
+                      uint64_t c, uint64_t *hd, uint64_t *idx)
+{
+	for (uint64_t k = 0; k < DUP_REACH && k < total; k++) {
+		locate(g, day, nh, (c + k) % total, hd, idx);
+		if (!(g->state[*hd][*idx] & H_BROKEN))
+			return 1;
+	}
+	return 0;
+}
+
 /* Generate day `day`; fills g->count[day]. */
 static void gen_day(gen *g, uint64_t day)
 {
 	uint64_t s = stream(g->seed, 0, day, 0);
 	uint64_t nh = 0, nw = 0, nd = 0, earlier = 0;
 	uint64_t cur = 0, wpend = 0, dpend = 0;
+	/* --truth: the line of the current hearing, 0 if it was loaded */
+	uint64_t cur_lost = 0;
+	g->state_cap = 0;
 	for (uint64_t d = 1; d < day; d++)
 		earlier += g->count[d];
 	for (uint64_t slot = 0; slot < g->records; slot++) {
@@ -330,6 +413,11 @@ static void gen_day(gen *g, uint64_t day)
 				emit_document(g, day, nd++, cur, bad);
 				dpend--;
 			}
+			truth(g,
+			      bad == BAD_DANGLING ? "foreign_key"
+			      : bad               ? "format"
+			                          : NULL,
+			      bad == BAD_DANGLING ? 0 : cur_lost);
 			if (g->emit && g->out.len > (1u << 16))
 				sb_flush(&g->out, stdout);
 			continue;
@@ -344,25 +432,34 @@ static void gen_day(gen *g, uint64_t day)
 		/* Always draw, so the stream does not depend on choices. */
 		uint64_t pick = mix(&s), revise = below(&s, 5) == 0;
 		uint64_t w = below(&s, 5), m = below(&s, 3);
+		uint64_t hd, i;
+		if (bad == BAD_DUP &&
+		    !dup_target(g, day, nh, nh + earlier, pick % (nh + earlier),
+		                &hd, &i))
+			bad = BAD_MISSING;
 		if (bad == BAD_DUP) {
 			/* Another record under the key of an earlier hearing.
 			 */
-			uint64_t i = pick % (nh + earlier), hd = day;
-			if (i >= nh) {
-				i -= nh;
-				for (hd = 1; hd < day && i >= g->count[hd];
-				     hd++)
-					i -= g->count[hd];
-			}
 			emit_hearing(g, hd, i, BAD_NONE, 1);
+			truth(g, "duplicate", 0);
 		} else if (day > 1 && revise && earlier) {
-			uint64_t i = pick % earlier, hd;
-			for (hd = 1; hd < day && i >= g->count[hd]; hd++)
-				i -= g->count[hd];
+			locate(g, day, 0, pick % earlier, &hd, &i);
 			emit_hearing(g, hd, i, bad, 1);
+			/* insert model: a revision of a loaded hearing is a
+			 * duplicate; of one never loaded, it loads it */
+			if (bad)
+				truth(g, "format", 0);
+			else if (g->state[hd][i] & H_LOADED)
+				truth(g, "duplicate", 0);
+			else
+				g->state[hd][i] |= H_LOADED;
 		} else {
 			cur = nh++;
+			state_room(g, day, cur);
+			g->state[day][cur] = bad ? H_BROKEN : H_LOADED;
 			emit_hearing(g, day, cur, bad, 0);
+			truth(g, bad ? "format" : NULL, 0);
+			cur_lost = bad ? g->line : 0;
 			wpend = w;
 			dpend = m;
 		}
@@ -387,11 +484,9 @@ static int parse_rate(const char *s, uint64_t *thr)
 
 int cmd_gen(int argc, char **argv)
 {
-	cli_opt o[] = {{"records", 1, NULL},
-	               {"seed", 1, NULL},
-	               {"bad-rate", 1, NULL},
-	               {"days", 1, NULL},
-	               {"day", 1, NULL}};
+	cli_opt o[] = {{"records", 1, NULL},  {"seed", 1, NULL},
+	               {"bad-rate", 1, NULL}, {"days", 1, NULL},
+	               {"day", 1, NULL},      {"truth", 1, NULL}};
 	const char *pos[1];
 	size_t np;
 	uint64_t days = 1, only = 0;
@@ -425,17 +520,32 @@ int cmd_gen(int argc, char **argv)
 	if (o[4].val && (rc = cli_u64("--day", o[4].val, 1, days, &only)))
 		return rc;
 	g.count = calloc(days + 1, sizeof *g.count);
-	if (!g.count)
+	g.state = calloc(days + 1, sizeof *g.state);
+	if (!g.count || !g.state) {
+		free(g.count);
+		free(g.state);
 		return cli_err("out of memory");
+	}
+	rc = 0;
+	if (o[5].val) {
+		g.truth = fopen(o[5].val, "w");
+		if (!g.truth)
+			rc = cli_err("%s: %s", o[5].val, strerror(errno));
+	}
 	sb_init(&g.out);
-	for (uint64_t d = 1; d <= days; d++) {
+	for (uint64_t d = 1; !rc && d <= days; d++) {
 		if (only && d > only)
 			break;
 		g.emit = !only || d == only;
 		gen_day(&g, d);
 		sb_flush(&g.out, stdout);
 	}
+	if (g.truth && fclose(g.truth) != 0 && !rc)
+		rc = cli_err("%s: %s", o[5].val, strerror(errno));
 	sb_free(&g.out);
+	for (uint64_t d = 0; d <= days; d++)
+		free(g.state[d]);
+	free(g.state);
 	free(g.count);
-	return 0;
+	return rc;
 }

@@ -39,6 +39,7 @@
  * are reused across batches: no allocation per line on the fast path.
  */
 #include "cli.h"
+#include "runs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
@@ -69,8 +71,9 @@ typedef struct reader {
 
 /*
  * Next line without its '\n'. Returns 1 with (*p, *n), 0 at the end, -1 on
- * a read error (errno). *too_long is set for a line over LINE_MAX_BYTES, whose
- * bytes are skipped (it is still one line).
+ * a read error (errno), -2 when a signal stopped the import during a read.
+ * *too_long is set for a line over LINE_MAX_BYTES, whose bytes are skipped (it
+ * is still one line).
  */
 static int next_line(reader *r, const char **p, size_t *n, int *too_long)
 {
@@ -117,6 +120,8 @@ static int next_line(reader *r, const char **p, size_t *n, int *too_long)
 		}
 		for (;;) {
 			ssize_t got = read(r->fd, r->buf, READ_CHUNK);
+			if (got < 0 && errno == EINTR && runs_stop)
+				return -2; /* Ctrl-C while waiting for input */
 			if (got < 0 && errno == EINTR)
 				continue;
 			if (got < 0)
@@ -133,8 +138,15 @@ static int next_line(reader *r, const char **p, size_t *n, int *too_long)
 
 typedef struct op_rec {
 	uint64_t line;
+	size_t li; /* its line in m->ln, when the batch's lines are kept */
 	cli_table *t;
 	size_t koff, klen; /* key in the key arena */
+	int del;           /* a delete */
+	int refused;       /* the library refused it (LB_EVALIDATION) */
+	/* --on-error record: the library's word on a refused op, kept for
+	 * when the commit's result (LB_ISSUES_MAX issues) does not hold it */
+	const char *ekind;
+	char *emsg;
 	/* dry run: the value before the op, in the before arena */
 	int applied, existed;
 	size_t boff, blen;
@@ -147,6 +159,7 @@ typedef struct ref_rec { /* a foreign key to check at batch end */
 	const char *field;
 	cli_table *ref;    /* referenced table */
 	size_t roff, rlen; /* referenced key, key arena */
+	int refused;       /* of an op the library refused (record mode) */
 } ref_rec;
 
 typedef struct issue {
@@ -157,10 +170,61 @@ typedef struct issue {
 	size_t klen;
 	char *field;
 	char *msg;
+	uint64_t dep; /* kind "dependency": the set-aside line it needs */
 } issue;
+
+/* A line of the current batch, kept (m->keep) to replay the batch without
+ * the lines set aside, and to write rejects verbatim. */
+enum {
+	L_ASIDE = 1,   /* set aside (not committed) */
+	L_NOTJSON = 2, /* not a JSON text: written to rejects as a string */
+	L_TOOLONG = 4  /* over LINE_MAX_BYTES: its bytes were not kept */
+};
+typedef struct line_rec {
+	uint64_t line;
+	size_t off, len; /* in m->raw */
+	unsigned flags;
+	size_t op;       /* its op in m->ops + 1, 0 if none */
+	size_t nreasons; /* reasons it was set aside for */
+	size_t nown;     /* those that are not a dependency */
+} line_rec;
+
+/* A key set aside in this run (--on-error record): records that refer to
+ * it, and find it missing, depend on the line that held it. */
+typedef struct akey {
+	cli_table *t;
+	size_t koff, klen; /* in m->akeys */
+	uint64_t line;
+} akey;
+
+enum { ONERR_BATCH, ONERR_RECORD };
+
+/* The run this import is (runs.h), when not a dry run. */
+typedef struct runst {
+	int on;       /* recorded */
+	int table_ok; /* logbook.runs exists */
+	uint64_t id;  /* 0 until the first commit */
+	uint64_t seq, prev_batch;
+	char sha256[65];
+	uint64_t size;
+	int64_t started_ns;
+	uint64_t cov_line;          /* first line no record covers yet */
+	uint64_t p_lines, p_aside;  /* ended batches no record covers */
+	uint64_t end_line, end_off; /* the last ended batch's end */
+	int final_written;
+	uint64_t pending_batch; /* the id run_put() wrote for its batch */
+	uint64_t *batches;      /* committed by this import */
+	size_t nbatches;
+	int resumed;
+	uint64_t prior_lines, prior_committed, prior_aside, prior_first;
+	uint64_t *prior_batches;
+	size_t nprior;
+	int lockfd;
+} runst;
 
 typedef struct imp {
 	/* options */
+	const char *dir;
 	const char *file;
 	const char *label;
 	int mode, dry, stop, progress;
@@ -181,6 +245,29 @@ typedef struct imp {
 	issue *iss;
 	size_t niss, capiss;
 	uint64_t first_line, last_line, brecs;
+	uint64_t b_end_off; /* input offset after the batch's last line */
+	/* the batch's lines (kept when m->keep) */
+	int keep;
+	line_rec *ln;
+	size_t nln, capln, cur_li;
+	sbuf raw;
+	uint64_t b_aside; /* lines of the batch set aside */
+	issue *rs;        /* why (--on-error record) */
+	size_t nrs, caprs;
+	/* --on-error record: keys set aside in this run */
+	int on_error;
+	akey *ak;
+	size_t nak, capak, ak_recorded;
+	size_t *aslot, acap;
+	sbuf akeys;
+	uint64_t dependents, partial;
+	/* rejects, runs */
+	const char *reject_path;
+	FILE *rej;
+	sbuf rejbuf;
+	int from_rejects;
+	sbuf fr; /* --from-rejects: the record of the current line */
+	runst run;
 	/* conversions */
 	json_t *root;         /* the jansson path's tree of the current line */
 	cli_table *last_t;    /* the table of the last fast-path line */
@@ -203,9 +290,12 @@ static const char *const KIND_KEY = "key";
 static const char *const KIND_TABLE = "table";
 static const char *const KIND_VALUE = "value";
 
-static const char *const kind_names[] = {"format",      "duplicate", "missing",
-                                         "foreign_key", "conflict",  "parse",
-                                         "key",         "table",     "value"};
+static const char *const KIND_DEP = "dependency";
+static const char *const KIND_BATCH = "batch";
+
+static const char *const kind_names[] = {
+        "format", "duplicate", "missing", "foreign_key", "conflict",
+        "parse",  "key",       "table",   "value",       "dependency"};
 #define NKINDS (sizeof kind_names / sizeof kind_names[0])
 
 static void count_kind(imp *m, const char *kind)
@@ -239,16 +329,21 @@ static void add_issue(imp *m, uint64_t line, const char *kind,
 	}
 	is->field = field ? cli_xstrdup(field) : NULL;
 	is->msg = cli_xstrdup(msg);
+	is->dep = 0;
+}
+
+static void issue_free(issue *is)
+{
+	free(is->table);
+	free(is->key);
+	free(is->field);
+	free(is->msg);
 }
 
 static void clear_issues(imp *m)
 {
-	for (size_t i = 0; i < m->niss; i++) {
-		free(m->iss[i].table);
-		free(m->iss[i].key);
-		free(m->iss[i].field);
-		free(m->iss[i].msg);
-	}
+	for (size_t i = 0; i < m->niss; i++)
+		issue_free(&m->iss[i]);
 	m->niss = 0;
 }
 
@@ -303,6 +398,72 @@ static void progress(imp *m, int final)
 
 /* ---- reporting ----------------------------------------------------------- */
 
+/* A name or text that may not be UTF-8. */
+static void jw_text(sbuf *b, const char *s)
+{
+	jw_bytes(b, s, strlen(s));
+}
+
+/*
+ * One issue. With cli_json (or as a reject file's reason) a JSON object:
+ * {"file", "line", "kind", "table", "key", "field", "message"} (a reason
+ * leaves out file and line; "depends_on" is the line a dependency needs);
+ * else a human line "  FILE:LINE: kind table key field F: message".
+ */
+static void issue_fmt(const imp *m, sbuf *b, const issue *is, int reason)
+{
+	if (cli_json || reason) {
+		sb_putc(b, '{');
+		if (!reason) {
+			sb_puts(b, "\"file\":");
+			jw_text(b, m->file);
+			sb_puts(b, ",\"line\":");
+			if (is->line)
+				jw_u64(b, is->line);
+			else
+				sb_puts(b, "null");
+			sb_putc(b, ',');
+		}
+		sb_puts(b, "\"kind\":");
+		jw_cstr(b, is->kind);
+		sb_puts(b, ",\"table\":");
+		if (is->table)
+			jw_text(b, is->table);
+		else
+			sb_puts(b, "null");
+		sb_puts(b, ",\"key\":");
+		if (is->key && is->klen)
+			jw_bytes(b, is->key, is->klen);
+		else
+			sb_puts(b, "null");
+		sb_puts(b, ",\"field\":");
+		if (is->field)
+			jw_text(b, is->field);
+		else
+			sb_puts(b, "null");
+		sb_puts(b, ",\"message\":");
+		jw_text(b, is->msg ? is->msg : "");
+		if (is->dep)
+			sb_printf(b, ",\"depends_on\":%" PRIu64, is->dep);
+		sb_putc(b, '}');
+		return;
+	}
+	sb_printf(b, "  %s:", m->file);
+	if (is->line)
+		sb_printf(b, "%" PRIu64 ":", is->line);
+	sb_printf(b, " %s", is->kind);
+	if (is->table)
+		sb_printf(b, " %s", is->table);
+	if (is->key && is->klen) {
+		sb_putc(b, ' ');
+		cli_key_human(b, is->key, is->klen);
+	}
+	if (is->field)
+		sb_printf(b, " field %s", is->field);
+	if (is->msg && *is->msg)
+		sb_printf(b, ": %s", is->msg);
+}
+
 static void report_batch(imp *m, int success, const char *error,
                          uint64_t batch_id, uint64_t nrec, uint64_t extra)
 {
@@ -323,8 +484,7 @@ static void report_batch(imp *m, int success, const char *error,
 			const issue *is = &m->iss[i];
 			if (i)
 				sb_putc(b, ',');
-			cli_issue_fmt(b, is->line, is->kind, is->table, is->key,
-			              is->klen, is->field, is->msg, 0);
+			issue_fmt(m, b, is, 0);
 		}
 		sb_printf(
 		        b,
@@ -348,9 +508,7 @@ static void report_batch(imp *m, int success, const char *error,
 		          m->niss + extra == 1 ? "" : "s");
 		(void)error;
 		for (size_t i = 0; i < m->niss && i < HUMAN_ISSUES; i++) {
-			const issue *is = &m->iss[i];
-			cli_issue_fmt(b, is->line, is->kind, is->table, is->key,
-			              is->klen, is->field, is->msg, 0);
+			issue_fmt(m, b, &m->iss[i], 0);
 			sb_putc(b, '\n');
 		}
 		if (m->niss > HUMAN_ISSUES)
@@ -375,12 +533,18 @@ static void push_op(imp *m, uint64_t line, cli_table *t, const void *k,
 	}
 	o = &m->ops[m->nops++];
 	o->line = line;
+	o->li = m->cur_li;
 	o->t = t;
 	o->koff = m->keys.len;
 	o->klen = kl;
+	o->del = o->refused = 0;
+	o->ekind = NULL;
+	o->emsg = NULL;
 	o->applied = o->existed = 0;
 	o->boff = o->blen = 0;
 	sb_put(&m->keys, k, kl);
+	if (m->keep)
+		m->ln[m->cur_li].op = m->nops;
 }
 
 /* Remember the references of an applied put (v: its msgpack map) for the
@@ -417,6 +581,7 @@ static void push_refs(imp *m, uint64_t line, cli_table *t, const void *v,
 		r->ref = rt;
 		r->roff = m->keys.len;
 		r->rlen = rkl;
+		r->refused = o->refused;
 		sb_put(&m->keys, rk, rkl);
 	}
 }
@@ -695,6 +860,8 @@ static int parse_slow(imp *m, uint64_t line, const char *p, size_t n, req *q)
 	o = cli_json_parse(p, n, err, sizeof err);
 	if (!o) {
 		add_issue(m, line, KIND_PARSE, NULL, NULL, 0, NULL, err);
+		if (m->keep)
+			m->ln[m->cur_li].flags |= L_NOTJSON;
 		return 0;
 	}
 	m->root = o; /* released by do_line() */
@@ -798,6 +965,27 @@ static int parse_slow(imp *m, uint64_t line, const char *p, size_t n, req *q)
 	return 1;
 }
 
+/* --on-error record: what the library said about the op it just refused,
+ * for when the commit's result does not hold the issue (it keeps the
+ * first LB_ISSUES_MAX). The op was not applied, so the batch shows the
+ * key as it was before it. */
+static void note_refusal(imp *m, const cli_table *t, int del)
+{
+	op_rec *o = &m->ops[m->nops - 1];
+	const void *v;
+	size_t vl;
+	int exists;
+	o->emsg = cli_xstrdup(lb_errmsg());
+	exists = lb_batch_get(m->b, t->name, m->keys.p + o->koff, o->klen, &v,
+	                      &vl) == 0;
+	if (m->mode == MODE_INSERT && !del && exists)
+		o->ekind = "duplicate";
+	else if ((del || m->mode == MODE_UPDATE) && !exists)
+		o->ekind = "missing";
+	else
+		o->ekind = "format";
+}
+
 /* Dry run: save the before-image of the op about to be applied. */
 static void save_before(imp *m, const cli_table *t)
 {
@@ -830,6 +1018,8 @@ static int do_line(imp *m, uint64_t line, const char *p, size_t n, int too_long)
 		         "line is longer than %zu MiB; skipped",
 		         LINE_MAX_BYTES >> 20);
 		add_issue(m, line, KIND_PARSE, NULL, NULL, 0, NULL, err);
+		if (m->keep)
+			m->ln[m->cur_li].flags |= L_NOTJSON | L_TOOLONG;
 		return 0;
 	}
 	/* The dry run wants the JSON tree to explain refusals. */
@@ -847,6 +1037,7 @@ static int do_line(imp *m, uint64_t line, const char *p, size_t n, int too_long)
 		goto out;
 	}
 	push_op(m, line, q.t, m->kbuf.p, m->kbuf.len);
+	m->ops[m->nops - 1].del = q.del;
 	if (m->dry)
 		save_before(m, q.t);
 	if (q.del)
@@ -865,8 +1056,15 @@ static int do_line(imp *m, uint64_t line, const char *p, size_t n, int too_long)
 			push_refs(m, line, q.t, q.v, q.vl);
 	} else if (rc == LB_EVALIDATION) {
 		m->engine_issue = 1;
+		m->ops[m->nops - 1].refused = 1;
 		if (m->dry)
 			dry_issue(m, line, q.t, q.del, q.json);
+		else if (m->on_error == ONERR_RECORD) {
+			note_refusal(m, q.t, q.del);
+			/* what it refers to may explain more (a dependency) */
+			if (!q.del && q.t->has_schema)
+				push_refs(m, line, q.t, q.v, q.vl);
+		}
 	} else if (rc == LB_ENOTFOUND) {
 		add_issue(m, line, KIND_TABLE, q.tname, m->kbuf.p, m->kbuf.len,
 		          NULL, lb_errmsg());
@@ -993,12 +1191,459 @@ static void take_result(imp *m, const lb_result *res)
 
 static void reset_batch(imp *m)
 {
+	for (size_t i = 0; i < m->nops; i++)
+		free(m->ops[i].emsg);
 	m->nops = 0;
 	m->nrefs = 0;
 	m->keys.len = 0;
 	m->before.len = 0;
 	m->engine_issue = 0;
 	clear_issues(m);
+}
+
+/* ---- the batch's lines --------------------------------------------------- */
+
+static void keep_line(imp *m, uint64_t line, const char *p, size_t n,
+                      int too_long)
+{
+	line_rec *l;
+	if (m->nln == m->capln) {
+		m->capln = m->capln ? m->capln * 2 : 1024;
+		m->ln = cli_xrealloc(m->ln, m->capln * sizeof *m->ln);
+	}
+	m->cur_li = m->nln++;
+	l = &m->ln[m->cur_li];
+	l->line = line;
+	l->off = m->raw.len;
+	l->len = too_long ? 0 : n;
+	l->flags = too_long ? L_TOOLONG | L_NOTJSON : 0;
+	l->op = 0;
+	l->nreasons = l->nown = 0;
+	if (!too_long)
+		sb_put(&m->raw, p, n);
+}
+
+/* The kept line numbered `line`, or m->nln. */
+static size_t li_of(const imp *m, uint64_t line)
+{
+	size_t lo = 0, hi = m->nln;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (m->ln[mid].line < line)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < m->nln && m->ln[lo].line == line ? lo : m->nln;
+}
+
+static void clear_reasons(imp *m)
+{
+	for (size_t i = 0; i < m->nrs; i++)
+		issue_free(&m->rs[i]);
+	m->nrs = 0;
+}
+
+static int begin(imp *m, uint64_t line);
+
+/* Write the batch again into a new library batch, without the lines set
+ * aside (their ops, refs and issues are gone with the old one). */
+static int replay(imp *m)
+{
+	int rc;
+	reset_batch(m);
+	for (size_t i = 0; i < m->nln; i++)
+		m->ln[i].op = 0;
+	for (size_t i = 0; i < m->nln; i++) {
+		const line_rec *l = &m->ln[i];
+		if (l->flags & L_ASIDE)
+			continue;
+		m->cur_li = i;
+		rc = do_line(m, l->line, m->raw.p + l->off, l->len,
+		             (l->flags & L_TOOLONG) != 0);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- keys set aside (--on-error record) ---------------------------------- */
+
+static akey *aside_find(const imp *m, const cli_table *t, const void *k,
+                        size_t kl)
+{
+	size_t h;
+	if (!m->nak)
+		return NULL;
+	h = hash_key(t, k, kl) & (m->acap - 1);
+	while (m->aslot[h]) {
+		akey *a = &m->ak[m->aslot[h] - 1];
+		if (a->t == t && a->klen == kl &&
+		    !memcmp(m->akeys.p + a->koff, k, kl))
+			return a;
+		h = (h + 1) & (m->acap - 1);
+	}
+	return NULL;
+}
+
+/* Point the slot of entry i's key at i (the newest entry of a key wins). */
+static void aside_slot(imp *m, size_t i)
+{
+	const akey *a = &m->ak[i];
+	size_t h =
+	        hash_key(a->t, m->akeys.p + a->koff, a->klen) & (m->acap - 1);
+	while (m->aslot[h]) {
+		const akey *x = &m->ak[m->aslot[h] - 1];
+		if (x->t == a->t && x->klen == a->klen &&
+		    !memcmp(m->akeys.p + x->koff, m->akeys.p + a->koff,
+		            a->klen))
+			break;
+		h = (h + 1) & (m->acap - 1);
+	}
+	m->aslot[h] = i + 1;
+}
+
+/*
+ * Remember that key k of t was set aside at `line`. An entry not yet
+ * written to a run record is updated in place; else a new one is added,
+ * so that the next record lists it (a resumed run reads them back).
+ */
+static void aside_add(imp *m, cli_table *t, const void *k, size_t kl,
+                      uint64_t line)
+{
+	akey *a = aside_find(m, t, k, kl);
+	if (a && (size_t)(a - m->ak) >= m->ak_recorded) {
+		a->line = line;
+		return;
+	}
+	if (m->nak == m->capak) {
+		m->capak = m->capak ? m->capak * 2 : 64;
+		m->ak = cli_xrealloc(m->ak, m->capak * sizeof *m->ak);
+	}
+	a = &m->ak[m->nak++];
+	a->t = t;
+	a->koff = m->akeys.len;
+	a->klen = kl;
+	a->line = line;
+	sb_put(&m->akeys, k, kl);
+	if (m->nak * 2 > m->acap) {
+		m->acap = m->acap ? m->acap * 2 : 128;
+		free(m->aslot);
+		m->aslot = calloc(m->acap, sizeof *m->aslot);
+		if (!m->aslot) {
+			fputs("logbook: out of memory\n", stderr);
+			exit(CLI_FAIL);
+		}
+		for (size_t i = 0; i < m->nak; i++)
+			aside_slot(m, i);
+	} else {
+		aside_slot(m, m->nak - 1);
+	}
+}
+
+/* A reason why kept line li is set aside. */
+static void add_reason(imp *m, size_t li, const char *kind, const char *table,
+                       const void *key, size_t klen, const char *field,
+                       const char *msg, uint64_t dep)
+{
+	issue *is;
+	if (m->nrs == m->caprs) {
+		m->caprs = m->caprs ? m->caprs * 2 : 16;
+		m->rs = cli_xrealloc(m->rs, m->caprs * sizeof *m->rs);
+	}
+	is = &m->rs[m->nrs++];
+	is->line = m->ln[li].line;
+	is->kind = kind;
+	is->table = table ? cli_xstrdup(table) : NULL;
+	is->key = NULL;
+	is->klen = 0;
+	if (key && klen) {
+		is->key = cli_xmalloc(klen);
+		memcpy(is->key, key, klen);
+		is->klen = klen;
+	}
+	is->field = field ? cli_xstrdup(field) : NULL;
+	is->msg = cli_xstrdup(msg);
+	is->dep = dep;
+	m->ln[li].nreasons++;
+	m->ln[li].nown += !dep;
+}
+
+/* Set kept line li aside; 1 if it was not already. In record mode the key
+ * its put would have written is remembered for the rest of the run. */
+static int set_aside(imp *m, size_t li)
+{
+	line_rec *l = &m->ln[li];
+	if (l->flags & L_ASIDE)
+		return 0;
+	l->flags |= L_ASIDE;
+	m->b_aside++;
+	if (m->on_error == ONERR_RECORD && l->op) {
+		const op_rec *o = &m->ops[l->op - 1];
+		if (!o->del)
+			aside_add(m, o->t, m->keys.p + o->koff, o->klen,
+			          l->line);
+	}
+	return 1;
+}
+
+/* ---- run records --------------------------------------------------------- */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static const char *mode_name(int mode)
+{
+	return mode == MODE_UPSERT   ? "upsert"
+	       : mode == MODE_UPDATE ? "update"
+	                             : "insert";
+}
+
+/* A key as runs.c stores it: a string, or {"base64": ...}. */
+static json_t *key_json(const void *k, size_t kl)
+{
+	json_t *o;
+	sbuf b;
+	if (cli_utf8_valid(k, kl))
+		return json_stringn(k, kl);
+	sb_init(&b);
+	cli_b64_encode(&b, k, kl);
+	o = json_pack("{s:s%}", "base64", b.p ? b.p : "", b.len);
+	sb_free(&b);
+	return o;
+}
+
+#define ASIDE_PER_RECORD 100000
+
+/*
+ * Put the run record into the open batch, which is about to commit: it
+ * covers the lines since the last record up to last_line (`lines` records
+ * of this batch among them), and goes on at end_off.
+ */
+static int run_put(imp *m, int final, uint64_t lines, uint64_t committed,
+                   uint64_t aside, uint64_t last_line, uint64_t end_off)
+{
+	uint64_t last = 0;
+	run_rec r;
+	char key[32], *text;
+	size_t kl;
+	int rc = lb_last_batch(m->db, &last);
+	if (rc < 0)
+		return cli_lberr(rc, "cannot read the last batch");
+	memset(&r, 0, sizeof r);
+	/* The open batch holds the writer lock: it commits as last + 1. */
+	r.batch = last + 1;
+	r.run = m->run.id ? m->run.id : r.batch;
+	r.seq = m->run.seq + 1;
+	r.prev = m->run.prev_batch;
+	r.file = (char *)m->file;
+	memcpy(r.sha256, m->run.sha256, sizeof r.sha256);
+	r.size = m->run.size;
+	r.started_ns = m->run.started_ns;
+	r.time_ns = now_ns();
+	r.mode = (char *)mode_name(m->mode);
+	r.on_error = m->on_error == ONERR_RECORD ? "record" : "batch";
+	r.table = m->deftable ? m->deftable->name : NULL;
+	r.keyfield = (char *)m->keyfield;
+	r.from_rejects = m->from_rejects;
+	r.batch_size = m->batch_size;
+	r.first_line = m->run.cov_line;
+	r.last_line = last_line;
+	r.next_line = last_line + 1;
+	r.next_offset = end_off;
+	r.lines = m->run.p_lines + lines;
+	r.committed = committed;
+	r.set_aside = m->run.p_aside + aside;
+	r.final = final;
+	if (m->on_error == ONERR_RECORD && m->nak > m->ak_recorded) {
+		r.aside = json_array();
+		for (size_t i = m->ak_recorded; i < m->nak; i++) {
+			const akey *a = &m->ak[i];
+			if (json_array_size(r.aside) == ASIDE_PER_RECORD) {
+				r.aside_truncated = 1;
+				break;
+			}
+			json_array_append_new(
+			        r.aside,
+			        json_pack(
+			                "[so I]", a->t->name,
+			                key_json(m->akeys.p + a->koff, a->klen),
+			                (json_int_t)a->line));
+		}
+	}
+	text = run_rec_text(&r);
+	json_decref(r.aside);
+	kl = run_key(key, r.run, r.seq);
+	rc = lb_put(m->b, RUNS_TABLE, key, kl, text, strlen(text));
+	free(text);
+	if (rc < 0)
+		return cli_lberr(rc, "cannot write the run record");
+	m->run.pending_batch = r.batch;
+	return 0;
+}
+
+/* The batch holding a run record committed as batch_id. */
+static void run_committed(imp *m, uint64_t batch_id, int final,
+                          uint64_t last_line)
+{
+	if (batch_id != m->run.pending_batch)
+		cli_err("warning: batch %" PRIu64 " committed as %" PRIu64
+		        "; the run record names %" PRIu64,
+		        m->run.pending_batch, batch_id, m->run.pending_batch);
+	if (!m->run.id) {
+		m->run.id = m->run.pending_batch;
+		runs_lock_note(m->run.lockfd, m->run.id, m->file);
+	}
+	m->run.seq++;
+	m->run.prev_batch = batch_id;
+	m->run.cov_line = last_line + 1;
+	m->run.p_lines = m->run.p_aside = 0;
+	m->ak_recorded = m->nak;
+	m->run.final_written = final;
+	m->run.batches = cli_xrealloc(m->run.batches,
+	                              (m->run.nbatches + 1) * sizeof(uint64_t));
+	m->run.batches[m->run.nbatches++] = batch_id;
+}
+
+/* An ended batch whose lines no record covers yet (nothing committed). */
+static void run_pending(imp *m, uint64_t lines, uint64_t aside)
+{
+	m->run.p_lines += lines;
+	m->run.p_aside += aside;
+}
+
+/* Create logbook.runs before the run's first commit: the open batch (no
+ * issue in it) is put aside, the table created (a batch of its own), and
+ * the batch written again from its kept lines. */
+static int ensure_table(imp *m)
+{
+	int rc;
+	if (!m->run.on || m->run.table_ok)
+		return 0;
+	lb_batch_abort(m->b);
+	m->b = NULL;
+	rc = lb_table_create(m->db, RUNS_TABLE, NULL);
+	if (rc < 0 && rc != LB_EEXIST)
+		return cli_lberr(rc, "cannot create table %s", RUNS_TABLE);
+	m->run.table_ok = 1;
+	if ((rc = begin(m, m->first_line)) != 0)
+		return rc;
+	return replay(m);
+}
+
+/*
+ * After the last batch (end of input, --stop-on-error, or a signal): if
+ * lines were read since the run's last record (batches that committed
+ * nothing), or the end of the input was not recorded yet, commit a batch
+ * that holds only the run record, so that the run's state is exact. A run
+ * that never committed anything is not recorded at all.
+ */
+static int run_finish(imp *m, int eof)
+{
+	char label[LB_LABEL_MAX + 1];
+	const char *base;
+	lb_result res;
+	int rc;
+	if (!m->run.on || !m->run.id)
+		return 0;
+	if (!m->run.p_lines && (!eof || m->run.final_written))
+		return 0;
+	base = strrchr(m->file, '/');
+	base = base ? base + 1 : m->file;
+	snprintf(label, sizeof label,
+	         "import %.150s: run %" PRIu64 " %s at line %" PRIu64, base,
+	         m->run.id, eof ? "ends" : "stops", m->run.end_line);
+	rc = lb_batch_begin(m->db, label, &m->b);
+	if (rc < 0)
+		return cli_lberr(rc, "cannot begin a batch");
+	rc = run_put(m, eof, 0, 0, 0, m->run.end_line, m->run.end_off);
+	if (rc)
+		return rc;
+	memset(&res, 0, sizeof res);
+	rc = lb_batch_commit(m->b, &res);
+	m->b = NULL;
+	if (rc < 0) {
+		lb_result_free(&res);
+		return cli_lberr(rc, "cannot commit the run record");
+	}
+	run_committed(m, res.batch_id, eof, m->run.end_line);
+	lb_result_free(&res);
+	return 0;
+}
+
+/* ---- rejects ------------------------------------------------------------- */
+
+/*
+ * One line that was not committed, verbatim, with why:
+ *   {"file": F, "line": N, "reasons": [REASON...], "record": LINE}
+ * LINE is the line itself when it is JSON; otherwise "raw": true comes
+ * before it and it is the line's text as a JSON string (null for a line
+ * over the length limit, whose bytes were not kept).
+ */
+static void reject_line(imp *m, const line_rec *l, const issue *rs, size_t n,
+                        const issue *batch_reason)
+{
+	sbuf *b = &m->rejbuf;
+	sb_puts(b, "{\"file\":");
+	jw_text(b, m->file);
+	sb_printf(b, ",\"line\":%" PRIu64 ",\"reasons\":[", l->line);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			sb_putc(b, ',');
+		issue_fmt(m, b, &rs[i], 1);
+	}
+	if (!n && batch_reason)
+		issue_fmt(m, b, batch_reason, 1);
+	sb_puts(b, "],");
+	if (l->flags & L_TOOLONG)
+		sb_puts(b, "\"raw\":true,\"record\":null");
+	else if (l->flags & L_NOTJSON) {
+		sb_puts(b, "\"raw\":true,\"record\":");
+		jw_bytes(b, m->raw.p + l->off, l->len);
+	} else {
+		sb_puts(b, "\"record\":");
+		sb_put(b, m->raw.p + l->off, l->len);
+	}
+	sb_puts(b, "}\n");
+	if (b->len > (1u << 16))
+		sb_flush(b, m->rej);
+}
+
+/* Every set-aside line of the batch, with its reasons (rs sorted by line,
+ * for each line a run of entries); lines without one get batch_reason. */
+static void write_rejects(imp *m, const issue *rs, size_t n,
+                          const issue *batch_reason)
+{
+	size_t r = 0;
+	if (!m->rej)
+		return;
+	for (size_t i = 0; i < m->nln; i++) {
+		const line_rec *l = &m->ln[i];
+		size_t r0;
+		while (r < n && rs[r].line && rs[r].line < l->line)
+			r++;
+		r0 = r;
+		while (r < n && rs[r].line == l->line)
+			r++;
+		if (l->flags & L_ASIDE)
+			reject_line(m, l, rs + r0, r - r0, batch_reason);
+	}
+}
+
+/* ---- ending a batch ------------------------------------------------------ */
+
+static int cmp_issue_stable(const void *a, const void *b)
+{
+	const issue *x = a, *y = b;
+	int c = cmp_issue(a, b);
+	if (c)
+		return c;
+	/* the library's issues of a line before the dependencies found */
+	return (x->dep != 0) - (y->dep != 0);
 }
 
 /* Drop the library's foreign-key issues that repeat one the tool found
@@ -1042,9 +1687,9 @@ static void tally(imp *m, int success, uint64_t extra_total)
 	m->issues_total += m->niss + extra_total;
 }
 
-/* Finish the current batch: commit it, or report why not. Returns 0, or an
- * exit code that ends the import. */
-static int end_batch(imp *m)
+/* Batch mode: finish the current batch, commit it or report why not.
+ * Returns 0, or an exit code that ends the import. */
+static int end_batch_whole(imp *m, int final)
 {
 	uint64_t batch_id = 0, extra = 0;
 	const char *error = NULL;
@@ -1053,18 +1698,29 @@ static int end_batch(imp *m)
 	lb_result res;
 
 	memset(&res, 0, sizeof res);
-	m->nbatch++;
 	if (m->dry) {
 		check_refs(m);
 		success = m->niss == 0;
 		if (!success && (rc = undo(m)) != 0)
 			return rc;
 	} else if (m->niss == 0 && !m->engine_issue) {
+		if ((rc = ensure_table(m)) != 0)
+			return rc;
+	}
+	if (m->dry) {
+		/* decided above */
+	} else if (m->niss == 0 && !m->engine_issue) {
+		if (m->run.on &&
+		    (rc = run_put(m, final, m->brecs, m->brecs, 0, m->last_line,
+		                  m->b_end_off)) != 0)
+			return rc;
 		rc = lb_batch_commit(m->b, &res);
 		m->b = NULL;
 		if (rc == 0) {
 			success = 1;
 			batch_id = res.batch_id;
+			if (m->run.on)
+				run_committed(m, batch_id, final, m->last_line);
 		} else if (rc == LB_EVALIDATION) {
 			take_result(m, &res);
 			extra = res.nissues_total - res.nissues;
@@ -1108,11 +1764,458 @@ static int end_batch(imp *m)
 		m->b = NULL;
 	}
 	lb_result_free(&res);
-	if (!success)
+	if (!success) {
 		error = "validation";
+		if (m->run.on)
+			run_pending(m, m->brecs, m->brecs);
+	}
 	tally(m, success, extra);
 	report_batch(m, success, error, batch_id, m->brecs, extra);
+	if (!success && m->rej) {
+		issue br;
+		char msg[200];
+		memset(&br, 0, sizeof br);
+		snprintf(msg, sizeof msg,
+		         "not committed: its batch (lines %" PRIu64 "-%" PRIu64
+		         ") %s validation",
+		         m->first_line, m->last_line,
+		         m->dry ? "would fail" : "failed");
+		br.kind = KIND_BATCH;
+		br.msg = msg;
+		for (size_t i = 0; i < m->nln; i++)
+			m->ln[i].flags |= L_ASIDE;
+		write_rejects(m, m->iss, m->niss, &br);
+	}
+	m->b_aside = success ? 0 : m->brecs;
+	return 0;
+}
+
+/* ---- --on-error record ----------------------------------------------------
+ */
+
+/*
+ * An index of the batch's ops by (table, key): slot -> the newest op of a
+ * key (index + 1), next[i] -> the op of the same key before op i. Only the
+ * ops of lines not set aside are in it.
+ */
+typedef struct opidx {
+	size_t cap, *slot, *next;
+} opidx;
+
+static void opidx_build(imp *m, opidx *x)
+{
+	x->cap = 16;
+	while (x->cap < m->nops * 2)
+		x->cap *= 2;
+	x->slot = calloc(x->cap, sizeof *x->slot);
+	x->next = calloc(m->nops + 1, sizeof *x->next);
+	if (!x->slot || !x->next) {
+		fputs("logbook: out of memory\n", stderr);
+		exit(CLI_FAIL);
+	}
+	for (size_t i = 0; i < m->nops; i++) {
+		const op_rec *o = &m->ops[i];
+		size_t h;
+		if (m->ln[o->li].flags & L_ASIDE)
+			continue;
+		h = hash_key(o->t, m->keys.p + o->koff, o->klen) & (x->cap - 1);
+		while (x->slot[h]) {
+			const op_rec *y = &m->ops[x->slot[h] - 1];
+			if (y->t == o->t && y->klen == o->klen &&
+			    !memcmp(m->keys.p + y->koff, m->keys.p + o->koff,
+			            o->klen))
+				break;
+			h = (h + 1) & (x->cap - 1);
+		}
+		x->next[i] = x->slot[h];
+		x->slot[h] = i + 1;
+	}
+}
+
+/* The newest op of (t, key), index + 1, or 0. */
+static size_t opidx_find(const imp *m, const opidx *x, const cli_table *t,
+                         const void *k, size_t kl)
+{
+	size_t h = hash_key(t, k, kl) & (x->cap - 1);
+	while (x->slot[h]) {
+		const op_rec *y = &m->ops[x->slot[h] - 1];
+		if (y->t == t && y->klen == kl &&
+		    !memcmp(m->keys.p + y->koff, k, kl))
+			return x->slot[h];
+		h = (h + 1) & (x->cap - 1);
+	}
+	return 0;
+}
+
+static void opidx_free(opidx *x)
+{
+	free(x->slot);
+	free(x->next);
+}
+
+/* A dangling reference of kept line li: a dependency when the key it
+ * names was set aside in this run, else a foreign key of its own.
+ * lib_msg: the library's message, if it found it. */
+static void dangling(imp *m, size_t li, const ref_rec *r, const char *lib_msg)
+{
+	const akey *a = aside_find(m, r->ref, m->keys.p + r->roff, r->rlen);
+	char msg[1400];
+	sbuf k, rk;
+	sb_init(&k);
+	sb_init(&rk);
+	cli_key_human(&k, m->keys.p + r->koff, r->klen);
+	cli_key_human(&rk, m->keys.p + r->roff, r->rlen);
+	if (a) {
+		snprintf(msg, sizeof msg,
+		         "%s '%s': %s '%s' names the record of line %" PRIu64
+		         ", which was set aside",
+		         r->t->name, sb_str(&k), r->field, sb_str(&rk),
+		         a->line);
+		add_reason(m, li, KIND_DEP, r->t->name, m->keys.p + r->koff,
+		           r->klen, r->field, msg, a->line);
+	} else {
+		if (!lib_msg) {
+			snprintf(msg, sizeof msg,
+			         "%s '%s': %s '%s' names no key of %s",
+			         r->t->name, sb_str(&k), r->field, sb_str(&rk),
+			         r->ref->name);
+			lib_msg = msg;
+		}
+		add_reason(m, li, "foreign_key", r->t->name,
+		           m->keys.p + r->koff, r->klen, r->field, lib_msg, 0);
+	}
+	sb_free(&k);
+	sb_free(&rk);
+}
+
+/* References of the batch's applied puts that name no key in the batch's
+ * view: every one (all), or only those naming a key set aside in this run
+ * (cheap: a hash lookup each; the library checks the rest at commit).
+ * Returns the lines newly set aside. */
+static size_t refs_record(imp *m, int all)
+{
+	size_t found = 0;
+	for (size_t i = 0; i < m->nrefs; i++) {
+		const ref_rec *r = &m->refs[i];
+		size_t li = li_of(m, r->line);
+		const void *v;
+		size_t vl;
+		if (li == m->nln)
+			continue;
+		if (r->refused) {
+			/* set aside already: does it also depend on a
+			 * record set aside? */
+			if (aside_find(m, r->ref, m->keys.p + r->roff,
+			               r->rlen) &&
+			    lb_batch_get(m->b, r->ref->name,
+			                 m->keys.p + r->roff, r->rlen, &v,
+			                 &vl) != 0)
+				dangling(m, li, r, NULL);
+			continue;
+		}
+		if (m->ln[li].flags & L_ASIDE)
+			continue;
+		if (!all &&
+		    !aside_find(m, r->ref, m->keys.p + r->roff, r->rlen))
+			continue;
+		if (lb_batch_get(m->b, r->ref->name, m->keys.p + r->roff,
+		                 r->rlen, &v, &vl) == 0)
+			continue;
+		dangling(m, li, r, NULL);
+		found += set_aside(m, li);
+	}
+	return found;
+}
+
+/* The library's issues of a batch it refused at commit with no op
+ * refused: each traced to the newest op of its key (foreign keys, a delete
+ * of a referenced key). Returns the lines newly set aside. */
+static size_t commit_issues(imp *m, const lb_result *res)
+{
+	size_t found = 0;
+	opidx x;
+	opidx_build(m, &x);
+	for (size_t i = 0; i < res->nissues; i++) {
+		const lb_issue *is = &res->issues[i];
+		cli_table *t =
+		        is->table ? cli_catalog_find(&m->cat, is->table) : NULL;
+		size_t oi = t ? opidx_find(m, &x, t, is->key, is->klen) : 0;
+		size_t li;
+		const ref_rec *r = NULL;
+		if (!oi)
+			continue;
+		li = m->ops[oi - 1].li;
+		if (is->kind == LB_ISSUE_FOREIGN_KEY && is->field)
+			for (size_t j = 0; j < m->nrefs && !r; j++)
+				if (m->refs[j].line == m->ln[li].line &&
+				    !strcmp(m->refs[j].field, is->field))
+					r = &m->refs[j];
+		if (r)
+			dangling(m, li, r, is->message);
+		else
+			add_reason(m, li, cli_issue_kind(is->kind), is->table,
+			           is->key, is->klen, is->field,
+			           is->message ? is->message : "", 0);
+		found += set_aside(m, li);
+	}
+	opidx_free(&x);
+	return found;
+}
+
+/* The library's issues of refused ops (from committing the poisoned
+ * batch): to every refused op of the same key; refused ops left without
+ * one get what the library said when it refused them. */
+static void refusal_reasons(imp *m, const lb_result *res)
+{
+	for (size_t i = 0; res && i < res->nissues; i++) {
+		const lb_issue *is = &res->issues[i];
+		if (is->kind == LB_ISSUE_FOREIGN_KEY)
+			continue; /* the tool's own check found those */
+		for (size_t j = 0; j < m->nops; j++) {
+			const op_rec *o = &m->ops[j];
+			if (!o->refused || !is->table ||
+			    strcmp(o->t->name, is->table) ||
+			    o->klen != is->klen ||
+			    memcmp(m->keys.p + o->koff, is->key, o->klen))
+				continue;
+			add_reason(m, o->li, cli_issue_kind(is->kind),
+			           is->table, is->key, is->klen, is->field,
+			           is->message ? is->message : "", 0);
+		}
+	}
+	for (size_t j = 0; j < m->nops; j++) {
+		const op_rec *o = &m->ops[j];
+		if (o->refused && !m->ln[o->li].nown)
+			add_reason(m, o->li, o->ekind ? o->ekind : "format",
+			           o->t->name, m->keys.p + o->koff, o->klen,
+			           NULL, o->emsg ? o->emsg : "refused", 0);
+	}
+}
+
+/* Set every line still in the batch aside, for `why`. */
+static void aside_rest(imp *m, const char *why)
+{
+	for (size_t i = 0; i < m->nln; i++)
+		if (!(m->ln[i].flags & L_ASIDE)) {
+			add_reason(m, i, KIND_BATCH, NULL, NULL, 0, NULL, why,
+			           0);
+			set_aside(m, i);
+		}
+}
+
+#define RECORD_ATTEMPTS 8
+
+static void report_record(imp *m, uint64_t batch_id, unsigned attempts)
+{
+	sbuf *b = &m->out;
+	uint64_t committed = m->brecs - m->b_aside;
+	if (cli_json) {
+		sb_printf(b,
+		          "{\"batch\":%" PRIu64
+		          ",\"success\":%s,\"records\":%" PRIu64
+		          ",\"committed\":%" PRIu64 ",\"set_aside\":%" PRIu64
+		          ",\"error\":%s,\"issues\":[",
+		          m->nbatch, batch_id ? "true" : "false", m->brecs,
+		          committed, m->b_aside,
+		          m->b_aside ? "\"validation\"" : "null");
+		for (size_t i = 0; i < m->nrs; i++) {
+			if (i)
+				sb_putc(b, ',');
+			issue_fmt(m, b, &m->rs[i], 0);
+		}
+		sb_printf(b,
+		          "],\"issues_total\":%zu,\"first_line\":%" PRIu64
+		          ",\"last_line\":%" PRIu64 ",\"attempts\":%u"
+		          ",\"batch_id\":",
+		          m->nrs, m->first_line, m->last_line, attempts);
+		if (batch_id)
+			jw_u64(b, batch_id);
+		else
+			sb_puts(b, "null");
+		sb_puts(b, "}\n");
+	} else if (m->b_aside) {
+		if (m->progress)
+			progress(m, 1);
+		sb_printf(b,
+		          "batch %" PRIu64 " (lines %" PRIu64 "-%" PRIu64
+		          "): %" PRIu64 " committed, %" PRIu64 " set aside\n",
+		          m->nbatch, m->first_line, m->last_line, committed,
+		          m->b_aside);
+		for (size_t i = 0; i < m->nrs && i < HUMAN_ISSUES; i++) {
+			issue_fmt(m, b, &m->rs[i], 0);
+			sb_putc(b, '\n');
+		}
+		if (m->nrs > HUMAN_ISSUES)
+			sb_printf(b, "  ... and %zu more (see --json)\n",
+			          m->nrs - HUMAN_ISSUES);
+	}
+	if (b->len) {
+		sb_flush(b, stdout);
+		fflush(stdout);
+	}
+}
+
+/*
+ * --on-error record: commit the batch's valid records, set the others
+ * aside. Each round finds lines to set aside: the tool's own issues, the
+ * ops the library refused, references that dangle (a dependency when the
+ * key they name was set aside in this run, in this batch or an earlier
+ * one), and what the library refuses at commit; the batch is then written
+ * again without them, until it commits or nothing is left (bounded: after
+ * RECORD_ATTEMPTS rounds what is left is set aside as a whole).
+ */
+static int end_batch_record(imp *m, int final)
+{
+	uint64_t batch_id = 0;
+	unsigned attempts = 0;
+	int rc;
+
+	for (;;) {
+		size_t found = 0;
+		int problem = m->niss || m->engine_issue || attempts > 0;
+		attempts++;
+		/* the tool's own issues: a line that is no op */
+		for (size_t i = 0; i < m->niss; i++) {
+			issue *is = &m->iss[i];
+			size_t li = li_of(m, is->line);
+			if (li == m->nln)
+				continue;
+			add_reason(m, li, is->kind, is->table, is->key,
+			           is->klen, is->field, is->msg, 0);
+			found += set_aside(m, li);
+		}
+		clear_issues(m);
+		/* ops the library refused */
+		for (size_t i = 0; i < m->nops; i++)
+			if (m->ops[i].refused)
+				found += set_aside(m, m->ops[i].li);
+		/* references to keys that are not there */
+		if (problem || m->nak)
+			found += refs_record(m, problem || found);
+		if (!found && !m->engine_issue) {
+			lb_result res;
+			if ((rc = ensure_table(m)) != 0)
+				return rc;
+			if (m->run.on &&
+			    (rc = run_put(m, final, m->brecs,
+			                  m->brecs - m->b_aside, m->b_aside,
+			                  m->last_line, m->b_end_off)) != 0)
+				return rc;
+			memset(&res, 0, sizeof res);
+			rc = lb_batch_commit(m->b, &res);
+			m->b = NULL;
+			if (rc == 0) {
+				batch_id = res.batch_id;
+				lb_result_free(&res);
+				if (m->run.on)
+					run_committed(m, batch_id, final,
+					              m->last_line);
+				break;
+			}
+			if (rc != LB_EVALIDATION) {
+				lb_result_free(&res);
+				cli_lberr(rc,
+				          "%s: cannot commit lines %" PRIu64
+				          "-%" PRIu64,
+				          m->file, m->first_line, m->last_line);
+				return CLI_FAIL;
+			}
+			found = commit_issues(m, &res);
+			if (!found) {
+				char why[600];
+				snprintf(why, sizeof why,
+				         "the batch was refused and the tool "
+				         "could not tell which records: %s",
+				         res.nissues && res.issues[0].message
+				                 ? res.issues[0].message
+				                 : "validation failed");
+				aside_rest(m, why);
+			}
+			lb_result_free(&res);
+		} else if (m->engine_issue) {
+			/* committing writes nothing and lists the issues */
+			lb_result res;
+			memset(&res, 0, sizeof res);
+			rc = lb_batch_commit(m->b, &res);
+			m->b = NULL;
+			if (rc == 0) {
+				lb_result_free(&res);
+				return cli_err(
+				        "lines %" PRIu64 "-%" PRIu64
+				        ": the library committed a batch "
+				        "although an op was refused",
+				        m->first_line, m->last_line);
+			}
+			if (rc != LB_EVALIDATION) {
+				lb_result_free(&res);
+				cli_lberr(rc, "%s: lines %" PRIu64 "-%" PRIu64,
+				          m->file, m->first_line, m->last_line);
+				return CLI_FAIL;
+			}
+			refusal_reasons(m, &res);
+			lb_result_free(&res);
+		} else {
+			lb_batch_abort(m->b);
+			m->b = NULL;
+		}
+		if (m->b_aside == m->brecs)
+			break;
+		if (attempts == RECORD_ATTEMPTS) {
+			aside_rest(m, "set aside with the rest of its batch: "
+			              "the batch still failed after several "
+			              "rounds");
+			break;
+		}
+		if ((rc = begin(m, m->first_line)) != 0 ||
+		    (rc = replay(m)) != 0)
+			return rc;
+	}
+	/* tally */
+	if (m->nrs > 1)
+		qsort(m->rs, m->nrs, sizeof *m->rs, cmp_issue_stable);
+	if (batch_id) {
+		m->ok++;
+		m->partial += m->b_aside != 0;
+	} else {
+		m->failed++;
+	}
+	m->rec_ok += m->brecs - m->b_aside;
+	m->rec_failed += m->b_aside;
+	for (size_t i = 0; i < m->nrs; i++)
+		count_kind(m, m->rs[i].kind);
+	m->issues_total += m->nrs;
+	/* lines set aside only for what they depend on */
+	for (size_t j = 0; j < m->nrs;) {
+		size_t k = j;
+		int own = 0;
+		while (k < m->nrs && m->rs[k].line == m->rs[j].line)
+			own |= !m->rs[k++].dep;
+		m->dependents += !own;
+		j = k;
+	}
+	if (!batch_id && m->run.on)
+		run_pending(m, m->brecs, m->brecs);
+	report_record(m, batch_id, attempts);
+	write_rejects(m, m->rs, m->nrs, NULL);
+	return 0;
+}
+
+static int end_batch(imp *m, int final)
+{
+	int rc;
+	m->nbatch++;
+	if (m->on_error == ONERR_RECORD)
+		rc = end_batch_record(m, final);
+	else
+		rc = end_batch_whole(m, final);
+	if (rc)
+		return rc;
+	m->run.end_line = m->last_line;
+	m->run.end_off = m->b_end_off;
 	reset_batch(m);
+	clear_reasons(m);
+	m->nln = 0;
+	m->raw.len = 0;
 	m->brecs = 0;
 	return 0;
 }
@@ -1145,10 +2248,62 @@ static int blank(const char *p, size_t n)
 	return 1;
 }
 
-static void summary(imp *m, double el, int stopped)
+/*
+ * --from-rejects: the record a reject line holds, as the line to import,
+ * into m->fr: the "record" member as compact JSON, or with "raw": true
+ * the text it holds. 0, or -1 with err when the line is not a reject.
+ */
+static int from_reject(imp *m, const char *p, size_t n, char *err,
+                       size_t errlen)
+{
+	char e[300];
+	json_t *o = cli_json_parse(p, n, e, sizeof e), *rec;
+	m->fr.len = 0;
+	if (!o) {
+		snprintf(err, errlen, "not a line of a reject file: %s", e);
+		return -1;
+	}
+	rec = json_object_get(o, "record");
+	if (!json_is_object(o) || !rec) {
+		snprintf(err, errlen,
+		         "not a line of a reject file (no \"record\" member)");
+		json_decref(o);
+		return -1;
+	}
+	if (json_is_true(json_object_get(o, "raw"))) {
+		json_t *b64 = json_object_get(rec, "base64");
+		if (json_is_string(rec)) {
+			sb_put(&m->fr, json_string_value(rec),
+			       json_string_length(rec));
+		} else if (json_is_string(b64) &&
+		           cli_b64_decode(json_string_value(b64),
+		                          json_string_length(b64),
+		                          &m->fr) == 0) {
+			/* the bytes of a line that was not UTF-8 */
+		} else {
+			snprintf(err, errlen,
+			         "the reject holds no record (a line over "
+			         "%zu MiB is not kept)",
+			         LINE_MAX_BYTES >> 20);
+			json_decref(o);
+			return -1;
+		}
+	} else {
+		char *t = json_dumps(rec, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (t)
+			sb_puts(&m->fr, t);
+		free(t);
+	}
+	json_decref(o);
+	sb_str(&m->fr);
+	return 0;
+}
+
+static void summary(imp *m, double el, int stopped, int interrupted)
 {
 	uint64_t recs = m->rec_ok + m->rec_failed;
 	double rate = el > 0 ? (double)recs / el : 0;
+	int rec_mode = m->on_error == ONERR_RECORD;
 	sbuf *b = &m->out;
 	if (cli_json) {
 		sb_printf(
@@ -1174,52 +2329,141 @@ static void summary(imp *m, double el, int stopped)
 		jw_double(b, (double)(int64_t)(el * 1000) / 1000);
 		sb_puts(b, ",\"records_per_s\":");
 		jw_u64(b, (uint64_t)rate);
-		sb_printf(b, ",\"stopped\":%s}\n", stopped ? "true" : "false");
-	} else {
 		sb_printf(b,
-		          "%s%" PRIu64 " batch%s: %" PRIu64 " %s, %" PRIu64
-		          " %s\n",
-		          m->dry ? "dry run: " : "", m->nbatch,
-		          m->nbatch == 1 ? "" : "es", m->ok,
-		          m->dry ? "would commit" : "committed", m->failed,
-		          m->dry ? "would fail" : "failed");
+		          ",\"stopped\":%s,\"on_error\":\"%s\","
+		          "\"records_set_aside\":%" PRIu64
+		          ",\"dependents\":%" PRIu64
+		          ",\"batches_partial\":%" PRIu64 ",\"run\":",
+		          stopped ? "true" : "false",
+		          rec_mode ? "record" : "batch", m->rec_failed,
+		          m->dependents, m->partial);
+		if (m->run.id)
+			jw_u64(b, m->run.id);
+		else
+			sb_puts(b, "null");
+		sb_puts(b, ",\"run_batches\":[");
+		for (size_t i = 0; i < m->run.nbatches; i++)
+			sb_printf(b, "%s%" PRIu64, i ? "," : "",
+			          m->run.batches[i]);
+		sb_puts(b, "],\"resumed_at\":");
+		if (m->run.resumed)
+			jw_u64(b, m->run.prior_first);
+		else
+			sb_puts(b, "null");
+		sb_printf(b, ",\"interrupted\":%s,\"resume_line\":",
+		          interrupted ? "true" : "false");
+		if (interrupted || stopped)
+			jw_u64(b, m->run.id ? m->run.cov_line : 1);
+		else
+			sb_puts(b, "null");
+		sb_puts(b, "}\n");
+		sb_flush(b, stdout);
+		return;
+	}
+	sb_printf(b, "%s%" PRIu64 " batch%s: %" PRIu64 " %s, %" PRIu64 " %s",
+	          m->dry ? "dry run: " : "", m->nbatch,
+	          m->nbatch == 1 ? "" : "es", m->ok,
+	          m->dry ? "would commit" : "committed", m->failed,
+	          m->dry ? "would fail" : "failed");
+	if (rec_mode)
+		sb_printf(b, " (%" PRIu64 " committed with records set aside)",
+		          m->partial);
+	sb_putc(b, '\n');
+	if (rec_mode)
+		sb_printf(b,
+		          "%" PRIu64 " records: %" PRIu64 " committed, %" PRIu64
+		          " set aside (%" PRIu64 " with issues, %" PRIu64
+		          " depending on them)\n",
+		          recs, m->rec_ok, m->rec_failed,
+		          m->rec_failed - m->dependents, m->dependents);
+	else
 		sb_printf(b,
 		          "%" PRIu64 " records: %" PRIu64 " %s, %" PRIu64
 		          " in failed batches\n",
 		          recs, m->rec_ok, m->dry ? "valid" : "committed",
 		          m->rec_failed);
-		if (m->issues_total) {
-			int first = 1;
-			sb_printf(b, "%" PRIu64 " issue%s:", m->issues_total,
-			          m->issues_total == 1 ? "" : "s");
-			for (size_t i = 0; i < NKINDS; i++)
-				if (m->kinds[i]) {
-					sb_printf(b, "%s %s %" PRIu64,
-					          first ? "" : ",",
-					          kind_names[i], m->kinds[i]);
-					first = 0;
-				}
-			sb_putc(b, '\n');
+	if (m->issues_total) {
+		int first = 1;
+		sb_printf(b, "%" PRIu64 " issue%s:", m->issues_total,
+		          m->issues_total == 1 ? "" : "s");
+		for (size_t i = 0; i < NKINDS; i++)
+			if (m->kinds[i]) {
+				sb_printf(b, "%s %s %" PRIu64, first ? "" : ",",
+				          kind_names[i], m->kinds[i]);
+				first = 0;
+			}
+		sb_putc(b, '\n');
+	}
+	sb_printf(b, "elapsed %.2f s, %.0f records/s\n", el, rate);
+	if (m->dry)
+		sb_puts(b, "nothing was committed (dry run)\n");
+	if (m->run.on && m->run.id) {
+		sb_printf(b, "run %" PRIu64 ": %s", m->run.id, m->file);
+		if (m->run.resumed)
+			sb_printf(b, " resumed at line %" PRIu64,
+			          m->run.prior_first);
+		if (m->run.nbatches) {
+			sb_printf(b, ", batch%s ",
+			          m->run.nbatches == 1 ? "" : "es");
+			runs_ids(b, m->run.batches, m->run.nbatches);
+		} else {
+			sb_puts(b, ", no batch");
 		}
-		sb_printf(b, "elapsed %.2f s, %.0f records/s\n", el, rate);
-		if (m->dry)
-			sb_puts(b, "nothing was committed (dry run)\n");
+		sb_printf(b, "%s; %s\n",
+		          m->run.resumed ? " by this import" : "",
+		          m->run.final_written ? "done"
+		          : interrupted        ? "interrupted"
+		                               : "stopped");
+		if (m->run.resumed)
+			sb_printf(b,
+			          "run %" PRIu64 " in all: %" PRIu64
+			          " records, %" PRIu64 " committed, %" PRIu64
+			          " set aside\n",
+			          m->run.id, m->run.prior_lines + recs,
+			          m->run.prior_committed + m->rec_ok,
+			          m->run.prior_aside + m->rec_failed);
+	} else if (m->run.on) {
+		sb_puts(b, "run not recorded: nothing was committed\n");
+	}
+	if (interrupted || stopped) {
+		if (m->run.id)
+			sb_printf(b,
+			          "%s after line %" PRIu64
+			          "; to go on from line %" PRIu64
+			          ": logbook import %s %s --resume\n",
+			          interrupted ? "interrupted" : "stopped",
+			          m->run.cov_line - 1, m->run.cov_line, m->dir,
+			          m->file);
+		else if (!m->dry)
+			sb_printf(b,
+			          "%s before anything was committed: "
+			          "import the file again to start over\n",
+			          interrupted ? "interrupted" : "stopped");
 	}
 	sb_flush(b, stdout);
 }
 
+typedef struct given { /* options as given (NULL: not given) */
+	const char *mode, *on_error, *table, *key;
+} given;
+
 static int parse_opts(imp *m, int argc, char **argv, const char **pos,
-                      int *nosync, const char **table)
+                      int *nosync, given *g, int *resume, int *again,
+                      int *nowait)
 {
-	cli_opt o[] = {{"table", 1, NULL},      {"key", 1, NULL},
-	               {"batch-size", 1, NULL}, {"mode", 1, NULL},
-	               {"label", 1, NULL},      {"stop-on-error", 0, NULL},
-	               {"dry-run", 0, NULL},    {"nosync", 0, NULL}};
+	cli_opt o[] = {{"table", 1, NULL},        {"key", 1, NULL},
+	               {"batch-size", 1, NULL},   {"mode", 1, NULL},
+	               {"label", 1, NULL},        {"stop-on-error", 0, NULL},
+	               {"dry-run", 0, NULL},      {"nosync", 0, NULL},
+	               {"on-error", 1, NULL},     {"reject-file", 1, NULL},
+	               {"from-rejects", 0, NULL}, {"resume", 0, NULL},
+	               {"again", 0, NULL},        {"no-wait", 0, NULL}};
 	size_t np;
 	int rc = cli_parse(argc, argv, o, NOPTS(o), pos, 2, 2, &np);
 	if (rc)
 		return rc;
-	*table = o[0].val;
+	g->table = o[0].val;
+	g->key = o[1].val;
 	m->keyfield = o[1].val ? o[1].val : "id";
 	if (!*m->keyfield)
 		return cli_usage("--key: the field name is empty");
@@ -1227,6 +2471,7 @@ static int parse_opts(imp *m, int argc, char **argv, const char **pos,
 	if (o[2].val && (rc = cli_u64("--batch-size", o[2].val, 1,
 	                              BATCH_SIZE_MAX, &m->batch_size)))
 		return rc;
+	g->mode = o[3].val;
 	m->mode = MODE_INSERT;
 	if (o[3].val) {
 		if (!strcmp(o[3].val, "insert"))
@@ -1246,6 +2491,31 @@ static int parse_opts(imp *m, int argc, char **argv, const char **pos,
 	m->stop = o[5].val != NULL;
 	m->dry = o[6].val != NULL;
 	*nosync = o[7].val != NULL;
+	g->on_error = o[8].val;
+	m->on_error = ONERR_BATCH;
+	if (o[8].val) {
+		if (!strcmp(o[8].val, "record"))
+			m->on_error = ONERR_RECORD;
+		else if (strcmp(o[8].val, "batch"))
+			return cli_usage("--on-error: '%s' is not batch or "
+			                 "record",
+			                 o[8].val);
+	}
+	m->reject_path = o[9].val;
+	if (m->reject_path && !*m->reject_path)
+		return cli_usage("--reject-file: the file name is empty");
+	m->from_rejects = o[10].val != NULL;
+	*resume = o[11].val != NULL;
+	*again = o[12].val != NULL;
+	*nowait = o[13].val != NULL;
+	if (m->dry && m->on_error == ONERR_RECORD)
+		return cli_usage("--dry-run works with --on-error batch only");
+	if (m->dry && *resume)
+		return cli_usage("--dry-run and --resume exclude each other");
+	if (*resume && *again)
+		return cli_usage("--resume and --again exclude each other");
+	if (*resume && !strcmp(pos[1], "-"))
+		return cli_usage("--resume needs a file, not stdin");
 	return 0;
 }
 
@@ -1254,10 +2524,20 @@ static void imp_free(imp *m)
 	if (m->b)
 		lb_batch_abort(m->b);
 	m->b = NULL;
-	clear_issues(m);
+	reset_batch(m);
+	clear_reasons(m);
 	free(m->iss);
+	free(m->rs);
 	free(m->ops);
 	free(m->refs);
+	free(m->ln);
+	free(m->ak);
+	free(m->aslot);
+	free(m->run.batches);
+	sb_free(&m->akeys);
+	sb_free(&m->raw);
+	sb_free(&m->fr);
+	sb_free(&m->rejbuf);
 	sb_free(&m->keys);
 	sb_free(&m->before);
 	sb_free(&m->val);
@@ -1271,28 +2551,231 @@ static void imp_free(imp *m)
 		free(m->refs_of[i]);
 	free(m->refs_of);
 	cli_catalog_free(&m->cat);
+	if (m->rej)
+		fclose(m->rej);
 	if (m->db)
 		lb_close(m->db);
 	if (m->rd.fd > 0)
 		close(m->rd.fd);
+	if (m->run.lockfd >= 0)
+		close(m->run.lockfd);
+}
+
+static void run_text(sbuf *b, const run_info *r)
+{
+	sb_printf(b, "run %" PRIu64 " (%s, started ", r->id,
+	          r->first.file ? r->first.file : "?");
+	cli_time(b, r->first.started_ns);
+	sb_printf(b,
+	          ": %" PRIu64 " records, %" PRIu64 " committed, %" PRIu64
+	          " set aside, %s",
+	          r->lines, r->committed, r->set_aside, run_state(r));
+	if (!r->final)
+		sb_printf(b, " after line %" PRIu64, r->next_line - 1);
+	sb_putc(b, ')');
+}
+
+/* A run's stored option against the one given: the stored one unless they
+ * differ (a usage error: a resumed run keeps its options). */
+static int same_opt(const char *what, const char *stored, const char *given,
+                    uint64_t run)
+{
+	if (!given || (stored && !strcmp(stored, given)))
+		return 0;
+	return cli_usage("%s: run %" PRIu64 " was imported with %s %s; a "
+	                 "resumed run keeps its options",
+	                 what, run, what, stored ? stored : "(none)");
+}
+
+/*
+ * Before the first batch: refuse a file whose content a standing run
+ * imported already (unless --again), or with --resume set up the run to
+ * go on with: its options, its counts, where to read from, and (record
+ * mode) the keys it set aside. Returns 0 or an exit code.
+ */
+static int run_start(imp *m, const char *dir, const given *g, int resume,
+                     int again, uint64_t *line)
+{
+	run_info *runs = NULL, *match = NULL, *open_run = NULL;
+	size_t n = 0;
+	int rc;
+	sbuf b;
+
+	rc = runs_table_exists(m->db);
+	if (rc < 0)
+		return cli_lberr(rc, "%s: cannot list tables", dir);
+	m->run.table_ok = rc;
+	if (!m->run.table_ok || !m->run.sha256[0])
+		goto fresh;
+	rc = runs_load(m->db, 0, &runs, &n);
+	if (rc < 0)
+		return cli_lberr(rc, "%s: cannot read the runs", dir);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(runs[i].first.sha256, m->run.sha256))
+			continue;
+		match = &runs[i];
+		if (!runs[i].final)
+			open_run = &runs[i];
+	}
+	sb_init(&b);
+	if (resume && open_run) {
+		run_info *r = open_run;
+		const char *stored_table = r->first.table;
+		if ((rc = same_opt("--mode", r->first.mode, g->mode, r->id)) ||
+		    (rc = same_opt("--on-error", r->first.on_error, g->on_error,
+		                   r->id)) ||
+		    (rc = same_opt("--table", stored_table, g->table, r->id)) ||
+		    (rc = same_opt("--key", r->first.keyfield, g->key, r->id)))
+			goto out;
+		if (r->first.from_rejects != m->from_rejects) {
+			rc = cli_usage("run %" PRIu64 " was imported %s "
+			               "--from-rejects",
+			               r->id,
+			               r->first.from_rejects ? "with"
+			                                     : "without");
+			goto out;
+		}
+		m->mode = !r->first.mode || !strcmp(r->first.mode, "insert")
+		                  ? MODE_INSERT
+		          : !strcmp(r->first.mode, "upsert") ? MODE_UPSERT
+		                                             : MODE_UPDATE;
+		m->on_error = r->first.on_error && !strcmp(r->first.on_error,
+		                                           "record")
+		                      ? ONERR_RECORD
+		                      : ONERR_BATCH;
+		if (stored_table) {
+			m->deftable = cli_catalog_find(&m->cat, stored_table);
+			if (!m->deftable) {
+				rc = cli_err(
+				        "%s: run %" PRIu64
+				        " wrote to table '%s', which is no "
+				        "longer there",
+				        dir, r->id, stored_table);
+				goto out;
+			}
+		}
+		if (r->first.keyfield && !g->key) {
+			static char kf[256];
+			snprintf(kf, sizeof kf, "%s", r->first.keyfield);
+			m->keyfield = kf;
+		}
+		if (lseek(m->rd.fd, (off_t)r->next_offset, SEEK_SET) < 0) {
+			rc = cli_err("%s: cannot seek to line %" PRIu64 ": %s",
+			             m->file, r->next_line, strerror(errno));
+			goto out;
+		}
+		m->rd.consumed = r->next_offset;
+		*line = r->next_line - 1;
+		m->run.id = r->id;
+		m->run.seq = r->last_seq;
+		m->run.prev_batch = r->last_batch;
+		m->run.started_ns = r->first.started_ns;
+		m->run.cov_line = r->next_line;
+		m->run.end_line = r->next_line - 1;
+		m->run.end_off = r->next_offset;
+		m->run.resumed = 1;
+		m->run.prior_first = r->next_line;
+		m->run.prior_lines = r->lines;
+		m->run.prior_committed = r->committed;
+		m->run.prior_aside = r->set_aside;
+		runs_lock_note(m->run.lockfd, r->id, m->file);
+		if (m->on_error == ONERR_RECORD) {
+			/* the keys it set aside, for its dependents */
+			run_info *ra = NULL;
+			size_t na = 0;
+			rc = runs_load(m->db, r->id, &ra, &na);
+			if (rc < 0) {
+				rc = cli_lberr(rc,
+				               "%s: cannot read run %" PRIu64,
+				               dir, r->id);
+				goto out;
+			}
+			for (size_t i = 0; i < na; i++) {
+				size_t j;
+				json_t *e;
+				if (ra[i].id != r->id || !ra[i].aside)
+					continue;
+				json_array_foreach(ra[i].aside, j, e)
+				{
+					char err[64];
+					const char *tn = json_string_value(
+					        json_array_get(e, 0));
+					cli_table *t = tn ? cli_catalog_find(
+					                            &m->cat, tn)
+					                  : NULL;
+					sbuf k;
+					sb_init(&k);
+					if (t &&
+					    cli_key_json(json_array_get(e, 1),
+					                 &k, err,
+					                 sizeof err) == 0)
+						aside_add(
+						        m, t, k.p, k.len,
+						        (uint64_t)json_integer_value(
+						                json_array_get(
+						                        e, 2)));
+					sb_free(&k);
+				}
+			}
+			runs_free(ra, na);
+			m->ak_recorded = m->nak;
+		}
+		rc = 0;
+		goto out;
+	}
+	if (match && !again) {
+		run_text(&b, open_run ? open_run : match);
+		if (open_run)
+			cli_err("%s: this content is the file of %s; nothing "
+			        "written. Use --resume to go on with it, or "
+			        "--again to import it anew",
+			        m->file, sb_str(&b));
+		else
+			cli_err("%s: this content was imported already: %s; "
+			        "nothing written. Use --again to import it "
+			        "again",
+			        m->file, sb_str(&b));
+		rc = CLI_DATA;
+		goto out;
+	}
+	sb_free(&b);
+	runs_free(runs, n);
+fresh:
+	if (resume)
+		fprintf(stderr,
+		        "logbook: import: %s: no interrupted run of this "
+		        "content; importing from line 1\n",
+		        m->file);
+	m->run.cov_line = 1;
+	return 0;
+out:
+	sb_free(&b);
+	runs_free(runs, n);
+	return rc;
 }
 
 int cmd_import(int argc, char **argv)
 {
 	imp *m = calloc(1, sizeof *m);
-	const char *pos[2], *table = NULL, *p;
-	int nosync = 0, rc, too_long, stopped = 0, r;
+	const char *pos[2], *p;
+	int nosync = 0, rc, too_long, stopped = 0, interrupted = 0, r = 0;
+	int resume = 0, again = 0, nowait = 0;
 	uint64_t line = 0;
 	size_t n;
 	struct stat st;
+	given g;
 
 	if (!m)
 		return cli_err("out of memory");
+	memset(&g, 0, sizeof g);
+	m->run.lockfd = -1;
 	msgpack_sbuffer_init(&m->mp);
 	msgpack_packer_init(&m->pk, &m->mp, msgpack_sbuffer_write);
-	rc = parse_opts(m, argc, argv, pos, &nosync, &table);
+	rc = parse_opts(m, argc, argv, pos, &nosync, &g, &resume, &again,
+	                &nowait);
 	if (rc)
 		goto out;
+	m->dir = pos[0];
 	m->file = pos[1];
 	if (!strcmp(pos[1], "-")) {
 		m->rd.fd = 0;
@@ -1310,6 +2793,26 @@ int cmd_import(int argc, char **argv)
 	else if (fstat(m->rd.fd, &st) == 0 && S_ISDIR(st.st_mode)) {
 		rc = cli_err("%s: is a directory", pos[1]);
 		goto out;
+	}
+	if (resume && !m->in_size && !S_ISREG(st.st_mode)) {
+		rc = cli_usage("--resume needs a regular file");
+		goto out;
+	}
+	runs_signals(1);
+	m->run.on = !m->dry;
+	if (m->run.on && S_ISREG(st.st_mode)) {
+		/* the content's identity: what a run is recognised by */
+		int h = runs_sha256(m->rd.fd, m->run.sha256, &m->run.size);
+		if (h == 1) {
+			rc = cli_err("%s: interrupted; nothing written",
+			             m->file);
+			rc = 130;
+			goto out;
+		}
+		if (h < 0) {
+			rc = cli_err("%s: %s", m->file, strerror(errno));
+			goto out;
+		}
 	}
 	rc = cli_open(pos[0], 0, nosync, &m->db);
 	if (rc)
@@ -1331,11 +2834,29 @@ int cmd_import(int argc, char **argv)
 			                                   t->fields[f].ref)
 			                : NULL;
 	}
-	if (table) {
-		m->deftable = cli_catalog_find(&m->cat, table);
+	if (g.table) {
+		m->deftable = cli_catalog_find(&m->cat, g.table);
 		if (!m->deftable) {
 			rc = cli_err("%s: no table '%s' (--table)", pos[0],
-			             table);
+			             g.table);
+			goto out;
+		}
+	}
+	/* one import per database at a time */
+	rc = runs_lock(pos[0], nowait, &m->run.lockfd);
+	if (rc)
+		goto out;
+	runs_lock_note(m->run.lockfd, 0, m->file);
+	if (m->run.on) {
+		m->run.started_ns = now_ns();
+		rc = run_start(m, pos[0], &g, resume, again, &line);
+		if (rc)
+			goto out;
+	}
+	if (m->reject_path) {
+		m->rej = fopen(m->reject_path, "w");
+		if (!m->rej) {
+			rc = cli_err("%s: %s", m->reject_path, strerror(errno));
 			goto out;
 		}
 	}
@@ -1344,52 +2865,134 @@ int cmd_import(int argc, char **argv)
 	m->t0 = m->last_draw = cli_now();
 
 	while ((r = next_line(&m->rd, &p, &n, &too_long)) > 0) {
+		char err[400];
+		int fr_bad = 0;
 		line++;
 		if (!too_long && blank(p, n)) {
 			m->blank++;
 			continue;
 		}
-		if (!m->b && (rc = begin(m, line)) != 0)
-			goto out;
-		if (m->brecs == 0)
-			m->first_line = line;
-		m->last_line = line;
-		m->brecs++;
-		m->lines++;
-		if ((rc = do_line(m, line, p, n, too_long)) != 0)
-			goto out;
+		if (runs_stop) {
+			interrupted = 1;
+			break;
+		}
 		if (m->brecs == m->batch_size) {
-			if ((rc = end_batch(m)) != 0)
+			if ((rc = end_batch(m, 0)) != 0)
 				goto out;
-			if (m->stop && m->failed) {
+			if (m->stop && m->b_aside) {
 				stopped = 1;
 				break;
 			}
 		}
+		if (!m->b && (rc = begin(m, line)) != 0)
+			goto out;
+		if (m->brecs == 0) {
+			m->first_line = line;
+			m->b_aside = 0;
+			m->keep = m->on_error == ONERR_RECORD || m->rej ||
+			          (m->run.on && !m->run.table_ok);
+		}
+		m->last_line = line;
+		m->brecs++;
+		m->lines++;
+		if (m->from_rejects && !too_long) {
+			if (from_reject(m, p, n, err, sizeof err) == 0) {
+				p = m->fr.p;
+				n = m->fr.len;
+			} else {
+				fr_bad = 1;
+			}
+		}
+		if (m->keep)
+			keep_line(m, line, p, n, too_long);
+		if (fr_bad) {
+			add_issue(m, line, KIND_PARSE, NULL, NULL, 0, NULL,
+			          err);
+			json_t *o =
+			        m->keep ? cli_json_parse(p, n, err, sizeof err)
+			                : NULL;
+			if (m->keep && !o)
+				m->ln[m->cur_li].flags |= L_NOTJSON;
+			json_decref(o);
+		} else if ((rc = do_line(m, line, p, n, too_long)) != 0) {
+			goto out;
+		}
+		m->b_end_off = m->rd.consumed;
 		if ((line & 1023) == 0)
 			progress(m, 0);
 	}
-	if (r < 0) {
+	if (r == -2) {
+		interrupted = 1;
+	} else if (r < 0) {
 		rc = cli_err("%s: read error after line %" PRIu64 ": %s",
 		             m->file, line, strerror(errno));
 		goto out;
 	}
-	if (m->brecs && (rc = end_batch(m)) != 0)
+	if (interrupted && m->brecs == m->batch_size) {
+		/* a whole batch was read: it goes in as it would have */
+		if ((rc = end_batch(m, 0)) != 0)
+			goto out;
+	} else if (interrupted && m->brecs) {
+		/* a part of one: none of it, so that the batches of a
+		 * resumed import are cut where they would have been */
+		if (!m->dry) {
+			lb_batch_abort(m->b);
+			m->b = NULL;
+		}
+		m->lines -= m->brecs;
+		reset_batch(m);
+		m->nln = 0;
+		m->raw.len = 0;
+		m->brecs = 0;
+	} else if (!stopped && !interrupted && m->brecs &&
+	           (rc = end_batch(m, 1)) != 0) {
 		goto out;
+	}
 	if (m->b) { /* the dry run's outer batch */
 		lb_batch_abort(m->b);
 		m->b = NULL;
 	}
+	if ((rc = run_finish(m, !stopped && !interrupted)) != 0)
+		goto out;
+	if (m->rej) {
+		sb_flush(&m->rejbuf, m->rej);
+		if (fclose(m->rej) != 0) {
+			m->rej = NULL;
+			rc = cli_err("%s: cannot write: %s", m->reject_path,
+			             strerror(errno));
+			goto out;
+		}
+		m->rej = NULL;
+	}
 	progress(m, 1);
-	summary(m, cli_now() - m->t0, stopped);
-	if (m->failed) {
+	summary(m, cli_now() - m->t0, stopped, interrupted);
+	if (interrupted) {
+		rc = 130;
+		if (m->run.id)
+			cli_err("%s: interrupted; lines up to %" PRIu64
+			        " are done (run %" PRIu64
+			        "); --resume goes on at line %" PRIu64,
+			        m->file, m->run.cov_line - 1, m->run.id,
+			        m->run.cov_line);
+		else
+			cli_err("%s: interrupted; nothing was committed",
+			        m->file);
+	} else if (m->failed || m->rec_failed) {
 		rc = CLI_DATA;
 		if (stopped)
 			cli_err("%s: batch %" PRIu64 " (lines %" PRIu64
 			        "-%" PRIu64 ") %s; stopped there "
 			        "(--stop-on-error), later lines not read",
 			        m->file, m->nbatch, m->first_line, m->last_line,
-			        m->dry ? "would fail" : "failed validation");
+			        m->dry ? "would fail"
+			        : m->on_error == ONERR_RECORD
+			                ? "set records aside"
+			                : "failed validation");
+		else if (m->on_error == ONERR_RECORD)
+			cli_err("%s: %" PRIu64 " of %" PRIu64
+			        " records set aside",
+			        m->file, m->rec_failed,
+			        m->rec_ok + m->rec_failed);
 		else
 			cli_err("%s: %" PRIu64 " of %" PRIu64 " batches %s",
 			        m->file, m->failed, m->nbatch,
@@ -1397,6 +3000,7 @@ int cmd_import(int argc, char **argv)
 			               : "failed validation and were skipped");
 	}
 out:
+	runs_signals(0);
 	if (rc && rc != CLI_DATA && m->progress)
 		progress(m, 1);
 	imp_free(m);

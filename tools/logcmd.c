@@ -16,11 +16,30 @@ static int batch_arg(const char *s, uint64_t *id)
 	return cli_u64("BATCH", s, 1, UINT64_MAX, id);
 }
 
+/* A batch written by lb_rollback_to(): labelled "rollback to batch X",
+ * it undoes X (0 included). A rollback of a batch is labelled "rollback of
+ * batch B" and undoes B. */
+static int is_rollback_to(const lb_batch_info *bi)
+{
+	char want[48];
+	snprintf(want, sizeof want, "rollback to batch %" PRIu64, bi->undoes);
+	return !strcmp(bi->label, want);
+}
+
 static void state_human(sbuf *b, const lb_batch_info *bi)
 {
 	size_t start = b->len;
-	if (bi->undoes)
+	if (is_rollback_to(bi)) {
+		/* it undid every batch between X and itself */
+		sb_printf(b, "rolls back to %" PRIu64, bi->undoes);
+		if (bi->id > bi->undoes + 2)
+			sb_printf(b, " (undid %" PRIu64 "-%" PRIu64 ")",
+			          bi->undoes + 1, bi->id - 1);
+		else if (bi->id == bi->undoes + 2)
+			sb_printf(b, " (undid %" PRIu64 ")", bi->undoes + 1);
+	} else if (bi->undoes) {
 		sb_printf(b, "undoes %" PRIu64, bi->undoes);
+	}
 	if (bi->rolled_back_by)
 		sb_printf(b, "%srolled back by %" PRIu64,
 		          b->len > start ? ", " : "", bi->rolled_back_by);
@@ -52,7 +71,8 @@ static void info_json(sbuf *b, const lb_batch_info *bi)
 		jw_u64(b, bi->rolled_back_by);
 	else
 		sb_puts(b, "null");
-	sb_printf(b, ",\"pruned\":%s,\"hash\":\"",
+	sb_printf(b, ",\"rollback_to\":%s,\"pruned\":%s,\"hash\":\"",
+	          is_rollback_to(bi) ? "true" : "false",
 	          bi->pruned ? "true" : "false");
 	for (int i = 0; i < 32; i++) {
 		sb_putc(b, hex[bi->hash[i] >> 4]);
@@ -67,6 +87,7 @@ int cmd_log(int argc, char **argv)
 	const char *pos[1];
 	size_t np;
 	uint64_t limit = 0, since = 0, last, n = 0;
+	size_t sw = 5; /* width of STATE */
 	lb_db *db;
 	sbuf b;
 	int rc;
@@ -89,9 +110,34 @@ int cmd_log(int argc, char **argv)
 		return cli_lberr(rc, "%s: cannot read the log", pos[0]);
 	}
 	sb_init(&b);
-	if (!cli_json)
-		sb_printf(&b, "%8s  %-24s %10s %10s %10s  %-20s %s\n", "BATCH",
-		          "TIME", "RECORDS", "RAW", "STORED", "STATE", "LABEL");
+	if (!cli_json) {
+		/* The STATE column is as wide as its widest entry among the
+		 * batches listed: a first pass over their headers. */
+		for (uint64_t id = last; id > since && (!limit || n < limit);
+		     id--) {
+			lb_batch_info bi;
+			rc = lb_batch_info_get(db, id, &bi);
+			if (rc == LB_ENOTFOUND)
+				continue;
+			if (rc < 0)
+				break;
+			n++;
+			b.len = 0;
+			state_human(&b, &bi);
+			if (b.len > sw)
+				sw = b.len;
+		}
+		b.len = 0;
+		n = 0;
+		if (rc < 0 && rc != LB_ENOTFOUND) {
+			sb_free(&b);
+			lb_close(db);
+			return cli_lberr(rc, "%s: cannot read the log", pos[0]);
+		}
+		sb_printf(&b, "%8s  %-24s %10s %10s %10s  %-*s  %s\n", "BATCH",
+		          "TIME", "RECORDS", "RAW", "STORED", (int)sw, "STATE",
+		          "LABEL");
+	}
 	for (uint64_t id = last; id > since && (!limit || n < limit); id--) {
 		lb_batch_info bi;
 		rc = lb_batch_info_get(db, id, &bi);
@@ -113,9 +159,10 @@ int cmd_log(int argc, char **argv)
 			          bi.records, bi.raw_bytes, bi.stored_bytes);
 			mark = b.len;
 			state_human(&b, &bi);
-			while (b.len < mark + 20)
+			while (b.len < mark + sw + 2)
 				sb_putc(&b, ' ');
-			sb_printf(&b, " %s\n", bi.label);
+			cli_text_human(&b, bi.label, strlen(bi.label));
+			sb_putc(&b, '\n');
 		}
 		if (b.len > (1u << 16))
 			sb_flush(&b, stdout);
@@ -266,9 +313,12 @@ int cmd_show(int argc, char **argv)
 	} else {
 		sb_printf(&x.b, "batch %" PRIu64 "  ", bi.id);
 		cli_time(&x.b, bi.time_ns);
-		sb_printf(&x.b, "  %" PRIu64 " records  ", bi.records);
+		sb_printf(&x.b, "  %" PRIu64 " %s  ", bi.records,
+		          cli_plural(bi.records, "record", "records"));
 		state_human(&x.b, &bi);
-		sb_printf(&x.b, "\nlabel %s\n", bi.label);
+		sb_puts(&x.b, "\nlabel ");
+		cli_text_human(&x.b, bi.label, strlen(bi.label));
+		sb_putc(&x.b, '\n');
 	}
 	rc = lb_changes(x.db, id, show_cb, &x);
 	ctx_close(&x);
@@ -307,8 +357,10 @@ static int history_cb(void *ctx, uint64_t batch, const lb_change *c)
 		sb_printf(b, "batch %" PRIu64 "  ", batch);
 		if (have)
 			cli_time(b, x->info.time_ns);
-		if (have && x->info.label[0])
-			sb_printf(b, "  %s", x->info.label);
+		if (have && x->info.label[0]) {
+			sb_puts(b, "  ");
+			cli_text_human(b, x->info.label, strlen(x->info.label));
+		}
 		sb_putc(b, '\n');
 		if (!c) {
 			sb_puts(b, "  (log pruned)\n");
@@ -386,22 +438,102 @@ static size_t conflict_batches(const lb_result *r, uint64_t *out)
 	return n;
 }
 
+/* The distinct batches named by FOREIGN_KEY issues (the batch that last
+ * changed a record still referring to a key the rollback removes), newest
+ * first. */
+static size_t referrer_batches(const lb_result *r, uint64_t *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->nissues; i++) {
+		uint64_t id = r->issues[i].batch;
+		size_t j;
+		if (r->issues[i].kind != LB_ISSUE_FOREIGN_KEY || !id)
+			continue;
+		for (j = 0; j < n && out[j] != id; j++)
+			;
+		if (j == n)
+			out[n++] = id;
+	}
+	qsort(out, n, sizeof *out, cmp_desc);
+	return n;
+}
+
 static void id_list(sbuf *b, const uint64_t *ids, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		sb_printf(b, "%s%" PRIu64, i ? ", " : "", ids[i]);
 }
 
-/* What a rollback undid, as far as the command can tell: the batches whose
- * rolled_back_by is the new batch, newest first. A dry run marks nothing
- * and the library does not report the set it would undo, so there `known`
- * is 0 and both forms print only what the library returns (records and
- * issues), the same way as the real call. */
+/*
+ * The batches a rollback undoes (or, on a dry run, would undo), newest
+ * first. `exact` says whether ids is the whole set: a cascade's dry run
+ * cannot know it, since the library plans the cascade inside the call
+ * and reports only records and issues; there ids holds what the command
+ * can tell (the batch, and the later batches its strict rollback names as
+ * conflicts or as holding referrers). A rollback-to undoes every batch
+ * after its target: lo..hi (ids unused). info holds the first
+ * UNDONE_SHOWN batches for the human form.
+ */
+#define UNDONE_SHOWN 20
 typedef struct undone_set {
-	int known;
+	int exact;
 	uint64_t *ids;
-	size_t n;
+	size_t n, cap;
+	uint64_t lo, hi; /* rollback-to: the range (lo 0: none) */
+	lb_batch_info *info;
+	size_t ninfo;
+	uint64_t nrange; /* rollback-to: batches in lo..hi */
 } undone_set;
+
+static void undone_add(undone_set *u, uint64_t id)
+{
+	for (size_t i = 0; i < u->n; i++)
+		if (u->ids[i] == id)
+			return;
+	if (u->n == u->cap) {
+		u->cap = u->cap ? u->cap * 2 : 8;
+		u->ids = cli_xrealloc(u->ids, u->cap * sizeof *u->ids);
+	}
+	u->ids[u->n++] = id;
+}
+
+static void undone_free(undone_set *u)
+{
+	free(u->ids);
+	free(u->info);
+	memset(u, 0, sizeof *u);
+}
+
+static size_t undone_count(const undone_set *u)
+{
+	return u->lo ? (size_t)(u->hi - u->lo + 1) : u->n;
+}
+
+/* The i-th batch of the set, newest first. */
+static uint64_t undone_at(const undone_set *u, size_t i)
+{
+	return u->lo ? u->hi - i : u->ids[i];
+}
+
+/* Sort newest first and read the first UNDONE_SHOWN headers. */
+static int undone_describe(lb_db *db, undone_set *u)
+{
+	size_t n = undone_count(u);
+	if (!u->lo)
+		qsort(u->ids, u->n, sizeof *u->ids, cmp_desc);
+	if (n > UNDONE_SHOWN)
+		n = UNDONE_SHOWN;
+	u->info = cli_xmalloc((n ? n : 1) * sizeof *u->info);
+	u->ninfo = 0;
+	for (size_t i = 0; i < n; i++) {
+		int rc = lb_batch_info_get(db, undone_at(u, i),
+		                           &u->info[u->ninfo]);
+		if (rc < 0)
+			return rc;
+		u->ninfo++;
+	}
+	return 0;
+}
 
 /* The batches that new batch n undid, read from the marks right after the
  * call: every batch it undoes has rolled_back_by n, as n is the newest
@@ -410,14 +542,11 @@ typedef struct undone_set {
 static int undone_read(lb_db *db, uint64_t b, uint64_t n, int cascade,
                        undone_set *u)
 {
-	size_t cap = 8;
-	u->known = 1;
-	u->n = 0;
-	u->ids = cli_xmalloc(cap * sizeof *u->ids);
+	u->exact = 1;
 	if (!n)
 		return 0;
 	if (!cascade) {
-		u->ids[u->n++] = b;
+		undone_add(u, b);
 		return 0;
 	}
 	for (uint64_t id = n - 1; id >= 1; id--) {
@@ -425,24 +554,80 @@ static int undone_read(lb_db *db, uint64_t b, uint64_t n, int cascade,
 		int rc = lb_batch_info_get(db, id, &bi);
 		if (rc < 0)
 			return rc;
-		if (bi.rolled_back_by != n)
-			continue;
-		if (u->n == cap)
-			u->ids = cli_xrealloc(u->ids,
-			                      (cap *= 2) * sizeof *u->ids);
-		u->ids[u->n++] = id;
+		if (bi.rolled_back_by == n)
+			undone_add(u, id);
 	}
 	return 0;
 }
 
-/* Report the outcome of lb_rollback()/lb_rollback_to(). u is NULL for
- * rollback-to, whose new batch undoes every batch after BATCH. */
-static int rollback_report(const char *what, uint64_t id, int rc,
-                           const lb_result *res, int dry, int cascade,
-                           const undone_set *u)
+/* An ordinary batch that stands: one a cascade may undo besides its
+ * target (docs/ROLLBACK.md: undo batches and batches rolled back already
+ * never join a cascade). */
+static int cascadable(lb_db *db, uint64_t id)
+{
+	lb_batch_info bi;
+	if (lb_batch_info_get(db, id, &bi) < 0)
+		return 0;
+	return !bi.undoes && !bi.rolled_back_by &&
+	       strncmp(bi.label, "rollback to batch ", 18) != 0;
+}
+
+static void ids_json(sbuf *b, const undone_set *u)
+{
+	size_t n = undone_count(u);
+	sb_putc(b, '[');
+	for (size_t i = 0; i < n; i++)
+		sb_printf(b, "%s%" PRIu64, i ? "," : "", undone_at(u, i));
+	sb_putc(b, ']');
+}
+
+/* "undid batches 6, 5, 4", "would undo batches 6-9": the set in words. */
+static void undone_words(sbuf *b, const undone_set *u)
+{
+	size_t n = undone_count(u);
+	sb_printf(b, "%s ", cli_plural(n, "batch", "batches"));
+	if (u->lo && n > 2)
+		sb_printf(b, "%" PRIu64 "-%" PRIu64, u->lo, u->hi);
+	else
+		for (size_t i = 0; i < n; i++)
+			sb_printf(b, "%s%" PRIu64, i ? ", " : "",
+			          undone_at(u, i));
+}
+
+/* One line per batch of a dry run: id, records, label, state. */
+static void undone_lines(sbuf *b, const undone_set *u)
+{
+	size_t n = undone_count(u);
+	for (size_t i = 0; i < u->ninfo; i++) {
+		const lb_batch_info *bi = &u->info[i];
+		sb_printf(b, "  batch %" PRIu64 " (%" PRIu64 " %s): ", bi->id,
+		          bi->records,
+		          cli_plural(bi->records, "record", "records"));
+		cli_text_human(b, bi->label, strlen(bi->label));
+		if (bi->rolled_back_by)
+			sb_printf(b, " (rolled back by %" PRIu64 " already)",
+			          bi->rolled_back_by);
+		sb_putc(b, '\n');
+	}
+	if (n > u->ninfo)
+		sb_printf(b, "  ... and %zu more (logbook log)\n",
+		          n - u->ninfo);
+}
+
+enum { RB_STRICT, RB_CASCADE, RB_FORCE, RB_TO };
+
+/* Report the outcome of lb_rollback(), lb_rollback_to() or their dry runs.
+ * mode is RB_*; u the batches undone (or that would be). */
+static int rollback_report(uint64_t id, int rc, const lb_result *res, int dry,
+                           int mode, const undone_set *u)
 {
 	uint64_t *later = cli_xmalloc((res->nissues + 1) * sizeof *later);
+	uint64_t *refs = cli_xmalloc((res->nissues + 1) * sizeof *refs);
 	size_t nl = conflict_batches(res, later);
+	size_t nr = referrer_batches(res, refs);
+	int nothing = rc == 0 && (dry ? res->records == 0 : !res->batch_id);
+	const char *what =
+	        mode == RB_TO ? "rollback to batch" : "rollback of batch";
 	sbuf b;
 	sb_init(&b);
 	if (cli_json) {
@@ -465,17 +650,14 @@ static int rollback_report(const char *what, uint64_t id, int rc,
 		sb_puts(&b, ",\"conflicting_batches\":[");
 		for (size_t i = 0; i < nl; i++)
 			sb_printf(&b, "%s%" PRIu64, i ? "," : "", later[i]);
-		sb_puts(&b, "],");
-		if (u && u->known) {
-			sb_puts(&b, "\"undone\":[");
-			for (size_t i = 0; i < u->n; i++)
-				sb_printf(&b, "%s%" PRIu64, i ? "," : "",
-				          u->ids[i]);
-			sb_puts(&b, "],");
-		} else if (u) {
-			sb_puts(&b, "\"undone\":null,");
-		}
-		sb_puts(&b, "\"issues\":[");
+		sb_puts(&b, "],\"undone\":");
+		if (u->exact)
+			ids_json(&b, u);
+		else
+			sb_puts(&b, "null");
+		sb_puts(&b, ",\"undone_at_least\":");
+		ids_json(&b, u);
+		sb_puts(&b, ",\"issues\":[");
 		for (size_t i = 0; i < res->nissues; i++) {
 			const lb_issue *is = &res->issues[i];
 			if (i)
@@ -486,33 +668,86 @@ static int rollback_report(const char *what, uint64_t id, int rc,
 		}
 		sb_puts(&b, "]}\n");
 		sb_flush(&b, stdout);
+	} else if (nothing) {
+		if (mode == RB_TO)
+			sb_printf(
+			        &b,
+			        "%s %" PRIu64 ": nothing to write: the tables "
+			        "hold what they held right after batch %" PRIu64
+			        "%s\n",
+			        what, id, id, dry ? " (dry run)" : "");
+		else
+			sb_printf(&b,
+			          "%s %" PRIu64 ": nothing to write: every key "
+			          "it changed holds its value from before it "
+			          "already; batch %" PRIu64
+			          " stays standing%s\n",
+			          what, id, id, dry ? " (dry run)" : "");
+		sb_flush(&b, stdout);
 	} else if (rc == 0) {
 		if (dry)
-			printf("%s %" PRIu64 " would write %" PRIu64
-			       " records; no conflicts (dry run)\n",
-			       what, id, res->records);
+			sb_printf(
+			        &b,
+			        "%s %" PRIu64 " would write %" PRIu64
+			        " %s; no conflicts (dry run)\n",
+			        what, id, res->records,
+			        cli_plural(res->records, "record", "records"));
 		else
-			printf("%s %" PRIu64 " in batch %" PRIu64 " (%" PRIu64
-			       " records)\n",
-			       what, id, res->batch_id, res->records);
-		if (!dry && cascade && u && u->known && u->n) {
-			sb_printf(&b, "undid batch%s ", u->n == 1 ? "" : "es");
-			id_list(&b, u->ids, u->n);
+			sb_printf(
+			        &b,
+			        "%s %" PRIu64 " in batch %" PRIu64 " (%" PRIu64
+			        " %s)\n",
+			        mode == RB_TO ? "rolled back to batch"
+			                      : "rolled back batch",
+			        id, res->batch_id, res->records,
+			        cli_plural(res->records, "record", "records"));
+		if (dry) {
+			sb_puts(&b, "would undo ");
+			undone_words(&b, u);
+			if (!u->exact)
+				sb_printf(
+				        &b,
+				        ", and any batch built on %s (cascade "
+				        "plan: see the real call)",
+				        cli_plural(undone_count(u), "it",
+				                   "them"));
 			sb_putc(&b, '\n');
-			sb_flush(&b, stdout);
+			undone_lines(&b, u);
+		} else if ((mode == RB_CASCADE || mode == RB_TO) &&
+		           undone_count(u)) {
+			sb_puts(&b, "undid ");
+			undone_words(&b, u);
+			sb_putc(&b, '\n');
 		}
+		sb_flush(&b, stdout);
 	} else {
 		for (size_t i = 0; i < res->nissues; i++) {
 			const lb_issue *is = &res->issues[i];
-			sb_puts(&b, is->kind == LB_ISSUE_CONFLICT ? "conflict: "
-			                                          : "issue: ");
+			if (is->kind == LB_ISSUE_CONFLICT)
+				sb_puts(&b, "conflict: ");
+			else if (is->kind == LB_ISSUE_FOREIGN_KEY)
+				sb_puts(&b, "foreign key: ");
+			else
+				sb_puts(&b, "issue: ");
 			sb_printf(&b, "%s ", is->table ? is->table : "?");
 			cli_key_human(&b, is->key, is->klen);
-			if (is->kind == LB_ISSUE_CONFLICT && is->batch)
+			if (is->kind == LB_ISSUE_CONFLICT && is->batch) {
 				sb_printf(&b, " was changed by batch %" PRIu64,
 				          is->batch);
-			else if (is->message)
-				sb_printf(&b, ": %s", is->message);
+			} else if (is->message) {
+				sb_printf(&b, ": %s", cli_words(is->message));
+				if (is->kind == LB_ISSUE_FOREIGN_KEY &&
+				    is->batch)
+					sb_printf(&b,
+					          " (the referrer was written "
+					          "by batch %" PRIu64 "%s)",
+					          is->batch,
+					          mode == RB_CASCADE ||
+					                          mode == RB_TO
+					                  ? ""
+					                  : ": --cascade also "
+					                    "undoes it");
+			}
 			sb_putc(&b, '\n');
 			sb_flush(&b, stdout);
 		}
@@ -523,36 +758,50 @@ static int rollback_report(const char *what, uint64_t id, int rc,
 	if (rc == LB_ECONFLICT && !nl) {
 		/* a table no longer in the state the undone batches left: the
 		 * only conflict a cascade can meet (docs/ROLLBACK.md) */
-		cli_err("batch %" PRIu64 ": %zu conflict%s: a table is no "
+		cli_err("batch %" PRIu64 ": %zu %s: a table is no "
 		        "longer in the state the undone batches left; nothing "
-		        "written",
+		        "%s",
 		        id, res->nissues_total,
-		        res->nissues_total == 1 ? "" : "s");
+		        cli_plural(res->nissues_total, "conflict", "conflicts"),
+		        dry ? "would be written" : "written");
 	} else if (rc == LB_ECONFLICT) {
-		sb_printf(&b,
-		          "batch %" PRIu64
-		          ": %zu key%s changed by later batch%s ",
+		sb_printf(&b, "batch %" PRIu64 ": %zu %s changed by later %s ",
 		          id, res->nissues_total,
-		          res->nissues_total == 1 ? "" : "s",
-		          nl == 1 ? "" : "es");
+		          cli_plural(res->nissues_total, "key", "keys"),
+		          cli_plural(nl, "batch", "batches"));
 		id_list(&b, later, nl);
-		sb_puts(&b, "; nothing written");
-		if (!cascade) {
-			sb_puts(&b, ". Use --cascade to also roll back batch");
-			sb_puts(&b, nl == 1 ? " " : "es ");
+		sb_printf(&b, "; nothing %s",
+		          dry ? "would be written" : "written");
+		if (mode != RB_CASCADE) {
+			sb_printf(&b, ". Use --cascade to also roll back %s ",
+			          cli_plural(nl, "batch", "batches"));
 			id_list(&b, later, nl);
-			sb_puts(&b, " (and any batch depending on them), or "
-			            "--force to restore over their changes");
+			sb_printf(&b,
+			          " (and any batch depending on %s), or "
+			          "--force to restore over %s changes",
+			          cli_plural(nl, "it", "them"),
+			          cli_plural(nl, "its", "their"));
 		}
 		cli_err("%s", sb_str(&b));
 	} else if (rc == LB_EVALIDATION) {
-		cli_err("batch %" PRIu64 ": refused: %zu foreign-key issue%s; "
-		        "nothing written",
-		        id, res->nissues_total,
-		        res->nissues_total == 1 ? "" : "s");
+		sb_printf(&b,
+		          "batch %" PRIu64 ": refused: %zu foreign-key %s; "
+		          "nothing %s",
+		          id, res->nissues_total,
+		          cli_plural(res->nissues_total, "issue", "issues"),
+		          dry ? "would be written" : "written");
+		if (nr && mode != RB_CASCADE && mode != RB_TO) {
+			sb_printf(&b, ". Use --cascade to also roll back %s ",
+			          cli_plural(nr, "batch", "batches"));
+			id_list(&b, refs, nr);
+			sb_puts(&b, ", which wrote the records referring to "
+			            "its keys");
+		}
+		cli_err("%s", sb_str(&b));
 	}
 	sb_free(&b);
 	free(later);
+	free(refs);
 	return rc == 0 ? 0 : CLI_DATA;
 }
 
@@ -567,8 +816,12 @@ int cmd_rollback(int argc, char **argv)
 	lb_result res;
 	undone_set u;
 	lb_db *db;
-	int rc;
+	int rc, rc2 = 0, dry, mode;
 
+	/* rollback DIR --run R: a whole import run (runs.c) */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--run") || !strncmp(argv[i], "--run=", 6))
+			return cmd_rollback_run(argc, argv);
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 2, 2, &np);
 	if (rc)
 		return rc;
@@ -576,69 +829,325 @@ int cmd_rollback(int argc, char **argv)
 		return rc;
 	if (o[0].val && o[1].val)
 		return cli_usage("--cascade and --force exclude each other");
+	dry = o[2].val != NULL;
+	mode = o[0].val ? RB_CASCADE : o[1].val ? RB_FORCE : RB_STRICT;
 	flags = (o[0].val ? LB_CASCADE : 0) | (o[1].val ? LB_FORCE : 0) |
-	        (o[2].val ? LB_DRYRUN : 0);
+	        (dry ? LB_DRYRUN : 0);
 	rc = cli_open(pos[0], 0, 0, &db);
 	if (rc)
 		return rc;
 	memset(&res, 0, sizeof res);
 	memset(&u, 0, sizeof u);
 	rc = lb_rollback(db, id, flags, &res);
-	if (rc == 0 && !o[2].val) {
-		int rc2 =
-		        undone_read(db, id, res.batch_id, o[0].val != NULL, &u);
-		if (rc2 < 0) {
-			lb_close(db);
-			lb_result_free(&res);
-			free(u.ids);
-			return cli_lberr(
-			        rc2,
-			        "rolled back batch %" PRIu64
-			        " in batch %" PRIu64
-			        ", but cannot read the batches it undid",
-			        id, res.batch_id);
+	if (rc == 0 && !dry) {
+		rc2 = undone_read(db, id, res.batch_id, mode == RB_CASCADE, &u);
+	} else if (rc == 0 && res.records) {
+		/* A strict or forced rollback undoes the batch alone. A
+		 * cascade's set is planned inside the call: the batch, and
+		 * at least the later ones its strict rollback names. */
+		u.exact = mode != RB_CASCADE;
+		undone_add(&u, id);
+		if (mode == RB_CASCADE) {
+			lb_result st;
+			memset(&st, 0, sizeof st);
+			if (lb_rollback(db, id, LB_DRYRUN, &st) < 0)
+				for (size_t i = 0; i < st.nissues; i++)
+					if (st.issues[i].batch > id &&
+					    cascadable(db, st.issues[i].batch))
+						undone_add(&u,
+						           st.issues[i].batch);
+			lb_result_free(&st);
 		}
+	} else {
+		u.exact = 1; /* refused, or nothing to write: nothing undone */
 	}
+	if (rc2 == 0 && undone_count(&u))
+		rc2 = undone_describe(db, &u);
 	lb_close(db);
 	if (rc < 0 && rc != LB_ECONFLICT && rc != LB_EVALIDATION) {
 		lb_result_free(&res);
+		undone_free(&u);
 		return cli_lberr(rc, "cannot roll back batch %" PRIu64, id);
 	}
-	if (rc != 0 && !o[2].val)
-		u.known = 1; /* refused: nothing undone */
-	rc = rollback_report(
-	        o[2].val ? "rollback of batch" : "rolled back batch", id, rc,
-	        &res, o[2].val != NULL, o[0].val != NULL, &u);
+	if (rc2 < 0) {
+		lb_result_free(&res);
+		undone_free(&u);
+		if (dry)
+			return cli_lberr(rc2, "cannot read batch %" PRIu64, id);
+		return cli_lberr(rc2,
+		                 "rolled back batch %" PRIu64
+		                 " in batch %" PRIu64
+		                 ", but cannot read the batches it undid",
+		                 id, res.batch_id);
+	}
+	rc = rollback_report(id, rc, &res, dry, mode, &u);
 	lb_result_free(&res);
-	free(u.ids);
+	undone_free(&u);
+	return rc;
+}
+
+/* ---- rollback-to --dry-run ----------------------------------------------
+ *
+ * lb_rollback_to() has no dry run, so the command computes its outcome
+ * from the log, under the write lock (an open batch that writes nothing,
+ * so no batch commits meanwhile): every batch after X is undone, and the
+ * new batch holds one record per key (and table) whose value differs from
+ * its value right after X, which is the before-image of its first change
+ * after X (docs/ROLLBACK.md, "lb_rollback_to"). Memory: one entry per
+ * distinct key changed after X, with that value, as the library's own.
+ */
+
+typedef struct pv_entry {
+	uint64_t h;
+	size_t off; /* in the arena: table name, key, value right after X */
+	size_t tlen, klen, vlen;
+	unsigned char used, table, has;
+} pv_entry;
+
+typedef struct preview {
+	pv_entry *e;
+	size_t cap, n;
+	sbuf arena;
+} preview;
+
+static uint64_t pv_hash(int table, const char *t, size_t tl, const void *k,
+                        size_t kl)
+{
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)table;
+	const unsigned char *p = (const unsigned char *)t;
+	for (size_t i = 0; i < tl; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	h = (h ^ 0xff) * 1099511628211ull;
+	p = k;
+	for (size_t i = 0; i < kl; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+static pv_entry *pv_slot(preview *p, uint64_t h, int table, const char *t,
+                         size_t tl, const void *k, size_t kl)
+{
+	size_t i = (size_t)h & (p->cap - 1);
+	for (;; i = (i + 1) & (p->cap - 1)) {
+		pv_entry *e = &p->e[i];
+		if (!e->used)
+			return e;
+		if (e->h == h && e->table == table && e->tlen == tl &&
+		    e->klen == kl && !memcmp(p->arena.p + e->off, t, tl) &&
+		    !memcmp(p->arena.p + e->off + tl, k, kl))
+			return e;
+	}
+}
+
+static void pv_grow(preview *p)
+{
+	pv_entry *old = p->e;
+	size_t oc = p->cap;
+	p->cap = oc ? oc * 2 : 1024;
+	p->e = cli_xmalloc(p->cap * sizeof *p->e);
+	memset(p->e, 0, p->cap * sizeof *p->e);
+	for (size_t i = 0; i < oc; i++) {
+		if (!old[i].used)
+			continue;
+		size_t j = (size_t)old[i].h & (p->cap - 1);
+		while (p->e[j].used)
+			j = (j + 1) & (p->cap - 1);
+		p->e[j] = old[i];
+	}
+	free(old);
+}
+
+static int pv_change(void *ctx, const lb_change *c)
+{
+	preview *p = ctx;
+	int table = c->op == LB_OP_TABLE;
+	size_t tl = strlen(c->table);
+	uint64_t h = pv_hash(table, c->table, tl, c->key, c->klen);
+	pv_entry *e;
+	if ((p->n + 1) * 10 > p->cap * 7)
+		pv_grow(p);
+	e = pv_slot(p, h, table, c->table, tl, c->key, c->klen);
+	if (e->used)
+		return 0; /* not its first change after X */
+	e->used = 1;
+	e->h = h;
+	e->table = (unsigned char)table;
+	e->has = c->has_before != 0;
+	e->off = p->arena.len;
+	e->tlen = tl;
+	e->klen = c->klen;
+	e->vlen = c->has_before ? c->blen : 0;
+	sb_put(&p->arena, c->table, tl);
+	sb_put(&p->arena, c->key, c->klen);
+	if (c->has_before)
+		sb_put(&p->arena, c->before, c->blen);
+	p->n++;
+	return 0;
+}
+
+/* The records lb_rollback_to(db, x) would write now, and the batches it
+ * would undo (x+1..last, in u). hold is an open batch of db. */
+static int pv_run(lb_db *db, lb_batch *hold, uint64_t x, uint64_t last,
+                  uint64_t *records, undone_set *u)
+{
+	preview p;
+	cli_catalog cat;
+	char *name = NULL;
+	size_t namecap = 0;
+	int rc;
+
+	memset(&p, 0, sizeof p);
+	sb_init(&p.arena);
+	*records = 0;
+	u->exact = 1;
+	if (last > x) {
+		u->lo = x + 1;
+		u->hi = last;
+	}
+	for (uint64_t id = x + 1; id <= last; id++) {
+		rc = lb_changes(db, id, pv_change, &p);
+		if (rc < 0) {
+			free(p.e);
+			sb_free(&p.arena);
+			return rc;
+		}
+	}
+	rc = cli_catalog_load(db, &cat);
+	if (rc < 0) {
+		free(p.e);
+		sb_free(&p.arena);
+		return rc;
+	}
+	for (size_t i = 0; i < p.cap && rc == 0; i++) {
+		const pv_entry *e = &p.e[i];
+		const char *t = p.arena.p + e->off;
+		const char *k = t + e->tlen;
+		const void *v;
+		size_t vl;
+		int now;
+		if (!e->used)
+			continue;
+		if (e->tlen + 1 > namecap) {
+			namecap = e->tlen + 1;
+			name = cli_xrealloc(name, namecap);
+		}
+		memcpy(name, t, e->tlen);
+		name[e->tlen] = '\0';
+		if (e->table) {
+			/* a table to remove or to create again */
+			now = cli_catalog_find(&cat, name) != NULL;
+			*records += now != e->has;
+			continue;
+		}
+		rc = lb_batch_get(hold, name, k, e->klen, &v, &vl);
+		if (rc == LB_ENOTFOUND) {
+			rc = 0;
+			*records += e->has;
+		} else if (rc == 0) {
+			*records += !e->has || vl != e->vlen ||
+			            memcmp(v, k + e->klen, vl) != 0;
+		}
+	}
+	free(name);
+	cli_catalog_free(&cat);
+	free(p.e);
+	sb_free(&p.arena);
+	return rc;
+}
+
+static int rollback_to_dry(const char *dir, uint64_t id)
+{
+	lb_result res;
+	undone_set u;
+	lb_batch *hold;
+	uint64_t last;
+	lb_db *db;
+	int rc;
+
+	rc = cli_open(dir, 0, 0, &db);
+	if (rc)
+		return rc;
+	memset(&res, 0, sizeof res);
+	memset(&u, 0, sizeof u);
+	rc = lb_batch_begin(db, NULL, &hold);
+	if (rc < 0) {
+		lb_close(db);
+		return cli_lberr(rc, "cannot roll back to batch %" PRIu64, id);
+	}
+	rc = lb_last_batch(db, &last);
+	if (rc == 0 && id > last) {
+		lb_batch_abort(hold);
+		lb_close(db);
+		return cli_err("cannot roll back to batch %" PRIu64
+		               ": not found (the last batch is %" PRIu64 ")",
+		               id, last);
+	}
+	if (rc == 0)
+		rc = pv_run(db, hold, id, last, &res.records, &u);
+	lb_batch_abort(hold);
+	if (rc == 0 && res.records == 0)
+		undone_free(&u); /* nothing written: nothing marked */
+	u.exact = 1;
+	if (rc == 0 && undone_count(&u))
+		rc = undone_describe(db, &u);
+	lb_close(db);
+	if (rc < 0) {
+		undone_free(&u);
+		return cli_lberr(rc, "cannot roll back to batch %" PRIu64, id);
+	}
+	rc = rollback_report(id, 0, &res, 1, RB_TO, &u);
+	undone_free(&u);
 	return rc;
 }
 
 int cmd_rollback_to(int argc, char **argv)
 {
+	cli_opt o[] = {{"dry-run", 0, NULL}};
 	const char *pos[2];
 	size_t np;
 	uint64_t id;
 	lb_result res;
+	undone_set u;
 	lb_db *db;
-	int rc;
+	int rc, rc2 = 0;
 
-	rc = cli_parse(argc, argv, NULL, 0, pos, 2, 2, &np);
+	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 2, 2, &np);
 	if (rc)
 		return rc;
 	if ((rc = cli_u64("BATCH", pos[1], 0, UINT64_MAX, &id)))
 		return rc;
+	if (o[0].val)
+		return rollback_to_dry(pos[0], id);
 	rc = cli_open(pos[0], 0, 0, &db);
 	if (rc)
 		return rc;
 	memset(&res, 0, sizeof res);
+	memset(&u, 0, sizeof u);
+	u.exact = 1;
 	rc = lb_rollback_to(db, id, &res);
+	if (rc == 0 && res.batch_id > id + 1) {
+		/* every batch between the target and the new one */
+		u.lo = id + 1;
+		u.hi = res.batch_id - 1;
+		rc2 = undone_describe(db, &u);
+	}
 	lb_close(db);
 	if (rc < 0 && rc != LB_ECONFLICT && rc != LB_EVALIDATION) {
 		lb_result_free(&res);
+		undone_free(&u);
 		return cli_lberr(rc, "cannot roll back to batch %" PRIu64, id);
 	}
-	rc = rollback_report("rolled back to batch", id, rc, &res, 0, 0, NULL);
+	if (rc2 < 0) {
+		lb_result_free(&res);
+		undone_free(&u);
+		return cli_lberr(rc2,
+		                 "rolled back to batch %" PRIu64
+		                 " in batch %" PRIu64
+		                 ", but cannot read the batches it undid",
+		                 id, res.batch_id);
+	}
+	rc = rollback_report(id, rc, &res, 0, RB_TO, &u);
 	lb_result_free(&res);
+	undone_free(&u);
 	return rc;
 }

@@ -50,8 +50,10 @@ static const command commands[] = {
          "printed (exit 1).\n"},
         {"import", cmd_import,
          "import DIR FILE|- [--table T] [--key FIELD] [--batch-size N]\n"
-         "       [--mode insert|upsert|update] [--label L] [--stop-on-error]"
-         "\n       [--dry-run] [--nosync]",
+         "       [--mode insert|upsert|update] [--on-error batch|record]\n"
+         "       [--reject-file FILE] [--from-rejects] [--resume | --again]\n"
+         "       [--label L] [--stop-on-error] [--dry-run] [--nosync] "
+         "[--no-wait]",
          "load JSON lines in validated batches",
          "Load JSON lines into the database, N records per batch (default\n"
          "1000). A line is either a record of table T, keyed by its field\n"
@@ -65,9 +67,22 @@ static const command commands[] = {
          "exist). Each batch is validated as a whole: a batch with any issue\n"
          "(bad JSON, unknown table, schema violation, duplicate, missing or\n"
          "dangling reference...) is reported and skipped, and the others\n"
-         "commit. --stop-on-error stops at the first failed batch.\n"
-         "--dry-run validates every batch and commits none. --nosync skips\n"
-         "the fsync at each commit. Exit status 1 if any batch failed.\n"},
+         "commit. With --on-error record, each batch commits its valid\n"
+         "records instead, and sets aside every record with an issue and\n"
+         "every record that refers to a set-aside one (in this batch or a\n"
+         "later one). --reject-file FILE writes every line not committed,\n"
+         "verbatim, with its reasons, as JSON lines; --from-rejects imports\n"
+         "the records of such a file. --stop-on-error stops at the first\n"
+         "batch with an issue. --dry-run validates every batch and commits\n"
+         "none. --nosync skips the fsync at each commit.\n"
+         "Each import is a run, recorded in the database (see 'logbook\n"
+         "runs'): a file whose content was imported already is refused\n"
+         "unless --again; --resume goes on with the interrupted run of the\n"
+         "file at its first line not done. Ctrl-C ends the current batch\n"
+         "cleanly and prints where to resume (exit 130). Only one import\n"
+         "runs per database: another waits, or with --no-wait fails\n"
+         "(exit 3). Exit status 1 if any batch failed or record was set\n"
+         "aside, or the file was imported already.\n"},
         {"export", cmd_export, "export DIR [TABLE]",
          "print a table as JSON lines import accepts",
          "Print every record of TABLE (or of every table, referenced tables\n"
@@ -105,18 +120,37 @@ static const command commands[] = {
          "Print every change of KEY in TABLE, newest batch first, with the\n"
          "value before and after.\n"},
         {"rollback", cmd_rollback,
-         "rollback DIR BATCH [--cascade | --force] [--dry-run]",
-         "undo one batch",
+         "rollback DIR BATCH [--cascade | --force] [--dry-run]\n"
+         "       rollback DIR --run RUN [--cascade] [--dry-run] [--no-wait]",
+         "undo one batch, or a whole import run",
          "Undo BATCH in a new batch. If a later batch changed one of its\n"
          "keys, nothing is written and each conflicting key is printed with\n"
          "the batch that changed it (exit 1): --cascade also rolls back\n"
          "those later batches first, --force restores the old values over\n"
-         "them. --dry-run reports what would happen and writes nothing.\n"},
-        {"rollback-to", cmd_rollback_to, "rollback-to DIR BATCH",
+         "them. A rollback that would leave a record naming a removed key\n"
+         "is refused too, naming the batch that wrote the record.\n"
+         "--dry-run reports what would happen and writes nothing: the\n"
+         "records it would write, the batches it would undo, and every\n"
+         "conflict or foreign-key blocker with the option that would\n"
+         "resolve it.\n"
+         "With --run, undo every standing batch of import run RUN (see\n"
+         "'logbook runs'): in one new batch when they are the last\n"
+         "batches, else one new batch per batch of the run, newest first,\n"
+         "after checking that no batch outside the run is in the way\n"
+         "(--cascade also undoes the later batches built on the run).\n"},
+        {"runs", cmd_runs, "runs DIR", "list import runs",
+         "List the import runs recorded in the database: id (the run's\n"
+         "first batch), state (running, interrupted, done), start time,\n"
+         "records read, committed and set aside, the line an interrupted\n"
+         "run goes on at, the SHA-256 of the file's content, the file and\n"
+         "the run's standing batches. The records live in the table\n"
+         "logbook.runs, which the other commands do not list.\n"},
+        {"rollback-to", cmd_rollback_to, "rollback-to DIR BATCH [--dry-run]",
          "undo every batch after BATCH",
-         "Undo every standing batch after BATCH, newest first, in one new\n"
-         "batch: afterwards the tables hold what they held right after\n"
-         "BATCH.\n"},
+         "Undo every batch after BATCH in one new batch: afterwards the\n"
+         "tables hold what they held right after BATCH. --dry-run prints\n"
+         "the records it would write and the batches it would undo, and\n"
+         "writes nothing.\n"},
         {"checkpoint", cmd_checkpoint, "checkpoint DIR DEST",
          "write a consistent copy and register it",
          "Write a compacted, consistent copy of the database to DEST (which\n"
@@ -131,7 +165,8 @@ static const command commands[] = {
          "check checksums and the hash chain",
          "Check every segment's checksum, the segment hashes and counts,\n"
          "the hash chain and batch ids; with --replay also that replaying\n"
-         "the log gives the live tables. Exit 1 if a check fails.\n"},
+         "the log gives the live tables. Exit 1 if a check fails, and for\n"
+         "damage that keeps the database from opening.\n"},
         {"prune", cmd_prune, "prune DIR --before BATCH",
          "drop the log of old batches",
          "Drop the log segments of every batch older than BATCH. Needs a\n"
@@ -141,10 +176,19 @@ static const command commands[] = {
          "size, tables, batches, log compression, checkpoints",
          "Print the size on disk, the tables with their record counts, the\n"
          "number of batches, the log's raw and stored bytes and their\n"
-         "ratio, and the registered checkpoints.\n"},
+         "ratio (of the log that is still there: pruned batches are\n"
+         "counted apart), and the registered checkpoints.\n"},
+        {"compact", cmd_compact, "compact DIR",
+         "give back the space of pruned segments and deleted records",
+         "Rewrite the database file as a compacted copy, without the free\n"
+         "pages that pruned log segments and deleted records left, and\n"
+         "swap it in. Refused (exit 3) while another process has the\n"
+         "database open; other processes that open it meanwhile wait.\n"
+         "Registered checkpoints are forgotten (their directories stay),\n"
+         "except the one a pruned log must be replayed from.\n"},
         {"gen", cmd_gen,
          "gen hearings [--records N] [--seed S] [--bad-rate R] [--days D]\n"
-         "       [--day K]\n"
+         "       [--day K] [--truth FILE]\n"
          "       gen schema",
          "generate an example data set",
          "'gen hearings' writes a deterministic daily-update data set of\n"
@@ -157,6 +201,9 @@ static const command commands[] = {
          "over-long title. --days D writes D days (default 1); --day K\n"
          "only day K of them. Days after the first revise some earlier\n"
          "hearings (import them with --mode upsert) and add new ones.\n"
+         "--truth FILE lists the lines an import with --on-error record\n"
+         "(and --mode insert) sets aside: \"LINE KIND DEP\", KIND the\n"
+         "line's own issue or -, DEP the line it depends on or -.\n"
          "'gen schema' prints the matching schema file.\n"},
 };
 

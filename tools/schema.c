@@ -73,7 +73,12 @@ static cli_table *catalog_add(cli_catalog *c)
 static int table_cb(void *ctx, const char *name, const lb_schema *s,
                     uint64_t records)
 {
-	cli_table *t = catalog_add(ctx);
+	cli_table *t;
+	/* Tables named "logbook.*" are the tool's own (logbook.runs, the
+	 * import runs: runs.h), not data: not listed, exported or written. */
+	if (cli_table_reserved(name))
+		return 0;
+	t = catalog_add(ctx);
 	t->name = cli_xstrdup(name);
 	t->records = records;
 	if (s) {
@@ -92,6 +97,11 @@ static int table_cb(void *ctx, const char *name, const lb_schema *s,
 		}
 	}
 	return 0;
+}
+
+int cli_table_reserved(const char *name)
+{
+	return !strncmp(name, "logbook.", 8);
 }
 
 int cli_catalog_load(lb_db *db, cli_catalog *c)

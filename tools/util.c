@@ -7,6 +7,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,10 +68,239 @@ int cli_lberr(int rc, const char *what, ...)
 	vsnprintf(msg, sizeof msg, what, ap);
 	va_end(ap);
 	if (detail && *detail)
-		cli_err("%s: %s (%s)", msg, lb_strerror(rc), detail);
+		cli_err("%s: %s (%s)", msg, lb_strerror(rc), cli_words(detail));
 	else
 		cli_err("%s: %s", msg, lb_strerror(rc));
 	return cli_exit_code(rc);
+}
+
+/* ---- the operator's words ------------------------------------------------ */
+
+const char *cli_plural(uint64_t n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
+
+/* Fixed phrases of the library's messages that name its C API, and what
+ * the command line calls them. Checked in order, before the general rules
+ * of cli_words(). */
+static const struct {
+	const char *from, *to;
+} phrases[] = {
+        /* said where a directory holds no database: a checkpoint, or
+         * DIR (which cli_open() reports in its own words) */
+        {" (use LB_CREATE to make one)", ""},
+        {"NULL or empty", "empty"},
+        {"is NULL", "is missing"},
+        {"(see lb_checkpoint)", "(take one with 'logbook checkpoint')"},
+        {"LB_CASCADE | LB_FORCE", "--cascade with --force"},
+        {"LB_CASCADE", "--cascade"},
+        {"LB_FORCE", "--force"},
+        {"LB_DRYRUN", "--dry-run"},
+        {"LB_NOSYNC", "--nosync"},
+        {"LB_RDONLY", "read-only"},
+        {"LB_CREATE", "create"},
+        {"RLIMIT_FSIZE, ulimit -f", "ulimit -f"},
+        {"RLIMIT_FSIZE", "ulimit -f"},
+        {"rollback_to: ", "rollback-to: "},
+};
+
+static int ident_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Names of the C API that begin a message ("lb_open: ...", LMDB's
+ * "MDB_CORRUPTED: ..."): dropped with their ": ". Only these: a table may
+ * be called lb_x, and its name begins issue messages. */
+static const char *const callers[] = {"lb_open",
+                                      "lb_close",
+                                      "lb_table_create",
+                                      "lb_tables",
+                                      "lb_get",
+                                      "lb_snapshot_open",
+                                      "lb_snapshot_get",
+                                      "lb_cursor_open",
+                                      "lb_cursor_seek",
+                                      "lb_cursor_next",
+                                      "lb_batch_begin",
+                                      "lb_put",
+                                      "lb_insert",
+                                      "lb_update",
+                                      "lb_delete",
+                                      "lb_batch_get",
+                                      "lb_batch_commit",
+                                      "lb_last_batch",
+                                      "lb_batch_info_get",
+                                      "lb_changes",
+                                      "lb_history",
+                                      "lb_rollback",
+                                      "lb_rollback_to",
+                                      "lb_checkpoint",
+                                      "lb_replay",
+                                      "lb_verify",
+                                      "lb_checkpoints",
+                                      "lb_prune",
+                                      "MDB_KEYEXIST",
+                                      "MDB_NOTFOUND",
+                                      "MDB_PAGE_NOTFOUND",
+                                      "MDB_CORRUPTED",
+                                      "MDB_PANIC",
+                                      "MDB_VERSION_MISMATCH",
+                                      "MDB_INVALID",
+                                      "MDB_MAP_FULL",
+                                      "MDB_DBS_FULL",
+                                      "MDB_READERS_FULL",
+                                      "MDB_TLS_FULL",
+                                      "MDB_TXN_FULL",
+                                      "MDB_CURSOR_FULL",
+                                      "MDB_PAGE_FULL",
+                                      "MDB_MAP_RESIZED",
+                                      "MDB_INCOMPATIBLE",
+                                      "MDB_BAD_RSLOT",
+                                      "MDB_BAD_TXN",
+                                      "MDB_BAD_VALSIZE",
+                                      "MDB_BAD_DBI"};
+
+/* Return codes named in a message: their descriptions. */
+static const struct {
+	const char *name;
+	int rc;
+} codes[] = {{"LB_ENOTFOUND", LB_ENOTFOUND},
+             {"LB_EINVAL", LB_EINVAL},
+             {"LB_EVALIDATION", LB_EVALIDATION},
+             {"LB_ECONFLICT", LB_ECONFLICT},
+             {"LB_ECORRUPT", LB_ECORRUPT},
+             {"LB_EPRUNED", LB_EPRUNED},
+             {"LB_EFULL", LB_EFULL},
+             {"LB_EBUSY", LB_EBUSY},
+             {"LB_ENOMEM", LB_ENOMEM},
+             {"LB_EIO", LB_EIO},
+             {"LB_EVERSION", LB_EVERSION},
+             {"LB_ETOOBIG", LB_ETOOBIG},
+             {"LB_EEXIST", LB_EEXIST}};
+
+/* The length of the identifier at s if it is exactly name, else 0. */
+static size_t is_name(const char *s, const char *name)
+{
+	size_t l = strlen(name);
+	return !strncmp(s, name, l) && !ident_char(s[l]) ? l : 0;
+}
+
+/* At s, a plural " WORDs" (after a "1"): the length of the plural, with
+ * *keep the length of its singular " WORD", which is a prefix of it; or
+ * 0. */
+static size_t singular(const char *s, size_t *keep)
+{
+	static const struct {
+		const char *many;
+		size_t one;
+	} words[] = {{" records", 7}, {" batches", 6},    {" issues", 6},
+	             {" keys", 4},    {" conflicts", 9},  {" segments", 8},
+	             {" tables", 6},  {" changes", 7},    {" fields", 6},
+	             {" bytes", 5},   {" references", 10}};
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+		size_t l = is_name(s, words[i].many);
+		if (l) {
+			*keep = words[i].one;
+			return l;
+		}
+	}
+	return 0;
+}
+
+const char *cli_words(const char *msg)
+{
+	/* kept between calls (still reachable at exit) */
+	static _Thread_local sbuf b;
+	const char *s = msg ? msg : "";
+	b.len = 0;
+	while (*s) {
+		size_t i, n = 0, keep;
+		int word = s == msg || !ident_char(s[-1]);
+		for (i = 0; i < sizeof phrases / sizeof phrases[0]; i++) {
+			n = strlen(phrases[i].from);
+			if (!strncmp(s, phrases[i].from, n))
+				break;
+		}
+		if (i < sizeof phrases / sizeof phrases[0]) {
+			sb_puts(&b, phrases[i].to);
+			s += n;
+			continue;
+		}
+		for (i = 0, n = 0;
+		     word && !n && i < sizeof callers / sizeof callers[0]; i++)
+			n = is_name(s, callers[i]);
+		if (n && s[n] == ':' && s[n + 1] == ' ') {
+			/* the name of the call or of LMDB's code: the words
+			 * that follow are what matters */
+			s += n + 2;
+			continue;
+		}
+		for (i = 0, n = 0;
+		     word && !n && i < sizeof codes / sizeof codes[0]; i++)
+			if ((n = is_name(s, codes[i].name)) != 0)
+				sb_puts(&b, lb_strerror(codes[i].rc));
+		if (n) {
+			s += n;
+			continue;
+		}
+		if (*s == '1' &&
+		    (s == msg || (!ident_char(s[-1]) && s[-1] != '.')) &&
+		    (n = singular(s + 1, &keep)) != 0) {
+			/* "1 records" -> "1 record" */
+			sb_put(&b, s, keep + 1);
+			s += n + 1;
+			continue;
+		}
+		sb_putc(&b, *s++);
+	}
+	return sb_str(&b);
+}
+
+void cli_text_human(sbuf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = (unsigned char)s[i];
+		size_t len = 1;
+		if (c >= 0x80) {
+			/* a whole UTF-8 sequence, if it is one */
+			len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+			if (len && i + len <= n && cli_utf8_valid(s + i, len)) {
+				sb_put(b, s + i, len);
+				i += len;
+				continue;
+			}
+			len = 1;
+		} else if (c >= 0x20 && c != 0x7f && c != '\\') {
+			sb_putc(b, (char)c);
+			i++;
+			continue;
+		}
+		sb_putc(b, '\\');
+		switch (c) {
+		case '\n':
+			sb_putc(b, 'n');
+			break;
+		case '\t':
+			sb_putc(b, 't');
+			break;
+		case '\r':
+			sb_putc(b, 'r');
+			break;
+		case '\\':
+			sb_putc(b, '\\');
+			break;
+		default:
+			sb_putc(b, 'x');
+			sb_putc(b, hex[c >> 4]);
+			sb_putc(b, hex[c & 15]);
+		}
+		i += len;
+	}
 }
 
 /* ---- memory -------------------------------------------------------------- */
@@ -274,13 +504,46 @@ int cli_u64(const char *what, const char *s, uint64_t min, uint64_t max,
 
 /* ---- shared helpers ------------------------------------------------------ */
 
-int cli_open(const char *dir, int rdonly, int nosync, lb_db **db)
+/*
+ * Wait while `logbook compact` has DIR to itself, then lb_open().
+ *
+ * Every process with an LMDB environment open holds a shared fcntl() lock
+ * on the first byte of its lock.mdb; compact holds it exclusively, and a
+ * process opening the database waits in LMDB for it. But LMDB opens a
+ * read-only environment's data file before it takes that lock, so a
+ * reader starting while compact runs would get the file compact is about
+ * to replace. So the tool takes the shared lock itself first, and waits
+ * there. The descriptor stays open: closing it would drop every lock the
+ * process holds on lock.mdb, LMDB's included; lb_close() drops them all.
+ */
+int cli_lb_open(const char *dir, unsigned flags, lb_db **db)
 {
 	lb_options o;
-	int rc;
+	char *path;
+	if (asprintf(&path, "%s/lock.mdb", dir) > 0) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			struct flock fl;
+			memset(&fl, 0, sizeof fl);
+			fl.l_type = F_RDLCK;
+			fl.l_whence = SEEK_SET;
+			fl.l_start = 0;
+			fl.l_len = 1;
+			while (fcntl(fd, F_SETLKW, &fl) != 0 && errno == EINTR)
+				;
+		}
+		free(path);
+	}
 	lb_options_init(&o);
-	o.flags = (rdonly ? LB_RDONLY : 0) | (nosync ? LB_NOSYNC : 0);
-	rc = lb_open(dir, &o, db);
+	o.flags = flags;
+	return lb_open(dir, &o, db);
+}
+
+int cli_open(const char *dir, int rdonly, int nosync, lb_db **db)
+{
+	int rc;
+	rc = cli_lb_open(
+	        dir, (rdonly ? LB_RDONLY : 0) | (nosync ? LB_NOSYNC : 0), db);
 	if (rc == LB_ENOTFOUND)
 		return cli_err("%s: no logbook database there", dir);
 	if (rc < 0) {
@@ -394,7 +657,7 @@ void cli_issue_fmt(sbuf *b, uint64_t line, const char *kind, const char *table,
 		else
 			sb_puts(b, "null");
 		sb_puts(b, ",\"message\":");
-		jw_cstr(b, msg ? msg : "");
+		jw_cstr(b, cli_words(msg));
 		if (batch) {
 			sb_puts(b, ",\"batch\":");
 			jw_u64(b, batch);
@@ -415,7 +678,7 @@ void cli_issue_fmt(sbuf *b, uint64_t line, const char *kind, const char *table,
 	if (field)
 		sb_printf(b, " field %s", field);
 	if (msg && *msg)
-		sb_printf(b, ": %s", msg);
+		sb_printf(b, ": %s", cli_words(msg));
 	if (batch)
 		sb_printf(b, " (batch %" PRIu64 ")", batch);
 }
@@ -433,7 +696,8 @@ void cli_print_result_issues(const lb_result *r)
 		sb_flush(&b, stdout);
 	}
 	if (r->nissues_total > r->nissues && !cli_json)
-		printf("  ... and %zu more issues\n",
-		       r->nissues_total - r->nissues);
+		printf("  ... and %zu more %s\n", r->nissues_total - r->nissues,
+		       cli_plural(r->nissues_total - r->nissues, "issue",
+		                  "issues"));
 	sb_free(&b);
 }

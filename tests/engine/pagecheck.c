@@ -1104,7 +1104,9 @@ static void aimed(const char *dir, const char *label)
 		        {mb + 80, m.last + 3, 8},  /* free-list root */
 		        {mb + 94, g16(m.f + mb + 94) + 1, 2},   /* main depth */
 		        {mb + 120, g64(m.f + mb + 120) + 1, 8}, /* entries */
-		        {mb + 136, m.n / m.ps + 10, 8},         /* last page */
+		        /* a last page past what the file could leave
+		         * unwritten (meta_usable's bound) */
+		        {mb + 136, 4 * (m.n / m.ps) + 4096 + 10, 8},
 		};
 		for (size_t i = 0; i < sizeof md / sizeof md[0]; i++) {
 			uint8_t b[8];

@@ -184,14 +184,18 @@ eq "$(num records_committed)" 3000 "records_committed"
 eq "$(num batches_failed)" 0 "batches_failed"
 st 0 "$LB" log db2 --limit 1
 has_out "day1"
-# Insert mode again: every record is now a duplicate.
-st 1 "$LB" import db h3k.jsonl --json
+# The same content again is refused (a run imported it): nothing written.
+st 1 "$LB" import db h3k.jsonl
+has_err "imported already: run 7 (h3k.jsonl"
+has_err "--again"
+# Insert mode again (--again): every record is now a duplicate.
+st 1 "$LB" import db h3k.jsonl --json --again
 eq "$(num batches_failed)" 3 "duplicates fail every batch"
 has_out '"kind":"duplicate"'
 one_err "3 of 3 batches"
 # Upsert mode accepts them; update mode needs existing keys.
-st 0 "$LB" import db h3k.jsonl --mode upsert
-st 0 "$LB" import db h3k.jsonl --mode update
+st 0 "$LB" import db h3k.jsonl --mode upsert --again
+st 0 "$LB" import db h3k.jsonl --mode update --again
 printf '{"table":"hearings","key":"NOPE","value":{"id":"NOPE","title":"t","date":"2024-01-01","committee":"c","chamber":"House","congress":118}}\n' >upd.jsonl
 st 1 "$LB" import db upd.jsonl --mode update --json
 has_out '"kind":"missing"'
@@ -403,46 +407,48 @@ section "rollback"
 printf '{"table":"hearings","key":"R1","value":{"id":"R1","title":"one","date":"2024-01-01","committee":"c","chamber":"House","congress":118}}\n' >r1.jsonl
 printf '{"table":"hearings","key":"R2","value":{"id":"R2","title":"two","date":"2024-01-02","committee":"c","chamber":"Senate","congress":118}}\n' >r2.jsonl
 sed 's/"one"/"one, revised"/' r1.jsonl >r1b.jsonl
-"$LB" import rb r1.jsonl >/dev/null # batch 4
-"$LB" export rb >at4.jsonl
-"$LB" import rb r2.jsonl >/dev/null                 # batch 5
-"$LB" import rb r1b.jsonl --mode upsert >/dev/null # batch 6
-st 1 "$LB" rollback rb 4
-has_out "conflict: hearings R1 was changed by batch 6"
+# The first import creates the table of runs (logbook.runs) in batch 4.
+"$LB" import rb r1.jsonl >/dev/null # batch 5
+"$LB" export rb >at5.jsonl
+"$LB" import rb r2.jsonl >/dev/null                 # batch 6
+"$LB" import rb r1b.jsonl --mode upsert >/dev/null # batch 7
+st 1 "$LB" rollback rb 5
+has_out "conflict: hearings R1 was changed by batch 7"
 one_err "--cascade"
-has_err "batch 6"
-st 1 "$LB" rollback rb 4 --json
-has_out '"conflicting_batches":\[6\]'
-st 0 "$LB" rollback rb 4 --cascade --dry-run
+has_err "batch 7"
+st 1 "$LB" rollback rb 5 --json
+has_out '"conflicting_batches":\[7\]'
+st 0 "$LB" rollback rb 5 --cascade --dry-run
 has_out "dry run"
 st 0 "$LB" log rb --json --limit 1
-has_out '"id":6'
-st 2 "$LB" rollback rb 4 --cascade --force
-st 0 "$LB" rollback rb 5
-has_out " in batch 7 "
+has_out '"id":7'
+st 2 "$LB" rollback rb 5 --cascade --force
+st 0 "$LB" rollback rb 6
+has_out " in batch 8 "
 st 1 "$LB" get rb hearings R2
-st 0 "$LB" rollback rb 4 --cascade
+st 0 "$LB" rollback rb 5 --cascade
 st 1 "$LB" get rb hearings R1
 st 0 "$LB" log rb
 has_out "rolled back by"
 st 3 "$LB" rollback rb 999
 one_err "999"
 "$LB" init rt2 --schema schema.json >/dev/null
-"$LB" import rt2 r1.jsonl >/dev/null # batch 4
-"$LB" export rt2 >at4.jsonl
+"$LB" import rt2 r1.jsonl >/dev/null # batch 5 (4: logbook.runs)
+"$LB" export rt2 >at5.jsonl
 "$LB" import rt2 r2.jsonl >/dev/null
 "$LB" import rt2 r1b.jsonl --mode upsert >/dev/null
-st 0 "$LB" rollback-to rt2 4
-has_out " in batch 7 "
+st 0 "$LB" rollback-to rt2 5
+has_out " in batch 8 "
 "$LB" export rt2 >now.jsonl
-same now.jsonl at4.jsonl
+same now.jsonl at5.jsonl
 st 3 "$LB" rollback-to rt2 99
 one_err "99"
 
 # ---------------------------------------------------------------------------
 section "rollback --cascade: the dry run tells the real outcome"
 # docs/ROLLBACK.md: a batch that a rollback took away stays away. Batch 2:
-# k=1; 3: j=1; 4: k=2; 5: j=2 k=3; a cascade of 3 undoes 5 and 3; then a
+# k=1; 3: j=1; 4: k=2; 5: the table of import runs (logbook.runs); 6: j=2
+# k=3 and its run's record; a cascade of 3 undoes 6 and 3; then a
 # cascade of 4 undoes 4 alone (k=1, j stays absent), and its dry run says
 # the same: exit status, record count, conflicts. The dry run cannot name
 # the batches it would undo (the library reports records and issues only),
@@ -457,8 +463,8 @@ print(" ".join("%d:%d" % (o["id"], o["rolled_back_by"] or 0) for o in sorted(b, 
 # outcome FILE: what a dry run and the real call must agree on, in the
 # human form: the record count and every conflict or issue line.
 outcome() {
-	grep -o '[0-9]* records' "$1"
-	grep -E '^(conflict|issue): |^\.\.\. and ' "$1"
+	head -n 1 "$1" | grep -o '[0-9]* records\{0,1\}'
+	grep -E '^(conflict|issue|foreign key): |^\.\.\. and ' "$1"
 }
 "$LB" init ca >/dev/null
 "$LB" table create ca t >/dev/null # batch 1
@@ -466,33 +472,33 @@ outcome() {
 "$LB" put ca t j '"1"' >/dev/null  # 3
 "$LB" put ca t k '"2"' >/dev/null  # 4
 printf '{"table":"t","key":"j","value":"2"}\n{"table":"t","key":"k","value":"3"}\n' >ca5.jsonl
-"$LB" import ca ca5.jsonl --mode upsert >/dev/null # 5
-eq "$(marks ca)" "1:0 2:0 3:0 4:0 5:0" "marks before the cascades"
+"$LB" import ca ca5.jsonl --mode upsert >/dev/null # 5 (logbook.runs), 6
+eq "$(marks ca)" "1:0 2:0 3:0 4:0 5:0 6:0" "marks before the cascades"
 st 0 "$LB" rollback ca 3 --cascade --dry-run
 cp out dry.txt
 st 0 "$LB" rollback ca 3 --cascade
 no_err
-has_out "^rolled back batch 3 in batch 6 (3 records)$"
-has_out "^undid batches 5, 3$"
+has_out "^rolled back batch 3 in batch 7 (4 records)$"
+has_out "^undid batches 6, 3$"
 eq "$(outcome dry.txt)" "$(outcome out)" "cascade of 3: dry run and real call"
-eq "$(marks ca)" "1:0 2:0 3:6 4:0 5:6 6:0" "marks after the cascade of 3"
+eq "$(marks ca)" "1:0 2:0 3:7 4:0 5:0 6:7 7:0" "marks after the cascade of 3"
 st 0 "$LB" rollback ca 4 --dry-run
-has_out "would write 1 records"
+has_out "would write 1 record;"
 rm -rf ca-json
 cp -r ca ca-json # the same history, for the JSON forms
 st 0 "$LB" rollback ca 4 --cascade --dry-run
 no_err
-has_out "would write 1 records"
+has_out "would write 1 record;"
 cp out dry.txt
 cp err dry.err
-eq "$(marks ca)" "1:0 2:0 3:6 4:0 5:6 6:0" "the dry run marks nothing"
+eq "$(marks ca)" "1:0 2:0 3:7 4:0 5:0 6:7 7:0" "the dry run marks nothing"
 st 0 "$LB" rollback ca 4 --cascade
 no_err
-has_out "^rolled back batch 4 in batch 7 (1 records)$"
+has_out "^rolled back batch 4 in batch 8 (1 record)$"
 has_out "^undid batch 4$"
 eq "$(outcome dry.txt)" "$(outcome out)" "cascade of 4: dry run and real call"
 same dry.err err
-eq "$(marks ca)" "1:0 2:0 3:6 4:7 5:6 6:0 7:0" "marks after the cascade of 4"
+eq "$(marks ca)" "1:0 2:0 3:7 4:8 5:0 6:7 7:0 8:0" "marks after the cascade of 4"
 st 0 "$LB" get ca t k
 has_out '^"1"$'
 st 1 "$LB" get ca t j
@@ -509,7 +515,7 @@ same = ("success", "batch", "records", "error", "conflicting_batches", "issues")
 assert all(d[k] == r[k] for k in same), [(k, d[k], r[k]) for k in same]
 assert d["success"] and d["records"] == 1 and not d["issues"]
 assert d["dry_run"] and d["new_batch"] is None and d["undone"] is None
-assert not r["dry_run"] and r["new_batch"] == 7 and r["undone"] == [4]
+assert not r["dry_run"] and r["new_batch"] == 8 and r["undone"] == [4]
 ' dry.json real.json; then ok; else bad "JSON dry run and real call differ: $(cat dry.json real.json)"; fi
 eq "$(marks ca-json)" "$(marks ca)" "marks after the JSON forms"
 
@@ -519,22 +525,22 @@ section "checkpoint replay verify prune stat"
 "$LB" gen hearings --records 2000 --seed 5 >c2k.jsonl
 head -1000 c2k.jsonl >c1.jsonl
 tail -n 1000 c2k.jsonl >c2.jsonl
-"$LB" import cp c1.jsonl >/dev/null # batch 4
-"$LB" export cp >cp4.jsonl
-st 0 "$LB" checkpoint cp ck4
-has_out "batch 4"
-st 3 "$LB" checkpoint cp ck4
-one_err "ck4"
-"$LB" import cp c2.jsonl >/dev/null # batch 5
+"$LB" import cp c1.jsonl >/dev/null # batch 5 (4: logbook.runs)
 "$LB" export cp >cp5.jsonl
-st 0 "$LB" replay cp r4 --to 4
-"$LB" export r4 >out
-same out cp4.jsonl
-st 0 "$LB" replay cp r5 --from ck4
+st 0 "$LB" checkpoint cp ck5
+has_out "batch 5"
+st 3 "$LB" checkpoint cp ck5
+one_err "ck5"
+"$LB" import cp c2.jsonl >/dev/null # batch 6
+"$LB" export cp >cp6.jsonl
+st 0 "$LB" replay cp r5 --to 5
 "$LB" export r5 >out
 same out cp5.jsonl
-st 3 "$LB" replay cp r5
-one_err "r5"
+st 0 "$LB" replay cp r6 --from ck5
+"$LB" export r6 >out
+same out cp6.jsonl
+st 3 "$LB" replay cp r6
+one_err "r6"
 st 0 "$LB" verify cp
 has_out "verify: ok"
 st 0 "$LB" verify cp --replay --json
@@ -544,18 +550,18 @@ has_out "checkpoints 1"
 has_out "ratio"
 st 0 "$LB" stat cp --json
 json_lines out
-st 0 "$LB" prune cp --before 5
+st 0 "$LB" prune cp --before 6
 st 2 "$LB" prune cp
-st 3 "$LB" show cp 4
-one_err "batch 4"
+st 3 "$LB" show cp 5
+one_err "batch 5"
 st 0 "$LB" history cp hearings HRG-001-000000 --json
-has_out '{"batch":4,"time":"[^"]*","pruned":true}'
+has_out '{"batch":5,"time":"[^"]*","pruned":true}'
 st 0 "$LB" stat cp
-has_out "4 pruned"
+has_out "5 pruned"
 st 0 "$LB" verify cp
 # Damage one log segment: verify must say no (exit 1), naming the batch.
 # A checkpoint is compacted: no stale copies of pages to hit instead.
-cp -r ck4 bad
+cp -r ck5 bad
 python3 - bad/data.mdb <<'EOF'
 import sys
 p = sys.argv[1]
