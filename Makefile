@@ -185,6 +185,10 @@ $(BENCH_OBJS): OBJ_CFLAGS = $(BENCH_CFLAGS) $(DEP_CFLAGS) \
 $(EXAMPLE_OBJS): OBJ_CFLAGS = $(DEP_CFLAGS)
 $(TEST_HELPER_OBJS) $(TEST_OBJS): OBJ_CFLAGS = -Itests $(CMOCKA_CFLAGS) \
 	$(JANSSON_CFLAGS) $(DEP_CFLAGS)
+# The contract test reads the header from the source tree at run time.
+$(call obj,tests/engine/contract.c): OBJ_CFLAGS += \
+	-DLB_HEADER_PATH='"$(call sq,$(abspath include/logbook.h))"'
+$(call obj,tests/engine/contract.c): include/logbook.h
 
 # ---------------------------------------------------------------------------
 # Rules.

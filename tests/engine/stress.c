@@ -1368,7 +1368,8 @@ static int table_cb(void *ctx, const char *name, const lb_schema *schema,
 	} else if (strcmp(name, "c") == 0 || strcmp(name, "g") == 0 ||
 	           strcmp(name, "p") == 0 || strcmp(name, "s") == 0) {
 		tn->stable++;
-	} else {
+	} else if (strcmp(name, "logbook.runs") != 0) {
+		/* logbook.runs: the CLI's record of its imports */
 		die("lb_tables: an unknown table %s", name);
 	}
 	return 0;
@@ -2233,15 +2234,27 @@ static void check_cli_batch(checker *ck, const cbatch *b)
 	else
 		snprintf(label, sizeof label, "import %s from line %" PRIu64,
 		         b->file, b->first);
-	check_info(ck, b->id, label, b->n, 0, &bi);
+	/* an import batch also updates its run's record in logbook.runs */
+	int run = b->kind != 'P';
+	check_info(ck, b->id, label, b->n + run, 0, &bi);
 	memset(&rs, 0, sizeof rs);
 	te_changes(ck->db, b->id, &rs);
-	if (rs.n != b->n) {
-		bad("batch %" PRIu64 " (%s): %zu change records, want %u",
-		    b->id, label, rs.n, b->n);
+	size_t k = 0;
+	for (size_t i = 0; i < rs.n; i++)
+		if (strcmp(rs.v[i].table, "logbook.runs") != 0)
+			rs.v[k++] = rs.v[i];
+		else
+			free(rs.v[i].table), free(rs.v[i].key),
+			        free(rs.v[i].before), free(rs.v[i].after);
+	if (rs.n != b->n + run || k != b->n) {
+		bad("batch %" PRIu64 " (%s): %zu change records (%zu in c), "
+		    "want %u",
+		    b->id, label, rs.n, k, b->n);
+		rs.n = k;
 		te_recs_free(&rs);
 		return;
 	}
+	rs.n = k;
 	for (unsigned i = 0; i < b->n; i++) {
 		const cline *l = &b->lines[i];
 		size_t kl = strlen(l->key);
@@ -2535,12 +2548,21 @@ static void test_engine_stress__many_processes(void **state)
 	for (size_t i = 0; i < L.nc; i++)
 		CLAIM(L.c[i].id, OWN_CLI, i);
 #undef CLAIM
-	uint64_t unclaimed = 0;
-	for (uint64_t id = 1; id <= last; id++)
-		if (!cl[id].owner && unclaimed++ < 5)
+	uint64_t unclaimed = 0, unclaimed_runs = 0;
+	for (uint64_t id = 1; id <= last; id++) {
+		lb_batch_info ub;
+		if (cl[id].owner)
+			continue;
+		/* the CLI's first import makes the table of its runs */
+		if (lb_batch_info_get(ck.db, id, &ub) == 0 &&
+		    strcmp(ub.label, "create table logbook.runs") == 0 &&
+		    !unclaimed_runs++)
+			continue;
+		if (unclaimed++ < 5)
 			bad("batch %" PRIu64 " was committed but reported by "
 			    "no process",
 			    id);
+	}
 
 	/* every batch, in id order, against the model */
 	for (unsigned w = 0; w < NWRITERS; w++) {

@@ -172,12 +172,15 @@ st 0 "$LB" export busy c
 sort out >got
 sort want.jsonl >want
 same got want
-# batch ids: the table's 1, then 60 puts and 20 import batches, dense
+# batch ids: the table's 1, then 60 puts and 20 import batches, and the
+# batch that made the table of import runs (logbook.runs), dense
 {
 	grep -o '"batch_id":[0-9]*' put1.out put2.out imp.out | cut -d: -f3
 	echo 1
+	"$LB" log busy --json | grep '"label":"create table logbook.runs"' |
+		grep -o '^{"id":[0-9]*' | cut -d: -f2
 } | sort -n >ids
-seq 1 81 >want-ids
+seq 1 82 >want-ids
 same ids want-ids
 eq "$(grep -c '"success":true' put1.out put2.out imp.out | awk -F: '{s += $2} END {print s}')" 80 "successful batches"
 
