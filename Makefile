@@ -189,6 +189,10 @@ $(BENCH_OBJS): OBJ_CFLAGS = $(BENCH_CFLAGS) $(DEP_CFLAGS) \
 $(EXAMPLE_OBJS): OBJ_CFLAGS = $(DEP_CFLAGS)
 $(TEST_HELPER_OBJS) $(TEST_OBJS): OBJ_CFLAGS = -Itests $(CMOCKA_CFLAGS) \
 	$(JANSSON_CFLAGS) $(DEP_CFLAGS)
+# The contract test reads the header from the source tree at run time.
+$(call obj,tests/engine/contract.c): OBJ_CFLAGS += \
+	-DLB_HEADER_PATH='"$(call sq,$(abspath include/logbook.h))"'
+$(call obj,tests/engine/contract.c): include/logbook.h
 
 # ---------------------------------------------------------------------------
 # Rules.
@@ -318,10 +322,13 @@ test: all headertest test-bins
 
 check: test
 
-# The main job. For now that is the quickstart example. Once the daily
-# update pipeline exists as examples/daily-update.sh (driving the CLI) and
-# the CLI is built, `make run` runs that script instead, with LB_BUILD and
-# LB_BIN set as for the test scripts. ARGS are passed to either.
+# The main job: the daily update of examples/daily-update.sh, through the
+# CLI (three days of a feed with broken records: imports, rejects fixed and
+# imported again, a cascade previewed and done, an import interrupted and
+# resumed, a whole run rolled back, replay, verify, prune and compact), with
+# LB_BUILD and LB_BIN set as for the test scripts; the quickstart example
+# where the script or the CLI is missing. ARGS are passed to either, e.g.
+# make run ARGS='--records 100000 --keep'.
 run: all
 	$(Q)if [ -f examples/daily-update.sh ] && [ -x $(BUILD)/logbook ]; then \
 		LB_BUILD=$(abspath $(BUILD)) LB_BIN=$(abspath $(BUILD))/logbook \
@@ -476,6 +483,52 @@ $(FAULT_SHIM): tests/shim/fault.c $(FLAGS_STAMP)
 	@echo "  LD      $@"
 	$(Q)$(CC) -shared -fPIC -std=c11 -O2 -g -Wall -Wextra $(WERROR) \
 		-o $@ $< -ldl -pthread
+
+# The allocation-failure hooks (tests/shim/alloc.c). tests/engine/alloc.c
+# links a copy of the static library in which every call to an allocating
+# function (ALLOC_HOOKS, and the functions that release what they return)
+# is renamed to lbt_NAME, the hooks' names: only the library's own calls
+# are counted and failed, in every build (an LD_PRELOAD malloc would not
+# work under ASan). A call in the library to an allocating function that
+# is not hooked (ALLOC_UNHOOKED) fails the build of the copy.
+OBJCOPY ?= objcopy
+NM ?= nm
+ALLOC_HOOKS := malloc calloc realloc free strdup strndup asprintf vasprintf \
+	realpath opendir closedir tmpfile fclose libdeflate_alloc_compressor \
+	libdeflate_free_compressor libdeflate_alloc_decompressor \
+	libdeflate_free_decompressor EVP_MD_CTX_new EVP_MD_CTX_free \
+	pthread_create
+ALLOC_UNHOOKED := aligned_alloc posix_memalign memalign valloc pvalloc \
+	reallocarray wcsdup fopen fdopen freopen open_memstream fmemopen \
+	getline getdelim scandir glob getcwd get_current_dir_name \
+	canonicalize_file_name tempnam popen backtrace_symbols \
+	libdeflate_alloc_compressor_ex libdeflate_alloc_decompressor_ex \
+	EVP_MD_CTX_create BIO_new mdb_env_get_path
+ALLOC_LIB := $(BUILD)/tests/liblogbook-alloc.a
+ALLOC_SHIM := $(call obj,tests/shim/alloc.c)
+$(ALLOC_SHIM): OBJ_CFLAGS = -Itests $(DEP_CFLAGS)
+ALL_OBJS += $(ALLOC_SHIM)
+$(ALLOC_LIB): $(LIB_A) Makefile
+	@mkdir -p $(@D)
+	@echo "  OBJCOPY $@"
+	$(Q)undef=$$($(NM) -u $< | awk '{print $$NF}'); unhooked=; \
+	for s in $(ALLOC_UNHOOKED); do \
+		if printf '%s\n' $$undef | grep -qx "$$s"; then \
+			unhooked="$$unhooked $$s"; fi; \
+	done; \
+	if [ -n "$$unhooked" ]; then \
+		echo "$<: calls allocating functions that tests/shim/alloc.c" \
+			"does not hook:$$unhooked (hook them, and add them to" \
+			"ALLOC_HOOKS)" >&2; exit 1; fi
+	$(Q)$(OBJCOPY) $(foreach s,$(ALLOC_HOOKS),--redefine-sym $(s)=lbt_$(s)) \
+		$< $@
+$(BUILD)/tests/test_engine_alloc: $(call obj,tests/engine/alloc.c) \
+		$(TEST_SUPPORT_OBJS_engine) $(TEST_HELPER_OBJS) $(ALLOC_SHIM) \
+		$(ALLOC_LIB) $(OBJS_STAMP)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LB_LDFLAGS) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) \
+		$(CMOCKA_LIBS) $(DEP_LIBS) -ldl -lm
 
 # Fuzz targets: tests/fuzz/T.c -> BUILD/tests/test_fuzz_T (with the replay
 # driver, run by make test) and, in the fuzz build, BUILD/fuzz/fuzz_T

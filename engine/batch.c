@@ -244,7 +244,14 @@ int lb__batch_txn(lb_batch *b)
 			        "processes create and remove them); try "
 			        "again",
 			        db->path);
-		if ((rc = lb__catalog_reload(db)) < 0)
+		rc = lb__catalog_reload(db);
+		if (rc == LB__ERESIZED) {
+			/* adopting needs this batch's read hold released */
+			lb__read_end(db);
+			rc = lb__map_adopt(db);
+			lb__read_begin(db);
+		}
+		if (rc < 0)
 			return rc;
 	}
 	if ((rc = lb__sync_last(db, b->txn)) < 0)
@@ -1344,7 +1351,8 @@ static void committed(lb_batch *b, const uint8_t hash[32])
 		} else if (lb__tables_publish(db, t) == 0) {
 			b->tchanges[i].drop = 1; /* now owned by db */
 		} else {
-			/* out of memory: the table is on disk, and the next
+			/* out of memory (finish_txn reserved the room, so
+			 * never): the table is on disk, and the next
 			 * transaction loads the list again; batch_free
 			 * releases this copy */
 			b->catalog = UINT64_MAX;
@@ -1406,6 +1414,13 @@ static int finish_txn(lb_batch *b, int64_t time_ns, const lb_wal_hdr *given,
 	lb__buf_free(&enc);
 	if (rc < 0)
 		return rc;
+	/* room for the tables the batch creates, so that publishing them
+	 * once it committed (committed()) cannot fail */
+	size_t made = 0;
+	for (size_t i = 0; i < b->ntchanges; i++)
+		made += !b->tchanges[i].drop;
+	if (made && (rc = lb__tables_reserve(db, made)) < 0)
+		return poison(b, rc);
 	mrc = mdb_txn_commit(b->txn);
 	b->txn = NULL;
 	if (mrc)

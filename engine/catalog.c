@@ -124,6 +124,26 @@ fail:
 	return rc;
 }
 
+int lb__tables_reserve(lb_db *db, size_t n)
+{
+	int rc = 0;
+	pthread_mutex_lock(&db->tlock);
+	if (db->tcap - db->ntables < n) {
+		size_t nc = db->tcap ? db->tcap : 16;
+		while (nc - db->ntables < n)
+			nc *= 2;
+		lb_table **nt = realloc(db->tables, nc * sizeof *nt);
+		if (!nt) {
+			rc = lb__fail(LB_ENOMEM, "table list: out of memory");
+		} else {
+			db->tables = nt;
+			db->tcap = nc;
+		}
+	}
+	pthread_mutex_unlock(&db->tlock);
+	return rc;
+}
+
 int lb__tables_publish(lb_db *db, lb_table *t)
 {
 	pthread_mutex_lock(&db->tlock);
@@ -354,6 +374,9 @@ int lb__catalog_reload(lb_db *db)
 	if (mrc) {
 		lb__read_end(db);
 		pthread_mutex_unlock(&db->catlock);
+		/* the caller adopts the map (it may hold a read itself) */
+		if (mrc == MDB_MAP_RESIZED)
+			return LB__ERESIZED;
 		return lb__mdb_fail(mrc, "reading the catalog");
 	}
 	size_t first = 0;

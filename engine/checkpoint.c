@@ -178,8 +178,21 @@ int lb__dest_tmp(const char *dest, char **tmp)
 void lb__rmdir_files(const char *dir)
 {
 	DIR *d;
-	if (!dir || !(d = opendir(dir)))
+	if (!dir)
 		return;
+	if (!(d = opendir(dir))) {
+		/* No memory for a DIR (this cleans up after failures, out
+		 * of memory among them): the library builds LMDB
+		 * environments, whose files it knows. */
+		int fd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			unlinkat(fd, "data.mdb", 0);
+			unlinkat(fd, "lock.mdb", 0);
+			close(fd);
+		}
+		rmdir(dir);
+		return;
+	}
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL)
 		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
@@ -205,10 +218,18 @@ static int fsync_path(const char *path, int dir)
 
 int lb__dest_publish(const char *tmp, const char *dest)
 {
+	/* The parent to sync, found first: nothing is renamed when that
+	 * fails (out of memory). */
+	char *parent, *base;
+	int rc = split_dest(dest, &parent, &base);
+	if (rc < 0)
+		return rc;
+	free(base);
 	/* An empty directory at dest is replaced; anything else makes
 	 * rename fail, and nothing is overwritten. */
 	if (rename(tmp, dest) != 0) {
 		int e = errno;
+		free(parent);
 		if (e == ENOTEMPTY || e == EEXIST || e == ENOTDIR ||
 		    e == EISDIR)
 			return lb__fail(LB_EEXIST,
@@ -217,13 +238,8 @@ int lb__dest_publish(const char *tmp, const char *dest)
 			                dest);
 		return errno_fail(e, "cannot rename to", dest);
 	}
-	char *parent, *base;
-	int rc = 0;
-	if (split_dest(dest, &parent, &base) == 0) {
-		rc = fsync_path(parent, 1);
-		free(parent);
-		free(base);
-	}
+	rc = fsync_path(parent, 1);
+	free(parent);
 	/* A destination whose entry may not survive a power loss is not
 	 * handed out: the call fails and leaves nothing. */
 	if (rc < 0)
@@ -403,11 +419,12 @@ static int finish_copy(const char *dir, uint64_t *at)
 		rc = lb__mdb_fail(mrc, "finishing the copy");
 	lb_close(c);
 	if (rc == 0) {
-		/* lock.mdb is recreated by whoever opens the checkpoint */
-		char *lock;
-		if (asprintf(&lock, "%s/lock.mdb", dir) >= 0) {
-			unlink(lock);
-			free(lock);
+		/* lock.mdb is recreated by whoever opens the checkpoint
+		 * (removed without allocating: nothing to fail here) */
+		int fd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			unlinkat(fd, "lock.mdb", 0);
+			close(fd);
 		}
 		rc = fsync_path(dir, 1);
 	}
@@ -430,7 +447,7 @@ static int do_register(lb_db *db, uint64_t at, const char *path)
 	pthread_mutex_lock(&db->wlock);
 	if ((rc = lb__grow_map_if_needed(db)) == 0) {
 		lb__read_begin(db);
-		int mrc = mdb_txn_begin(db->env, NULL, 0, &txn);
+		int mrc = lb__write_txn(db, &txn);
 		if (mrc == 0) {
 			mrc = mdb_put(txn, db->ckpts, &k, &d, 0);
 			if (mrc == 0)
@@ -468,10 +485,22 @@ int lb_checkpoint(lb_db *db, const char *dest_dir, uint64_t *at_batch)
 		return rc;
 	if ((rc = lb__dest_tmp(dest_dir, &tmp)) < 0)
 		return rc;
-	if ((rc = lb__read_env(db)) < 0)
-		goto fail;
-	mrc = mdb_env_copy2(db->env, tmp, MDB_CP_COMPACT);
-	lb__read_end(db);
+	for (int tries = 0;; tries++) {
+		if ((rc = lb__read_env(db)) < 0)
+			goto fail;
+		mrc = mdb_env_copy2(db->env, tmp, MDB_CP_COMPACT);
+		lb__read_end(db);
+		if (mrc != MDB_MAP_RESIZED || tries >= LB__CATALOG_TRIES)
+			break;
+		/* another process grew the map: adopt it, copy again */
+		lb__rmdir_files(tmp);
+		if (mkdir(tmp, 0700) != 0) {
+			rc = lb__fail(LB_EIO, "%s: %s", tmp, strerror(errno));
+			goto fail;
+		}
+		if ((rc = lb__map_adopt(db)) < 0)
+			goto fail;
+	}
 	if (mrc) {
 		rc = lb__mdb_fail(mrc, "copying the database");
 		goto fail;
@@ -715,7 +744,7 @@ int lb_prune(lb_db *db, uint64_t before_batch)
 		return rc;
 	}
 	lb__read_begin(db);
-	if ((mrc = mdb_txn_begin(db->env, NULL, 0, &txn))) {
+	if ((mrc = lb__write_txn(db, &txn))) {
 		rc = lb__mdb_fail(mrc, "beginning the prune");
 	} else if ((rc = prune_txn(db, txn, before_batch)) < 0) {
 		mdb_txn_abort(txn);

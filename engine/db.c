@@ -225,7 +225,10 @@ int lb__read_txn(lb_db *db, MDB_txn **txn)
 				                "(other processes create and "
 				                "remove them); try again",
 				                db->path);
-			if ((rc = lb__catalog_reload(db)) < 0)
+			rc = lb__catalog_reload(db);
+			if (rc == LB__ERESIZED)
+				rc = lb__map_adopt(db);
+			if (rc < 0)
 				return rc;
 			tries--;
 			continue;
@@ -316,6 +319,25 @@ int lb__map_resize(lb_db *db, uint64_t nsize)
 		                db->path, (unsigned long long)nsize, old);
 	return lb__rewrap(lb__mdb_fail(mrc, "resizing the map"), "%s",
 	                  db->path);
+}
+
+int lb__write_txn(lb_db *db, MDB_txn **txn)
+{
+	int mrc = MDB_MAP_RESIZED;
+	for (int tries = 0; mrc == MDB_MAP_RESIZED && tries < LB__CATALOG_TRIES;
+	     tries++) {
+		if (tries) {
+			/* adopting needs this thread's read hold released */
+			lb__read_end(db);
+			int rc = lb__map_adopt(db);
+			lb__read_begin(db);
+			if (rc < 0 || !db->env)
+				return rc == LB_ENOMEM ? ENOMEM
+				                       : MDB_MAP_RESIZED;
+		}
+		mrc = mdb_txn_begin(db->env, NULL, 0, txn);
+	}
+	return mrc;
 }
 
 int lb__map_adopt(lb_db *db)

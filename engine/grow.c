@@ -186,7 +186,7 @@ static int redo_all(lb_batch *b)
 	return 0;
 }
 
-int lb__regrow(lb_batch *b)
+static int regrow(lb_batch *b)
 {
 	lb_db *db = b->db;
 	int rc = LB_EFULL;
@@ -241,6 +241,26 @@ int lb__regrow(lb_batch *b)
 			return 0;
 		if (!(rc == LB_EFULL && b->mapfull))
 			return rc;
+	}
+	return rc;
+}
+
+int lb__regrow(lb_batch *b)
+{
+	int rc = regrow(b);
+	if (rc < 0) {
+		/* The batch's transaction is gone (aborted before growing, or
+		 * the redo failed): the batch is over. Its cached cursors went
+		 * with the transaction; no later op may use them. */
+		if (b->txn) {
+			mdb_txn_abort(b->txn);
+			b->txn = NULL;
+		}
+		b->txn_gen++;
+		b->seek_t = NULL;
+		b->poisoned =
+		        rc == LB_EVALIDATION || rc == LB_EINVAL ? LB_EFULL : rc;
+		b->mapfull = 0;
 	}
 	return rc;
 }

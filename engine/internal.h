@@ -184,6 +184,9 @@ LB__WUR int lb__table_make(lb_db *db, lb_batch *b, const char *name,
                            uint32_t tid, const void *enc, size_t enclen,
                            lb_table **out);
 LB__WUR int lb__tables_publish(lb_db *db, lb_table *t); /* under wlock */
+/* Room in the table list for n more tables (under wlock): publishing
+ * them then does not allocate. LB_ENOMEM. */
+LB__WUR int lb__tables_reserve(lb_db *db, size_t n);
 #define LB__CATALOG_TRIES 16
 /* LMDB handles an environment may have open: the engine's sub-databases
  * and one per table, live or removed (FORMAT.md §2) */
@@ -201,7 +204,10 @@ LB__WUR int lb__catalog_bump(lb_batch *b);
 LB__WUR int lb__catalog_load(lb_db *db, MDB_txn *txn, size_t *first_new);
 /* Is db's table list the catalog of txn? *moved = 1 when not. */
 LB__WUR int lb__catalog_sync(lb_db *db, MDB_txn *txn, int *moved);
-/* Load the list again from the newest committed catalog. */
+/* Load the list again from the newest committed catalog. LB__ERESIZED
+ * (never returned to users): another process grew the map; adopt it
+ * (lb__map_adopt, with no read hold of this thread) and try again. */
+#define LB__ERESIZED (-1000)
 LB__WUR int lb__catalog_reload(lb_db *db);
 /* LB_ENOTFOUND for a table name the catalog does not hold, saying whether
  * it was removed (this handle knew it) or never was. */
@@ -233,6 +239,10 @@ LB__WUR int lb__map_resize(lb_db *db, uint64_t nsize);
  * transactions to end; the caller holds none. */
 #define LB__ADOPT_WAIT_S 10
 LB__WUR int lb__map_adopt(lb_db *db);
+/* Begin a write transaction with maplock held for reading (by the caller,
+ * who holds wlock), adopting a map grown by another process; LMDB's
+ * code. */
+LB__WUR int lb__write_txn(lb_db *db, MDB_txn **txn);
 /* Take maplock for writing: once (until NULL) or waiting until then. While
  * a thread waits, new outermost readers of this process hold back (for at
  * most LB__READER_YIELD_MS), so a stream of short snapshots cannot starve

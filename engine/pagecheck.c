@@ -209,6 +209,9 @@ typedef struct pc {
 	unsigned sp; /* bufs in use */
 	uint8_t *scratch;
 	size_t scap;
+	int own; /* txn is the check's own (opening): it may adopt a map
+	            another process grew */
+	MDB_env *env;
 } pc;
 
 #if defined(__GNUC__)
@@ -842,6 +845,15 @@ static int find_meta(pc *c, MDB_txn *txn, meta *out)
 		}
 		mdb_txn_reset(txn);
 		int mrc = mdb_txn_renew(txn);
+		/* another process grew the map meanwhile: a transaction of
+		 * our own (opening) may adopt it, no other is live */
+		for (int n = 0; mrc == MDB_MAP_RESIZED && c->own && n < 64; n++)
+			if ((mrc = mdb_env_set_mapsize(c->env, 0)) == 0)
+				mrc = mdb_txn_renew(txn);
+		if (mrc == MDB_MAP_RESIZED)
+			return lb__fail(LB_EBUSY,
+			                "page check: another process grew the "
+			                "database during the check; try again");
 		if (mrc)
 			return lb__mdb_fail(mrc, "page check: renewing a read");
 	}
@@ -977,6 +989,8 @@ int lb__pagecheck(MDB_env *env, MDB_txn *txn, int full)
 			return rc;
 		txn = own;
 	}
+	c.own = own != NULL;
+	c.env = env;
 	rc = check(&c, txn);
 	if (own)
 		mdb_txn_abort(own);

@@ -303,12 +303,15 @@ static int ckpt_match(rp *p, lb_db *c, const char *path, uint64_t at)
 			             : rs;
 			break;
 		}
-		if (lb__hdr_get(c, ct, id, &hc) < 0) {
+		if ((rs = lb__hdr_get(c, ct, id, &hc)) < 0) {
 			lb__hdr_free(&hs);
-			rc = lb__fail(LB_EINVAL,
-			              "checkpoint %s is not of this database "
-			              "(its batch %llu is unreadable)",
-			              path, (unsigned long long)id);
+			rc = rs == LB_ENOMEM
+			             ? rs
+			             : lb__fail(LB_EINVAL,
+			                        "checkpoint %s is not of this "
+			                        "database (its batch %llu is "
+			                        "unreadable)",
+			                        path, (unsigned long long)id);
 			break;
 		}
 		if (hc.pruned)

@@ -915,8 +915,9 @@ static int check_replay(vf *v)
 	}
 	rc = lb__replay_txn(v->db, v->txn, dest, v->last, ckpt, &records,
 	                    &failed);
+	/* what the machine or another handle did, not damage */
 	if (rc == LB_ENOMEM || rc == LB_EIO || rc == LB_EFULL ||
-	    rc == LB_EVERSION)
+	    rc == LB_EVERSION || rc == LB_EBUSY)
 		goto out;
 	if (rc < 0) {
 		bad(v, failed ? failed : v->last, "replay failed: %s",

@@ -10,14 +10,21 @@
  * log any committed batch can be rolled back on its own, the database can be
  * replayed to any batch, and the history can be audited and verified.
  *
+ * This header is the contract: each function's comment gives every
+ * parameter, every code it can return and when, who owns what, and which
+ * threads may call it. docs/API.md is the guide around it, with examples.
+ *
  * Conventions of this API:
  * - A fallible call returns an int: 0 (#LB_OK) on success, a negative
- *   LB_E* code on failure. After a negative return, lb_errmsg() describes
- *   the failure on the calling thread.
+ *   LB_E* code on failure (a few also pass on a callback's non-zero
+ *   value). After a negative return, lb_errmsg() describes the failure on
+ *   the calling thread.
  * - Output parameters come last. On failure every `**out` is set to NULL.
  * - Destructors return void and accept NULL.
  * - Keys are 1..#LB_KEY_MAX bytes; values 0..#LB_VALUE_MAX bytes; table
  *   names 1..#LB_TABLE_NAME_MAX bytes of [A-Za-z0-9_.-].
+ * - Bad input never crashes the library: it gets a code and a detail. The
+ *   library never prints, and never calls abort() or exit().
  *
  * The header compiles as C99 and as C++ and includes only <stddef.h> and
  * <stdint.h>.
@@ -90,6 +97,28 @@ typedef struct lb_cursor lb_cursor;     /**< an ordered walk of one table */
 
 /** @defgroup errors Return codes
  * Codes are ABI: values are never renumbered or reused.
+ *
+ * Each function's @return lists every code it can return. The causes
+ * particular to a function are given there; the entries that say "see
+ * @ref errors" stand for causes shared by every call that reads or writes
+ * the database:
+ * - #LB_EBUSY: LMDB's reader table is full (510 live read transactions in
+ *   the processes sharing the database: close snapshots); another process
+ *   grew the map and transactions of this process kept the handle from
+ *   following for 10 s; the tables kept changing under other processes
+ *   while the call loaded them. Call again.
+ * - #LB_ECORRUPT: the files are damaged (a page, an index, the catalog of
+ *   tables, a batch header).
+ * - #LB_EFULL: the disk or the process's file size limit is full; or LMDB
+ *   has no handle left for a table another process created (about 1,000
+ *   tables live at once).
+ * - #LB_EIO: the operating system or LMDB failed. After a failed commit
+ *   write the handle reopens the database at the next call, which a
+ *   snapshot begun before the failure prevents: until it is closed, calls
+ *   fail with #LB_EIO after waiting about a second.
+ * - #LB_ENOMEM: memory, or address space for the map, ran out.
+ * - #LB_EVERSION: another process wrote a batch header or a table's schema
+ *   in a newer version than this library reads.
  * @{ */
 enum {
 	LB_OK = 0,           /**< success */
@@ -110,26 +139,32 @@ enum {
 
 /**
  * @brief A static, human-readable name for a return code.
- * @param[in] rc any value; unknown codes give "unknown error".
- * @return a string owned by the library, valid forever. Thread-safe.
+ * @param[in] rc any value; a value that is no code (positive ones
+ * included) gives "unknown error".
+ * @return a string owned by the library, valid forever; never NULL.
+ * @par Threads: any thread, at any time.
  */
 LB_API const char *lb_strerror(int rc);
 
 /**
  * @brief Detail of the calling thread's last failure.
  *
- * Defined right after a call on this thread returned a negative code; it
- * names the object involved (table, key, batch, path, option). Other
- * threads' failures never change it.
+ * Set in the same statement that returns a negative code, so it is defined
+ * right after any call that failed; it names the object involved (table,
+ * key, batch, path, option). A successful call does not clear it. At most
+ * 511 characters; setting it never allocates.
  * @return a string owned by the library, valid until the next logbook call
- * on this thread; "" when there is nothing to tell. Never NULL.
+ * on this thread: copy it to keep it. "" before any failure; never NULL.
+ * @par Threads: per thread: other threads' failures never change it.
  */
 LB_API const char *lb_errmsg(void);
 
 /**
  * @brief Version of the library that is linked, as opposed to this header.
- * @param[out] major,minor,patch may each be NULL.
- * @return a static version string such as "0.1.0".
+ * @param[out] major,minor,patch filled with the linked version; each may be
+ * NULL.
+ * @return a static version string such as "0.1.0", owned by the library.
+ * @par Threads: any thread, at any time.
  */
 LB_API const char *lb_version(int *major, int *minor, int *patch);
 /** @} */
@@ -158,48 +193,66 @@ typedef struct lb_options {
 
 /**
  * @brief Fill @p o with the defaults: flags 0, compression -1,
- * segment_size 0, map_size 0.
+ * segment_size 0, map_size 0. Start from it, so that fields added later get
+ * their defaults.
  * @param[out] o options to fill; NULL is ignored.
+ * @par Threads: any thread.
  */
 LB_API void lb_options_init(lb_options *o);
 
 /**
  * @brief Open (or with #LB_CREATE create) the database in directory @p dir.
  *
- * One directory holds one database (one LMDB environment). Opening checks the
- * format version and clears reader slots left by killed processes. A process
- * opens a directory once and shares the handle between its threads: a
- * second open of it in the same process (by any path) is refused. Other
- * processes may have it open at the same time; every handle then works from
- * the tables and the map size as committed (docs/API.md §4).
+ * One directory holds one database (one LMDB environment). Opening checks
+ * the options, the files' structure and format version, loads the tables
+ * and the last batch, and clears reader slots left by killed processes.
+ * With #LB_CREATE the directory (and its parents) and the database are
+ * created when missing; an existing database is simply opened.
  *
  * @param[in] dir path of the database directory.
- * @param[in] o options, or NULL for defaults with #LB_CREATE.
- * @param[out] db the new handle, or NULL on failure. Release with lb_close().
- * @return 0, or:
- *  - #LB_ENOTFOUND: @p dir has no database and #LB_CREATE is not set;
- *  - #LB_EINVAL: bad options, @p dir is not a directory, it holds an LMDB
- *    environment that is not a logbook database, or its data.mdb is a
+ * @param[in] o options, or NULL for the defaults with #LB_CREATE.
+ * @param[out] db the new handle; NULL on failure.
+ * @return 0 on success, or:
+ *  - #LB_ENOTFOUND: @p dir does not exist or holds no database, and
+ *    #LB_CREATE is not set;
+ *  - #LB_EINVAL: @p dir or @p db is NULL or @p dir empty; bad options
+ *    (unknown flags, #LB_CREATE with #LB_RDONLY, compression or
+ *    segment_size out of range); @p dir is not a directory; it holds an
+ *    LMDB environment that is not a logbook database; its data.mdb is a
  *    symbolic or hard link;
- *  - #LB_EVERSION: the database was written by another format version
+ *  - #LB_EVERSION: the database was written in another format version
  *    (newer, or an earlier unreleased one: the message says how to carry
- *    its data over);
- *  - #LB_ECORRUPT: the files are damaged;
- *  - #LB_EBUSY: this process has the database open already (share that
- *    handle), or LMDB's locks are taken;
- *  - #LB_EIO, #LB_EFULL, #LB_ENOMEM.
- * @par Threads: safe to call from any thread. The handle starts one
- * thread of its own the first time a batch fills a segment (it compresses
- * full segments while the batch goes on; it never calls LMDB or back into
- * the application); lb_close() ends it.
+ *    its data over), or its last batch header by a newer logbook;
+ *  - #LB_ECORRUPT: the files are damaged (data.mdb not an LMDB file,
+ *    truncated, empty when opened read-only; the library's own records);
+ *  - #LB_EBUSY: this process has the database open already (by any path:
+ *    share that handle), or another process kept changing it while it was
+ *    checked;
+ *  - #LB_EIO: @p dir cannot be inspected or created (a path component is
+ *    a file, permissions), or LMDB failed;
+ *  - #LB_EFULL: the disk is full, or o->map_size is too small to create
+ *    the database in;
+ *  - #LB_ENOMEM: out of memory, or no address space for a map of
+ *    o->map_size bytes.
+ * @par Ownership: the caller owns *db and releases it with lb_close().
+ * @par Threads: any thread; a process opens a directory once and shares
+ * the handle between its threads (other processes may have it open at the
+ * same time: docs/API.md §4). The handle starts one thread of its own the
+ * first time a batch fills a segment (it compresses full segments while the
+ * batch goes on; it never calls LMDB or back into the application);
+ * lb_close() ends it.
  */
 LB_API int lb_open(const char *dir, const lb_options *o, lb_db **db);
 
 /**
- * @brief Close a database. Any batch, snapshot or cursor of it must have been
- * committed, aborted or closed first; the handle is invalid afterwards.
- * @param[in] db the handle; NULL does nothing.
- * @par DESTRUCTOR of lb_db. Not concurrent with any other use of @p db.
+ * @brief Close a database and free the handle. Every batch, snapshot and
+ * cursor of it must have been committed, aborted or closed first.
+ * Committed batches are on disk already (with #LB_NOSYNC, as far as the
+ * operating system wrote them).
+ * @param[in] db the handle, invalid afterwards; NULL does nothing.
+ * @par Ownership: destructor of lb_db.
+ * @par Threads: any thread, with no other call on @p db running or to
+ * come.
  */
 LB_API void lb_close(lb_db *db);
 /** @} */
@@ -303,22 +356,34 @@ typedef struct lb_schema {
 } lb_schema;
 
 /**
- * @brief Create a table, in a logged batch of its own (op #LB_OP_TABLE).
+ * @brief Create a table, in a logged batch of its own (op #LB_OP_TABLE,
+ * label "create table NAME").
  *
  * Without a schema the table holds opaque bytes. With one, every value must
- * be a msgpack map that satisfies it (see lb_put()). A schema and the
- * strings it points to are copied; the caller keeps ownership.
+ * be a msgpack map that satisfies it (see lb_put()); a field's ref must name
+ * an existing table, or the table itself.
  *
- * @param[in] db the database.
+ * @param[in] db the database (not read-only).
  * @param[in] name table name, 1..#LB_TABLE_NAME_MAX bytes of [A-Za-z0-9_.-].
  * @param[in] s schema, or NULL for an opaque table.
- * @return 0, or #LB_EEXIST (the table exists), #LB_EINVAL (bad name or bad
- * schema: unknown type, duplicate or empty field name, ref to a missing
- * table, too many fields, a rule on a type it does not apply to, a bad
- * enum, pattern, format or bound, a key_field that names no suitable
- * field; read-only database), #LB_ETOOBIG, #LB_EFULL,
- * #LB_EIO, #LB_ENOMEM.
- * @par Threads: waits for an open batch, as lb_batch_begin() does.
+ * @return 0 on success, or:
+ *  - #LB_EEXIST: a table of that name exists (created by any process);
+ *  - #LB_EINVAL: @p db or @p name is NULL; @p name is empty or has a
+ *    character outside [A-Za-z0-9_.-]; the schema is bad (unknown type or
+ *    flags; an empty, NULL, duplicate, over-long or non-UTF-8 field name;
+ *    more than #LB_SCHEMA_FIELDS_MAX fields; fields NULL with nfields > 0;
+ *    a ref that names no table; a rule on a type it does not apply to, a
+ *    bad enum, pattern, format or bound, a key_field that names no
+ *    suitable field); the database is read-only;
+ *  - #LB_ETOOBIG: @p name is longer than #LB_TABLE_NAME_MAX bytes;
+ *  - #LB_EFULL: the disk is full, or LMDB has no handle left for one more
+ *    table (about 1,000 live tables);
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EIO, #LB_ENOMEM, #LB_EVERSION: beginning,
+ *    writing or committing the batch (see @ref errors).
+ * @par Ownership: the schema, its field array and its strings are copied;
+ * the caller keeps them.
+ * @par Threads: any thread but one holding an open batch of @p db: it
+ * waits for the open batch, as lb_batch_begin() does.
  */
 LB_API int lb_table_create(lb_db *db, const char *name, const lb_schema *s);
 
@@ -333,10 +398,22 @@ typedef int (*lb_table_fn)(void *ctx, const char *name, const lb_schema *schema,
                            uint64_t records);
 
 /**
- * @brief List the tables of the database, from a consistent snapshot.
- * @return 0, the callback's non-zero value if it stopped the walk,
- * #LB_EINVAL, #LB_ECORRUPT, #LB_ENOMEM.
- * @par Threads: any thread; never blocks on writers.
+ * @brief List the tables of the database, from one consistent read
+ * transaction: @p fn is called once per table, in name order. A table
+ * created after the call began is not listed.
+ * @param[in] db the database.
+ * @param[in] fn the callback; return 0 to go on, non-zero to stop (return
+ * a positive value, which cannot be taken for a code).
+ * @param[in] ctx passed to @p fn.
+ * @return 0 on success; the callback's non-zero value if it stopped the
+ * walk; or:
+ *  - #LB_EINVAL: @p db or @p fn is NULL;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM,
+ *    #LB_EVERSION: beginning the read (see @ref errors).
+ * @par Ownership: the name and schema passed to @p fn are the library's,
+ * valid only during the call.
+ * @par Threads: any thread; never waits for a writer. @p fn runs inside the
+ * read transaction: it may read (lb_get(), snapshots) but must not write.
  */
 LB_API int lb_tables(lb_db *db, lb_table_fn fn, void *ctx);
 /** @} */
@@ -345,14 +422,23 @@ LB_API int lb_tables(lb_db *db, lb_table_fn fn, void *ctx);
  * @{ */
 
 /**
- * @brief Read the committed value of @p key in @p table.
- * @param[out] val a copy from malloc(): release it with free(). May be
- *             non-NULL for an empty value. NULL on failure.
- * @param[out] vlen its length.
- * @return 0, #LB_ENOTFOUND (no such key, or no such table), #LB_EINVAL,
- * #LB_ETOOBIG (key over #LB_KEY_MAX), #LB_EBUSY (too many readers),
- * #LB_ENOMEM, #LB_EIO (a failed commit write left the database to be
- * reopened, which snapshots opened before it still prevent).
+ * @brief Read the committed value of @p key in @p table (never the open
+ * batch of another thread: lb_batch_get() reads through one's own).
+ * @param[in] db the database.
+ * @param[in] table the table.
+ * @param[in] key,klen the key: 1..#LB_KEY_MAX bytes.
+ * @param[out] val a copy of the value from malloc(): non-NULL even for an
+ * empty value; NULL on failure.
+ * @param[out] vlen its length; 0 on failure.
+ * @return 0 on success, or:
+ *  - #LB_ENOTFOUND: no such key, or no such table;
+ *  - #LB_EINVAL: @p db, @p table, @p key, @p val or @p vlen is NULL,
+ *    @p table is empty, or @p klen is 0;
+ *  - #LB_ETOOBIG: @p klen is over #LB_KEY_MAX;
+ *  - #LB_ENOMEM: no memory for the copy;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM,
+ *    #LB_EVERSION: beginning the read (see @ref errors).
+ * @par Ownership: the caller frees *val with free().
  * @par Threads: any thread; sees committed batches only. Never waits for a
  * writer's batch; it waits only briefly while another thread grows the map
  * (at most 50 ms) or reopens the database after a failed commit write
@@ -364,56 +450,110 @@ LB_API int lb_get(lb_db *db, const char *table, const void *key, size_t klen,
 /**
  * @brief Open a consistent read view of the last committed batch.
  *
- * A snapshot never sees later commits. Keep snapshots short: a long-lived
- * snapshot keeps old pages from being reused and delays map growth.
- * @param[out] s the snapshot; NULL on failure. Close with lb_snapshot_close().
- * @return 0, #LB_EBUSY (too many readers), #LB_ENOMEM, #LB_EIO.
- * @par CONSTRUCTOR. A snapshot may be used from any one thread at a time.
- * Opening one waits like lb_get() while the map grows or the database is
- * reopened.
+ * Every read through it sees the same state, whatever commits meanwhile;
+ * values read through it are not copied. Keep snapshots short: a live one
+ * keeps old pages from being reused and holds back map growth.
+ * @param[in] db the database.
+ * @param[out] s the snapshot; NULL on failure.
+ * @return 0 on success, or:
+ *  - #LB_EINVAL: @p db or @p s is NULL;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM,
+ *    #LB_EVERSION: beginning the read (see @ref errors).
+ * @par Ownership: the caller closes *s with lb_snapshot_close(), after its
+ * cursors.
+ * @par Threads: any thread; opening waits like lb_get() while the map grows
+ * or the database is reopened. A snapshot may be used by one thread at a
+ * time, and handed from one thread to another. A thread that holds one
+ * must not begin a batch that needs the map to grow (it would wait for
+ * itself: docs/API.md §4).
  */
 LB_API int lb_snapshot_open(lb_db *db, lb_snapshot **s);
 
 /**
  * @brief Read a key in a snapshot without copying.
- * @param[out] val points into the database map: valid until the snapshot is
- * closed; never write through it. NULL on failure.
- * @return 0, #LB_ENOTFOUND, #LB_EINVAL.
+ * @param[in] s the snapshot.
+ * @param[in] table the table.
+ * @param[in] key,klen the key: 1..#LB_KEY_MAX bytes.
+ * @param[out] val points into the database map; NULL on failure.
+ * @param[out] vlen its length; 0 on failure.
+ * @return 0 on success, or:
+ *  - #LB_ENOTFOUND: no such key; no such table, or one created after the
+ *    snapshot began;
+ *  - #LB_EINVAL: @p s, @p table, @p key, @p val or @p vlen is NULL,
+ *    @p table is empty, or @p klen is 0;
+ *  - #LB_ETOOBIG: @p klen is over #LB_KEY_MAX;
+ *  - #LB_ECORRUPT: the table's pages are damaged.
+ * @par Ownership: *val is the library's, valid until the snapshot is
+ * closed; never write through it.
+ * @par Threads: the thread that uses the snapshot (one at a time).
  */
 LB_API int lb_snapshot_get(lb_snapshot *s, const char *table, const void *key,
                            size_t klen, const void **val, size_t *vlen);
 
 /**
- * @brief Close a snapshot; its cursors must be closed first. Pointers it
- * returned become invalid. NULL does nothing.
- * @par DESTRUCTOR.
+ * @brief Close a snapshot; its cursors must be closed first. Every pointer
+ * it or its cursors returned becomes invalid.
+ * @param[in] s the snapshot; NULL does nothing.
+ * @par Ownership: destructor of lb_snapshot.
+ * @par Threads: the thread that uses the snapshot.
  */
 LB_API void lb_snapshot_close(lb_snapshot *s);
 
 /**
- * @brief Open a cursor on @p table in snapshot @p s, before the first key.
- * @param[out] c the cursor; NULL on failure. Close with lb_cursor_close().
- * @return 0, #LB_ENOTFOUND (no such table), #LB_EINVAL, #LB_ENOMEM.
+ * @brief Open an ordered walk of @p table in snapshot @p s, positioned
+ * before the first key. Keys come in byte order, a shorter key first when
+ * one is a prefix of the other.
+ * @param[in] s the snapshot.
+ * @param[in] table the table.
+ * @param[out] c the cursor; NULL on failure.
+ * @return 0 on success, or:
+ *  - #LB_ENOTFOUND: no such table, or one created after the snapshot
+ *    began;
+ *  - #LB_EINVAL: @p s, @p table or @p c is NULL, or @p table is empty;
+ *  - #LB_ECORRUPT: an earlier read in the snapshot met damaged pages;
+ *  - #LB_ENOMEM: out of memory.
+ * @par Ownership: the caller closes *c with lb_cursor_close(), before the
+ * snapshot.
+ * @par Threads: the thread that uses the snapshot.
  */
 LB_API int lb_cursor_open(lb_snapshot *s, const char *table, lb_cursor **c);
 
 /**
  * @brief Position the cursor so that the next lb_cursor_next() returns the
  * first key >= @p key (byte order, shorter first on a common prefix).
- * @p klen 0 seeks to the first key.
- * @return 0, #LB_EINVAL.
+ * @param[in] c the cursor.
+ * @param[in] key,klen the key to seek, copied; @p klen 0 goes back to
+ * before the first key (@p key may then be NULL).
+ * @return 0 on success, or:
+ *  - #LB_EINVAL: @p c is NULL, or @p key is NULL with @p klen > 0;
+ *  - #LB_ETOOBIG: @p klen is over #LB_KEY_MAX.
+ * @par Threads: the thread that uses the snapshot.
  */
 LB_API int lb_cursor_seek(lb_cursor *c, const void *key, size_t klen);
 
 /**
- * @brief Return the next key and value in key order.
- * @param[out] k,kl,v,vl point into the map, valid until the snapshot closes.
- * @return 0, #LB_ENOTFOUND at the end, #LB_EINVAL.
+ * @brief Return the next key and value in key order. At the end it returns
+ * #LB_ENOTFOUND, and keeps returning it until the next seek.
+ * @param[in] c the cursor.
+ * @param[out] k,kl the key and its length; either may be NULL.
+ * @param[out] v,vl the value and its length; either may be NULL.
+ * @return 0 on success, or:
+ *  - #LB_ENOTFOUND: no key is left;
+ *  - #LB_EINVAL: @p c is NULL;
+ *  - #LB_ECORRUPT: the table's pages are damaged.
+ * @par Ownership: *k and *v point into the map: the library's, valid until
+ * the snapshot is closed.
+ * @par Threads: the thread that uses the snapshot.
  */
 LB_API int lb_cursor_next(lb_cursor *c, const void **k, size_t *kl,
                           const void **v, size_t *vl);
 
-/** @brief Close a cursor. NULL does nothing. @par DESTRUCTOR. */
+/**
+ * @brief Close a cursor.
+ * @param[in] c the cursor; NULL does nothing.
+ * @par Ownership: destructor of lb_cursor.
+ * @par Threads: the thread that uses the snapshot.
+ */
 LB_API void lb_cursor_close(lb_cursor *c);
 /** @} */
 
@@ -453,7 +593,9 @@ typedef struct lb_result {
 	uint64_t records;     /**< change records written (or, on dry run, that
 	                         would be) */
 	lb_issue *issues;     /**< the first LB_ISSUES_MAX issues */
-	size_t nissues;       /**< entries in issues */
+	size_t nissues;       /**< entries in issues: fewer than nissues_total
+	                         past LB_ISSUES_MAX, or when an issue could not
+	                         be copied (out of memory) */
 	size_t nissues_total; /**< all issues found, kept or not */
 	uint64_t *undone;     /**< rollbacks: the batches the new batch undoes
 	                         (on dry run, would), newest first; NULL when
@@ -461,7 +603,13 @@ typedef struct lb_result {
 	size_t nundone;       /**< entries in undone */
 } lb_result;
 
-/** @brief Free what @p r holds and zero it. NULL does nothing. */
+/**
+ * @brief Free what @p r holds (issues, undone list) and zero it, so that it
+ * may be reused. Safe on a zeroed result and on one a call filled, whatever
+ * that call returned.
+ * @param[in,out] r the result; NULL does nothing.
+ * @par Threads: any thread; not concurrently with another use of @p r.
+ */
 LB_API void lb_result_free(lb_result *r);
 
 /**
@@ -481,30 +629,58 @@ LB_API void lb_result_free(lb_result *r);
  *
  * @param[in] db the database (not read-only).
  * @param[in] name the table.
- * @param[in] s the new schema, or NULL for opaque bytes; copied.
- * @param[out] res may be NULL; the new batch and the issues; release with
- * lb_result_free().
- * @return 0, or #LB_ENOTFOUND (no such table), #LB_EVALIDATION (records
- * that do not fit), #LB_EINVAL (bad schema, a reference to a missing
- * table, read-only database), #LB_ETOOBIG, #LB_EBUSY, #LB_EFULL, #LB_EIO,
- * #LB_ENOMEM.
- * @par Threads: waits for an open batch, as lb_batch_begin() does.
+ * @param[in] s the new schema, or NULL for opaque bytes.
+ * @param[out] res may be NULL; the new batch (0 if none), its record count
+ * and the issues.
+ * @return 0 on success, or:
+ *  - #LB_ENOTFOUND: no such table;
+ *  - #LB_EVALIDATION: records that do not fit the new schema, or name no
+ *    key of a table it adds a reference to;
+ *  - #LB_EINVAL: @p db or @p name is NULL; a bad name or schema (as for
+ *    lb_table_create()); a ref to a missing table; the database is
+ *    read-only;
+ *  - #LB_ETOOBIG: @p name is longer than #LB_TABLE_NAME_MAX bytes, or the
+ *    batch is larger than one LMDB transaction holds;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM, #LB_EVERSION:
+ *    beginning, writing or committing the batch (see @ref errors).
+ * @par Ownership: the schema is copied; @p res is zeroed first, and the
+ * caller releases it with lb_result_free().
+ * @par Threads: any thread but one holding an open batch of @p db: it
+ * waits for the open batch, as lb_batch_begin() does.
  */
 LB_API int lb_table_alter(lb_db *db, const char *name, const lb_schema *s,
                           lb_result *res);
 
 /**
  * @brief Begin a write batch. Only one batch is open at a time per database:
- * this waits until the open one is committed or aborted.
+ * this waits until the open one is committed or aborted (in this process,
+ * and through LMDB in others). Its id is the last batch's + 1; a batch that
+ * commits nothing does not use it up. The map grows here first when it is
+ * more than half used.
  *
+ * @param[in] db the database (not read-only).
  * @param[in] label free text stored with the batch (NULL = ""), at most
  *            #LB_LABEL_MAX bytes.
- * @param[out] b the batch; NULL on failure. End it with lb_batch_commit()
- *             or lb_batch_abort(), on the thread that began it.
- * @return 0, #LB_EINVAL (read-only database), #LB_ETOOBIG (label over
- * #LB_LABEL_MAX bytes), #LB_EFULL,
- * #LB_EIO, #LB_ENOMEM.
- * @par CONSTRUCTOR. A batch is bound to the thread that began it.
+ * @param[out] b the batch; NULL on failure.
+ * @return 0 on success, or:
+ *  - #LB_EINVAL: @p db or @p b is NULL, or the database is read-only;
+ *  - #LB_ETOOBIG: @p label is longer than #LB_LABEL_MAX bytes;
+ *  - #LB_EBUSY: another process grew the map and transactions of this
+ *    process kept the handle from following, or the tables kept changing
+ *    under other processes;
+ *  - #LB_ECORRUPT: the last batch header or the catalog is damaged;
+ *  - #LB_EFULL: LMDB has no handle left for a table another process
+ *    created;
+ *  - #LB_EIO: a failed commit write left the database to be reopened, and
+ *    snapshots begun before it prevent that; or LMDB failed;
+ *  - #LB_ENOMEM: out of memory, or of address space to grow the map;
+ *  - #LB_EVERSION: another process wrote a batch header or a schema in a
+ *    newer version.
+ * @par Ownership: the caller owns *b until lb_batch_commit() or
+ * lb_batch_abort() ends (and frees) it.
+ * @par Threads: any thread; the batch is bound to it: its ops, commit and
+ * abort must come from that thread. It must hold no snapshot when the map
+ * needs to grow (it would wait for itself).
  */
 LB_API int lb_batch_begin(lb_db *db, const char *label, lb_batch **b);
 
@@ -513,67 +689,212 @@ LB_API int lb_batch_begin(lb_db *db, const char *label, lb_batch **b);
  *
  * Ops are applied in order and each is logged as one change record. An op
  * that breaks a rule is not applied: it records an issue and returns
- * #LB_EVALIDATION; the caller may go on to collect more issues, and commit
- * then writes nothing and returns them all. In a table with a schema, @p val
- * must be a msgpack map satisfying it (#LB_ISSUE_FORMAT). Foreign keys are
- * checked at commit, against the state after all of the batch's changes.
+ * #LB_EVALIDATION (the message is in lb_errmsg()); the caller may go on to
+ * collect more issues, and commit then writes nothing and returns them
+ * all. In a table with a schema, @p val must be a msgpack map satisfying
+ * it (#LB_ISSUE_FORMAT). Foreign keys are checked at commit, against the
+ * state after all of the batch's changes.
  *
- * @return 0, #LB_EVALIDATION (an issue was recorded), #LB_ENOTFOUND (no such
- * table), #LB_EINVAL (NULL arguments, empty key), #LB_ETOOBIG (key or value
- * over its limit), #LB_EFULL, #LB_EIO, #LB_ENOMEM. Errors other than
- * #LB_EVALIDATION do not poison the batch, except #LB_EFULL, #LB_EIO and
- * #LB_ENOMEM, after which the batch can only be aborted.
+ * @param[in] b the batch.
+ * @param[in] table the table.
+ * @param[in] key,klen the key: 1..#LB_KEY_MAX bytes.
+ * @param[in] val,vlen the value: 0..#LB_VALUE_MAX bytes (@p val may be
+ * NULL when @p vlen is 0).
+ * @return 0 on success, or:
+ *  - #LB_EVALIDATION: the op broke a rule and recorded an issue
+ *    (FORMAT);
+ *  - #LB_ENOTFOUND: no such table;
+ *  - #LB_EINVAL: @p b, @p table or @p key is NULL, @p table is empty,
+ *    @p klen is 0, @p val is NULL with @p vlen > 0, or the call comes
+ *    from a thread that did not begin the batch;
+ *  - #LB_ETOOBIG: @p klen is over #LB_KEY_MAX or @p vlen over
+ *    #LB_VALUE_MAX; or the batch is larger than one LMDB transaction
+ *    holds;
+ *  - #LB_EFULL: the disk is full, or the map cannot grow (snapshots held
+ *    by other threads for 10 s);
+ *  - #LB_EBUSY: the map grew, and meanwhile another process created or
+ *    removed tables: nothing written, begin the batch again;
+ *  - #LB_ECORRUPT: damaged pages met while writing;
+ *  - #LB_EIO: the batch's journal file failed, or LMDB failed;
+ *  - #LB_ENOMEM: out of memory, or of address space to grow the map.
+ *
+ * #LB_EVALIDATION, #LB_ENOTFOUND, #LB_EINVAL and a key or value over its
+ * limit leave the batch as it was. After any other code the batch has
+ * failed and nothing of it can be written: abort it.
+ * @par Ownership: key and value are copied; the caller keeps them.
+ * @par Threads: only the thread that began the batch.
  */
 LB_API int lb_put(lb_batch *b, const char *table, const void *key, size_t klen,
                   const void *val, size_t vlen);
 
-/** @brief Like lb_put(), but a key that exists is a #LB_ISSUE_DUPLICATE. */
+/**
+ * @brief Like lb_put(), but a key that exists (as the batch sees it) is a
+ * #LB_ISSUE_DUPLICATE, and nothing is written.
+ * @param[in] b the batch.
+ * @param[in] table the table.
+ * @param[in] key,klen the key: 1..#LB_KEY_MAX bytes.
+ * @param[in] val,vlen the value: 0..#LB_VALUE_MAX bytes.
+ * @return 0 on success, or:
+ *  - #LB_EVALIDATION: the op broke a rule and recorded an issue
+ *    (DUPLICATE, FORMAT);
+ *  - #LB_ENOTFOUND: no such table;
+ *  - #LB_EINVAL: @p b, @p table or @p key is NULL, @p table is empty,
+ *    @p klen is 0, @p val is NULL with @p vlen > 0, or the call comes
+ *    from a thread that did not begin the batch;
+ *  - #LB_ETOOBIG: @p klen is over #LB_KEY_MAX or @p vlen over
+ *    #LB_VALUE_MAX; or the batch is larger than one LMDB transaction
+ *    holds;
+ *  - #LB_EFULL: the disk is full, or the map cannot grow (snapshots held
+ *    by other threads for 10 s);
+ *  - #LB_EBUSY: the map grew, and meanwhile another process created or
+ *    removed tables: nothing written, begin the batch again;
+ *  - #LB_ECORRUPT: damaged pages met while writing;
+ *  - #LB_EIO: the batch's journal file failed, or LMDB failed;
+ *  - #LB_ENOMEM: out of memory, or of address space to grow the map.
+ *
+ * #LB_EVALIDATION, #LB_ENOTFOUND, #LB_EINVAL and a key or value over its
+ * limit leave the batch as it was. After any other code the batch has
+ * failed and nothing of it can be written: abort it.
+ * @par Ownership: key and value are copied; the caller keeps them.
+ * @par Threads: only the thread that began the batch.
+ */
 LB_API int lb_insert(lb_batch *b, const char *table, const void *key,
                      size_t klen, const void *val, size_t vlen);
 
-/** @brief Like lb_put(), but a key that is missing is a #LB_ISSUE_MISSING. */
+/**
+ * @brief Like lb_put(), but a key that is missing (as the batch sees it) is
+ * a #LB_ISSUE_MISSING, and nothing is written.
+ * @param[in] b the batch.
+ * @param[in] table the table.
+ * @param[in] key,klen the key: 1..#LB_KEY_MAX bytes.
+ * @param[in] val,vlen the value: 0..#LB_VALUE_MAX bytes.
+ * @return 0 on success, or:
+ *  - #LB_EVALIDATION: the op broke a rule and recorded an issue
+ *    (MISSING, FORMAT);
+ *  - #LB_ENOTFOUND: no such table;
+ *  - #LB_EINVAL: @p b, @p table or @p key is NULL, @p table is empty,
+ *    @p klen is 0, @p val is NULL with @p vlen > 0, or the call comes
+ *    from a thread that did not begin the batch;
+ *  - #LB_ETOOBIG: @p klen is over #LB_KEY_MAX or @p vlen over
+ *    #LB_VALUE_MAX; or the batch is larger than one LMDB transaction
+ *    holds;
+ *  - #LB_EFULL: the disk is full, or the map cannot grow (snapshots held
+ *    by other threads for 10 s);
+ *  - #LB_EBUSY: the map grew, and meanwhile another process created or
+ *    removed tables: nothing written, begin the batch again;
+ *  - #LB_ECORRUPT: damaged pages met while writing;
+ *  - #LB_EIO: the batch's journal file failed, or LMDB failed;
+ *  - #LB_ENOMEM: out of memory, or of address space to grow the map.
+ *
+ * #LB_EVALIDATION, #LB_ENOTFOUND, #LB_EINVAL and a key or value over its
+ * limit leave the batch as it was. After any other code the batch has
+ * failed and nothing of it can be written: abort it.
+ * @par Ownership: key and value are copied; the caller keeps them.
+ * @par Threads: only the thread that began the batch.
+ */
 LB_API int lb_update(lb_batch *b, const char *table, const void *key,
                      size_t klen, const void *val, size_t vlen);
 
 /**
- * @brief Delete @p key. A missing key is #LB_ISSUE_MISSING; a key that other
- * records still reference when the batch ends is #LB_ISSUE_FOREIGN_KEY at
- * commit. Same return codes as lb_put().
+ * @brief Delete @p key. A missing key is a #LB_ISSUE_MISSING; a key that
+ * other records still reference when the batch ends is a
+ * #LB_ISSUE_FOREIGN_KEY at commit (delete the referrers in the same batch,
+ * in any order).
+ * @param[in] b the batch.
+ * @param[in] table the table.
+ * @param[in] key,klen the key: 1..#LB_KEY_MAX bytes.
+ * @return 0 on success, or:
+ *  - #LB_EVALIDATION: the op broke a rule and recorded an issue
+ *    (MISSING);
+ *  - #LB_ENOTFOUND: no such table;
+ *  - #LB_EINVAL: @p b, @p table or @p key is NULL, @p table is empty,
+ *    @p klen is 0, or the call comes from a thread that did not begin the
+ *    batch;
+ *  - #LB_ETOOBIG: @p klen is over #LB_KEY_MAX; or the batch is larger
+ *    than one LMDB transaction holds;
+ *  - #LB_EFULL: the disk is full, or the map cannot grow (snapshots held
+ *    by other threads for 10 s);
+ *  - #LB_EBUSY: the map grew, and meanwhile another process created or
+ *    removed tables: nothing written, begin the batch again;
+ *  - #LB_ECORRUPT: damaged pages met while writing;
+ *  - #LB_EIO: the batch's journal file failed, or LMDB failed;
+ *  - #LB_ENOMEM: out of memory, or of address space to grow the map.
+ *
+ * #LB_EVALIDATION, #LB_ENOTFOUND, #LB_EINVAL and a key over its limit
+ * leave the batch as it was. After any other code the batch has failed and
+ * nothing of it can be written: abort it.
+ * @par Ownership: the key is copied; the caller keeps it.
+ * @par Threads: only the thread that began the batch.
  */
 LB_API int lb_delete(lb_batch *b, const char *table, const void *key,
                      size_t klen);
 
 /**
  * @brief Read a key as the batch sees it, its own writes included.
- * @param[out] val points into the batch: valid until the next write op,
- * commit or abort of @p b.
- * @return 0, #LB_ENOTFOUND, #LB_EINVAL.
+ * @param[in] b the batch.
+ * @param[in] table the table.
+ * @param[in] key,klen the key: 1..#LB_KEY_MAX bytes.
+ * @param[out] val points into the batch; NULL on failure.
+ * @param[out] vlen its length.
+ * @return 0 on success, or:
+ *  - #LB_ENOTFOUND: no such key, or no such table;
+ *  - #LB_EINVAL: @p b, @p table, @p key, @p val or @p vlen is NULL,
+ *    @p table is empty, @p klen is 0, or the call comes from a thread that
+ *    did not begin the batch;
+ *  - #LB_ETOOBIG: @p klen is over #LB_KEY_MAX;
+ *  - #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM, #LB_ETOOBIG: the batch
+ *    failed earlier with this code (see lb_put()); #LB_ECORRUPT also for
+ *    damaged pages.
+ * @par Ownership: *val is the library's, valid until the next write op,
+ * commit or abort of @p b: copy it before writing again.
+ * @par Threads: only the thread that began the batch.
  */
 LB_API int lb_batch_get(lb_batch *b, const char *table, const void *key,
                         size_t klen, const void **val, size_t *vlen);
 
 /**
- * @brief Validate and commit the batch, atomically with its log, then free it.
+ * @brief Validate and commit the batch, atomically with its log, then free
+ * it.
  *
- * Foreign keys are checked first. If any op or check found an issue,
+ * Foreign keys are checked first (even when ops had issues, so that @p res
+ * lists every issue of the batch). If any op or check found an issue,
  * nothing at all is written (no data, no log, no batch id is consumed) and
  * #LB_EVALIDATION is returned with every issue in @p res. A batch with no
- * records commits nothing and returns 0 with res->batch_id 0.
+ * records commits nothing and returns 0 with res->batch_id 0. Without
+ * #LB_NOSYNC the batch is on disk when this returns.
  *
  * @param[in] b the batch; freed by this call whatever it returns, except
  * when called from a thread other than the one that began it: then it
  * returns #LB_EINVAL and the batch stays open for its owner.
- * @param[out] res may be NULL; otherwise filled (release with
- * lb_result_free()).
- * @return 0, #LB_EVALIDATION, #LB_EINVAL (wrong thread, NULL batch),
- * #LB_EFULL, #LB_EIO, #LB_ENOMEM, #LB_ETOOBIG (more than LMDB can hold in
- * one transaction), #LB_ECORRUPT (damaged data met while committing).
- * @par DESTRUCTOR. Without #LB_NOSYNC the batch is on disk when this returns.
+ * @param[out] res may be NULL; otherwise zeroed, then filled: rc, the new
+ * batch id and its record count, and the issues.
+ * @return 0 on success, or:
+ *  - #LB_EVALIDATION: an op or a foreign-key check found an issue;
+ *  - #LB_EINVAL: @p b is NULL, or the call comes from another thread;
+ *  - #LB_EFULL: the disk or the file size limit is full, or the map cannot
+ *    grow (snapshots held by other threads for 10 s);
+ *  - #LB_EIO: writing failed (the next call reopens the database by
+ *    itself);
+ *  - #LB_ETOOBIG: the batch is larger than one LMDB transaction holds;
+ *  - #LB_EBUSY: the map grew, and meanwhile another process created or
+ *    removed tables;
+ *  - #LB_ECORRUPT: damaged pages met while committing;
+ *  - #LB_ENOMEM: out of memory, or of address space to grow the map;
+ *  - any of these when the batch failed earlier (see lb_put()).
+ * @par Ownership: destructor of the batch. @p res is not freed first: free
+ * a previous result before reusing the struct, and release this one with
+ * lb_result_free().
+ * @par Threads: only the thread that began the batch.
  */
 LB_API int lb_batch_commit(lb_batch *b, lb_result *res);
 
-/** @brief Discard the batch: nothing of it is written. NULL does nothing. @par
- * DESTRUCTOR. */
+/**
+ * @brief Discard the batch: nothing of it is written, and it consumes no
+ * id.
+ * @param[in] b the batch, freed; NULL does nothing.
+ * @par Ownership: destructor of lb_batch.
+ * @par Threads: only the thread that began the batch.
+ */
 LB_API void lb_batch_abort(lb_batch *b);
 /** @} */
 
@@ -616,14 +937,32 @@ typedef struct lb_batch_info {
 } lb_batch_info;
 
 /**
- * @brief The id of the last committed batch, 0 when there is none.
- * @return 0, #LB_EINVAL, #LB_EIO.
+ * @brief The id of the last committed batch, read from the log on disk (so
+ * it sees batches other processes committed).
+ * @param[in] db the database.
+ * @param[out] id the id, 0 when there is none (and on failure).
+ * @return 0 on success, or:
+ *  - #LB_EINVAL: @p db or @p id is NULL;
+ *  - #LB_ECORRUPT: the log's index is damaged;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM,
+ *    #LB_EVERSION: beginning the read (see @ref errors).
+ * @par Threads: any thread; never waits for a writer.
  */
 LB_API int lb_last_batch(lb_db *db, uint64_t *id);
 
 /**
- * @brief Describe batch @p id.
- * @return 0, #LB_ENOTFOUND (no such batch), #LB_ECORRUPT, #LB_EINVAL.
+ * @brief Describe batch @p id, from its header.
+ * @param[in] db the database.
+ * @param[in] id the batch, from 1.
+ * @param[out] out zeroed, then filled.
+ * @return 0 on success, or:
+ *  - #LB_ENOTFOUND: @p id is 0 or past the last batch;
+ *  - #LB_EINVAL: @p db or @p out is NULL;
+ *  - #LB_ECORRUPT: the header is damaged;
+ *  - #LB_EVERSION: the header was written by a newer logbook;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM,
+ *    #LB_EVERSION: beginning the read (see @ref errors).
+ * @par Threads: any thread; never waits for a writer.
  */
 LB_API int lb_batch_info_get(lb_db *db, uint64_t id, lb_batch_info *out);
 
@@ -631,10 +970,30 @@ LB_API int lb_batch_info_get(lb_db *db, uint64_t id, lb_batch_info *out);
 typedef int (*lb_change_fn)(void *ctx, const lb_change *c);
 
 /**
- * @brief Walk the change records of batch @p id in order, from a consistent
- * snapshot, decoding one segment at a time.
- * @return 0, the callback's non-zero value if it stopped the walk,
- * #LB_ENOTFOUND, #LB_EPRUNED (segments dropped), #LB_ECORRUPT, #LB_ENOMEM.
+ * @brief Walk the change records of batch @p id in log order, from one
+ * consistent read transaction, decoding one segment at a time. Each
+ * segment is verified (SHA-256 against the header, CRC-32, lengths, every
+ * record) before its first record is handed out.
+ * @param[in] db the database.
+ * @param[in] id the batch, from 1.
+ * @param[in] fn called once per record; non-zero stops the walk (return a
+ * positive value, which cannot be taken for a code).
+ * @param[in] ctx passed to @p fn.
+ * @return 0 on success; the callback's non-zero value if it stopped the
+ * walk; or:
+ *  - #LB_ENOTFOUND: @p id is 0 or past the last batch;
+ *  - #LB_EINVAL: @p db or @p fn is NULL;
+ *  - #LB_EPRUNED: the batch's segments were dropped by lb_prune();
+ *  - #LB_ECORRUPT: the header or a segment is missing or damaged, or the
+ *    record count disagrees with the header (the records of the segments
+ *    before it were handed out already);
+ *  - #LB_EVERSION: the header or a segment was written by a newer logbook;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM,
+ *    #LB_EVERSION: beginning the read (see @ref errors).
+ * @par Ownership: the lb_change passed to @p fn and what it points to are
+ * the library's, valid only during the call.
+ * @par Threads: any thread; never waits for a writer. @p fn runs inside the
+ * read transaction: it may read but must not write.
  */
 LB_API int lb_changes(lb_db *db, uint64_t id, lb_change_fn fn, void *ctx);
 
@@ -647,10 +1006,32 @@ LB_API int lb_changes(lb_db *db, uint64_t id, lb_change_fn fn, void *ctx);
 typedef int (*lb_history_fn)(void *ctx, uint64_t batch, const lb_change *c);
 
 /**
- * @brief Walk every committed change of one key, newest batch first, using
- * the per-key history index (no scan of the log).
- * @return 0 (also when the key never existed), the callback's non-zero
- * value, #LB_ENOTFOUND (no such table), #LB_EINVAL, #LB_ECORRUPT, #LB_ENOMEM.
+ * @brief Walk every committed change of one key, newest batch first (the
+ * records of one batch in log order), rollback batches included, using the
+ * per-key history index (no scan of the log). For a batch whose segments
+ * were pruned, @p fn gets a NULL change. A key that never existed gives no
+ * call.
+ * @param[in] db the database.
+ * @param[in] table the table.
+ * @param[in] key,klen the key: 1..#LB_KEY_MAX bytes.
+ * @param[in] fn called once per change; non-zero stops the walk (return a
+ * positive value, which cannot be taken for a code).
+ * @param[in] ctx passed to @p fn.
+ * @return 0 on success (also when the key never existed); the callback's
+ * non-zero value if it stopped the walk; or:
+ *  - #LB_ENOTFOUND: no such table (or the index names a batch that is
+ *    gone);
+ *  - #LB_EINVAL: @p db, @p fn, @p table or @p key is NULL, @p table is
+ *    empty, or @p klen is 0;
+ *  - #LB_ETOOBIG: @p klen is over #LB_KEY_MAX;
+ *  - #LB_ECORRUPT: the index, a header or a segment is damaged;
+ *  - #LB_EVERSION: a header or a segment was written by a newer logbook;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM,
+ *    #LB_EVERSION: beginning the read (see @ref errors).
+ * @par Ownership: the lb_change passed to @p fn and what it points to are
+ * the library's, valid only during the call.
+ * @par Threads: any thread; never waits for a writer. @p fn runs inside the
+ * read transaction: it may read but must not write.
  */
 LB_API int lb_history(lb_db *db, const char *table, const void *key,
                       size_t klen, lb_history_fn fn, void *ctx);
@@ -684,19 +1065,34 @@ enum {
  * would happen and writes nothing. Foreign keys hold afterwards in every
  * mode: a rollback that would leave a dangling reference is refused with
  * FOREIGN_KEY issues. docs/ROLLBACK.md gives the exact rules, with
- * examples. Waits for an open batch, as lb_batch_begin() does.
+ * examples.
  * @param[in] db the database (not read-only).
  * @param[in] id the batch to undo; it must stand.
  * @param[in] flags 0, #LB_CASCADE or #LB_FORCE, either with #LB_DRYRUN.
- * @param[out] res may be NULL; holds the new batch id (0 on dry run or
- * when nothing was left to write), the record count, the batches undone
- * (res->undone, newest first) and any CONFLICT or FOREIGN_KEY issues.
- * Release it with lb_result_free().
- * @return 0, #LB_ECONFLICT, #LB_EVALIDATION (foreign keys), #LB_ENOTFOUND,
- * #LB_EINVAL (the batch does not stand; table not empty; bad flags;
- * read-only), #LB_EPRUNED, #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO,
- * #LB_ENOMEM.
- * @par Threads: takes the writer lock, as lb_batch_begin().
+ * @param[out] res may be NULL; zeroed, then filled: rc, the new batch id
+ * (0 on dry run or when nothing was left to write), the record count (on
+ * dry run: that would be written), the batches undone (res->undone,
+ * newest first) and any CONFLICT or FOREIGN_KEY issues.
+ * @return 0 on success, or:
+ *  - #LB_ECONFLICT: strict mode: a later batch changed a key of @p id;
+ *    any mode: a table of @p id was created or removed since;
+ *  - #LB_EVALIDATION: the restored state would break a foreign key, or
+ *    records written since do not fit a schema @p id changed;
+ *  - #LB_ENOTFOUND: @p id is 0 or past the last batch;
+ *  - #LB_EINVAL: @p db is NULL; unknown flags, or #LB_CASCADE with
+ *    #LB_FORCE; the database is read-only; @p id does not stand (it was
+ *    rolled back); it created a table that holds records or that another
+ *    table references, or changed a table whose creation was rolled back
+ *    since;
+ *  - #LB_EPRUNED: the log of @p id (or of a batch the cascade needs) was
+ *    pruned;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM, #LB_EVERSION:
+ *    beginning, writing or committing the new batch (see @ref errors);
+ *  - #LB_ETOOBIG: the new batch is larger than one LMDB transaction
+ *    holds.
+ * @par Ownership: the caller releases @p res with lb_result_free().
+ * @par Threads: any thread but one holding an open batch of @p db: it
+ * takes the writer lock, as lb_batch_begin() does.
  */
 LB_API int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res);
 
@@ -709,14 +1105,22 @@ LB_API int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res);
  * batches up to @p id stand as they did right after it. When the state
  * already equals it, nothing is written and res->batch_id is 0.
  * @param[in] db the database (not read-only).
- * @param[in] id the batch to go back to.
- * @param[out] res may be NULL; the new batch, its record count, the batches
- * it undid (res->undone), and FOREIGN_KEY issues. Release it with
- * lb_result_free().
- * @return 0, #LB_ENOTFOUND (@p id beyond the last batch), #LB_EPRUNED (a
- * batch after @p id was pruned), #LB_EINVAL, #LB_EVALIDATION, #LB_EBUSY,
- * #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM.
- * @par Threads: takes the writer lock, as lb_batch_begin().
+ * @param[in] id the batch to go back to (0: the empty database).
+ * @param[out] res may be NULL; zeroed, then filled: rc, the new batch, its
+ * record count, the batches it undid (res->undone) and FOREIGN_KEY issues.
+ * @return 0 on success, or:
+ *  - #LB_ENOTFOUND: @p id is past the last batch;
+ *  - #LB_EPRUNED: a batch after @p id was pruned;
+ *  - #LB_EINVAL: @p db is NULL; the database is read-only; tables to
+ *    remove or to create again reference each other;
+ *  - #LB_EVALIDATION: the restored state would break a foreign key;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM, #LB_EVERSION:
+ *    beginning, writing or committing the new batch (see @ref errors);
+ *  - #LB_ETOOBIG: the new batch is larger than one LMDB transaction
+ *    holds.
+ * @par Ownership: the caller releases @p res with lb_result_free().
+ * @par Threads: any thread but one holding an open batch of @p db: it
+ * takes the writer lock, as lb_batch_begin() does.
  */
 LB_API int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res);
 
@@ -726,11 +1130,21 @@ LB_API int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res);
  * returns what the real call would (code, issues, res->records, and in
  * res->undone the batches it would undo); res->batch_id is 0.
  *
- * @param[in] db the database.
+ * @param[in] db the database (not read-only).
  * @param[in] id the batch to go back to (0: the empty database).
  * @param[in] flags 0 or #LB_DRYRUN.
  * @param[out] res may be NULL; as for lb_rollback_to().
- * @return as lb_rollback_to(); #LB_EINVAL for other flags.
+ * @return 0 on success, or:
+ *  - #LB_ENOTFOUND: @p id is past the last batch;
+ *  - #LB_EPRUNED: a batch after @p id was pruned;
+ *  - #LB_EINVAL: @p db is NULL; unknown flags; the database is read-only;
+ *    tables to remove or to create again reference each other;
+ *  - #LB_EVALIDATION: the restored state would break a foreign key;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM, #LB_EVERSION:
+ *    beginning, writing or committing the new batch (see @ref errors);
+ *  - #LB_ETOOBIG: the new batch is larger than one LMDB transaction
+ *    holds.
+ * @par Ownership: the caller releases @p res with lb_result_free().
  * @par Threads: as lb_rollback_to().
  */
 LB_API int lb_rollback_to_ex(lb_db *db, uint64_t id, unsigned flags,
@@ -742,24 +1156,74 @@ LB_API int lb_rollback_to_ex(lb_db *db, uint64_t id, unsigned flags,
 
 /**
  * @brief Write a compacted, consistent copy of the database to @p dest_dir
- * (which must not exist or be empty) and register it.
+ * (which must not exist, or be an empty directory; missing parents are
+ * created) and register it in the database under the batch it holds.
+ *
+ * The copy is made from one read transaction while batches go on, in a
+ * hidden sibling directory renamed into place when complete: a killed
+ * checkpoint leaves at most that hidden directory, never a destination
+ * that opens. A second checkpoint at the same batch replaces the
+ * registration. Registration is not a logged batch.
+ * @param[in] db the database (not read-only: the checkpoint is registered
+ * in it).
+ * @param[in] dest_dir the destination directory.
  * @param[out] at_batch the last batch in the copy; may be NULL.
- * A killed checkpoint leaves at most a hidden temporary sibling of
- * @p dest_dir, never a destination that opens. Not to be called by a
- * thread that holds an open batch (it waits for the writer lock briefly to
- * register the checkpoint).
- * @return 0, #LB_EEXIST, #LB_EINVAL (read-only database, bad path),
- * #LB_EFULL, #LB_EIO, #LB_ENOMEM, #LB_ECORRUPT.
+ * @return 0 on success, or:
+ *  - #LB_EEXIST: @p dest_dir is not empty, is a file, or was filled
+ *    meanwhile;
+ *  - #LB_EINVAL: @p db or @p dest_dir is NULL or empty; @p dest_dir has no
+ *    name of its own (. or ..); the database is read-only;
+ *  - #LB_ENOTFOUND: a component of @p dest_dir's path vanished or is a
+ *    dangling link;
+ *  - #LB_EBUSY: LMDB's reader table is full;
+ *  - #LB_ECORRUPT: the copy does not open as a database (the source is
+ *    damaged);
+ *  - #LB_EFULL: the disk is full;
+ *  - #LB_EIO: the destination cannot be created, written or synced, or
+ *    the database must be reopened after a failed write and a snapshot
+ *    prevents it;
+ *  - #LB_ENOMEM: out of memory;
+ *  - #LB_EVERSION: the copy's last batch header was written by a newer
+ *    logbook.
+ * @par Threads: any thread but one holding an open batch of @p db: the
+ * copy runs alongside writers, then registering takes the writer lock
+ * briefly.
  */
 LB_API int lb_checkpoint(lb_db *db, const char *dest_dir, uint64_t *at_batch);
 
 /**
  * @brief Build in @p dest_dir (missing or empty) the database as it was right
- * after batch @p to_batch (0 = the last), with the same log up to it.
- * @param[in] from_checkpoint NULL to start from empty, or a checkpoint
- * directory taken at or before @p to_batch.
- * @return 0, #LB_EEXIST, #LB_EINVAL, #LB_ENOTFOUND, #LB_EPRUNED, #LB_ECORRUPT,
- * #LB_EFULL, #LB_EIO, #LB_EVERSION (as for lb_history()).
+ * after batch @p to_batch (0 = the last), with the same log up to it: same
+ * ids, segments, headers and hashes, so the new database verifies. Like a
+ * checkpoint, it appears at @p dest_dir only when complete.
+ * @param[in] src the database to replay.
+ * @param[in] dest_dir the destination directory.
+ * @param[in] to_batch the last batch to replay; 0 = the last one.
+ * @param[in] from_checkpoint NULL or "" to start from empty, or a
+ * checkpoint directory of this database taken at or before @p to_batch.
+ * @param[out] res may be NULL; zeroed, then on success batch_id is the
+ * batch replayed to and records the change records applied.
+ * @return 0 on success, or:
+ *  - #LB_EEXIST: @p dest_dir is not empty, is a file, or was filled
+ *    meanwhile;
+ *  - #LB_EINVAL: @p src or @p dest_dir is NULL or empty; @p dest_dir has
+ *    no name of its own; the checkpoint is no database, not of this one,
+ *    or after @p to_batch;
+ *  - #LB_ENOTFOUND: @p to_batch is past the last batch, or a component of
+ *    @p dest_dir's path vanished or is a dangling link;
+ *  - #LB_EPRUNED: a batch to replay was pruned (replay from a checkpoint
+ *    at or after it; the message says which);
+ *  - #LB_EBUSY: this process has the checkpoint open already, or beginning
+ *    the read (see @ref errors);
+ *  - #LB_ECORRUPT: the log is damaged (the message names the batch), or
+ *    the checkpoint is;
+ *  - #LB_EVERSION: the log or the checkpoint was written by a newer
+ *    logbook;
+ *  - #LB_EFULL, #LB_EIO: writing the new database failed, or beginning the
+ *    read (see @ref errors);
+ *  - #LB_ENOMEM: out of memory.
+ * @par Threads: any thread; it reads the source through one read
+ * transaction and takes no lock on it: writers go on.
  */
 LB_API int lb_replay(lb_db *src, const char *dest_dir, uint64_t to_batch,
                      const char *from_checkpoint, lb_result *res);
@@ -776,13 +1240,28 @@ typedef struct lb_verify_report {
 } lb_verify_report;
 
 /**
- * @brief Check every segment's CRC, segment hashes and counts, the hash chain
- * and batch ids; with #LB_VERIFY_REPLAY also that a replay equals the tables.
- * The replay check builds a temporary replay under $TMPDIR (or /tmp) and
- * removes it.
- * @return 0, #LB_ECORRUPT (a check failed; see @p rep), #LB_EINVAL,
- * #LB_EBUSY (another process created a table since this handle opened),
- * #LB_EFULL, #LB_EIO, #LB_ENOMEM, #LB_EVERSION (as for lb_history()).
+ * @brief Check the log from one read transaction: batch ids 1..last without
+ * gaps; every header, its hash and the chain; every segment's SHA-256,
+ * CRC-32 and records, and the counts; who stands; _meta's next table id.
+ * With #LB_VERIFY_REPLAY also that a replay of the log (into a temporary
+ * directory under $TMPDIR, or /tmp, removed afterwards) equals the tables
+ * and indexes.
+ * @param[in] db the database.
+ * @param[in] flags 0 or #LB_VERIFY_REPLAY.
+ * @param[out] rep zeroed, then filled: counts, chain_ok, replay_ok, and on
+ * failure bad_batch and detail.
+ * @return 0 on success, or:
+ *  - #LB_ECORRUPT: a check failed (see @p rep; lb_errmsg() repeats it),
+ *    including a pruned log with no checkpoint to replay from;
+ *  - #LB_EINVAL: @p db or @p rep is NULL, or unknown flags;
+ *  - #LB_EBUSY: with #LB_VERIFY_REPLAY, another process created a table
+ *    during the check (verify again); or beginning the read;
+ *  - #LB_EFULL, #LB_EIO: the replay's temporary directory could not be
+ *    written; or beginning the read;
+ *  - #LB_ENOMEM: out of memory;
+ *  - #LB_EVERSION: the replay met a schema or a checkpoint written by a
+ *    newer logbook; or beginning the read (see @ref errors).
+ * @par Threads: any thread; a reader: writers go on.
  */
 LB_API int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep);
 
@@ -791,20 +1270,48 @@ typedef int (*lb_checkpoint_fn)(void *ctx, uint64_t batch, const char *path,
                                 int64_t time_ns);
 
 /**
- * @brief List the checkpoints registered by lb_checkpoint().
- * @return 0, the callback's non-zero value, #LB_EINVAL, #LB_ECORRUPT.
+ * @brief List the checkpoints registered by lb_checkpoint(), oldest (lowest
+ * batch) first. The list is read first; @p fn then runs with no
+ * transaction or lock held. A registered directory may since have been
+ * moved or deleted.
+ * @param[in] db the database.
+ * @param[in] fn called once per checkpoint with its batch, path and time;
+ * non-zero stops the walk (return a positive value).
+ * @param[in] ctx passed to @p fn.
+ * @return 0 on success; the callback's non-zero value if it stopped the
+ * walk; or:
+ *  - #LB_EINVAL: @p db or @p fn is NULL;
+ *  - #LB_ECORRUPT: a registration is damaged;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM,
+ *    #LB_EVERSION: beginning the read (see @ref errors).
+ * @par Ownership: the path passed to @p fn is the library's, valid only
+ * during the call.
+ * @par Threads: any thread; @p fn may call anything, writes included.
  */
 LB_API int lb_checkpoints(lb_db *db, lb_checkpoint_fn fn, void *ctx);
 
 /**
- * @brief Drop the segments of every batch older than @p before_batch. Needs a
- * registered checkpoint at a batch >= before_batch - 1 whose files still
- * exist. Headers stay, so the hash chain still verifies; pruned batches
- * answer #LB_EPRUNED to lb_changes() and lb_rollback(), and replay from
- * empty past them is refused (replay from the checkpoint works). Not a
- * logged batch: it consumes no batch id.
- * @return 0, #LB_EINVAL (no such checkpoint, read-only database),
- * #LB_EFULL, #LB_EIO, #LB_ECORRUPT, #LB_ENOMEM.
+ * @brief Drop the segments of every batch older than @p before_batch, in
+ * one write transaction. Needs a registered checkpoint at a batch >=
+ * before_batch - 1 whose files still exist. Headers stay, so the hash
+ * chain still verifies; pruned batches answer #LB_EPRUNED to lb_changes()
+ * and lb_rollback(), and replay from empty past them is refused (replay
+ * from the checkpoint works). Not a logged batch: it consumes no batch id.
+ * @p before_batch 0 or 1 does nothing.
+ * @param[in] db the database (not read-only).
+ * @param[in] before_batch the first batch to keep whole.
+ * @return 0 on success, or:
+ *  - #LB_EINVAL: @p db is NULL; the database is read-only;
+ *    @p before_batch - 1 is past the last batch; no registered checkpoint
+ *    at or after @p before_batch - 1 exists on disk;
+ *  - #LB_ECORRUPT: a header or a registration is damaged;
+ *  - #LB_EVERSION: a header was written by a newer logbook;
+ *  - #LB_EFULL: the disk or the map is full;
+ *  - #LB_EIO: writing failed, or the database must be reopened after a
+ *    failed write and a snapshot prevents it;
+ *  - #LB_ENOMEM: out of memory.
+ * @par Threads: any thread but one holding an open batch of @p db: it
+ * takes the writer lock, as lb_batch_begin() does.
  */
 LB_API int lb_prune(lb_db *db, uint64_t before_batch);
 /** @} */

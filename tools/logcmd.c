@@ -466,110 +466,57 @@ static void id_list(sbuf *b, const uint64_t *ids, size_t n)
 
 /*
  * The batches a rollback undoes (or, on a dry run, would undo), newest
- * first. `exact` says whether ids is the whole set: a cascade's dry run
- * cannot know it, since the library plans the cascade inside the call
- * and reports only records and issues; there ids holds what the command
- * can tell (the batch, and the later batches its strict rollback names as
- * conflicts or as holding referrers). A rollback-to undoes every batch
- * after its target: lo..hi (ids unused). info holds the first
- * UNDONE_SHOWN batches for the human form.
+ * first, as the library reports them (res->undone). A rollback-to undoes
+ * every batch after its target: a range, lo..hi. info holds the first
+ * UNDONE_SHOWN batches' headers for the human form.
  */
 #define UNDONE_SHOWN 20
 typedef struct undone_set {
-	int exact;
-	uint64_t *ids;
-	size_t n, cap;
-	uint64_t lo, hi; /* rollback-to: the range (lo 0: none) */
+	const uint64_t *ids;
+	size_t n;
+	uint64_t lo, hi; /* the range of a rollback-to (lo 0: not one) */
 	lb_batch_info *info;
 	size_t ninfo;
-	uint64_t nrange; /* rollback-to: batches in lo..hi */
 } undone_set;
-
-static void undone_add(undone_set *u, uint64_t id)
-{
-	for (size_t i = 0; i < u->n; i++)
-		if (u->ids[i] == id)
-			return;
-	if (u->n == u->cap) {
-		u->cap = u->cap ? u->cap * 2 : 8;
-		u->ids = cli_xrealloc(u->ids, u->cap * sizeof *u->ids);
-	}
-	u->ids[u->n++] = id;
-}
 
 static void undone_free(undone_set *u)
 {
-	free(u->ids);
 	free(u->info);
 	memset(u, 0, sizeof *u);
 }
 
 static size_t undone_count(const undone_set *u)
 {
-	return u->lo ? (size_t)(u->hi - u->lo + 1) : u->n;
+	return u->n;
 }
 
 /* The i-th batch of the set, newest first. */
 static uint64_t undone_at(const undone_set *u, size_t i)
 {
-	return u->lo ? u->hi - i : u->ids[i];
+	return u->ids[i];
 }
 
-/* Sort newest first and read the first UNDONE_SHOWN headers. */
-static int undone_describe(lb_db *db, undone_set *u)
+/* Take the set from res and read the first UNDONE_SHOWN headers. */
+static int undone_describe(lb_db *db, const lb_result *res, int range,
+                           undone_set *u)
 {
-	size_t n = undone_count(u);
-	if (!u->lo)
-		qsort(u->ids, u->n, sizeof *u->ids, cmp_desc);
-	if (n > UNDONE_SHOWN)
-		n = UNDONE_SHOWN;
+	size_t n;
+	memset(u, 0, sizeof *u);
+	u->ids = res->undone;
+	u->n = res->undone ? res->nundone : 0;
+	if (range && u->n && u->ids[0] - u->ids[u->n - 1] + 1 == u->n) {
+		u->hi = u->ids[0];
+		u->lo = u->ids[u->n - 1];
+	}
+	n = u->n > UNDONE_SHOWN ? UNDONE_SHOWN : u->n;
 	u->info = cli_xmalloc((n ? n : 1) * sizeof *u->info);
-	u->ninfo = 0;
 	for (size_t i = 0; i < n; i++) {
-		int rc = lb_batch_info_get(db, undone_at(u, i),
-		                           &u->info[u->ninfo]);
+		int rc = lb_batch_info_get(db, u->ids[i], &u->info[u->ninfo]);
 		if (rc < 0)
 			return rc;
 		u->ninfo++;
 	}
 	return 0;
-}
-
-/* The batches that new batch n undid, read from the marks right after the
- * call: every batch it undoes has rolled_back_by n, as n is the newest
- * standing batch. A strict or forced rollback undoes b alone; a cascade
- * may reach any batch before n. */
-static int undone_read(lb_db *db, uint64_t b, uint64_t n, int cascade,
-                       undone_set *u)
-{
-	u->exact = 1;
-	if (!n)
-		return 0;
-	if (!cascade) {
-		undone_add(u, b);
-		return 0;
-	}
-	for (uint64_t id = n - 1; id >= 1; id--) {
-		lb_batch_info bi;
-		int rc = lb_batch_info_get(db, id, &bi);
-		if (rc < 0)
-			return rc;
-		if (bi.rolled_back_by == n)
-			undone_add(u, id);
-	}
-	return 0;
-}
-
-/* An ordinary batch that stands: one a cascade may undo besides its
- * target (docs/ROLLBACK.md: undo batches and batches rolled back already
- * never join a cascade). */
-static int cascadable(lb_db *db, uint64_t id)
-{
-	lb_batch_info bi;
-	if (lb_batch_info_get(db, id, &bi) < 0)
-		return 0;
-	return !bi.undoes && !bi.rolled_back_by &&
-	       strncmp(bi.label, "rollback to batch ", 18) != 0;
 }
 
 static void ids_json(sbuf *b, const undone_set *u)
@@ -651,11 +598,6 @@ static int rollback_report(uint64_t id, int rc, const lb_result *res, int dry,
 		for (size_t i = 0; i < nl; i++)
 			sb_printf(&b, "%s%" PRIu64, i ? "," : "", later[i]);
 		sb_puts(&b, "],\"undone\":");
-		if (u->exact)
-			ids_json(&b, u);
-		else
-			sb_puts(&b, "null");
-		sb_puts(&b, ",\"undone_at_least\":");
 		ids_json(&b, u);
 		sb_puts(&b, ",\"issues\":[");
 		for (size_t i = 0; i < res->nissues; i++) {
@@ -704,13 +646,6 @@ static int rollback_report(uint64_t id, int rc, const lb_result *res, int dry,
 		if (dry) {
 			sb_puts(&b, "would undo ");
 			undone_words(&b, u);
-			if (!u->exact)
-				sb_printf(
-				        &b,
-				        ", and any batch built on %s (cascade "
-				        "plan: see the real call)",
-				        cli_plural(undone_count(u), "it",
-				                   "them"));
 			sb_putc(&b, '\n');
 			undone_lines(&b, u);
 		} else if ((mode == RB_CASCADE || mode == RB_TO) &&
@@ -805,18 +740,40 @@ static int rollback_report(uint64_t id, int rc, const lb_result *res, int dry,
 	return rc == 0 ? 0 : CLI_DATA;
 }
 
+/* The outcome of a rollback or rollback-to call: its report, and the exit
+ * status. what names the call for an error. */
+static int rollback_done(lb_db *db, uint64_t id, int rc, lb_result *res,
+                         int dry, int mode, const char *what)
+{
+	undone_set u;
+	int rc2 = undone_describe(db, res, mode == RB_TO, &u);
+	lb_close(db);
+	if (rc < 0 && rc != LB_ECONFLICT && rc != LB_EVALIDATION) {
+		rc = cli_lberr(rc, "%s", what);
+	} else if (rc2 < 0) {
+		cli_lberr(rc2, "cannot read the batches %s undid",
+		          dry ? "the rollback would have" : "the new batch");
+		rc = CLI_FAIL;
+	} else {
+		rc = rollback_report(id, rc, res, dry, mode, &u);
+	}
+	lb_result_free(res);
+	undone_free(&u);
+	return rc;
+}
+
 int cmd_rollback(int argc, char **argv)
 {
 	cli_opt o[] = {
 	        {"cascade", 0, NULL}, {"force", 0, NULL}, {"dry-run", 0, NULL}};
 	const char *pos[2];
+	char what[64];
 	size_t np;
 	uint64_t id;
-	unsigned flags = 0;
+	unsigned flags;
 	lb_result res;
-	undone_set u;
 	lb_db *db;
-	int rc, rc2 = 0, dry, mode;
+	int rc, dry, mode;
 
 	/* rollback DIR --run R: a whole import run (runs.c) */
 	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
@@ -837,317 +794,33 @@ int cmd_rollback(int argc, char **argv)
 	if (rc)
 		return rc;
 	memset(&res, 0, sizeof res);
-	memset(&u, 0, sizeof u);
 	rc = lb_rollback(db, id, flags, &res);
-	if (rc == 0 && !dry) {
-		rc2 = undone_read(db, id, res.batch_id, mode == RB_CASCADE, &u);
-	} else if (rc == 0 && res.records) {
-		/* A strict or forced rollback undoes the batch alone. A
-		 * cascade's set is planned inside the call: the batch, and
-		 * at least the later ones its strict rollback names. */
-		u.exact = mode != RB_CASCADE;
-		undone_add(&u, id);
-		if (mode == RB_CASCADE) {
-			lb_result st;
-			memset(&st, 0, sizeof st);
-			if (lb_rollback(db, id, LB_DRYRUN, &st) < 0)
-				for (size_t i = 0; i < st.nissues; i++)
-					if (st.issues[i].batch > id &&
-					    cascadable(db, st.issues[i].batch))
-						undone_add(&u,
-						           st.issues[i].batch);
-			lb_result_free(&st);
-		}
-	} else {
-		u.exact = 1; /* refused, or nothing to write: nothing undone */
-	}
-	if (rc2 == 0 && undone_count(&u))
-		rc2 = undone_describe(db, &u);
-	lb_close(db);
-	if (rc < 0 && rc != LB_ECONFLICT && rc != LB_EVALIDATION) {
-		lb_result_free(&res);
-		undone_free(&u);
-		return cli_lberr(rc, "cannot roll back batch %" PRIu64, id);
-	}
-	if (rc2 < 0) {
-		lb_result_free(&res);
-		undone_free(&u);
-		if (dry)
-			return cli_lberr(rc2, "cannot read batch %" PRIu64, id);
-		return cli_lberr(rc2,
-		                 "rolled back batch %" PRIu64
-		                 " in batch %" PRIu64
-		                 ", but cannot read the batches it undid",
-		                 id, res.batch_id);
-	}
-	rc = rollback_report(id, rc, &res, dry, mode, &u);
-	lb_result_free(&res);
-	undone_free(&u);
-	return rc;
-}
-
-/* ---- rollback-to --dry-run ----------------------------------------------
- *
- * lb_rollback_to() has no dry run, so the command computes its outcome
- * from the log, under the write lock (an open batch that writes nothing,
- * so no batch commits meanwhile): every batch after X is undone, and the
- * new batch holds one record per key (and table) whose value differs from
- * its value right after X, which is the before-image of its first change
- * after X (docs/ROLLBACK.md, "lb_rollback_to"). Memory: one entry per
- * distinct key changed after X, with that value, as the library's own.
- */
-
-typedef struct pv_entry {
-	uint64_t h;
-	size_t off; /* in the arena: table name, key, value right after X */
-	size_t tlen, klen, vlen;
-	unsigned char used, table, has;
-} pv_entry;
-
-typedef struct preview {
-	pv_entry *e;
-	size_t cap, n;
-	sbuf arena;
-} preview;
-
-static uint64_t pv_hash(int table, const char *t, size_t tl, const void *k,
-                        size_t kl)
-{
-	uint64_t h = 1469598103934665603ull ^ (uint64_t)table;
-	const unsigned char *p = (const unsigned char *)t;
-	for (size_t i = 0; i < tl; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	h = (h ^ 0xff) * 1099511628211ull;
-	p = k;
-	for (size_t i = 0; i < kl; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h;
-}
-
-static pv_entry *pv_slot(preview *p, uint64_t h, int table, const char *t,
-                         size_t tl, const void *k, size_t kl)
-{
-	size_t i = (size_t)h & (p->cap - 1);
-	for (;; i = (i + 1) & (p->cap - 1)) {
-		pv_entry *e = &p->e[i];
-		if (!e->used)
-			return e;
-		if (e->h == h && e->table == table && e->tlen == tl &&
-		    e->klen == kl && !memcmp(p->arena.p + e->off, t, tl) &&
-		    !memcmp(p->arena.p + e->off + tl, k, kl))
-			return e;
-	}
-}
-
-static void pv_grow(preview *p)
-{
-	pv_entry *old = p->e;
-	size_t oc = p->cap;
-	p->cap = oc ? oc * 2 : 1024;
-	p->e = cli_xmalloc(p->cap * sizeof *p->e);
-	memset(p->e, 0, p->cap * sizeof *p->e);
-	for (size_t i = 0; i < oc; i++) {
-		if (!old[i].used)
-			continue;
-		size_t j = (size_t)old[i].h & (p->cap - 1);
-		while (p->e[j].used)
-			j = (j + 1) & (p->cap - 1);
-		p->e[j] = old[i];
-	}
-	free(old);
-}
-
-static int pv_change(void *ctx, const lb_change *c)
-{
-	preview *p = ctx;
-	int table = c->op == LB_OP_TABLE;
-	size_t tl = strlen(c->table);
-	uint64_t h = pv_hash(table, c->table, tl, c->key, c->klen);
-	pv_entry *e;
-	if ((p->n + 1) * 10 > p->cap * 7)
-		pv_grow(p);
-	e = pv_slot(p, h, table, c->table, tl, c->key, c->klen);
-	if (e->used)
-		return 0; /* not its first change after X */
-	e->used = 1;
-	e->h = h;
-	e->table = (unsigned char)table;
-	e->has = c->has_before != 0;
-	e->off = p->arena.len;
-	e->tlen = tl;
-	e->klen = c->klen;
-	e->vlen = c->has_before ? c->blen : 0;
-	sb_put(&p->arena, c->table, tl);
-	sb_put(&p->arena, c->key, c->klen);
-	if (c->has_before)
-		sb_put(&p->arena, c->before, c->blen);
-	p->n++;
-	return 0;
-}
-
-/* The records lb_rollback_to(db, x) would write now, and the batches it
- * would undo (x+1..last, in u). hold is an open batch of db. */
-static int pv_run(lb_db *db, lb_batch *hold, uint64_t x, uint64_t last,
-                  uint64_t *records, undone_set *u)
-{
-	preview p;
-	cli_catalog cat;
-	char *name = NULL;
-	size_t namecap = 0;
-	int rc;
-
-	memset(&p, 0, sizeof p);
-	sb_init(&p.arena);
-	*records = 0;
-	u->exact = 1;
-	if (last > x) {
-		u->lo = x + 1;
-		u->hi = last;
-	}
-	for (uint64_t id = x + 1; id <= last; id++) {
-		rc = lb_changes(db, id, pv_change, &p);
-		if (rc < 0) {
-			free(p.e);
-			sb_free(&p.arena);
-			return rc;
-		}
-	}
-	rc = cli_catalog_load(db, &cat);
-	if (rc < 0) {
-		free(p.e);
-		sb_free(&p.arena);
-		return rc;
-	}
-	for (size_t i = 0; i < p.cap && rc == 0; i++) {
-		const pv_entry *e = &p.e[i];
-		const char *t = p.arena.p + e->off;
-		const char *k = t + e->tlen;
-		const void *v;
-		size_t vl;
-		int now;
-		if (!e->used)
-			continue;
-		if (e->tlen + 1 > namecap) {
-			namecap = e->tlen + 1;
-			name = cli_xrealloc(name, namecap);
-		}
-		memcpy(name, t, e->tlen);
-		name[e->tlen] = '\0';
-		if (e->table) {
-			/* a table to remove or to create again */
-			now = cli_catalog_find(&cat, name) != NULL;
-			*records += now != e->has;
-			continue;
-		}
-		rc = lb_batch_get(hold, name, k, e->klen, &v, &vl);
-		if (rc == LB_ENOTFOUND) {
-			rc = 0;
-			*records += e->has;
-		} else if (rc == 0) {
-			*records += !e->has || vl != e->vlen ||
-			            memcmp(v, k + e->klen, vl) != 0;
-		}
-	}
-	free(name);
-	cli_catalog_free(&cat);
-	free(p.e);
-	sb_free(&p.arena);
-	return rc;
-}
-
-static int rollback_to_dry(const char *dir, uint64_t id)
-{
-	lb_result res;
-	undone_set u;
-	lb_batch *hold;
-	uint64_t last;
-	lb_db *db;
-	int rc;
-
-	rc = cli_open(dir, 0, 0, &db);
-	if (rc)
-		return rc;
-	memset(&res, 0, sizeof res);
-	memset(&u, 0, sizeof u);
-	rc = lb_batch_begin(db, NULL, &hold);
-	if (rc < 0) {
-		lb_close(db);
-		return cli_lberr(rc, "cannot roll back to batch %" PRIu64, id);
-	}
-	rc = lb_last_batch(db, &last);
-	if (rc == 0 && id > last) {
-		lb_batch_abort(hold);
-		lb_close(db);
-		return cli_err("cannot roll back to batch %" PRIu64
-		               ": not found (the last batch is %" PRIu64 ")",
-		               id, last);
-	}
-	if (rc == 0)
-		rc = pv_run(db, hold, id, last, &res.records, &u);
-	lb_batch_abort(hold);
-	if (rc == 0 && res.records == 0)
-		undone_free(&u); /* nothing written: nothing marked */
-	u.exact = 1;
-	if (rc == 0 && undone_count(&u))
-		rc = undone_describe(db, &u);
-	lb_close(db);
-	if (rc < 0) {
-		undone_free(&u);
-		return cli_lberr(rc, "cannot roll back to batch %" PRIu64, id);
-	}
-	rc = rollback_report(id, 0, &res, 1, RB_TO, &u);
-	undone_free(&u);
-	return rc;
+	snprintf(what, sizeof what, "cannot roll back batch %" PRIu64, id);
+	return rollback_done(db, id, rc, &res, dry, mode, what);
 }
 
 int cmd_rollback_to(int argc, char **argv)
 {
 	cli_opt o[] = {{"dry-run", 0, NULL}};
 	const char *pos[2];
+	char what[64];
 	size_t np;
 	uint64_t id;
 	lb_result res;
-	undone_set u;
 	lb_db *db;
-	int rc, rc2 = 0;
+	int rc, dry;
 
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 2, 2, &np);
 	if (rc)
 		return rc;
 	if ((rc = cli_u64("BATCH", pos[1], 0, UINT64_MAX, &id)))
 		return rc;
-	if (o[0].val)
-		return rollback_to_dry(pos[0], id);
+	dry = o[0].val != NULL;
 	rc = cli_open(pos[0], 0, 0, &db);
 	if (rc)
 		return rc;
 	memset(&res, 0, sizeof res);
-	memset(&u, 0, sizeof u);
-	u.exact = 1;
-	rc = lb_rollback_to(db, id, &res);
-	if (rc == 0 && res.batch_id > id + 1) {
-		/* every batch between the target and the new one */
-		u.lo = id + 1;
-		u.hi = res.batch_id - 1;
-		rc2 = undone_describe(db, &u);
-	}
-	lb_close(db);
-	if (rc < 0 && rc != LB_ECONFLICT && rc != LB_EVALIDATION) {
-		lb_result_free(&res);
-		undone_free(&u);
-		return cli_lberr(rc, "cannot roll back to batch %" PRIu64, id);
-	}
-	if (rc2 < 0) {
-		lb_result_free(&res);
-		undone_free(&u);
-		return cli_lberr(rc2,
-		                 "rolled back to batch %" PRIu64
-		                 " in batch %" PRIu64
-		                 ", but cannot read the batches it undid",
-		                 id, res.batch_id);
-	}
-	rc = rollback_report(id, rc, &res, 0, RB_TO, &u);
-	lb_result_free(&res);
-	undone_free(&u);
-	return rc;
+	rc = lb_rollback_to_ex(db, id, dry ? LB_DRYRUN : 0, &res);
+	snprintf(what, sizeof what, "cannot roll back to batch %" PRIu64, id);
+	return rollback_done(db, id, rc, &res, dry, RB_TO, what);
 }

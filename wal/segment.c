@@ -113,10 +113,15 @@ static size_t rec_size(const lb_wal_rec *r)
 	       (r->has_after ? bin_hdr(r->alen) + r->alen : 1);
 }
 
+/* rec_problem()'s answer when the schema check ran out of memory: the
+ * record may well be valid, and the caller answers LB_ENOMEM. */
+static const char rec_nomem[] = "out of memory checking a TABLE record's "
+                                "schema";
+
 /*
- * Check a record against §4. NULL if valid, else what is wrong. With the
- * TABLE schema check this can set the thread's error detail, which callers
- * overwrite with their own.
+ * Check a record against §4. NULL if valid, rec_nomem if that could not be
+ * told, else what is wrong. With the TABLE schema check this can set the
+ * thread's error detail, which callers overwrite with their own.
  */
 static const char *rec_problem(const lb_wal_rec *r)
 {
@@ -158,10 +163,14 @@ static const char *rec_problem(const lb_wal_rec *r)
 			 * decoding the schema in full, with its allocations,
 			 * is fine. */
 			lb_wal_schema s;
+			int rc;
 			if (!(i ? r->has_after : r->has_before))
 				continue;
-			if (lb__schema_decode(i ? r->after : r->before,
-			                      i ? r->alen : r->blen, &s) != 0)
+			rc = lb__schema_decode(i ? r->after : r->before,
+			                       i ? r->alen : r->blen, &s);
+			if (rc == LB_ENOMEM)
+				return rec_nomem;
+			if (rc != 0)
 				return "TABLE record with an invalid schema";
 			lb__schema_free(&s);
 		}
@@ -224,7 +233,9 @@ int lb__segw_add(lb_segw *w, const lb_wal_rec *r)
 	size_t n, len0;
 	int rc;
 
-	if ((why = rec_problem(r)) != NULL)
+	if ((why = rec_problem(r)) == rec_nomem)
+		return lb__fail(LB_ENOMEM, "%s", why);
+	if (why)
 		return lb__fail(LB_EINVAL, "invalid change record: %s", why);
 	if (!lb__segw_fits(w, r))
 		return lb__fail(LB_ETOOBIG,
@@ -533,8 +544,8 @@ static int parse_rec(lb_mp *m, lb_wal_rec *rec, uint32_t i, int check)
 	                         : lb__mp_nil(m)) != 0)
 		goto mp_fail;
 	if (check && (why = rec_problem(rec)) != NULL)
-		return lb__fail(LB_ECORRUPT, "segment record %" PRIu32 ": %s",
-		                i, why);
+		return lb__fail(why == rec_nomem ? LB_ENOMEM : LB_ECORRUPT,
+		                "segment record %" PRIu32 ": %s", i, why);
 	return 0;
 mp_fail:
 	return lb__fail(rc, "segment record %" PRIu32 ": %s: %s", i, what,

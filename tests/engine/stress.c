@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Many processes, one database, for a while (docs/RELIABILITY.md, "Stress").
+ * Many processes, one database, for a while (docs/RELIABILITY.md, §4 "Many
+ * processes").
  *
  * Six processes share one database, each with its own lb_open (the parent
  * closes its handle before it forks and opens the database again at the
@@ -20,7 +21,8 @@
  *   (a table that holds records or that another table references, a
  *   delete of referenced keys); names are reused;
  * - the CLI (`logbook`, $LB_BIN, default build/logbook) runs put, import
- *   of small JSON-lines files, get and verify in a loop, on table "c";
+ *   of small JSON-lines files, get and verify in a loop, on table "c"
+ *   (an import also records its run in logbook.runs, which it creates);
  * - two readers take snapshots (one process with two threads and a
  *   read-only handle, one with a read-write handle that also runs
  *   lb_verify(LB_VERIFY_REPLAY)): every snapshot must see whole batches
@@ -39,14 +41,19 @@
  * checks: batch ids 1..last each reported by exactly one process; each
  * batch's label, undone batch and change records (before- and
  * after-images, from a model of every table that the logs rebuild in id
- * order); the final tables equal the model; every snapshot's observation
- * matches a state between two batches; lb_verify(LB_VERIFY_REPLAY) passes.
- * Any unexpected return code in any process fails the test: children
- * print why on stderr and exit non-zero, and the parent then kills the
- * others.
+ * order); rolled_back_by as the standing model has it; the final tables
+ * equal the model; every snapshot's observation matches the state right
+ * after one batch; lb_verify(LB_VERIFY_REPLAY) passes. Any return code
+ * that logbook.h does not give for the situation fails the test, in any
+ * process (the known gaps below are counted and the call made again):
+ * children print why on stderr and exit non-zero, and the parent then
+ * kills the others. Every child stops by itself when the work time is
+ * over; the parent reaps them all, and kills any still running long after.
  *
- * LB_STRESS_SECONDS sets the whole run (default 45 s, 25 s under
- * sanitizers; `make stress` runs 600 s). LB_TEST_SEED reruns a seed.
+ * LB_STRESS_SECONDS sets the whole run (default 50 s, 25 s under
+ * sanitizers; `make stress` runs 600 s), about a sixth of it for the
+ * checks at the end. LB_TEST_SEED reruns a seed (the interleaving of the
+ * processes still varies); LB_STRESS_KEEP=1 keeps the database.
  */
 #define _GNU_SOURCE
 #include "_common.h"
@@ -78,13 +85,20 @@
 #define STRESS_SANITIZED 0
 #endif
 
-/* Known gap (tests/engine/procs2.c): a read-only open beside committing
- * processes sometimes answers LB_EIO, "page check: renewing a read:
- * MDB_MAP_RESIZED". While this is 1, a read-only open (the read-only
- * reader's, the CLI's get and verify) that fails so is counted and tried
- * again; 0 makes it a failure. */
-#define TOLERATE_RDONLY_OPEN_MAP_RESIZED 1
-#define KNOWN_GAP_TEXT "renewing a read: MDB_MAP_RESIZED"
+/* Gaps the stress test met, now closed (each 0: a hit fails the test):
+ * - a read-only open answered LB_EIO, "page check: renewing a read:
+ *   MDB_MAP_RESIZED" (tests/engine/procs2.c);
+ * - a call that reloads the tables answered LB_EIO, "reading the catalog:
+ *   MDB_MAP_RESIZED", when another process grew the map meanwhile.
+ * And one answer that stays, documented in logbook.h: lb_put or
+ * lb_batch_commit (any call that writes a batch) may answer LB_EBUSY,
+ * "another process created or removed tables while this batch grew the
+ * map": growing the map in the middle of a batch ends its LMDB
+ * transaction, and LMDB's writer lock with it, so other processes commit
+ * in between; the writers begin the batch again. */
+#define TOLERATE_RDONLY_OPEN_MAP_RESIZED 0
+#define TOLERATE_GROWTH_EBUSY 1
+#define TOLERATE_CATALOG_EIO 0
 
 #define NWRITERS 2
 #define NK 200       /* keys of "s" per writer */
@@ -94,7 +108,6 @@
 #define SMALL_MAP (256u << 10)
 #define WVAL_MIN 48
 #define BIG_MAX (400u << 10)
-#define MS 1000000LL
 #define SEC 1000000000LL
 
 /* What every process knows: set by the parent before it forks. */
@@ -164,7 +177,64 @@ static FILE *open_log(const char *name)
 	return f;
 }
 
-static uint64_t known_gaps; /* met in this process */
+enum { GAP_OPEN_EIO, GAP_GROWTH_EBUSY, GAP_CATALOG_EIO, NGAPS };
+static const struct {
+	int on, rc;
+	const char *text;
+} gaps[NGAPS] = {
+        {TOLERATE_RDONLY_OPEN_MAP_RESIZED, LB_EIO,
+         "renewing a read: MDB_MAP_RESIZED"},
+        {TOLERATE_GROWTH_EBUSY, LB_EBUSY, "while this batch grew the map"},
+        {TOLERATE_CATALOG_EIO, LB_EIO, "reading the catalog: MDB_MAP_RESIZED"},
+};
+static atomic_ulong gaps_met[NGAPS]; /* in this process */
+
+/* Is a failure with code rc and message msg a known gap that is
+ * tolerated? Counts it. */
+static int known_gap(int rc, const char *msg)
+{
+	for (int i = 0; i < NGAPS; i++)
+		if (gaps[i].on && rc == gaps[i].rc &&
+		    strstr(msg, gaps[i].text)) {
+			atomic_fetch_add(&gaps_met[i], 1);
+			return 1;
+		}
+	return 0;
+}
+
+/* rc = call, made again (at most 20 times) while it fails with a known
+ * gap. */
+#define RETRY(rc, call)                                                        \
+	do {                                                                   \
+		for (int try_ = 0;; try_++) {                                  \
+			(rc) = (call);                                         \
+			if ((rc) == 0 || try_ >= 20 ||                         \
+			    !known_gap((rc), lb_errmsg()))                     \
+				break;                                         \
+		}                                                              \
+	} while (0)
+
+/* The same, with a statement that resets what the call's callback
+ * gathers before each try. */
+#define RETRY_RESET(rc, reset, call)                                           \
+	do {                                                                   \
+		for (int try_ = 0;; try_++) {                                  \
+			reset;                                                 \
+			(rc) = (call);                                         \
+			if ((rc) == 0 || try_ >= 20 ||                         \
+			    !known_gap((rc), lb_errmsg()))                     \
+				break;                                         \
+		}                                                              \
+	} while (0)
+
+/* The call succeeds, after known gaps, or the process fails. */
+#define MUST_R(call)                                                           \
+	do {                                                                   \
+		int rcr_;                                                      \
+		RETRY(rcr_, call);                                             \
+		if (rcr_ != 0)                                                 \
+			die_rc(rcr_, #call);                                   \
+	} while (0)
 
 static lb_db *open_db(unsigned flags, uint64_t map)
 {
@@ -173,18 +243,100 @@ static lb_db *open_db(unsigned flags, uint64_t map)
 	lb_options_init(&o);
 	o.flags = flags;
 	o.map_size = map;
-	for (int tries = 0;; tries++) {
-		int rc = lb_open(cfg.dir, &o, &db);
-		if (rc == LB_EIO && TOLERATE_RDONLY_OPEN_MAP_RESIZED &&
-		    (flags & LB_RDONLY) && tries < 20 &&
-		    strstr(lb_errmsg(), KNOWN_GAP_TEXT)) {
-			known_gaps++;
-			continue;
-		}
-		if (rc != 0)
-			die_rc(rc, "lb_open");
-		return db;
+	MUST_R(lb_open(cfg.dir, &o, &db));
+	return db;
+}
+
+/* One op of a batch, as planned before the batch begins, so that a batch
+ * a known gap refused can be done again exactly. */
+typedef struct pop {
+	char op; /* P put, I insert, U update, D delete */
+	const char *table;
+	char key[24];
+	size_t kl;
+	const void *v;
+	size_t vl;
+} pop;
+
+static void plan_op(pop *o, char op, const char *table, const char *key,
+                    const void *v, size_t vl)
+{
+	o->op = op;
+	o->table = table;
+	o->kl = (size_t)snprintf(o->key, sizeof o->key, "%s", key);
+	o->v = v;
+	o->vl = vl;
+}
+
+static int apply_op(lb_batch *b, const pop *o)
+{
+	switch (o->op) {
+	case 'P':
+		return lb_put(b, o->table, o->key, o->kl, o->v, o->vl);
+	case 'I':
+		return lb_insert(b, o->table, o->key, o->kl, o->v, o->vl);
+	case 'U':
+		return lb_update(b, o->table, o->key, o->kl, o->v, o->vl);
+	default:
+		return lb_delete(b, o->table, o->key, o->kl);
 	}
+}
+
+/* Commit the n ops of p as one batch: its id, after as many tries as
+ * known gaps take; anything else fails the process. The batch must hold
+ * one record per op. */
+static uint64_t commit_plan(lb_db *db, const char *label, const pop *p,
+                            unsigned n)
+{
+	char msg[512];
+	lb_result res;
+	for (int tries = 0;; tries++) {
+		lb_batch *b;
+		unsigned i = 0;
+		int rc = lb_batch_begin(db, label, &b), stage = 0;
+		while (rc == 0 && i < n && (rc = apply_op(b, &p[i])) == 0)
+			i++;
+		memset(&res, 0, sizeof res);
+		if (rc == 0) {
+			stage = 2;
+			rc = lb_batch_commit(b, &res);
+		} else if (b) {
+			stage = 1;
+		}
+		if (rc == 0)
+			break;
+		snprintf(msg, sizeof msg, "%s", lb_errmsg());
+		if (stage == 1)
+			lb_batch_abort(b);
+		lb_result_free(&res);
+		if (tries < 20 && known_gap(rc, msg))
+			continue;
+		die("batch '%s': %s%s%s%s: %s (%d): %s", label,
+		    stage == 0   ? "lb_batch_begin"
+		    : stage == 2 ? "lb_batch_commit"
+		                 : "op ",
+		    stage == 1 ? p[i].table : "", stage == 1 ? "/" : "",
+		    stage == 1 ? p[i].key : "", lb_strerror(rc), rc, msg);
+	}
+	if (res.batch_id == 0 || res.records != n)
+		die("batch '%s' committed as %" PRIu64 " with %" PRIu64
+		    " records, not %u",
+		    label, res.batch_id, res.records, n);
+	uint64_t id = res.batch_id;
+	lb_result_free(&res);
+	return id;
+}
+
+/* Each process's known gaps, for the parent's summary. */
+static void write_gaps(const char *name)
+{
+	char f[64];
+	snprintf(f, sizeof f, "gaps-%s", name);
+	FILE *g = open_log(f);
+	fprintf(g, "G %lu %lu %lu\n", atomic_load(&gaps_met[0]),
+	        atomic_load(&gaps_met[1]), atomic_load(&gaps_met[2]));
+	if (fclose(g) != 0)
+		die("%s: %s", f, strerror(errno));
 }
 
 /* ---- deterministic values ------------------------------------------------ */
@@ -353,47 +505,72 @@ typedef struct wop {
 static void refused_batch(lb_db *db, unsigned w, const wkey *keys,
                           uint64_t *rng, uint8_t *buf)
 {
-	lb_batch *b;
-	lb_result res;
-	char key[16];
+	pop p[4];
 	wkey tmp[NK];
+	char key[16];
+	int want;
+	unsigned n = (unsigned)th_below(rng, 3);
 	memcpy(tmp, keys, sizeof tmp);
-	MUST(lb_batch_begin(db, "refused", &b));
-	for (unsigned j = 0, n = (unsigned)th_below(rng, 3); j < n; j++) {
+	for (unsigned j = 0; j < n; j++) {
 		unsigned k = (unsigned)th_below(rng, NK);
-		size_t kl = wkey_name(w, k, key);
-		wval(w, 0, j, k, WVAL_MIN, buf);
-		MUST(lb_put(b, "s", key, kl, buf, WVAL_MIN));
+		wkey_name(w, k, key);
+		wval(w, 0, j, k, WVAL_MIN, buf + j * WVAL_MIN);
+		plan_op(&p[j], 'P', "s", key, buf + j * WVAL_MIN, WVAL_MIN);
 		tmp[k].present = 1;
 	}
 	unsigned k = (unsigned)th_below(rng, NK);
-	size_t kl = wkey_name(w, k, key);
-	int rc, want;
+	wkey_name(w, k, key);
+	wval(w, 0, 9, k, WVAL_MIN, buf + n * WVAL_MIN);
 	if (tmp[k].present) {
 		want = LB_ISSUE_DUPLICATE;
-		wval(w, 0, 9, k, WVAL_MIN, buf);
-		rc = lb_insert(b, "s", key, kl, buf, WVAL_MIN);
-	} else if (th_below(rng, 2)) {
-		want = LB_ISSUE_MISSING;
-		wval(w, 0, 9, k, WVAL_MIN, buf);
-		rc = lb_update(b, "s", key, kl, buf, WVAL_MIN);
+		plan_op(&p[n], 'I', "s", key, buf + n * WVAL_MIN, WVAL_MIN);
 	} else {
 		want = LB_ISSUE_MISSING;
-		rc = lb_delete(b, "s", key, kl);
+		plan_op(&p[n], th_below(rng, 2) ? 'U' : 'D', "s", key,
+		        buf + n * WVAL_MIN, WVAL_MIN);
 	}
-	if (rc != LB_EVALIDATION)
-		die("refused batch: the op on %s answered %s, not "
-		    "LB_EVALIDATION",
-		    key, lb_strerror(rc));
-	memset(&res, 0, sizeof res);
-	rc = lb_batch_commit(b, &res);
-	if (rc != LB_EVALIDATION || res.batch_id != 0 || res.nissues != 1 ||
-	    (int)res.issues[0].kind != want)
-		die("refused batch: commit answered %s, batch %" PRIu64
-		    ", %zu issues (kind %d, want %d)",
-		    lb_strerror(rc), res.batch_id, res.nissues,
-		    res.nissues ? (int)res.issues[0].kind : 0, want);
-	lb_result_free(&res);
+	for (int tries = 0;; tries++) {
+		lb_batch *b;
+		lb_result res;
+		int rc;
+		RETRY(rc, lb_batch_begin(db, "refused", &b));
+		if (rc != 0)
+			die_rc(rc, "lb_batch_begin (a batch to be refused)");
+		unsigned j = 0;
+		while (j < n && (rc = apply_op(b, &p[j])) == 0)
+			j++;
+		/* the last op must answer LB_EVALIDATION (1: it answered 0) */
+		if (rc == 0 && (rc = apply_op(b, &p[n])) == LB_EVALIDATION)
+			rc = 0;
+		else if (rc == 0)
+			rc = 1;
+		if (rc != 0) {
+			char m[512];
+			snprintf(m, sizeof m, "%s", rc < 0 ? lb_errmsg() : "");
+			lb_batch_abort(b);
+			if (rc < 0 && tries < 20 && known_gap(rc, m))
+				continue;
+			die("refused batch: %c on %s answered %s, not as "
+			    "planned: %s",
+			    p[j].op, p[j].key, rc < 0 ? lb_strerror(rc) : "0",
+			    m);
+		}
+		memset(&res, 0, sizeof res);
+		rc = lb_batch_commit(b, &res);
+		if (rc != LB_EVALIDATION && rc != 0 && tries < 20 &&
+		    known_gap(rc, lb_errmsg())) {
+			lb_result_free(&res);
+			continue;
+		}
+		if (rc != LB_EVALIDATION || res.batch_id != 0 ||
+		    res.nissues != 1 || (int)res.issues[0].kind != want)
+			die("refused batch: commit answered %s, batch %" PRIu64
+			    ", %zu issues (kind %d, want %d)",
+			    lb_strerror(rc), res.batch_id, res.nissues,
+			    res.nissues ? (int)res.issues[0].kind : 0, want);
+		lb_result_free(&res);
+		return;
+	}
 }
 
 static void writer(unsigned w)
@@ -405,7 +582,9 @@ static void writer(unsigned w)
 	FILE *log = open_log(name);
 	wkey keys[NK], tmp[NK];
 	wop ops[WOPS_MAX];
-	uint8_t *buf = xmalloc(BIG_MAX), g[192];
+	pop plan[WOPS_MAX + NG + 2];
+	/* the values of one batch: its ops', then its generation's */
+	uint8_t *vals = xmalloc((size_t)WOPS_MAX * BIG_MAX), g[NG][192];
 	uint64_t rng = mix(cfg.seed, 11, w, 0), seq = 0, last_id = 0;
 	uint64_t nops = 0, refused = 0, reopens = 0, bytes = 0, big = 0;
 	int64_t next_reopen =
@@ -420,29 +599,25 @@ static void writer(unsigned w)
 			              (2 + (int64_t)th_below(&rng, 4)) * SEC;
 		}
 		if (th_below(&rng, 40) == 0) {
-			refused_batch(db, w, keys, &rng, buf);
+			refused_batch(db, w, keys, &rng, vals);
 			refused++;
 			continue;
 		}
 		seq++;
 		memcpy(tmp, keys, sizeof tmp);
-		unsigned n = 1 + (unsigned)th_below(&rng, WOPS_MAX);
-		lb_batch *b;
-		snprintf(label, sizeof label, "w%u batch %" PRIu64, w, seq);
-		MUST(lb_batch_begin(db, label, &b));
+		unsigned n = 1 + (unsigned)th_below(&rng, WOPS_MAX), np = 0;
 		for (unsigned j = 0; j < n; j++) {
 			unsigned k = (unsigned)th_below(&rng, NK);
-			size_t kl = wkey_name(w, k, key);
+			uint8_t *v = vals + (size_t)j * BIG_MAX;
 			wop *o = &ops[j];
+			wkey_name(w, k, key);
 			o->k = k;
 			o->len = 0;
 			if (tmp[k].present)
 				o->op = "PUD"[th_below(&rng, 3)];
 			else
 				o->op = "PI"[th_below(&rng, 2)];
-			int rc;
 			if (o->op == 'D') {
-				rc = lb_delete(b, "s", key, kl);
 				tmp[k].present = 0;
 			} else {
 				o->len = WVAL_MIN +
@@ -454,45 +629,28 @@ static void writer(unsigned w)
 					                 BIG_MAX - (64u << 10));
 					big++;
 				}
-				wval(w, seq, j, k, o->len, buf);
-				rc = o->op == 'P' ? lb_put(b, "s", key, kl, buf,
-				                           o->len)
-				     : o->op == 'I' ? lb_insert(b, "s", key, kl,
-				                                buf, o->len)
-				                    : lb_update(b, "s", key, kl,
-				                                buf, o->len);
+				wval(w, seq, j, k, o->len, v);
 				tmp[k] = (wkey){seq, j, o->len, 1};
 				bytes += o->len;
 			}
-			if (rc != 0) {
-				char what[160];
-				snprintf(what, sizeof what,
-				         "%c on %s in batch %s", o->op, key,
-				         label);
-				die_rc(rc, what);
-			}
+			plan_op(&plan[np++], o->op, "s", key, v, o->len);
 		}
 		size_t tl = tagval(w, seq, tag);
-		MUST(lb_put(b, "s", "last", 4, tag, tl));
+		plan_op(&plan[np++], 'P', "s", "last", tag, tl);
 		for (unsigned i = 0; i < NG; i++) {
-			size_t gl = gval(w, seq, i, g);
-			size_t kl = (size_t)sprintf(key, "w%u.g%u", w, i);
-			MUST(lb_put(b, "g", key, kl, g, gl));
+			size_t gl = gval(w, seq, i, g[i]);
+			sprintf(key, "w%u.g%u", w, i);
+			plan_op(&plan[np++], 'P', "g", key, g[i], gl);
 		}
-		size_t kl = (size_t)sprintf(key, "w%u.gen", w);
-		MUST(lb_put(b, "g", key, kl, tag, tl));
-		lb_result res;
-		memset(&res, 0, sizeof res);
-		int rc = lb_batch_commit(b, &res);
-		if (rc != 0)
-			die_rc(rc, "lb_batch_commit");
-		if (res.batch_id <= last_id || res.records != n + NG + 2)
-			die("batch %s committed as %" PRIu64 " (the previous "
-			    "was %" PRIu64 ") with %" PRIu64 " records, not %u",
-			    label, res.batch_id, last_id, res.records,
-			    n + NG + 2);
-		last_id = res.batch_id;
-		lb_result_free(&res);
+		sprintf(key, "w%u.gen", w);
+		plan_op(&plan[np++], 'P', "g", key, tag, tl);
+		snprintf(label, sizeof label, "w%u batch %" PRIu64, w, seq);
+		uint64_t id = commit_plan(db, label, plan, np);
+		if (id <= last_id)
+			die("batch %s committed as %" PRIu64
+			    ", the previous as %" PRIu64,
+			    label, id, last_id);
+		last_id = id;
 		fprintf(log, "B %" PRIu64 " %" PRIu64 " %u\n", last_id, seq, n);
 		for (unsigned j = 0; j < n; j++)
 			fprintf(log, "o %c %u %u\n", ops[j].op, ops[j].k,
@@ -507,7 +665,7 @@ static void writer(unsigned w)
 	if (fclose(log) != 0)
 		die("closing the log: %s", strerror(errno));
 	lb_close(db);
-	free(buf);
+	free(vals);
 }
 
 /* ---- the table maker ------------------------------------------------------
@@ -518,8 +676,10 @@ typedef struct maker {
 	FILE *log;
 	uint64_t rng, pn; /* p keys p.00000 .. pn-1 exist */
 	uint64_t created, removed, rollbacks, refused, reopens, bigbytes;
-	uint8_t *buf;
+	uint8_t *vals; /* the values of one batch, BIG_MAX bytes each */
 } maker;
+
+#define MAKER_VALS 4
 
 static void log_tb(maker *m, uint64_t id, uint64_t nrec, uint64_t undoes,
                    uint64_t p0, uint64_t pn, const char *label)
@@ -538,9 +698,9 @@ static uint64_t find_create(maker *m, const char *name)
 	uint64_t last;
 	lb_batch_info bi;
 	snprintf(want, sizeof want, "create table %s", name);
-	MUST(lb_last_batch(m->db, &last));
+	MUST_R(lb_last_batch(m->db, &last));
 	for (uint64_t id = last; id > 0 && last - id < 100000; id--) {
-		MUST(lb_batch_info_get(m->db, id, &bi));
+		MUST_R(lb_batch_info_get(m->db, id, &bi));
 		if (strcmp(bi.label, want) == 0) {
 			if (bi.records != 1)
 				die("batch %" PRIu64 " (%s) holds %" PRIu64
@@ -554,7 +714,7 @@ static uint64_t find_create(maker *m, const char *name)
 
 static uint64_t create(maker *m, const char *name, const lb_schema *s)
 {
-	MUST(lb_table_create(m->db, name, s));
+	MUST_R(lb_table_create(m->db, name, s));
 	uint64_t id = find_create(m, name);
 	char label[96];
 	snprintf(label, sizeof label, "create table %s", name);
@@ -563,13 +723,27 @@ static uint64_t create(maker *m, const char *name, const lb_schema *s)
 	return id;
 }
 
+/* lb_rollback(id) in strict mode, made again while it answers LB_EBUSY
+ * (logbook.h lists it) or fails with a known gap; its code, and the result
+ * in *res (to be freed). */
+static int rollback(maker *m, uint64_t id, lb_result *res)
+{
+	for (int tries = 0;; tries++) {
+		memset(res, 0, sizeof *res);
+		int rc = lb_rollback(m->db, id, 0, res);
+		if (rc == 0 || tries >= 20 ||
+		    !(known_gap(rc, lb_errmsg()) || rc == LB_EBUSY))
+			return rc;
+		lb_result_free(res);
+	}
+}
+
 /* Roll back batch id, strictly; it must succeed with nrec records. */
 static uint64_t undo(maker *m, uint64_t id, uint64_t nrec)
 {
 	lb_result res;
 	char label[64];
-	memset(&res, 0, sizeof res);
-	int rc = lb_rollback(m->db, id, 0, &res);
+	int rc = rollback(m, id, &res);
 	if (rc != 0) {
 		char what[256];
 		snprintf(what, sizeof what,
@@ -595,8 +769,7 @@ static uint64_t undo(maker *m, uint64_t id, uint64_t nrec)
 static void refused_undo(maker *m, uint64_t id, int want, const char *why)
 {
 	lb_result res;
-	memset(&res, 0, sizeof res);
-	int rc = lb_rollback(m->db, id, 0, &res);
+	int rc = rollback(m, id, &res);
 	if (rc != want || res.batch_id != 0 ||
 	    (want == LB_EVALIDATION &&
 	     (res.nissues == 0 || res.issues[0].kind != LB_ISSUE_FOREIGN_KEY)))
@@ -610,44 +783,39 @@ static void refused_undo(maker *m, uint64_t id, int want, const char *why)
 
 static void add_p(maker *m, unsigned n)
 {
-	lb_batch *b;
-	lb_result res;
-	char label[64], key[32], val[32];
+	pop p[8];
+	char label[64], key[32], val[8][32];
 	snprintf(label, sizeof label, "p from %" PRIu64, m->pn);
-	MUST(lb_batch_begin(m->db, label, &b));
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t x = m->pn + i;
-		size_t kl = (size_t)sprintf(key, "p.%05" PRIu64, x);
-		size_t vl = (size_t)sprintf(val, "pv%" PRIu64, x);
-		MUST(lb_insert(b, "p", key, kl, val, vl));
+		snprintf(key, sizeof key, "p.%05" PRIu64, x);
+		size_t vl = (size_t)snprintf(val[i], sizeof val[i],
+		                             "pv%" PRIu64, x);
+		plan_op(&p[i], 'I', "p", key, val[i], vl);
 	}
-	memset(&res, 0, sizeof res);
-	MUST(lb_batch_commit(b, &res));
-	if (res.records != n)
-		die("p batch: %" PRIu64 " records, not %u", res.records, n);
-	log_tb(m, res.batch_id, n, 0, m->pn, n, label);
-	lb_result_free(&res);
+	uint64_t id = commit_plan(m->db, label, p, n);
+	log_tb(m, id, n, 0, m->pn, n, label);
 	m->pn += n;
 }
 
 /* A large value whose data pages grow the map but whose log record
  * compresses well: 256 random bytes, repeated. */
-static void big_value(maker *m, size_t len)
+static uint8_t *big_value(maker *m, unsigned slot, size_t len)
 {
-	te_fill(&m->rng, m->buf, len < 256 ? len : 256);
+	uint8_t *v = m->vals + (size_t)slot * BIG_MAX;
+	te_fill(&m->rng, v, len < 256 ? len : 256);
 	for (size_t i = 256; i < len; i += 256)
-		memcpy(m->buf + i, m->buf, len - i < 256 ? len - i : 256);
+		memcpy(v + i, v, len - i < 256 ? len - i : 256);
 	m->bigbytes += len;
+	return v;
 }
 
 static void maker_cycle(maker *m, uint64_t cycle)
 {
 	unsigned slot = (unsigned)(cycle % NAME_POOL);
-	char a[16], bn[16], sn[16], label[64], key[16], kbuf[16], up[16],
-	        pp[32];
-	uint8_t v[128];
-	lb_batch *b;
-	lb_result res;
+	char a[16], bn[16], sn[16], label[64], key[16], up[16], pp[32];
+	uint8_t v[8][128];
+	pop p[8];
 	snprintf(a, sizeof a, "x%ua", slot);
 	snprintf(bn, sizeof bn, "x%ub", slot);
 	snprintf(sn, sizeof sn, "x%us", slot);
@@ -667,79 +835,60 @@ static void maker_cycle(maker *m, uint64_t cycle)
 		id_s = create(m, sn, &s);
 	}
 	/* large values into a: the map grows */
-	unsigned na = 1 + (unsigned)th_below(&m->rng, 4);
+	unsigned na = 1 + (unsigned)th_below(&m->rng, MAKER_VALS);
 	snprintf(label, sizeof label, "fill %s", a);
-	MUST(lb_batch_begin(m->db, label, &b));
 	for (unsigned i = 0; i < na; i++) {
 		size_t len = 512 + th_below(&m->rng, 16u << 10);
 		if (th_below(&m->rng, 16) == 0)
 			len = (64u << 10) + th_below(&m->rng, 300u << 10);
-		big_value(m, len);
-		size_t kl = (size_t)sprintf(key, "a%u", i);
-		MUST(lb_insert(b, a, key, kl, m->buf, len));
+		snprintf(key, sizeof key, "a%u", i);
+		plan_op(&p[i], 'I', a, key, big_value(m, i, len), len);
 	}
-	memset(&res, 0, sizeof res);
-	MUST(lb_batch_commit(b, &res));
-	uint64_t id_fill = res.batch_id;
+	uint64_t id_fill = commit_plan(m->db, label, p, na);
 	log_tb(m, id_fill, na, 0, 0, 0, label);
-	lb_result_free(&res);
 	/* records that refer to a's keys, to p's, and to their own table */
-	uint64_t id_refs = 0, nrefs = 0;
+	uint64_t id_refs = 0;
+	unsigned nrefs = 0;
 	if (has_b || has_s) {
 		snprintf(label, sizeof label, "refs %s", a);
-		MUST(lb_batch_begin(m->db, label, &b));
 		if (has_b) {
 			unsigned n = 1 + (unsigned)th_below(&m->rng, 3);
-			for (unsigned i = 0; i < n; i++) {
-				snprintf(kbuf, sizeof kbuf, "b%u", i);
+			for (unsigned i = 0; i < n; i++, nrefs++) {
+				snprintf(key, sizeof key, "b%u", i);
 				snprintf(up, sizeof up, "a%u",
 				         (unsigned)th_below(&m->rng, na));
 				snprintf(pp, sizeof pp, "p.%05" PRIu64,
 				         th_below(&m->rng, m->pn));
-				const char *kv[] = {"id", kbuf, "up",
+				const char *kv[] = {"id", key,  "up",
 				                    up,   "pp", pp};
-				size_t vl = mp_map(v, 3, kv);
-				MUST(lb_insert(b, bn, kbuf, strlen(kbuf), v,
-				               vl));
+				size_t vl = mp_map(v[nrefs], 3, kv);
+				plan_op(&p[nrefs], 'I', bn, key, v[nrefs], vl);
 			}
-			nrefs += n;
 		}
 		if (has_s) {
 			/* children first: references hold at commit */
 			unsigned n = 1 + (unsigned)th_below(&m->rng, 3);
-			for (unsigned i = 0; i < n; i++) {
-				snprintf(kbuf, sizeof kbuf, "c%u", i);
-				const char *kv[] = {"id", kbuf, "parent", "r"};
-				size_t vl = mp_map(v, 2, kv);
-				MUST(lb_insert(b, sn, kbuf, strlen(kbuf), v,
-				               vl));
+			for (unsigned i = 0; i < n; i++, nrefs++) {
+				snprintf(key, sizeof key, "c%u", i);
+				const char *kv[] = {"id", key, "parent", "r"};
+				size_t vl = mp_map(v[nrefs], 2, kv);
+				plan_op(&p[nrefs], 'I', sn, key, v[nrefs], vl);
 			}
 			const char *kv[] = {"id", "r"};
-			size_t vl = mp_map(v, 1, kv);
-			MUST(lb_insert(b, sn, "r", 1, v, vl));
-			nrefs += n + 1;
+			size_t vl = mp_map(v[nrefs], 1, kv);
+			plan_op(&p[nrefs], 'I', sn, "r", v[nrefs], vl);
+			nrefs++;
 		}
-		memset(&res, 0, sizeof res);
-		MUST(lb_batch_commit(b, &res));
-		id_refs = res.batch_id;
-		if (res.records != nrefs)
-			die("refs batch: %" PRIu64 " records, not %" PRIu64,
-			    res.records, nrefs);
+		id_refs = commit_plan(m->db, label, p, nrefs);
 		log_tb(m, id_refs, nrefs, 0, 0, 0, label);
-		lb_result_free(&res);
 	}
 	uint64_t id_upd = 0;
 	if (th_below(&m->rng, 3) == 0) {
 		size_t len = 512 + th_below(&m->rng, 32u << 10);
-		big_value(m, len);
 		snprintf(label, sizeof label, "update %s", a);
-		MUST(lb_batch_begin(m->db, label, &b));
-		MUST(lb_update(b, a, "a0", 2, m->buf, len));
-		memset(&res, 0, sizeof res);
-		MUST(lb_batch_commit(b, &res));
-		id_upd = res.batch_id;
+		plan_op(&p[0], 'U', a, "a0", big_value(m, 0, len), len);
+		id_upd = commit_plan(m->db, label, p, 1);
 		log_tb(m, id_upd, 1, 0, 0, 0, label);
-		lb_result_free(&res);
 	}
 	/* rollbacks the rules refuse */
 	if (th_below(&m->rng, 3) == 0) {
@@ -783,8 +932,8 @@ static void table_maker(unsigned arg)
 	m.db = open_db(0, SMALL_MAP);
 	m.log = open_log("t.log");
 	m.rng = mix(cfg.seed, 22, 0, 0);
-	m.buf = xmalloc(BIG_MAX);
-	add_p(&m, 16);
+	m.vals = xmalloc((size_t)MAKER_VALS * BIG_MAX);
+	add_p(&m, 8);
 	int64_t next_reopen = te_mono_ns() + 2 * SEC;
 	uint64_t cycle = 0;
 	while (working()) {
@@ -809,7 +958,7 @@ static void table_maker(unsigned arg)
 	if (fclose(m.log) != 0)
 		die("closing the log: %s", strerror(errno));
 	lb_close(m.db);
-	free(m.buf);
+	free(m.vals);
 }
 
 /* ---- the CLI ----------------------------------------------------------------
@@ -828,8 +977,7 @@ typedef struct cline {
 
 /* Run the CLI with argv; stdout into *out (malloc'd, NUL-terminated);
  * returns the exit status, or dies. */
-static uint64_t cli_ms; /* time spent in the CLI */
-
+/* Did the CLI fail (exit 3, its stderr in path) with a known gap? */
 static int gap_in(const char *path)
 {
 	char e[1024];
@@ -840,12 +988,16 @@ static int gap_in(const char *path)
 		fclose(g);
 	}
 	e[r] = 0;
-	return strstr(e, KNOWN_GAP_TEXT) != NULL;
+	for (int i = 0; i < NGAPS; i++)
+		if (gaps[i].on && strstr(e, gaps[i].text)) {
+			atomic_fetch_add(&gaps_met[i], 1);
+			return 1;
+		}
+	return 0;
 }
 
 static int run_cli(char *const argv[], char **out)
 {
-	int64_t t0 = te_mono_ns();
 	int tries = 0;
 again:;
 	char *op = th_path(cfg.root, "cli.out"),
@@ -865,11 +1017,9 @@ again:;
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			die("waitpid: %s", strerror(errno));
-	if (TOLERATE_RDONLY_OPEN_MAP_RESIZED && WIFEXITED(st) &&
-	    WEXITSTATUS(st) == 3 && tries++ < 20 &&
-	    (strcmp(argv[1], "get") == 0 || strcmp(argv[1], "verify") == 0) &&
-	    gap_in(ep)) {
-		known_gaps++;
+	/* a command of one batch or none fails whole: run it again */
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 3 && tries++ < 20 &&
+	    strcmp(argv[1], "import") != 0 && gap_in(ep)) {
 		free(op);
 		free(ep);
 		goto again;
@@ -903,10 +1053,6 @@ again:;
 	}
 	free(op);
 	free(ep);
-	cli_ms += (uint64_t)(te_mono_ns() - t0) / 1000000;
-	if (getenv("LB_STRESS_TRACE"))
-		fprintf(stderr, "cli %s: %.1f ms\n", argv[1],
-		        (double)(te_mono_ns() - t0) / 1e6);
 	return WEXITSTATUS(st);
 }
 
@@ -1044,7 +1190,8 @@ static void cli_main(unsigned arg)
 			if (st != 0 || !strstr(out, "\"batches_failed\":0"))
 				cli_fail(argv, st, out, "import failed");
 			/* one line per batch, in order */
-			unsigned covered = 0;
+			unsigned covered = 0, nids = 0;
+			uint64_t ids[16];
 			for (char *p = out; (p = strstr(p, "{\"batch\":"));
 			     p++) {
 				char *end = strchr(p, '\n');
@@ -1073,6 +1220,8 @@ static void cli_main(unsigned arg)
 						        l->key, l->val);
 				}
 				covered = (unsigned)lastl;
+				if (nids < 16)
+					ids[nids++] = id;
 				ibatches++;
 				if (end)
 					*end = '\n';
@@ -1080,6 +1229,27 @@ static void cli_main(unsigned arg)
 			if (covered != n)
 				cli_fail(argv, st, out,
 				         "not every line committed");
+			/* the run's batches: those above, and perhaps one
+			 * that holds only the run's record */
+			char *rb = strstr(out, "\"run_batches\":[");
+			int ok = 1;
+			uint64_t run = json_u64(out, "run", &ok);
+			if (!rb || !ok)
+				cli_fail(argv, st, out,
+				         "no run in the summary");
+			for (char *q = rb + 15; *q >= '0' && *q <= '9';) {
+				uint64_t id = strtoull(q, &q, 10);
+				unsigned f = 0;
+				while (f < nids && ids[f] != id)
+					f++;
+				if (f == nids)
+					fprintf(log,
+					        "R %" PRIu64 " %" PRIu64
+					        " %s\n",
+					        id, run, fname);
+				if (*q == ',')
+					q++;
+			}
 			memcpy(keys, scratch, sizeof keys);
 			unlink(path);
 			free(path);
@@ -1114,8 +1284,8 @@ static void cli_main(unsigned arg)
 	}
 	fprintf(log,
 	        "S %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64
-	        " %" PRIu64 " %" PRIu64 "\n",
-	        commands, puts, imports, ibatches, gets, verifies, known_gaps);
+	        " %" PRIu64 "\n",
+	        commands, puts, imports, ibatches, gets, verifies);
 	if (fclose(log) != 0)
 		die("closing the log: %s", strerror(errno));
 }
@@ -1273,7 +1443,7 @@ static void one_snapshot(rthread *t)
 	sview sv;
 	memset(&sv, 0, sizeof sv);
 	sv.lastw = 9;
-	MUST(lb_snapshot_open(r->db, &s));
+	MUST_R(lb_snapshot_open(r->db, &s));
 	/* each writer's generation, then its keys of g by point reads */
 	for (unsigned w = 0; w < NWRITERS; w++) {
 		size_t kl = (size_t)sprintf(key, "w%u.gen", w);
@@ -1352,7 +1522,8 @@ static void one_snapshot(rthread *t)
 
 typedef struct tnames {
 	char name[16][LB_TABLE_NAME_MAX + 1];
-	unsigned n, stable;
+	unsigned n, stable, runs; /* runs: the CLI's logbook.runs */
+	uint64_t runs_records;
 } tnames;
 
 static int table_cb(void *ctx, const char *name, const lb_schema *schema,
@@ -1368,8 +1539,10 @@ static int table_cb(void *ctx, const char *name, const lb_schema *schema,
 	} else if (strcmp(name, "c") == 0 || strcmp(name, "g") == 0 ||
 	           strcmp(name, "p") == 0 || strcmp(name, "s") == 0) {
 		tn->stable++;
-	} else if (strcmp(name, "logbook.runs") != 0) {
-		/* logbook.runs: the CLI's record of its imports */
+	} else if (strcmp(name, "logbook.runs") == 0) {
+		tn->runs++;
+		tn->runs_records = records;
+	} else {
 		die("lb_tables: an unknown table %s", name);
 	}
 	return 0;
@@ -1422,10 +1595,14 @@ static void walk_tables(rthread *t)
 	tnames tn;
 	lb_snapshot *s;
 	memset(&tn, 0, sizeof tn);
-	MUST(lb_tables(r->db, table_cb, &tn));
+	int rc;
+	RETRY_RESET(rc, memset(&tn, 0, sizeof tn),
+	            lb_tables(r->db, table_cb, &tn));
+	if (rc != 0)
+		die_rc(rc, "lb_tables");
 	if (tn.stable != 4)
 		die("lb_tables: %u of the 4 stable tables", tn.stable);
-	MUST(lb_snapshot_open(r->db, &s));
+	MUST_R(lb_snapshot_open(r->db, &s));
 	for (unsigned i = 0; i < tn.n; i++) {
 		lb_cursor *c;
 		int rc = lb_cursor_open(s, tn.name[i], &c);
@@ -1457,12 +1634,15 @@ static void read_log(rthread *t)
 	rdr *r = t->r;
 	uint64_t last, n = 0;
 	lb_batch_info bi;
-	MUST(lb_last_batch(r->db, &last));
+	MUST_R(lb_last_batch(r->db, &last));
 	if (last == 0)
 		die("lb_last_batch: 0 after the setup's batches");
 	uint64_t id = 1 + th_below(&t->rng, last);
-	MUST(lb_batch_info_get(r->db, id, &bi));
-	MUST(lb_changes(r->db, id, count_cb, &n));
+	MUST_R(lb_batch_info_get(r->db, id, &bi));
+	int rc;
+	RETRY_RESET(rc, n = 0, lb_changes(r->db, id, count_cb, &n));
+	if (rc != 0)
+		die_rc(rc, "lb_changes");
 	if (bi.id != id || n != bi.records)
 		die("batch %" PRIu64 ": info of %" PRIu64 ", %" PRIu64
 		    " records walked of %" PRIu64,
@@ -1500,7 +1680,9 @@ static void read_history(rthread *t)
 	         k = (unsigned)th_below(&t->rng, NK);
 	size_t kl = wkey_name(w, k, key);
 	hctx h = {UINT64_MAX, key, kl, 0, NULL};
-	int rc = lb_history(t->r->db, "s", key, kl, hist_cb, &h);
+	int rc;
+	RETRY_RESET(rc, (h = (hctx){UINT64_MAX, key, kl, 0, NULL}),
+	            lb_history(t->r->db, "s", key, kl, hist_cb, &h));
 	if (h.bad)
 		die("lb_history(s, %s): %s", key, h.bad);
 	if (rc != 0)
@@ -1516,7 +1698,8 @@ static void read_get(rthread *t)
 	unsigned w = (unsigned)th_below(&t->rng, NWRITERS),
 	         k = (unsigned)th_below(&t->rng, NK);
 	size_t kl = wkey_name(w, k, key);
-	int rc = lb_get(t->r->db, "s", key, kl, &v, &vl);
+	int rc;
+	RETRY(rc, lb_get(t->r->db, "s", key, kl, &v, &vl));
 	if (rc == 0)
 		check_wvalue(t, w, k, v, vl, "lb_get");
 	else if (rc != LB_ENOTFOUND)
@@ -1530,7 +1713,8 @@ static void run_verify(rthread *t)
 	rdr *r = t->r;
 	lb_verify_report rep;
 	int64_t t0 = te_mono_ns();
-	int rc = lb_verify(r->db, LB_VERIFY_REPLAY, &rep);
+	int rc;
+	RETRY(rc, lb_verify(r->db, LB_VERIFY_REPLAY, &rep));
 	r->verify_ns = (uint64_t)(te_mono_ns() - t0);
 	atomic_fetch_add(&r->verify_ms, r->verify_ns / 1000000);
 	if (rc == LB_EBUSY) {
@@ -1617,12 +1801,12 @@ static void reader(unsigned arg)
 		for (unsigned i = 0; i < nt; i++)
 			pthread_join(th[i], NULL);
 	}
-	fprintf(r.log, "S %lu %lu %lu %lu %lu %lu %lu %lu %lu %" PRIu64 "\n",
+	fprintf(r.log, "S %lu %lu %lu %lu %lu %lu %lu %lu %lu\n",
 	        atomic_load(&r.snapshots), atomic_load(&r.cursors),
 	        atomic_load(&r.verifies), atomic_load(&r.verify_busy),
 	        atomic_load(&r.gets), atomic_load(&r.logreads),
 	        atomic_load(&r.histories), atomic_load(&r.tablewalks),
-	        atomic_load(&r.verify_ms), known_gaps);
+	        atomic_load(&r.verify_ms));
 	if (fclose(r.log) != 0)
 		die("closing the log: %s", strerror(errno));
 	lb_close(r.db);
@@ -1648,6 +1832,7 @@ static void start(proc *p)
 		setpgid(0, 0); /* so that killing it kills its CLI too */
 		snprintf(role, sizeof role, "%s", p->name);
 		p->fn(p->arg);
+		write_gaps(p->name);
 		_exit(0);
 	}
 	setpgid(p->pid, p->pid);
@@ -1865,7 +2050,8 @@ typedef struct tbatch {
 
 typedef struct cbatch {
 	uint64_t id, first;
-	char kind; /* P or I */
+	char kind; /* P put, I import batch, R import: the run's record only;
+	              first is the run's id for R */
 	char file[32];
 	unsigned n;
 	cline lines[16];
@@ -1880,8 +2066,9 @@ typedef struct logs {
 	uint64_t tstat[8];
 	cbatch *c;
 	size_t nc;
-	uint64_t cstat[7];
-	uint64_t rstat[2][10];
+	uint64_t cstat[6];
+	uint64_t gaps[NGAPS]; /* known gaps met, all processes */
+	uint64_t rstat[2][9];
 	size_t nobs;
 } logs;
 
@@ -2002,6 +2189,15 @@ static void read_cli_log(logs *L)
 			                        &b->id, b->lines[0].key,
 			                        b->lines[0].val),
 			                 3);
+		} else if (line[0] == 'R') {
+			GROW(L->c, L->nc, cap);
+			cbatch *b = &L->c[L->nc++];
+			memset(b, 0, sizeof *b);
+			b->kind = 'R';
+			assert_int_equal(
+			        sscanf(line, "R %" SCNu64 " %" SCNu64 " %31s",
+			               &b->id, &b->first, b->file),
+			        3);
 		} else if (line[0] == 'I') {
 			GROW(L->c, L->nc, cap);
 			cbatch *b = &L->c[L->nc++];
@@ -2035,11 +2231,10 @@ static void read_cli_log(logs *L)
 			assert_int_equal(sscanf(line,
 			                        "S %" SCNu64 " %" SCNu64
 			                        " %" SCNu64 " %" SCNu64
-			                        " %" SCNu64 " %" SCNu64
-			                        " %" SCNu64,
+			                        " %" SCNu64 " %" SCNu64,
 			                        &s[0], &s[1], &s[2], &s[3],
-			                        &s[4], &s[5], &s[6]),
-			                 7);
+			                        &s[4], &s[5]),
+			                 6);
 			stat = 1;
 		}
 	}
@@ -2228,33 +2423,45 @@ static void check_cli_batch(checker *ck, const cbatch *b)
 {
 	lb_batch_info bi;
 	te_recs rs;
+	memset(&bi, 0, sizeof bi);
 	char label[96];
+	/* an import's batches each end with one record of its run, in
+	 * logbook.runs (a new key) */
+	unsigned runrec = b->kind != 'P';
 	if (b->kind == 'P')
 		snprintf(label, sizeof label, "put c %s", b->lines[0].key);
-	else
+	else if (b->kind == 'I')
 		snprintf(label, sizeof label, "import %s from line %" PRIu64,
 		         b->file, b->first);
-	/* an import batch also updates its run's record in logbook.runs */
-	int run = b->kind != 'P';
-	check_info(ck, b->id, label, b->n + run, 0, &bi);
+	if (b->kind == 'R') {
+		char want[96];
+		snprintf(want, sizeof want, "import %s: run %" PRIu64 " ",
+		         b->file, b->first);
+		if (lb_batch_info_get(ck->db, b->id, &bi) != 0 ||
+		    strncmp(bi.label, want, strlen(want)) != 0 ||
+		    bi.records != 1)
+			bad("batch %" PRIu64 ": '%s' of %" PRIu64
+			    " records, not the record of run %" PRIu64,
+			    b->id, bi.label, bi.records, b->first);
+	} else {
+		check_info(ck, b->id, label, b->n + runrec, 0, &bi);
+	}
 	memset(&rs, 0, sizeof rs);
 	te_changes(ck->db, b->id, &rs);
-	size_t k = 0;
-	for (size_t i = 0; i < rs.n; i++)
-		if (strcmp(rs.v[i].table, "logbook.runs") != 0)
-			rs.v[k++] = rs.v[i];
-		else
-			free(rs.v[i].table), free(rs.v[i].key),
-			        free(rs.v[i].before), free(rs.v[i].after);
-	if (rs.n != b->n + run || k != b->n) {
-		bad("batch %" PRIu64 " (%s): %zu change records (%zu in c), "
-		    "want %u",
-		    b->id, label, rs.n, k, b->n);
-		rs.n = k;
+	if (rs.n != b->n + runrec) {
+		bad("batch %" PRIu64 " (%s): %zu change records, want %u",
+		    b->id, bi.label, rs.n, b->n + runrec);
 		te_recs_free(&rs);
 		return;
 	}
-	rs.n = k;
+	if (runrec) {
+		const te_rec *r = &rs.v[b->n];
+		if (r->op != LB_OP_PUT || strcmp(r->table, "logbook.runs") ||
+		    r->has_before || !r->has_after)
+			bad("batch %" PRIu64 " (%s): the last record is not a "
+			    "new record of the run",
+			    b->id, bi.label);
+	}
 	for (unsigned i = 0; i < b->n; i++) {
 		const cline *l = &b->lines[i];
 		size_t kl = strlen(l->key);
@@ -2306,8 +2513,9 @@ static void check_standing(checker *ck, const logs *L, const claim *cl,
 	free(by);
 }
 
-/* The tables as committed equal the model, key for key. */
-static void check_final_tables(checker *ck)
+/* The tables as committed equal the model, key for key; logbook.runs
+ * holds one record per batch of the CLI's imports. */
+static void check_final_tables(checker *ck, const logs *L)
 {
 	static const char *const tables[] = {"c", "g", "p", "s"};
 	lb_snapshot *s;
@@ -2351,6 +2559,13 @@ static void check_final_tables(checker *ck)
 	if (tn.stable != 4 || tn.n != 0)
 		bad("%u tables of the maker left (the first: %s); %u stable",
 		    tn.n, tn.n ? tn.name[0] : "", tn.stable);
+	uint64_t runrecs = 0;
+	for (size_t i = 0; i < L->nc; i++)
+		runrecs += L->c[i].kind != 'P';
+	if (tn.runs != (runrecs > 0) || tn.runs_records != runrecs)
+		bad("logbook.runs: %s, %" PRIu64 " records; the CLI's imports "
+		    "committed %" PRIu64 " batches",
+		    tn.runs ? "present" : "absent", tn.runs_records, runrecs);
 }
 
 /* A reader's observation: generations g0, g1 and the digests of each
@@ -2422,16 +2637,30 @@ static void read_reader_stats(logs *L, unsigned r)
 			        sscanf(line,
 			               "S %" SCNu64 " %" SCNu64 " %" SCNu64
 			               " %" SCNu64 " %" SCNu64 " %" SCNu64
-			               " %" SCNu64 " %" SCNu64 " %" SCNu64
-			               " %" SCNu64,
+			               " %" SCNu64 " %" SCNu64 " %" SCNu64,
 			               &s[0], &s[1], &s[2], &s[3], &s[4], &s[5],
-			               &s[6], &s[7], &s[8], &s[9]),
-			        10);
+			               &s[6], &s[7], &s[8]),
+			        9);
 			stat = 1;
 		}
 	fclose(f);
 	if (!stat)
 		fail_msg("stress: %s has no final line", name);
+}
+
+static void read_gaps(logs *L, const char *name)
+{
+	char f[64], line[128];
+	uint64_t g[NGAPS];
+	snprintf(f, sizeof f, "gaps-%s", name);
+	FILE *in = open_read(f);
+	if (!fgets(line, sizeof line, in) ||
+	    sscanf(line, "G %" SCNu64 " %" SCNu64 " %" SCNu64, &g[0], &g[1],
+	           &g[2]) != NGAPS)
+		fail_msg("stress: %s is malformed", f);
+	fclose(in);
+	for (int i = 0; i < NGAPS; i++)
+		L->gaps[i] += g[i];
 }
 
 static const char *const setup_tables[] = {"s", "g", "c", "p"};
@@ -2513,6 +2742,8 @@ static void test_engine_stress__many_processes(void **state)
 	read_cli_log(&L);
 	for (unsigned r = 0; r < 2; r++)
 		read_reader_stats(&L, r);
+	for (int i = 0; i < np; i++)
+		read_gaps(&L, procs[i].name);
 
 	checker ck;
 	memset(&ck, 0, sizeof ck);
@@ -2548,16 +2779,19 @@ static void test_engine_stress__many_processes(void **state)
 	for (size_t i = 0; i < L.nc; i++)
 		CLAIM(L.c[i].id, OWN_CLI, i);
 #undef CLAIM
-	uint64_t unclaimed = 0, unclaimed_runs = 0;
+	/* the CLI's first import creates logbook.runs, in a batch it does
+	 * not report */
+	uint64_t unclaimed = 0, runs_created = 0;
 	for (uint64_t id = 1; id <= last; id++) {
-		lb_batch_info ub;
+		lb_batch_info bi;
 		if (cl[id].owner)
 			continue;
-		/* the CLI's first import makes the table of its runs */
-		if (lb_batch_info_get(ck.db, id, &ub) == 0 &&
-		    strcmp(ub.label, "create table logbook.runs") == 0 &&
-		    !unclaimed_runs++)
+		if (lb_batch_info_get(ck.db, id, &bi) == 0 &&
+		    strcmp(bi.label, "create table logbook.runs") == 0 &&
+		    runs_created++ == 0) {
+			cl[id] = (claim){OWN_CLI, SIZE_MAX};
 			continue;
+		}
 		if (unclaimed++ < 5)
 			bad("batch %" PRIu64 " was committed but reported by "
 			    "no process",
@@ -2585,7 +2819,11 @@ static void test_engine_stress__many_processes(void **state)
 			check_maker_batch(&ck, &L.t[c->idx]);
 			break;
 		case OWN_CLI:
-			check_cli_batch(&ck, &L.c[c->idx]);
+			if (c->idx == SIZE_MAX)
+				check_info(&ck, id, "create table logbook.runs",
+				           1, 0, &bi);
+			else
+				check_cli_batch(&ck, &L.c[c->idx]);
 			break;
 		case OWN_NONE:
 			break;
@@ -2595,7 +2833,7 @@ static void test_engine_stress__many_processes(void **state)
 		}
 	}
 	check_standing(&ck, &L, cl, last);
-	check_final_tables(&ck);
+	check_final_tables(&ck, &L);
 	size_t nobs = 0;
 	check_observations(&ck, "r0.log", &nobs);
 	check_observations(&ck, "r1.log", &nobs);
@@ -2642,8 +2880,9 @@ static void test_engine_stress__many_processes(void **state)
 	       " table-list walks, %" PRIu64 " log reads, %" PRIu64
 	       " histories, %" PRIu64 " verifies with replay (%" PRIu64
 	       " busy, %.1f s in all) + 1 at the end; reopens %" PRIu64
-	       "; read-only opens failed with the known gap and retried: "
-	       "%" PRIu64 "; failures: %u\n",
+	       "; known gaps met and tolerated: open LB_EIO %" PRIu64
+	       ", LB_EBUSY after growth %" PRIu64 ", catalog LB_EIO %" PRIu64
+	       "; failures: %u\n",
 	       cfg.seed, np, L.cstat[0], (double)(t1 - t0) / SEC,
 	       (double)(t2 - t1) / SEC, L.nw[0], L.nw[1], L.wstat[0][2],
 	       L.wstat[1][2], L.wstat[0][5], L.wstat[1][5], L.nt, L.tstat[0],
@@ -2653,8 +2892,8 @@ static void test_engine_stress__many_processes(void **state)
 	       cursors, L.rstat[0][7], L.rstat[1][7],
 	       L.rstat[0][5] + L.rstat[1][5], L.rstat[0][6] + L.rstat[1][6],
 	       verifies, vbusy, (double)(L.rstat[0][8] + L.rstat[1][8]) / 1000,
-	       L.wstat[0][3] + L.wstat[1][3] + L.tstat[5],
-	       L.cstat[6] + L.rstat[0][9] + L.rstat[1][9], nbad);
+	       L.wstat[0][3] + L.wstat[1][3] + L.tstat[5], L.gaps[GAP_OPEN_EIO],
+	       L.gaps[GAP_GROWTH_EBUSY], L.gaps[GAP_CATALOG_EIO], nbad);
 	fflush(stdout);
 	(void)wb;
 	(void)unknown;

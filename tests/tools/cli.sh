@@ -450,9 +450,8 @@ section "rollback --cascade: the dry run tells the real outcome"
 # k=1; 3: j=1; 4: k=2; 5: the table of import runs (logbook.runs); 6: j=2
 # k=3 and its run's record; a cascade of 3 undoes 6 and 3; then a
 # cascade of 4 undoes 4 alone (k=1, j stays absent), and its dry run says
-# the same: exit status, record count, conflicts. The dry run cannot name
-# the batches it would undo (the library reports records and issues only),
-# so its JSON has "undone": null; the real call lists them.
+# the same: exit status, record count, conflicts, and the batches it
+# would undo (the library's res->undone), "undone" in JSON.
 # marks DIR: "id:rolled_back_by" of every batch, oldest first.
 marks() {
 	"$LB" log "$1" --json | python3 -c '
@@ -514,7 +513,7 @@ r = json.load(open(sys.argv[2]))
 same = ("success", "batch", "records", "error", "conflicting_batches", "issues")
 assert all(d[k] == r[k] for k in same), [(k, d[k], r[k]) for k in same]
 assert d["success"] and d["records"] == 1 and not d["issues"]
-assert d["dry_run"] and d["new_batch"] is None and d["undone"] is None
+assert d["dry_run"] and d["new_batch"] is None and d["undone"] == [4]
 assert not r["dry_run"] and r["new_batch"] == 8 and r["undone"] == [4]
 ' dry.json real.json; then ok; else bad "JSON dry run and real call differ: $(cat dry.json real.json)"; fi
 eq "$(marks ca-json)" "$(marks ca)" "marks after the JSON forms"
