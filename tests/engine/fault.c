@@ -1015,7 +1015,8 @@ static void test_engine_fault__panic_waits_for_old_snapshots(void **state)
 struct reader {
 	lb_db *db;
 	atomic_int *stop;
-	unsigned long ok, eio, bad;
+	atomic_ulong ok; /* read by the main thread while it runs */
+	unsigned long eio, bad;
 	int badrc;
 };
 
@@ -1074,6 +1075,18 @@ static void test_engine_fault__panic_under_readers(void **state)
 		/* the readers' short reads leave room for the reopening */
 		te_rc(0,
 		      commit_keys(db, "ok", 5000, 5, 10, (unsigned)round, 0));
+	}
+	/* on a loaded machine the readers may not have run yet: let them
+	 * go on (a bounded while) until one read succeeded after the last
+	 * reopening */
+	for (int waited = 0; waited < 500; waited++) {
+		unsigned long n = 0;
+		for (int i = 0; i < NREADERS; i++)
+			n += atomic_load(&r[i].ok);
+		if (n > 0)
+			break;
+		struct timespec ms10 = {0, 10000000};
+		nanosleep(&ms10, NULL);
 	}
 	atomic_store(&stop, 1);
 	for (int i = 0; i < NREADERS; i++) {
