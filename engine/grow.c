@@ -195,6 +195,13 @@ static int regrow(lb_batch *b)
 		if (b->txn)
 			mdb_txn_abort(b->txn);
 		b->txn = NULL;
+		/* the transaction that opened table handles has ended: let
+		 * go of catlock (the redo takes it again), which is never
+		 * held while maplock is waited for (lock order) */
+		if (b->catlocked) {
+			pthread_mutex_unlock(&db->catlock);
+			b->catlocked = 0;
+		}
 		lb__batch_reset(b);
 		mdb_env_info(db->env, &info);
 		uint64_t nsize = (uint64_t)info.me_mapsize * 2;
