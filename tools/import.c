@@ -2643,7 +2643,7 @@ static int same_opt(const char *what, const char *stored, const char *given,
 static int run_start(imp *m, const char *dir, const given *g, int resume,
                      int again, uint64_t *line)
 {
-	run_info *runs = NULL, *match = NULL, *open_run = NULL;
+	run_info *runs = NULL, *match = NULL, *open_run = NULL, *renamed = NULL;
 	size_t n = 0;
 	int rc;
 	sbuf b;
@@ -2658,13 +2658,29 @@ static int run_start(imp *m, const char *dir, const given *g, int resume,
 	if (rc < 0)
 		return cli_lberr(rc, "%s: cannot read the runs", dir);
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(runs[i].first.sha256, m->run.sha256))
+		if (strcmp(runs[i].first.sha256, m->run.sha256)) {
+			/* an unfinished run of a file of that name */
+			if (!runs[i].final && runs[i].first.sha256[0] &&
+			    runs[i].first.file &&
+			    !strcmp(runs[i].first.file, m->file))
+				renamed = &runs[i];
 			continue;
+		}
 		match = &runs[i];
 		if (!runs[i].final)
 			open_run = &runs[i];
 	}
 	sb_init(&b);
+	if (resume && !open_run && !match && renamed) {
+		/* going on from line 1 would import its first lines again */
+		run_text(&b, renamed);
+		cli_err("%s: the content is not that of %s (it changed since); "
+		        "nothing written. Use --again to import it as a new "
+		        "run",
+		        m->file, sb_str(&b));
+		rc = CLI_DATA;
+		goto out;
+	}
 	if (resume && open_run) {
 		run_info *r = open_run;
 		const char *stored_table = r->first.table;

@@ -252,6 +252,12 @@ st 2 "$LB" import r2 big.jsonl --resume --on-error record
 has_err "run $run was imported with --on-error batch"
 st 1 "$LB" import r2 big.jsonl
 has_err "this content is the file of run $run (big.jsonl, .*interrupted after line $((resume_at - 1))); nothing written. Use --resume"
+# The file changed since: --resume refuses rather than start over.
+cp big.jsonl big.orig
+echo '{"table":"hearings","key":"LATE","value":{}}' >>big.jsonl
+st 1 "$LB" import r2 big.jsonl --resume
+has_err "big.jsonl: the content is not that of run $run (big.jsonl, .*(it changed since); nothing written"
+mv big.orig big.jsonl
 st 1 "$LB" import r2 big.jsonl --resume --batch-size 500 --nosync
 "$LB" export r2 >r2.export
 same r2.export straight2.export
