@@ -308,7 +308,6 @@ void lb__schema_free(lb_wal_schema *s);
 const char *lb__format_problem(int fmt, const char *s, size_t len);
 /* Does the str [s, s + len) match f's pattern as a whole? 1, 0, or
  * LB_ENOMEM (regexec ran out of memory). */
-LB__WUR int lb__pattern_match(const lb_sfield *f, const char *s,
-                             size_t len);
+LB__WUR int lb__pattern_match(const lb_sfield *f, const char *s, size_t len);
 
 #endif
