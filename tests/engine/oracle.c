@@ -1118,6 +1118,75 @@ static void test_engine_oracle__rollback_to_example(void **state)
 	verify_ok(db);
 }
 
+/* docs/ROLLBACK.md, LB_FORCE: a batch that only created keys, all of them
+ * gone already, leaves nothing to write: 0, no batch, no record, nothing
+ * undone, and it still stands. */
+static void test_engine_oracle__force_with_nothing_to_write(void **state)
+{
+	lb_db *db = ((te_fx *)*state)->db;
+	assert_int_equal(commit(db, "k", "1", "j", "1", NULL), 2);
+	assert_int_equal(te_del1(db, "t", "k"), 3);
+	assert_int_equal(te_del1(db, "t", "j"), 4);
+	assert_int_equal(rb(db, 2, LB_FORCE, 0, 0, none), 0);
+	marks_are(db, 4, (const uint64_t[]){0, 0, 0, 0, 0});
+	/* with one of them back, force deletes that one alone */
+	assert_int_equal(commit(db, "j", "2", NULL), 5);
+	assert_int_equal(rb(db, 2, LB_FORCE, 0, 1, (const uint64_t[]){2, 0}),
+	                 6);
+	te_recs rs;
+	te_changes(db, 6, &rs);
+	assert_int_equal(rs.n, 1);
+	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "j", "2", NULL);
+	te_recs_free(&rs);
+	marks_are(db, 6, (const uint64_t[]){0, 0, 6, 0, 0, 0, 0});
+	verify_ok(db);
+}
+
+/* docs/ROLLBACK.md, "Foreign keys": 4 inserts hearing h1, 5 a witness
+ * naming it. Undoing 4 alone, strictly or by force, would leave w1
+ * dangling: LB_EVALIDATION, one FOREIGN_KEY issue on hearings 'h1' naming
+ * batch 5. A cascade undoes 5, then 4. */
+static void test_engine_oracle__foreign_keys_example(void **state)
+{
+	lb_db *db = ((te_fx *)*state)->db;
+	static const lb_field wf[] = {
+	        {"hearing_id", LB_STR, LB_REQUIRED, 0, "hearings"}};
+	static const lb_schema ws = {wf, 1, 0};
+	static const uint8_t w1[] = {0x81, 0xaa, 'h', 'e', 'a',  'r', 'i', 'n',
+	                             'g',  '_',  'i', 'd', 0xa2, 'h', '1'};
+	lb_batch *b = NULL;
+	lb_result res;
+	te_rc(0, lb_table_create(db, "hearings", NULL));
+	te_rc(0, lb_table_create(db, "witnesses", &ws));
+	te_rc(0, lb_batch_begin(db, NULL, &b));
+	te_rc(0, lb_insert(b, "hearings", "h1", 2, "x", 1));
+	te_rc(0, lb_batch_commit(b, NULL));
+	te_rc(0, lb_batch_begin(db, NULL, &b));
+	te_rc(0, lb_insert(b, "witnesses", "w1", 2, w1, sizeof w1));
+	te_rc(0, lb_batch_commit(b, NULL));
+	assert_int_equal(te_last(db), 5);
+
+	for (int force = 0; force < 2; force++) {
+		assert_int_equal(rb(db, 4, force ? LB_FORCE : 0, LB_EVALIDATION,
+		                    0, none),
+		                 0);
+		dry(db, 4, force ? LB_FORCE : 0, LB_EVALIDATION, 0, &res);
+		assert_int_equal(res.nissues, 1);
+		assert_int_equal(res.issues[0].kind, LB_ISSUE_FOREIGN_KEY);
+		assert_string_equal(res.issues[0].table, "hearings");
+		assert_int_equal(res.issues[0].klen, 2);
+		assert_memory_equal(res.issues[0].key, "h1", 2);
+		assert_int_equal(res.issues[0].batch, 5);
+		lb_result_free(&res);
+	}
+	assert_int_equal(
+	        rb(db, 4, LB_CASCADE, 0, 2, (const uint64_t[]){5, 4, 0}), 6);
+	te_assert_absent_s(db, "hearings", "h1");
+	te_assert_absent_s(db, "witnesses", "w1");
+	marks_are(db, 6, (const uint64_t[]){0, 0, 0, 0, 6, 6, 0});
+	verify_ok(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1148,6 +1217,12 @@ int main(void)
 	                te_teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_engine_oracle__rollback_to_example, te_setup_t,
+	                te_teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_engine_oracle__force_with_nothing_to_write,
+	                te_setup_t, te_teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_engine_oracle__foreign_keys_example, te_setup_t,
 	                te_teardown),
 	};
 	return cmocka_run_group_tests_name("engine_oracle", tests, NULL, NULL);
