@@ -1212,7 +1212,8 @@ static int net_sorted(const rb *x, size_t **out, size_t *n)
 	 * the writer lock, so one rollback sorts at a time per handle; the
 	 * pointer is per thread for the handles of other threads */
 	sort_x = x;
-	qsort(*out, *n, sizeof **out, cmp_net);
+	if (*n > 1)
+		qsort(*out, *n, sizeof **out, cmp_net);
 	return 0;
 }
 

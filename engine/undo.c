@@ -272,7 +272,8 @@ int lb__undo_settle(lb_batch *b)
 	if (b->undo_kind != LB__UNDO_TO) {
 		/* ascending and unique, as `_victims` keeps them */
 		size_t n = 0;
-		qsort(b->marks, b->nmarks, sizeof *b->marks, cmp_u64);
+		if (b->nmarks > 1)
+			qsort(b->marks, b->nmarks, sizeof *b->marks, cmp_u64);
 		for (size_t i = 0; i < b->nmarks; i++)
 			if (n == 0 || b->marks[n - 1] != b->marks[i])
 				b->marks[n++] = b->marks[i];

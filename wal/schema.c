@@ -431,35 +431,34 @@ static int compile_pattern(const char *p, size_t len, regex_t **out, int rc,
 
 int lb__pattern_match(const lb_sfield *f, const char *s, size_t len)
 {
+	char small[256], *z = small;
 	regmatch_t m[1];
 	locale_t old;
 	int e;
 
 	if (!f->re)
 		return 1;
-		/* REG_STARTEND: the value is not NUL-terminated (and may hold
-		 * NUL bytes, which then match nothing but themselves). */
-#ifdef REG_STARTEND
-	m[0].rm_so = 0;
-	m[0].rm_eo = (regoff_t)len;
-	old = enter_c_locale();
-	e = regexec(f->re, s, 1, m, REG_STARTEND);
-	leave_c_locale(old);
-#else
-	/* A C library without REG_STARTEND: a copy, and a value holding a
-	 * NUL byte matches no pattern. */
-	char *z;
-	if (memchr(s, 0, len))
-		return 0;
-	if (!(z = malloc(len + 1)))
+	/* regexec() takes a C string: the value, which is not one, is copied
+	 * and terminated. (REG_STARTEND alone would do, but sanitizers read
+	 * the string up to a NUL whatever the flags.) */
+	if (len >= sizeof small && !(z = malloc(len + 1)))
 		return lb__fail(LB_ENOMEM, "out of memory matching a pattern");
 	memcpy(z, s, len);
 	z[len] = 0;
 	old = enter_c_locale();
-	e = regexec(f->re, z, 0, m, 0);
-	leave_c_locale(old);
-	free(z);
+#ifdef REG_STARTEND
+	/* and REG_STARTEND, so that a NUL byte in the value is matched
+	 * (as a byte that matches only itself), not taken as its end */
+	m[0].rm_so = 0;
+	m[0].rm_eo = (regoff_t)len;
+	e = regexec(f->re, z, 1, m, REG_STARTEND);
+#else
+	/* without it, a value holding a NUL byte matches no pattern */
+	e = memchr(z, 0, len) ? REG_NOMATCH : regexec(f->re, z, 0, m, 0);
 #endif
+	leave_c_locale(old);
+	if (z != small)
+		free(z);
 	if (e == 0)
 		return 1;
 	if (e == REG_NOMATCH)

@@ -1213,6 +1213,76 @@ static void test_engine_schema__rules_logged_and_kept(void **state)
 	hg_free(&v);
 }
 
+/* Adding rules to a table that holds records (lb_table_alter): the
+ * records are held to them; the rules come into force only when all fit,
+ * and a rollback of the change takes them away again. */
+static void test_engine_schema__rules_by_alter(void **state)
+{
+	lb_db *db = FX(state)->db;
+	static const lb_field plain[] = {{"id", LB_STR, 0, 0, NULL},
+	                                 {"n", LB_INT, 0, 0, NULL}};
+	static const char *const ns[] = {"1", "2"};
+	static const lb_field ruled[] = {
+	        {"id", LB_STR, 0, 0, NULL, NULL, 0, "[a-z]+"},
+	        {"n", LB_INT, LB_NULLABLE, 0, NULL, ns, 2}};
+	lb_schema sp = {plain, 2, 0}, sr = {ruled, 2, 0, "id"};
+	hg_val v;
+	lb_result r;
+	hg_init(&v);
+	te_rc(0, lb_table_create(db, "al", &sp));
+	lb_batch *b = hg_begin(db);
+	hg_map(&v, 2);
+	hg_kstr(&v, "id", "a");
+	hg_kint(&v, "n", 1);
+	te_rc(0, hg_putv(b, "al", "a", &v));
+	hg_reset(&v);
+	hg_map(&v, 2);
+	hg_kstr(&v, "id", "B");
+	hg_kint(&v, "n", 3);
+	te_rc(0, hg_putv(b, "al", "b", &v));
+	hg_commit_ok(b);
+	/* b breaks three rules: nothing changes */
+	uint64_t last = te_last(db);
+	te_rc(LB_EVALIDATION, lb_table_alter(db, "al", &sr, &r));
+	assert_int_equal(r.nissues_total, 3);
+	hg_assert_issue(&r.issues[0], LB_ISSUE_FORMAT, "al", "b", "id");
+	hg_assert_issue(&r.issues[1], LB_ISSUE_FORMAT, "al", "b", "id");
+	hg_assert_issue(&r.issues[2], LB_ISSUE_FORMAT, "al", "b", "n");
+	lb_result_free(&r);
+	assert_int_equal(te_last(db), last);
+	/* mended, the rules come into force */
+	b = hg_begin(db);
+	hg_reset(&v);
+	hg_map(&v, 1);
+	hg_kstr(&v, "id", "b");
+	te_rc(0, hg_putv(b, "al", "b", &v));
+	hg_commit_ok(b);
+	te_rc(0, lb_table_alter(db, "al", &sr, &r));
+	uint64_t altered = r.batch_id;
+	assert_true(altered > 0);
+	lb_result_free(&r);
+	seen sn;
+	memset(&sn, 0, sizeof sn);
+	te_rc(0, lb_tables(db, collect, &sn));
+	assert_seen_schema(&sn, "al", &sr, 2);
+	b = hg_begin(db);
+	hg_reset(&v);
+	hg_map(&v, 1);
+	hg_kstr(&v, "id", "c");
+	hg_refused(hg_putv(b, "al", "d", &v), "the record's key is 'd'");
+	lb_batch_abort(b);
+	/* rolled back, the table is as it was */
+	te_rc(0, lb_rollback(db, altered, 0, &r));
+	lb_result_free(&r);
+	memset(&sn, 0, sizeof sn);
+	te_rc(0, lb_tables(db, collect, &sn));
+	assert_seen_schema(&sn, "al", &sp, 2);
+	b = hg_begin(db);
+	te_rc(0, hg_putv(b, "al", "d", &v));
+	hg_commit_ok(b);
+	hg_free(&v);
+}
+
 #define T(name)                                                                \
 	cmocka_unit_test_setup_teardown(test_engine_schema__##name, te_setup,  \
 	                                te_teardown)
@@ -1230,6 +1300,7 @@ int main(void)
 	        THG(type_matrix),       THG(max_len_str_counts_chars),
 	        THG(str_not_utf8),      THG(max_len_bin_bytes),
 	        THG(max_len_elements),  T(rules_logged_and_kept),
+	        T(rules_by_alter),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
