@@ -47,10 +47,11 @@
  * into the same batch, so the resume point is exact after any crash; an
  * ended batch that committed nothing is covered by the next record, and a
  * run whose last batches committed nothing ends with a batch holding only
- * its record. SIGINT/SIGTERM are seen between lines: a whole batch read
- * goes in, a part of one is dropped (so a resumed import cuts its batches
- * where an uninterrupted one would), and the summary names the line to go
- * on from.
+ * its record (a batch ends as soon as its last line is read, so a batch
+ * that ends a file says so itself). SIGINT/SIGTERM are seen between lines:
+ * the part of a batch read so far is dropped (so a resumed import cuts its
+ * batches where an uninterrupted one would), and the summary names the
+ * line to go on from.
  *
  * Speed: lines are read with read(2) into a large buffer and parsed in place
  * (no copy unless a line spans two reads) by the fast path of fastjson.c,
@@ -64,6 +65,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -152,6 +154,39 @@ static int next_line(reader *r, const char **p, size_t *n, int *too_long)
 			break;
 		}
 	}
+}
+
+/*
+ * Does the input end here (nothing after the line handed out last)? 1 when
+ * it is known to: a file read to its size, or a pipe whose end is there
+ * already (looked at without waiting: a pipe still open says 0). The
+ * current line must no longer be needed (the buffer may be refilled).
+ */
+static int input_ends(reader *r, uint64_t in_size)
+{
+	struct pollfd pf;
+	ssize_t got;
+	if (r->start < r->end)
+		return 0;
+	if (r->eof)
+		return 1;
+	if (in_size)
+		return r->consumed >= in_size;
+	pf.fd = r->fd;
+	pf.events = POLLIN;
+	pf.revents = 0;
+	if (poll(&pf, 1, 0) != 1)
+		return 0;
+	got = read(r->fd, r->buf, READ_CHUNK);
+	if (got == 0) {
+		r->eof = 1;
+		return 1;
+	}
+	if (got > 0) {
+		r->start = 0;
+		r->end = (size_t)got;
+	}
+	return 0; /* a read error shows at the next line */
 }
 
 /* ---- per-batch state ----------------------------------------------------- */
@@ -2643,7 +2678,7 @@ static int same_opt(const char *what, const char *stored, const char *given,
 static int run_start(imp *m, const char *dir, const given *g, int resume,
                      int again, uint64_t *line)
 {
-	run_info *runs = NULL, *match = NULL, *open_run = NULL;
+	run_info *runs = NULL, *match = NULL, *open_run = NULL, *renamed = NULL;
 	size_t n = 0;
 	int rc;
 	sbuf b;
@@ -2658,13 +2693,29 @@ static int run_start(imp *m, const char *dir, const given *g, int resume,
 	if (rc < 0)
 		return cli_lberr(rc, "%s: cannot read the runs", dir);
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(runs[i].first.sha256, m->run.sha256))
+		if (strcmp(runs[i].first.sha256, m->run.sha256)) {
+			/* an unfinished run of a file of that name */
+			if (!runs[i].final && runs[i].first.sha256[0] &&
+			    runs[i].first.file &&
+			    !strcmp(runs[i].first.file, m->file))
+				renamed = &runs[i];
 			continue;
+		}
 		match = &runs[i];
 		if (!runs[i].final)
 			open_run = &runs[i];
 	}
 	sb_init(&b);
+	if (resume && !open_run && !match && renamed) {
+		/* going on from line 1 would import its first lines again */
+		run_text(&b, renamed);
+		cli_err("%s: the content is not that of %s (it changed since); "
+		        "nothing written. Use --again to import it as a new "
+		        "run",
+		        m->file, sb_str(&b));
+		rc = CLI_DATA;
+		goto out;
+	}
 	if (resume && open_run) {
 		run_info *r = open_run;
 		const char *stored_table = r->first.table;
@@ -2931,14 +2982,6 @@ int cmd_import(int argc, char **argv)
 			interrupted = 1;
 			break;
 		}
-		if (m->brecs == m->batch_size) {
-			if ((rc = end_batch(m, 0)) != 0)
-				goto out;
-			if (m->stop && m->b_aside) {
-				stopped = 1;
-				break;
-			}
-		}
 		if (!m->b && (rc = begin(m, line)) != 0)
 			goto out;
 		if (m->brecs == 0) {
@@ -2973,6 +3016,18 @@ int cmd_import(int argc, char **argv)
 			goto out;
 		}
 		m->b_end_off = m->rd.consumed;
+		if (m->brecs == m->batch_size) {
+			/* input read to its end: the run ends with this
+			 * batch (else, should no line follow, a batch holding
+			 * only the run's record says so) */
+			int last = input_ends(&m->rd, m->in_size);
+			if ((rc = end_batch(m, last)) != 0)
+				goto out;
+			if (m->stop && m->b_aside) {
+				stopped = 1;
+				break;
+			}
+		}
 		if ((line & 1023) == 0)
 			progress(m, 0);
 	}
@@ -2983,11 +3038,7 @@ int cmd_import(int argc, char **argv)
 		             m->file, line, strerror(errno));
 		goto out;
 	}
-	if (interrupted && m->brecs == m->batch_size) {
-		/* a whole batch was read: it goes in as it would have */
-		if ((rc = end_batch(m, 0)) != 0)
-			goto out;
-	} else if (interrupted && m->brecs) {
+	if (interrupted && m->brecs) {
 		/* a part of one: none of it, so that the batches of a
 		 * resumed import are cut where they would have been */
 		if (!m->dry) {

@@ -121,7 +121,8 @@ static const command commands[] = {
          "value before and after.\n"},
         {"rollback", cmd_rollback,
          "rollback DIR BATCH [--cascade | --force] [--dry-run]\n"
-         "       rollback DIR --run RUN [--cascade] [--dry-run] [--no-wait]",
+         "       logbook rollback DIR --run RUN [--cascade] [--dry-run] "
+         "[--no-wait]",
          "undo one batch, or a whole import run",
          "Undo BATCH in a new batch. If a later batch changed one of its\n"
          "keys, nothing is written and each conflicting key is printed with\n"
