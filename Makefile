@@ -60,6 +60,7 @@ LB_NODEPS_GOALS := clean help deps uninstall format format-check
 LB_DEPS_PROBE := command -v $(firstword $(CC)) && command -v $(firstword $(CXX)) \
 	&& command -v $(PKG_CONFIG) && command -v python3 \
 	&& $(PKG_CONFIG) --exists lmdb zlib libcrypto cmocka jansson sqlite3 libdeflate \
+		libmicrohttpd \
 	&& { $(PKG_CONFIG) --exists msgpack || $(PKG_CONFIG) --exists msgpack-c; }
 ifeq ($(LB_DEPS_CHECKED)$(LB_NO_DEPS),)
 ifneq ($(filter-out $(LB_NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
@@ -92,6 +93,8 @@ CMOCKA_CFLAGS := $(call pc_cflags,cmocka)
 CMOCKA_LIBS := $(call pc_libs,cmocka,-lcmocka)
 JANSSON_CFLAGS := $(call pc_cflags,jansson)
 JANSSON_LIBS := $(call pc_libs,jansson,-ljansson)
+MHD_CFLAGS := $(call pc_cflags,libmicrohttpd)
+MHD_LIBS := $(call pc_libs,libmicrohttpd,-lmicrohttpd)
 BENCH_CFLAGS := $(call pc_cflags,sqlite3) $(call pc_cflags,libdeflate)
 BENCH_LIBS := $(call pc_libs,sqlite3,-lsqlite3) $(call pc_libs,libdeflate,-ldeflate)
 
@@ -183,7 +186,7 @@ ALL_OBJS := $(LIB_OBJS) $(TOOL_OBJS) $(BENCH_OBJS) $(EXAMPLE_OBJS) \
 
 # Per-object flags.
 $(LIB_OBJS): OBJ_CFLAGS = -fPIC -fvisibility=hidden $(DEP_CFLAGS)
-$(TOOL_OBJS): OBJ_CFLAGS = $(JANSSON_CFLAGS) $(DEP_CFLAGS)
+$(TOOL_OBJS): OBJ_CFLAGS = $(JANSSON_CFLAGS) $(MHD_CFLAGS) $(DEP_CFLAGS)
 $(BENCH_OBJS): OBJ_CFLAGS = $(BENCH_CFLAGS) $(DEP_CFLAGS) \
 	-DLB_BENCH_CFLAGS='"$(call sq,$(strip $(LB_CFLAGS) $(CFLAGS)))"'
 $(EXAMPLE_OBJS): OBJ_CFLAGS = $(DEP_CFLAGS)
@@ -193,6 +196,8 @@ $(TEST_HELPER_OBJS) $(TEST_OBJS): OBJ_CFLAGS = -Itests $(CMOCKA_CFLAGS) \
 $(call obj,tests/engine/contract.c): OBJ_CFLAGS += \
 	-DLB_HEADER_PATH='"$(call sq,$(abspath include/logbook.h))"'
 $(call obj,tests/engine/contract.c): include/logbook.h
+# The page of `logbook serve` is assembled into serve_page.o (.incbin).
+$(call obj,tools/serve_page.c): tools/serve_page.html
 
 # ---------------------------------------------------------------------------
 # Rules.
@@ -250,7 +255,7 @@ $(TOOL_LIB): $(TOOL_OBJS) $(OBJS_STAMP)
 
 $(CLI): $(TOOL_OBJS) $(LIB_A) $(OBJS_STAMP)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LB_LDFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(LIB_A) $(JANSSON_LIBS) $(DEP_LIBS) -lm
+	$(Q)$(CC) $(LB_LDFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(LIB_A) $(JANSSON_LIBS) $(MHD_LIBS) $(DEP_LIBS) -lm
 
 $(BENCH): $(BENCH_OBJS) $(LIB_A) $(OBJS_STAMP)
 	@echo "  LD      $@"
@@ -540,6 +545,7 @@ FUZZ_OBJS := $(call obj,$(FUZZ_SRCS) $(wildcard tests/fuzz/_driver.c))
 FUZZ_DRIVER := $(call obj,tests/fuzz/_driver.c)
 FUZZ_DEPS_json := $(TOOL_LIB)
 FUZZ_LIBS_json := $(JANSSON_LIBS)
+FUZZ_DEPS_serve_req := $(TOOL_LIB)
 FUZZ_DEPS_api := $(call obj,tests/engine/_common.c tests/engine/_model.c) \
 	$(TEST_HELPER_OBJS)
 FUZZ_LIBS_api := $(CMOCKA_LIBS)

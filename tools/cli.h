@@ -288,6 +288,13 @@ void cli_issue_fmt(sbuf *b, uint64_t line, const char *kind, const char *table,
 /* Print the issues of r (to stdout), as JSON lines or human lines. */
 void cli_print_result_issues(const lb_result *r);
 
+/* ---- the batch log (logcmd.c) -------------------------------------------- */
+
+/* A batch written by lb_rollback_to() ("rollback to batch X"): 1, else 0. */
+int cli_is_rollback_to(const lb_batch_info *bi);
+/* A batch header as the JSON object of `logbook log --json`. */
+void cli_batch_info_json(sbuf *b, const lb_batch_info *bi);
+
 /* ---- commands ------------------------------------------------------------ */
 
 int cmd_init(int argc, char **argv);
@@ -313,5 +320,6 @@ int cmd_compact(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_runs(int argc, char **argv);         /* runs.c */
 int cmd_rollback_run(int argc, char **argv); /* rollback --run, runs.c */
+int cmd_serve(int argc, char **argv);        /* serve.c */
 
 #endif

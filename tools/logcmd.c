@@ -19,7 +19,7 @@ static int batch_arg(const char *s, uint64_t *id)
 /* A batch written by lb_rollback_to(): labelled "rollback to batch X",
  * it undoes X (0 included). A rollback of a batch is labelled "rollback of
  * batch B" and undoes B. */
-static int is_rollback_to(const lb_batch_info *bi)
+int cli_is_rollback_to(const lb_batch_info *bi)
 {
 	char want[48];
 	snprintf(want, sizeof want, "rollback to batch %" PRIu64, bi->undoes);
@@ -29,7 +29,7 @@ static int is_rollback_to(const lb_batch_info *bi)
 static void state_human(sbuf *b, const lb_batch_info *bi)
 {
 	size_t start = b->len;
-	if (is_rollback_to(bi)) {
+	if (cli_is_rollback_to(bi)) {
 		/* it undid every batch between X and itself */
 		sb_printf(b, "rolls back to %" PRIu64, bi->undoes);
 		if (bi->id > bi->undoes + 2)
@@ -49,7 +49,7 @@ static void state_human(sbuf *b, const lb_batch_info *bi)
 		sb_putc(b, '-');
 }
 
-static void info_json(sbuf *b, const lb_batch_info *bi)
+void cli_batch_info_json(sbuf *b, const lb_batch_info *bi)
 {
 	static const char hex[] = "0123456789abcdef";
 	sb_printf(b, "{\"id\":%" PRIu64 ",\"time\":\"", bi->id);
@@ -72,7 +72,7 @@ static void info_json(sbuf *b, const lb_batch_info *bi)
 	else
 		sb_puts(b, "null");
 	sb_printf(b, ",\"rollback_to\":%s,\"pruned\":%s,\"hash\":\"",
-	          is_rollback_to(bi) ? "true" : "false",
+	          cli_is_rollback_to(bi) ? "true" : "false",
 	          bi->pruned ? "true" : "false");
 	for (int i = 0; i < 32; i++) {
 		sb_putc(b, hex[bi->hash[i] >> 4]);
@@ -147,7 +147,7 @@ int cmd_log(int argc, char **argv)
 			break;
 		n++;
 		if (cli_json) {
-			info_json(&b, &bi);
+			cli_batch_info_json(&b, &bi);
 			sb_putc(&b, '\n');
 		} else {
 			size_t mark;
@@ -308,7 +308,7 @@ int cmd_show(int argc, char **argv)
 		return cli_lberr(rc, "batch %" PRIu64, id);
 	}
 	if (cli_json) {
-		info_json(&x.b, &bi);
+		cli_batch_info_json(&x.b, &bi);
 		sb_putc(&x.b, '\n');
 	} else {
 		sb_printf(&x.b, "batch %" PRIu64 "  ", bi.id);

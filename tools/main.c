@@ -187,6 +187,21 @@ static const command commands[] = {
          "database open; other processes that open it meanwhile wait.\n"
          "Registered checkpoints are forgotten (their directories stay),\n"
          "except the one a pruned log must be replayed from.\n"},
+        {"serve", cmd_serve,
+         "serve DIR [--listen ADDR:PORT] [--token FILE]\n"
+         "       [--allow-replay-verify]",
+         "browse the log in a web page (read-only HTTP server)",
+         "Serve the database read-only over HTTP until Ctrl-C: a JSON API\n"
+         "under /api/ and, at /, a page that shows the batches, what each\n"
+         "one changed field by field, a key's history, a key as of a batch,\n"
+         "the difference between two batches, a rollback preview, verify\n"
+         "status and new batches as they commit (docs/SERVE.md). Nothing\n"
+         "is ever written. --listen ADDR:PORT (default 127.0.0.1:8080; port\n"
+         "0 picks a free one, printed at start): any address but loopback\n"
+         "needs --token FILE, a bearer token (first line of FILE) that\n"
+         "every request must carry, as 'Authorization: Bearer TOKEN' or,\n"
+         "for the page, as ?token=TOKEN. /api/verify?replay=1 (a full\n"
+         "replay) only with --allow-replay-verify.\n"},
         {"gen", cmd_gen,
          "gen hearings [--records N] [--seed S] [--bad-rate R] [--days D]\n"
          "       [--day K] [--truth FILE]\n"
