@@ -19,8 +19,9 @@
  *    is not writable the server opens it read-only and the preview answers
  *    503.
  *  - Every answer is bounded: lists are paginated with capped limits, a
- *    diff spans at most SRV_DIFF_SPAN_MAX batches and DIFF_KEYS_MAX keys,
- *    verify runs one at a time, at most SERVE_STREAMS event streams.
+ *    diff spans at most SRV_DIFF_SPAN_MAX batches (lb_diff() holds their
+ *    changes) and writes at most its limit of keys, verify runs one at a time,
+ * at most SERVE_STREAMS event streams.
  *  - Off loopback a bearer token is required (--token FILE), checked in
  *    constant time on every request; the page, which a browser navigates
  *    to, may carry it as ?token= instead of the Authorization header. On
@@ -50,11 +51,10 @@ enum {
 	SERVE_CONNECTIONS = 64, /* open connections, most */
 	SERVE_STREAMS = 16,     /* /api/changes streams, most */
 	SERVE_TIMEOUT = 60,     /* idle connection, seconds */
-	DIFF_KEYS_MAX = 100000, /* distinct keys a diff may collect */
 	STAT_BATCHES_MAX = 1000000,
 	TOKEN_MAX = 4096,
 	STREAM_KEEPALIVE_MS = 15000,
-	STREAM_POLL_MS = 100,
+	STREAM_POLL_MS = 250, /* longest wait before the stop flag is seen */
 	STREAM_BACKLOG_MAX = 1000 /* events sent for batches before since */
 };
 
@@ -439,231 +439,107 @@ static enum MHD_Result api_history(server *s, struct MHD_Connection *c,
 
 /* ---- /api/get/TABLE/KEY?as_of=N ----------------------------------------- */
 
-/* The value of a key right after batch as_of, from its history (newest
- * first): the after-image of the last record of the newest batch <= as_of
- * that changed it. */
-typedef struct asof_ctx {
-	uint64_t as_of, batch;
-	int found, exists, pruned;
-	sbuf val;
-} asof_ctx;
-
-static int asof_cb(void *ctx, uint64_t batch, const lb_change *c)
-{
-	asof_ctx *x = ctx;
-	if (batch > x->as_of)
-		return 0;
-	if (x->found && batch != x->batch)
-		return 1; /* the batch before: done */
-	x->found = 1;
-	x->batch = batch;
-	if (!c) {
-		x->pruned = 1;
-		return 1;
-	}
-	x->exists = c->has_after;
-	x->val.len = 0;
-	if (c->has_after)
-		sb_put(&x->val, c->after, c->alen);
-	return 0;
-}
-
 static enum MHD_Result api_get(server *s, struct MHD_Connection *c,
                                const srv_req *r)
 {
 	sbuf b;
 	uint64_t last;
-	int schema, rc = table_kind(s, r->table, &schema);
-	if (rc == LB_ENOTFOUND)
-		return send_error(c, MHD_HTTP_NOT_FOUND, "table",
-		                  "no table '%s'", r->table);
-	if (rc < 0)
+	void *v = NULL;
+	size_t vl = 0;
+	int schema = 1, rc = table_kind(s, r->table, &schema);
+	if (rc < 0 && !(rc == LB_ENOTFOUND && r->has_as_of)) {
+		/* as of a past batch, a table since removed is still asked */
+		if (rc == LB_ENOTFOUND)
+			return send_error(c, MHD_HTTP_NOT_FOUND, "table",
+			                  "no table '%s'", r->table);
 		return send_lberr(c, rc, NULL, "cannot list the tables");
-	sb_init(&b);
-	if (!r->has_as_of) {
-		void *v;
-		size_t vl;
+	}
+	if (r->has_as_of) {
+		if ((rc = last_batch(s, &last)) < 0)
+			return send_lberr(c, rc, NULL, "cannot read the log");
+		if (r->as_of > last)
+			return send_error(c, MHD_HTTP_NOT_FOUND, "as_of",
+			                  "no batch %" PRIu64
+			                  " (the last is %" PRIu64 ")",
+			                  r->as_of, last);
+		rc = lb_get_asof(s->db, r->as_of, r->table, r->key, r->klen, &v,
+		                 &vl);
+	} else {
 		rc = lb_get(s->db, r->table, r->key, r->klen, &v, &vl);
-		if (rc == LB_ENOTFOUND) {
-			sb_free(&b);
-			return send_error(c, MHD_HTTP_NOT_FOUND, "key",
-			                  "no such key in '%s'", r->table);
-		}
-		if (rc < 0) {
-			sb_free(&b);
-			return send_lberr(c, rc, "key", "cannot read the key");
-		}
-		sb_putc(&b, '{');
-		table_key_json(&b, r);
-		sb_puts(&b, ",\"as_of\":null,\"value\":");
-		value_json(&b, schema, v, vl);
-		sb_putc(&b, '}');
-		free(v);
-		return send_json(c, MHD_HTTP_OK, &b);
 	}
-	if ((rc = last_batch(s, &last)) < 0) {
-		sb_free(&b);
-		return send_lberr(c, rc, NULL, "cannot read the log");
-	}
-	if (r->as_of > last) {
-		sb_free(&b);
-		return send_error(c, MHD_HTTP_NOT_FOUND, "as_of",
-		                  "no batch %" PRIu64 " (the last is %" PRIu64
-		                  ")",
-		                  r->as_of, last);
-	}
-	asof_ctx x;
-	memset(&x, 0, sizeof x);
-	x.as_of = r->as_of;
-	sb_init(&x.val);
-	rc = lb_history(s->db, r->table, r->key, r->klen, asof_cb, &x);
-	if (rc < 0) {
-		sb_free(&x.val);
-		sb_free(&b);
-		return send_lberr(c, rc, "key", "cannot read the history");
-	}
-	if (x.pruned) {
-		sb_free(&x.val);
-		sb_free(&b);
-		return send_error(c, MHD_HTTP_GONE, "as_of",
-		                  "the log of batch %" PRIu64
-		                  " was pruned: the value as of batch %" PRIu64
-		                  " is not known",
-		                  x.batch, r->as_of);
-	}
-	if (!x.exists) {
-		sb_free(&x.val);
-		sb_free(&b);
+	if (rc == LB_ENOTFOUND) {
+		if (r->has_as_of)
+			return send_error(
+			        c, MHD_HTTP_NOT_FOUND, "key",
+			        "no such key in '%s' as of batch %" PRIu64,
+			        r->table, r->as_of);
 		return send_error(c, MHD_HTTP_NOT_FOUND, "key",
-		                  "no such key in '%s' as of batch %" PRIu64,
-		                  r->table, r->as_of);
+		                  "no such key in '%s'", r->table);
 	}
+	if (rc == LB_EPRUNED)
+		return send_error(c, MHD_HTTP_GONE, "as_of",
+		                  "the value as of batch %" PRIu64
+		                  " is in a pruned log",
+		                  r->as_of);
+	if (rc < 0)
+		return send_lberr(c, rc, "key", "cannot read the key");
+	sb_init(&b);
 	sb_putc(&b, '{');
 	table_key_json(&b, r);
-	sb_printf(&b,
-	          ",\"as_of\":%" PRIu64 ",\"changed_by\":%" PRIu64
-	          ",\"value\":",
-	          r->as_of, x.batch);
-	value_json(&b, schema, x.val.p, x.val.len);
+	sb_puts(&b, ",\"as_of\":");
+	if (r->has_as_of)
+		jw_u64(&b, r->as_of);
+	else
+		sb_puts(&b, "null");
+	sb_puts(&b, ",\"value\":");
+	value_json(&b, schema, v, vl);
 	sb_putc(&b, '}');
-	sb_free(&x.val);
+	free(v);
 	return send_json(c, MHD_HTTP_OK, &b);
 }
 
 /* ---- /api/diff?from=A&to=B ----------------------------------------------- */
 
-/* Every key changed by batches from+1..to, with its value right after
- * `from` (the before-image of its first record in the range) and right
- * after `to` (the after-image of its last): a hash table of (table, key)
- * in first-seen order. */
-typedef struct dkey {
-	struct dkey *next, *order;
-	char *table;
-	unsigned char *key;
-	size_t klen;
-	unsigned char *before, *after;
-	size_t blen, alen;
-	int has_before, has_after;
-	uint64_t hash;
-} dkey;
-
 typedef struct diff_ctx {
-	dkey **slots;
-	size_t nslots, n;
-	dkey *first, *last;
-	int full;
+	server *s;
+	sbuf *b;
+	uint64_t n, total, limit;
 } diff_ctx;
 
-static uint64_t fnv(const char *t, const void *k, size_t kl)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (const char *p = t; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	h = (h ^ 0xff) * 1099511628211ULL;
-	for (size_t i = 0; i < kl; i++)
-		h = (h ^ ((const unsigned char *)k)[i]) * 1099511628211ULL;
-	return h;
-}
-
-static unsigned char *dup_bytes(const void *p, size_t n)
-{
-	unsigned char *d = cli_xmalloc(n ? n : 1);
-	if (n)
-		memcpy(d, p, n);
-	return d;
-}
-
+/* lb_diff() hands out every differing key, in table then key order: the
+ * first `limit` are written, the rest only counted. */
 static int diff_cb(void *ctx, const lb_change *c)
 {
 	diff_ctx *x = ctx;
-	uint64_t h;
-	dkey *k;
-	if (c->op == LB_OP_TABLE)
+	x->total++;
+	if (x->n >= x->limit)
 		return 0;
-	h = fnv(c->table, c->key, c->klen);
-	for (k = x->slots[h % x->nslots]; k; k = k->next)
-		if (k->hash == h && k->klen == c->klen &&
-		    !strcmp(k->table, c->table) &&
-		    !memcmp(k->key, c->key, c->klen))
-			break;
-	if (!k) {
-		if (x->n >= DIFF_KEYS_MAX) {
-			x->full = 1;
-			return 1;
-		}
-		k = calloc(1, sizeof *k);
-		if (!k) {
-			x->full = 1;
-			return 1;
-		}
-		k->hash = h;
-		k->table = cli_xstrdup(c->table);
-		k->key = dup_bytes(c->key, c->klen);
-		k->klen = c->klen;
-		k->has_before = c->has_before;
-		if (c->has_before) {
-			k->before = dup_bytes(c->before, c->blen);
-			k->blen = c->blen;
-		}
-		k->next = x->slots[h % x->nslots];
-		x->slots[h % x->nslots] = k;
-		if (x->last)
-			x->last->order = k;
+	if (x->n++)
+		sb_putc(x->b, ',');
+	if (c->op == LB_OP_TABLE) {
+		sb_puts(x->b, "{\"op\":\"table\",\"table\":");
+		jw_cstr(x->b, c->table);
+		sb_puts(x->b, ",\"key\":null,\"before\":");
+		if (c->has_before)
+			jw_value(x->b, 1, c->before, c->blen);
 		else
-			x->first = k;
-		x->last = k;
-		x->n++;
+			sb_puts(x->b, "null");
+		sb_puts(x->b, ",\"after\":");
+		if (c->has_after)
+			jw_value(x->b, 1, c->after, c->alen);
+		else
+			sb_puts(x->b, "null");
+		sb_putc(x->b, '}');
+		return 0;
 	}
-	free(k->after);
-	k->after = NULL;
-	k->alen = 0;
-	k->has_after = c->has_after;
-	if (c->has_after) {
-		k->after = dup_bytes(c->after, c->alen);
-		k->alen = c->alen;
-	}
+	change_json(x->s, x->b, c);
 	return 0;
-}
-
-static void diff_free(diff_ctx *x)
-{
-	dkey *k = x->first;
-	while (k) {
-		dkey *n = k->order;
-		free(k->table);
-		free(k->key);
-		free(k->before);
-		free(k->after);
-		free(k);
-		k = n;
-	}
-	free(x->slots);
 }
 
 static enum MHD_Result api_diff(server *s, struct MHD_Connection *c,
                                 const srv_req *r)
 {
-	uint64_t last, shown = 0, changed = 0;
+	uint64_t last;
 	diff_ctx x;
 	sbuf b;
 	int rc = last_batch(s, &last);
@@ -674,81 +550,27 @@ static enum MHD_Result api_diff(server *s, struct MHD_Connection *c,
 		                  "no batch %" PRIu64 " (the last is %" PRIu64
 		                  ")",
 		                  r->to, last);
-	memset(&x, 0, sizeof x);
-	x.nslots = 4096;
-	x.slots = calloc(x.nslots, sizeof *x.slots);
-	if (!x.slots)
-		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL,
-		                  "out of memory");
-	for (uint64_t id = r->from + 1; id <= r->to && !x.full; id++) {
-		rc = lb_changes(s->db, id, diff_cb, &x);
-		if (rc == LB_EPRUNED) {
-			diff_free(&x);
-			return send_error(
-			        c, MHD_HTTP_GONE, "from",
-			        "the log of batch %" PRIu64 " was pruned", id);
-		}
-		if (rc < 0) {
-			diff_free(&x);
-			return send_lberr(c, rc, NULL, "cannot read the log");
-		}
-		if (x.n > x.nslots * 2 && x.nslots < (1u << 20)) {
-			/* grow: rehash in first-seen order */
-			size_t ns = x.nslots * 4;
-			dkey **sl = calloc(ns, sizeof *sl);
-			if (sl) {
-				for (dkey *k = x.first; k; k = k->order) {
-					k->next = sl[k->hash % ns];
-					sl[k->hash % ns] = k;
-				}
-				free(x.slots);
-				x.slots = sl;
-				x.nslots = ns;
-			}
-		}
-	}
-	if (x.full) {
-		diff_free(&x);
-		return send_error(c, 422, "to",
-		                  "batches %" PRIu64 "-%" PRIu64
-		                  " change more than %d keys: narrow the range",
-		                  r->from + 1, r->to, DIFF_KEYS_MAX);
-	}
 	sb_init(&b);
 	sb_printf(&b, "{\"from\":%" PRIu64 ",\"to\":%" PRIu64 ",\"changes\":[",
 	          r->from, r->to);
-	for (dkey *k = x.first; k; k = k->order) {
-		int schema = 1;
-		if (k->has_before == k->has_after &&
-		    (!k->has_before || (k->blen == k->alen &&
-		                        !memcmp(k->before, k->after, k->blen))))
-			continue; /* changed and changed back */
-		changed++;
-		if (shown >= r->limit)
-			continue;
-		if (table_kind(s, k->table, &schema) < 0)
-			schema = 0;
-		if (shown++)
-			sb_putc(&b, ',');
-		sb_puts(&b, "{\"table\":");
-		jw_cstr(&b, k->table);
-		sb_puts(&b, ",\"key\":");
-		jw_bytes(&b, k->key, k->klen);
-		sb_puts(&b, ",\"before\":");
-		if (k->has_before)
-			value_json(&b, schema, k->before, k->blen);
-		else
-			sb_puts(&b, "null");
-		sb_puts(&b, ",\"after\":");
-		if (k->has_after)
-			value_json(&b, schema, k->after, k->alen);
-		else
-			sb_puts(&b, "null");
-		sb_putc(&b, '}');
+	memset(&x, 0, sizeof x);
+	x.s = s;
+	x.b = &b;
+	x.limit = r->limit;
+	rc = lb_diff(s->db, r->from, r->to, diff_cb, &x);
+	if (rc == LB_EPRUNED) {
+		sb_free(&b);
+		return send_error(c, MHD_HTTP_GONE, "from",
+		                  "a batch between %" PRIu64 " and %" PRIu64
+		                  " was pruned",
+		                  r->from, r->to);
 	}
-	sb_printf(&b, "],\"total\":%" PRIu64 ",\"truncated\":%s}", changed,
-	          changed > shown ? "true" : "false");
-	diff_free(&x);
+	if (rc < 0) {
+		sb_free(&b);
+		return send_lberr(c, rc, NULL, "cannot diff");
+	}
+	sb_printf(&b, "],\"total\":%" PRIu64 ",\"truncated\":%s}", x.total,
+	          x.total > x.n ? "true" : "false");
 	return send_json(c, MHD_HTTP_OK, &b);
 }
 
@@ -1040,11 +862,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		if (atomic_load(&st->s->stop))
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		uint64_t last;
+		int rc;
 		if (lb_last_batch(st->s->db, &last) < 0)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		while (st->next <= last && st->pending.len < 65536) {
 			lb_batch_info bi;
-			int rc = lb_batch_info_get(st->s->db, st->next, &bi);
+			rc = lb_batch_info_get(st->s->db, st->next, &bi);
 			if (rc < 0 && rc != LB_ENOTFOUND)
 				return MHD_CONTENT_READER_END_WITH_ERROR;
 			if (rc == 0)
@@ -1060,9 +883,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			sb_printf(&st->pending, ": last %" PRIu64 "\n\n", last);
 			continue;
 		}
-		struct timespec ts = {0, STREAM_POLL_MS * 1000000L};
-		nanosleep(&ts, NULL);
-		st->idle_ms += STREAM_POLL_MS;
+		/* the feed: sleep until a batch commits, waking now and
+		 * then to see whether the server is stopping */
+		rc = lb_wait(st->s->db, last, STREAM_POLL_MS, &last);
+		if (rc < 0 && rc != LB_EBUSY)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		if (rc == LB_EBUSY)
+			st->idle_ms += STREAM_POLL_MS;
 	}
 }
 
