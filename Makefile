@@ -331,13 +331,21 @@ check: test
 # CLI (three days of a feed with broken records: imports, rejects fixed and
 # imported again, a cascade previewed and done, an import interrupted and
 # resumed, a whole run rolled back, replay, verify, prune and compact), with
-# LB_BUILD and LB_BIN set as for the test scripts; the quickstart example
+# LB_BUILD and LB_BIN set as for the test scripts; it saves the final
+# database as BUILD/run-db and ends by printing the command that serves it
+# to a browser (docs/SERVE.md); the quickstart example
 # where the script or the CLI is missing. ARGS are passed to either, e.g.
 # make run ARGS='--records 100000 --keep'.
+RUN_DB := $(BUILD)/run-db
 run: all
 	$(Q)if [ -f examples/daily-update.sh ] && [ -x $(BUILD)/logbook ]; then \
 		LB_BUILD=$(abspath $(BUILD)) LB_BIN=$(abspath $(BUILD))/logbook \
-			bash examples/daily-update.sh $(ARGS); \
+			bash examples/daily-update.sh --save $(abspath $(RUN_DB)) \
+			$(ARGS) && \
+		echo && echo "Browse its log, a batch's changes and a rollback" \
+			"preview in a web page:" && \
+		echo "  $(BUILD)/logbook serve $(RUN_DB) &" \
+			"xdg-open http://127.0.0.1:8080/"; \
 	elif [ -x $(BUILD)/examples/quickstart ]; then \
 		$(BUILD)/examples/quickstart $(ARGS); \
 	else \

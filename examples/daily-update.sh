@@ -34,9 +34,12 @@
 # same by other means. Everything is written under a temporary directory in
 # $TMPDIR, removed at the end. Needs python3 (to read the tool's JSON).
 #
-# Usage: examples/daily-update.sh [--records N] [--keep]
+# Usage: examples/daily-update.sh [--records N] [--keep] [--save DIR]
 #   --records N   records per day (default 20000)
 #   --keep        keep the working directory and print its path
+#   --save DIR    copy the final database to DIR (replacing a database
+#                 saved there before), e.g. to browse it with
+#                 `logbook serve DIR`
 # Environment: LB_BIN, the logbook binary (default: build/logbook next to
 # this script's directory, else `logbook` on the PATH). `make run` sets it.
 # LB_DAILY_FALLBACK=1 takes the other means even where the tool has the
@@ -45,6 +48,7 @@ set -euo pipefail
 
 records=20000
 keep=0
+save=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--records)
@@ -54,6 +58,10 @@ while [ $# -gt 0 ]; do
 	--keep)
 		keep=1
 		shift
+		;;
+	--save)
+		save=${2:?--save needs a directory}
+		shift 2
 		;;
 	-h | --help)
 		sed -n '4,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"
@@ -75,6 +83,11 @@ if [ "$records" -lt 2000 ]; then
 	echo "daily-update: --records needs at least 2000 (a day makes several batches)" >&2
 	exit 2
 fi
+
+case "$save" in
+'' | /*) ;;
+*) save=$PWD/$save ;;
+esac
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 lb=${LB_BIN:-$root/build/logbook}
@@ -707,6 +720,17 @@ clock
 run 0 stat.out stat "$db"
 rate "$(table_records "$db")" records
 grep -E '^(size|tables|batches|log|log bytes|pruned) ' stat.out | sed 's/^/   /'
+
+if [ -n "$save" ]; then
+	if [ -e "$save" ] && [ ! -f "$save/data.mdb" ]; then
+		fail "--save $save: exists and holds no database; not replacing it"
+	fi
+	rm -rf "$save"
+	mkdir -p "$(dirname "$save")"
+	cp -r "$db" "$save"
+	echo
+	echo "saved the database as $save"
+fi
 
 total_us=$(($(now_us) - start))
 printf '\ndaily-update: all %d steps OK in %s s\n' "$stepno" \
