@@ -406,7 +406,7 @@ BIN_NAMES := logbook logbook-bench
 # tree's own layout so that their relative links hold. The pages name
 # docdir as MAN_DOCDIR; the installed pages name the real one.
 DOC_TOP := $(wildcard README.md CHANGELOG.md)
-DOC_DOCS := $(wildcard docs/*.md)
+DOC_DOCS := $(wildcard docs/*.md docs/*.png)
 DOC_EXAMPLES := $(wildcard examples/*.c)
 DOC_SCRIPTS := $(wildcard examples/*.sh)
 MAN_DOCDIR := /usr/local/share/doc/logbook
