@@ -258,6 +258,8 @@ const char *cli_type_name(lb_type t);
  * replaced by the command line's words or dropped. The text is valid until
  * the next call on this thread. */
 const char *cli_words(const char *msg);
+/* Free this thread's cli_words() text (a thread that ends calls it). */
+void cli_words_release(void);
 /* one for n == 1, else many: "1 record", "2 records". */
 const char *cli_plural(uint64_t n, const char *one, const char *many);
 /* Free text (a label) on one line: control characters, backslashes and

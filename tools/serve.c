@@ -1056,19 +1056,34 @@ static int host_ok(struct MHD_Connection *c)
 	return 0;
 }
 
+static enum MHD_Result dispatch(server *s, struct MHD_Connection *c,
+                                const char *url, const char *method,
+                                size_t *upload_size);
+
+/* Each connection has a thread of its own, which ends with it:
+ * cli_words()'s per-thread text is let go after each request. */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
                               const char *url, const char *method,
                               const char *version, const char *upload,
                               size_t *upload_size, void **con_cls)
 {
-	server *s = cls;
+	enum MHD_Result ret;
+	(void)version;
+	(void)upload;
+	(void)con_cls;
+	ret = dispatch(cls, c, url, method, upload_size);
+	cli_words_release();
+	return ret;
+}
+
+static enum MHD_Result dispatch(server *s, struct MHD_Connection *c,
+                                const char *url, const char *method,
+                                size_t *upload_size)
+{
 	args_ctx x;
 	srv_req r;
 	srv_err e;
 	int rc;
-	(void)version;
-	(void)upload;
-	(void)con_cls;
 
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 		return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method",

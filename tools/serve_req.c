@@ -339,7 +339,10 @@ int srv_req_parse(const char *path, const srv_arg *args, size_t nargs,
 				                ? (char)name[k]
 				                : '?';
 			shown[m] = '\0';
-			return fail(e, 400, bit ? pname : m ? shown : "query",
+			return fail(e, 400,
+			            bit ? pname
+			            : m ? shown
+			                : "query",
 			            "argument not taken by this resource");
 		}
 		if (seen & bit)

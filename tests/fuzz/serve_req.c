@@ -30,7 +30,8 @@ static void check_ok(const srv_req *r)
 		FUZZ_CHECK(tl >= 1 && tl <= LB_TABLE_NAME_MAX);
 		for (size_t i = 0; i < tl; i++)
 			FUZZ_CHECK(strchr("abcdefghijklmnopqrstuvwxyz"
-			                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-",
+			                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+			                  "_.-",
 			                  r->table[i]) != NULL);
 		FUZZ_CHECK(r->klen >= 1 && r->klen <= LB_KEY_MAX);
 	} else {

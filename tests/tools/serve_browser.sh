@@ -200,5 +200,12 @@ browse --screenshot="$OUT/page.png" >/dev/null || bad "chromium --screenshot fai
 [ -s "$OUT/page.png" ] && head -c 8 "$OUT/page.png" | od -An -c | grep -q 'P   N   G' &&
 	ok || bad "no screenshot at $OUT/page.png"
 
+# the server stops cleanly (under ASan: without a leak)
+kill -TERM "$SPID"
+wait "$SPID"
+src=$?
+SPID=
+[ "$src" = 0 ] && ok || bad "serve exit status $src on SIGTERM: $(tail -20 serve.err)"
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
