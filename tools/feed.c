@@ -65,6 +65,9 @@ typedef struct feed {
 	const char *table; /* --table */
 	lb_batch_info bi;
 	uint64_t n;
+	/* the batch's part of each line, written once per batch */
+	sbuf head, tail;
+	uint64_t reloaded; /* the batch the catalog was last reloaded at */
 } feed;
 
 static const char *op_word(const lb_change *c)
@@ -84,7 +87,8 @@ static const char *op_word(const lb_change *c)
 static int schema_of(feed *f, const char *table)
 {
 	cli_table *t = cli_catalog_find(&f->cat, table);
-	if (!t && !cli_table_reserved(table)) {
+	if (!t && !cli_table_reserved(table) && f->reloaded != f->bi.id + 1) {
+		f->reloaded = f->bi.id + 1;
 		/* a table created after the catalog was read */
 		cli_catalog nc;
 		if (cli_catalog_load(f->db, &nc) == 0) {
@@ -113,12 +117,7 @@ static int change_line(void *ctx, const lb_change *c)
 	sbuf *b = &f->b;
 	if (f->table && strcmp(f->table, c->table) != 0)
 		return 0;
-	sb_printf(b, "{\"batch\":%" PRIu64 ",\"time\":\"", f->bi.id);
-	cli_time(b, f->bi.time_ns);
-	sb_puts(b, "\",\"label\":");
-	jw_cstr(b, cli_utf8_valid(f->bi.label, strlen(f->bi.label))
-	                   ? f->bi.label
-	                   : "");
+	sb_put(b, f->head.p, f->head.len);
 	sb_puts(b, ",\"op\":");
 	jw_cstr(b, op_word(c));
 	sb_puts(b, ",\"table\":");
@@ -132,12 +131,7 @@ static int change_line(void *ctx, const lb_change *c)
 	image(f, c, c->before, c->blen, c->has_before);
 	sb_puts(b, ",\"after\":");
 	image(f, c, c->after, c->alen, c->has_after);
-	sb_puts(b, ",\"undoes\":");
-	if (f->bi.undoes)
-		jw_u64(b, f->bi.undoes);
-	else
-		sb_puts(b, "null");
-	sb_puts(b, "}\n");
+	sb_put(b, f->tail.p, f->tail.len);
 	f->n++;
 	if (b->len >= (1u << 16))
 		sb_flush(b, stdout);
@@ -149,6 +143,19 @@ static int one_batch(feed *f, uint64_t id)
 	int rc = lb_batch_info_get(f->db, id, &f->bi);
 	if (rc < 0)
 		return cli_lberr(rc, "batch %" PRIu64, id);
+	f->head.len = f->tail.len = 0;
+	sb_printf(&f->head, "{\"batch\":%" PRIu64 ",\"time\":\"", id);
+	cli_time(&f->head, f->bi.time_ns);
+	sb_puts(&f->head, "\",\"label\":");
+	jw_cstr(&f->head, cli_utf8_valid(f->bi.label, strlen(f->bi.label))
+	                          ? f->bi.label
+	                          : "");
+	sb_puts(&f->tail, ",\"undoes\":");
+	if (f->bi.undoes)
+		jw_u64(&f->tail, f->bi.undoes);
+	else
+		sb_puts(&f->tail, "null");
+	sb_puts(&f->tail, "}\n");
 	rc = lb_changes(f->db, id, change_line, f);
 	if (rc < 0)
 		return cli_lberr(
@@ -181,6 +188,8 @@ int cmd_changes(int argc, char **argv)
 	    (rc = cli_u64("--until", o[1].val, 0, UINT64_MAX, &until)))
 		return rc;
 	memset(&f, 0, sizeof f);
+	sb_init(&f.head);
+	sb_init(&f.tail);
 	f.table = o[2].val;
 	rc = cli_open(pos[0], consumer == NULL, 0, &f.db);
 	if (rc)
@@ -252,6 +261,8 @@ int cmd_changes(int argc, char **argv)
 out:
 	sb_flush(&f.b, stdout);
 	sb_free(&f.b);
+	sb_free(&f.head);
+	sb_free(&f.tail);
 	cli_catalog_free(&f.cat);
 	lb_close(f.db);
 	return rc;
