@@ -16,6 +16,9 @@
  * random pairs of batches the diff turns one state into the other, names
  * only keys that differ, in table then key order; and for a few batches a
  * real lb_replay to that batch answers every key as lb_get_asof does.
+ * lb_get_asof's cache of recent batches is driven past its size and
+ * shared by threads (every answer checked), and a batch pruned after it
+ * was cached answers LB_EPRUNED.
  * Environment: LB_TEST_SEED, LB_FEED_STEPS (steps per history, default
  * 150), LB_FEED_SEEDS (histories, default 3).
  */
@@ -224,6 +227,109 @@ static void test_engine_feed__diff_callback_stops(void **state)
 	te_put1(fx->db, "t", "a", "1");
 	te_put1(fx->db, "t", "b", "1");
 	te_rc(7, lb_diff(fx->db, 0, te_last(fx->db), stop_cb, NULL));
+}
+
+/* ---- the as-of cache ----------------------------------------------------- */
+
+/* Batches 2..13 each set k0..k9 to "b<batch>-<key>". */
+static void twelve_batches(lb_db *db)
+{
+	for (int b = 2; b <= 13; b++) {
+		lb_batch *bt;
+		te_rc(0, lb_batch_begin(db, "c", &bt));
+		for (int k = 0; k < 10; k++) {
+			char key[8], v[16];
+			snprintf(key, sizeof key, "k%d", k);
+			snprintf(v, sizeof v, "b%d-%d", b, k);
+			te_rc(0,
+			      lb_put(bt, "t", key, strlen(key), v, strlen(v)));
+		}
+		te_rc(0, lb_batch_commit(bt, NULL));
+	}
+}
+
+static void want_of(int batch, int k, char *out, size_t cap)
+{
+	if (batch < 2)
+		out[0] = 0;
+	else
+		snprintf(out, cap, "b%d-%d", batch > 13 ? 13 : batch, k);
+}
+
+/* More batches than the cache holds, asked twice in different orders. */
+static void test_engine_feed__asof_cache_evicts_and_stays_right(void **state)
+{
+	te_fx *fx = *state;
+	twelve_batches(fx->db);
+	uint64_t rng = th_seed(7);
+	for (int pass = 0; pass < 3; pass++)
+		for (int i = 0; i < 200; i++) {
+			int b = 1 + (int)th_below(&rng, 13),
+			    k = (int)th_below(&rng, 10);
+			char key[8], w[16];
+			snprintf(key, sizeof key, "k%d", k);
+			want_of(b, k, w, sizeof w);
+			assert_asof(fx->db, (uint64_t)b, "t", key,
+			            b < 2 ? NULL : w);
+		}
+	/* a pruned batch answers LB_EPRUNED even when it was cached */
+	char *base = th_tmpdir(), *c = th_path(base, "c");
+	uint64_t at;
+	assert_asof(fx->db, 3, "t", "k1", "b3-1"); /* caches batch 4 */
+	te_rc(0, lb_checkpoint(fx->db, c, &at));
+	te_rc(0, lb_prune(fx->db, 6));
+	void *v;
+	size_t vl;
+	te_rc(LB_EPRUNED, lb_get_asof(fx->db, 3, "t", "k1", 2, &v, &vl));
+	assert_asof(fx->db, 6, "t", "k1", "b6-1");
+	th_rmrf(base);
+	free(c);
+	free(base);
+}
+
+typedef struct asker {
+	lb_db *db;
+	uint64_t seed;
+	int bad;
+} asker;
+
+static void *ask_thread(void *p)
+{
+	asker *a = p;
+	uint64_t rng = a->seed;
+	for (int i = 0; i < 400; i++) {
+		int b = 2 + (int)th_below(&rng, 12),
+		    k = (int)th_below(&rng, 10);
+		char key[8], w[16];
+		snprintf(key, sizeof key, "k%d", k);
+		want_of(b, k, w, sizeof w);
+		void *v = NULL;
+		size_t vl = 0;
+		int rc = lb_get_asof(a->db, (uint64_t)b, "t", key, strlen(key),
+		                     &v, &vl);
+		if (rc != 0 || vl != strlen(w) || memcmp(v, w, vl) != 0)
+			a->bad++;
+		free(v);
+	}
+	return NULL;
+}
+
+static void test_engine_feed__asof_cache_shared_by_threads(void **state)
+{
+	te_fx *fx = *state;
+	twelve_batches(fx->db);
+	uint64_t seed = th_seed(11);
+	pthread_t th[4];
+	asker a[4];
+	for (int i = 0; i < 4; i++) {
+		a[i] = (asker){fx->db, seed + (uint64_t)i, 0};
+		assert_int_equal(
+		        pthread_create(&th[i], NULL, ask_thread, &a[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		th_assert_seeded(a[i].bad == 0);
+	}
 }
 
 /* ---- lb_wait ------------------------------------------------------------- */
@@ -529,6 +635,8 @@ int main(void)
 	        T(test_engine_feed__asof_and_diff_after_prune),
 	        T(test_engine_feed__diff_orders_and_reduces),
 	        T(test_engine_feed__diff_callback_stops),
+	        T(test_engine_feed__asof_cache_evicts_and_stays_right),
+	        T(test_engine_feed__asof_cache_shared_by_threads),
 	        T(test_engine_feed__wait_now_and_timeout),
 	        T(test_engine_feed__wait_wakes_for_another_thread),
 	        T(test_engine_feed__wait_wakes_for_another_process),
