@@ -12,7 +12,9 @@
 #    the cascade would undo (the same as the API's answer);
 #  - the key history and the as-of lookup render;
 # then saves a screenshot of the page as BUILD/test-output/serve_browser/
-# page.png (the DOM dump beside it).
+# page.png (the DOM dump beside it). Last, with --token: the page opened
+# as /?token=... fills its timeline and follows the stream, and is refused
+# without the token.
 #
 # The server runs on a free loopback port in a temporary directory and is
 # always stopped afterwards. Run by `make test`; by hand:
@@ -206,6 +208,35 @@ wait "$SPID"
 src=$?
 SPID=
 [ "$src" = 0 ] && ok || bad "serve exit status $src on SIGTERM: $(tail -20 serve.err)"
+
+# with a token: the page, opened as /?token=..., sends it with every
+# request (the timeline fills), and without it is refused
+printf 'browser-token-0123456789\n' >token.txt
+"$LB" serve db --listen 127.0.0.1:0 --token token.txt >serve2.out 2>serve2.err &
+SPID=$!
+PORT=
+for _ in $(seq 1 100); do
+	PORT=$(sed -n 's/.*127\.0\.0\.1:\([0-9][0-9]*\)\/.*/\1/p' serve2.out)
+	[ -n "$PORT" ] && break
+	sleep 0.1
+done
+timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu \
+	--disable-dev-shm-usage --no-first-run --user-data-dir="$T/profile2" \
+	--virtual-time-budget=8000 --dump-dom \
+	"http://127.0.0.1:$PORT/?token=browser-token-0123456789" >dom2.html 2>>chromium.err
+n=$(grep -o '<li class="batch[^"]*" data-id="[0-9]*"' dom2.html | wc -l)
+[ "$n" = "$(echo "$IDS" | wc -w)" ] && ok ||
+	bad "with a token, the timeline lists $n batches, not $(echo "$IDS" | wc -w)"
+grep -q 'id="live" class="on"' dom2.html && ok || bad "with a token, the live stream did not start"
+timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu \
+	--disable-dev-shm-usage --no-first-run --user-data-dir="$T/profile3" \
+	--virtual-time-budget=4000 --dump-dom "http://127.0.0.1:$PORT/" >dom3.html 2>>chromium.err
+grep -q 'id="timeline"' dom3.html && bad "without the token, the page was served" || ok
+kill -TERM "$SPID"
+wait "$SPID"
+src=$?
+SPID=
+[ "$src" = 0 ] && ok || bad "serve --token exit status $src on SIGTERM"
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
