@@ -13,8 +13,8 @@
 #  - the key history and the as-of lookup render;
 # then saves a screenshot of the page as BUILD/test-output/serve_browser/
 # page.png (the DOM dump beside it). Last, with --token: the page opened
-# as /?token=... fills its timeline and follows the stream, and is refused
-# without the token.
+# as /?token=... fills its timeline, opens the newest batch that is not an
+# undo, follows the stream, and is refused without the token.
 #
 # The server runs on a free loopback port in a temporary directory and is
 # always stopped afterwards. Run by `make test`; by hand:
@@ -228,6 +228,8 @@ n=$(grep -o '<li class="batch[^"]*" data-id="[0-9]*"' dom2.html | wc -l)
 [ "$n" = "$(echo "$IDS" | wc -w)" ] && ok ||
 	bad "with a token, the timeline lists $n batches, not $(echo "$IDS" | wc -w)"
 grep -q 'id="live" class="on"' dom2.html && ok || bad "with a token, the live stream did not start"
+grep -q "class=\"batch-detail\" data-id=\"$ROLLED\"" dom2.html && ok ||
+	bad "opened without a view, the page does not show the newest batch ($ROLLED)"
 timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu \
 	--disable-dev-shm-usage --no-first-run --user-data-dir="$T/profile3" \
 	--virtual-time-budget=4000 --dump-dom "http://127.0.0.1:$PORT/" >dom3.html 2>>chromium.err
