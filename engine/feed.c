@@ -239,8 +239,8 @@ static int current(MDB_txn *txn, lb_table *t, const void *key, size_t klen,
  * rewritten); a pruned batch is refused from its header before the cache
  * is asked. Batches of more than CACHE_BATCH_MAX raw bytes are not kept.
  */
-#define CACHE_ENTRIES 8
-#define CACHE_BATCH_MAX ((uint64_t)4 << 20)
+#define CACHE_ENTRIES 16
+#define CACHE_BATCH_MAX ((uint64_t)2 << 20)
 
 typedef struct ckey {
 	uint64_t h; /* 0: free slot */

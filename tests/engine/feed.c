@@ -231,10 +231,11 @@ static void test_engine_feed__diff_callback_stops(void **state)
 
 /* ---- the as-of cache ----------------------------------------------------- */
 
-/* Batches 2..13 each set k0..k9 to "b<batch>-<key>". */
-static void twelve_batches(lb_db *db)
+/* Batches 2..25 each set k0..k9 to "b<batch>-<key>": more batches than
+ * the cache holds (16). */
+static void many_batches(lb_db *db)
 {
-	for (int b = 2; b <= 13; b++) {
+	for (int b = 2; b <= 25; b++) {
 		lb_batch *bt;
 		te_rc(0, lb_batch_begin(db, "c", &bt));
 		for (int k = 0; k < 10; k++) {
@@ -253,18 +254,18 @@ static void want_of(int batch, int k, char *out, size_t cap)
 	if (batch < 2)
 		out[0] = 0;
 	else
-		snprintf(out, cap, "b%d-%d", batch > 13 ? 13 : batch, k);
+		snprintf(out, cap, "b%d-%d", batch > 25 ? 25 : batch, k);
 }
 
 /* More batches than the cache holds, asked twice in different orders. */
 static void test_engine_feed__asof_cache_evicts_and_stays_right(void **state)
 {
 	te_fx *fx = *state;
-	twelve_batches(fx->db);
+	many_batches(fx->db);
 	uint64_t rng = th_seed(7);
 	for (int pass = 0; pass < 3; pass++)
 		for (int i = 0; i < 200; i++) {
-			int b = 1 + (int)th_below(&rng, 13),
+			int b = 1 + (int)th_below(&rng, 25),
 			    k = (int)th_below(&rng, 10);
 			char key[8], w[16];
 			snprintf(key, sizeof key, "k%d", k);
@@ -298,7 +299,7 @@ static void *ask_thread(void *p)
 	asker *a = p;
 	uint64_t rng = a->seed;
 	for (int i = 0; i < 400; i++) {
-		int b = 2 + (int)th_below(&rng, 12),
+		int b = 2 + (int)th_below(&rng, 24),
 		    k = (int)th_below(&rng, 10);
 		char key[8], w[16];
 		snprintf(key, sizeof key, "k%d", k);
@@ -317,7 +318,7 @@ static void *ask_thread(void *p)
 static void test_engine_feed__asof_cache_shared_by_threads(void **state)
 {
 	te_fx *fx = *state;
-	twelve_batches(fx->db);
+	many_batches(fx->db);
 	uint64_t seed = th_seed(11);
 	pthread_t th[4];
 	asker a[4];
