@@ -4,6 +4,7 @@
 #   make [all]            library, pkg-config file, CLI, bench, examples
 #   make test (= check)   all + header test + every test, then a summary
 #   make run              build, then run the main job (see `run` below)
+#   make python           the Python package, in place (docs/PYTHON.md)
 #   make asan             the whole test suite under ASan+UBSan, in build-asan/
 #   make headertest       include/logbook.h alone, as C99 and as C++11
 #   make format           clang-format -i every C source
@@ -197,7 +198,7 @@ $(call obj,tests/engine/contract.c): include/logbook.h
 # ---------------------------------------------------------------------------
 # Rules.
 .PHONY: all test check test-bins run asan headertest format format-check \
-	install uninstall clean deps help bench bench-full FORCE
+	install uninstall clean deps help bench bench-full python FORCE
 
 all: $(LIB_OUTPUTS) $(CLI) $(BENCH) $(EXAMPLES)
 ifeq ($(LIB_SRCS),)
@@ -314,10 +315,39 @@ $(BUILD)/headertest/cxx11.o: $(HEADERTEST_SRC) include/logbook.h $(FLAGS_STAMP)
 
 test-bins: $(TEST_BINS)
 
+# ---------------------------------------------------------------------------
+# The Python package (python/, docs/PYTHON.md), built in place against this
+# tree's build with Debian's /usr/bin/python3: liblogbook is found through
+# BUILD/logbook-uninstalled.pc, which pkg-config prefers to an installed
+# logbook.pc when PKG_CONFIG_PATH names BUILD. Then
+# PYTHONPATH=python /usr/bin/python3 -c 'import logbook'.
+# tests/python/pytest.sh runs python/tests/ (make test); under sanitizers
+# it does not, as the interpreter is not instrumented.
+PYTHON ?= /usr/bin/python3
+PY_PC := $(BUILD)/logbook-uninstalled.pc
+$(PY_PC): $(PC_STAMP) Makefile
+	@mkdir -p $(@D)
+	@echo "  GEN     $@"
+	$(Q)printf '%s\n' 'libdir=$(call sq,$(abspath $(BUILD)))' \
+		'includedir=$(call sq,$(abspath include))' '' \
+		'Name: logbook' \
+		'Description: logbook, uninstalled (the build of its source tree)' \
+		'Version: $(VERSION)' 'Requires.private: $(PC_REQUIRES)' \
+		'Cflags: -I$${includedir}' \
+		'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -llogbook' \
+		'Libs.private: $(PC_LIBS_PRIVATE)' > $@
+
+python: $(LIB_SO) $(PY_PC)
+	@echo "  PYTHON  python/logbook (in place)"
+	$(Q)cd python && PKG_CONFIG_PATH='$(call sq,$(abspath $(BUILD)))'$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH} \
+		$(PYTHON) setup.py $(if $(filter 1,$(V)),,-q) build_ext --inplace \
+		--build-temp '$(call sq,$(abspath $(BUILD)))/python' \
+		$(if $(filter 1,$(V)),,>/dev/null)
+
 # Binaries first, then executable scripts, then the examples; each under a
 # timeout with a fresh TMPDIR (see scripts/run-tests.sh).
-test: all headertest test-bins
-	$(Q)LB_TEST_VERBOSE=$(V) bash scripts/run-tests.sh $(abspath $(BUILD)) \
+test: all headertest test-bins $(if $(SANITIZE),,python)
+	$(Q)LB_TEST_VERBOSE=$(V) LB_PYTHON=$(if $(SANITIZE),,$(PYTHON)) bash scripts/run-tests.sh $(abspath $(BUILD)) \
 		$(abspath $(TEST_BINS)) $(TEST_SCRIPTS) $(abspath $(EXAMPLES))
 
 check: test
