@@ -28,6 +28,7 @@ in parallel as far as the library allows (docs/PYTHON.md, "Threads").
 import datetime as _datetime
 import os as _os
 import threading as _threading
+import time as _time_mod
 import weakref as _weakref
 
 import msgpack as _msgpack
@@ -215,21 +216,20 @@ def _name(name, what="table"):
     return name.encode("utf-8")
 
 
-def _unpack(raw):
-    return _msgpack.unpackb(raw, raw=False, strict_map_key=False,
-                            unicode_errors="surrogateescape")
+def _unpack(raw, _unpackb=_msgpack.unpackb):
+    return _unpackb(raw, raw=False, strict_map_key=False,
+                    unicode_errors="surrogateescape")
+
+
+_new = _ffi.new
+_ENOTFOUND = _lib.LB_ENOTFOUND
+_EVALIDATION = _lib.LB_EVALIDATION
+_get_ident = _threading.get_ident
 
 
 
 
 
-class _Packers(_threading.local):
-    def __init__(self):
-        self.pack = _msgpack.Packer(use_bin_type=True,
-                                    unicode_errors="surrogateescape").pack
-
-
-_packers = _Packers()
 
 
 def _path(p):
@@ -802,12 +802,14 @@ class Database:
             opts.map_size = map_size
         self.readonly = bool(readonly)
         self._db = None
-        self._cond = _threading.Condition(_threading.Lock())
-        self._busy = 0
-        self._closing = False
+        # Calls under way: list.append and list.pop are atomic, so a call
+        # registers itself without a lock; close() waits for the list to
+        # empty (each call checks the handle again once registered).
+        self._inflight = []
+        self._close_lock = _threading.Lock()
         self._batch_threads = set()
         self._snapshots = _weakref.WeakSet()
-        self._schema_tables = {}
+        self._tinfo = {}
         out = _ffi.new("lb_db **")
         _check(_lib.lb_open(_path(path), opts, out))
         self._db = out[0]
@@ -816,17 +818,17 @@ class Database:
     # -- the handle's life ------------------------------------------------
 
     def _enter(self):
-        with self._cond:
-            if self._db is None or self._closing:
-                raise InvalidError("the database is closed")
-            self._busy += 1
-            return self._db
+        db = self._db
+        if db is None:
+            raise InvalidError("the database is closed")
+        self._inflight.append(None)
+        if self._db is None:
+            self._inflight.pop()
+            raise InvalidError("the database is closed")
+        return db
 
     def _leave(self):
-        with self._cond:
-            self._busy -= 1
-            if self._busy == 0:
-                self._cond.notify_all()
+        self._inflight.pop()
 
     def _writer_check(self):
         if _threading.get_ident() in self._batch_threads:
@@ -843,20 +845,24 @@ class Database:
         first; a batch still open is an error (commit or abort it). Calls
         running in other threads finish first; later calls raise
         InvalidError. Closing twice does nothing."""
-        with self._cond:
-            if self._db is None or self._closing:
+        with self._close_lock:
+            db = self._db
+            if db is None:
                 return
             if self._batch_threads:
                 raise InvalidError("a batch of the database is still open")
-            self._closing = True
-            while self._busy:
-                self._cond.wait()
-        try:
-            for s in list(self._snapshots):
-                s._close_for_db()
-        finally:
-            db, self._db = self._db, None
-            _lib.lb_close(db)
+            self._db = None
+            while self._inflight:
+                if self._batch_threads:  # one began meanwhile
+                    self._db = db
+                    raise InvalidError("a batch of the database is still "
+                                       "open")
+                _time_mod.sleep(0.001)
+            try:
+                for s in list(self._snapshots):
+                    s._close_for_db()
+            finally:
+                _lib.lb_close(db)
 
     def __enter__(self):
         return self
@@ -886,16 +892,27 @@ class Database:
         _check(rc)
         return out
 
-    def _reload_tables(self):
-        self._schema_tables = {n: s is not None
-                               for n, s, _ in self._tables_raw()}
+    def _reload_tables(self, raw=None):
+        if raw is None:
+            raw = self._tables_raw()
+        self._tinfo = {n: (n.encode("utf-8"), s is not None)
+                       for n, s, _ in raw}
+
+    def _table(self, table):
+        """(name as bytes, has a schema) of a table, from the cache of
+        the tables, reloaded when it does not know the name (another
+        process may have created the table)."""
+        t = self._tinfo.get(table)
+        if t is None:
+            cname = _name(table)
+            self._reload_tables()
+            t = self._tinfo.get(table)
+            if t is None:
+                return cname, False  # the library answers LB_ENOTFOUND
+        return t
 
     def _has_schema(self, table):
-        hs = self._schema_tables.get(table)
-        if hs is None:
-            self._reload_tables()
-            hs = self._schema_tables.get(table, False)
-        return hs
+        return self._table(table)[1]
 
     def create_table(self, name, schema=None):
         """Create a table in a logged batch of its own; returns its id.
@@ -924,7 +941,7 @@ class Database:
         finally:
             self._leave()
         _check(rc)
-        self._schema_tables[name] = s != _ffi.NULL
+        self._tinfo[name] = (cname, s != _ffi.NULL)
         return self.last_batch
 
     def alter_table(self, name, schema):
@@ -956,7 +973,7 @@ class Database:
         """The tables, in name order, as :class:`TableInfo` (name, schema
         dict or None, records), from one consistent read."""
         raw = self._tables_raw()
-        self._schema_tables = {n: s is not None for n, s, _ in raw}
+        self._reload_tables(raw)
         return [TableInfo(n, s, r) for n, s, r in raw]
 
     # -- values -----------------------------------------------------------
@@ -967,7 +984,8 @@ class Database:
                     not isinstance(value, bytes):
                 value = bytes(value)
             try:
-                return _packers.pack(value)
+                return _msgpack.packb(value, use_bin_type=True,
+                                      unicode_errors="surrogateescape")
             except (TypeError, ValueError, OverflowError) as e:
                 raise TypeError("table %r: a value must be msgpack "
                                 "serialisable: %s" % (table, e)) from None
@@ -992,23 +1010,24 @@ class Database:
         A schema table's value is decoded from msgpack (a dict, usually);
         an opaque table's is bytes. Never waits for a writer.
         """
-        k = _key(key)
-        val = _ffi.new("void **")
-        vlen = _ffi.new("size_t *")
+        t = self._tinfo.get(table) or self._table(table)
+        k = key.encode("utf-8") if key.__class__ is str else _key(key)
+        val = _new("void **")
+        vlen = _new("size_t *")
         db = self._enter()
         try:
-            rc = _lib.lb_get(db, table.encode(), k, len(k), val, vlen)
+            rc = _lib.lb_get(db, t[0], k, len(k), val, vlen)
         finally:
-            self._leave()
-        if rc == _lib.LB_ENOTFOUND:
-            return default
+            self._inflight.pop()
         if rc:
+            if rc == _ENOTFOUND:
+                return default
             raise _error(rc)
         try:
             raw = _ffi.buffer(val[0], vlen[0])[:]
         finally:
             _lib.free(val[0])
-        return self._decode(table, raw)
+        return _unpack(raw) if t[1] else raw
 
     def __contains__(self, table_key):
         table, key = table_key
@@ -1327,6 +1346,8 @@ class Batch:
             raise _error(rc)
         # The database stays "busy" (close waits) until the batch ends.
         self._b = out[0]
+        self._pack = _msgpack.Packer(use_bin_type=True,
+                                     unicode_errors="surrogateescape").pack
         db._batch_threads.add(self._thread)
 
     def _handle(self):
@@ -1348,13 +1369,26 @@ class Batch:
         return self._b is not None
 
     def _write(self, fn, table, key, value):
-        b = self._handle()
-        k = _key(key)
-        v = self._db._encode(table, value)
-        rc = fn(b, _name(table), k, len(k), v, len(v))
-        if rc == _lib.LB_EVALIDATION:
-            return False
-        if rc < 0:
+        b = self._b
+        if b is None or _get_ident() != self._thread:
+            b = self._handle()
+        db = self._db
+        t = db._tinfo.get(table) or db._table(table)
+        k = key.encode("utf-8") if key.__class__ is str else _key(key)
+        if t[1]:
+            try:
+                v = self._pack(value)
+            except (TypeError, ValueError, OverflowError) as e:
+                raise TypeError("table %r: a value must be msgpack "
+                                "serialisable: %s" % (table, e)) from None
+        elif value.__class__ is bytes:
+            v = value
+        else:
+            v = db._encode(table, value)
+        rc = fn(b, t[0], k, len(k), v, len(v))
+        if rc:
+            if rc == _EVALIDATION:
+                return False
             raise _error(rc)
         return True
 
