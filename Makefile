@@ -358,8 +358,9 @@ check: test
 # resumed, a whole run rolled back, replay, verify, prune and compact), with
 # LB_BUILD and LB_BIN set as for the test scripts; the quickstart example
 # where the script or the CLI is missing. ARGS are passed to either, e.g.
-# make run ARGS='--records 100000 --keep'.
-run: all
+# make run ARGS='--records 100000 --keep'. Then the same pipeline in
+# Python, through the package (examples/daily_updater.py: two days).
+run: all python
 	$(Q)if [ -f examples/daily-update.sh ] && [ -x $(BUILD)/logbook ]; then \
 		LB_BUILD=$(abspath $(BUILD)) LB_BIN=$(abspath $(BUILD))/logbook \
 			bash examples/daily-update.sh $(ARGS); \
@@ -368,6 +369,11 @@ run: all
 	else \
 		echo "make run: nothing to run (no examples/quickstart.c)" >&2; exit 1; \
 	fi
+	@echo "==== the daily update in Python (examples/daily_updater.py)"
+	$(Q)d=$$(mktemp -d "$${TMPDIR:-/tmp}/logbook-py.XXXXXX") && \
+		PYTHONPATH='$(call sq,$(abspath python))' $(PYTHON) \
+		examples/daily_updater.py --db "$$d/db" --days 2 --hearings 200; \
+		rc=$$?; rm -rf "$$d"; exit $$rc
 
 # Benchmarks (bench/README.md). BENCH_ARGS are appended, so they can
 # override: make bench BENCH_ARGS='--runs 1'.
