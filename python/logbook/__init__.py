@@ -1144,9 +1144,10 @@ class Database:
         return [self._change(id, c) for c in out]
 
     def history(self, table, key):
-        """Every change of ``key`` in ``table``, oldest first, as a list of
-        :class:`Change` whose ``batch`` is the batch that made it (empty
-        when the key never existed)."""
+        """Every committed change of ``key`` in ``table``, newest batch
+        first (the records of one batch in log order), rollback batches
+        included, as a list of :class:`Change` whose ``batch`` is the batch
+        that made it (empty when the key never changed)."""
         k = _key(key)
         out = []
         h = _ffi.new_handle(out)
