@@ -61,7 +61,9 @@ LB_NODEPS_GOALS := clean help deps uninstall format format-check
 LB_DEPS_PROBE := command -v $(firstword $(CC)) && command -v $(firstword $(CXX)) \
 	&& command -v $(PKG_CONFIG) && command -v python3 \
 	&& $(PKG_CONFIG) --exists lmdb zlib libcrypto cmocka jansson sqlite3 libdeflate \
-	&& { $(PKG_CONFIG) --exists msgpack || $(PKG_CONFIG) --exists msgpack-c; }
+	&& { $(PKG_CONFIG) --exists msgpack || $(PKG_CONFIG) --exists msgpack-c; } \
+	&& /usr/bin/python3 -c 'import cffi, msgpack, pytest, setuptools, sysconfig, os; \
+		assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")'
 ifeq ($(LB_DEPS_CHECKED)$(LB_NO_DEPS),)
 ifneq ($(filter-out $(LB_NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 LB_DEPS_FAILED := $(shell { $(LB_DEPS_PROBE); } >/dev/null 2>&1 || \
