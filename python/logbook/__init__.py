@@ -41,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "open", "Database", "Batch", "Snapshot", "BatchResult", "Issue",
     "BatchInfo", "Change", "TableInfo", "VerifyReport", "Checkpoint",
+    "Consumer",
     "Error", "NotFoundError", "InvalidError", "ValidationError",
     "ConflictError", "CorruptError", "PrunedError", "FullError", "BusyError",
     "NoMemoryError", "IoError", "VersionError", "TooBigError", "ExistsError",
@@ -546,6 +547,43 @@ def _schema_py(s):
     return out
 
 
+def _schema_image(raw):
+    """The schema dict of a TABLE record's image (docs/FORMAT.md §6): None
+    for an opaque table; the raw bytes when it is not a schema this
+    version knows."""
+    try:
+        sver, kind, closed, fields, key_field = _unpack(raw)
+        if sver != 2:
+            return raw
+        if kind == 0:
+            return None
+        out = {"closed": bool(closed)}
+        if key_field is not None:
+            out["key_field"] = key_field
+        out["fields"] = []
+        for (name, typ, flags, max_len, ref, enum, pattern, fmt, lo,
+             hi) in fields:
+            f = {"name": name, "type": _TYPE_NAMES.get(typ, "any")}
+            if flags & _lib.LB_REQUIRED:
+                f["required"] = True
+            if flags & _lib.LB_NULLABLE:
+                f["nullable"] = True
+            for k, v in (("max_len", max_len or None), ("ref", ref),
+                         ("enum", enum), ("pattern", pattern),
+                         ("format", _FORMAT_NAMES.get(fmt)), ("min", lo),
+                         ("max", hi)):
+                if v is not None:
+                    if k in ("min", "max") and v == int(v) and \
+                            abs(v) <= 2 ** 53:
+                        v = int(v)
+                    f[k] = v
+            out["fields"].append(f)
+        return out
+    except (ValueError, TypeError, _msgpack.ExtraData,
+            _msgpack.FormatError, _msgpack.StackError):
+        return raw
+
+
 # ---------------------------------------------------------------------------
 # Walks: the library calls back into Python; each callback copies what it
 # is handed (valid only during the call) into the list behind ctx.
@@ -557,7 +595,8 @@ def _lbpy_table_cb(ctx, name, schema, records):
 
 
 def _change_raw(c):
-    return (c.op, _cs(c.table), _ffi.buffer(c.key, c.klen)[:],
+    return (c.op, _cs(c.table),
+            _ffi.buffer(c.key, c.klen)[:] if c.key != _ffi.NULL else None,
             _ffi.buffer(c.before, c.blen)[:] if c.has_before else None,
             _ffi.buffer(c.after, c.alen)[:] if c.has_after else None)
 
@@ -578,6 +617,12 @@ def _lbpy_history_cb(ctx, batch, c):
 def _lbpy_checkpoint_cb(ctx, batch, path, time_ns):
     _ffi.from_handle(ctx).append((batch, _os.fsdecode(_ffi.string(path)),
                                   time_ns))
+    return 0
+
+
+@_ffi.def_extern()
+def _lbpy_consumer_cb(ctx, c):
+    _ffi.from_handle(ctx).append(Consumer(c))
     return 0
 
 
@@ -721,6 +766,33 @@ class VerifyReport:
     def __repr__(self):
         return "VerifyReport(ok=%s, batches=%d, records=%d)" % (
             self.ok, self.batches, self.records)
+
+
+class Consumer:
+    """A named consumer of the log: ``name``, ``acked`` (the last batch it
+    acknowledged, 0: none), ``time`` of that acknowledgement, and ``lost``
+    (True when :meth:`Database.prune` dropped batches it had not
+    acknowledged, being past the consumer limits)."""
+
+    __slots__ = ("name", "acked", "time_ns", "lost")
+
+    def __init__(self, c):
+        self.name = _ffi.string(c.name).decode("utf-8", "replace")
+        self.acked = c.acked
+        self.time_ns = c.time_ns
+        self.lost = bool(c.lost)
+
+    @property
+    def time(self):
+        return _time(self.time_ns)
+
+    def to_dict(self):
+        return {"name": self.name, "acked": self.acked,
+                "time": self.time.isoformat(), "lost": self.lost}
+
+    def __repr__(self):
+        return "Consumer(%r, acked=%d%s)" % (self.name, self.acked,
+                                            ", lost" if self.lost else "")
 
 
 class Checkpoint:
@@ -1107,32 +1179,37 @@ class Database:
         opname = _OPS.get(op, str(op))
         if opname == "table":
             dec = self._decode_schema
-            k = _key_out(key)
         else:
             dec = (lambda v: self._decode(table, v))
-            k = _key_out(key)
+        k = _key_out(key) if key is not None else None
         return Change(opname, table, k,
                       dec(before) if before is not None else None,
                       dec(after) if after is not None else None, batch,
                       before is not None, after is not None)
 
     def _decode_schema(self, raw):
-        # A table record's image is the schema as the library encodes it
-        # (docs/FORMAT.md); an empty image is an opaque table.
-        if not raw:
-            return None
-        try:
-            return _unpack(raw)
-        except Exception:
-            return raw
+        return _schema_image(raw)
 
-    def changes(self, id):
+    def changes(self, id=None, since=None, follow=False, timeout=None):
         """The change records of batch ``id``, in log order, as a list of
         :class:`Change` (each segment is verified first).
+
+        With ``since`` instead of ``id``: a generator of the
+        :class:`Change` records of every batch after ``since``, batch by
+        batch (``change.batch`` says which); with ``follow`` it then waits
+        for the next batches (:meth:`wait`, the GIL released) and goes on,
+        until ``timeout`` seconds pass without a new batch (None: forever;
+        Ctrl-C stops it).
 
         Raises NotFoundError (no such batch), PrunedError (its log was
         pruned), CorruptError (a damaged segment).
         """
+        if id is None:
+            if since is None:
+                raise TypeError("changes() needs a batch id or since=")
+            return self._feed(since, follow, timeout)
+        if since is not None or follow:
+            raise TypeError("changes(): a batch id, or since=, not both")
         out = []
         h = _ffi.new_handle(out)
         db = self._enter()
@@ -1142,6 +1219,169 @@ class Database:
             self._leave()
         _check(rc)
         return [self._change(id, c) for c in out]
+
+    def _feed(self, since, follow, timeout):
+        seen = since
+        while True:
+            last = self.last_batch
+            while seen < last:
+                seen += 1
+                for c in self.changes(seen):
+                    yield c
+            if not follow or self.wait(seen, timeout) is None:
+                return
+
+    def wait(self, after, timeout=None):
+        """Wait until a batch after ``after`` is committed (by any thread
+        or process) and return the last batch id; None when ``timeout``
+        seconds (None: forever; 0: only look) passed first. The GIL is
+        released while it waits, and Ctrl-C ends it."""
+        if timeout is not None and timeout < 0:
+            raise InvalidError("wait: a timeout is None or >= 0 seconds")
+        deadline = None if timeout is None else \
+            _time_mod.monotonic() + timeout
+        last = _new("uint64_t *")
+        while True:
+            # at most a second per call, so that signals are seen
+            if deadline is None:
+                ms = 1000
+            else:
+                ms = max(0, min(1000, int((deadline - _time_mod.monotonic())
+                                          * 1000 + 0.999)))
+            db = self._enter()
+            try:
+                rc = _lib.lb_wait(db, after, ms, last)
+            finally:
+                self._leave()
+            if rc == 0:
+                return last[0]
+            if rc != _lib.LB_EBUSY:
+                raise _error(rc)
+            if deadline is not None and _time_mod.monotonic() >= deadline:
+                return None
+
+    def get_asof(self, batch, table, key, default=None):
+        """The value ``key`` of ``table`` held right after batch ``batch``
+        (0: before the first batch), read in place from the log's per-key
+        history, or ``default`` when it did not exist then.
+
+        Raises NotFoundError when ``batch`` is past the last batch,
+        PrunedError when the answer is in a pruned batch's log."""
+        if batch > self.last_batch:
+            raise NotFoundError("batch %d is past the last batch" % batch)
+        t = self._table(table)
+        k = _key(key)
+        val = _new("void **")
+        vlen = _new("size_t *")
+        db = self._enter()
+        try:
+            rc = _lib.lb_get_asof(db, batch, t[0], k, len(k), val, vlen)
+        finally:
+            self._leave()
+        if rc == _ENOTFOUND:
+            return default
+        _check(rc)
+        try:
+            raw = _ffi.buffer(val[0], vlen[0])[:]
+        finally:
+            _lib.free(val[0])
+        return _unpack(raw) if t[1] else raw
+
+    def diff(self, from_batch, to_batch):
+        """Every key whose value differs between "right after batch
+        ``from_batch``" and "right after ``to_batch``" (0: empty), as a
+        list of :class:`Change` in table then key order: op "put" when the
+        key holds a value after ``to_batch`` (``after``), "delete" when it
+        does not; ``before`` is its value after ``from_batch``. A table
+        created, removed or altered in between is one "table" change (key
+        None) before its keys. Costs what the batches in between hold."""
+        out = []
+        h = _ffi.new_handle(out)
+        db = self._enter()
+        try:
+            rc = _lib.lb_diff(db, from_batch, to_batch, _lib._lbpy_change_cb,
+                              h)
+        finally:
+            self._leave()
+        _check(rc)
+        return [self._change(0, c) for c in out]
+
+    # -- consumers ----------------------------------------------------------
+
+    def consumer_ack(self, name, batch):
+        """Record that consumer ``name`` processed every batch up to
+        ``batch`` (registering it when new). A registered consumer holds
+        back :meth:`prune` past what it acknowledged (within the
+        limits of :meth:`set_consumer_limits`)."""
+        self._writer_check()
+        db = self._enter()
+        try:
+            rc = _lib.lb_consumer_ack(db, _name(name, "consumer"), batch)
+        finally:
+            self._leave()
+        _check(rc)
+
+    def consumer(self, name):
+        """The :class:`Consumer` ``name`` (``lost`` True when prune dropped
+        batches it had not acknowledged). NotFoundError when there is no
+        such consumer."""
+        info = _new("lb_consumer_info *")
+        db = self._enter()
+        try:
+            rc = _lib.lb_consumer_get(db, _name(name, "consumer"), info)
+        finally:
+            self._leave()
+        if rc != _lib.LB_EPRUNED:
+            _check(rc)
+        return Consumer(info)
+
+    def consumer_drop(self, name):
+        """Forget consumer ``name``: it no longer holds back prune."""
+        self._writer_check()
+        db = self._enter()
+        try:
+            rc = _lib.lb_consumer_drop(db, _name(name, "consumer"))
+        finally:
+            self._leave()
+        _check(rc)
+
+    def consumers(self):
+        """Every registered :class:`Consumer`, in name order (lost ones
+        too)."""
+        out = []
+        h = _ffi.new_handle(out)
+        db = self._enter()
+        try:
+            rc = _lib.lb_consumers(db, _lib._lbpy_consumer_cb, h)
+        finally:
+            self._leave()
+        _check(rc)
+        return out
+
+    def consumer_limits(self):
+        """``(max_lag, max_age_s)``: how far behind (in batches, in seconds
+        since its last acknowledgement) a consumer may fall before prune
+        may drop what it has not acknowledged; 0 is no limit."""
+        lag = _new("uint64_t *")
+        age = _new("uint64_t *")
+        db = self._enter()
+        try:
+            rc = _lib.lb_consumer_limits_get(db, lag, age)
+        finally:
+            self._leave()
+        _check(rc)
+        return lag[0], age[0]
+
+    def set_consumer_limits(self, max_lag=0, max_age_s=0):
+        """Set the consumer limits (see :meth:`consumer_limits`); stored in
+        the database."""
+        self._writer_check()
+        db = self._enter()
+        try:
+            rc = _lib.lb_consumer_limits_set(db, max_lag, max_age_s)
+        finally:
+            self._leave()
+        _check(rc)
 
     def history(self, table, key):
         """Every committed change of ``key`` in ``table``, newest batch

@@ -192,6 +192,28 @@ typedef int (*lb_checkpoint_fn)(void *ctx, uint64_t batch, const char *path,
 int lb_checkpoints(lb_db *db, lb_checkpoint_fn fn, void *ctx);
 int lb_prune(lb_db *db, uint64_t before_batch);
 
+/* The log as a feed: following, as-of reads, diffs, consumers. */
+int lb_wait(lb_db *db, uint64_t after, int timeout_ms, uint64_t *last);
+int lb_get_asof(lb_db *db, uint64_t batch, const char *table,
+                const void *key, size_t klen, void **val, size_t *vlen);
+int lb_diff(lb_db *db, uint64_t from, uint64_t to, lb_change_fn fn,
+            void *ctx);
+typedef struct lb_consumer_info {
+    char name[...];
+    uint64_t acked;
+    int64_t time_ns;
+    int lost;
+    ...;
+} lb_consumer_info;
+int lb_consumer_ack(lb_db *db, const char *name, uint64_t batch);
+int lb_consumer_get(lb_db *db, const char *name, lb_consumer_info *out);
+int lb_consumer_drop(lb_db *db, const char *name);
+typedef int (*lb_consumer_fn)(void *ctx, const lb_consumer_info *c);
+int lb_consumers(lb_db *db, lb_consumer_fn fn, void *ctx);
+int lb_consumer_limits_set(lb_db *db, uint64_t max_lag, uint64_t max_age_s);
+int lb_consumer_limits_get(lb_db *db, uint64_t *max_lag,
+                           uint64_t *max_age_s);
+
 /* Walks that collect into Python objects, through one trampoline each. */
 extern "Python" int _lbpy_table_cb(void *, const char *, const lb_schema *,
                                    uint64_t);
@@ -199,6 +221,7 @@ extern "Python" int _lbpy_change_cb(void *, const lb_change *);
 extern "Python" int _lbpy_history_cb(void *, uint64_t, const lb_change *);
 extern "Python" int _lbpy_checkpoint_cb(void *, uint64_t, const char *,
                                         int64_t);
+extern "Python" int _lbpy_consumer_cb(void *, const lb_consumer_info *);
 
 void free(void *);
 """
