@@ -322,7 +322,8 @@ test-bins: $(TEST_BINS)
 # tree's build with Debian's /usr/bin/python3: liblogbook is found through
 # BUILD/logbook-uninstalled.pc, which pkg-config prefers to an installed
 # logbook.pc when PKG_CONFIG_PATH names BUILD. Then
-# PYTHONPATH=python /usr/bin/python3 -c 'import logbook'.
+# PYTHONPATH=python /usr/bin/python3 -c 'import logbook'. Always rebuilt
+# (--force, one small C file): the extension in place is the last BUILD's.
 # tests/python/pytest.sh runs python/tests/ (make test); under sanitizers
 # it does not, as the interpreter is not instrumented.
 PYTHON ?= /usr/bin/python3
@@ -342,7 +343,7 @@ $(PY_PC): $(PC_STAMP) Makefile
 python: $(LIB_SO) $(PY_PC)
 	@echo "  PYTHON  python/logbook (in place)"
 	$(Q)cd python && PKG_CONFIG_PATH='$(call sq,$(abspath $(BUILD)))'$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH} \
-		$(PYTHON) setup.py $(if $(filter 1,$(V)),,-q) build_ext --inplace \
+		$(PYTHON) setup.py $(if $(filter 1,$(V)),,-q) build_ext --inplace --force \
 		--build-temp '$(call sq,$(abspath $(BUILD)))/python' \
 		$(if $(filter 1,$(V)),,>/dev/null)
 
