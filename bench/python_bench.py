@@ -171,11 +171,11 @@ def commit_run(batches, dirpath, schema, as_dicts):
 def get_run(dirpath, keys):
     with logbook.open(dirpath, sync=False) as db:
         get = db.get
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for k in keys:
             if get("hearings", k) is None:
                 raise SystemExit("get: %s missing" % k)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main():
@@ -217,7 +217,8 @@ def main():
         nreads = c["systems"]["logbook"]["phases"]["get"]["count"]
 
         py = {"opaque": [], "schema": [], "get": [], "get_bytes": [],
-              "opaque_cpu": [], "schema_cpu": []}
+              "opaque_cpu": [], "schema_cpu": [], "get_cpu": [],
+              "get_bytes_cpu": []}
         keys = reads(nreads, nkeys)
         for run in range(a.runs):
             for name, schema, dicts in (("opaque", None, False),
@@ -226,8 +227,10 @@ def main():
                 wall, cpu = commit_run(batches, d, schema, dicts)
                 py[name].append(a.records / wall)
                 py[name + "_cpu"].append(a.records / cpu)
-                py["get" if name == "schema" else "get_bytes"].append(
-                    nreads / get_run(d, keys))
+                g = "get" if name == "schema" else "get_bytes"
+                wall, cpu = get_run(d, keys)
+                py[g].append(nreads / wall)
+                py[g + "_cpu"].append(nreads / cpu)
                 shutil.rmtree(d)
         med = {k: statistics.median(v) for k, v in py.items()}
     finally:
@@ -251,6 +254,10 @@ def main():
     print("%-44s %12s %12s %7s" % ("phase", "Python", "C", "ratio"))
     for name, p, cc in rows:
         print("%-44s %12.0f %12.0f %6.2fx" % (name, p, cc, p / cc))
+    print("%-44s %12.0f" % ("point reads, dicts, per CPU second",
+                             med["get_cpu"]))
+    print("%-44s %12.0f" % ("point reads, bytes, per CPU second",
+                             med["get_bytes_cpu"]))
     print("(records per CPU second: the process's CPU time, all threads, "
           "as logbook-bench counts it; steadier than wall time on a loaded "
           "machine)")
