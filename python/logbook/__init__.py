@@ -223,6 +223,11 @@ def _unpack(raw, _unpackb=_msgpack.unpackb):
 
 
 _new = _ffi.new
+_lib_get = _lib.lb_get
+# Output parameters of Database.get, one pair per thread (a thread uses
+# its pair only between two of its own statements, and cffi objects are
+# freed with the dict when the interpreter exits).
+_outs = {}
 _ENOTFOUND = _lib.LB_ENOTFOUND
 _EVALIDATION = _lib.LB_EVALIDATION
 _get_ident = _threading.get_ident
@@ -1084,13 +1089,20 @@ class Database:
         """
         t = self._tinfo.get(table) or self._table(table)
         k = key.encode("utf-8") if key.__class__ is str else _key(key)
-        val = _new("void **")
-        vlen = _new("size_t *")
-        db = self._enter()
+        out = _outs.get(_get_ident())
+        if out is None:
+            out = _outs[_get_ident()] = (_new("void **"), _new("size_t *"))
+        val, vlen = out
+        # self._enter() and self._leave(), inlined: the hot path
+        db = self._db
+        inflight = self._inflight
+        inflight.append(None)
         try:
-            rc = _lib.lb_get(db, t[0], k, len(k), val, vlen)
+            if db is None or self._db is None:
+                raise InvalidError("the database is closed")
+            rc = _lib_get(db, t[0], k, len(k), val, vlen)
         finally:
-            self._inflight.pop()
+            inflight.pop()
         if rc:
             if rc == _ENOTFOUND:
                 return default
