@@ -4,8 +4,8 @@
 liblogbook is found with ``pkg-config logbook``; see docs/PYTHON.md.
 Built with Debian's python3-setuptools and python3-cffi:
 
-    pip install --no-build-isolation ./python     # against an installed logbook
-    make python                                   # in place, against the tree
+    pip install --no-build-isolation ./python   # against an installed logbook
+    make python                                 # in place, against the tree
 """
 
 import re

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 import logbook
-from conftest import LONG, hearing
+from conftest import LONG
 
 
 def test_open_is_a_context_manager(dbdir):
