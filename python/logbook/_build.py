@@ -273,7 +273,13 @@ def _build_flags():
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
-ffibuilder.set_source("logbook._logbook", SOURCE, **_build_flags())
+_flags = _build_flags()
+# The flags go into the generated source, so that a build against another
+# liblogbook (another prefix, the tree's build) regenerates it and relinks
+# the extension instead of reusing one linked against the previous one.
+ffibuilder.set_source("logbook._logbook",
+                      "/* built with %r */\n" % sorted(_flags.items()) +
+                      SOURCE, **_flags)
 
 if __name__ == "__main__":
     ffibuilder.compile(verbose=True)
