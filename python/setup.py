@@ -22,6 +22,8 @@ setup(
     version=version,
     description="Python binding of logbook, an embeddable storage engine "
                 "with a validated, reversible, verifiable batch log",
+    long_description=(here / "README.md").read_text(),
+    long_description_content_type="text/markdown",
     license="MIT",
     packages=["logbook"],
     python_requires=">=3.9",
