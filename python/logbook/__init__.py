@@ -26,6 +26,7 @@ in parallel as far as the library allows (docs/PYTHON.md, "Threads").
 """
 
 import datetime as _datetime
+import functools as _functools
 import os as _os
 import threading as _threading
 import time as _time_mod
@@ -217,9 +218,10 @@ def _name(name, what="table"):
     return name.encode("utf-8")
 
 
-def _unpack(raw, _unpackb=_msgpack.unpackb):
-    return _unpackb(raw, raw=False, strict_map_key=False,
-                    unicode_errors="surrogateescape")
+# A stored msgpack value as Python objects (str as str, bin as bytes).
+_unpack = _functools.partial(_msgpack.unpackb, raw=False,
+                             strict_map_key=False,
+                             unicode_errors="surrogateescape")
 
 
 _new = _ffi.new
