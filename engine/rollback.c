@@ -194,6 +194,9 @@ typedef struct rb {
 	uint64_t collecting; /* batch whose keys are being collected */
 	int collect_in_c;    /* ... and it is undone by the cascade */
 	lb_buf vals;         /* rollback_to: values right after X */
+	/* lb_rollback_set: the batches named, newest first (else NULL) */
+	const uint64_t *set;
+	size_t nset;
 } rb;
 
 /* After each write: growing the map (grow.c) replaces the transaction,
@@ -274,13 +277,42 @@ static int cursor(rb *x, MDB_dbi dbi, MDB_cursor **c, const char *what)
 
 /* The last committed batch that changed ikey (0 if none): the rollback
  * batch's own entry, if any, is skipped. */
+/* Is id one of the batches lb_rollback_set() names (x->set, newest
+ * first)? */
+static int in_set(const rb *x, uint64_t id)
+{
+	size_t lo = 0, hi = x->nset;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (x->set[mid] == id)
+			return 1;
+		if (x->set[mid] > id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* The batch that last changed ikey. When a set is undone, its own newer
+ * batches were undone first in this transaction, so the culprit of a
+ * conflict is the last changer outside the set (if any). */
 static int last_change(rb *x, const uint8_t *ik, size_t iklen, uint64_t *out)
 {
+	size_t n = 0;
 	int rc = cursor(x, x->db->hist, &x->hist, "_hist");
 	if (rc < 0)
 		return rc;
-	return lb__hist_last(x->db, x->b->txn, x->hist, ik, iklen, x->b->id,
-	                     out);
+	if (!x->nset)
+		return lb__hist_last(x->db, x->b->txn, x->hist, ik, iklen,
+		                     x->b->id, out);
+	rc = lb__hist_ids(x->db, x->b->txn, x->hist, ik, iklen, x->b->id,
+	                  &x->ids, &n, &x->idcap);
+	*out = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (!in_set(x, x->ids[i]) && x->ids[i] > *out)
+			*out = x->ids[i];
+	return rc;
 }
 
 /* ---- undoing one record -------------------------------------------------- */
@@ -613,7 +645,7 @@ static int stands_after(void *ctx, uint64_t k)
 {
 	rb *x = ctx;
 	bstate st;
-	if (k == x->target)
+	if (k == x->target || in_set(x, k))
 		return 0;
 	if (batch_state(x, k, &st) < 0)
 		return -1;
@@ -727,7 +759,7 @@ static int expand(rb *x, const uint8_t *ik, size_t iklen, uint64_t since)
 		bent *e;
 		bstate st;
 		int added;
-		if (L <= since || L == x->target)
+		if (L <= since || L == x->target || in_set(x, L))
 			continue;
 		lb__be64(lk, L);
 		if ((rc = bset_get(&x->considered, lk, 8, &added, &e)) < 0)
@@ -881,14 +913,16 @@ static int finish(rb *x, int rc, int dry, lb_result *res)
 	size_t nconf = x->nconflicts;
 	char first[sizeof x->first_conflict];
 	memcpy(first, x->first_conflict, sizeof first);
+	size_t nset = x->nset;
 	rb_free(x);
 	if (rc == 0 && nconf)
-		rc = lb__fail(LB_ECONFLICT,
-		              "rollback of batch %llu: %zu conflict%s (%s%s); "
-		              "nothing written",
-		              (unsigned long long)target, nconf,
-		              nconf == 1 ? "" : "s", first,
-		              nconf > 1 ? ", ..." : "");
+		rc = lb__fail(
+		        LB_ECONFLICT,
+		        "rollback of %s %llu%s: %zu conflict%s (%s%s); "
+		        "nothing written",
+		        nset > 1 ? "a set of batches, the newest" : "batch",
+		        (unsigned long long)target, "", nconf,
+		        nconf == 1 ? "" : "s", first, nconf > 1 ? ", ..." : "");
 	if (rc == 0 && b->poisoned)
 		rc = lb__fail(b->poisoned, "rollback failed (%s)",
 		              lb_strerror(b->poisoned));
@@ -1031,6 +1065,181 @@ int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
 	int rc = rollback_once(db, id, flags, 0, res, &again);
 	if (again)
 		rc = rollback_once(db, id, flags, 1, res, &again);
+	return rc;
+}
+
+/* ---- lb_rollback_set: several batches in one new batch ------------------ */
+
+/* The label of a set's rollback: "rollback of batches 9, 7, 5" while it
+ * fits, else "rollback of N batches (A..B)". */
+static void set_label(char *out, size_t cap, const uint64_t *ids, size_t n)
+{
+	size_t len = (size_t)snprintf(out, cap, "rollback of batch%s",
+	                              n == 1 ? "" : "es");
+	for (size_t i = n; i-- > 0 && len < cap;)
+		len += (size_t)snprintf(out + len, cap - len, "%s %llu",
+		                        i == n - 1 ? "" : ",",
+		                        (unsigned long long)ids[i]);
+	if (len >= cap)
+		snprintf(out, cap, "rollback of %zu batches (%llu..%llu)", n,
+		         (unsigned long long)ids[n - 1],
+		         (unsigned long long)ids[0]);
+}
+
+/* Every batch of the set must exist, stand and have its log. */
+static int set_check(lb_db *db, lb_batch *b, const uint64_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		lb_wal_hdr h;
+		int rc;
+		if (ids[i] > db->last_id)
+			return lb__fail(LB_ENOTFOUND,
+			                "no batch %llu (the last is %llu)",
+			                (unsigned long long)ids[i],
+			                (unsigned long long)db->last_id);
+		if ((rc = lb__hdr_get(db, b->txn, ids[i], &h)) < 0)
+			return rc;
+		uint64_t by = h.rolled_back_by;
+		int pruned = h.pruned;
+		lb__hdr_free(&h);
+		if (by)
+			return lb__fail(LB_EINVAL,
+			                "batch %llu was already rolled back by "
+			                "batch %llu",
+			                (unsigned long long)ids[i],
+			                (unsigned long long)by);
+		if (pruned)
+			return lb__fail(LB_EPRUNED,
+			                "batch %llu: its log was pruned, so it "
+			                "cannot be rolled back",
+			                (unsigned long long)ids[i]);
+	}
+	return 0;
+}
+
+/* With LB_CASCADE: the later standing batches that the set's batches
+ * carry (docs/ROLLBACK.md, "LB_CASCADE"), planned from each batch of the
+ * set in turn with the shared state (a batch or key met once is not met
+ * again); the set's own batches never join x->S. */
+static int plan_set(rb *x)
+{
+	int rc = 0;
+	for (size_t i = 0; i < x->nset && rc == 0; i++) {
+		uint8_t k[8];
+		bent *e;
+		int added;
+		lb__be64(k, x->set[i]);
+		rc = bset_get(&x->considered, k, 8, &added, &e);
+	}
+	for (size_t i = 0; i < x->nset && rc == 0; i++) {
+		x->target = x->set[i];
+		rc = plan_cascade(x);
+	}
+	x->target = x->set[0];
+	return rc;
+}
+
+/* Undo the set and (cascade) x->S, newest first, marking each. */
+static int undo_set(rb *x, unsigned flags)
+{
+	int mode = (flags & LB_FORCE)     ? UNDO_FORCE
+	           : (flags & LB_CASCADE) ? UNDO_CASCADE
+	                                  : UNDO_CHECK;
+	size_t i = 0, j = 0;
+	int rc = 0;
+	while (rc == 0 && !x->nconflicts && (i < x->nset || j < x->nS)) {
+		uint64_t id;
+		int m;
+		if (j == x->nS || (i < x->nset && x->set[i] > x->S[j])) {
+			id = x->set[i++];
+			m = mode;
+		} else {
+			id = x->S[j++];
+			m = UNDO_CASCADE;
+		}
+		if ((rc = undo_batch(x, id, m)) == 0)
+			rc = lb__batch_mark(x->b, id);
+	}
+	return rc;
+}
+
+/* One attempt at lb_rollback_set (ids: newest first, distinct); listed
+ * and *again as for rollback_once(). */
+static int rollback_set_once(lb_db *db, const uint64_t *ids, size_t n,
+                             unsigned flags, int listed, lb_result *res,
+                             int *again)
+{
+	lb_batch *b;
+	rb x;
+	int rc;
+	char label[LB_LABEL_MAX + 1];
+	set_label(label, sizeof label, ids, n);
+	if ((rc = lb__batch_begin(db, label, &b)) < 0)
+		return set_res_rc(res, rc);
+	b->undoes = ids[0];
+	b->fk_mode = 1;
+	b->implied = !(flags & LB_FORCE) && !listed;
+	b->undo_kind = b->implied ? LB__UNDO_ROLLBACK : LB__UNDO_LISTED;
+	rb_init(&x, db, b, ids[0]);
+	x.set = ids;
+	x.nset = n;
+	rc = set_check(db, b, ids, n);
+	if (rc == 0 && (flags & LB_CASCADE))
+		rc = plan_set(&x);
+	if (rc == 0)
+		rc = undo_set(&x, flags);
+	if (rc == 0 && !x.nconflicts && b->implied && b->skipped) {
+		*again = 1;
+		rb_free(&x);
+		lb_batch_abort(b);
+		return 0;
+	}
+	return finish(&x, rc, (flags & LB_DRYRUN) != 0, res);
+}
+
+int lb_rollback_set(lb_db *db, const uint64_t *ids, size_t n, unsigned flags,
+                    lb_result *res)
+{
+	uint64_t *v;
+	size_t k = 0;
+	int rc, again = 0;
+	if (res)
+		memset(res, 0, sizeof *res);
+	if (!db)
+		return set_res_rc(res, lb__fail(LB_EINVAL,
+		                                "lb_rollback_set: db is NULL"));
+	if (!ids || n == 0)
+		return set_res_rc(res, lb__fail(LB_EINVAL,
+		                                "lb_rollback_set: no batch "
+		                                "given"));
+	if (flags & ~(unsigned)(LB_CASCADE | LB_FORCE | LB_DRYRUN))
+		return set_res_rc(res, lb__fail(LB_EINVAL,
+		                                "lb_rollback_set: unknown "
+		                                "flags 0x%x",
+		                                flags));
+	if ((flags & LB_CASCADE) && (flags & LB_FORCE))
+		return set_res_rc(
+		        res,
+		        lb__fail(LB_EINVAL,
+		                 "lb_rollback_set: LB_CASCADE and LB_FORCE "
+		                 "exclude each other"));
+	if (n > SIZE_MAX / sizeof *v || !(v = malloc(n * sizeof *v)))
+		return set_res_rc(
+		        res, lb__fail(LB_ENOMEM, "rollback: out of memory"));
+	memcpy(v, ids, n * sizeof *v);
+	qsort(v, n, sizeof *v, cmp_desc);
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || v[k - 1] != v[i])
+			v[k++] = v[i];
+	if (v[k - 1] == 0) {
+		free(v);
+		return set_res_rc(res, lb__fail(LB_ENOTFOUND,
+		                                "no batch 0: ids start at 1"));
+	}
+	rc = rollback_set_once(db, v, k, flags, 0, res, &again);
+	if (again)
+		rc = rollback_set_once(db, v, k, flags, 1, res, &again);
+	free(v);
 	return rc;
 }
 

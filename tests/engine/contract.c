@@ -601,6 +601,8 @@ static void write_everything(lb_db *db, const char *table, uint64_t id)
 	lb_result_free(&res);
 	C(lb_rollback_to_ex, db, id, LB_DRYRUN, &res);
 	lb_result_free(&res);
+	C(lb_rollback_set, db, (const uint64_t[]){id}, 1, LB_FORCE, &res);
+	lb_result_free(&res);
 	C(lb_prune, db, 2);
 }
 
@@ -966,6 +968,15 @@ static void test_engine_contract__bad_arguments(void **st)
 	E(LB_EINVAL, lb_rollback_to_ex, db, 0, 0x80, &res);
 	E(LB_EINVAL, lb_rollback_to_ex, db, 0, LB_CASCADE, &res);
 	E(LB_ENOTFOUND, lb_rollback_to_ex, db, id + 1, LB_DRYRUN, &res);
+	E(LB_EINVAL, lb_rollback_set, NULL, (const uint64_t[]){1}, 1, 0, &res);
+	E(LB_EINVAL, lb_rollback_set, db, NULL, 1, 0, &res);
+	E(LB_EINVAL, lb_rollback_set, db, (const uint64_t[]){1}, 0, 0, &res);
+	E(LB_EINVAL, lb_rollback_set, db, (const uint64_t[]){1}, 1, 0x80, &res);
+	E(LB_EINVAL, lb_rollback_set, db, (const uint64_t[]){1}, 1,
+	  LB_CASCADE | LB_FORCE, &res);
+	E(LB_ENOTFOUND, lb_rollback_set, db, (const uint64_t[]){0}, 1, 0, &res);
+	E(LB_ENOTFOUND, lb_rollback_set, db, (const uint64_t[]){id + 1}, 1, 0,
+	  &res);
 	lb_result_free(&res);
 
 	/* checkpoints, replay, verify, prune */
@@ -1014,6 +1025,7 @@ static void test_engine_contract__bad_arguments(void **st)
 	E(LB_EINVAL, lb_rollback, db, 1, 0, &res);
 	E(LB_EINVAL, lb_rollback_to, db, 0, &res);
 	E(LB_EINVAL, lb_rollback_to_ex, db, 0, LB_DRYRUN, &res);
+	E(LB_EINVAL, lb_rollback_set, db, (const uint64_t[]){1}, 1, 0, &res);
 	E(LB_EINVAL, lb_checkpoint, db, ck1, &id);
 	E(LB_EINVAL, lb_prune, db, 2);
 	lb_result_free(&res);
@@ -1191,11 +1203,19 @@ static void test_engine_contract__states(void **st)
 	lb_result_free(&res);
 	E(LB_ECONFLICT, lb_rollback, db, hb, LB_DRYRUN, &res);
 	lb_result_free(&res);
+	E(LB_ECONFLICT, lb_rollback_set, db, (const uint64_t[]){hb}, 1, 0,
+	  &res);
+	lb_result_free(&res);
+	E(LB_EVALIDATION, lb_rollback_set, db, (const uint64_t[]){hb}, 1,
+	  LB_FORCE | LB_DRYRUN, &res);
+	lb_result_free(&res);
 	E(LB_EVALIDATION, lb_rollback, db, hb, LB_FORCE, &res);
 	lb_result_free(&res);
 	E(0, lb_rollback, db, rb, 0, &res);
 	lb_result_free(&res);
 	E(LB_EINVAL, lb_rollback, db, rb, 0, &res); /* rolled back already */
+	lb_result_free(&res);
+	E(LB_EINVAL, lb_rollback_set, db, (const uint64_t[]){rb}, 1, 0, &res);
 	lb_result_free(&res);
 	E(LB_EINVAL, lb_rollback, db, 1, 0, &res); /* t holds a record */
 	lb_result_free(&res);
@@ -1217,6 +1237,9 @@ static void test_engine_contract__states(void **st)
 	E(LB_EPRUNED, lb_rollback_to, db, 1, &res);
 	lb_result_free(&res);
 	E(LB_EPRUNED, lb_rollback_to_ex, db, 1, LB_DRYRUN, &res);
+	lb_result_free(&res);
+	E(LB_EPRUNED, lb_rollback_set, db, (const uint64_t[]){hb}, 1, LB_FORCE,
+	  &res);
 	lb_result_free(&res);
 	E(LB_EPRUNED, lb_replay, db, rp, 0, NULL, &res);
 	lb_result_free(&res);
@@ -1318,6 +1341,8 @@ static void test_engine_contract__damaged_files(void **st)
 	E(LB_EVERSION, lb_rollback, db, 3, LB_FORCE, NULL);
 	E(LB_EVERSION, lb_rollback_to, db, 2, NULL);
 	E(LB_EVERSION, lb_rollback_to_ex, db, 2, LB_DRYRUN, NULL);
+	E(LB_EVERSION, lb_rollback_set, db, (const uint64_t[]){3}, 1, LB_FORCE,
+	  NULL);
 	lb_close(db);
 	th_rmrf(dir);
 
@@ -1332,6 +1357,8 @@ static void test_engine_contract__damaged_files(void **st)
 	E(LB_ECORRUPT, lb_rollback, db, 3, LB_FORCE, NULL);
 	E(LB_ECORRUPT, lb_rollback_to, db, 2, NULL);
 	E(LB_ECORRUPT, lb_rollback_to_ex, db, 3, LB_DRYRUN, NULL);
+	E(LB_ECORRUPT, lb_rollback_set, db, (const uint64_t[]){3}, 1, LB_FORCE,
+	  NULL);
 	lb_close(db);
 	th_rmrf(dir);
 
