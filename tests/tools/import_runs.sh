@@ -11,8 +11,9 @@
 #     says where to go on; --resume (another batch size) finishes it, and
 #     the database equals an uninterrupted import, record mode and batch
 #     mode alike; a file with nothing left to resume is refused
-#   - rollback --run: in one batch when the run's batches are the last,
-#     else batch by batch after a check (--cascade, --dry-run)
+#   - rollback --run: always in one new batch (the run's batches are the
+#     last, or a batch outside the run follows them: refused as a whole,
+#     or with --cascade taken along), --dry-run and its --json
 #
 # Run by `make test` with LB_BIN pointing at the built tool; by hand:
 #   LB_BIN=build/logbook tests/tools/import_runs.sh
@@ -294,18 +295,28 @@ has_out "^run 10: d2.jsonl, batches 10, 11; done$"
 key=$(head -1 d1.jsonl | sed 's/.*"key":"\([^"]*\)".*/\1/')
 "$LB" put rr hearings "$key" "$("$LB" get rr hearings "$key" | sed 's/"title":"[^"]*"/"title":"by hand"/')" >/dev/null # 12
 st 1 "$LB" rollback rr --run 5
-has_err "run 5: batch [56] has keys changed by later batches outside the run; nothing written. Use --cascade"
+has_out "^conflict: hearings HRG-[0-9-]* was changed by batch 1[012]$"
+has_err "run 5 has keys changed by later batches outside the run; nothing written. Use --cascade"
 eq "$(last_batch rr)" 12 "a refused rollback writes nothing"
+st 1 "$LB" rollback rr --run 5 --dry-run --json
+python3 -c '
+import json
+o = json.loads(open("out").readline())
+assert not o["success"] and o["error"] == "conflict" and o["new_batches"] == [], o
+assert o["issues"] and {i["batch"] for i in o["issues"]} <= {10, 11, 12}, o
+' && ok || bad "rollback --run --dry-run --json (conflict)"
 st 0 "$LB" rollback rr --run 5 --cascade --dry-run --json
 python3 -c '
 import json
 o = json.loads(open("out").readline())
-assert o["success"] and o["dry_run"] and o["method"] == "batches", o
-assert o["batches"] == [5, 6] and o["new_batches"] == [] and 12 in o["undone"], o
+assert o["success"] and o["dry_run"] and o["method"] == "one batch", o
+assert o["batches"] == [5, 6] and o["new_batches"] == [] and o["records"] > 0, o
+assert sorted(o["undone"]) == [5, 6, 10, 11, 12], o
 ' && ok || bad "rollback --run --dry-run --json: $(cat out)"
 eq "$(last_batch rr)" 12 "a dry run writes nothing"
 st 0 "$LB" rollback rr --run 5 --cascade
-has_out "^rolled back run 5 (d1.jsonl) in batches 13, 14 ([0-9]* records)$"
+has_out "^rolled back run 5 (d1.jsonl) in batch 13 ([0-9]* records)$"
+has_out "^undid batches 5, 6, 10-12$"
 st 0 "$LB" export rr
 eq "$(wc -l <out)" 0 "every table is empty again"
 st 0 "$LB" runs rr
