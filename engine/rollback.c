@@ -52,114 +52,7 @@
 #include <string.h>
 
 #include "engine/internal.h"
-
-/* ---- a hash set of byte strings, each with two u64 values ---------------- *
- * Entries live in one arena (no allocation per entry); slots hold arena
- * offsets + 1 (0 = empty). Open addressing, linear probing, load <= 1/2. */
-
-typedef struct bent {
-	uint64_t v[2];
-	uint32_t hash, len;
-	/* len bytes follow, then padding to 8 */
-} bent;
-
-typedef struct bset {
-	lb_buf arena;
-	size_t *slot;
-	size_t cap, n;
-} bset;
-
-static uint32_t hash_bytes(const void *p, size_t n)
-{
-	const uint8_t *s = p;
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ s[i]) * 0x100000001b3ull;
-	return (uint32_t)(h ^ (h >> 32));
-}
-
-static void bset_init(bset *s)
-{
-	memset(s, 0, sizeof *s);
-	lb__buf_init(&s->arena);
-}
-
-static void bset_free(bset *s)
-{
-	lb__buf_free(&s->arena);
-	free(s->slot);
-	memset(s, 0, sizeof *s);
-}
-
-static void bset_clear(bset *s)
-{
-	s->arena.len = 0;
-	s->n = 0;
-	if (s->slot)
-		memset(s->slot, 0, s->cap * sizeof *s->slot);
-}
-
-static bent *bset_at(const bset *s, size_t off)
-{
-	return (bent *)(void *)(s->arena.data + off);
-}
-
-static int bset_grow(bset *s)
-{
-	size_t nc = s->cap ? s->cap * 2 : 64;
-	size_t *ns = calloc(nc, sizeof *ns);
-	if (!ns)
-		return lb__fail(LB_ENOMEM, "rollback: out of memory");
-	for (size_t i = 0; i < s->cap; i++) {
-		if (!s->slot[i])
-			continue;
-		size_t j = bset_at(s, s->slot[i] - 1)->hash & (nc - 1);
-		while (ns[j])
-			j = (j + 1) & (nc - 1);
-		ns[j] = s->slot[i];
-	}
-	free(s->slot);
-	s->slot = ns;
-	s->cap = nc;
-	return 0;
-}
-
-/* Find p/n, adding it (values 0) if absent. *e points into the arena: valid
- * until the next add. */
-static int bset_get(bset *s, const void *p, size_t n, int *added, bent **e)
-{
-	uint32_t h = hash_bytes(p, n);
-	int rc;
-	if ((s->n + 1) * 2 > s->cap && (rc = bset_grow(s)) < 0)
-		return rc;
-	size_t j = h & (s->cap - 1);
-	while (s->slot[j]) {
-		bent *x = bset_at(s, s->slot[j] - 1);
-		if (x->hash == h && x->len == n &&
-		    memcmp((const uint8_t *)(x + 1), p, n) == 0) {
-			*added = 0;
-			*e = x;
-			return 0;
-		}
-		j = (j + 1) & (s->cap - 1);
-	}
-	size_t need = (sizeof(bent) + n + 7) & ~(size_t)7;
-	if ((rc = lb__buf_reserve(&s->arena, need)) < 0)
-		return rc;
-	size_t off = s->arena.len;
-	bent *x = bset_at(s, off);
-	x->v[0] = x->v[1] = 0;
-	x->hash = h;
-	x->len = (uint32_t)n;
-	if (n)
-		memcpy((uint8_t *)(x + 1), p, n);
-	s->arena.len += need;
-	s->slot[j] = off + 1;
-	s->n++;
-	*added = 1;
-	*e = x;
-	return 0;
-}
+#include "wal/hset.h"
 
 /* ---- rollback state ------------------------------------------------------ */
 
@@ -172,7 +65,7 @@ typedef struct rb {
 	/* record offsets of the loaded segment */
 	uint32_t *offs;
 	size_t noffs, ocap;
-	bset seen; /* keys met in the batch being undone (CHECK) */
+	lb_hset seen; /* keys met in the batch being undone (CHECK) */
 	/* last table looked up by name */
 	lb_table *tcache;
 	char tcname[LB_TABLE_NAME_MAX + 1];
@@ -182,12 +75,12 @@ typedef struct rb {
 	size_t nconflicts;
 	char first_conflict[256];
 	/* cascade planning */
-	bset done;       /* ikey -> smallest "since" processed */
-	bset considered; /* batch ids already looked at */
-	bset hdrs;       /* batch id -> rolled_back_by, undoes */
-	bset mkeys;      /* ikeys met while collecting one batch's keys */
-	lb_buf q;        /* queue: since u64 | iklen u16 | ikey */
-	uint64_t *S;     /* the later batches to undo first */
+	lb_hset done;       /* ikey -> smallest "since" processed */
+	lb_hset considered; /* batch ids already looked at */
+	lb_hset hdrs;       /* batch id -> rolled_back_by, undoes */
+	lb_hset mkeys;      /* ikeys met while collecting one batch's keys */
+	lb_buf q;           /* queue: since u64 | iklen u16 | ikey */
+	uint64_t *S;        /* the later batches to undo first */
 	size_t nS, Scap;
 	uint64_t *ids; /* a key's history (expand), reused from key to key */
 	size_t idcap;
@@ -213,11 +106,11 @@ static void after_write(rb *x)
 static void rb_free(rb *x)
 {
 	free(x->offs);
-	bset_free(&x->seen);
-	bset_free(&x->done);
-	bset_free(&x->considered);
-	bset_free(&x->hdrs);
-	bset_free(&x->mkeys);
+	lb__hset_free(&x->seen);
+	lb__hset_free(&x->done);
+	lb__hset_free(&x->considered);
+	lb__hset_free(&x->hdrs);
+	lb__hset_free(&x->mkeys);
 	lb__buf_free(&x->q);
 	lb__buf_free(&x->vals);
 	free(x->S);
@@ -240,11 +133,11 @@ static void rb_init(rb *x, lb_db *db, lb_batch *b, uint64_t target)
 	x->target = target;
 	x->gen = b->txn_gen;
 	lb__buf_init(&x->vals);
-	bset_init(&x->seen);
-	bset_init(&x->done);
-	bset_init(&x->considered);
-	bset_init(&x->hdrs);
-	bset_init(&x->mkeys);
+	lb__hset_init(&x->seen);
+	lb__hset_init(&x->done);
+	lb__hset_init(&x->considered);
+	lb__hset_init(&x->hdrs);
+	lb__hset_init(&x->mkeys);
 	lb__buf_init(&x->q);
 }
 
@@ -330,12 +223,12 @@ static int first_time(rb *x, int kind, const char *table, size_t tlen,
                       const void *key, size_t klen, int *first)
 {
 	uint8_t id[1 + 1 + LB_TABLE_NAME_MAX + LB_KEY_MAX];
-	bent *e;
+	lb_hent *e;
 	id[0] = (uint8_t)kind;
 	id[1] = (uint8_t)tlen;
 	memcpy(id + 2, table, tlen);
 	memcpy(id + 2 + tlen, key, klen);
-	return bset_get(&x->seen, id, 2 + tlen + klen, first, &e);
+	return lb__hset_get(&x->seen, id, 2 + tlen + klen, first, &e);
 }
 
 static void note_conflict(rb *x, const char *msg)
@@ -568,7 +461,7 @@ static int undo_batch(rb *x, uint64_t id, int mode)
 		                "be undone",
 		                (unsigned long long)id);
 	}
-	bset_clear(&x->seen);
+	lb__hset_clear(&x->seen);
 	x->tcache = NULL;
 	uint64_t seen = 0;
 	for (uint32_t s = h.segments; s-- > 0 && rc == 0;) {
@@ -605,10 +498,10 @@ typedef struct bstate {
 static int batch_state(rb *x, uint64_t id, bstate *out)
 {
 	uint8_t kb[8];
-	bent *e;
+	lb_hent *e;
 	int added, rc;
 	lb__be64(kb, id);
-	if ((rc = bset_get(&x->hdrs, kb, 8, &added, &e)) < 0)
+	if ((rc = lb__hset_get(&x->hdrs, kb, 8, &added, &e)) < 0)
 		return rc;
 	if (added) {
 		lb_wal_hdr h;
@@ -630,10 +523,10 @@ static int batch_state(rb *x, uint64_t id, bstate *out)
 static int set_flips(rb *x, uint64_t id)
 {
 	uint8_t kb[8];
-	bent *e;
+	lb_hent *e;
 	int added;
 	lb__be64(kb, id);
-	int rc = bset_get(&x->hdrs, kb, 8, &added, &e);
+	int rc = lb__hset_get(&x->hdrs, kb, 8, &added, &e);
 	if (rc == 0)
 		e->v[0] |= 4;
 	return rc;
@@ -692,7 +585,7 @@ static int collect_cb(void *ctx, const lb_wal_rec *r)
 {
 	rb *x = ctx;
 	uint8_t ik[LB__IKEY_MAX];
-	bent *e;
+	lb_hent *e;
 	int added, rc;
 	if (r->op == LB_OP_TABLE) {
 		x->tcache = NULL;
@@ -704,7 +597,7 @@ static int collect_cb(void *ctx, const lb_wal_rec *r)
 	size_t n = lb__ikey(ik, t->tid, r->key, r->klen);
 	if (!n)
 		return LB_ENOMEM;
-	if ((rc = bset_get(&x->mkeys, ik, n, &added, &e)) < 0)
+	if ((rc = lb__hset_get(&x->mkeys, ik, n, &added, &e)) < 0)
 		return rc;
 	if (!added)
 		return 0;
@@ -722,7 +615,7 @@ static int collect_cb(void *ctx, const lb_wal_rec *r)
  * cascade) the referrers of the keys it created. */
 static int collect(rb *x, uint64_t id, int in_c)
 {
-	bset_clear(&x->mkeys);
+	lb__hset_clear(&x->mkeys);
 	x->collecting = id;
 	x->collect_in_c = in_c;
 	x->tcache = NULL;
@@ -756,13 +649,13 @@ static int expand(rb *x, const uint8_t *ik, size_t iklen, uint64_t since)
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		uint64_t L = x->ids[i];
 		uint8_t lk[8];
-		bent *e;
+		lb_hent *e;
 		bstate st;
 		int added;
 		if (L <= since || L == x->target || in_set(x, L))
 			continue;
 		lb__be64(lk, L);
-		if ((rc = bset_get(&x->considered, lk, 8, &added, &e)) < 0)
+		if ((rc = lb__hset_get(&x->considered, lk, 8, &added, &e)) < 0)
 			break;
 		if (!added)
 			continue;
@@ -836,10 +729,10 @@ static int plan_cascade(rb *x)
 	int rc;
 	size_t qoff = 0;
 	uint8_t tk[8];
-	bent *e;
+	lb_hent *e;
 	int added;
 	lb__be64(tk, x->target);
-	if ((rc = bset_get(&x->considered, tk, 8, &added, &e)) < 0)
+	if ((rc = lb__hset_get(&x->considered, tk, 8, &added, &e)) < 0)
 		return rc;
 	if ((rc = moved_batches(x)) < 0)
 		return rc;
@@ -850,7 +743,7 @@ static int plan_cascade(rb *x)
 		           x->q.data[qoff + 9];
 		memcpy(ik, x->q.data + qoff + 10, n); /* q may move */
 		qoff += 10 + n;
-		if ((rc = bset_get(&x->done, ik, n, &added, &e)) < 0)
+		if ((rc = lb__hset_get(&x->done, ik, n, &added, &e)) < 0)
 			return rc;
 		if (!added && e->v[0] <= since)
 			continue;
@@ -1126,10 +1019,10 @@ static int plan_set(rb *x)
 	int rc = 0;
 	for (size_t i = 0; i < x->nset && rc == 0; i++) {
 		uint8_t k[8];
-		bent *e;
+		lb_hent *e;
 		int added;
 		lb__be64(k, x->set[i]);
-		rc = bset_get(&x->considered, k, 8, &added, &e);
+		rc = lb__hset_get(&x->considered, k, 8, &added, &e);
 	}
 	for (size_t i = 0; i < x->nset && rc == 0; i++) {
 		x->target = x->set[i];
@@ -1251,7 +1144,7 @@ static int net_cb(void *ctx, const lb_wal_rec *r)
 	rb *x = ctx;
 	uint8_t id[2 + LB_TABLE_NAME_MAX + LB_KEY_MAX];
 	int table = r->op == LB_OP_TABLE, added, rc;
-	bent *e;
+	lb_hent *e;
 	if (r->tlen == 0 || r->tlen > LB_TABLE_NAME_MAX)
 		return lb__fail(LB_ECORRUPT, "bad table name in the log");
 	id[0] = (uint8_t)table;
@@ -1265,12 +1158,12 @@ static int net_cb(void *ctx, const lb_wal_rec *r)
 	if (table && r->has_before != r->has_after) {
 		/* created or removed after X (not only its schema changed):
 		 * it is made again, not changed in place */
-		bent *te;
+		lb_hent *te;
 		int tadded;
-		if ((rc = bset_get(&x->mkeys, id, n, &tadded, &te)) < 0)
+		if ((rc = lb__hset_get(&x->mkeys, id, n, &tadded, &te)) < 0)
 			return rc;
 	}
-	if ((rc = bset_get(&x->seen, id, n, &added, &e)) < 0)
+	if ((rc = lb__hset_get(&x->seen, id, n, &added, &e)) < 0)
 		return rc;
 	if (!added)
 		return 0;
@@ -1297,8 +1190,8 @@ typedef struct netent {
 
 static size_t net_next(const rb *x, size_t off, netent *ne)
 {
-	const bent *e = bset_at(&x->seen, off);
-	const uint8_t *id = (const uint8_t *)(e + 1);
+	const lb_hent *e = lb__hset_at(&x->seen, off);
+	const uint8_t *id = lb__hent_key(e);
 	ne->table = id[0];
 	memcpy(ne->name, id + 2, id[1]);
 	ne->name[id[1]] = 0;
@@ -1310,7 +1203,7 @@ static size_t net_next(const rb *x, size_t off, netent *ne)
 	          : e->v[1]    ? x->vals.data + e->v[0] - 1
 	                       : (const uint8_t *)"";
 	ne->vlen = (size_t)e->v[1];
-	return off + ((sizeof(bent) + e->len + 7) & ~(size_t)7);
+	return lb__hset_next(&x->seen, off);
 }
 
 /* Can a table with this schema be created now (the tables it references
@@ -1353,14 +1246,14 @@ static int net_tables(rb *x, nettab **out, size_t *n)
 		lb_table *t = lb__batch_table(x->b, ne.name);
 		uint8_t id[2 + LB_TABLE_NAME_MAX];
 		size_t idn = 2 + strlen(ne.name);
-		bent *te;
+		lb_hent *te;
 		int fresh, rc;
 		id[0] = 1;
 		id[1] = (uint8_t)strlen(ne.name);
 		memcpy(id + 2, ne.name, id[1]);
 		/* look up without adding: the set only grows, so a miss adds
 		 * an entry that nothing reads */
-		if ((rc = bset_get(&x->mkeys, id, idn, &fresh, &te)) < 0)
+		if ((rc = lb__hset_get(&x->mkeys, id, idn, &fresh, &te)) < 0)
 			return rc;
 		tt->e = ne;
 		tt->alter = 0;

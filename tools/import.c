@@ -61,6 +61,7 @@
  */
 #include "cli.h"
 #include "runs.h"
+#include "wal/wal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -520,6 +521,23 @@ static void issue_fmt(const imp *m, sbuf *b, const issue *is, int reason)
 		sb_printf(b, ": %s", is->msg);
 }
 
+/* "batch 7 committed: lines 1-500, 500 records" (7: the database's batch
+ * id), with ", 3 set aside" when lines of it were. */
+static void committed_line(imp *m, uint64_t batch_id, uint64_t nrec,
+                           uint64_t aside)
+{
+	if (m->progress)
+		progress(m, 1);
+	sb_printf(&m->out,
+	          "batch %" PRIu64 " committed: lines %" PRIu64 "-%" PRIu64
+	          ", %" PRIu64 " record%s",
+	          batch_id, m->first_line, m->last_line, nrec,
+	          nrec == 1 ? "" : "s");
+	if (aside)
+		sb_printf(&m->out, ", %" PRIu64 " set aside", aside);
+	sb_putc(&m->out, '\n');
+}
+
 static void report_batch(imp *m, int success, const char *error,
                          uint64_t batch_id, uint64_t nrec, uint64_t extra)
 {
@@ -570,6 +588,8 @@ static void report_batch(imp *m, int success, const char *error,
 		if (m->niss > HUMAN_ISSUES)
 			sb_printf(b, "  ... and %zu more (see --json)\n",
 			          m->niss - HUMAN_ISSUES);
+	} else if (batch_id) {
+		committed_line(m, batch_id, nrec, 0);
 	}
 	if (b->len) {
 		sb_flush(b, stdout);
@@ -652,8 +672,7 @@ static int fatal_op(imp *m, int rc, uint64_t line)
 static size_t utf8_chars(const char *s, size_t n)
 {
 	size_t c = 0;
-	for (size_t i = 0; i < n; i++)
-		c += ((unsigned char)s[i] & 0xC0) != 0x80;
+	(void)lb__utf8_scan((const uint8_t *)s, n, &c);
 	return c;
 }
 
@@ -2105,14 +2124,18 @@ static void report_record(imp *m, uint64_t batch_id, unsigned attempts)
 		else
 			sb_puts(b, "null");
 		sb_puts(b, "}\n");
-	} else if (m->b_aside) {
+	} else if (batch_id || m->b_aside) {
 		if (m->progress)
 			progress(m, 1);
-		sb_printf(b,
-		          "batch %" PRIu64 " (lines %" PRIu64 "-%" PRIu64
-		          "): %" PRIu64 " committed, %" PRIu64 " set aside\n",
-		          m->nbatch, m->first_line, m->last_line, committed,
-		          m->b_aside);
+		if (batch_id)
+			committed_line(m, batch_id, committed, m->b_aside);
+		else
+			sb_printf(b,
+			          "batch %" PRIu64 " (lines %" PRIu64
+			          "-%" PRIu64 "): nothing committed, %" PRIu64
+			          " set aside\n",
+			          m->nbatch, m->first_line, m->last_line,
+			          m->b_aside);
 		for (size_t i = 0; i < m->nrs && i < HUMAN_ISSUES; i++) {
 			issue_fmt(m, b, &m->rs[i], 0);
 			sb_putc(b, '\n');
