@@ -61,7 +61,7 @@
  */
 #include "cli.h"
 #include "runs.h"
-#include "wal/wal.h"
+#include "wal/hset.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -73,7 +73,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
 #define LINE_MAX_BYTES ((size_t)64 << 20)
 #define BATCH_SIZE_MAX 10000000u
 #define READ_CHUNK ((size_t)256 << 10)
@@ -315,7 +314,7 @@ typedef struct imp {
 	int on_error;
 	akey *ak;
 	size_t nak, capak, ak_recorded;
-	size_t *aslot, acap;
+	lb_hset aidx; /* (table, key) -> its newest entry in m->ak + 1 */
 	sbuf akeys;
 	uint64_t dependents, partial;
 	/* rejects, runs */
@@ -333,6 +332,10 @@ typedef struct imp {
 	msgpack_sbuffer mp;
 	msgpack_packer pk;
 	sbuf val, scratch, kbuf, out;
+	sbuf tk;         /* a map key: table index, key (tk_set) */
+	lb_hset repeats; /* upsert: (table, key) -> its first line in the
+	                    batch, unless --allow-repeats */
+	int allow_repeats;
 	/* totals */
 	uint64_t nbatch, ok, failed, rec_ok, rec_failed, lines, blank;
 	uint64_t kinds[16];
@@ -354,6 +357,47 @@ static const char *const kind_names[] = {
         "format", "duplicate", "missing", "foreign_key", "conflict",
         "parse",  "key",       "table",   "value",       "dependency"};
 #define NKINDS (sizeof kind_names / sizeof kind_names[0])
+
+/* ---- maps keyed by (table, key), on the shared hash set (wal/hset.h) ----- */
+
+/* Set m->tk to the map key of key k of table t: the table's index in the
+ * catalog, 2 bytes, then the key. */
+static void tk_set(imp *m, const cli_table *t, const void *k, size_t kl)
+{
+	size_t ti = (size_t)(t - m->cat.t);
+	m->tk.len = 0;
+	sb_putc(&m->tk, (char)(ti >> 8));
+	sb_putc(&m->tk, (char)ti);
+	sb_put(&m->tk, k, kl);
+}
+
+/* The value of (t, k) in map h, 0 if absent. */
+static uint64_t kmap_get(imp *m, const lb_hset *h, const cli_table *t,
+                         const void *k, size_t kl)
+{
+	const lb_hent *e;
+	tk_set(m, t, k, kl);
+	e = lb__hset_find(h, m->tk.p, m->tk.len);
+	return e ? e->v[0] : 0;
+}
+
+/* Set (t, k) to v (non-zero) in map h; returns its value before (0 if
+ * absent). Out of memory ends the tool, as cli_xmalloc() does. */
+static uint64_t kmap_put(imp *m, lb_hset *h, const cli_table *t, const void *k,
+                         size_t kl, uint64_t v)
+{
+	lb_hent *e;
+	int added;
+	uint64_t old;
+	tk_set(m, t, k, kl);
+	if (lb__hset_get(h, m->tk.p, m->tk.len, &added, &e) < 0) {
+		fputs("logbook: out of memory\n", stderr);
+		exit(CLI_FAIL);
+	}
+	old = e->v[0];
+	e->v[0] = v;
+	return old;
+}
 
 static void count_kind(imp *m, const char *kind)
 {
@@ -925,6 +969,59 @@ static int parse_fast(imp *m, const char *p, size_t n, req *q)
 	return 1;
 }
 
+/*
+ * A line that is not UTF-8 (so no JSON text) is a parse issue naming the
+ * first bad byte, and the table and key when they can be read: the line
+ * is parsed again with every bad byte replaced by U+FFFD; a table name or
+ * key holding U+FFFD may be a bad byte's, so it is not named.
+ */
+static void utf8_issue(imp *m, uint64_t line, const char *p, size_t n,
+                       size_t bad)
+{
+	static const char rep[] = "\xef\xbf\xbd";
+	char msg[160], err[64];
+	const char *tname = NULL;
+	json_t *o, *tv, *kv;
+	sbuf fix;
+	size_t i = 0;
+	snprintf(msg, sizeof msg,
+	         "not UTF-8: byte 0x%02X at column %zu; nothing of the line "
+	         "was read",
+	         (unsigned char)p[bad], bad + 1);
+	sb_init(&fix);
+	while (i < n) {
+		size_t ok = lb__utf8_scan((const uint8_t *)p + i, n - i, NULL);
+		sb_put(&fix, p + i, ok);
+		i += ok;
+		if (i < n) {
+			sb_puts(&fix, rep);
+			i++;
+		}
+	}
+	m->kbuf.len = 0;
+	o = cli_json_parse(fix.p, fix.len, err, sizeof err);
+	if (o && json_is_object(o)) {
+		tv = json_object_get(o, "table");
+		kv = json_object_get(o, "key");
+		if (!tv && m->deftable) {
+			tname = m->deftable->name;
+			kv = json_object_get(o, m->keyfield);
+		} else if (json_is_string(tv) &&
+		           !strstr(json_string_value(tv), rep)) {
+			tname = json_string_value(tv);
+		}
+		if (kv && !json_is_object(kv) &&
+		    (!json_is_string(kv) ||
+		     !strstr(json_string_value(kv), rep)) &&
+		    cli_key_json(kv, &m->kbuf, err, sizeof err) < 0)
+			m->kbuf.len = 0;
+	}
+	add_issue(m, line, KIND_PARSE, tname, m->kbuf.len ? m->kbuf.p : NULL,
+	          m->kbuf.len, NULL, msg);
+	json_decref(o);
+	sb_free(&fix);
+}
+
 /* The jansson path: 1 with *q filled, or 0 with the line's issue recorded.
  * The tree stays in m->root until do_line() is done with the line. */
 static int parse_slow(imp *m, uint64_t line, const char *p, size_t n, req *q)
@@ -934,7 +1031,12 @@ static int parse_slow(imp *m, uint64_t line, const char *p, size_t n, req *q)
 
 	o = cli_json_parse(p, n, err, sizeof err);
 	if (!o) {
-		add_issue(m, line, KIND_PARSE, NULL, NULL, 0, NULL, err);
+		size_t bad = lb__utf8_scan((const uint8_t *)p, n, NULL);
+		if (bad < n)
+			utf8_issue(m, line, p, n, bad);
+		else
+			add_issue(m, line, KIND_PARSE, NULL, NULL, 0, NULL,
+			          err);
 		if (m->keep)
 			m->ln[m->cur_li].flags |= L_NOTJSON;
 		return 0;
@@ -1077,6 +1179,32 @@ static void save_before(imp *m, const cli_table *t)
 }
 
 /*
+ * Upsert: a key met on an earlier line of the same batch is a DUPLICATE
+ * issue of this line, unless --allow-repeats (then the last line wins, as
+ * it does in the library). Returns 1 for a repeat.
+ */
+static int repeated(imp *m, uint64_t line, const req *q)
+{
+	char msg[600];
+	sbuf kh;
+	uint64_t first =
+	        kmap_put(m, &m->repeats, q->t, m->kbuf.p, m->kbuf.len, line);
+	if (!first)
+		return 0;
+	kmap_put(m, &m->repeats, q->t, m->kbuf.p, m->kbuf.len, first);
+	sb_init(&kh);
+	cli_key_human(&kh, m->kbuf.p, m->kbuf.len);
+	snprintf(msg, sizeof msg,
+	         "%s: key '%.400s' repeats line %" PRIu64
+	         " of this batch (--allow-repeats lets the last line win)",
+	         q->t->name, sb_str(&kh), first);
+	sb_free(&kh);
+	add_issue(m, line, "duplicate", q->tname, m->kbuf.p, m->kbuf.len, NULL,
+	          msg);
+	return 1;
+}
+
+/*
  * Turn one input line into one op of the open batch. Problems with the line
  * become issues; returns 0, or an exit code for an error that ends the
  * import (disk full, I/O error).
@@ -1111,6 +1239,9 @@ static int do_line(imp *m, uint64_t line, const char *p, size_t n, int too_long)
 		          NULL, err);
 		goto out;
 	}
+	if (m->mode == MODE_UPSERT && !m->allow_repeats &&
+	    repeated(m, line, &q))
+		goto out;
 	push_op(m, line, q.t, m->kbuf.p, m->kbuf.len);
 	m->ops[m->nops - 1].del = q.del;
 	if (m->dry)
@@ -1207,61 +1338,26 @@ static int undo(imp *m)
 	return 0;
 }
 
-static uint64_t hash_key(const cli_table *t, const void *k, size_t n)
-{
-	const unsigned char *s = k;
-	uint64_t h = 1469598103934665603ull ^ (uint64_t)(uintptr_t)t;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ s[i]) * 1099511628211ull;
-	return h ^ (h >> 29);
-}
-
 /* Copy the library's issues, traced back to input lines by table and key
  * (the last op of that key: later writes win at commit). */
 static void take_result(imp *m, const lb_result *res)
 {
-	size_t cap = 16, *slot;
-	while (cap < m->nops * 2)
-		cap *= 2;
-	slot = calloc(cap, sizeof *slot);
-	if (slot)
-		for (size_t i = 0; i < m->nops; i++) {
-			const op_rec *o = &m->ops[i];
-			size_t h =
-			        hash_key(o->t, m->keys.p + o->koff, o->klen) &
-			        (cap - 1);
-			while (slot[h]) {
-				const op_rec *x = &m->ops[slot[h] - 1];
-				if (x->t == o->t && x->klen == o->klen &&
-				    !memcmp(m->keys.p + x->koff,
-				            m->keys.p + o->koff, o->klen))
-					break;
-				h = (h + 1) & (cap - 1);
-			}
-			slot[h] = i + 1;
-		}
+	lb_hset last; /* (table, key) -> its last op + 1 */
+	lb__hset_init(&last);
+	for (size_t i = 0; i < m->nops; i++) {
+		const op_rec *o = &m->ops[i];
+		kmap_put(m, &last, o->t, m->keys.p + o->koff, o->klen, i + 1);
+	}
 	for (size_t i = 0; i < res->nissues; i++) {
 		const lb_issue *is = &res->issues[i];
 		cli_table *t =
 		        is->table ? cli_catalog_find(&m->cat, is->table) : NULL;
-		uint64_t line = 0;
-		if (slot && t) {
-			size_t h = hash_key(t, is->key, is->klen) & (cap - 1);
-			while (slot[h]) {
-				const op_rec *x = &m->ops[slot[h] - 1];
-				if (x->t == t && x->klen == is->klen &&
-				    !memcmp(m->keys.p + x->koff, is->key,
-				            is->klen)) {
-					line = x->line;
-					break;
-				}
-				h = (h + 1) & (cap - 1);
-			}
-		}
+		uint64_t op = t ? kmap_get(m, &last, t, is->key, is->klen) : 0;
+		uint64_t line = op ? m->ops[op - 1].line : 0;
 		add_issue(m, line, cli_issue_kind(is->kind), is->table, is->key,
 		          is->klen, is->field, is->message ? is->message : "");
 	}
-	free(slot);
+	lb__hset_free(&last);
 }
 
 static void reset_batch(imp *m)
@@ -1273,6 +1369,7 @@ static void reset_batch(imp *m)
 	m->keys.len = 0;
 	m->before.len = 0;
 	m->engine_issue = 0;
+	lb__hset_clear(&m->repeats);
 	clear_issues(m);
 }
 
@@ -1344,38 +1441,13 @@ static int replay(imp *m)
 
 /* ---- keys set aside (--on-error record) ---------------------------------- */
 
-static akey *aside_find(const imp *m, const cli_table *t, const void *k,
-                        size_t kl)
+static akey *aside_find(imp *m, const cli_table *t, const void *k, size_t kl)
 {
-	size_t h;
+	uint64_t i;
 	if (!m->nak)
 		return NULL;
-	h = hash_key(t, k, kl) & (m->acap - 1);
-	while (m->aslot[h]) {
-		akey *a = &m->ak[m->aslot[h] - 1];
-		if (a->t == t && a->klen == kl &&
-		    !memcmp(m->akeys.p + a->koff, k, kl))
-			return a;
-		h = (h + 1) & (m->acap - 1);
-	}
-	return NULL;
-}
-
-/* Point the slot of entry i's key at i (the newest entry of a key wins). */
-static void aside_slot(imp *m, size_t i)
-{
-	const akey *a = &m->ak[i];
-	size_t h =
-	        hash_key(a->t, m->akeys.p + a->koff, a->klen) & (m->acap - 1);
-	while (m->aslot[h]) {
-		const akey *x = &m->ak[m->aslot[h] - 1];
-		if (x->t == a->t && x->klen == a->klen &&
-		    !memcmp(m->akeys.p + x->koff, m->akeys.p + a->koff,
-		            a->klen))
-			break;
-		h = (h + 1) & (m->acap - 1);
-	}
-	m->aslot[h] = i + 1;
+	i = kmap_get(m, &m->aidx, t, k, kl);
+	return i ? &m->ak[i - 1] : NULL;
 }
 
 /*
@@ -1401,19 +1473,8 @@ static void aside_add(imp *m, cli_table *t, const void *k, size_t kl,
 	a->klen = kl;
 	a->line = line;
 	sb_put(&m->akeys, k, kl);
-	if (m->nak * 2 > m->acap) {
-		m->acap = m->acap ? m->acap * 2 : 128;
-		free(m->aslot);
-		m->aslot = calloc(m->acap, sizeof *m->aslot);
-		if (!m->aslot) {
-			fputs("logbook: out of memory\n", stderr);
-			exit(CLI_FAIL);
-		}
-		for (size_t i = 0; i < m->nak; i++)
-			aside_slot(m, i);
-	} else {
-		aside_slot(m, m->nak - 1);
-	}
+	/* the newest entry of a key wins */
+	kmap_put(m, &m->aidx, t, k, kl, m->nak);
 }
 
 /* A reason why kept line li is set aside. */
@@ -1890,57 +1951,34 @@ static int end_batch_whole(imp *m, int final)
  * ops of lines not set aside are in it.
  */
 typedef struct opidx {
-	size_t cap, *slot, *next;
+	lb_hset slot;
+	size_t *next;
 } opidx;
 
 static void opidx_build(imp *m, opidx *x)
 {
-	x->cap = 16;
-	while (x->cap < m->nops * 2)
-		x->cap *= 2;
-	x->slot = calloc(x->cap, sizeof *x->slot);
-	x->next = calloc(m->nops + 1, sizeof *x->next);
-	if (!x->slot || !x->next) {
-		fputs("logbook: out of memory\n", stderr);
-		exit(CLI_FAIL);
-	}
+	lb__hset_init(&x->slot);
+	x->next = cli_xmalloc((m->nops + 1) * sizeof *x->next);
 	for (size_t i = 0; i < m->nops; i++) {
 		const op_rec *o = &m->ops[i];
-		size_t h;
+		x->next[i] = 0;
 		if (m->ln[o->li].flags & L_ASIDE)
 			continue;
-		h = hash_key(o->t, m->keys.p + o->koff, o->klen) & (x->cap - 1);
-		while (x->slot[h]) {
-			const op_rec *y = &m->ops[x->slot[h] - 1];
-			if (y->t == o->t && y->klen == o->klen &&
-			    !memcmp(m->keys.p + y->koff, m->keys.p + o->koff,
-			            o->klen))
-				break;
-			h = (h + 1) & (x->cap - 1);
-		}
-		x->next[i] = x->slot[h];
-		x->slot[h] = i + 1;
+		x->next[i] = kmap_put(m, &x->slot, o->t, m->keys.p + o->koff,
+		                      o->klen, i + 1);
 	}
 }
 
 /* The newest op of (t, key), index + 1, or 0. */
-static size_t opidx_find(const imp *m, const opidx *x, const cli_table *t,
-                         const void *k, size_t kl)
+static size_t opidx_find(imp *m, opidx *x, const cli_table *t, const void *k,
+                         size_t kl)
 {
-	size_t h = hash_key(t, k, kl) & (x->cap - 1);
-	while (x->slot[h]) {
-		const op_rec *y = &m->ops[x->slot[h] - 1];
-		if (y->t == t && y->klen == kl &&
-		    !memcmp(m->keys.p + y->koff, k, kl))
-			return x->slot[h];
-		h = (h + 1) & (x->cap - 1);
-	}
-	return 0;
+	return (size_t)kmap_get(m, &x->slot, t, k, kl);
 }
 
 static void opidx_free(opidx *x)
 {
-	free(x->slot);
+	lb__hset_free(&x->slot);
 	free(x->next);
 }
 
@@ -2552,76 +2590,128 @@ typedef struct given { /* options as given (NULL: not given) */
 	const char *mode, *on_error, *table, *key;
 } given;
 
+/* The options of `logbook import`, named (o[O_TABLE].val, ...). */
+enum {
+	O_TABLE,
+	O_KEY,
+	O_BATCH_SIZE,
+	O_MODE,
+	O_LABEL,
+	O_STOP_ON_ERROR,
+	O_DRY_RUN,
+	O_NOSYNC,
+	O_ON_ERROR,
+	O_REJECT_FILE,
+	O_FROM_REJECTS,
+	O_RESUME,
+	O_AGAIN,
+	O_NO_WAIT,
+	O_ALLOW_REPEATS,
+	O_COUNT
+};
+
+/* A word option's value: *out = the index of val in words (n of them),
+ * else a usage error naming them. */
+static int pick(const char *opt, const char *val, const char *const *words,
+                size_t n, int *out)
+{
+	sbuf b;
+	int rc;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(val, words[i])) {
+			*out = (int)i;
+			return 0;
+		}
+	sb_init(&b);
+	for (size_t i = 0; i < n; i++)
+		sb_printf(&b, "%s%s",
+		          i == 0       ? ""
+		          : i == n - 1 ? " or "
+		                       : ", ",
+		          words[i]);
+	rc = cli_usage("--%s: '%s' is not %s", opt, val, sb_str(&b));
+	sb_free(&b);
+	return rc;
+}
+
+/* Cross-option rules, once every option is read. */
+static int check_opts(const imp *m, const char *input, int resume, int again)
+{
+	if (m->dry && m->on_error == ONERR_RECORD)
+		return cli_usage("--dry-run works with --on-error batch only");
+	if (m->dry && resume)
+		return cli_usage("--dry-run and --resume exclude each other");
+	if (resume && again)
+		return cli_usage("--resume and --again exclude each other");
+	if (resume && !strcmp(input, "-"))
+		return cli_usage("--resume needs a file, not stdin");
+	if (m->allow_repeats && m->mode != MODE_UPSERT)
+		return cli_usage("--allow-repeats works with --mode upsert "
+		                 "only");
+	return 0;
+}
+
 static int parse_opts(imp *m, int argc, char **argv, const char **pos,
                       int *nosync, given *g, int *resume, int *again,
                       int *nowait)
 {
-	cli_opt o[] = {{"table", 1, NULL},        {"key", 1, NULL},
-	               {"batch-size", 1, NULL},   {"mode", 1, NULL},
-	               {"label", 1, NULL},        {"stop-on-error", 0, NULL},
-	               {"dry-run", 0, NULL},      {"nosync", 0, NULL},
-	               {"on-error", 1, NULL},     {"reject-file", 1, NULL},
-	               {"from-rejects", 0, NULL}, {"resume", 0, NULL},
-	               {"again", 0, NULL},        {"no-wait", 0, NULL}};
+	static const char *const modes[] = {"insert", "upsert", "update"};
+	static const char *const on_error[] = {"batch", "record"};
+	cli_opt o[O_COUNT] = {
+	        [O_TABLE] = {"table", 1, NULL},
+	        [O_KEY] = {"key", 1, NULL},
+	        [O_BATCH_SIZE] = {"batch-size", 1, NULL},
+	        [O_MODE] = {"mode", 1, NULL},
+	        [O_LABEL] = {"label", 1, NULL},
+	        [O_STOP_ON_ERROR] = {"stop-on-error", 0, NULL},
+	        [O_DRY_RUN] = {"dry-run", 0, NULL},
+	        [O_NOSYNC] = {"nosync", 0, NULL},
+	        [O_ON_ERROR] = {"on-error", 1, NULL},
+	        [O_REJECT_FILE] = {"reject-file", 1, NULL},
+	        [O_FROM_REJECTS] = {"from-rejects", 0, NULL},
+	        [O_RESUME] = {"resume", 0, NULL},
+	        [O_AGAIN] = {"again", 0, NULL},
+	        [O_NO_WAIT] = {"no-wait", 0, NULL},
+	        [O_ALLOW_REPEATS] = {"allow-repeats", 0, NULL},
+	};
 	size_t np;
-	int rc = cli_parse(argc, argv, o, NOPTS(o), pos, 2, 2, &np);
+	int rc = cli_parse(argc, argv, o, O_COUNT, pos, 2, 2, &np);
 	if (rc)
 		return rc;
-	g->table = o[0].val;
-	g->key = o[1].val;
-	m->keyfield = o[1].val ? o[1].val : "id";
+	g->table = o[O_TABLE].val;
+	g->key = o[O_KEY].val;
+	m->keyfield = g->key ? g->key : "id";
 	if (!*m->keyfield)
 		return cli_usage("--key: the field name is empty");
 	m->batch_size = 1000;
-	if (o[2].val && (rc = cli_u64("--batch-size", o[2].val, 1,
-	                              BATCH_SIZE_MAX, &m->batch_size)))
+	if (o[O_BATCH_SIZE].val &&
+	    (rc = cli_u64("--batch-size", o[O_BATCH_SIZE].val, 1,
+	                  BATCH_SIZE_MAX, &m->batch_size)))
 		return rc;
-	g->mode = o[3].val;
+	g->mode = o[O_MODE].val;
 	m->mode = MODE_INSERT;
-	if (o[3].val) {
-		if (!strcmp(o[3].val, "insert"))
-			m->mode = MODE_INSERT;
-		else if (!strcmp(o[3].val, "upsert"))
-			m->mode = MODE_UPSERT;
-		else if (!strcmp(o[3].val, "update"))
-			m->mode = MODE_UPDATE;
-		else
-			return cli_usage("--mode: '%s' is not insert, upsert "
-			                 "or update",
-			                 o[3].val);
-	}
-	m->label = o[4].val;
+	if (g->mode && (rc = pick("mode", g->mode, modes, 3, &m->mode)))
+		return rc;
+	m->label = o[O_LABEL].val;
 	if (m->label && strlen(m->label) > LB_LABEL_MAX)
 		return cli_usage("--label: longer than %d bytes", LB_LABEL_MAX);
-	m->stop = o[5].val != NULL;
-	m->dry = o[6].val != NULL;
-	*nosync = o[7].val != NULL;
-	g->on_error = o[8].val;
+	m->stop = o[O_STOP_ON_ERROR].val != NULL;
+	m->dry = o[O_DRY_RUN].val != NULL;
+	*nosync = o[O_NOSYNC].val != NULL;
+	g->on_error = o[O_ON_ERROR].val;
 	m->on_error = ONERR_BATCH;
-	if (o[8].val) {
-		if (!strcmp(o[8].val, "record"))
-			m->on_error = ONERR_RECORD;
-		else if (strcmp(o[8].val, "batch"))
-			return cli_usage("--on-error: '%s' is not batch or "
-			                 "record",
-			                 o[8].val);
-	}
-	m->reject_path = o[9].val;
+	if (g->on_error &&
+	    (rc = pick("on-error", g->on_error, on_error, 2, &m->on_error)))
+		return rc;
+	m->reject_path = o[O_REJECT_FILE].val;
 	if (m->reject_path && !*m->reject_path)
 		return cli_usage("--reject-file: the file name is empty");
-	m->from_rejects = o[10].val != NULL;
-	*resume = o[11].val != NULL;
-	*again = o[12].val != NULL;
-	*nowait = o[13].val != NULL;
-	if (m->dry && m->on_error == ONERR_RECORD)
-		return cli_usage("--dry-run works with --on-error batch only");
-	if (m->dry && *resume)
-		return cli_usage("--dry-run and --resume exclude each other");
-	if (*resume && *again)
-		return cli_usage("--resume and --again exclude each other");
-	if (*resume && !strcmp(pos[1], "-"))
-		return cli_usage("--resume needs a file, not stdin");
-	return 0;
+	m->from_rejects = o[O_FROM_REJECTS].val != NULL;
+	*resume = o[O_RESUME].val != NULL;
+	*again = o[O_AGAIN].val != NULL;
+	*nowait = o[O_NO_WAIT].val != NULL;
+	m->allow_repeats = o[O_ALLOW_REPEATS].val != NULL;
+	return check_opts(m, pos[1], *resume, *again);
 }
 
 static void imp_free(imp *m)
@@ -2637,7 +2727,8 @@ static void imp_free(imp *m)
 	free(m->refs);
 	free(m->ln);
 	free(m->ak);
-	free(m->aslot);
+	lb__hset_free(&m->aidx);
+	lb__hset_free(&m->repeats);
 	free(m->run.batches);
 	sb_free(&m->akeys);
 	sb_free(&m->raw);
@@ -2649,6 +2740,7 @@ static void imp_free(imp *m)
 	sb_free(&m->scratch);
 	sb_free(&m->kbuf);
 	sb_free(&m->out);
+	sb_free(&m->tk);
 	sb_free(&m->rd.line);
 	free(m->rd.buf);
 	msgpack_sbuffer_destroy(&m->mp);
@@ -2880,7 +2972,7 @@ int cmd_import(int argc, char **argv)
 	imp *m = calloc(1, sizeof *m);
 	const char *pos[2], *p;
 	int nosync = 0, rc, too_long, stopped = 0, interrupted = 0, r = 0;
-	int resume = 0, again = 0, nowait = 0;
+	int resume = 0, again = 0, nowait = 0, at_start;
 	uint64_t line = 0;
 	size_t n;
 	struct stat st;
@@ -2891,6 +2983,8 @@ int cmd_import(int argc, char **argv)
 	memset(&g, 0, sizeof g);
 	memset(&st, 0, sizeof st);
 	m->run.lockfd = -1;
+	lb__hset_init(&m->aidx);
+	lb__hset_init(&m->repeats);
 	msgpack_sbuffer_init(&m->mp);
 	msgpack_packer_init(&m->pk, &m->mp, msgpack_sbuffer_write);
 	rc = parse_opts(m, argc, argv, pos, &nosync, &g, &resume, &again,
@@ -2993,10 +3087,18 @@ int cmd_import(int argc, char **argv)
 	m->progress = isatty(2);
 	m->t0 = m->last_draw = cli_now();
 
+	at_start = m->rd.consumed == 0;
 	while ((r = next_line(&m->rd, &p, &n, &too_long)) > 0) {
 		char err[400];
 		int fr_bad = 0;
 		line++;
+		/* a UTF-8 byte-order mark starting the input is no data */
+		if (at_start && !too_long && n >= 3 &&
+		    !memcmp(p, "\xef\xbb\xbf", 3)) {
+			p += 3;
+			n -= 3;
+		}
+		at_start = 0;
 		if (!too_long && blank(p, n)) {
 			m->blank++;
 			continue;
