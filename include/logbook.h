@@ -898,6 +898,52 @@ LB_API int lb_batch_commit(lb_batch *b, lb_result *res);
 LB_API void lb_batch_abort(lb_batch *b);
 /** @} */
 
+/* ---- Checking a value without writing it --------------------------------
+ */
+/** @addtogroup batches
+ * @{ */
+
+/**
+ * @brief Check a value against table @p table's schema as lb_put() would,
+ * without writing it.
+ *
+ * The FORMAT issues that lb_put() of @p val under @p key would record
+ * (every broken rule of every field, word for word the same messages) go
+ * to @p res, and the batch is left exactly as it was: nothing is written,
+ * and the check's issues are not the batch's. Key existence (DUPLICATE,
+ * MISSING) and foreign keys are not checked. A table without a schema
+ * takes any bytes: 0. Useful to explain a refused op in full, since the
+ * batch keeps the detail of its first #LB_ISSUES_MAX issues only.
+ * @param[in] b an open batch (on the thread that began it).
+ * @param[in] table the table's name.
+ * @param[in] key the key (1..#LB_KEY_MAX bytes; the key_field rule
+ * compares with it).
+ * @param[in] klen its length.
+ * @param[in] val the value (a msgpack map where the table has a schema);
+ * may be NULL only when @p vlen is 0.
+ * @param[in] vlen its length (at most #LB_VALUE_MAX).
+ * @param[out] res may be NULL; zeroed, then filled: rc, and the issues
+ * (res->issues, res->nissues, res->nissues_total).
+ * @return 0 when the value fits the schema, or:
+ *  - #LB_EVALIDATION: it does not (the issues are in @p res);
+ *  - #LB_EINVAL: @p b is NULL or used from another thread; @p table or
+ *    @p key is NULL or empty, or @p table's name is not valid; @p val is
+ *    NULL with @p vlen > 0;
+ *  - #LB_ETOOBIG: @p key or @p val is over its limit;
+ *  - #LB_ENOTFOUND: no table @p table;
+ *  - #LB_ENOMEM: out of memory (a pattern rule's matcher);
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO: the batch failed
+ *    earlier (it may only be aborted).
+ * @par Ownership: the caller releases @p res with lb_result_free(); the
+ * batch keeps ownership of nothing from this call.
+ * @par Threads: only the thread that began @p b.
+ */
+LB_API int lb_batch_check(lb_batch *b, const char *table, const void *key,
+                          size_t klen, const void *val, size_t vlen,
+                          lb_result *res);
+/** @} */
+/* ---- end of: checking a value without writing it ------------------------ */
+
 /** @defgroup log The batch log
  * @{ */
 

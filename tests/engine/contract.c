@@ -771,7 +771,7 @@ static void write_file(const char *path, const void *p, size_t n)
 
 struct other_thread {
 	lb_batch *b;
-	int put, get, commit;
+	int put, get, check, commit;
 };
 
 static void *other_thread_main(void *arg)
@@ -781,6 +781,7 @@ static void *other_thread_main(void *arg)
 	size_t vl;
 	o->put = C(lb_put, o->b, "t", "k", 1, "v", 1);
 	o->get = C(lb_batch_get, o->b, "t", "k", 1, &v, &vl);
+	o->check = C(lb_batch_check, o->b, "t", "k", 1, "v", 1, NULL);
 	o->commit = C(lb_batch_commit, o->b, NULL);
 	return NULL;
 }
@@ -887,12 +888,13 @@ static void test_engine_contract__bad_arguments(void **st)
 	E(0, lb_put, b, "t", "k", 1, "v1", 2);
 	E(0, lb_batch_get, b, "t", "k", 1, &cv, &vl);
 	/* another thread may not use the batch */
-	struct other_thread ot = {b, 0, 0, 0};
+	struct other_thread ot = {b, 0, 0, 0, 0};
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, other_thread_main, &ot), 0);
 	assert_int_equal(pthread_join(th, NULL), 0);
 	te_rc(LB_EINVAL, ot.put);
 	te_rc(LB_EINVAL, ot.get);
+	te_rc(LB_EINVAL, ot.check);
 	te_rc(LB_EINVAL, ot.commit);
 	E(0, lb_batch_commit, b, &res);
 	lb_result_free(&res);
@@ -1165,6 +1167,15 @@ static void test_engine_contract__states(void **st)
 	/* validation at each op, and at commit */
 	E(0, lb_batch_begin, db, "bad", &b);
 	E(LB_EVALIDATION, lb_put, b, "hs", "x", 1, "not a map", 9);
+	E(LB_EVALIDATION, lb_batch_check, b, "hs", "x", 1, "not a map", 9,
+	  &res);
+	lb_result_free(&res);
+	E(0, lb_batch_check, b, "t", "x", 1, "any", 3, NULL);
+	E(LB_EINVAL, lb_batch_check, NULL, "t", "x", 1, "v", 1, NULL);
+	E(LB_EINVAL, lb_batch_check, b, "t", "x", 1, NULL, 1, NULL);
+	E(LB_ETOOBIG, lb_batch_check, b, "t", "x", 1, "v", LB_VALUE_MAX + 1,
+	  NULL);
+	E(LB_ENOTFOUND, lb_batch_check, b, "nope", "x", 1, "v", 1, NULL);
 	E(LB_EVALIDATION, lb_update, b, "t", "missing", 7, "v", 1);
 	E(LB_EVALIDATION, lb_delete, b, "t", "missing", 7);
 	n = mp_map1(val, "h", "H9");
