@@ -712,153 +712,62 @@ static int fatal_op(imp *m, int rc, uint64_t line)
 	return CLI_FAIL;
 }
 
-/* Characters of a UTF-8 string (jansson only hands out valid UTF-8). */
-static size_t utf8_chars(const char *s, size_t n)
+/* A key as the library's messages show it: printable ASCII kept (but the
+ * backslash), other bytes as \xHH, cut at 95 bytes of text. */
+static const char *lib_key_text(const void *key, size_t klen)
 {
-	size_t c = 0;
-	(void)lb__utf8_scan((const uint8_t *)s, n, &c);
-	return c;
+	static char buf[96];
+	const unsigned char *k = key;
+	size_t o = 0;
+	for (size_t i = 0; i < klen && o + 5 < sizeof buf; i++) {
+		if (k[i] >= 0x20 && k[i] < 0x7f && k[i] != '\\')
+			buf[o++] = (char)k[i];
+		else
+			o += (size_t)snprintf(buf + o, sizeof buf - o,
+			                      "\\x%02x", k[i]);
+	}
+	if (o >= sizeof buf)
+		o = sizeof buf - 1;
+	buf[o] = 0;
+	return buf;
 }
 
 /*
- * Dry run: why did the library refuse this value? The library keeps the
- * detail of its first LB_ISSUES_MAX issues only, and the dry run's one
- * open batch collects the issues of the whole input, so the tool explains
- * schema issues itself, checking the JSON value against the same schema.
- * Returns 0 with field and msg set, or -1 if it finds nothing wrong.
+ * Dry run: the issues of an op the library refused, as the real import
+ * would report them. The dry run's one open batch keeps the detail of its
+ * first LB_ISSUES_MAX issues only, so each refused op is explained on the
+ * spot: DUPLICATE or MISSING from the before-image looked up just before
+ * it (worded as the library words them), then every FORMAT issue of its
+ * value from lb_batch_check(), which runs the op's own schema check.
  */
-static const char *json_type_name(json_t *x)
-{
-	switch (json_typeof(x)) {
-	case JSON_OBJECT:
-		return json_object_size(x) == 1 &&
-		                       json_is_string(
-		                               json_object_get(x, "base64"))
-		               ? "bin"
-		               : "map";
-	case JSON_ARRAY:
-		return "array";
-	case JSON_STRING:
-		return "str";
-	case JSON_INTEGER:
-		return "int";
-	case JSON_REAL:
-		return "float";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "bool";
-	default:
-		return "nil";
-	}
-}
-
-static int explain_format(const cli_table *t, json_t *v, const char **field,
-                          char *msg, size_t len)
-{
-	static const char *units[] = {"",      "",         "",
-	                              "",      "",         "characters",
-	                              "bytes", "elements", "entries"};
-	const char *k;
-	json_t *x;
-	*field = NULL;
-	if (strcmp(json_type_name(v), "map")) {
-		snprintf(msg, len, "%s: value is not a msgpack map", t->name);
-		return 0;
-	}
-	for (size_t i = 0; i < t->nfields; i++) {
-		const cli_field *f = &t->fields[i];
-		size_t n = 0;
-		x = json_object_get(v, f->name);
-		*field = f->name;
-		if (!x) {
-			if (f->flags & LB_REQUIRED) {
-				snprintf(msg, len,
-				         "%s: missing required field '%s'",
-				         t->name, f->name);
-				return 0;
-			}
-			continue;
-		}
-		if (f->type != LB_ANY &&
-		    strcmp(json_type_name(x), cli_type_name(f->type))) {
-			snprintf(msg, len, "%s: field '%s' must be %s, not %s",
-			         t->name, f->name, cli_type_name(f->type),
-			         json_type_name(x));
-			return 0;
-		}
-		if (json_is_string(x))
-			n = utf8_chars(json_string_value(x),
-			               json_string_length(x));
-		else if (json_is_array(x))
-			n = json_array_size(x);
-		else if (!strcmp(json_type_name(x), "bin"))
-			n = json_string_length(json_object_get(x, "base64")) /
-			    4 * 3;
-		else if (json_is_object(x))
-			n = json_object_size(x);
-		if (f->max_len && n > f->max_len) {
-			snprintf(msg, len,
-			         "%s: field '%s' is %zu %s long (max %u)",
-			         t->name, f->name, n,
-			         units[json_is_string(x)  ? LB_STR
-			               : json_is_array(x) ? LB_ARRAY
-			               : !strcmp(json_type_name(x), "bin")
-			                       ? LB_BIN
-			                       : LB_MAP],
-			         (unsigned)f->max_len);
-			return 0;
-		}
-	}
-	*field = NULL;
-	if (t->closed)
-		json_object_foreach(v, k, x)
-		{
-			size_t i;
-			for (i = 0; i < t->nfields; i++)
-				if (!strcmp(t->fields[i].name, k))
-					break;
-			if (i == t->nfields) {
-				*field = k;
-				snprintf(
-				        msg, len,
-				        "%s: unknown field '%s' (the schema is "
-				        "closed)",
-				        t->name, k);
-				return 0;
-			}
-		}
-	return -1;
-}
-
-/* Dry run: record the issue of an op the library refused, classified by
- * the before-image looked up just before it. */
 static void dry_issue(imp *m, uint64_t line, const cli_table *t, int del,
-                      json_t *v)
+                      const void *v, size_t vl)
 {
 	const op_rec *r = &m->ops[m->nops - 1];
-	const char *key = m->keys.p + r->koff, *field = NULL;
+	const char *key = m->keys.p + r->koff;
 	char msg[400];
-	sbuf kh;
-	sb_init(&kh);
-	cli_key_human(&kh, key, r->klen);
+	lb_result res;
+	int rc;
 	if (m->mode == MODE_INSERT && !del && r->existed) {
 		snprintf(msg, sizeof msg, "%s: key '%s' exists already",
-		         t->name, sb_str(&kh));
+		         t->name, lib_key_text(key, r->klen));
 		add_issue(m, line, "duplicate", t->name, key, r->klen, NULL,
 		          msg);
 	} else if ((del || m->mode == MODE_UPDATE) && !r->existed) {
 		snprintf(msg, sizeof msg, "%s: no key '%s'", t->name,
-		         sb_str(&kh));
+		         lib_key_text(key, r->klen));
 		add_issue(m, line, "missing", t->name, key, r->klen, NULL, msg);
-	} else {
-		if (del || !t->has_schema ||
-		    explain_format(t, v, &field, msg, sizeof msg) < 0) {
-			snprintf(msg, sizeof msg, "%s", lb_errmsg());
-			field = NULL;
-		}
-		add_issue(m, line, "format", t->name, key, r->klen, field, msg);
 	}
-	sb_free(&kh);
+	if (del || !t->has_schema)
+		return;
+	rc = lb_batch_check(m->b, t->name, key, r->klen, v, vl, &res);
+	for (size_t i = 0; i < res.nissues; i++)
+		add_issue(m, line, "format", t->name, key, r->klen,
+		          res.issues[i].field, res.issues[i].message);
+	if (rc < 0 && rc != LB_EVALIDATION)
+		add_issue(m, line, "format", t->name, key, r->klen, NULL,
+		          lb_errmsg());
+	lb_result_free(&res);
 }
 
 /* What a line asks for, once parsed. */
@@ -868,7 +777,6 @@ typedef struct req {
 	int del;
 	const void *v; /* the value to store (not for a delete) */
 	size_t vl;
-	json_t *json; /* the jansson path's value, for dry-run messages */
 } req;
 
 /* A key from its msgpack encoding (a str, or an integer as decimal text),
@@ -1119,7 +1027,6 @@ static int parse_slow(imp *m, uint64_t line, const char *p, size_t n, req *q)
 	}
 	if (q->del)
 		return 1;
-	q->json = vv;
 	if (q->t->has_schema) {
 		msgpack_sbuffer_clear(&m->mp);
 		if (cli_pack_json(&m->pk, vv, &m->scratch, err, sizeof err) <
@@ -1225,8 +1132,7 @@ static int do_line(imp *m, uint64_t line, const char *p, size_t n, int too_long)
 			m->ln[m->cur_li].flags |= L_NOTJSON | L_TOOLONG;
 		return 0;
 	}
-	/* The dry run wants the JSON tree to explain refusals. */
-	if (m->dry || !parse_fast(m, p, n, &q)) {
+	if (!parse_fast(m, p, n, &q)) {
 		memset(&q, 0, sizeof q);
 		if (!parse_slow(m, line, p, n, &q))
 			goto out;
@@ -1264,7 +1170,7 @@ static int do_line(imp *m, uint64_t line, const char *p, size_t n, int too_long)
 		m->engine_issue = 1;
 		m->ops[m->nops - 1].refused = 1;
 		if (m->dry)
-			dry_issue(m, line, q.t, q.del, q.json);
+			dry_issue(m, line, q.t, q.del, q.v, q.vl);
 		else if (m->on_error == ONERR_RECORD) {
 			note_refusal(m, q.t, q.del);
 			/* what it refers to may explain more (a dependency) */
@@ -1586,6 +1492,7 @@ static int run_put(imp *m, int final, uint64_t lines, uint64_t committed,
 	r.table = m->deftable ? m->deftable->name : NULL;
 	r.keyfield = (char *)m->keyfield;
 	r.from_rejects = m->from_rejects;
+	r.allow_repeats = m->allow_repeats;
 	r.batch_size = m->batch_size;
 	r.first_line = m->run.cov_line;
 	r.last_line = last_line;
@@ -2848,6 +2755,13 @@ static int run_start(imp *m, const char *dir, const given *g, int resume,
 			                                     : "without");
 			goto out;
 		}
+		if (m->allow_repeats && !r->first.allow_repeats) {
+			rc = cli_usage("run %" PRIu64 " was imported without "
+			               "--allow-repeats",
+			               r->id);
+			goto out;
+		}
+		m->allow_repeats = r->first.allow_repeats;
 		m->mode = !r->first.mode || !strcmp(r->first.mode, "insert")
 		                  ? MODE_INSERT
 		          : !strcmp(r->first.mode, "upsert") ? MODE_UPSERT

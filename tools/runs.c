@@ -102,6 +102,7 @@ char *run_rec_text(const run_rec *r)
 	json_object_set_new(o, "table", jstr(r->table));
 	json_object_set_new(o, "key", jstr(r->keyfield));
 	json_object_set_new(o, "from_rejects", json_boolean(r->from_rejects));
+	json_object_set_new(o, "allow_repeats", json_boolean(r->allow_repeats));
 	json_object_set_new(o, "batch_size", jint(r->batch_size));
 	json_object_set_new(o, "first_line", jint(r->first_line));
 	json_object_set_new(o, "last_line", jint(r->last_line));
@@ -165,6 +166,7 @@ static int run_rec_parse(const void *p, size_t n, run_rec *r)
 	r->table = get_str(o, "table");
 	r->keyfield = get_str(o, "key");
 	r->from_rejects = json_is_true(json_object_get(o, "from_rejects"));
+	r->allow_repeats = json_is_true(json_object_get(o, "allow_repeats"));
 	r->batch_size = get_u64(o, "batch_size");
 	r->first_line = get_u64(o, "first_line");
 	r->last_line = get_u64(o, "last_line");
@@ -529,10 +531,11 @@ static void run_json(sbuf *b, const run_info *r)
 	else
 		sb_puts(b, "null");
 	sb_printf(b,
-	          ",\"from_rejects\":%s,\"lines\":%" PRIu64
+	          ",\"from_rejects\":%s,\"allow_repeats\":%s,\"lines\":%" PRIu64
 	          ",\"committed\":%" PRIu64 ",\"set_aside\":%" PRIu64
 	          ",\"state\":\"%s\",\"next_line\":",
-	          f->from_rejects ? "true" : "false", r->lines, r->committed,
+	          f->from_rejects ? "true" : "false",
+	          f->allow_repeats ? "true" : "false", r->lines, r->committed,
 	          r->set_aside, run_state(r));
 	if (r->final)
 		sb_puts(b, "null");

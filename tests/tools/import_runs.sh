@@ -145,13 +145,13 @@ st 1 "$LB" import db a-copy.jsonl --again --json
 eq "$(num batches_failed)" 3 "--again imports it again"
 # A dry run is no run and is not refused; nor is a pipe (stdin from a
 # file is hashed: refused)
-st 0 "$LB" import db a.jsonl --dry-run --mode upsert
-st 1 "$LB" import db - --mode upsert <a.jsonl
+st 0 "$LB" import db a.jsonl --dry-run --mode upsert --allow-repeats
+st 1 "$LB" import db - --mode upsert --allow-repeats <a.jsonl
 has_err "stdin: this content was imported already: run 5"
 # (batches of 700: the last one is cut by the end of the input, which
 # says the run is done; a last batch that is full ends the run only if the
 # end of the pipe is there already when it commits)
-cat a.jsonl | "$LB" import db - --mode upsert --batch-size 700 >out 2>err
+cat a.jsonl | "$LB" import db - --mode upsert --allow-repeats --batch-size 700 >out 2>err
 eq "$?" 0 "a pipe"
 has_out "^run 8: stdin, batches 8-12; done$"
 st 0 "$LB" runs db
@@ -167,7 +167,7 @@ mkfifo feed
 "$LB" gen hearings --records 500 --seed 7 --days 2 --day 2 >c.jsonl
 # An import reading from a pipe that stays open holds the lock (the
 # writer ends when the file "release" appears).
-"$LB" import db - --mode upsert <feed >holder.out 2>&1 &
+"$LB" import db - --mode upsert --allow-repeats <feed >holder.out 2>&1 &
 holder=$!
 (
 	cat b.jsonl
@@ -180,7 +180,7 @@ wait_for 20 sh -c "'$LB' runs db | grep -q running" && ok ||
 	bad "the import holding the lock is not shown running: $("$LB" runs db)"
 st 3 "$LB" import db c.jsonl --no-wait
 has_err "another import is running (process $holder, stdin, run 13); not waiting (--no-wait)"
-"$LB" import db c.jsonl --mode upsert >waiter.out 2>waiter.err &
+"$LB" import db c.jsonl --mode upsert --allow-repeats >waiter.out 2>waiter.err &
 waiter=$!
 bg="$bg $waiter"
 wait_for 20 grep -q "waiting for it to end" waiter.err 2>/dev/null && ok ||
@@ -274,7 +274,7 @@ section "rollback --run"
 "$LB" gen hearings --records 2000 --days 2 --day 2 --seed 9 >d2.jsonl
 "$LB" import rr d1.jsonl >/dev/null # run 5: batches 5, 6
 "$LB" export rr >rr-d1.export
-"$LB" import rr d2.jsonl --mode upsert >/dev/null # run 7: 7, 8
+"$LB" import rr d2.jsonl --mode upsert --allow-repeats >/dev/null # run 7: 7, 8
 st 0 "$LB" rollback rr --run 7 --dry-run
 has_out "^rollback of run 7 (d2.jsonl, batches 7, 8) would write [0-9]* records in one batch; no conflicts (dry run)$"
 eq "$(last_batch rr)" 8 "a dry run writes nothing"
@@ -288,7 +288,7 @@ st 0 "$LB" runs rr
 has_out "^     5  done"
 grep -q "d2.jsonl" out && bad "run 7 is still listed" || ok
 # Rolled back, the file may be imported again.
-st 0 "$LB" import rr d2.jsonl --mode upsert
+st 0 "$LB" import rr d2.jsonl --mode upsert --allow-repeats
 has_out "^run 10: d2.jsonl, batches 10, 11; done$"
 # A later batch outside the run changed one of its keys: refused as a
 # whole, nothing written; --cascade takes the later batch along.
