@@ -343,6 +343,8 @@ typedef struct imp {
 	double t0, last_draw;
 	uint64_t in_size;
 	reader rd;
+	int stopped;     /* --stop-on-error stopped the import */
+	int interrupted; /* SIGINT or SIGTERM did */
 } imp;
 
 static const char *const KIND_PARSE = "parse";
@@ -2881,14 +2883,261 @@ out:
 	return rc;
 }
 
+/* Open the input (a file, or stdin for "-") and note its size. */
+static int open_input(imp *m, const char *path, int resume, struct stat *st)
+{
+	if (!strcmp(path, "-")) {
+		m->rd.fd = 0;
+		m->file = "stdin";
+	} else {
+		m->rd.fd = open(path, O_RDONLY);
+		if (m->rd.fd < 0) {
+			m->rd.fd = 0;
+			return cli_err("%s: %s", path, strerror(errno));
+		}
+	}
+	if (fstat(m->rd.fd, st) == 0 && S_ISREG(st->st_mode))
+		m->in_size = (uint64_t)st->st_size;
+	else if (fstat(m->rd.fd, st) == 0 && S_ISDIR(st->st_mode))
+		return cli_err("%s: is a directory", path);
+	if (resume && !m->in_size && !S_ISREG(st->st_mode))
+		return cli_usage("--resume needs a regular file");
+	return 0;
+}
+
+/* The content's identity, what a run is recognised by: its SHA-256. */
+static int hash_input(imp *m, const struct stat *st)
+{
+	int h;
+	if (!m->run.on || !S_ISREG(st->st_mode))
+		return 0;
+	h = runs_sha256(m->rd.fd, m->run.sha256, &m->run.size);
+	if (h == 1) {
+		cli_err("%s: interrupted; nothing written", m->file);
+		return 130;
+	}
+	if (h < 0)
+		return cli_err("%s: %s", m->file, strerror(errno));
+	return 0;
+}
+
+/* Open the database and its catalog: per field, the table a ref names;
+ * --table's table. */
+static int open_db(imp *m, int nosync, const given *g)
+{
+	int rc = cli_open(m->dir, 0, nosync, &m->db);
+	if (rc)
+		return rc;
+	rc = cli_catalog_load(m->db, &m->cat);
+	if (rc < 0)
+		return cli_lberr(rc, "%s: cannot list tables", m->dir);
+	m->refs_of = cli_xmalloc((m->cat.n + 1) * sizeof *m->refs_of);
+	for (size_t i = 0; i < m->cat.n; i++) {
+		cli_table *t = &m->cat.t[i];
+		m->refs_of[i] =
+		        cli_xmalloc((t->nfields + 1) * sizeof *m->refs_of[i]);
+		for (size_t f = 0; f < t->nfields; f++)
+			m->refs_of[i][f] =
+			        t->fields[f].ref
+			                ? cli_catalog_find(&m->cat,
+			                                   t->fields[f].ref)
+			                : NULL;
+	}
+	if (g->table) {
+		m->deftable = cli_catalog_find(&m->cat, g->table);
+		if (!m->deftable)
+			return cli_err("%s: no table '%s' (--table)", m->dir,
+			               g->table);
+	}
+	return 0;
+}
+
+/* --reject-file: never the input itself. */
+static int open_rejects(imp *m, const struct stat *in)
+{
+	struct stat rs;
+	if (!m->reject_path)
+		return 0;
+	if (stat(m->reject_path, &rs) == 0 && rs.st_dev == in->st_dev &&
+	    rs.st_ino == in->st_ino)
+		return cli_usage("--reject-file: %s is the input file",
+		                 m->reject_path);
+	m->rej = fopen(m->reject_path, "w");
+	if (!m->rej)
+		return cli_err("%s: %s", m->reject_path, strerror(errno));
+	return 0;
+}
+
+/*
+ * One non-blank input line, numbered `line`: into the current batch (begun
+ * here if need be), which ends once it holds --batch-size lines. Sets
+ * m->stopped for --stop-on-error. Returns 0 or an exit code.
+ */
+static int one_line(imp *m, uint64_t line, const char *p, size_t n,
+                    int too_long)
+{
+	char err[400];
+	int fr_bad = 0, rc;
+	if (!m->b && (rc = begin(m, line)) != 0)
+		return rc;
+	if (m->brecs == 0) {
+		m->first_line = line;
+		m->b_aside = 0;
+		m->keep = m->on_error == ONERR_RECORD || m->rej ||
+		          (m->run.on && !m->run.table_ok);
+	}
+	m->last_line = line;
+	m->brecs++;
+	m->lines++;
+	if (m->from_rejects && !too_long) {
+		if (from_reject(m, p, n, err, sizeof err) == 0) {
+			p = m->fr.p;
+			n = m->fr.len;
+		} else {
+			fr_bad = 1;
+		}
+	}
+	if (m->keep)
+		keep_line(m, line, p, n, too_long);
+	if (fr_bad) {
+		add_issue(m, line, KIND_PARSE, NULL, NULL, 0, NULL, err);
+		json_t *o =
+		        m->keep ? cli_json_parse(p, n, err, sizeof err) : NULL;
+		if (m->keep && !o)
+			m->ln[m->cur_li].flags |= L_NOTJSON;
+		json_decref(o);
+	} else if ((rc = do_line(m, line, p, n, too_long)) != 0) {
+		return rc;
+	}
+	m->b_end_off = m->rd.consumed;
+	if (m->brecs == m->batch_size) {
+		/* input read to its end: the run ends with this batch (else,
+		 * should no line follow, a batch holding only the run's
+		 * record says so) */
+		int last = input_ends(&m->rd, m->in_size);
+		if ((rc = end_batch(m, last)) != 0)
+			return rc;
+		if (m->stop && m->b_aside)
+			m->stopped = 1;
+	}
+	return 0;
+}
+
+/*
+ * Read the input to its end (or to Ctrl-C, or --stop-on-error), line after
+ * line from *line + 1. A batch cut short by Ctrl-C is dropped whole, so
+ * that a resumed import cuts its batches where an uninterrupted one would.
+ */
+static int read_input(imp *m, uint64_t *line)
+{
+	const char *p;
+	size_t n;
+	int r, rc, too_long, at_start = m->rd.consumed == 0;
+	while ((r = next_line(&m->rd, &p, &n, &too_long)) > 0) {
+		++*line;
+		/* a UTF-8 byte-order mark starting the input is no data */
+		if (at_start && !too_long && n >= 3 &&
+		    !memcmp(p, "\xef\xbb\xbf", 3)) {
+			p += 3;
+			n -= 3;
+		}
+		at_start = 0;
+		if (!too_long && blank(p, n)) {
+			m->blank++;
+			continue;
+		}
+		if (runs_stop) {
+			m->interrupted = 1;
+			break;
+		}
+		if ((rc = one_line(m, *line, p, n, too_long)) != 0)
+			return rc;
+		if (m->stopped)
+			break;
+		if ((*line & 1023) == 0)
+			progress(m, 0);
+	}
+	if (r == -2)
+		m->interrupted = 1;
+	else if (r < 0)
+		return cli_err("%s: read error after line %" PRIu64 ": %s",
+		               m->file, *line, strerror(errno));
+	if (m->interrupted && m->brecs) {
+		if (!m->dry) {
+			lb_batch_abort(m->b);
+			m->b = NULL;
+		}
+		m->lines -= m->brecs;
+		reset_batch(m);
+		m->nln = 0;
+		m->raw.len = 0;
+		m->brecs = 0;
+	} else if (!m->stopped && !m->interrupted && m->brecs) {
+		return end_batch(m, 1);
+	}
+	return 0;
+}
+
+/* After the last line: close the run and the rejects, print the summary;
+ * the exit code, with the line that says why it is not 0. */
+static int finish(imp *m)
+{
+	int rc;
+	if (m->b) { /* the dry run's outer batch */
+		lb_batch_abort(m->b);
+		m->b = NULL;
+	}
+	if ((rc = run_finish(m, !m->stopped && !m->interrupted)) != 0)
+		return rc;
+	if (m->rej) {
+		sb_flush(&m->rejbuf, m->rej);
+		rc = fclose(m->rej);
+		m->rej = NULL;
+		if (rc != 0)
+			return cli_err("%s: cannot write: %s", m->reject_path,
+			               strerror(errno));
+	}
+	progress(m, 1);
+	summary(m, cli_now() - m->t0, m->stopped, m->interrupted);
+	if (m->interrupted) {
+		if (m->run.id)
+			cli_err("%s: interrupted; lines up to %" PRIu64
+			        " are done (run %" PRIu64
+			        "); --resume goes on at line %" PRIu64,
+			        m->file, m->run.cov_line - 1, m->run.id,
+			        m->run.cov_line);
+		else
+			cli_err("%s: interrupted; nothing was committed",
+			        m->file);
+		return 130;
+	}
+	if (!m->failed && !m->rec_failed)
+		return 0;
+	if (m->stopped)
+		cli_err("%s: batch %" PRIu64 " (lines %" PRIu64 "-%" PRIu64
+		        ") %s; stopped there (--stop-on-error), later lines "
+		        "not read",
+		        m->file, m->nbatch, m->first_line, m->last_line,
+		        m->dry                        ? "would fail"
+		        : m->on_error == ONERR_RECORD ? "set records aside"
+		                                      : "failed validation");
+	else if (m->on_error == ONERR_RECORD)
+		cli_err("%s: %" PRIu64 " of %" PRIu64 " records set aside",
+		        m->file, m->rec_failed, m->rec_ok + m->rec_failed);
+	else
+		cli_err("%s: %" PRIu64 " of %" PRIu64 " batches %s", m->file,
+		        m->failed, m->nbatch,
+		        m->dry ? "would fail validation"
+		               : "failed validation and were skipped");
+	return CLI_DATA;
+}
+
 int cmd_import(int argc, char **argv)
 {
 	imp *m = calloc(1, sizeof *m);
-	const char *pos[2], *p;
-	int nosync = 0, rc, too_long, stopped = 0, interrupted = 0, r = 0;
-	int resume = 0, again = 0, nowait = 0, at_start;
+	const char *pos[2];
+	int nosync = 0, rc, resume = 0, again = 0, nowait = 0;
 	uint64_t line = 0;
-	size_t n;
 	struct stat st;
 	given g;
 
@@ -2907,243 +3156,31 @@ int cmd_import(int argc, char **argv)
 		goto out;
 	m->dir = pos[0];
 	m->file = pos[1];
-	if (!strcmp(pos[1], "-")) {
-		m->rd.fd = 0;
-		m->file = "stdin";
-	} else {
-		m->rd.fd = open(pos[1], O_RDONLY);
-		if (m->rd.fd < 0) {
-			m->rd.fd = 0;
-			rc = cli_err("%s: %s", pos[1], strerror(errno));
-			goto out;
-		}
-	}
-	if (fstat(m->rd.fd, &st) == 0 && S_ISREG(st.st_mode))
-		m->in_size = (uint64_t)st.st_size;
-	else if (fstat(m->rd.fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-		rc = cli_err("%s: is a directory", pos[1]);
+	if ((rc = open_input(m, pos[1], resume, &st)) != 0)
 		goto out;
-	}
-	if (resume && !m->in_size && !S_ISREG(st.st_mode)) {
-		rc = cli_usage("--resume needs a regular file");
-		goto out;
-	}
 	runs_signals(1);
 	m->run.on = !m->dry;
-	if (m->run.on && S_ISREG(st.st_mode)) {
-		/* the content's identity: what a run is recognised by */
-		int h = runs_sha256(m->rd.fd, m->run.sha256, &m->run.size);
-		if (h == 1) {
-			rc = cli_err("%s: interrupted; nothing written",
-			             m->file);
-			rc = 130;
-			goto out;
-		}
-		if (h < 0) {
-			rc = cli_err("%s: %s", m->file, strerror(errno));
-			goto out;
-		}
-	}
+	if ((rc = hash_input(m, &st)) != 0)
+		goto out;
 	/* one import per database at a time */
-	rc = runs_lock(pos[0], nowait, &m->run.lockfd);
-	if (rc)
+	if ((rc = runs_lock(m->dir, nowait, &m->run.lockfd)) != 0)
 		goto out;
 	runs_lock_note(m->run.lockfd, 0, m->file);
-	rc = cli_open(pos[0], 0, nosync, &m->db);
-	if (rc)
+	if ((rc = open_db(m, nosync, &g)) != 0)
 		goto out;
-	rc = cli_catalog_load(m->db, &m->cat);
-	if (rc < 0) {
-		rc = cli_lberr(rc, "%s: cannot list tables", pos[0]);
-		goto out;
-	}
-	m->refs_of = cli_xmalloc((m->cat.n + 1) * sizeof *m->refs_of);
-	for (size_t i = 0; i < m->cat.n; i++) {
-		cli_table *t = &m->cat.t[i];
-		m->refs_of[i] =
-		        cli_xmalloc((t->nfields + 1) * sizeof *m->refs_of[i]);
-		for (size_t f = 0; f < t->nfields; f++)
-			m->refs_of[i][f] =
-			        t->fields[f].ref
-			                ? cli_catalog_find(&m->cat,
-			                                   t->fields[f].ref)
-			                : NULL;
-	}
-	if (g.table) {
-		m->deftable = cli_catalog_find(&m->cat, g.table);
-		if (!m->deftable) {
-			rc = cli_err("%s: no table '%s' (--table)", pos[0],
-			             g.table);
-			goto out;
-		}
-	}
 	if (m->run.on) {
 		m->run.started_ns = now_ns();
-		rc = run_start(m, pos[0], &g, resume, again, &line);
+		rc = run_start(m, m->dir, &g, resume, again, &line);
 		if (rc)
 			goto out;
 	}
-	if (m->reject_path) {
-		struct stat rs;
-		if (stat(m->reject_path, &rs) == 0 && rs.st_dev == st.st_dev &&
-		    rs.st_ino == st.st_ino) {
-			rc = cli_usage("--reject-file: %s is the input file",
-			               m->reject_path);
-			goto out;
-		}
-		m->rej = fopen(m->reject_path, "w");
-		if (!m->rej) {
-			rc = cli_err("%s: %s", m->reject_path, strerror(errno));
-			goto out;
-		}
-	}
+	if ((rc = open_rejects(m, &st)) != 0)
+		goto out;
 	m->rd.buf = cli_xmalloc(READ_CHUNK);
 	m->progress = isatty(2);
 	m->t0 = m->last_draw = cli_now();
-
-	at_start = m->rd.consumed == 0;
-	while ((r = next_line(&m->rd, &p, &n, &too_long)) > 0) {
-		char err[400];
-		int fr_bad = 0;
-		line++;
-		/* a UTF-8 byte-order mark starting the input is no data */
-		if (at_start && !too_long && n >= 3 &&
-		    !memcmp(p, "\xef\xbb\xbf", 3)) {
-			p += 3;
-			n -= 3;
-		}
-		at_start = 0;
-		if (!too_long && blank(p, n)) {
-			m->blank++;
-			continue;
-		}
-		if (runs_stop) {
-			interrupted = 1;
-			break;
-		}
-		if (!m->b && (rc = begin(m, line)) != 0)
-			goto out;
-		if (m->brecs == 0) {
-			m->first_line = line;
-			m->b_aside = 0;
-			m->keep = m->on_error == ONERR_RECORD || m->rej ||
-			          (m->run.on && !m->run.table_ok);
-		}
-		m->last_line = line;
-		m->brecs++;
-		m->lines++;
-		if (m->from_rejects && !too_long) {
-			if (from_reject(m, p, n, err, sizeof err) == 0) {
-				p = m->fr.p;
-				n = m->fr.len;
-			} else {
-				fr_bad = 1;
-			}
-		}
-		if (m->keep)
-			keep_line(m, line, p, n, too_long);
-		if (fr_bad) {
-			add_issue(m, line, KIND_PARSE, NULL, NULL, 0, NULL,
-			          err);
-			json_t *o =
-			        m->keep ? cli_json_parse(p, n, err, sizeof err)
-			                : NULL;
-			if (m->keep && !o)
-				m->ln[m->cur_li].flags |= L_NOTJSON;
-			json_decref(o);
-		} else if ((rc = do_line(m, line, p, n, too_long)) != 0) {
-			goto out;
-		}
-		m->b_end_off = m->rd.consumed;
-		if (m->brecs == m->batch_size) {
-			/* input read to its end: the run ends with this
-			 * batch (else, should no line follow, a batch holding
-			 * only the run's record says so) */
-			int last = input_ends(&m->rd, m->in_size);
-			if ((rc = end_batch(m, last)) != 0)
-				goto out;
-			if (m->stop && m->b_aside) {
-				stopped = 1;
-				break;
-			}
-		}
-		if ((line & 1023) == 0)
-			progress(m, 0);
-	}
-	if (r == -2) {
-		interrupted = 1;
-	} else if (r < 0) {
-		rc = cli_err("%s: read error after line %" PRIu64 ": %s",
-		             m->file, line, strerror(errno));
-		goto out;
-	}
-	if (interrupted && m->brecs) {
-		/* a part of one: none of it, so that the batches of a
-		 * resumed import are cut where they would have been */
-		if (!m->dry) {
-			lb_batch_abort(m->b);
-			m->b = NULL;
-		}
-		m->lines -= m->brecs;
-		reset_batch(m);
-		m->nln = 0;
-		m->raw.len = 0;
-		m->brecs = 0;
-	} else if (!stopped && !interrupted && m->brecs &&
-	           (rc = end_batch(m, 1)) != 0) {
-		goto out;
-	}
-	if (m->b) { /* the dry run's outer batch */
-		lb_batch_abort(m->b);
-		m->b = NULL;
-	}
-	if ((rc = run_finish(m, !stopped && !interrupted)) != 0)
-		goto out;
-	if (m->rej) {
-		sb_flush(&m->rejbuf, m->rej);
-		if (fclose(m->rej) != 0) {
-			m->rej = NULL;
-			rc = cli_err("%s: cannot write: %s", m->reject_path,
-			             strerror(errno));
-			goto out;
-		}
-		m->rej = NULL;
-	}
-	progress(m, 1);
-	summary(m, cli_now() - m->t0, stopped, interrupted);
-	if (interrupted) {
-		rc = 130;
-		if (m->run.id)
-			cli_err("%s: interrupted; lines up to %" PRIu64
-			        " are done (run %" PRIu64
-			        "); --resume goes on at line %" PRIu64,
-			        m->file, m->run.cov_line - 1, m->run.id,
-			        m->run.cov_line);
-		else
-			cli_err("%s: interrupted; nothing was committed",
-			        m->file);
-	} else if (m->failed || m->rec_failed) {
-		rc = CLI_DATA;
-		if (stopped)
-			cli_err("%s: batch %" PRIu64 " (lines %" PRIu64
-			        "-%" PRIu64 ") %s; stopped there "
-			        "(--stop-on-error), later lines not read",
-			        m->file, m->nbatch, m->first_line, m->last_line,
-			        m->dry ? "would fail"
-			        : m->on_error == ONERR_RECORD
-			                ? "set records aside"
-			                : "failed validation");
-		else if (m->on_error == ONERR_RECORD)
-			cli_err("%s: %" PRIu64 " of %" PRIu64
-			        " records set aside",
-			        m->file, m->rec_failed,
-			        m->rec_ok + m->rec_failed);
-		else
-			cli_err("%s: %" PRIu64 " of %" PRIu64 " batches %s",
-			        m->file, m->failed, m->nbatch,
-			        m->dry ? "would fail validation"
-			               : "failed validation and were skipped");
-	}
+	if ((rc = read_input(m, &line)) == 0)
+		rc = finish(m);
 out:
 	runs_signals(0);
 	if (rc && rc != CLI_DATA && m->progress)
