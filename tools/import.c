@@ -2341,109 +2341,71 @@ static int from_reject(imp *m, const char *p, size_t n, char *err,
 	return 0;
 }
 
-static void summary(imp *m, double el, int stopped, int interrupted)
+/* The summary as one JSON object (docs/CLI.md). */
+static void summary_json(imp *m, double el, int stopped, int interrupted)
 {
 	uint64_t recs = m->rec_ok + m->rec_failed;
 	double rate = el > 0 ? (double)recs / el : 0;
 	int rec_mode = m->on_error == ONERR_RECORD;
 	sbuf *b = &m->out;
-	if (cli_json) {
-		sb_printf(
-		        b,
-		        "{\"summary\":true,\"dry_run\":%s,\"batches\":%" PRIu64
-		        ",\"batches_committed\":%" PRIu64
-		        ",\"batches_failed\":%" PRIu64 ",\"records\":%" PRIu64
-		        ",\"records_committed\":%" PRIu64
-		        ",\"records_failed\":%" PRIu64 ",\"lines\":%" PRIu64
-		        ",\"issues\":{",
-		        m->dry ? "true" : "false", m->nbatch, m->ok, m->failed,
-		        recs, m->rec_ok, m->rec_failed, m->lines + m->blank);
-		int first = 1;
-		for (size_t i = 0; i < NKINDS; i++)
-			if (m->kinds[i]) {
-				sb_printf(b, "%s\"%s\":%" PRIu64,
-				          first ? "" : ",", kind_names[i],
-				          m->kinds[i]);
-				first = 0;
-			}
-		sb_printf(b, "},\"issues_total\":%" PRIu64 ",\"elapsed_s\":",
-		          m->issues_total);
-		jw_double(b, (double)(int64_t)(el * 1000) / 1000);
-		sb_puts(b, ",\"records_per_s\":");
-		jw_u64(b, (uint64_t)rate);
-		sb_printf(b,
-		          ",\"stopped\":%s,\"on_error\":\"%s\","
-		          "\"records_set_aside\":%" PRIu64
-		          ",\"dependents\":%" PRIu64
-		          ",\"batches_partial\":%" PRIu64 ",\"run\":",
-		          stopped ? "true" : "false",
-		          rec_mode ? "record" : "batch", m->rec_failed,
-		          m->dependents, m->partial);
-		if (m->run.id)
-			jw_u64(b, m->run.id);
-		else
-			sb_puts(b, "null");
-		sb_puts(b, ",\"run_batches\":[");
-		for (size_t i = 0; i < m->run.nbatches; i++)
-			sb_printf(b, "%s%" PRIu64, i ? "," : "",
-			          m->run.batches[i]);
-		sb_puts(b, "],\"runs_table_batch\":");
-		if (m->run.table_batch)
-			jw_u64(b, m->run.table_batch);
-		else
-			sb_puts(b, "null");
-		sb_puts(b, ",\"resumed_at\":");
-		if (m->run.resumed)
-			jw_u64(b, m->run.prior_first);
-		else
-			sb_puts(b, "null");
-		sb_printf(b, ",\"interrupted\":%s,\"resume_line\":",
-		          interrupted ? "true" : "false");
-		if (interrupted || stopped)
-			jw_u64(b, m->run.id ? m->run.cov_line : 1);
-		else
-			sb_puts(b, "null");
-		sb_puts(b, "}\n");
-		sb_flush(b, stdout);
-		return;
-	}
-	sb_printf(b, "%s%" PRIu64 " batch%s: %" PRIu64 " %s, %" PRIu64 " %s",
-	          m->dry ? "dry run: " : "", m->nbatch,
-	          m->nbatch == 1 ? "" : "es", m->ok,
-	          m->dry ? "would commit" : "committed", m->failed,
-	          m->dry ? "would fail" : "failed");
-	if (rec_mode)
-		sb_printf(b, " (%" PRIu64 " committed with records set aside)",
-		          m->partial);
-	sb_putc(b, '\n');
-	if (rec_mode)
-		sb_printf(b,
-		          "%" PRIu64 " records: %" PRIu64 " committed, %" PRIu64
-		          " set aside (%" PRIu64 " with issues, %" PRIu64
-		          " depending on them)\n",
-		          recs, m->rec_ok, m->rec_failed,
-		          m->rec_failed - m->dependents, m->dependents);
+	sb_printf(b,
+	          "{\"summary\":true,\"dry_run\":%s,\"batches\":%" PRIu64
+	          ",\"batches_committed\":%" PRIu64
+	          ",\"batches_failed\":%" PRIu64 ",\"records\":%" PRIu64
+	          ",\"records_committed\":%" PRIu64
+	          ",\"records_failed\":%" PRIu64 ",\"lines\":%" PRIu64
+	          ",\"issues\":{",
+	          m->dry ? "true" : "false", m->nbatch, m->ok, m->failed, recs,
+	          m->rec_ok, m->rec_failed, m->lines + m->blank);
+	int first = 1;
+	for (size_t i = 0; i < NKINDS; i++)
+		if (m->kinds[i]) {
+			sb_printf(b, "%s\"%s\":%" PRIu64, first ? "" : ",",
+			          kind_names[i], m->kinds[i]);
+			first = 0;
+		}
+	sb_printf(b, "},\"issues_total\":%" PRIu64 ",\"elapsed_s\":",
+	          m->issues_total);
+	jw_double(b, (double)(int64_t)(el * 1000) / 1000);
+	sb_puts(b, ",\"records_per_s\":");
+	jw_u64(b, (uint64_t)rate);
+	sb_printf(b,
+	          ",\"stopped\":%s,\"on_error\":\"%s\","
+	          "\"records_set_aside\":%" PRIu64 ",\"dependents\":%" PRIu64
+	          ",\"batches_partial\":%" PRIu64 ",\"run\":",
+	          stopped ? "true" : "false", rec_mode ? "record" : "batch",
+	          m->rec_failed, m->dependents, m->partial);
+	if (m->run.id)
+		jw_u64(b, m->run.id);
 	else
-		sb_printf(b,
-		          "%" PRIu64 " records: %" PRIu64 " %s, %" PRIu64
-		          " in failed batches\n",
-		          recs, m->rec_ok, m->dry ? "valid" : "committed",
-		          m->rec_failed);
-	if (m->issues_total) {
-		int first = 1;
-		sb_printf(b, "%" PRIu64 " issue%s:", m->issues_total,
-		          m->issues_total == 1 ? "" : "s");
-		for (size_t i = 0; i < NKINDS; i++)
-			if (m->kinds[i]) {
-				sb_printf(b, "%s %s %" PRIu64, first ? "" : ",",
-				          kind_names[i], m->kinds[i]);
-				first = 0;
-			}
-		sb_putc(b, '\n');
-	}
-	sb_printf(b, "elapsed %.2f s, %.0f records/s\n", el, rate);
-	if (m->dry)
-		sb_puts(b, "nothing was committed (dry run)\n");
+		sb_puts(b, "null");
+	sb_puts(b, ",\"run_batches\":[");
+	for (size_t i = 0; i < m->run.nbatches; i++)
+		sb_printf(b, "%s%" PRIu64, i ? "," : "", m->run.batches[i]);
+	sb_puts(b, "],\"runs_table_batch\":");
+	if (m->run.table_batch)
+		jw_u64(b, m->run.table_batch);
+	else
+		sb_puts(b, "null");
+	sb_puts(b, ",\"resumed_at\":");
+	if (m->run.resumed)
+		jw_u64(b, m->run.prior_first);
+	else
+		sb_puts(b, "null");
+	sb_printf(b, ",\"interrupted\":%s,\"resume_line\":",
+	          interrupted ? "true" : "false");
+	if (interrupted || stopped)
+		jw_u64(b, m->run.id ? m->run.cov_line : 1);
+	else
+		sb_puts(b, "null");
+	sb_puts(b, "}\n");
+	sb_flush(b, stdout);
+}
+
+/* The run's lines of the text summary, and where to resume. */
+static void summary_run(imp *m, sbuf *b, uint64_t recs, int stopped,
+                        int interrupted)
+{
 	if (m->run.table_batch)
 		sb_printf(b,
 		          "created table %s (the import runs) in batch %" PRIu64
@@ -2492,6 +2454,56 @@ static void summary(imp *m, double el, int stopped, int interrupted)
 			          "import the file again to start over\n",
 			          interrupted ? "interrupted" : "stopped");
 	}
+}
+
+static void summary(imp *m, double el, int stopped, int interrupted)
+{
+	uint64_t recs = m->rec_ok + m->rec_failed;
+	double rate = el > 0 ? (double)recs / el : 0;
+	int rec_mode = m->on_error == ONERR_RECORD;
+	sbuf *b = &m->out;
+	if (cli_json) {
+		summary_json(m, el, stopped, interrupted);
+		return;
+	}
+	sb_printf(b, "%s%" PRIu64 " batch%s: %" PRIu64 " %s, %" PRIu64 " %s",
+	          m->dry ? "dry run: " : "", m->nbatch,
+	          m->nbatch == 1 ? "" : "es", m->ok,
+	          m->dry ? "would commit" : "committed", m->failed,
+	          m->dry ? "would fail" : "failed");
+	if (rec_mode)
+		sb_printf(b, " (%" PRIu64 " committed with records set aside)",
+		          m->partial);
+	sb_putc(b, '\n');
+	if (rec_mode)
+		sb_printf(b,
+		          "%" PRIu64 " records: %" PRIu64 " committed, %" PRIu64
+		          " set aside (%" PRIu64 " with issues, %" PRIu64
+		          " depending on them)\n",
+		          recs, m->rec_ok, m->rec_failed,
+		          m->rec_failed - m->dependents, m->dependents);
+	else
+		sb_printf(b,
+		          "%" PRIu64 " records: %" PRIu64 " %s, %" PRIu64
+		          " in failed batches\n",
+		          recs, m->rec_ok, m->dry ? "valid" : "committed",
+		          m->rec_failed);
+	if (m->issues_total) {
+		int first = 1;
+		sb_printf(b, "%" PRIu64 " issue%s:", m->issues_total,
+		          m->issues_total == 1 ? "" : "s");
+		for (size_t i = 0; i < NKINDS; i++)
+			if (m->kinds[i]) {
+				sb_printf(b, "%s %s %" PRIu64, first ? "" : ",",
+				          kind_names[i], m->kinds[i]);
+				first = 0;
+			}
+		sb_putc(b, '\n');
+	}
+	sb_printf(b, "elapsed %.2f s, %.0f records/s\n", el, rate);
+	if (m->dry)
+		sb_puts(b, "nothing was committed (dry run)\n");
+	summary_run(m, b, recs, stopped, interrupted);
 	sb_flush(b, stdout);
 }
 
@@ -2693,6 +2705,117 @@ static int same_opt(const char *what, const char *stored, const char *given,
 	                 what, run, what, stored ? stored : "(none)");
 }
 
+/* --resume in record mode: the keys run r set aside, for their
+ * dependents in the lines to come. */
+static int load_aside(imp *m, const char *dir, const run_info *r)
+{
+	run_info *ra = NULL;
+	size_t na = 0;
+	int rc = runs_load(m->db, r->id, &ra, &na);
+	if (rc < 0) {
+		return cli_lberr(rc, "%s: cannot read run %" PRIu64, dir,
+		                 r->id);
+	}
+	for (size_t i = 0; i < na; i++) {
+		size_t j;
+		json_t *e;
+		if (ra[i].id != r->id || !ra[i].aside)
+			continue;
+		json_array_foreach(ra[i].aside, j, e)
+		{
+			char err[64];
+			const char *tn =
+			        json_string_value(json_array_get(e, 0));
+			cli_table *t =
+			        tn ? cli_catalog_find(&m->cat, tn) : NULL;
+			sbuf k;
+			sb_init(&k);
+			if (t && cli_key_json(json_array_get(e, 1), &k, err,
+			                      sizeof err) == 0)
+				aside_add(m, t, k.p, k.len,
+				          (uint64_t)json_integer_value(
+				                  json_array_get(e, 2)));
+			sb_free(&k);
+		}
+	}
+	runs_free(ra, na);
+	m->ak_recorded = m->nak;
+	return 0;
+}
+
+/*
+ * --resume: go on with run r from its first line not done, with its
+ * options (those given must agree), its counts and (record mode) the keys
+ * it set aside. *line: the last line done. Returns 0 or an exit code.
+ */
+static int resume_run(imp *m, const char *dir, const given *g,
+                      const run_info *r, uint64_t *line)
+{
+	int rc;
+	const char *stored_table = r->first.table;
+	if ((rc = same_opt("--mode", r->first.mode, g->mode, r->id)) ||
+	    (rc = same_opt("--on-error", r->first.on_error, g->on_error,
+	                   r->id)) ||
+	    (rc = same_opt("--table", stored_table, g->table, r->id)) ||
+	    (rc = same_opt("--key", r->first.keyfield, g->key, r->id)))
+		return rc;
+	if (r->first.from_rejects != m->from_rejects) {
+		return cli_usage("run %" PRIu64 " was imported %s "
+		                 "--from-rejects",
+		                 r->id,
+		                 r->first.from_rejects ? "with" : "without");
+	}
+	if (m->allow_repeats && !r->first.allow_repeats) {
+		return cli_usage("run %" PRIu64 " was imported without "
+		                 "--allow-repeats",
+		                 r->id);
+	}
+	m->allow_repeats = r->first.allow_repeats;
+	m->mode = !r->first.mode || !strcmp(r->first.mode, "insert")
+	                  ? MODE_INSERT
+	          : !strcmp(r->first.mode, "upsert") ? MODE_UPSERT
+	                                             : MODE_UPDATE;
+	m->on_error = r->first.on_error && !strcmp(r->first.on_error, "record")
+	                      ? ONERR_RECORD
+	                      : ONERR_BATCH;
+	if (stored_table) {
+		m->deftable = cli_catalog_find(&m->cat, stored_table);
+		if (!m->deftable) {
+			return cli_err("%s: run %" PRIu64
+			               " wrote to table '%s', which is no "
+			               "longer there",
+			               dir, r->id, stored_table);
+		}
+	}
+	if (r->first.keyfield && !g->key) {
+		static char kf[256];
+		snprintf(kf, sizeof kf, "%s", r->first.keyfield);
+		m->keyfield = kf;
+	}
+	if (lseek(m->rd.fd, (off_t)r->next_offset, SEEK_SET) < 0) {
+		return cli_err("%s: cannot seek to line %" PRIu64 ": %s",
+		               m->file, r->next_line, strerror(errno));
+	}
+	m->rd.consumed = r->next_offset;
+	*line = r->next_line - 1;
+	m->run.id = r->id;
+	m->run.seq = r->last_seq;
+	m->run.prev_batch = r->last_batch;
+	m->run.started_ns = r->first.started_ns;
+	m->run.cov_line = r->next_line;
+	m->run.end_line = r->next_line - 1;
+	m->run.end_off = r->next_offset;
+	m->run.resumed = 1;
+	m->run.prior_first = r->next_line;
+	m->run.prior_lines = r->lines;
+	m->run.prior_committed = r->committed;
+	m->run.prior_aside = r->set_aside;
+	runs_lock_note(m->run.lockfd, r->id, m->file);
+	if (m->on_error == ONERR_RECORD && (rc = load_aside(m, dir, r)) != 0)
+		return rc;
+	return 0;
+}
+
 /*
  * Before the first batch: refuse a file whose content a standing run
  * imported already (unless --again), or with --resume set up the run to
@@ -2741,115 +2864,7 @@ static int run_start(imp *m, const char *dir, const given *g, int resume,
 		goto out;
 	}
 	if (resume && open_run) {
-		run_info *r = open_run;
-		const char *stored_table = r->first.table;
-		if ((rc = same_opt("--mode", r->first.mode, g->mode, r->id)) ||
-		    (rc = same_opt("--on-error", r->first.on_error, g->on_error,
-		                   r->id)) ||
-		    (rc = same_opt("--table", stored_table, g->table, r->id)) ||
-		    (rc = same_opt("--key", r->first.keyfield, g->key, r->id)))
-			goto out;
-		if (r->first.from_rejects != m->from_rejects) {
-			rc = cli_usage("run %" PRIu64 " was imported %s "
-			               "--from-rejects",
-			               r->id,
-			               r->first.from_rejects ? "with"
-			                                     : "without");
-			goto out;
-		}
-		if (m->allow_repeats && !r->first.allow_repeats) {
-			rc = cli_usage("run %" PRIu64 " was imported without "
-			               "--allow-repeats",
-			               r->id);
-			goto out;
-		}
-		m->allow_repeats = r->first.allow_repeats;
-		m->mode = !r->first.mode || !strcmp(r->first.mode, "insert")
-		                  ? MODE_INSERT
-		          : !strcmp(r->first.mode, "upsert") ? MODE_UPSERT
-		                                             : MODE_UPDATE;
-		m->on_error = r->first.on_error && !strcmp(r->first.on_error,
-		                                           "record")
-		                      ? ONERR_RECORD
-		                      : ONERR_BATCH;
-		if (stored_table) {
-			m->deftable = cli_catalog_find(&m->cat, stored_table);
-			if (!m->deftable) {
-				rc = cli_err(
-				        "%s: run %" PRIu64
-				        " wrote to table '%s', which is no "
-				        "longer there",
-				        dir, r->id, stored_table);
-				goto out;
-			}
-		}
-		if (r->first.keyfield && !g->key) {
-			static char kf[256];
-			snprintf(kf, sizeof kf, "%s", r->first.keyfield);
-			m->keyfield = kf;
-		}
-		if (lseek(m->rd.fd, (off_t)r->next_offset, SEEK_SET) < 0) {
-			rc = cli_err("%s: cannot seek to line %" PRIu64 ": %s",
-			             m->file, r->next_line, strerror(errno));
-			goto out;
-		}
-		m->rd.consumed = r->next_offset;
-		*line = r->next_line - 1;
-		m->run.id = r->id;
-		m->run.seq = r->last_seq;
-		m->run.prev_batch = r->last_batch;
-		m->run.started_ns = r->first.started_ns;
-		m->run.cov_line = r->next_line;
-		m->run.end_line = r->next_line - 1;
-		m->run.end_off = r->next_offset;
-		m->run.resumed = 1;
-		m->run.prior_first = r->next_line;
-		m->run.prior_lines = r->lines;
-		m->run.prior_committed = r->committed;
-		m->run.prior_aside = r->set_aside;
-		runs_lock_note(m->run.lockfd, r->id, m->file);
-		if (m->on_error == ONERR_RECORD) {
-			/* the keys it set aside, for its dependents */
-			run_info *ra = NULL;
-			size_t na = 0;
-			rc = runs_load(m->db, r->id, &ra, &na);
-			if (rc < 0) {
-				rc = cli_lberr(rc,
-				               "%s: cannot read run %" PRIu64,
-				               dir, r->id);
-				goto out;
-			}
-			for (size_t i = 0; i < na; i++) {
-				size_t j;
-				json_t *e;
-				if (ra[i].id != r->id || !ra[i].aside)
-					continue;
-				json_array_foreach(ra[i].aside, j, e)
-				{
-					char err[64];
-					const char *tn = json_string_value(
-					        json_array_get(e, 0));
-					cli_table *t = tn ? cli_catalog_find(
-					                            &m->cat, tn)
-					                  : NULL;
-					sbuf k;
-					sb_init(&k);
-					if (t &&
-					    cli_key_json(json_array_get(e, 1),
-					                 &k, err,
-					                 sizeof err) == 0)
-						aside_add(
-						        m, t, k.p, k.len,
-						        (uint64_t)json_integer_value(
-						                json_array_get(
-						                        e, 2)));
-					sb_free(&k);
-				}
-			}
-			runs_free(ra, na);
-			m->ak_recorded = m->nak;
-		}
-		rc = 0;
+		rc = resume_run(m, dir, g, open_run, line);
 		goto out;
 	}
 	if (match && !again) {
