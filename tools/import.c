@@ -2097,6 +2097,128 @@ static void report_record(imp *m, uint64_t batch_id, unsigned attempts)
 	}
 }
 
+/* One round's lines to set aside: those with the tool's own issues, the
+ * ops the library refused, references to keys that are not there.
+ * Returns how many were newly set aside. */
+static size_t mark_aside(imp *m, int problem)
+{
+	size_t found = 0;
+	for (size_t i = 0; i < m->niss; i++) {
+		issue *is = &m->iss[i];
+		size_t li = li_of(m, is->line);
+		if (li == m->nln)
+			continue;
+		add_reason(m, li, is->kind, is->table, is->key, is->klen,
+		           is->field, is->msg, 0);
+		found += set_aside(m, li);
+	}
+	clear_issues(m);
+	for (size_t i = 0; i < m->nops; i++)
+		if (m->ops[i].refused)
+			found += set_aside(m, m->ops[i].li);
+	if (problem || m->nak)
+		found += refs_record(m, problem || found);
+	return found;
+}
+
+/* Commit what is left of the batch. 0 with *batch_id set, or 0 with the
+ * lines the library refused set aside (*batch_id 0), or an exit code. */
+static int commit_round(imp *m, int final, uint64_t *batch_id)
+{
+	lb_result res;
+	size_t found;
+	int rc;
+	if ((rc = ensure_table(m)) != 0)
+		return rc;
+	if (m->run.on &&
+	    (rc = run_put(m, final, m->brecs, m->brecs - m->b_aside, m->b_aside,
+	                  m->last_line, m->b_end_off)) != 0)
+		return rc;
+	memset(&res, 0, sizeof res);
+	rc = lb_batch_commit(m->b, &res);
+	m->b = NULL;
+	if (rc == 0) {
+		*batch_id = res.batch_id;
+		lb_result_free(&res);
+		if (m->run.on)
+			run_committed(m, *batch_id, final, m->last_line);
+		return 0;
+	}
+	if (rc != LB_EVALIDATION) {
+		lb_result_free(&res);
+		cli_lberr(rc, "%s: cannot commit lines %" PRIu64 "-%" PRIu64,
+		          m->file, m->first_line, m->last_line);
+		return CLI_FAIL;
+	}
+	found = commit_issues(m, &res);
+	if (!found) {
+		char why[600];
+		snprintf(why, sizeof why,
+		         "the batch was refused and the tool could not tell "
+		         "which records: %s",
+		         res.nissues && res.issues[0].message
+		                 ? res.issues[0].message
+		                 : "validation failed");
+		aside_rest(m, why);
+	}
+	lb_result_free(&res);
+	return 0;
+}
+
+/* An op was refused: committing writes nothing and lists the issues,
+ * whose lines are set aside. 0 or an exit code. */
+static int refused_round(imp *m)
+{
+	lb_result res;
+	int rc;
+	memset(&res, 0, sizeof res);
+	rc = lb_batch_commit(m->b, &res);
+	m->b = NULL;
+	if (rc == 0) {
+		lb_result_free(&res);
+		return cli_err("lines %" PRIu64 "-%" PRIu64
+		               ": the library committed a batch although an "
+		               "op was refused",
+		               m->first_line, m->last_line);
+	}
+	if (rc != LB_EVALIDATION) {
+		lb_result_free(&res);
+		cli_lberr(rc, "%s: lines %" PRIu64 "-%" PRIu64, m->file,
+		          m->first_line, m->last_line);
+		return CLI_FAIL;
+	}
+	refusal_reasons(m, &res);
+	lb_result_free(&res);
+	return 0;
+}
+
+/* Record mode: count the batch (committed or not), its set-aside lines by
+ * kind, and those set aside only for what they depend on. */
+static void tally_record(imp *m, uint64_t batch_id)
+{
+	if (m->nrs > 1)
+		qsort(m->rs, m->nrs, sizeof *m->rs, cmp_issue_stable);
+	if (batch_id) {
+		m->ok++;
+		m->partial += m->b_aside != 0;
+	} else {
+		m->failed++;
+	}
+	m->rec_ok += m->brecs - m->b_aside;
+	m->rec_failed += m->b_aside;
+	for (size_t i = 0; i < m->nrs; i++)
+		count_kind(m, m->rs[i].kind);
+	m->issues_total += m->nrs;
+	for (size_t j = 0; j < m->nrs;) {
+		size_t k = j;
+		int own = 0;
+		while (k < m->nrs && m->rs[k].line == m->rs[j].line)
+			own |= !m->rs[k++].dep;
+		m->dependents += !own;
+		j = k;
+	}
+}
+
 /*
  * --on-error record: commit the batch's valid records, set the others
  * aside. Each round finds lines to set aside: the tool's own issues, the
@@ -2113,89 +2235,18 @@ static int end_batch_record(imp *m, int final)
 	int rc;
 
 	for (;;) {
-		size_t found = 0;
 		int problem = m->niss || m->engine_issue || attempts > 0;
+		size_t found;
 		attempts++;
-		/* the tool's own issues: a line that is no op */
-		for (size_t i = 0; i < m->niss; i++) {
-			issue *is = &m->iss[i];
-			size_t li = li_of(m, is->line);
-			if (li == m->nln)
-				continue;
-			add_reason(m, li, is->kind, is->table, is->key,
-			           is->klen, is->field, is->msg, 0);
-			found += set_aside(m, li);
-		}
-		clear_issues(m);
-		/* ops the library refused */
-		for (size_t i = 0; i < m->nops; i++)
-			if (m->ops[i].refused)
-				found += set_aside(m, m->ops[i].li);
-		/* references to keys that are not there */
-		if (problem || m->nak)
-			found += refs_record(m, problem || found);
+		found = mark_aside(m, problem);
 		if (!found && !m->engine_issue) {
-			lb_result res;
-			if ((rc = ensure_table(m)) != 0)
+			if ((rc = commit_round(m, final, &batch_id)) != 0)
 				return rc;
-			if (m->run.on &&
-			    (rc = run_put(m, final, m->brecs,
-			                  m->brecs - m->b_aside, m->b_aside,
-			                  m->last_line, m->b_end_off)) != 0)
-				return rc;
-			memset(&res, 0, sizeof res);
-			rc = lb_batch_commit(m->b, &res);
-			m->b = NULL;
-			if (rc == 0) {
-				batch_id = res.batch_id;
-				lb_result_free(&res);
-				if (m->run.on)
-					run_committed(m, batch_id, final,
-					              m->last_line);
+			if (batch_id)
 				break;
-			}
-			if (rc != LB_EVALIDATION) {
-				lb_result_free(&res);
-				cli_lberr(rc,
-				          "%s: cannot commit lines %" PRIu64
-				          "-%" PRIu64,
-				          m->file, m->first_line, m->last_line);
-				return CLI_FAIL;
-			}
-			found = commit_issues(m, &res);
-			if (!found) {
-				char why[600];
-				snprintf(why, sizeof why,
-				         "the batch was refused and the tool "
-				         "could not tell which records: %s",
-				         res.nissues && res.issues[0].message
-				                 ? res.issues[0].message
-				                 : "validation failed");
-				aside_rest(m, why);
-			}
-			lb_result_free(&res);
 		} else if (m->engine_issue) {
-			/* committing writes nothing and lists the issues */
-			lb_result res;
-			memset(&res, 0, sizeof res);
-			rc = lb_batch_commit(m->b, &res);
-			m->b = NULL;
-			if (rc == 0) {
-				lb_result_free(&res);
-				return cli_err(
-				        "lines %" PRIu64 "-%" PRIu64
-				        ": the library committed a batch "
-				        "although an op was refused",
-				        m->first_line, m->last_line);
-			}
-			if (rc != LB_EVALIDATION) {
-				lb_result_free(&res);
-				cli_lberr(rc, "%s: lines %" PRIu64 "-%" PRIu64,
-				          m->file, m->first_line, m->last_line);
-				return CLI_FAIL;
-			}
-			refusal_reasons(m, &res);
-			lb_result_free(&res);
+			if ((rc = refused_round(m)) != 0)
+				return rc;
 		} else {
 			lb_batch_abort(m->b);
 			m->b = NULL;
@@ -2212,29 +2263,7 @@ static int end_batch_record(imp *m, int final)
 		    (rc = replay(m)) != 0)
 			return rc;
 	}
-	/* tally */
-	if (m->nrs > 1)
-		qsort(m->rs, m->nrs, sizeof *m->rs, cmp_issue_stable);
-	if (batch_id) {
-		m->ok++;
-		m->partial += m->b_aside != 0;
-	} else {
-		m->failed++;
-	}
-	m->rec_ok += m->brecs - m->b_aside;
-	m->rec_failed += m->b_aside;
-	for (size_t i = 0; i < m->nrs; i++)
-		count_kind(m, m->rs[i].kind);
-	m->issues_total += m->nrs;
-	/* lines set aside only for what they depend on */
-	for (size_t j = 0; j < m->nrs;) {
-		size_t k = j;
-		int own = 0;
-		while (k < m->nrs && m->rs[k].line == m->rs[j].line)
-			own |= !m->rs[k++].dep;
-		m->dependents += !own;
-		j = k;
-	}
+	tally_record(m, batch_id);
 	if (!batch_id && m->run.on)
 		run_pending(m, m->brecs, m->brecs);
 	report_record(m, batch_id, attempts);
