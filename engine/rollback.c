@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rollback.c: undoing committed batches (lb_rollback, lb_rollback_to).
+ * rollback.c: undoing committed batches (lb_rollback, lb_rollback_set,
+ * lb_rollback_to).
  *
  * A rollback is one new batch whose records restore before-images. The
  * batch being undone is read from its own log: segments from last to first,
@@ -21,6 +22,12 @@
  *  CASCADE  the same restores, for every batch of a cascade: the cascade
  *           defines the result (docs/ROLLBACK.md), so keys are not
  *           checked; table states are, in every mode.
+ *
+ * lb_rollback_set undoes a set of batches in one new batch: each batch of
+ * the set (and, with LB_CASCADE, of the cascade planned from each of them)
+ * newest first, so that a newer batch of the set has put back what an older
+ * one left before the older one is checked; a conflict names the last
+ * changer outside the set.
  *
  * lb_rollback_to(X) does not undo record by record: it restores, for every
  * key and table changed after X, its value right after X (the before-image
