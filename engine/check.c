@@ -9,7 +9,6 @@
  * batch's own issue list is set aside during the check and put back after
  * it, so the batch's outcome does not change.
  */
-#include <pthread.h>
 #include <string.h>
 
 #include "engine/internal.h"
@@ -24,27 +23,8 @@ int lb_batch_check(lb_batch *b, const char *table, const void *key, size_t klen,
 
 	if (res)
 		memset(res, 0, sizeof *res);
-	if (!b)
-		return lb__fail(LB_EINVAL, "batch is NULL");
-	if (!pthread_equal(b->owner, pthread_self()))
-		return lb__fail(LB_EINVAL,
-		                "batch %llu used from a thread that did not "
-		                "begin it",
-		                (unsigned long long)b->id);
-	if (b->poisoned)
-		return lb__fail(
-		        b->poisoned, "batch %llu failed earlier (%s); abort it",
-		        (unsigned long long)b->id, lb_strerror(b->poisoned));
-	if ((rc = lb__key_args(table, key, klen)) < 0)
+	if ((rc = lb__op_args(b, table, key, klen, val, vlen, &t)) < 0)
 		return rc;
-	if (!val && vlen)
-		return lb__fail(LB_EINVAL, "table %s: value is NULL", table);
-	if (vlen > LB_VALUE_MAX)
-		return lb__fail(LB_ETOOBIG,
-		                "table %s: value of %zu bytes (max %u)", table,
-		                vlen, (unsigned)LB_VALUE_MAX);
-	if (!(t = lb__table_find(b->db, table)))
-		return lb__no_table(b->db, table);
 	if (!t->schema.has_schema)
 		return 0;
 	own = b->issues;
