@@ -414,6 +414,11 @@ void lb__batch_reset(lb_batch *b);
 /* Begin the batch's transaction (also after a regrow). */
 LB__WUR int lb__batch_txn(lb_batch *b);
 
+/* The checks of an op's arguments (batch, thread, key, value, table), as
+ * lb_put() makes them; *t the table. 0 or the op's error code. */
+LB__WUR int lb__op_args(lb_batch *b, const char *table, const void *key,
+                        size_t klen, const void *val, size_t vlen,
+                        lb_table **t);
 /* A table as the batch sees it (created in it, or published). */
 lb_table *lb__batch_table(lb_batch *b, const char *name);
 /* Printable form of a key for messages, cut to fit cap. */

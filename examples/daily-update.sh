@@ -457,11 +457,11 @@ ck_batch=$(sed -n 's/^checkpoint at batch \([0-9]*\).*/\1/p' ck.out)
 # Day 2 revises some of day 1's hearings, so it is imported as upserts.
 if [ "$on_error" = 1 ]; then
 	step "Import day 2, setting aside only the broken records (--on-error record)"
-	import_day day2 day2.jsonl import2.json --mode upsert --on-error record
+	import_day day2 day2.jsonl import2.json --mode upsert --allow-repeats --on-error record
 else
 	step "Import day 2 in batches of $batch_size (upsert: it revises day 1)"
 	note "this logbook's import has no --on-error record / --reject-file: whole batches are rejected, and their lines taken from its report"
-	import_day day2 day2.jsonl import2.json --mode upsert
+	import_day day2 day2.jsonl import2.json --mode upsert --allow-repeats
 fi
 day2_last=$last_committed
 
@@ -557,11 +557,11 @@ step "Import day 3, interrupted half-way, then resumed"
 before3=$(last_batch)
 "$lb" export "$db" >before-day3.jsonl
 run 0 ref.out replay "$db" ref-day3
-"$lb" import ref-day3 day3.jsonl --batch-size 100 --mode upsert --nosync \
+"$lb" import ref-day3 day3.jsonl --batch-size 100 --mode upsert --allow-repeats --nosync \
 	>/dev/null 2>&1 || true
 lines3=$(grep -c . day3.jsonl)
 clock
-"$lb" import "$db" day3.jsonl --batch-size 100 --mode upsert \
+"$lb" import "$db" day3.jsonl --batch-size 100 --mode upsert --allow-repeats \
 	>import3a.out 2>&1 &
 pid=$!
 # wait for a few batches, then interrupt
@@ -598,12 +598,12 @@ fi
 clock
 rc=0
 if [ "$resume" = 1 ]; then
-	"$lb" import "$db" day3.jsonl --batch-size 100 --mode upsert --resume \
+	"$lb" import "$db" day3.jsonl --batch-size 100 --mode upsert --allow-repeats --resume \
 		>import3b.out 2>&1 || rc=$?
 else
 	note "this logbook's import has no --resume: the rest is imported from line $((last_line + 1)), after the last batch that committed"
 	tail -n +"$((last_line + 1))" day3.jsonl >day3-rest.jsonl
-	"$lb" import "$db" day3-rest.jsonl --batch-size 100 --mode upsert \
+	"$lb" import "$db" day3-rest.jsonl --batch-size 100 --mode upsert --allow-repeats \
 		>import3b.out 2>&1 || rc=$?
 fi
 if [ "$resume" = 1 ]; then rate "$((lines3 - done_line))" lines; else rate "$((lines3 - last_line))" lines; fi

@@ -898,6 +898,52 @@ LB_API int lb_batch_commit(lb_batch *b, lb_result *res);
 LB_API void lb_batch_abort(lb_batch *b);
 /** @} */
 
+/* ---- Checking a value without writing it --------------------------------
+ */
+/** @addtogroup batches
+ * @{ */
+
+/**
+ * @brief Check a value against table @p table's schema as lb_put() would,
+ * without writing it.
+ *
+ * The FORMAT issues that lb_put() of @p val under @p key would record
+ * (every broken rule of every field, word for word the same messages) go
+ * to @p res, and the batch is left exactly as it was: nothing is written,
+ * and the check's issues are not the batch's. Key existence (DUPLICATE,
+ * MISSING) and foreign keys are not checked. A table without a schema
+ * takes any bytes: 0. Useful to explain a refused op in full, since the
+ * batch keeps the detail of its first #LB_ISSUES_MAX issues only.
+ * @param[in] b an open batch (on the thread that began it).
+ * @param[in] table the table's name.
+ * @param[in] key the key (1..#LB_KEY_MAX bytes; the key_field rule
+ * compares with it).
+ * @param[in] klen its length.
+ * @param[in] val the value (a msgpack map where the table has a schema);
+ * may be NULL only when @p vlen is 0.
+ * @param[in] vlen its length (at most #LB_VALUE_MAX).
+ * @param[out] res may be NULL; zeroed, then filled: rc, and the issues
+ * (res->issues, res->nissues, res->nissues_total).
+ * @return 0 when the value fits the schema, or:
+ *  - #LB_EVALIDATION: it does not (the issues are in @p res);
+ *  - #LB_EINVAL: @p b is NULL or used from another thread; @p table or
+ *    @p key is NULL or empty, or @p table's name is not valid; @p val is
+ *    NULL with @p vlen > 0;
+ *  - #LB_ETOOBIG: @p key or @p val is over its limit;
+ *  - #LB_ENOTFOUND: no table @p table;
+ *  - #LB_ENOMEM: out of memory (a pattern rule's matcher);
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO: the batch failed
+ *    earlier (it may only be aborted).
+ * @par Ownership: the caller releases @p res with lb_result_free(); the
+ * batch keeps ownership of nothing from this call.
+ * @par Threads: only the thread that began @p b.
+ */
+LB_API int lb_batch_check(lb_batch *b, const char *table, const void *key,
+                          size_t klen, const void *val, size_t vlen,
+                          lb_result *res);
+/** @} */
+/* ---- end of: checking a value without writing it ------------------------ */
+
 /** @defgroup log The batch log
  * @{ */
 
@@ -1149,6 +1195,61 @@ LB_API int lb_rollback_to(lb_db *db, uint64_t id, lb_result *res);
  */
 LB_API int lb_rollback_to_ex(lb_db *db, uint64_t id, unsigned flags,
                              lb_result *res);
+
+/* ---- Rolling back a set of batches at once -------------------------------
+ */
+
+/**
+ * @brief Undo several committed batches together, in one new, logged
+ * batch.
+ *
+ * As if lb_rollback() undid each batch of @p ids, newest first, but all in
+ * one new batch that commits or writes nothing: a key that a newer batch
+ * of the set changed is not a conflict for an older one (the newer one is
+ * undone first, in the same batch). The rules of lb_rollback() apply
+ * otherwise (docs/ROLLBACK.md): strict by default (a key changed by a
+ * batch outside the set is a CONFLICT naming it, and nothing is written);
+ * #LB_CASCADE also undoes every later standing ordinary batch built on
+ * what the set changes, all newest first; #LB_FORCE restores regardless
+ * of later changes; #LB_DRYRUN reports what would happen and writes
+ * nothing. Foreign keys hold afterwards in every mode. The new batch's
+ * lb_batch_info.undoes is the newest batch of the set; every batch it
+ * undoes is rolled back by it. Its label lists the batches.
+ * @param[in] db the database (not read-only).
+ * @param[in] ids the batches to undo, in any order; a repeated id counts
+ * once. Read only during the call; the caller keeps ownership.
+ * @param[in] n how many ids (at least 1).
+ * @param[in] flags 0, #LB_CASCADE or #LB_FORCE, either with #LB_DRYRUN.
+ * @param[out] res may be NULL; zeroed, then filled as by lb_rollback():
+ * rc, the new batch id (0 on dry run), the record count, the batches
+ * undone (res->undone, newest first) and any CONFLICT or FOREIGN_KEY
+ * issues.
+ * @return 0 on success, or:
+ *  - #LB_ECONFLICT: strict mode: a batch outside the set changed a key of
+ *    a batch of the set; any mode: a table of the set was created or
+ *    removed since;
+ *  - #LB_EVALIDATION: the restored state would break a foreign key, or
+ *    records written since do not fit a schema the set changed;
+ *  - #LB_ENOTFOUND: an id is 0 or past the last batch;
+ *  - #LB_EINVAL: @p db is NULL; @p ids is NULL or @p n is 0; unknown
+ *    flags, or #LB_CASCADE with #LB_FORCE; the database is read-only; a
+ *    batch of the set does not stand; it created a table that holds
+ *    records or that another table references, or changed a table whose
+ *    creation was rolled back since;
+ *  - #LB_EPRUNED: the log of a batch of the set (or of a batch the
+ *    cascade needs) was pruned;
+ *  - #LB_ENOMEM: out of memory (copying @p ids, or as below);
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_EVERSION:
+ *    beginning, writing or committing the new batch (see @ref errors);
+ *  - #LB_ETOOBIG: the new batch is larger than one LMDB transaction
+ *    holds.
+ * @par Ownership: the caller releases @p res with lb_result_free().
+ * @par Threads: any thread but one holding an open batch of @p db: it
+ * takes the writer lock, as lb_batch_begin() does.
+ */
+LB_API int lb_rollback_set(lb_db *db, const uint64_t *ids, size_t n,
+                           unsigned flags, lb_result *res);
+/* ---- end of: rolling back a set of batches at once ---------------------- */
 /** @} */
 
 /** @defgroup replay Checkpoints, replay, verify, prune

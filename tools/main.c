@@ -53,7 +53,8 @@ static const command commands[] = {
          "       [--mode insert|upsert|update] [--on-error batch|record]\n"
          "       [--reject-file FILE] [--from-rejects] [--resume | --again]\n"
          "       [--label L] [--stop-on-error] [--dry-run] [--nosync] "
-         "[--no-wait]",
+         "[--no-wait]\n"
+         "       [--allow-repeats]",
          "load JSON lines in validated batches",
          "Load JSON lines into the database, N records per batch (default\n"
          "1000). A line is either a record of table T, keyed by its field\n"
@@ -64,7 +65,10 @@ static const command commands[] = {
          "where K is a string, an integer or {\"base64\": ...}. --mode picks\n"
          "how records are written: insert (default: an existing key is a\n"
          "duplicate), upsert (insert or replace) or update (the key must\n"
-         "exist). Each batch is validated as a whole: a batch with any issue\n"
+         "exist); in upsert mode a key repeated in one batch is a duplicate\n"
+         "unless --allow-repeats (the last line wins). A UTF-8 byte-order\n"
+         "mark starting the input is skipped. Each batch is validated as a\n"
+         "whole: a batch with any issue\n"
          "(bad JSON, unknown table, schema violation, duplicate, missing or\n"
          "dangling reference...) is reported and skipped, and the others\n"
          "commit. With --on-error record, each batch commits its valid\n"
@@ -73,8 +77,9 @@ static const command commands[] = {
          "later one). --reject-file FILE writes every line not committed,\n"
          "verbatim, with its reasons, as JSON lines; --from-rejects imports\n"
          "the records of such a file. --stop-on-error stops at the first\n"
-         "batch with an issue. --dry-run validates every batch and commits\n"
-         "none. --nosync skips the fsync at each commit.\n"
+         "batch with an issue. --dry-run validates every batch, commits\n"
+         "none, and reports each issue as the real import would. --nosync\n"
+         "skips the fsync at each commit.\n"
          "Each import is a run, recorded in the database (see 'logbook\n"
          "runs'): a file whose content was imported already is refused\n"
          "unless --again; --resume goes on with the interrupted run of the\n"

@@ -626,6 +626,8 @@ static void write_everything(lb_db *db, const char *table, uint64_t id)
 	lb_result_free(&res);
 	C(lb_rollback_to_ex, db, id, LB_DRYRUN, &res);
 	lb_result_free(&res);
+	C(lb_rollback_set, db, (const uint64_t[]){id}, 1, LB_FORCE, &res);
+	lb_result_free(&res);
 	C(lb_prune, db, 2);
 }
 
@@ -794,7 +796,7 @@ static void write_file(const char *path, const void *p, size_t n)
 
 struct other_thread {
 	lb_batch *b;
-	int put, get, commit;
+	int put, get, check, commit;
 };
 
 static void *other_thread_main(void *arg)
@@ -804,6 +806,7 @@ static void *other_thread_main(void *arg)
 	size_t vl;
 	o->put = C(lb_put, o->b, "t", "k", 1, "v", 1);
 	o->get = C(lb_batch_get, o->b, "t", "k", 1, &v, &vl);
+	o->check = C(lb_batch_check, o->b, "t", "k", 1, "v", 1, NULL);
 	o->commit = C(lb_batch_commit, o->b, NULL);
 	return NULL;
 }
@@ -910,12 +913,13 @@ static void test_engine_contract__bad_arguments(void **st)
 	E(0, lb_put, b, "t", "k", 1, "v1", 2);
 	E(0, lb_batch_get, b, "t", "k", 1, &cv, &vl);
 	/* another thread may not use the batch */
-	struct other_thread ot = {b, 0, 0, 0};
+	struct other_thread ot = {b, 0, 0, 0, 0};
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, other_thread_main, &ot), 0);
 	assert_int_equal(pthread_join(th, NULL), 0);
 	te_rc(LB_EINVAL, ot.put);
 	te_rc(LB_EINVAL, ot.get);
+	te_rc(LB_EINVAL, ot.check);
 	te_rc(LB_EINVAL, ot.commit);
 	E(0, lb_batch_commit, b, &res);
 	lb_result_free(&res);
@@ -1030,6 +1034,15 @@ static void test_engine_contract__bad_arguments(void **st)
 	E(LB_EINVAL, lb_rollback_to_ex, db, 0, 0x80, &res);
 	E(LB_EINVAL, lb_rollback_to_ex, db, 0, LB_CASCADE, &res);
 	E(LB_ENOTFOUND, lb_rollback_to_ex, db, id + 1, LB_DRYRUN, &res);
+	E(LB_EINVAL, lb_rollback_set, NULL, (const uint64_t[]){1}, 1, 0, &res);
+	E(LB_EINVAL, lb_rollback_set, db, NULL, 1, 0, &res);
+	E(LB_EINVAL, lb_rollback_set, db, (const uint64_t[]){1}, 0, 0, &res);
+	E(LB_EINVAL, lb_rollback_set, db, (const uint64_t[]){1}, 1, 0x80, &res);
+	E(LB_EINVAL, lb_rollback_set, db, (const uint64_t[]){1}, 1,
+	  LB_CASCADE | LB_FORCE, &res);
+	E(LB_ENOTFOUND, lb_rollback_set, db, (const uint64_t[]){0}, 1, 0, &res);
+	E(LB_ENOTFOUND, lb_rollback_set, db, (const uint64_t[]){id + 1}, 1, 0,
+	  &res);
 	lb_result_free(&res);
 
 	/* checkpoints, replay, verify, prune */
@@ -1078,6 +1091,7 @@ static void test_engine_contract__bad_arguments(void **st)
 	E(LB_EINVAL, lb_rollback, db, 1, 0, &res);
 	E(LB_EINVAL, lb_rollback_to, db, 0, &res);
 	E(LB_EINVAL, lb_rollback_to_ex, db, 0, LB_DRYRUN, &res);
+	E(LB_EINVAL, lb_rollback_set, db, (const uint64_t[]){1}, 1, 0, &res);
 	E(LB_EINVAL, lb_checkpoint, db, ck1, &id);
 	E(LB_EINVAL, lb_prune, db, 2);
 	lb_result_free(&res);
@@ -1217,6 +1231,15 @@ static void test_engine_contract__states(void **st)
 	/* validation at each op, and at commit */
 	E(0, lb_batch_begin, db, "bad", &b);
 	E(LB_EVALIDATION, lb_put, b, "hs", "x", 1, "not a map", 9);
+	E(LB_EVALIDATION, lb_batch_check, b, "hs", "x", 1, "not a map", 9,
+	  &res);
+	lb_result_free(&res);
+	E(0, lb_batch_check, b, "t", "x", 1, "any", 3, NULL);
+	E(LB_EINVAL, lb_batch_check, NULL, "t", "x", 1, "v", 1, NULL);
+	E(LB_EINVAL, lb_batch_check, b, "t", "x", 1, NULL, 1, NULL);
+	E(LB_ETOOBIG, lb_batch_check, b, "t", "x", 1, "v", LB_VALUE_MAX + 1,
+	  NULL);
+	E(LB_ENOTFOUND, lb_batch_check, b, "nope", "x", 1, "v", 1, NULL);
 	E(LB_EVALIDATION, lb_update, b, "t", "missing", 7, "v", 1);
 	E(LB_EVALIDATION, lb_delete, b, "t", "missing", 7);
 	n = mp_map1(val, "h", "H9");
@@ -1255,11 +1278,19 @@ static void test_engine_contract__states(void **st)
 	lb_result_free(&res);
 	E(LB_ECONFLICT, lb_rollback, db, hb, LB_DRYRUN, &res);
 	lb_result_free(&res);
+	E(LB_ECONFLICT, lb_rollback_set, db, (const uint64_t[]){hb}, 1, 0,
+	  &res);
+	lb_result_free(&res);
+	E(LB_EVALIDATION, lb_rollback_set, db, (const uint64_t[]){hb}, 1,
+	  LB_FORCE | LB_DRYRUN, &res);
+	lb_result_free(&res);
 	E(LB_EVALIDATION, lb_rollback, db, hb, LB_FORCE, &res);
 	lb_result_free(&res);
 	E(0, lb_rollback, db, rb, 0, &res);
 	lb_result_free(&res);
 	E(LB_EINVAL, lb_rollback, db, rb, 0, &res); /* rolled back already */
+	lb_result_free(&res);
+	E(LB_EINVAL, lb_rollback_set, db, (const uint64_t[]){rb}, 1, 0, &res);
 	lb_result_free(&res);
 	E(LB_EINVAL, lb_rollback, db, 1, 0, &res); /* t holds a record */
 	lb_result_free(&res);
@@ -1294,6 +1325,9 @@ static void test_engine_contract__states(void **st)
 	E(LB_EPRUNED, lb_rollback_to, db, 1, &res);
 	lb_result_free(&res);
 	E(LB_EPRUNED, lb_rollback_to_ex, db, 1, LB_DRYRUN, &res);
+	lb_result_free(&res);
+	E(LB_EPRUNED, lb_rollback_set, db, (const uint64_t[]){hb}, 1, LB_FORCE,
+	  &res);
 	lb_result_free(&res);
 	E(LB_EPRUNED, lb_replay, db, rp, 0, NULL, &res);
 	lb_result_free(&res);
@@ -1395,6 +1429,8 @@ static void test_engine_contract__damaged_files(void **st)
 	E(LB_EVERSION, lb_rollback, db, 3, LB_FORCE, NULL);
 	E(LB_EVERSION, lb_rollback_to, db, 2, NULL);
 	E(LB_EVERSION, lb_rollback_to_ex, db, 2, LB_DRYRUN, NULL);
+	E(LB_EVERSION, lb_rollback_set, db, (const uint64_t[]){3}, 1, LB_FORCE,
+	  NULL);
 	lb_close(db);
 	th_rmrf(dir);
 
@@ -1409,6 +1445,8 @@ static void test_engine_contract__damaged_files(void **st)
 	E(LB_ECORRUPT, lb_rollback, db, 3, LB_FORCE, NULL);
 	E(LB_ECORRUPT, lb_rollback_to, db, 2, NULL);
 	E(LB_ECORRUPT, lb_rollback_to_ex, db, 3, LB_DRYRUN, NULL);
+	E(LB_ECORRUPT, lb_rollback_set, db, (const uint64_t[]){3}, 1, LB_FORCE,
+	  NULL);
 	lb_close(db);
 	th_rmrf(dir);
 
