@@ -94,6 +94,10 @@ LB__WUR int lb__mp_uint(lb_mp *m, uint64_t *v);
 LB__WUR int lb__mp_int(lb_mp *m, int64_t *v);
 LB__WUR int lb__mp_str(lb_mp *m, const char **s, uint32_t *len);
 LB__WUR int lb__mp_bin(lb_mp *m, const void **p, uint32_t *len);
+/* A float 32 (widened) or float 64. */
+LB__WUR int lb__mp_float(lb_mp *m, double *v);
+/* An ext (fixext 1..16 or ext 8..32): its type and payload. */
+LB__WUR int lb__mp_ext(lb_mp *m, int8_t *type, const void **p, uint32_t *len);
 /* Headers only. The count is checked against the bytes left (1 per array
  * element, 2 per map entry), so a caller may loop over it safely. */
 LB__WUR int lb__mp_array(lb_mp *m, uint32_t *n);
