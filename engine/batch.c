@@ -30,66 +30,8 @@
 
 #include "engine/internal.h"
 
-/* ---- issues -------------------------------------------------------------- */
-
-static char *dupn(const void *p, size_t n)
-{
-	char *s = malloc(n + 1);
-	if (s) {
-		if (n)
-			memcpy(s, p, n);
-		s[n] = 0;
-	}
-	return s;
-}
-
-int lb__issue(lb_batch *b, lb_issue_kind kind, const char *table,
-              const void *key, size_t klen, const char *field, uint64_t batch,
-              const char *fmt, ...)
-{
-	char *msg = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	/* The op that found the issue returns LB_EVALIDATION with this
-	 * detail, whether or not the issue is kept. */
-	lb__fail(LB_EVALIDATION, "%s", msg ? msg : "validation failed");
-	b->nissues_total++;
-	if (!msg || b->nissues >= LB_ISSUES_MAX)
-		goto drop;
-	if (b->nissues == b->icap) {
-		size_t nc = b->icap ? b->icap * 2 : 16;
-		if (nc > LB_ISSUES_MAX)
-			nc = LB_ISSUES_MAX;
-		lb_issue *ni = realloc(b->issues, nc * sizeof *ni);
-		if (!ni)
-			goto drop; /* counted, not kept */
-		b->issues = ni;
-		b->icap = nc;
-	}
-	lb_issue *is = &b->issues[b->nissues];
-	memset(is, 0, sizeof *is);
-	is->kind = kind;
-	is->batch = batch;
-	is->table = dupn(table, strlen(table));
-	is->key = dupn(key, klen);
-	is->klen = klen;
-	is->field = field ? dupn(field, strlen(field)) : NULL;
-	is->message = msg;
-	if (!is->table || !is->key || (field && !is->field)) {
-		free(is->table);
-		free(is->key);
-		free(is->field);
-		goto drop;
-	}
-	b->nissues++;
-	return LB_EVALIDATION;
-drop:
-	free(msg);
-	return LB_EVALIDATION;
-}
+/* ---- issues (recorded by lb__issue, validate.c) ---------------------------
+ */
 
 static void issues_free(lb_issue *is, size_t n)
 {
@@ -170,28 +112,6 @@ void lb__batch_reset(lb_batch *b)
 	b->catalog = 0;
 	lb__zw_drain(b->db);
 	lb__segw_reset(&b->db->segw);
-}
-
-/* Read the last batch from the log itself: another process may have
- * committed since this one last looked. */
-int lb__sync_last(lb_db *db, MDB_txn *txn)
-{
-	uint64_t last;
-	int rc = lb__last_in(db, txn, &last);
-	if (rc < 0)
-		return rc;
-	if (last == 0) {
-		db->last_id = 0;
-		memset(db->last_hash, 0, 32);
-	} else if (last != db->last_id || db->last_id == 0) {
-		lb_wal_hdr h;
-		if ((rc = lb__hdr_get(db, txn, last, &h)) < 0)
-			return rc;
-		db->last_id = h.id;
-		memcpy(db->last_hash, h.hash, 32);
-		lb__hdr_free(&h);
-	}
-	return 0;
 }
 
 int lb__batch_txn(lb_batch *b)
@@ -439,28 +359,6 @@ static int check_args(lb_batch *b, const char *table, const void *key,
 	if (!*t)
 		return lb__no_table(b->db, table);
 	return 0;
-}
-
-static const char *key_text(const void *key, size_t klen, char *buf, size_t cap)
-{
-	const uint8_t *k = key;
-	size_t o = 0;
-	for (size_t i = 0; i < klen && o + 5 < cap; i++) {
-		if (k[i] >= 0x20 && k[i] < 0x7f && k[i] != '\\')
-			buf[o++] = (char)k[i];
-		else
-			o += (size_t)snprintf(buf + o, cap - o, "\\x%02x",
-			                      k[i]);
-	}
-	if (o >= cap)
-		o = cap - 1;
-	buf[o] = 0;
-	return buf;
-}
-
-const char *lb__key_text(const void *key, size_t klen, char *buf, size_t cap)
-{
-	return key_text(key, klen, buf, cap);
 }
 
 /* The batch's cursors and tails belong to one transaction: on a new one
@@ -726,11 +624,11 @@ static int check_op(lb_batch *b, lb_table *t, int mode, const void *key,
 	if (mode == LB__MODE_INSERT && exists)
 		bad = lb__issue(b, LB_ISSUE_DUPLICATE, t->name, key, klen, NULL,
 		                0, "%s: key '%s' exists already", t->name,
-		                key_text(key, klen, kt, sizeof kt));
+		                lb__key_text(key, klen, kt, sizeof kt));
 	if ((mode == LB__MODE_UPDATE || del) && !exists)
 		bad = lb__issue(b, LB_ISSUE_MISSING, t->name, key, klen, NULL,
 		                0, "%s: no key '%s'", t->name,
-		                key_text(key, klen, kt, sizeof kt));
+		                lb__key_text(key, klen, kt, sizeof kt));
 	if (!del && t->schema.has_schema &&
 	    (rc = lb__validate_value(b, t, key, klen, val, vlen)) < 0)
 		bad = rc;
@@ -1004,7 +902,7 @@ int lb_batch_get(lb_batch *b, const char *table, const void *key, size_t klen,
 	if (mrc == MDB_NOTFOUND) {
 		char kt[96];
 		return lb__fail(LB_ENOTFOUND, "%s: no key '%s'", table,
-		                key_text(key, klen, kt, sizeof kt));
+		                lb__key_text(key, klen, kt, sizeof kt));
 	}
 	if (mrc)
 		return lb__mdb_fail(mrc, table);
@@ -1029,26 +927,13 @@ static int tchange_add(lb_batch *b, lb_table *t, int drop)
 }
 
 /* A table created earlier in this batch is not published yet. */
-static lb_table *batch_table(lb_batch *b, const char *name)
-{
-	for (size_t i = b->ntchanges; i-- > 0;)
-		if (strcmp(b->tchanges[i].t->name, name) == 0)
-			return b->tchanges[i].drop ? NULL : b->tchanges[i].t;
-	return lb__table_find(b->db, name);
-}
-
-lb_table *lb__batch_table(lb_batch *b, const char *name)
-{
-	return batch_table(b, name);
-}
-
 int lb__apply_table_once(lb_batch *b, const char *name, const void *enc,
                          size_t enclen, int drop, int how)
 {
 	lb_db *db = b->db;
 	int rc, mrc;
 	char mk[7 + LB_TABLE_NAME_MAX + 1];
-	lb_table *t = batch_table(b, name);
+	lb_table *t = lb__batch_table(b, name);
 	uint8_t tv[4];
 
 	if (!drop && t)
@@ -1197,7 +1082,7 @@ int lb__alter_table_once(lb_batch *b, const char *name, const void *enc,
                          size_t enclen, int how)
 {
 	lb_db *db = b->db;
-	lb_table *t = batch_table(b, name), *nt;
+	lb_table *t = lb__batch_table(b, name), *nt;
 	char mk[7 + LB_TABLE_NAME_MAX + 1];
 	int rc, mrc;
 	if (!t)

@@ -395,3 +395,25 @@ out:
 	lb__read_done(db, txn);
 	return rc;
 }
+
+/* Read the last batch from the log itself: another process may have
+ * committed since this one last looked. */
+int lb__sync_last(lb_db *db, MDB_txn *txn)
+{
+	uint64_t last;
+	int rc = lb__last_in(db, txn, &last);
+	if (rc < 0)
+		return rc;
+	if (last == 0) {
+		db->last_id = 0;
+		memset(db->last_hash, 0, 32);
+	} else if (last != db->last_id || db->last_id == 0) {
+		lb_wal_hdr h;
+		if ((rc = lb__hdr_get(db, txn, last, &h)) < 0)
+			return rc;
+		db->last_id = h.id;
+		memcpy(db->last_hash, h.hash, 32);
+		lb__hdr_free(&h);
+	}
+	return 0;
+}

@@ -125,10 +125,6 @@ LB__WUR int lb__mpw_bin(lb_buf *b, const void *p, size_t len);
 
 /* ---- change records and segments (wal/segment.c) ------------------------- */
 
-/* Is [s, s+len) a valid table name: 1..LB_TABLE_NAME_MAX bytes of
- * [A-Za-z0-9_.-]? 1 if so, 0 if not (s may be NULL). Sets no error. */
-LB__WUR int lb__table_name_ok(const char *s, size_t len);
-
 /* One change record. Decoded records point into the reader's buffer;
  * table is NOT NUL-terminated (use tlen). A nil image has has_* 0, pointer
  * NULL and length 0; an empty image has has_* 1 and length 0. */
@@ -256,6 +252,11 @@ LB__WUR int lb__hdr_hash(const lb_wal_hdr *h, uint8_t out[32]);
 LB__WUR int lb__sha256(const void *p, size_t len, uint8_t out[32]);
 
 /* ---- schemas (wal/schema.c) ---------------------------------------------- */
+
+/* Is [s, s+len) a valid table name: 1..LB_TABLE_NAME_MAX bytes of
+ * [A-Za-z0-9_.-]? 1 if so, 0 if not (s may be NULL). Sets no error.
+ * Change records and schemas both name tables. */
+LB__WUR int lb__table_name_ok(const char *s, size_t len);
 
 /* A decoded schema, owning its strings. */
 typedef struct lb_sfield {
