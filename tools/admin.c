@@ -669,35 +669,20 @@ static int ckpt_cb(void *ctx, uint64_t batch, const char *path, int64_t time_ns)
 	return 0;
 }
 
-int cmd_stat(int argc, char **argv)
-{
-	const char *pos[1];
-	size_t np;
-	lb_db *db;
-	cli_catalog cat;
-	uint64_t last = 0, raw = 0, stored = 0, records = 0, rolled = 0,
-	         undo = 0, pruned = 0, disk = 0, apparent = 0, p_raw = 0,
-	         p_stored = 0, p_records = 0, p_segments = 0;
-	uint64_t segments = 0;
-	sbuf b, ck;
-	ckpt_list cl;
-	struct stat st;
-	char *path;
-	int rc;
+/* What `stat` reports: the log's counts, split between the batches whose
+ * segments are in the log and the pruned ones, and data.mdb's size. */
+typedef struct stat_counts {
+	uint64_t last, rolled, undo, pruned;
+	uint64_t raw, stored, records, segments;         /* in the log */
+	uint64_t p_raw, p_stored, p_records, p_segments; /* pruned */
+	uint64_t disk, apparent;
+} stat_counts;
 
-	rc = cli_parse(argc, argv, NULL, 0, pos, 1, 1, &np);
-	if (rc)
-		return rc;
-	rc = cli_open(pos[0], 1, 0, &db);
-	if (rc)
-		return rc;
-	rc = cli_catalog_load(db, &cat);
-	if (rc < 0) {
-		lb_close(db);
-		return cli_lberr(rc, "%s: cannot list tables", pos[0]);
-	}
-	rc = lb_last_batch(db, &last);
-	for (uint64_t id = 1; rc == 0 && id <= last; id++) {
+/* Sum every batch's header. */
+static int stat_log(lb_db *db, stat_counts *s)
+{
+	int rc = lb_last_batch(db, &s->last);
+	for (uint64_t id = 1; rc == 0 && id <= s->last; id++) {
 		lb_batch_info bi;
 		rc = lb_batch_info_get(db, id, &bi);
 		if (rc == LB_ENOTFOUND) {
@@ -709,21 +694,150 @@ int cmd_stat(int argc, char **argv)
 		/* A pruned batch's header keeps its counts, but its segments
 		 * are gone: the log holds only the others. */
 		if (bi.pruned) {
-			p_raw += bi.raw_bytes;
-			p_stored += bi.stored_bytes;
-			p_records += bi.records;
-			p_segments += bi.segments;
+			s->p_raw += bi.raw_bytes;
+			s->p_stored += bi.stored_bytes;
+			s->p_records += bi.records;
+			s->p_segments += bi.segments;
 		} else {
-			raw += bi.raw_bytes;
-			stored += bi.stored_bytes;
-			records += bi.records;
-			segments += bi.segments;
+			s->raw += bi.raw_bytes;
+			s->stored += bi.stored_bytes;
+			s->records += bi.records;
+			s->segments += bi.segments;
 		}
-		rolled += bi.rolled_back_by != 0;
-		undo += bi.undoes != 0;
-		pruned += bi.pruned != 0;
+		s->rolled += bi.rolled_back_by != 0;
+		s->undo += bi.undoes != 0;
+		s->pruned += bi.pruned != 0;
 	}
+	return rc;
+}
+
+/* data.mdb's size on disk and apparent (0 when it cannot be read). */
+static void stat_file(const char *dir, stat_counts *s)
+{
+	struct stat st;
+	char *path;
+	if (asprintf(&path, "%s/data.mdb", dir) > 0) {
+		if (stat(path, &st) == 0) {
+			s->disk = (uint64_t)st.st_blocks * 512;
+			s->apparent = (uint64_t)st.st_size;
+		}
+		free(path);
+	}
+}
+
+static void stat_json(sbuf *b, const char *dir, const cli_catalog *cat,
+                      const stat_counts *s, const sbuf *ck)
+{
+	sb_puts(b, "{\"dir\":");
+	jw_cstr(b, dir);
+	sb_printf(b,
+	          ",\"disk_bytes\":%" PRIu64 ",\"file_bytes\":%" PRIu64
+	          ",\"tables\":[",
+	          s->disk, s->apparent);
+	for (size_t i = 0; i < cat->n; i++) {
+		if (i)
+			sb_putc(b, ',');
+		sb_puts(b, "{\"name\":");
+		jw_cstr(b, cat->t[i].name);
+		sb_printf(b, ",\"records\":%" PRIu64 ",\"schema\":%s}",
+		          cat->t[i].records,
+		          cat->t[i].has_schema ? "true" : "false");
+	}
+	sb_printf(b,
+	          "],\"batches\":%" PRIu64 ",\"rolled_back\":%" PRIu64
+	          ",\"rollbacks\":%" PRIu64 ",\"pruned\":%" PRIu64
+	          ",\"log_records\":%" PRIu64 ",\"segments\":%" PRIu64
+	          ",\"log_raw_bytes\":%" PRIu64 ",\"log_stored_bytes\":%" PRIu64
+	          ",\"pruned_records\":%" PRIu64 ",\"pruned_segments\":%" PRIu64
+	          ",\"pruned_raw_bytes\":%" PRIu64
+	          ",\"pruned_stored_bytes\":%" PRIu64 ",\"ratio\":",
+	          s->last, s->rolled, s->undo, s->pruned, s->records,
+	          s->segments, s->raw, s->stored, s->p_records, s->p_segments,
+	          s->p_raw, s->p_stored);
+	/* the ratio rounded to 3 decimals */
+	jw_double(b, s->stored ? (double)(uint64_t)((double)s->raw /
+	                                                    (double)s->stored *
+	                                                    1000 +
+	                                            0.5) /
+	                                 1000
+	                       : 0.0);
+	sb_puts(b, ",\"checkpoints\":[");
+	sb_put(b, ck->p, ck->len);
+	sb_puts(b, "]}\n");
+}
+
+static void stat_text(sbuf *b, const char *dir, const cli_catalog *cat,
+                      const stat_counts *s, const sbuf *ck, size_t nck)
+{
+	sb_printf(b, "database   %s\n", dir);
+	sb_puts(b, "size       ");
+	cli_size(b, s->disk);
+	sb_puts(b, " on disk (data.mdb, ");
+	cli_size(b, s->apparent);
+	sb_puts(b, " apparent)\n");
+	sb_printf(b, "tables     %zu\n", cat->n);
+	for (size_t i = 0; i < cat->n; i++)
+		sb_printf(b, "  %-24s %12" PRIu64 " %s%s\n", cat->t[i].name,
+		          cat->t[i].records,
+		          cli_plural(cat->t[i].records, "record", "records"),
+		          cat->t[i].has_schema ? "" : " (opaque)");
+	sb_printf(b,
+	          "batches    %" PRIu64 " (%" PRIu64 " rolled back, %" PRIu64
+	          " %s, %" PRIu64 " pruned)\n",
+	          s->last, s->rolled, s->undo,
+	          cli_plural(s->undo, "rollback", "rollbacks"), s->pruned);
+	sb_printf(b, "log        %" PRIu64 " %s in %" PRIu64 " %s\n",
+	          s->records, cli_plural(s->records, "record", "records"),
+	          s->segments, cli_plural(s->segments, "segment", "segments"));
+	sb_puts(b, "log bytes  ");
+	cli_size(b, s->raw);
+	sb_puts(b, " raw, ");
+	cli_size(b, s->stored);
+	sb_puts(b, " stored");
+	if (s->stored)
+		sb_printf(b, ", ratio %.2f",
+		          (double)s->raw / (double)s->stored);
+	sb_putc(b, '\n');
+	if (s->pruned) {
+		sb_printf(b,
+		          "pruned     %" PRIu64 " %s, %" PRIu64
+		          " %s in %" PRIu64 " %s (",
+		          s->pruned, cli_plural(s->pruned, "batch", "batches"),
+		          s->p_records,
+		          cli_plural(s->p_records, "record", "records"),
+		          s->p_segments,
+		          cli_plural(s->p_segments, "segment", "segments"));
+		cli_size(b, s->p_stored);
+		sb_puts(b, " stored): no longer in the log\n");
+	}
+	sb_printf(b, "checkpoints %zu\n", nck);
+	sb_put(b, ck->p, ck->len);
+}
+
+int cmd_stat(int argc, char **argv)
+{
+	const char *pos[1];
+	size_t np;
+	lb_db *db;
+	cli_catalog cat;
+	stat_counts s;
+	sbuf b, ck;
+	ckpt_list cl;
+	int rc;
+
+	memset(&s, 0, sizeof s);
+	rc = cli_parse(argc, argv, NULL, 0, pos, 1, 1, &np);
+	if (rc)
+		return rc;
+	rc = cli_open(pos[0], 1, 0, &db);
+	if (rc)
+		return rc;
+	rc = cli_catalog_load(db, &cat);
 	if (rc < 0) {
+		lb_close(db);
+		return cli_lberr(rc, "%s: cannot list tables", pos[0]);
+	}
+	if ((rc = stat_log(db, &s)) < 0) {
 		cli_catalog_free(&cat);
 		lb_close(db);
 		return cli_lberr(rc, "%s: cannot read the batch log", pos[0]);
@@ -738,100 +852,12 @@ int cmd_stat(int argc, char **argv)
 		cli_catalog_free(&cat);
 		return cli_lberr(rc, "%s: cannot list checkpoints", pos[0]);
 	}
-	if (asprintf(&path, "%s/data.mdb", pos[0]) > 0) {
-		if (stat(path, &st) == 0) {
-			disk = (uint64_t)st.st_blocks * 512;
-			apparent = (uint64_t)st.st_size;
-		}
-		free(path);
-	}
+	stat_file(pos[0], &s);
 	sb_init(&b);
-	if (cli_json) {
-		sb_puts(&b, "{\"dir\":");
-		jw_cstr(&b, pos[0]);
-		sb_printf(&b,
-		          ",\"disk_bytes\":%" PRIu64 ",\"file_bytes\":%" PRIu64
-		          ",\"tables\":[",
-		          disk, apparent);
-		for (size_t i = 0; i < cat.n; i++) {
-			if (i)
-				sb_putc(&b, ',');
-			sb_puts(&b, "{\"name\":");
-			jw_cstr(&b, cat.t[i].name);
-			sb_printf(&b, ",\"records\":%" PRIu64 ",\"schema\":%s}",
-			          cat.t[i].records,
-			          cat.t[i].has_schema ? "true" : "false");
-		}
-		sb_printf(&b,
-		          "],\"batches\":%" PRIu64 ",\"rolled_back\":%" PRIu64
-		          ",\"rollbacks\":%" PRIu64 ",\"pruned\":%" PRIu64
-		          ",\"log_records\":%" PRIu64 ",\"segments\":%" PRIu64
-		          ",\"log_raw_bytes\":%" PRIu64
-		          ",\"log_stored_bytes\":%" PRIu64
-		          ",\"pruned_records\":%" PRIu64
-		          ",\"pruned_segments\":%" PRIu64
-		          ",\"pruned_raw_bytes\":%" PRIu64
-		          ",\"pruned_stored_bytes\":%" PRIu64 ",\"ratio\":",
-		          last, rolled, undo, pruned, records, segments, raw,
-		          stored, p_records, p_segments, p_raw, p_stored);
-		jw_double(&b,
-		          stored ? (double)(uint64_t)((double)raw /
-		                                              (double)stored *
-		                                              1000 +
-		                                      0.5) /
-		                           1000
-		                 : 0.0);
-		sb_puts(&b, ",\"checkpoints\":[");
-		sb_put(&b, ck.p, ck.len);
-		sb_puts(&b, "]}\n");
-	} else {
-		sb_printf(&b, "database   %s\n", pos[0]);
-		sb_puts(&b, "size       ");
-		cli_size(&b, disk);
-		sb_puts(&b, " on disk (data.mdb, ");
-		cli_size(&b, apparent);
-		sb_puts(&b, " apparent)\n");
-		sb_printf(&b, "tables     %zu\n", cat.n);
-		for (size_t i = 0; i < cat.n; i++)
-			sb_printf(&b, "  %-24s %12" PRIu64 " %s%s\n",
-			          cat.t[i].name, cat.t[i].records,
-			          cli_plural(cat.t[i].records, "record",
-			                     "records"),
-			          cat.t[i].has_schema ? "" : " (opaque)");
-		sb_printf(&b,
-		          "batches    %" PRIu64 " (%" PRIu64
-		          " rolled back, %" PRIu64 " %s, %" PRIu64 " pruned)\n",
-		          last, rolled, undo,
-		          cli_plural(undo, "rollback", "rollbacks"), pruned);
-		sb_printf(&b, "log        %" PRIu64 " %s in %" PRIu64 " %s\n",
-		          records, cli_plural(records, "record", "records"),
-		          segments,
-		          cli_plural(segments, "segment", "segments"));
-		sb_puts(&b, "log bytes  ");
-		cli_size(&b, raw);
-		sb_puts(&b, " raw, ");
-		cli_size(&b, stored);
-		sb_puts(&b, " stored");
-		if (stored)
-			sb_printf(&b, ", ratio %.2f",
-			          (double)raw / (double)stored);
-		sb_putc(&b, '\n');
-		if (pruned) {
-			sb_printf(
-			        &b,
-			        "pruned     %" PRIu64 " %s, %" PRIu64
-			        " %s in %" PRIu64 " %s (",
-			        pruned, cli_plural(pruned, "batch", "batches"),
-			        p_records,
-			        cli_plural(p_records, "record", "records"),
-			        p_segments,
-			        cli_plural(p_segments, "segment", "segments"));
-			cli_size(&b, p_stored);
-			sb_puts(&b, " stored): no longer in the log\n");
-		}
-		sb_printf(&b, "checkpoints %zu\n", cl.n);
-		sb_put(&b, ck.p, ck.len);
-	}
+	if (cli_json)
+		stat_json(&b, pos[0], &cat, &s, &ck);
+	else
+		stat_text(&b, pos[0], &cat, &s, &ck, cl.n);
 	sb_flush(&b, stdout);
 	sb_free(&b);
 	sb_free(&ck);
