@@ -411,9 +411,9 @@ cli_opt *cli_opt_get(cli_opt *opts, size_t nopts, const char *name)
 	return NULL;
 }
 
-/* getopt_long's values: --help is 'h' (also -h), --json CLI_OPT_JSON, the
- * table's options CLI_OPT_BASE + their index. */
-enum { CLI_OPT_JSON = 0x100, CLI_OPT_BASE = 0x101 };
+/* getopt_long's values: --help is 'h' (also -h), --json GETOPT_JSON, the
+ * table's options GETOPT_BASE + their index. */
+enum { GETOPT_JSON = 0x100, GETOPT_BASE = 0x101 };
 
 /* The name written in option argument a ("--name" or "--name=value"),
  * copied into name (cap bytes); 0 if it does not fit. */
@@ -485,10 +485,10 @@ static int parse_opts(int argc, char **argv, cli_opt *opts,
 			if (cli_help)
 				cli_help(cli_cmd, stdout);
 			return CLI_HELP;
-		} else if (c == CLI_OPT_JSON) {
+		} else if (c == GETOPT_JSON) {
 			cli_json = 1;
 		} else {
-			cli_opt *o = &opts[c - CLI_OPT_BASE];
+			cli_opt *o = &opts[c - GETOPT_BASE];
 			o->val = o->has_arg ? optarg : "";
 		}
 	}
@@ -510,13 +510,13 @@ int cli_parse(int argc, char **argv, cli_opt *opts, size_t nopts,
 	int rc;
 
 	lo[0] = (struct option){"help", no_argument, NULL, 'h'};
-	lo[1] = (struct option){"json", no_argument, NULL, CLI_OPT_JSON};
+	lo[1] = (struct option){"json", no_argument, NULL, GETOPT_JSON};
 	for (size_t i = 0; i < nopts; i++) {
 		opts[i].val = NULL;
 		lo[i + 2] = (struct option){opts[i].name,
 		                            opts[i].has_arg ? required_argument
 		                                            : no_argument,
-		                            NULL, CLI_OPT_BASE + (int)i};
+		                            NULL, GETOPT_BASE + (int)i};
 	}
 	lo[nopts + 2] = (struct option){NULL, 0, NULL, 0};
 	rc = parse_opts(argc, argv, opts, lo, pos, max_pos, &n);
@@ -527,6 +527,15 @@ int cli_parse(int argc, char **argv, cli_opt *opts, size_t nopts,
 		return cli_usage("missing arguments");
 	*npos = n;
 	return 0;
+}
+
+const char *cli_optval(const cli_opt *opts, size_t nopts, const char *name)
+{
+	for (size_t i = 0; i < nopts; i++)
+		if (!strcmp(opts[i].name, name))
+			return opts[i].val;
+	fprintf(stderr, "logbook: internal error: no option '--%s'\n", name);
+	abort();
 }
 
 int cli_u64(const char *what, const char *s, uint64_t min, uint64_t max,
