@@ -428,19 +428,9 @@ LB__WUR int lb__hdr_get(lb_db *db, MDB_txn *txn, uint64_t id, lb_wal_hdr *h);
 /* Set db->last_id and last_hash from txn's view of the log: another
  * process may have committed since this one last looked. */
 LB__WUR int lb__sync_last(lb_db *db, MDB_txn *txn);
-/* Every batch below `below` that changed ikey, ascending, into *ids (*n of
- * them; the array is reallocated as needed, *cap its size, the caller
- * frees it): the ids `_hist` lists, and the undo batches whose history is
- * implied (`_undo`) added to them (FORMAT.md §2.4). c is a cursor on
- * `_hist` in txn. */
-LB__WUR int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
-                         size_t iklen, uint64_t below, uint64_t **ids,
-                         size_t *n, size_t *cap);
-/* The last batch below `below` that changed ikey (lb__hist_ids); 0 if
- * none. */
-LB__WUR int lb__hist_last(lb_db *db, MDB_txn *txn, MDB_cursor *c,
-                          const void *ik, size_t iklen, uint64_t below,
-                          uint64_t *out);
+/* A record as lb_change hands it to users, with its table name copied,
+ * NUL-terminated, into tname (LB_TABLE_NAME_MAX + 1 bytes). */
+void lb__to_change(const lb_wal_rec *r, char *tname, lb_change *c);
 /* The last batch id in txn's view, 0 when there is none. */
 LB__WUR int lb__last_in(lb_db *db, MDB_txn *txn, uint64_t *id);
 /* Read segment s of the batch whose header is h, check it against the
@@ -504,6 +494,21 @@ LB__WUR int lb__heap_push_victims(lb_heap *h, const lb_victims *vs);
  * entries, and set `rolled_back_by` of every batch whose standing it
  * changes. */
 LB__WUR int lb__undo_settle(lb_batch *b);
+
+/* ---- hist.c: the history of a key ---------------------------------------- */
+/* Every batch below `below` that changed ikey, ascending, into *ids (*n of
+ * them; the array is reallocated as needed, *cap its size, the caller
+ * frees it): the ids `_hist` lists, and the undo batches whose history is
+ * implied (`_undo`) added to them (FORMAT.md §2.4). c is a cursor on
+ * `_hist` in txn. */
+LB__WUR int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
+                         size_t iklen, uint64_t below, uint64_t **ids,
+                         size_t *n, size_t *cap);
+/* The last batch below `below` that changed ikey (lb__hist_ids); 0 if
+ * none. */
+LB__WUR int lb__hist_last(lb_db *db, MDB_txn *txn, MDB_cursor *c,
+                          const void *ik, size_t iklen, uint64_t below,
+                          uint64_t *out);
 
 /* ---- validate.c ---------------------------------------------------------- */
 /* Record an issue of batch b (kept up to LB_ISSUES_MAX, always counted)
