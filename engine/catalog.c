@@ -274,6 +274,15 @@ static void mark_dropped(lb_db *db, lb_table *t)
 	pthread_mutex_unlock(&db->tlock);
 }
 
+/* A table as batch b sees it: created or removed in b, else published. */
+lb_table *lb__batch_table(lb_batch *b, const char *name)
+{
+	for (size_t i = b->ntchanges; i-- > 0;)
+		if (strcmp(b->tchanges[i].t->name, name) == 0)
+			return b->tchanges[i].drop ? NULL : b->tchanges[i].t;
+	return lb__table_find(b->db, name);
+}
+
 int lb__catalog_load(lb_db *db, MDB_txn *txn, size_t *first_new)
 {
 	tent *e = NULL;

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * db.c: opening and closing a database, the table list, LMDB error
- * translation and map growth.
+ * db.c: opening and closing a database, and map growth.
  *
  * A database is one LMDB environment in one directory (docs/FORMAT.md §2).
  * Opening validates the directory, the LMDB files (a data.mdb shorter than
@@ -50,112 +49,12 @@
 #include "engine/internal.h"
 #include "engine/pagecheck.h"
 
-_Thread_local int lb__mapfull;
-
-int lb__mdb_fail(int mrc, const char *what)
-{
-	lb__mapfull = mrc == MDB_MAP_FULL;
-	switch (mrc) {
-	case MDB_NOTFOUND:
-		return lb__fail(LB_ENOTFOUND, "%s: not found", what);
-	case MDB_MAP_FULL:
-		return lb__fail(LB_EFULL, "%s: database map is full", what);
-	case ENOSPC:
-#ifdef EDQUOT
-	case EDQUOT:
-#endif
-		return lb__fail(LB_EFULL, "%s: no space left on device", what);
-	case EFBIG:
-		return lb__fail(LB_EFULL,
-		                "%s: the file would pass the size limit of "
-		                "this process (RLIMIT_FSIZE, ulimit -f)",
-		                what);
-	case ENOMEM:
-		return lb__fail(LB_ENOMEM, "%s: out of memory", what);
-	case MDB_CORRUPTED:
-	case MDB_PAGE_NOTFOUND:
-	case MDB_INVALID:
-	case MDB_BAD_TXN:
-		return lb__fail(LB_ECORRUPT, "%s: %s", what, mdb_strerror(mrc));
-	case MDB_VERSION_MISMATCH:
-		return lb__fail(LB_EVERSION, "%s: %s", what, mdb_strerror(mrc));
-	case MDB_READERS_FULL:
-	case EAGAIN:
-	case EBUSY:
-		return lb__fail(LB_EBUSY, "%s: %s", what, mdb_strerror(mrc));
-	case MDB_TXN_FULL:
-		return lb__fail(LB_ETOOBIG,
-		                "%s: batch too large for one transaction",
-		                what);
-	case MDB_KEYEXIST:
-		return lb__fail(LB_EEXIST, "%s: key exists", what);
-	case MDB_BAD_VALSIZE:
-		return lb__fail(LB_ETOOBIG,
-		                "%s: key or value size not supported", what);
-	case MDB_DBS_FULL:
-		return lb__fail(LB_EFULL, "%s: too many tables", what);
-	case EINVAL:
-		return lb__fail(LB_EINVAL, "%s: invalid argument", what);
-	default:
-		return lb__fail(LB_EIO, "%s: %s", what, mdb_strerror(mrc));
-	}
-}
-
-int lb__rewrap(int rc, const char *fmt, ...)
-{
-	char old[512], pre[256];
-	va_list ap;
-	snprintf(old, sizeof old, "%s", lb_errmsg());
-	va_start(ap, fmt);
-	vsnprintf(pre, sizeof pre, fmt, ap);
-	va_end(ap);
-	return lb__fail(rc, "%s: %s", pre, old);
-}
-
-int lb__full_or_io(lb_db *db, int rc)
-{
-	struct statvfs vfs;
-	/* Every failed commit comes here: LMDB may have marked the
-	 * environment failed, which the next write checks. */
-	atomic_store(&db->env_check, 1);
-	/* LMDB turns a write that a full disk cut short into EIO; tell the
-	 * caller what the disk says. */
-	if (rc == LB_EIO && statvfs(db->path, &vfs) == 0 &&
-	    (uint64_t)vfs.f_bavail * vfs.f_frsize < (1u << 20))
-		return lb__rewrap(LB_EFULL, "the disk is full");
-	/* ... or that the file size limit cut short */
-	struct rlimit rl;
-	struct stat st;
-	char file[PATH_MAX];
-	if (rc == LB_EIO && getrlimit(RLIMIT_FSIZE, &rl) == 0 &&
-	    rl.rlim_cur != RLIM_INFINITY &&
-	    snprintf(file, sizeof file, "%s/data.mdb", db->path) <
-	            (int)sizeof file &&
-	    stat(file, &st) == 0 &&
-	    (uint64_t)st.st_size + (1u << 20) >= (uint64_t)rl.rlim_cur)
-		return lb__rewrap(LB_EFULL,
-		                  "the file reached the size limit of this "
-		                  "process (RLIMIT_FSIZE, ulimit -f)");
-	return rc;
-}
-
 void lb_options_init(lb_options *o)
 {
 	if (!o)
 		return;
 	memset(o, 0, sizeof *o);
 	o->compression = -1;
-}
-
-size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key, size_t klen)
-{
-	if (klen <= LB_KEY_MAX - 4) {
-		lb__be32(out, tid);
-		memcpy(out + 4, key, klen);
-		return 4 + klen;
-	}
-	lb__be32(out, tid | LB__TID_HASHED);
-	return lb__sha256(key, klen, out + 4) < 0 ? 0 : 36;
 }
 
 /* ---- map growth --------------------------------------------------------- */
@@ -447,18 +346,16 @@ static int open_subdbs(lb_db *db, MDB_txn *txn, unsigned cf)
 	return 0;
 }
 
-/* Open every sub-database and read or write the format entry. */
-static int open_meta(lb_db *db, int creating)
+/* Begin the opening transaction. Another process grew the map (it may go
+ * on growing it while this one opens): adopt its size, as often as it
+ * takes, within reason. */
+static int meta_begin(lb_db *db, int rdonly, MDB_txn **txn)
 {
-	MDB_txn *txn;
-	int rdonly = (db->flags & LB_RDONLY) != 0;
-	int mrc = mdb_txn_begin(db->env, NULL, rdonly ? MDB_RDONLY : 0, &txn);
-	/* Another process grew the map (it may go on growing it while this
-	 * one opens): adopt its size, as often as it takes, within reason. */
+	unsigned tf = rdonly ? MDB_RDONLY : 0;
+	int mrc = mdb_txn_begin(db->env, NULL, tf, txn);
 	for (int tries = 0; mrc == MDB_MAP_RESIZED && tries < 64; tries++)
 		if ((mrc = mdb_env_set_mapsize(db->env, 0)) == 0)
-			mrc = mdb_txn_begin(db->env, NULL,
-			                    rdonly ? MDB_RDONLY : 0, &txn);
+			mrc = mdb_txn_begin(db->env, NULL, tf, txn);
 	if (mrc == MDB_MAP_RESIZED)
 		return lb__fail(LB_EBUSY,
 		                "%s: another process keeps growing the "
@@ -466,99 +363,109 @@ static int open_meta(lb_db *db, int creating)
 		                db->path);
 	if (mrc)
 		return lb__mdb_fail(mrc, db->path);
-	int rc = 0;
+	return 0;
+}
+
+/* A new database's _meta: the format, the first table id, an empty
+ * catalog. */
+static int meta_create(lb_db *db, MDB_txn *txn)
+{
+	uint8_t v[4], one[4], zero[8] = {0};
+	int mrc;
+	lb__be32(v, LB__FORMAT_VERSION);
+	lb__be32(one, 1);
+	MDB_val k = {6, "format"}, d = {4, v};
+	MDB_val nk = {8, "next_tid"}, nd = {4, one};
+	MDB_val ck = {7, "catalog"}, cd = {8, zero};
+	if ((mrc = mdb_dbi_open(txn, "_meta", MDB_CREATE, &db->meta)) ||
+	    (mrc = mdb_put(txn, db->meta, &k, &d, 0)) ||
+	    (mrc = mdb_put(txn, db->meta, &nk, &nd, 0)) ||
+	    (mrc = mdb_put(txn, db->meta, &ck, &cd, 0)))
+		return lb__mdb_fail(mrc, db->path);
+	return 0;
+}
+
+/* Open _meta, creating it in an empty environment when creating is set;
+ * refuse an LMDB environment that holds something else. */
+static int meta_open(lb_db *db, MDB_txn *txn, int creating)
+{
 	MDB_dbi main;
 	MDB_stat st;
+	int mrc;
 	if ((mrc = mdb_dbi_open(txn, NULL, 0, &main)) ||
-	    (mrc = mdb_stat(txn, main, &st))) {
-		rc = lb__mdb_fail(mrc, db->path);
-		goto out;
-	}
+	    (mrc = mdb_stat(txn, main, &st)))
+		return lb__mdb_fail(mrc, db->path);
 	mrc = mdb_dbi_open(txn, "_meta", 0, &db->meta);
-	if (mrc == MDB_NOTFOUND) {
-		if (st.ms_entries > 0) {
-			rc = lb__fail(LB_EINVAL,
-			              "%s: an LMDB environment that is not a "
-			              "logbook database",
-			              db->path);
-			goto out;
-		}
-		if (!creating) {
-			rc = lb__fail(LB_ENOTFOUND,
-			              "%s: no logbook database here (use "
-			              "LB_CREATE to make one)",
-			              db->path);
-			goto out;
-		}
-		uint8_t v[4];
-		lb__be32(v, LB__FORMAT_VERSION);
-		MDB_val k = {6, "format"}, d = {4, v};
-		if ((mrc = mdb_dbi_open(txn, "_meta", MDB_CREATE, &db->meta)) ||
-		    (mrc = mdb_put(txn, db->meta, &k, &d, 0))) {
-			rc = lb__mdb_fail(mrc, db->path);
-			goto out;
-		}
-		MDB_val nk = {8, "next_tid"};
-		uint8_t one[4], zero[8] = {0};
-		lb__be32(one, 1);
-		MDB_val nd = {4, one}, ck = {7, "catalog"}, cd = {8, zero};
-		if ((mrc = mdb_put(txn, db->meta, &nk, &nd, 0)) ||
-		    (mrc = mdb_put(txn, db->meta, &ck, &cd, 0))) {
-			rc = lb__mdb_fail(mrc, db->path);
-			goto out;
-		}
-	} else if (mrc) {
-		rc = lb__mdb_fail(mrc, db->path);
-		goto out;
-	}
+	if (mrc == 0)
+		return 0;
+	if (mrc != MDB_NOTFOUND)
+		return lb__mdb_fail(mrc, db->path);
+	if (st.ms_entries > 0)
+		return lb__fail(LB_EINVAL,
+		                "%s: an LMDB environment that is not a "
+		                "logbook database",
+		                db->path);
+	if (!creating)
+		return lb__fail(LB_ENOTFOUND,
+		                "%s: no logbook database here (use "
+		                "LB_CREATE to make one)",
+		                db->path);
+	return meta_create(db, txn);
+}
+
+/* The format entry must be this library's version. */
+static int meta_check_format(lb_db *db, MDB_txn *txn)
+{
 	MDB_val k = {6, "format"}, d;
-	mrc = mdb_get(txn, db->meta, &k, &d);
-	if (mrc || d.mv_size != 4) {
-		rc = lb__fail(LB_ECORRUPT,
-		              "%s: _meta has no valid format entry", db->path);
-		goto out;
-	}
+	int mrc = mdb_get(txn, db->meta, &k, &d);
+	if (mrc || d.mv_size != 4)
+		return lb__fail(LB_ECORRUPT,
+		                "%s: _meta has no valid format entry",
+		                db->path);
 	uint32_t ver = lb__get_be32(d.mv_data);
-	if (ver > LB__FORMAT_VERSION) {
-		rc = lb__fail(LB_EVERSION,
-		              "%s: format version %u is newer than this "
-		              "library's %u",
-		              db->path, ver, LB__FORMAT_VERSION);
-		goto out;
-	}
-	if (ver == 0) {
-		rc = lb__fail(LB_ECORRUPT, "%s: format version 0 is invalid",
-		              db->path);
-		goto out;
-	}
-	if (ver < LB__FORMAT_VERSION) {
+	if (ver > LB__FORMAT_VERSION)
+		return lb__fail(LB_EVERSION,
+		                "%s: format version %u is newer than this "
+		                "library's %u",
+		                db->path, ver, LB__FORMAT_VERSION);
+	if (ver == 0)
+		return lb__fail(LB_ECORRUPT, "%s: format version 0 is invalid",
+		                db->path);
+	if (ver < LB__FORMAT_VERSION)
 		/* Nothing has been released in an earlier format: no
 		 * upgrade path, but a way to carry the data over. */
-		rc = lb__fail(LB_EVERSION,
-		              "%s: format version %u was written by an earlier "
-		              "logbook, which this one (format %u) does not "
-		              "read: export each table with the logbook that "
-		              "wrote it (logbook export) and import it into a "
-		              "new database",
-		              db->path, ver, LB__FORMAT_VERSION);
-		goto out;
-	}
-	if ((rc = open_subdbs(db, txn, rdonly ? 0 : MDB_CREATE)) < 0)
-		goto out;
-	/* Tables, as the catalog holds them. */
-	if ((rc = lb__catalog_load(db, txn, NULL)) < 0)
-		goto out;
-	/* The last batch: the head of the hash chain. */
-	if ((rc = lb__sync_last(db, txn)) < 0)
-		goto out;
-	mrc = mdb_txn_commit(txn);
-	txn = NULL;
-	if (mrc)
-		rc = lb__mdb_fail(mrc, db->path);
-out:
-	if (txn)
+		return lb__fail(LB_EVERSION,
+		                "%s: format version %u was written by an "
+		                "earlier logbook, which this one (format %u) "
+		                "does not read: export each table with the "
+		                "logbook that wrote it (logbook export) and "
+		                "import it into a new database",
+		                db->path, ver, LB__FORMAT_VERSION);
+	return 0;
+}
+
+/* Open every sub-database and read or write the format entry; load the
+ * catalog and the head of the hash chain. */
+static int open_meta(lb_db *db, int creating)
+{
+	MDB_txn *txn;
+	int rdonly = (db->flags & LB_RDONLY) != 0;
+	int rc = meta_begin(db, rdonly, &txn), mrc;
+	if (rc < 0)
+		return rc;
+	if ((rc = meta_open(db, txn, creating)) < 0 ||
+	    (rc = meta_check_format(db, txn)) < 0 ||
+	    (rc = open_subdbs(db, txn, rdonly ? 0 : MDB_CREATE)) < 0 ||
+	    /* tables, as the catalog holds them */
+	    (rc = lb__catalog_load(db, txn, NULL)) < 0 ||
+	    /* the last batch: the head of the hash chain */
+	    (rc = lb__sync_last(db, txn)) < 0) {
 		mdb_txn_abort(txn);
-	return rc;
+		return rc;
+	}
+	if ((mrc = mdb_txn_commit(txn)))
+		return lb__mdb_fail(mrc, db->path);
+	return 0;
 }
 
 /* Create and open an LMDB environment on db's directory with db's flags.
@@ -870,62 +777,56 @@ static int plain_file(const char *dir, const char *file, struct stat *st)
 
 /* ---- lb_open, lb_close -------------------------------------------------- */
 
-int lb_open(const char *dir, const lb_options *opts, lb_db **out)
+/* dir must be a directory; with LB_CREATE a missing one is made. */
+static int open_dir(const char *dir, unsigned flags)
 {
-	lb_options defaults;
-	lb_db *db = NULL;
-	int rc, mrc;
-	char *file = NULL;
 	struct stat st;
-
-	if (!out)
-		return lb__fail(LB_EINVAL, "lb_open: db is NULL");
-	*out = NULL;
-	if (!dir || !*dir)
-		return lb__fail(LB_EINVAL, "lb_open: empty directory name");
-	if (!opts) {
-		lb_options_init(&defaults);
-		defaults.flags = LB_CREATE;
-		opts = &defaults;
-	}
-	if ((rc = check_options(opts)) < 0)
-		return rc;
 	if (stat(dir, &st) != 0) {
 		if (errno != ENOENT)
 			return lb__fail(LB_EIO, "%s: %s", dir, strerror(errno));
-		if (!(opts->flags & LB_CREATE))
+		if (!(flags & LB_CREATE))
 			return lb__fail(LB_ENOTFOUND,
 			                "%s: no such directory (use LB_CREATE "
 			                "to make one)",
 			                dir);
-		if ((rc = mkdirs(dir)) < 0)
-			return rc;
-	} else if (!S_ISDIR(st.st_mode)) {
+		return mkdirs(dir);
+	}
+	if (!S_ISDIR(st.st_mode))
 		return lb__fail(LB_EINVAL, "%s: not a directory", dir);
-	}
-	if (asprintf(&file, "%s/data.mdb", dir) < 0)
+	return 0;
+}
+
+/* dir's data.mdb (*file, the caller's to free): *exists and, if so, *st.
+ * A missing one is refused without LB_CREATE, an empty one read-only. */
+static int open_file(const char *dir, unsigned flags, char **file, int *exists,
+                     struct stat *st)
+{
+	int rc;
+	if (asprintf(file, "%s/data.mdb", dir) < 0) {
+		*file = NULL;
 		return lb__fail(LB_ENOMEM, "out of memory");
-	int exists = lstat(file, &st) == 0;
-	if (exists && (rc = plain_file(dir, file, &st)) < 0) {
-		free(file);
-		return rc;
 	}
-	if (!exists && !(opts->flags & LB_CREATE)) {
-		free(file);
+	*exists = lstat(*file, st) == 0;
+	if (*exists && (rc = plain_file(dir, *file, st)) < 0)
+		return rc;
+	if (!*exists && !(flags & LB_CREATE))
 		return lb__fail(LB_ENOTFOUND,
 		                "%s: no logbook database here (use LB_CREATE "
 		                "to make one)",
 		                dir);
-	}
-	if (exists && st.st_size == 0 && (opts->flags & LB_RDONLY)) {
-		free(file);
+	if (*exists && st->st_size == 0 && (flags & LB_RDONLY))
 		return lb__fail(LB_ECORRUPT, "%s: data.mdb is empty", dir);
-	}
+	return 0;
+}
 
-	db = calloc(1, sizeof *db);
+/* A new handle on dir with opts, its locks and segment codecs ready
+ * (*out, lb_close() frees it, even on failure). */
+static int db_new(const char *dir, const lb_options *opts, lb_db **out)
+{
+	lb_db *db = calloc(1, sizeof *db);
+	*out = NULL;
 	if (!db || !(db->path = strdup(dir))) {
 		free(db);
-		free(file);
 		return lb__fail(LB_ENOMEM, "out of memory");
 	}
 	db->flags = opts->flags;
@@ -937,50 +838,85 @@ int lb_open(const char *dir, const lb_options *opts, lb_db **out)
 	pthread_mutex_init(&db->catlock, NULL);
 	pthread_rwlock_init(&db->maplock, NULL);
 	lb__segr_init(&db->segr);
-	if ((rc = lb__segw_init(&db->segw, db->level)) < 0)
-		goto fail;
+	*out = db;
+	return lb__segw_init(&db->segw, db->level);
+}
 
+/* The map size to open with: room to grow for a writer, what is there for
+ * a reader. */
+static size_t map_size(const lb_options *opts, int exists,
+                       const struct stat *st)
+{
 	uint64_t map = opts->map_size ? opts->map_size : LB__DEFAULT_MAP;
-	if (exists && (uint64_t)st.st_size + (uint64_t)st.st_size / 2 > map)
-		map = (uint64_t)st.st_size * 2;
+	if (exists && (uint64_t)st->st_size + (uint64_t)st->st_size / 2 > map)
+		map = (uint64_t)st->st_size * 2;
 	/* A reader maps what is there (LMDB adds what the meta page counts,
 	 * and a writer's growth is adopted as it comes): no need for a
 	 * writer's room, which costs address space (ulimit -v). */
 	if ((opts->flags & LB_RDONLY) && exists && !opts->map_size)
-		map = (uint64_t)st.st_size > 65536 ? (uint64_t)st.st_size
-		                                   : 65536;
-	db->env_map = (size_t)map;
-	/* one environment per file per process (created now if missing) */
-	if (exists && (rc = register_file(db, &st)) < 0)
-		goto fail;
-	mrc = env_open(db, db->env_map, &db->env);
+		map = (uint64_t)st->st_size > 65536 ? (uint64_t)st->st_size
+		                                    : 65536;
+	return (size_t)map;
+}
+
+/* Open db's LMDB environment on file, saying what a failure means, and
+ * check the pages opening reads. */
+static int open_env(lb_db *db, const char *dir, const char *file)
+{
+	int rc, mrc = env_open(db, db->env_map, &db->env);
 	if (mrc) {
 		/* A damaged meta page can make LMDB fail in odd ways
 		 * (ENOMEM for a huge last page): say what it is. */
-		if ((rc = lb__pagecheck_metas(file)) == LB_ECORRUPT) {
-			rc = lb__rewrap(rc, "%s", dir);
-			goto fail;
-		}
+		if ((rc = lb__pagecheck_metas(file)) == LB_ECORRUPT)
+			return lb__rewrap(rc, "%s", dir);
 		if (mrc == MDB_INVALID)
-			rc = lb__fail(LB_ECORRUPT,
-			              "%s: data.mdb is not an LMDB file", dir);
-		else if (mrc == ENOENT)
-			rc = lb__fail(LB_ENOTFOUND, "%s: no database here",
-			              dir);
-		else
-			rc = lb__mdb_fail(mrc, dir);
-		goto fail;
+			return lb__fail(LB_ECORRUPT,
+			                "%s: data.mdb is not an LMDB file",
+			                dir);
+		if (mrc == ENOENT)
+			return lb__fail(LB_ENOTFOUND, "%s: no database here",
+			                dir);
+		return lb__mdb_fail(mrc, dir);
 	}
 	/* LMDB trusts its pages: check the structure of what opening reads
 	 * (meta pages, free list, main database, _meta) before it does. */
-	if ((rc = lb__pagecheck(db->env, NULL, LB__PAGECHECK_OPEN)) < 0) {
-		rc = lb__rewrap(rc, "%s", dir);
-		goto fail;
+	if ((rc = lb__pagecheck(db->env, NULL, LB__PAGECHECK_OPEN)) < 0)
+		return lb__rewrap(rc, "%s", dir);
+	return 0;
+}
+
+int lb_open(const char *dir, const lb_options *opts, lb_db **out)
+{
+	lb_options defaults;
+	lb_db *db = NULL;
+	char *file = NULL;
+	struct stat st;
+	int rc, exists = 0, dead = 0;
+
+	if (!out)
+		return lb__fail(LB_EINVAL, "lb_open: db is NULL");
+	*out = NULL;
+	if (!dir || !*dir)
+		return lb__fail(LB_EINVAL, "lb_open: empty directory name");
+	if (!opts) {
+		lb_options_init(&defaults);
+		defaults.flags = LB_CREATE;
+		opts = &defaults;
 	}
+	if ((rc = check_options(opts)) < 0 ||
+	    (rc = open_dir(dir, opts->flags)) < 0)
+		return rc;
+	if ((rc = open_file(dir, opts->flags, &file, &exists, &st)) < 0 ||
+	    (rc = db_new(dir, opts, &db)) < 0)
+		goto fail;
+	db->env_map = map_size(opts, exists, &st);
+	/* one environment per file per process (created now if missing) */
+	if ((exists && (rc = register_file(db, &st)) < 0) ||
+	    (rc = open_env(db, dir, file)) < 0)
+		goto fail;
 	if (!exists && ((rc = plain_file(dir, file, &st)) < 0 ||
 	                (rc = register_file(db, &st)) < 0))
 		goto fail;
-	int dead = 0;
 	mdb_reader_check(db->env, &dead);
 	if ((rc = open_meta(db, (opts->flags & LB_CREATE) != 0)) < 0)
 		goto fail;

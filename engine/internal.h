@@ -178,6 +178,59 @@ struct lb_batch {
 	uint8_t seek_key[LB_KEY_MAX];
 };
 
+/* ---- lmdb.c: the LMDB boundary (calls nothing else of the engine) ------- */
+/* Translate LMDB's (or errno's) code mrc for what: the LB_E* code, with a
+ * detail naming what. */
+LB__WUR int lb__mdb_fail(int mrc, const char *what);
+/* LB_EFULL instead of LB_EIO when the database's file system is full. */
+LB__WUR int lb__full_or_io(lb_db *db, int rc);
+/* Set by lb__mdb_fail: was that failure LMDB's map being full (which
+ * growing the map cures) rather than the disk? */
+extern _Thread_local int lb__mapfull;
+/* Return rc with the current detail prefixed by a formatted context. */
+LB__WUR int lb__rewrap(int rc, const char *fmt, ...)
+#if defined(__GNUC__)
+        __attribute__((format(printf, 2, 3)))
+#endif
+        ;
+
+/* ---- keys.c: keys, internal keys, keys in messages ----------------------- */
+/* Check a table name and key as every op does: LB_EINVAL, LB_ETOOBIG. */
+LB__WUR int lb__key_args(const char *table, const void *key, size_t klen);
+static inline void lb__be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+static inline uint64_t lb__get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+static inline void lb__be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+static inline uint32_t lb__get_be32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+	       ((uint32_t)p[2] << 8) | p[3];
+}
+/* ikey(tid, key) of FORMAT.md: returns its length, written to out
+ * (LB__IKEY_MAX bytes); 0 when hashing a long key failed (lb_errmsg() says
+ * so; the caller answers LB_ENOMEM). */
+LB__WUR size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key,
+                        size_t klen);
+/* Printable form of a key for messages, cut to fit cap. */
+const char *lb__key_text(const void *key, size_t klen, char *buf, size_t cap);
+
 /* ---- catalog.c: the tables a handle knows -------------------------------- */
 lb_table *lb__table_find(lb_db *db, const char *name);
 void lb__table_free(lb_table *t);
@@ -216,20 +269,10 @@ LB__WUR int lb__catalog_reload(lb_db *db);
  * it was removed (this handle knew it) or never was. */
 LB__WUR int lb__no_table(lb_db *db, const char *name);
 
-/* ---- db.c ---------------------------------------------------------------- */
-LB__WUR int lb__mdb_fail(int mrc, const char *what);
-/* LB_EFULL instead of LB_EIO when the database's file system is full. */
-LB__WUR int lb__full_or_io(lb_db *db, int rc);
-/* Set by lb__mdb_fail: was that failure LMDB's map being full (which
- * growing the map cures) rather than the disk? */
-extern _Thread_local int lb__mapfull;
-/* Return rc with the current detail prefixed by a formatted context. */
-LB__WUR int lb__rewrap(int rc, const char *fmt, ...)
-#if defined(__GNUC__)
-        __attribute__((format(printf, 2, 3)))
-#endif
-        ;
+/* A table as the batch sees it (created in it, or published). */
+lb_table *lb__batch_table(lb_batch *b, const char *name);
 
+/* ---- db.c ---------------------------------------------------------------- */
 LB__WUR int lb__grow_map_if_needed(lb_db *db);
 /* Set the map to nsize (0: the size the data file's meta page gives, which
  * another process grew it to), with maplock held for writing. On failure
@@ -256,40 +299,6 @@ void lb__read_end(lb_db *db);
 /* A read-only transaction holding maplock for reading, and its end. */
 LB__WUR int lb__read_txn(lb_db *db, MDB_txn **txn);
 void lb__read_done(lb_db *db, MDB_txn *txn);
-/* Check a table name and key as every op does: LB_EINVAL, LB_ETOOBIG. */
-LB__WUR int lb__key_args(const char *table, const void *key, size_t klen);
-
-static inline void lb__be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-static inline uint64_t lb__get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-static inline void lb__be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-static inline uint32_t lb__get_be32(const uint8_t *p)
-{
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-	       ((uint32_t)p[2] << 8) | p[3];
-}
-/* ikey(tid, key) of FORMAT.md: returns its length, written to out
- * (LB__IKEY_MAX bytes); 0 when hashing a long key failed (lb_errmsg() says
- * so; the caller answers LB_ENOMEM). */
-LB__WUR size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key,
-                        size_t klen);
 
 /* ---- db.c: reopening an environment that LMDB marked failed ---------------
  * When LMDB cannot write its meta page at the end of a commit it marks its
@@ -363,13 +372,6 @@ LB__WUR int lb__alter_table_once(lb_batch *b, const char *name, const void *enc,
  * been put into _wal by the caller. rolled_back_by and pruned are written
  * as given. */
 LB__WUR int lb__batch_commit_hdr(lb_batch *b, const lb_wal_hdr *h);
-int lb__issue(lb_batch *b, lb_issue_kind kind, const char *table,
-              const void *key, size_t klen, const char *field, uint64_t batch,
-              const char *fmt, ...)
-#if defined(__GNUC__)
-        __attribute__((format(printf, 8, 9)))
-#endif
-        ;
 /* Replay: write the header h of batch b->id (copied from the source; it
  * must follow the batch before in the chain) and go on with batch
  * b->id + 1 in the same transaction, so that a replay commits many batches
@@ -419,10 +421,6 @@ LB__WUR int lb__batch_txn(lb_batch *b);
 LB__WUR int lb__op_args(lb_batch *b, const char *table, const void *key,
                         size_t klen, const void *val, size_t vlen,
                         lb_table **t);
-/* A table as the batch sees it (created in it, or published). */
-lb_table *lb__batch_table(lb_batch *b, const char *name);
-/* Printable form of a key for messages, cut to fit cap. */
-const char *lb__key_text(const void *key, size_t klen, char *buf, size_t cap);
 /* Did the batch remove a table (in its transaction so far)? */
 LB__WUR int lb__batch_drops(const lb_batch *b);
 /* Record that this undo batch undoes batch id (undo.c settles it at
@@ -438,19 +436,9 @@ LB__WUR int lb__hdr_get(lb_db *db, MDB_txn *txn, uint64_t id, lb_wal_hdr *h);
 /* Set db->last_id and last_hash from txn's view of the log: another
  * process may have committed since this one last looked. */
 LB__WUR int lb__sync_last(lb_db *db, MDB_txn *txn);
-/* Every batch below `below` that changed ikey, ascending, into *ids (*n of
- * them; the array is reallocated as needed, *cap its size, the caller
- * frees it): the ids `_hist` lists, and the undo batches whose history is
- * implied (`_undo`) added to them (FORMAT.md §2.4). c is a cursor on
- * `_hist` in txn. */
-LB__WUR int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
-                         size_t iklen, uint64_t below, uint64_t **ids,
-                         size_t *n, size_t *cap);
-/* The last batch below `below` that changed ikey (lb__hist_ids); 0 if
- * none. */
-LB__WUR int lb__hist_last(lb_db *db, MDB_txn *txn, MDB_cursor *c,
-                          const void *ik, size_t iklen, uint64_t below,
-                          uint64_t *out);
+/* A record as lb_change hands it to users, with its table name copied,
+ * NUL-terminated, into tname (LB_TABLE_NAME_MAX + 1 bytes). */
+void lb__to_change(const lb_wal_rec *r, char *tname, lb_change *c);
 /* The last batch id in txn's view, 0 when there is none. */
 LB__WUR int lb__last_in(lb_db *db, MDB_txn *txn, uint64_t *id);
 /* Read segment s of the batch whose header is h, check it against the
@@ -528,7 +516,31 @@ LB__WUR int lb__heap_push_victims(lb_heap *h, const lb_victims *vs);
  * changes. */
 LB__WUR int lb__undo_settle(lb_batch *b);
 
+/* ---- hist.c: the history of a key ---------------------------------------- */
+/* Every batch below `below` that changed ikey, ascending, into *ids (*n of
+ * them; the array is reallocated as needed, *cap its size, the caller
+ * frees it): the ids `_hist` lists, and the undo batches whose history is
+ * implied (`_undo`) added to them (FORMAT.md §2.4). c is a cursor on
+ * `_hist` in txn. */
+LB__WUR int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
+                         size_t iklen, uint64_t below, uint64_t **ids,
+                         size_t *n, size_t *cap);
+/* The last batch below `below` that changed ikey (lb__hist_ids); 0 if
+ * none. */
+LB__WUR int lb__hist_last(lb_db *db, MDB_txn *txn, MDB_cursor *c,
+                          const void *ik, size_t iklen, uint64_t below,
+                          uint64_t *out);
+
 /* ---- validate.c ---------------------------------------------------------- */
+/* Record an issue of batch b (kept up to LB_ISSUES_MAX, always counted)
+ * and set the detail to its message; returns LB_EVALIDATION. */
+int lb__issue(lb_batch *b, lb_issue_kind kind, const char *table,
+              const void *key, size_t klen, const char *field, uint64_t batch,
+              const char *fmt, ...)
+#if defined(__GNUC__)
+        __attribute__((format(printf, 8, 9)))
+#endif
+        ;
 /* Check a value against t's schema; records FORMAT issues on b. Returns 0
  * or LB_EVALIDATION. */
 LB__WUR int lb__validate_value(lb_batch *b, lb_table *t, const void *key,

@@ -33,20 +33,6 @@ struct lb_cursor {
 	uint8_t seekbuf[LB_KEY_MAX];
 };
 
-int lb__key_args(const char *table, const void *key, size_t klen)
-{
-	if (!table || !*table)
-		return lb__fail(LB_EINVAL, "table name is NULL or empty");
-	if (!key || klen == 0)
-		return lb__fail(LB_EINVAL, "table %s: key is NULL or empty",
-		                table);
-	if (klen > LB_KEY_MAX)
-		return lb__fail(LB_ETOOBIG,
-		                "table %s: key of %zu bytes (max %d)", table,
-		                klen, LB_KEY_MAX);
-	return 0;
-}
-
 static int get_in(lb_db *db, MDB_txn *txn, const char *table, const void *key,
                   size_t klen, MDB_val *v)
 {

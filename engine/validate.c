@@ -23,11 +23,73 @@
 #endif
 #include <inttypes.h>
 #include <math.h> /* isnan (a macro: no libm) */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/internal.h"
+
+/* ---- issues: what a batch found wrong ------------------------------------ */
+
+static char *dupn(const void *p, size_t n)
+{
+	char *s = malloc(n + 1);
+	if (s) {
+		if (n)
+			memcpy(s, p, n);
+		s[n] = 0;
+	}
+	return s;
+}
+
+int lb__issue(lb_batch *b, lb_issue_kind kind, const char *table,
+              const void *key, size_t klen, const char *field, uint64_t batch,
+              const char *fmt, ...)
+{
+	char *msg = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	/* The op that found the issue returns LB_EVALIDATION with this
+	 * detail, whether or not the issue is kept. */
+	lb__fail(LB_EVALIDATION, "%s", msg ? msg : "validation failed");
+	b->nissues_total++;
+	if (!msg || b->nissues >= LB_ISSUES_MAX)
+		goto drop;
+	if (b->nissues == b->icap) {
+		size_t nc = b->icap ? b->icap * 2 : 16;
+		if (nc > LB_ISSUES_MAX)
+			nc = LB_ISSUES_MAX;
+		lb_issue *ni = realloc(b->issues, nc * sizeof *ni);
+		if (!ni)
+			goto drop; /* counted, not kept */
+		b->issues = ni;
+		b->icap = nc;
+	}
+	lb_issue *is = &b->issues[b->nissues];
+	memset(is, 0, sizeof *is);
+	is->kind = kind;
+	is->batch = batch;
+	is->table = dupn(table, strlen(table));
+	is->key = dupn(key, klen);
+	is->klen = klen;
+	is->field = field ? dupn(field, strlen(field)) : NULL;
+	is->message = msg;
+	if (!is->table || !is->key || (field && !is->field)) {
+		free(is->table);
+		free(is->key);
+		free(is->field);
+		goto drop;
+	}
+	b->nissues++;
+	return LB_EVALIDATION;
+drop:
+	free(msg);
+	return LB_EVALIDATION;
+}
 
 static const char *type_name(lb_type t)
 {
@@ -339,19 +401,17 @@ static int key_rule(const vctx *x, const void *p, size_t n)
 	return 1;
 }
 
-/* Check one field value at m; consume it. Returns 0, LB_EVALIDATION after
- * recording issues, LB_ECORRUPT for undecodable msgpack, or LB_ENOMEM. */
-static int check_field(lb_batch *b, lb_table *t, const void *key, size_t klen,
-                       const lb_sfield *f, int is_key, lb_mp *m)
+/* What the rules of one value found: an issue (bad), an error (err, < 0),
+ * and the length max_len applies to (when has_len). */
+typedef struct vres {
+	int bad, err, has_len;
+	uint64_t len;
+} vres;
+
+/* Is a value of msgpack type mt of f's type? */
+static int type_matches(const lb_sfield *f, lb_mp_type mt)
 {
-	lb_mp_type mt = lb__mp_peek(m);
-	vctx x = {b, t, key, klen, f};
-	int ok, bad = 0, err = 0;
-	uint64_t len = 0;
-	int has_len = 0;
-	/* a nil in place of a nullable field's value: nothing to check */
-	if (mt == LB_MP_NIL && (f->flags & LB_NULLABLE))
-		return lb__mp_nil(m) < 0 ? LB_ECORRUPT : 0;
+	int ok;
 	switch (f->type) {
 	case LB_ANY:
 		ok = mt != LB_MP_INVALID;
@@ -383,152 +443,205 @@ static int check_field(lb_batch *b, lb_table *t, const void *key, size_t klen,
 	default:
 		ok = 0;
 	}
+	/* a ref field of type ANY takes a str or a bin key (or nil: no
+	 * reference); one of type STR or BIN takes that type */
 	if (f->ref && ok && mt != LB_MP_STR && mt != LB_MP_BIN &&
 	    mt != LB_MP_NIL)
 		ok = 0;
-	if (!ok) {
-		const char *nil = (f->flags & LB_NULLABLE) ? " or nil" : "";
-		if (mt == LB_MP_INVALID)
-			return LB_ECORRUPT;
-		/* a ref field of type ANY takes a str or a bin key (or nil:
-		 * no reference); one of type STR or BIN takes that type */
-		if (f->ref)
-			lb__issue(b, LB_ISSUE_FORMAT, t->name, key, klen,
-			          f->name, 0,
-			          "%s: field '%s' must be a key of %s (%s%s), "
-			          "not %s",
-			          t->name, f->name, f->ref,
-			          f->type == LB_ANY ? "str, bin or nil"
-			                            : type_name(f->type),
-			          f->type == LB_ANY ? "" : nil,
-			          mp_type_name(mt));
-		else
-			lb__issue(b, LB_ISSUE_FORMAT, t->name, key, klen,
-			          f->name, 0,
-			          "%s: field '%s' must be %s%s, not %s",
-			          t->name, f->name, type_name(f->type), nil,
-			          mp_type_name(mt));
-		return lb__mp_skip(m) < 0 ? LB_ECORRUPT : LB_EVALIDATION;
+	return ok;
+}
+
+/* A value of the wrong type at m: its issue, then skip it. */
+static int type_issue(const vctx *x, lb_mp_type mt, lb_mp *m)
+{
+	const lb_sfield *f = x->f;
+	const char *tn = x->t->name;
+	const char *nil = (f->flags & LB_NULLABLE) ? " or nil" : "";
+	if (mt == LB_MP_INVALID)
+		return LB_ECORRUPT;
+	if (f->ref)
+		lb__issue(x->b, LB_ISSUE_FORMAT, tn, x->key, x->klen, f->name,
+		          0,
+		          "%s: field '%s' must be a key of %s (%s%s), not %s",
+		          tn, f->name, f->ref,
+		          f->type == LB_ANY ? "str, bin or nil"
+		                            : type_name(f->type),
+		          f->type == LB_ANY ? "" : nil, mp_type_name(mt));
+	else
+		lb__issue(x->b, LB_ISSUE_FORMAT, tn, x->key, x->klen, f->name,
+		          0, "%s: field '%s' must be %s%s, not %s", tn, f->name,
+		          type_name(f->type), nil, mp_type_name(mt));
+	return lb__mp_skip(m) < 0 ? LB_ECORRUPT : LB_EVALIDATION;
+}
+
+/* A str: UTF-8 (a STR field's always), its length, the key, the STR rules. */
+static int str_value(const vctx *x, int is_key, lb_mp *m, vres *r)
+{
+	const lb_sfield *f = x->f;
+	const char *s;
+	uint32_t n;
+	size_t chars;
+	if (lb__mp_str(m, &s, &n) < 0)
+		return LB_ECORRUPT;
+	if (is_key)
+		r->bad |= key_rule(x, s, n);
+	if (f->max_len || f->type == LB_STR) {
+		/* lb__utf8_count returns 0 for valid UTF-8 */
+		if (lb__utf8_count((const uint8_t *)s, n, &chars) != 0) {
+			lb__issue(x->b, LB_ISSUE_FORMAT, x->t->name, x->key,
+			          x->klen, f->name, 0,
+			          "%s: field '%s' is not valid UTF-8",
+			          x->t->name, f->name);
+			return LB_EVALIDATION;
+		}
+		r->len = chars;
+		r->has_len = f->max_len != 0;
 	}
+	if (f->type == LB_STR)
+		r->bad |= str_rules(x, s, n, &r->err);
+	return 0;
+}
+
+/* A bin: its length, the key. */
+static int bin_value(const vctx *x, int is_key, lb_mp *m, vres *r)
+{
+	const void *p;
+	uint32_t n;
+	if (lb__mp_bin(m, &p, &n) < 0)
+		return LB_ECORRUPT;
+	if (is_key)
+		r->bad |= key_rule(x, p, n);
+	r->len = n;
+	r->has_len = x->f->max_len != 0;
+	return 0;
+}
+
+/* An array or a map: its element count. */
+static int count_value(lb_mp_type mt, lb_mp *m, vres *r)
+{
+	uint32_t n;
+	lb_mp save = *m;
+	if ((mt == LB_MP_ARRAY ? lb__mp_array(m, &n) : lb__mp_map(m, &n)) < 0)
+		return LB_ECORRUPT;
+	*m = save;
+	if (lb__mp_skip(m) < 0)
+		return LB_ECORRUPT;
+	r->len = n;
+	r->has_len = 1;
+	return 0;
+}
+
+/* An integer: the key, the enum, the bounds (exact, also beyond int64). */
+static int int_value(const vctx *x, lb_mp_type mt, int is_key, lb_mp *m,
+                     vres *r)
+{
+	const lb_sfield *f = x->f;
+	char vt[24];
+	int64_t v = 0;
+	uint64_t u = 0;
+	int big = 0;
+	if (mt == LB_MP_UINT) {
+		if (lb__mp_uint(m, &u) < 0)
+			return LB_ECORRUPT;
+		big = u > (uint64_t)INT64_MAX;
+		v = big ? 0 : (int64_t)u;
+	} else if (lb__mp_int(m, &v) < 0) {
+		return LB_ECORRUPT;
+	}
+	if (big)
+		snprintf(vt, sizeof vt, "%" PRIu64, u);
+	else
+		snprintf(vt, sizeof vt, "%" PRId64, v);
+	if (is_key)
+		r->bad |= key_rule(x, vt, strlen(vt));
+	if (f->nenum && (big || !in_int_enum(f, v))) {
+		char list[512];
+		ISSUE(x,
+		      "%s: field '%s' is %s, not one of the allowed values %s",
+		      x->t->name, f->name, vt, enum_text(f, list, sizeof list));
+		r->bad = 1;
+	}
+	if (f->has_min_max)
+		r->bad |= bound_rules(
+		        x, vt, big ? cmp_big(u, f->min) : cmp_int(v, f->min),
+		        big ? cmp_big(u, f->max) : cmp_int(v, f->max));
+	return 0;
+}
+
+/* A float: the bounds (NaN is within none). */
+static int float_value(const vctx *x, lb_mp *m, vres *r)
+{
+	const lb_sfield *f = x->f;
+	double d;
+	char vt[40];
+	if (read_float(m, &d) < 0)
+		return LB_ECORRUPT;
+	if (isnan(d)) {
+		ISSUE(x,
+		      "%s: field '%s' is NaN, which is within no minimum or "
+		      "maximum",
+		      x->t->name, f->name);
+		r->bad = 1;
+	} else {
+		r->bad |= bound_rules(x, num_text(d, vt, sizeof vt),
+		                      d < f->min ? -1 : d > f->min,
+		                      d < f->max ? -1 : d > f->max);
+	}
+	return 0;
+}
+
+/* Check one field value at m; consume it. Returns 0, LB_EVALIDATION after
+ * recording issues, LB_ECORRUPT for undecodable msgpack, or LB_ENOMEM. */
+static int check_field(lb_batch *b, lb_table *t, const void *key, size_t klen,
+                       const lb_sfield *f, int is_key, lb_mp *m)
+{
+	lb_mp_type mt = lb__mp_peek(m);
+	vctx x = {b, t, key, klen, f};
+	vres r = {0, 0, 0, 0};
+	int rc;
+	/* a nil in place of a nullable field's value: nothing to check */
+	if (mt == LB_MP_NIL && (f->flags & LB_NULLABLE))
+		return lb__mp_nil(m) < 0 ? LB_ECORRUPT : 0;
+	if (!type_matches(f, mt))
+		return type_issue(&x, mt, m);
 	/* A STR field holds UTF-8, always (readers such as the CLI's JSON
 	 * output rely on it); an ANY field is decoded only to count the
 	 * characters of a max_len, or to compare it with the key. */
-	if (mt == LB_MP_STR && (f->max_len || f->type == LB_STR || is_key)) {
-		const char *s;
-		uint32_t n;
-		size_t chars;
-		if (lb__mp_str(m, &s, &n) < 0)
-			return LB_ECORRUPT;
-		if (is_key)
-			bad |= key_rule(&x, s, n);
-		if (f->max_len || f->type == LB_STR) {
-			/* lb__utf8_count returns 0 for valid UTF-8 */
-			if (lb__utf8_count((const uint8_t *)s, n, &chars) !=
-			    0) {
-				lb__issue(b, LB_ISSUE_FORMAT, t->name, key,
-				          klen, f->name, 0,
-				          "%s: field '%s' is not valid UTF-8",
-				          t->name, f->name);
-				return LB_EVALIDATION;
-			}
-			len = chars;
-			has_len = f->max_len != 0;
-		}
-		if (f->type == LB_STR)
-			bad |= str_rules(&x, s, n, &err);
-	} else if (mt == LB_MP_BIN && (f->max_len || is_key)) {
-		const void *p;
-		uint32_t n;
-		if (lb__mp_bin(m, &p, &n) < 0)
-			return LB_ECORRUPT;
-		if (is_key)
-			bad |= key_rule(&x, p, n);
-		len = n;
-		has_len = f->max_len != 0;
-	} else if ((mt == LB_MP_ARRAY || mt == LB_MP_MAP) && f->max_len) {
-		uint32_t n;
-		lb_mp save = *m;
-		if ((mt == LB_MP_ARRAY ? lb__mp_array(m, &n)
-		                       : lb__mp_map(m, &n)) < 0)
-			return LB_ECORRUPT;
-		*m = save;
-		if (lb__mp_skip(m) < 0)
-			return LB_ECORRUPT;
-		len = n;
-		has_len = 1;
-	} else if ((mt == LB_MP_UINT || mt == LB_MP_NINT) &&
-	           (f->nenum || f->has_min_max || is_key)) {
-		char vt[24];
-		int64_t v = 0;
-		uint64_t u = 0;
-		int big = 0;
-		if (mt == LB_MP_UINT) {
-			if (lb__mp_uint(m, &u) < 0)
-				return LB_ECORRUPT;
-			big = u > (uint64_t)INT64_MAX;
-			v = big ? 0 : (int64_t)u;
-		} else if (lb__mp_int(m, &v) < 0) {
-			return LB_ECORRUPT;
-		}
-		if (big)
-			snprintf(vt, sizeof vt, "%" PRIu64, u);
-		else
-			snprintf(vt, sizeof vt, "%" PRId64, v);
-		if (is_key)
-			bad |= key_rule(&x, vt, strlen(vt));
-		if (f->nenum && (big || !in_int_enum(f, v))) {
-			char list[512];
-			ISSUE(&x,
-			      "%s: field '%s' is %s, not one of the allowed "
-			      "values %s",
-			      t->name, f->name, vt,
-			      enum_text(f, list, sizeof list));
-			bad = 1;
-		}
-		if (f->has_min_max)
-			bad |= bound_rules(
-			        &x, vt,
-			        big ? cmp_big(u, f->min) : cmp_int(v, f->min),
-			        big ? cmp_big(u, f->max) : cmp_int(v, f->max));
-	} else if (mt == LB_MP_FLOAT && f->has_min_max) {
-		double d;
-		char vt[40];
-		if (read_float(m, &d) < 0)
-			return LB_ECORRUPT;
-		if (isnan(d)) {
-			ISSUE(&x,
-			      "%s: field '%s' is NaN, which is within no "
-			      "minimum or maximum",
-			      t->name, f->name);
-			bad = 1;
-		} else {
-			bad |= bound_rules(&x, num_text(d, vt, sizeof vt),
-			                   d < f->min ? -1 : d > f->min,
-			                   d < f->max ? -1 : d > f->max);
-		}
-	} else {
+	if (mt == LB_MP_STR && (f->max_len || f->type == LB_STR || is_key))
+		rc = str_value(&x, is_key, m, &r);
+	else if (mt == LB_MP_BIN && (f->max_len || is_key))
+		rc = bin_value(&x, is_key, m, &r);
+	else if ((mt == LB_MP_ARRAY || mt == LB_MP_MAP) && f->max_len)
+		rc = count_value(mt, m, &r);
+	else if ((mt == LB_MP_UINT || mt == LB_MP_NINT) &&
+	         (f->nenum || f->has_min_max || is_key))
+		rc = int_value(&x, mt, is_key, m, &r);
+	else if (mt == LB_MP_FLOAT && f->has_min_max)
+		rc = float_value(&x, m, &r);
+	else {
 		if (is_key && mt != LB_MP_NIL) {
 			ISSUE(&x,
 			      "%s: field '%s' must be the record's key (a "
 			      "str, bin or int), not %s",
 			      t->name, f->name, mp_type_name(mt));
-			bad = 1;
+			r.bad = 1;
 		}
-		if (lb__mp_skip(m) < 0)
-			return LB_ECORRUPT;
+		rc = lb__mp_skip(m) < 0 ? LB_ECORRUPT : 0;
 	}
-	if (err)
-		return err;
-	if (has_len && len > f->max_len)
+	if (rc < 0)
+		return rc;
+	if (r.err)
+		return r.err;
+	if (r.has_len && r.len > f->max_len)
 		return lb__issue(
 		        b, LB_ISSUE_FORMAT, t->name, key, klen, f->name, 0,
 		        "%s: field '%s' is %llu %s long (max %u)", t->name,
-		        f->name, (unsigned long long)len,
+		        f->name, (unsigned long long)r.len,
 		        mt == LB_MP_STR
 		                ? "characters"
 		                : (mt == LB_MP_BIN ? "bytes" : "elements"),
 		        f->max_len);
-	return bad ? LB_EVALIDATION : 0;
+	return r.bad ? LB_EVALIDATION : 0;
 }
 
 int lb__validate_value(lb_batch *b, lb_table *t, const void *key, size_t klen,
@@ -859,129 +972,127 @@ static int still_names(lb_batch *b, lb_table *t, const uint8_t *key,
 	return 0;
 }
 
+/* One queued check (lb__refs_update's entry): kind, the record (tid, key)
+ * and, for a reference, its field and target (ttid, tkey). */
+typedef struct pend {
+	uint8_t kind;
+	uint32_t tid, ttid;
+	uint16_t field;
+	const uint8_t *key, *tkey;
+	size_t klen, tklen;
+} pend;
+
+/* Decode the entry at p; returns the next one. */
+static const uint8_t *pend_next(const uint8_t *p, pend *e)
+{
+	e->kind = p[0];
+	e->tid = lb__get_be32(p + 1);
+	e->klen = ((size_t)p[5] << 8) | p[6];
+	e->field = (uint16_t)((p[7] << 8) | p[8]);
+	e->ttid = lb__get_be32(p + 9);
+	e->key = p + 13;
+	e->tklen = lb__get_be32(e->key + e->klen);
+	e->tkey = e->key + e->klen + 4;
+	return e->tkey + e->tklen;
+}
+
+/* A reference the batch wrote: if the record still holds it, its target
+ * must exist. c is a cursor on _refs. */
+static int check_ref(lb_batch *b, MDB_cursor *c, lb_table *t, const pend *e)
+{
+	uint8_t self[LB__IKEY_MAX], target[LB__IKEY_MAX];
+	char k1[96], k2[96];
+	lb_table *rt = table_by_tid(b, e->ttid);
+	const char *fname = t->schema.fields[e->field].name;
+	int rc, found = 0;
+	if (e->tklen > 0 && e->tklen <= LB_KEY_MAX) {
+		MDB_val sv = {lb__ikey(self, e->tid, e->key, e->klen), self};
+		MDB_val tk = {lb__ikey(target, e->ttid, e->tkey, e->tklen),
+		              target};
+		if (!sv.mv_size || !tk.mv_size)
+			return LB_ENOMEM;
+		/* Still referenced by this record? */
+		rc = hit(mdb_cursor_get(c, &tk, &sv, MDB_GET_BOTH), "_refs");
+		if (rc <= 0)
+			return rc;
+		MDB_val k = {e->tklen, (void *)e->tkey}, v;
+		if (rt && (found = hit(mdb_get(b->txn, rt->dbi, &k, &v),
+		                       rt->name)) < 0)
+			return found;
+	} else {
+		/* A value that can be no key has no `_refs` pair: ask the
+		 * record itself. */
+		rc = still_names(b, t, e->key, e->klen, e->field, e->tkey,
+		                 e->tklen);
+		if (rc <= 0)
+			return rc;
+	}
+	if (!found)
+		lb__issue(b, LB_ISSUE_FOREIGN_KEY, t->name, e->key, e->klen,
+		          fname, 0, "%s '%s': %s '%s' names no key of %s",
+		          t->name, lb__key_text(e->key, e->klen, k1, sizeof k1),
+		          fname, lb__key_text(e->tkey, e->tklen, k2, sizeof k2),
+		          t->schema.fields[e->field].ref);
+	return 0;
+}
+
+/* A record the batch deleted: unless put back, nothing may still name it.
+ * c is a cursor on _refs. */
+static int check_deleted(lb_batch *b, MDB_cursor *c, lb_table *t, const pend *e)
+{
+	uint8_t target[LB__IKEY_MAX];
+	char k1[96], rk[96];
+	MDB_val k = {e->klen, (void *)e->key}, v, rv;
+	size_t nref = 0;
+	/* put back later in the batch? */
+	int rc = hit(mdb_get(b->txn, t->dbi, &k, &v), t->name);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	MDB_val tk = {lb__ikey(target, e->tid, e->key, e->klen), target};
+	if (!tk.mv_size)
+		return LB_ENOMEM;
+	rc = hit(mdb_cursor_get(c, &tk, &rv, MDB_SET_KEY), "_refs");
+	if (rc <= 0)
+		return rc;
+	mdb_cursor_count(c, &nref);
+	const uint8_t *r = rv.mv_data;
+	if (rv.mv_size < 4)
+		return 0;
+	uint32_t rtid = lb__get_be32(r);
+	lb_table *rt = table_by_tid(b, rtid & ~LB__TID_HASHED);
+	if (rtid & LB__TID_HASHED)
+		snprintf(rk, sizeof rk, "(a key over %d bytes)",
+		         LB_KEY_MAX - 4);
+	else
+		lb__key_text(r + 4, rv.mv_size - 4, rk, sizeof rk);
+	uint64_t rb = b->fk_mode ? last_change(b, r, rv.mv_size) : 0;
+	lb__issue(b, LB_ISSUE_FOREIGN_KEY, t->name, e->key, e->klen, NULL, rb,
+	          "%s '%s' is still referenced by %s '%s'%s", t->name,
+	          lb__key_text(e->key, e->klen, k1, sizeof k1),
+	          rt ? rt->name : "?", rk, nref > 1 ? " and others" : "");
+	return 0;
+}
+
 int lb__fk_check(lb_batch *b)
 {
-	lb_db *db = b->db;
 	if (b->pending.len == 0) /* nothing queued (data may be NULL) */
 		return b->nissues_total ? LB_EVALIDATION : 0;
 	const uint8_t *p = b->pending.data, *end = p + b->pending.len;
 	MDB_cursor *c;
-	int rc, mrc = mdb_cursor_open(b->txn, db->refs, &c);
+	int rc = 0, mrc = mdb_cursor_open(b->txn, b->db->refs, &c);
 	if (mrc)
 		return lb__mdb_fail(mrc, "_refs");
-	while (p < end) {
-		uint8_t kind = p[0];
-		uint32_t tid = lb__get_be32(p + 1);
-		size_t klen = ((size_t)p[5] << 8) | p[6];
-		uint16_t field = (uint16_t)((p[7] << 8) | p[8]);
-		uint32_t ttid = lb__get_be32(p + 9);
-		const uint8_t *key = p + 13;
-		const uint8_t *q = key + klen;
-		size_t tklen = lb__get_be32(q);
-		const uint8_t *tkey = q + 4;
-		p = tkey + tklen;
-		lb_table *t = table_by_tid(b, tid);
+	while (rc >= 0 && p < end) {
+		pend e;
+		p = pend_next(p, &e);
+		lb_table *t = table_by_tid(b, e.tid);
 		if (!t)
 			continue;
-		uint8_t self[LB__IKEY_MAX], target[LB__IKEY_MAX];
-		char k1[96], k2[96];
-		if (kind == LB__PEND_REF) {
-			lb_table *rt = table_by_tid(b, ttid);
-			const char *fname = t->schema.fields[field].name;
-			int found = 0;
-			if (tklen > 0 && tklen <= LB_KEY_MAX) {
-				MDB_val sv = {lb__ikey(self, tid, key, klen),
-				              self};
-				MDB_val tk = {
-				        lb__ikey(target, ttid, tkey, tklen),
-				        target};
-				if (!sv.mv_size || !tk.mv_size) {
-					rc = LB_ENOMEM;
-					goto out;
-				}
-				/* Still referenced by this record? */
-				rc = hit(mdb_cursor_get(c, &tk, &sv,
-				                        MDB_GET_BOTH),
-				         "_refs");
-				if (rc < 0)
-					goto out;
-				if (rc == 0)
-					continue;
-				MDB_val k = {tklen, (void *)tkey}, v;
-				if (rt && (found = hit(mdb_get(b->txn, rt->dbi,
-				                               &k, &v),
-				                       rt->name)) < 0) {
-					rc = found;
-					goto out;
-				}
-			} else {
-				/* A value that can be no key has no `_refs`
-				 * pair: ask the record itself. */
-				rc = still_names(b, t, key, klen, field, tkey,
-				                 tklen);
-				if (rc < 0)
-					goto out;
-				if (rc == 0)
-					continue;
-			}
-			if (!found)
-				lb__issue(
-				        b, LB_ISSUE_FOREIGN_KEY, t->name, key,
-				        klen, fname, 0,
-				        "%s '%s': %s '%s' names no key of %s",
-				        t->name,
-				        lb__key_text(key, klen, k1, sizeof k1),
-				        fname,
-				        lb__key_text(tkey, tklen, k2,
-				                     sizeof k2),
-				        t->schema.fields[field].ref);
-		} else {
-			MDB_val k = {klen, (void *)key}, v;
-			/* put back later in the batch? */
-			if ((rc = hit(mdb_get(b->txn, t->dbi, &k, &v),
-			              t->name)) < 0)
-				goto out;
-			if (rc == 1)
-				continue;
-			MDB_val tk = {lb__ikey(target, tid, key, klen), target};
-			MDB_val rv;
-			if (!tk.mv_size) {
-				rc = LB_ENOMEM;
-				goto out;
-			}
-			rc = hit(mdb_cursor_get(c, &tk, &rv, MDB_SET_KEY),
-			         "_refs");
-			if (rc < 0)
-				goto out;
-			if (rc == 0)
-				continue;
-			size_t nref = 0;
-			mdb_cursor_count(c, &nref);
-			const uint8_t *r = rv.mv_data;
-			if (rv.mv_size < 4)
-				continue;
-			uint32_t rtid = lb__get_be32(r);
-			lb_table *rt = table_by_tid(b, rtid & ~LB__TID_HASHED);
-			char rk[96];
-			if (rtid & LB__TID_HASHED)
-				snprintf(rk, sizeof rk, "(a key over %d bytes)",
-				         LB_KEY_MAX - 4);
-			else
-				lb__key_text(r + 4, rv.mv_size - 4, rk,
-				             sizeof rk);
-			uint64_t rb =
-			        b->fk_mode ? last_change(b, r, rv.mv_size) : 0;
-			lb__issue(b, LB_ISSUE_FOREIGN_KEY, t->name, key, klen,
-			          NULL, rb,
-			          "%s '%s' is still referenced by %s '%s'%s",
-			          t->name,
-			          lb__key_text(key, klen, k1, sizeof k1),
-			          rt ? rt->name : "?", rk,
-			          nref > 1 ? " and others" : "");
-		}
+		if (e.kind == LB__PEND_REF)
+			rc = check_ref(b, c, t, &e);
+		else
+			rc = check_deleted(b, c, t, &e);
 	}
-	rc = 0;
-out:
 	mdb_cursor_close(c);
 	if (rc < 0)
 		return rc;

@@ -215,6 +215,82 @@ static int check_segments(vf *v, wcur *w, const lb_wal_hdr *h)
 	return 0;
 }
 
+/* The chain and the links of batch id's decoded header h. prev is the hash
+ * of the batch before (compared when prev_ok), and becomes h's. */
+static int check_hdr(vf *v, const lb_wal_hdr *h, uint64_t id, uint8_t prev[32],
+                     int prev_ok)
+{
+	uint8_t hash[32];
+	int rc;
+	if (h->id != id)
+		bad(v, id, "the header of batch %llu names batch %llu",
+		    (unsigned long long)id, (unsigned long long)h->id);
+	if ((rc = lb__hdr_hash(h, hash)) < 0)
+		return rc;
+	if (memcmp(hash, h->hash, 32) != 0)
+		bad(v, id, "batch %llu: the header does not match its hash",
+		    (unsigned long long)id);
+	if (prev_ok && memcmp(h->prev_hash, prev, 32) != 0) {
+		if (id == 1)
+			bad(v, id, "batch 1: prev_hash is not zero");
+		else
+			bad(v, id,
+			    "batch %llu: prev_hash is not batch %llu's hash",
+			    (unsigned long long)id,
+			    (unsigned long long)(id - 1));
+	}
+	memcpy(prev, h->hash, 32);
+	if (h->undoes >= id)
+		bad(v, id, "batch %llu: undoes batch %llu, not an earlier one",
+		    (unsigned long long)id, (unsigned long long)h->undoes);
+	if (h->rolled_back_by &&
+	    (h->rolled_back_by <= id || h->rolled_back_by > v->last))
+		bad(v, id,
+		    "batch %llu: rolled back by batch %llu, which is not a "
+		    "later batch",
+		    (unsigned long long)id,
+		    (unsigned long long)h->rolled_back_by);
+	return 0;
+}
+
+/* Batch id, header bytes bd: the header decoded and checked, then its
+ * segments at w (a pruned batch: that none is left). *prev_ok says whether
+ * prev holds the hash of the batch before. */
+static int check_batch(vf *v, wcur *w, uint64_t id, const MDB_val *bd,
+                       uint8_t prev[32], int *prev_ok)
+{
+	lb_wal_hdr h;
+	int rc = lb__hdr_decode(bd->mv_data, bd->mv_size, &h);
+	if (rc == LB_ENOMEM)
+		return rc;
+	if (rc < 0) {
+		bad(v, id, "batch %llu: the header does not decode: %s",
+		    (unsigned long long)id, lb_errmsg());
+		*prev_ok = 0;
+		return wskip(w, id);
+	}
+	if ((rc = check_hdr(v, &h, id, prev, *prev_ok)) < 0) {
+		lb__hdr_free(&h);
+		return rc;
+	}
+	*prev_ok = 1;
+	if (h.pruned) {
+		v->maxpruned = id;
+		if (w->valid && w->id == id)
+			bad(v, id,
+			    "batch %llu is pruned but its segment %u is still "
+			    "in _wal",
+			    (unsigned long long)id, w->seg);
+		rc = wskip(w, id);
+	} else {
+		rc = check_segments(v, w, &h);
+	}
+	lb__hdr_free(&h);
+	return rc;
+}
+
+/* Every batch in order, from 1 without a gap, and every segment in _wal
+ * belonging to one. */
 static int check_log(vf *v)
 {
 	MDB_cursor *cb = NULL;
@@ -242,8 +318,6 @@ static int check_log(vf *v)
 		goto out;
 	for (mrc = mdb_cursor_get(cb, &bk, &bd, MDB_FIRST); mrc == 0;
 	     mrc = mdb_cursor_get(cb, &bk, &bd, MDB_NEXT), expect++) {
-		lb_wal_hdr h;
-		uint8_t hash[32];
 		if (bk.mv_size != 8) {
 			bad(v, expect,
 			    "_batches holds a malformed key where batch %llu "
@@ -271,67 +345,7 @@ static int check_log(vf *v)
 				if ((rc = wstep(&w, MDB_NEXT)) < 0)
 					goto out;
 		}
-		rc = lb__hdr_decode(bd.mv_data, bd.mv_size, &h);
-		if (rc == LB_ENOMEM)
-			goto out;
-		if (rc < 0) {
-			rc = 0;
-			bad(v, id, "batch %llu: the header does not decode: %s",
-			    (unsigned long long)id, lb_errmsg());
-			prev_ok = 0;
-			if ((rc = wskip(&w, id)) < 0)
-				goto out;
-			continue;
-		}
-		if (h.id != id)
-			bad(v, id, "the header of batch %llu names batch %llu",
-			    (unsigned long long)id, (unsigned long long)h.id);
-		if ((rc = lb__hdr_hash(&h, hash)) < 0) {
-			lb__hdr_free(&h);
-			goto out;
-		}
-		if (memcmp(hash, h.hash, 32) != 0)
-			bad(v, id,
-			    "batch %llu: the header does not match its hash",
-			    (unsigned long long)id);
-		if (prev_ok && memcmp(h.prev_hash, prev, 32) != 0) {
-			if (id == 1)
-				bad(v, id, "batch 1: prev_hash is not zero");
-			else
-				bad(v, id,
-				    "batch %llu: prev_hash is not batch "
-				    "%llu's hash",
-				    (unsigned long long)id,
-				    (unsigned long long)(id - 1));
-		}
-		memcpy(prev, h.hash, 32);
-		prev_ok = 1;
-		if (h.undoes >= id)
-			bad(v, id,
-			    "batch %llu: undoes batch %llu, not an "
-			    "earlier one",
-			    (unsigned long long)id,
-			    (unsigned long long)h.undoes);
-		if (h.rolled_back_by &&
-		    (h.rolled_back_by <= id || h.rolled_back_by > v->last))
-			bad(v, id,
-			    "batch %llu: rolled back by batch %llu, which is "
-			    "not a later batch",
-			    (unsigned long long)id,
-			    (unsigned long long)h.rolled_back_by);
-		if (h.pruned) {
-			v->maxpruned = id;
-			if (w.valid && w.id == id)
-				bad(v, id,
-				    "batch %llu is pruned but its segment %u "
-				    "is still in _wal",
-				    (unsigned long long)id, w.seg);
-			rc = wskip(&w, id);
-		} else {
-			rc = check_segments(v, &w, &h);
-		}
-		lb__hdr_free(&h);
-		if (rc < 0)
+		if ((rc = check_batch(v, &w, id, &bd, prev, &prev_ok)) < 0)
 			goto out;
 	}
 	if (mrc && mrc != MDB_NOTFOUND) {

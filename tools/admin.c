@@ -16,8 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
-
 /* 1 if path exists and is not an empty directory, 0 if it is missing or an
  * empty directory, -1 (errno) on another error. */
 static int exists_nonempty(const char *path)
@@ -129,10 +127,11 @@ int cmd_init(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	if (rc)
 		return rc;
-	if (o[0].val) {
-		rc = cli_schema_file(o[0].val, &cat);
+	const char *opt_schema = CLI_OPT(o, "schema");
+	if (opt_schema) {
+		rc = cli_schema_file(opt_schema, &cat);
 		if (!rc)
-			rc = check_refs(&cat, o[0].val);
+			rc = check_refs(&cat, opt_schema);
 		if (rc) {
 			cli_catalog_free(&cat);
 			return rc;
@@ -164,7 +163,7 @@ int cmd_init(int argc, char **argv)
 		rc = cli_lberr(rc, "cannot create a database in %s", pos[0]);
 		goto out;
 	}
-	rc = create_tables(db, &cat, o[0].val ? o[0].val : "");
+	rc = create_tables(db, &cat, opt_schema ? opt_schema : "");
 	lb_close(db);
 	if (rc) {
 		/* Leave nothing half-made behind, but only what we made. */
@@ -192,6 +191,53 @@ out:
 	return rc;
 }
 
+/* The records that do not fit a new schema (lb_table_alter's issues). */
+static void alter_issues(const lb_result *res)
+{
+	sbuf b;
+	sb_init(&b);
+	for (size_t i = 0; i < res->nissues; i++) {
+		const lb_issue *is = &res->issues[i];
+		cli_issue_fmt(&b, 0,
+		              is->kind == LB_ISSUE_FOREIGN_KEY ? "foreign_key"
+		                                               : "format",
+		              is->table, is->key, is->klen, is->field,
+		              is->message, 0);
+		sb_putc(&b, '\n');
+		sb_flush(&b, stdout);
+	}
+	sb_free(&b);
+	if (res->nissues_total > res->nissues)
+		printf("... and %zu more\n", res->nissues_total - res->nissues);
+}
+
+/* What `table alter` did: batch 0 when the schema was that already. */
+static void alter_report(const char *name, uint64_t batch)
+{
+	if (cli_json) {
+		sbuf b;
+		sb_init(&b);
+		sb_puts(&b, "{\"table\":");
+		jw_cstr(&b, name);
+		sb_puts(&b, ",\"altered\":");
+		sb_puts(&b, batch ? "true" : "false");
+		sb_puts(&b, ",\"batch\":");
+		if (batch)
+			jw_u64(&b, batch);
+		else
+			sb_puts(&b, "null");
+		sb_puts(&b, "}\n");
+		sb_flush(&b, stdout);
+		sb_free(&b);
+	} else if (batch) {
+		printf("changed the schema of table %s in batch %llu\n", name,
+		       (unsigned long long)batch);
+	} else {
+		printf("table %s has that schema already: nothing written\n",
+		       name);
+	}
+}
+
 int cmd_table(int argc, char **argv)
 {
 	cli_opt o[] = {{"schema", 1, NULL}};
@@ -205,6 +251,7 @@ int cmd_table(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 3, &np);
 	if (rc)
 		return rc;
+	const char *opt_schema = CLI_OPT(o, "schema");
 	int alter = !strcmp(pos[0], "alter");
 	if (strcmp(pos[0], "create") && !alter)
 		return cli_usage("unknown subcommand '%s' (use 'table create "
@@ -213,7 +260,7 @@ int cmd_table(int argc, char **argv)
 		                 pos[0]);
 	if (np != 3)
 		return cli_usage("expected DIR NAME");
-	if (alter && !o[0].val)
+	if (alter && !opt_schema)
 		return cli_usage("table alter needs --schema FILE");
 	if (cli_table_reserved(pos[2]))
 		return cli_err("table name '%s' is reserved (names starting "
@@ -222,21 +269,21 @@ int cmd_table(int argc, char **argv)
 	memset(&plain, 0, sizeof plain);
 	plain.name = (char *)pos[2];
 	t = &plain;
-	if (o[0].val) {
-		rc = cli_schema_file(o[0].val, &cat);
+	if (opt_schema) {
+		rc = cli_schema_file(opt_schema, &cat);
 		if (rc)
 			return rc;
 		t = cli_catalog_find(&cat, pos[2]);
 		if (!t && cat.n == 1 && !cat.t[0].name)
 			t = &cat.t[0];
 		if (!t) {
-			rc = cli_err("%s: declares no table '%s'", o[0].val,
+			rc = cli_err("%s: declares no table '%s'", opt_schema,
 			             pos[2]);
 			goto out;
 		}
 		if (!t->has_schema) {
 			rc = cli_err("%s: table '%s' has no \"fields\"",
-			             o[0].val, pos[2]);
+			             opt_schema, pos[2]);
 			goto out;
 		}
 	}
@@ -257,26 +304,8 @@ int cmd_table(int argc, char **argv)
 		free(f);
 	}
 	lb_close(db);
-	if (alter && rc == LB_EVALIDATION) {
-		/* the records that do not fit the new schema */
-		sbuf b;
-		sb_init(&b);
-		for (size_t i = 0; i < res.nissues; i++) {
-			const lb_issue *is = &res.issues[i];
-			cli_issue_fmt(&b, 0,
-			              is->kind == LB_ISSUE_FOREIGN_KEY
-			                      ? "foreign_key"
-			                      : "format",
-			              is->table, is->key, is->klen, is->field,
-			              is->message, 0);
-			sb_putc(&b, '\n');
-			sb_flush(&b, stdout);
-		}
-		sb_free(&b);
-		if (res.nissues_total > res.nissues)
-			printf("... and %zu more\n",
-			       res.nissues_total - res.nissues);
-	}
+	if (alter && rc == LB_EVALIDATION)
+		alter_issues(&res);
 	if (rc < 0) {
 		rc = alter ? cli_lberr(rc,
 		                       "cannot change the schema of table "
@@ -287,29 +316,7 @@ int cmd_table(int argc, char **argv)
 		goto out;
 	}
 	if (alter) {
-		if (cli_json) {
-			sbuf b;
-			sb_init(&b);
-			sb_puts(&b, "{\"table\":");
-			jw_cstr(&b, pos[2]);
-			sb_puts(&b, ",\"altered\":");
-			sb_puts(&b, res.batch_id ? "true" : "false");
-			sb_puts(&b, ",\"batch\":");
-			if (res.batch_id)
-				jw_u64(&b, res.batch_id);
-			else
-				sb_puts(&b, "null");
-			sb_puts(&b, "}\n");
-			sb_flush(&b, stdout);
-			sb_free(&b);
-		} else if (res.batch_id) {
-			printf("changed the schema of table %s in batch %llu\n",
-			       pos[2], (unsigned long long)res.batch_id);
-		} else {
-			printf("table %s has that schema already: nothing "
-			       "written\n",
-			       pos[2]);
-		}
+		alter_report(pos[2], res.batch_id);
 		lb_result_free(&res);
 		goto out;
 	}
@@ -343,6 +350,7 @@ int cmd_tables(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	if (rc)
 		return rc;
+	const char *opt_schema = CLI_OPT(o, "schema");
 	rc = cli_open(pos[0], 1, 0, &db);
 	if (rc)
 		return rc;
@@ -351,7 +359,7 @@ int cmd_tables(int argc, char **argv)
 	if (rc < 0)
 		return cli_lberr(rc, "%s: cannot list tables", pos[0]);
 	sb_init(&b);
-	if (o[0].val) {
+	if (opt_schema) {
 		idx = cli_xmalloc((cat.n + 1) * sizeof *idx);
 		cli_catalog_topo(&cat, idx);
 		sb_puts(&b, "{\"tables\": [");
@@ -441,7 +449,9 @@ int cmd_replay(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 2, 2, &np);
 	if (rc)
 		return rc;
-	if (o[0].val && (rc = cli_u64("--to", o[0].val, 1, UINT64_MAX, &to)))
+	const char *opt_to = CLI_OPT(o, "to");
+	const char *opt_from = CLI_OPT(o, "from");
+	if (opt_to && (rc = cli_u64("--to", opt_to, 1, UINT64_MAX, &to)))
 		return rc;
 	rc = cli_open(pos[0], 1, 0, &db);
 	if (rc)
@@ -459,7 +469,7 @@ int cmd_replay(int argc, char **argv)
 		}
 	}
 	memset(&res, 0, sizeof res);
-	rc = lb_replay(db, pos[1], to, o[1].val, &res);
+	rc = lb_replay(db, pos[1], to, opt_from, &res);
 	lb_close(db);
 	if (rc < 0) {
 		lb_result_free(&res);
@@ -478,8 +488,8 @@ int cmd_replay(int argc, char **argv)
 		sb_printf(&b, ",\"to\":%" PRIu64 ",\"records\":%" PRIu64, to,
 		          res.records);
 		sb_puts(&b, ",\"from\":");
-		if (o[1].val)
-			jw_cstr(&b, o[1].val);
+		if (opt_from)
+			jw_cstr(&b, opt_from);
 		else
 			sb_puts(&b, "null");
 		sb_puts(&b, "}\n");
@@ -490,8 +500,8 @@ int cmd_replay(int argc, char **argv)
 		       " %s applied%s%s)\n",
 		       pos[0], to, pos[1], res.records,
 		       cli_plural(res.records, "record", "records"),
-		       o[1].val ? ", from checkpoint " : "",
-		       o[1].val ? o[1].val : "");
+		       opt_from ? ", from checkpoint " : "",
+		       opt_from ? opt_from : "");
 	}
 	lb_result_free(&res);
 	return 0;
@@ -538,7 +548,8 @@ int cmd_verify(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	if (rc)
 		return rc;
-	replay = o[0].val != NULL;
+	const char *opt_replay = CLI_OPT(o, "replay");
+	replay = opt_replay != NULL;
 	rc = verify_open(pos[0], &db);
 	if (rc)
 		return rc;
@@ -604,9 +615,10 @@ int cmd_prune(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	if (rc)
 		return rc;
-	if (!o[0].val)
+	const char *opt_before = CLI_OPT(o, "before");
+	if (!opt_before)
 		return cli_usage("--before BATCH is required");
-	rc = cli_u64("--before", o[0].val, 1, UINT64_MAX, &before);
+	rc = cli_u64("--before", opt_before, 1, UINT64_MAX, &before);
 	if (rc)
 		return rc;
 	rc = cli_open(pos[0], 0, 0, &db);
@@ -669,35 +681,20 @@ static int ckpt_cb(void *ctx, uint64_t batch, const char *path, int64_t time_ns)
 	return 0;
 }
 
-int cmd_stat(int argc, char **argv)
-{
-	const char *pos[1];
-	size_t np;
-	lb_db *db;
-	cli_catalog cat;
-	uint64_t last = 0, raw = 0, stored = 0, records = 0, rolled = 0,
-	         undo = 0, pruned = 0, disk = 0, apparent = 0, p_raw = 0,
-	         p_stored = 0, p_records = 0, p_segments = 0;
-	uint64_t segments = 0;
-	sbuf b, ck;
-	ckpt_list cl;
-	struct stat st;
-	char *path;
-	int rc;
+/* What `stat` reports: the log's counts, split between the batches whose
+ * segments are in the log and the pruned ones, and data.mdb's size. */
+typedef struct stat_counts {
+	uint64_t last, rolled, undo, pruned;
+	uint64_t raw, stored, records, segments;         /* in the log */
+	uint64_t p_raw, p_stored, p_records, p_segments; /* pruned */
+	uint64_t disk, apparent;
+} stat_counts;
 
-	rc = cli_parse(argc, argv, NULL, 0, pos, 1, 1, &np);
-	if (rc)
-		return rc;
-	rc = cli_open(pos[0], 1, 0, &db);
-	if (rc)
-		return rc;
-	rc = cli_catalog_load(db, &cat);
-	if (rc < 0) {
-		lb_close(db);
-		return cli_lberr(rc, "%s: cannot list tables", pos[0]);
-	}
-	rc = lb_last_batch(db, &last);
-	for (uint64_t id = 1; rc == 0 && id <= last; id++) {
+/* Sum every batch's header. */
+static int stat_log(lb_db *db, stat_counts *s)
+{
+	int rc = lb_last_batch(db, &s->last);
+	for (uint64_t id = 1; rc == 0 && id <= s->last; id++) {
 		lb_batch_info bi;
 		rc = lb_batch_info_get(db, id, &bi);
 		if (rc == LB_ENOTFOUND) {
@@ -709,21 +706,150 @@ int cmd_stat(int argc, char **argv)
 		/* A pruned batch's header keeps its counts, but its segments
 		 * are gone: the log holds only the others. */
 		if (bi.pruned) {
-			p_raw += bi.raw_bytes;
-			p_stored += bi.stored_bytes;
-			p_records += bi.records;
-			p_segments += bi.segments;
+			s->p_raw += bi.raw_bytes;
+			s->p_stored += bi.stored_bytes;
+			s->p_records += bi.records;
+			s->p_segments += bi.segments;
 		} else {
-			raw += bi.raw_bytes;
-			stored += bi.stored_bytes;
-			records += bi.records;
-			segments += bi.segments;
+			s->raw += bi.raw_bytes;
+			s->stored += bi.stored_bytes;
+			s->records += bi.records;
+			s->segments += bi.segments;
 		}
-		rolled += bi.rolled_back_by != 0;
-		undo += bi.undoes != 0;
-		pruned += bi.pruned != 0;
+		s->rolled += bi.rolled_back_by != 0;
+		s->undo += bi.undoes != 0;
+		s->pruned += bi.pruned != 0;
 	}
+	return rc;
+}
+
+/* data.mdb's size on disk and apparent (0 when it cannot be read). */
+static void stat_file(const char *dir, stat_counts *s)
+{
+	struct stat st;
+	char *path;
+	if (asprintf(&path, "%s/data.mdb", dir) > 0) {
+		if (stat(path, &st) == 0) {
+			s->disk = (uint64_t)st.st_blocks * 512;
+			s->apparent = (uint64_t)st.st_size;
+		}
+		free(path);
+	}
+}
+
+static void stat_json(sbuf *b, const char *dir, const cli_catalog *cat,
+                      const stat_counts *s, const sbuf *ck)
+{
+	sb_puts(b, "{\"dir\":");
+	jw_cstr(b, dir);
+	sb_printf(b,
+	          ",\"disk_bytes\":%" PRIu64 ",\"file_bytes\":%" PRIu64
+	          ",\"tables\":[",
+	          s->disk, s->apparent);
+	for (size_t i = 0; i < cat->n; i++) {
+		if (i)
+			sb_putc(b, ',');
+		sb_puts(b, "{\"name\":");
+		jw_cstr(b, cat->t[i].name);
+		sb_printf(b, ",\"records\":%" PRIu64 ",\"schema\":%s}",
+		          cat->t[i].records,
+		          cat->t[i].has_schema ? "true" : "false");
+	}
+	sb_printf(b,
+	          "],\"batches\":%" PRIu64 ",\"rolled_back\":%" PRIu64
+	          ",\"rollbacks\":%" PRIu64 ",\"pruned\":%" PRIu64
+	          ",\"log_records\":%" PRIu64 ",\"segments\":%" PRIu64
+	          ",\"log_raw_bytes\":%" PRIu64 ",\"log_stored_bytes\":%" PRIu64
+	          ",\"pruned_records\":%" PRIu64 ",\"pruned_segments\":%" PRIu64
+	          ",\"pruned_raw_bytes\":%" PRIu64
+	          ",\"pruned_stored_bytes\":%" PRIu64 ",\"ratio\":",
+	          s->last, s->rolled, s->undo, s->pruned, s->records,
+	          s->segments, s->raw, s->stored, s->p_records, s->p_segments,
+	          s->p_raw, s->p_stored);
+	/* the ratio rounded to 3 decimals */
+	jw_double(b, s->stored ? (double)(uint64_t)((double)s->raw /
+	                                                    (double)s->stored *
+	                                                    1000 +
+	                                            0.5) /
+	                                 1000
+	                       : 0.0);
+	sb_puts(b, ",\"checkpoints\":[");
+	sb_put(b, ck->p, ck->len);
+	sb_puts(b, "]}\n");
+}
+
+static void stat_text(sbuf *b, const char *dir, const cli_catalog *cat,
+                      const stat_counts *s, const sbuf *ck, size_t nck)
+{
+	sb_printf(b, "database   %s\n", dir);
+	sb_puts(b, "size       ");
+	cli_size(b, s->disk);
+	sb_puts(b, " on disk (data.mdb, ");
+	cli_size(b, s->apparent);
+	sb_puts(b, " apparent)\n");
+	sb_printf(b, "tables     %zu\n", cat->n);
+	for (size_t i = 0; i < cat->n; i++)
+		sb_printf(b, "  %-24s %12" PRIu64 " %s%s\n", cat->t[i].name,
+		          cat->t[i].records,
+		          cli_plural(cat->t[i].records, "record", "records"),
+		          cat->t[i].has_schema ? "" : " (opaque)");
+	sb_printf(b,
+	          "batches    %" PRIu64 " (%" PRIu64 " rolled back, %" PRIu64
+	          " %s, %" PRIu64 " pruned)\n",
+	          s->last, s->rolled, s->undo,
+	          cli_plural(s->undo, "rollback", "rollbacks"), s->pruned);
+	sb_printf(b, "log        %" PRIu64 " %s in %" PRIu64 " %s\n",
+	          s->records, cli_plural(s->records, "record", "records"),
+	          s->segments, cli_plural(s->segments, "segment", "segments"));
+	sb_puts(b, "log bytes  ");
+	cli_size(b, s->raw);
+	sb_puts(b, " raw, ");
+	cli_size(b, s->stored);
+	sb_puts(b, " stored");
+	if (s->stored)
+		sb_printf(b, ", ratio %.2f",
+		          (double)s->raw / (double)s->stored);
+	sb_putc(b, '\n');
+	if (s->pruned) {
+		sb_printf(b,
+		          "pruned     %" PRIu64 " %s, %" PRIu64
+		          " %s in %" PRIu64 " %s (",
+		          s->pruned, cli_plural(s->pruned, "batch", "batches"),
+		          s->p_records,
+		          cli_plural(s->p_records, "record", "records"),
+		          s->p_segments,
+		          cli_plural(s->p_segments, "segment", "segments"));
+		cli_size(b, s->p_stored);
+		sb_puts(b, " stored): no longer in the log\n");
+	}
+	sb_printf(b, "checkpoints %zu\n", nck);
+	sb_put(b, ck->p, ck->len);
+}
+
+int cmd_stat(int argc, char **argv)
+{
+	const char *pos[1];
+	size_t np;
+	lb_db *db;
+	cli_catalog cat;
+	stat_counts s;
+	sbuf b, ck;
+	ckpt_list cl;
+	int rc;
+
+	memset(&s, 0, sizeof s);
+	rc = cli_parse(argc, argv, NULL, 0, pos, 1, 1, &np);
+	if (rc)
+		return rc;
+	rc = cli_open(pos[0], 1, 0, &db);
+	if (rc)
+		return rc;
+	rc = cli_catalog_load(db, &cat);
 	if (rc < 0) {
+		lb_close(db);
+		return cli_lberr(rc, "%s: cannot list tables", pos[0]);
+	}
+	if ((rc = stat_log(db, &s)) < 0) {
 		cli_catalog_free(&cat);
 		lb_close(db);
 		return cli_lberr(rc, "%s: cannot read the batch log", pos[0]);
@@ -738,100 +864,12 @@ int cmd_stat(int argc, char **argv)
 		cli_catalog_free(&cat);
 		return cli_lberr(rc, "%s: cannot list checkpoints", pos[0]);
 	}
-	if (asprintf(&path, "%s/data.mdb", pos[0]) > 0) {
-		if (stat(path, &st) == 0) {
-			disk = (uint64_t)st.st_blocks * 512;
-			apparent = (uint64_t)st.st_size;
-		}
-		free(path);
-	}
+	stat_file(pos[0], &s);
 	sb_init(&b);
-	if (cli_json) {
-		sb_puts(&b, "{\"dir\":");
-		jw_cstr(&b, pos[0]);
-		sb_printf(&b,
-		          ",\"disk_bytes\":%" PRIu64 ",\"file_bytes\":%" PRIu64
-		          ",\"tables\":[",
-		          disk, apparent);
-		for (size_t i = 0; i < cat.n; i++) {
-			if (i)
-				sb_putc(&b, ',');
-			sb_puts(&b, "{\"name\":");
-			jw_cstr(&b, cat.t[i].name);
-			sb_printf(&b, ",\"records\":%" PRIu64 ",\"schema\":%s}",
-			          cat.t[i].records,
-			          cat.t[i].has_schema ? "true" : "false");
-		}
-		sb_printf(&b,
-		          "],\"batches\":%" PRIu64 ",\"rolled_back\":%" PRIu64
-		          ",\"rollbacks\":%" PRIu64 ",\"pruned\":%" PRIu64
-		          ",\"log_records\":%" PRIu64 ",\"segments\":%" PRIu64
-		          ",\"log_raw_bytes\":%" PRIu64
-		          ",\"log_stored_bytes\":%" PRIu64
-		          ",\"pruned_records\":%" PRIu64
-		          ",\"pruned_segments\":%" PRIu64
-		          ",\"pruned_raw_bytes\":%" PRIu64
-		          ",\"pruned_stored_bytes\":%" PRIu64 ",\"ratio\":",
-		          last, rolled, undo, pruned, records, segments, raw,
-		          stored, p_records, p_segments, p_raw, p_stored);
-		jw_double(&b,
-		          stored ? (double)(uint64_t)((double)raw /
-		                                              (double)stored *
-		                                              1000 +
-		                                      0.5) /
-		                           1000
-		                 : 0.0);
-		sb_puts(&b, ",\"checkpoints\":[");
-		sb_put(&b, ck.p, ck.len);
-		sb_puts(&b, "]}\n");
-	} else {
-		sb_printf(&b, "database   %s\n", pos[0]);
-		sb_puts(&b, "size       ");
-		cli_size(&b, disk);
-		sb_puts(&b, " on disk (data.mdb, ");
-		cli_size(&b, apparent);
-		sb_puts(&b, " apparent)\n");
-		sb_printf(&b, "tables     %zu\n", cat.n);
-		for (size_t i = 0; i < cat.n; i++)
-			sb_printf(&b, "  %-24s %12" PRIu64 " %s%s\n",
-			          cat.t[i].name, cat.t[i].records,
-			          cli_plural(cat.t[i].records, "record",
-			                     "records"),
-			          cat.t[i].has_schema ? "" : " (opaque)");
-		sb_printf(&b,
-		          "batches    %" PRIu64 " (%" PRIu64
-		          " rolled back, %" PRIu64 " %s, %" PRIu64 " pruned)\n",
-		          last, rolled, undo,
-		          cli_plural(undo, "rollback", "rollbacks"), pruned);
-		sb_printf(&b, "log        %" PRIu64 " %s in %" PRIu64 " %s\n",
-		          records, cli_plural(records, "record", "records"),
-		          segments,
-		          cli_plural(segments, "segment", "segments"));
-		sb_puts(&b, "log bytes  ");
-		cli_size(&b, raw);
-		sb_puts(&b, " raw, ");
-		cli_size(&b, stored);
-		sb_puts(&b, " stored");
-		if (stored)
-			sb_printf(&b, ", ratio %.2f",
-			          (double)raw / (double)stored);
-		sb_putc(&b, '\n');
-		if (pruned) {
-			sb_printf(
-			        &b,
-			        "pruned     %" PRIu64 " %s, %" PRIu64
-			        " %s in %" PRIu64 " %s (",
-			        pruned, cli_plural(pruned, "batch", "batches"),
-			        p_records,
-			        cli_plural(p_records, "record", "records"),
-			        p_segments,
-			        cli_plural(p_segments, "segment", "segments"));
-			cli_size(&b, p_stored);
-			sb_puts(&b, " stored): no longer in the log\n");
-		}
-		sb_printf(&b, "checkpoints %zu\n", cl.n);
-		sb_put(&b, ck.p, ck.len);
-	}
+	if (cli_json)
+		stat_json(&b, pos[0], &cat, &s, &ck);
+	else
+		stat_text(&b, pos[0], &cat, &s, &ck, cl.n);
 	sb_flush(&b, stdout);
 	sb_free(&b);
 	sb_free(&ck);
@@ -979,15 +1017,110 @@ static int fsync_dir(const char *dir)
 	return r;
 }
 
+/* A new empty directory beside dir (on the same file system) for the
+ * compacted copy, its name in *tmp (the caller's to free). */
+static int compact_tmpdir(const char *dir, char **tmp)
+{
+	size_t n = strlen(dir), b;
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	b = n;
+	while (b > 0 && dir[b - 1] != '/')
+		b--;
+	if (asprintf(tmp, "%.*s.%.*s.compact-XXXXXX", (int)b, dir,
+	             (int)(n - b > 150 ? 150 : n - b), dir + b) < 0) {
+		*tmp = NULL;
+		return cli_err("out of memory");
+	}
+	if (!mkdtemp(*tmp)) {
+		int rc =
+		        cli_err("%s: cannot create: %s", *tmp, strerror(errno));
+		free(*tmp);
+		*tmp = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+/* Write db's compacted copy into tmp (*written once it is there) and check
+ * that it holds what before says db holds; *at: the copy's batch. */
+static int compact_copy(lb_db *db, const char *dir, const char *tmp,
+                        const compact_info *before, compact_info *copy,
+                        uint64_t *at, int *written)
+{
+	lb_options opt;
+	lb_db *cdb = NULL;
+	int rc = lb_checkpoint(db, tmp, at);
+	*written = rc == 0;
+	if (rc < 0)
+		return cli_lberr(rc, "%s: cannot write the compacted copy",
+		                 dir);
+	lb_options_init(&opt);
+	opt.flags = LB_RDONLY;
+	rc = lb_open(tmp, &opt, &cdb);
+	if (rc == 0)
+		rc = compact_read(cdb, copy);
+	lb_close(cdb);
+	if (rc < 0)
+		return cli_lberr(rc, "%s: cannot read the compacted copy", tmp);
+	if (!compact_same(before, copy) || *at != before->last)
+		return cli_err("%s: the compacted copy does not hold what the "
+		               "database holds; nothing changed",
+		               dir);
+	return 0;
+}
+
+/* What compact did: the file before (st0) and after (st1). */
+static void compact_report(const char *dir, uint64_t at, const struct stat *st0,
+                           const struct stat *st1, const compact_info *before,
+                           const compact_info *after)
+{
+	sbuf b;
+	sb_init(&b);
+	if (cli_json) {
+		sb_puts(&b, "{\"dir\":");
+		jw_cstr(&b, dir);
+		sb_printf(
+		        &b,
+		        ",\"batch\":%" PRIu64 ",\"file_bytes_before\":%" PRIu64
+		        ",\"file_bytes\":%" PRIu64
+		        ",\"disk_bytes_before\":%" PRIu64
+		        ",\"disk_bytes\":%" PRIu64 ",\"checkpoints_before\":%zu"
+		        ",\"checkpoints\":%zu}\n",
+		        at, (uint64_t)st0->st_size, (uint64_t)st1->st_size,
+		        (uint64_t)st0->st_blocks * 512,
+		        (uint64_t)st1->st_blocks * 512, before->ckpts,
+		        after->ckpts);
+	} else {
+		sb_printf(&b, "compacted %s at batch %" PRIu64 ": ", dir, at);
+		cli_size(&b, (uint64_t)st0->st_size);
+		sb_puts(&b, " -> ");
+		cli_size(&b, (uint64_t)st1->st_size);
+		if (st1->st_size < st0->st_size) {
+			sb_puts(&b, " (");
+			cli_size(&b, (uint64_t)(st0->st_size - st1->st_size));
+			sb_puts(&b, " given back)");
+		}
+		sb_putc(&b, '\n');
+		if (after->ckpts < before->ckpts)
+			sb_printf(&b,
+			          "checkpoints: %zu of %zu registered kept "
+			          "(the others' directories stay; take a new "
+			          "checkpoint before the next prune)\n",
+			          after->ckpts, before->ckpts);
+	}
+	sb_flush(&b, stdout);
+	sb_free(&b);
+}
+
 int cmd_compact(int argc, char **argv)
 {
 	const char *pos[1];
-	size_t np, n;
+	size_t np;
 	char *lockp = NULL, *datap = NULL, *tmp = NULL, *copyp = NULL;
 	compact_info before, copy, after;
 	struct stat st0, st1;
-	lb_options opt;
-	lb_db *db = NULL, *cdb = NULL, *ndb = NULL;
+	lb_db *db = NULL, *ndb = NULL;
 	int rc, fd = -1, swapped = 0, written = 0;
 	uint64_t at = 0;
 
@@ -1036,50 +1169,10 @@ int cmd_compact(int argc, char **argv)
 		goto out;
 	}
 	/* 2. the compacted copy, beside DIR (the same file system) */
-	n = strlen(pos[0]);
-	while (n > 1 && pos[0][n - 1] == '/')
-		n--;
-	{
-		size_t b = n;
-		while (b > 0 && pos[0][b - 1] != '/')
-			b--;
-		if (asprintf(&tmp, "%.*s.%.*s.compact-XXXXXX", (int)b, pos[0],
-		             (int)(n - b > 150 ? 150 : n - b),
-		             pos[0] + b) < 0) {
-			tmp = NULL;
-			rc = cli_err("out of memory");
-			goto out;
-		}
-	}
-	if (!mkdtemp(tmp)) {
-		rc = cli_err("%s: cannot create: %s", tmp, strerror(errno));
-		free(tmp);
-		tmp = NULL;
+	if ((rc = compact_tmpdir(pos[0], &tmp)) != 0 ||
+	    (rc = compact_copy(db, pos[0], tmp, &before, &copy, &at,
+	                       &written)) != 0)
 		goto out;
-	}
-	rc = lb_checkpoint(db, tmp, &at);
-	written = rc == 0;
-	if (rc < 0) {
-		rc = cli_lberr(rc, "%s: cannot write the compacted copy",
-		               pos[0]);
-		goto out;
-	}
-	lb_options_init(&opt);
-	opt.flags = LB_RDONLY;
-	rc = lb_open(tmp, &opt, &cdb);
-	if (rc == 0)
-		rc = compact_read(cdb, &copy);
-	lb_close(cdb);
-	if (rc < 0) {
-		rc = cli_lberr(rc, "%s: cannot read the compacted copy", tmp);
-		goto out;
-	}
-	if (!compact_same(&before, &copy) || at != before.last) {
-		rc = cli_err("%s: the compacted copy does not hold what the "
-		             "database holds; nothing changed",
-		             pos[0]);
-		goto out;
-	}
 	/* 3. the swap */
 	if (asprintf(&copyp, "%s/data.mdb", tmp) < 0) {
 		copyp = NULL;
@@ -1110,47 +1203,7 @@ int cmd_compact(int argc, char **argv)
 		               pos[0]);
 		goto out;
 	}
-	if (cli_json) {
-		sbuf b;
-		sb_init(&b);
-		sb_puts(&b, "{\"dir\":");
-		jw_cstr(&b, pos[0]);
-		sb_printf(
-		        &b,
-		        ",\"batch\":%" PRIu64 ",\"file_bytes_before\":%" PRIu64
-		        ",\"file_bytes\":%" PRIu64
-		        ",\"disk_bytes_before\":%" PRIu64
-		        ",\"disk_bytes\":%" PRIu64 ",\"checkpoints_before\":%zu"
-		        ",\"checkpoints\":%zu}\n",
-		        at, (uint64_t)st0.st_size, (uint64_t)st1.st_size,
-		        (uint64_t)st0.st_blocks * 512,
-		        (uint64_t)st1.st_blocks * 512, before.ckpts,
-		        after.ckpts);
-		sb_flush(&b, stdout);
-		sb_free(&b);
-	} else {
-		sbuf b;
-		sb_init(&b);
-		sb_printf(&b, "compacted %s at batch %" PRIu64 ": ", pos[0],
-		          at);
-		cli_size(&b, (uint64_t)st0.st_size);
-		sb_puts(&b, " -> ");
-		cli_size(&b, (uint64_t)st1.st_size);
-		if (st1.st_size < st0.st_size) {
-			sb_puts(&b, " (");
-			cli_size(&b, (uint64_t)(st0.st_size - st1.st_size));
-			sb_puts(&b, " given back)");
-		}
-		sb_putc(&b, '\n');
-		if (after.ckpts < before.ckpts)
-			sb_printf(&b,
-			          "checkpoints: %zu of %zu registered kept "
-			          "(the others' directories stay; take a new "
-			          "checkpoint before the next prune)\n",
-			          after.ckpts, before.ckpts);
-		sb_flush(&b, stdout);
-		sb_free(&b);
-	}
+	compact_report(pos[0], at, &st0, &st1, &before, &after);
 	rc = 0;
 out:
 	/* the new handle first: the old one's close drops the process's

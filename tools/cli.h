@@ -70,6 +70,12 @@ int cli_parse(int argc, char **argv, cli_opt *opts, size_t nopts,
               const char **pos, size_t min_pos, size_t max_pos, size_t *npos);
 /* Find a parsed option by name (NULL if not in the table). */
 cli_opt *cli_opt_get(cli_opt *opts, size_t nopts, const char *name);
+/* The value of parsed option name: "" for a flag given, NULL if absent.
+ * name must be in the table (a name that is not is a bug: it aborts), so
+ * that options are picked by name, never by their place in the table. */
+const char *cli_optval(const cli_opt *opts, size_t nopts, const char *name);
+#define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
+#define CLI_OPT(o, name) cli_optval((o), NOPTS(o), (name))
 /* Parse an unsigned decimal option value within [min, max]. Prints a usage
  * error naming the option and returns CLI_USAGE on failure. */
 int cli_u64(const char *what, const char *s, uint64_t min, uint64_t max,

@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
-
 /* Open DIR and find TABLE in its catalog. */
 static int open_table(const char *dir, const char *table, int rdonly,
                       lb_db **db, cli_catalog *cat, cli_table **t)
@@ -62,21 +60,23 @@ int cmd_get(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 3, 3, &np);
 	if (rc)
 		return rc;
-	if (o[1].val &&
-	    (rc = cli_u64("--as-of", o[1].val, 0, UINT64_MAX, &asof)))
+	const char *opt_base64_key = CLI_OPT(o, "base64-key");
+	const char *opt_as_of = CLI_OPT(o, "as-of");
+	if (opt_as_of &&
+	    (rc = cli_u64("--as-of", opt_as_of, 0, UINT64_MAX, &asof)))
 		return rc;
 	sb_init(&key);
-	rc = cli_key_arg(pos[2], o[0].val != NULL, &key);
+	rc = cli_key_arg(pos[2], opt_base64_key != NULL, &key);
 	if (rc)
 		goto out_key;
 	rc = open_table(pos[0], pos[1], 1, &db, &cat, &t);
 	if (rc)
 		goto out_key;
-	if (o[1].val)
+	if (opt_as_of)
 		rc = lb_get_asof(db, asof, pos[1], key.p, key.len, &v, &vl);
 	else
 		rc = lb_get(db, pos[1], key.p, key.len, &v, &vl);
-	if (rc == LB_ENOTFOUND && o[1].val && strstr(lb_errmsg(), "no batch")) {
+	if (rc == LB_ENOTFOUND && opt_as_of && strstr(lb_errmsg(), "no batch")) {
 		rc = cli_lberr(rc, "%s", pos[1]);
 	} else if (rc == LB_ENOTFOUND) {
 		sb_init(&b);
@@ -168,13 +168,15 @@ int cmd_scan(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 2, 2, &np);
 	if (rc)
 		return rc;
-	if (o[1].val &&
-	    (rc = cli_u64("--limit", o[1].val, 1, UINT64_MAX, &limit)))
+	const char *opt_limit = CLI_OPT(o, "limit");
+	const char *opt_prefix = CLI_OPT(o, "prefix");
+	if (opt_limit &&
+	    (rc = cli_u64("--limit", opt_limit, 1, UINT64_MAX, &limit)))
 		return rc;
 	rc = open_table(pos[0], pos[1], 1, &db, &cat, &t);
 	if (rc)
 		return rc;
-	rc = dump(db, t, o[0].val, limit, !cli_json);
+	rc = dump(db, t, opt_prefix, limit, !cli_json);
 	cli_catalog_free(&cat);
 	lb_close(db);
 	return rc;
@@ -193,8 +195,9 @@ int cmd_export(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 2, &np);
 	if (rc)
 		return rc;
-	if (o[0].val &&
-	    (rc = cli_u64("--as-of", o[0].val, 0, UINT64_MAX, &asof)))
+	const char *opt_as_of = CLI_OPT(o, "as-of");
+	if (opt_as_of &&
+	    (rc = cli_u64("--as-of", opt_as_of, 0, UINT64_MAX, &asof)))
 		return rc;
 	rc = cli_open(pos[0], 1, 0, &db);
 	if (rc)
@@ -208,7 +211,7 @@ int cmd_export(int argc, char **argv)
 		cli_table *t = cli_catalog_find(&cat, pos[1]);
 		if (!t)
 			rc = cli_err("%s: no table '%s'", pos[0], pos[1]);
-		else if (o[0].val)
+		else if (opt_as_of)
 			rc = cli_export_asof(db, t, asof);
 		else
 			rc = dump(db, t, NULL, 0, 0);
@@ -217,7 +220,7 @@ int cmd_export(int argc, char **argv)
 		size_t *idx = cli_xmalloc((cat.n + 1) * sizeof *idx);
 		cli_catalog_topo(&cat, idx);
 		for (size_t i = 0; i < cat.n && !rc; i++)
-			rc = o[0].val
+			rc = opt_as_of
 			             ? cli_export_asof(db, &cat.t[idx[i]], asof)
 			             : dump(db, &cat.t[idx[i]], NULL, 0, 0);
 		free(idx);
@@ -367,20 +370,22 @@ int cmd_put(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 4, 4, &np);
 	if (rc)
 		return rc;
-	if (o[0].val) {
-		if (!strcmp(o[0].val, "insert"))
+	const char *opt_mode = CLI_OPT(o, "mode");
+	const char *opt_base64_key = CLI_OPT(o, "base64-key");
+	if (opt_mode) {
+		if (!strcmp(opt_mode, "insert"))
 			op = OP_INSERT;
-		else if (!strcmp(o[0].val, "upsert"))
+		else if (!strcmp(opt_mode, "upsert"))
 			op = OP_UPSERT;
-		else if (!strcmp(o[0].val, "update"))
+		else if (!strcmp(opt_mode, "update"))
 			op = OP_UPDATE;
 		else
 			return cli_usage("--mode: '%s' is not insert, upsert "
 			                 "or update",
-			                 o[0].val);
+			                 opt_mode);
 	}
 	sb_init(&key);
-	rc = cli_key_arg(pos[2], o[1].val != NULL, &key);
+	rc = cli_key_arg(pos[2], opt_base64_key != NULL, &key);
 	if (!rc)
 		rc = one_op(pos[0], pos[1], &key, op, pos[3]);
 	sb_free(&key);
@@ -398,8 +403,9 @@ int cmd_del(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 3, 3, &np);
 	if (rc)
 		return rc;
+	const char *opt_base64_key = CLI_OPT(o, "base64-key");
 	sb_init(&key);
-	rc = cli_key_arg(pos[2], o[0].val != NULL, &key);
+	rc = cli_key_arg(pos[2], opt_base64_key != NULL, &key);
 	if (!rc)
 		rc = one_op(pos[0], pos[1], &key, OP_DELETE, NULL);
 	sb_free(&key);

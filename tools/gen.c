@@ -35,7 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char schema_text[] =
@@ -496,6 +495,12 @@ int cmd_gen(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	if (rc)
 		return rc;
+	const char *opt_records = CLI_OPT(o, "records");
+	const char *opt_seed = CLI_OPT(o, "seed");
+	const char *opt_bad_rate = CLI_OPT(o, "bad-rate");
+	const char *opt_days = CLI_OPT(o, "days");
+	const char *opt_day = CLI_OPT(o, "day");
+	const char *opt_truth = CLI_OPT(o, "truth");
 	if (!strcmp(pos[0], "schema")) {
 		fputs(schema_text, stdout);
 		return 0;
@@ -507,17 +512,17 @@ int cmd_gen(int argc, char **argv)
 	memset(&g, 0, sizeof g);
 	g.records = 1000;
 	g.seed = 42;
-	if (o[0].val &&
-	    (rc = cli_u64("--records", o[0].val, 0, 100000000, &g.records)))
+	if (opt_records &&
+	    (rc = cli_u64("--records", opt_records, 0, 100000000, &g.records)))
 		return rc;
-	if (o[1].val &&
-	    (rc = cli_u64("--seed", o[1].val, 0, UINT64_MAX, &g.seed)))
+	if (opt_seed &&
+	    (rc = cli_u64("--seed", opt_seed, 0, UINT64_MAX, &g.seed)))
 		return rc;
-	if (o[2].val && (rc = parse_rate(o[2].val, &g.bad)))
+	if (opt_bad_rate && (rc = parse_rate(opt_bad_rate, &g.bad)))
 		return rc;
-	if (o[3].val && (rc = cli_u64("--days", o[3].val, 1, 999, &days)))
+	if (opt_days && (rc = cli_u64("--days", opt_days, 1, 999, &days)))
 		return rc;
-	if (o[4].val && (rc = cli_u64("--day", o[4].val, 1, days, &only)))
+	if (opt_day && (rc = cli_u64("--day", opt_day, 1, days, &only)))
 		return rc;
 	g.count = calloc(days + 1, sizeof *g.count);
 	g.state = calloc(days + 1, sizeof *g.state);
@@ -527,10 +532,10 @@ int cmd_gen(int argc, char **argv)
 		return cli_err("out of memory");
 	}
 	rc = 0;
-	if (o[5].val) {
-		g.truth = fopen(o[5].val, "w");
+	if (opt_truth) {
+		g.truth = fopen(opt_truth, "w");
 		if (!g.truth)
-			rc = cli_err("%s: %s", o[5].val, strerror(errno));
+			rc = cli_err("%s: %s", opt_truth, strerror(errno));
 	}
 	sb_init(&g.out);
 	for (uint64_t d = 1; !rc && d <= days; d++) {
@@ -541,7 +546,7 @@ int cmd_gen(int argc, char **argv)
 		sb_flush(&g.out, stdout);
 	}
 	if (g.truth && fclose(g.truth) != 0 && !rc)
-		rc = cli_err("%s: %s", o[5].val, strerror(errno));
+		rc = cli_err("%s: %s", opt_truth, strerror(errno));
 	sb_free(&g.out);
 	for (uint64_t d = 0; d <= days; d++)
 		free(g.state[d]);

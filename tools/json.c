@@ -22,6 +22,7 @@
  *   ext              {"ext": type, "base64": "..."}
  */
 #include "cli.h"
+#include "wal/wal.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -229,42 +230,28 @@ void cli_key_human(sbuf *b, const void *p, size_t n)
 		jw_bytes(b, p, n);
 }
 
-/* ---- msgpack -> JSON ----------------------------------------------------- */
+/* ---- msgpack -> JSON ----------------------------------------------------- *
+ * Read through the library's msgpack reader (wal/mp.c), the one that
+ * decodes change records: bounded, strict, nested at most LB__MP_DEPTH_MAX
+ * levels. Its LB_ECORRUPT answers become -1 here. */
 
-typedef struct mpr {
-	const unsigned char *p, *end;
-} mpr;
-
-static int need(mpr *m, size_t n)
-{
-	return (size_t)(m->end - m->p) >= n;
-}
-
-static uint64_t be(const unsigned char *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static int mp_value(mpr *m, sbuf *b, int depth);
+static int mp_value(lb_mp *m, sbuf *b, int depth);
 
 /* A map key: strings as they are, anything else (or a string that is not
  * UTF-8) as the JSON string of its JSON text, so the output stays JSON. */
-static int mp_key(mpr *m, sbuf *b, int depth)
+static int mp_key(lb_mp *m, sbuf *b, int depth)
 {
 	sbuf tmp;
 	int rc;
-	if (!need(m, 1))
-		return -1;
-	if (*m->p >= 0xa0 && *m->p <= 0xbf) {
-		size_t n = *m->p & 0x1f;
-		if (!need(m, 1 + n))
+	if (lb__mp_peek(m) == LB_MP_STR) {
+		lb_mp at = *m;
+		const char *s;
+		uint32_t n;
+		if (lb__mp_str(&at, &s, &n) < 0)
 			return -1;
-		if (cli_utf8_valid(m->p + 1, n)) {
-			jw_str(b, m->p + 1, n);
-			m->p += 1 + n;
+		if (cli_utf8_valid(s, n)) {
+			jw_str(b, s, n);
+			*m = at;
 			return 0;
 		}
 	}
@@ -280,45 +267,17 @@ static int mp_key(mpr *m, sbuf *b, int depth)
 	return rc;
 }
 
-static int mp_str(mpr *m, sbuf *b, size_t n)
+static void mp_base64(sbuf *b, const void *p, size_t n)
 {
-	if (!need(m, n))
-		return -1;
-	jw_bytes(b, m->p, n);
-	m->p += n;
-	return 0;
-}
-
-static int mp_bin(mpr *m, sbuf *b, size_t n)
-{
-	if (!need(m, n))
-		return -1;
-	sb_put(b, "{\"base64\":\"", 11);
-	cli_b64_encode(b, m->p, n);
+	sb_put(b, "\"base64\":\"", 10);
+	cli_b64_encode(b, p, n);
 	sb_put(b, "\"}", 2);
-	m->p += n;
-	return 0;
 }
 
-static int mp_ext(mpr *m, sbuf *b, size_t n)
-{
-	int8_t type;
-	if (!need(m, 1 + n))
-		return -1;
-	type = (int8_t)m->p[0];
-	sb_put(b, "{\"ext\":", 7);
-	jw_i64(b, type);
-	sb_put(b, ",\"base64\":\"", 11);
-	cli_b64_encode(b, m->p + 1, n);
-	sb_put(b, "\"}", 2);
-	m->p += 1 + n;
-	return 0;
-}
-
-static int mp_array(mpr *m, sbuf *b, uint64_t n, int depth)
+static int mp_array(lb_mp *m, sbuf *b, uint32_t n, int depth)
 {
 	sb_putc(b, '[');
-	for (uint64_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < n; i++) {
 		if (i)
 			sb_putc(b, ',');
 		if (mp_value(m, b, depth + 1) < 0)
@@ -328,10 +287,10 @@ static int mp_array(mpr *m, sbuf *b, uint64_t n, int depth)
 	return 0;
 }
 
-static int mp_map(mpr *m, sbuf *b, uint64_t n, int depth)
+static int mp_map(lb_mp *m, sbuf *b, uint32_t n, int depth)
 {
 	sb_putc(b, '{');
-	for (uint64_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < n; i++) {
 		if (i)
 			sb_putc(b, ',');
 		if (mp_key(m, b, depth + 1) < 0)
@@ -344,154 +303,93 @@ static int mp_map(mpr *m, sbuf *b, uint64_t n, int depth)
 	return 0;
 }
 
-static int mp_value(mpr *m, sbuf *b, int depth)
+/* A scalar: a number, a string, bytes or an ext. */
+static int mp_scalar(lb_mp *m, sbuf *b, lb_mp_type type)
 {
-	unsigned char c;
-	if (depth > 64 || !need(m, 1))
-		return -1;
-	c = *m->p++;
-	if (c <= 0x7f) {
-		jw_u64(b, c);
-		return 0;
-	}
-	if (c >= 0xe0) {
-		jw_i64(b, (int8_t)c);
-		return 0;
-	}
-	if (c >= 0x80 && c <= 0x8f)
-		return mp_map(m, b, c & 0x0f, depth);
-	if (c >= 0x90 && c <= 0x9f)
-		return mp_array(m, b, c & 0x0f, depth);
-	if (c >= 0xa0 && c <= 0xbf)
-		return mp_str(m, b, c & 0x1f);
-	switch (c) {
-	case 0xc0:
-		sb_put(b, "null", 4);
-		return 0;
-	case 0xc2:
-		sb_put(b, "false", 5);
-		return 0;
-	case 0xc3:
-		sb_put(b, "true", 4);
-		return 0;
-	case 0xc4:
-	case 0xc5:
-	case 0xc6: {
-		int w = 1 << (c - 0xc4);
-		if (!need(m, (size_t)w))
+	const void *p;
+	const char *s;
+	uint32_t n;
+	uint64_t u;
+	int64_t i;
+	double d;
+	int8_t ext;
+	switch (type) {
+	case LB_MP_UINT:
+		if (lb__mp_uint(m, &u) < 0)
 			return -1;
-		uint64_t n = be(m->p, w);
-		m->p += w;
-		return mp_bin(m, b, n);
-	}
-	case 0xc7:
-	case 0xc8:
-	case 0xc9: {
-		int w = 1 << (c - 0xc7);
-		if (!need(m, (size_t)w))
-			return -1;
-		uint64_t n = be(m->p, w);
-		m->p += w;
-		return mp_ext(m, b, n);
-	}
-	case 0xca: {
-		uint32_t u;
-		float f;
-		if (!need(m, 4))
-			return -1;
-		u = (uint32_t)be(m->p, 4);
-		memcpy(&f, &u, 4);
-		m->p += 4;
-		jw_double(b, (double)f);
+		jw_u64(b, u);
 		return 0;
-	}
-	case 0xcb: {
-		uint64_t u;
-		double d;
-		if (!need(m, 8))
+	case LB_MP_NINT:
+		if (lb__mp_int(m, &i) < 0)
 			return -1;
-		u = be(m->p, 8);
-		memcpy(&d, &u, 8);
-		m->p += 8;
+		jw_i64(b, i);
+		return 0;
+	case LB_MP_FLOAT:
+		if (lb__mp_float(m, &d) < 0)
+			return -1;
 		jw_double(b, d);
 		return 0;
-	}
-	case 0xcc:
-	case 0xcd:
-	case 0xce:
-	case 0xcf: {
-		int w = 1 << (c - 0xcc);
-		if (!need(m, (size_t)w))
+	case LB_MP_STR:
+		if (lb__mp_str(m, &s, &n) < 0)
 			return -1;
-		jw_u64(b, be(m->p, w));
-		m->p += w;
+		jw_bytes(b, s, n);
 		return 0;
-	}
-	case 0xd0:
-	case 0xd1:
-	case 0xd2:
-	case 0xd3: {
-		int w = 1 << (c - 0xd0);
-		uint64_t u;
-		int64_t v;
-		if (!need(m, (size_t)w))
+	case LB_MP_BIN:
+		if (lb__mp_bin(m, &p, &n) < 0)
 			return -1;
-		u = be(m->p, w);
-		/* Sign-extend from w bytes. */
-		if (w < 8 && (u >> (w * 8 - 1)) & 1)
-			u |= ~(uint64_t)0 << (w * 8);
-		memcpy(&v, &u, 8);
-		jw_i64(b, v);
-		m->p += w;
+		sb_putc(b, '{');
+		mp_base64(b, p, n);
 		return 0;
-	}
-	case 0xd4:
-	case 0xd5:
-	case 0xd6:
-	case 0xd7:
-	case 0xd8:
-		return mp_ext(m, b, (size_t)1 << (c - 0xd4));
-	case 0xd9:
-	case 0xda:
-	case 0xdb: {
-		int w = 1 << (c - 0xd9);
-		if (!need(m, (size_t)w))
+	case LB_MP_EXT:
+		if (lb__mp_ext(m, &ext, &p, &n) < 0)
 			return -1;
-		uint64_t n = be(m->p, w);
-		m->p += w;
-		return mp_str(m, b, n);
+		sb_put(b, "{\"ext\":", 7);
+		jw_i64(b, ext);
+		sb_putc(b, ',');
+		mp_base64(b, p, n);
+		return 0;
+	default: /* 0xc1 (never used), or the end of the data */
+		return -1;
 	}
-	case 0xdc:
-	case 0xdd: {
-		int w = c == 0xdc ? 2 : 4;
-		if (!need(m, (size_t)w))
+}
+
+static int mp_value(lb_mp *m, sbuf *b, int depth)
+{
+	lb_mp_type type = lb__mp_peek(m);
+	uint32_t n;
+	int v;
+	if (depth > LB__MP_DEPTH_MAX)
+		return -1;
+	switch (type) {
+	case LB_MP_NIL:
+		if (lb__mp_nil(m) < 0)
 			return -1;
-		uint64_t n = be(m->p, w);
-		m->p += w;
-		/* Each element takes at least one byte. */
-		if (n > (uint64_t)(m->end - m->p))
+		sb_put(b, "null", 4);
+		return 0;
+	case LB_MP_BOOL:
+		if (lb__mp_bool(m, &v) < 0)
+			return -1;
+		if (v)
+			sb_put(b, "true", 4);
+		else
+			sb_put(b, "false", 5);
+		return 0;
+	case LB_MP_ARRAY:
+		if (lb__mp_array(m, &n) < 0)
 			return -1;
 		return mp_array(m, b, n, depth);
-	}
-	case 0xde:
-	case 0xdf: {
-		int w = c == 0xde ? 2 : 4;
-		if (!need(m, (size_t)w))
-			return -1;
-		uint64_t n = be(m->p, w);
-		m->p += w;
-		if (n > (uint64_t)(m->end - m->p) / 2)
+	case LB_MP_MAP:
+		if (lb__mp_map(m, &n) < 0)
 			return -1;
 		return mp_map(m, b, n, depth);
-	}
-	default: /* 0xc1 is never used */
-		return -1;
+	default:
+		return mp_scalar(m, b, type);
 	}
 }
 
 int jw_msgpack(sbuf *b, const void *p, size_t n)
 {
-	mpr m = {p, (const unsigned char *)p + n};
+	lb_mp m = {p, (const uint8_t *)p + n};
 	size_t start = b->len;
 	if (mp_value(&m, b, 0) < 0 || m.p != m.end) {
 		b->len = start;
@@ -666,219 +564,62 @@ json_t *cli_json_parse(const char *s, size_t n, char *err, size_t errlen)
 	return v;
 }
 
-/* ---- small msgpack readers ----------------------------------------------- */
-
-/* Skip one item; -1 if malformed or truncated. */
-static int mp_skip(mpr *m, int depth)
-{
-	unsigned char c;
-	uint64_t n = 0, items = 0;
-	int w;
-	if (depth > 64 || !need(m, 1))
-		return -1;
-	c = *m->p++;
-	if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
-		return 0;
-	if (c >= 0x80 && c <= 0x8f)
-		items = 2 * (uint64_t)(c & 0x0f);
-	else if (c >= 0x90 && c <= 0x9f)
-		items = c & 0x0f;
-	else if (c >= 0xa0 && c <= 0xbf)
-		n = c & 0x1f;
-	else
-		switch (c) {
-		case 0xc4: /* bin, str: length then payload */
-		case 0xc5:
-		case 0xc6:
-		case 0xd9:
-		case 0xda:
-		case 0xdb:
-			w = c <= 0xc6 ? 1 << (c - 0xc4) : 1 << (c - 0xd9);
-			if (!need(m, (size_t)w))
-				return -1;
-			n = be(m->p, w);
-			m->p += w;
-			break;
-		case 0xc7: /* ext: length, type, payload */
-		case 0xc8:
-		case 0xc9:
-			w = 1 << (c - 0xc7);
-			if (!need(m, (size_t)w))
-				return -1;
-			n = be(m->p, w) + 1;
-			m->p += w;
-			break;
-		case 0xca:
-			n = 4;
-			break;
-		case 0xcb:
-			n = 8;
-			break;
-		case 0xcc:
-		case 0xcd:
-		case 0xce:
-		case 0xcf:
-			n = (uint64_t)1 << (c - 0xcc);
-			break;
-		case 0xd0:
-		case 0xd1:
-		case 0xd2:
-		case 0xd3:
-			n = (uint64_t)1 << (c - 0xd0);
-			break;
-		case 0xd4:
-		case 0xd5:
-		case 0xd6:
-		case 0xd7:
-		case 0xd8:
-			n = ((uint64_t)1 << (c - 0xd4)) + 1;
-			break;
-		case 0xdc:
-		case 0xdd:
-		case 0xde:
-		case 0xdf:
-			w = (c == 0xdc || c == 0xde) ? 2 : 4;
-			if (!need(m, (size_t)w))
-				return -1;
-			items = be(m->p, w) * (c >= 0xde ? 2 : 1);
-			m->p += w;
-			if (items > (uint64_t)(m->end - m->p))
-				return -1;
-			break;
-		default:
-			return -1;
-		}
-	if (n > (uint64_t)(m->end - m->p))
-		return -1;
-	m->p += n;
-	for (uint64_t i = 0; i < items; i++)
-		if (mp_skip(m, depth + 1) < 0)
-			return -1;
-	return 0;
-}
-
-/* Read a str (or with bin set, also a bin) header and payload at m. */
-static int mp_read_bytes(mpr *m, int bin, const char **s, size_t *len)
-{
-	unsigned char c;
-	uint64_t n = 0;
-	int w = 0;
-	if (!need(m, 1))
-		return -1;
-	c = *m->p;
-	if (c >= 0xa0 && c <= 0xbf)
-		n = c & 0x1f;
-	else if (c >= 0xd9 && c <= 0xdb)
-		w = 1 << (c - 0xd9);
-	else if (bin && c >= 0xc4 && c <= 0xc6)
-		w = 1 << (c - 0xc4);
-	else
-		return -1;
-	m->p++;
-	if (w) {
-		if (!need(m, (size_t)w))
-			return -1;
-		n = be(m->p, w);
-		m->p += w;
-	}
-	if (n > (uint64_t)(m->end - m->p))
-		return -1;
-	*s = (const char *)m->p;
-	*len = (size_t)n;
-	m->p += n;
-	return 0;
-}
-
-static int mp_read_str(mpr *m, const char **s, size_t *len)
-{
-	return mp_read_bytes(m, 0, s, len);
-}
+/* ---- small msgpack readers (wal/mp.c underneath) ------------------------- */
 
 int cli_mp_bytes(const void *p, size_t n, const char **s, size_t *len)
 {
-	mpr m = {p, (const unsigned char *)p + n};
-	if (mp_read_bytes(&m, 1, s, len) < 0 || m.p != m.end)
+	lb_mp m = {p, (const uint8_t *)p + n};
+	const void *bin;
+	uint32_t l;
+	if (lb__mp_peek(&m) == LB_MP_BIN) {
+		if (lb__mp_bin(&m, &bin, &l) < 0)
+			return -1;
+		*s = bin;
+	} else if (lb__mp_str(&m, s, &l) < 0) {
 		return -1;
-	return 0;
+	}
+	*len = l;
+	return m.p == m.end ? 0 : -1;
 }
 
 int cli_mp_str(const void *p, size_t n, const char **s, size_t *len)
 {
-	mpr m = {p, (const unsigned char *)p + n};
-	if (mp_read_str(&m, s, len) < 0 || m.p != m.end)
+	lb_mp m = {p, (const uint8_t *)p + n};
+	uint32_t l;
+	if (lb__mp_str(&m, s, &l) < 0 || m.p != m.end)
 		return -1;
+	*len = l;
 	return 0;
 }
 
 int cli_mp_int(const void *p, size_t n, int64_t *v)
 {
-	const unsigned char *s = p;
-	uint64_t u;
-	int w;
-	if (n == 0)
+	lb_mp m = {p, (const uint8_t *)p + n};
+	if (lb__mp_int(&m, v) < 0 || m.p != m.end)
 		return -1;
-	if (s[0] <= 0x7f || s[0] >= 0xe0) {
-		if (n != 1)
-			return -1;
-		*v = s[0] <= 0x7f ? s[0] : (int8_t)s[0];
-		return 0;
-	}
-	if (s[0] >= 0xcc && s[0] <= 0xcf) {
-		w = 1 << (s[0] - 0xcc);
-		if (n != (size_t)w + 1)
-			return -1;
-		u = be(s + 1, w);
-		if (u > INT64_MAX)
-			return -1;
-		*v = (int64_t)u;
-		return 0;
-	}
-	if (s[0] >= 0xd0 && s[0] <= 0xd3) {
-		w = 1 << (s[0] - 0xd0);
-		if (n != (size_t)w + 1)
-			return -1;
-		u = be(s + 1, w);
-		if (w < 8 && (u >> (w * 8 - 1)) & 1)
-			u |= ~(uint64_t)0 << (w * 8);
-		memcpy(v, &u, 8);
-		return 0;
-	}
-	return -1;
+	return 0;
 }
 
 int cli_mp_map_get(const void *p, size_t n, const char *name, const void **v,
                    size_t *vlen)
 {
-	mpr m = {p, (const unsigned char *)p + n};
+	lb_mp m = {p, (const uint8_t *)p + n};
 	size_t nl = strlen(name);
-	uint64_t count;
-	unsigned char c;
-	if (!need(&m, 1))
+	uint32_t count;
+	if (lb__mp_map(&m, &count) < 0)
 		return -1;
-	c = *m.p++;
-	if (c >= 0x80 && c <= 0x8f) {
-		count = c & 0x0f;
-	} else if (c == 0xde || c == 0xdf) {
-		int w = c == 0xde ? 2 : 4;
-		if (!need(&m, (size_t)w))
-			return -1;
-		count = be(m.p, w);
-		m.p += w;
-	} else {
-		return -1;
-	}
-	for (uint64_t i = 0; i < count; i++) {
-		const char *k;
-		size_t kl;
-		const unsigned char *vs;
-		if (mp_read_str(&m, &k, &kl) < 0) {
-			if (mp_skip(&m, 1) < 0) /* a non-string key */
+	for (uint32_t i = 0; i < count; i++) {
+		const char *k = NULL;
+		uint32_t kl = 0;
+		const uint8_t *vs;
+		if (lb__mp_peek(&m) == LB_MP_STR) {
+			if (lb__mp_str(&m, &k, &kl) < 0)
 				return -1;
-			k = NULL;
-			kl = 0;
+		} else if (lb__mp_skip(&m) < 0) { /* a non-string key */
+			return -1;
 		}
 		vs = m.p;
-		if (mp_skip(&m, 1) < 0)
+		if (lb__mp_skip(&m) < 0)
 			return -1;
 		if (k && kl == nl && !memcmp(k, name, nl)) {
 			*v = vs;

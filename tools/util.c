@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,77 +419,131 @@ cli_opt *cli_opt_get(cli_opt *opts, size_t nopts, const char *name)
 	return NULL;
 }
 
+/* getopt_long's values: --help is 'h' (also -h), --json GETOPT_JSON, the
+ * table's options GETOPT_BASE + their index. */
+enum { GETOPT_JSON = 0x100, GETOPT_BASE = 0x101 };
+
+/* The name written in option argument a ("--name" or "--name=value"),
+ * copied into name (cap bytes); 0 if it does not fit. */
+static int written_name(const char *a, char *name, size_t cap)
+{
+	size_t len = strcspn(a + 2, "=");
+	if (len >= cap)
+		return 0;
+	memcpy(name, a + 2, len);
+	name[len] = '\0';
+	return 1;
+}
+
+/* What getopt_long could not take in argv[at]: an unknown option, a
+ * missing value (c == ':') or a value given to a flag. */
+static int parse_error(int c, const char *a, const struct option *lo)
+{
+	char name[64];
+	if (a[1] != '-')
+		return cli_usage("unknown option '%s'", a);
+	if (!written_name(a, name, sizeof name))
+		return cli_usage("unknown option '--%.40s...'", a + 2);
+	if (c == ':')
+		return cli_usage("option '--%s' needs a value", name);
+	for (; optopt && lo->name; lo++)
+		if (lo->val == optopt && !strcmp(lo->name, name))
+			return cli_usage("option '--%s' takes no value", name);
+	return cli_usage("unknown option '--%s'", name);
+}
+
+/*
+ * getopt_long in its in-order mode ("-" first: a positional comes back as
+ * 1, in place, so options and positionals may mix; "--" stops it, leaving
+ * the rest to the caller). Its errors are reported here, in the CLI's
+ * words (":" after "-": a missing value is ':'). An abbreviated long name,
+ * which getopt_long accepts, is refused as unknown: a script must name the
+ * option, so that a later one cannot make its abbreviation ambiguous.
+ */
+static int parse_opts(int argc, char **argv, cli_opt *opts,
+                      const struct option *lo, const char **pos, size_t max_pos,
+                      size_t *npos)
+{
+	char name[64];
+	size_t n = 0;
+	int c, idx, at;
+
+	optind = 0; /* glibc: start afresh (a process may parse twice) */
+	opterr = 0;
+	for (;;) {
+		at = optind ? optind : 1;
+		idx = -1;
+		c = getopt_long(argc, argv, "-:h", lo, &idx);
+		if (c == -1)
+			break;
+		if (c == '?' || c == ':')
+			return parse_error(c, argv[at], lo);
+		if (idx >= 0 && (!written_name(argv[at], name, sizeof name) ||
+		                 strcmp(name, lo[idx].name) != 0))
+			return parse_error('?', argv[at], lo);
+		if (c == 1) {
+			if (n >= max_pos)
+				return cli_usage("unexpected argument '%s'",
+				                 optarg);
+			pos[n++] = optarg;
+		} else if (c == 'h') {
+			if (strcmp(argv[at], "-h") && idx < 0)
+				return cli_usage("unknown option '%s'",
+				                 argv[at]);
+			if (cli_help)
+				cli_help(cli_cmd, stdout);
+			return CLI_HELP;
+		} else if (c == GETOPT_JSON) {
+			cli_json = 1;
+		} else {
+			cli_opt *o = &opts[c - GETOPT_BASE];
+			o->val = o->has_arg ? optarg : "";
+		}
+	}
+	for (; optind < argc; optind++) { /* after "--" */
+		if (n >= max_pos)
+			return cli_usage("unexpected argument '%s'",
+			                 argv[optind]);
+		pos[n++] = argv[optind];
+	}
+	*npos = n;
+	return 0;
+}
+
 int cli_parse(int argc, char **argv, cli_opt *opts, size_t nopts,
               const char **pos, size_t min_pos, size_t max_pos, size_t *npos)
 {
+	struct option *lo = cli_xmalloc((nopts + 3) * sizeof *lo);
 	size_t n = 0;
-	int only_pos = 0;
+	int rc;
 
-	for (size_t i = 0; i < nopts; i++)
+	lo[0] = (struct option){"help", no_argument, NULL, 'h'};
+	lo[1] = (struct option){"json", no_argument, NULL, GETOPT_JSON};
+	for (size_t i = 0; i < nopts; i++) {
 		opts[i].val = NULL;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!only_pos && !strcmp(a, "--")) {
-			only_pos = 1;
-			continue;
-		}
-		if (!only_pos && a[0] == '-' && a[1] != '\0') {
-			char name[64];
-			const char *eq, *val = NULL;
-			size_t len;
-			cli_opt *o;
-			if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-				if (cli_help)
-					cli_help(cli_cmd, stdout);
-				return CLI_HELP;
-			}
-			if (a[1] != '-')
-				return cli_usage("unknown option '%s'", a);
-			a += 2;
-			eq = strchr(a, '=');
-			len = eq ? (size_t)(eq - a) : strlen(a);
-			if (len >= sizeof name)
-				return cli_usage("unknown option '--%.40s...'",
-				                 a);
-			memcpy(name, a, len);
-			name[len] = '\0';
-			if (!strcmp(name, "json")) {
-				if (eq)
-					return cli_usage("option '--json' "
-					                 "takes no value");
-				cli_json = 1;
-				continue;
-			}
-			o = cli_opt_get(opts, nopts, name);
-			if (!o)
-				return cli_usage("unknown option '--%s'", name);
-			if (o->has_arg) {
-				if (eq)
-					val = eq + 1;
-				else if (i + 1 < argc)
-					val = argv[++i];
-				else
-					return cli_usage(
-					        "option '--%s' needs a value",
-					        name);
-			} else {
-				if (eq)
-					return cli_usage(
-					        "option '--%s' takes no value",
-					        name);
-				val = "";
-			}
-			o->val = val;
-			continue;
-		}
-		if (n >= max_pos)
-			return cli_usage("unexpected argument '%s'", a);
-		pos[n++] = a;
+		lo[i + 2] = (struct option){opts[i].name,
+		                            opts[i].has_arg ? required_argument
+		                                            : no_argument,
+		                            NULL, GETOPT_BASE + (int)i};
 	}
+	lo[nopts + 2] = (struct option){NULL, 0, NULL, 0};
+	rc = parse_opts(argc, argv, opts, lo, pos, max_pos, &n);
+	free(lo);
+	if (rc != 0)
+		return rc;
 	if (n < min_pos)
 		return cli_usage("missing arguments");
 	*npos = n;
 	return 0;
+}
+
+const char *cli_optval(const cli_opt *opts, size_t nopts, const char *name)
+{
+	for (size_t i = 0; i < nopts; i++)
+		if (!strcmp(opts[i].name, name))
+			return opts[i].val;
+	fprintf(stderr, "logbook: internal error: no option '--%s'\n", name);
+	abort();
 }
 
 int cli_u64(const char *what, const char *s, uint64_t min, uint64_t max,

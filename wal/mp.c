@@ -359,6 +359,66 @@ int lb__mp_map(lb_mp *m, uint32_t *n)
 	return mp_container(m, n, 0x80, 0xde, 2, "map");
 }
 
+int lb__mp_float(lb_mp *m, double *v)
+{
+	size_t avail;
+	unsigned w;
+	uint64_t x;
+	uint8_t c;
+
+	if (m->p >= m->end || (*m->p != 0xca && *m->p != 0xcb))
+		return found(m, "float");
+	c = *m->p;
+	w = c == 0xca ? 4 : 8;
+	avail = (size_t)(m->end - m->p) - 1;
+	if (avail < w)
+		return truncated("float");
+	x = be(m->p + 1, w);
+	if (w == 4) {
+		uint32_t u = (uint32_t)x;
+		float f;
+		memcpy(&f, &u, sizeof f);
+		*v = (double)f;
+	} else {
+		memcpy(v, &x, sizeof *v);
+	}
+	m->p += 1 + w;
+	return 0;
+}
+
+int lb__mp_ext(lb_mp *m, int8_t *type, const void **p, uint32_t *len)
+{
+	size_t avail;
+	unsigned w = 0;
+	uint32_t n;
+	uint8_t c;
+
+	if (m->p >= m->end)
+		return found(m, "ext");
+	c = *m->p;
+	avail = (size_t)(m->end - m->p) - 1;
+	if (c >= 0xd4 && c <= 0xd8)
+		n = 1u << (c - 0xd4); /* fixext: no length */
+	else if (c >= 0xc7 && c <= 0xc9)
+		w = 1u << (c - 0xc7);
+	else
+		return found(m, "ext");
+	if (avail < w + 1)
+		return truncated("ext");
+	if (w)
+		n = (uint32_t)be(m->p + 1, w);
+	if (n > avail - w - 1)
+		return lb__fail(LB_ECORRUPT,
+		                "msgpack: ext of %" PRIu32
+		                " bytes runs past the end (%zu left)",
+		                n, avail - w - 1);
+	*type = (int8_t)m->p[1 + w];
+	*p = m->p + 2 + w;
+	*len = n;
+	m->p += 2 + w + n;
+	return 0;
+}
+
 /*
  * Iterative, so hostile nesting cannot exhaust the C stack: rem[d] counts
  * the items still to skip at depth d. A container read at depth d opens

@@ -94,6 +94,10 @@ LB__WUR int lb__mp_uint(lb_mp *m, uint64_t *v);
 LB__WUR int lb__mp_int(lb_mp *m, int64_t *v);
 LB__WUR int lb__mp_str(lb_mp *m, const char **s, uint32_t *len);
 LB__WUR int lb__mp_bin(lb_mp *m, const void **p, uint32_t *len);
+/* A float 32 (widened) or float 64. */
+LB__WUR int lb__mp_float(lb_mp *m, double *v);
+/* An ext (fixext 1..16 or ext 8..32): its type and payload. */
+LB__WUR int lb__mp_ext(lb_mp *m, int8_t *type, const void **p, uint32_t *len);
 /* Headers only. The count is checked against the bytes left (1 per array
  * element, 2 per map entry), so a caller may loop over it safely. */
 LB__WUR int lb__mp_array(lb_mp *m, uint32_t *n);
@@ -124,10 +128,6 @@ LB__WUR int lb__mpw_str(lb_buf *b, const char *s, size_t len);
 LB__WUR int lb__mpw_bin(lb_buf *b, const void *p, size_t len);
 
 /* ---- change records and segments (wal/segment.c) ------------------------- */
-
-/* Is [s, s+len) a valid table name: 1..LB_TABLE_NAME_MAX bytes of
- * [A-Za-z0-9_.-]? 1 if so, 0 if not (s may be NULL). Sets no error. */
-LB__WUR int lb__table_name_ok(const char *s, size_t len);
 
 /* One change record. Decoded records point into the reader's buffer;
  * table is NOT NUL-terminated (use tlen). A nil image has has_* 0, pointer
@@ -256,6 +256,11 @@ LB__WUR int lb__hdr_hash(const lb_wal_hdr *h, uint8_t out[32]);
 LB__WUR int lb__sha256(const void *p, size_t len, uint8_t out[32]);
 
 /* ---- schemas (wal/schema.c) ---------------------------------------------- */
+
+/* Is [s, s+len) a valid table name: 1..LB_TABLE_NAME_MAX bytes of
+ * [A-Za-z0-9_.-]? 1 if so, 0 if not (s may be NULL). Sets no error.
+ * Change records and schemas both name tables. */
+LB__WUR int lb__table_name_ok(const char *s, size_t len);
 
 /* A decoded schema, owning its strings. */
 typedef struct lb_sfield {

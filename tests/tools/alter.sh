@@ -9,25 +9,12 @@
 # per failed check and a final "N passed, N failed" line.
 set -u
 
-LB=${LB_BIN:-build/logbook}
-case "$LB" in
-/*) ;;
-*) LB=$PWD/$LB ;;
-esac
-T=$(mktemp -d "${TMPDIR:-/tmp}/logbook-alter.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-cd "$T" || exit 1
+. "$(dirname "$0")/lib.sh"
+lb_setup alter alter
+current=alter
 
-pass=0
-fail=0
-check() { # check DESCRIPTION WANT GOT
-	if [ "$2" = "$3" ]; then
-		pass=$((pass + 1))
-	else
-		fail=$((fail + 1))
-		echo "FAIL: $1: want '$2', got '$3'"
-	fi
-}
+# check DESCRIPTION WANT GOT
+check() { if [ "$2" = "$3" ]; then ok; else bad "$1: want '$2', got '$3'"; fi; }
 
 cat >a.json <<'J'
 {"tables": [{"name": "h", "closed": true, "fields": [{"name": "id", "type": "str", "required": true, "max_len": 10}]}]}
@@ -78,5 +65,4 @@ check "records kept" 0 $?
 check "replayed elsewhere and verified" 0 $?
 : "$before"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+lb_finish

@@ -13,70 +13,9 @@
 # binary patch, the corruption that verify must catch).
 set -u
 
-LB=${LB_BIN:-build/logbook}
-case "$LB" in
-/*) ;;
-*) LB=$PWD/$LB ;;
-esac
-if [ ! -x "$LB" ]; then
-	echo "cli.sh: $LB is not an executable (build it with make)" >&2
-	echo "0 passed, 1 failed"
-	exit 1
-fi
+. "$(dirname "$0")/lib.sh"
+lb_setup cli cli
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/logbook-cli.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-cd "$T" || exit 1
-
-pass=0
-fail=0
-rc=0
-current=""
-
-ok() { pass=$((pass + 1)); }
-bad() {
-	fail=$((fail + 1))
-	echo "FAIL [$current]: $*"
-}
-section() {
-	[ -n "${LB_TEST_VERBOSE:-}" ] && [ "$LB_TEST_VERBOSE" != 0 ] &&
-		echo "$(date +%T) $1"
-	current=$1
-}
-
-# run CMD...: stdout to out, stderr to err, status to $rc.
-run() {
-	"$@" >out 2>err
-	rc=$?
-}
-# st WANT CMD...: run and check the exit status.
-st() {
-	local want=$1
-	shift
-	run "$@"
-	if [ "$rc" = "$want" ]; then
-		ok
-	else
-		bad "'$*' exited $rc, want $want; stderr: $(head -c 400 err)"
-	fi
-}
-has_out() { if grep -q -- "$1" out; then ok; else bad "stdout lacks '$1': $(head -c 400 out)"; fi; }
-has_err() { if grep -q -- "$1" err; then ok; else bad "stderr lacks '$1': $(head -c 400 err)"; fi; }
-no_err() { if [ ! -s err ]; then ok; else bad "stderr not empty: $(head -c 400 err)"; fi; }
-# One clear line on stderr, starting with "logbook:" and naming $1.
-one_err() {
-	local n
-	n=$(wc -l <err)
-	if [ "$n" = 1 ] && grep -q "^logbook: " err && grep -q -- "$1" err; then
-		ok
-	else
-		bad "want one stderr line naming '$1', got $n: $(head -c 400 err)"
-	fi
-}
-same() { if cmp -s "$1" "$2"; then ok; else bad "$1 and $2 differ: $(cmp "$1" "$2" 2>&1 | head -1)"; fi; }
-eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', want '$2'"; fi; }
-# num FIELD: the integer value of "FIELD": in out's last line.
-num() { tail -n 1 out | grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
 json_lines() {
 	if python3 -c '
 import json, sys
@@ -452,13 +391,6 @@ section "rollback --cascade: the dry run tells the real outcome"
 # cascade of 4 undoes 4 alone (k=1, j stays absent), and its dry run says
 # the same: exit status, record count, conflicts, and the batches it
 # would undo (the library's res->undone), "undone" in JSON.
-# marks DIR: "id:rolled_back_by" of every batch, oldest first.
-marks() {
-	"$LB" log "$1" --json | python3 -c '
-import json, sys
-b = [json.loads(l) for l in sys.stdin]
-print(" ".join("%d:%d" % (o["id"], o["rolled_back_by"] or 0) for o in sorted(b, key=lambda o: o["id"])))'
-}
 # outcome FILE: what a dry run and the real call must agree on, in the
 # human form: the record count and every conflict or issue line.
 outcome() {
@@ -645,5 +577,4 @@ eq "$(wc -l <out)" 3 "the dry run committed nothing"
 run "$LB" import dry c1.jsonl
 no_err
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+lb_finish

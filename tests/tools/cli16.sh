@@ -14,89 +14,14 @@
 # exits 1 if any check failed. Needs bash, awk, cmp, python3 and make.
 set -u
 
-LB=${LB_BIN:-build/logbook}
-case "$LB" in
-/*) ;;
-*) LB=$PWD/$LB ;;
-esac
-if [ ! -x "$LB" ]; then
-	echo "cli16.sh: $LB is not an executable (build it with make)" >&2
-	echo "0 passed, 1 failed"
-	exit 1
-fi
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/logbook-cli16.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-cd "$T" || exit 1
-
-pass=0
-fail=0
-rc=0
-current=""
-
-ok() { pass=$((pass + 1)); }
-bad() {
-	fail=$((fail + 1))
-	echo "FAIL [$current]: $*"
-}
-section() {
-	[ -n "${LB_TEST_VERBOSE:-}" ] && [ "$LB_TEST_VERBOSE" != 0 ] &&
-		echo "$(date +%T) $1"
-	current=$1
-}
+. "$(dirname "$0")/lib.sh"
+lb_setup cli16 cli16
 
 # Every output of the commands run through `run` is kept in all.out and
 # all.err, for the checks on words at the end.
 : >all.out
 : >all.err
-run() {
-	"$@" >out 2>err
-	rc=$?
-	cat out >>all.out
-	cat err >>all.err
-}
-st() {
-	local want=$1
-	shift
-	run "$@"
-	if [ "$rc" = "$want" ]; then
-		ok
-	else
-		bad "'$*' exited $rc, want $want; stderr: $(head -c 400 err)"
-	fi
-}
-has_out() { if grep -q -- "$1" out; then ok; else bad "stdout lacks '$1': $(head -c 600 out)"; fi; }
-lacks_out() { if grep -q -- "$1" out; then bad "stdout has '$1': $(head -c 600 out)"; else ok; fi; }
-has_err() { if grep -q -- "$1" err; then ok; else bad "stderr lacks '$1': $(head -c 400 err)"; fi; }
-lacks_err() { if grep -q -- "$1" err; then bad "stderr has '$1': $(head -c 400 err)"; else ok; fi; }
-no_err() { if [ ! -s err ]; then ok; else bad "stderr not empty: $(head -c 400 err)"; fi; }
-one_err() {
-	local n
-	n=$(wc -l <err)
-	if [ "$n" = 1 ] && grep -q "^logbook: " err && grep -q -- "$1" err; then
-		ok
-	else
-		bad "want one stderr line naming '$1', got $n: $(head -c 400 err)"
-	fi
-}
-same() { if cmp -s "$1" "$2"; then ok; else bad "$1 and $2 differ: $(cmp "$1" "$2" 2>&1 | head -1)"; fi; }
-eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', want '$2'"; fi; }
-# py CHECK-NAME SCRIPT ARGS...: a python3 check; exit 0 = pass, else its
-# stderr is the failure.
-py() {
-	local name=$1 script=$2
-	shift 2
-	if python3 -c "$script" "$@" 2>py.err; then ok; else bad "$name: $(head -c 600 py.err)"; fi
-}
-# marks DIR: "id:rolled_back_by" of every batch, oldest first.
-marks() {
-	"$LB" log "$1" --json | python3 -c '
-import json, sys
-b = [json.loads(l) for l in sys.stdin]
-print(" ".join("%d:%d" % (o["id"], o["rolled_back_by"] or 0) for o in sorted(b, key=lambda o: o["id"])))'
-}
-last_batch() { "$LB" log "$1" --json --limit 1 | sed -n 's/^{"id":\([0-9]*\),.*/\1/p'; }
+run_log=1
 
 "$LB" gen schema >schema.json
 H1='{"id":"H1","title":"one","date":"2024-01-01","committee":"c","chamber":"House","congress":118}'
@@ -616,5 +541,4 @@ else
 	ok
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+lb_finish

@@ -21,62 +21,8 @@
 # exits 1 if any check failed. Needs bash, python3, cmp.
 set -u
 
-LB=${LB_BIN:-build/logbook}
-case "$LB" in
-/*) ;;
-*) LB=$PWD/$LB ;;
-esac
-if [ ! -x "$LB" ]; then
-	echo "import_quarantine.sh: $LB is not an executable (build it with make)" >&2
-	echo "0 passed, 1 failed"
-	exit 1
-fi
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/logbook-quarantine.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-cd "$T" || exit 1
-
-pass=0
-fail=0
-rc=0
-current=""
-
-ok() { pass=$((pass + 1)); }
-bad() {
-	fail=$((fail + 1))
-	echo "FAIL [$current]: $*"
-}
-section() {
-	[ -n "${LB_TEST_VERBOSE:-}" ] && [ "$LB_TEST_VERBOSE" != 0 ] &&
-		echo "$(date +%T) $1"
-	current=$1
-}
-run() {
-	"$@" >out 2>err
-	rc=$?
-}
-st() {
-	local want=$1
-	shift
-	run "$@"
-	if [ "$rc" = "$want" ]; then
-		ok
-	else
-		bad "'$*' exited $rc, want $want; stderr: $(head -c 400 err)"
-	fi
-}
-has_out() { if grep -q -- "$1" out; then ok; else bad "stdout lacks '$1': $(head -c 400 out)"; fi; }
-has_err() { if grep -q -- "$1" err; then ok; else bad "stderr lacks '$1': $(head -c 400 err)"; fi; }
-same() { if cmp -s "$1" "$2"; then ok; else bad "$1 and $2 differ: $(cmp "$1" "$2" 2>&1 | head -1)"; fi; }
-eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', want '$2'"; fi; }
-# num FIELD: the integer value of "FIELD": in out's last line.
-num() { tail -n 1 out | grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
-# py SCRIPT ARGS...: a python check; its stdout explains a failure.
-py() {
-	local what=$1 msg
-	shift
-	if msg=$(python3 - "$@" 2>&1); then ok; else bad "$what: $msg"; fi
-}
+. "$(dirname "$0")/lib.sh"
+lb_setup import_quarantine quarantine
 
 "$LB" gen schema >schema.json
 
@@ -108,7 +54,7 @@ for bs in 1000 10000; do
 	eq "$n" "$((lines - aside))" "batch size $bs: records in the tables"
 	# Every reject is a truth line, for the same reasons: its own issue
 	# kind, and a dependency on the very line the generator broke.
-	py "batch size $bs: rejects against the truth" truth.txt rej$bs.jsonl h.jsonl <<'EOF'
+	pyin "batch size $bs: rejects against the truth" truth.txt rej$bs.jsonl h.jsonl <<'EOF'
 import json, sys
 truth = {}
 for l in open(sys.argv[1]):
@@ -186,7 +132,7 @@ has_out "^  small.jsonl:4: dependency witnesses W2 field hearing_id: .*line 2, w
 has_out "^10 records: 2 committed, 8 set aside (6 with issues, 2 depending on them)$"
 st 0 "$LB" get s1 witnesses W1
 st 1 "$LB" get s1 witnesses W2
-py "small rejects" s1.rej small.jsonl <<'EOF'
+pyin "small rejects" s1.rej small.jsonl <<'EOF'
 import json, sys
 rej = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 src = open(sys.argv[2], "rb").read().split(b"\n")
@@ -211,7 +157,7 @@ EOF
 # JSON output names the file in every issue.
 "$LB" init s2 --schema schema.json >/dev/null
 st 1 "$LB" import s2 small.jsonl --on-error record --json
-py "issues in --json name the file" out <<'EOF'
+pyin "issues in --json name the file" out <<'EOF'
 import json, sys
 issues = [i for l in open(sys.argv[1]) for o in [json.loads(l)] if "batch" in o for i in o["issues"]]
 assert len(issues) >= 8 and all(i["file"] == "small.jsonl" for i in issues), issues
@@ -222,7 +168,7 @@ EOF
 "$LB" init s3 --schema schema.json >/dev/null
 st 1 "$LB" import s3 small.jsonl --batch-size 5 --reject-file s3.rej
 has_out "^  small.jsonl:2: format hearings H2"
-py "batch-mode rejects" s3.rej <<'EOF'
+pyin "batch-mode rejects" s3.rej <<'EOF'
 import json, sys
 rej = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 assert [o["line"] for o in rej] == list(range(1, 11)), [o["line"] for o in rej]
@@ -250,7 +196,7 @@ for l in open(sys.argv[1], encoding="utf-8"):
 EOF
 st 1 "$LB" import s1 s1.fixed --from-rejects --on-error record --reject-file s1b.rej
 has_out "^8 records: 5 committed, 3 set aside (3 with issues, 0 depending on them)$"
-py "what stays rejected" s1b.rej <<'EOF'
+pyin "what stays rejected" s1b.rej <<'EOF'
 import json, sys
 rej = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
 # left: the unknown table, the non-UTF-8 line, the duplicate H1
@@ -287,5 +233,4 @@ eq "$(wc -l <s5.rej)" 8 "batch mode from rejects: every line rejected again"
 st 1 "$LB" import s5 s5.rej --from-rejects --on-error record
 has_out "8 records: 1 committed"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+lb_finish

@@ -21,62 +21,9 @@
 # exits 1 if any check failed. Needs bash, python3, sha256sum, mkfifo.
 set -u
 
-LB=${LB_BIN:-build/logbook}
-case "$LB" in
-/*) ;;
-*) LB=$PWD/$LB ;;
-esac
-if [ ! -x "$LB" ]; then
-	echo "import_runs.sh: $LB is not an executable (build it with make)" >&2
-	echo "0 passed, 1 failed"
-	exit 1
-fi
+. "$(dirname "$0")/lib.sh"
+lb_setup import_runs runs
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/logbook-runs.XXXXXX") || exit 1
-bg=""
-cleanup() {
-	# only the processes this script started
-	for p in $bg; do kill "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T" || exit 1
-
-pass=0
-fail=0
-rc=0
-current=""
-
-ok() { pass=$((pass + 1)); }
-bad() {
-	fail=$((fail + 1))
-	echo "FAIL [$current]: $*"
-}
-section() {
-	[ -n "${LB_TEST_VERBOSE:-}" ] && [ "$LB_TEST_VERBOSE" != 0 ] &&
-		echo "$(date +%T) $1"
-	current=$1
-}
-run() {
-	"$@" >out 2>err
-	rc=$?
-}
-st() {
-	local want=$1
-	shift
-	run "$@"
-	if [ "$rc" = "$want" ]; then
-		ok
-	else
-		bad "'$*' exited $rc, want $want; stderr: $(head -c 400 err)"
-	fi
-}
-has_out() { if grep -q -- "$1" out; then ok; else bad "stdout lacks '$1': $(head -c 600 out)"; fi; }
-has_err() { if grep -q -- "$1" err; then ok; else bad "stderr lacks '$1': $(head -c 400 err)"; fi; }
-same() { if cmp -s "$1" "$2"; then ok; else bad "$1 and $2 differ: $(cmp "$1" "$2" 2>&1 | head -1)"; fi; }
-eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', want '$2'"; fi; }
-num() { tail -n 1 out | grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
-last_batch() { "$LB" log "$1" --limit 1 --json | sed -n 's/^{"id":\([0-9]*\),.*/\1/p'; }
 # run_field DIR RUN FIELD: a field of `runs --json` for one run.
 run_field() {
 	"$LB" runs "$1" --json | python3 -c '
@@ -326,5 +273,4 @@ has_err "no run 99"
 st 2 "$LB" rollback rr --run 0
 st 0 "$LB" verify rr --replay
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+lb_finish

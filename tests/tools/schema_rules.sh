@@ -14,67 +14,8 @@
 # exits 1 if any check failed. Needs bash, cmp and python3.
 set -u
 
-LB=${LB_BIN:-build/logbook}
-case "$LB" in
-/*) ;;
-*) LB=$PWD/$LB ;;
-esac
-if [ ! -x "$LB" ]; then
-	echo "schema_rules.sh: $LB is not an executable (build it with make)" >&2
-	echo "0 passed, 1 failed"
-	exit 1
-fi
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/logbook-rules.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-cd "$T" || exit 1
-
-pass=0
-fail=0
-rc=0
-current=""
-
-ok() { pass=$((pass + 1)); }
-bad() {
-	fail=$((fail + 1))
-	echo "FAIL [$current]: $*"
-}
-section() {
-	[ -n "${LB_TEST_VERBOSE:-}" ] && [ "$LB_TEST_VERBOSE" != 0 ] &&
-		echo "$(date +%T) $1"
-	current=$1
-}
-run() {
-	"$@" >out 2>err
-	rc=$?
-}
-st() {
-	local want=$1
-	shift
-	run "$@"
-	if [ "$rc" = "$want" ]; then
-		ok
-	else
-		bad "'$*' exited $rc, want $want; stderr: $(head -c 400 err)"
-	fi
-}
-has_out() { if grep -q -- "$1" out; then ok; else bad "stdout lacks '$1': $(head -c 600 out)"; fi; }
-one_err() {
-	local n
-	n=$(wc -l <err)
-	if [ "$n" = 1 ] && grep -q "^logbook: " err && grep -q -- "$1" err; then
-		ok
-	else
-		bad "want one stderr line naming '$1', got $n: $(head -c 400 err)"
-	fi
-}
-same() { if cmp -s "$1" "$2"; then ok; else bad "$1 and $2 differ: $(cmp "$1" "$2" 2>&1 | head -1)"; fi; }
-# py CHECK-NAME SCRIPT ARGS...: a python3 check that exits 0 when it holds.
-py() {
-	local name=$1
-	shift
-	if python3 -c "$@" 2>pyerr; then ok; else bad "$name: $(head -c 600 pyerr)"; fi
-}
+. "$(dirname "$0")/lib.sh"
+lb_setup schema_rules rules
 
 cat >rules.json <<'EOF'
 {"tables": [
@@ -257,5 +198,4 @@ st 1 "$LB" import db broken.jsonl
 has_out "1: format hearings HR-10 field id: hearings: field 'id' is 'HR-11' but the record's key is 'HR-10'"
 has_out "10: format hearings HR-20 field date: hearings: field .date. must be str, not nil"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+lb_finish

@@ -466,6 +466,8 @@ static void test_wal_mp__floats(void **state)
 {
 	static const uint8_t f32[] = {0xca, 0x3f, 0x80, 0x00, 0x00};
 	uint64_t u;
+	double d = 0;
+	size_t k;
 	lb_buf b;
 	lb_mp m;
 	(void)state;
@@ -479,10 +481,30 @@ static void test_wal_mp__floats(void **state)
 	assert_non_null(strstr(lb_errmsg(), "found float"));
 	assert_int_equal(lb__mp_skip(&m), 0);
 	assert_ptr_equal(m.p, b.data + b.len);
+	m = cur(b.data, b.len);
+	assert_int_equal(lb__mp_float(&m, &d), 0);
+	assert_true(d == 1.0);
+	assert_ptr_equal(m.p, b.data + b.len);
 	m = cur(f32, sizeof f32);
 	assert_int_equal(lb__mp_peek(&m), LB_MP_FLOAT);
 	assert_int_equal(lb__mp_skip(&m), 0);
 	assert_ptr_equal(m.p, f32 + sizeof f32);
+	m = cur(f32, sizeof f32);
+	assert_int_equal(lb__mp_float(&m, &d), 0);
+	assert_true(d == 1.0);
+	assert_ptr_equal(m.p, f32 + sizeof f32);
+	/* a float is read only as a float, and whole */
+	m = cur(b.data, b.len);
+	assert_int_equal(lb__mp_uint(&m, &u), LB_ECORRUPT);
+	for (k = 0; k < b.len; k++) {
+		uint8_t *p = exact(b.data, k);
+		m = cur(p, k);
+		assert_int_equal(lb__mp_float(&m, &d), LB_ECORRUPT);
+		free(p);
+	}
+	m = cur((const uint8_t *)"\x01", 1);
+	assert_int_equal(lb__mp_float(&m, &d), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "float expected"));
 	lb__buf_free(&b);
 }
 
@@ -502,6 +524,11 @@ static void test_wal_mp__ext_forms(void **state)
 	const size_t sizes[] = {sizeof fx,  sizeof fx2,  sizeof fx4,
 	                        sizeof fx8, sizeof fx16, sizeof e8,
 	                        sizeof e16, sizeof e32,  sizeof e0};
+	const int8_t types[] = {1, 1, 1, -1, 1, 5, 5, 5, 5};
+	const uint32_t lens[] = {1, 2, 4, 8, 16, 2, 2, 2, 0};
+	const void *data;
+	uint32_t len;
+	int8_t type;
 	size_t i, k;
 	lb_mp m;
 	(void)state;
@@ -512,12 +539,22 @@ static void test_wal_mp__ext_forms(void **state)
 		assert_int_equal(lb__mp_peek(&m), LB_MP_EXT);
 		assert_int_equal(lb__mp_skip(&m), 0);
 		assert_ptr_equal(m.p, p + sizes[i]);
+		/* Read: the type and the payload, the data's last bytes. */
+		m = cur(p, sizes[i]);
+		assert_int_equal(lb__mp_ext(&m, &type, &data, &len), 0);
+		assert_ptr_equal(m.p, p + sizes[i]);
+		assert_int_equal(type, types[i]);
+		assert_int_equal(len, lens[i]);
+		assert_ptr_equal(data, p + sizes[i] - lens[i]);
 		free(p);
 		/* Every truncation fails. */
 		for (k = 0; k < sizes[i]; k++) {
 			p = exact(forms[i], k);
 			m = cur(p, k);
 			assert_int_equal(lb__mp_skip(&m), LB_ECORRUPT);
+			m = cur(p, k);
+			assert_int_equal(lb__mp_ext(&m, &type, &data, &len),
+			                 LB_ECORRUPT);
 			free(p);
 		}
 	}
