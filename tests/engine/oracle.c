@@ -77,11 +77,11 @@ typedef struct oslot {
 /* lb_verify with replay, and a check of every batch's header against the
  * model, every so many steps (and at the end): both read the whole log, so
  * at every step they would take most of the time. At least every 16
- * steps, and about 64 times a seed in longer runs. Between them, each step
+ * steps, and about 48 times a seed in longer runs. Between them, each step
  * checks the last RECENT headers and those whose state the model changed.
  */
 #define VERIFY_EVERY 16
-#define VERIFIES 64
+#define VERIFIES 48
 #define RECENT 16
 
 typedef struct orun {
@@ -93,7 +93,8 @@ typedef struct orun {
 	uint64_t ckpt_at[NCKPT];
 	int nckpt;
 	unsigned long replays, replays_ckpt, verifies, checkpoints;
-	int nrep; /* replay directories made, for their names */
+	int nrep;   /* replay directories made, for their names */
+	long steps; /* the steps of this seed */
 } orun;
 
 /* The child's run, set before the nested cmocka group starts. */
@@ -288,8 +289,14 @@ static void step(orun *r)
 		reopen(r);
 	} else if (u < 95) {
 		checkpoint(r);
-	} else {
+	} else if (r->steps <= 1000 ||
+	           th_below(&r->rng, (uint64_t)r->steps) < 1000) {
+		/* a replay reads the whole log: about 50 of them a seed
+		 * however long it runs (in longer runs the rest of these
+		 * steps commit) */
 		replay(r);
+	} else {
+		tm_user_batch(m, r->db, &r->rng);
 	}
 }
 
@@ -300,6 +307,7 @@ static void run_seed(uint64_t seed, long steps, oslot *slot, const char *root,
 	lb_options o;
 	memset(&r, 0, sizeof r);
 	r.rng = seed;
+	r.steps = steps;
 	r.root = (char *)root;
 	r.dir = th_path(root, "db");
 	r.m = tm_new(1);
