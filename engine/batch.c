@@ -643,134 +643,162 @@ static int seek_hit(const lb_batch *b, const lb_table *t, const void *key,
 }
 
 /*
- * One op. The table is searched once: through lb__batch_seek's answer, or
- * by a put with MDB_NOOVERWRITE that either inserts the absent key or
- * returns its current value with the cursor on it, or by a cursor lookup;
- * the write then goes through the positioned cursor (MDB_CURRENT,
- * mdb_cursor_del) instead of a second descent.
+ * An op goes through three steps, shared by its three callers (user ops,
+ * rollback restores, replay):
+ *  locate  the table is searched once: through lb__batch_seek's answer, or
+ *          by a put with MDB_NOOVERWRITE that either inserts the absent key
+ *          or returns its current value with the cursor on it, or by a
+ *          cursor lookup;
+ *  check   user ops only: duplicate, missing key, schema;
+ *  write   the change record is logged (not by replay), then the write goes
+ *          through the positioned cursor (MDB_CURRENT, mdb_cursor_del)
+ *          instead of a second descent, and _hist and _refs follow.
  */
-int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
-                   size_t klen, const void *val, size_t vlen, int how)
-{
-	int raw = how != LB__HOW_CHECK;
-	lb_db *db = b->db;
-	MDB_val k = {klen, (void *)key}, cur = {0, NULL};
-	MDB_val v = {vlen, (void *)(val ? val : "")};
-	MDB_cursor *c;
-	int mrc, rc, exists, written = 0;
-	int del = mode == LB__MODE_DELETE;
+typedef struct {
+	MDB_cursor *c; /* on the key once located */
+	MDB_val cur;   /* its current value, when exists */
+	int exists;    /* the key was there before the op */
+	int written;   /* the lookup inserted the value already */
+} lb_spot;
 
-	if ((rc = table_cursor(b, t, &c)) < 0)
+/* Insert the value if the key is absent (appending a key past the table's
+ * last one), else leave the cursor on the key and its current value. */
+static int insert_if_absent(lb_batch *b, lb_table *t, MDB_val *k,
+                            const MDB_val *v, lb_spot *s)
+{
+	MDB_val d = *v;
+	lb_tail *tl = table_tail(b, t, s->c);
+	int mrc = MDB_KEYEXIST;
+	if (tl && past_tail(tl, k->mv_data, k->mv_size)) {
+		mrc = mdb_cursor_put(s->c, k, &d, MDB_APPEND);
+		if (mrc == MDB_KEYEXIST) /* the tail was stale */
+			tl->known = 0;
+	}
+	if (mrc == MDB_KEYEXIST) {
+		d = *v;
+		mrc = mdb_cursor_put(s->c, k, &d, MDB_NOOVERWRITE);
+	}
+	if (mrc && mrc != MDB_KEYEXIST)
+		return poison(b, lb__mdb_fail(mrc, t->name));
+	s->written = mrc == 0;
+	if (s->written && tl && tl->known)
+		tail_set(tl, k->mv_data, k->mv_size);
+	s->exists = !s->written;
+	if (s->exists)
+		s->cur = d;
+	return 0;
+}
+
+/* Find key in t; with insert != 0 an absent key gets val at once (there is
+ * nothing to check before writing). */
+static int locate(lb_batch *b, lb_table *t, const void *key, size_t klen,
+                  const void *val, size_t vlen, int insert, lb_spot *s)
+{
+	MDB_val k = {klen, (void *)key};
+	MDB_val v = {vlen, (void *)(val ? val : "")};
+	int rc, mrc;
+	*s = (lb_spot){0};
+	if ((rc = table_cursor(b, t, &s->c)) < 0)
 		return poison(b, rc);
 	if (seek_hit(b, t, key, klen)) {
-		exists = b->seek_found;
-		cur = b->seek_val;
-	} else if (!del && mode != LB__MODE_UPDATE &&
-	           (raw || !t->schema.has_schema)) {
-		/* Nothing to validate before writing: insert if absent,
-		 * appending a key past the table's last one. */
-		MDB_val d = v;
-		lb_tail *tl = table_tail(b, t, c);
-		mrc = MDB_KEYEXIST;
-		if (tl && past_tail(tl, key, klen)) {
-			mrc = mdb_cursor_put(c, &k, &d, MDB_APPEND);
-			if (mrc == MDB_KEYEXIST) /* the tail was stale */
-				tl->known = 0;
-		}
-		if (mrc == MDB_KEYEXIST) {
-			d = v;
-			mrc = mdb_cursor_put(c, &k, &d, MDB_NOOVERWRITE);
-		}
-		if (mrc && mrc != MDB_KEYEXIST)
-			return poison(b, lb__mdb_fail(mrc, t->name));
-		written = mrc == 0;
-		if (written && tl && tl->known)
-			tail_set(tl, key, klen);
-		exists = !written;
-		if (exists)
-			cur = d;
+		s->exists = b->seek_found;
+		s->cur = b->seek_val;
+	} else if (insert) {
+		if ((rc = insert_if_absent(b, t, &k, &v, s)) < 0)
+			return rc;
 	} else {
-		mrc = mdb_cursor_get(c, &k, &cur, MDB_SET);
+		mrc = mdb_cursor_get(s->c, &k, &s->cur, MDB_SET);
 		if (mrc && mrc != MDB_NOTFOUND)
 			return poison(b, lb__mdb_fail(mrc, t->name));
-		exists = mrc == 0;
+		s->exists = mrc == 0;
 	}
 	b->seek_t = NULL;
-	if (!raw) {
-		/* Every issue of the op is reported: its key's and its
-		 * value's. */
-		char kt[96];
-		int bad = 0;
-		if (mode == LB__MODE_INSERT && exists)
-			bad = lb__issue(b, LB_ISSUE_DUPLICATE, t->name, key,
-			                klen, NULL, 0,
-			                "%s: key '%s' exists already", t->name,
-			                key_text(key, klen, kt, sizeof kt));
-		if ((mode == LB__MODE_UPDATE || del) && !exists)
-			bad = lb__issue(b, LB_ISSUE_MISSING, t->name, key, klen,
-			                NULL, 0, "%s: no key '%s'", t->name,
-			                key_text(key, klen, kt, sizeof kt));
-		if (!del && t->schema.has_schema &&
-		    (rc = lb__validate_value(b, t, key, klen, val, vlen)) < 0)
-			bad = rc;
-		if (bad)
-			return bad; /* an issue: written is 0 here */
-	} else if (del && !exists) {
-		/* a restore that finds the key absent already writes nothing
-		 * (a forced undo; a cascade over a key a forced one left) */
-		if (how == LB__HOW_RESTORE) {
-			b->skipped = 1;
-			return 0;
-		}
-		return poison(b,
-		              lb__fail(LB_ECORRUPT,
-		                       "%s: replayed delete of a missing key",
-		                       t->name));
-	}
+	return 0;
+}
 
+/* A user op's issues, every one reported: its key's and its value's.
+ * 0 when there is none. */
+static int check_op(lb_batch *b, lb_table *t, int mode, const void *key,
+                    size_t klen, const void *val, size_t vlen, int exists)
+{
+	char kt[96];
+	int bad = 0, rc, del = mode == LB__MODE_DELETE;
+	if (mode == LB__MODE_INSERT && exists)
+		bad = lb__issue(b, LB_ISSUE_DUPLICATE, t->name, key, klen, NULL,
+		                0, "%s: key '%s' exists already", t->name,
+		                key_text(key, klen, kt, sizeof kt));
+	if ((mode == LB__MODE_UPDATE || del) && !exists)
+		bad = lb__issue(b, LB_ISSUE_MISSING, t->name, key, klen, NULL,
+		                0, "%s: no key '%s'", t->name,
+		                key_text(key, klen, kt, sizeof kt));
+	if (!del && t->schema.has_schema &&
+	    (rc = lb__validate_value(b, t, key, klen, val, vlen)) < 0)
+		bad = rc;
+	return bad;
+}
+
+/* Log the change record r (logged != 0) before the write: a full open
+ * segment is flushed first, which writes, so a before-image still in a page
+ * is copied to b->scratch. The before-image is copied too when the table
+ * holds references (the old ones are dropped after the write). */
+static int log_op(lb_batch *b, lb_table *t, lb_wal_rec *r, const lb_spot *s,
+                  int logged)
+{
+	lb_db *db = b->db;
+	int rc;
+	int flush = logged && db->segw.count && !lb__segw_fits(&db->segw, r);
+	if (s->exists && (t->nrefs || flush)) {
+		b->scratch.len = 0;
+		if ((rc = lb__buf_append(&b->scratch, s->cur.mv_data,
+		                         s->cur.mv_size)) < 0)
+			return poison(b, rc);
+		r->before = b->scratch.data;
+	}
+	if (!logged)
+		return 0;
+	if (flush && (rc = flush_segment(b)) < 0)
+		return rc;
+	if ((rc = lb__segw_add(&db->segw, r)) < 0)
+		return poison(b, rc);
+	b->records++;
+	return 0;
+}
+
+/* Write the located op (a put of val, or with del a delete), logged unless
+ * replayed, then _hist and _refs. */
+static int write_op(lb_batch *b, lb_table *t, int del, const void *key,
+                    size_t klen, const void *val, size_t vlen, lb_spot *s,
+                    int logged)
+{
+	MDB_val k = {klen, (void *)key};
+	MDB_val v = {vlen, (void *)(val ? val : "")};
+	int rc, mrc, exists = s->exists;
 	lb_wal_rec r = {.op = del ? LB_OP_DELETE : LB_OP_PUT,
 	                .table = t->name,
 	                .tlen = (uint32_t)strlen(t->name),
 	                .key = key,
 	                .klen = (uint32_t)klen,
-	                .before = exists ? cur.mv_data : NULL,
-	                .blen = exists ? (uint32_t)cur.mv_size : 0,
+	                .before = exists ? s->cur.mv_data : NULL,
+	                .blen = exists ? (uint32_t)s->cur.mv_size : 0,
 	                .has_before = exists,
 	                .after = del ? NULL : (val ? val : ""),
 	                .alen = del ? 0 : (uint32_t)vlen,
 	                .has_after = !del};
 	int refs = t->nrefs || t->referenced;
-	/* a full open segment is flushed before this record: that writes,
-	 * so the before-image (in a page) must be kept safe first */
-	int flush = how != LB__HOW_REPLAY && db->segw.count &&
-	            !lb__segw_fits(&db->segw, &r);
-	int keep = exists && (t->nrefs || flush); /* nrefs: old refs to drop */
-	if (keep) {
-		b->scratch.len = 0;
-		if ((rc = lb__buf_append(&b->scratch, cur.mv_data,
-		                         cur.mv_size)) < 0)
-			return poison(b, rc);
-		r.before = b->scratch.data;
-	}
-	if (how != LB__HOW_REPLAY) {
-		if (flush && (rc = flush_segment(b)) < 0)
-			return rc;
-		if ((rc = lb__segw_add(&db->segw, &r)) < 0)
-			return poison(b, rc);
-		b->records++;
-	}
+	if ((rc = log_op(b, t, &r, s, logged)) < 0)
+		return rc;
 
 	/* The cursor is still on the key: a put into _wal (another dbi)
 	 * does not move it. */
 	if (del)
-		mrc = mdb_cursor_del(c, 0);
-	else if (written)
+		mrc = mdb_cursor_del(s->c, 0);
+	else if (s->written)
 		mrc = 0;
 	else
-		mrc = mdb_cursor_put(c, &k, &v, exists ? MDB_CURRENT : 0);
+		mrc = mdb_cursor_put(s->c, &k, &v, exists ? MDB_CURRENT : 0);
 	if (mrc)
 		return poison(b, lb__mdb_fail(mrc, t->name));
-	if (!exists && !del && !written && b->tail && b->tail[t->tid].known)
+	if (!exists && !del && !s->written && b->tail && b->tail[t->tid].known)
 		tail_set(&b->tail[t->tid], key, klen);
 
 	uint8_t ik[LB__IKEY_MAX];
@@ -781,16 +809,79 @@ int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
 		return poison(b, rc);
 
 	int old = t->nrefs && exists;
-	if (refs &&
-	    (rc = lb__refs_update(b, t, key, klen, old ? b->scratch.data : NULL,
-	                          old ? cur.mv_size : 0,
-	                          del ? NULL : (val ? val : ""), vlen,
-	                          how != LB__HOW_REPLAY)) < 0)
+	if (refs && (rc = lb__refs_update(
+	                     b, t, key, klen, old ? b->scratch.data : NULL,
+	                     old ? s->cur.mv_size : 0,
+	                     del ? NULL : (val ? val : ""), vlen, logged)) < 0)
 		return poison(b, rc);
 
-	if (how != LB__HOW_REPLAY && lb__segw_rawlen(&db->segw) >= db->segsize)
+	if (logged && lb__segw_rawlen(&b->db->segw) >= b->db->segsize)
 		return flush_segment(b);
 	return 0;
+}
+
+/* A user op (lb_put, lb_insert, lb_update, lb_delete): checked, logged. */
+static int apply_user(lb_batch *b, lb_table *t, int mode, const void *key,
+                      size_t klen, const void *val, size_t vlen)
+{
+	lb_spot s;
+	int del = mode == LB__MODE_DELETE, rc;
+	int insert = !del && mode != LB__MODE_UPDATE && !t->schema.has_schema;
+	if ((rc = locate(b, t, key, klen, val, vlen, insert, &s)) < 0)
+		return rc;
+	if ((rc = check_op(b, t, mode, key, klen, val, vlen, s.exists)))
+		return rc; /* an issue: nothing was written */
+	return write_op(b, t, del, key, klen, val, vlen, &s, 1);
+}
+
+/* A rollback's restore: unchecked, logged. A delete that finds the key
+ * absent already writes nothing (a forced undo; a cascade over a key a
+ * forced one left) and sets b->skipped. */
+static int apply_restore(lb_batch *b, lb_table *t, int del, const void *key,
+                         size_t klen, const void *val, size_t vlen)
+{
+	lb_spot s;
+	int rc = locate(b, t, key, klen, val, vlen, !del, &s);
+	if (rc < 0)
+		return rc;
+	if (del && !s.exists) {
+		b->skipped = 1;
+		return 0;
+	}
+	return write_op(b, t, del, key, klen, val, vlen, &s, 1);
+}
+
+/* A replayed record: unchecked and not logged (the caller copies the
+ * source's segments verbatim); a delete of a missing key is corrupt. */
+static int apply_replay(lb_batch *b, lb_table *t, int del, const void *key,
+                        size_t klen, const void *val, size_t vlen)
+{
+	lb_spot s;
+	int rc = locate(b, t, key, klen, val, vlen, !del, &s);
+	if (rc < 0)
+		return rc;
+	if (del && !s.exists)
+		return poison(b,
+		              lb__fail(LB_ECORRUPT,
+		                       "%s: replayed delete of a missing key",
+		                       t->name));
+	return write_op(b, t, del, key, klen, val, vlen, &s, 0);
+}
+
+/* One attempt at an op: to the form its caller needs. The journal keeps
+ * mode and how, so that grow.c redoes each op in its own form. */
+int lb__apply_once(lb_batch *b, lb_table *t, int mode, const void *key,
+                   size_t klen, const void *val, size_t vlen, int how)
+{
+	int del = mode == LB__MODE_DELETE;
+	switch (how) {
+	case LB__HOW_CHECK:
+		return apply_user(b, t, mode, key, klen, val, vlen);
+	case LB__HOW_RESTORE:
+		return apply_restore(b, t, del, key, klen, val, vlen);
+	default:
+		return apply_replay(b, t, del, key, klen, val, vlen);
+	}
 }
 
 /*
