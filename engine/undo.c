@@ -207,6 +207,22 @@ static uint64_t nvictims(const lb_batch *b)
 	return b->undo_kind == LB__UNDO_TO ? b->id - 1 - b->undoes : b->nmarks;
 }
 
+/* Whether b undoes id itself (b->marks is sorted by then). */
+static int direct_victim(const lb_batch *b, uint64_t id)
+{
+	if (b->undo_kind == LB__UNDO_TO)
+		return id > b->undoes && id < b->id;
+	size_t lo = 0, hi = b->nmarks;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (b->marks[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < b->nmarks && b->marks[lo] == id;
+}
+
 /* Write `_victims` for b and `_undo` for each batch b undoes. */
 static int put_entries(lb_batch *b)
 {
@@ -252,6 +268,48 @@ out:
 	return rc;
 }
 
+/* What settling knows of whether batch k stands: 0 not read yet, 1 it
+ * stands, 2 it does not. Settling takes ids from its heap in decreasing
+ * order and asks only about undoers, which are greater than the batch
+ * being settled: a batch asked about is settled for good, so what its
+ * header says may be kept for the rest of the settling. A rollback-to
+ * undoes a range whose batches share their undoers: each is read once. */
+typedef struct stand_cache {
+	uint8_t *v;
+	uint64_t n;
+} stand_cache;
+
+/* lb__standing_of() for settling, with the answers kept in sc. */
+static int settled_rbb(lb_batch *b, MDB_cursor *uc, stand_cache *sc,
+                       uint64_t id, uint64_t **buf, size_t *cap, uint64_t *rbb)
+{
+	size_t n;
+	int rc = lb__undoers(b->db, b->txn, uc, id, buf, &n, cap);
+	*rbb = 0;
+	if (rc == 0 && !sc->v) {
+		sc->n = b->id;
+		if (!(sc->v = calloc(sc->n, 1)))
+			rc = lb__fail(LB_ENOMEM, "out of memory");
+	}
+	for (size_t i = n; i-- > 0 && rc == 0;) {
+		uint64_t k = (*buf)[i] & ~LB__UNDO_IMPLIED;
+		if (k <= *rbb)
+			continue;
+		int stands = k >= sc->n ? k == b->id : sc->v[k] == 1;
+		if (k < sc->n && !sc->v[k]) {
+			lb_wal_hdr h;
+			if ((rc = lb__hdr_get(b->db, b->txn, k, &h)) < 0)
+				break;
+			stands = h.rolled_back_by == 0;
+			sc->v[k] = stands ? 1 : 2;
+			lb__hdr_free(&h);
+		}
+		if (stands)
+			*rbb = k;
+	}
+	return rc;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -262,6 +320,7 @@ int lb__undo_settle(lb_batch *b)
 {
 	lb_db *db = b->db;
 	lb_heap h = {0};
+	stand_cache sc = {0};
 	lb_buf enc;
 	uint64_t *buf = NULL;
 	size_t cap = 0;
@@ -299,9 +358,14 @@ int lb__undo_settle(lb_batch *b)
 			continue;
 		last = id;
 		lb_wal_hdr hd;
-		if ((rc = lb__standing_of(db, b->txn, uc, id, b->id, NULL, NULL,
-		                          &buf, &cap, &rbb)) < 0 ||
-		    (rc = lb__hdr_get(db, b->txn, id, &hd)) < 0)
+		/* b is the newest batch and stands, so what it undoes itself
+		 * is rolled back by b: no need to read its undoers */
+		if (direct_victim(b, id))
+			rbb = b->id;
+		else if ((rc = settled_rbb(b, uc, &sc, id, &buf, &cap, &rbb)) <
+		         0)
+			break;
+		if ((rc = lb__hdr_get(db, b->txn, id, &hd)) < 0)
 			break;
 		int flipped = (hd.rolled_back_by == 0) != (rbb == 0);
 		if (hd.rolled_back_by != rbb)
@@ -319,6 +383,7 @@ out:
 	if (uc)
 		mdb_cursor_close(uc);
 	free(h.v);
+	free(sc.v);
 	free(buf);
 	lb__buf_free(&enc);
 	return rc;

@@ -552,25 +552,48 @@ static void check_batch(const tm_model *m, lb_db *db, uint64_t id, uint64_t rbb,
 	te_recs_free(&rs);
 }
 
+static void tm_assert_recent_one(const tm_model *m, lb_db *db, uint64_t id)
+{
+	const tm_batch *mb = batch(m, id);
+	lb_batch_info bi;
+	te_rc(0, lb_batch_info_get(db, id, &bi));
+	TM_CHECK(m,
+	         bi.undoes == mb->undoes &&
+	                 bi.rolled_back_by == mb->rolled_back_by &&
+	                 bi.records == mb->records,
+	         "batch %llu: undoes %llu, rolled back by %llu, %llu "
+	         "records; model %llu, %llu, %llu",
+	         (unsigned long long)id, (unsigned long long)bi.undoes,
+	         (unsigned long long)bi.rolled_back_by,
+	         (unsigned long long)bi.records, (unsigned long long)mb->undoes,
+	         (unsigned long long)mb->rolled_back_by,
+	         (unsigned long long)mb->records);
+}
+
 void tm_assert_recent(const tm_model *m, lb_db *db, uint64_t n)
 {
-	for (uint64_t id = m->nb > n ? m->nb - n + 1 : 1; id <= m->nb; id++) {
-		const tm_batch *mb = batch(m, id);
-		lb_batch_info bi;
-		te_rc(0, lb_batch_info_get(db, id, &bi));
-		TM_CHECK(m,
-		         bi.undoes == mb->undoes &&
-		                 bi.rolled_back_by == mb->rolled_back_by &&
-		                 bi.records == mb->records,
-		         "batch %llu: undoes %llu, rolled back by %llu, %llu "
-		         "records; model %llu, %llu, %llu",
-		         (unsigned long long)id, (unsigned long long)bi.undoes,
-		         (unsigned long long)bi.rolled_back_by,
-		         (unsigned long long)bi.records,
-		         (unsigned long long)mb->undoes,
-		         (unsigned long long)mb->rolled_back_by,
-		         (unsigned long long)mb->records);
+	for (uint64_t id = m->nb > n ? m->nb - n + 1 : 1; id <= m->nb; id++)
+		tm_assert_recent_one(m, db, id);
+}
+
+void tm_assert_changed(const tm_model *m, lb_db *db, uint64_t n,
+                       uint64_t **seen, size_t *nseen)
+{
+	uint64_t from = m->nb > n ? m->nb - n + 1 : 1;
+	if (*nseen < m->nb) {
+		uint64_t *p = realloc(*seen, m->nb * sizeof *p);
+		assert_non_null(p);
+		*seen = p;
 	}
+	for (uint64_t id = 1; id <= m->nb; id++) {
+		uint64_t rbb = batch(m, id)->rolled_back_by;
+		int changed = id > *nseen || (*seen)[id - 1] != rbb;
+		(*seen)[id - 1] = rbb;
+		if (changed && id < from)
+			tm_assert_recent_one(m, db, id);
+	}
+	*nseen = m->nb;
+	tm_assert_recent(m, db, n);
 }
 
 void tm_assert_log(const tm_model *m, lb_db *db)
