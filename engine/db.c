@@ -208,18 +208,18 @@ int lb__read_txn(lb_db *db, MDB_txn **txn)
 	for (int tries = 0;; tries++) {
 		lb__read_begin(db);
 		*txn = db->env ? atomic_exchange(&db->spare_rtxn, NULL) : NULL;
-		if (*txn) {
-			/* renewing keeps the reader slot: no search of the
-			 * reader table under its lock, no allocation */
-			if ((mrc = mdb_txn_renew(*txn)) != 0) {
-				mdb_txn_abort(*txn);
-				*txn = NULL;
-			}
-		} else {
+		/* renewing keeps the reader slot: no search of the reader
+		 * table under its lock, no allocation; if it fails, begin a
+		 * new one, which reports the failure if it persists */
+		mrc = *txn ? mdb_txn_renew(*txn) : MDB_BAD_TXN;
+		if (mrc != 0 && *txn) {
+			mdb_txn_abort(*txn);
+			*txn = NULL;
+		}
+		if (mrc != 0)
 			mrc = db->env ? mdb_txn_begin(db->env, NULL, MDB_RDONLY,
 			                              txn)
 			              : MDB_PANIC;
-		}
 		if (mrc == 0) {
 			/* the tables as this transaction sees them */
 			int moved;
