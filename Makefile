@@ -4,6 +4,7 @@
 #   make [all]            library, pkg-config file, CLI, bench, examples
 #   make test (= check)   all + header test + every test, then a summary
 #   make run              build, then run the main job (see `run` below)
+#   make python           the Python package, in place (docs/PYTHON.md)
 #   make asan             the whole test suite under ASan+UBSan, in build-asan/
 #   make headertest       include/logbook.h alone, as C99 and as C++11
 #   make format           clang-format -i every C source
@@ -60,7 +61,10 @@ LB_NODEPS_GOALS := clean help deps uninstall format format-check
 LB_DEPS_PROBE := command -v $(firstword $(CC)) && command -v $(firstword $(CXX)) \
 	&& command -v $(PKG_CONFIG) && command -v python3 \
 	&& $(PKG_CONFIG) --exists lmdb zlib libcrypto cmocka jansson sqlite3 libdeflate \
-	&& { $(PKG_CONFIG) --exists msgpack || $(PKG_CONFIG) --exists msgpack-c; }
+		libmicrohttpd \
+	&& { $(PKG_CONFIG) --exists msgpack || $(PKG_CONFIG) --exists msgpack-c; } \
+	&& /usr/bin/python3 -c 'import cffi, msgpack, pytest, setuptools, sysconfig, os; \
+		assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")'
 ifeq ($(LB_DEPS_CHECKED)$(LB_NO_DEPS),)
 ifneq ($(filter-out $(LB_NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 LB_DEPS_FAILED := $(shell { $(LB_DEPS_PROBE); } >/dev/null 2>&1 || \
@@ -92,6 +96,8 @@ CMOCKA_CFLAGS := $(call pc_cflags,cmocka)
 CMOCKA_LIBS := $(call pc_libs,cmocka,-lcmocka)
 JANSSON_CFLAGS := $(call pc_cflags,jansson)
 JANSSON_LIBS := $(call pc_libs,jansson,-ljansson)
+MHD_CFLAGS := $(call pc_cflags,libmicrohttpd)
+MHD_LIBS := $(call pc_libs,libmicrohttpd,-lmicrohttpd)
 BENCH_CFLAGS := $(call pc_cflags,sqlite3) $(call pc_cflags,libdeflate)
 BENCH_LIBS := $(call pc_libs,sqlite3,-lsqlite3) $(call pc_libs,libdeflate,-ldeflate)
 
@@ -183,7 +189,7 @@ ALL_OBJS := $(LIB_OBJS) $(TOOL_OBJS) $(BENCH_OBJS) $(EXAMPLE_OBJS) \
 
 # Per-object flags.
 $(LIB_OBJS): OBJ_CFLAGS = -fPIC -fvisibility=hidden $(DEP_CFLAGS)
-$(TOOL_OBJS): OBJ_CFLAGS = $(JANSSON_CFLAGS) $(DEP_CFLAGS)
+$(TOOL_OBJS): OBJ_CFLAGS = $(JANSSON_CFLAGS) $(MHD_CFLAGS) $(DEP_CFLAGS)
 $(BENCH_OBJS): OBJ_CFLAGS = $(BENCH_CFLAGS) $(DEP_CFLAGS) \
 	-DLB_BENCH_CFLAGS='"$(call sq,$(strip $(LB_CFLAGS) $(CFLAGS)))"'
 $(EXAMPLE_OBJS): OBJ_CFLAGS = $(DEP_CFLAGS)
@@ -193,11 +199,13 @@ $(TEST_HELPER_OBJS) $(TEST_OBJS): OBJ_CFLAGS = -Itests $(CMOCKA_CFLAGS) \
 $(call obj,tests/engine/contract.c): OBJ_CFLAGS += \
 	-DLB_HEADER_PATH='"$(call sq,$(abspath include/logbook.h))"'
 $(call obj,tests/engine/contract.c): include/logbook.h
+# The page of `logbook serve` is assembled into serve_page.o (.incbin).
+$(call obj,tools/serve_page.c): tools/serve_page.html
 
 # ---------------------------------------------------------------------------
 # Rules.
 .PHONY: all test check test-bins run asan headertest format format-check \
-	install uninstall clean deps help bench bench-full FORCE
+	install uninstall clean deps help bench bench-full python FORCE
 
 all: $(LIB_OUTPUTS) $(CLI) $(BENCH) $(EXAMPLES)
 ifeq ($(LIB_SRCS),)
@@ -250,7 +258,7 @@ $(TOOL_LIB): $(TOOL_OBJS) $(OBJS_STAMP)
 
 $(CLI): $(TOOL_OBJS) $(LIB_A) $(OBJS_STAMP)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LB_LDFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(LIB_A) $(JANSSON_LIBS) $(DEP_LIBS) -lm
+	$(Q)$(CC) $(LB_LDFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(LIB_A) $(JANSSON_LIBS) $(MHD_LIBS) $(DEP_LIBS) -lm
 
 $(BENCH): $(BENCH_OBJS) $(LIB_A) $(OBJS_STAMP)
 	@echo "  LD      $@"
@@ -314,10 +322,40 @@ $(BUILD)/headertest/cxx11.o: $(HEADERTEST_SRC) include/logbook.h $(FLAGS_STAMP)
 
 test-bins: $(TEST_BINS)
 
+# ---------------------------------------------------------------------------
+# The Python package (python/, docs/PYTHON.md), built in place against this
+# tree's build with Debian's /usr/bin/python3: liblogbook is found through
+# BUILD/logbook-uninstalled.pc, which pkg-config prefers to an installed
+# logbook.pc when PKG_CONFIG_PATH names BUILD. Then
+# PYTHONPATH=python /usr/bin/python3 -c 'import logbook'. Always rebuilt
+# (--force, one small C file): the extension in place is the last BUILD's.
+# tests/python/pytest.sh runs python/tests/ (make test); under sanitizers
+# it does not, as the interpreter is not instrumented.
+PYTHON ?= /usr/bin/python3
+PY_PC := $(BUILD)/logbook-uninstalled.pc
+$(PY_PC): $(PC_STAMP) Makefile
+	@mkdir -p $(@D)
+	@echo "  GEN     $@"
+	$(Q)printf '%s\n' 'libdir=$(call sq,$(abspath $(BUILD)))' \
+		'includedir=$(call sq,$(abspath include))' '' \
+		'Name: logbook' \
+		'Description: logbook, uninstalled (the build of its source tree)' \
+		'Version: $(VERSION)' 'Requires.private: $(PC_REQUIRES)' \
+		'Cflags: -I$${includedir}' \
+		'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -llogbook' \
+		'Libs.private: $(PC_LIBS_PRIVATE)' > $@
+
+python: $(LIB_SO) $(PY_PC)
+	@echo "  PYTHON  python/logbook (in place)"
+	$(Q)cd python && PKG_CONFIG_PATH='$(call sq,$(abspath $(BUILD)))'$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH} \
+		$(PYTHON) setup.py $(if $(filter 1,$(V)),,-q) build_ext --inplace --force \
+		--build-temp '$(call sq,$(abspath $(BUILD)))/python' \
+		$(if $(filter 1,$(V)),,>/dev/null)
+
 # Binaries first, then executable scripts, then the examples; each under a
 # timeout with a fresh TMPDIR (see scripts/run-tests.sh).
-test: all headertest test-bins
-	$(Q)LB_TEST_VERBOSE=$(V) bash scripts/run-tests.sh $(abspath $(BUILD)) \
+test: all headertest test-bins $(if $(SANITIZE),,python)
+	$(Q)LB_TEST_VERBOSE=$(V) LB_PYTHON=$(if $(SANITIZE),,$(PYTHON)) bash scripts/run-tests.sh $(abspath $(BUILD)) \
 		$(abspath $(TEST_BINS)) $(TEST_SCRIPTS) $(abspath $(EXAMPLES))
 
 check: test
@@ -326,17 +364,33 @@ check: test
 # CLI (three days of a feed with broken records: imports, rejects fixed and
 # imported again, a cascade previewed and done, an import interrupted and
 # resumed, a whole run rolled back, replay, verify, prune and compact), with
-# LB_BUILD and LB_BIN set as for the test scripts; the quickstart example
+# LB_BUILD and LB_BIN set as for the test scripts; it saves the final
+# database as BUILD/run-db and ends by printing the command that serves it
+# to a browser (docs/SERVE.md); the quickstart example
 # where the script or the CLI is missing. ARGS are passed to either, e.g.
-# make run ARGS='--records 100000 --keep'.
-run: all
+# make run ARGS='--records 100000 --keep'. Then the same pipeline in
+# Python, through the package (examples/daily_updater.py: two days).
+RUN_DB := $(BUILD)/run-db
+run: all python
 	$(Q)if [ -f examples/daily-update.sh ] && [ -x $(BUILD)/logbook ]; then \
 		LB_BUILD=$(abspath $(BUILD)) LB_BIN=$(abspath $(BUILD))/logbook \
-			bash examples/daily-update.sh $(ARGS); \
+			bash examples/daily-update.sh --save $(abspath $(RUN_DB)) \
+			$(ARGS); \
 	elif [ -x $(BUILD)/examples/quickstart ]; then \
 		$(BUILD)/examples/quickstart $(ARGS); \
 	else \
 		echo "make run: nothing to run (no examples/quickstart.c)" >&2; exit 1; \
+	fi
+	@echo "==== the daily update in Python (examples/daily_updater.py)"
+	$(Q)d=$$(mktemp -d "$${TMPDIR:-/tmp}/logbook-py.XXXXXX") && \
+		PYTHONPATH='$(call sq,$(abspath python))' $(PYTHON) \
+		examples/daily_updater.py --db "$$d/db" --days 2 --hearings 200; \
+		rc=$$?; rm -rf "$$d"; exit $$rc
+	$(Q)if [ -f $(RUN_DB)/data.mdb ]; then \
+		echo; echo "Browse the daily update's log, a batch's changes and" \
+			"a rollback preview in a web page (docs/SERVE.md):"; \
+		echo "  $(BUILD)/logbook serve $(RUN_DB) &" \
+			"xdg-open http://127.0.0.1:8080/"; \
 	fi
 
 # Benchmarks (bench/README.md). BENCH_ARGS are appended, so they can
@@ -393,7 +447,7 @@ BIN_NAMES := logbook logbook-bench
 # tree's own layout so that their relative links hold. The pages name
 # docdir as MAN_DOCDIR; the installed pages name the real one.
 DOC_TOP := $(wildcard README.md CHANGELOG.md)
-DOC_DOCS := $(wildcard docs/*.md)
+DOC_DOCS := $(wildcard docs/*.md docs/*.png)
 DOC_EXAMPLES := $(wildcard examples/*.c)
 DOC_SCRIPTS := $(wildcard examples/*.sh)
 MAN_DOCDIR := /usr/local/share/doc/logbook
@@ -540,6 +594,7 @@ FUZZ_OBJS := $(call obj,$(FUZZ_SRCS) $(wildcard tests/fuzz/_driver.c))
 FUZZ_DRIVER := $(call obj,tests/fuzz/_driver.c)
 FUZZ_DEPS_json := $(TOOL_LIB)
 FUZZ_LIBS_json := $(JANSSON_LIBS)
+FUZZ_DEPS_serve_req := $(TOOL_LIB)
 FUZZ_DEPS_api := $(call obj,tests/engine/_common.c tests/engine/_model.c) \
 	$(TEST_HELPER_OBJS)
 FUZZ_LIBS_api := $(CMOCKA_LIBS)
@@ -631,7 +686,8 @@ stress: $(STRESS_BINS) $(CLI)
 TSAN_BUILD := build-tsan
 TSAN_BINS := $(TSAN_BUILD)/tests/test_engine_concurrency \
 	$(TSAN_BUILD)/tests/test_engine_threads \
-	$(TSAN_BUILD)/tests/test_engine_write
+	$(TSAN_BUILD)/tests/test_engine_write \
+	$(TSAN_BUILD)/tests/test_engine_feed
 tsan:
 	$(Q)$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) SANITIZE=thread \
 		CFLAGS='$(call sq,$(CFLAGS)) -O1 -g' $(TSAN_BINS)

@@ -441,6 +441,12 @@ static int check_args(lb_batch *b, const char *table, const void *key,
 	return 0;
 }
 
+int lb__op_args(lb_batch *b, const char *table, const void *key, size_t klen,
+                const void *val, size_t vlen, lb_table **t)
+{
+	return check_args(b, table, key, klen, val, vlen, 1, t);
+}
+
 static const char *key_text(const void *key, size_t klen, char *buf, size_t cap)
 {
 	const uint8_t *k = key;

@@ -92,6 +92,9 @@ struct lb_db {
 	_Atomic(MDB_txn *) spare_rtxn;
 	size_t env_map; /* the map size to reopen env with */
 	int registered; /* in db.c's registry of open files */
+	/* lb_get_asof's cache of recently read batches (feed.c), made on
+	 * first use; freed by lb_close */
+	atomic_uintptr_t asof_cache;
 };
 
 /* The largest key of a sub-database in a batch's transaction. */
@@ -421,6 +424,11 @@ void lb__batch_reset(lb_batch *b);
 /* Begin the batch's transaction (also after a regrow). */
 LB__WUR int lb__batch_txn(lb_batch *b);
 
+/* The checks of an op's arguments (batch, thread, key, value, table), as
+ * lb_put() makes them; *t the table. 0 or the op's error code. */
+LB__WUR int lb__op_args(lb_batch *b, const char *table, const void *key,
+                        size_t klen, const void *val, size_t vlen,
+                        lb_table **t);
 /* A table as the batch sees it (created in it, or published). */
 lb_table *lb__batch_table(lb_batch *b, const char *name);
 /* Printable form of a key for messages, cut to fit cap. */
@@ -465,6 +473,19 @@ LB__WUR int lb__segment_load(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h,
 typedef int (*lb__rec_fn)(void *ctx, const lb_wal_rec *r);
 LB__WUR int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
                            lb__rec_fn fn, void *ctx);
+
+/* ---- feed.c -------------------------------------------------------------- */
+/* Free db's as-of cache (lb_close). */
+void lb__asof_cache_free(lb_db *db);
+
+/* ---- consumer.c ---------------------------------------------------------- */
+/* In a prune's transaction: LB_EBUSY (naming the consumer) if a consumer
+ * that is not lost has not acknowledged batch before - 1 and is within the
+ * limits; those past the limits are marked lost in txn. */
+LB__WUR int lb__consumers_hold(lb_db *db, MDB_txn *txn, uint64_t before,
+                               uint64_t last);
+/* lb_consumer_fn appending the info to the lb_buf ctx. */
+int lb__consumer_collect(void *ctx, const lb_consumer_info *c);
 
 /* ---- undo.c: which batches stand ----------------------------------------- */
 /* The kinds of undo batch (FORMAT.md §2.5): an lb_rollback whose history

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rollback.c: undoing committed batches (lb_rollback, lb_rollback_to).
+ * rollback.c: undoing committed batches (lb_rollback, lb_rollback_set,
+ * lb_rollback_to).
  *
  * A rollback is one new batch whose records restore before-images. The
  * batch being undone is read from its own log: segments from last to first,
@@ -21,6 +22,12 @@
  *  CASCADE  the same restores, for every batch of a cascade: the cascade
  *           defines the result (docs/ROLLBACK.md), so keys are not
  *           checked; table states are, in every mode.
+ *
+ * lb_rollback_set undoes a set of batches in one new batch: each batch of
+ * the set (and, with LB_CASCADE, of the cascade planned from each of them)
+ * newest first, so that a newer batch of the set has put back what an older
+ * one left before the older one is checked; a conflict names the last
+ * changer outside the set.
  *
  * lb_rollback_to(X) does not undo record by record: it restores, for every
  * key and table changed after X, its value right after X (the before-image
@@ -52,114 +59,7 @@
 #include <string.h>
 
 #include "engine/internal.h"
-
-/* ---- a hash set of byte strings, each with two u64 values ---------------- *
- * Entries live in one arena (no allocation per entry); slots hold arena
- * offsets + 1 (0 = empty). Open addressing, linear probing, load <= 1/2. */
-
-typedef struct bent {
-	uint64_t v[2];
-	uint32_t hash, len;
-	/* len bytes follow, then padding to 8 */
-} bent;
-
-typedef struct bset {
-	lb_buf arena;
-	size_t *slot;
-	size_t cap, n;
-} bset;
-
-static uint32_t hash_bytes(const void *p, size_t n)
-{
-	const uint8_t *s = p;
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ s[i]) * 0x100000001b3ull;
-	return (uint32_t)(h ^ (h >> 32));
-}
-
-static void bset_init(bset *s)
-{
-	memset(s, 0, sizeof *s);
-	lb__buf_init(&s->arena);
-}
-
-static void bset_free(bset *s)
-{
-	lb__buf_free(&s->arena);
-	free(s->slot);
-	memset(s, 0, sizeof *s);
-}
-
-static void bset_clear(bset *s)
-{
-	s->arena.len = 0;
-	s->n = 0;
-	if (s->slot)
-		memset(s->slot, 0, s->cap * sizeof *s->slot);
-}
-
-static bent *bset_at(const bset *s, size_t off)
-{
-	return (bent *)(void *)(s->arena.data + off);
-}
-
-static int bset_grow(bset *s)
-{
-	size_t nc = s->cap ? s->cap * 2 : 64;
-	size_t *ns = calloc(nc, sizeof *ns);
-	if (!ns)
-		return lb__fail(LB_ENOMEM, "rollback: out of memory");
-	for (size_t i = 0; i < s->cap; i++) {
-		if (!s->slot[i])
-			continue;
-		size_t j = bset_at(s, s->slot[i] - 1)->hash & (nc - 1);
-		while (ns[j])
-			j = (j + 1) & (nc - 1);
-		ns[j] = s->slot[i];
-	}
-	free(s->slot);
-	s->slot = ns;
-	s->cap = nc;
-	return 0;
-}
-
-/* Find p/n, adding it (values 0) if absent. *e points into the arena: valid
- * until the next add. */
-static int bset_get(bset *s, const void *p, size_t n, int *added, bent **e)
-{
-	uint32_t h = hash_bytes(p, n);
-	int rc;
-	if ((s->n + 1) * 2 > s->cap && (rc = bset_grow(s)) < 0)
-		return rc;
-	size_t j = h & (s->cap - 1);
-	while (s->slot[j]) {
-		bent *x = bset_at(s, s->slot[j] - 1);
-		if (x->hash == h && x->len == n &&
-		    memcmp((const uint8_t *)(x + 1), p, n) == 0) {
-			*added = 0;
-			*e = x;
-			return 0;
-		}
-		j = (j + 1) & (s->cap - 1);
-	}
-	size_t need = (sizeof(bent) + n + 7) & ~(size_t)7;
-	if ((rc = lb__buf_reserve(&s->arena, need)) < 0)
-		return rc;
-	size_t off = s->arena.len;
-	bent *x = bset_at(s, off);
-	x->v[0] = x->v[1] = 0;
-	x->hash = h;
-	x->len = (uint32_t)n;
-	if (n)
-		memcpy((uint8_t *)(x + 1), p, n);
-	s->arena.len += need;
-	s->slot[j] = off + 1;
-	s->n++;
-	*added = 1;
-	*e = x;
-	return 0;
-}
+#include "wal/hset.h"
 
 /* ---- rollback state ------------------------------------------------------ */
 
@@ -172,7 +72,7 @@ typedef struct rb {
 	/* record offsets of the loaded segment */
 	uint32_t *offs;
 	size_t noffs, ocap;
-	bset seen; /* keys met in the batch being undone (CHECK) */
+	lb_hset seen; /* keys met in the batch being undone (CHECK) */
 	/* last table looked up by name */
 	lb_table *tcache;
 	char tcname[LB_TABLE_NAME_MAX + 1];
@@ -182,18 +82,21 @@ typedef struct rb {
 	size_t nconflicts;
 	char first_conflict[256];
 	/* cascade planning */
-	bset done;       /* ikey -> smallest "since" processed */
-	bset considered; /* batch ids already looked at */
-	bset hdrs;       /* batch id -> rolled_back_by, undoes */
-	bset mkeys;      /* ikeys met while collecting one batch's keys */
-	lb_buf q;        /* queue: since u64 | iklen u16 | ikey */
-	uint64_t *S;     /* the later batches to undo first */
+	lb_hset done;       /* ikey -> smallest "since" processed */
+	lb_hset considered; /* batch ids already looked at */
+	lb_hset hdrs;       /* batch id -> rolled_back_by, undoes */
+	lb_hset mkeys;      /* ikeys met while collecting one batch's keys */
+	lb_buf q;           /* queue: since u64 | iklen u16 | ikey */
+	uint64_t *S;        /* the later batches to undo first */
 	size_t nS, Scap;
 	uint64_t *ids; /* a key's history (expand), reused from key to key */
 	size_t idcap;
 	uint64_t collecting; /* batch whose keys are being collected */
 	int collect_in_c;    /* ... and it is undone by the cascade */
 	lb_buf vals;         /* rollback_to: values right after X */
+	/* lb_rollback_set: the batches named, newest first (else NULL) */
+	const uint64_t *set;
+	size_t nset;
 } rb;
 
 /* After each write: growing the map (grow.c) replaces the transaction,
@@ -210,11 +113,11 @@ static void after_write(rb *x)
 static void rb_free(rb *x)
 {
 	free(x->offs);
-	bset_free(&x->seen);
-	bset_free(&x->done);
-	bset_free(&x->considered);
-	bset_free(&x->hdrs);
-	bset_free(&x->mkeys);
+	lb__hset_free(&x->seen);
+	lb__hset_free(&x->done);
+	lb__hset_free(&x->considered);
+	lb__hset_free(&x->hdrs);
+	lb__hset_free(&x->mkeys);
 	lb__buf_free(&x->q);
 	lb__buf_free(&x->vals);
 	free(x->S);
@@ -237,11 +140,11 @@ static void rb_init(rb *x, lb_db *db, lb_batch *b, uint64_t target)
 	x->target = target;
 	x->gen = b->txn_gen;
 	lb__buf_init(&x->vals);
-	bset_init(&x->seen);
-	bset_init(&x->done);
-	bset_init(&x->considered);
-	bset_init(&x->hdrs);
-	bset_init(&x->mkeys);
+	lb__hset_init(&x->seen);
+	lb__hset_init(&x->done);
+	lb__hset_init(&x->considered);
+	lb__hset_init(&x->hdrs);
+	lb__hset_init(&x->mkeys);
 	lb__buf_init(&x->q);
 }
 
@@ -274,13 +177,42 @@ static int cursor(rb *x, MDB_dbi dbi, MDB_cursor **c, const char *what)
 
 /* The last committed batch that changed ikey (0 if none): the rollback
  * batch's own entry, if any, is skipped. */
+/* Is id one of the batches lb_rollback_set() names (x->set, newest
+ * first)? */
+static int in_set(const rb *x, uint64_t id)
+{
+	size_t lo = 0, hi = x->nset;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (x->set[mid] == id)
+			return 1;
+		if (x->set[mid] > id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* The batch that last changed ikey. When a set is undone, its own newer
+ * batches were undone first in this transaction, so the culprit of a
+ * conflict is the last changer outside the set (if any). */
 static int last_change(rb *x, const uint8_t *ik, size_t iklen, uint64_t *out)
 {
+	size_t n = 0;
 	int rc = cursor(x, x->db->hist, &x->hist, "_hist");
 	if (rc < 0)
 		return rc;
-	return lb__hist_last(x->db, x->b->txn, x->hist, ik, iklen, x->b->id,
-	                     out);
+	if (!x->nset)
+		return lb__hist_last(x->db, x->b->txn, x->hist, ik, iklen,
+		                     x->b->id, out);
+	rc = lb__hist_ids(x->db, x->b->txn, x->hist, ik, iklen, x->b->id,
+	                  &x->ids, &n, &x->idcap);
+	*out = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (!in_set(x, x->ids[i]) && x->ids[i] > *out)
+			*out = x->ids[i];
+	return rc;
 }
 
 /* ---- undoing one record -------------------------------------------------- */
@@ -298,12 +230,12 @@ static int first_time(rb *x, int kind, const char *table, size_t tlen,
                       const void *key, size_t klen, int *first)
 {
 	uint8_t id[1 + 1 + LB_TABLE_NAME_MAX + LB_KEY_MAX];
-	bent *e;
+	lb_hent *e;
 	id[0] = (uint8_t)kind;
 	id[1] = (uint8_t)tlen;
 	memcpy(id + 2, table, tlen);
 	memcpy(id + 2 + tlen, key, klen);
-	return bset_get(&x->seen, id, 2 + tlen + klen, first, &e);
+	return lb__hset_get(&x->seen, id, 2 + tlen + klen, first, &e);
 }
 
 static void note_conflict(rb *x, const char *msg)
@@ -536,7 +468,7 @@ static int undo_batch(rb *x, uint64_t id, int mode)
 		                "be undone",
 		                (unsigned long long)id);
 	}
-	bset_clear(&x->seen);
+	lb__hset_clear(&x->seen);
 	x->tcache = NULL;
 	uint64_t seen = 0;
 	for (uint32_t s = h.segments; s-- > 0 && rc == 0;) {
@@ -573,10 +505,10 @@ typedef struct bstate {
 static int batch_state(rb *x, uint64_t id, bstate *out)
 {
 	uint8_t kb[8];
-	bent *e;
+	lb_hent *e;
 	int added, rc;
 	lb__be64(kb, id);
-	if ((rc = bset_get(&x->hdrs, kb, 8, &added, &e)) < 0)
+	if ((rc = lb__hset_get(&x->hdrs, kb, 8, &added, &e)) < 0)
 		return rc;
 	if (added) {
 		lb_wal_hdr h;
@@ -598,10 +530,10 @@ static int batch_state(rb *x, uint64_t id, bstate *out)
 static int set_flips(rb *x, uint64_t id)
 {
 	uint8_t kb[8];
-	bent *e;
+	lb_hent *e;
 	int added;
 	lb__be64(kb, id);
-	int rc = bset_get(&x->hdrs, kb, 8, &added, &e);
+	int rc = lb__hset_get(&x->hdrs, kb, 8, &added, &e);
 	if (rc == 0)
 		e->v[0] |= 4;
 	return rc;
@@ -613,7 +545,7 @@ static int stands_after(void *ctx, uint64_t k)
 {
 	rb *x = ctx;
 	bstate st;
-	if (k == x->target)
+	if (k == x->target || in_set(x, k))
 		return 0;
 	if (batch_state(x, k, &st) < 0)
 		return -1;
@@ -660,7 +592,7 @@ static int collect_cb(void *ctx, const lb_wal_rec *r)
 {
 	rb *x = ctx;
 	uint8_t ik[LB__IKEY_MAX];
-	bent *e;
+	lb_hent *e;
 	int added, rc;
 	if (r->op == LB_OP_TABLE) {
 		x->tcache = NULL;
@@ -672,7 +604,7 @@ static int collect_cb(void *ctx, const lb_wal_rec *r)
 	size_t n = lb__ikey(ik, t->tid, r->key, r->klen);
 	if (!n)
 		return LB_ENOMEM;
-	if ((rc = bset_get(&x->mkeys, ik, n, &added, &e)) < 0)
+	if ((rc = lb__hset_get(&x->mkeys, ik, n, &added, &e)) < 0)
 		return rc;
 	if (!added)
 		return 0;
@@ -690,7 +622,7 @@ static int collect_cb(void *ctx, const lb_wal_rec *r)
  * cascade) the referrers of the keys it created. */
 static int collect(rb *x, uint64_t id, int in_c)
 {
-	bset_clear(&x->mkeys);
+	lb__hset_clear(&x->mkeys);
 	x->collecting = id;
 	x->collect_in_c = in_c;
 	x->tcache = NULL;
@@ -724,13 +656,13 @@ static int expand(rb *x, const uint8_t *ik, size_t iklen, uint64_t since)
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		uint64_t L = x->ids[i];
 		uint8_t lk[8];
-		bent *e;
+		lb_hent *e;
 		bstate st;
 		int added;
-		if (L <= since || L == x->target)
+		if (L <= since || L == x->target || in_set(x, L))
 			continue;
 		lb__be64(lk, L);
-		if ((rc = bset_get(&x->considered, lk, 8, &added, &e)) < 0)
+		if ((rc = lb__hset_get(&x->considered, lk, 8, &added, &e)) < 0)
 			break;
 		if (!added)
 			continue;
@@ -804,10 +736,10 @@ static int plan_cascade(rb *x)
 	int rc;
 	size_t qoff = 0;
 	uint8_t tk[8];
-	bent *e;
+	lb_hent *e;
 	int added;
 	lb__be64(tk, x->target);
-	if ((rc = bset_get(&x->considered, tk, 8, &added, &e)) < 0)
+	if ((rc = lb__hset_get(&x->considered, tk, 8, &added, &e)) < 0)
 		return rc;
 	if ((rc = moved_batches(x)) < 0)
 		return rc;
@@ -818,7 +750,7 @@ static int plan_cascade(rb *x)
 		           x->q.data[qoff + 9];
 		memcpy(ik, x->q.data + qoff + 10, n); /* q may move */
 		qoff += 10 + n;
-		if ((rc = bset_get(&x->done, ik, n, &added, &e)) < 0)
+		if ((rc = lb__hset_get(&x->done, ik, n, &added, &e)) < 0)
 			return rc;
 		if (!added && e->v[0] <= since)
 			continue;
@@ -881,14 +813,16 @@ static int finish(rb *x, int rc, int dry, lb_result *res)
 	size_t nconf = x->nconflicts;
 	char first[sizeof x->first_conflict];
 	memcpy(first, x->first_conflict, sizeof first);
+	size_t nset = x->nset;
 	rb_free(x);
 	if (rc == 0 && nconf)
-		rc = lb__fail(LB_ECONFLICT,
-		              "rollback of batch %llu: %zu conflict%s (%s%s); "
-		              "nothing written",
-		              (unsigned long long)target, nconf,
-		              nconf == 1 ? "" : "s", first,
-		              nconf > 1 ? ", ..." : "");
+		rc = lb__fail(
+		        LB_ECONFLICT,
+		        "rollback of %s %llu%s: %zu conflict%s (%s%s); "
+		        "nothing written",
+		        nset > 1 ? "a set of batches, the newest" : "batch",
+		        (unsigned long long)target, "", nconf,
+		        nconf == 1 ? "" : "s", first, nconf > 1 ? ", ..." : "");
 	if (rc == 0 && b->poisoned)
 		rc = lb__fail(b->poisoned, "rollback failed (%s)",
 		              lb_strerror(b->poisoned));
@@ -1034,6 +968,181 @@ int lb_rollback(lb_db *db, uint64_t id, unsigned flags, lb_result *res)
 	return rc;
 }
 
+/* ---- lb_rollback_set: several batches in one new batch ------------------ */
+
+/* The label of a set's rollback: "rollback of batches 9, 7, 5" while it
+ * fits, else "rollback of N batches (A..B)". */
+static void set_label(char *out, size_t cap, const uint64_t *ids, size_t n)
+{
+	size_t len = (size_t)snprintf(out, cap, "rollback of batch%s",
+	                              n == 1 ? "" : "es");
+	for (size_t i = n; i-- > 0 && len < cap;)
+		len += (size_t)snprintf(out + len, cap - len, "%s %llu",
+		                        i == n - 1 ? "" : ",",
+		                        (unsigned long long)ids[i]);
+	if (len >= cap)
+		snprintf(out, cap, "rollback of %zu batches (%llu..%llu)", n,
+		         (unsigned long long)ids[n - 1],
+		         (unsigned long long)ids[0]);
+}
+
+/* Every batch of the set must exist, stand and have its log. */
+static int set_check(lb_db *db, lb_batch *b, const uint64_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		lb_wal_hdr h;
+		int rc;
+		if (ids[i] > db->last_id)
+			return lb__fail(LB_ENOTFOUND,
+			                "no batch %llu (the last is %llu)",
+			                (unsigned long long)ids[i],
+			                (unsigned long long)db->last_id);
+		if ((rc = lb__hdr_get(db, b->txn, ids[i], &h)) < 0)
+			return rc;
+		uint64_t by = h.rolled_back_by;
+		int pruned = h.pruned;
+		lb__hdr_free(&h);
+		if (by)
+			return lb__fail(LB_EINVAL,
+			                "batch %llu was already rolled back by "
+			                "batch %llu",
+			                (unsigned long long)ids[i],
+			                (unsigned long long)by);
+		if (pruned)
+			return lb__fail(LB_EPRUNED,
+			                "batch %llu: its log was pruned, so it "
+			                "cannot be rolled back",
+			                (unsigned long long)ids[i]);
+	}
+	return 0;
+}
+
+/* With LB_CASCADE: the later standing batches that the set's batches
+ * carry (docs/ROLLBACK.md, "LB_CASCADE"), planned from each batch of the
+ * set in turn with the shared state (a batch or key met once is not met
+ * again); the set's own batches never join x->S. */
+static int plan_set(rb *x)
+{
+	int rc = 0;
+	for (size_t i = 0; i < x->nset && rc == 0; i++) {
+		uint8_t k[8];
+		lb_hent *e;
+		int added;
+		lb__be64(k, x->set[i]);
+		rc = lb__hset_get(&x->considered, k, 8, &added, &e);
+	}
+	for (size_t i = 0; i < x->nset && rc == 0; i++) {
+		x->target = x->set[i];
+		rc = plan_cascade(x);
+	}
+	x->target = x->set[0];
+	return rc;
+}
+
+/* Undo the set and (cascade) x->S, newest first, marking each. */
+static int undo_set(rb *x, unsigned flags)
+{
+	int mode = (flags & LB_FORCE)     ? UNDO_FORCE
+	           : (flags & LB_CASCADE) ? UNDO_CASCADE
+	                                  : UNDO_CHECK;
+	size_t i = 0, j = 0;
+	int rc = 0;
+	while (rc == 0 && !x->nconflicts && (i < x->nset || j < x->nS)) {
+		uint64_t id;
+		int m;
+		if (j == x->nS || (i < x->nset && x->set[i] > x->S[j])) {
+			id = x->set[i++];
+			m = mode;
+		} else {
+			id = x->S[j++];
+			m = UNDO_CASCADE;
+		}
+		if ((rc = undo_batch(x, id, m)) == 0)
+			rc = lb__batch_mark(x->b, id);
+	}
+	return rc;
+}
+
+/* One attempt at lb_rollback_set (ids: newest first, distinct); listed
+ * and *again as for rollback_once(). */
+static int rollback_set_once(lb_db *db, const uint64_t *ids, size_t n,
+                             unsigned flags, int listed, lb_result *res,
+                             int *again)
+{
+	lb_batch *b;
+	rb x;
+	int rc;
+	char label[LB_LABEL_MAX + 1];
+	set_label(label, sizeof label, ids, n);
+	if ((rc = lb__batch_begin(db, label, &b)) < 0)
+		return set_res_rc(res, rc);
+	b->undoes = ids[0];
+	b->fk_mode = 1;
+	b->implied = !(flags & LB_FORCE) && !listed;
+	b->undo_kind = b->implied ? LB__UNDO_ROLLBACK : LB__UNDO_LISTED;
+	rb_init(&x, db, b, ids[0]);
+	x.set = ids;
+	x.nset = n;
+	rc = set_check(db, b, ids, n);
+	if (rc == 0 && (flags & LB_CASCADE))
+		rc = plan_set(&x);
+	if (rc == 0)
+		rc = undo_set(&x, flags);
+	if (rc == 0 && !x.nconflicts && b->implied && b->skipped) {
+		*again = 1;
+		rb_free(&x);
+		lb_batch_abort(b);
+		return 0;
+	}
+	return finish(&x, rc, (flags & LB_DRYRUN) != 0, res);
+}
+
+int lb_rollback_set(lb_db *db, const uint64_t *ids, size_t n, unsigned flags,
+                    lb_result *res)
+{
+	uint64_t *v;
+	size_t k = 0;
+	int rc, again = 0;
+	if (res)
+		memset(res, 0, sizeof *res);
+	if (!db)
+		return set_res_rc(res, lb__fail(LB_EINVAL,
+		                                "lb_rollback_set: db is NULL"));
+	if (!ids || n == 0)
+		return set_res_rc(res, lb__fail(LB_EINVAL,
+		                                "lb_rollback_set: no batch "
+		                                "given"));
+	if (flags & ~(unsigned)(LB_CASCADE | LB_FORCE | LB_DRYRUN))
+		return set_res_rc(res, lb__fail(LB_EINVAL,
+		                                "lb_rollback_set: unknown "
+		                                "flags 0x%x",
+		                                flags));
+	if ((flags & LB_CASCADE) && (flags & LB_FORCE))
+		return set_res_rc(
+		        res,
+		        lb__fail(LB_EINVAL,
+		                 "lb_rollback_set: LB_CASCADE and LB_FORCE "
+		                 "exclude each other"));
+	if (n > SIZE_MAX / sizeof *v || !(v = malloc(n * sizeof *v)))
+		return set_res_rc(
+		        res, lb__fail(LB_ENOMEM, "rollback: out of memory"));
+	memcpy(v, ids, n * sizeof *v);
+	qsort(v, n, sizeof *v, cmp_desc);
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || v[k - 1] != v[i])
+			v[k++] = v[i];
+	if (v[k - 1] == 0) {
+		free(v);
+		return set_res_rc(res, lb__fail(LB_ENOTFOUND,
+		                                "no batch 0: ids start at 1"));
+	}
+	rc = rollback_set_once(db, v, k, flags, 0, res, &again);
+	if (again)
+		rc = rollback_set_once(db, v, k, flags, 1, res, &again);
+	free(v);
+	return rc;
+}
+
 /* ---- rollback_to: the net change back to the state right after X ------- */
 
 /* Record callback: remember each key's and table's first before-image. */
@@ -1042,7 +1151,7 @@ static int net_cb(void *ctx, const lb_wal_rec *r)
 	rb *x = ctx;
 	uint8_t id[2 + LB_TABLE_NAME_MAX + LB_KEY_MAX];
 	int table = r->op == LB_OP_TABLE, added, rc;
-	bent *e;
+	lb_hent *e;
 	if (r->tlen == 0 || r->tlen > LB_TABLE_NAME_MAX)
 		return lb__fail(LB_ECORRUPT, "bad table name in the log");
 	id[0] = (uint8_t)table;
@@ -1056,12 +1165,12 @@ static int net_cb(void *ctx, const lb_wal_rec *r)
 	if (table && r->has_before != r->has_after) {
 		/* created or removed after X (not only its schema changed):
 		 * it is made again, not changed in place */
-		bent *te;
+		lb_hent *te;
 		int tadded;
-		if ((rc = bset_get(&x->mkeys, id, n, &tadded, &te)) < 0)
+		if ((rc = lb__hset_get(&x->mkeys, id, n, &tadded, &te)) < 0)
 			return rc;
 	}
-	if ((rc = bset_get(&x->seen, id, n, &added, &e)) < 0)
+	if ((rc = lb__hset_get(&x->seen, id, n, &added, &e)) < 0)
 		return rc;
 	if (!added)
 		return 0;
@@ -1088,8 +1197,8 @@ typedef struct netent {
 
 static size_t net_next(const rb *x, size_t off, netent *ne)
 {
-	const bent *e = bset_at(&x->seen, off);
-	const uint8_t *id = (const uint8_t *)(e + 1);
+	const lb_hent *e = lb__hset_at(&x->seen, off);
+	const uint8_t *id = lb__hent_key(e);
 	ne->table = id[0];
 	memcpy(ne->name, id + 2, id[1]);
 	ne->name[id[1]] = 0;
@@ -1101,7 +1210,7 @@ static size_t net_next(const rb *x, size_t off, netent *ne)
 	          : e->v[1]    ? x->vals.data + e->v[0] - 1
 	                       : (const uint8_t *)"";
 	ne->vlen = (size_t)e->v[1];
-	return off + ((sizeof(bent) + e->len + 7) & ~(size_t)7);
+	return lb__hset_next(&x->seen, off);
 }
 
 /* Can a table with this schema be created now (the tables it references
@@ -1144,14 +1253,14 @@ static int net_tables(rb *x, nettab **out, size_t *n)
 		lb_table *t = lb__batch_table(x->b, ne.name);
 		uint8_t id[2 + LB_TABLE_NAME_MAX];
 		size_t idn = 2 + strlen(ne.name);
-		bent *te;
+		lb_hent *te;
 		int fresh, rc;
 		id[0] = 1;
 		id[1] = (uint8_t)strlen(ne.name);
 		memcpy(id + 2, ne.name, id[1]);
 		/* look up without adding: the set only grows, so a miss adds
 		 * an entry that nothing reads */
-		if ((rc = bset_get(&x->mkeys, id, idn, &fresh, &te)) < 0)
+		if ((rc = lb__hset_get(&x->mkeys, id, idn, &fresh, &te)) < 0)
 			return rc;
 		tt->e = ne;
 		tt->alter = 0;

@@ -34,9 +34,12 @@
 # same by other means. Everything is written under a temporary directory in
 # $TMPDIR, removed at the end. Needs python3 (to read the tool's JSON).
 #
-# Usage: examples/daily-update.sh [--records N] [--keep]
+# Usage: examples/daily-update.sh [--records N] [--keep] [--save DIR]
 #   --records N   records per day (default 20000)
 #   --keep        keep the working directory and print its path
+#   --save DIR    copy the final database to DIR (replacing a database
+#                 saved there before), e.g. to browse it with
+#                 `logbook serve DIR`
 # Environment: LB_BIN, the logbook binary (default: build/logbook next to
 # this script's directory, else `logbook` on the PATH). `make run` sets it.
 # LB_DAILY_FALLBACK=1 takes the other means even where the tool has the
@@ -45,6 +48,7 @@ set -euo pipefail
 
 records=20000
 keep=0
+save=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--records)
@@ -54,6 +58,10 @@ while [ $# -gt 0 ]; do
 	--keep)
 		keep=1
 		shift
+		;;
+	--save)
+		save=${2:?--save needs a directory}
+		shift 2
 		;;
 	-h | --help)
 		sed -n '4,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"
@@ -75,6 +83,11 @@ if [ "$records" -lt 2000 ]; then
 	echo "daily-update: --records needs at least 2000 (a day makes several batches)" >&2
 	exit 2
 fi
+
+case "$save" in
+'' | /*) ;;
+*) save=$PWD/$save ;;
+esac
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 lb=${LB_BIN:-$root/build/logbook}
@@ -444,11 +457,11 @@ ck_batch=$(sed -n 's/^checkpoint at batch \([0-9]*\).*/\1/p' ck.out)
 # Day 2 revises some of day 1's hearings, so it is imported as upserts.
 if [ "$on_error" = 1 ]; then
 	step "Import day 2, setting aside only the broken records (--on-error record)"
-	import_day day2 day2.jsonl import2.json --mode upsert --on-error record
+	import_day day2 day2.jsonl import2.json --mode upsert --allow-repeats --on-error record
 else
 	step "Import day 2 in batches of $batch_size (upsert: it revises day 1)"
 	note "this logbook's import has no --on-error record / --reject-file: whole batches are rejected, and their lines taken from its report"
-	import_day day2 day2.jsonl import2.json --mode upsert
+	import_day day2 day2.jsonl import2.json --mode upsert --allow-repeats
 fi
 day2_last=$last_committed
 
@@ -544,11 +557,11 @@ step "Import day 3, interrupted half-way, then resumed"
 before3=$(last_batch)
 "$lb" export "$db" >before-day3.jsonl
 run 0 ref.out replay "$db" ref-day3
-"$lb" import ref-day3 day3.jsonl --batch-size 100 --mode upsert --nosync \
+"$lb" import ref-day3 day3.jsonl --batch-size 100 --mode upsert --allow-repeats --nosync \
 	>/dev/null 2>&1 || true
 lines3=$(grep -c . day3.jsonl)
 clock
-"$lb" import "$db" day3.jsonl --batch-size 100 --mode upsert \
+"$lb" import "$db" day3.jsonl --batch-size 100 --mode upsert --allow-repeats \
 	>import3a.out 2>&1 &
 pid=$!
 # wait for a few batches, then interrupt
@@ -585,12 +598,12 @@ fi
 clock
 rc=0
 if [ "$resume" = 1 ]; then
-	"$lb" import "$db" day3.jsonl --batch-size 100 --mode upsert --resume \
+	"$lb" import "$db" day3.jsonl --batch-size 100 --mode upsert --allow-repeats --resume \
 		>import3b.out 2>&1 || rc=$?
 else
 	note "this logbook's import has no --resume: the rest is imported from line $((last_line + 1)), after the last batch that committed"
 	tail -n +"$((last_line + 1))" day3.jsonl >day3-rest.jsonl
-	"$lb" import "$db" day3-rest.jsonl --batch-size 100 --mode upsert \
+	"$lb" import "$db" day3-rest.jsonl --batch-size 100 --mode upsert --allow-repeats \
 		>import3b.out 2>&1 || rc=$?
 fi
 if [ "$resume" = 1 ]; then rate "$((lines3 - done_line))" lines; else rate "$((lines3 - last_line))" lines; fi
@@ -707,6 +720,17 @@ clock
 run 0 stat.out stat "$db"
 rate "$(table_records "$db")" records
 grep -E '^(size|tables|batches|log|log bytes|pruned) ' stat.out | sed 's/^/   /'
+
+if [ -n "$save" ]; then
+	if [ -e "$save" ] && [ ! -f "$save/data.mdb" ]; then
+		fail "--save $save: exists and holds no database; not replacing it"
+	fi
+	rm -rf "$save"
+	mkdir -p "$(dirname "$save")"
+	cp -r "$db" "$save"
+	echo
+	echo "saved the database as $save"
+fi
 
 total_us=$(($(now_us) - start))
 printf '\ndaily-update: all %d steps OK in %s s\n' "$stepno" \

@@ -16,7 +16,10 @@ set -euo pipefail
 LB_DEB_PACKAGES="gcc g++ make pkg-config
 liblmdb-dev zlib1g-dev libmsgpack-dev libssl-dev
 libcmocka-dev libjansson-dev libsqlite3-dev libdeflate-dev
-clang clang-format libclang-rt-14-dev valgrind lmdb-utils python3"
+clang clang-format libclang-rt-14-dev valgrind lmdb-utils python3
+python3-dev python3-cffi python3-setuptools python3-pytest python3-msgpack
+python3-pip
+libmicrohttpd-dev curl chromium wrk"
 
 mode=install
 case "${1:-}" in

@@ -258,6 +258,8 @@ const char *cli_type_name(lb_type t);
  * replaced by the command line's words or dropped. The text is valid until
  * the next call on this thread. */
 const char *cli_words(const char *msg);
+/* Free this thread's cli_words() text (a thread that ends calls it). */
+void cli_words_release(void);
 /* one for n == 1, else many: "1 record", "2 records". */
 const char *cli_plural(uint64_t n, const char *one, const char *many);
 /* Free text (a label) on one line: control characters, backslashes and
@@ -288,6 +290,13 @@ void cli_issue_fmt(sbuf *b, uint64_t line, const char *kind, const char *table,
 /* Print the issues of r (to stdout), as JSON lines or human lines. */
 void cli_print_result_issues(const lb_result *r);
 
+/* ---- the batch log (logcmd.c) -------------------------------------------- */
+
+/* A batch written by lb_rollback_to() ("rollback to batch X"): 1, else 0. */
+int cli_is_rollback_to(const lb_batch_info *bi);
+/* A batch header as the JSON object of `logbook log --json`. */
+void cli_batch_info_json(sbuf *b, const lb_batch_info *bi);
+
 /* ---- commands ------------------------------------------------------------ */
 
 int cmd_init(int argc, char **argv);
@@ -311,7 +320,20 @@ int cmd_prune(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_compact(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
-int cmd_runs(int argc, char **argv);         /* runs.c */
+int cmd_runs(int argc, char **argv);      /* runs.c */
+int cmd_changes(int argc, char **argv);   /* feed.c */
+int cmd_diff(int argc, char **argv);      /* feed.c */
+int cmd_consumers(int argc, char **argv); /* feed.c */
+/* Following the log (feed.c): SIGINT and SIGTERM end a follow; wait for
+ * a batch after `after`: 0 (and *last), 1 when a signal came, or an lb
+ * error code. */
+void cli_follow_signals(void);
+int cli_follow_stopped(void);
+int cli_follow_wait(lb_db *db, uint64_t after, uint64_t *last);
+/* Print table t as it was right after batch n, as export does: the
+ * current records corrected by lb_diff. Returns an exit code. */
+int cli_export_asof(lb_db *db, const cli_table *t, uint64_t n);
 int cmd_rollback_run(int argc, char **argv); /* rollback --run, runs.c */
+int cmd_serve(int argc, char **argv);        /* serve.c */
 
 #endif

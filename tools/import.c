@@ -61,6 +61,7 @@
  */
 #include "cli.h"
 #include "runs.h"
+#include "wal/hset.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -72,7 +73,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
 #define LINE_MAX_BYTES ((size_t)64 << 20)
 #define BATCH_SIZE_MAX 10000000u
 #define READ_CHUNK ((size_t)256 << 10)
@@ -314,7 +314,7 @@ typedef struct imp {
 	int on_error;
 	akey *ak;
 	size_t nak, capak, ak_recorded;
-	size_t *aslot, acap;
+	lb_hset aidx; /* (table, key) -> its newest entry in m->ak + 1 */
 	sbuf akeys;
 	uint64_t dependents, partial;
 	/* rejects, runs */
@@ -332,6 +332,10 @@ typedef struct imp {
 	msgpack_sbuffer mp;
 	msgpack_packer pk;
 	sbuf val, scratch, kbuf, out;
+	sbuf tk;         /* a map key: table index, key (tk_set) */
+	lb_hset repeats; /* upsert: (table, key) -> its first line in the
+	                    batch, unless --allow-repeats */
+	int allow_repeats;
 	/* totals */
 	uint64_t nbatch, ok, failed, rec_ok, rec_failed, lines, blank;
 	uint64_t kinds[16];
@@ -339,6 +343,8 @@ typedef struct imp {
 	double t0, last_draw;
 	uint64_t in_size;
 	reader rd;
+	int stopped;     /* --stop-on-error stopped the import */
+	int interrupted; /* SIGINT or SIGTERM did */
 } imp;
 
 static const char *const KIND_PARSE = "parse";
@@ -353,6 +359,47 @@ static const char *const kind_names[] = {
         "format", "duplicate", "missing", "foreign_key", "conflict",
         "parse",  "key",       "table",   "value",       "dependency"};
 #define NKINDS (sizeof kind_names / sizeof kind_names[0])
+
+/* ---- maps keyed by (table, key), on the shared hash set (wal/hset.h) ----- */
+
+/* Set m->tk to the map key of key k of table t: the table's index in the
+ * catalog, 2 bytes, then the key. */
+static void tk_set(imp *m, const cli_table *t, const void *k, size_t kl)
+{
+	size_t ti = (size_t)(t - m->cat.t);
+	m->tk.len = 0;
+	sb_putc(&m->tk, (char)(ti >> 8));
+	sb_putc(&m->tk, (char)ti);
+	sb_put(&m->tk, k, kl);
+}
+
+/* The value of (t, k) in map h, 0 if absent. */
+static uint64_t kmap_get(imp *m, const lb_hset *h, const cli_table *t,
+                         const void *k, size_t kl)
+{
+	const lb_hent *e;
+	tk_set(m, t, k, kl);
+	e = lb__hset_find(h, m->tk.p, m->tk.len);
+	return e ? e->v[0] : 0;
+}
+
+/* Set (t, k) to v (non-zero) in map h; returns its value before (0 if
+ * absent). Out of memory ends the tool, as cli_xmalloc() does. */
+static uint64_t kmap_put(imp *m, lb_hset *h, const cli_table *t, const void *k,
+                         size_t kl, uint64_t v)
+{
+	lb_hent *e;
+	int added;
+	uint64_t old;
+	tk_set(m, t, k, kl);
+	if (lb__hset_get(h, m->tk.p, m->tk.len, &added, &e) < 0) {
+		fputs("logbook: out of memory\n", stderr);
+		exit(CLI_FAIL);
+	}
+	old = e->v[0];
+	e->v[0] = v;
+	return old;
+}
 
 static void count_kind(imp *m, const char *kind)
 {
@@ -520,6 +567,23 @@ static void issue_fmt(const imp *m, sbuf *b, const issue *is, int reason)
 		sb_printf(b, ": %s", is->msg);
 }
 
+/* "batch 7 committed: lines 1-500, 500 records" (7: the database's batch
+ * id), with ", 3 set aside" when lines of it were. */
+static void committed_line(imp *m, uint64_t batch_id, uint64_t nrec,
+                           uint64_t aside)
+{
+	if (m->progress)
+		progress(m, 1);
+	sb_printf(&m->out,
+	          "batch %" PRIu64 " committed: lines %" PRIu64 "-%" PRIu64
+	          ", %" PRIu64 " record%s",
+	          batch_id, m->first_line, m->last_line, nrec,
+	          nrec == 1 ? "" : "s");
+	if (aside)
+		sb_printf(&m->out, ", %" PRIu64 " set aside", aside);
+	sb_putc(&m->out, '\n');
+}
+
 static void report_batch(imp *m, int success, const char *error,
                          uint64_t batch_id, uint64_t nrec, uint64_t extra)
 {
@@ -570,6 +634,8 @@ static void report_batch(imp *m, int success, const char *error,
 		if (m->niss > HUMAN_ISSUES)
 			sb_printf(b, "  ... and %zu more (see --json)\n",
 			          m->niss - HUMAN_ISSUES);
+	} else if (batch_id) {
+		committed_line(m, batch_id, nrec, 0);
 	}
 	if (b->len) {
 		sb_flush(b, stdout);
@@ -648,154 +714,62 @@ static int fatal_op(imp *m, int rc, uint64_t line)
 	return CLI_FAIL;
 }
 
-/* Characters of a UTF-8 string (jansson only hands out valid UTF-8). */
-static size_t utf8_chars(const char *s, size_t n)
+/* A key as the library's messages show it: printable ASCII kept (but the
+ * backslash), other bytes as \xHH, cut at 95 bytes of text. */
+static const char *lib_key_text(const void *key, size_t klen)
 {
-	size_t c = 0;
-	for (size_t i = 0; i < n; i++)
-		c += ((unsigned char)s[i] & 0xC0) != 0x80;
-	return c;
+	static char buf[96];
+	const unsigned char *k = key;
+	size_t o = 0;
+	for (size_t i = 0; i < klen && o + 5 < sizeof buf; i++) {
+		if (k[i] >= 0x20 && k[i] < 0x7f && k[i] != '\\')
+			buf[o++] = (char)k[i];
+		else
+			o += (size_t)snprintf(buf + o, sizeof buf - o,
+			                      "\\x%02x", k[i]);
+	}
+	if (o >= sizeof buf)
+		o = sizeof buf - 1;
+	buf[o] = 0;
+	return buf;
 }
 
 /*
- * Dry run: why did the library refuse this value? The library keeps the
- * detail of its first LB_ISSUES_MAX issues only, and the dry run's one
- * open batch collects the issues of the whole input, so the tool explains
- * schema issues itself, checking the JSON value against the same schema.
- * Returns 0 with field and msg set, or -1 if it finds nothing wrong.
+ * Dry run: the issues of an op the library refused, as the real import
+ * would report them. The dry run's one open batch keeps the detail of its
+ * first LB_ISSUES_MAX issues only, so each refused op is explained on the
+ * spot: DUPLICATE or MISSING from the before-image looked up just before
+ * it (worded as the library words them), then every FORMAT issue of its
+ * value from lb_batch_check(), which runs the op's own schema check.
  */
-static const char *json_type_name(json_t *x)
-{
-	switch (json_typeof(x)) {
-	case JSON_OBJECT:
-		return json_object_size(x) == 1 &&
-		                       json_is_string(
-		                               json_object_get(x, "base64"))
-		               ? "bin"
-		               : "map";
-	case JSON_ARRAY:
-		return "array";
-	case JSON_STRING:
-		return "str";
-	case JSON_INTEGER:
-		return "int";
-	case JSON_REAL:
-		return "float";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "bool";
-	default:
-		return "nil";
-	}
-}
-
-static int explain_format(const cli_table *t, json_t *v, const char **field,
-                          char *msg, size_t len)
-{
-	static const char *units[] = {"",      "",         "",
-	                              "",      "",         "characters",
-	                              "bytes", "elements", "entries"};
-	const char *k;
-	json_t *x;
-	*field = NULL;
-	if (strcmp(json_type_name(v), "map")) {
-		snprintf(msg, len, "%s: value is not a msgpack map", t->name);
-		return 0;
-	}
-	for (size_t i = 0; i < t->nfields; i++) {
-		const cli_field *f = &t->fields[i];
-		size_t n = 0;
-		x = json_object_get(v, f->name);
-		*field = f->name;
-		if (!x) {
-			if (f->flags & LB_REQUIRED) {
-				snprintf(msg, len,
-				         "%s: missing required field '%s'",
-				         t->name, f->name);
-				return 0;
-			}
-			continue;
-		}
-		if (f->type != LB_ANY &&
-		    strcmp(json_type_name(x), cli_type_name(f->type))) {
-			snprintf(msg, len, "%s: field '%s' must be %s, not %s",
-			         t->name, f->name, cli_type_name(f->type),
-			         json_type_name(x));
-			return 0;
-		}
-		if (json_is_string(x))
-			n = utf8_chars(json_string_value(x),
-			               json_string_length(x));
-		else if (json_is_array(x))
-			n = json_array_size(x);
-		else if (!strcmp(json_type_name(x), "bin"))
-			n = json_string_length(json_object_get(x, "base64")) /
-			    4 * 3;
-		else if (json_is_object(x))
-			n = json_object_size(x);
-		if (f->max_len && n > f->max_len) {
-			snprintf(msg, len,
-			         "%s: field '%s' is %zu %s long (max %u)",
-			         t->name, f->name, n,
-			         units[json_is_string(x)  ? LB_STR
-			               : json_is_array(x) ? LB_ARRAY
-			               : !strcmp(json_type_name(x), "bin")
-			                       ? LB_BIN
-			                       : LB_MAP],
-			         (unsigned)f->max_len);
-			return 0;
-		}
-	}
-	*field = NULL;
-	if (t->closed)
-		json_object_foreach(v, k, x)
-		{
-			size_t i;
-			for (i = 0; i < t->nfields; i++)
-				if (!strcmp(t->fields[i].name, k))
-					break;
-			if (i == t->nfields) {
-				*field = k;
-				snprintf(
-				        msg, len,
-				        "%s: unknown field '%s' (the schema is "
-				        "closed)",
-				        t->name, k);
-				return 0;
-			}
-		}
-	return -1;
-}
-
-/* Dry run: record the issue of an op the library refused, classified by
- * the before-image looked up just before it. */
 static void dry_issue(imp *m, uint64_t line, const cli_table *t, int del,
-                      json_t *v)
+                      const void *v, size_t vl)
 {
 	const op_rec *r = &m->ops[m->nops - 1];
-	const char *key = m->keys.p + r->koff, *field = NULL;
+	const char *key = m->keys.p + r->koff;
 	char msg[400];
-	sbuf kh;
-	sb_init(&kh);
-	cli_key_human(&kh, key, r->klen);
+	lb_result res;
+	int rc;
 	if (m->mode == MODE_INSERT && !del && r->existed) {
 		snprintf(msg, sizeof msg, "%s: key '%s' exists already",
-		         t->name, sb_str(&kh));
+		         t->name, lib_key_text(key, r->klen));
 		add_issue(m, line, "duplicate", t->name, key, r->klen, NULL,
 		          msg);
 	} else if ((del || m->mode == MODE_UPDATE) && !r->existed) {
 		snprintf(msg, sizeof msg, "%s: no key '%s'", t->name,
-		         sb_str(&kh));
+		         lib_key_text(key, r->klen));
 		add_issue(m, line, "missing", t->name, key, r->klen, NULL, msg);
-	} else {
-		if (del || !t->has_schema ||
-		    explain_format(t, v, &field, msg, sizeof msg) < 0) {
-			snprintf(msg, sizeof msg, "%s", lb_errmsg());
-			field = NULL;
-		}
-		add_issue(m, line, "format", t->name, key, r->klen, field, msg);
 	}
-	sb_free(&kh);
+	if (del || !t->has_schema)
+		return;
+	rc = lb_batch_check(m->b, t->name, key, r->klen, v, vl, &res);
+	for (size_t i = 0; i < res.nissues; i++)
+		add_issue(m, line, "format", t->name, key, r->klen,
+		          res.issues[i].field, res.issues[i].message);
+	if (rc < 0 && rc != LB_EVALIDATION)
+		add_issue(m, line, "format", t->name, key, r->klen, NULL,
+		          lb_errmsg());
+	lb_result_free(&res);
 }
 
 /* What a line asks for, once parsed. */
@@ -805,7 +779,6 @@ typedef struct req {
 	int del;
 	const void *v; /* the value to store (not for a delete) */
 	size_t vl;
-	json_t *json; /* the jansson path's value, for dry-run messages */
 } req;
 
 /* A key from its msgpack encoding (a str, or an integer as decimal text),
@@ -906,6 +879,59 @@ static int parse_fast(imp *m, const char *p, size_t n, req *q)
 	return 1;
 }
 
+/*
+ * A line that is not UTF-8 (so no JSON text) is a parse issue naming the
+ * first bad byte, and the table and key when they can be read: the line
+ * is parsed again with every bad byte replaced by U+FFFD; a table name or
+ * key holding U+FFFD may be a bad byte's, so it is not named.
+ */
+static void utf8_issue(imp *m, uint64_t line, const char *p, size_t n,
+                       size_t bad)
+{
+	static const char rep[] = "\xef\xbf\xbd";
+	char msg[160], err[64];
+	const char *tname = NULL;
+	json_t *o, *tv, *kv;
+	sbuf fix;
+	size_t i = 0;
+	snprintf(msg, sizeof msg,
+	         "not UTF-8: byte 0x%02X at column %zu; nothing of the line "
+	         "was read",
+	         (unsigned char)p[bad], bad + 1);
+	sb_init(&fix);
+	while (i < n) {
+		size_t ok = lb__utf8_scan((const uint8_t *)p + i, n - i, NULL);
+		sb_put(&fix, p + i, ok);
+		i += ok;
+		if (i < n) {
+			sb_puts(&fix, rep);
+			i++;
+		}
+	}
+	m->kbuf.len = 0;
+	o = cli_json_parse(fix.p, fix.len, err, sizeof err);
+	if (o && json_is_object(o)) {
+		tv = json_object_get(o, "table");
+		kv = json_object_get(o, "key");
+		if (!tv && m->deftable) {
+			tname = m->deftable->name;
+			kv = json_object_get(o, m->keyfield);
+		} else if (json_is_string(tv) &&
+		           !strstr(json_string_value(tv), rep)) {
+			tname = json_string_value(tv);
+		}
+		if (kv && !json_is_object(kv) &&
+		    (!json_is_string(kv) ||
+		     !strstr(json_string_value(kv), rep)) &&
+		    cli_key_json(kv, &m->kbuf, err, sizeof err) < 0)
+			m->kbuf.len = 0;
+	}
+	add_issue(m, line, KIND_PARSE, tname, m->kbuf.len ? m->kbuf.p : NULL,
+	          m->kbuf.len, NULL, msg);
+	json_decref(o);
+	sb_free(&fix);
+}
+
 /* The jansson path: 1 with *q filled, or 0 with the line's issue recorded.
  * The tree stays in m->root until do_line() is done with the line. */
 static int parse_slow(imp *m, uint64_t line, const char *p, size_t n, req *q)
@@ -915,7 +941,12 @@ static int parse_slow(imp *m, uint64_t line, const char *p, size_t n, req *q)
 
 	o = cli_json_parse(p, n, err, sizeof err);
 	if (!o) {
-		add_issue(m, line, KIND_PARSE, NULL, NULL, 0, NULL, err);
+		size_t bad = lb__utf8_scan((const uint8_t *)p, n, NULL);
+		if (bad < n)
+			utf8_issue(m, line, p, n, bad);
+		else
+			add_issue(m, line, KIND_PARSE, NULL, NULL, 0, NULL,
+			          err);
 		if (m->keep)
 			m->ln[m->cur_li].flags |= L_NOTJSON;
 		return 0;
@@ -998,7 +1029,6 @@ static int parse_slow(imp *m, uint64_t line, const char *p, size_t n, req *q)
 	}
 	if (q->del)
 		return 1;
-	q->json = vv;
 	if (q->t->has_schema) {
 		msgpack_sbuffer_clear(&m->mp);
 		if (cli_pack_json(&m->pk, vv, &m->scratch, err, sizeof err) <
@@ -1058,6 +1088,32 @@ static void save_before(imp *m, const cli_table *t)
 }
 
 /*
+ * Upsert: a key met on an earlier line of the same batch is a DUPLICATE
+ * issue of this line, unless --allow-repeats (then the last line wins, as
+ * it does in the library). Returns 1 for a repeat.
+ */
+static int repeated(imp *m, uint64_t line, const req *q)
+{
+	char msg[600];
+	sbuf kh;
+	uint64_t first =
+	        kmap_put(m, &m->repeats, q->t, m->kbuf.p, m->kbuf.len, line);
+	if (!first)
+		return 0;
+	kmap_put(m, &m->repeats, q->t, m->kbuf.p, m->kbuf.len, first);
+	sb_init(&kh);
+	cli_key_human(&kh, m->kbuf.p, m->kbuf.len);
+	snprintf(msg, sizeof msg,
+	         "%s: key '%.400s' repeats line %" PRIu64
+	         " of this batch (--allow-repeats lets the last line win)",
+	         q->t->name, sb_str(&kh), first);
+	sb_free(&kh);
+	add_issue(m, line, "duplicate", q->tname, m->kbuf.p, m->kbuf.len, NULL,
+	          msg);
+	return 1;
+}
+
+/*
  * Turn one input line into one op of the open batch. Problems with the line
  * become issues; returns 0, or an exit code for an error that ends the
  * import (disk full, I/O error).
@@ -1078,8 +1134,7 @@ static int do_line(imp *m, uint64_t line, const char *p, size_t n, int too_long)
 			m->ln[m->cur_li].flags |= L_NOTJSON | L_TOOLONG;
 		return 0;
 	}
-	/* The dry run wants the JSON tree to explain refusals. */
-	if (m->dry || !parse_fast(m, p, n, &q)) {
+	if (!parse_fast(m, p, n, &q)) {
 		memset(&q, 0, sizeof q);
 		if (!parse_slow(m, line, p, n, &q))
 			goto out;
@@ -1092,6 +1147,9 @@ static int do_line(imp *m, uint64_t line, const char *p, size_t n, int too_long)
 		          NULL, err);
 		goto out;
 	}
+	if (m->mode == MODE_UPSERT && !m->allow_repeats &&
+	    repeated(m, line, &q))
+		goto out;
 	push_op(m, line, q.t, m->kbuf.p, m->kbuf.len);
 	m->ops[m->nops - 1].del = q.del;
 	if (m->dry)
@@ -1114,7 +1172,7 @@ static int do_line(imp *m, uint64_t line, const char *p, size_t n, int too_long)
 		m->engine_issue = 1;
 		m->ops[m->nops - 1].refused = 1;
 		if (m->dry)
-			dry_issue(m, line, q.t, q.del, q.json);
+			dry_issue(m, line, q.t, q.del, q.v, q.vl);
 		else if (m->on_error == ONERR_RECORD) {
 			note_refusal(m, q.t, q.del);
 			/* what it refers to may explain more (a dependency) */
@@ -1188,61 +1246,26 @@ static int undo(imp *m)
 	return 0;
 }
 
-static uint64_t hash_key(const cli_table *t, const void *k, size_t n)
-{
-	const unsigned char *s = k;
-	uint64_t h = 1469598103934665603ull ^ (uint64_t)(uintptr_t)t;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ s[i]) * 1099511628211ull;
-	return h ^ (h >> 29);
-}
-
 /* Copy the library's issues, traced back to input lines by table and key
  * (the last op of that key: later writes win at commit). */
 static void take_result(imp *m, const lb_result *res)
 {
-	size_t cap = 16, *slot;
-	while (cap < m->nops * 2)
-		cap *= 2;
-	slot = calloc(cap, sizeof *slot);
-	if (slot)
-		for (size_t i = 0; i < m->nops; i++) {
-			const op_rec *o = &m->ops[i];
-			size_t h =
-			        hash_key(o->t, m->keys.p + o->koff, o->klen) &
-			        (cap - 1);
-			while (slot[h]) {
-				const op_rec *x = &m->ops[slot[h] - 1];
-				if (x->t == o->t && x->klen == o->klen &&
-				    !memcmp(m->keys.p + x->koff,
-				            m->keys.p + o->koff, o->klen))
-					break;
-				h = (h + 1) & (cap - 1);
-			}
-			slot[h] = i + 1;
-		}
+	lb_hset last; /* (table, key) -> its last op + 1 */
+	lb__hset_init(&last);
+	for (size_t i = 0; i < m->nops; i++) {
+		const op_rec *o = &m->ops[i];
+		kmap_put(m, &last, o->t, m->keys.p + o->koff, o->klen, i + 1);
+	}
 	for (size_t i = 0; i < res->nissues; i++) {
 		const lb_issue *is = &res->issues[i];
 		cli_table *t =
 		        is->table ? cli_catalog_find(&m->cat, is->table) : NULL;
-		uint64_t line = 0;
-		if (slot && t) {
-			size_t h = hash_key(t, is->key, is->klen) & (cap - 1);
-			while (slot[h]) {
-				const op_rec *x = &m->ops[slot[h] - 1];
-				if (x->t == t && x->klen == is->klen &&
-				    !memcmp(m->keys.p + x->koff, is->key,
-				            is->klen)) {
-					line = x->line;
-					break;
-				}
-				h = (h + 1) & (cap - 1);
-			}
-		}
+		uint64_t op = t ? kmap_get(m, &last, t, is->key, is->klen) : 0;
+		uint64_t line = op ? m->ops[op - 1].line : 0;
 		add_issue(m, line, cli_issue_kind(is->kind), is->table, is->key,
 		          is->klen, is->field, is->message ? is->message : "");
 	}
-	free(slot);
+	lb__hset_free(&last);
 }
 
 static void reset_batch(imp *m)
@@ -1254,6 +1277,7 @@ static void reset_batch(imp *m)
 	m->keys.len = 0;
 	m->before.len = 0;
 	m->engine_issue = 0;
+	lb__hset_clear(&m->repeats);
 	clear_issues(m);
 }
 
@@ -1325,38 +1349,13 @@ static int replay(imp *m)
 
 /* ---- keys set aside (--on-error record) ---------------------------------- */
 
-static akey *aside_find(const imp *m, const cli_table *t, const void *k,
-                        size_t kl)
+static akey *aside_find(imp *m, const cli_table *t, const void *k, size_t kl)
 {
-	size_t h;
+	uint64_t i;
 	if (!m->nak)
 		return NULL;
-	h = hash_key(t, k, kl) & (m->acap - 1);
-	while (m->aslot[h]) {
-		akey *a = &m->ak[m->aslot[h] - 1];
-		if (a->t == t && a->klen == kl &&
-		    !memcmp(m->akeys.p + a->koff, k, kl))
-			return a;
-		h = (h + 1) & (m->acap - 1);
-	}
-	return NULL;
-}
-
-/* Point the slot of entry i's key at i (the newest entry of a key wins). */
-static void aside_slot(imp *m, size_t i)
-{
-	const akey *a = &m->ak[i];
-	size_t h =
-	        hash_key(a->t, m->akeys.p + a->koff, a->klen) & (m->acap - 1);
-	while (m->aslot[h]) {
-		const akey *x = &m->ak[m->aslot[h] - 1];
-		if (x->t == a->t && x->klen == a->klen &&
-		    !memcmp(m->akeys.p + x->koff, m->akeys.p + a->koff,
-		            a->klen))
-			break;
-		h = (h + 1) & (m->acap - 1);
-	}
-	m->aslot[h] = i + 1;
+	i = kmap_get(m, &m->aidx, t, k, kl);
+	return i ? &m->ak[i - 1] : NULL;
 }
 
 /*
@@ -1382,19 +1381,8 @@ static void aside_add(imp *m, cli_table *t, const void *k, size_t kl,
 	a->klen = kl;
 	a->line = line;
 	sb_put(&m->akeys, k, kl);
-	if (m->nak * 2 > m->acap) {
-		m->acap = m->acap ? m->acap * 2 : 128;
-		free(m->aslot);
-		m->aslot = calloc(m->acap, sizeof *m->aslot);
-		if (!m->aslot) {
-			fputs("logbook: out of memory\n", stderr);
-			exit(CLI_FAIL);
-		}
-		for (size_t i = 0; i < m->nak; i++)
-			aside_slot(m, i);
-	} else {
-		aside_slot(m, m->nak - 1);
-	}
+	/* the newest entry of a key wins */
+	kmap_put(m, &m->aidx, t, k, kl, m->nak);
 }
 
 /* A reason why kept line li is set aside. */
@@ -1506,6 +1494,7 @@ static int run_put(imp *m, int final, uint64_t lines, uint64_t committed,
 	r.table = m->deftable ? m->deftable->name : NULL;
 	r.keyfield = (char *)m->keyfield;
 	r.from_rejects = m->from_rejects;
+	r.allow_repeats = m->allow_repeats;
 	r.batch_size = m->batch_size;
 	r.first_line = m->run.cov_line;
 	r.last_line = last_line;
@@ -1871,57 +1860,34 @@ static int end_batch_whole(imp *m, int final)
  * ops of lines not set aside are in it.
  */
 typedef struct opidx {
-	size_t cap, *slot, *next;
+	lb_hset slot;
+	size_t *next;
 } opidx;
 
 static void opidx_build(imp *m, opidx *x)
 {
-	x->cap = 16;
-	while (x->cap < m->nops * 2)
-		x->cap *= 2;
-	x->slot = calloc(x->cap, sizeof *x->slot);
-	x->next = calloc(m->nops + 1, sizeof *x->next);
-	if (!x->slot || !x->next) {
-		fputs("logbook: out of memory\n", stderr);
-		exit(CLI_FAIL);
-	}
+	lb__hset_init(&x->slot);
+	x->next = cli_xmalloc((m->nops + 1) * sizeof *x->next);
 	for (size_t i = 0; i < m->nops; i++) {
 		const op_rec *o = &m->ops[i];
-		size_t h;
+		x->next[i] = 0;
 		if (m->ln[o->li].flags & L_ASIDE)
 			continue;
-		h = hash_key(o->t, m->keys.p + o->koff, o->klen) & (x->cap - 1);
-		while (x->slot[h]) {
-			const op_rec *y = &m->ops[x->slot[h] - 1];
-			if (y->t == o->t && y->klen == o->klen &&
-			    !memcmp(m->keys.p + y->koff, m->keys.p + o->koff,
-			            o->klen))
-				break;
-			h = (h + 1) & (x->cap - 1);
-		}
-		x->next[i] = x->slot[h];
-		x->slot[h] = i + 1;
+		x->next[i] = kmap_put(m, &x->slot, o->t, m->keys.p + o->koff,
+		                      o->klen, i + 1);
 	}
 }
 
 /* The newest op of (t, key), index + 1, or 0. */
-static size_t opidx_find(const imp *m, const opidx *x, const cli_table *t,
-                         const void *k, size_t kl)
+static size_t opidx_find(imp *m, opidx *x, const cli_table *t, const void *k,
+                         size_t kl)
 {
-	size_t h = hash_key(t, k, kl) & (x->cap - 1);
-	while (x->slot[h]) {
-		const op_rec *y = &m->ops[x->slot[h] - 1];
-		if (y->t == t && y->klen == kl &&
-		    !memcmp(m->keys.p + y->koff, k, kl))
-			return x->slot[h];
-		h = (h + 1) & (x->cap - 1);
-	}
-	return 0;
+	return (size_t)kmap_get(m, &x->slot, t, k, kl);
 }
 
 static void opidx_free(opidx *x)
 {
-	free(x->slot);
+	lb__hset_free(&x->slot);
 	free(x->next);
 }
 
@@ -2105,14 +2071,18 @@ static void report_record(imp *m, uint64_t batch_id, unsigned attempts)
 		else
 			sb_puts(b, "null");
 		sb_puts(b, "}\n");
-	} else if (m->b_aside) {
+	} else if (batch_id || m->b_aside) {
 		if (m->progress)
 			progress(m, 1);
-		sb_printf(b,
-		          "batch %" PRIu64 " (lines %" PRIu64 "-%" PRIu64
-		          "): %" PRIu64 " committed, %" PRIu64 " set aside\n",
-		          m->nbatch, m->first_line, m->last_line, committed,
-		          m->b_aside);
+		if (batch_id)
+			committed_line(m, batch_id, committed, m->b_aside);
+		else
+			sb_printf(b,
+			          "batch %" PRIu64 " (lines %" PRIu64
+			          "-%" PRIu64 "): nothing committed, %" PRIu64
+			          " set aside\n",
+			          m->nbatch, m->first_line, m->last_line,
+			          m->b_aside);
 		for (size_t i = 0; i < m->nrs && i < HUMAN_ISSUES; i++) {
 			issue_fmt(m, b, &m->rs[i], 0);
 			sb_putc(b, '\n');
@@ -2124,6 +2094,128 @@ static void report_record(imp *m, uint64_t batch_id, unsigned attempts)
 	if (b->len) {
 		sb_flush(b, stdout);
 		fflush(stdout);
+	}
+}
+
+/* One round's lines to set aside: those with the tool's own issues, the
+ * ops the library refused, references to keys that are not there.
+ * Returns how many were newly set aside. */
+static size_t mark_aside(imp *m, int problem)
+{
+	size_t found = 0;
+	for (size_t i = 0; i < m->niss; i++) {
+		issue *is = &m->iss[i];
+		size_t li = li_of(m, is->line);
+		if (li == m->nln)
+			continue;
+		add_reason(m, li, is->kind, is->table, is->key, is->klen,
+		           is->field, is->msg, 0);
+		found += set_aside(m, li);
+	}
+	clear_issues(m);
+	for (size_t i = 0; i < m->nops; i++)
+		if (m->ops[i].refused)
+			found += set_aside(m, m->ops[i].li);
+	if (problem || m->nak)
+		found += refs_record(m, problem || found);
+	return found;
+}
+
+/* Commit what is left of the batch. 0 with *batch_id set, or 0 with the
+ * lines the library refused set aside (*batch_id 0), or an exit code. */
+static int commit_round(imp *m, int final, uint64_t *batch_id)
+{
+	lb_result res;
+	size_t found;
+	int rc;
+	if ((rc = ensure_table(m)) != 0)
+		return rc;
+	if (m->run.on &&
+	    (rc = run_put(m, final, m->brecs, m->brecs - m->b_aside, m->b_aside,
+	                  m->last_line, m->b_end_off)) != 0)
+		return rc;
+	memset(&res, 0, sizeof res);
+	rc = lb_batch_commit(m->b, &res);
+	m->b = NULL;
+	if (rc == 0) {
+		*batch_id = res.batch_id;
+		lb_result_free(&res);
+		if (m->run.on)
+			run_committed(m, *batch_id, final, m->last_line);
+		return 0;
+	}
+	if (rc != LB_EVALIDATION) {
+		lb_result_free(&res);
+		cli_lberr(rc, "%s: cannot commit lines %" PRIu64 "-%" PRIu64,
+		          m->file, m->first_line, m->last_line);
+		return CLI_FAIL;
+	}
+	found = commit_issues(m, &res);
+	if (!found) {
+		char why[600];
+		snprintf(why, sizeof why,
+		         "the batch was refused and the tool could not tell "
+		         "which records: %s",
+		         res.nissues && res.issues[0].message
+		                 ? res.issues[0].message
+		                 : "validation failed");
+		aside_rest(m, why);
+	}
+	lb_result_free(&res);
+	return 0;
+}
+
+/* An op was refused: committing writes nothing and lists the issues,
+ * whose lines are set aside. 0 or an exit code. */
+static int refused_round(imp *m)
+{
+	lb_result res;
+	int rc;
+	memset(&res, 0, sizeof res);
+	rc = lb_batch_commit(m->b, &res);
+	m->b = NULL;
+	if (rc == 0) {
+		lb_result_free(&res);
+		return cli_err("lines %" PRIu64 "-%" PRIu64
+		               ": the library committed a batch although an "
+		               "op was refused",
+		               m->first_line, m->last_line);
+	}
+	if (rc != LB_EVALIDATION) {
+		lb_result_free(&res);
+		cli_lberr(rc, "%s: lines %" PRIu64 "-%" PRIu64, m->file,
+		          m->first_line, m->last_line);
+		return CLI_FAIL;
+	}
+	refusal_reasons(m, &res);
+	lb_result_free(&res);
+	return 0;
+}
+
+/* Record mode: count the batch (committed or not), its set-aside lines by
+ * kind, and those set aside only for what they depend on. */
+static void tally_record(imp *m, uint64_t batch_id)
+{
+	if (m->nrs > 1)
+		qsort(m->rs, m->nrs, sizeof *m->rs, cmp_issue_stable);
+	if (batch_id) {
+		m->ok++;
+		m->partial += m->b_aside != 0;
+	} else {
+		m->failed++;
+	}
+	m->rec_ok += m->brecs - m->b_aside;
+	m->rec_failed += m->b_aside;
+	for (size_t i = 0; i < m->nrs; i++)
+		count_kind(m, m->rs[i].kind);
+	m->issues_total += m->nrs;
+	for (size_t j = 0; j < m->nrs;) {
+		size_t k = j;
+		int own = 0;
+		while (k < m->nrs && m->rs[k].line == m->rs[j].line)
+			own |= !m->rs[k++].dep;
+		m->dependents += !own;
+		j = k;
 	}
 }
 
@@ -2143,89 +2235,18 @@ static int end_batch_record(imp *m, int final)
 	int rc;
 
 	for (;;) {
-		size_t found = 0;
 		int problem = m->niss || m->engine_issue || attempts > 0;
+		size_t found;
 		attempts++;
-		/* the tool's own issues: a line that is no op */
-		for (size_t i = 0; i < m->niss; i++) {
-			issue *is = &m->iss[i];
-			size_t li = li_of(m, is->line);
-			if (li == m->nln)
-				continue;
-			add_reason(m, li, is->kind, is->table, is->key,
-			           is->klen, is->field, is->msg, 0);
-			found += set_aside(m, li);
-		}
-		clear_issues(m);
-		/* ops the library refused */
-		for (size_t i = 0; i < m->nops; i++)
-			if (m->ops[i].refused)
-				found += set_aside(m, m->ops[i].li);
-		/* references to keys that are not there */
-		if (problem || m->nak)
-			found += refs_record(m, problem || found);
+		found = mark_aside(m, problem);
 		if (!found && !m->engine_issue) {
-			lb_result res;
-			if ((rc = ensure_table(m)) != 0)
+			if ((rc = commit_round(m, final, &batch_id)) != 0)
 				return rc;
-			if (m->run.on &&
-			    (rc = run_put(m, final, m->brecs,
-			                  m->brecs - m->b_aside, m->b_aside,
-			                  m->last_line, m->b_end_off)) != 0)
-				return rc;
-			memset(&res, 0, sizeof res);
-			rc = lb_batch_commit(m->b, &res);
-			m->b = NULL;
-			if (rc == 0) {
-				batch_id = res.batch_id;
-				lb_result_free(&res);
-				if (m->run.on)
-					run_committed(m, batch_id, final,
-					              m->last_line);
+			if (batch_id)
 				break;
-			}
-			if (rc != LB_EVALIDATION) {
-				lb_result_free(&res);
-				cli_lberr(rc,
-				          "%s: cannot commit lines %" PRIu64
-				          "-%" PRIu64,
-				          m->file, m->first_line, m->last_line);
-				return CLI_FAIL;
-			}
-			found = commit_issues(m, &res);
-			if (!found) {
-				char why[600];
-				snprintf(why, sizeof why,
-				         "the batch was refused and the tool "
-				         "could not tell which records: %s",
-				         res.nissues && res.issues[0].message
-				                 ? res.issues[0].message
-				                 : "validation failed");
-				aside_rest(m, why);
-			}
-			lb_result_free(&res);
 		} else if (m->engine_issue) {
-			/* committing writes nothing and lists the issues */
-			lb_result res;
-			memset(&res, 0, sizeof res);
-			rc = lb_batch_commit(m->b, &res);
-			m->b = NULL;
-			if (rc == 0) {
-				lb_result_free(&res);
-				return cli_err(
-				        "lines %" PRIu64 "-%" PRIu64
-				        ": the library committed a batch "
-				        "although an op was refused",
-				        m->first_line, m->last_line);
-			}
-			if (rc != LB_EVALIDATION) {
-				lb_result_free(&res);
-				cli_lberr(rc, "%s: lines %" PRIu64 "-%" PRIu64,
-				          m->file, m->first_line, m->last_line);
-				return CLI_FAIL;
-			}
-			refusal_reasons(m, &res);
-			lb_result_free(&res);
+			if ((rc = refused_round(m)) != 0)
+				return rc;
 		} else {
 			lb_batch_abort(m->b);
 			m->b = NULL;
@@ -2242,29 +2263,7 @@ static int end_batch_record(imp *m, int final)
 		    (rc = replay(m)) != 0)
 			return rc;
 	}
-	/* tally */
-	if (m->nrs > 1)
-		qsort(m->rs, m->nrs, sizeof *m->rs, cmp_issue_stable);
-	if (batch_id) {
-		m->ok++;
-		m->partial += m->b_aside != 0;
-	} else {
-		m->failed++;
-	}
-	m->rec_ok += m->brecs - m->b_aside;
-	m->rec_failed += m->b_aside;
-	for (size_t i = 0; i < m->nrs; i++)
-		count_kind(m, m->rs[i].kind);
-	m->issues_total += m->nrs;
-	/* lines set aside only for what they depend on */
-	for (size_t j = 0; j < m->nrs;) {
-		size_t k = j;
-		int own = 0;
-		while (k < m->nrs && m->rs[k].line == m->rs[j].line)
-			own |= !m->rs[k++].dep;
-		m->dependents += !own;
-		j = k;
-	}
+	tally_record(m, batch_id);
 	if (!batch_id && m->run.on)
 		run_pending(m, m->brecs, m->brecs);
 	report_record(m, batch_id, attempts);
@@ -2371,109 +2370,71 @@ static int from_reject(imp *m, const char *p, size_t n, char *err,
 	return 0;
 }
 
-static void summary(imp *m, double el, int stopped, int interrupted)
+/* The summary as one JSON object (docs/CLI.md). */
+static void summary_json(imp *m, double el, int stopped, int interrupted)
 {
 	uint64_t recs = m->rec_ok + m->rec_failed;
 	double rate = el > 0 ? (double)recs / el : 0;
 	int rec_mode = m->on_error == ONERR_RECORD;
 	sbuf *b = &m->out;
-	if (cli_json) {
-		sb_printf(
-		        b,
-		        "{\"summary\":true,\"dry_run\":%s,\"batches\":%" PRIu64
-		        ",\"batches_committed\":%" PRIu64
-		        ",\"batches_failed\":%" PRIu64 ",\"records\":%" PRIu64
-		        ",\"records_committed\":%" PRIu64
-		        ",\"records_failed\":%" PRIu64 ",\"lines\":%" PRIu64
-		        ",\"issues\":{",
-		        m->dry ? "true" : "false", m->nbatch, m->ok, m->failed,
-		        recs, m->rec_ok, m->rec_failed, m->lines + m->blank);
-		int first = 1;
-		for (size_t i = 0; i < NKINDS; i++)
-			if (m->kinds[i]) {
-				sb_printf(b, "%s\"%s\":%" PRIu64,
-				          first ? "" : ",", kind_names[i],
-				          m->kinds[i]);
-				first = 0;
-			}
-		sb_printf(b, "},\"issues_total\":%" PRIu64 ",\"elapsed_s\":",
-		          m->issues_total);
-		jw_double(b, (double)(int64_t)(el * 1000) / 1000);
-		sb_puts(b, ",\"records_per_s\":");
-		jw_u64(b, (uint64_t)rate);
-		sb_printf(b,
-		          ",\"stopped\":%s,\"on_error\":\"%s\","
-		          "\"records_set_aside\":%" PRIu64
-		          ",\"dependents\":%" PRIu64
-		          ",\"batches_partial\":%" PRIu64 ",\"run\":",
-		          stopped ? "true" : "false",
-		          rec_mode ? "record" : "batch", m->rec_failed,
-		          m->dependents, m->partial);
-		if (m->run.id)
-			jw_u64(b, m->run.id);
-		else
-			sb_puts(b, "null");
-		sb_puts(b, ",\"run_batches\":[");
-		for (size_t i = 0; i < m->run.nbatches; i++)
-			sb_printf(b, "%s%" PRIu64, i ? "," : "",
-			          m->run.batches[i]);
-		sb_puts(b, "],\"runs_table_batch\":");
-		if (m->run.table_batch)
-			jw_u64(b, m->run.table_batch);
-		else
-			sb_puts(b, "null");
-		sb_puts(b, ",\"resumed_at\":");
-		if (m->run.resumed)
-			jw_u64(b, m->run.prior_first);
-		else
-			sb_puts(b, "null");
-		sb_printf(b, ",\"interrupted\":%s,\"resume_line\":",
-		          interrupted ? "true" : "false");
-		if (interrupted || stopped)
-			jw_u64(b, m->run.id ? m->run.cov_line : 1);
-		else
-			sb_puts(b, "null");
-		sb_puts(b, "}\n");
-		sb_flush(b, stdout);
-		return;
-	}
-	sb_printf(b, "%s%" PRIu64 " batch%s: %" PRIu64 " %s, %" PRIu64 " %s",
-	          m->dry ? "dry run: " : "", m->nbatch,
-	          m->nbatch == 1 ? "" : "es", m->ok,
-	          m->dry ? "would commit" : "committed", m->failed,
-	          m->dry ? "would fail" : "failed");
-	if (rec_mode)
-		sb_printf(b, " (%" PRIu64 " committed with records set aside)",
-		          m->partial);
-	sb_putc(b, '\n');
-	if (rec_mode)
-		sb_printf(b,
-		          "%" PRIu64 " records: %" PRIu64 " committed, %" PRIu64
-		          " set aside (%" PRIu64 " with issues, %" PRIu64
-		          " depending on them)\n",
-		          recs, m->rec_ok, m->rec_failed,
-		          m->rec_failed - m->dependents, m->dependents);
+	sb_printf(b,
+	          "{\"summary\":true,\"dry_run\":%s,\"batches\":%" PRIu64
+	          ",\"batches_committed\":%" PRIu64
+	          ",\"batches_failed\":%" PRIu64 ",\"records\":%" PRIu64
+	          ",\"records_committed\":%" PRIu64
+	          ",\"records_failed\":%" PRIu64 ",\"lines\":%" PRIu64
+	          ",\"issues\":{",
+	          m->dry ? "true" : "false", m->nbatch, m->ok, m->failed, recs,
+	          m->rec_ok, m->rec_failed, m->lines + m->blank);
+	int first = 1;
+	for (size_t i = 0; i < NKINDS; i++)
+		if (m->kinds[i]) {
+			sb_printf(b, "%s\"%s\":%" PRIu64, first ? "" : ",",
+			          kind_names[i], m->kinds[i]);
+			first = 0;
+		}
+	sb_printf(b, "},\"issues_total\":%" PRIu64 ",\"elapsed_s\":",
+	          m->issues_total);
+	jw_double(b, (double)(int64_t)(el * 1000) / 1000);
+	sb_puts(b, ",\"records_per_s\":");
+	jw_u64(b, (uint64_t)rate);
+	sb_printf(b,
+	          ",\"stopped\":%s,\"on_error\":\"%s\","
+	          "\"records_set_aside\":%" PRIu64 ",\"dependents\":%" PRIu64
+	          ",\"batches_partial\":%" PRIu64 ",\"run\":",
+	          stopped ? "true" : "false", rec_mode ? "record" : "batch",
+	          m->rec_failed, m->dependents, m->partial);
+	if (m->run.id)
+		jw_u64(b, m->run.id);
 	else
-		sb_printf(b,
-		          "%" PRIu64 " records: %" PRIu64 " %s, %" PRIu64
-		          " in failed batches\n",
-		          recs, m->rec_ok, m->dry ? "valid" : "committed",
-		          m->rec_failed);
-	if (m->issues_total) {
-		int first = 1;
-		sb_printf(b, "%" PRIu64 " issue%s:", m->issues_total,
-		          m->issues_total == 1 ? "" : "s");
-		for (size_t i = 0; i < NKINDS; i++)
-			if (m->kinds[i]) {
-				sb_printf(b, "%s %s %" PRIu64, first ? "" : ",",
-				          kind_names[i], m->kinds[i]);
-				first = 0;
-			}
-		sb_putc(b, '\n');
-	}
-	sb_printf(b, "elapsed %.2f s, %.0f records/s\n", el, rate);
-	if (m->dry)
-		sb_puts(b, "nothing was committed (dry run)\n");
+		sb_puts(b, "null");
+	sb_puts(b, ",\"run_batches\":[");
+	for (size_t i = 0; i < m->run.nbatches; i++)
+		sb_printf(b, "%s%" PRIu64, i ? "," : "", m->run.batches[i]);
+	sb_puts(b, "],\"runs_table_batch\":");
+	if (m->run.table_batch)
+		jw_u64(b, m->run.table_batch);
+	else
+		sb_puts(b, "null");
+	sb_puts(b, ",\"resumed_at\":");
+	if (m->run.resumed)
+		jw_u64(b, m->run.prior_first);
+	else
+		sb_puts(b, "null");
+	sb_printf(b, ",\"interrupted\":%s,\"resume_line\":",
+	          interrupted ? "true" : "false");
+	if (interrupted || stopped)
+		jw_u64(b, m->run.id ? m->run.cov_line : 1);
+	else
+		sb_puts(b, "null");
+	sb_puts(b, "}\n");
+	sb_flush(b, stdout);
+}
+
+/* The run's lines of the text summary, and where to resume. */
+static void summary_run(imp *m, sbuf *b, uint64_t recs, int stopped,
+                        int interrupted)
+{
 	if (m->run.table_batch)
 		sb_printf(b,
 		          "created table %s (the import runs) in batch %" PRIu64
@@ -2522,6 +2483,56 @@ static void summary(imp *m, double el, int stopped, int interrupted)
 			          "import the file again to start over\n",
 			          interrupted ? "interrupted" : "stopped");
 	}
+}
+
+static void summary(imp *m, double el, int stopped, int interrupted)
+{
+	uint64_t recs = m->rec_ok + m->rec_failed;
+	double rate = el > 0 ? (double)recs / el : 0;
+	int rec_mode = m->on_error == ONERR_RECORD;
+	sbuf *b = &m->out;
+	if (cli_json) {
+		summary_json(m, el, stopped, interrupted);
+		return;
+	}
+	sb_printf(b, "%s%" PRIu64 " batch%s: %" PRIu64 " %s, %" PRIu64 " %s",
+	          m->dry ? "dry run: " : "", m->nbatch,
+	          m->nbatch == 1 ? "" : "es", m->ok,
+	          m->dry ? "would commit" : "committed", m->failed,
+	          m->dry ? "would fail" : "failed");
+	if (rec_mode)
+		sb_printf(b, " (%" PRIu64 " committed with records set aside)",
+		          m->partial);
+	sb_putc(b, '\n');
+	if (rec_mode)
+		sb_printf(b,
+		          "%" PRIu64 " records: %" PRIu64 " committed, %" PRIu64
+		          " set aside (%" PRIu64 " with issues, %" PRIu64
+		          " depending on them)\n",
+		          recs, m->rec_ok, m->rec_failed,
+		          m->rec_failed - m->dependents, m->dependents);
+	else
+		sb_printf(b,
+		          "%" PRIu64 " records: %" PRIu64 " %s, %" PRIu64
+		          " in failed batches\n",
+		          recs, m->rec_ok, m->dry ? "valid" : "committed",
+		          m->rec_failed);
+	if (m->issues_total) {
+		int first = 1;
+		sb_printf(b, "%" PRIu64 " issue%s:", m->issues_total,
+		          m->issues_total == 1 ? "" : "s");
+		for (size_t i = 0; i < NKINDS; i++)
+			if (m->kinds[i]) {
+				sb_printf(b, "%s %s %" PRIu64, first ? "" : ",",
+				          kind_names[i], m->kinds[i]);
+				first = 0;
+			}
+		sb_putc(b, '\n');
+	}
+	sb_printf(b, "elapsed %.2f s, %.0f records/s\n", el, rate);
+	if (m->dry)
+		sb_puts(b, "nothing was committed (dry run)\n");
+	summary_run(m, b, recs, stopped, interrupted);
 	sb_flush(b, stdout);
 }
 
@@ -2529,76 +2540,128 @@ typedef struct given { /* options as given (NULL: not given) */
 	const char *mode, *on_error, *table, *key;
 } given;
 
+/* The options of `logbook import`, named (o[O_TABLE].val, ...). */
+enum {
+	O_TABLE,
+	O_KEY,
+	O_BATCH_SIZE,
+	O_MODE,
+	O_LABEL,
+	O_STOP_ON_ERROR,
+	O_DRY_RUN,
+	O_NOSYNC,
+	O_ON_ERROR,
+	O_REJECT_FILE,
+	O_FROM_REJECTS,
+	O_RESUME,
+	O_AGAIN,
+	O_NO_WAIT,
+	O_ALLOW_REPEATS,
+	O_COUNT
+};
+
+/* A word option's value: *out = the index of val in words (n of them),
+ * else a usage error naming them. */
+static int pick(const char *opt, const char *val, const char *const *words,
+                size_t n, int *out)
+{
+	sbuf b;
+	int rc;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(val, words[i])) {
+			*out = (int)i;
+			return 0;
+		}
+	sb_init(&b);
+	for (size_t i = 0; i < n; i++)
+		sb_printf(&b, "%s%s",
+		          i == 0       ? ""
+		          : i == n - 1 ? " or "
+		                       : ", ",
+		          words[i]);
+	rc = cli_usage("--%s: '%s' is not %s", opt, val, sb_str(&b));
+	sb_free(&b);
+	return rc;
+}
+
+/* Cross-option rules, once every option is read. */
+static int check_opts(const imp *m, const char *input, int resume, int again)
+{
+	if (m->dry && m->on_error == ONERR_RECORD)
+		return cli_usage("--dry-run works with --on-error batch only");
+	if (m->dry && resume)
+		return cli_usage("--dry-run and --resume exclude each other");
+	if (resume && again)
+		return cli_usage("--resume and --again exclude each other");
+	if (resume && !strcmp(input, "-"))
+		return cli_usage("--resume needs a file, not stdin");
+	if (m->allow_repeats && m->mode != MODE_UPSERT)
+		return cli_usage("--allow-repeats works with --mode upsert "
+		                 "only");
+	return 0;
+}
+
 static int parse_opts(imp *m, int argc, char **argv, const char **pos,
                       int *nosync, given *g, int *resume, int *again,
                       int *nowait)
 {
-	cli_opt o[] = {{"table", 1, NULL},        {"key", 1, NULL},
-	               {"batch-size", 1, NULL},   {"mode", 1, NULL},
-	               {"label", 1, NULL},        {"stop-on-error", 0, NULL},
-	               {"dry-run", 0, NULL},      {"nosync", 0, NULL},
-	               {"on-error", 1, NULL},     {"reject-file", 1, NULL},
-	               {"from-rejects", 0, NULL}, {"resume", 0, NULL},
-	               {"again", 0, NULL},        {"no-wait", 0, NULL}};
+	static const char *const modes[] = {"insert", "upsert", "update"};
+	static const char *const on_error[] = {"batch", "record"};
+	cli_opt o[O_COUNT] = {
+	        [O_TABLE] = {"table", 1, NULL},
+	        [O_KEY] = {"key", 1, NULL},
+	        [O_BATCH_SIZE] = {"batch-size", 1, NULL},
+	        [O_MODE] = {"mode", 1, NULL},
+	        [O_LABEL] = {"label", 1, NULL},
+	        [O_STOP_ON_ERROR] = {"stop-on-error", 0, NULL},
+	        [O_DRY_RUN] = {"dry-run", 0, NULL},
+	        [O_NOSYNC] = {"nosync", 0, NULL},
+	        [O_ON_ERROR] = {"on-error", 1, NULL},
+	        [O_REJECT_FILE] = {"reject-file", 1, NULL},
+	        [O_FROM_REJECTS] = {"from-rejects", 0, NULL},
+	        [O_RESUME] = {"resume", 0, NULL},
+	        [O_AGAIN] = {"again", 0, NULL},
+	        [O_NO_WAIT] = {"no-wait", 0, NULL},
+	        [O_ALLOW_REPEATS] = {"allow-repeats", 0, NULL},
+	};
 	size_t np;
-	int rc = cli_parse(argc, argv, o, NOPTS(o), pos, 2, 2, &np);
+	int rc = cli_parse(argc, argv, o, O_COUNT, pos, 2, 2, &np);
 	if (rc)
 		return rc;
-	g->table = o[0].val;
-	g->key = o[1].val;
-	m->keyfield = o[1].val ? o[1].val : "id";
+	g->table = o[O_TABLE].val;
+	g->key = o[O_KEY].val;
+	m->keyfield = g->key ? g->key : "id";
 	if (!*m->keyfield)
 		return cli_usage("--key: the field name is empty");
 	m->batch_size = 1000;
-	if (o[2].val && (rc = cli_u64("--batch-size", o[2].val, 1,
-	                              BATCH_SIZE_MAX, &m->batch_size)))
+	if (o[O_BATCH_SIZE].val &&
+	    (rc = cli_u64("--batch-size", o[O_BATCH_SIZE].val, 1,
+	                  BATCH_SIZE_MAX, &m->batch_size)))
 		return rc;
-	g->mode = o[3].val;
+	g->mode = o[O_MODE].val;
 	m->mode = MODE_INSERT;
-	if (o[3].val) {
-		if (!strcmp(o[3].val, "insert"))
-			m->mode = MODE_INSERT;
-		else if (!strcmp(o[3].val, "upsert"))
-			m->mode = MODE_UPSERT;
-		else if (!strcmp(o[3].val, "update"))
-			m->mode = MODE_UPDATE;
-		else
-			return cli_usage("--mode: '%s' is not insert, upsert "
-			                 "or update",
-			                 o[3].val);
-	}
-	m->label = o[4].val;
+	if (g->mode && (rc = pick("mode", g->mode, modes, 3, &m->mode)))
+		return rc;
+	m->label = o[O_LABEL].val;
 	if (m->label && strlen(m->label) > LB_LABEL_MAX)
 		return cli_usage("--label: longer than %d bytes", LB_LABEL_MAX);
-	m->stop = o[5].val != NULL;
-	m->dry = o[6].val != NULL;
-	*nosync = o[7].val != NULL;
-	g->on_error = o[8].val;
+	m->stop = o[O_STOP_ON_ERROR].val != NULL;
+	m->dry = o[O_DRY_RUN].val != NULL;
+	*nosync = o[O_NOSYNC].val != NULL;
+	g->on_error = o[O_ON_ERROR].val;
 	m->on_error = ONERR_BATCH;
-	if (o[8].val) {
-		if (!strcmp(o[8].val, "record"))
-			m->on_error = ONERR_RECORD;
-		else if (strcmp(o[8].val, "batch"))
-			return cli_usage("--on-error: '%s' is not batch or "
-			                 "record",
-			                 o[8].val);
-	}
-	m->reject_path = o[9].val;
+	if (g->on_error &&
+	    (rc = pick("on-error", g->on_error, on_error, 2, &m->on_error)))
+		return rc;
+	m->reject_path = o[O_REJECT_FILE].val;
 	if (m->reject_path && !*m->reject_path)
 		return cli_usage("--reject-file: the file name is empty");
-	m->from_rejects = o[10].val != NULL;
-	*resume = o[11].val != NULL;
-	*again = o[12].val != NULL;
-	*nowait = o[13].val != NULL;
-	if (m->dry && m->on_error == ONERR_RECORD)
-		return cli_usage("--dry-run works with --on-error batch only");
-	if (m->dry && *resume)
-		return cli_usage("--dry-run and --resume exclude each other");
-	if (*resume && *again)
-		return cli_usage("--resume and --again exclude each other");
-	if (*resume && !strcmp(pos[1], "-"))
-		return cli_usage("--resume needs a file, not stdin");
-	return 0;
+	m->from_rejects = o[O_FROM_REJECTS].val != NULL;
+	*resume = o[O_RESUME].val != NULL;
+	*again = o[O_AGAIN].val != NULL;
+	*nowait = o[O_NO_WAIT].val != NULL;
+	m->allow_repeats = o[O_ALLOW_REPEATS].val != NULL;
+	return check_opts(m, pos[1], *resume, *again);
 }
 
 static void imp_free(imp *m)
@@ -2614,7 +2677,8 @@ static void imp_free(imp *m)
 	free(m->refs);
 	free(m->ln);
 	free(m->ak);
-	free(m->aslot);
+	lb__hset_free(&m->aidx);
+	lb__hset_free(&m->repeats);
 	free(m->run.batches);
 	sb_free(&m->akeys);
 	sb_free(&m->raw);
@@ -2626,6 +2690,7 @@ static void imp_free(imp *m)
 	sb_free(&m->scratch);
 	sb_free(&m->kbuf);
 	sb_free(&m->out);
+	sb_free(&m->tk);
 	sb_free(&m->rd.line);
 	free(m->rd.buf);
 	msgpack_sbuffer_destroy(&m->mp);
@@ -2667,6 +2732,117 @@ static int same_opt(const char *what, const char *stored, const char *given,
 	return cli_usage("%s: run %" PRIu64 " was imported with %s %s; a "
 	                 "resumed run keeps its options",
 	                 what, run, what, stored ? stored : "(none)");
+}
+
+/* --resume in record mode: the keys run r set aside, for their
+ * dependents in the lines to come. */
+static int load_aside(imp *m, const char *dir, const run_info *r)
+{
+	run_info *ra = NULL;
+	size_t na = 0;
+	int rc = runs_load(m->db, r->id, &ra, &na);
+	if (rc < 0) {
+		return cli_lberr(rc, "%s: cannot read run %" PRIu64, dir,
+		                 r->id);
+	}
+	for (size_t i = 0; i < na; i++) {
+		size_t j;
+		json_t *e;
+		if (ra[i].id != r->id || !ra[i].aside)
+			continue;
+		json_array_foreach(ra[i].aside, j, e)
+		{
+			char err[64];
+			const char *tn =
+			        json_string_value(json_array_get(e, 0));
+			cli_table *t =
+			        tn ? cli_catalog_find(&m->cat, tn) : NULL;
+			sbuf k;
+			sb_init(&k);
+			if (t && cli_key_json(json_array_get(e, 1), &k, err,
+			                      sizeof err) == 0)
+				aside_add(m, t, k.p, k.len,
+				          (uint64_t)json_integer_value(
+				                  json_array_get(e, 2)));
+			sb_free(&k);
+		}
+	}
+	runs_free(ra, na);
+	m->ak_recorded = m->nak;
+	return 0;
+}
+
+/*
+ * --resume: go on with run r from its first line not done, with its
+ * options (those given must agree), its counts and (record mode) the keys
+ * it set aside. *line: the last line done. Returns 0 or an exit code.
+ */
+static int resume_run(imp *m, const char *dir, const given *g,
+                      const run_info *r, uint64_t *line)
+{
+	int rc;
+	const char *stored_table = r->first.table;
+	if ((rc = same_opt("--mode", r->first.mode, g->mode, r->id)) ||
+	    (rc = same_opt("--on-error", r->first.on_error, g->on_error,
+	                   r->id)) ||
+	    (rc = same_opt("--table", stored_table, g->table, r->id)) ||
+	    (rc = same_opt("--key", r->first.keyfield, g->key, r->id)))
+		return rc;
+	if (r->first.from_rejects != m->from_rejects) {
+		return cli_usage("run %" PRIu64 " was imported %s "
+		                 "--from-rejects",
+		                 r->id,
+		                 r->first.from_rejects ? "with" : "without");
+	}
+	if (m->allow_repeats && !r->first.allow_repeats) {
+		return cli_usage("run %" PRIu64 " was imported without "
+		                 "--allow-repeats",
+		                 r->id);
+	}
+	m->allow_repeats = r->first.allow_repeats;
+	m->mode = !r->first.mode || !strcmp(r->first.mode, "insert")
+	                  ? MODE_INSERT
+	          : !strcmp(r->first.mode, "upsert") ? MODE_UPSERT
+	                                             : MODE_UPDATE;
+	m->on_error = r->first.on_error && !strcmp(r->first.on_error, "record")
+	                      ? ONERR_RECORD
+	                      : ONERR_BATCH;
+	if (stored_table) {
+		m->deftable = cli_catalog_find(&m->cat, stored_table);
+		if (!m->deftable) {
+			return cli_err("%s: run %" PRIu64
+			               " wrote to table '%s', which is no "
+			               "longer there",
+			               dir, r->id, stored_table);
+		}
+	}
+	if (r->first.keyfield && !g->key) {
+		static char kf[256];
+		snprintf(kf, sizeof kf, "%s", r->first.keyfield);
+		m->keyfield = kf;
+	}
+	if (lseek(m->rd.fd, (off_t)r->next_offset, SEEK_SET) < 0) {
+		return cli_err("%s: cannot seek to line %" PRIu64 ": %s",
+		               m->file, r->next_line, strerror(errno));
+	}
+	m->rd.consumed = r->next_offset;
+	*line = r->next_line - 1;
+	m->run.id = r->id;
+	m->run.seq = r->last_seq;
+	m->run.prev_batch = r->last_batch;
+	m->run.started_ns = r->first.started_ns;
+	m->run.cov_line = r->next_line;
+	m->run.end_line = r->next_line - 1;
+	m->run.end_off = r->next_offset;
+	m->run.resumed = 1;
+	m->run.prior_first = r->next_line;
+	m->run.prior_lines = r->lines;
+	m->run.prior_committed = r->committed;
+	m->run.prior_aside = r->set_aside;
+	runs_lock_note(m->run.lockfd, r->id, m->file);
+	if (m->on_error == ONERR_RECORD && (rc = load_aside(m, dir, r)) != 0)
+		return rc;
+	return 0;
 }
 
 /*
@@ -2717,108 +2893,7 @@ static int run_start(imp *m, const char *dir, const given *g, int resume,
 		goto out;
 	}
 	if (resume && open_run) {
-		run_info *r = open_run;
-		const char *stored_table = r->first.table;
-		if ((rc = same_opt("--mode", r->first.mode, g->mode, r->id)) ||
-		    (rc = same_opt("--on-error", r->first.on_error, g->on_error,
-		                   r->id)) ||
-		    (rc = same_opt("--table", stored_table, g->table, r->id)) ||
-		    (rc = same_opt("--key", r->first.keyfield, g->key, r->id)))
-			goto out;
-		if (r->first.from_rejects != m->from_rejects) {
-			rc = cli_usage("run %" PRIu64 " was imported %s "
-			               "--from-rejects",
-			               r->id,
-			               r->first.from_rejects ? "with"
-			                                     : "without");
-			goto out;
-		}
-		m->mode = !r->first.mode || !strcmp(r->first.mode, "insert")
-		                  ? MODE_INSERT
-		          : !strcmp(r->first.mode, "upsert") ? MODE_UPSERT
-		                                             : MODE_UPDATE;
-		m->on_error = r->first.on_error && !strcmp(r->first.on_error,
-		                                           "record")
-		                      ? ONERR_RECORD
-		                      : ONERR_BATCH;
-		if (stored_table) {
-			m->deftable = cli_catalog_find(&m->cat, stored_table);
-			if (!m->deftable) {
-				rc = cli_err(
-				        "%s: run %" PRIu64
-				        " wrote to table '%s', which is no "
-				        "longer there",
-				        dir, r->id, stored_table);
-				goto out;
-			}
-		}
-		if (r->first.keyfield && !g->key) {
-			static char kf[256];
-			snprintf(kf, sizeof kf, "%s", r->first.keyfield);
-			m->keyfield = kf;
-		}
-		if (lseek(m->rd.fd, (off_t)r->next_offset, SEEK_SET) < 0) {
-			rc = cli_err("%s: cannot seek to line %" PRIu64 ": %s",
-			             m->file, r->next_line, strerror(errno));
-			goto out;
-		}
-		m->rd.consumed = r->next_offset;
-		*line = r->next_line - 1;
-		m->run.id = r->id;
-		m->run.seq = r->last_seq;
-		m->run.prev_batch = r->last_batch;
-		m->run.started_ns = r->first.started_ns;
-		m->run.cov_line = r->next_line;
-		m->run.end_line = r->next_line - 1;
-		m->run.end_off = r->next_offset;
-		m->run.resumed = 1;
-		m->run.prior_first = r->next_line;
-		m->run.prior_lines = r->lines;
-		m->run.prior_committed = r->committed;
-		m->run.prior_aside = r->set_aside;
-		runs_lock_note(m->run.lockfd, r->id, m->file);
-		if (m->on_error == ONERR_RECORD) {
-			/* the keys it set aside, for its dependents */
-			run_info *ra = NULL;
-			size_t na = 0;
-			rc = runs_load(m->db, r->id, &ra, &na);
-			if (rc < 0) {
-				rc = cli_lberr(rc,
-				               "%s: cannot read run %" PRIu64,
-				               dir, r->id);
-				goto out;
-			}
-			for (size_t i = 0; i < na; i++) {
-				size_t j;
-				json_t *e;
-				if (ra[i].id != r->id || !ra[i].aside)
-					continue;
-				json_array_foreach(ra[i].aside, j, e)
-				{
-					char err[64];
-					const char *tn = json_string_value(
-					        json_array_get(e, 0));
-					cli_table *t = tn ? cli_catalog_find(
-					                            &m->cat, tn)
-					                  : NULL;
-					sbuf k;
-					sb_init(&k);
-					if (t &&
-					    cli_key_json(json_array_get(e, 1),
-					                 &k, err,
-					                 sizeof err) == 0)
-						aside_add(
-						        m, t, k.p, k.len,
-						        (uint64_t)json_integer_value(
-						                json_array_get(
-						                        e, 2)));
-					sb_free(&k);
-				}
-			}
-			runs_free(ra, na);
-			m->ak_recorded = m->nak;
-		}
-		rc = 0;
+		rc = resume_run(m, dir, g, open_run, line);
 		goto out;
 	}
 	if (match && !again) {
@@ -2852,80 +2927,54 @@ out:
 	return rc;
 }
 
-int cmd_import(int argc, char **argv)
+/* Open the input (a file, or stdin for "-") and note its size. */
+static int open_input(imp *m, const char *path, int resume, struct stat *st)
 {
-	imp *m = calloc(1, sizeof *m);
-	const char *pos[2], *p;
-	int nosync = 0, rc, too_long, stopped = 0, interrupted = 0, r = 0;
-	int resume = 0, again = 0, nowait = 0;
-	uint64_t line = 0;
-	size_t n;
-	struct stat st;
-	given g;
-
-	if (!m)
-		return cli_err("out of memory");
-	memset(&g, 0, sizeof g);
-	memset(&st, 0, sizeof st);
-	m->run.lockfd = -1;
-	msgpack_sbuffer_init(&m->mp);
-	msgpack_packer_init(&m->pk, &m->mp, msgpack_sbuffer_write);
-	rc = parse_opts(m, argc, argv, pos, &nosync, &g, &resume, &again,
-	                &nowait);
-	if (rc)
-		goto out;
-	m->dir = pos[0];
-	m->file = pos[1];
-	if (!strcmp(pos[1], "-")) {
+	if (!strcmp(path, "-")) {
 		m->rd.fd = 0;
 		m->file = "stdin";
 	} else {
-		m->rd.fd = open(pos[1], O_RDONLY);
+		m->rd.fd = open(path, O_RDONLY);
 		if (m->rd.fd < 0) {
 			m->rd.fd = 0;
-			rc = cli_err("%s: %s", pos[1], strerror(errno));
-			goto out;
+			return cli_err("%s: %s", path, strerror(errno));
 		}
 	}
-	if (fstat(m->rd.fd, &st) == 0 && S_ISREG(st.st_mode))
-		m->in_size = (uint64_t)st.st_size;
-	else if (fstat(m->rd.fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-		rc = cli_err("%s: is a directory", pos[1]);
-		goto out;
+	if (fstat(m->rd.fd, st) == 0 && S_ISREG(st->st_mode))
+		m->in_size = (uint64_t)st->st_size;
+	else if (fstat(m->rd.fd, st) == 0 && S_ISDIR(st->st_mode))
+		return cli_err("%s: is a directory", path);
+	if (resume && !m->in_size && !S_ISREG(st->st_mode))
+		return cli_usage("--resume needs a regular file");
+	return 0;
+}
+
+/* The content's identity, what a run is recognised by: its SHA-256. */
+static int hash_input(imp *m, const struct stat *st)
+{
+	int h;
+	if (!m->run.on || !S_ISREG(st->st_mode))
+		return 0;
+	h = runs_sha256(m->rd.fd, m->run.sha256, &m->run.size);
+	if (h == 1) {
+		cli_err("%s: interrupted; nothing written", m->file);
+		return 130;
 	}
-	if (resume && !m->in_size && !S_ISREG(st.st_mode)) {
-		rc = cli_usage("--resume needs a regular file");
-		goto out;
-	}
-	runs_signals(1);
-	m->run.on = !m->dry;
-	if (m->run.on && S_ISREG(st.st_mode)) {
-		/* the content's identity: what a run is recognised by */
-		int h = runs_sha256(m->rd.fd, m->run.sha256, &m->run.size);
-		if (h == 1) {
-			rc = cli_err("%s: interrupted; nothing written",
-			             m->file);
-			rc = 130;
-			goto out;
-		}
-		if (h < 0) {
-			rc = cli_err("%s: %s", m->file, strerror(errno));
-			goto out;
-		}
-	}
-	/* one import per database at a time */
-	rc = runs_lock(pos[0], nowait, &m->run.lockfd);
+	if (h < 0)
+		return cli_err("%s: %s", m->file, strerror(errno));
+	return 0;
+}
+
+/* Open the database and its catalog: per field, the table a ref names;
+ * --table's table. */
+static int open_db(imp *m, int nosync, const given *g)
+{
+	int rc = cli_open(m->dir, 0, nosync, &m->db);
 	if (rc)
-		goto out;
-	runs_lock_note(m->run.lockfd, 0, m->file);
-	rc = cli_open(pos[0], 0, nosync, &m->db);
-	if (rc)
-		goto out;
+		return rc;
 	rc = cli_catalog_load(m->db, &m->cat);
-	if (rc < 0) {
-		rc = cli_lberr(rc, "%s: cannot list tables", pos[0]);
-		goto out;
-	}
+	if (rc < 0)
+		return cli_lberr(rc, "%s: cannot list tables", m->dir);
 	m->refs_of = cli_xmalloc((m->cat.n + 1) * sizeof *m->refs_of);
 	for (size_t i = 0; i < m->cat.n; i++) {
 		cli_table *t = &m->cat.t[i];
@@ -2938,109 +2987,126 @@ int cmd_import(int argc, char **argv)
 			                                   t->fields[f].ref)
 			                : NULL;
 	}
-	if (g.table) {
-		m->deftable = cli_catalog_find(&m->cat, g.table);
-		if (!m->deftable) {
-			rc = cli_err("%s: no table '%s' (--table)", pos[0],
-			             g.table);
-			goto out;
-		}
+	if (g->table) {
+		m->deftable = cli_catalog_find(&m->cat, g->table);
+		if (!m->deftable)
+			return cli_err("%s: no table '%s' (--table)", m->dir,
+			               g->table);
 	}
-	if (m->run.on) {
-		m->run.started_ns = now_ns();
-		rc = run_start(m, pos[0], &g, resume, again, &line);
-		if (rc)
-			goto out;
-	}
-	if (m->reject_path) {
-		struct stat rs;
-		if (stat(m->reject_path, &rs) == 0 && rs.st_dev == st.st_dev &&
-		    rs.st_ino == st.st_ino) {
-			rc = cli_usage("--reject-file: %s is the input file",
-			               m->reject_path);
-			goto out;
-		}
-		m->rej = fopen(m->reject_path, "w");
-		if (!m->rej) {
-			rc = cli_err("%s: %s", m->reject_path, strerror(errno));
-			goto out;
-		}
-	}
-	m->rd.buf = cli_xmalloc(READ_CHUNK);
-	m->progress = isatty(2);
-	m->t0 = m->last_draw = cli_now();
+	return 0;
+}
 
+/* --reject-file: never the input itself. */
+static int open_rejects(imp *m, const struct stat *in)
+{
+	struct stat rs;
+	if (!m->reject_path)
+		return 0;
+	if (stat(m->reject_path, &rs) == 0 && rs.st_dev == in->st_dev &&
+	    rs.st_ino == in->st_ino)
+		return cli_usage("--reject-file: %s is the input file",
+		                 m->reject_path);
+	m->rej = fopen(m->reject_path, "w");
+	if (!m->rej)
+		return cli_err("%s: %s", m->reject_path, strerror(errno));
+	return 0;
+}
+
+/*
+ * One non-blank input line, numbered `line`: into the current batch (begun
+ * here if need be), which ends once it holds --batch-size lines. Sets
+ * m->stopped for --stop-on-error. Returns 0 or an exit code.
+ */
+static int one_line(imp *m, uint64_t line, const char *p, size_t n,
+                    int too_long)
+{
+	char err[400];
+	int fr_bad = 0, rc;
+	if (!m->b && (rc = begin(m, line)) != 0)
+		return rc;
+	if (m->brecs == 0) {
+		m->first_line = line;
+		m->b_aside = 0;
+		m->keep = m->on_error == ONERR_RECORD || m->rej ||
+		          (m->run.on && !m->run.table_ok);
+	}
+	m->last_line = line;
+	m->brecs++;
+	m->lines++;
+	if (m->from_rejects && !too_long) {
+		if (from_reject(m, p, n, err, sizeof err) == 0) {
+			p = m->fr.p;
+			n = m->fr.len;
+		} else {
+			fr_bad = 1;
+		}
+	}
+	if (m->keep)
+		keep_line(m, line, p, n, too_long);
+	if (fr_bad) {
+		add_issue(m, line, KIND_PARSE, NULL, NULL, 0, NULL, err);
+		json_t *o =
+		        m->keep ? cli_json_parse(p, n, err, sizeof err) : NULL;
+		if (m->keep && !o)
+			m->ln[m->cur_li].flags |= L_NOTJSON;
+		json_decref(o);
+	} else if ((rc = do_line(m, line, p, n, too_long)) != 0) {
+		return rc;
+	}
+	m->b_end_off = m->rd.consumed;
+	if (m->brecs == m->batch_size) {
+		/* input read to its end: the run ends with this batch (else,
+		 * should no line follow, a batch holding only the run's
+		 * record says so) */
+		int last = input_ends(&m->rd, m->in_size);
+		if ((rc = end_batch(m, last)) != 0)
+			return rc;
+		if (m->stop && m->b_aside)
+			m->stopped = 1;
+	}
+	return 0;
+}
+
+/*
+ * Read the input to its end (or to Ctrl-C, or --stop-on-error), line after
+ * line from *line + 1. A batch cut short by Ctrl-C is dropped whole, so
+ * that a resumed import cuts its batches where an uninterrupted one would.
+ */
+static int read_input(imp *m, uint64_t *line)
+{
+	const char *p;
+	size_t n;
+	int r, rc, too_long, at_start = m->rd.consumed == 0;
 	while ((r = next_line(&m->rd, &p, &n, &too_long)) > 0) {
-		char err[400];
-		int fr_bad = 0;
-		line++;
+		++*line;
+		/* a UTF-8 byte-order mark starting the input is no data */
+		if (at_start && !too_long && n >= 3 &&
+		    !memcmp(p, "\xef\xbb\xbf", 3)) {
+			p += 3;
+			n -= 3;
+		}
+		at_start = 0;
 		if (!too_long && blank(p, n)) {
 			m->blank++;
 			continue;
 		}
 		if (runs_stop) {
-			interrupted = 1;
+			m->interrupted = 1;
 			break;
 		}
-		if (!m->b && (rc = begin(m, line)) != 0)
-			goto out;
-		if (m->brecs == 0) {
-			m->first_line = line;
-			m->b_aside = 0;
-			m->keep = m->on_error == ONERR_RECORD || m->rej ||
-			          (m->run.on && !m->run.table_ok);
-		}
-		m->last_line = line;
-		m->brecs++;
-		m->lines++;
-		if (m->from_rejects && !too_long) {
-			if (from_reject(m, p, n, err, sizeof err) == 0) {
-				p = m->fr.p;
-				n = m->fr.len;
-			} else {
-				fr_bad = 1;
-			}
-		}
-		if (m->keep)
-			keep_line(m, line, p, n, too_long);
-		if (fr_bad) {
-			add_issue(m, line, KIND_PARSE, NULL, NULL, 0, NULL,
-			          err);
-			json_t *o =
-			        m->keep ? cli_json_parse(p, n, err, sizeof err)
-			                : NULL;
-			if (m->keep && !o)
-				m->ln[m->cur_li].flags |= L_NOTJSON;
-			json_decref(o);
-		} else if ((rc = do_line(m, line, p, n, too_long)) != 0) {
-			goto out;
-		}
-		m->b_end_off = m->rd.consumed;
-		if (m->brecs == m->batch_size) {
-			/* input read to its end: the run ends with this
-			 * batch (else, should no line follow, a batch holding
-			 * only the run's record says so) */
-			int last = input_ends(&m->rd, m->in_size);
-			if ((rc = end_batch(m, last)) != 0)
-				goto out;
-			if (m->stop && m->b_aside) {
-				stopped = 1;
-				break;
-			}
-		}
-		if ((line & 1023) == 0)
+		if ((rc = one_line(m, *line, p, n, too_long)) != 0)
+			return rc;
+		if (m->stopped)
+			break;
+		if ((*line & 1023) == 0)
 			progress(m, 0);
 	}
-	if (r == -2) {
-		interrupted = 1;
-	} else if (r < 0) {
-		rc = cli_err("%s: read error after line %" PRIu64 ": %s",
-		             m->file, line, strerror(errno));
-		goto out;
-	}
-	if (interrupted && m->brecs) {
-		/* a part of one: none of it, so that the batches of a
-		 * resumed import are cut where they would have been */
+	if (r == -2)
+		m->interrupted = 1;
+	else if (r < 0)
+		return cli_err("%s: read error after line %" PRIu64 ": %s",
+		               m->file, *line, strerror(errno));
+	if (m->interrupted && m->brecs) {
 		if (!m->dry) {
 			lb_batch_abort(m->b);
 			m->b = NULL;
@@ -3050,30 +3116,34 @@ int cmd_import(int argc, char **argv)
 		m->nln = 0;
 		m->raw.len = 0;
 		m->brecs = 0;
-	} else if (!stopped && !interrupted && m->brecs &&
-	           (rc = end_batch(m, 1)) != 0) {
-		goto out;
+	} else if (!m->stopped && !m->interrupted && m->brecs) {
+		return end_batch(m, 1);
 	}
+	return 0;
+}
+
+/* After the last line: close the run and the rejects, print the summary;
+ * the exit code, with the line that says why it is not 0. */
+static int finish(imp *m)
+{
+	int rc;
 	if (m->b) { /* the dry run's outer batch */
 		lb_batch_abort(m->b);
 		m->b = NULL;
 	}
-	if ((rc = run_finish(m, !stopped && !interrupted)) != 0)
-		goto out;
+	if ((rc = run_finish(m, !m->stopped && !m->interrupted)) != 0)
+		return rc;
 	if (m->rej) {
 		sb_flush(&m->rejbuf, m->rej);
-		if (fclose(m->rej) != 0) {
-			m->rej = NULL;
-			rc = cli_err("%s: cannot write: %s", m->reject_path,
-			             strerror(errno));
-			goto out;
-		}
+		rc = fclose(m->rej);
 		m->rej = NULL;
+		if (rc != 0)
+			return cli_err("%s: cannot write: %s", m->reject_path,
+			               strerror(errno));
 	}
 	progress(m, 1);
-	summary(m, cli_now() - m->t0, stopped, interrupted);
-	if (interrupted) {
-		rc = 130;
+	summary(m, cli_now() - m->t0, m->stopped, m->interrupted);
+	if (m->interrupted) {
 		if (m->run.id)
 			cli_err("%s: interrupted; lines up to %" PRIu64
 			        " are done (run %" PRIu64
@@ -3083,28 +3153,78 @@ int cmd_import(int argc, char **argv)
 		else
 			cli_err("%s: interrupted; nothing was committed",
 			        m->file);
-	} else if (m->failed || m->rec_failed) {
-		rc = CLI_DATA;
-		if (stopped)
-			cli_err("%s: batch %" PRIu64 " (lines %" PRIu64
-			        "-%" PRIu64 ") %s; stopped there "
-			        "(--stop-on-error), later lines not read",
-			        m->file, m->nbatch, m->first_line, m->last_line,
-			        m->dry ? "would fail"
-			        : m->on_error == ONERR_RECORD
-			                ? "set records aside"
-			                : "failed validation");
-		else if (m->on_error == ONERR_RECORD)
-			cli_err("%s: %" PRIu64 " of %" PRIu64
-			        " records set aside",
-			        m->file, m->rec_failed,
-			        m->rec_ok + m->rec_failed);
-		else
-			cli_err("%s: %" PRIu64 " of %" PRIu64 " batches %s",
-			        m->file, m->failed, m->nbatch,
-			        m->dry ? "would fail validation"
-			               : "failed validation and were skipped");
+		return 130;
 	}
+	if (!m->failed && !m->rec_failed)
+		return 0;
+	if (m->stopped)
+		cli_err("%s: batch %" PRIu64 " (lines %" PRIu64 "-%" PRIu64
+		        ") %s; stopped there (--stop-on-error), later lines "
+		        "not read",
+		        m->file, m->nbatch, m->first_line, m->last_line,
+		        m->dry                        ? "would fail"
+		        : m->on_error == ONERR_RECORD ? "set records aside"
+		                                      : "failed validation");
+	else if (m->on_error == ONERR_RECORD)
+		cli_err("%s: %" PRIu64 " of %" PRIu64 " records set aside",
+		        m->file, m->rec_failed, m->rec_ok + m->rec_failed);
+	else
+		cli_err("%s: %" PRIu64 " of %" PRIu64 " batches %s", m->file,
+		        m->failed, m->nbatch,
+		        m->dry ? "would fail validation"
+		               : "failed validation and were skipped");
+	return CLI_DATA;
+}
+
+int cmd_import(int argc, char **argv)
+{
+	imp *m = calloc(1, sizeof *m);
+	const char *pos[2];
+	int nosync = 0, rc, resume = 0, again = 0, nowait = 0;
+	uint64_t line = 0;
+	struct stat st;
+	given g;
+
+	if (!m)
+		return cli_err("out of memory");
+	memset(&g, 0, sizeof g);
+	memset(&st, 0, sizeof st);
+	m->run.lockfd = -1;
+	lb__hset_init(&m->aidx);
+	lb__hset_init(&m->repeats);
+	msgpack_sbuffer_init(&m->mp);
+	msgpack_packer_init(&m->pk, &m->mp, msgpack_sbuffer_write);
+	rc = parse_opts(m, argc, argv, pos, &nosync, &g, &resume, &again,
+	                &nowait);
+	if (rc)
+		goto out;
+	m->dir = pos[0];
+	m->file = pos[1];
+	if ((rc = open_input(m, pos[1], resume, &st)) != 0)
+		goto out;
+	runs_signals(1);
+	m->run.on = !m->dry;
+	if ((rc = hash_input(m, &st)) != 0)
+		goto out;
+	/* one import per database at a time */
+	if ((rc = runs_lock(m->dir, nowait, &m->run.lockfd)) != 0)
+		goto out;
+	runs_lock_note(m->run.lockfd, 0, m->file);
+	if ((rc = open_db(m, nosync, &g)) != 0)
+		goto out;
+	if (m->run.on) {
+		m->run.started_ns = now_ns();
+		rc = run_start(m, m->dir, &g, resume, again, &line);
+		if (rc)
+			goto out;
+	}
+	if ((rc = open_rejects(m, &st)) != 0)
+		goto out;
+	m->rd.buf = cli_xmalloc(READ_CHUNK);
+	m->progress = isatty(2);
+	m->t0 = m->last_draw = cli_now();
+	if ((rc = read_input(m, &line)) == 0)
+		rc = finish(m);
 out:
 	runs_signals(0);
 	if (rc && rc != CLI_DATA && m->progress)

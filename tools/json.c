@@ -28,46 +28,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wal/wal.h"
+
 /* ---- UTF-8 and base64 ---------------------------------------------------- */
 
+/* Strict UTF-8, by the library's one check (wal/mp.c). */
 int cli_utf8_valid(const void *p, size_t n)
 {
-	const unsigned char *s = p, *end = s + n;
-	while (s < end) {
-		unsigned c = *s;
-		size_t len;
-		uint32_t cp;
-		if (c < 0x80) {
-			s++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			len = 2;
-			cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			len = 3;
-			cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
-			return 0;
-		}
-		if ((size_t)(end - s) < len)
-			return 0;
-		for (size_t i = 1; i < len; i++) {
-			if ((s[i] & 0xC0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i] & 0x3F);
-		}
-		/* Overlong forms, surrogates and code points past U+10FFFF
-		 * are not UTF-8 (RFC 3629). */
-		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-		    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-			return 0;
-		s += len;
-	}
-	return 1;
+	return lb__utf8_scan(p, n, NULL) == n;
 }
 
 static const char b64c[] =

@@ -19,7 +19,7 @@ static int batch_arg(const char *s, uint64_t *id)
 /* A batch written by lb_rollback_to(): labelled "rollback to batch X",
  * it undoes X (0 included). A rollback of a batch is labelled "rollback of
  * batch B" and undoes B. */
-static int is_rollback_to(const lb_batch_info *bi)
+int cli_is_rollback_to(const lb_batch_info *bi)
 {
 	char want[48];
 	snprintf(want, sizeof want, "rollback to batch %" PRIu64, bi->undoes);
@@ -29,7 +29,7 @@ static int is_rollback_to(const lb_batch_info *bi)
 static void state_human(sbuf *b, const lb_batch_info *bi)
 {
 	size_t start = b->len;
-	if (is_rollback_to(bi)) {
+	if (cli_is_rollback_to(bi)) {
 		/* it undid every batch between X and itself */
 		sb_printf(b, "rolls back to %" PRIu64, bi->undoes);
 		if (bi->id > bi->undoes + 2)
@@ -49,7 +49,7 @@ static void state_human(sbuf *b, const lb_batch_info *bi)
 		sb_putc(b, '-');
 }
 
-static void info_json(sbuf *b, const lb_batch_info *bi)
+void cli_batch_info_json(sbuf *b, const lb_batch_info *bi)
 {
 	static const char hex[] = "0123456789abcdef";
 	sb_printf(b, "{\"id\":%" PRIu64 ",\"time\":\"", bi->id);
@@ -72,7 +72,7 @@ static void info_json(sbuf *b, const lb_batch_info *bi)
 	else
 		sb_puts(b, "null");
 	sb_printf(b, ",\"rollback_to\":%s,\"pruned\":%s,\"hash\":\"",
-	          is_rollback_to(bi) ? "true" : "false",
+	          cli_is_rollback_to(bi) ? "true" : "false",
 	          bi->pruned ? "true" : "false");
 	for (int i = 0; i < 32; i++) {
 		sb_putc(b, hex[bi->hash[i] >> 4]);
@@ -81,9 +81,30 @@ static void info_json(sbuf *b, const lb_batch_info *bi)
 	sb_puts(b, "\"}");
 }
 
+static void log_line(sbuf *b, const lb_batch_info *bi, size_t sw)
+{
+	if (cli_json) {
+		cli_batch_info_json(b, bi);
+		sb_putc(b, '\n');
+		return;
+	}
+	size_t mark;
+	sb_printf(b, "%8" PRIu64 "  ", bi->id);
+	cli_time(b, bi->time_ns);
+	sb_printf(b, " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "  ",
+	          bi->records, bi->raw_bytes, bi->stored_bytes);
+	mark = b->len;
+	state_human(b, bi);
+	while (b->len < mark + sw + 2)
+		sb_putc(b, ' ');
+	cli_text_human(b, bi->label, strlen(bi->label));
+	sb_putc(b, '\n');
+}
+
 int cmd_log(int argc, char **argv)
 {
-	cli_opt o[] = {{"limit", 1, NULL}, {"since", 1, NULL}};
+	cli_opt o[] = {
+	        {"limit", 1, NULL}, {"since", 1, NULL}, {"follow", 0, NULL}};
 	const char *pos[1];
 	size_t np;
 	uint64_t limit = 0, since = 0, last, n = 0;
@@ -146,28 +167,33 @@ int cmd_log(int argc, char **argv)
 		if (rc < 0)
 			break;
 		n++;
-		if (cli_json) {
-			info_json(&b, &bi);
-			sb_putc(&b, '\n');
-		} else {
-			size_t mark;
-			sb_printf(&b, "%8" PRIu64 "  ", bi.id);
-			cli_time(&b, bi.time_ns);
-			sb_printf(&b,
-			          " %10" PRIu64 " %10" PRIu64 " %10" PRIu64
-			          "  ",
-			          bi.records, bi.raw_bytes, bi.stored_bytes);
-			mark = b.len;
-			state_human(&b, &bi);
-			while (b.len < mark + sw + 2)
-				sb_putc(&b, ' ');
-			cli_text_human(&b, bi.label, strlen(bi.label));
-			sb_putc(&b, '\n');
-		}
+		log_line(&b, &bi, sw);
 		if (b.len > (1u << 16))
 			sb_flush(&b, stdout);
 	}
 	sb_flush(&b, stdout);
+	if (o[2].val && (rc >= 0 || rc == LB_ENOTFOUND)) {
+		/* new batches, oldest first, as they commit */
+		cli_follow_signals();
+		uint64_t id = last;
+		for (rc = 0;;) {
+			rc = cli_follow_wait(db, id, &last);
+			if (rc)
+				break;
+			while (id < last && rc >= 0) {
+				lb_batch_info bi;
+				if ((rc = lb_batch_info_get(db, ++id, &bi)) ==
+				    0)
+					log_line(&b, &bi, sw);
+			}
+			sb_flush(&b, stdout);
+			fflush(stdout);
+			if (rc < 0)
+				break;
+		}
+		if (rc == 1)
+			rc = 0;
+	}
 	sb_free(&b);
 	lb_close(db);
 	if (rc < 0 && rc != LB_ENOTFOUND)
@@ -308,7 +334,7 @@ int cmd_show(int argc, char **argv)
 		return cli_lberr(rc, "batch %" PRIu64, id);
 	}
 	if (cli_json) {
-		info_json(&x.b, &bi);
+		cli_batch_info_json(&x.b, &bi);
 		sb_putc(&x.b, '\n');
 	} else {
 		sb_printf(&x.b, "batch %" PRIu64 "  ", bi.id);
@@ -563,133 +589,132 @@ static void undone_lines(sbuf *b, const undone_set *u)
 
 enum { RB_STRICT, RB_CASCADE, RB_FORCE, RB_TO };
 
-/* Report the outcome of lb_rollback(), lb_rollback_to() or their dry runs.
- * mode is RB_*; u the batches undone (or that would be). */
-static int rollback_report(uint64_t id, int rc, const lb_result *res, int dry,
-                           int mode, const undone_set *u)
+/* The rollback report as one JSON object; later: the conflicting batches. */
+static void rollback_json(sbuf *b, uint64_t id, int rc, const lb_result *res,
+                          int dry, const undone_set *u, const uint64_t *later,
+                          size_t nl)
 {
-	uint64_t *later = cli_xmalloc((res->nissues + 1) * sizeof *later);
-	uint64_t *refs = cli_xmalloc((res->nissues + 1) * sizeof *refs);
-	size_t nl = conflict_batches(res, later);
-	size_t nr = referrer_batches(res, refs);
-	int nothing = rc == 0 && (dry ? res->records == 0 : !res->batch_id);
+	sb_printf(b,
+	          "{\"success\":%s,\"batch\":%" PRIu64
+	          ",\"dry_run\":%s,\"new_batch\":",
+	          rc == 0 ? "true" : "false", id, dry ? "true" : "false");
+	if (res->batch_id)
+		jw_u64(b, res->batch_id);
+	else
+		sb_puts(b, "null");
+	sb_printf(b, ",\"records\":%" PRIu64 ",\"error\":", res->records);
+	if (rc == 0)
+		sb_puts(b, "null");
+	else
+		jw_cstr(b, rc == LB_ECONFLICT ? "conflict" : "validation");
+	sb_puts(b, ",\"conflicting_batches\":[");
+	for (size_t i = 0; i < nl; i++)
+		sb_printf(b, "%s%" PRIu64, i ? "," : "", later[i]);
+	sb_puts(b, "],\"undone\":");
+	ids_json(b, u);
+	sb_puts(b, ",\"issues\":[");
+	for (size_t i = 0; i < res->nissues; i++) {
+		const lb_issue *is = &res->issues[i];
+		if (i)
+			sb_putc(b, ',');
+		cli_issue_fmt(b, 0, cli_issue_kind(is->kind), is->table,
+		              is->key, is->klen, is->field, is->message,
+		              is->batch);
+	}
+	sb_puts(b, "]}\n");
+	sb_flush(b, stdout);
+}
+
+/* A rollback that writes (or would write) something, or nothing. */
+static void rollback_text(sbuf *b, uint64_t id, const lb_result *res, int dry,
+                          int mode, const undone_set *u, int nothing)
+{
 	const char *what =
 	        mode == RB_TO ? "rollback to batch" : "rollback of batch";
-	sbuf b;
-	sb_init(&b);
-	if (cli_json) {
-		sb_printf(&b,
-		          "{\"success\":%s,\"batch\":%" PRIu64
-		          ",\"dry_run\":%s,\"new_batch\":",
-		          rc == 0 ? "true" : "false", id,
-		          dry ? "true" : "false");
-		if (res->batch_id)
-			jw_u64(&b, res->batch_id);
-		else
-			sb_puts(&b, "null");
-		sb_printf(&b,
-		          ",\"records\":%" PRIu64 ",\"error\":", res->records);
-		if (rc == 0)
-			sb_puts(&b, "null");
-		else
-			jw_cstr(&b,
-			        rc == LB_ECONFLICT ? "conflict" : "validation");
-		sb_puts(&b, ",\"conflicting_batches\":[");
-		for (size_t i = 0; i < nl; i++)
-			sb_printf(&b, "%s%" PRIu64, i ? "," : "", later[i]);
-		sb_puts(&b, "],\"undone\":");
-		ids_json(&b, u);
-		sb_puts(&b, ",\"issues\":[");
-		for (size_t i = 0; i < res->nissues; i++) {
-			const lb_issue *is = &res->issues[i];
-			if (i)
-				sb_putc(&b, ',');
-			cli_issue_fmt(&b, 0, cli_issue_kind(is->kind),
-			              is->table, is->key, is->klen, is->field,
-			              is->message, is->batch);
-		}
-		sb_puts(&b, "]}\n");
-		sb_flush(&b, stdout);
-	} else if (nothing) {
+	if (nothing) {
 		if (mode == RB_TO)
 			sb_printf(
-			        &b,
+			        b,
 			        "%s %" PRIu64 ": nothing to write: the tables "
 			        "hold what they held right after batch %" PRIu64
 			        "%s\n",
 			        what, id, id, dry ? " (dry run)" : "");
 		else
-			sb_printf(&b,
+			sb_printf(b,
 			          "%s %" PRIu64 ": nothing to write: every key "
 			          "it changed holds its value from before it "
 			          "already; batch %" PRIu64
 			          " stays standing%s\n",
 			          what, id, id, dry ? " (dry run)" : "");
-		sb_flush(&b, stdout);
-	} else if (rc == 0) {
-		if (dry)
-			sb_printf(
-			        &b,
-			        "%s %" PRIu64 " would write %" PRIu64
-			        " %s; no conflicts (dry run)\n",
-			        what, id, res->records,
-			        cli_plural(res->records, "record", "records"));
-		else
-			sb_printf(
-			        &b,
-			        "%s %" PRIu64 " in batch %" PRIu64 " (%" PRIu64
-			        " %s)\n",
-			        mode == RB_TO ? "rolled back to batch"
-			                      : "rolled back batch",
-			        id, res->batch_id, res->records,
-			        cli_plural(res->records, "record", "records"));
-		if (dry) {
-			sb_puts(&b, "would undo ");
-			undone_words(&b, u);
-			sb_putc(&b, '\n');
-			undone_lines(&b, u);
-		} else if ((mode == RB_CASCADE || mode == RB_TO) &&
-		           undone_count(u)) {
-			sb_puts(&b, "undid ");
-			undone_words(&b, u);
-			sb_putc(&b, '\n');
-		}
-		sb_flush(&b, stdout);
-	} else {
-		for (size_t i = 0; i < res->nissues; i++) {
-			const lb_issue *is = &res->issues[i];
-			if (is->kind == LB_ISSUE_CONFLICT)
-				sb_puts(&b, "conflict: ");
-			else if (is->kind == LB_ISSUE_FOREIGN_KEY)
-				sb_puts(&b, "foreign key: ");
-			else
-				sb_puts(&b, "issue: ");
-			sb_printf(&b, "%s ", is->table ? is->table : "?");
-			cli_key_human(&b, is->key, is->klen);
-			if (is->kind == LB_ISSUE_CONFLICT && is->batch) {
-				sb_printf(&b, " was changed by batch %" PRIu64,
-				          is->batch);
-			} else if (is->message) {
-				sb_printf(&b, ": %s", cli_words(is->message));
-				if (is->kind == LB_ISSUE_FOREIGN_KEY &&
-				    is->batch)
-					sb_printf(&b,
-					          " (the referrer was written "
-					          "by batch %" PRIu64 "%s)",
-					          is->batch,
-					          mode == RB_CASCADE ||
-					                          mode == RB_TO
-					                  ? ""
-					                  : ": --cascade also "
-					                    "undoes it");
-			}
-			sb_putc(&b, '\n');
-			sb_flush(&b, stdout);
-		}
-		if (res->nissues_total > res->nissues)
-			printf("... and %zu more\n",
-			       res->nissues_total - res->nissues);
+		return;
 	}
+	if (dry)
+		sb_printf(b,
+		          "%s %" PRIu64 " would write %" PRIu64
+		          " %s; no conflicts (dry run)\n",
+		          what, id, res->records,
+		          cli_plural(res->records, "record", "records"));
+	else
+		sb_printf(b,
+		          "%s %" PRIu64 " in batch %" PRIu64 " (%" PRIu64
+		          " %s)\n",
+		          mode == RB_TO ? "rolled back to batch"
+		                        : "rolled back batch",
+		          id, res->batch_id, res->records,
+		          cli_plural(res->records, "record", "records"));
+	if (dry) {
+		sb_puts(b, "would undo ");
+		undone_words(b, u);
+		sb_putc(b, '\n');
+		undone_lines(b, u);
+	} else if ((mode == RB_CASCADE || mode == RB_TO) && undone_count(u)) {
+		sb_puts(b, "undid ");
+		undone_words(b, u);
+		sb_putc(b, '\n');
+	}
+}
+
+/* The issues of a refused rollback, one line each. */
+static void rollback_issues(sbuf *b, const lb_result *res, int mode)
+{
+	for (size_t i = 0; i < res->nissues; i++) {
+		const lb_issue *is = &res->issues[i];
+		if (is->kind == LB_ISSUE_CONFLICT)
+			sb_puts(b, "conflict: ");
+		else if (is->kind == LB_ISSUE_FOREIGN_KEY)
+			sb_puts(b, "foreign key: ");
+		else
+			sb_puts(b, "issue: ");
+		sb_printf(b, "%s ", is->table ? is->table : "?");
+		cli_key_human(b, is->key, is->klen);
+		if (is->kind == LB_ISSUE_CONFLICT && is->batch) {
+			sb_printf(b, " was changed by batch %" PRIu64,
+			          is->batch);
+		} else if (is->message) {
+			sb_printf(b, ": %s", cli_words(is->message));
+			if (is->kind == LB_ISSUE_FOREIGN_KEY && is->batch)
+				sb_printf(b,
+				          " (the referrer was written "
+				          "by batch %" PRIu64 "%s)",
+				          is->batch,
+				          mode == RB_CASCADE || mode == RB_TO
+				                  ? ""
+				                  : ": --cascade also "
+				                    "undoes it");
+		}
+		sb_putc(b, '\n');
+		sb_flush(b, stdout);
+	}
+	if (res->nissues_total > res->nissues)
+		printf("... and %zu more\n", res->nissues_total - res->nissues);
+}
+
+/* Why a rollback was refused, and the option that would resolve it (on
+ * stderr). */
+static void rollback_refusal(sbuf *b, uint64_t id, int rc, const lb_result *res,
+                             int dry, int mode, const uint64_t *later,
+                             size_t nl, const uint64_t *refs, size_t nr)
+{
 	if (rc == LB_ECONFLICT && !nl) {
 		/* a table no longer in the state the undone batches left: the
 		 * only conflict a cascade can meet (docs/ROLLBACK.md) */
@@ -700,40 +725,64 @@ static int rollback_report(uint64_t id, int rc, const lb_result *res, int dry,
 		        cli_plural(res->nissues_total, "conflict", "conflicts"),
 		        dry ? "would be written" : "written");
 	} else if (rc == LB_ECONFLICT) {
-		sb_printf(&b, "batch %" PRIu64 ": %zu %s changed by later %s ",
+		sb_printf(b, "batch %" PRIu64 ": %zu %s changed by later %s ",
 		          id, res->nissues_total,
 		          cli_plural(res->nissues_total, "key", "keys"),
 		          cli_plural(nl, "batch", "batches"));
-		id_list(&b, later, nl);
-		sb_printf(&b, "; nothing %s",
+		id_list(b, later, nl);
+		sb_printf(b, "; nothing %s",
 		          dry ? "would be written" : "written");
 		if (mode != RB_CASCADE) {
-			sb_printf(&b, ". Use --cascade to also roll back %s ",
+			sb_printf(b, ". Use --cascade to also roll back %s ",
 			          cli_plural(nl, "batch", "batches"));
-			id_list(&b, later, nl);
-			sb_printf(&b,
+			id_list(b, later, nl);
+			sb_printf(b,
 			          " (and any batch depending on %s), or "
 			          "--force to restore over %s changes",
 			          cli_plural(nl, "it", "them"),
 			          cli_plural(nl, "its", "their"));
 		}
-		cli_err("%s", sb_str(&b));
+		cli_err("%s", sb_str(b));
 	} else if (rc == LB_EVALIDATION) {
-		sb_printf(&b,
+		sb_printf(b,
 		          "batch %" PRIu64 ": refused: %zu foreign-key %s; "
 		          "nothing %s",
 		          id, res->nissues_total,
 		          cli_plural(res->nissues_total, "issue", "issues"),
 		          dry ? "would be written" : "written");
 		if (nr && mode != RB_CASCADE && mode != RB_TO) {
-			sb_printf(&b, ". Use --cascade to also roll back %s ",
+			sb_printf(b, ". Use --cascade to also roll back %s ",
 			          cli_plural(nr, "batch", "batches"));
-			id_list(&b, refs, nr);
-			sb_puts(&b, ", which wrote the records referring to "
-			            "its keys");
+			id_list(b, refs, nr);
+			sb_puts(b, ", which wrote the records referring to "
+			           "its keys");
 		}
-		cli_err("%s", sb_str(&b));
+		cli_err("%s", sb_str(b));
 	}
+}
+
+/* Report the outcome of lb_rollback(), lb_rollback_to() or their dry runs.
+ * mode is RB_*; u the batches undone (or that would be). */
+static int rollback_report(uint64_t id, int rc, const lb_result *res, int dry,
+                           int mode, const undone_set *u)
+{
+	uint64_t *later = cli_xmalloc((res->nissues + 1) * sizeof *later);
+	uint64_t *refs = cli_xmalloc((res->nissues + 1) * sizeof *refs);
+	size_t nl = conflict_batches(res, later);
+	size_t nr = referrer_batches(res, refs);
+	int nothing = rc == 0 && (dry ? res->records == 0 : !res->batch_id);
+	sbuf b;
+	sb_init(&b);
+	if (cli_json) {
+		rollback_json(&b, id, rc, res, dry, u, later, nl);
+		sb_flush(&b, stdout);
+	} else if (rc == 0) {
+		rollback_text(&b, id, res, dry, mode, u, nothing);
+		sb_flush(&b, stdout);
+	} else {
+		rollback_issues(&b, res, mode);
+	}
+	rollback_refusal(&b, id, rc, res, dry, mode, later, nl, refs, nr);
 	sb_free(&b);
 	free(later);
 	free(refs);

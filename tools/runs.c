@@ -102,6 +102,7 @@ char *run_rec_text(const run_rec *r)
 	json_object_set_new(o, "table", jstr(r->table));
 	json_object_set_new(o, "key", jstr(r->keyfield));
 	json_object_set_new(o, "from_rejects", json_boolean(r->from_rejects));
+	json_object_set_new(o, "allow_repeats", json_boolean(r->allow_repeats));
 	json_object_set_new(o, "batch_size", jint(r->batch_size));
 	json_object_set_new(o, "first_line", jint(r->first_line));
 	json_object_set_new(o, "last_line", jint(r->last_line));
@@ -165,6 +166,7 @@ static int run_rec_parse(const void *p, size_t n, run_rec *r)
 	r->table = get_str(o, "table");
 	r->keyfield = get_str(o, "key");
 	r->from_rejects = json_is_true(json_object_get(o, "from_rejects"));
+	r->allow_repeats = json_is_true(json_object_get(o, "allow_repeats"));
 	r->batch_size = get_u64(o, "batch_size");
 	r->first_line = get_u64(o, "first_line");
 	r->last_line = get_u64(o, "last_line");
@@ -529,10 +531,11 @@ static void run_json(sbuf *b, const run_info *r)
 	else
 		sb_puts(b, "null");
 	sb_printf(b,
-	          ",\"from_rejects\":%s,\"lines\":%" PRIu64
+	          ",\"from_rejects\":%s,\"allow_repeats\":%s,\"lines\":%" PRIu64
 	          ",\"committed\":%" PRIu64 ",\"set_aside\":%" PRIu64
 	          ",\"state\":\"%s\",\"next_line\":",
-	          f->from_rejects ? "true" : "false", r->lines, r->committed,
+	          f->from_rejects ? "true" : "false",
+	          f->allow_repeats ? "true" : "false", r->lines, r->committed,
 	          r->set_aside, run_state(r));
 	if (r->final)
 		sb_puts(b, "null");
@@ -616,19 +619,6 @@ static int has_id(const uint64_t *ids, size_t n, uint64_t id)
 	return 0;
 }
 
-/* Issues that stay once the run's own later batches are undone: a
- * conflict with, or a reference from, a batch outside the run. */
-static size_t outside_issues(const lb_result *res, const uint64_t *ids,
-                             size_t n)
-{
-	size_t k = 0;
-	for (size_t i = 0; i < res->nissues; i++)
-		if (!res->issues[i].batch ||
-		    !has_id(ids, n, res->issues[i].batch))
-			k++;
-	return k + (res->nissues_total - res->nissues);
-}
-
 static void issues_out(sbuf *b, const lb_result *res, const uint64_t *ids,
                        size_t n, int all)
 {
@@ -668,7 +658,6 @@ typedef struct rbrun {
 	uint64_t records;
 	int rc;         /* the library's answer that stopped it, or 0 */
 	lb_result fail; /* its result */
-	uint64_t failed_batch;
 } rbrun;
 
 static int cmp_u64(const void *a, const void *b)
@@ -724,12 +713,7 @@ static int rb_report(rbrun *x, const char *dir)
 		for (size_t i = 0; i < x->nundone; i++)
 			sb_printf(&b, "%s%" PRIu64, i ? "," : "", x->undone[i]);
 		sb_puts(&b, "],\"records\":");
-		/* batch by batch, a dry run cannot count them: each batch is
-		 * tried against the present state */
-		if (x->dry && strcmp(x->method, "rollback-to"))
-			sb_puts(&b, "null");
-		else
-			jw_u64(&b, x->records);
+		jw_u64(&b, x->records);
 		sb_puts(&b, ",\"error\":");
 		if (x->rc == 0)
 			sb_puts(&b, "null");
@@ -737,11 +721,6 @@ static int rb_report(rbrun *x, const char *dir)
 			jw_cstr(&b, x->rc == LB_ECONFLICT     ? "conflict"
 			            : x->rc == LB_EVALIDATION ? "validation"
 			                                      : "error");
-		sb_puts(&b, ",\"failed_batch\":");
-		if (x->failed_batch)
-			jw_u64(&b, x->failed_batch);
-		else
-			sb_puts(&b, "null");
 		sb_puts(&b, ",\"issues\":[");
 		issues_out(&b, &x->fail, r->batches, r->nbatches, 0);
 		sb_puts(&b, "]}\n");
@@ -753,25 +732,19 @@ static int rb_report(rbrun *x, const char *dir)
 			          "rollback of run %" PRIu64 " (%s, batches ",
 			          r->id, file);
 			runs_ids(&b, r->batches, r->nbatches);
-			if (!strcmp(x->method, "rollback-to"))
-				sb_printf(&b,
-				          ") would write %" PRIu64
-				          " records in one batch",
-				          x->records);
-			else
-				sb_printf(&b,
-				          ") would take %zu batches, one per "
-				          "batch of the run, newest first",
-				          r->nbatches);
-			sb_puts(&b, "; no conflicts (dry run)\n");
+			sb_printf(&b,
+			          ") would write %" PRIu64
+			          " record%s in one batch; no conflicts (dry "
+			          "run)\n",
+			          x->records, x->records == 1 ? "" : "s");
 			undone_line(&b, "would undo", x->undone, x->nundone);
 		} else if (x->nnew) {
 			sb_printf(&b,
 			          "rolled back run %" PRIu64
-			          " (%s) in batch%s ",
-			          r->id, file, x->nnew == 1 ? "" : "es");
-			runs_ids(&b, x->newb, x->nnew);
-			sb_printf(&b, " (%" PRIu64 " records)\n", x->records);
+			          " (%s) in batch %" PRIu64 " (%" PRIu64
+			          " record%s)\n",
+			          r->id, file, x->newb[0], x->records,
+			          x->records == 1 ? "" : "s");
 			undone_line(&b, "undid", x->undone, x->nundone);
 		}
 		issues_out(&b, &x->fail, r->batches, r->nbatches, 0);
@@ -781,29 +754,16 @@ static int rb_report(rbrun *x, const char *dir)
 	if (x->rc == 0)
 		return 0;
 	sb_init(&b);
-	if (x->nnew) {
-		sb_printf(&b,
-		          "run %" PRIu64 " is only partly rolled back: "
-		          "batch %" PRIu64 " refused (%s) after batch%s ",
-		          r->id, x->failed_batch, lb_strerror(x->rc),
-		          x->nnew == 1 ? "" : "es");
-		runs_ids(&b, x->newb, x->nnew);
-		sb_puts(&b, " undid the newer ones; see 'logbook runs'");
-	} else {
-		sb_printf(&b,
-		          "run %" PRIu64 ": batch %" PRIu64 " %s; nothing "
-		          "written",
-		          r->id, x->failed_batch,
-		          x->rc == LB_ECONFLICT
-		                  ? "has keys changed by later batches "
-		                    "outside the run"
-		          : x->rc == LB_EVALIDATION
-		                  ? "cannot be undone: foreign keys"
-		                  : lb_strerror(x->rc));
-		if (x->rc == LB_ECONFLICT && !x->cascade)
-			sb_puts(&b, ". Use --cascade to also roll back the "
-			            "batches depending on the run");
-	}
+	sb_printf(&b, "run %" PRIu64 " %s; nothing %swritten", r->id,
+	          x->rc == LB_ECONFLICT
+	                  ? "has keys changed by later batches outside the "
+	                    "run"
+	          : x->rc == LB_EVALIDATION ? "cannot be undone: foreign keys"
+	                                    : lb_strerror(x->rc),
+	          x->dry ? "would be " : "");
+	if (x->rc == LB_ECONFLICT && !x->cascade)
+		sb_puts(&b, ". Use --cascade to also roll back the batches "
+		            "depending on the run");
 	(void)dir;
 	cli_err("%s", sb_str(&b));
 	sb_free(&b);
@@ -811,47 +771,19 @@ static int rb_report(rbrun *x, const char *dir)
 	                                                        : CLI_FAIL;
 }
 
-/* The run's batches are the last standing ones when undoing everything
- * after the batch before its first undoes exactly them. */
-static int try_tail(lb_db *db, rbrun *x, int *tail)
+/* The whole run in one lb_rollback_set(): one new batch or nothing. */
+static int rollback_all(lb_db *db, rbrun *x)
 {
 	const run_info *r = x->r;
+	unsigned flags =
+	        (x->cascade ? LB_CASCADE : 0) | (x->dry ? LB_DRYRUN : 0);
 	lb_result res;
 	int rc;
-	*tail = 0;
+	x->method = "one batch";
 	memset(&res, 0, sizeof res);
-	rc = lb_rollback_to_ex(db, r->batches[0] - 1, LB_DRYRUN, &res);
-	if (rc < 0 && rc != LB_EVALIDATION) {
-		lb_result_free(&res);
-		return rc == LB_EPRUNED || rc == LB_ENOTFOUND ? 0 : rc;
-	}
-	*tail = res.nundone == r->nbatches;
-	for (size_t i = 0; *tail && i < res.nundone; i++)
-		*tail = has_id(r->batches, r->nbatches, res.undone[i]);
-	if (!*tail) {
-		lb_result_free(&res);
-		return 0;
-	}
-	if (rc == LB_EVALIDATION) {
-		x->rc = rc;
-		x->failed_batch = r->batches[0];
-		x->fail = res;
-		x->method = "rollback-to";
-		return 0;
-	}
-	x->method = "rollback-to";
-	if (x->dry) {
-		x->records = res.records;
-		add_ids(&x->undone, &x->nundone, res.undone, res.nundone);
-		lb_result_free(&res);
-		return 0;
-	}
-	lb_result_free(&res);
-	memset(&res, 0, sizeof res);
-	rc = lb_rollback_to(db, r->batches[0] - 1, &res);
+	rc = lb_rollback_set(db, r->batches, r->nbatches, flags, &res);
 	if (rc == LB_EVALIDATION || rc == LB_ECONFLICT) {
 		x->rc = rc;
-		x->failed_batch = r->batches[0];
 		x->fail = res;
 		return 0;
 	}
@@ -867,85 +799,6 @@ static int try_tail(lb_db *db, rbrun *x, int *tail)
 	return 0;
 }
 
-/* One lb_rollback() per batch of the run, newest first; a dry run of each
- * first, so that a conflict with a batch outside the run stops it before
- * anything is written. */
-static int per_batch(lb_db *db, rbrun *x)
-{
-	const run_info *r = x->r;
-	unsigned flags = x->cascade ? LB_CASCADE : 0;
-	int rc;
-	x->method = "batches";
-	for (size_t i = r->nbatches; i-- > 0;) {
-		lb_result res;
-		memset(&res, 0, sizeof res);
-		rc = lb_rollback(db, r->batches[i], flags | LB_DRYRUN, &res);
-		for (size_t j = 0; rc == 0 && j < res.nundone; j++)
-			if (!has_id(x->undone, x->nundone, res.undone[j]))
-				add_ids(&x->undone, &x->nundone, &res.undone[j],
-				        1);
-		if (rc == 0) {
-			x->records += res.records;
-			lb_result_free(&res);
-			continue;
-		}
-		if ((rc == LB_ECONFLICT || rc == LB_EVALIDATION) &&
-		    outside_issues(&res, r->batches, r->nbatches) == 0) {
-			/* only the run's own later batches stand in the
-			 * way: they go first */
-			x->records += res.records;
-			lb_result_free(&res);
-			continue;
-		}
-		if (rc == LB_ECONFLICT || rc == LB_EVALIDATION) {
-			x->rc = rc;
-			x->failed_batch = r->batches[i];
-			x->fail = res;
-			return 0;
-		}
-		lb_result_free(&res);
-		return rc;
-	}
-	if (x->dry)
-		return 0;
-	x->records = 0;
-	x->nundone = 0;
-	for (size_t i = r->nbatches; i-- > 0;) {
-		lb_result res;
-		memset(&res, 0, sizeof res);
-		rc = lb_rollback(db, r->batches[i], flags, &res);
-		if (rc == LB_EINVAL &&
-		    has_id(x->undone, x->nundone, r->batches[i])) {
-			/* a cascade of a later batch undid it already */
-			lb_result_free(&res);
-			continue;
-		}
-		if (rc == LB_ECONFLICT || rc == LB_EVALIDATION) {
-			x->rc = rc;
-			x->failed_batch = r->batches[i];
-			x->fail = res;
-			return 0;
-		}
-		if (rc < 0) {
-			x->rc = rc;
-			x->failed_batch = r->batches[i];
-			cli_lberr(rc, "batch %" PRIu64, r->batches[i]);
-			lb_result_free(&res);
-			return 0;
-		}
-		x->records += res.records;
-		if (res.batch_id)
-			add_ids(&x->newb, &x->nnew, &res.batch_id, 1);
-		if (res.nundone)
-			add_ids(&x->undone, &x->nundone, res.undone,
-			        res.nundone);
-		else
-			add_ids(&x->undone, &x->nundone, &r->batches[i], 1);
-		lb_result_free(&res);
-	}
-	return 0;
-}
-
 int cmd_rollback_run(int argc, char **argv)
 {
 	cli_opt o[] = {{"run", 1, NULL},
@@ -958,7 +811,7 @@ int cmd_rollback_run(int argc, char **argv)
 	run_info *runs = NULL, *r = NULL;
 	rbrun x;
 	lb_db *db = NULL;
-	int rc, fd = -1, tail = 0;
+	int rc, fd = -1;
 
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	if (rc)
@@ -994,9 +847,7 @@ int cmd_rollback_run(int argc, char **argv)
 		goto out;
 	}
 	x.r = r;
-	rc = try_tail(db, &x, &tail);
-	if (rc == 0 && !tail)
-		rc = per_batch(db, &x);
+	rc = rollback_all(db, &x);
 	if (rc < 0) {
 		rc = cli_lberr(rc, "cannot roll back run %" PRIu64, id);
 		goto out;

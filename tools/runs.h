@@ -43,6 +43,7 @@ typedef struct run_rec {
 	int64_t started_ns, time_ns;
 	char *mode, *on_error, *table, *keyfield;
 	int from_rejects;
+	int allow_repeats; /* --allow-repeats */
 	uint64_t batch_size;
 	uint64_t first_line, last_line, next_line, next_offset;
 	uint64_t lines, committed, set_aside;

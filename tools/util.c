@@ -210,12 +210,20 @@ static size_t singular(const char *s, size_t *keep)
 	return 0;
 }
 
+/* cli_words()'s buffer, one per thread */
+static _Thread_local sbuf words_buf;
+
+void cli_words_release(void)
+{
+	sb_free(&words_buf);
+}
+
 const char *cli_words(const char *msg)
 {
 	/* kept between calls (still reachable at exit) */
-	static _Thread_local sbuf b;
+	sbuf *b = &words_buf;
 	const char *s = msg ? msg : "";
-	b.len = 0;
+	b->len = 0;
 	while (*s) {
 		size_t i, n = 0, keep;
 		int word = s == msg || !ident_char(s[-1]);
@@ -225,7 +233,7 @@ const char *cli_words(const char *msg)
 				break;
 		}
 		if (i < sizeof phrases / sizeof phrases[0]) {
-			sb_puts(&b, phrases[i].to);
+			sb_puts(b, phrases[i].to);
 			s += n;
 			continue;
 		}
@@ -241,7 +249,7 @@ const char *cli_words(const char *msg)
 		for (i = 0, n = 0;
 		     word && !n && i < sizeof codes / sizeof codes[0]; i++)
 			if ((n = is_name(s, codes[i].name)) != 0)
-				sb_puts(&b, lb_strerror(codes[i].rc));
+				sb_puts(b, lb_strerror(codes[i].rc));
 		if (n) {
 			s += n;
 			continue;
@@ -250,13 +258,13 @@ const char *cli_words(const char *msg)
 		    (s == msg || (!ident_char(s[-1]) && s[-1] != '.')) &&
 		    (n = singular(s + 1, &keep)) != 0) {
 			/* "1 records" -> "1 record" */
-			sb_put(&b, s, keep + 1);
+			sb_put(b, s, keep + 1);
 			s += n + 1;
 			continue;
 		}
-		sb_putc(&b, *s++);
+		sb_putc(b, *s++);
 	}
-	return sb_str(&b);
+	return sb_str(b);
 }
 
 void cli_text_human(sbuf *b, const char *s, size_t n)

@@ -484,9 +484,10 @@ int lb__mp_skip(lb_mp *m)
  * Strict UTF-8 (RFC 3629): shortest forms only, no UTF-16 surrogates
  * (U+D800..U+DFFF), nothing above U+10FFFF. The second byte's range
  * depends on the lead byte, which rules out overlongs and surrogates
- * without decoding the code point.
+ * without decoding the code point. This is the tree's one UTF-8 check:
+ * the CLI's cli_utf8_valid() and the import's byte reports use it too.
  */
-int lb__utf8_count(const uint8_t *s, size_t len, size_t *chars)
+size_t lb__utf8_scan(const uint8_t *s, size_t len, size_t *chars)
 {
 	size_t i = 0, n = 0;
 
@@ -539,11 +540,20 @@ int lb__utf8_count(const uint8_t *s, size_t len, size_t *chars)
 		i += 1 + more;
 		n++;
 	}
+bad:
+	if (chars)
+		*chars = n;
+	return i;
+}
+
+int lb__utf8_count(const uint8_t *s, size_t len, size_t *chars)
+{
+	size_t n, i = lb__utf8_scan(s, len, &n);
+	if (i < len)
+		return lb__fail(LB_ECORRUPT, "invalid UTF-8 at byte %zu", i);
 	if (chars)
 		*chars = n;
 	return 0;
-bad:
-	return lb__fail(LB_ECORRUPT, "invalid UTF-8 at byte %zu", i);
 }
 
 /* ---- writing ------------------------------------------------------------- */

@@ -105,6 +105,10 @@ LB__WUR int lb__mp_skip(lb_mp *m);
  * chars != NULL; else LB_ECORRUPT, the detail naming the bad byte offset.
  * NOTE: 0 means valid (the usual return convention), not "false". */
 LB__WUR int lb__utf8_count(const uint8_t *s, size_t len, size_t *chars);
+/* The same check without failing: the length of the longest valid UTF-8
+ * prefix of s (len when all of it is valid), and in *chars (may be NULL)
+ * its characters. Sets no error detail. */
+size_t lb__utf8_scan(const uint8_t *s, size_t len, size_t *chars);
 
 /* ---- msgpack writing (wal/mp.c), appending to an lb_buf ------------------ *
  * Thin wrappers over msgpack-c's packer so the engine and tools share one

@@ -510,6 +510,20 @@ static int stop_cb(void *ctx, const lb_change *c)
 	return 7; /* a callback's own value, passed on */
 }
 
+static int consumer_cb(void *ctx, const lb_consumer_info *c)
+{
+	(void)c;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int consumer_stop_cb(void *ctx, const lb_consumer_info *c)
+{
+	(void)ctx;
+	(void)c;
+	return 7;
+}
+
 static int count_cb(void *ctx, const lb_change *c)
 {
 	(void)c;
@@ -568,6 +582,17 @@ static void read_everything(lb_db *db, const char *table, const char *key,
 	C(lb_batch_info_get, db, id, &bi);
 	C(lb_changes, db, id, count_cb, &n);
 	C(lb_history, db, table, key, strlen(key), hist_cb, &n);
+	if (C(lb_get_asof, db, id, table, key, strlen(key), &v, &vl) == 0)
+		free(v);
+	C(lb_diff, db, 0, id, count_cb, &n);
+	C(lb_wait, db, id, 0, &last);
+	{
+		lb_consumer_info ci;
+		uint64_t l1, l2;
+		C(lb_consumer_get, db, "contract", &ci);
+		C(lb_consumers, db, consumer_cb, &n);
+		C(lb_consumer_limits_get, db, &l1, &l2);
+	}
 	C(lb_checkpoints, db, ckpt_cb, &n);
 	C(lb_verify, db, LB_VERIFY_REPLAY, &rep);
 	C(lb_replay, db, dest, 0, NULL, &res);
@@ -600,6 +625,8 @@ static void write_everything(lb_db *db, const char *table, uint64_t id)
 	C(lb_rollback_to, db, id, &res);
 	lb_result_free(&res);
 	C(lb_rollback_to_ex, db, id, LB_DRYRUN, &res);
+	lb_result_free(&res);
+	C(lb_rollback_set, db, (const uint64_t[]){id}, 1, LB_FORCE, &res);
 	lb_result_free(&res);
 	C(lb_prune, db, 2);
 }
@@ -769,7 +796,7 @@ static void write_file(const char *path, const void *p, size_t n)
 
 struct other_thread {
 	lb_batch *b;
-	int put, get, commit;
+	int put, get, check, commit;
 };
 
 static void *other_thread_main(void *arg)
@@ -779,6 +806,7 @@ static void *other_thread_main(void *arg)
 	size_t vl;
 	o->put = C(lb_put, o->b, "t", "k", 1, "v", 1);
 	o->get = C(lb_batch_get, o->b, "t", "k", 1, &v, &vl);
+	o->check = C(lb_batch_check, o->b, "t", "k", 1, "v", 1, NULL);
 	o->commit = C(lb_batch_commit, o->b, NULL);
 	return NULL;
 }
@@ -885,12 +913,13 @@ static void test_engine_contract__bad_arguments(void **st)
 	E(0, lb_put, b, "t", "k", 1, "v1", 2);
 	E(0, lb_batch_get, b, "t", "k", 1, &cv, &vl);
 	/* another thread may not use the batch */
-	struct other_thread ot = {b, 0, 0, 0};
+	struct other_thread ot = {b, 0, 0, 0, 0};
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, other_thread_main, &ot), 0);
 	assert_int_equal(pthread_join(th, NULL), 0);
 	te_rc(LB_EINVAL, ot.put);
 	te_rc(LB_EINVAL, ot.get);
+	te_rc(LB_EINVAL, ot.check);
 	te_rc(LB_EINVAL, ot.commit);
 	E(0, lb_batch_commit, b, &res);
 	lb_result_free(&res);
@@ -953,6 +982,45 @@ static void test_engine_contract__bad_arguments(void **st)
 	E(LB_ETOOBIG, lb_history, db, "t", big, LB_KEY_MAX + 1, hist_cb, &n);
 	E(LB_ENOTFOUND, lb_history, db, "nope", "k", 1, hist_cb, &n);
 	E(0, lb_history, db, "t", "never", 5, hist_cb, &n);
+	{
+		void *av;
+		size_t al;
+		E(LB_EINVAL, lb_get_asof, NULL, 1, "t", "k", 1, &av, &al);
+		E(LB_EINVAL, lb_get_asof, db, 1, "t", "k", 1, NULL, &al);
+		E(LB_EINVAL, lb_get_asof, db, 1, "", "k", 1, &av, &al);
+		E(LB_ETOOBIG, lb_get_asof, db, 1, "t", big, LB_KEY_MAX + 1, &av,
+		  &al);
+		E(LB_ENOTFOUND, lb_get_asof, db, id + 1, "t", "k", 1, &av, &al);
+		E(LB_ENOTFOUND, lb_get_asof, db, id, "t", "never", 5, &av, &al);
+		E(LB_EINVAL, lb_diff, NULL, 0, 1, count_cb, &n);
+		E(LB_EINVAL, lb_diff, db, 0, 1, NULL, &n);
+		E(LB_ENOTFOUND, lb_diff, db, 0, id + 1, count_cb, &n);
+		E(7, lb_diff, db, 0, id, stop_cb, NULL);
+		uint64_t wl;
+		E(LB_EINVAL, lb_wait, NULL, 0, 0, &wl);
+		E(LB_EINVAL, lb_wait, db, 0, 0, NULL);
+		E(LB_EINVAL, lb_wait, db, 0, -2, &wl);
+		E(0, lb_wait, db, 0, 0, &wl);
+		E(LB_EBUSY, lb_wait, db, id, 1, &wl);
+		lb_consumer_info ci;
+		E(LB_EINVAL, lb_consumer_ack, NULL, "c", 0);
+		E(LB_EINVAL, lb_consumer_ack, db, "c/d", 0);
+		E(LB_EINVAL, lb_consumer_ack, db, "c", id + 1);
+		E(LB_ENOTFOUND, lb_consumer_get, db, "c", &ci);
+		E(LB_EINVAL, lb_consumer_get, db, "c", NULL);
+		E(LB_ENOTFOUND, lb_consumer_drop, db, "c");
+		E(LB_EINVAL, lb_consumer_drop, NULL, "c");
+		E(0, lb_consumer_ack, db, "c", 1);
+		E(LB_EINVAL, lb_consumer_ack, db, "c", 0);
+		E(0, lb_consumer_get, db, "c", &ci);
+		E(LB_EINVAL, lb_consumers, NULL, consumer_cb, &n);
+		E(7, lb_consumers, db, consumer_stop_cb, NULL);
+		E(0, lb_consumer_drop, db, "c");
+		E(LB_EINVAL, lb_consumer_limits_set, NULL, 0, 0);
+		E(0, lb_consumer_limits_set, db, 0, 0);
+		E(LB_EINVAL, lb_consumer_limits_get, db, NULL, &wl);
+		E(0, lb_consumer_limits_get, db, &wl, &wl);
+	}
 
 	/* rollback */
 	E(LB_EINVAL, lb_rollback, NULL, 1, 0, &res);
@@ -966,6 +1034,15 @@ static void test_engine_contract__bad_arguments(void **st)
 	E(LB_EINVAL, lb_rollback_to_ex, db, 0, 0x80, &res);
 	E(LB_EINVAL, lb_rollback_to_ex, db, 0, LB_CASCADE, &res);
 	E(LB_ENOTFOUND, lb_rollback_to_ex, db, id + 1, LB_DRYRUN, &res);
+	E(LB_EINVAL, lb_rollback_set, NULL, (const uint64_t[]){1}, 1, 0, &res);
+	E(LB_EINVAL, lb_rollback_set, db, NULL, 1, 0, &res);
+	E(LB_EINVAL, lb_rollback_set, db, (const uint64_t[]){1}, 0, 0, &res);
+	E(LB_EINVAL, lb_rollback_set, db, (const uint64_t[]){1}, 1, 0x80, &res);
+	E(LB_EINVAL, lb_rollback_set, db, (const uint64_t[]){1}, 1,
+	  LB_CASCADE | LB_FORCE, &res);
+	E(LB_ENOTFOUND, lb_rollback_set, db, (const uint64_t[]){0}, 1, 0, &res);
+	E(LB_ENOTFOUND, lb_rollback_set, db, (const uint64_t[]){id + 1}, 1, 0,
+	  &res);
 	lb_result_free(&res);
 
 	/* checkpoints, replay, verify, prune */
@@ -1014,6 +1091,7 @@ static void test_engine_contract__bad_arguments(void **st)
 	E(LB_EINVAL, lb_rollback, db, 1, 0, &res);
 	E(LB_EINVAL, lb_rollback_to, db, 0, &res);
 	E(LB_EINVAL, lb_rollback_to_ex, db, 0, LB_DRYRUN, &res);
+	E(LB_EINVAL, lb_rollback_set, db, (const uint64_t[]){1}, 1, 0, &res);
 	E(LB_EINVAL, lb_checkpoint, db, ck1, &id);
 	E(LB_EINVAL, lb_prune, db, 2);
 	lb_result_free(&res);
@@ -1153,6 +1231,15 @@ static void test_engine_contract__states(void **st)
 	/* validation at each op, and at commit */
 	E(0, lb_batch_begin, db, "bad", &b);
 	E(LB_EVALIDATION, lb_put, b, "hs", "x", 1, "not a map", 9);
+	E(LB_EVALIDATION, lb_batch_check, b, "hs", "x", 1, "not a map", 9,
+	  &res);
+	lb_result_free(&res);
+	E(0, lb_batch_check, b, "t", "x", 1, "any", 3, NULL);
+	E(LB_EINVAL, lb_batch_check, NULL, "t", "x", 1, "v", 1, NULL);
+	E(LB_EINVAL, lb_batch_check, b, "t", "x", 1, NULL, 1, NULL);
+	E(LB_ETOOBIG, lb_batch_check, b, "t", "x", 1, "v", LB_VALUE_MAX + 1,
+	  NULL);
+	E(LB_ENOTFOUND, lb_batch_check, b, "nope", "x", 1, "v", 1, NULL);
 	E(LB_EVALIDATION, lb_update, b, "t", "missing", 7, "v", 1);
 	E(LB_EVALIDATION, lb_delete, b, "t", "missing", 7);
 	n = mp_map1(val, "h", "H9");
@@ -1191,11 +1278,19 @@ static void test_engine_contract__states(void **st)
 	lb_result_free(&res);
 	E(LB_ECONFLICT, lb_rollback, db, hb, LB_DRYRUN, &res);
 	lb_result_free(&res);
+	E(LB_ECONFLICT, lb_rollback_set, db, (const uint64_t[]){hb}, 1, 0,
+	  &res);
+	lb_result_free(&res);
+	E(LB_EVALIDATION, lb_rollback_set, db, (const uint64_t[]){hb}, 1,
+	  LB_FORCE | LB_DRYRUN, &res);
+	lb_result_free(&res);
 	E(LB_EVALIDATION, lb_rollback, db, hb, LB_FORCE, &res);
 	lb_result_free(&res);
 	E(0, lb_rollback, db, rb, 0, &res);
 	lb_result_free(&res);
 	E(LB_EINVAL, lb_rollback, db, rb, 0, &res); /* rolled back already */
+	lb_result_free(&res);
+	E(LB_EINVAL, lb_rollback_set, db, (const uint64_t[]){rb}, 1, 0, &res);
 	lb_result_free(&res);
 	E(LB_EINVAL, lb_rollback, db, 1, 0, &res); /* t holds a record */
 	lb_result_free(&res);
@@ -1212,11 +1307,27 @@ static void test_engine_contract__states(void **st)
 	E(0, lb_prune, db, before);
 	E(LB_EPRUNED, lb_changes, db, 1, count_cb, &cnt);
 	E(0, lb_history, db, "t", "k", 1, hist_cb, &cnt);
+	E(LB_EPRUNED, lb_diff, db, 0, last_of(db), count_cb, &cnt);
+	{
+		lb_consumer_info ci;
+		uint64_t lb4 = last_of(db);
+		E(0, lb_consumer_ack, db, "lag", 0);
+		E(LB_EBUSY, lb_prune, db, before + 1);
+		E(0, lb_consumer_limits_set, db, 1, 0);
+		E(0, lb_prune, db, before);
+		E(LB_EPRUNED, lb_consumer_get, db, "lag", &ci);
+		E(LB_EPRUNED, lb_consumer_ack, db, "lag", lb4);
+		E(0, lb_consumer_drop, db, "lag");
+		E(0, lb_consumer_limits_set, db, 0, 0);
+	}
 	E(LB_EPRUNED, lb_rollback, db, hb, LB_FORCE, &res);
 	lb_result_free(&res);
 	E(LB_EPRUNED, lb_rollback_to, db, 1, &res);
 	lb_result_free(&res);
 	E(LB_EPRUNED, lb_rollback_to_ex, db, 1, LB_DRYRUN, &res);
+	lb_result_free(&res);
+	E(LB_EPRUNED, lb_rollback_set, db, (const uint64_t[]){hb}, 1, LB_FORCE,
+	  &res);
 	lb_result_free(&res);
 	E(LB_EPRUNED, lb_replay, db, rp, 0, NULL, &res);
 	lb_result_free(&res);
@@ -1318,6 +1429,8 @@ static void test_engine_contract__damaged_files(void **st)
 	E(LB_EVERSION, lb_rollback, db, 3, LB_FORCE, NULL);
 	E(LB_EVERSION, lb_rollback_to, db, 2, NULL);
 	E(LB_EVERSION, lb_rollback_to_ex, db, 2, LB_DRYRUN, NULL);
+	E(LB_EVERSION, lb_rollback_set, db, (const uint64_t[]){3}, 1, LB_FORCE,
+	  NULL);
 	lb_close(db);
 	th_rmrf(dir);
 
@@ -1332,6 +1445,8 @@ static void test_engine_contract__damaged_files(void **st)
 	E(LB_ECORRUPT, lb_rollback, db, 3, LB_FORCE, NULL);
 	E(LB_ECORRUPT, lb_rollback_to, db, 2, NULL);
 	E(LB_ECORRUPT, lb_rollback_to_ex, db, 3, LB_DRYRUN, NULL);
+	E(LB_ECORRUPT, lb_rollback_set, db, (const uint64_t[]){3}, 1, LB_FORCE,
+	  NULL);
 	lb_close(db);
 	th_rmrf(dir);
 

@@ -1179,13 +1179,18 @@ static void cli_main(unsigned arg)
 				die("%s: %s", path, strerror(errno));
 			snprintf(bs, sizeof bs, "%u",
 			         1 + (unsigned)th_below(&rng, 5));
-			char *argv[] = {
-			        cfg.bin,  "import",
-			        cfg.dir,  path,
-			        "--json", "--mode",
-			        "upsert", "--batch-size",
-			        bs,       th_below(&rng, 2) ? "--nosync" : NULL,
-			        NULL};
+			char *argv[] = {cfg.bin,
+			                "import",
+			                cfg.dir,
+			                path,
+			                "--json",
+			                "--mode",
+			                "upsert",
+			                "--allow-repeats",
+			                "--batch-size",
+			                bs,
+			                th_below(&rng, 2) ? "--nosync" : NULL,
+			                NULL};
 			int st = run_cli(argv, &out);
 			if (st != 0 || !strstr(out, "\"batches_failed\":0"))
 				cli_fail(argv, st, out, "import failed");

@@ -592,7 +592,7 @@ cat d1 d2 d3 >cat3
 same all3 cat3
 "$LB" init days --schema schema.json >/dev/null
 st 0 "$LB" import days d1
-st 0 "$LB" import days d2 --mode upsert
+st 0 "$LB" import days d2 --mode upsert --allow-repeats
 has_out "400 committed"
 grep -q '(revised)' d2 && ok || bad "day 2 revises no hearing"
 

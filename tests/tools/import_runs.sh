@@ -11,8 +11,9 @@
 #     says where to go on; --resume (another batch size) finishes it, and
 #     the database equals an uninterrupted import, record mode and batch
 #     mode alike; a file with nothing left to resume is refused
-#   - rollback --run: in one batch when the run's batches are the last,
-#     else batch by batch after a check (--cascade, --dry-run)
+#   - rollback --run: always in one new batch (the run's batches are the
+#     last, or a batch outside the run follows them: refused as a whole,
+#     or with --cascade taken along), --dry-run and its --json
 #
 # Run by `make test` with LB_BIN pointing at the built tool; by hand:
 #   LB_BIN=build/logbook tests/tools/import_runs.sh
@@ -144,13 +145,13 @@ st 1 "$LB" import db a-copy.jsonl --again --json
 eq "$(num batches_failed)" 3 "--again imports it again"
 # A dry run is no run and is not refused; nor is a pipe (stdin from a
 # file is hashed: refused)
-st 0 "$LB" import db a.jsonl --dry-run --mode upsert
-st 1 "$LB" import db - --mode upsert <a.jsonl
+st 0 "$LB" import db a.jsonl --dry-run --mode upsert --allow-repeats
+st 1 "$LB" import db - --mode upsert --allow-repeats <a.jsonl
 has_err "stdin: this content was imported already: run 5"
 # (batches of 700: the last one is cut by the end of the input, which
 # says the run is done; a last batch that is full ends the run only if the
 # end of the pipe is there already when it commits)
-cat a.jsonl | "$LB" import db - --mode upsert --batch-size 700 >out 2>err
+cat a.jsonl | "$LB" import db - --mode upsert --allow-repeats --batch-size 700 >out 2>err
 eq "$?" 0 "a pipe"
 has_out "^run 8: stdin, batches 8-12; done$"
 st 0 "$LB" runs db
@@ -166,7 +167,7 @@ mkfifo feed
 "$LB" gen hearings --records 500 --seed 7 --days 2 --day 2 >c.jsonl
 # An import reading from a pipe that stays open holds the lock (the
 # writer ends when the file "release" appears).
-"$LB" import db - --mode upsert <feed >holder.out 2>&1 &
+"$LB" import db - --mode upsert --allow-repeats <feed >holder.out 2>&1 &
 holder=$!
 (
 	cat b.jsonl
@@ -179,7 +180,7 @@ wait_for 20 sh -c "'$LB' runs db | grep -q running" && ok ||
 	bad "the import holding the lock is not shown running: $("$LB" runs db)"
 st 3 "$LB" import db c.jsonl --no-wait
 has_err "another import is running (process $holder, stdin, run 13); not waiting (--no-wait)"
-"$LB" import db c.jsonl --mode upsert >waiter.out 2>waiter.err &
+"$LB" import db c.jsonl --mode upsert --allow-repeats >waiter.out 2>waiter.err &
 waiter=$!
 bg="$bg $waiter"
 wait_for 20 grep -q "waiting for it to end" waiter.err 2>/dev/null && ok ||
@@ -273,7 +274,7 @@ section "rollback --run"
 "$LB" gen hearings --records 2000 --days 2 --day 2 --seed 9 >d2.jsonl
 "$LB" import rr d1.jsonl >/dev/null # run 5: batches 5, 6
 "$LB" export rr >rr-d1.export
-"$LB" import rr d2.jsonl --mode upsert >/dev/null # run 7: 7, 8
+"$LB" import rr d2.jsonl --mode upsert --allow-repeats >/dev/null # run 7: 7, 8
 st 0 "$LB" rollback rr --run 7 --dry-run
 has_out "^rollback of run 7 (d2.jsonl, batches 7, 8) would write [0-9]* records in one batch; no conflicts (dry run)$"
 eq "$(last_batch rr)" 8 "a dry run writes nothing"
@@ -287,25 +288,35 @@ st 0 "$LB" runs rr
 has_out "^     5  done"
 grep -q "d2.jsonl" out && bad "run 7 is still listed" || ok
 # Rolled back, the file may be imported again.
-st 0 "$LB" import rr d2.jsonl --mode upsert
+st 0 "$LB" import rr d2.jsonl --mode upsert --allow-repeats
 has_out "^run 10: d2.jsonl, batches 10, 11; done$"
 # A later batch outside the run changed one of its keys: refused as a
 # whole, nothing written; --cascade takes the later batch along.
 key=$(head -1 d1.jsonl | sed 's/.*"key":"\([^"]*\)".*/\1/')
 "$LB" put rr hearings "$key" "$("$LB" get rr hearings "$key" | sed 's/"title":"[^"]*"/"title":"by hand"/')" >/dev/null # 12
 st 1 "$LB" rollback rr --run 5
-has_err "run 5: batch [56] has keys changed by later batches outside the run; nothing written. Use --cascade"
+has_out "^conflict: hearings HRG-[0-9-]* was changed by batch 1[012]$"
+has_err "run 5 has keys changed by later batches outside the run; nothing written. Use --cascade"
 eq "$(last_batch rr)" 12 "a refused rollback writes nothing"
+st 1 "$LB" rollback rr --run 5 --dry-run --json
+python3 -c '
+import json
+o = json.loads(open("out").readline())
+assert not o["success"] and o["error"] == "conflict" and o["new_batches"] == [], o
+assert o["issues"] and {i["batch"] for i in o["issues"]} <= {10, 11, 12}, o
+' && ok || bad "rollback --run --dry-run --json (conflict)"
 st 0 "$LB" rollback rr --run 5 --cascade --dry-run --json
 python3 -c '
 import json
 o = json.loads(open("out").readline())
-assert o["success"] and o["dry_run"] and o["method"] == "batches", o
-assert o["batches"] == [5, 6] and o["new_batches"] == [] and 12 in o["undone"], o
+assert o["success"] and o["dry_run"] and o["method"] == "one batch", o
+assert o["batches"] == [5, 6] and o["new_batches"] == [] and o["records"] > 0, o
+assert sorted(o["undone"]) == [5, 6, 10, 11, 12], o
 ' && ok || bad "rollback --run --dry-run --json: $(cat out)"
 eq "$(last_batch rr)" 12 "a dry run writes nothing"
 st 0 "$LB" rollback rr --run 5 --cascade
-has_out "^rolled back run 5 (d1.jsonl) in batches 13, 14 ([0-9]* records)$"
+has_out "^rolled back run 5 (d1.jsonl) in batch 13 ([0-9]* records)$"
+has_out "^undid batches 5, 6, 10-12$"
 st 0 "$LB" export rr
 eq "$(wc -l <out)" 0 "every table is empty again"
 st 0 "$LB" runs rr
