@@ -74,6 +74,7 @@ typedef struct bk_cfg {
 	int keep;              /* --keep: do not remove the scratch directory */
 	int json;              /* --json */
 	const char *json_file; /* --json=FILE, else NULL (stdout) */
+	const char *svg_file;  /* --svg=FILE: bar chart, else NULL */
 	int schema;            /* --schema */
 	uint64_t reads;        /* --reads: point reads per run */
 	unsigned systems;      /* bit set of enum bk_sysid */
@@ -291,6 +292,9 @@ void bk_report_config(FILE *f, const bk_cfg *cfg);
 void bk_report_table(FILE *f, const bk_results *r);
 void bk_report_goals(FILE *f, const bk_results *r);
 void bk_report_json(FILE *f, const bk_results *r);
+/* One bar chart, plain SVG: each system's rate per phase as a multiple of
+ * raw LMDB's. */
+void bk_report_svg(FILE *f, const bk_results *r);
 /* Median of a phase's seconds over the runs; NAN when it never ran. */
 double bk_median_secs(const bk_results *r, int sys, int ph);
 /* The median of v[0..n) (sorted in place); NAN when n is 0. */

@@ -292,6 +292,14 @@ int main(int argc, char **argv)
 		if (f != stdout && fclose(f) != 0)
 			bk_die("%s: write failed", cfg.json_file);
 	}
+	if (cfg.svg_file) {
+		FILE *f = fopen(cfg.svg_file, "w");
+		if (!f)
+			bk_die("%s: %s", cfg.svg_file, strerror(errno));
+		bk_report_svg(f, &res);
+		if (fclose(f) != 0)
+			bk_die("%s: write failed", cfg.svg_file);
+	}
 	if (!cfg.keep)
 		bk_rmrf(scratch);
 	else

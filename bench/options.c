@@ -94,6 +94,10 @@ static void usage(FILE *f)
 	      "  --keep             keep the scratch directory\n"
 	      "  --json[=FILE]      JSON report: on stdout (text goes to "
 	      "stderr) or to FILE\n"
+	      "  --svg FILE         also draw the phases as one bar chart "
+	      "(SVG): each\n"
+	      "                     system's rate as a multiple of raw "
+	      "LMDB's\n"
 	      "  --quiet            no progress lines on stderr\n"
 	      "  --help\n",
 	      f);
@@ -186,6 +190,7 @@ enum {
 	O_READS,
 	O_RSSB,
 	O_QUIET,
+	O_SVG,
 	O_HELP
 };
 
@@ -212,6 +217,7 @@ int bk_options_parse(int argc, char **argv, bk_cfg *cfg)
 	        {"reads", required_argument, 0, O_READS},
 	        {"rss-batches", required_argument, 0, O_RSSB},
 	        {"quiet", no_argument, 0, O_QUIET},
+	        {"svg", required_argument, 0, O_SVG},
 	        {"help", no_argument, 0, O_HELP},
 	        {0, 0, 0, 0}};
 	static const char *const peer_names[SYS__COUNT] = {
@@ -322,6 +328,9 @@ int bk_options_parse(int argc, char **argv, bk_cfg *cfg)
 		}
 		case O_QUIET:
 			cfg->quiet = 1;
+			break;
+		case O_SVG:
+			cfg->svg_file = optarg;
 			break;
 		case O_HELP:
 			usage(stdout);

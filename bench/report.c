@@ -563,12 +563,18 @@ void bk_report_table(FILE *f, const bk_results *r)
 
 /* ---- goals ------------------------------------------------------------- */
 
+/* Where a goal applies: the issue states most for W1 without fsync, the
+ * commit bar for W1 and W2, one bar for --sync; the log and memory goals
+ * (kept from earlier) for any nosync run. */
+enum scope { SC_W1, SC_NOSYNC, SC_SYNC };
+
 typedef struct goal {
 	char name[96];
 	double measured, target; /* measured >= target passes */
 	int higher_better;
-	char shown[64];
+	char shown[96];
 	int na;
+	const char *why_na; /* NULL: missing figures */
 } goal;
 
 static double rate(const bk_results *r, int sys, int ph)
@@ -577,48 +583,86 @@ static double rate(const bk_results *r, int sys, int ph)
 	return value(r, sys, &rw);
 }
 
+static int applies(const bk_cfg *cfg, enum scope sc)
+{
+	switch (sc) {
+	case SC_W1:
+		return !cfg->keys_random && !cfg->sync;
+	case SC_NOSYNC:
+		return !cfg->sync;
+	case SC_SYNC:
+		return cfg->sync;
+	}
+	return 0;
+}
+
+static const char *scope_note(enum scope sc)
+{
+	switch (sc) {
+	case SC_W1:
+		return "(a W1 nosync goal)";
+	case SC_NOSYNC:
+		return "(a nosync goal)";
+	case SC_SYNC:
+		return "(a --sync goal)";
+	}
+	return "";
+}
+
 static int make_goals(const bk_results *r, goal *g)
 {
 	int n = 0;
+	const bk_cfg *cfg = r->cfg;
 	double lb = rate(r, SYS_LOGBOOK, PH_COMMIT);
 	double lmdb = rate(r, SYS_LMDB, PH_COMMIT);
 	double sq = rate(r, SYS_SQLITE, PH_COMMIT);
 	const row last_row = {"", "", -1, U_MS, D_BATCH_LAST_FRESH};
 	const row ratio_row = {"", "", -1, U_RATIO, D_LOG_IMAGES};
 
-#define GOAL(nm, m, t, hb, fmt, ...)                                           \
+#define GOAL(sc, nm, m, t, hb, fmt, ...)                                       \
 	do {                                                                   \
 		goal *x = &g[n++];                                             \
 		snprintf(x->name, sizeof x->name, "%s", nm);                   \
 		x->measured = (m);                                             \
 		x->target = (t);                                               \
 		x->higher_better = (hb);                                       \
-		x->na = isnan(x->measured) || isnan(x->target);                \
+		x->why_na = applies(cfg, sc) ? NULL : scope_note(sc);          \
+		x->na = x->why_na || isnan(x->measured) || isnan(x->target);   \
 		snprintf(x->shown, sizeof x->shown, fmt, __VA_ARGS__);         \
 	} while (0)
 
-	GOAL("commit >= 0.5x raw LMDB", lb / lmdb, 0.5, 1, "%.2fx", lb / lmdb);
-	GOAL("commit >= 0.8x raw LMDB (stretch)", lb / lmdb, 0.8, 1, "%.2fx",
-	     lb / lmdb);
-	GOAL("commit >= 2x SQLite+session", lb / sq, 2.0, 1, "%.2fx", lb / sq);
+	GOAL(SC_NOSYNC, "commit >= 0.65x raw LMDB (W1 and W2)", lb / lmdb, 0.65,
+	     1, "%.2fx", lb / lmdb);
+	GOAL(SC_NOSYNC, "commit >= 0.8x raw LMDB (aim)", lb / lmdb, 0.8, 1,
+	     "%.2fx", lb / lmdb);
+	GOAL(SC_W1, "commit >= 2.5x SQLite+session", lb / sq, 2.5, 1, "%.2fx",
+	     lb / sq);
 	double rb_ms = bk_median_secs(r, SYS_LOGBOOK, PH_RB_LAST) * 1e3;
 	double c_ms = value(r, SYS_LOGBOOK, &last_row);
-	/* Both on a freshly opened copy of the store: like for like. */
-	GOAL("rollback of last batch <= its commit time", rb_ms, c_ms, 0,
-	     "%.2f ms vs %.2f ms (both on a fresh open)", rb_ms, c_ms);
+	/* Both on a freshly opened copy of the store: like for like. The
+	 * ratio shown is the rollback's time over the commit's. */
+	GOAL(SC_W1, "rollback of last batch <= its commit time", rb_ms, c_ms, 0,
+	     "%.2fx (%.2f vs %.2f ms, both on a fresh open)", rb_ms / c_ms,
+	     rb_ms, c_ms);
 	double rb = rate(r, SYS_LOGBOOK, PH_RB_LAST);
 	double sqrb = rate(r, SYS_SQLITE, PH_RB_LAST);
-	GOAL("rollback of last batch >= 2x SQLite invert+apply", rb / sqrb, 2.0,
-	     1, "%.2fx", rb / sqrb);
+	GOAL(SC_W1, "rollback of last batch >= 1.5x SQLite invert+apply",
+	     rb / sqrb, 1.5, 1, "%.2fx", rb / sqrb);
 	double rp = rate(r, SYS_LOGBOOK, PH_REPLAY);
-	GOAL("replay from empty >= logbook commit rate", rp / lb, 1.0, 1,
-	     "%.2fx", rp / lb);
 	double sqrp = rate(r, SYS_SQLITE, PH_REPLAY);
-	GOAL("replay from empty >= 2.5x SQLite changeset replay", rp / sqrp,
-	     2.5, 1, "%.2fx", rp / sqrp);
+	GOAL(SC_W1, "replay from empty >= 2.5x SQLite changeset replay",
+	     rp / sqrp, 2.5, 1, "%.2fx", rp / sqrp);
+	GOAL(SC_W1, "replay from empty >= logbook commit rate", rp / lb, 1.0, 1,
+	     "%.2fx", rp / lb);
+	double gl = rate(r, SYS_LOGBOOK, PH_GET);
+	double gm = rate(r, SYS_LMDB, PH_GET);
+	GOAL(SC_W1, "point reads >= 0.8x raw LMDB", gl / gm, 0.8, 1, "%.2fx",
+	     gl / gm);
+	GOAL(SC_SYNC, "--sync commit >= 0.9x raw LMDB (fsync per batch)",
+	     lb / lmdb, 0.9, 1, "%.2fx", lb / lmdb);
 	double ri = value(r, SYS_LOGBOOK, &ratio_row);
-	GOAL("log stored <= 50% of before+after images", ri, 0.5, 0, "%.1f%%",
-	     ri * 100);
+	GOAL(SC_NOSYNC, "log stored <= 50% of before+after images", ri, 0.5, 0,
+	     "%.1f%%", ri * 100);
 	for (int k = 0; k < 2; k++) {
 		char nm[96];
 		/* Anonymous memory (heap and LMDB's dirty pages), not
@@ -632,13 +676,13 @@ static int make_goals(const bk_results *r, goal *g)
 		double peer = r->have_rss[SYS_LMDB] & 1 << k
 		                      ? r->rss[SYS_LMDB].anon_kib[k] / 1024.0
 		                      : NAN;
-		if (!r->cfg->rss_batches[k])
+		if (!cfg->rss_batches[k])
 			continue;
 		snprintf(nm, sizeof nm,
 		         "peak anon, commit B=%llu <= 64 MiB + raw LMDB's",
-		         (unsigned long long)r->cfg->rss_batches[k]);
-		GOAL(nm, mine, 64 + peer, 0, "%.1f vs %.1f MiB", mine,
-		     64 + peer);
+		         (unsigned long long)cfg->rss_batches[k]);
+		GOAL(SC_NOSYNC, nm, mine, 64 + peer, 0, "%.1f vs %.1f MiB",
+		     mine, 64 + peer);
 	}
 #undef GOAL
 	return n;
@@ -657,17 +701,179 @@ void bk_report_goals(FILE *f, const bk_results *r)
 {
 	goal g[16];
 	int n = make_goals(r, g);
-	fputs("goals (issue: stated for W1, 1,000,000 records, nosync; "
-	      "judged here on this run):\n",
-	      f);
+	fprintf(f,
+	        "goals (stated for 1,000,000 records; judged on this run: "
+	        "%s, %s, %llu records):\n",
+	        r->cfg->keys_random ? "W2" : "W1",
+	        r->cfg->sync ? "sync" : "nosync",
+	        (unsigned long long)r->cfg->records);
 	for (int i = 0; i < n; i++)
 		fprintf(f, "  %-4s  %-52s %s\n", verdict(&g[i]), g[i].name,
-		        g[i].na ? "-" : g[i].shown);
+		        g[i].why_na ? g[i].why_na
+		        : g[i].na   ? "- (phase or peer not run)"
+		                    : g[i].shown);
 	fputs("  (memory goal: anonymous memory, heap and LMDB's dirty pages, "
 	      "highest after a batch commit;\n   raw LMDB's at the same batch "
 	      "size stands for LMDB's dirty pages; the peak RSS rows also\n"
 	      "   count the pages of the mapped data file)\n\n",
 	      f);
+}
+
+/* ---- SVG --------------------------------------------------------------- */
+
+/* The chart's groups: a phase and the raw LMDB figure each system's rate
+ * is divided by (raw LMDB's own rate in that phase, or its commit rate
+ * for the phases raw LMDB does not have). */
+typedef struct bar_group {
+	const char *label;
+	int ph;
+	int ref_ph;
+} bar_group;
+
+static const bar_group groups[] = {
+        {"commit", PH_COMMIT, PH_COMMIT},
+        {"rollback last batch", PH_RB_LAST, PH_COMMIT},
+        {"replay from empty", PH_REPLAY, PH_COMMIT},
+        {"point reads", PH_GET, PH_GET},
+        {"cursor scan", PH_SCAN, PH_SCAN},
+};
+#define NGROUPS (sizeof groups / sizeof groups[0])
+
+static const char *const colors[SYS__COUNT] = {
+        [SYS_LOGBOOK] = "#d95f02", [SYS_SCHEMA] = "#e6ab02",
+        [SYS_NAIVE] = "#7570b3",   [SYS_SQLITE] = "#1b9e77",
+        [SYS_LMDB] = "#666666",
+};
+
+static void xml_text(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '<')
+			fputs("&lt;", f);
+		else if (*s == '>')
+			fputs("&gt;", f);
+		else if (*s == '&')
+			fputs("&amp;", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+void bk_report_svg(FILE *f, const bk_results *r)
+{
+	double ratio[NGROUPS][SYS__COUNT];
+	int present[NGROUPS], nsys = 0, sys_list[SYS__COUNT];
+	double top = 1.0;
+	for (int s = 0; s < SYS__COUNT; s++)
+		if (r->runs[s])
+			sys_list[nsys++] = s;
+	for (size_t gi = 0; gi < NGROUPS; gi++) {
+		double ref = rate(r, SYS_LMDB, groups[gi].ref_ph);
+		present[gi] = 0;
+		for (int s = 0; s < SYS__COUNT; s++) {
+			double v = r->runs[s] ? rate(r, s, groups[gi].ph) : NAN;
+			ratio[gi][s] = ref > 0 ? v / ref : NAN;
+			if (!isnan(ratio[gi][s])) {
+				present[gi] = 1;
+				if (ratio[gi][s] > top)
+					top = ratio[gi][s];
+			}
+		}
+	}
+	int ngroups = 0;
+	for (size_t gi = 0; gi < NGROUPS; gi++)
+		ngroups += present[gi];
+	/* The scale: a multiple of 0.5 at or above the highest bar. */
+	double ymax = ceil(top * 1.08 * 2) / 2;
+	const int bw = 22, gap = 34, left = 60, plot_h = 300, top_y = 70;
+	int gw = nsys * bw + gap;
+	int width = left + (ngroups ? ngroups : 1) * gw + 20;
+	if (width < 560)
+		width = 560;
+	int height = top_y + plot_h + 110;
+	double yscale = plot_h / ymax;
+
+	fprintf(f,
+	        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+	        "height=\"%d\" viewBox=\"0 0 %d %d\" "
+	        "font-family=\"sans-serif\" font-size=\"12\">\n"
+	        "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+	        width, height, width, height);
+	fprintf(f,
+	        "<text x=\"%d\" y=\"22\" font-size=\"15\" "
+	        "font-weight=\"bold\">logbook-bench: rate as a multiple of "
+	        "raw LMDB's</text>\n",
+	        left);
+	fprintf(f,
+	        "<text x=\"%d\" y=\"40\">%s, %llu records in batches of "
+	        "%llu, %s; medians of %u run%s; load average %.2f</text>\n",
+	        left, r->cfg->keys_random ? "W2 (scattered keys)" : "W1",
+	        (unsigned long long)r->cfg->records,
+	        (unsigned long long)r->cfg->batch_size,
+	        r->cfg->sync ? "fsync per batch" : "nosync", r->cfg->runs,
+	        r->cfg->runs > 1 ? "s" : "", loadavg());
+	fprintf(f,
+	        "<text x=\"%d\" y=\"56\" font-size=\"11\" fill=\"#555\">"
+	        "rollback and replay are divided by raw LMDB's commit "
+	        "rate (it has neither); higher is faster</text>\n",
+	        left);
+	/* Grid lines every 0.5, and the raw LMDB line at 1. */
+	for (double y = 0; y <= ymax + 1e-9; y += 0.5) {
+		double py = top_y + plot_h - y * yscale;
+		fprintf(f,
+		        "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" "
+		        "stroke=\"%s\"%s/>\n"
+		        "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.1fx"
+		        "</text>\n",
+		        left, py, width - 10, py, y == 1.0 ? "#000" : "#ddd",
+		        y == 1.0 ? " stroke-dasharray=\"6,3\"" : "", left - 6,
+		        py + 4, y);
+	}
+	int gx = left + gap / 2;
+	for (size_t gi = 0; gi < NGROUPS; gi++) {
+		if (!present[gi])
+			continue;
+		for (int k = 0; k < nsys; k++) {
+			int s = sys_list[k];
+			double v = ratio[gi][s];
+			int x = gx + k * bw;
+			if (isnan(v))
+				continue;
+			double h = v * yscale;
+			fprintf(f,
+			        "<rect x=\"%d\" y=\"%.1f\" width=\"%d\" "
+			        "height=\"%.1f\" fill=\"%s\"><title>%s %s: "
+			        "%.2fx</title></rect>\n",
+			        x, top_y + plot_h - h, bw - 3, h, colors[s],
+			        bk_sys_name(s), groups[gi].label, v);
+			fprintf(f,
+			        "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" "
+			        "text-anchor=\"middle\">%.2f</text>\n",
+			        x + (bw - 3) / 2.0, top_y + plot_h - h - 3, v);
+		}
+		fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">",
+		        gx + (nsys * bw - 3) / 2.0, top_y + plot_h + 18);
+		xml_text(f, groups[gi].label);
+		fputs("</text>\n", f);
+		gx += gw;
+	}
+	/* Legend. */
+	int lx = left, ly = top_y + plot_h + 45;
+	for (int k = 0; k < nsys; k++) {
+		int s = sys_list[k];
+		fprintf(f,
+		        "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" "
+		        "fill=\"%s\"/><text x=\"%d\" y=\"%d\">",
+		        lx, ly, colors[s], lx + 16, ly + 11);
+		xml_text(f, s == SYS_SQLITE  ? "SQLite + session"
+		            : s == SYS_NAIVE ? "LMDB + naive zlib log"
+		            : s == SYS_LMDB  ? "raw LMDB"
+		                             : bk_sys_name(s));
+		fputs("</text>\n", f);
+		lx += 150;
+	}
+	fputs("</svg>\n", f);
 }
 
 /* ---- JSON -------------------------------------------------------------- */

@@ -106,8 +106,19 @@ int lb__read_txn(lb_db *db, MDB_txn **txn)
 	int mrc, rc, reloads = 0;
 	for (int tries = 0;; tries++) {
 		lb__read_begin(db);
-		mrc = db->env ? mdb_txn_begin(db->env, NULL, MDB_RDONLY, txn)
-		              : MDB_PANIC;
+		*txn = db->env ? atomic_exchange(&db->spare_rtxn, NULL) : NULL;
+		/* renewing keeps the reader slot: no search of the reader
+		 * table under its lock, no allocation; if it fails, begin a
+		 * new one, which reports the failure if it persists */
+		mrc = *txn ? mdb_txn_renew(*txn) : MDB_BAD_TXN;
+		if (mrc != 0 && *txn) {
+			mdb_txn_abort(*txn);
+			*txn = NULL;
+		}
+		if (mrc != 0)
+			mrc = db->env ? mdb_txn_begin(db->env, NULL, MDB_RDONLY,
+			                              txn)
+			              : MDB_PANIC;
 		if (mrc == 0) {
 			/* the tables as this transaction sees them */
 			int moved;
@@ -154,8 +165,20 @@ int lb__read_txn(lb_db *db, MDB_txn **txn)
 
 void lb__read_done(lb_db *db, MDB_txn *txn)
 {
-	mdb_txn_abort(txn);
+	MDB_txn *none = NULL;
+	/* keep one for the next read (maplock is still held for reading, so
+	 * env cannot be resized or closed meanwhile) */
+	mdb_txn_reset(txn);
+	if (!atomic_compare_exchange_strong(&db->spare_rtxn, &none, txn))
+		mdb_txn_abort(txn);
 	lb__read_end(db);
+}
+
+void lb__spare_drop(lb_db *db)
+{
+	MDB_txn *t = atomic_exchange(&db->spare_rtxn, NULL);
+	if (t)
+		mdb_txn_abort(t);
 }
 
 int lb__grow_map_if_needed(lb_db *db)
@@ -197,6 +220,7 @@ int lb__grow_map_if_needed(lb_db *db)
 int lb__map_resize(lb_db *db, uint64_t nsize)
 {
 	MDB_envinfo info;
+	lb__spare_drop(db);
 	int mrc = mdb_env_info(db->env, &info);
 	size_t old = mrc == 0 ? info.me_mapsize : db->env_map;
 	if ((mrc = mdb_env_set_mapsize(db->env, (size_t)nsize)) == 0) {
@@ -561,6 +585,7 @@ static int env_reopen(lb_db *db)
 	if (db->env) {
 		if (mdb_env_info(db->env, &info) == 0)
 			db->env_map = info.me_mapsize;
+		lb__spare_drop(db);
 		mdb_env_close(db->env);
 		db->env = NULL;
 	}
@@ -933,6 +958,7 @@ void lb_close(lb_db *db)
 {
 	if (!db)
 		return;
+	lb__spare_drop(db);
 	if (db->env)
 		mdb_env_close(db->env);
 	unregister_file(db);

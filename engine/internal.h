@@ -84,8 +84,14 @@ struct lb_db {
 	atomic_int env_check; /* a commit failed, or a reader found the
 	                         environment failed: check it before using */
 	atomic_int growers;   /* threads waiting to take maplock for writing */
-	size_t env_map;       /* the map size to reopen env with */
-	int registered;       /* in db.c's registry of open files */
+	/* a read-only transaction of env, reset (it holds a reader slot
+	 * but no snapshot), for the next read to renew instead of beginning
+	 * one (db.c: lb__read_txn); taken and put back with maplock held
+	 * for reading, dropped with it held for writing before env is
+	 * resized or closed */
+	_Atomic(MDB_txn *) spare_rtxn;
+	size_t env_map; /* the map size to reopen env with */
+	int registered; /* in db.c's registry of open files */
 	/* lb_get_asof's cache of recently read batches (feed.c), made on
 	 * first use; freed by lb_close */
 	atomic_uintptr_t asof_cache;
@@ -299,6 +305,10 @@ void lb__read_end(lb_db *db);
 /* A read-only transaction holding maplock for reading, and its end. */
 LB__WUR int lb__read_txn(lb_db *db, MDB_txn **txn);
 void lb__read_done(lb_db *db, MDB_txn *txn);
+/* Abort the spare read-only transaction kept by lb__read_done, if any:
+ * before env is resized or closed, with maplock held for writing (or no
+ * other thread using db). */
+void lb__spare_drop(lb_db *db);
 
 /* ---- db.c: reopening an environment that LMDB marked failed ---------------
  * When LMDB cannot write its meta page at the end of a commit it marks its

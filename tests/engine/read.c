@@ -445,6 +445,59 @@ static void test_engine_read__many_snapshots_at_once(void **state)
 		lb_snapshot_close(s[i]);
 }
 
+/* A read renews the read-only transaction the last read left: it must
+ * still see every commit made since, through map growth (which drops the
+ * kept transaction), with snapshots taking and leaving it in any order. */
+static void test_engine_read__reused_reads_see_later_commits(void **state)
+{
+	lb_options o;
+	char key[32], val[600], dir[4096];
+	snprintf(dir, sizeof dir, "%s/small", FX(state)->dir);
+	lb_options_init(&o);
+	o.flags = LB_CREATE | LB_NOSYNC;
+	o.map_size = 1 << 20; /* grows several times below */
+	lb_db *db = te_open_opts(dir, &o);
+	te_rc(0, lb_table_create(db, "t", NULL));
+
+	/* The same key read after each commit: never a stale value. */
+	for (int i = 0; i < 50; i++) {
+		snprintf(val, sizeof val, "v%d", i);
+		te_put1(db, "t", "same", val);
+		te_assert_get_s(db, "t", "same", val);
+	}
+	/* Batches of ~300 KiB grow the map from 1 MiB; a get between
+	 * batches keeps a transaction across each growth. */
+	memset(val, 'x', sizeof val - 1);
+	val[sizeof val - 1] = 0;
+	for (int b = 0; b < 40; b++) {
+		lb_batch *bt = NULL;
+		te_rc(0, lb_batch_begin(db, "grow", &bt));
+		for (int i = 0; i < 500; i++) {
+			snprintf(key, sizeof key, "b%03d-%04d", b, i);
+			te_rc(0, lb_put(bt, "t", key, strlen(key), val,
+			                strlen(val)));
+		}
+		te_rc(0, lb_batch_commit(bt, NULL));
+		snprintf(key, sizeof key, "b%03d-%04d", b, 499);
+		te_assert_get_s(db, "t", key, val);
+	}
+	/* Two snapshots at once (one renews the kept transaction, the other
+	 * begins one), closed in either order, then reads again. */
+	lb_snapshot *s1 = snap(db), *s2 = snap(db);
+	te_put1(db, "t", "same", "after");
+	snap_expect(s1, "t", "same", "v49");
+	snap_expect(s2, "t", "same", "v49");
+	lb_snapshot_close(s2);
+	te_assert_get_s(db, "t", "same", "after");
+	lb_snapshot_close(s1);
+	te_assert_get_s(db, "t", "same", "after");
+	for (int b = 0; b < 40; b++) {
+		snprintf(key, sizeof key, "b%03d-%04d", b, b * 7);
+		te_assert_get_s(db, "t", key, val);
+	}
+	lb_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -459,6 +512,7 @@ int main(void)
 	        T(test_engine_read__cursor_isolated_and_per_table),
 	        T(test_engine_read__cursor_matches_model),
 	        T(test_engine_read__many_snapshots_at_once),
+	        T(test_engine_read__reused_reads_see_later_commits),
 #undef T
 	};
 	return cmocka_run_group_tests_name("engine_read", tests, NULL, NULL);

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # A tiny run of logbook-bench: every system commits, rolls back, replays and
 # reads 2,000 W1 records, and the bench checks every value it reads back.
-# Exits non-zero if any phase fails or the repeated rollback gave no figure. The full runs are `make bench` and
-# `make bench-full`.
+# Exits non-zero if any phase fails, the repeated rollback gave no figure,
+# a goal line lacks its verdict and ratio, or the --svg chart is not a
+# well-formed SVG with a bar per system and phase. The full runs are
+# `make bench` and `make bench-full`.
 set -euo pipefail
 bench="${LB_BUILD:-build}/logbook-bench"
-out="$("$bench" --records 2000 --runs 1 --quiet 2>&1)" || {
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+out="$("$bench" --records 2000 --runs 1 --quiet --svg "$tmp/chart.svg" 2>&1)" || {
 	printf '%s\n' "$out"
 	echo "0 passed, 1 failed"
 	exit 1
@@ -18,5 +22,45 @@ if ! printf '%s\n' "$out" |
 	echo "0 passed, 1 failed"
 	exit 1
 fi
+# each goal of the issue is judged, with the measured ratio
+for goal in 'commit >= 0.65x raw LMDB' 'commit >= 2.5x SQLite\+session' \
+	'rollback of last batch >= 1.5x SQLite' 'replay from empty >= 2.5x SQLite' \
+	'point reads >= 0.8x raw LMDB'; do
+	if ! printf '%s\n' "$out" |
+		grep -Eq "^  (PASS|MISS)  $goal.* [0-9]+\.[0-9]+x"; then
+		printf '%s\n' "$out"
+		echo "goal '$goal' not judged with a ratio"
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+done
+# the --sync goal is not judged on a nosync run
+if ! printf '%s\n' "$out" | grep -Eq '^  n/a   --sync commit .*\(a --sync goal\)'; then
+	printf '%s\n' "$out"
+	echo "the --sync goal was judged on a nosync run"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+# the chart: well-formed SVG, 4 systems x 5 phases of bars, minus the
+# phases raw LMDB and the peers lack (raw LMDB has no rollback or replay)
+python3 - "$tmp/chart.svg" <<'PY' || {
+import sys, xml.etree.ElementTree as ET
+ns = "{http://www.w3.org/2000/svg}"
+root = ET.parse(sys.argv[1]).getroot()
+assert root.tag == ns + "svg", root.tag
+bars = [r for r in root.iter(ns + "rect") if r.find(ns + "title") is not None]
+titles = sorted(r.find(ns + "title").text for r in bars)
+for want in ("logbook commit", "lmdb commit", "sqlite commit",
+             "naive commit", "logbook rollback last batch",
+             "logbook replay from empty", "logbook point reads"):
+    assert any(t.startswith(want + ":") for t in titles), (want, titles)
+assert len(bars) == 18, (len(bars), titles)
+for r in bars:
+    assert float(r.get("height")) > 0, r.get("height")
+PY
+	echo "the --svg chart is not as expected"
+	echo "0 passed, 1 failed"
+	exit 1
+}
 printf '%s\n' "$out" | tail -n 3
 echo "1 passed, 0 failed"
