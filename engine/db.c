@@ -507,6 +507,8 @@ static int open_meta(lb_db *db, int creating)
 			rc = lb__mdb_fail(mrc, db->path);
 			goto out;
 		}
+		if ((rc = lb__identity_make(db, txn, 0)) < 0)
+			goto out;
 	} else if (mrc) {
 		rc = lb__mdb_fail(mrc, db->path);
 		goto out;
@@ -544,6 +546,9 @@ static int open_meta(lb_db *db, int creating)
 		goto out;
 	}
 	if ((rc = open_subdbs(db, txn, rdonly ? 0 : MDB_CREATE)) < 0)
+		goto out;
+	/* a database made before ids were: give it one */
+	if (!rdonly && (rc = lb__identity_make(db, txn, 1)) < 0)
 		goto out;
 	/* Tables, as the catalog holds them. */
 	if ((rc = lb__catalog_load(db, txn, NULL)) < 0)
