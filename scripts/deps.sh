@@ -16,7 +16,8 @@ set -euo pipefail
 LB_DEB_PACKAGES="gcc g++ make pkg-config
 liblmdb-dev zlib1g-dev libmsgpack-dev libssl-dev
 libcmocka-dev libjansson-dev libsqlite3-dev libdeflate-dev
-clang clang-format libclang-rt-14-dev valgrind lmdb-utils python3"
+clang clang-format libclang-rt-14-dev valgrind lmdb-utils python3
+nats-server libnats-dev"
 
 mode=install
 case "${1:-}" in
