@@ -128,9 +128,19 @@ static int js_connect(const char *url, const char *stream, js_conn *c)
 	memset(c, 0, sizeof *c);
 	c->stream = stream;
 	snprintf(c->subject, sizeof c->subject, "logbook.%s", stream);
-	if ((s = natsOptions_Create(&o)) != NATS_OK ||
-	    (s = natsOptions_SetURL(o, url)) != NATS_OK ||
-	    (s = natsOptions_SetTimeout(o, 5000)) != NATS_OK ||
+	/* a comma-separated list names the servers of a cluster */
+	char *copy = cli_xstrdup(url), *save = NULL;
+	const char *servers[16];
+	int n = 0;
+	for (char *t = strtok_r(copy, ",", &save); t && n < 16;
+	     t = strtok_r(NULL, ",", &save))
+		servers[n++] = t;
+	s = natsOptions_Create(&o);
+	if (s == NATS_OK)
+		s = n > 1 ? natsOptions_SetServers(o, servers, n)
+		          : natsOptions_SetURL(o, url);
+	free(copy);
+	if (s != NATS_OK || (s = natsOptions_SetTimeout(o, 5000)) != NATS_OK ||
 	    (s = natsOptions_SetMaxReconnect(o, -1)) != NATS_OK ||
 	    (s = natsOptions_SetReconnectWait(o, 200)) != NATS_OK) {
 		natsOptions_Destroy(o);
@@ -365,14 +375,16 @@ static int ship_resume(shipper *sp, unsigned *next_chunk)
 	msg_info mi;
 	*next_chunk = 1;
 	if ((rc = stream_state(&sp->c, &st, &found)) != 0)
-		return rc;
+		return -1; /* transient: the server or the stream's leader */
+	if (!found)
+		return cli_err("stream %s does not exist", sp->c.stream);
 	sp->seq = st.LastSeq;
 	sp->shipped = 0;
 	if (st.LastSeq == 0)
 		return 0;
 	rc = msg_at(&sp->c, st.LastSeq, &mi, NULL);
 	if (rc < 0)
-		return -rc;
+		return -1;
 	if (rc == 0)
 		return cli_err("stream %s: its last message (sequence %" PRIu64
 		               ") is not a logbook batch",
@@ -461,15 +473,16 @@ int cmd_ship(int argc, char **argv)
 	int resume = 1, retries = 0;
 	while (rc == 0 && !stop_flag) {
 		uint64_t last = 0;
-		if (resume && (rc = ship_resume(&sp, &from)) != 0)
+		if (resume && (rc = ship_resume(&sp, &from)) > 0)
 			break;
-		resume = 0;
-		if ((rc = lb_last_batch(sp.db, &last)) < 0) {
+		if (rc == 0)
+			resume = 0;
+		if (rc == 0 && (rc = lb_last_batch(sp.db, &last)) < 0) {
 			rc = cli_lberr(rc, "reading the last batch");
 			break;
 		}
 		for (uint64_t id = sp.shipped + 1;
-		     rc == 0 && id <= last && !stop_flag; id++) {
+		     rc == 0 && !resume && id <= last && !stop_flag; id++) {
 			rc = ship_batch(&sp, id, from);
 			from = 1;
 		}
@@ -596,7 +609,7 @@ static int follow_round(follower *f, int forever, int *caught_up)
 	*caught_up = 0;
 	rc = find_batch(&f->c, f->last + 1, &seq, &gone);
 	if (rc < 0)
-		return -rc;
+		return -1; /* the server or the stream's leader: again */
 	if (gone)
 		return data_err("stream %s no longer holds batch %" PRIu64
 		                " (its limits removed it): start the follower "
@@ -791,12 +804,20 @@ static int dir_exists(const char *d)
 /* Apply everything the stream holds (forever: and what comes). */
 static int follow_run(follower *f, int forever)
 {
-	int rc = 0, caught = 0;
+	int rc = 0, caught = 0, fails = 0;
 	while (!stop_flag && !caught) {
+		uint64_t before = f->last;
 		rc = follow_round(f, forever, &caught);
 		if (rc > 0)
 			break;
 		if (rc < 0) {
+			/* without --follow, give up after about 30 s
+			 * without progress */
+			fails = f->last > before ? 0 : fails + 1;
+			if (!forever && fails > 300)
+				return cli_err("giving up: stream %s does not "
+				               "answer",
+				               f->c.stream);
 			rc = 0;
 			sleep_ms(100);
 		}
