@@ -49,6 +49,12 @@ enum bk_phase {
 	PH_VERIFY_RPL,  /* verify with replay */
 	PH_GET,         /* point reads of random existing keys */
 	PH_SCAN,        /* full cursor scan */
+	PH_ASOF,        /* lb_get_asof of the point-read keys (bench/feed.c) */
+	PH_ASOF_CHG,    /* lb_get_asof of keys changed after the as-of batch */
+	PH_FEED,        /* lb_changes of every batch */
+	PH_EXPORT_ASOF, /* the table as of a batch: scan merged with lb_diff */
+	PH_WAIT,        /* lb_wait wake-up latency, another process commits */
+	PH_IDLE,        /* CPU of an idle lb_wait (secs = CPU seconds) */
 	PH_RSS,         /* peak RSS of commit in a child (not timed) */
 	PH__COUNT
 };
@@ -229,6 +235,12 @@ typedef struct bk_system {
 typedef int (*bk_after_fn)(void *h, uint64_t i, void *ctx);
 int bk_commit_all(const bk_system *s, void *h, const bk_workload *w,
                   bk_run *out, bk_after_fn after, void *ctx);
+
+/* logbook's feed phases (feed.c) on the committed database db, whose
+ * workload batch 0 is batch `base`. */
+struct lb_db;
+void bk_feed_phases(const bk_ctx *c, struct lb_db *db, uint64_t base,
+                    bk_run *out);
 
 extern const bk_system bk_sys_logbook, bk_sys_lmdb, bk_sys_naive, bk_sys_sqlite;
 

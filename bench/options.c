@@ -25,6 +25,12 @@ static const char *const phase_names[PH__COUNT] = {
         [PH_VERIFY_RPL] = "verify-replay",
         [PH_GET] = "get",
         [PH_SCAN] = "scan",
+        [PH_ASOF] = "asof",
+        [PH_ASOF_CHG] = "asof-changed",
+        [PH_FEED] = "feed",
+        [PH_EXPORT_ASOF] = "export-asof",
+        [PH_WAIT] = "wait",
+        [PH_IDLE] = "idle",
         [PH_RSS] = "rss",
 };
 
@@ -77,6 +83,8 @@ static void usage(FILE *f)
 	      "checkpoint replay\n"
 	      "                     replay-checkpoint verify verify-replay "
 	      "get scan rss\n"
+	      "                     asof asof-changed feed export-asof wait "
+	      "idle\n"
 	      "  --rss-batches A,B  batch sizes of the rss phase (default "
 	      "1000,100000)\n"
 	      "  --runs R           runs per phase, medians reported "

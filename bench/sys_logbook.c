@@ -452,6 +452,7 @@ static int lbs_run(const bk_ctx *c, bk_run *out)
 		gets(d, w, &out->ph[PH_GET]);
 	if (c->phases & 1u << PH_SCAN)
 		scan(d, w, &out->ph[PH_SCAN]);
+	bk_feed_phases(c, d, base, out);
 	if (c->phases & 1u << PH_VERIFY)
 		verify(d, 0, &out->ph[PH_VERIFY]);
 	if (c->phases & 1u << PH_VERIFY_RPL)

@@ -679,6 +679,9 @@ static int prune_txn(lb_db *db, MDB_txn *txn, uint64_t before)
 	if (rc < 0)
 		return rc;
 	free(path);
+	/* registered consumers hold back what they have not read */
+	if ((rc = lb__consumers_hold(db, txn, before, last)) < 0)
+		return rc;
 
 	lb__buf_init(&enc);
 	for (uint64_t id = 1; id < before; id++) {

@@ -470,6 +470,15 @@ typedef int (*lb__rec_fn)(void *ctx, const lb_wal_rec *r);
 LB__WUR int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
                            lb__rec_fn fn, void *ctx);
 
+/* ---- consumer.c ---------------------------------------------------------- */
+/* In a prune's transaction: LB_EBUSY (naming the consumer) if a consumer
+ * that is not lost has not acknowledged batch before - 1 and is within the
+ * limits; those past the limits are marked lost in txn. */
+LB__WUR int lb__consumers_hold(lb_db *db, MDB_txn *txn, uint64_t before,
+                               uint64_t last);
+/* lb_consumer_fn appending the info to the lb_buf ctx. */
+int lb__consumer_collect(void *ctx, const lb_consumer_info *c);
+
 /* ---- undo.c: which batches stand ----------------------------------------- */
 /* The kinds of undo batch (FORMAT.md §2.5): an lb_rollback whose history
  * is implied (strict, or a cascade that wrote a record for every record

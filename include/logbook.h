@@ -1297,13 +1297,19 @@ LB_API int lb_checkpoints(lb_db *db, lb_checkpoint_fn fn, void *ctx);
  * chain still verifies; pruned batches answer #LB_EPRUNED to lb_changes()
  * and lb_rollback(), and replay from empty past them is refused (replay
  * from the checkpoint works). Not a logged batch: it consumes no batch id.
- * @p before_batch 0 or 1 does nothing.
+ * @p before_batch 0 or 1 does nothing. A registered consumer
+ * (lb_consumer_ack()) that has not acknowledged batch @p before_batch - 1
+ * holds the prune back (#LB_EBUSY), unless it is past the consumer limits
+ * (lb_consumer_limits_set()): then it is marked lost, in the same
+ * transaction, and answers #LB_EPRUNED.
  * @param[in] db the database (not read-only).
  * @param[in] before_batch the first batch to keep whole.
  * @return 0 on success, or:
  *  - #LB_EINVAL: @p db is NULL; the database is read-only;
  *    @p before_batch - 1 is past the last batch; no registered checkpoint
  *    at or after @p before_batch - 1 exists on disk;
+ *  - #LB_EBUSY: a consumer within the limits has not acknowledged batch
+ *    @p before_batch - 1 (the message names it);
  *  - #LB_ECORRUPT: a header or a registration is damaged;
  *  - #LB_EVERSION: a header was written by a newer logbook;
  *  - #LB_EFULL: the disk or the map is full;
@@ -1434,6 +1440,256 @@ LB_API int lb_batch_apply_raw(lb_db *db, const void *buf, size_t len,
  */
 LB_API int lb_promote(lb_db *db);
 /** @} */
+/* ==== end of the followers section ==== */
+
+/* ==== The log as a feed: following, as-of reads, diffs, consumers ==== */
+/** @defgroup feed The log as a feed
+ * Following the log as it grows, reading any past state in place, and
+ * named consumers whose acknowledged position holds back lb_prune()
+ * (docs/API.md, "The log as a feed"; docs/DESIGN.md, "How as-of reads and
+ * the feed find their records").
+ * @{ */
+
+/**
+ * @brief Wait until the last committed batch is past @p after.
+ *
+ * Returns as soon as a batch above @p after is committed, by this process
+ * or another one. Across processes the wait uses inotify on the data file
+ * (every commit writes it), with a bounded poll of the last batch
+ * (at most every 200 ms) as a safety net, or a backoff poll (1 ms growing
+ * to 50 ms) where inotify is not available; an idle wait sleeps in the
+ * kernel. A signal does not end the wait; use a finite timeout to check
+ * for one.
+ * @param[in] db the database.
+ * @param[in] after the batch the caller has seen (0: none).
+ * @param[in] timeout_ms how long to wait: -1 forever, 0 only look.
+ * @param[out] last the last committed batch when the call returns (also
+ * on #LB_EBUSY; 0 on other failures).
+ * @return 0 when the last batch is past @p after, or:
+ *  - #LB_EBUSY: @p timeout_ms passed first;
+ *  - #LB_EINVAL: @p db or @p last is NULL, or @p timeout_ms is below -1;
+ *  - #LB_ECORRUPT: the log's index is damaged;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM,
+ *    #LB_EVERSION: beginning a read (see @ref errors).
+ * @par Threads: any thread, any number at once; it holds no lock and no
+ * read transaction while it sleeps (a batch may commit meanwhile on
+ * another thread).
+ */
+LB_API int lb_wait(lb_db *db, uint64_t after, int timeout_ms, uint64_t *last);
+
+/**
+ * @brief Read the value @p key of @p table held right after batch
+ * @p batch committed, in place (no replay).
+ *
+ * The answer is the before-image of the key's first change after
+ * @p batch, found through the per-key history index (`_hist`), or the
+ * current value when no later batch changed the key: its cost grows with
+ * the key's changes after @p batch, not with the log. When no value is
+ * found that way and a rollback after @p batch may have removed a table of
+ * that name, the log after @p batch is read (docs/DESIGN.md).
+ * @param[in] db the database.
+ * @param[in] batch the batch: 0 (before the first batch: every key is
+ * absent) up to the last batch (the current value).
+ * @param[in] table the table (as it was named at @p batch).
+ * @param[in] key,klen the key: 1..#LB_KEY_MAX bytes.
+ * @param[out] val the value, from malloc(): free() it; NULL on failure.
+ * @param[out] vlen its length; 0 on failure.
+ * @return 0 on success, or:
+ *  - #LB_ENOTFOUND: the key (or the table) did not exist right after
+ *    @p batch, or @p batch is past the last batch;
+ *  - #LB_EPRUNED: the answer is in the log of a batch that lb_prune()
+ *    dropped (never a wrong answer instead);
+ *  - #LB_EINVAL: @p db, @p val, @p vlen, @p table or @p key is NULL,
+ *    @p table is empty, or @p klen is 0;
+ *  - #LB_ETOOBIG: @p klen is over #LB_KEY_MAX;
+ *  - #LB_ECORRUPT: the index, a header or a segment is damaged;
+ *  - #LB_EVERSION: a header or a segment was written by a newer logbook;
+ *  - #LB_ENOMEM: out of memory;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM,
+ *    #LB_EVERSION: beginning the read (see @ref errors).
+ * @par Ownership: the caller owns *@p val.
+ * @par Threads: any thread; never waits for a writer.
+ */
+LB_API int lb_get_asof(lb_db *db, uint64_t batch, const char *table,
+                       const void *key, size_t klen, void **val, size_t *vlen);
+
+/**
+ * @brief Call @p fn once per key whose value differs between "right after
+ * batch @p from" and "right after batch @p to".
+ *
+ * Each call is an lb_change: op #LB_OP_PUT when the key holds a value
+ * after @p to, #LB_OP_DELETE when it does not; before = the value after
+ * @p from (has_before 0: absent), after = the value after @p to. A table
+ * created, removed or whose schema changed in between is one #LB_OP_TABLE
+ * change (key NULL, klen 0; the schemas' encodings as images), handed out
+ * before the keys of that table. Calls come in table name order, then key
+ * order (bytes, as lb_cursor_next()). Reads the records of the batches
+ * between the two (in one read transaction), so its cost is proportional
+ * to the changes between them, not to the size of the tables.
+ * @p from may be above @p to (the images swap roles); equal: no call.
+ * @param[in] db the database.
+ * @param[in] from the first state: a batch, 0 for the empty database.
+ * @param[in] to the second state: a batch, 0 for the empty database.
+ * @param[in] fn called once per differing key or table; non-zero stops
+ * (return a positive value, which cannot be taken for a code).
+ * @param[in] ctx passed to @p fn.
+ * @return 0 on success; the callback's non-zero value if it stopped; or:
+ *  - #LB_ENOTFOUND: @p from or @p to is past the last batch;
+ *  - #LB_EINVAL: @p db or @p fn is NULL;
+ *  - #LB_EPRUNED: a batch in between was pruned by lb_prune();
+ *  - #LB_ECORRUPT: a header or a segment is damaged;
+ *  - #LB_EVERSION: a header or a segment was written by a newer logbook;
+ *  - #LB_ENOMEM: out of memory (it holds the changes in between);
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM,
+ *    #LB_EVERSION: beginning the read (see @ref errors).
+ * @par Ownership: the lb_change passed to @p fn and what it points to are
+ * the library's, valid only during the call.
+ * @par Threads: any thread; never waits for a writer. @p fn runs after
+ * the read transaction ended: it may call anything, writes included.
+ */
+LB_API int lb_diff(lb_db *db, uint64_t from, uint64_t to, lb_change_fn fn,
+                   void *ctx);
+
+/** The longest consumer name, in bytes. */
+enum { LB_CONSUMER_NAME_MAX = 64 };
+
+/** A named consumer of the log (lb_consumer_ack()). */
+typedef struct lb_consumer_info {
+	char name[LB_CONSUMER_NAME_MAX + 1]; /**< NUL-terminated */
+	uint64_t acked;  /**< the last batch it acknowledged (0: none) */
+	int64_t time_ns; /**< when it last acknowledged (ns since the epoch) */
+	int lost;        /**< non-zero: lb_prune() dropped batches it had not
+	                      acknowledged (it was past the consumer limits) */
+} lb_consumer_info;
+
+/**
+ * @brief Record that consumer @p name has processed every batch up to
+ * @p batch, registering it if it is new.
+ *
+ * A registered consumer holds back lb_prune(): no batch after the one it
+ * acknowledged is pruned, unless it falls past the limits of
+ * lb_consumer_limits_set() (then it is marked lost). One small write
+ * transaction; not a logged batch (consumes no batch id, not replayed).
+ * @param[in] db the database (not read-only).
+ * @param[in] name 1..#LB_CONSUMER_NAME_MAX letters, digits, '.', '_' or
+ * '-'.
+ * @param[in] batch the last batch processed: 0 (none: registers and holds
+ * back every batch) up to the last batch; never below what @p name
+ * acknowledged before.
+ * @return 0 on success, or:
+ *  - #LB_EINVAL: @p db or @p name is NULL, @p name is not a valid name,
+ *    the database is read-only, @p batch is past the last batch or below
+ *    the batch @p name acknowledged already;
+ *  - #LB_EPRUNED: @p name is lost (lb_consumer_drop() it to start again);
+ *  - #LB_ECORRUPT: its entry is damaged;
+ *  - #LB_EFULL: the disk or the map is full;
+ *  - #LB_EIO: writing failed, or the database must be reopened after a
+ *    failed write and a snapshot prevents it;
+ *  - #LB_EBUSY, #LB_EVERSION: beginning the write (see @ref errors);
+ *  - #LB_ENOMEM: out of memory.
+ * @par Threads: any thread but one holding an open batch of @p db: it
+ * takes the writer lock, as lb_batch_begin() does.
+ */
+LB_API int lb_consumer_ack(lb_db *db, const char *name, uint64_t batch);
+
+/**
+ * @brief Describe consumer @p name.
+ * @param[in] db the database.
+ * @param[in] name the consumer.
+ * @param[out] out zeroed, then filled (also when it is lost).
+ * @return 0 on success, or:
+ *  - #LB_ENOTFOUND: no consumer of that name;
+ *  - #LB_EPRUNED: the consumer is lost: batches it had not acknowledged
+ *    were pruned (@p out is filled);
+ *  - #LB_EINVAL: @p db, @p name or @p out is NULL, or @p name is not a
+ *    valid name;
+ *  - #LB_ECORRUPT: its entry is damaged;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM,
+ *    #LB_EVERSION: beginning the read (see @ref errors).
+ * @par Threads: any thread; never waits for a writer.
+ */
+LB_API int lb_consumer_get(lb_db *db, const char *name, lb_consumer_info *out);
+
+/**
+ * @brief Forget consumer @p name: it no longer holds back lb_prune(). A
+ * lost consumer is dropped the same way, and may then acknowledge again.
+ * @param[in] db the database (not read-only).
+ * @param[in] name the consumer.
+ * @return 0 on success, or:
+ *  - #LB_ENOTFOUND: no consumer of that name;
+ *  - #LB_EINVAL: @p db or @p name is NULL, @p name is not a valid name,
+ *    or the database is read-only;
+ *  - #LB_ECORRUPT: its entry is damaged;
+ *  - #LB_EFULL: the disk or the map is full;
+ *  - #LB_EIO: writing failed, or the database must be reopened after a
+ *    failed write and a snapshot prevents it;
+ *  - #LB_EBUSY, #LB_EVERSION: beginning the write (see @ref errors);
+ *  - #LB_ENOMEM: out of memory.
+ * @par Threads: any thread but one holding an open batch of @p db: it
+ * takes the writer lock, as lb_batch_begin() does.
+ */
+LB_API int lb_consumer_drop(lb_db *db, const char *name);
+
+/** Called by lb_consumers() once per consumer; non-zero stops. */
+typedef int (*lb_consumer_fn)(void *ctx, const lb_consumer_info *c);
+
+/**
+ * @brief Walk every registered consumer, in name order (lost ones too).
+ * @param[in] db the database.
+ * @param[in] fn called once per consumer; non-zero stops (return a
+ * positive value, which cannot be taken for a code).
+ * @param[in] ctx passed to @p fn.
+ * @return 0 on success; the callback's non-zero value if it stopped; or:
+ *  - #LB_EINVAL: @p db or @p fn is NULL;
+ *  - #LB_ECORRUPT: an entry is damaged;
+ *  - #LB_ENOMEM: out of memory;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM,
+ *    #LB_EVERSION: beginning the read (see @ref errors).
+ * @par Ownership: the info passed to @p fn is valid only during the call.
+ * @par Threads: any thread; @p fn runs after the read ended: it may call
+ * anything, writes included.
+ */
+LB_API int lb_consumers(lb_db *db, lb_consumer_fn fn, void *ctx);
+
+/**
+ * @brief Set how far behind a consumer may fall before lb_prune() may drop
+ * batches it has not acknowledged (and mark it lost). Stored in the
+ * database. A consumer is past the limits when the last batch is more than
+ * @p max_lag batches after the one it acknowledged, or when it last
+ * acknowledged more than @p max_age_s seconds ago. 0 is no limit; both 0
+ * (the default): consumers always hold back lb_prune().
+ * @param[in] db the database (not read-only).
+ * @param[in] max_lag the most batches a consumer may lag (0: no limit).
+ * @param[in] max_age_s the oldest acknowledgement, in seconds (0: no
+ * limit).
+ * @return 0 on success, or:
+ *  - #LB_EINVAL: @p db is NULL, or the database is read-only;
+ *  - #LB_EFULL: the disk or the map is full;
+ *  - #LB_EIO: writing failed, or the database must be reopened after a
+ *    failed write and a snapshot prevents it;
+ *  - #LB_EBUSY, #LB_EVERSION: beginning the write (see @ref errors);
+ *  - #LB_ENOMEM: out of memory.
+ * @par Threads: any thread but one holding an open batch of @p db.
+ */
+LB_API int lb_consumer_limits_set(lb_db *db, uint64_t max_lag,
+                                  uint64_t max_age_s);
+
+/**
+ * @brief Read the consumer limits (lb_consumer_limits_set()).
+ * @param[in] db the database.
+ * @param[out] max_lag the most batches a consumer may lag (0: no limit).
+ * @param[out] max_age_s the oldest acknowledgement in seconds (0: none).
+ * @return 0 on success, or:
+ *  - #LB_EINVAL: @p db, @p max_lag or @p max_age_s is NULL;
+ *  - #LB_ECORRUPT: the stored limits are damaged;
+ *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM,
+ *    #LB_EVERSION: beginning the read (see @ref errors).
+ * @par Threads: any thread; never waits for a writer.
+ */
+LB_API int lb_consumer_limits_get(lb_db *db, uint64_t *max_lag,
+                                  uint64_t *max_age_s);
+/** @} */
+/* ==== end of the feed section ==== */
 
 #ifdef __cplusplus
 }

@@ -316,7 +316,19 @@ int cmd_promote(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_compact(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
-int cmd_runs(int argc, char **argv);         /* runs.c */
+int cmd_runs(int argc, char **argv);      /* runs.c */
+int cmd_changes(int argc, char **argv);   /* feed.c */
+int cmd_diff(int argc, char **argv);      /* feed.c */
+int cmd_consumers(int argc, char **argv); /* feed.c */
+/* Following the log (feed.c): SIGINT and SIGTERM end a follow; wait for
+ * a batch after `after`: 0 (and *last), 1 when a signal came, or an lb
+ * error code. */
+void cli_follow_signals(void);
+int cli_follow_stopped(void);
+int cli_follow_wait(lb_db *db, uint64_t after, uint64_t *last);
+/* Print table t as it was right after batch n, as export does: the
+ * current records corrected by lb_diff. Returns an exit code. */
+int cli_export_asof(lb_db *db, const cli_table *t, uint64_t n);
 int cmd_rollback_run(int argc, char **argv); /* rollback --run, runs.c */
 
 #endif

@@ -48,7 +48,8 @@ static void record_line(sbuf *b, const char *table, int schema, const void *k,
 
 int cmd_get(int argc, char **argv)
 {
-	cli_opt o[] = {{"base64-key", 0, NULL}};
+	cli_opt o[] = {{"base64-key", 0, NULL}, {"as-of", 1, NULL}};
+	uint64_t asof = 0;
 	const char *pos[3];
 	size_t np, vl;
 	void *v = NULL;
@@ -61,6 +62,9 @@ int cmd_get(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 3, 3, &np);
 	if (rc)
 		return rc;
+	if (o[1].val &&
+	    (rc = cli_u64("--as-of", o[1].val, 0, UINT64_MAX, &asof)))
+		return rc;
 	sb_init(&key);
 	rc = cli_key_arg(pos[2], o[0].val != NULL, &key);
 	if (rc)
@@ -68,8 +72,13 @@ int cmd_get(int argc, char **argv)
 	rc = open_table(pos[0], pos[1], 1, &db, &cat, &t);
 	if (rc)
 		goto out_key;
-	rc = lb_get(db, pos[1], key.p, key.len, &v, &vl);
-	if (rc == LB_ENOTFOUND) {
+	if (o[1].val)
+		rc = lb_get_asof(db, asof, pos[1], key.p, key.len, &v, &vl);
+	else
+		rc = lb_get(db, pos[1], key.p, key.len, &v, &vl);
+	if (rc == LB_ENOTFOUND && o[1].val && strstr(lb_errmsg(), "no batch")) {
+		rc = cli_lberr(rc, "%s", pos[1]);
+	} else if (rc == LB_ENOTFOUND) {
 		sb_init(&b);
 		cli_key_human(&b, key.p, key.len);
 		rc = CLI_DATA;
@@ -179,8 +188,13 @@ int cmd_export(int argc, char **argv)
 	lb_db *db;
 	int rc;
 
-	rc = cli_parse(argc, argv, NULL, 0, pos, 1, 2, &np);
+	cli_opt o[] = {{"as-of", 1, NULL}};
+	uint64_t asof = 0;
+	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 2, &np);
 	if (rc)
+		return rc;
+	if (o[0].val &&
+	    (rc = cli_u64("--as-of", o[0].val, 0, UINT64_MAX, &asof)))
 		return rc;
 	rc = cli_open(pos[0], 1, 0, &db);
 	if (rc)
@@ -194,6 +208,8 @@ int cmd_export(int argc, char **argv)
 		cli_table *t = cli_catalog_find(&cat, pos[1]);
 		if (!t)
 			rc = cli_err("%s: no table '%s'", pos[0], pos[1]);
+		else if (o[0].val)
+			rc = cli_export_asof(db, t, asof);
 		else
 			rc = dump(db, t, NULL, 0, 0);
 	} else {
@@ -201,7 +217,9 @@ int cmd_export(int argc, char **argv)
 		size_t *idx = cli_xmalloc((cat.n + 1) * sizeof *idx);
 		cli_catalog_topo(&cat, idx);
 		for (size_t i = 0; i < cat.n && !rc; i++)
-			rc = dump(db, &cat.t[idx[i]], NULL, 0, 0);
+			rc = o[0].val
+			             ? cli_export_asof(db, &cat.t[idx[i]], asof)
+			             : dump(db, &cat.t[idx[i]], NULL, 0, 0);
 		free(idx);
 	}
 	cli_catalog_free(&cat);

@@ -81,9 +81,30 @@ static void info_json(sbuf *b, const lb_batch_info *bi)
 	sb_puts(b, "\"}");
 }
 
+static void log_line(sbuf *b, const lb_batch_info *bi, size_t sw)
+{
+	if (cli_json) {
+		info_json(b, bi);
+		sb_putc(b, '\n');
+		return;
+	}
+	size_t mark;
+	sb_printf(b, "%8" PRIu64 "  ", bi->id);
+	cli_time(b, bi->time_ns);
+	sb_printf(b, " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "  ",
+	          bi->records, bi->raw_bytes, bi->stored_bytes);
+	mark = b->len;
+	state_human(b, bi);
+	while (b->len < mark + sw + 2)
+		sb_putc(b, ' ');
+	cli_text_human(b, bi->label, strlen(bi->label));
+	sb_putc(b, '\n');
+}
+
 int cmd_log(int argc, char **argv)
 {
-	cli_opt o[] = {{"limit", 1, NULL}, {"since", 1, NULL}};
+	cli_opt o[] = {
+	        {"limit", 1, NULL}, {"since", 1, NULL}, {"follow", 0, NULL}};
 	const char *pos[1];
 	size_t np;
 	uint64_t limit = 0, since = 0, last, n = 0;
@@ -146,28 +167,33 @@ int cmd_log(int argc, char **argv)
 		if (rc < 0)
 			break;
 		n++;
-		if (cli_json) {
-			info_json(&b, &bi);
-			sb_putc(&b, '\n');
-		} else {
-			size_t mark;
-			sb_printf(&b, "%8" PRIu64 "  ", bi.id);
-			cli_time(&b, bi.time_ns);
-			sb_printf(&b,
-			          " %10" PRIu64 " %10" PRIu64 " %10" PRIu64
-			          "  ",
-			          bi.records, bi.raw_bytes, bi.stored_bytes);
-			mark = b.len;
-			state_human(&b, &bi);
-			while (b.len < mark + sw + 2)
-				sb_putc(&b, ' ');
-			cli_text_human(&b, bi.label, strlen(bi.label));
-			sb_putc(&b, '\n');
-		}
+		log_line(&b, &bi, sw);
 		if (b.len > (1u << 16))
 			sb_flush(&b, stdout);
 	}
 	sb_flush(&b, stdout);
+	if (o[2].val && (rc >= 0 || rc == LB_ENOTFOUND)) {
+		/* new batches, oldest first, as they commit */
+		cli_follow_signals();
+		uint64_t id = last;
+		for (rc = 0;;) {
+			rc = cli_follow_wait(db, id, &last);
+			if (rc)
+				break;
+			while (id < last && rc >= 0) {
+				lb_batch_info bi;
+				if ((rc = lb_batch_info_get(db, ++id, &bi)) ==
+				    0)
+					log_line(&b, &bi, sw);
+			}
+			sb_flush(&b, stdout);
+			fflush(stdout);
+			if (rc < 0)
+				break;
+		}
+		if (rc == 1)
+			rc = 0;
+	}
 	sb_free(&b);
 	lb_close(db);
 	if (rc < 0 && rc != LB_ENOTFOUND)

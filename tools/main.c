@@ -83,14 +83,18 @@ static const command commands[] = {
          "runs per database: another waits, or with --no-wait fails\n"
          "(exit 3). Exit status 1 if any batch failed or record was set\n"
          "aside, or the file was imported already.\n"},
-        {"export", cmd_export, "export DIR [TABLE]",
+        {"export", cmd_export, "export DIR [TABLE] [--as-of N]",
          "print a table as JSON lines import accepts",
          "Print every record of TABLE (or of every table, referenced tables\n"
          "first) as {\"table\": ..., \"key\": ..., \"value\": ...} lines, in "
-         "key\norder. 'logbook import' reads them back unchanged.\n"},
-        {"get", cmd_get, "get DIR TABLE KEY [--base64-key]", "print one value",
+         "key\norder. 'logbook import' reads them back unchanged.\n"
+         "With --as-of N, print the records as they were right after batch\n"
+         "N: the current records corrected by the changes since N (no\n"
+         "replay). Tables that exist now are printed.\n"},
+        {"get", cmd_get, "get DIR TABLE KEY [--base64-key] [--as-of N]",
+         "print one value",
          "Print the value of KEY in TABLE. Exit 1 if the key does not "
-         "exist.\n"},
+         "exist.\nWith --as-of N, the value right after batch N.\n"},
         {"scan", cmd_scan, "scan DIR TABLE [--prefix P] [--limit N]",
          "print records in key order",
          "Print the records of TABLE in key order, only keys starting with\n"
@@ -106,11 +110,45 @@ static const command commands[] = {
          "delete one key (a one-op batch)",
          "Delete KEY from TABLE in a batch of its own. Exit 1 with the\n"
          "issues if the key is missing or still referenced.\n"},
-        {"log", cmd_log, "log DIR [--limit N] [--since ID]",
+        {"log", cmd_log, "log DIR [--limit N] [--since ID] [--follow]",
          "list batches, newest first",
          "List batches newest first: id, commit time, records, log bytes\n"
          "raw and stored, state and label. --since ID lists only batches\n"
-         "after ID; --limit N at most N batches.\n"},
+         "after ID; --limit N at most N batches. --follow then goes on\n"
+         "printing each new batch (oldest first) as it commits, from any\n"
+         "process, until interrupted (Ctrl-C: exit 0).\n"},
+        {"changes", cmd_changes,
+         "changes DIR [--since N] [--until M] [--table T] [--follow]\n"
+         "       [--consumer NAME] [--json]",
+         "print change records as JSON lines, in log order",
+         "Print one JSON line per change record of the batches after N (all\n"
+         "by default) up to M: {\"batch\", \"time\", \"label\", \"op\"\n"
+         "(insert, update, delete or table), \"table\", \"key\", \"before\",\n"
+         "\"after\", \"undoes\"}; values as JSON for schema tables, base64\n"
+         "or text for opaque ones, as 'show --json'. --table T prints only\n"
+         "T's records. --follow keeps printing as batches commit, from any\n"
+         "process, until interrupted (Ctrl-C: exit 0). --consumer NAME\n"
+         "resumes after the last batch NAME acknowledged (registering it\n"
+         "if new) and acknowledges each batch once its lines are written:\n"
+         "a consumer killed mid-batch sees that batch again, never a gap.\n"
+         "A consumer that 'prune' left behind is lost: exit 3 (drop it\n"
+         "with 'consumers --drop').\n"},
+        {"diff", cmd_diff, "diff DIR A B [--json]",
+         "keys whose value differs between two batches",
+         "Print every key (and table) whose value right after batch A\n"
+         "differs from its value right after batch B, in table then key\n"
+         "order: op (insert, update, delete, table), table, key, value\n"
+         "after A (before) and after B (after). 0 is the empty database.\n"},
+        {"consumers", cmd_consumers,
+         "consumers DIR [--drop NAME] [--max-lag N] [--max-age SECONDS]",
+         "list named consumers; drop one; set their limits",
+         "List the named consumers ('changes --consumer'): the last batch\n"
+         "each acknowledged, when, and whether it is lost. --drop NAME\n"
+         "forgets one. A consumer holds back 'prune' until it has\n"
+         "acknowledged what would be pruned, unless it lags more than\n"
+         "--max-lag batches or acknowledged more than --max-age seconds\n"
+         "ago: then prune goes ahead and the consumer is lost. 0 (the\n"
+         "default) is no limit.\n"},
         {"show", cmd_show, "show DIR BATCH [--limit N]",
          "print every change of a batch",
          "Print the batch's header and every change it made: op, table,\n"

@@ -510,6 +510,20 @@ static int stop_cb(void *ctx, const lb_change *c)
 	return 7; /* a callback's own value, passed on */
 }
 
+static int consumer_cb(void *ctx, const lb_consumer_info *c)
+{
+	(void)c;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int consumer_stop_cb(void *ctx, const lb_consumer_info *c)
+{
+	(void)ctx;
+	(void)c;
+	return 7;
+}
+
 static int count_cb(void *ctx, const lb_change *c)
 {
 	(void)c;
@@ -568,6 +582,17 @@ static void read_everything(lb_db *db, const char *table, const char *key,
 	C(lb_batch_info_get, db, id, &bi);
 	C(lb_changes, db, id, count_cb, &n);
 	C(lb_history, db, table, key, strlen(key), hist_cb, &n);
+	if (C(lb_get_asof, db, id, table, key, strlen(key), &v, &vl) == 0)
+		free(v);
+	C(lb_diff, db, 0, id, count_cb, &n);
+	C(lb_wait, db, id, 0, &last);
+	{
+		lb_consumer_info ci;
+		uint64_t l1, l2;
+		C(lb_consumer_get, db, "contract", &ci);
+		C(lb_consumers, db, consumer_cb, &n);
+		C(lb_consumer_limits_get, db, &l1, &l2);
+	}
 	C(lb_checkpoints, db, ckpt_cb, &n);
 	C(lb_verify, db, LB_VERIFY_REPLAY, &rep);
 	C(lb_replay, db, dest, 0, NULL, &res);
@@ -953,6 +978,45 @@ static void test_engine_contract__bad_arguments(void **st)
 	E(LB_ETOOBIG, lb_history, db, "t", big, LB_KEY_MAX + 1, hist_cb, &n);
 	E(LB_ENOTFOUND, lb_history, db, "nope", "k", 1, hist_cb, &n);
 	E(0, lb_history, db, "t", "never", 5, hist_cb, &n);
+	{
+		void *av;
+		size_t al;
+		E(LB_EINVAL, lb_get_asof, NULL, 1, "t", "k", 1, &av, &al);
+		E(LB_EINVAL, lb_get_asof, db, 1, "t", "k", 1, NULL, &al);
+		E(LB_EINVAL, lb_get_asof, db, 1, "", "k", 1, &av, &al);
+		E(LB_ETOOBIG, lb_get_asof, db, 1, "t", big, LB_KEY_MAX + 1, &av,
+		  &al);
+		E(LB_ENOTFOUND, lb_get_asof, db, id + 1, "t", "k", 1, &av, &al);
+		E(LB_ENOTFOUND, lb_get_asof, db, id, "t", "never", 5, &av, &al);
+		E(LB_EINVAL, lb_diff, NULL, 0, 1, count_cb, &n);
+		E(LB_EINVAL, lb_diff, db, 0, 1, NULL, &n);
+		E(LB_ENOTFOUND, lb_diff, db, 0, id + 1, count_cb, &n);
+		E(7, lb_diff, db, 0, id, stop_cb, NULL);
+		uint64_t wl;
+		E(LB_EINVAL, lb_wait, NULL, 0, 0, &wl);
+		E(LB_EINVAL, lb_wait, db, 0, 0, NULL);
+		E(LB_EINVAL, lb_wait, db, 0, -2, &wl);
+		E(0, lb_wait, db, 0, 0, &wl);
+		E(LB_EBUSY, lb_wait, db, id, 1, &wl);
+		lb_consumer_info ci;
+		E(LB_EINVAL, lb_consumer_ack, NULL, "c", 0);
+		E(LB_EINVAL, lb_consumer_ack, db, "c/d", 0);
+		E(LB_EINVAL, lb_consumer_ack, db, "c", id + 1);
+		E(LB_ENOTFOUND, lb_consumer_get, db, "c", &ci);
+		E(LB_EINVAL, lb_consumer_get, db, "c", NULL);
+		E(LB_ENOTFOUND, lb_consumer_drop, db, "c");
+		E(LB_EINVAL, lb_consumer_drop, NULL, "c");
+		E(0, lb_consumer_ack, db, "c", 1);
+		E(LB_EINVAL, lb_consumer_ack, db, "c", 0);
+		E(0, lb_consumer_get, db, "c", &ci);
+		E(LB_EINVAL, lb_consumers, NULL, consumer_cb, &n);
+		E(7, lb_consumers, db, consumer_stop_cb, NULL);
+		E(0, lb_consumer_drop, db, "c");
+		E(LB_EINVAL, lb_consumer_limits_set, NULL, 0, 0);
+		E(0, lb_consumer_limits_set, db, 0, 0);
+		E(LB_EINVAL, lb_consumer_limits_get, db, NULL, &wl);
+		E(0, lb_consumer_limits_get, db, &wl, &wl);
+	}
 
 	/* rollback */
 	E(LB_EINVAL, lb_rollback, NULL, 1, 0, &res);
@@ -1212,6 +1276,19 @@ static void test_engine_contract__states(void **st)
 	E(0, lb_prune, db, before);
 	E(LB_EPRUNED, lb_changes, db, 1, count_cb, &cnt);
 	E(0, lb_history, db, "t", "k", 1, hist_cb, &cnt);
+	E(LB_EPRUNED, lb_diff, db, 0, last_of(db), count_cb, &cnt);
+	{
+		lb_consumer_info ci;
+		uint64_t lb4 = last_of(db);
+		E(0, lb_consumer_ack, db, "lag", 0);
+		E(LB_EBUSY, lb_prune, db, before + 1);
+		E(0, lb_consumer_limits_set, db, 1, 0);
+		E(0, lb_prune, db, before);
+		E(LB_EPRUNED, lb_consumer_get, db, "lag", &ci);
+		E(LB_EPRUNED, lb_consumer_ack, db, "lag", lb4);
+		E(0, lb_consumer_drop, db, "lag");
+		E(0, lb_consumer_limits_set, db, 0, 0);
+	}
 	E(LB_EPRUNED, lb_rollback, db, hb, LB_FORCE, &res);
 	lb_result_free(&res);
 	E(LB_EPRUNED, lb_rollback_to, db, 1, &res);

@@ -1,0 +1,511 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * feed.c: the log as a feed: waiting for the next batch, reading a key as
+ * of a past batch, and the differences between two batches.
+ *
+ * WAITING. LMDB tells no other process that a transaction committed. Every
+ * commit writes the data file (pages, then a meta page, with pwrite), so
+ * lb_wait watches data.mdb with inotify and looks at the last batch each
+ * time the kernel reports a write; the look is one read transaction. A
+ * watch is added before the first look, so a commit between the look and
+ * the sleep is not missed. The sleep is bounded (POLL_CAP_MS), so a file
+ * system whose writes inotify does not see still wakes the waiter. Without
+ * inotify it polls, 1 ms growing to 50 ms.
+ *
+ * AS OF. The value a key held right after batch N is the before-image of
+ * the key's first change after N, or its current value when nothing
+ * changed it since: the history of the key (`_hist` closed under
+ * `_undo`, lb__hist_ids) names that first batch F, and only F's records
+ * are read. One case needs more: `_hist` is keyed by table id, and a table
+ * removed by a rollback after N and created again has a new id, so the
+ * history of the current table knows nothing of the key's value in the old
+ * one. That can only happen when an undo batch after N exists and the
+ * current table says "absent"; then the log after N is read, record by
+ * record, for the first record of the key or of its table (by name).
+ *
+ * DIFF. The records of batches lo+1..hi are collected (table, key, images,
+ * order), sorted by table, key and order, and each group reduced to its
+ * first before-image (the value right after lo) and its last after-image
+ * (right after hi). Memory and time are proportional to the records in
+ * between.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/internal.h"
+
+/* ---- lb_wait ------------------------------------------------------------- */
+
+/* The longest sleep between two looks at the last batch while a watch is
+ * set: a safety net for writes inotify does not report. */
+#define POLL_CAP_MS 200
+/* Polling without inotify: the first and the longest pause. */
+#define BACKOFF_MIN_MS 1
+#define BACKOFF_MAX_MS 50
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void drain(int fd)
+{
+	char buf[4096];
+	while (read(fd, buf, sizeof buf) > 0)
+		;
+}
+
+int lb_wait(lb_db *db, uint64_t after, int timeout_ms, uint64_t *last)
+{
+	if (last)
+		*last = 0;
+	if (!db || !last)
+		return lb__fail(LB_EINVAL, "lb_wait: NULL argument");
+	if (timeout_ms < -1)
+		return lb__fail(LB_EINVAL,
+		                "lb_wait: timeout %d ms (-1 waits "
+		                "forever)",
+		                timeout_ms);
+	int64_t deadline = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
+	int fd = -1;
+	if (timeout_ms != 0) {
+		/* the watch first: a commit after the look below then wakes
+		 * the poll */
+		char file[PATH_MAX];
+		fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (fd >= 0 && (snprintf(file, sizeof file, "%s/data.mdb",
+		                         db->path) >= (int)sizeof file ||
+		                inotify_add_watch(fd, file,
+		                                  IN_MODIFY | IN_CLOSE_WRITE |
+		                                          IN_ATTRIB) < 0)) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	int backoff = BACKOFF_MIN_MS, rc;
+	for (;;) {
+		uint64_t id;
+		if ((rc = lb_last_batch(db, &id)) < 0)
+			break;
+		*last = id;
+		if (id > after) {
+			rc = 0;
+			break;
+		}
+		int64_t left = deadline - now_ms();
+		if (left <= 0) {
+			rc = lb__fail(LB_EBUSY,
+			              "no batch after %llu within %d ms (the "
+			              "last is %llu)",
+			              (unsigned long long)after, timeout_ms,
+			              (unsigned long long)id);
+			break;
+		}
+		int nap = fd >= 0 ? POLL_CAP_MS : backoff;
+		if (left < nap)
+			nap = (int)left;
+		if (fd >= 0) {
+			struct pollfd p = {fd, POLLIN, 0};
+			if (poll(&p, 1, nap) > 0)
+				drain(fd);
+		} else {
+			struct timespec ts = {nap / 1000,
+			                      (long)(nap % 1000) * 1000000L};
+			nanosleep(&ts, NULL);
+			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+			                                       : backoff * 2;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0 && rc != LB_EBUSY)
+		*last = 0;
+	return rc;
+}
+
+/* ---- lb_get_asof --------------------------------------------------------- */
+
+/* Is there an undo batch after `after` (the only batches that remove
+ * tables)? 1, 0, or < 0. */
+static int undo_after(lb_db *db, MDB_txn *txn, uint64_t after)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int mrc = mdb_cursor_open(txn, db->victims, &c);
+	if (mrc)
+		return lb__mdb_fail(mrc, "_victims");
+	mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	mdb_cursor_close(c);
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	if (mrc)
+		return lb__mdb_fail(mrc, "_victims");
+	if (k.mv_size != 8)
+		return lb__fail(LB_ECORRUPT, "_victims: bad key");
+	return lb__get_be64(k.mv_data) > after;
+}
+
+/* The first record of (table, key) in a batch, or (with tables set) of a
+ * TABLE record of that table that creates or removes it. */
+typedef struct {
+	const char *table;
+	size_t tlen;
+	const void *key;
+	size_t klen;
+	int tables;
+	int found;   /* 1: the key's record; 2: its table created/removed */
+	int present; /* the before-image exists */
+	void *val;
+	size_t vlen;
+} first_ctx;
+
+static int first_cb(void *p, const lb_wal_rec *r)
+{
+	first_ctx *f = p;
+	if (r->tlen != f->tlen || memcmp(r->table, f->table, f->tlen) != 0)
+		return 0;
+	if (r->op == LB_OP_TABLE) {
+		/* a creation: the table did not exist before; a removal:
+		 * it was empty (only empty tables are removed) */
+		if (f->tables && r->has_before != r->has_after) {
+			f->found = 2;
+			return 1;
+		}
+		return 0;
+	}
+	if (r->klen != f->klen || memcmp(r->key, f->key, f->klen) != 0)
+		return 0;
+	f->found = 1;
+	if (r->has_before) {
+		f->val = malloc(r->blen ? r->blen : 1);
+		if (!f->val)
+			return lb__fail(LB_ENOMEM, "as of: out of memory");
+		memcpy(f->val, r->before, r->blen);
+		f->vlen = r->blen;
+		f->present = 1;
+	}
+	return 1;
+}
+
+static int walk_first(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
+                      first_ctx *f)
+{
+	int rc = lb__walk_batch(db, txn, id, r, first_cb, f);
+	if (rc == LB_EPRUNED)
+		return lb__fail(LB_EPRUNED,
+		                "the value as of that batch is in the log of "
+		                "batch %llu, which was pruned",
+		                (unsigned long long)id);
+	return rc < 0 ? rc : 0;
+}
+
+static int current(MDB_txn *txn, lb_table *t, const void *key, size_t klen,
+                   first_ctx *f)
+{
+	MDB_val k = {klen, (void *)key}, v;
+	int mrc = mdb_get(txn, t->dbi, &k, &v);
+	if (mrc == MDB_NOTFOUND || mrc == MDB_BAD_DBI || mrc == EINVAL)
+		return 0;
+	if (mrc)
+		return lb__mdb_fail(mrc, t->name);
+	if (!(f->val = malloc(v.mv_size ? v.mv_size : 1)))
+		return lb__fail(LB_ENOMEM, "as of: out of memory");
+	memcpy(f->val, v.mv_data, v.mv_size);
+	f->vlen = v.mv_size;
+	f->present = 1;
+	return 0;
+}
+
+/* The fast way: the key's history in the current table. */
+static int asof_hist(lb_db *db, MDB_txn *txn, lb_table *t, uint64_t batch,
+                     lb_segr *r, first_ctx *f)
+{
+	uint8_t ik[LB__IKEY_MAX];
+	size_t iklen = lb__ikey(ik, t->tid, f->key, f->klen);
+	if (!iklen)
+		return LB_ENOMEM;
+	MDB_cursor *c;
+	int mrc = mdb_cursor_open(txn, db->hist, &c);
+	if (mrc)
+		return lb__mdb_fail(mrc, "_hist");
+	uint64_t *ids = NULL, first = 0;
+	size_t n = 0, cap = 0;
+	int rc =
+	        lb__hist_ids(db, txn, c, ik, iklen, UINT64_MAX, &ids, &n, &cap);
+	mdb_cursor_close(c);
+	if (rc == 0) {
+		size_t lo = 0, hi = n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (ids[mid] <= batch)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		first = lo < n ? ids[lo] : 0;
+	}
+	free(ids);
+	if (rc < 0)
+		return rc;
+	if (!first)
+		return current(txn, t, f->key, f->klen, f);
+	if ((rc = walk_first(db, txn, first, r, f)) < 0)
+		return rc;
+	if (!f->found)
+		return lb__fail(LB_ECORRUPT,
+		                "_hist names batch %llu for a key of %s that "
+		                "its log does not change",
+		                (unsigned long long)first, t->name);
+	return 0;
+}
+
+/* The slow way: the log after batch, by table name. */
+static int asof_scan(lb_db *db, MDB_txn *txn, uint64_t batch, uint64_t last,
+                     const char *table, lb_segr *r, first_ctx *f)
+{
+	f->tables = 1;
+	for (uint64_t id = batch + 1; id <= last; id++) {
+		int rc = walk_first(db, txn, id, r, f);
+		if (rc < 0 || f->found)
+			return rc;
+	}
+	lb_table *t = lb__table_find(db, table);
+	return t ? current(txn, t, f->key, f->klen, f) : 0;
+}
+
+int lb_get_asof(lb_db *db, uint64_t batch, const char *table, const void *key,
+                size_t klen, void **val, size_t *vlen)
+{
+	MDB_txn *txn;
+	lb_segr r;
+	uint64_t last;
+	int rc;
+	if (val)
+		*val = NULL;
+	if (vlen)
+		*vlen = 0;
+	if (!db || !val || !vlen)
+		return lb__fail(LB_EINVAL, "lb_get_asof: NULL argument");
+	if ((rc = lb__key_args(table, key, klen)) < 0)
+		return rc;
+	if ((rc = lb__read_txn(db, &txn)) < 0)
+		return rc;
+	first_ctx f = {table, strlen(table), key, klen, 0, 0, 0, NULL, 0};
+	lb__segr_init(&r);
+	if ((rc = lb__last_in(db, txn, &last)) < 0)
+		goto out;
+	if (batch > last) {
+		rc = lb__fail(LB_ENOTFOUND, "no batch %llu: the last is %llu",
+		              (unsigned long long)batch,
+		              (unsigned long long)last);
+		goto out;
+	}
+	if (batch == 0)
+		goto out; /* the empty database */
+	lb_table *t = lb__table_find(db, table);
+	if (t && (rc = asof_hist(db, txn, t, batch, &r, &f)) < 0)
+		goto out;
+	if (!f.present) {
+		int u = undo_after(db, txn, batch);
+		if (u < 0) {
+			rc = u;
+			goto out;
+		}
+		if (u) {
+			free(f.val);
+			f = (first_ctx){table, strlen(table), key, klen, 0, 0,
+			                0,     NULL,          0};
+			rc = asof_scan(db, txn, batch, last, table, &r, &f);
+		} else if (!t) {
+			rc = lb__no_table(db, table);
+		}
+	}
+out:
+	lb__segr_free(&r);
+	lb__read_done(db, txn);
+	if (rc == 0 && !f.present) {
+		char kt[96];
+		rc = lb__fail(LB_ENOTFOUND, "%s: no key '%s' as of batch %llu",
+		              table, lb__key_text(key, klen, kt, sizeof kt),
+		              (unsigned long long)batch);
+	}
+	if (rc < 0) {
+		free(f.val);
+		return rc;
+	}
+	*val = f.val;
+	*vlen = f.vlen;
+	return 0;
+}
+
+/* ---- lb_diff ------------------------------------------------------------- */
+
+/* One record of the batches in between; images are offsets into the
+ * arena (it moves as it grows). */
+typedef struct {
+	size_t t, k, b, a; /* offsets of table name, key, before, after */
+	uint32_t tlen, klen, blen, alen;
+	uint8_t has_b, has_a, is_table;
+	uint64_t seq;
+} drec;
+
+typedef struct {
+	lb_buf arena;
+	drec *v;
+	size_t n, cap;
+} diff_ctx;
+
+static int arena_put(lb_buf *a, const void *p, size_t n, size_t *off)
+{
+	*off = a->len;
+	return n ? lb__buf_append(a, p, n) : 0;
+}
+
+static int diff_cb(void *p, const lb_wal_rec *r)
+{
+	diff_ctx *d = p;
+	int rc = lb__grow(&d->v, &d->cap, d->n + 1, sizeof *d->v, 1024);
+	if (rc < 0)
+		return rc;
+	drec *e = &d->v[d->n];
+	memset(e, 0, sizeof *e);
+	e->tlen = r->tlen;
+	e->is_table = r->op == LB_OP_TABLE;
+	e->klen = e->is_table ? 0 : r->klen;
+	e->has_b = r->has_before != 0;
+	e->has_a = r->has_after != 0;
+	e->blen = e->has_b ? r->blen : 0;
+	e->alen = e->has_a ? r->alen : 0;
+	e->seq = d->n;
+	if ((rc = arena_put(&d->arena, r->table, r->tlen, &e->t)) < 0 ||
+	    (rc = arena_put(&d->arena, r->key, e->klen, &e->k)) < 0 ||
+	    (rc = arena_put(&d->arena, r->before, e->blen, &e->b)) < 0 ||
+	    (rc = arena_put(&d->arena, r->after, e->alen, &e->a)) < 0)
+		return rc;
+	d->n++;
+	return 0;
+}
+
+static int bytes_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	size_t n = al < bl ? al : bl;
+	int c = n ? memcmp(a, b, n) : 0;
+	if (c)
+		return c;
+	return al < bl ? -1 : al > bl;
+}
+
+/* qsort has no context argument: the arena of the sort in progress
+ * (one per thread). */
+static _Thread_local const uint8_t *sort_base;
+
+static int drec_cmp(const void *x, const void *y)
+{
+	const drec *a = x, *b = y;
+	const uint8_t *m = sort_base;
+	int c = bytes_cmp(m + a->t, a->tlen, m + b->t, b->tlen);
+	if (c)
+		return c;
+	if (a->is_table != b->is_table)
+		return a->is_table ? -1 : 1; /* the table before its keys */
+	if ((c = bytes_cmp(m + a->k, a->klen, m + b->k, b->klen)) != 0)
+		return c;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static int same_group(const uint8_t *m, const drec *a, const drec *b)
+{
+	return a->is_table == b->is_table &&
+	       bytes_cmp(m + a->t, a->tlen, m + b->t, b->tlen) == 0 &&
+	       bytes_cmp(m + a->k, a->klen, m + b->k, b->klen) == 0;
+}
+
+int lb_diff(lb_db *db, uint64_t from, uint64_t to, lb_change_fn fn, void *ctx)
+{
+	MDB_txn *txn;
+	lb_segr r;
+	uint64_t last;
+	if (!db || !fn)
+		return lb__fail(LB_EINVAL, "lb_diff: NULL argument");
+	int rc = lb__read_txn(db, &txn);
+	if (rc < 0)
+		return rc;
+	diff_ctx d = {{NULL, 0, 0}, NULL, 0, 0};
+	lb__buf_init(&d.arena);
+	lb__segr_init(&r);
+	uint64_t lo = from < to ? from : to, hi = from < to ? to : from;
+	if ((rc = lb__last_in(db, txn, &last)) == 0 && hi > last)
+		rc = lb__fail(LB_ENOTFOUND, "no batch %llu: the last is %llu",
+		              (unsigned long long)hi, (unsigned long long)last);
+	for (uint64_t id = lo + 1; rc == 0 && id <= hi; id++) {
+		rc = lb__walk_batch(db, txn, id, &r, diff_cb, &d);
+		if (rc == LB_EPRUNED)
+			rc = lb__fail(LB_EPRUNED,
+			              "batch %llu, between %llu and %llu, was "
+			              "pruned",
+			              (unsigned long long)id,
+			              (unsigned long long)lo,
+			              (unsigned long long)hi);
+	}
+	lb__segr_free(&r);
+	lb__read_done(db, txn);
+	if (rc == 0 && d.n > 1) {
+		sort_base = d.arena.data;
+		qsort(d.v, d.n, sizeof *d.v, drec_cmp);
+	}
+	const uint8_t *m = d.arena.data;
+	char tname[LB_TABLE_NAME_MAX + 1];
+	for (size_t i = 0; rc == 0 && i < d.n;) {
+		size_t j = i + 1;
+		while (j < d.n && same_group(m, &d.v[i], &d.v[j]))
+			j++;
+		/* the value right after lo is the first record's before-image,
+		 * the one right after hi the last record's after-image */
+		const drec *first = &d.v[i], *lastr = &d.v[j - 1];
+		const uint8_t *bv = m + first->b, *av = m + lastr->a;
+		size_t bl = first->blen, al = lastr->alen;
+		int hb = first->has_b, ha = lastr->has_a;
+		if (from > to) {
+			const uint8_t *tv = bv;
+			size_t tl = bl;
+			int th = hb;
+			bv = av, bl = al, hb = ha;
+			av = tv, al = tl, ha = th;
+		}
+		i = j;
+		if (hb == ha && (!hb || bytes_cmp(bv, bl, av, al) == 0))
+			continue;
+		size_t tl = first->tlen < LB_TABLE_NAME_MAX ? first->tlen
+		                                            : LB_TABLE_NAME_MAX;
+		memcpy(tname, m + first->t, tl);
+		tname[tl] = 0;
+		lb_change c = {first->is_table ? LB_OP_TABLE
+		               : ha            ? LB_OP_PUT
+		                               : LB_OP_DELETE,
+		               tname,
+		               first->is_table ? NULL : m + first->k,
+		               first->klen,
+		               hb ? bv : NULL,
+		               bl,
+		               hb,
+		               ha ? av : NULL,
+		               al,
+		               ha};
+		rc = fn(ctx, &c);
+	}
+	free(d.v);
+	lb__buf_free(&d.arena);
+	return rc;
+}
