@@ -22,7 +22,9 @@
  * expected last stream sequence: a second, stale primary shipping to the
  * same stream fails that check on its first publish and stops (exit 1),
  * so the stream never interleaves two histories. With --follow it then
- * waits for new batches (a bounded poll of the last batch id).
+ * waits for new batches (lb_wait). It acknowledges what the stream holds
+ * as the database's consumer `ship.STREAM`, so that a prune cannot drop
+ * batches not shipped yet.
  *
  * FOLLOW. The follower's own last batch is its position: the stream
  * sequence of the next batch is found by a binary search over the stream
@@ -112,7 +114,7 @@ static int nats_fail(natsStatus s, jsErrCode jerr, const char *what)
 
 static int stream_name_ok(const char *s)
 {
-	if (!*s || strlen(s) > 200)
+	if (!*s || strlen(s) > 59) /* ship's consumer: ship.NAME, 64 */
 		return 0;
 	for (; *s; s++)
 		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
@@ -367,6 +369,26 @@ static int ship_batch(shipper *sp, uint64_t id, unsigned from)
 	return 0;
 }
 
+/* Register as the database's consumer `ship.STREAM` at the last batch
+ * the stream holds whole, so that lb_prune keeps what is not shipped yet.
+ * A consumer that acknowledged more already (a stream made anew) keeps its
+ * position; one that a prune marked lost is reported, not fatal. */
+static void ship_ack(shipper *sp)
+{
+	char name[80];
+	snprintf(name, sizeof name, "ship.%s", sp->c.stream);
+	int rc = lb_consumer_ack(sp->db, name, sp->shipped);
+	if (rc == LB_EPRUNED)
+		fprintf(stderr,
+		        "logbook: ship: consumer %s is lost (a prune dropped "
+		        "batches it had not shipped): drop it with `logbook "
+		        "consumers` and ship a checkpoint to the followers\n",
+		        name);
+	else if (rc < 0 && rc != LB_EINVAL)
+		fprintf(stderr, "logbook: ship: consumer %s: %s (%s)\n", name,
+		        lb_strerror(rc), lb_errmsg());
+}
+
 /* Where the stream ends, and whether it is this database's history. */
 static int ship_resume(shipper *sp, unsigned *next_chunk)
 {
@@ -500,14 +522,18 @@ int cmd_ship(int argc, char **argv)
 			continue;
 		}
 		retries = 0;
-		if (rc || !o[2].val)
+		if (rc)
 			break;
-		/* --follow: a bounded poll of the last batch id */
+		ship_ack(&sp);
+		if (!o[2].val)
+			break;
+		/* --follow: wait for the next commit (lb_wait), waking up
+		 * now and then to see a signal */
 		uint64_t now = last;
-		while (!stop_flag && now == last) {
-			sleep_ms(20);
-			if ((rc = lb_last_batch(sp.db, &now)) < 0) {
-				rc = cli_lberr(rc, "reading the last batch");
+		while (!stop_flag && now <= last) {
+			int w = lb_wait(sp.db, last, 200, &now);
+			if (w < 0 && w != LB_EBUSY) {
+				rc = cli_lberr(w, "waiting for a batch");
 				break;
 			}
 		}

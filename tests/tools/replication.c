@@ -420,6 +420,26 @@ static void test_tools_replication__ship_follow_rollbacks_chunks(void **st)
 	                 0);
 	/* a follower refuses batches of its own */
 	assert_int_equal(sh("%s put %s t x '\"y\"' 2>/dev/null", bin, fd), 3);
+	/* ship is the primary's consumer: a batch not shipped yet is not
+	 * pruned */
+	char *ck = path("basic-ck");
+	uint64_t at;
+	p = open_db(pd, LB_NOSYNC);
+	commit_puts(p, &rs, 3, 10);
+	assert_int_equal(lb_checkpoint(p, ck, &at), 0);
+	assert_true(lb_prune(p, at + 1) < 0);
+	lb_close(p);
+	assert_int_equal(sh("%s ship %s --nats %s --stream B >/dev/null", bin,
+	                    pd, url_of(&one)),
+	                 0);
+	p = open_db(pd, LB_NOSYNC);
+	assert_int_equal(lb_prune(p, at + 1), 0);
+	lb_close(p);
+	assert_int_equal(sh("%s follow %s --nats %s --stream B >/dev/null", bin,
+	                    fd, url_of(&one)),
+	                 0);
+	assert_follower(pd, fd, at);
+	free(ck);
 	free(pd);
 	free(fd);
 }
