@@ -276,6 +276,7 @@ static const row rows[] = {
         {"scan as of last 1%", "rec/s", PH_EXPORT_ASOF, U_RATE, 0},
         {"lb_wait wake-up, other process", "ms", PH_WAIT, U_MS, 0},
         {"lb_wait idle 2 s, CPU", "ms", PH_IDLE, U_MS, 0},
+        {"follower apply (frames)", "rec/s", PH_FOLLOW, U_RATE, 0},
         {"disk after commit", "MB", -1, U_MB, D_DISK},
         {"log raw", "MB", -1, U_MB, D_LOG_RAW},
         {"log stored", "MB", -1, U_MB, D_LOG_STORED},
@@ -616,6 +617,9 @@ static int make_goals(const bk_results *r, goal *g)
 	double sqrp = rate(r, SYS_SQLITE, PH_REPLAY);
 	GOAL("replay from empty >= 2.5x SQLite changeset replay", rp / sqrp,
 	     2.5, 1, "%.2fx", rp / sqrp);
+	double fo = rate(r, SYS_LOGBOOK, PH_FOLLOW);
+	GOAL("follower applies >= 0.8x logbook commit rate", fo / lb, 0.8, 1,
+	     "%.2fx", fo / lb);
 	double ri = value(r, SYS_LOGBOOK, &ratio_row);
 	GOAL("log stored <= 50% of before+after images", ri, 0.5, 0, "%.1f%%",
 	     ri * 100);
