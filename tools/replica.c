@@ -8,7 +8,8 @@
  * its frame (lb_batch_raw), or, when the frame is larger than the server's
  * max payload, consecutive messages holding numbered chunks of it. Every
  * message carries the headers:
- *   Nats-Msg-Id  `<db id>:<batch>` (`<db id>:<batch>:<i>` for chunk i > 1):
+ *   Nats-Msg-Id  `<db id>:<batch>` (`<db id>:<batch>:<i>/<n>` for chunk
+ *                i of n):
  *                the server drops a message it already holds (a ship that
  *                restarts after publishing but before hearing the ack);
  *   Lb-Batch     the batch id;   Lb-Chunk  `i/n` (1-based);
@@ -280,6 +281,7 @@ typedef struct shipper {
 	uint64_t seq;     /* the stream's last sequence as this ship knows */
 	uint64_t shipped; /* the last batch the stream holds whole */
 	size_t chunk_max;
+	unsigned resume_n; /* the chunk count of a batch cut short */
 	uint64_t published;
 } shipper;
 
@@ -307,6 +309,11 @@ static int ship_batch(shipper *sp, uint64_t id, unsigned from)
 	snprintf(num, sizeof num, "%" PRIu64, id);
 	snprintf(tns, sizeof tns, "%" PRId64, bi.time_ns);
 	unsigned n = (unsigned)((len + sp->chunk_max - 1) / sp->chunk_max);
+	/* the stream holds chunks 1..from-1 of a cut into another count:
+	 * publish the whole batch again (a follower starts over at a chunk
+	 * 1) */
+	if (from > 1 && n != sp->resume_n)
+		from = 1;
 	for (unsigned i = from; i <= n; i++) {
 		size_t off = (size_t)(i - 1) * sp->chunk_max;
 		size_t cl =
@@ -317,12 +324,15 @@ static int ship_batch(shipper *sp, uint64_t id, unsigned from)
 		jsErrCode jerr = 0;
 		natsStatus s;
 		snprintf(chunk, sizeof chunk, "%u/%u", i, n);
-		if (i == 1)
+		/* chunks are named with their count, so that a batch cut
+		 * differently (another --chunk-size) is not taken for
+		 * duplicates of the first cut's */
+		if (n == 1)
 			snprintf(msgid, sizeof msgid, "%s:%" PRIu64, sp->idhex,
 			         id);
 		else
-			snprintf(msgid, sizeof msgid, "%s:%" PRIu64 ":%u",
-			         sp->idhex, id, i);
+			snprintf(msgid, sizeof msgid, "%s:%" PRIu64 ":%u/%u",
+			         sp->idhex, id, i, n);
 		if ((s = natsMsg_Create(&m, sp->c.subject, NULL,
 		                        (const char *)buf + off, (int)cl)) !=
 		            NATS_OK ||
@@ -432,6 +442,7 @@ static int ship_resume(shipper *sp, unsigned *next_chunk)
 	if (mi.chunk < mi.nchunks) {
 		sp->shipped = mi.batch - 1;
 		*next_chunk = mi.chunk + 1;
+		sp->resume_n = mi.nchunks;
 	} else {
 		sp->shipped = mi.batch;
 	}
@@ -668,7 +679,7 @@ static int follow_round(follower *f, int forever, int *caught_up)
 	sbuf frame;
 	sb_init(&frame);
 	uint64_t cur = 0;
-	unsigned have = 0;
+	unsigned have = 0, curn = 0;
 	natsMsg *pending[1024];
 	int npending = 0, idle = 0;
 	rc = -1;
@@ -676,21 +687,24 @@ static int follow_round(follower *f, int forever, int *caught_up)
 		natsMsgList list = {0};
 		s = natsSubscription_Fetch(&list, sub, 64, 1000, &jerr);
 		if (s == NATS_TIMEOUT) {
-			idle++;
-			/* caught up? the stream's last batch is ours */
-			if (!forever && idle >= 1) {
-				uint64_t nseq;
-				int g, r2 = find_batch(&f->c, f->last + 1,
-				                       &nseq, &g);
-				if (r2 == 0 && !g) {
+			/* Nothing came for a second: caught up (the stream
+			 * holds no later batch), or the consumer is gone
+			 * (its server died: the stream's leader changed) and
+			 * must be made again. */
+			uint64_t nseq;
+			int g, r2 = find_batch(&f->c, f->last + 1, &nseq, &g);
+			if (r2 == 0 && !g) {
+				idle = 0;
+				if (!forever) {
 					*caught_up = 1;
 					rc = 0;
 					break;
 				}
-				if (r2 < 0) {
-					rc = -1;
-					break;
-				}
+				continue;
+			}
+			if (r2 < 0 || ++idle >= 3) {
+				rc = -1; /* subscribe again */
+				break;
 			}
 			continue;
 		}
@@ -725,12 +739,17 @@ static int follow_round(follower *f, int forever, int *caught_up)
 			if (mi.chunk == 1) {
 				frame.len = 0;
 				cur = mi.batch;
+				curn = mi.nchunks;
 				have = 0;
 				for (int k = 0; k < npending; k++)
 					natsMsg_Destroy(pending[k]);
 				npending = 0;
 			}
-			if (cur != mi.batch || mi.chunk != have + 1) {
+			if (cur != mi.batch || mi.nchunks != curn ||
+			    mi.chunk != have + 1) {
+				if (cur == mi.batch && mi.nchunks != curn)
+					continue; /* the rest of a cut that was
+					             published again whole */
 				if (mi.chunk <= have) /* redelivered chunk */
 					continue;
 				bad = 1; /* out of order: subscribe again */

@@ -350,7 +350,10 @@ static int teardown(void **st)
 {
 	(void)st;
 	kill_all();
-	th_rmrf(root);
+	if (getenv("LB_REPL_KEEP"))
+		fprintf(stderr, "kept %s\n", root);
+	else
+		th_rmrf(root);
 	free(root);
 	root = NULL;
 	return 0;
@@ -847,6 +850,9 @@ int main(void)
 	if (!bin || !*bin)
 		bin = "build/logbook";
 	atexit(kill_all);
+	/* LB_REPL_ONLY=PATTERN runs the matching tests only (debugging) */
+	if (getenv("LB_REPL_ONLY"))
+		cmocka_set_test_filter(getenv("LB_REPL_ONLY"));
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
