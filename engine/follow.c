@@ -18,8 +18,10 @@
  *
  * APPLYING. lb_batch_apply_raw checks everything it can before touching
  * the database: the frame's structure and CRC, the header (decoded, its
- * hash recomputed), each segment against the header's SHA-256 and as a
- * segment (every record decodes), the `_victims` entry. Then, in one read
+ * hash recomputed), each segment against the header's SHA-256 and its
+ * fixed header, the `_victims` entry. (Each segment's records are decoded
+ * once, as they are applied: a record that does not decode aborts the
+ * batch's transaction, so nothing of it is applied either.) Then, in one read
  * transaction, where the batch stands: already here with the same hash (a
  * duplicate or a redelivery: nothing to do), here with another hash (a
  * fork), past the next id (a gap), or next but not chained to the head (a
@@ -440,7 +442,6 @@ static int frame_check(const uint8_t *p, size_t len, frame *f, lb_segr *r)
 	if (!f->vlen && f->h.undoes)
 		return bad(f->id, "an undo batch without its _victims entry");
 	const uint8_t *q = f->segs, *end = p + len - FR_CRC;
-	uint64_t records = 0;
 	for (uint32_t s = 0; s < f->nseg; s++) {
 		if ((size_t)(end - q) < 4)
 			return bad(f->id, "truncated segment list");
@@ -455,21 +456,18 @@ static int frame_check(const uint8_t *p, size_t len, frame *f, lb_segr *r)
 			                "frame of batch %llu: segment %u does "
 			                "not match its hash",
 			                (unsigned long long)f->id, s);
-		if ((rc = lb__segr_load(r, q, sl)) < 0)
-			return lb__rewrap(rc, "frame of batch %llu: segment %u",
-			                  (unsigned long long)f->id, s);
-		lb_wal_rec rec;
-		while ((rc = lb__segr_next(r, &rec)) == 1)
-			records++;
-		if (rc < 0)
+		/* the segment's records are decoded (and counted) as they
+		 * are applied: one inflate, not two; a failure there aborts
+		 * the batch's transaction, so nothing is applied either */
+		lb_seg_hdr sh;
+		if ((rc = lb__seg_header(q, sl, &sh)) < 0)
 			return lb__rewrap(rc, "frame of batch %llu: segment %u",
 			                  (unsigned long long)f->id, s);
 		q += sl;
 	}
 	if (q != end)
 		return bad(f->id, "bytes after the last segment");
-	if (records != f->h.records)
-		return bad(f->id, "record count differs from the header's");
+	(void)r;
 	return 0;
 }
 
@@ -603,21 +601,32 @@ static int frame_apply(lb_db *db, frame *f, lb_segr *r)
 		rc = lb__batch_mark(b, lb__victims_at(&f->vs, i));
 	b->undoes = f->h.undoes;
 	const uint8_t *q = f->segs;
+	uint64_t records = 0;
 	for (uint32_t s = 0; s < f->nseg && rc == 0; s++) {
 		uint32_t sl = get_le32(q);
 		q += 4;
-		if ((rc = lb__batch_put_segment(b, s, q, sl)) < 0 ||
-		    (rc = lb__segr_load(r, q, sl)) < 0)
+		if ((rc = lb__segr_load(r, q, sl)) < 0) {
+			rc = lb__rewrap(rc, "frame of batch %llu: segment %u",
+			                (unsigned long long)f->id, s);
+			break;
+		}
+		if ((rc = lb__batch_put_segment(b, s, q, sl)) < 0)
 			break;
 		lb_wal_rec rec;
 		int got;
-		while ((got = lb__segr_next(r, &rec)) == 1)
+		while ((got = lb__segr_next(r, &rec)) == 1) {
 			if ((rc = lb__replay_rec(b, &rec, &tcache)) < 0)
 				break;
+			records++;
+		}
 		if (rc == 0 && got < 0)
-			rc = got;
+			rc = lb__rewrap(LB_ECORRUPT,
+			                "frame of batch %llu: segment %u",
+			                (unsigned long long)f->id, s);
 		q += sl;
 	}
+	if (rc == 0 && records != f->h.records)
+		rc = bad(f->id, "record count differs from the header's");
 	if (rc < 0) {
 		lb_batch_abort(b);
 		return rc;
