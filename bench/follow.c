@@ -30,7 +30,7 @@ void bk_follow_phase(const bk_ctx *c, struct lb_db *db, bk_meas *m)
 	if ((rc = lb_last_batch(db, &last)) < 0 ||
 	    (rc = lb_open(dir, &o, &f)) < 0)
 		goto out;
-	double t0 = bk_now();
+	double t0 = bk_now(), c0 = bk_cpu_now();
 	for (uint64_t id = 1; id <= last; id++) {
 		void *buf;
 		size_t len;
@@ -42,6 +42,7 @@ void bk_follow_phase(const bk_ctx *c, struct lb_db *db, bk_meas *m)
 			goto out;
 	}
 	m->secs = bk_now() - t0;
+	m->cpu = bk_cpu_now() - c0;
 	for (uint64_t id = 1; id <= last; id++)
 		if (lb_batch_info_get(db, id, &a) == 0)
 			records += a.records;
