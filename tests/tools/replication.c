@@ -778,7 +778,7 @@ static void test_tools_replication__cluster_failover(void **st)
 	(void)st;
 	srv_stop(&one, SIGTERM);
 	for (int i = 0; i < 3; i++) {
-		char name[8];
+		char name[16];
 		snprintf(name, sizeof name, "c%d", i);
 		srv_init(&n[i], name);
 		n[i].cport = free_port();
