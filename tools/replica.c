@@ -504,6 +504,7 @@ int cmd_ship(int argc, char **argv)
 		sp.chunk_max = chunk;
 	unsigned from = 1;
 	int resume = 1, retries = 0;
+	time_t acked_at = 0;
 	while (rc == 0 && !stop_flag) {
 		uint64_t last = 0;
 		if (resume && (rc = ship_resume(&sp, &from)) > 0)
@@ -535,7 +536,13 @@ int cmd_ship(int argc, char **argv)
 		retries = 0;
 		if (rc)
 			break;
-		ship_ack(&sp);
+		/* an acknowledgement is a write (and an fsync): at most
+		 * once a second while following, and once at the end */
+		time_t tnow = time(NULL);
+		if (!o[2].val || tnow != acked_at) {
+			ship_ack(&sp);
+			acked_at = tnow;
+		}
 		if (!o[2].val)
 			break;
 		/* --follow: wait for the next commit (lb_wait), waking up
@@ -549,6 +556,8 @@ int cmd_ship(int argc, char **argv)
 			}
 		}
 	}
+	if (rc == 0 && o[2].val)
+		ship_ack(&sp); /* stopped by a signal */
 	if (rc == 0) {
 		if (cli_json)
 			printf("{\"stream\":\"%s\",\"shipped\":%" PRIu64
