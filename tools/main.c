@@ -242,7 +242,7 @@ static const command commands[] = {
          "See docs/REPLICATION.md.\n"},
         {"follow", cmd_follow,
          "follow DEST --nats URL --stream NAME [--follow]\n"
-         "       [--from-checkpoint DIR] [--nosync]",
+         "       [--from-checkpoint DIR] [--nosync] [--ack-wait MS]",
          "apply a stream's batches to a follower",
          "Create or open the follower DEST and apply the stream's batches\n"
          "in id order, each checked (CRC, hashes, chain) and committed\n"
@@ -253,7 +253,10 @@ static const command commands[] = {
          "until SIGINT or SIGTERM. --from-checkpoint DIR: a DEST that does\n"
          "not exist starts as a copy of that checkpoint of the primary\n"
          "(needed once the stream's limits removed its early batches).\n"
-         "A follower refuses batches of its own until promoted.\n"},
+         "A follower refuses batches of its own until promoted.\n"
+         "--ack-wait MS (default 5000): a message not acknowledged within\n"
+         "it is delivered again (the summary counts duplicates and\n"
+         "redeliveries).\n"},
         {"replica", cmd_replica, "replica status DEST --nats URL --stream NAME",
          "a follower's lag behind its stream",
          "Print the follower's applied batch, the stream's last batch, and\n"

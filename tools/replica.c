@@ -582,6 +582,9 @@ typedef struct follower {
 	lb_db *db;
 	uint64_t last;
 	uint64_t applied;
+	uint64_t redelivered; /* messages the server delivered again */
+	uint64_t duplicates;  /* messages of batches held already */
+	int64_t ack_wait_ms;  /* the consumer's AckWait */
 } follower;
 
 /* The stream sequence of the first message of batch want: 1 and *seq, 0
@@ -677,7 +680,8 @@ static int follow_round(follower *f, int forever, int *caught_up)
 	so.Config.DeliverPolicy = js_DeliverByStartSequence;
 	so.Config.OptStartSeq = seq;
 	so.Config.AckPolicy = js_AckExplicit;
-	so.Config.AckWait = 5000000000LL; /* 5 s, then redelivered */
+	/* not acknowledged within it: delivered again */
+	so.Config.AckWait = f->ack_wait_ms * 1000000LL;
 	so.Config.InactiveThreshold = 30000000000LL;
 	natsStatus s = js_PullSubscribe(&sub, f->c.js, f->c.subject, NULL, NULL,
 	                                &so, &jerr);
@@ -734,7 +738,13 @@ static int follow_round(follower *f, int forever, int *caught_up)
 				bad = 1;
 				break;
 			}
+			jsMsgMetaData *md = NULL;
+			if (natsMsg_GetMetaData(&md, m) == NATS_OK &&
+			    md->NumDelivered > 1)
+				f->redelivered++;
+			jsMsgMetaData_Destroy(md);
 			if (mi.batch <= f->last) { /* duplicate, redelivery */
+				f->duplicates++;
 				natsMsg_Ack(m, NULL);
 				continue;
 			}
@@ -895,11 +905,9 @@ static int open_follower(const char *dest, const char *ckpt, int nosync,
 
 int cmd_follow(int argc, char **argv)
 {
-	cli_opt o[] = {{"nats", 1, NULL},
-	               {"stream", 1, NULL},
-	               {"follow", 0, NULL},
-	               {"from-checkpoint", 1, NULL},
-	               {"nosync", 0, NULL}};
+	cli_opt o[] = {{"nats", 1, NULL},   {"stream", 1, NULL},
+	               {"follow", 0, NULL}, {"from-checkpoint", 1, NULL},
+	               {"nosync", 0, NULL}, {"ack-wait", 1, NULL}};
 	const char *pos[1];
 	size_t np;
 	follower f;
@@ -914,6 +922,11 @@ int cmd_follow(int argc, char **argv)
 		return cli_usage("--stream: '%s' is not a stream name "
 		                 "([A-Za-z0-9_-]+)",
 		                 o[1].val);
+	uint64_t aw = 5000;
+	if (o[5].val &&
+	    (rc = cli_u64("--ack-wait", o[5].val, 100, 3600000, &aw)))
+		return rc;
+	f.ack_wait_ms = (int64_t)aw;
 	catch_signals();
 	if ((rc = open_follower(pos[0], o[3].val, o[4].val != NULL, &f.db)))
 		return rc;
@@ -930,12 +943,14 @@ int cmd_follow(int argc, char **argv)
 	if (rc == 0) {
 		if (cli_json)
 			printf("{\"applied\":%" PRIu64 ",\"last\":%" PRIu64
-			       "}\n",
-			       f.applied, f.last);
+			       ",\"duplicates\":%" PRIu64
+			       ",\"redelivered\":%" PRIu64 "}\n",
+			       f.applied, f.last, f.duplicates, f.redelivered);
 		else
 			printf("applied %" PRIu64 " batches; at batch %" PRIu64
-			       "\n",
-			       f.applied, f.last);
+			       " (%" PRIu64 " duplicate and %" PRIu64
+			       " redelivered messages)\n",
+			       f.applied, f.last, f.duplicates, f.redelivered);
 	}
 	js_close(&f.c);
 	lb_close(f.db);
@@ -1043,6 +1058,7 @@ int cmd_promote(int argc, char **argv)
 	follower f;
 	int rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	memset(&f, 0, sizeof f);
+	f.ack_wait_ms = 5000;
 	if (rc)
 		return rc;
 	if (!o[0].val != !o[1].val)

@@ -15,7 +15,8 @@
  * any batch, chunked frames; SIGKILL of `ship` and of `follow` at random
  * instants while batches commit (LB_REPL_ROUNDS rounds of each, default
  * 25, so 50 kills), then catching up; a server restart under both; a
- * duplicated message and redeliveries; a forged message (valid framing,
+ * duplicated message; the first chunks of a batch delivered again by the
+ * server while its last ones are late; a forged message (valid framing,
  * wrong hash) refused with nothing applied; a second primary fenced; a
  * follower promoted; a follower bootstrapped from a checkpoint after the
  * stream's limits removed its early batches; a three-node JetStream
@@ -525,6 +526,91 @@ static void test_tools_replication__duplicate_and_forged(void **st)
 	free(fd);
 }
 
+/* Publish chunk i of n of batch's frame, with the headers ship writes. */
+static void publish_chunk(const char *url, const char *stream, lb_db *p,
+                          uint64_t batch, unsigned i, unsigned n,
+                          const uint8_t *buf, size_t len)
+{
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	natsMsg *m = NULL;
+	jsPubAck *pa = NULL;
+	lb_batch_info bi;
+	char subj[128], num[32], chunk[32], hash[65], tns[32];
+	size_t cs = (len + n - 1) / n, off = (size_t)(i - 1) * cs;
+	size_t cl = len - off < cs ? len - off : cs;
+	assert_int_equal(lb_batch_info_get(p, batch, &bi), 0);
+	for (int k = 0; k < 32; k++)
+		snprintf(hash + 2 * k, 3, "%02x", bi.hash[k]);
+	snprintf(subj, sizeof subj, "logbook.%s", stream);
+	snprintf(num, sizeof num, "%llu", (unsigned long long)batch);
+	snprintf(chunk, sizeof chunk, "%u/%u", i, n);
+	snprintf(tns, sizeof tns, "%lld", (long long)bi.time_ns);
+	assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
+	assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+	assert_int_equal(natsMsg_Create(&m, subj, NULL, (const char *)buf + off,
+	                                (int)cl),
+	                 NATS_OK);
+	natsMsgHeader_Set(m, "Lb-Batch", num);
+	natsMsgHeader_Set(m, "Lb-Chunk", chunk);
+	natsMsgHeader_Set(m, "Lb-Hash", hash);
+	natsMsgHeader_Set(m, "Lb-Time", tns);
+	assert_int_equal(js_PublishMsg(&pa, js, m, NULL, NULL), NATS_OK);
+	jsPubAck_Destroy(pa);
+	natsMsg_Destroy(m);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+}
+
+static void wait_caught_up(const char *fd, const char *url, const char *stream,
+                           uint64_t at);
+
+/* A batch whose last chunks come late: its first chunks are not
+ * acknowledged meanwhile (the batch is not committed), so the server
+ * delivers them again, and the follower puts the batch together once. */
+static void test_tools_replication__redelivered_chunks(void **st)
+{
+	char *pd = path("redel-p"), *fd = path("redel-f");
+	lb_db *p = open_db(pd, LB_CREATE | LB_NOSYNC);
+	uint64_t rs = th_seed(2008);
+	void *buf;
+	size_t len;
+	(void)st;
+	assert_int_equal(lb_table_create(p, "t", NULL), 0);
+	for (int i = 0; i < 3; i++)
+		commit_puts(p, &rs, 10, 100);
+	lb_close(p);
+	assert_int_equal(sh("%s ship %s --nats %s --stream D >/dev/null", bin,
+	                    pd, url_of(&one)),
+	                 0);
+	pid_t fol = bg("%s follow %s --nats %s --stream D --follow --ack-wait "
+	               "300 --json >%s/redel.out",
+	               bin, fd, url_of(&one), root);
+	wait_caught_up(fd, url_of(&one), "D", 4);
+	p = open_db(pd, LB_NOSYNC);
+	commit_puts(p, &rs, 60, 3000); /* batch 5 */
+	assert_int_equal(lb_batch_raw(p, 5, &buf, &len), 0);
+	publish_chunk(url_of(&one), "D", p, 5, 1, 4, buf, len);
+	publish_chunk(url_of(&one), "D", p, 5, 2, 4, buf, len);
+	sleep_ms(1500);
+	publish_chunk(url_of(&one), "D", p, 5, 3, 4, buf, len);
+	publish_chunk(url_of(&one), "D", p, 5, 4, 4, buf, len);
+	free(buf);
+	lb_close(p);
+	wait_caught_up(fd, url_of(&one), "D", 5);
+	assert_int_equal(reap(fol, SIGTERM), 0);
+	assert_int_equal(
+	        sh("grep -Eq '\"redelivered\":[1-9]' %s/redel.out", root), 0);
+	/* the stream ends with the batch whole: ship agrees, adds nothing */
+	assert_int_equal(sh("%s ship %s --nats %s --stream D --json | grep -q "
+	                    "'\"messages\":0'",
+	                    bin, pd, url_of(&one)),
+	                 0);
+	assert_follower(pd, fd, 5);
+	free(pd);
+	free(fd);
+}
+
 static void test_tools_replication__kill_rounds(void **st)
 {
 	char *pd = path("kill-p"), *fd = path("kill-f");
@@ -858,6 +944,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	        T(test_tools_replication__ship_follow_rollbacks_chunks),
 	        T(test_tools_replication__duplicate_and_forged),
+	        T(test_tools_replication__redelivered_chunks),
 	        T(test_tools_replication__kill_rounds),
 	        T(test_tools_replication__server_restart),
 	        T(test_tools_replication__fencing_and_promotion),
