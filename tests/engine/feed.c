@@ -239,7 +239,7 @@ static void many_batches(lb_db *db)
 		lb_batch *bt;
 		te_rc(0, lb_batch_begin(db, "c", &bt));
 		for (int k = 0; k < 10; k++) {
-			char key[8], v[16];
+			char key[16], v[32];
 			snprintf(key, sizeof key, "k%d", k);
 			snprintf(v, sizeof v, "b%d-%d", b, k);
 			te_rc(0,
@@ -267,7 +267,7 @@ static void test_engine_feed__asof_cache_evicts_and_stays_right(void **state)
 		for (int i = 0; i < 200; i++) {
 			int b = 1 + (int)th_below(&rng, 25),
 			    k = (int)th_below(&rng, 10);
-			char key[8], w[16];
+			char key[16], w[32];
 			snprintf(key, sizeof key, "k%d", k);
 			want_of(b, k, w, sizeof w);
 			assert_asof(fx->db, (uint64_t)b, "t", key,
@@ -301,7 +301,7 @@ static void *ask_thread(void *p)
 	for (int i = 0; i < 400; i++) {
 		int b = 2 + (int)th_below(&rng, 24),
 		    k = (int)th_below(&rng, 10);
-		char key[8], w[16];
+		char key[16], w[32];
 		snprintf(key, sizeof key, "k%d", k);
 		want_of(b, k, w, sizeof w);
 		void *v = NULL;
