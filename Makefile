@@ -635,7 +635,8 @@ stress: $(STRESS_BINS) $(CLI)
 TSAN_BUILD := build-tsan
 TSAN_BINS := $(TSAN_BUILD)/tests/test_engine_concurrency \
 	$(TSAN_BUILD)/tests/test_engine_threads \
-	$(TSAN_BUILD)/tests/test_engine_write
+	$(TSAN_BUILD)/tests/test_engine_write \
+	$(TSAN_BUILD)/tests/test_engine_feed
 tsan:
 	$(Q)$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) SANITIZE=thread \
 		CFLAGS='$(call sq,$(CFLAGS)) -O1 -g' $(TSAN_BINS)

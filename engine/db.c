@@ -1011,6 +1011,7 @@ void lb_close(lb_db *db)
 	lb__zw_free(db);
 	lb__segw_free(&db->segw);
 	lb__segr_free(&db->segr);
+	lb__asof_cache_free(db);
 	pthread_mutex_destroy(&db->wlock);
 	pthread_mutex_destroy(&db->tlock);
 	pthread_mutex_destroy(&db->catlock);

@@ -86,6 +86,9 @@ struct lb_db {
 	atomic_int growers;   /* threads waiting to take maplock for writing */
 	size_t env_map;       /* the map size to reopen env with */
 	int registered;       /* in db.c's registry of open files */
+	/* lb_get_asof's cache of recently read batches (feed.c), made on
+	 * first use; freed by lb_close */
+	atomic_uintptr_t asof_cache;
 };
 
 /* The largest key of a sub-database in a batch's transaction. */
@@ -469,6 +472,10 @@ LB__WUR int lb__segment_load(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h,
 typedef int (*lb__rec_fn)(void *ctx, const lb_wal_rec *r);
 LB__WUR int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
                            lb__rec_fn fn, void *ctx);
+
+/* ---- feed.c -------------------------------------------------------------- */
+/* Free db's as-of cache (lb_close). */
+void lb__asof_cache_free(lb_db *db);
 
 /* ---- consumer.c ---------------------------------------------------------- */
 /* In a prune's transaction: LB_EBUSY (naming the consumer) if a consumer

@@ -1485,8 +1485,9 @@ LB_API int lb_wait(lb_db *db, uint64_t after, int timeout_ms, uint64_t *last);
  * @p batch, found through the per-key history index (`_hist`), or the
  * current value when no later batch changed the key: its cost grows with
  * the key's changes after @p batch, not with the log. When no value is
- * found that way and a rollback after @p batch may have removed a table of
- * that name, the log after @p batch is read (docs/DESIGN.md).
+ * found that way and a rollback after @p batch removed a table of that
+ * name, the log from @p batch up to that removal is read
+ * (docs/DESIGN.md).
  * @param[in] db the database.
  * @param[in] batch the batch: 0 (before the first batch: every key is
  * absent) up to the last batch (the current value).
