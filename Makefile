@@ -61,7 +61,8 @@ LB_NODEPS_GOALS := clean help deps uninstall format format-check
 LB_DEPS_PROBE := command -v $(firstword $(CC)) && command -v $(firstword $(CXX)) \
 	&& command -v $(PKG_CONFIG) && command -v python3 \
 	&& $(PKG_CONFIG) --exists lmdb zlib libcrypto cmocka jansson sqlite3 libdeflate \
-		libmicrohttpd \
+		libmicrohttpd libnats \
+	&& command -v nats-server \
 	&& { $(PKG_CONFIG) --exists msgpack || $(PKG_CONFIG) --exists msgpack-c; } \
 	&& /usr/bin/python3 -c 'import cffi, msgpack, pytest, setuptools, sysconfig, os; \
 		assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")'
@@ -98,6 +99,9 @@ JANSSON_CFLAGS := $(call pc_cflags,jansson)
 JANSSON_LIBS := $(call pc_libs,jansson,-ljansson)
 MHD_CFLAGS := $(call pc_cflags,libmicrohttpd)
 MHD_LIBS := $(call pc_libs,libmicrohttpd,-lmicrohttpd)
+# The CLI's transport for followers (tools/replica.c); never liblogbook's.
+NATS_CFLAGS := $(call pc_cflags,libnats)
+NATS_LIBS := $(call pc_libs,libnats,-lnats)
 BENCH_CFLAGS := $(call pc_cflags,sqlite3) $(call pc_cflags,libdeflate)
 BENCH_LIBS := $(call pc_libs,sqlite3,-lsqlite3) $(call pc_libs,libdeflate,-ldeflate)
 
@@ -164,7 +168,7 @@ TOOL_LIB := $(if $(filter-out tools/main.c,$(TOOL_SRCS)),$(BUILD)/obj/libtools.a
 # linked with TEST_ARCHIVES_D and TEST_LIBS_D besides the usual.
 # (tests/fuzz/ needs its own rules: LLVMFuzzerTestOneInput and a driver.)
 TEST_ARCHIVES_tools := $(TOOL_LIB)
-TEST_LIBS_tools := $(JANSSON_LIBS)
+TEST_LIBS_tools := $(JANSSON_LIBS) $(NATS_LIBS)
 define test_dir
 TEST_SUPPORT_OBJS_$(1) := $$(call obj,$$(sort $$(wildcard tests/$(1)/_*.c)))
 TEST_SRCS_$(1) := $$(filter-out tests/$(1)/_%.c,$$(sort $$(wildcard tests/$(1)/*.c)))
@@ -189,7 +193,7 @@ ALL_OBJS := $(LIB_OBJS) $(TOOL_OBJS) $(BENCH_OBJS) $(EXAMPLE_OBJS) \
 
 # Per-object flags.
 $(LIB_OBJS): OBJ_CFLAGS = -fPIC -fvisibility=hidden $(DEP_CFLAGS)
-$(TOOL_OBJS): OBJ_CFLAGS = $(JANSSON_CFLAGS) $(MHD_CFLAGS) $(DEP_CFLAGS)
+$(TOOL_OBJS): OBJ_CFLAGS = $(JANSSON_CFLAGS) $(MHD_CFLAGS) $(NATS_CFLAGS) $(DEP_CFLAGS)
 $(BENCH_OBJS): OBJ_CFLAGS = $(BENCH_CFLAGS) $(DEP_CFLAGS) \
 	-DLB_BENCH_CFLAGS='"$(call sq,$(strip $(LB_CFLAGS) $(CFLAGS)))"'
 $(EXAMPLE_OBJS): OBJ_CFLAGS = $(DEP_CFLAGS)
@@ -258,7 +262,7 @@ $(TOOL_LIB): $(TOOL_OBJS) $(OBJS_STAMP)
 
 $(CLI): $(TOOL_OBJS) $(LIB_A) $(OBJS_STAMP)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LB_LDFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(LIB_A) $(JANSSON_LIBS) $(MHD_LIBS) $(DEP_LIBS) -lm
+	$(Q)$(CC) $(LB_LDFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(LIB_A) $(JANSSON_LIBS) $(MHD_LIBS) $(NATS_LIBS) $(DEP_LIBS) -lm
 
 $(BENCH): $(BENCH_OBJS) $(LIB_A) $(OBJS_STAMP)
 	@echo "  LD      $@"

@@ -55,6 +55,7 @@ enum bk_phase {
 	PH_EXPORT_ASOF, /* the table as of a batch: scan merged with lb_diff */
 	PH_WAIT,        /* lb_wait wake-up latency, another process commits */
 	PH_IDLE,        /* CPU of an idle lb_wait (secs = CPU seconds) */
+	PH_FOLLOW,      /* a follower applies every batch's frame (follow.c) */
 	PH_RSS,         /* peak RSS of commit in a child (not timed) */
 	PH__COUNT
 };
@@ -242,6 +243,10 @@ int bk_commit_all(const bk_system *s, void *h, const bk_workload *w,
 struct lb_db;
 void bk_feed_phases(const bk_ctx *c, struct lb_db *db, uint64_t base,
                     bk_run *out);
+
+/* logbook's follow phase (follow.c): every batch of db framed
+ * (lb_batch_raw) and applied to a new follower (lb_batch_apply_raw). */
+void bk_follow_phase(const bk_ctx *c, struct lb_db *db, bk_meas *m);
 
 extern const bk_system bk_sys_logbook, bk_sys_lmdb, bk_sys_naive, bk_sys_sqlite;
 

@@ -72,12 +72,13 @@ for r in $(seq "$runs"); do
 	timed "$T/ea" "$LB" export "$T/db" w1 --as-of "$asof"
 	echo "run $r (wall cpu, s): changes $(tail -1 "$T/ch"), export $(tail -1 "$T/ex"), export --as-of $(tail -1 "$T/ea")"
 done
+div() { awk -v a="$1" -v b="$2" 'BEGIN {print a / b}'; }
 col() { cut -d' ' -f"$1" <"$2" | median; }
 ch=$(col 1 "$T/ch"); chc=$(col 2 "$T/ch")
 ex=$(col 1 "$T/ex"); exc=$(col 2 "$T/ex")
 ea=$(col 1 "$T/ea"); eac=$(col 2 "$T/ea")
 printf 'changes --json: %d records; median %.3f s wall, %.3f s CPU: %.0f records/s, %.0f per CPU second (goal >= 200000/s)\n' \
-	"$recs" "$ch" "$chc" "$(echo "$recs / $ch" | bc -l)" "$(echo "$recs / $chc" | bc -l)"
+	"$recs" "$ch" "$chc" "$(div "$recs" "$ch")" "$(div "$recs" "$chc")"
 printf 'export: median %.3f s wall, %.3f s CPU; export --as-of %d: %.3f s wall, %.3f s CPU; speed ratio %.2f wall, %.2f CPU (goal >= 0.5)\n' \
-	"$ex" "$exc" "$asof" "$ea" "$eac" "$(echo "$ex / $ea" | bc -l)" "$(echo "$exc / $eac" | bc -l)"
+	"$ex" "$exc" "$asof" "$ea" "$eac" "$(div "$ex" "$ea")" "$(div "$exc" "$eac")"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

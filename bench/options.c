@@ -31,6 +31,7 @@ static const char *const phase_names[PH__COUNT] = {
         [PH_EXPORT_ASOF] = "export-asof",
         [PH_WAIT] = "wait",
         [PH_IDLE] = "idle",
+        [PH_FOLLOW] = "follow",
         [PH_RSS] = "rss",
 };
 
@@ -85,6 +86,7 @@ static void usage(FILE *f)
 	      "get scan rss\n"
 	      "                     asof asof-changed feed export-asof wait "
 	      "idle\n"
+	      "                     follow\n"
 	      "  --rss-batches A,B  batch sizes of the rss phase (default "
 	      "1000,100000)\n"
 	      "  --runs R           runs per phase, medians reported "

@@ -234,6 +234,7 @@ enum {
 	D_BATCH_LATE,
 	D_RB_LOOP,
 	D_COMMIT_CPU,
+	D_FOLLOW_CPU,
 	D_DISK,
 	D_LOG_RAW,
 	D_LOG_STORED,
@@ -276,6 +277,8 @@ static const row rows[] = {
         {"scan as of last 1%", "rec/s", PH_EXPORT_ASOF, U_RATE, 0},
         {"lb_wait wake-up, other process", "ms", PH_WAIT, U_MS, 0},
         {"lb_wait idle 2 s, CPU", "ms", PH_IDLE, U_MS, 0},
+        {"follower apply (frames)", "rec/s", PH_FOLLOW, U_RATE, 0},
+        {"follower apply per CPU s", "rec/s", -1, U_RATE, D_FOLLOW_CPU},
         {"disk after commit", "MB", -1, U_MB, D_DISK},
         {"log raw", "MB", -1, U_MB, D_LOG_RAW},
         {"log stored", "MB", -1, U_MB, D_LOG_STORED},
@@ -320,6 +323,12 @@ static double g_rb_loop(const bk_run *r)
 static double g_cpu(const bk_run *r)
 {
 	const bk_meas *m = &r->ph[PH_COMMIT];
+	return m->done && !m->failed && m->cpu > 0 ? (double)m->count / m->cpu
+	                                           : NAN;
+}
+static double g_follow_cpu(const bk_run *r)
+{
+	const bk_meas *m = &r->ph[PH_FOLLOW];
 	return m->done && !m->failed && m->cpu > 0 ? (double)m->count / m->cpu
 	                                           : NAN;
 }
@@ -385,6 +394,8 @@ static double value(const bk_results *r, int sys, const row *rw)
 		return median_of(r, sys, g_rb_loop) * 1e3;
 	case D_COMMIT_CPU:
 		return median_of(r, sys, g_cpu);
+	case D_FOLLOW_CPU:
+		return median_of(r, sys, g_follow_cpu);
 	case D_DISK:
 		return median_of(r, sys, g_disk) / 1e6;
 	case D_LOG_RAW:
@@ -660,6 +671,16 @@ static int make_goals(const bk_results *r, goal *g)
 	     gl / gm);
 	GOAL(SC_SYNC, "--sync commit >= 0.9x raw LMDB (fsync per batch)",
 	     lb / lmdb, 0.9, 1, "%.2fx", lb / lmdb);
+	double fo = rate(r, SYS_LOGBOOK, PH_FOLLOW);
+	GOAL(SC_NOSYNC, "follower applies >= 0.8x logbook commit rate", fo / lb, 0.8, 1,
+	     "%.2fx", fo / lb);
+	/* the same per CPU second: what a loaded machine does not blur */
+	const row fc_row = {"", "", -1, U_RATE, D_FOLLOW_CPU};
+	const row cc_row = {"", "", -1, U_RATE, D_COMMIT_CPU};
+	double fc = value(r, SYS_LOGBOOK, &fc_row);
+	double cc = value(r, SYS_LOGBOOK, &cc_row);
+	GOAL(SC_NOSYNC, "follower apply >= 0.8x commit, per CPU second", fc / cc, 0.8, 1,
+	     "%.2fx", fc / cc);
 	double ri = value(r, SYS_LOGBOOK, &ratio_row);
 	GOAL(SC_NOSYNC, "log stored <= 50% of before+after images", ri, 0.5, 0,
 	     "%.1f%%", ri * 100);
@@ -699,7 +720,7 @@ static const char *verdict(const goal *g)
 
 void bk_report_goals(FILE *f, const bk_results *r)
 {
-	goal g[16];
+	goal g[24];
 	int n = make_goals(r, g);
 	fprintf(f,
 	        "goals (stated for 1,000,000 records; judged on this run: "
@@ -1022,7 +1043,7 @@ void bk_report_json(FILE *f, const bk_results *r)
 		fputs("]}", f);
 	}
 	fputs("\n  },\n  \"goals\": [", f);
-	goal g[16];
+	goal g[24];
 	int n = make_goals(r, g);
 	for (int i = 0; i < n; i++) {
 		fprintf(f, "%s\n    {\"goal\": ", i ? "," : "");

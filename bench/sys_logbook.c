@@ -453,6 +453,8 @@ static int lbs_run(const bk_ctx *c, bk_run *out)
 	if (c->phases & 1u << PH_SCAN)
 		scan(d, w, &out->ph[PH_SCAN]);
 	bk_feed_phases(c, d, base, out);
+	if (c->phases & 1u << PH_FOLLOW)
+		bk_follow_phase(c, d, &out->ph[PH_FOLLOW]);
 	if (c->phases & 1u << PH_VERIFY)
 		verify(d, 0, &out->ph[PH_VERIFY]);
 	if (c->phases & 1u << PH_VERIFY_RPL)

@@ -183,7 +183,11 @@ int lb__batch_txn(lb_batch *b)
 	return 0;
 }
 
-int lb__batch_begin(lb_db *db, const char *label, lb_batch **out)
+/* A follower's batches come only from frames (follow.c): raw is 1 there,
+ * and 0 for every batch of the database's own, which a follower refuses.
+ * The mark is read in the batch's own transaction, so a promotion or a
+ * first frame applied by another process counts at once. */
+static int batch_begin(lb_db *db, const char *label, lb_batch **out, int raw)
 {
 	int rc;
 	*out = NULL;
@@ -214,8 +218,22 @@ int lb__batch_begin(lb_db *db, const char *label, lb_batch **out)
 		batch_free(b);
 		return rc;
 	}
+	if (!raw && (rc = lb__follower_check(db, b->txn)) < 0) {
+		batch_free(b);
+		return rc;
+	}
 	*out = b;
 	return 0;
+}
+
+int lb__batch_begin(lb_db *db, const char *label, lb_batch **out)
+{
+	return batch_begin(db, label, out, 0);
+}
+
+int lb__batch_begin_raw(lb_db *db, const char *label, lb_batch **out)
+{
+	return batch_begin(db, label, out, 1);
 }
 
 int lb_batch_begin(lb_db *db, const char *label, lb_batch **out)

@@ -19,9 +19,11 @@
  * are read. One case needs more: `_hist` is keyed by table id, and a table
  * removed by a rollback after N and created again has a new id, so the
  * history of the current table knows nothing of the key's value in the old
- * one. That can only happen when an undo batch after N exists and the
- * current table says "absent"; then the log after N is read, record by
- * record, for the first record of the key or of its table (by name).
+ * one. That can only happen when an undo batch after N removed a table of
+ * that name (only undo batches remove tables; which ones an undo batch
+ * removed is read from its log once per handle) and the current table
+ * says "absent"; then the log from N up to that removal is read, record
+ * by record, for the first record of the key or of its table (by name).
  *
  * DIFF. The records of batches lo+1..hi are collected (table, key, images,
  * order), sorted by table, key and order, and each group reduced to its
@@ -137,26 +139,6 @@ int lb_wait(lb_db *db, uint64_t after, int timeout_ms, uint64_t *last)
 
 /* ---- lb_get_asof --------------------------------------------------------- */
 
-/* Is there an undo batch after `after` (the only batches that remove
- * tables)? 1, 0, or < 0. */
-static int undo_after(lb_db *db, MDB_txn *txn, uint64_t after)
-{
-	MDB_cursor *c;
-	MDB_val k, v;
-	int mrc = mdb_cursor_open(txn, db->victims, &c);
-	if (mrc)
-		return lb__mdb_fail(mrc, "_victims");
-	mrc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-	mdb_cursor_close(c);
-	if (mrc == MDB_NOTFOUND)
-		return 0;
-	if (mrc)
-		return lb__mdb_fail(mrc, "_victims");
-	if (k.mv_size != 8)
-		return lb__fail(LB_ECORRUPT, "_victims: bad key");
-	return lb__get_be64(k.mv_data) > after;
-}
-
 /* The first record of (table, key) in a batch, or (with tables set) of a
  * TABLE record of that table that creates or removes it. */
 typedef struct {
@@ -258,10 +240,19 @@ typedef struct centry {
 	lb_buf arena;
 } centry;
 
+/* The tables an undo batch removed (most remove none), by chain hash. */
+typedef struct dent {
+	uint8_t hash[32];
+	char *names; /* NUL-terminated names, one after the other */
+	size_t len;
+} dent;
+
 typedef struct lb_asof_cache {
 	pthread_mutex_t mu;
 	uint64_t tick;
 	centry e[CACHE_ENTRIES];
+	dent *drops;
+	size_t ndrops, dcap;
 } lb_asof_cache;
 
 static uint64_t key_hash(const void *t, size_t tl, const void *k, size_t kl)
@@ -291,6 +282,9 @@ void lb__asof_cache_free(lb_db *db)
 		return;
 	for (int i = 0; i < CACHE_ENTRIES; i++)
 		centry_clear(&c->e[i]);
+	for (size_t i = 0; i < c->ndrops; i++)
+		free(c->drops[i].names);
+	free(c->drops);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
@@ -468,6 +462,113 @@ static int first_cached(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	return rc;
 }
 
+/* ---- tables removed after a batch -----------------------------------------
+ * Only undo batches remove tables (FORMAT.md §4.2), and `_victims` lists
+ * every undo batch. Which tables one removed is read from its log once per
+ * handle and kept by its chain hash. */
+
+typedef struct drop_ctx {
+	lb_buf names;
+} drop_ctx;
+
+static int drop_cb(void *p, const lb_wal_rec *r)
+{
+	drop_ctx *d = p;
+	if (r->op != LB_OP_TABLE || !r->has_before || r->has_after)
+		return 0;
+	int rc = lb__buf_append(&d->names, r->table, r->tlen);
+	return rc < 0 ? rc : lb__buf_append(&d->names, "", 1);
+}
+
+static int names_have(const char *names, size_t len, const char *name)
+{
+	for (size_t i = 0; i < len; i += strlen(names + i) + 1)
+		if (strcmp(names + i, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Did undo batch id remove table `name`? 1, 0 or < 0. A pruned undo batch
+ * may have: 1 (the caller then meets the pruned log). */
+static int batch_drops(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
+                       const char *name)
+{
+	lb_wal_hdr h;
+	int rc = lb__hdr_get(db, txn, id, &h);
+	if (rc < 0)
+		return rc;
+	int pruned = h.pruned;
+	uint8_t hash[32];
+	memcpy(hash, h.hash, 32);
+	lb__hdr_free(&h);
+	if (pruned)
+		return 1;
+	lb_asof_cache *c = cache_of(db);
+	if (c) {
+		pthread_mutex_lock(&c->mu);
+		for (size_t i = 0; i < c->ndrops; i++)
+			if (memcmp(c->drops[i].hash, hash, 32) == 0) {
+				rc = names_have(c->drops[i].names,
+				                c->drops[i].len, name);
+				pthread_mutex_unlock(&c->mu);
+				return rc;
+			}
+		pthread_mutex_unlock(&c->mu);
+	}
+	drop_ctx d;
+	lb__buf_init(&d.names);
+	if ((rc = lb__walk_batch(db, txn, id, r, drop_cb, &d)) < 0) {
+		lb__buf_free(&d.names);
+		return rc == LB_EPRUNED ? 1 : rc;
+	}
+	rc = names_have((const char *)d.names.data, d.names.len, name);
+	if (c) {
+		pthread_mutex_lock(&c->mu);
+		if (lb__grow(&c->drops, &c->dcap, c->ndrops + 1,
+		             sizeof *c->drops, 16) == 0) {
+			dent *e = &c->drops[c->ndrops++];
+			memcpy(e->hash, hash, 32);
+			e->names = (char *)d.names.data;
+			e->len = d.names.len;
+			d.names.data = NULL;
+		}
+		pthread_mutex_unlock(&c->mu);
+	}
+	lb__buf_free(&d.names);
+	return rc;
+}
+
+/* The first undo batch after `after` that removed table `name`: 1 and
+ * *at, or 0 when none did; < 0 on failure. */
+static int dropped_after(lb_db *db, MDB_txn *txn, uint64_t after,
+                         const char *name, lb_segr *r, uint64_t *at)
+{
+	MDB_cursor *c;
+	uint8_t kb[8];
+	lb__be64(kb, after + 1);
+	MDB_val k = {8, kb}, v;
+	int rc = 0, mrc = mdb_cursor_open(txn, db->victims, &c);
+	if (mrc)
+		return lb__mdb_fail(mrc, "_victims");
+	for (mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); mrc == 0;
+	     mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 8) {
+			rc = lb__fail(LB_ECORRUPT, "_victims: bad key");
+			break;
+		}
+		uint64_t id = lb__get_be64(k.mv_data);
+		if ((rc = batch_drops(db, txn, id, r, name)) != 0) {
+			if (rc > 0)
+				*at = id;
+			break;
+		}
+	}
+	mdb_cursor_close(c);
+	if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+		rc = lb__mdb_fail(mrc, "_victims");
+	return rc;
+}
+
 /* The fast way: the key's history in the current table. */
 static int asof_hist(lb_db *db, MDB_txn *txn, lb_table *t, uint64_t batch,
                      lb_segr *r, first_ctx *f)
@@ -511,18 +612,21 @@ static int asof_hist(lb_db *db, MDB_txn *txn, lb_table *t, uint64_t batch,
 	return 0;
 }
 
-/* The slow way: the log after batch, by table name. */
-static int asof_scan(lb_db *db, MDB_txn *txn, uint64_t batch, uint64_t last,
-                     const char *table, lb_segr *r, first_ctx *f)
+/* The slow way: the log after batch up to upto, a batch that removed the
+ * table (so the key's record, or the removal, is met on the way), by
+ * table name. */
+static int asof_scan(lb_db *db, MDB_txn *txn, uint64_t batch, uint64_t upto,
+                     lb_segr *r, first_ctx *f)
 {
 	f->tables = 1;
-	for (uint64_t id = batch + 1; id <= last; id++) {
+	for (uint64_t id = batch + 1; id <= upto; id++) {
 		int rc = walk_first(db, txn, id, r, f);
 		if (rc < 0 || f->found)
 			return rc;
 	}
-	lb_table *t = lb__table_find(db, table);
-	return t ? current(txn, t, f->key, f->klen, f) : 0;
+	return lb__fail(LB_ECORRUPT,
+	                "batch %llu removes table %s, but its log does not",
+	                (unsigned long long)upto, f->table);
 }
 
 int lb_get_asof(lb_db *db, uint64_t batch, const char *table, const void *key,
@@ -558,7 +662,10 @@ int lb_get_asof(lb_db *db, uint64_t batch, const char *table, const void *key,
 	if (t && (rc = asof_hist(db, txn, t, batch, &r, &f)) < 0)
 		goto out;
 	if (!f.present) {
-		int u = undo_after(db, txn, batch);
+		/* the current table may be a new one of that name: the
+		 * first removal of the name after batch bounds the scan */
+		uint64_t upto = 0;
+		int u = dropped_after(db, txn, batch, table, &r, &upto);
 		if (u < 0) {
 			rc = u;
 			goto out;
@@ -567,7 +674,7 @@ int lb_get_asof(lb_db *db, uint64_t batch, const char *table, const void *key,
 			free(f.val);
 			f = (first_ctx){table, strlen(table), key, klen, 0, 0,
 			                0,     NULL,          0};
-			rc = asof_scan(db, txn, batch, last, table, &r, &f);
+			rc = asof_scan(db, txn, batch, upto, &r, &f);
 		} else if (!t) {
 			rc = lb__no_table(db, table);
 		}

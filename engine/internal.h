@@ -353,6 +353,20 @@ void lb__zw_free(lb_db *db);
 /* ---- batch.c ------------------------------------------------------------- */
 /* Begin a batch; internal callers (rollback, table create) use it too. */
 LB__WUR int lb__batch_begin(lb_db *db, const char *label, lb_batch **out);
+/* The same for a batch copied from another database (replay, a follower's
+ * frames): allowed on a follower. */
+LB__WUR int lb__batch_begin_raw(lb_db *db, const char *label, lb_batch **out);
+/* ---- follow.c: identity and followers ------------------------------------ */
+/* LB_EINVAL "follows <primary>; promote it first" when txn's view of db
+ * marks it a follower, else 0. */
+LB__WUR int lb__follower_check(lb_db *db, MDB_txn *txn);
+/* replay.c: apply one record's after-image in a copied batch; *tcache is
+ * the table of the previous record (NULL at first). */
+LB__WUR int lb__replay_rec(lb_batch *b, const lb_wal_rec *rec,
+                           lb_table **tcache);
+/* Give db (just created, in txn) a random id of its own, and no primary;
+ * or with only_missing, an id only if it has none. */
+LB__WUR int lb__identity_make(lb_db *db, MDB_txn *txn, int only_missing);
 enum { LB__MODE_PUT, LB__MODE_INSERT, LB__MODE_UPDATE, LB__MODE_DELETE };
 /* How lb__apply treats an op:
  *  CHECK   user ops: schema, duplicate and missing checks; logged; foreign
@@ -495,6 +509,10 @@ typedef struct lb_victims {
 } lb_victims;
 LB__WUR int lb__victims_get(lb_db *db, MDB_txn *txn, uint64_t n,
                             lb_victims *out);
+/* Parse a `_victims` value of batch n (FORMAT.md §2.5) into *out (ids
+ * point into val). LB_ECORRUPT. */
+LB__WUR int lb__victims_parse(const void *val, size_t len, uint64_t n,
+                              lb_victims *out);
 uint64_t lb__victims_count(const lb_victims *vs);
 uint64_t lb__victims_at(const lb_victims *vs, uint64_t i);
 /* Every batch that undoes z (`_undo` values: the id, with LB__UNDO_IMPLIED

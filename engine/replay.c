@@ -92,7 +92,7 @@ static int as_corrupt(int rc)
 
 /* Apply one record's after-image. *tcache holds the table of the previous
  * record (valid until a table record changes the table set). */
-static int apply_rec(lb_batch *b, const lb_wal_rec *rec, lb_table **tcache)
+int lb__replay_rec(lb_batch *b, const lb_wal_rec *rec, lb_table **tcache)
 {
 	char name[LB_TABLE_NAME_MAX + 1];
 	lb_table *t = *tcache;
@@ -206,7 +206,7 @@ static int replay_batch(rp *p, uint64_t id)
 		              (unsigned long long)id);
 		goto out;
 	}
-	if (!b && (rc = lb__batch_begin(p->dst, h.label, &b)) < 0)
+	if (!b && (rc = lb__batch_begin_raw(p->dst, h.label, &b)) < 0)
 		goto out;
 	b->private_db = 1; /* the new database is the replay's alone */
 	p->grp = b;
@@ -232,7 +232,7 @@ static int replay_batch(rp *p, uint64_t id)
 		lb_wal_rec rec;
 		int got;
 		while ((got = lb__segr_next(&p->r, &rec)) == 1) {
-			if ((rc = apply_rec(b, &rec, &tcache)) < 0)
+			if ((rc = lb__replay_rec(b, &rec, &tcache)) < 0)
 				goto out;
 			n++;
 		}
@@ -478,6 +478,19 @@ out:
 	return rc;
 }
 
+static int new_identity(lb_db *db)
+{
+	MDB_txn *txn;
+	int rc, mrc = mdb_txn_begin(db->env, NULL, 0, &txn);
+	if (mrc)
+		return lb__mdb_fail(mrc, "making the replay's id");
+	if ((rc = lb__identity_make(db, txn, 0)) < 0)
+		mdb_txn_abort(txn);
+	else if ((mrc = mdb_txn_commit(txn)))
+		rc = lb__mdb_fail(mrc, "making the replay's id");
+	return rc;
+}
+
 int lb__replay_txn(lb_db *src, MDB_txn *txn, const char *dest, uint64_t to,
                    const char *from_checkpoint, uint64_t *records,
                    uint64_t *failed)
@@ -539,6 +552,10 @@ int lb__replay_txn(lb_db *src, MDB_txn *txn, const char *dest, uint64_t to,
 		goto out;
 	if (from_checkpoint &&
 	    (rc = base_checkpoints(&p, from_checkpoint, at)) < 0)
+		goto out;
+	/* a copy of the checkpoint holds its id (and, of a follower, its
+	 * primary): the new database is a database of its own */
+	if (from_checkpoint && (rc = new_identity(p.dst)) < 0)
 		goto out;
 	for (uint64_t id = at + 1; id <= to; id++) {
 		if ((rc = replay_batch(&p, id)) < 0) {

@@ -39,8 +39,13 @@ int lb__victims_get(lb_db *db, MDB_txn *txn, uint64_t n, lb_victims *out)
 		return 0;
 	if (mrc)
 		return lb__mdb_fail(mrc, "_victims");
-	const uint8_t *p = v.mv_data;
-	size_t len = v.mv_size;
+	return lb__victims_parse(v.mv_data, v.mv_size, n, out);
+}
+
+int lb__victims_parse(const void *val, size_t len, uint64_t n, lb_victims *out)
+{
+	const uint8_t *p = val;
+	memset(out, 0, sizeof *out);
 	int kind = len ? p[0] : 0;
 	int ok = kind == LB__UNDO_TO ? len == 9 && lb__get_be64(p + 1) < n
 	                             : (kind == LB__UNDO_ROLLBACK ||

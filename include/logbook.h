@@ -1423,6 +1423,126 @@ LB_API int lb_checkpoints(lb_db *db, lb_checkpoint_fn fn, void *ctx);
 LB_API int lb_prune(lb_db *db, uint64_t before_batch);
 /** @} */
 
+/* ======================================================================
+ * Followers: batch frames, database identity, promotion
+ * (docs/REPLICATION.md; the frame is docs/FORMAT.md §16)
+ * ====================================================================== */
+/** @defgroup follow Followers
+ * A follower is a database that holds exactly a primary's log, applied
+ * batch by batch from frames (lb_batch_raw() on the primary,
+ * lb_batch_apply_raw() on the follower) carried by any transport. A
+ * follower refuses batches of its own until lb_promote().
+ * @{ */
+
+/** Bytes of a database id. */
+#define LB_ID_SIZE 16
+
+/** What a database knows of itself (lb_identity_get()). */
+typedef struct lb_identity {
+	/** this database's id: random, made when it was created (or when a
+	 * copy of another database first applied a frame of it) */
+	uint8_t id[LB_ID_SIZE];
+	/** 1 when the database follows another: it refuses batches of its
+	 * own (#LB_EINVAL) until lb_promote(); else 0 */
+	int follows;
+	/** with follows: the id of the database whose frame it applied last;
+	 * else zeros */
+	uint8_t primary[LB_ID_SIZE];
+} lb_identity;
+
+/**
+ * @brief The identity of a database: its own id and, when it follows,
+ * its primary's.
+ * @param[in] db the database.
+ * @param[out] out zeroed, then filled.
+ * @return 0 on success, or:
+ *  - #LB_EINVAL: @p db or @p out is NULL;
+ *  - #LB_ENOTFOUND: a database opened read-only that was never opened
+ *    writable by a logbook that makes ids (it has none yet);
+ *  - #LB_ECORRUPT: the stored id is damaged;
+ *  - #LB_EBUSY, #LB_EFULL, #LB_EIO, #LB_ENOMEM, #LB_EVERSION: beginning
+ *    the read (see @ref errors).
+ * @par Threads: any thread; a reader.
+ */
+LB_API int lb_identity_get(lb_db *db, lb_identity *out);
+
+/**
+ * @brief One self-describing frame holding batch @p id exactly as stored:
+ * its header, what it undoes, and its segments, with the id of this
+ * database and a CRC-32 (docs/FORMAT.md §16). The header's hash and each
+ * segment's SHA-256 are checked first, so a damaged batch is never
+ * framed.
+ * @param[in] db the database.
+ * @param[in] id the batch, 1..last.
+ * @param[out] buf the frame, from malloc(); NULL on failure.
+ * @param[out] len its length in bytes; 0 on failure.
+ * @return 0 on success, or:
+ *  - #LB_EINVAL: a NULL argument;
+ *  - #LB_ENOTFOUND: no batch @p id;
+ *  - #LB_EPRUNED: the batch's log was pruned;
+ *  - #LB_ECORRUPT: the batch's header or a segment is damaged (the
+ *    message names the batch and segment);
+ *  - #LB_EVERSION: the header was written by a newer logbook;
+ *  - #LB_ENOMEM: out of memory;
+ *  - #LB_EBUSY, #LB_EFULL, #LB_EIO: beginning the read (see @ref errors).
+ * @par Ownership: the caller frees *buf with free().
+ * @par Threads: any thread; a reader: writers go on.
+ */
+LB_API int lb_batch_raw(lb_db *db, uint64_t id, void **buf, size_t *len);
+
+/**
+ * @brief Check a frame made by lb_batch_raw() and apply its batch in one
+ * transaction, so that this database's log, hashes and tables equal the
+ * primary's up to that batch.
+ *
+ * The frame's CRC, the header's hash and each segment's SHA-256 are
+ * checked, then that the batch is the next one (id == last + 1) and
+ * chains to this database's head (its previous hash is the head's hash).
+ * A batch that is here already with the same hash is a no-op. A database
+ * with no batch, or a copy of the frame's database (same id: a checkpoint
+ * copy), becomes a follower (the copy gets an id of its own); the
+ * primary recorded is the frame's database.
+ * @param[in] db the database (not read-only; a follower, empty, or a copy
+ * of the frame's database).
+ * @param[in] buf the frame.
+ * @param[in] len its length.
+ * @param[out] id may be NULL; the frame's batch id when the frame was
+ * valid (applied or already there), else 0.
+ * @return 0 when the batch was applied or was already here, or:
+ *  - #LB_EINVAL: @p db or @p buf is NULL; the database is read-only; it
+ *    has batches of its own and is neither a follower nor a copy of the
+ *    frame's database ("is a primary");
+ *  - #LB_ECORRUPT: the frame is damaged or forged: bad magic, version,
+ *    length, CRC, header, hash, segment or record (the message names the
+ *    batch); nothing is applied;
+ *  - #LB_ECONFLICT: a gap (the batch is not the next one: the message
+ *    names the batch expected) or a fork (a batch of that id with another
+ *    hash is here, or its previous hash is not this database's head);
+ *  - #LB_EVERSION: a frame, header or segment of a newer version;
+ *  - #LB_EFULL: the disk or the map is full;
+ *  - #LB_EIO: writing failed;
+ *  - #LB_ENOMEM: out of memory;
+ *  - #LB_EBUSY: see @ref errors.
+ * @par Threads: any thread but one holding an open batch of @p db: it
+ * takes the writer lock, as lb_batch_begin() does.
+ */
+LB_API int lb_batch_apply_raw(lb_db *db, const void *buf, size_t len,
+                              uint64_t *id);
+
+/**
+ * @brief Make a follower a primary: it accepts batches of its own again
+ * and frames of no other database. Applying what its primary committed
+ * first is the caller's business (logbook promote does it).
+ * @param[in] db the database (not read-only).
+ * @return 0 on success, or:
+ *  - #LB_EINVAL: @p db is NULL or read-only, or it is not a follower;
+ *  - #LB_EFULL, #LB_EIO, #LB_ENOMEM, #LB_EBUSY: writing (see @ref errors).
+ * @par Threads: any thread but one holding an open batch of @p db.
+ */
+LB_API int lb_promote(lb_db *db);
+/** @} */
+/* ==== end of the followers section ==== */
+
 /* ==== The log as a feed: following, as-of reads, diffs, consumers ==== */
 /** @defgroup feed The log as a feed
  * Following the log as it grows, reading any past state in place, and
@@ -1466,8 +1586,9 @@ LB_API int lb_wait(lb_db *db, uint64_t after, int timeout_ms, uint64_t *last);
  * @p batch, found through the per-key history index (`_hist`), or the
  * current value when no later batch changed the key: its cost grows with
  * the key's changes after @p batch, not with the log. When no value is
- * found that way and a rollback after @p batch may have removed a table of
- * that name, the log after @p batch is read (docs/DESIGN.md).
+ * found that way and a rollback after @p batch removed a table of that
+ * name, the log from @p batch up to that removal is read
+ * (docs/DESIGN.md).
  * @param[in] db the database.
  * @param[in] batch the batch: 0 (before the first batch: every key is
  * absent) up to the last batch (the current value).

@@ -19,7 +19,8 @@ libcmocka-dev libjansson-dev libsqlite3-dev libdeflate-dev
 clang clang-format libclang-rt-14-dev valgrind lmdb-utils python3
 python3-dev python3-cffi python3-setuptools python3-pytest python3-msgpack
 python3-pip
-libmicrohttpd-dev curl chromium wrk"
+libmicrohttpd-dev curl chromium wrk
+nats-server libnats-dev"
 
 mode=install
 case "${1:-}" in

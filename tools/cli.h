@@ -323,6 +323,11 @@ int cmd_checkpoint(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+/* replica.c: followers over NATS JetStream */
+int cmd_ship(int argc, char **argv);
+int cmd_follow(int argc, char **argv);
+int cmd_replica(int argc, char **argv);
+int cmd_promote(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_compact(int argc, char **argv);
 int cmd_gen(int argc, char **argv);

@@ -245,6 +245,48 @@ static const command commands[] = {
          "every request must carry, as 'Authorization: Bearer TOKEN' or,\n"
          "for the page, as ?token=TOKEN. /api/verify?replay=1 (a full\n"
          "replay) only with --allow-replay-verify.\n"},
+        {"ship", cmd_ship,
+         "ship DIR --nats URL --stream NAME [--follow] [--replicas R]\n"
+         "       [--max-msgs N] [--max-bytes N] [--chunk-size N]",
+         "publish the log's batches to a NATS JetStream stream",
+         "Publish every batch of DIR that the stream NAME does not hold\n"
+         "yet, in order, one message each (a frame larger than the server's\n"
+         "max payload, or than --chunk-size, goes as numbered chunks).\n"
+         "Creates the stream if missing (file storage, --replicas R,\n"
+         "default 1, deny delete and purge; --max-msgs and --max-bytes\n"
+         "limit it). Resumes where the stream ends. Each publish expects\n"
+         "the stream's last sequence: a second primary shipping to the\n"
+         "same stream is fenced and stops (exit 1), as does a database\n"
+         "whose history differs from the stream's. --follow keeps\n"
+         "shipping new batches as they commit, until SIGINT or SIGTERM.\n"
+         "See docs/REPLICATION.md.\n"},
+        {"follow", cmd_follow,
+         "follow DEST --nats URL --stream NAME [--follow]\n"
+         "       [--from-checkpoint DIR] [--nosync] [--ack-wait MS]",
+         "apply a stream's batches to a follower",
+         "Create or open the follower DEST and apply the stream's batches\n"
+         "in id order, each checked (CRC, hashes, chain) and committed\n"
+         "before its messages are acknowledged. Duplicates and\n"
+         "redeliveries are skipped; a damaged or forged batch, a gap or a\n"
+         "fork stops it (exit 1) with nothing applied. Without --follow it\n"
+         "stops once it holds the stream's last batch; with it, it goes on\n"
+         "until SIGINT or SIGTERM. --from-checkpoint DIR: a DEST that does\n"
+         "not exist starts as a copy of that checkpoint of the primary\n"
+         "(needed once the stream's limits removed its early batches).\n"
+         "A follower refuses batches of its own until promoted.\n"
+         "--ack-wait MS (default 5000): a message not acknowledged within\n"
+         "it is delivered again (the summary counts duplicates and\n"
+         "redeliveries).\n"},
+        {"replica", cmd_replica, "replica status DEST --nats URL --stream NAME",
+         "a follower's lag behind its stream",
+         "Print the follower's applied batch, the stream's last batch, and\n"
+         "the lag between them in batches and in seconds (the difference\n"
+         "of the two batches' commit times), and whom DEST follows.\n"},
+        {"promote", cmd_promote, "promote DEST [--nats URL --stream NAME]",
+         "make a follower a primary",
+         "With --nats and --stream, first apply everything the stream\n"
+         "holds; then let DEST accept batches of its own. Ship from it to a\n"
+         "new stream (or to the same one, once the old primary is gone).\n"},
         {"gen", cmd_gen,
          "gen hearings [--records N] [--seed S] [--bad-rate R] [--days D]\n"
          "       [--day K] [--truth FILE]\n"

@@ -1339,6 +1339,42 @@ static void test_engine_contract__states(void **st)
 	E(0, lb_checkpoints, db, ckpt_cb, &cnt);
 	E(0, lb_tables, db, table_cb, &cnt);
 
+	/* frames and followers */
+	{
+		char *fd = path_in("states-f"), *gd = path_in("states-g");
+		lb_db *f = open_db(fd, LB_CREATE | LB_NOSYNC, 0);
+		lb_db *g = open_db(gd, LB_CREATE | LB_NOSYNC, 0);
+		lb_identity ident;
+		void *fr = NULL;
+		size_t fl = 0;
+		E(LB_EINVAL, lb_identity_get, NULL, &ident);
+		E(0, lb_identity_get, f, &ident);
+		E(LB_EINVAL, lb_batch_raw, NULL, 1, &fr, &fl);
+		E(LB_ENOTFOUND, lb_batch_raw, db, last_of(db) + 1, &fr, &fl);
+		E(LB_EPRUNED, lb_batch_raw, db, 1, &fr, &fl);
+		E(0, lb_batch_raw, db, last_of(db), &fr, &fl);
+		E(LB_ECONFLICT, lb_batch_apply_raw, f, fr, fl, &id); /* gap */
+		E(LB_EINVAL, lb_batch_apply_raw, NULL, fr, fl, &id);
+		((uint8_t *)fr)[fl - 1] ^= 1;
+		E(LB_ECORRUPT, lb_batch_apply_raw, f, fr, fl, &id);
+		free(fr);
+		E(LB_EINVAL, lb_promote, NULL);
+		E(LB_EINVAL, lb_promote, f); /* not a follower */
+		E(0, lb_table_create, f, "x", NULL);
+		E(0, lb_batch_raw, f, 1, &fr, &fl);
+		E(0, lb_batch_apply_raw, g, fr, fl, &id);
+		free(fr);
+		E(LB_EINVAL, lb_table_create, g, "y", NULL); /* follows */
+		E(0, lb_promote, g);
+		E(0, lb_table_create, g, "y", NULL);
+		lb_close(f);
+		lb_close(g);
+		th_rmrf(fd);
+		th_rmrf(gd);
+		free(fd);
+		free(gd);
+	}
+
 	/* a checkpoint this process has open is not opened again */
 	lb_db *cdb = open_db(ck, LB_RDONLY, 0);
 	E(LB_EBUSY, lb_replay, db, rp2, 0, ck, &res);

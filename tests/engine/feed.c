@@ -16,6 +16,9 @@
  * random pairs of batches the diff turns one state into the other, names
  * only keys that differ, in table then key order; and for a few batches a
  * real lb_replay to that batch answers every key as lb_get_asof does.
+ * Histories whose rollback-tos remove table "x", created again later, are
+ * checked the same way against a replay to every batch (the as-of read of
+ * a key of a removed table reads the log up to the removal).
  * lb_get_asof's cache of recent batches is driven past its size and
  * shared by threads (every answer checked), and a batch pruned after it
  * was cached answers LB_EPRUNED.
@@ -229,6 +232,134 @@ static void test_engine_feed__diff_callback_stops(void **state)
 	te_rc(7, lb_diff(fx->db, 0, te_last(fx->db), stop_cb, NULL));
 }
 
+/* Random histories where rollback-tos remove table "x" and it is created
+ * again: for every batch and key, lb_get_asof and lb_diff from batch 0
+ * agree with a replay to that batch. */
+static int find_key(void *ctx, const lb_change *c)
+{
+	const char **want = ctx;
+	if (c->op != LB_OP_TABLE && strcmp(c->table, want[0]) == 0 &&
+	    c->klen == strlen(want[1]) &&
+	    memcmp(c->key, want[1], c->klen) == 0) {
+		want[2] = c->has_after ? "present" : "absent";
+		if (c->has_after && c->alen < 32) {
+			memcpy((char *)want[3], c->after, c->alen);
+			((char *)want[3])[c->alen] = 0;
+		}
+	}
+	return 0;
+}
+
+static void
+test_engine_feed__asof_with_tables_removed_against_replay(void **state)
+{
+	te_fx *fx = *state;
+	lb_db *db = fx->db;
+	uint64_t rng = th_seed(1905);
+	long steps = th_env_long("LB_FEED_STEPS", 150) / 3, creations = 0;
+	uint64_t xborn = 0;
+	for (long i = 0; i < steps; i++) {
+		uint64_t last = te_last(db);
+		unsigned what = (unsigned)th_below(&rng, 10);
+		if (what == 0 && last > 2) {
+			/* half the time back to right before "x" was
+			 * created, which removes it */
+			uint64_t to = xborn > 1 && th_below(&rng, 2)
+			                      ? xborn - 1
+			                      : 1 + th_below(&rng, last - 1);
+			lb_result res;
+			int rc = lb_rollback_to(db, to, &res);
+			lb_result_free(&res);
+			th_assert_seeded(rc == 0 || rc == LB_EVALIDATION);
+			continue;
+		}
+		lb_batch *b;
+		void *v;
+		size_t vl;
+		int grc = lb_get(db, "x", "k0", 2, &v, &vl);
+		if (grc == 0)
+			free(v);
+		int have_x =
+		        grc == 0 || strstr(lb_errmsg(), "no table") == NULL;
+		if (!have_x) {
+			te_rc(0, lb_table_create(db, "x", NULL));
+			xborn = te_last(db);
+			creations++;
+			continue;
+		}
+		te_rc(0, lb_batch_begin(db, "r", &b));
+		for (int j = 0; j < 3; j++) {
+			char k[16], val[48];
+			const char *t = th_below(&rng, 2) ? "x" : "t";
+			snprintf(k, sizeof k, "k%d", (int)th_below(&rng, 4));
+			snprintf(val, sizeof val, "v%ld-%d", i, j);
+			if (th_below(&rng, 4) == 0) {
+				int rc = lb_delete(b, t, k, strlen(k));
+				th_assert_seeded(rc == 0 ||
+				                 rc == LB_EVALIDATION);
+			} else {
+				te_rc(0, lb_put(b, t, k, strlen(k), val,
+				                strlen(val)));
+			}
+		}
+		lb_result res;
+		int rc = lb_batch_commit(b, &res);
+		lb_result_free(&res);
+		th_assert_seeded(rc == 0 || rc == LB_EVALIDATION);
+	}
+	/* "x" was removed and created again at least once */
+	th_assert_seeded(creations >= 2);
+	uint64_t last = te_last(db);
+	char *base = th_tmpdir();
+	for (uint64_t n = 1; n <= last; n++) {
+		char name[32];
+		snprintf(name, sizeof name, "r%llu", (unsigned long long)n);
+		char *dest = th_path(base, name);
+		lb_result res;
+		te_rc(0, lb_replay(db, dest, n, NULL, &res));
+		lb_result_free(&res);
+		lb_db *r = te_open(dest, 0);
+		for (int t = 0; t < 2; t++)
+			for (int k = 0; k < 4; k++) {
+				const char *tn = t ? "x" : "t";
+				char key[16], dv[32] = "";
+				snprintf(key, sizeof key, "k%d", k);
+				void *v1 = NULL, *v2 = NULL;
+				size_t l1 = 0, l2 = 0;
+				int r1 = lb_get(r, tn, key, 2, &v1, &l1);
+				int r2 = lb_get_asof(db, n, tn, key, 2, &v2,
+				                     &l2);
+				if (r1 != r2)
+					fprintf(stderr,
+					        "as of %llu %s/%s: replay %d, "
+					        "as-of %d (%s)\n",
+					        (unsigned long long)n, tn, key,
+					        r1, r2, lb_errmsg());
+				th_assert_seeded(r1 == r2);
+				th_assert_seeded(l1 == l2);
+				th_assert_seeded(!l1 ||
+				                 memcmp(v1, v2, l1) == 0);
+				/* the diff from the empty database says the
+				 * same */
+				const char *want[4] = {tn, key, "absent", dv};
+				te_rc(0, lb_diff(db, 0, n, find_key, want));
+				th_assert_seeded(
+				        (r1 == 0) ==
+				        (strcmp(want[2], "present") == 0));
+				th_assert_seeded(r1 != 0 || strlen(dv) == l1);
+				th_assert_seeded(r1 != 0 ||
+				                 memcmp(dv, v1, l1) == 0);
+				free(v1);
+				free(v2);
+			}
+		lb_close(r);
+		th_rmrf(dest);
+		free(dest);
+	}
+	th_rmrf(base);
+	free(base);
+}
+
 /* ---- the as-of cache ----------------------------------------------------- */
 
 /* Batches 2..25 each set k0..k9 to "b<batch>-<key>": more batches than
@@ -239,7 +370,7 @@ static void many_batches(lb_db *db)
 		lb_batch *bt;
 		te_rc(0, lb_batch_begin(db, "c", &bt));
 		for (int k = 0; k < 10; k++) {
-			char key[8], v[16];
+			char key[16], v[32];
 			snprintf(key, sizeof key, "k%d", k);
 			snprintf(v, sizeof v, "b%d-%d", b, k);
 			te_rc(0,
@@ -267,7 +398,7 @@ static void test_engine_feed__asof_cache_evicts_and_stays_right(void **state)
 		for (int i = 0; i < 200; i++) {
 			int b = 1 + (int)th_below(&rng, 25),
 			    k = (int)th_below(&rng, 10);
-			char key[8], w[16];
+			char key[16], w[32];
 			snprintf(key, sizeof key, "k%d", k);
 			want_of(b, k, w, sizeof w);
 			assert_asof(fx->db, (uint64_t)b, "t", key,
@@ -301,7 +432,7 @@ static void *ask_thread(void *p)
 	for (int i = 0; i < 400; i++) {
 		int b = 2 + (int)th_below(&rng, 24),
 		    k = (int)th_below(&rng, 10);
-		char key[8], w[16];
+		char key[16], w[32];
 		snprintf(key, sizeof key, "k%d", k);
 		want_of(b, k, w, sizeof w);
 		void *v = NULL;
@@ -642,6 +773,7 @@ int main(void)
 	        T(test_engine_feed__wait_wakes_for_another_thread),
 	        T(test_engine_feed__wait_wakes_for_another_process),
 	        T(test_engine_feed__asof_and_diff_against_the_model),
+	        T(test_engine_feed__asof_with_tables_removed_against_replay),
 #undef T
 	};
 	return cmocka_run_group_tests_name("engine_feed", tests, NULL, NULL);
