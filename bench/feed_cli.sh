@@ -47,7 +47,7 @@ for b in range(0, n, 1000):
 EOF
 "$LB" init "$T/db" >/dev/null
 "$LB" table create "$T/db" w1 >/dev/null
-"$LB" import "$T/db" "$T/w1.jsonl" --mode upsert --batch-size 1000 --nosync >/dev/null
+"$LB" import "$T/db" "$T/w1.jsonl" --mode upsert --allow-repeats --batch-size 1000 --nosync >/dev/null
 last=$("$LB" log "$T/db" --limit 1 --json | sed 's/.*"id":\([0-9]*\).*/\1/')
 nb=$((last - 1))
 asof=$((last - nb / 100))

@@ -87,7 +87,7 @@ for r in $(seq "$runs"); do
 	fp=$!
 	pids+=($fp)
 	t0=$(now)
-	"$LB" import "$p" "$T/w1.jsonl" --mode upsert --batch-size 1000 --nosync >/dev/null &
+	"$LB" import "$p" "$T/w1.jsonl" --mode upsert --allow-repeats --batch-size 1000 --nosync >/dev/null &
 	ip=$!
 	maxlag=0
 	while kill -0 "$ip" 2>/dev/null; do

@@ -672,15 +672,15 @@ static int make_goals(const bk_results *r, goal *g)
 	GOAL(SC_SYNC, "--sync commit >= 0.9x raw LMDB (fsync per batch)",
 	     lb / lmdb, 0.9, 1, "%.2fx", lb / lmdb);
 	double fo = rate(r, SYS_LOGBOOK, PH_FOLLOW);
-	GOAL(SC_NOSYNC, "follower applies >= 0.8x logbook commit rate", fo / lb, 0.8, 1,
-	     "%.2fx", fo / lb);
+	GOAL(SC_NOSYNC, "follower applies >= 0.8x logbook commit rate", fo / lb,
+	     0.8, 1, "%.2fx", fo / lb);
 	/* the same per CPU second: what a loaded machine does not blur */
 	const row fc_row = {"", "", -1, U_RATE, D_FOLLOW_CPU};
 	const row cc_row = {"", "", -1, U_RATE, D_COMMIT_CPU};
 	double fc = value(r, SYS_LOGBOOK, &fc_row);
 	double cc = value(r, SYS_LOGBOOK, &cc_row);
-	GOAL(SC_NOSYNC, "follower apply >= 0.8x commit, per CPU second", fc / cc, 0.8, 1,
-	     "%.2fx", fc / cc);
+	GOAL(SC_NOSYNC, "follower apply >= 0.8x commit, per CPU second",
+	     fc / cc, 0.8, 1, "%.2fx", fc / cc);
 	double ri = value(r, SYS_LOGBOOK, &ratio_row);
 	GOAL(SC_NOSYNC, "log stored <= 50% of before+after images", ri, 0.5, 0,
 	     "%.1f%%", ri * 100);

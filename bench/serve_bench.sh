@@ -62,7 +62,7 @@ if [ ! -f "$db/data.mdb" ]; then
  {"name": "congress", "type": "int"}, {"name": "url", "type": "str"}]}]}
 EOF
 	"$LB" init "$db" --schema "$T/schema.json" >/dev/null
-	python3 - "$records" <<'EOF' | "$LB" import "$db" - --batch-size 1000 --mode upsert --nosync >/dev/null
+	python3 - "$records" <<'EOF' | "$LB" import "$db" - --batch-size 1000 --mode upsert --allow-repeats --nosync >/dev/null
 import json, sys
 M = (1 << 64) - 1
 s = 42

@@ -76,7 +76,8 @@ int cmd_get(int argc, char **argv)
 		rc = lb_get_asof(db, asof, pos[1], key.p, key.len, &v, &vl);
 	else
 		rc = lb_get(db, pos[1], key.p, key.len, &v, &vl);
-	if (rc == LB_ENOTFOUND && opt_as_of && strstr(lb_errmsg(), "no batch")) {
+	if (rc == LB_ENOTFOUND && opt_as_of &&
+	    strstr(lb_errmsg(), "no batch")) {
 		rc = cli_lberr(rc, "%s", pos[1]);
 	} else if (rc == LB_ENOTFOUND) {
 		sb_init(&b);

@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
-
 /* ---- following ----------------------------------------------------------- */
 
 static volatile sig_atomic_t stop_flag;

@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
-
 static int batch_arg(const char *s, uint64_t *id)
 {
 	return cli_u64("BATCH", s, 1, UINT64_MAX, id);

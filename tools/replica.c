@@ -55,8 +55,6 @@
 
 #include <nats/nats.h>
 
-#define NOPTS(o) (sizeof(o) / sizeof((o)[0]))
-
 static volatile sig_atomic_t stop_flag;
 
 static void on_signal(int sig)

@@ -25,8 +25,6 @@
 
 #include <openssl/evp.h>
 
-#define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
-
 /* ---- signals ------------------------------------------------------------- */
 
 volatile sig_atomic_t runs_stop;

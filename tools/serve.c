@@ -45,8 +45,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
-
 enum {
 	SERVE_CONNECTIONS = 64, /* open connections, most */
 	SERVE_STREAMS = 16,     /* /api/changes streams, most */

@@ -59,7 +59,7 @@ section setup
 "$LB" gen hearings --records 300 --days 2 --day 1 >d1.jsonl
 "$LB" gen hearings --records 300 --days 2 --day 2 >d2.jsonl
 "$LB" import db d1.jsonl --batch-size 100 >/dev/null || bad "import day 1"
-"$LB" import db d2.jsonl --batch-size 100 --mode upsert >/dev/null ||
+"$LB" import db d2.jsonl --batch-size 100 --mode upsert --allow-repeats >/dev/null ||
 	bad "import day 2"
 LAST=$("$LB" log db --json --limit 1 |
 	python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["id"])')

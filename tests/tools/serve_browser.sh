@@ -65,7 +65,7 @@ bad() {
 "$LB" gen hearings --records 300 --days 2 --day 2 >d2.jsonl
 "$LB" import db d1.jsonl --batch-size 100 --label "day 1" >/dev/null ||
 	bad "import day 1"
-"$LB" import db d2.jsonl --batch-size 100 --mode upsert --label "day 2" \
+"$LB" import db d2.jsonl --batch-size 100 --mode upsert --allow-repeats --label "day 2" \
 	>/dev/null || bad "import day 2"
 last() { "$LB" log db --json --limit 1 | sed 's/^{"id":\([0-9]*\),.*/\1/'; }
 ROLLED=$(last)
