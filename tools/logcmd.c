@@ -114,11 +114,11 @@ int cmd_log(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	if (rc)
 		return rc;
-	if (o[0].val &&
-	    (rc = cli_u64("--limit", o[0].val, 1, UINT64_MAX, &limit)))
+	if (CLI_OPT(o, "limit") && (rc = cli_u64("--limit", CLI_OPT(o, "limit"),
+	                                         1, UINT64_MAX, &limit)))
 		return rc;
-	if (o[1].val &&
-	    (rc = cli_u64("--since", o[1].val, 0, UINT64_MAX, &since)))
+	if (CLI_OPT(o, "since") && (rc = cli_u64("--since", CLI_OPT(o, "since"),
+	                                         0, UINT64_MAX, &since)))
 		return rc;
 	rc = cli_open(pos[0], 1, 0, &db);
 	if (rc)
@@ -170,7 +170,7 @@ int cmd_log(int argc, char **argv)
 			sb_flush(&b, stdout);
 	}
 	sb_flush(&b, stdout);
-	if (o[2].val && (rc >= 0 || rc == LB_ENOTFOUND)) {
+	if (CLI_OPT(o, "follow") && (rc >= 0 || rc == LB_ENOTFOUND)) {
 		/* new batches, oldest first, as they commit */
 		cli_follow_signals();
 		uint64_t id = last;
@@ -321,8 +321,8 @@ int cmd_show(int argc, char **argv)
 		return rc;
 	if ((rc = ctx_open(&x, pos[0])))
 		return rc;
-	if (o[0].val &&
-	    (rc = cli_u64("--limit", o[0].val, 1, UINT64_MAX, &x.limit))) {
+	if (CLI_OPT(o, "limit") && (rc = cli_u64("--limit", CLI_OPT(o, "limit"),
+	                                         1, UINT64_MAX, &x.limit))) {
 		ctx_close(&x);
 		return rc;
 	}
@@ -413,7 +413,8 @@ int cmd_history(int argc, char **argv)
 	if (rc)
 		return rc;
 	sb_init(&key);
-	if ((rc = cli_key_arg(pos[2], o[0].val != NULL, &key))) {
+	if ((rc = cli_key_arg(pos[2], CLI_OPT(o, "base64-key") != NULL,
+	                      &key))) {
 		sb_free(&key);
 		return rc;
 	}
@@ -831,12 +832,14 @@ int cmd_rollback(int argc, char **argv)
 		return rc;
 	if ((rc = batch_arg(pos[1], &id)))
 		return rc;
-	if (o[0].val && o[1].val)
+	if (CLI_OPT(o, "cascade") && CLI_OPT(o, "force"))
 		return cli_usage("--cascade and --force exclude each other");
-	dry = o[2].val != NULL;
-	mode = o[0].val ? RB_CASCADE : o[1].val ? RB_FORCE : RB_STRICT;
-	flags = (o[0].val ? LB_CASCADE : 0) | (o[1].val ? LB_FORCE : 0) |
-	        (dry ? LB_DRYRUN : 0);
+	dry = CLI_OPT(o, "dry-run") != NULL;
+	mode = CLI_OPT(o, "cascade") ? RB_CASCADE
+	       : CLI_OPT(o, "force") ? RB_FORCE
+	                             : RB_STRICT;
+	flags = (CLI_OPT(o, "cascade") ? LB_CASCADE : 0) |
+	        (CLI_OPT(o, "force") ? LB_FORCE : 0) | (dry ? LB_DRYRUN : 0);
 	rc = cli_open(pos[0], 0, 0, &db);
 	if (rc)
 		return rc;
@@ -862,7 +865,7 @@ int cmd_rollback_to(int argc, char **argv)
 		return rc;
 	if ((rc = cli_u64("BATCH", pos[1], 0, UINT64_MAX, &id)))
 		return rc;
-	dry = o[0].val != NULL;
+	dry = CLI_OPT(o, "dry-run") != NULL;
 	rc = cli_open(pos[0], 0, 0, &db);
 	if (rc)
 		return rc;

@@ -462,20 +462,24 @@ int cmd_ship(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	if (rc)
 		return rc;
-	if (!o[0].val || !o[1].val)
+	if (!CLI_OPT(o, "nats") || !CLI_OPT(o, "stream"))
 		return cli_usage("--nats URL and --stream NAME are required");
-	if (!stream_name_ok(o[1].val))
+	if (!stream_name_ok(CLI_OPT(o, "stream")))
 		return cli_usage("--stream: '%s' is not a stream name "
 		                 "([A-Za-z0-9_-]+)",
-		                 o[1].val);
-	if ((o[3].val &&
-	     (rc = cli_u64("--replicas", o[3].val, 1, 5, &replicas))) ||
-	    (o[4].val &&
-	     (rc = cli_u64("--max-msgs", o[4].val, 1, INT64_MAX, &max_msgs))) ||
-	    (o[5].val && (rc = cli_u64("--max-bytes", o[5].val, 1, INT64_MAX,
-	                               &max_bytes))) ||
-	    (o[6].val &&
-	     (rc = cli_u64("--chunk-size", o[6].val, 1024, 64u << 20, &chunk))))
+		                 CLI_OPT(o, "stream"));
+	if ((CLI_OPT(o, "replicas") &&
+	     (rc = cli_u64("--replicas", CLI_OPT(o, "replicas"), 1, 5,
+	                   &replicas))) ||
+	    (CLI_OPT(o, "max-msgs") &&
+	     (rc = cli_u64("--max-msgs", CLI_OPT(o, "max-msgs"), 1, INT64_MAX,
+	                   &max_msgs))) ||
+	    (CLI_OPT(o, "max-bytes") &&
+	     (rc = cli_u64("--max-bytes", CLI_OPT(o, "max-bytes"), 1, INT64_MAX,
+	                   &max_bytes))) ||
+	    (CLI_OPT(o, "chunk-size") &&
+	     (rc = cli_u64("--chunk-size", CLI_OPT(o, "chunk-size"), 1024,
+	                   64u << 20, &chunk))))
 		return rc;
 	catch_signals();
 	if ((rc = cli_open(pos[0], 0, 0, &sp.db)))
@@ -486,7 +490,8 @@ int cmd_ship(int argc, char **argv)
 		return cli_lberr(rc, "reading the database's id");
 	}
 	hexs(ident.id, LB_ID_SIZE, sp.idhex);
-	if ((rc = js_connect(o[0].val, o[1].val, &sp.c))) {
+	if ((rc = js_connect(CLI_OPT(o, "nats"), CLI_OPT(o, "stream"),
+	                     &sp.c))) {
 		lb_close(sp.db);
 		return rc;
 	}
@@ -521,7 +526,7 @@ int cmd_ship(int argc, char **argv)
 		if (rc == -1) {
 			/* the server went away or the stream's leader
 			 * changed: find where the stream ends, again */
-			if (!o[2].val && ++retries > 150) {
+			if (!CLI_OPT(o, "follow") && ++retries > 150) {
 				rc = cli_err("giving up: the stream does not "
 				             "answer");
 				break;
@@ -537,11 +542,11 @@ int cmd_ship(int argc, char **argv)
 		/* an acknowledgement is a write (and an fsync): at most
 		 * once a second while following, and once at the end */
 		time_t tnow = time(NULL);
-		if (!o[2].val || tnow != acked_at) {
+		if (!CLI_OPT(o, "follow") || tnow != acked_at) {
 			ship_ack(&sp);
 			acked_at = tnow;
 		}
-		if (!o[2].val)
+		if (!CLI_OPT(o, "follow"))
 			break;
 		/* --follow: wait for the next commit (lb_wait), waking up
 		 * now and then to see a signal */
@@ -554,7 +559,7 @@ int cmd_ship(int argc, char **argv)
 			}
 		}
 	}
-	if (rc == 0 && o[2].val)
+	if (rc == 0 && CLI_OPT(o, "follow"))
 		ship_ack(&sp); /* stopped by a signal */
 	if (rc == 0) {
 		if (cli_json)
@@ -914,30 +919,32 @@ int cmd_follow(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	if (rc)
 		return rc;
-	if (!o[0].val || !o[1].val)
+	if (!CLI_OPT(o, "nats") || !CLI_OPT(o, "stream"))
 		return cli_usage("--nats URL and --stream NAME are required");
-	if (!stream_name_ok(o[1].val))
+	if (!stream_name_ok(CLI_OPT(o, "stream")))
 		return cli_usage("--stream: '%s' is not a stream name "
 		                 "([A-Za-z0-9_-]+)",
-		                 o[1].val);
+		                 CLI_OPT(o, "stream"));
 	uint64_t aw = 5000;
-	if (o[5].val &&
-	    (rc = cli_u64("--ack-wait", o[5].val, 100, 3600000, &aw)))
+	if (CLI_OPT(o, "ack-wait") &&
+	    (rc = cli_u64("--ack-wait", CLI_OPT(o, "ack-wait"), 100, 3600000,
+	                  &aw)))
 		return rc;
 	f.ack_wait_ms = (int64_t)aw;
 	catch_signals();
-	if ((rc = open_follower(pos[0], o[3].val, o[4].val != NULL, &f.db)))
+	if ((rc = open_follower(pos[0], CLI_OPT(o, "from-checkpoint"),
+	                        CLI_OPT(o, "nosync") != NULL, &f.db)))
 		return rc;
 	if ((rc = lb_last_batch(f.db, &f.last)) < 0) {
 		rc = cli_lberr(rc, "reading the last batch");
 		lb_close(f.db);
 		return rc;
 	}
-	if ((rc = js_connect(o[0].val, o[1].val, &f.c))) {
+	if ((rc = js_connect(CLI_OPT(o, "nats"), CLI_OPT(o, "stream"), &f.c))) {
 		lb_close(f.db);
 		return rc;
 	}
-	rc = follow_run(&f, o[2].val != NULL);
+	rc = follow_run(&f, CLI_OPT(o, "follow") != NULL);
 	if (rc == 0) {
 		if (cli_json)
 			printf("{\"applied\":%" PRIu64 ",\"last\":%" PRIu64
@@ -971,11 +978,11 @@ static int replica_status(int argc, char **argv)
 	int rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	if (rc)
 		return rc;
-	if (!o[0].val || !o[1].val)
+	if (!CLI_OPT(o, "nats") || !CLI_OPT(o, "stream"))
 		return cli_usage("--nats URL and --stream NAME are required");
-	if (!stream_name_ok(o[1].val))
+	if (!stream_name_ok(CLI_OPT(o, "stream")))
 		return cli_usage("--stream: '%s' is not a stream name",
-		                 o[1].val);
+		                 CLI_OPT(o, "stream"));
 	if ((rc = cli_open(pos[0], 1, 0, &db)))
 		return rc;
 	memset(&ident, 0, sizeof ident);
@@ -989,7 +996,7 @@ static int replica_status(int argc, char **argv)
 		atime = bi.time_ns;
 	(void)lb_identity_get(db, &ident);
 	lb_close(db);
-	if ((rc = js_connect(o[0].val, o[1].val, &c)))
+	if ((rc = js_connect(CLI_OPT(o, "nats"), CLI_OPT(o, "stream"), &c)))
 		return rc;
 	jsStreamState st;
 	int found;
@@ -1059,11 +1066,11 @@ int cmd_promote(int argc, char **argv)
 	f.ack_wait_ms = 5000;
 	if (rc)
 		return rc;
-	if (!o[0].val != !o[1].val)
+	if (!CLI_OPT(o, "nats") != !CLI_OPT(o, "stream"))
 		return cli_usage("--nats URL and --stream NAME go together");
-	if (o[1].val && !stream_name_ok(o[1].val))
+	if (CLI_OPT(o, "stream") && !stream_name_ok(CLI_OPT(o, "stream")))
 		return cli_usage("--stream: '%s' is not a stream name",
-		                 o[1].val);
+		                 CLI_OPT(o, "stream"));
 	catch_signals();
 	if ((rc = cli_open(pos[0], 0, 0, &f.db)))
 		return rc;
@@ -1071,9 +1078,10 @@ int cmd_promote(int argc, char **argv)
 		rc = cli_lberr(rc, "reading the last batch");
 		goto out;
 	}
-	if (o[0].val) {
+	if (CLI_OPT(o, "nats")) {
 		/* apply everything the stream holds first */
-		if ((rc = js_connect(o[0].val, o[1].val, &f.c)))
+		if ((rc = js_connect(CLI_OPT(o, "nats"), CLI_OPT(o, "stream"),
+		                     &f.c)))
 			goto out;
 		rc = follow_run(&f, 0);
 		js_close(&f.c);

@@ -814,14 +814,14 @@ int cmd_rollback_run(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	if (rc)
 		return rc;
-	if ((rc = cli_u64("--run", o[0].val, 1, UINT64_MAX, &id)))
+	if ((rc = cli_u64("--run", CLI_OPT(o, "run"), 1, UINT64_MAX, &id)))
 		return rc;
 	memset(&x, 0, sizeof x);
-	x.dry = o[2].val != NULL;
-	x.cascade = o[1].val != NULL;
+	x.dry = CLI_OPT(o, "dry-run") != NULL;
+	x.cascade = CLI_OPT(o, "cascade") != NULL;
 	/* no import may go on meanwhile (it would add batches); taken
 	 * before opening, which would wait for its open batch unsaid */
-	rc = runs_lock(pos[0], o[3].val != NULL, &fd);
+	rc = runs_lock(pos[0], CLI_OPT(o, "no-wait") != NULL, &fd);
 	if (rc)
 		return rc;
 	rc = cli_open(pos[0], 0, 0, &db);

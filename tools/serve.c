@@ -1244,8 +1244,8 @@ int cmd_serve(int argc, char **argv)
 	if (rc)
 		return rc;
 	memset(&s, 0, sizeof s);
-	if (o[0].val)
-		listen = o[0].val;
+	if (CLI_OPT(o, "listen"))
+		listen = CLI_OPT(o, "listen");
 	rc = parse_listen(listen, &ss, &s.loopback, &v6);
 	if (rc == -2)
 		return CLI_USAGE;
@@ -1253,13 +1253,14 @@ int cmd_serve(int argc, char **argv)
 		return cli_usage("--listen %s: not ADDR:PORT (an IPv4 address "
 		                 "or [IPv6], a port 0..65535)",
 		                 listen);
-	if (!s.loopback && !o[1].val)
+	if (!s.loopback && !CLI_OPT(o, "token"))
 		return cli_usage("--listen %s is not a loopback address: "
 		                 "--token FILE is required",
 		                 listen);
-	if (o[1].val && (rc = read_token(o[1].val, &s.token, &s.tlen)))
+	if (CLI_OPT(o, "token") &&
+	    (rc = read_token(CLI_OPT(o, "token"), &s.token, &s.tlen)))
 		return rc;
-	s.allow_replay = o[2].val != NULL;
+	s.allow_replay = CLI_OPT(o, "allow-replay-verify") != NULL;
 	cli_json = 1; /* issues are rendered as JSON */
 
 	rc = cli_lb_open(pos[0], 0, &s.db);
