@@ -171,24 +171,24 @@ int cmd_changes(int argc, char **argv)
 	const char *pos[1];
 	size_t np;
 	uint64_t since = 0, until = UINT64_MAX, last;
-	const char *consumer = o[4].val;
+	const char *consumer = CLI_OPT(o, "consumer");
 	feed f;
 	int rc;
 
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	if (rc)
 		return rc;
-	consumer = o[4].val;
-	if (o[0].val &&
-	    (rc = cli_u64("--since", o[0].val, 0, UINT64_MAX, &since)))
+	consumer = CLI_OPT(o, "consumer");
+	if (CLI_OPT(o, "since") && (rc = cli_u64("--since", CLI_OPT(o, "since"),
+	                                         0, UINT64_MAX, &since)))
 		return rc;
-	if (o[1].val &&
-	    (rc = cli_u64("--until", o[1].val, 0, UINT64_MAX, &until)))
+	if (CLI_OPT(o, "until") && (rc = cli_u64("--until", CLI_OPT(o, "until"),
+	                                         0, UINT64_MAX, &until)))
 		return rc;
 	memset(&f, 0, sizeof f);
 	sb_init(&f.head);
 	sb_init(&f.tail);
-	f.table = o[2].val;
+	f.table = CLI_OPT(o, "table");
 	rc = cli_open(pos[0], consumer == NULL, 0, &f.db);
 	if (rc)
 		return rc;
@@ -203,7 +203,7 @@ int cmd_changes(int argc, char **argv)
 		if (rc == LB_ENOTFOUND) {
 			/* a new consumer starts at --since (or the start) */
 			rc = lb_consumer_ack(f.db, consumer, since);
-		} else if (rc == 0 && !o[0].val) {
+		} else if (rc == 0 && !CLI_OPT(o, "since")) {
 			since = ci.acked;
 		} else if (rc == 0 && since < ci.acked) {
 			rc = cli_err("consumer %s acknowledged batch %" PRIu64
@@ -217,7 +217,7 @@ int cmd_changes(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (o[3].val)
+	if (CLI_OPT(o, "follow"))
 		cli_follow_signals();
 	uint64_t id = since;
 	for (;;) {
@@ -244,7 +244,8 @@ int cmd_changes(int argc, char **argv)
 		}
 		sb_flush(&f.b, stdout);
 		fflush(stdout);
-		if (rc || !o[3].val || id >= until || cli_follow_stopped())
+		if (rc || !CLI_OPT(o, "follow") || id >= until ||
+		    cli_follow_stopped())
 			break;
 		rc = cli_follow_wait(f.db, id, &last);
 		if (rc == 1) {
@@ -368,23 +369,27 @@ int cmd_consumers(int argc, char **argv)
 	int rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	if (rc)
 		return rc;
-	int write = o[0].val || o[1].val || o[2].val;
+	int write = CLI_OPT(o, "drop") || CLI_OPT(o, "max-lag") ||
+	            CLI_OPT(o, "max-age");
 	uint64_t lag = 0, age = 0;
 	if ((rc = cli_open(pos[0], !write, 0, &db)))
 		return rc;
-	if (o[0].val && (rc = lb_consumer_drop(db, o[0].val)) < 0) {
-		rc = cli_lberr(rc, "dropping consumer %s", o[0].val);
+	if (CLI_OPT(o, "drop") &&
+	    (rc = lb_consumer_drop(db, CLI_OPT(o, "drop"))) < 0) {
+		rc = cli_lberr(rc, "dropping consumer %s", CLI_OPT(o, "drop"));
 		goto out;
 	}
-	if (o[1].val || o[2].val) {
+	if (CLI_OPT(o, "max-lag") || CLI_OPT(o, "max-age")) {
 		if ((rc = lb_consumer_limits_get(db, &lag, &age)) < 0) {
 			rc = cli_lberr(rc, "%s: consumer limits", pos[0]);
 			goto out;
 		}
-		if ((o[1].val && (rc = cli_u64("--max-lag", o[1].val, 0,
-		                               UINT64_MAX, &lag))) ||
-		    (o[2].val && (rc = cli_u64("--max-age", o[2].val, 0,
-		                               UINT64_MAX, &age))))
+		if ((CLI_OPT(o, "max-lag") &&
+		     (rc = cli_u64("--max-lag", CLI_OPT(o, "max-lag"), 0,
+		                   UINT64_MAX, &lag))) ||
+		    (CLI_OPT(o, "max-age") &&
+		     (rc = cli_u64("--max-age", CLI_OPT(o, "max-age"), 0,
+		                   UINT64_MAX, &age))))
 			goto out;
 		if ((rc = lb_consumer_limits_set(db, lag, age)) < 0) {
 			rc = cli_lberr(rc, "%s: consumer limits", pos[0]);
