@@ -1113,11 +1113,36 @@ static void compact_report(const char *dir, uint64_t at, const struct stat *st0,
 	sb_free(&b);
 }
 
+/* Put tmp's data.mdb in place of datap (DIR/data.mdb) and sync DIR;
+ * *swapped: whether the rename happened. */
+static int compact_swap(const char *dir, const char *tmp, const char *datap,
+                        int *swapped)
+{
+	char *copyp;
+	int rc = 0;
+
+	if (asprintf(&copyp, "%s/data.mdb", tmp) < 0)
+		return cli_err("out of memory");
+	if (rename(copyp, datap) != 0) {
+		rc = cli_err("%s: cannot put the compacted copy in place: %s",
+		             datap, strerror(errno));
+	} else {
+		*swapped = 1;
+		if (fsync_dir(dir) != 0)
+			rc = cli_err("%s: cannot sync the directory: %s (the "
+			             "compacted file is in place, but may not "
+			             "be after a crash)",
+			             dir, strerror(errno));
+	}
+	free(copyp);
+	return rc;
+}
+
 int cmd_compact(int argc, char **argv)
 {
 	const char *pos[1];
 	size_t np;
-	char *lockp = NULL, *datap = NULL, *tmp = NULL, *copyp = NULL;
+	char *lockp = NULL, *datap = NULL, *tmp = NULL;
 	compact_info before, copy, after;
 	struct stat st0, st1;
 	lb_db *db = NULL, *ndb = NULL;
@@ -1174,24 +1199,8 @@ int cmd_compact(int argc, char **argv)
 	                       &written)) != 0)
 		goto out;
 	/* 3. the swap */
-	if (asprintf(&copyp, "%s/data.mdb", tmp) < 0) {
-		copyp = NULL;
-		rc = cli_err("out of memory");
+	if ((rc = compact_swap(pos[0], tmp, datap, &swapped)) != 0)
 		goto out;
-	}
-	if (rename(copyp, datap) != 0) {
-		rc = cli_err("%s: cannot put the compacted copy in place: %s",
-		             datap, strerror(errno));
-		goto out;
-	}
-	swapped = 1;
-	if (fsync_dir(pos[0]) != 0) {
-		rc = cli_err("%s: cannot sync the directory: %s (the "
-		             "compacted file is in place, but may not be "
-		             "after a crash)",
-		             pos[0], strerror(errno));
-		goto out;
-	}
 	if (stat(datap, &st1) != 0)
 		memset(&st1, 0, sizeof st1);
 	/* 4. the lock file, reset for the new file before anyone goes on */
@@ -1230,7 +1239,6 @@ out:
 	free(before.at_last);
 	free(copy.at_last);
 	free(after.at_last);
-	free(copyp);
 	free(lockp);
 	free(datap);
 	return rc;

@@ -235,6 +235,38 @@ int cmd_export(int argc, char **argv)
 
 enum { OP_INSERT, OP_UPSERT, OP_UPDATE, OP_DELETE };
 
+/* Encode the JSON text json as t's value into *val (scratch: work space):
+ * msgpack under a schema, the opaque encoding otherwise. */
+static int op_value(const cli_table *t, const char *json, sbuf *val,
+                    sbuf *scratch)
+{
+	char err[256];
+	json_t *j = cli_json_parse(json, strlen(json), err, sizeof err);
+	int rc;
+
+	if (!j)
+		return cli_usage("JSON value: %s", err);
+	if (t->has_schema) {
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		rc = cli_pack_json(&pk, j, scratch, err, sizeof err);
+		if (rc == 0)
+			sb_put(val, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+	} else {
+		rc = cli_opaque_json(j, val, err, sizeof err);
+	}
+	json_decref(j);
+	if (rc)
+		return cli_usage("JSON value: %s", err);
+	if (val->len > LB_VALUE_MAX)
+		return cli_err("the value is longer than %u bytes",
+		               (unsigned)LB_VALUE_MAX);
+	return 0;
+}
+
 static int one_op(const char *dir, const char *table, const sbuf *key, int op,
                   const char *json)
 {
@@ -244,7 +276,6 @@ static int one_op(const char *dir, const char *table, const sbuf *key, int op,
 	lb_batch *bt;
 	lb_result res;
 	sbuf val, scratch, b;
-	char err[256];
 	int rc;
 
 	rc = open_table(dir, table, 0, &db, &cat, &t);
@@ -254,35 +285,8 @@ static int one_op(const char *dir, const char *table, const sbuf *key, int op,
 	sb_init(&scratch);
 	sb_init(&b);
 	memset(&res, 0, sizeof res);
-	if (op != OP_DELETE) {
-		json_t *j = cli_json_parse(json, strlen(json), err, sizeof err);
-		if (!j) {
-			rc = cli_usage("JSON value: %s", err);
-			goto out;
-		}
-		if (t->has_schema) {
-			msgpack_sbuffer sb;
-			msgpack_packer pk;
-			msgpack_sbuffer_init(&sb);
-			msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-			rc = cli_pack_json(&pk, j, &scratch, err, sizeof err);
-			if (rc == 0)
-				sb_put(&val, sb.data, sb.size);
-			msgpack_sbuffer_destroy(&sb);
-		} else {
-			rc = cli_opaque_json(j, &val, err, sizeof err);
-		}
-		json_decref(j);
-		if (rc) {
-			rc = cli_usage("JSON value: %s", err);
-			goto out;
-		}
-		if (val.len > LB_VALUE_MAX) {
-			rc = cli_err("the value is longer than %u bytes",
-			             (unsigned)LB_VALUE_MAX);
-			goto out;
-		}
-	}
+	if (op != OP_DELETE && (rc = op_value(t, json, &val, &scratch)) != 0)
+		goto out;
 	{
 		char label[LB_LABEL_MAX + 1];
 		cli_key_human(&b, key->p, key->len);

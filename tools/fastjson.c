@@ -191,6 +191,82 @@ static int put_str(fj *f, const char *s, size_t n)
 }
 
 /*
+ * Decode the escaped string body [start, q) into b (emptied first); key:
+ * refuse \u0000. -1 if an escape or the UTF-8 is not valid.
+ */
+static int unescape(sbuf *b, const unsigned char *start, const unsigned char *q,
+                    int key)
+{
+	const unsigned char *r = start;
+
+	b->len = 0;
+	while (r < q) {
+		const unsigned char *run = r;
+		uint32_t cp, lo;
+		while (r < q && *r != '\\')
+			r++;
+		if (r > run) {
+			if (!cli_utf8_valid(run, (size_t)(r - run)))
+				return -1;
+			sb_put(b, run, (size_t)(r - run));
+		}
+		if (r >= q)
+			break;
+		/* r at a backslash; q bounds the escape. */
+		if (r + 1 >= q)
+			return -1;
+		switch (r[1]) {
+		case '"':
+		case '\\':
+		case '/':
+			sb_putc(b, (char)r[1]);
+			r += 2;
+			continue;
+		case 'b':
+			sb_putc(b, '\b');
+			r += 2;
+			continue;
+		case 'f':
+			sb_putc(b, '\f');
+			r += 2;
+			continue;
+		case 'n':
+			sb_putc(b, '\n');
+			r += 2;
+			continue;
+		case 'r':
+			sb_putc(b, '\r');
+			r += 2;
+			continue;
+		case 't':
+			sb_putc(b, '\t');
+			r += 2;
+			continue;
+		case 'u':
+			break;
+		default:
+			return -1;
+		}
+		if (q - r < 6 || hex4(r + 2, &cp) < 0)
+			return -1;
+		r += 6;
+		if (cp >= 0xDC00 && cp <= 0xDFFF)
+			return -1;
+		if (cp >= 0xD800 && cp <= 0xDBFF) {
+			if (q - r < 6 || r[0] != '\\' || r[1] != 'u' ||
+			    hex4(r + 2, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
+				return -1;
+			cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+			r += 6;
+		}
+		if (cp == 0 && key)
+			return -1;
+		put_utf8(b, cp);
+	}
+	return 0;
+}
+
+/*
  * A string at f->p (the opening quote) packed as msgpack str. *s, *n get the
  * decoded bytes (valid until the next string). key: refuse NUL bytes, which
  * jansson does not allow in object keys.
@@ -241,73 +317,8 @@ static int string(fj *f, int key, const char **s, size_t *n)
 			return -1;
 	} else {
 		sbuf *b = f->scratch;
-		const unsigned char *r = start;
-		b->len = 0;
-		while (r < q) {
-			const unsigned char *run = r;
-			uint32_t cp, lo;
-			while (r < q && *r != '\\')
-				r++;
-			if (r > run) {
-				if (!cli_utf8_valid(run, (size_t)(r - run)))
-					return -1;
-				sb_put(b, run, (size_t)(r - run));
-			}
-			if (r >= q)
-				break;
-			/* r at a backslash; q bounds the escape. */
-			if (r + 1 >= q)
-				return -1;
-			switch (r[1]) {
-			case '"':
-			case '\\':
-			case '/':
-				sb_putc(b, (char)r[1]);
-				r += 2;
-				continue;
-			case 'b':
-				sb_putc(b, '\b');
-				r += 2;
-				continue;
-			case 'f':
-				sb_putc(b, '\f');
-				r += 2;
-				continue;
-			case 'n':
-				sb_putc(b, '\n');
-				r += 2;
-				continue;
-			case 'r':
-				sb_putc(b, '\r');
-				r += 2;
-				continue;
-			case 't':
-				sb_putc(b, '\t');
-				r += 2;
-				continue;
-			case 'u':
-				break;
-			default:
-				return -1;
-			}
-			if (q - r < 6 || hex4(r + 2, &cp) < 0)
-				return -1;
-			r += 6;
-			if (cp >= 0xDC00 && cp <= 0xDFFF)
-				return -1;
-			if (cp >= 0xD800 && cp <= 0xDBFF) {
-				if (q - r < 6 || r[0] != '\\' || r[1] != 'u' ||
-				    hex4(r + 2, &lo) < 0 || lo < 0xDC00 ||
-				    lo > 0xDFFF)
-					return -1;
-				cp = 0x10000 + ((cp - 0xD800) << 10) +
-				     (lo - 0xDC00);
-				r += 6;
-			}
-			if (cp == 0 && key)
-				return -1;
-			put_utf8(b, cp);
-		}
+		if (unescape(b, start, q, key) < 0)
+			return -1;
 		*s = b->p;
 		*n = b->len;
 	}

@@ -447,6 +447,67 @@ static int ship_resume(shipper *sp, unsigned *next_chunk)
 	return 0;
 }
 
+/* Ship every batch not in the stream yet, then (follow) each new commit
+ * until a signal. */
+static int ship_loop(shipper *sp, int follow)
+{
+	unsigned from = 1;
+	int rc = 0, resume = 1, retries = 0;
+	time_t acked_at = 0;
+	while (rc == 0 && !stop_flag) {
+		uint64_t last = 0;
+		if (resume && (rc = ship_resume(sp, &from)) > 0)
+			break;
+		if (rc == 0)
+			resume = 0;
+		if (rc == 0 && (rc = lb_last_batch(sp->db, &last)) < 0) {
+			rc = cli_lberr(rc, "reading the last batch");
+			break;
+		}
+		for (uint64_t id = sp->shipped + 1;
+		     rc == 0 && !resume && id <= last && !stop_flag; id++) {
+			rc = ship_batch(sp, id, from);
+			from = 1;
+		}
+		if (rc == -1) {
+			/* the server went away or the stream's leader
+			 * changed: find where the stream ends, again */
+			if (!follow && ++retries > 150) {
+				rc = cli_err("giving up: the stream does not "
+				             "answer");
+				break;
+			}
+			rc = 0;
+			resume = 1;
+			sleep_ms(200);
+			continue;
+		}
+		retries = 0;
+		if (rc)
+			break;
+		/* an acknowledgement is a write (and an fsync): at most
+		 * once a second while following, and once at the end */
+		time_t tnow = time(NULL);
+		if (!follow || tnow != acked_at) {
+			ship_ack(sp);
+			acked_at = tnow;
+		}
+		if (!follow)
+			break;
+		/* --follow: wait for the next commit (lb_wait), waking up
+		 * now and then to see a signal */
+		uint64_t now = last;
+		while (!stop_flag && now <= last) {
+			int w = lb_wait(sp->db, last, 200, &now);
+			if (w < 0 && w != LB_EBUSY) {
+				rc = cli_lberr(w, "waiting for a batch");
+				break;
+			}
+		}
+	}
+	return rc;
+}
+
 int cmd_ship(int argc, char **argv)
 {
 	cli_opt o[] = {{"nats", 1, NULL},      {"stream", 1, NULL},
@@ -505,60 +566,8 @@ int cmd_ship(int argc, char **argv)
 	sp.chunk_max = maxp > 8192 ? (size_t)maxp - 4096 : 4096;
 	if (chunk && chunk < sp.chunk_max)
 		sp.chunk_max = chunk;
-	unsigned from = 1;
-	int resume = 1, retries = 0;
-	time_t acked_at = 0;
-	while (rc == 0 && !stop_flag) {
-		uint64_t last = 0;
-		if (resume && (rc = ship_resume(&sp, &from)) > 0)
-			break;
-		if (rc == 0)
-			resume = 0;
-		if (rc == 0 && (rc = lb_last_batch(sp.db, &last)) < 0) {
-			rc = cli_lberr(rc, "reading the last batch");
-			break;
-		}
-		for (uint64_t id = sp.shipped + 1;
-		     rc == 0 && !resume && id <= last && !stop_flag; id++) {
-			rc = ship_batch(&sp, id, from);
-			from = 1;
-		}
-		if (rc == -1) {
-			/* the server went away or the stream's leader
-			 * changed: find where the stream ends, again */
-			if (!CLI_OPT(o, "follow") && ++retries > 150) {
-				rc = cli_err("giving up: the stream does not "
-				             "answer");
-				break;
-			}
-			rc = 0;
-			resume = 1;
-			sleep_ms(200);
-			continue;
-		}
-		retries = 0;
-		if (rc)
-			break;
-		/* an acknowledgement is a write (and an fsync): at most
-		 * once a second while following, and once at the end */
-		time_t tnow = time(NULL);
-		if (!CLI_OPT(o, "follow") || tnow != acked_at) {
-			ship_ack(&sp);
-			acked_at = tnow;
-		}
-		if (!CLI_OPT(o, "follow"))
-			break;
-		/* --follow: wait for the next commit (lb_wait), waking up
-		 * now and then to see a signal */
-		uint64_t now = last;
-		while (!stop_flag && now <= last) {
-			int w = lb_wait(sp.db, last, 200, &now);
-			if (w < 0 && w != LB_EBUSY) {
-				rc = cli_lberr(w, "waiting for a batch");
-				break;
-			}
-		}
-	}
+	if (rc == 0)
+		rc = ship_loop(&sp, CLI_OPT(o, "follow") != NULL);
 	if (rc == 0 && CLI_OPT(o, "follow"))
 		ship_ack(&sp); /* stopped by a signal */
 	if (rc == 0) {
@@ -651,6 +660,100 @@ static int apply_frame(follower *f, const void *buf, size_t len, uint64_t bid)
 	return 0;
 }
 
+/* A batch being put together from its messages (chunks). */
+typedef struct assembly {
+	sbuf frame;             /* the chunks so far */
+	uint64_t cur;           /* its batch */
+	unsigned have;          /* chunks so far */
+	unsigned curn;          /* chunks in all */
+	natsMsg *pending[1024]; /* its chunks, acknowledged once committed */
+	int npending;
+} assembly;
+
+/* Apply what the messages of list complete; 1 (and *rc) to stop the
+ * subscription, 0 to fetch more. */
+static int follow_msgs(follower *f, assembly *a, natsMsgList *list, int *rc)
+{
+	int bad = 0;
+
+	for (int i = 0; i < list->Count && !bad; i++) {
+		natsMsg *m = list->Msgs[i];
+		msg_info mi;
+		if (msg_parse(m, &mi) < 0) {
+			*rc = data_err("stream %s: a message that is not "
+			               "a logbook batch",
+			               f->c.stream);
+			bad = 1;
+			break;
+		}
+		jsMsgMetaData *md = NULL;
+		if (natsMsg_GetMetaData(&md, m) == NATS_OK &&
+		    md->NumDelivered > 1)
+			f->redelivered++;
+		jsMsgMetaData_Destroy(md);
+		if (mi.batch <= f->last) { /* duplicate, redelivery */
+			f->duplicates++;
+			natsMsg_Ack(m, NULL);
+			continue;
+		}
+		if (mi.batch != f->last + 1) {
+			*rc = data_err("stream %s: gap: batch %" PRIu64
+			               " follows batch %" PRIu64,
+			               f->c.stream, mi.batch, f->last);
+			bad = 1;
+			break;
+		}
+		if (mi.chunk == 1) {
+			a->frame.len = 0;
+			a->cur = mi.batch;
+			a->curn = mi.nchunks;
+			a->have = 0;
+			for (int k = 0; k < a->npending; k++)
+				natsMsg_Destroy(a->pending[k]);
+			a->npending = 0;
+		}
+		if (a->cur != mi.batch || mi.nchunks != a->curn ||
+		    mi.chunk != a->have + 1) {
+			if (a->cur == mi.batch && mi.nchunks != a->curn)
+				continue;        /* the rest of a cut that was
+				                    published again whole */
+			if (mi.chunk <= a->have) /* redelivered chunk */
+				continue;
+			bad = 1; /* out of order: subscribe again */
+			*rc = -1;
+			break;
+		}
+		sb_put(&a->frame, natsMsg_GetData(m),
+		       (size_t)natsMsg_GetDataLength(m));
+		a->have++;
+		if (mi.chunk < mi.nchunks) {
+			if (a->npending < 1024) {
+				a->pending[a->npending++] = m;
+				list->Msgs[i] = NULL;
+			}
+			continue;
+		}
+		if ((*rc = apply_frame(f, a->frame.p, a->frame.len,
+		                       mi.batch))) {
+			*rc = *rc == CLI_FAIL ? CLI_DATA : *rc;
+			bad = 1;
+			break;
+		}
+		/* committed: now acknowledge */
+		for (int k = 0; k < a->npending; k++) {
+			natsMsg_Ack(a->pending[k], NULL);
+			natsMsg_Destroy(a->pending[k]);
+		}
+		a->npending = 0;
+		natsMsg_Ack(m, NULL);
+		a->frame.len = 0;
+		a->have = 0;
+		a->cur = 0;
+		*rc = -1;
+	}
+	return bad;
+}
+
 /* One subscription's life: from the follower's position until caught up
  * (without --follow), an error of the connection (1: subscribe again) or
  * a refusal (an exit code > 1... any other value). */
@@ -692,12 +795,10 @@ static int follow_round(follower *f, int forever, int *caught_up)
 		nats_fail(s, jerr, "subscribing");
 		return -1;
 	}
-	sbuf frame;
-	sb_init(&frame);
-	uint64_t cur = 0;
-	unsigned have = 0, curn = 0;
-	natsMsg *pending[1024];
-	int npending = 0, idle = 0;
+	assembly a;
+	int idle = 0;
+	memset(&a, 0, sizeof a);
+	sb_init(&a.frame);
 	rc = -1;
 	while (!stop_flag) {
 		natsMsgList list = {0};
@@ -729,90 +830,14 @@ static int follow_round(follower *f, int forever, int *caught_up)
 			break;
 		}
 		idle = 0;
-		int bad = 0;
-		for (int i = 0; i < list.Count && !bad; i++) {
-			natsMsg *m = list.Msgs[i];
-			msg_info mi;
-			if (msg_parse(m, &mi) < 0) {
-				rc = data_err(
-				        "stream %s: a message that is not "
-				        "a logbook batch",
-				        f->c.stream);
-				bad = 1;
-				break;
-			}
-			jsMsgMetaData *md = NULL;
-			if (natsMsg_GetMetaData(&md, m) == NATS_OK &&
-			    md->NumDelivered > 1)
-				f->redelivered++;
-			jsMsgMetaData_Destroy(md);
-			if (mi.batch <= f->last) { /* duplicate, redelivery */
-				f->duplicates++;
-				natsMsg_Ack(m, NULL);
-				continue;
-			}
-			if (mi.batch != f->last + 1) {
-				rc = data_err("stream %s: gap: batch %" PRIu64
-				              " follows batch %" PRIu64,
-				              f->c.stream, mi.batch, f->last);
-				bad = 1;
-				break;
-			}
-			if (mi.chunk == 1) {
-				frame.len = 0;
-				cur = mi.batch;
-				curn = mi.nchunks;
-				have = 0;
-				for (int k = 0; k < npending; k++)
-					natsMsg_Destroy(pending[k]);
-				npending = 0;
-			}
-			if (cur != mi.batch || mi.nchunks != curn ||
-			    mi.chunk != have + 1) {
-				if (cur == mi.batch && mi.nchunks != curn)
-					continue; /* the rest of a cut that was
-					             published again whole */
-				if (mi.chunk <= have) /* redelivered chunk */
-					continue;
-				bad = 1; /* out of order: subscribe again */
-				rc = -1;
-				break;
-			}
-			sb_put(&frame, natsMsg_GetData(m),
-			       (size_t)natsMsg_GetDataLength(m));
-			have++;
-			if (mi.chunk < mi.nchunks) {
-				if (npending < 1024) {
-					pending[npending++] = m;
-					list.Msgs[i] = NULL;
-				}
-				continue;
-			}
-			if ((rc = apply_frame(f, frame.p, frame.len,
-			                      mi.batch))) {
-				rc = rc == CLI_FAIL ? CLI_DATA : rc;
-				bad = 1;
-				break;
-			}
-			/* committed: now acknowledge */
-			for (int k = 0; k < npending; k++) {
-				natsMsg_Ack(pending[k], NULL);
-				natsMsg_Destroy(pending[k]);
-			}
-			npending = 0;
-			natsMsg_Ack(m, NULL);
-			frame.len = 0;
-			have = 0;
-			cur = 0;
-			rc = -1;
-		}
+		int bad = follow_msgs(f, &a, &list, &rc);
 		natsMsgList_Destroy(&list);
 		if (bad)
 			break;
 	}
-	for (int k = 0; k < npending; k++)
-		natsMsg_Destroy(pending[k]);
-	sb_free(&frame);
+	for (int k = 0; k < a.npending; k++)
+		natsMsg_Destroy(a.pending[k]);
+	sb_free(&a.frame);
 	natsSubscription_Unsubscribe(sub);
 	natsSubscription_Destroy(sub);
 	if (stop_flag && rc < 0)

@@ -218,6 +218,144 @@ static int batch_id(const seg *s, srv_req *r, srv_err *e)
 	return 0;
 }
 
+/* The resource of path segments s[0..ns): r->ep, and in *allowed the
+ * query arguments it takes. */
+static int route(const seg *s, int ns, srv_req *r, srv_err *e,
+                 unsigned *allowed)
+{
+	int rc;
+
+	if (ns == 1 && (s[0].n == 0 || seg_is(&s[0], "index.html"))) {
+		r->ep = SRV_PAGE;
+		*allowed = A_TOKEN;
+	} else if (ns >= 2 && seg_is(&s[0], "api")) {
+		const seg *a = &s[1];
+		if (ns == 2 && seg_is(a, "log")) {
+			r->ep = SRV_LOG;
+			*allowed = A_SINCE | A_BEFORE | A_LIMIT;
+		} else if (ns == 3 && seg_is(a, "batch")) {
+			r->ep = SRV_BATCH;
+			*allowed = A_LIMIT | A_OFFSET;
+			if ((rc = batch_id(&s[2], r, e)))
+				return rc;
+		} else if (ns == 4 && seg_is(a, "history")) {
+			r->ep = SRV_HISTORY;
+			*allowed = A_LIMIT;
+			if ((rc = table_key(&s[2], &s[3], r, e)))
+				return rc;
+		} else if (ns == 4 && seg_is(a, "get")) {
+			r->ep = SRV_GET;
+			*allowed = A_AS_OF;
+			if ((rc = table_key(&s[2], &s[3], r, e)))
+				return rc;
+		} else if (ns == 2 && seg_is(a, "diff")) {
+			r->ep = SRV_DIFF;
+			*allowed = A_FROM | A_TO | A_LIMIT;
+		} else if (ns == 2 && seg_is(a, "tables")) {
+			r->ep = SRV_TABLES;
+		} else if (ns == 2 && seg_is(a, "stat")) {
+			r->ep = SRV_STAT;
+		} else if (ns == 2 && seg_is(a, "verify")) {
+			r->ep = SRV_VERIFY;
+			*allowed = A_REPLAY;
+		} else if (ns == 3 && seg_is(a, "rollback")) {
+			r->ep = SRV_ROLLBACK;
+			*allowed = A_CASCADE | A_FORCE;
+			if ((rc = batch_id(&s[2], r, e)))
+				return rc;
+		} else if (ns == 2 && seg_is(a, "changes")) {
+			r->ep = SRV_CHANGES;
+			*allowed = A_SINCE;
+		} else if ((ns == 2 || ns == 3) &&
+		           (seg_is(a, "batch") || seg_is(a, "rollback"))) {
+			return fail(e, 400, "id", "a batch id is required");
+		} else if ((ns >= 2 && ns <= 4) &&
+		           (seg_is(a, "history") || seg_is(a, "get"))) {
+			return fail(e, 400, ns == 2 ? "table" : "key",
+			            "the path is /api/%.*s/TABLE/KEY",
+			            (int)a->n, a->p);
+		} else {
+			return fail(e, 404, "path", "no such resource");
+		}
+	} else {
+		return fail(e, 404, "path", "no such resource");
+	}
+	return 0;
+}
+
+/* Query argument bit (named pname) with value [val, val + vn) into r. */
+static int arg_value(unsigned bit, const char *pname, const unsigned char *val,
+                     long vn, srv_req *r, srv_err *e)
+{
+	switch (bit) {
+	case A_SINCE:
+		if (parse_u64(val, (size_t)vn, 0, UINT64_MAX, &r->since))
+			return fail(e, 400, pname,
+			            "not a batch id (a decimal number)");
+		r->has_since = 1;
+		break;
+	case A_BEFORE:
+		if (parse_u64(val, (size_t)vn, 1, UINT64_MAX, &r->before))
+			return fail(e, 400, pname,
+			            "not a batch id (a decimal number "
+			            "from 1)");
+		r->has_before = 1;
+		break;
+	case A_AS_OF:
+		if (parse_u64(val, (size_t)vn, 0, UINT64_MAX, &r->as_of))
+			return fail(e, 400, pname,
+			            "not a batch id (a decimal number)");
+		r->has_as_of = 1;
+		break;
+	case A_FROM:
+		if (parse_u64(val, (size_t)vn, 0, UINT64_MAX, &r->from))
+			return fail(e, 400, pname,
+			            "not a batch id (a decimal number)");
+		r->has_from = 1;
+		break;
+	case A_TO:
+		if (parse_u64(val, (size_t)vn, 1, UINT64_MAX, &r->to))
+			return fail(e, 400, pname,
+			            "not a batch id (a decimal number "
+			            "from 1)");
+		r->has_to = 1;
+		break;
+	case A_LIMIT: {
+		uint64_t max = r->ep == SRV_LOG       ? SRV_LOG_LIMIT_MAX
+		               : r->ep == SRV_BATCH   ? SRV_BATCH_LIMIT_MAX
+		               : r->ep == SRV_HISTORY ? SRV_HISTORY_LIMIT_MAX
+		                                      : SRV_DIFF_LIMIT_MAX;
+		if (parse_u64(val, (size_t)vn, 1, max, &r->limit))
+			return fail(e, 400, pname,
+			            "not a number from 1 to %llu",
+			            (unsigned long long)max);
+		break;
+	}
+	case A_OFFSET:
+		if (parse_u64(val, (size_t)vn, 0, UINT64_MAX, &r->offset))
+			return fail(e, 400, pname, "not a decimal number");
+		break;
+	case A_CASCADE:
+		if (parse_bool(val, (size_t)vn, &r->cascade))
+			return fail(e, 400, pname,
+			            "not a boolean (1, 0, true, false)");
+		break;
+	case A_FORCE:
+		if (parse_bool(val, (size_t)vn, &r->force))
+			return fail(e, 400, pname,
+			            "not a boolean (1, 0, true, false)");
+		break;
+	case A_REPLAY:
+		if (parse_bool(val, (size_t)vn, &r->replay))
+			return fail(e, 400, pname,
+			            "not a boolean (1, 0, true, false)");
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
 int srv_req_parse(const char *path, const srv_arg *args, size_t nargs,
                   srv_req *r, srv_err *e)
 {
@@ -238,61 +376,8 @@ int srv_req_parse(const char *path, const srv_arg *args, size_t nargs,
 	ns = split_path(path, s, 5);
 	if (ns < 0)
 		return fail(e, 404, "path", "no such resource");
-	if (ns == 1 && (s[0].n == 0 || seg_is(&s[0], "index.html"))) {
-		r->ep = SRV_PAGE;
-		allowed = A_TOKEN;
-	} else if (ns >= 2 && seg_is(&s[0], "api")) {
-		const seg *a = &s[1];
-		if (ns == 2 && seg_is(a, "log")) {
-			r->ep = SRV_LOG;
-			allowed = A_SINCE | A_BEFORE | A_LIMIT;
-		} else if (ns == 3 && seg_is(a, "batch")) {
-			r->ep = SRV_BATCH;
-			allowed = A_LIMIT | A_OFFSET;
-			if ((rc = batch_id(&s[2], r, e)))
-				return rc;
-		} else if (ns == 4 && seg_is(a, "history")) {
-			r->ep = SRV_HISTORY;
-			allowed = A_LIMIT;
-			if ((rc = table_key(&s[2], &s[3], r, e)))
-				return rc;
-		} else if (ns == 4 && seg_is(a, "get")) {
-			r->ep = SRV_GET;
-			allowed = A_AS_OF;
-			if ((rc = table_key(&s[2], &s[3], r, e)))
-				return rc;
-		} else if (ns == 2 && seg_is(a, "diff")) {
-			r->ep = SRV_DIFF;
-			allowed = A_FROM | A_TO | A_LIMIT;
-		} else if (ns == 2 && seg_is(a, "tables")) {
-			r->ep = SRV_TABLES;
-		} else if (ns == 2 && seg_is(a, "stat")) {
-			r->ep = SRV_STAT;
-		} else if (ns == 2 && seg_is(a, "verify")) {
-			r->ep = SRV_VERIFY;
-			allowed = A_REPLAY;
-		} else if (ns == 3 && seg_is(a, "rollback")) {
-			r->ep = SRV_ROLLBACK;
-			allowed = A_CASCADE | A_FORCE;
-			if ((rc = batch_id(&s[2], r, e)))
-				return rc;
-		} else if (ns == 2 && seg_is(a, "changes")) {
-			r->ep = SRV_CHANGES;
-			allowed = A_SINCE;
-		} else if ((ns == 2 || ns == 3) &&
-		           (seg_is(a, "batch") || seg_is(a, "rollback"))) {
-			return fail(e, 400, "id", "a batch id is required");
-		} else if ((ns >= 2 && ns <= 4) &&
-		           (seg_is(a, "history") || seg_is(a, "get"))) {
-			return fail(e, 400, ns == 2 ? "table" : "key",
-			            "the path is /api/%.*s/TABLE/KEY",
-			            (int)a->n, a->p);
-		} else {
-			return fail(e, 404, "path", "no such resource");
-		}
-	} else {
-		return fail(e, 404, "path", "no such resource");
-	}
+	if ((rc = route(s, ns, r, e, &allowed)))
+		return rc;
 
 	switch (r->ep) {
 	case SRV_LOG:
@@ -362,84 +447,8 @@ int srv_req_parse(const char *path, const srv_arg *args, size_t nargs,
 			if (vn < 0)
 				return fail(e, 400, pname, "value too long");
 		}
-		switch (bit) {
-		case A_SINCE:
-			if (parse_u64(val, (size_t)vn, 0, UINT64_MAX,
-			              &r->since))
-				return fail(
-				        e, 400, pname,
-				        "not a batch id (a decimal number)");
-			r->has_since = 1;
-			break;
-		case A_BEFORE:
-			if (parse_u64(val, (size_t)vn, 1, UINT64_MAX,
-			              &r->before))
-				return fail(e, 400, pname,
-				            "not a batch id (a decimal number "
-				            "from 1)");
-			r->has_before = 1;
-			break;
-		case A_AS_OF:
-			if (parse_u64(val, (size_t)vn, 0, UINT64_MAX,
-			              &r->as_of))
-				return fail(
-				        e, 400, pname,
-				        "not a batch id (a decimal number)");
-			r->has_as_of = 1;
-			break;
-		case A_FROM:
-			if (parse_u64(val, (size_t)vn, 0, UINT64_MAX, &r->from))
-				return fail(
-				        e, 400, pname,
-				        "not a batch id (a decimal number)");
-			r->has_from = 1;
-			break;
-		case A_TO:
-			if (parse_u64(val, (size_t)vn, 1, UINT64_MAX, &r->to))
-				return fail(e, 400, pname,
-				            "not a batch id (a decimal number "
-				            "from 1)");
-			r->has_to = 1;
-			break;
-		case A_LIMIT: {
-			uint64_t max =
-			        r->ep == SRV_LOG       ? SRV_LOG_LIMIT_MAX
-			        : r->ep == SRV_BATCH   ? SRV_BATCH_LIMIT_MAX
-			        : r->ep == SRV_HISTORY ? SRV_HISTORY_LIMIT_MAX
-			                               : SRV_DIFF_LIMIT_MAX;
-			if (parse_u64(val, (size_t)vn, 1, max, &r->limit))
-				return fail(e, 400, pname,
-				            "not a number from 1 to %llu",
-				            (unsigned long long)max);
-			break;
-		}
-		case A_OFFSET:
-			if (parse_u64(val, (size_t)vn, 0, UINT64_MAX,
-			              &r->offset))
-				return fail(e, 400, pname,
-				            "not a decimal number");
-			break;
-		case A_CASCADE:
-			if (parse_bool(val, (size_t)vn, &r->cascade))
-				return fail(
-				        e, 400, pname,
-				        "not a boolean (1, 0, true, false)");
-			break;
-		case A_FORCE:
-			if (parse_bool(val, (size_t)vn, &r->force))
-				return fail(
-				        e, 400, pname,
-				        "not a boolean (1, 0, true, false)");
-			break;
-		case A_REPLAY:
-			if (parse_bool(val, (size_t)vn, &r->replay))
-				return fail(
-				        e, 400, pname,
-				        "not a boolean (1, 0, true, false)");
-			break;
-		default:
-			break;
-		}
+		if ((rc = arg_value(bit, pname, val, vn, r, e)))
+			return rc;
 	}
 
 	if (r->ep == SRV_ROLLBACK && r->cascade && r->force)

@@ -256,6 +256,74 @@ static int bound_at(const char *p, size_t len, size_t i, size_t *end,
 	return 1;
 }
 
+enum { PAT_NONE, PAT_ELEM, PAT_REPEAT };
+
+/* One nesting level of scan_pattern(): the group being read. */
+struct pat_frame {
+	uint64_t total, last; /* expansion: all, the last element */
+	int alt_empty;        /* the alternative so far matches "" */
+	int group_empty;      /* an earlier alternative matches "" */
+	int before_empty;     /* alt_empty before the last element */
+	int last_empty;       /* the last element matches "" */
+	int last_kind;        /* PAT_NONE, PAT_ELEM or PAT_REPEAT */
+};
+
+/* Clamp f's counts and refuse a pattern that expands too much. */
+static const char *pat_check(struct pat_frame *f)
+{
+	const uint64_t cap = LB__PATTERN_EXPANSION_MAX + 1;
+
+	if (f->total > cap)
+		f->total = cap;
+	if (f->last > cap)
+		f->last = cap;
+	if (f->total >= cap)
+		return "pattern repeats too much (its repetitions "
+		       "would expand to over 4096 items)";
+	return NULL;
+}
+
+/* Count an element that expands to g items and matches "" if empty. */
+static const char *pat_element(struct pat_frame *f, uint64_t g, int empty)
+{
+	f->before_empty = f->alt_empty;
+	f->alt_empty = f->alt_empty && empty;
+	f->last_empty = empty;
+	f->last_kind = PAT_ELEM;
+	f->total += g;
+	f->last = g;
+	return pat_check(f);
+}
+
+/* Apply a repetition {m,n} (n UINT64_MAX: no upper bound) to f's last
+ * element. */
+static const char *pat_repeat(struct pat_frame *f, uint64_t m, uint64_t n)
+{
+	uint64_t copies;
+
+	if (f->last_kind == PAT_REPEAT)
+		return "two repetition operators in a row (like ** "
+		       "or +?): POSIX leaves them undefined";
+	if (f->last_kind == PAT_NONE)
+		return NULL; /* regcomp() refuses it, or reads a char */
+	if (f->last_empty && m != n)
+		return "a repetition that may skip or repeat "
+		       "something that can match the empty string "
+		       "(like (a*)* or (a?)+): make the inner part "
+		       "non-empty";
+	copies = n == UINT64_MAX ? (m > 1 ? m + 1 : 2) : n;
+	if (copies < 2 && m != n)
+		copies = 2;
+	if (m == n && copies == 0)
+		copies = 1;
+	f->total += f->last * copies - f->last;
+	f->last *= copies;
+	f->last_empty = f->last_empty || m == 0;
+	f->alt_empty = f->before_empty && f->last_empty;
+	f->last_kind = PAT_REPEAT;
+	return pat_check(f);
+}
+
 /*
  * Is [p, p + len) a pattern this library takes (beyond regcomp()'s own
  * checks)? NULL if so, else why not. Besides the syntax that matters to
@@ -273,18 +341,10 @@ static int bound_at(const char *p, size_t len, size_t i, size_t *end,
  */
 static const char *scan_pattern(const char *p, size_t len)
 {
-	enum { NONE, ELEM, REPEAT };
-	struct frame {
-		uint64_t total, last; /* expansion: all, the last element */
-		int alt_empty;        /* the alternative so far matches "" */
-		int group_empty;      /* an earlier alternative matches "" */
-		int before_empty;     /* alt_empty before the last element */
-		int last_empty;       /* the last element matches "" */
-		int last_kind;        /* NONE, ELEM or REPEAT */
-	} st[LB_SCHEMA_TEXT_MAX / 2 + 2], *f;
-	const uint64_t cap = LB__PATTERN_EXPANSION_MAX + 1;
+	struct pat_frame st[LB_SCHEMA_TEXT_MAX / 2 + 2], *f;
 	size_t i = 0, d = 0, end;
-	uint64_t m, n, copies, g;
+	uint64_t m, n, g;
+	const char *err;
 	int empty;
 
 	if (len < 1)
@@ -310,17 +370,13 @@ static const char *scan_pattern(const char *p, size_t len)
 				       "(a back-reference, \\w...) is not "
 				       "POSIX extended syntax";
 			i += 2;
-			g = 1, empty = 0;
-			goto element;
-		}
-		if (c == '[') {
+			err = pat_element(f, 1, 0);
+		} else if (c == '[') {
 			if (!(end = bracket_end(p, len, i)))
 				return "a '[' without its ']'";
 			i = end;
-			g = 1, empty = 0;
-			goto element;
-		}
-		if (c == '(') {
+			err = pat_element(f, 1, 0);
+		} else if (c == '(') {
 			if (++d >= sizeof st / sizeof st[0])
 				return "groups nested too deep";
 			f = &st[d];
@@ -328,8 +384,7 @@ static const char *scan_pattern(const char *p, size_t len)
 			f->alt_empty = 1;
 			i++;
 			continue;
-		}
-		if (c == ')') {
+		} else if (c == ')') {
 			if (d == 0)
 				return "a ')' without its '(' (write \\) for "
 				       "the character)";
@@ -337,70 +392,33 @@ static const char *scan_pattern(const char *p, size_t len)
 			empty = f->group_empty || f->alt_empty;
 			f = &st[--d];
 			i++;
-			goto element;
-		}
-		if (c == '|') {
+			err = pat_element(f, g, empty);
+		} else if (c == '|') {
 			f->group_empty |= f->alt_empty;
 			f->alt_empty = 1;
 			f->last = 0;
-			f->last_kind = NONE;
+			f->last_kind = PAT_NONE;
 			i++;
 			continue;
-		}
-		if (c == '*' || c == '+' || c == '?') {
+		} else if (c == '*' || c == '+' || c == '?') {
 			m = c == '+';
 			n = c == '?' ? 1 : UINT64_MAX;
 			i++;
-			goto repeat;
-		}
-		if (c == '{' && bound_at(p, len, i, &end, &m, &n)) {
+			err = pat_repeat(f, m, n);
+		} else if (c == '{' && bound_at(p, len, i, &end, &m, &n)) {
 			if ((n != UINT64_MAX && n > LB__PATTERN_DUP_MAX) ||
 			    m > LB__PATTERN_DUP_MAX)
 				return "a repetition count over 255";
 			i = end;
-			goto repeat;
+			err = pat_repeat(f, m, n);
+		} else {
+			i++;
+			/* '^' and '$' match the empty string; any other
+			 * character, '.' included, one character */
+			err = pat_element(f, 1, c == '^' || c == '$');
 		}
-		i++;
-		/* '^' and '$' match the empty string; any other character,
-		 * '.' included, one character */
-		g = 1, empty = c == '^' || c == '$';
-	element:
-		f->before_empty = f->alt_empty;
-		f->alt_empty = f->alt_empty && empty;
-		f->last_empty = empty;
-		f->last_kind = ELEM;
-		f->total += g;
-		f->last = g;
-		goto check;
-	repeat:
-		if (f->last_kind == REPEAT)
-			return "two repetition operators in a row (like ** "
-			       "or +?): POSIX leaves them undefined";
-		if (f->last_kind == NONE)
-			continue; /* regcomp() refuses it, or reads a char */
-		if (f->last_empty && m != n)
-			return "a repetition that may skip or repeat "
-			       "something that can match the empty string "
-			       "(like (a*)* or (a?)+): make the inner part "
-			       "non-empty";
-		copies = n == UINT64_MAX ? (m > 1 ? m + 1 : 2) : n;
-		if (copies < 2 && m != n)
-			copies = 2;
-		if (m == n && copies == 0)
-			copies = 1;
-		f->total += f->last * copies - f->last;
-		f->last *= copies;
-		f->last_empty = f->last_empty || m == 0;
-		f->alt_empty = f->before_empty && f->last_empty;
-		f->last_kind = REPEAT;
-	check:
-		if (f->total > cap)
-			f->total = cap;
-		if (f->last > cap)
-			f->last = cap;
-		if (f->total >= cap)
-			return "pattern repeats too much (its repetitions "
-			       "would expand to over 4096 items)";
+		if (err)
+			return err;
 	}
 	if (d)
 		return "a '(' without its ')'";
@@ -615,11 +633,77 @@ static int field_fail(size_t i, const char *name, const char *fmt, ...)
 	return lb__fail(LB_EINVAL, "field %zu '%.64s': %s", i, name, msg);
 }
 
+/* The enum of public field f (number i), which has f->nenum values. */
+static int check_enum(const lb_field *f, size_t i)
+{
+	size_t j, len;
+	ekey *k;
+	long dup;
+	int rc;
+
+	if (!enum_type_ok(f->type))
+		return field_fail(i, f->name,
+		                  "an enum applies to str and int "
+		                  "fields only");
+	if (f->nenum > LB_SCHEMA_ENUM_MAX)
+		return field_fail(i, f->name,
+		                  "enum has %zu values, more than %d", f->nenum,
+		                  LB_SCHEMA_ENUM_MAX);
+	if (!(k = calloc(f->nenum, sizeof *k)))
+		return lb__fail(LB_ENOMEM, "cannot check an enum");
+	for (j = 0; j < f->nenum; j++) {
+		const char *v = f->enum_values[j];
+		rc = 0;
+		len = 0;
+		if (!v) {
+			rc = field_fail(i, f->name, "enum value %zu is NULL",
+			                j);
+		} else if ((len = bounded_len(v, LB_SCHEMA_TEXT_MAX)) >
+		           LB_SCHEMA_TEXT_MAX) {
+			rc = field_fail(i, f->name,
+			                "enum value %zu is over %d "
+			                "bytes",
+			                j, LB_SCHEMA_TEXT_MAX);
+		} else if (f->type == LB_STR &&
+		           lb__utf8_count((const uint8_t *)v, len, NULL) != 0) {
+			rc = field_fail(i, f->name,
+			                "enum value %zu is not valid "
+			                "UTF-8",
+			                j);
+		} else if (f->type == LB_INT &&
+		           canon_int(v, len, &k[j].v) < 0) {
+			rc = field_fail(i, f->name,
+			                "enum value '%.40s' is not an "
+			                "integer written like -3, 0 or "
+			                "42 (no '+', no leading zeros, "
+			                "within 64 bits)",
+			                v);
+		}
+		if (rc) {
+			free(k);
+			return rc;
+		}
+		if (f->type == LB_STR) {
+			k[j].s = v;
+			k[j].len = (uint32_t)len;
+		}
+		k[j].idx = (uint32_t)j;
+	}
+	dup = ekey_sort(k, (uint32_t)f->nenum, NULL);
+	free(k);
+	if (dup >= 0)
+		return field_fail(i, f->name,
+		                  "enum value %ld ('%.40s') is "
+		                  "listed twice",
+		                  dup, f->enum_values[dup]);
+	return 0;
+}
+
 /* The rules of public field f (number i). */
 static int check_rules(const lb_field *f, size_t i)
 {
 	const unsigned bounds = LB_HAS_MIN | LB_HAS_MAX;
-	size_t j, len;
+	size_t len;
 	char why[160];
 	int rc;
 
@@ -628,67 +712,8 @@ static int check_rules(const lb_field *f, size_t i)
 		                  "nenum is %zu but enum_values is "
 		                  "NULL",
 		                  f->nenum);
-	if (f->nenum) {
-		ekey *k;
-		long dup;
-
-		if (!enum_type_ok(f->type))
-			return field_fail(i, f->name,
-			                  "an enum applies to str and int "
-			                  "fields only");
-		if (f->nenum > LB_SCHEMA_ENUM_MAX)
-			return field_fail(i, f->name,
-			                  "enum has %zu values, more than %d",
-			                  f->nenum, LB_SCHEMA_ENUM_MAX);
-		if (!(k = calloc(f->nenum, sizeof *k)))
-			return lb__fail(LB_ENOMEM, "cannot check an enum");
-		for (j = 0; j < f->nenum; j++) {
-			const char *v = f->enum_values[j];
-			rc = 0;
-			len = 0;
-			if (!v) {
-				rc = field_fail(i, f->name,
-				                "enum value %zu is NULL", j);
-			} else if ((len = bounded_len(v, LB_SCHEMA_TEXT_MAX)) >
-			           LB_SCHEMA_TEXT_MAX) {
-				rc = field_fail(i, f->name,
-				                "enum value %zu is over %d "
-				                "bytes",
-				                j, LB_SCHEMA_TEXT_MAX);
-			} else if (f->type == LB_STR &&
-			           lb__utf8_count((const uint8_t *)v, len,
-			                          NULL) != 0) {
-				rc = field_fail(i, f->name,
-				                "enum value %zu is not valid "
-				                "UTF-8",
-				                j);
-			} else if (f->type == LB_INT &&
-			           canon_int(v, len, &k[j].v) < 0) {
-				rc = field_fail(i, f->name,
-				                "enum value '%.40s' is not an "
-				                "integer written like -3, 0 or "
-				                "42 (no '+', no leading zeros, "
-				                "within 64 bits)",
-				                v);
-			}
-			if (rc) {
-				free(k);
-				return rc;
-			}
-			if (f->type == LB_STR) {
-				k[j].s = v;
-				k[j].len = (uint32_t)len;
-			}
-			k[j].idx = (uint32_t)j;
-		}
-		dup = ekey_sort(k, (uint32_t)f->nenum, NULL);
-		free(k);
-		if (dup >= 0)
-			return field_fail(i, f->name,
-			                  "enum value %ld ('%.40s') is "
-			                  "listed twice",
-			                  dup, f->enum_values[dup]);
-	}
+	if (f->nenum && (rc = check_enum(f, i)) != 0)
+		return rc;
 	if (f->pattern) {
 		const char *p;
 		if (f->type != LB_STR)
