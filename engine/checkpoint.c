@@ -730,10 +730,13 @@ static int prune_txn(lb_db *db, MDB_txn *txn, uint64_t before)
 	return 0;
 }
 
+static int prune_run(lb_db *db, MDB_txn *txn, void *before)
+{
+	return prune_txn(db, txn, *(const uint64_t *)before);
+}
+
 int lb_prune(lb_db *db, uint64_t before_batch)
 {
-	MDB_txn *txn;
-	int rc, mrc;
 	if (!db)
 		return lb__fail(LB_EINVAL, "lb_prune: db is NULL");
 	if (db->flags & LB_RDONLY)
@@ -741,21 +744,6 @@ int lb_prune(lb_db *db, uint64_t before_batch)
 		                db->path);
 	if (before_batch <= 1)
 		return 0; /* no batch is older than batch 1 */
-	pthread_mutex_lock(&db->wlock);
-	if ((rc = lb__grow_map_if_needed(db)) < 0) {
-		pthread_mutex_unlock(&db->wlock);
-		return rc;
-	}
-	lb__read_begin(db);
-	if ((mrc = lb__write_txn(db, &txn))) {
-		rc = lb__mdb_fail(mrc, "beginning the prune");
-	} else if ((rc = prune_txn(db, txn, before_batch)) < 0) {
-		mdb_txn_abort(txn);
-	} else if ((mrc = mdb_txn_commit(txn))) {
-		rc = lb__full_or_io(db,
-		                    lb__mdb_fail(mrc, "committing the prune"));
-	}
-	lb__read_end(db);
-	pthread_mutex_unlock(&db->wlock);
-	return rc;
+	return lb__write_run(db, prune_run, &before_batch,
+	                     "beginning the prune", "committing the prune");
 }

@@ -263,6 +263,29 @@ int lb__write_txn(lb_db *db, MDB_txn **txn)
 	return mrc;
 }
 
+int lb__write_run(lb_db *db, int (*fn)(lb_db *, MDB_txn *, void *), void *ctx,
+                  const char *begin, const char *commit)
+{
+	MDB_txn *txn;
+	int rc, mrc;
+	pthread_mutex_lock(&db->wlock);
+	if ((rc = lb__grow_map_if_needed(db)) < 0) {
+		pthread_mutex_unlock(&db->wlock);
+		return rc;
+	}
+	lb__read_begin(db);
+	if ((mrc = lb__write_txn(db, &txn))) {
+		rc = lb__mdb_fail(mrc, begin);
+	} else if ((rc = fn(db, txn, ctx)) < 0) {
+		mdb_txn_abort(txn);
+	} else if ((mrc = mdb_txn_commit(txn))) {
+		rc = lb__full_or_io(db, lb__mdb_fail(mrc, commit));
+	}
+	lb__read_end(db);
+	pthread_mutex_unlock(&db->wlock);
+	return rc;
+}
+
 int lb__map_adopt(lb_db *db)
 {
 	struct timespec until;

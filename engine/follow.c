@@ -198,31 +198,6 @@ int lb_identity_get(lb_db *db, lb_identity *out)
 	return 0;
 }
 
-/* Run fn(db, txn, ctx) in a write transaction of its own, under the
- * writer lock, as lb_prune does. */
-static int meta_write(lb_db *db, int (*fn)(lb_db *, MDB_txn *, void *),
-                      void *ctx, const char *what)
-{
-	MDB_txn *txn;
-	int rc, mrc;
-	pthread_mutex_lock(&db->wlock);
-	if ((rc = lb__grow_map_if_needed(db)) < 0) {
-		pthread_mutex_unlock(&db->wlock);
-		return rc;
-	}
-	lb__read_begin(db);
-	if ((mrc = lb__write_txn(db, &txn))) {
-		rc = lb__mdb_fail(mrc, what);
-	} else if ((rc = fn(db, txn, ctx)) < 0) {
-		mdb_txn_abort(txn);
-	} else if ((mrc = mdb_txn_commit(txn))) {
-		rc = lb__full_or_io(db, lb__mdb_fail(mrc, what));
-	}
-	lb__read_end(db);
-	pthread_mutex_unlock(&db->wlock);
-	return rc;
-}
-
 static int promote_txn(lb_db *db, MDB_txn *txn, void *ctx)
 {
 	(void)ctx;
@@ -240,7 +215,7 @@ int lb_promote(lb_db *db)
 	if (db->flags & LB_RDONLY)
 		return lb__fail(LB_EINVAL, "%s: database is open read-only",
 		                db->path);
-	return meta_write(db, promote_txn, NULL, "promoting");
+	return lb__write_run(db, promote_txn, NULL, "promoting", "promoting");
 }
 
 /* ---- lb_batch_raw ---------------------------------------------------------
@@ -250,7 +225,7 @@ int lb_batch_raw(lb_db *db, uint64_t id, void **buf, size_t *len)
 {
 	MDB_txn *txn;
 	lb_wal_hdr h;
-	uint8_t kb[12], sha[32], hash[32], self[LB_ID_SIZE];
+	uint8_t kb[12], sha[32], self[LB_ID_SIZE];
 	MDB_val k = {8, kb}, hv, vv = {0, NULL}, v;
 	uint8_t *out = NULL;
 	int rc, mrc;
@@ -278,14 +253,8 @@ int lb_batch_raw(lb_db *db, uint64_t id, void **buf, size_t *len)
 		              (unsigned long long)id);
 		goto out;
 	}
-	if ((rc = lb__hdr_hash(&h, hash)) < 0)
+	if ((rc = lb__hdr_intact(&h, id)) < 0)
 		goto out;
-	if (memcmp(hash, h.hash, 32) != 0) {
-		rc = lb__fail(LB_ECORRUPT,
-		              "batch %llu: the header does not match its hash",
-		              (unsigned long long)id);
-		goto out;
-	}
 	lb__be64(kb, id);
 	if ((mrc = mdb_get(txn, db->batches, &k, &hv))) {
 		rc = lb__mdb_fail(mrc, "_batches");
@@ -655,7 +624,8 @@ int lb_batch_apply_raw(lb_db *db, const void *buf, size_t len, uint64_t *id)
 		goto out;
 	if (rc == 0 && become) {
 		become_ctx c = {f.origin, newid};
-		rc = meta_write(db, become_txn, &c, "making a follower");
+		rc = lb__write_run(db, become_txn, &c, "making a follower",
+		                   "making a follower");
 	}
 	if (rc == 0)
 		rc = frame_apply(db, &f, &r);

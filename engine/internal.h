@@ -295,6 +295,12 @@ LB__WUR int lb__map_adopt(lb_db *db);
  * who holds wlock), adopting a map grown by another process; LMDB's
  * code. */
 LB__WUR int lb__write_txn(lb_db *db, MDB_txn **txn);
+/* Run fn(db, txn, ctx) in a write transaction of its own under wlock
+ * (growing the map first if needed), committing it if fn returns >= 0;
+ * begin and commit name the step in a failure's detail. The caller holds
+ * no lock. */
+LB__WUR int lb__write_run(lb_db *db, int (*fn)(lb_db *, MDB_txn *, void *),
+                          void *ctx, const char *begin, const char *commit);
 /* Take maplock for writing: once (until NULL) or waiting until then. While
  * a thread waits, new outermost readers of this process hold back (for at
  * most LB__READER_YIELD_MS), so a stream of short snapshots cannot starve
@@ -473,6 +479,11 @@ LB__WUR int lb__segment_load(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h,
                              uint32_t s, lb_segr *r, MDB_val *stored);
 /* Walk batch id's records in a txn with reader r. fn non-zero stops. */
 typedef int (*lb__rec_fn)(void *ctx, const lb_wal_rec *r);
+/* 0 if the header h of batch id matches its hash, else LB_ECORRUPT. */
+LB__WUR int lb__hdr_intact(const lb_wal_hdr *h, uint64_t id);
+/* 0 if batch id's seen records are the want its header counts, else
+ * LB_ECORRUPT. */
+LB__WUR int lb__records_counted(uint64_t id, uint64_t seen, uint64_t want);
 LB__WUR int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
                            lb__rec_fn fn, void *ctx);
 

@@ -70,6 +70,31 @@ int lb__segment_load(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h, uint32_t s,
 	return 0;
 }
 
+int lb__hdr_intact(const lb_wal_hdr *h, uint64_t id)
+{
+	uint8_t hash[32];
+	int rc = lb__hdr_hash(h, hash);
+	if (rc < 0)
+		return rc;
+	if (memcmp(hash, h->hash, 32) != 0)
+		return lb__fail(
+		        LB_ECORRUPT,
+		        "batch %llu: the header does not match its hash",
+		        (unsigned long long)id);
+	return 0;
+}
+
+int lb__records_counted(uint64_t id, uint64_t seen, uint64_t want)
+{
+	if (seen != want)
+		return lb__fail(LB_ECORRUPT,
+		                "batch %llu: %llu records, header says %llu",
+		                (unsigned long long)id,
+		                (unsigned long long)seen,
+		                (unsigned long long)want);
+	return 0;
+}
+
 int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
                    lb__rec_fn fn, void *ctx)
 {
@@ -96,11 +121,8 @@ int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 		if (got < 0)
 			rc = got;
 	}
-	if (rc == 0 && seen != h.records)
-		rc = lb__fail(LB_ECORRUPT,
-		              "batch %llu: %llu records, header says %llu",
-		              (unsigned long long)id, (unsigned long long)seen,
-		              (unsigned long long)h.records);
+	if (rc == 0)
+		rc = lb__records_counted(id, seen, h.records);
 	lb__hdr_free(&h);
 	return rc;
 }

@@ -185,7 +185,6 @@ static int replay_batch(rp *p, uint64_t id)
 	lb_wal_hdr h;
 	lb_batch *b = p->grp;
 	lb_table *tcache = NULL;
-	uint8_t hash[32];
 	uint64_t n = 0;
 	int rc = lb__hdr_get(p->src, p->txn, id, &h);
 	if (rc < 0)
@@ -198,14 +197,8 @@ static int replay_batch(rp *p, uint64_t id)
 		rc = pruned_fail(p, id);
 		goto out;
 	}
-	if ((rc = lb__hdr_hash(&h, hash)) < 0)
+	if ((rc = lb__hdr_intact(&h, id)) < 0)
 		goto out;
-	if (memcmp(hash, h.hash, 32) != 0) {
-		rc = lb__fail(LB_ECORRUPT,
-		              "batch %llu: the header does not match its hash",
-		              (unsigned long long)id);
-		goto out;
-	}
 	if (!b && (rc = lb__batch_begin_raw(p->dst, h.label, &b)) < 0)
 		goto out;
 	b->private_db = 1; /* the new database is the replay's alone */

@@ -484,11 +484,8 @@ static int undo_batch(rb *x, uint64_t id, int mode)
 			             : undo_data(x, id, &rec, mode);
 		}
 	}
-	if (rc == 0 && seen != h.records)
-		rc = lb__fail(LB_ECORRUPT,
-		              "batch %llu: %llu records, header says %llu",
-		              (unsigned long long)id, (unsigned long long)seen,
-		              (unsigned long long)h.records);
+	if (rc == 0)
+		rc = lb__records_counted(id, seen, h.records);
 	lb__hdr_free(&h);
 	return rc;
 }
