@@ -125,6 +125,9 @@ char *cli_xstrdup(const char *s);
 /* ---- JSON text and values (json.c) --------------------------------------- */
 
 int cli_utf8_valid(const void *p, size_t n);
+/* The value of hex digit c (either case), or -1 (serve_req.c, which
+ * links alone into its fuzz target). */
+int cli_hexval(int c);
 /* Base64 (RFC 4648, padded). Decode returns -1 on bad input. */
 void cli_b64_encode(sbuf *out, const void *p, size_t n);
 int cli_b64_decode(const char *s, size_t n, sbuf *out);
@@ -284,6 +287,9 @@ void cli_time(sbuf *b, int64_t ns);
 void cli_size(sbuf *b, uint64_t n);
 double cli_now(void); /* monotonic seconds */
 const char *cli_issue_kind(int kind);
+/* The distinct batches named by r's issues of kind (an lb_issue_kind),
+ * in issue order, into out (room for r->nissues); their count. */
+size_t cli_issue_batches(const lb_result *r, int kind, uint64_t *out);
 /* A key given on the command line: its bytes, or with b64 set the bytes
  * it decodes to as base64. Returns 0 or CLI_USAGE (printed). */
 int cli_key_arg(const char *arg, int b64, sbuf *out);

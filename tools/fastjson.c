@@ -67,22 +67,11 @@ static int insert_header(fj *f, size_t at, size_t n, int map)
 	return 0;
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int hex4(const unsigned char *p, uint32_t *v)
 {
 	*v = 0;
 	for (int i = 0; i < 4; i++) {
-		int h = hexval(p[i]);
+		int h = cli_hexval(p[i]);
 		if (h < 0)
 			return -1;
 		*v = *v << 4 | (uint32_t)h;
@@ -215,37 +204,16 @@ static int unescape(sbuf *b, const unsigned char *start, const unsigned char *q,
 		/* r at a backslash; q bounds the escape. */
 		if (r + 1 >= q)
 			return -1;
-		switch (r[1]) {
-		case '"':
-		case '\\':
-		case '/':
-			sb_putc(b, (char)r[1]);
+		if (r[1] != 'u') {
+			/* the one-character escapes: pairs of the letter
+			 * and what it stands for */
+			static const char pairs[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
+			const char *e = strchr(pairs, r[1]);
+			if (!r[1] || !e || (e - pairs) % 2)
+				return -1;
+			sb_putc(b, e[1]);
 			r += 2;
 			continue;
-		case 'b':
-			sb_putc(b, '\b');
-			r += 2;
-			continue;
-		case 'f':
-			sb_putc(b, '\f');
-			r += 2;
-			continue;
-		case 'n':
-			sb_putc(b, '\n');
-			r += 2;
-			continue;
-		case 'r':
-			sb_putc(b, '\r');
-			r += 2;
-			continue;
-		case 't':
-			sb_putc(b, '\t');
-			r += 2;
-			continue;
-		case 'u':
-			break;
-		default:
-			return -1;
 		}
 		if (q - r < 6 || hex4(r + 2, &cp) < 0)
 			return -1;
@@ -397,6 +365,23 @@ static int value(fj *f, int depth);
 
 typedef cli_fj_member member;
 
+/* After a member or an element: 1 at a ',' (skipped, and the space after
+ * it), 0 at close (skipped), -1 at anything else. */
+static int next_item(fj *f, char close)
+{
+	ws(f);
+	if (f->p < f->end && *f->p == ',') {
+		f->p++;
+		ws(f);
+		return 1;
+	}
+	if (f->p < f->end && *f->p == (unsigned char)close) {
+		f->p++;
+		return 0;
+	}
+	return -1;
+}
+
 /*
  * An object at f->p. With top set, its members' spans go to mem[] (the key
  * spans point into out, after the header insertion).
@@ -406,6 +391,7 @@ static int object(fj *f, int depth, member *mem, size_t *nmem)
 	size_t at = f->out->size, n = 0;
 	member local[MEMBERS_MAX];
 	member *ms = mem ? mem : local;
+	int more;
 	f->p++; /* '{' */
 	ws(f);
 	if (f->p < f->end && *f->p == '}') {
@@ -441,17 +427,10 @@ static int object(fj *f, int depth, member *mem, size_t *nmem)
 			return -1;
 		ms[n].vlen = f->out->size - ms[n].voff;
 		n++;
-		ws(f);
-		if (f->p < f->end && *f->p == ',') {
-			f->p++;
-			ws(f);
-			continue;
-		}
-		if (f->p < f->end && *f->p == '}') {
-			f->p++;
+		if ((more = next_item(f, '}')) < 0)
+			return -1;
+		if (!more)
 			break;
-		}
-		return -1;
 	}
 	/* {"base64": "..."} packs as bin on the jansson path. */
 	if (n == 1 && ms[0].klen == 6 &&
@@ -475,6 +454,7 @@ static int object(fj *f, int depth, member *mem, size_t *nmem)
 static int array(fj *f, int depth)
 {
 	size_t at = f->out->size, n = 0;
+	int more;
 	f->p++; /* '[' */
 	ws(f);
 	if (f->p < f->end && *f->p == ']') {
@@ -485,17 +465,10 @@ static int array(fj *f, int depth)
 		if (value(f, depth + 1) < 0)
 			return -1;
 		n++;
-		ws(f);
-		if (f->p < f->end && *f->p == ',') {
-			f->p++;
-			ws(f);
-			continue;
-		}
-		if (f->p < f->end && *f->p == ']') {
-			f->p++;
+		if ((more = next_item(f, ']')) < 0)
+			return -1;
+		if (!more)
 			break;
-		}
-		return -1;
 	}
 	return insert_header(f, at, n, 0);
 }

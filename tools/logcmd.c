@@ -445,40 +445,12 @@ static int cmp_desc(const void *a, const void *b)
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* The distinct later batches named by CONFLICT issues, newest first. */
-static size_t conflict_batches(const lb_result *r, uint64_t *out)
+/* The distinct batches named by issues of kind (CONFLICT: the later
+ * batches; FOREIGN_KEY: the batch that last changed a record still
+ * referring to a key the rollback removes), newest first. */
+static size_t issue_batches(const lb_result *r, int kind, uint64_t *out)
 {
-	size_t n = 0;
-	for (size_t i = 0; i < r->nissues; i++) {
-		uint64_t id = r->issues[i].batch;
-		size_t j;
-		if (r->issues[i].kind != LB_ISSUE_CONFLICT || !id)
-			continue;
-		for (j = 0; j < n && out[j] != id; j++)
-			;
-		if (j == n)
-			out[n++] = id;
-	}
-	qsort(out, n, sizeof *out, cmp_desc);
-	return n;
-}
-
-/* The distinct batches named by FOREIGN_KEY issues (the batch that last
- * changed a record still referring to a key the rollback removes), newest
- * first. */
-static size_t referrer_batches(const lb_result *r, uint64_t *out)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < r->nissues; i++) {
-		uint64_t id = r->issues[i].batch;
-		size_t j;
-		if (r->issues[i].kind != LB_ISSUE_FOREIGN_KEY || !id)
-			continue;
-		for (j = 0; j < n && out[j] != id; j++)
-			;
-		if (j == n)
-			out[n++] = id;
-	}
+	size_t n = cli_issue_batches(r, kind, out);
 	qsort(out, n, sizeof *out, cmp_desc);
 	return n;
 }
@@ -767,8 +739,8 @@ static int rollback_report(uint64_t id, int rc, const lb_result *res, int dry,
 {
 	uint64_t *later = cli_xmalloc((res->nissues + 1) * sizeof *later);
 	uint64_t *refs = cli_xmalloc((res->nissues + 1) * sizeof *refs);
-	size_t nl = conflict_batches(res, later);
-	size_t nr = referrer_batches(res, refs);
+	size_t nl = issue_batches(res, LB_ISSUE_CONFLICT, later);
+	size_t nr = issue_batches(res, LB_ISSUE_FOREIGN_KEY, refs);
 	int nothing = rc == 0 && (dry ? res->records == 0 : !res->batch_id);
 	sbuf b;
 	sb_init(&b);

@@ -508,6 +508,18 @@ static int ship_loop(shipper *sp, int follow)
 	return rc;
 }
 
+/* --nats URL and --stream NAME, both required. */
+static int stream_opts(const char *nats, const char *stream)
+{
+	if (!nats || !stream)
+		return cli_usage("--nats URL and --stream NAME are required");
+	if (!stream_name_ok(stream))
+		return cli_usage("--stream: '%s' is not a stream name "
+		                 "([A-Za-z0-9_-]+)",
+		                 stream);
+	return 0;
+}
+
 int cmd_ship(int argc, char **argv)
 {
 	cli_opt o[] = {{"nats", 1, NULL},      {"stream", 1, NULL},
@@ -523,12 +535,8 @@ int cmd_ship(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	if (rc)
 		return rc;
-	if (!CLI_OPT(o, "nats") || !CLI_OPT(o, "stream"))
-		return cli_usage("--nats URL and --stream NAME are required");
-	if (!stream_name_ok(CLI_OPT(o, "stream")))
-		return cli_usage("--stream: '%s' is not a stream name "
-		                 "([A-Za-z0-9_-]+)",
-		                 CLI_OPT(o, "stream"));
+	if ((rc = stream_opts(CLI_OPT(o, "nats"), CLI_OPT(o, "stream"))))
+		return rc;
 	if ((CLI_OPT(o, "replicas") &&
 	     (rc = cli_u64("--replicas", CLI_OPT(o, "replicas"), 1, 5,
 	                   &replicas))) ||
@@ -944,12 +952,8 @@ int cmd_follow(int argc, char **argv)
 	rc = cli_parse(argc, argv, o, NOPTS(o), pos, 1, 1, &np);
 	if (rc)
 		return rc;
-	if (!CLI_OPT(o, "nats") || !CLI_OPT(o, "stream"))
-		return cli_usage("--nats URL and --stream NAME are required");
-	if (!stream_name_ok(CLI_OPT(o, "stream")))
-		return cli_usage("--stream: '%s' is not a stream name "
-		                 "([A-Za-z0-9_-]+)",
-		                 CLI_OPT(o, "stream"));
+	if ((rc = stream_opts(CLI_OPT(o, "nats"), CLI_OPT(o, "stream"))))
+		return rc;
 	uint64_t aw = 5000;
 	if (CLI_OPT(o, "ack-wait") &&
 	    (rc = cli_u64("--ack-wait", CLI_OPT(o, "ack-wait"), 100, 3600000,

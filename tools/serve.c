@@ -727,23 +727,6 @@ static void ids_json(sbuf *b, const uint64_t *ids, size_t n)
 	sb_putc(b, ']');
 }
 
-/* The distinct batches named by issues of one kind, in issue order. */
-static size_t issue_batches(const lb_result *res, int kind, uint64_t *out)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < res->nissues; i++) {
-		uint64_t id = res->issues[i].batch;
-		size_t j;
-		if ((int)res->issues[i].kind != kind || !id)
-			continue;
-		for (j = 0; j < n && out[j] != id; j++)
-			;
-		if (j == n)
-			out[n++] = id;
-	}
-	return n;
-}
-
 static enum MHD_Result api_rollback(server *s, struct MHD_Connection *c,
                                     const srv_req *r)
 {
@@ -806,9 +789,9 @@ static enum MHD_Result api_rollback(server *s, struct MHD_Connection *c,
 	}
 	ids = cli_xmalloc((res.nissues + 1) * sizeof *ids);
 	sb_puts(&b, "],\"conflicting_batches\":");
-	ids_json(&b, ids, issue_batches(&res, LB_ISSUE_CONFLICT, ids));
+	ids_json(&b, ids, cli_issue_batches(&res, LB_ISSUE_CONFLICT, ids));
 	sb_puts(&b, ",\"blocking_batches\":");
-	ids_json(&b, ids, issue_batches(&res, LB_ISSUE_FOREIGN_KEY, ids));
+	ids_json(&b, ids, cli_issue_batches(&res, LB_ISSUE_FOREIGN_KEY, ids));
 	free(ids);
 	sb_puts(&b, ",\"issues\":[");
 	for (size_t i = 0; i < res.nissues; i++) {

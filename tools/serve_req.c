@@ -12,12 +12,13 @@
  * is known to its endpoint, given once, and well-formed.
  */
 #include "serve_req.h"
+#include "cli.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-static int hexval(int c)
+int cli_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -38,8 +39,8 @@ long srv_unescape(const char *s, size_t n, int plus_space, unsigned char *out,
 			int h, l;
 			if (n - i < 3)
 				return -1;
-			h = hexval((unsigned char)s[i + 1]);
-			l = hexval((unsigned char)s[i + 2]);
+			h = cli_hexval((unsigned char)s[i + 1]);
+			l = cli_hexval((unsigned char)s[i + 2]);
 			if (h < 0 || l < 0)
 				return -1;
 			c = h * 16 + l;

@@ -658,6 +658,22 @@ double cli_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+size_t cli_issue_batches(const lb_result *r, int kind, uint64_t *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->nissues; i++) {
+		uint64_t id = r->issues[i].batch;
+		size_t j;
+		if ((int)r->issues[i].kind != kind || !id)
+			continue;
+		for (j = 0; j < n && out[j] != id; j++)
+			;
+		if (j == n)
+			out[n++] = id;
+	}
+	return n;
+}
+
 const char *cli_issue_kind(int kind)
 {
 	switch (kind) {
