@@ -222,10 +222,7 @@ static void alter_report(const char *name, uint64_t batch)
 		sb_puts(&b, ",\"altered\":");
 		sb_puts(&b, batch ? "true" : "false");
 		sb_puts(&b, ",\"batch\":");
-		if (batch)
-			jw_u64(&b, batch);
-		else
-			sb_puts(&b, "null");
+		jw_u64_or_null(&b, batch);
 		sb_puts(&b, "}\n");
 		sb_flush(&b, stdout);
 		sb_free(&b);
@@ -488,10 +485,7 @@ int cmd_replay(int argc, char **argv)
 		sb_printf(&b, ",\"to\":%" PRIu64 ",\"records\":%" PRIu64, to,
 		          res.records);
 		sb_puts(&b, ",\"from\":");
-		if (opt_from)
-			jw_cstr(&b, opt_from);
-		else
-			sb_puts(&b, "null");
+		jw_cstr_or_null(&b, opt_from);
 		sb_puts(&b, "}\n");
 		sb_flush(&b, stdout);
 		sb_free(&b);
@@ -570,10 +564,7 @@ int cmd_verify(int argc, char **argv)
 		          !replay         ? "null"
 		          : rep.replay_ok ? "true"
 		                          : "false");
-		if (rep.bad_batch)
-			jw_u64(&b, rep.bad_batch);
-		else
-			sb_puts(&b, "null");
+		jw_u64_or_null(&b, rep.bad_batch);
 		sb_puts(&b, ",\"detail\":");
 		jw_cstr(&b, cli_words(rep.detail));
 		sb_puts(&b, "}\n");

@@ -141,6 +141,22 @@ static inline void jw_cstr(sbuf *b, const char *s)
 /* "name": (with the quotes and the colon) */
 void jw_key(sbuf *b, const char *name);
 void jw_u64(sbuf *b, uint64_t v);
+/* v, or null when v is 0 (no batch, no line). */
+static inline void jw_u64_or_null(sbuf *b, uint64_t v)
+{
+	if (v)
+		jw_u64(b, v);
+	else
+		sb_puts(b, "null");
+}
+/* s, or null when s is NULL. */
+static inline void jw_cstr_or_null(sbuf *b, const char *s)
+{
+	if (s)
+		jw_cstr(b, s);
+	else
+		sb_puts(b, "null");
+}
 void jw_i64(sbuf *b, int64_t v);
 /* Shortest text that reads back as the same double; null for NaN/Inf. */
 void jw_double(sbuf *b, double v);
@@ -287,6 +303,12 @@ void cli_time(sbuf *b, int64_t ns);
 void cli_size(sbuf *b, uint64_t n);
 double cli_now(void); /* monotonic seconds */
 const char *cli_issue_kind(int kind);
+/* An lb_change's op as the CLI and the server name it: put, delete, table
+ * (or "?"). */
+const char *cli_op_name(int op);
+/* The start of a change record as JSON, {"op":..,"table":..,"key":..
+ * (the caller adds the images and the closing brace). */
+void cli_change_head(sbuf *b, const lb_change *c);
 /* The distinct batches named by r's issues of kind (an lb_issue_kind),
  * in issue order, into out (room for r->nissues); their count. */
 size_t cli_issue_batches(const lb_result *r, int kind, uint64_t *out);

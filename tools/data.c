@@ -325,10 +325,7 @@ static int one_op(const char *dir, const char *table, const sbuf *key, int op,
 	if (cli_json) {
 		sb_printf(&b, "{\"success\":%s,\"batch_id\":",
 		          rc == 0 ? "true" : "false");
-		if (res.batch_id)
-			jw_u64(&b, res.batch_id);
-		else
-			sb_puts(&b, "null");
+		jw_u64_or_null(&b, res.batch_id);
 		sb_puts(&b, ",\"issues\":[");
 		for (size_t i = 0; i < res.nissues; i++) {
 			const lb_issue *is = &res.issues[i];

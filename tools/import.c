@@ -134,16 +134,10 @@ void imp_count_kind(imp *m, const char *kind)
 		}
 }
 
-void imp_add_issue(imp *m, uint64_t line, const char *kind, const char *table,
-                   const void *key, size_t klen, const char *field,
-                   const char *msg)
+void imp_issue_set(issue *is, uint64_t line, const char *kind,
+                   const char *table, const void *key, size_t klen,
+                   const char *field, const char *msg, uint64_t dep)
 {
-	issue *is;
-	if (m->niss == m->capiss) {
-		m->capiss = m->capiss ? m->capiss * 2 : 16;
-		m->iss = cli_xrealloc(m->iss, m->capiss * sizeof *m->iss);
-	}
-	is = &m->iss[m->niss++];
 	is->line = line;
 	is->kind = kind;
 	is->table = table ? cli_xstrdup(table) : NULL;
@@ -156,7 +150,19 @@ void imp_add_issue(imp *m, uint64_t line, const char *kind, const char *table,
 	}
 	is->field = field ? cli_xstrdup(field) : NULL;
 	is->msg = cli_xstrdup(msg);
-	is->dep = 0;
+	is->dep = dep;
+}
+
+void imp_add_issue(imp *m, uint64_t line, const char *kind, const char *table,
+                   const void *key, size_t klen, const char *field,
+                   const char *msg)
+{
+	if (m->niss == m->capiss) {
+		m->capiss = m->capiss ? m->capiss * 2 : 16;
+		m->iss = cli_xrealloc(m->iss, m->capiss * sizeof *m->iss);
+	}
+	imp_issue_set(&m->iss[m->niss++], line, kind, table, key, klen, field,
+	              msg, 0);
 }
 
 static void issue_free(issue *is)

@@ -220,6 +220,11 @@ typedef struct given { /* options as given (NULL: not given) */
 
 /* ---- import.c, each documented at its definition ------------------------- */
 
+/* Fill *is (copies of table, key, field and msg; dep: the line it waits
+ * on, 0 if none). */
+void imp_issue_set(issue *is, uint64_t line, const char *kind,
+                   const char *table, const void *key, size_t klen,
+                   const char *field, const char *msg, uint64_t dep);
 void imp_add_issue(imp *m, uint64_t line, const char *kind, const char *table,
                    const void *key, size_t klen, const char *field,
                    const char *msg);

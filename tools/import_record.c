@@ -57,25 +57,12 @@ static void add_reason(imp *m, size_t li, const char *kind, const char *table,
                        const void *key, size_t klen, const char *field,
                        const char *msg, uint64_t dep)
 {
-	issue *is;
 	if (m->nrs == m->caprs) {
 		m->caprs = m->caprs ? m->caprs * 2 : 16;
 		m->rs = cli_xrealloc(m->rs, m->caprs * sizeof *m->rs);
 	}
-	is = &m->rs[m->nrs++];
-	is->line = m->ln[li].line;
-	is->kind = kind;
-	is->table = table ? cli_xstrdup(table) : NULL;
-	is->key = NULL;
-	is->klen = 0;
-	if (key && klen) {
-		is->key = cli_xmalloc(klen);
-		memcpy(is->key, key, klen);
-		is->klen = klen;
-	}
-	is->field = field ? cli_xstrdup(field) : NULL;
-	is->msg = cli_xstrdup(msg);
-	is->dep = dep;
+	imp_issue_set(&m->rs[m->nrs++], m->ln[li].line, kind, table, key, klen,
+	              field, msg, dep);
 	m->ln[li].nreasons++;
 	m->ln[li].nown += !dep;
 }
@@ -313,10 +300,7 @@ static void report_record(imp *m, uint64_t batch_id, unsigned attempts)
 		          ",\"last_line\":%" PRIu64 ",\"attempts\":%u"
 		          ",\"batch_id\":",
 		          m->nrs, m->first_line, m->last_line, attempts);
-		if (batch_id)
-			jw_u64(b, batch_id);
-		else
-			sb_puts(b, "null");
+		jw_u64_or_null(b, batch_id);
 		sb_puts(b, "}\n");
 	} else if (batch_id || m->b_aside) {
 		if (m->progress)

@@ -76,10 +76,7 @@ void imp_issue_fmt(const imp *m, sbuf *b, const issue *is, int reason)
 			sb_puts(b, "\"file\":");
 			jw_text(b, m->file);
 			sb_puts(b, ",\"line\":");
-			if (is->line)
-				jw_u64(b, is->line);
-			else
-				sb_puts(b, "null");
+			jw_u64_or_null(b, is->line);
 			sb_putc(b, ',');
 		}
 		sb_puts(b, "\"kind\":");
@@ -150,10 +147,7 @@ void imp_report_batch(imp *m, int success, const char *error, uint64_t batch_id,
 		          "{\"batch\":%" PRIu64
 		          ",\"success\":%s,\"records\":%" PRIu64 ",\"error\":",
 		          m->nbatch, success ? "true" : "false", nrec);
-		if (error)
-			jw_cstr(b, error);
-		else
-			sb_puts(b, "null");
+		jw_cstr_or_null(b, error);
 		sb_puts(b, ",\"issues\":[");
 		for (size_t i = 0; i < m->niss; i++) {
 			const issue *is = &m->iss[i];
@@ -166,10 +160,7 @@ void imp_report_batch(imp *m, int success, const char *error, uint64_t batch_id,
 		        "],\"issues_total\":%" PRIu64 ",\"first_line\":%" PRIu64
 		        ",\"last_line\":%" PRIu64 ",\"batch_id\":",
 		        (uint64_t)m->niss + extra, m->first_line, m->last_line);
-		if (batch_id)
-			jw_u64(b, batch_id);
-		else
-			sb_puts(b, "null");
+		jw_u64_or_null(b, batch_id);
 		sb_puts(b, "}\n");
 	} else if (!success) {
 		if (m->progress)
@@ -290,18 +281,12 @@ static void summary_json(imp *m, double el, int stopped, int interrupted)
 	          ",\"batches_partial\":%" PRIu64 ",\"run\":",
 	          stopped ? "true" : "false", rec_mode ? "record" : "batch",
 	          m->rec_failed, m->dependents, m->partial);
-	if (m->run.id)
-		jw_u64(b, m->run.id);
-	else
-		sb_puts(b, "null");
+	jw_u64_or_null(b, m->run.id);
 	sb_puts(b, ",\"run_batches\":[");
 	for (size_t i = 0; i < m->run.nbatches; i++)
 		sb_printf(b, "%s%" PRIu64, i ? "," : "", m->run.batches[i]);
 	sb_puts(b, "],\"runs_table_batch\":");
-	if (m->run.table_batch)
-		jw_u64(b, m->run.table_batch);
-	else
-		sb_puts(b, "null");
+	jw_u64_or_null(b, m->run.table_batch);
 	sb_puts(b, ",\"resumed_at\":");
 	if (m->run.resumed)
 		jw_u64(b, m->run.prior_first);

@@ -60,15 +60,9 @@ void cli_batch_info_json(sbuf *b, const lb_batch_info *bi)
 	          ",\"raw_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64,
 	          bi->records, bi->segments, bi->raw_bytes, bi->stored_bytes);
 	sb_puts(b, ",\"undoes\":");
-	if (bi->undoes)
-		jw_u64(b, bi->undoes);
-	else
-		sb_puts(b, "null");
+	jw_u64_or_null(b, bi->undoes);
 	sb_puts(b, ",\"rolled_back_by\":");
-	if (bi->rolled_back_by)
-		jw_u64(b, bi->rolled_back_by);
-	else
-		sb_puts(b, "null");
+	jw_u64_or_null(b, bi->rolled_back_by);
 	sb_printf(b, ",\"rollback_to\":%s,\"pruned\":%s,\"hash\":\"",
 	          cli_is_rollback_to(bi) ? "true" : "false",
 	          bi->pruned ? "true" : "false");
@@ -210,20 +204,6 @@ typedef struct change_ctx {
 	lb_batch_info info;
 } change_ctx;
 
-static const char *op_name(int op)
-{
-	switch (op) {
-	case LB_OP_PUT:
-		return "put";
-	case LB_OP_DELETE:
-		return "delete";
-	case LB_OP_TABLE:
-		return "table";
-	default:
-		return "?";
-	}
-}
-
 static void render(change_ctx *x, const lb_change *c, const void *v, size_t vl,
                    int has)
 {
@@ -246,12 +226,7 @@ static void change_out(change_ctx *x, const lb_change *c)
 {
 	sbuf *b = &x->b;
 	if (cli_json) {
-		sb_puts(b, "{\"op\":");
-		jw_cstr(b, op_name(c->op));
-		sb_puts(b, ",\"table\":");
-		jw_cstr(b, c->table);
-		sb_puts(b, ",\"key\":");
-		jw_bytes(b, c->key, c->klen);
+		cli_change_head(b, c);
 		sb_puts(b, ",\"before\":");
 		render(x, c, c->before, c->blen, c->has_before);
 		sb_puts(b, ",\"after\":");
@@ -259,7 +234,7 @@ static void change_out(change_ctx *x, const lb_change *c)
 		sb_putc(b, '}');
 		return;
 	}
-	sb_printf(b, "%-6s %s ", op_name(c->op), c->table);
+	sb_printf(b, "%-6s %s ", cli_op_name(c->op), c->table);
 	cli_key_human(b, c->key, c->klen);
 	sb_puts(b, "\n  before: ");
 	render(x, c, c->before, c->blen, c->has_before);
@@ -569,10 +544,7 @@ static void rollback_json(sbuf *b, uint64_t id, int rc, const lb_result *res,
 	          "{\"success\":%s,\"batch\":%" PRIu64
 	          ",\"dry_run\":%s,\"new_batch\":",
 	          rc == 0 ? "true" : "false", id, dry ? "true" : "false");
-	if (res->batch_id)
-		jw_u64(b, res->batch_id);
-	else
-		sb_puts(b, "null");
+	jw_u64_or_null(b, res->batch_id);
 	sb_printf(b, ",\"records\":%" PRIu64 ",\"error\":", res->records);
 	if (rc == 0)
 		sb_puts(b, "null");

@@ -524,10 +524,7 @@ static void run_json(sbuf *b, const run_info *r)
 	sb_puts(b, ",\"on_error\":");
 	jw_cstr(b, f->on_error ? f->on_error : "batch");
 	sb_puts(b, ",\"table\":");
-	if (f->table)
-		jw_cstr(b, f->table);
-	else
-		sb_puts(b, "null");
+	jw_cstr_or_null(b, f->table);
 	sb_printf(b,
 	          ",\"from_rejects\":%s,\"allow_repeats\":%s,\"lines\":%" PRIu64
 	          ",\"committed\":%" PRIu64 ",\"set_aside\":%" PRIu64

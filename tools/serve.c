@@ -136,10 +136,7 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
 	jw_str(&b, msg,
 	       cli_utf8_valid(msg, strlen(msg)) ? strlen(msg) : (size_t)0);
 	sb_puts(&b, ",\"param\":");
-	if (param)
-		jw_cstr(&b, param);
-	else
-		sb_puts(&b, "null");
+	jw_cstr_or_null(&b, param);
 	sb_printf(&b, ",\"status\":%u}", status);
 	return send_json(c, status, &b);
 }
@@ -217,14 +214,6 @@ static void value_json(sbuf *b, int schema, const void *v, size_t n)
 	sb_puts(b, "\"}");
 }
 
-static const char *op_name(int op)
-{
-	return op == LB_OP_PUT      ? "put"
-	       : op == LB_OP_DELETE ? "delete"
-	       : op == LB_OP_TABLE  ? "table"
-	                            : "?";
-}
-
 /* One change record as JSON: {"op","table","key","before","after"}. The
  * schema flag of the record's table comes from the catalog. */
 static void change_json(server *s, sbuf *b, const lb_change *c)
@@ -232,12 +221,7 @@ static void change_json(server *s, sbuf *b, const lb_change *c)
 	int schema = 1;
 	if (c->op != LB_OP_TABLE && table_kind(s, c->table, &schema) < 0)
 		schema = 0;
-	sb_puts(b, "{\"op\":");
-	jw_cstr(b, op_name(c->op));
-	sb_puts(b, ",\"table\":");
-	jw_cstr(b, c->table);
-	sb_puts(b, ",\"key\":");
-	jw_bytes(b, c->key, c->klen);
+	cli_change_head(b, c);
 	sb_puts(b, ",\"before\":");
 	if (c->has_before)
 		value_json(b, schema, c->before, c->blen);

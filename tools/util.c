@@ -674,6 +674,24 @@ size_t cli_issue_batches(const lb_result *r, int kind, uint64_t *out)
 	return n;
 }
 
+const char *cli_op_name(int op)
+{
+	return op == LB_OP_PUT      ? "put"
+	       : op == LB_OP_DELETE ? "delete"
+	       : op == LB_OP_TABLE  ? "table"
+	                            : "?";
+}
+
+void cli_change_head(sbuf *b, const lb_change *c)
+{
+	sb_puts(b, "{\"op\":");
+	jw_cstr(b, cli_op_name(c->op));
+	sb_puts(b, ",\"table\":");
+	jw_cstr(b, c->table);
+	sb_puts(b, ",\"key\":");
+	jw_bytes(b, c->key, c->klen);
+}
+
 const char *cli_issue_kind(int kind)
 {
 	switch (kind) {
@@ -714,27 +732,18 @@ void cli_issue_fmt(sbuf *b, uint64_t line, const char *kind, const char *table,
 {
 	if (cli_json) {
 		sb_puts(b, "{\"line\":");
-		if (line)
-			jw_u64(b, line);
-		else
-			sb_puts(b, "null");
+		jw_u64_or_null(b, line);
 		sb_puts(b, ",\"kind\":");
 		jw_cstr(b, kind);
 		sb_puts(b, ",\"table\":");
-		if (table)
-			jw_cstr(b, table);
-		else
-			sb_puts(b, "null");
+		jw_cstr_or_null(b, table);
 		sb_puts(b, ",\"key\":");
 		if (key && klen)
 			jw_bytes(b, key, klen);
 		else
 			sb_puts(b, "null");
 		sb_puts(b, ",\"field\":");
-		if (field)
-			jw_cstr(b, field);
-		else
-			sb_puts(b, "null");
+		jw_cstr_or_null(b, field);
 		sb_puts(b, ",\"message\":");
 		jw_cstr(b, cli_words(msg));
 		if (batch) {
