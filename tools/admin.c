@@ -65,6 +65,21 @@ static int check_dest(const char *dest)
 	return 0;
 }
 
+/* Open the database in dir (rdonly: read-only) for a command that writes
+ * into the new directory dest, once dest is known to be free. */
+static int open_with_dest(const char *dir, int rdonly, const char *dest,
+                          lb_db **db)
+{
+	int rc = cli_open(dir, rdonly, 0, db);
+	if (rc)
+		return rc;
+	if ((rc = check_dest(dest))) {
+		lb_close(*db);
+		*db = NULL;
+	}
+	return rc;
+}
+
 /* ---- init, table create, tables ------------------------------------------ */
 
 static int create_tables(lb_db *db, const cli_catalog *c, const char *file)
@@ -406,14 +421,8 @@ int cmd_checkpoint(int argc, char **argv)
 	rc = cli_parse(argc, argv, NULL, 0, pos, 2, 2, &np);
 	if (rc)
 		return rc;
-	rc = cli_open(pos[0], 0, 0, &db);
-	if (rc)
+	if ((rc = open_with_dest(pos[0], 0, pos[1], &db)))
 		return rc;
-	rc = check_dest(pos[1]);
-	if (rc) {
-		lb_close(db);
-		return rc;
-	}
 	rc = lb_checkpoint(db, pos[1], &at);
 	lb_close(db);
 	if (rc < 0)
@@ -450,14 +459,8 @@ int cmd_replay(int argc, char **argv)
 	const char *opt_from = CLI_OPT(o, "from");
 	if (opt_to && (rc = cli_u64("--to", opt_to, 1, UINT64_MAX, &to)))
 		return rc;
-	rc = cli_open(pos[0], 1, 0, &db);
-	if (rc)
+	if ((rc = open_with_dest(pos[0], 1, pos[1], &db)))
 		return rc;
-	rc = check_dest(pos[1]);
-	if (rc) {
-		lb_close(db);
-		return rc;
-	}
 	if (to == 0) {
 		rc = lb_last_batch(db, &last);
 		if (rc < 0) {
