@@ -186,6 +186,32 @@ uint64_t te_del1(lb_db *db, const char *table, const char *key)
 	return before + 1;
 }
 
+uint64_t te_ops(lb_db *db, const char *spec)
+{
+	lb_batch *b = NULL;
+	lb_result res;
+	char *s = strdup(spec), *save = NULL;
+	assert_non_null(s);
+	te_rc(0, lb_batch_begin(db, spec, &b));
+	for (char *tok = strtok_r(s, " ", &save); tok;
+	     tok = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(tok, '=');
+		if (tok[0] == '-') {
+			te_rc(0, lb_delete(b, "t", tok + 1, strlen(tok + 1)));
+		} else {
+			assert_non_null(eq);
+			te_rc(0, lb_put(b, "t", tok, (size_t)(eq - tok), eq + 1,
+			                strlen(eq + 1)));
+		}
+	}
+	free(s);
+	te_rc(0, lb_batch_commit(b, &res));
+	uint64_t id = res.batch_id;
+	assert_true(id > 0);
+	lb_result_free(&res);
+	return id;
+}
+
 static void hexdump_short(char *out, size_t n, const void *p, size_t len)
 {
 	const unsigned char *b = p;

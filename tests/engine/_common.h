@@ -69,6 +69,9 @@ uint64_t te_put1n(lb_db *db, const char *table, const void *key, size_t klen,
                   const void *val, size_t vlen);
 /* Commit one batch deleting table/key; returns the new batch id. */
 uint64_t te_del1(lb_db *db, const char *table, const char *key);
+/* Commit one batch on table "t" from a spec: "k=v" puts v (possibly empty)
+ * under k, "-k" deletes k; space separated. Returns the batch id. */
+uint64_t te_ops(lb_db *db, const char *spec);
 
 /* Assert that lb_get() returns exactly val/vlen. */
 #define te_assert_get(db, table, key, klen, val, vlen)                         \

@@ -25,34 +25,6 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* Commit one batch on table "t" from a spec: "k=v" puts v (possibly empty)
- * under k, "-k" deletes k; space separated. Returns the batch id. */
-static uint64_t ops(lb_db *db, const char *spec)
-{
-	lb_batch *b = NULL;
-	lb_result res;
-	char *s = strdup(spec), *save = NULL;
-	assert_non_null(s);
-	te_rc(0, lb_batch_begin(db, spec, &b));
-	for (char *tok = strtok_r(s, " ", &save); tok;
-	     tok = strtok_r(NULL, " ", &save)) {
-		char *eq = strchr(tok, '=');
-		if (tok[0] == '-')
-			te_rc(0, lb_delete(b, "t", tok + 1, strlen(tok + 1)));
-		else {
-			assert_non_null(eq);
-			te_rc(0, lb_put(b, "t", tok, (size_t)(eq - tok), eq + 1,
-			                strlen(eq + 1)));
-		}
-	}
-	free(s);
-	te_rc(0, lb_batch_commit(b, &res));
-	uint64_t id = res.batch_id;
-	assert_true(id > 0);
-	lb_result_free(&res);
-	return id;
-}
-
 static lb_batch_info info(lb_db *db, uint64_t id)
 {
 	lb_batch_info bi;
@@ -286,8 +258,8 @@ static void test_engine_rollback__restores_before_images(void **state)
 	te_recs rs;
 	lb_result res;
 
-	uint64_t a = ops(db, "k1=a k2=b");
-	uint64_t b = ops(db, "k1=A -k2 k3=C");
+	uint64_t a = te_ops(db, "k1=a k2=b");
+	uint64_t b = te_ops(db, "k1=A -k2 k3=C");
 	rb(db, b, 0, 0, &res);
 	uint64_t r = res.batch_id;
 	assert_int_equal(r, b + 1);
@@ -322,7 +294,7 @@ static void test_engine_rollback__same_key_many_times(void **state)
 	lb_db *db = FX(state)->db;
 	te_recs rs;
 
-	uint64_t b = ops(db, "k=1 k=2 -k k=3 j=");
+	uint64_t b = te_ops(db, "k=1 k=2 -k k=3 j=");
 	uint64_t r = rb_ok(db, b, 0);
 	te_assert_absent_s(db, "t", "k");
 	te_assert_absent_s(db, "t", "j");
@@ -343,8 +315,8 @@ static void test_engine_rollback__rollback_of_rollback_redoes(void **state)
 	lb_result res;
 	te_recs rs;
 
-	ops(db, "k1=a k2=b");                  /* 2 */
-	uint64_t b = ops(db, "k1=A -k2 k3=C"); /* 3 */
+	te_ops(db, "k1=a k2=b");                  /* 2 */
+	uint64_t b = te_ops(db, "k1=A -k2 k3=C"); /* 3 */
 	dumpbuf after_b = dump(db);
 	uint64_t r = rb_ok(db, b, 0);  /* 4: undoes 3 */
 	uint64_t r2 = rb_ok(db, r, 0); /* 5: undoes 4, so 3 stands again */
@@ -401,7 +373,7 @@ static void test_engine_rollback__persists_across_reopen(void **state)
 	te_fx *fx = FX(state);
 	lb_result res;
 
-	uint64_t b = ops(fx->db, "k=1");
+	uint64_t b = te_ops(fx->db, "k=1");
 	uint64_t r = rb_ok(fx->db, b, 0);
 	lb_close(fx->db);
 	fx->db = te_open(fx->dir, LB_NOSYNC);
@@ -429,9 +401,9 @@ static void test_engine_rollback__conflicts_name_the_later_batch(void **state)
 	lb_db *db = FX(state)->db;
 	lb_result res;
 
-	uint64_t b = ops(db, "k1=x k2=x k3=x");
-	uint64_t c = ops(db, "k1=y");
-	uint64_t d = ops(db, "k2=y k1=z");
+	uint64_t b = te_ops(db, "k1=x k2=x k3=x");
+	uint64_t c = te_ops(db, "k1=y");
+	uint64_t d = te_ops(db, "k2=y k1=z");
 	uint64_t dg = te_digest(db), last = te_last(db);
 
 	rb(db, b, 0, LB_ECONFLICT, &res);
@@ -474,23 +446,23 @@ static void test_engine_rollback__changed_back_is_no_conflict(void **state)
 	lb_db *db = FX(state)->db;
 	lb_result res;
 
-	ops(db, "k=v0");
-	uint64_t b = ops(db, "k=v1");
-	ops(db, "k=v2");
-	ops(db, "k=v1");
+	te_ops(db, "k=v0");
+	uint64_t b = te_ops(db, "k=v1");
+	te_ops(db, "k=v2");
+	te_ops(db, "k=v1");
 	rb_ok(db, b, 0);
 	te_assert_get_s(db, "t", "k", "v0");
 
 	/* deleted and put back with the same value: no conflict either */
-	uint64_t e = ops(db, "j=1");
-	ops(db, "-j");
-	ops(db, "j=1");
+	uint64_t e = te_ops(db, "j=1");
+	te_ops(db, "-j");
+	te_ops(db, "j=1");
 	rb_ok(db, e, 0);
 	te_assert_absent_s(db, "t", "j");
 
 	/* an empty value is not an absent one */
-	uint64_t f = ops(db, "m=");
-	uint64_t g = ops(db, "-m");
+	uint64_t f = te_ops(db, "m=");
+	uint64_t g = te_ops(db, "-m");
 	rb(db, f, 0, LB_ECONFLICT, &res);
 	assert_int_equal(res.nissues, 1);
 	assert_int_equal(issue_for(&res, "t", "m")->batch, g);
@@ -534,10 +506,10 @@ static void test_engine_rollback__cascade_transitive_chain(void **state)
 	lb_result res, dry;
 	te_recs rs;
 
-	uint64_t b = ops(db, "k1=b");
-	uint64_t c = ops(db, "k1=c k2=c");
-	uint64_t d = ops(db, "k2=d k3=d");
-	uint64_t e = ops(db, "k9=e");
+	uint64_t b = te_ops(db, "k1=b");
+	uint64_t c = te_ops(db, "k1=c k2=c");
+	uint64_t d = te_ops(db, "k2=d k3=d");
+	uint64_t e = te_ops(db, "k9=e");
 	uint64_t dg = te_digest(db);
 
 	rb(db, b, 0, LB_ECONFLICT, &res);
@@ -593,8 +565,8 @@ static void test_engine_rollback__cascade_skips_undone_batches(void **state)
 {
 	lb_db *db = FX(state)->db;
 
-	uint64_t b = ops(db, "k=1");
-	uint64_t c = ops(db, "k=2");
+	uint64_t b = te_ops(db, "k=1");
+	uint64_t c = te_ops(db, "k=2");
 	uint64_t r = rb_ok(db, c, 0); /* k=1 again: C and R cancel out */
 	uint64_t n = rb_ok(db, b, LB_CASCADE);
 	te_assert_absent_s(db, "t", "k");
@@ -613,10 +585,10 @@ static void test_engine_rollback__cascade_follows_a_redo(void **state)
 	lb_result res;
 	te_recs rs;
 
-	uint64_t b = ops(db, "k=1");     /* 2 */
-	uint64_t u = ops(db, "k=2 j=2"); /* 3 */
-	uint64_t r = rb_ok(db, u, 0);    /* 4: undoes U */
-	uint64_t r2 = rb_ok(db, r, 0);   /* 5: undoes 4, U stands again */
+	uint64_t b = te_ops(db, "k=1");     /* 2 */
+	uint64_t u = te_ops(db, "k=2 j=2"); /* 3 */
+	uint64_t r = rb_ok(db, u, 0);       /* 4: undoes U */
+	uint64_t r2 = rb_ok(db, r, 0);      /* 5: undoes 4, U stands again */
 	te_assert_get_s(db, "t", "k", "2");
 	te_assert_get_s(db, "t", "j", "2");
 	assert_marks(db, "0 0 0 5 0");
@@ -646,8 +618,8 @@ static void test_engine_rollback__cascade_follows_a_redo(void **state)
 static void test_engine_rollback__cascade_without_later_batches(void **state)
 {
 	lb_db *db = FX(state)->db;
-	uint64_t b = ops(db, "k=1");
-	ops(db, "other=1");
+	uint64_t b = te_ops(db, "k=1");
+	te_ops(db, "other=1");
 	uint64_t n = rb_ok(db, b, LB_CASCADE);
 	assert_int_equal(info(db, n).records, 1);
 	assert_int_equal(info(db, b + 1).rolled_back_by, 0);
@@ -663,10 +635,10 @@ test_engine_rollback__cascade_never_redoes_an_undone_batch(void **state)
 	lb_db *db = FX(state)->db;
 	te_recs rs;
 
-	ops(db, "k=1");                            /* 2 */
-	uint64_t u = ops(db, "j=1");               /* 3 */
-	uint64_t b = ops(db, "k=2");               /* 4 */
-	ops(db, "j=2 k=3");                        /* 5 */
+	te_ops(db, "k=1");                         /* 2 */
+	uint64_t u = te_ops(db, "j=1");            /* 3 */
+	uint64_t b = te_ops(db, "k=2");            /* 4 */
+	te_ops(db, "j=2 k=3");                     /* 5 */
 	uint64_t c = rbd_ok(db, u, LB_CASCADE, 3); /* 6: undoes 5, then 3 */
 	assert_int_equal(c, 6);
 	te_assert_get_s(db, "t", "k", "2");
@@ -708,9 +680,9 @@ static void test_engine_rollback__cascade_of_an_undo_batch(void **state)
 	lb_db *db = FX(state)->db;
 	te_recs rs;
 
-	uint64_t a = ops(db, "k=a");       /* 2 */
+	uint64_t a = te_ops(db, "k=a");    /* 2 */
 	uint64_t ra = rbd_ok(db, a, 0, 1); /* 3 */
-	uint64_t c = ops(db, "k=b");       /* 4 */
+	uint64_t c = te_ops(db, "k=b");    /* 4 */
 	uint64_t rc = rbd_ok(db, c, 0, 1); /* 5 */
 	te_assert_absent_s(db, "t", "k");
 	assert_marks(db, "0 3 0 5 0");
@@ -748,10 +720,10 @@ test_engine_rollback__cascade_past_a_same_value_rewrite(void **state)
 	lb_db *db = FX(state)->db;
 	te_recs rs;
 
-	uint64_t b = ops(db, "k=b"); /* 2 */
-	uint64_t u = ops(db, "k=u"); /* 3 */
-	ops(db, "k=u");              /* 4 */
-	rbd_ok(db, u, 0, 1);         /* 5 */
+	uint64_t b = te_ops(db, "k=b"); /* 2 */
+	uint64_t u = te_ops(db, "k=u"); /* 3 */
+	te_ops(db, "k=u");              /* 4 */
+	rbd_ok(db, u, 0, 1);            /* 5 */
 	te_assert_get_s(db, "t", "k", "b");
 	assert_marks(db, "0 0 5 0 0");
 
@@ -774,8 +746,8 @@ static void test_engine_rollback__cascade_after_undo_redo_undo(void **state)
 	lb_db *db = FX(state)->db;
 	te_recs rs;
 
-	uint64_t b = ops(db, "k=1");        /* 2 */
-	uint64_t c = ops(db, "k=2");        /* 3 */
+	uint64_t b = te_ops(db, "k=1");     /* 2 */
+	uint64_t c = te_ops(db, "k=2");     /* 3 */
 	uint64_t r4 = rbd_ok(db, c, 0, 1);  /* 4: k=1 */
 	uint64_t r5 = rbd_ok(db, r4, 0, 1); /* 5: k=2, 3 stands */
 	assert_marks(db, "0 0 0 5 0");
@@ -801,10 +773,10 @@ static void test_engine_rollback__cascade_after_rollback_to_redid(void **state)
 	lb_db *db = FX(state)->db;
 	te_recs rs;
 
-	uint64_t b = ops(db, "k=b"); /* 2 */
-	uint64_t c = ops(db, "k=m"); /* 3 */
-	rbd_ok(db, c, 0, 1);         /* 4: k=b */
-	rbto_ok(db, c, 1);           /* 5: k=m, undoes 4 */
+	uint64_t b = te_ops(db, "k=b"); /* 2 */
+	uint64_t c = te_ops(db, "k=m"); /* 3 */
+	rbd_ok(db, c, 0, 1);            /* 4: k=b */
+	rbto_ok(db, c, 1);              /* 5: k=m, undoes 4 */
 	te_assert_get_s(db, "t", "k", "m");
 	assert_marks(db, "0 0 0 5 0");
 
@@ -827,9 +799,9 @@ static void test_engine_rollback__undone_cascade_frees_each_batch(void **state)
 	lb_db *db = FX(state)->db;
 	te_recs rs;
 
-	uint64_t b = ops(db, "k1=b");              /* 2 */
-	uint64_t c = ops(db, "k1=c k2=c");         /* 3 */
-	uint64_t d = ops(db, "k2=d k3=d");         /* 4 */
+	uint64_t b = te_ops(db, "k1=b");           /* 2 */
+	uint64_t c = te_ops(db, "k1=c k2=c");      /* 3 */
+	uint64_t d = te_ops(db, "k2=d k3=d");      /* 4 */
 	uint64_t n = rbd_ok(db, b, LB_CASCADE, 5); /* 5 */
 	assert_marks(db, "0 5 5 5 0");
 	rbd_ok(db, n, 0, 5); /* 6 */
@@ -862,8 +834,8 @@ static void test_engine_rollback__cascade_meets_no_key_conflict(void **state)
 	lb_db *db = FX(state)->db;
 	lb_result res;
 
-	uint64_t b = ops(db, "k=1");             /* 2 */
-	uint64_t c = ops(db, "k=2");             /* 3 */
+	uint64_t b = te_ops(db, "k=1");          /* 2 */
+	uint64_t c = te_ops(db, "k=2");          /* 3 */
 	uint64_t f = rbd_ok(db, b, LB_FORCE, 1); /* 4: k absent */
 	te_assert_absent_s(db, "t", "k");
 	assert_marks(db, "0 4 0 0");
@@ -894,10 +866,10 @@ test_engine_rollback__cascade_deletes_an_absent_key_silently(void **state)
 	lb_db *db = FX(state)->db;
 	te_recs rs;
 
-	uint64_t b = ops(db, "k=1"); /* 2 */
-	uint64_t c = ops(db, "-k");  /* 3 */
-	ops(db, "k=2");              /* 4 */
-	rbd_ok(db, c, LB_FORCE, 1);  /* 5: k=1 */
+	uint64_t b = te_ops(db, "k=1"); /* 2 */
+	uint64_t c = te_ops(db, "-k");  /* 3 */
+	te_ops(db, "k=2");              /* 4 */
+	rbd_ok(db, c, LB_FORCE, 1);     /* 5: k=1 */
 	te_assert_get_s(db, "t", "k", "1");
 	assert_marks(db, "0 0 5 0 0");
 
@@ -926,9 +898,9 @@ test_engine_rollback__force_restores_over_later_changes(void **state)
 	lb_db *db = FX(state)->db;
 	lb_result res;
 
-	ops(db, "k=0");
-	uint64_t b = ops(db, "k=1");
-	uint64_t c = ops(db, "k=2 j=5");
+	te_ops(db, "k=0");
+	uint64_t b = te_ops(db, "k=1");
+	uint64_t c = te_ops(db, "k=2 j=5");
 	rb(db, b, LB_FORCE, 0, &res);
 	assert_int_equal(res.records, 1);
 	uint64_t n = res.batch_id;
@@ -939,8 +911,8 @@ test_engine_rollback__force_restores_over_later_changes(void **state)
 	assert_int_equal(info(db, c).rolled_back_by, 0);
 
 	/* nothing left to restore (the key is gone already): no batch */
-	uint64_t e = ops(db, "x=1");
-	ops(db, "-x");
+	uint64_t e = te_ops(db, "x=1");
+	te_ops(db, "-x");
 	uint64_t d = te_digest(db);
 	rb(db, e, LB_FORCE, 0, &res);
 	assert_int_equal(res.batch_id, 0);
@@ -1029,7 +1001,7 @@ static void test_engine_rollback__dry_run_writes_nothing(void **state)
 	lb_db *db = FX(state)->db;
 	lb_result dry, real;
 
-	uint64_t b = ops(db, "k1=1 k2=2 k3=3");
+	uint64_t b = te_ops(db, "k1=1 k2=2 k3=3");
 	uint64_t d = te_digest(db);
 	rb(db, b, LB_DRYRUN, 0, &dry);
 	assert_int_equal(dry.batch_id, 0);
@@ -1043,7 +1015,7 @@ static void test_engine_rollback__dry_run_writes_nothing(void **state)
 	assert_int_equal(info(db, b).rolled_back_by, 0);
 
 	/* conflicts: the same issues as a real run */
-	uint64_t c = ops(db, "k2=x k3=y");
+	uint64_t c = te_ops(db, "k2=x k3=y");
 	d = te_digest(db);
 	rb(db, b, LB_DRYRUN, LB_ECONFLICT, &dry);
 	rb(db, b, 0, LB_ECONFLICT, &real);
@@ -1153,17 +1125,17 @@ static void test_engine_rollback__rollback_to_byte_for_byte(void **state)
 	lb_result res;
 
 	te_rc(0, lb_table_create(db, "u", NULL)); /* 2 */
-	ops(db, "a=1 b=2 c=3 e=");                /* 3 */
+	te_ops(db, "a=1 b=2 c=3 e=");             /* 3 */
 	uint64_t x = te_put1(db, "u", "x", "1");  /* 4 */
 	dumpbuf at_x = dump(db);
 
-	uint64_t b1 = ops(db, "a=9 -b d=4");      /* 5 */
-	uint64_t b2 = ops(db, "c=7 e=x");         /* 6 */
+	uint64_t b1 = te_ops(db, "a=9 -b d=4");   /* 5 */
+	uint64_t b2 = te_ops(db, "c=7 e=x");      /* 6 */
 	uint64_t r1 = rb_ok(db, b2, 0);           /* 7 */
 	te_rc(0, lb_table_create(db, "v", NULL)); /* 8 */
 	te_put1(db, "v", "k", "v");               /* 9 */
 	te_put1(db, "u", "y", "2");               /* 10 */
-	ops(db, "a=10 f=6");                      /* 11 */
+	te_ops(db, "a=10 f=6");                   /* 11 */
 	uint64_t rx = rb_ok(db, x, 0);            /* 12: undoes batch x */
 	uint64_t last = te_last(db);
 	dumpbuf before = dump(db);
@@ -1236,10 +1208,10 @@ test_engine_rollback__rollback_to_undoes_every_later_batch(void **state)
 	lb_db *db = FX(state)->db;
 	te_recs rs;
 
-	ops(db, "a=1 b=2");                 /* 2 */
-	uint64_t c = ops(db, "a=9 -b d=4"); /* 3 */
-	rbd_ok(db, c, 0, 3);                /* 4 */
-	ops(db, "a=10 f=6");                /* 5 */
+	te_ops(db, "a=1 b=2");                 /* 2 */
+	uint64_t c = te_ops(db, "a=9 -b d=4"); /* 3 */
+	rbd_ok(db, c, 0, 3);                   /* 4 */
+	te_ops(db, "a=10 f=6");                /* 5 */
 	assert_marks(db, "0 0 4 0 0");
 	uint64_t n = rbto_ok(db, 2, 2); /* 6 */
 	assert_int_equal(n, 6);
@@ -1267,12 +1239,12 @@ test_engine_rollback__rollback_to_orders_records_by_key(void **state)
 	lb_db *db = FX(state)->db;
 	te_recs rs;
 
-	uint64_t x = ops(db, "k=0 j=0"); /* 2 */
-	ops(db, "m=1");                  /* 3 */
-	ops(db, "k=1");                  /* 4 */
-	rbto_ok(db, 3, 1);               /* 5: k=0 */
-	ops(db, "j=1");                  /* 6 */
-	ops(db, "k=2");                  /* 7 */
+	uint64_t x = te_ops(db, "k=0 j=0"); /* 2 */
+	te_ops(db, "m=1");                  /* 3 */
+	te_ops(db, "k=1");                  /* 4 */
+	rbto_ok(db, 3, 1);                  /* 5: k=0 */
+	te_ops(db, "j=1");                  /* 6 */
+	te_ops(db, "k=2");                  /* 7 */
 	assert_marks(db, "0 0 0 5 0 0 0");
 	dumpbuf before = dump(db);
 
@@ -1305,7 +1277,7 @@ static void test_engine_rollback__rollback_to_edges(void **state)
 	lb_db *db = FX(state)->db;
 	lb_result res;
 
-	ops(db, "a=1");
+	te_ops(db, "a=1");
 	uint64_t last = te_last(db), d = te_digest(db);
 	/* to the last batch: nothing to do */
 	te_rc(0, lb_rollback_to(db, last, &res));
@@ -1352,7 +1324,7 @@ static void test_engine_rollback__rollback_to_nested_stays_small(void **state)
 		for (int i = 0; i < 4; i++) {
 			snprintf(spec, sizeof spec, "k%d=%d k%d=%d", i,
 			         round * 10 + i, (i + round) % 6, round);
-			ops(db, spec);
+			te_ops(db, spec);
 		}
 		uint64_t last = te_last(db);
 		te_rc(0, lb_rollback_to(db, last - 3 - (round % 3), &res));
@@ -1385,7 +1357,7 @@ static void large_batch(int compression)
 	o.compression = compression;
 	db = te_open_opts(dir, &o);
 	te_rc(0, lb_table_create(db, "t", NULL));
-	ops(db, "k00001=old k00002=old");
+	te_ops(db, "k00001=old k00002=old");
 	memset(exists, 0, sizeof exists);
 	exists[1] = exists[2] = 1;
 	dumpbuf d0 = dump(db);
@@ -1476,13 +1448,13 @@ static void test_engine_rollback__history_lists_undoing_batches(void **state)
 	lb_db *db = fx->db;
 	lb_result res;
 
-	uint64_t b2 = ops(db, "a=1 b=1");        /* 2 */
-	uint64_t b3 = ops(db, "a=2 c=3");        /* 3 */
+	uint64_t b2 = te_ops(db, "a=1 b=1");     /* 2 */
+	uint64_t b3 = te_ops(db, "a=2 c=3");     /* 3 */
 	uint64_t r4 = rb_ok(db, b3, 0);          /* 4: strict */
 	uint64_t r5 = rb_ok(db, r4, 0);          /* 5: redoes 3 */
-	uint64_t b6 = ops(db, "b=6");            /* 6 */
+	uint64_t b6 = te_ops(db, "b=6");         /* 6 */
 	uint64_t f7 = rb_ok(db, b6, LB_FORCE);   /* 7: forced */
-	uint64_t b8 = ops(db, "a=8");            /* 8 */
+	uint64_t b8 = te_ops(db, "a=8");         /* 8 */
 	uint64_t c9 = rb_ok(db, b2, LB_CASCADE); /* 9: undoes 8, 3, 2 */
 	assert_int_equal(r4, 4);
 	assert_int_equal(r5, 5);
@@ -1578,7 +1550,7 @@ static void test_engine_rollback__errors_write_nothing(void **state)
 {
 	te_fx *fx = FX(state);
 	lb_result res;
-	uint64_t b = ops(fx->db, "k=1");
+	uint64_t b = te_ops(fx->db, "k=1");
 	uint64_t r = rb_ok(fx->db, b, 0);
 
 	refused(fx->db, 0, 0, LB_ENOTFOUND, "batch 0");
@@ -1604,10 +1576,10 @@ static void test_engine_rollback__pruned_batches(void **state)
 	te_fx *fx = FX(state);
 	lb_result res;
 	char *base = th_tmpdir(), *ck = th_path(base, "ck");
-	ops(fx->db, "k=1");
-	ops(fx->db, "k=2");
+	te_ops(fx->db, "k=1");
+	te_ops(fx->db, "k=2");
 	te_rc(0, lb_checkpoint(fx->db, ck, NULL));
-	ops(fx->db, "k=3");
+	te_ops(fx->db, "k=3");
 	te_rc(0, lb_prune(fx->db, 3));
 	uint64_t d = te_digest(fx->db);
 	te_rc(LB_EPRUNED, lb_rollback(fx->db, 2, 0, &res));
@@ -1633,10 +1605,10 @@ static void test_engine_rollback__result_names_undone_batches(void **state)
 {
 	lb_db *db = FX(state)->db;
 	lb_result res;
-	ops(db, "k=1");     /* 2 */
-	ops(db, "j=1");     /* 3 */
-	ops(db, "k=2");     /* 4 */
-	ops(db, "j=2 k=3"); /* 5 */
+	te_ops(db, "k=1");     /* 2 */
+	te_ops(db, "j=1");     /* 3 */
+	te_ops(db, "k=2");     /* 4 */
+	te_ops(db, "j=2 k=3"); /* 5 */
 	te_rc(0, lb_rollback(db, 3, LB_CASCADE | LB_DRYRUN, &res));
 	assert_int_equal(res.batch_id, 0);
 	assert_int_equal(res.nundone, 2);

@@ -19,33 +19,6 @@
 
 #define FX(state) ((te_fx *)*(state))
 
-/* Commit one batch on table "t": "k=v" puts, "-k" deletes. */
-static uint64_t ops(lb_db *db, const char *spec)
-{
-	lb_batch *b = NULL;
-	lb_result res;
-	char *s = strdup(spec), *save = NULL;
-	assert_non_null(s);
-	te_rc(0, lb_batch_begin(db, spec, &b));
-	for (char *tok = strtok_r(s, " ", &save); tok;
-	     tok = strtok_r(NULL, " ", &save)) {
-		char *eq = strchr(tok, '=');
-		if (tok[0] == '-') {
-			te_rc(0, lb_delete(b, "t", tok + 1, strlen(tok + 1)));
-		} else {
-			assert_non_null(eq);
-			te_rc(0, lb_put(b, "t", tok, (size_t)(eq - tok), eq + 1,
-			                strlen(eq + 1)));
-		}
-	}
-	free(s);
-	te_rc(0, lb_batch_commit(b, &res));
-	uint64_t id = res.batch_id;
-	assert_true(id > 0);
-	lb_result_free(&res);
-	return id;
-}
-
 static lb_batch_info info(lb_db *db, uint64_t id)
 {
 	lb_batch_info bi;
@@ -92,10 +65,10 @@ static void test_engine_rollbackset__chained_set_in_one_batch(void **state)
 	lb_result res;
 	te_recs rs;
 
-	uint64_t a = ops(db, "k0=base");
-	uint64_t b1 = ops(db, "k1=a k2=a k0=b1");
-	uint64_t b2 = ops(db, "k1=b -k2 k3=b");
-	uint64_t b3 = ops(db, "k3=c k0=b3");
+	uint64_t a = te_ops(db, "k0=base");
+	uint64_t b1 = te_ops(db, "k1=a k2=a k0=b1");
+	uint64_t b2 = te_ops(db, "k1=b -k2 k3=b");
+	uint64_t b3 = te_ops(db, "k3=c k0=b3");
 
 	/* one at a time, the oldest conflicts with its own run */
 	te_rc(LB_ECONFLICT, lb_rollback(db, b1, LB_DRYRUN, &res));
@@ -158,9 +131,9 @@ static void test_engine_rollbackset__outside_batch(void **state)
 	lb_db *db = FX(state)->db;
 	lb_result res;
 
-	uint64_t b1 = ops(db, "k1=a");
-	uint64_t o = ops(db, "k1=o k9=o");
-	uint64_t b2 = ops(db, "k1=b k2=b");
+	uint64_t b1 = te_ops(db, "k1=a");
+	uint64_t o = te_ops(db, "k1=o k9=o");
+	uint64_t b2 = te_ops(db, "k1=b k2=b");
 	uint64_t ids[] = {b1, b2};
 
 	set_dry_real(db, ids, 2, 0, LB_ECONFLICT, &res);
@@ -248,8 +221,8 @@ static void test_engine_rollbackset__errors_write_nothing(void **state)
 {
 	lb_db *db = FX(state)->db;
 	lb_result res;
-	uint64_t b1 = ops(db, "k1=a");
-	uint64_t b2 = ops(db, "k2=a");
+	uint64_t b1 = te_ops(db, "k1=a");
+	uint64_t b2 = te_ops(db, "k2=a");
 	uint64_t d = te_digest(db), last = te_last(db);
 	uint64_t ok[] = {b1, b2}, zero[] = {b1, 0}, past[] = {b2, b2 + 5};
 
@@ -342,7 +315,7 @@ static void test_engine_rollbackset__random_sets_redo_exactly(void **state)
 				        "%sr%02u=%u", j ? " " : "",
 				        (unsigned)(splitmix(&s) % 12),
 				        (unsigned)(splitmix(&s) % 100));
-			uint64_t id = ops(db, spec);
+			uint64_t id = te_ops(db, spec);
 			if (splitmix(&s) % 2)
 				ids[n++] = id;
 		}
