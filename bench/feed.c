@@ -171,7 +171,8 @@ static int dkey_cb(void *ctx, const lb_change *c)
 	k->has = c->has_before;
 	k->vlen = c->has_before ? c->blen : 0;
 	k->val = bk_xmalloc(k->vlen ? k->vlen : 1);
-	memcpy(k->val, c->before, k->vlen);
+	if (k->vlen)
+		memcpy(k->val, c->before, k->vlen);
 	return 0;
 }
 

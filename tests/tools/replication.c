@@ -611,6 +611,12 @@ static void test_tools_replication__redelivered_chunks(void **st)
 	free(fd);
 }
 
+/* A stop by SIGTERM: a clean exit, or the signal's default action. */
+static int ok_term(int x)
+{
+	return x == 0 || x == 128 + SIGTERM;
+}
+
 static void test_tools_replication__kill_rounds(void **st)
 {
 	char *pd = path("kill-p"), *fd = path("kill-f");
@@ -655,10 +661,14 @@ static void test_tools_replication__kill_rounds(void **st)
 	}
 	w.stop = 1;
 	pthread_join(w.th, NULL);
+	/* the one left running was started by the last round: it may not
+	 * have set its signal handlers yet (slow under sanitizers), and
+	 * then SIGTERM ends it as it would any process; what it did so far
+	 * is checked below like the work of the killed ones */
 	if (ship)
-		assert_int_equal(reap(ship, SIGTERM), 0);
+		assert_true(ok_term(reap(ship, SIGTERM)));
 	if (fol)
-		assert_int_equal(reap(fol, SIGTERM), 0);
+		assert_true(ok_term(reap(fol, SIGTERM)));
 	uint64_t last = last_of(w.db);
 	lb_close(w.db);
 	assert_true(kills >= 2 * rounds);
