@@ -114,27 +114,10 @@ static int get_in(MDB_txn *txn, lb_db *db, const char *name,
 static int in_write(lb_db *db, const char *what,
                     int (*fn)(lb_db *, MDB_txn *, void *), void *ctx)
 {
-	MDB_txn *txn;
-	int rc, mrc;
 	if (db->flags & LB_RDONLY)
 		return lb__fail(LB_EINVAL, "%s: database is open read-only",
 		                db->path);
-	pthread_mutex_lock(&db->wlock);
-	if ((rc = lb__grow_map_if_needed(db)) < 0) {
-		pthread_mutex_unlock(&db->wlock);
-		return rc;
-	}
-	lb__read_begin(db);
-	if ((mrc = lb__write_txn(db, &txn))) {
-		rc = lb__mdb_fail(mrc, what);
-	} else if ((rc = fn(db, txn, ctx)) < 0) {
-		mdb_txn_abort(txn);
-	} else if ((mrc = mdb_txn_commit(txn))) {
-		rc = lb__full_or_io(db, lb__mdb_fail(mrc, what));
-	}
-	lb__read_end(db);
-	pthread_mutex_unlock(&db->wlock);
-	return rc;
+	return lb__write_run(db, fn, ctx, what, what);
 }
 
 typedef struct {
