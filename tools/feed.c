@@ -109,15 +109,13 @@ static void image(feed *f, const lb_change *c, const void *v, size_t vl,
 		jw_value(&f->b, schema_of(f, c->table), v, vl);
 }
 
-static int change_line(void *ctx, const lb_change *c)
+/* The "op", "table", "key", "before" and "after" members of a change's
+ * JSON line, op being OP. */
+static void change_fields(feed *f, const lb_change *c, const char *op)
 {
-	feed *f = ctx;
 	sbuf *b = &f->b;
-	if (f->table && strcmp(f->table, c->table) != 0)
-		return 0;
-	sb_put(b, f->head.p, f->head.len);
-	sb_puts(b, ",\"op\":");
-	jw_cstr(b, op_word(c));
+	sb_puts(b, "\"op\":");
+	jw_cstr(b, op);
 	sb_puts(b, ",\"table\":");
 	jw_cstr(b, c->table);
 	sb_puts(b, ",\"key\":");
@@ -129,6 +127,17 @@ static int change_line(void *ctx, const lb_change *c)
 	image(f, c, c->before, c->blen, c->has_before);
 	sb_puts(b, ",\"after\":");
 	image(f, c, c->after, c->alen, c->has_after);
+}
+
+static int change_line(void *ctx, const lb_change *c)
+{
+	feed *f = ctx;
+	sbuf *b = &f->b;
+	if (f->table && strcmp(f->table, c->table) != 0)
+		return 0;
+	sb_put(b, f->head.p, f->head.len);
+	sb_putc(b, ',');
+	change_fields(f, c, op_word(c));
 	sb_put(b, f->tail.p, f->tail.len);
 	f->n++;
 	if (b->len >= (1u << 16))
@@ -278,19 +287,8 @@ static int diff_line(void *ctx, const lb_change *c)
 	                 : c->has_before      ? "update"
 	                                      : "insert";
 	if (cli_json) {
-		sb_puts(b, "{\"op\":");
-		jw_cstr(b, op);
-		sb_puts(b, ",\"table\":");
-		jw_cstr(b, c->table);
-		sb_puts(b, ",\"key\":");
-		if (c->op == LB_OP_TABLE)
-			sb_puts(b, "null");
-		else
-			jw_bytes(b, c->key, c->klen);
-		sb_puts(b, ",\"before\":");
-		image(f, c, c->before, c->blen, c->has_before);
-		sb_puts(b, ",\"after\":");
-		image(f, c, c->after, c->alen, c->has_after);
+		sb_putc(b, '{');
+		change_fields(f, c, op);
 		sb_puts(b, "}\n");
 	} else {
 		sb_printf(b, "%-6s %s ", op, c->table);
@@ -454,18 +452,6 @@ static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
 	return c ? c : (al > bl) - (al < bl);
 }
 
-static void export_line(sbuf *b, const char *table, int schema, const void *k,
-                        size_t kl, const void *v, size_t vl)
-{
-	sb_puts(b, "{\"table\":");
-	jw_cstr(b, table);
-	sb_puts(b, ",\"key\":");
-	jw_bytes(b, k, kl);
-	sb_puts(b, ",\"value\":");
-	jw_value(b, schema, v, vl);
-	sb_puts(b, "}\n");
-}
-
 int cli_export_asof(lb_db *db, const cli_table *t, uint64_t n)
 {
 	lb_snapshot *s = NULL;
@@ -515,12 +501,13 @@ int cli_export_asof(lb_db *db, const cli_table *t, uint64_t n)
 		          : i < a.n ? key_cmp(k, kl, a.v[i].key, a.v[i].klen)
 		                    : -1;
 		if (cmp < 0) {
-			export_line(&b, t->name, t->has_schema, k, kl, v, vl);
+			cli_record_line(&b, t->name, t->has_schema, k, kl, v,
+			                vl);
 		} else {
 			if (a.v[i].has)
-				export_line(&b, t->name, t->has_schema,
-				            a.v[i].key, a.v[i].klen, a.v[i].val,
-				            a.v[i].vlen);
+				cli_record_line(&b, t->name, t->has_schema,
+				                a.v[i].key, a.v[i].klen,
+				                a.v[i].val, a.v[i].vlen);
 			i++;
 		}
 		if (cmp <= 0)
