@@ -68,6 +68,33 @@ typedef struct feed {
 	uint64_t reloaded; /* the batch the catalog was last reloaded at */
 } feed;
 
+/* Open the database at dir (read-only if rdonly) and its catalog into a
+ * zeroed f; 0 or the CLI's exit code (the error printed). */
+static int feed_open(feed *f, const char *dir, int rdonly)
+{
+	int rc;
+	memset(f, 0, sizeof *f);
+	sb_init(&f->b);
+	sb_init(&f->head);
+	sb_init(&f->tail);
+	if ((rc = cli_open(dir, rdonly, 0, &f->db)))
+		return rc;
+	if ((rc = cli_catalog_load(f->db, &f->cat)) < 0) {
+		lb_close(f->db);
+		return cli_lberr(rc, "%s: cannot list tables", dir);
+	}
+	return 0;
+}
+
+static void feed_close(feed *f)
+{
+	sb_free(&f->b);
+	sb_free(&f->head);
+	sb_free(&f->tail);
+	cli_catalog_free(&f->cat);
+	lb_close(f->db);
+}
+
 static const char *op_word(const lb_change *c)
 {
 	switch (c->op) {
@@ -194,18 +221,9 @@ int cmd_changes(int argc, char **argv)
 	if (CLI_OPT(o, "until") && (rc = cli_u64("--until", CLI_OPT(o, "until"),
 	                                         0, UINT64_MAX, &until)))
 		return rc;
-	memset(&f, 0, sizeof f);
-	sb_init(&f.head);
-	sb_init(&f.tail);
-	f.table = CLI_OPT(o, "table");
-	rc = cli_open(pos[0], consumer == NULL, 0, &f.db);
-	if (rc)
+	if ((rc = feed_open(&f, pos[0], consumer == NULL)))
 		return rc;
-	if ((rc = cli_catalog_load(f.db, &f.cat)) < 0) {
-		lb_close(f.db);
-		return cli_lberr(rc, "%s: cannot list tables", pos[0]);
-	}
-	sb_init(&f.b);
+	f.table = CLI_OPT(o, "table");
 	if (consumer) {
 		lb_consumer_info ci;
 		rc = lb_consumer_get(f.db, consumer, &ci);
@@ -268,11 +286,7 @@ int cmd_changes(int argc, char **argv)
 	}
 out:
 	sb_flush(&f.b, stdout);
-	sb_free(&f.b);
-	sb_free(&f.head);
-	sb_free(&f.tail);
-	cli_catalog_free(&f.cat);
-	lb_close(f.db);
+	feed_close(&f);
 	return rc;
 }
 
@@ -318,22 +332,14 @@ int cmd_diff(int argc, char **argv)
 	if ((rc = cli_u64("A", pos[1], 0, UINT64_MAX, &a)) ||
 	    (rc = cli_u64("B", pos[2], 0, UINT64_MAX, &b)))
 		return rc;
-	memset(&f, 0, sizeof f);
-	if ((rc = cli_open(pos[0], 1, 0, &f.db)))
+	if ((rc = feed_open(&f, pos[0], 1)))
 		return rc;
-	if ((rc = cli_catalog_load(f.db, &f.cat)) < 0) {
-		lb_close(f.db);
-		return cli_lberr(rc, "%s: cannot list tables", pos[0]);
-	}
-	sb_init(&f.b);
 	rc = lb_diff(f.db, a, b, diff_line, &f);
 	sb_flush(&f.b, stdout);
 	if (rc < 0)
 		rc = cli_lberr(rc, "diff of batches %" PRIu64 " and %" PRIu64,
 		               a, b);
-	sb_free(&f.b);
-	cli_catalog_free(&f.cat);
-	lb_close(f.db);
+	feed_close(&f);
 	return rc;
 }
 
