@@ -17,34 +17,12 @@ set -euo pipefail
 
 records=1000000
 runs=5
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--records) records=$2; shift 2 ;;
-	--runs) runs=$2; shift 2 ;;
-	-h | --help)
-		sed -n '4,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"
-		exit 0 ;;
-	*) echo "feed_cli.sh: unknown option $1" >&2; exit 2 ;;
-	esac
-done
-LB=${LB_BIN:-build/logbook}
-case "$LB" in /*) ;; *) LB=$PWD/$LB ;; esac
+. "$(dirname "$0")/lib.sh"
+bench_args feed_cli "$@"
 T=$(mktemp -d "${TMPDIR:-/tmp}/logbook-feedcli.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 
-python3 - "$records" >"$T/w1.jsonl" <<'EOF'
-import json, random, sys
-n = int(sys.argv[1]); rng = random.Random(42); keys = 0; out = sys.stdout
-for b in range(0, n, 1000):
-    m = min(1000, n - b); base = keys
-    for i in range(m):
-        if base and rng.random() < 0.2:
-            k = rng.randrange(base)
-        else:
-            k = keys; keys += 1
-        v = ''.join(rng.choice('abcdefghij') for _ in range(rng.randint(169, 281)))
-        out.write('{"table":"w1","key":"h%015d","value":%s}\n' % (k, json.dumps(v)))
-EOF
+w1_jsonl "$records" >"$T/w1.jsonl"
 "$LB" init "$T/db" >/dev/null
 "$LB" table create "$T/db" w1 >/dev/null
 "$LB" import "$T/db" "$T/w1.jsonl" --mode upsert --allow-repeats --batch-size 1000 --nosync >/dev/null
@@ -54,7 +32,6 @@ asof=$((last - nb / 100))
 recs=$("$LB" changes "$T/db" --json | wc -l)
 echo "W1: $records records, $last batches (the last is the import run's own), as of batch $asof; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 # timed FILE CMD...: append "wall cpu" (cpu = user + system) of CMD to FILE
 TIMEFORMAT='%R %U %S'
 timed() {

@@ -21,18 +21,8 @@ set -euo pipefail
 
 records=1000000
 runs=3
-while [ $# -gt 0 ]; do
-	case "$1" in
-	--records) records=$2; shift 2 ;;
-	--runs) runs=$2; shift 2 ;;
-	-h | --help)
-		sed -n '4,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"
-		exit 0 ;;
-	*) echo "replication.sh: unknown option $1" >&2; exit 2 ;;
-	esac
-done
-LB=${LB_BIN:-build/logbook}
-case "$LB" in /*) ;; *) LB=$PWD/$LB ;; esac
+. "$(dirname "$0")/lib.sh"
+bench_args replication "$@"
 command -v nats-server >/dev/null || { echo "replication.sh: nats-server is missing (scripts/deps.sh)" >&2; exit 2; }
 T=$(mktemp -d "${TMPDIR:-/tmp}/logbook-repl.XXXXXX")
 pids=()
@@ -52,26 +42,13 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 
-python3 - "$records" >"$T/w1.jsonl" <<'PY'
-import json, random, sys
-n = int(sys.argv[1]); rng = random.Random(42); keys = 0; out = sys.stdout
-for b in range(0, n, 1000):
-    m = min(1000, n - b); base = keys
-    for i in range(m):
-        if base and rng.random() < 0.2:
-            k = rng.randrange(base)
-        else:
-            k = keys; keys += 1
-        v = ''.join(rng.choice('abcdefghij') for _ in range(rng.randint(169, 281)))
-        out.write('{"table":"w1","key":"h%015d","value":%s}\n' % (k, json.dumps(v)))
-PY
+w1_jsonl "$records" >"$T/w1.jsonl"
 
 now() { date +%s.%N; }
 applied() {
 	"$LB" replica status "$1" --nats "$url" --stream "$2" --json 2>/dev/null |
 		sed -n 's/.*"applied":\([0-9]*\).*/\1/p'
 }
-median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 echo "W1 end to end: $records records, batches of 1000, nosync; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$T/res"

@@ -171,6 +171,10 @@ void jw_value(sbuf *b, int schema_table, const void *p, size_t n);
 /* Human rendering of a key: the text itself if it is printable UTF-8
  * without spaces or quotes, else its JSON form. */
 void cli_key_human(sbuf *b, const void *p, size_t n);
+/* One record as an export line, {"table":..,"key":..,"value":..} and a
+ * newline; SCHEMA: the table has a schema (see jw_value). */
+void cli_record_line(sbuf *b, const char *table, int schema, const void *k,
+                     size_t kl, const void *v, size_t vl);
 
 /*
  * JSON -> msgpack for a schema table: object -> map, array, string, integer,

@@ -32,8 +32,8 @@ static int open_table(const char *dir, const char *table, int rdonly,
 	return 0;
 }
 
-static void record_line(sbuf *b, const char *table, int schema, const void *k,
-                        size_t kl, const void *v, size_t vl)
+void cli_record_line(sbuf *b, const char *table, int schema, const void *k,
+                     size_t kl, const void *v, size_t vl)
 {
 	sb_puts(b, "{\"table\":");
 	jw_cstr(b, table);
@@ -90,8 +90,8 @@ int cmd_get(int argc, char **argv)
 	} else {
 		sb_init(&b);
 		if (cli_json) {
-			record_line(&b, pos[1], t->has_schema, key.p, key.len,
-			            v, vl);
+			cli_record_line(&b, pos[1], t->has_schema, key.p,
+			                key.len, v, vl);
 		} else {
 			jw_value(&b, t->has_schema, v, vl);
 			sb_putc(&b, '\n');
@@ -140,7 +140,8 @@ static int dump(lb_db *db, const cli_table *t, const char *pre, uint64_t limit,
 			jw_value(&b, t->has_schema, v, vl);
 			sb_putc(&b, '\n');
 		} else {
-			record_line(&b, t->name, t->has_schema, k, kl, v, vl);
+			cli_record_line(&b, t->name, t->has_schema, k, kl, v,
+			                vl);
 		}
 		n++;
 		if (b.len >= (1u << 16))

@@ -68,6 +68,33 @@ typedef struct feed {
 	uint64_t reloaded; /* the batch the catalog was last reloaded at */
 } feed;
 
+/* Open the database at dir (read-only if rdonly) and its catalog into a
+ * zeroed f; 0 or the CLI's exit code (the error printed). */
+static int feed_open(feed *f, const char *dir, int rdonly)
+{
+	int rc;
+	memset(f, 0, sizeof *f);
+	sb_init(&f->b);
+	sb_init(&f->head);
+	sb_init(&f->tail);
+	if ((rc = cli_open(dir, rdonly, 0, &f->db)))
+		return rc;
+	if ((rc = cli_catalog_load(f->db, &f->cat)) < 0) {
+		lb_close(f->db);
+		return cli_lberr(rc, "%s: cannot list tables", dir);
+	}
+	return 0;
+}
+
+static void feed_close(feed *f)
+{
+	sb_free(&f->b);
+	sb_free(&f->head);
+	sb_free(&f->tail);
+	cli_catalog_free(&f->cat);
+	lb_close(f->db);
+}
+
 static const char *op_word(const lb_change *c)
 {
 	switch (c->op) {
@@ -109,15 +136,13 @@ static void image(feed *f, const lb_change *c, const void *v, size_t vl,
 		jw_value(&f->b, schema_of(f, c->table), v, vl);
 }
 
-static int change_line(void *ctx, const lb_change *c)
+/* The "op", "table", "key", "before" and "after" members of a change's
+ * JSON line, op being OP. */
+static void change_fields(feed *f, const lb_change *c, const char *op)
 {
-	feed *f = ctx;
 	sbuf *b = &f->b;
-	if (f->table && strcmp(f->table, c->table) != 0)
-		return 0;
-	sb_put(b, f->head.p, f->head.len);
-	sb_puts(b, ",\"op\":");
-	jw_cstr(b, op_word(c));
+	sb_puts(b, "\"op\":");
+	jw_cstr(b, op);
 	sb_puts(b, ",\"table\":");
 	jw_cstr(b, c->table);
 	sb_puts(b, ",\"key\":");
@@ -129,6 +154,17 @@ static int change_line(void *ctx, const lb_change *c)
 	image(f, c, c->before, c->blen, c->has_before);
 	sb_puts(b, ",\"after\":");
 	image(f, c, c->after, c->alen, c->has_after);
+}
+
+static int change_line(void *ctx, const lb_change *c)
+{
+	feed *f = ctx;
+	sbuf *b = &f->b;
+	if (f->table && strcmp(f->table, c->table) != 0)
+		return 0;
+	sb_put(b, f->head.p, f->head.len);
+	sb_putc(b, ',');
+	change_fields(f, c, op_word(c));
 	sb_put(b, f->tail.p, f->tail.len);
 	f->n++;
 	if (b->len >= (1u << 16))
@@ -185,18 +221,9 @@ int cmd_changes(int argc, char **argv)
 	if (CLI_OPT(o, "until") && (rc = cli_u64("--until", CLI_OPT(o, "until"),
 	                                         0, UINT64_MAX, &until)))
 		return rc;
-	memset(&f, 0, sizeof f);
-	sb_init(&f.head);
-	sb_init(&f.tail);
-	f.table = CLI_OPT(o, "table");
-	rc = cli_open(pos[0], consumer == NULL, 0, &f.db);
-	if (rc)
+	if ((rc = feed_open(&f, pos[0], consumer == NULL)))
 		return rc;
-	if ((rc = cli_catalog_load(f.db, &f.cat)) < 0) {
-		lb_close(f.db);
-		return cli_lberr(rc, "%s: cannot list tables", pos[0]);
-	}
-	sb_init(&f.b);
+	f.table = CLI_OPT(o, "table");
 	if (consumer) {
 		lb_consumer_info ci;
 		rc = lb_consumer_get(f.db, consumer, &ci);
@@ -259,11 +286,7 @@ int cmd_changes(int argc, char **argv)
 	}
 out:
 	sb_flush(&f.b, stdout);
-	sb_free(&f.b);
-	sb_free(&f.head);
-	sb_free(&f.tail);
-	cli_catalog_free(&f.cat);
-	lb_close(f.db);
+	feed_close(&f);
 	return rc;
 }
 
@@ -278,19 +301,8 @@ static int diff_line(void *ctx, const lb_change *c)
 	                 : c->has_before      ? "update"
 	                                      : "insert";
 	if (cli_json) {
-		sb_puts(b, "{\"op\":");
-		jw_cstr(b, op);
-		sb_puts(b, ",\"table\":");
-		jw_cstr(b, c->table);
-		sb_puts(b, ",\"key\":");
-		if (c->op == LB_OP_TABLE)
-			sb_puts(b, "null");
-		else
-			jw_bytes(b, c->key, c->klen);
-		sb_puts(b, ",\"before\":");
-		image(f, c, c->before, c->blen, c->has_before);
-		sb_puts(b, ",\"after\":");
-		image(f, c, c->after, c->alen, c->has_after);
+		sb_putc(b, '{');
+		change_fields(f, c, op);
 		sb_puts(b, "}\n");
 	} else {
 		sb_printf(b, "%-6s %s ", op, c->table);
@@ -320,22 +332,14 @@ int cmd_diff(int argc, char **argv)
 	if ((rc = cli_u64("A", pos[1], 0, UINT64_MAX, &a)) ||
 	    (rc = cli_u64("B", pos[2], 0, UINT64_MAX, &b)))
 		return rc;
-	memset(&f, 0, sizeof f);
-	if ((rc = cli_open(pos[0], 1, 0, &f.db)))
+	if ((rc = feed_open(&f, pos[0], 1)))
 		return rc;
-	if ((rc = cli_catalog_load(f.db, &f.cat)) < 0) {
-		lb_close(f.db);
-		return cli_lberr(rc, "%s: cannot list tables", pos[0]);
-	}
-	sb_init(&f.b);
 	rc = lb_diff(f.db, a, b, diff_line, &f);
 	sb_flush(&f.b, stdout);
 	if (rc < 0)
 		rc = cli_lberr(rc, "diff of batches %" PRIu64 " and %" PRIu64,
 		               a, b);
-	sb_free(&f.b);
-	cli_catalog_free(&f.cat);
-	lb_close(f.db);
+	feed_close(&f);
 	return rc;
 }
 
@@ -454,18 +458,6 @@ static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
 	return c ? c : (al > bl) - (al < bl);
 }
 
-static void export_line(sbuf *b, const char *table, int schema, const void *k,
-                        size_t kl, const void *v, size_t vl)
-{
-	sb_puts(b, "{\"table\":");
-	jw_cstr(b, table);
-	sb_puts(b, ",\"key\":");
-	jw_bytes(b, k, kl);
-	sb_puts(b, ",\"value\":");
-	jw_value(b, schema, v, vl);
-	sb_puts(b, "}\n");
-}
-
 int cli_export_asof(lb_db *db, const cli_table *t, uint64_t n)
 {
 	lb_snapshot *s = NULL;
@@ -515,12 +507,13 @@ int cli_export_asof(lb_db *db, const cli_table *t, uint64_t n)
 		          : i < a.n ? key_cmp(k, kl, a.v[i].key, a.v[i].klen)
 		                    : -1;
 		if (cmp < 0) {
-			export_line(&b, t->name, t->has_schema, k, kl, v, vl);
+			cli_record_line(&b, t->name, t->has_schema, k, kl, v,
+			                vl);
 		} else {
 			if (a.v[i].has)
-				export_line(&b, t->name, t->has_schema,
-				            a.v[i].key, a.v[i].klen, a.v[i].val,
-				            a.v[i].vlen);
+				cli_record_line(&b, t->name, t->has_schema,
+				                a.v[i].key, a.v[i].klen,
+				                a.v[i].val, a.v[i].vlen);
 			i++;
 		}
 		if (cmp <= 0)

@@ -22,59 +22,11 @@
 # exits 1 if any check failed.
 set -u
 
-LB=${LB_BIN:-build/logbook}
-case "$LB" in
-/*) ;;
-*) LB=$PWD/$LB ;;
-esac
-if [ ! -x "$LB" ]; then
-	echo "feed.sh: $LB is not an executable (build it with make)" >&2
-	echo "0 passed, 1 failed"
-	exit 1
-fi
+. "$(dirname "$0")/lib.sh"
+lb_setup feed feed
+# the follow processes still running at exit are killed outright
+bg_signal=KILL
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/logbook-feed.XXXXXX") || exit 1
-bg=""
-cleanup() {
-	for p in $bg; do kill -9 "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T" || exit 1
-
-pass=0
-fail=0
-rc=0
-current=""
-
-ok() { pass=$((pass + 1)); }
-bad() {
-	fail=$((fail + 1))
-	echo "FAIL [$current]: $*"
-}
-section() {
-	[ -n "${LB_TEST_VERBOSE:-}" ] && [ "$LB_TEST_VERBOSE" != 0 ] &&
-		echo "$(date +%T) $1"
-	current=$1
-}
-run() {
-	"$@" >out 2>err
-	rc=$?
-}
-st() {
-	local want=$1
-	shift
-	run "$@"
-	if [ "$rc" = "$want" ]; then
-		ok
-	else
-		bad "'$*' exited $rc, want $want; stderr: $(head -c 400 err)"
-	fi
-}
-has_out() { if grep -q -- "$1" out; then ok; else bad "stdout lacks '$1': $(head -c 400 out)"; fi; }
-has_err() { if grep -q -- "$1" err; then ok; else bad "stderr lacks '$1': $(head -c 400 err)"; fi; }
-same() { if cmp -s "$1" "$2"; then ok; else bad "$1 and $2 differ: $(diff "$1" "$2" 2>&1 | head -4)"; fi; }
-eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', want '$2'"; fi; }
 # wait_for FILE PATTERN: up to 10 s for PATTERN to appear in FILE
 wait_for() {
 	local i=0
@@ -226,5 +178,4 @@ st 0 "$LB" get db o p1 --as-of 24
 has_out '"1"'
 
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+lb_finish

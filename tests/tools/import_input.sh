@@ -25,50 +25,8 @@
 # exits 1 if any check failed. Needs bash and python3.
 set -u
 
-LB=${LB_BIN:-build/logbook}
-case "$LB" in
-/*) ;;
-*) LB=$PWD/$LB ;;
-esac
-if [ ! -x "$LB" ]; then
-	echo "import_input.sh: $LB is not an executable (build it with make)" >&2
-	echo "0 passed, 1 failed"
-	exit 1
-fi
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/logbook-input.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-cd "$T" || exit 1
-
-pass=0
-fail=0
-rc=0
-current=""
-ok() { pass=$((pass + 1)); }
-bad() {
-	fail=$((fail + 1))
-	echo "FAIL [$current]: $*"
-}
-section() { current=$1; }
-run() {
-	"$@" >out 2>err
-	rc=$?
-}
-st() {
-	local want=$1
-	shift
-	run "$@"
-	if [ "$rc" = "$want" ]; then ok; else bad "'$*' exited $rc, want $want; stderr: $(head -c 400 err)"; fi
-}
-has_out() { if grep -q -- "$1" out; then ok; else bad "stdout lacks '$1': $(head -c 600 out)"; fi; }
-has_err() { if grep -q -- "$1" err; then ok; else bad "stderr lacks '$1': $(head -c 400 err)"; fi; }
-eq() { if [ "$1" = "$2" ]; then ok; else bad "$3: got '$1', want '$2'"; fi; }
-# py NAME: a python check read from stdin (args follow); prints why it fails.
-py() {
-	local name=$1 msg
-	shift
-	if msg=$(python3 - "$@" 2>&1); then ok; else bad "$name: $msg"; fi
-}
+. "$(dirname "$0")/lib.sh"
+lb_setup import_input input
 
 cat >schema.json <<'EOF'
 {"tables": [
@@ -120,7 +78,7 @@ st 0 "$LB" get u1 h H1
 st 0 "$LB" get u1 h H4
 st 1 "$LB" get u1 h H2
 st 1 "$LB" import u1 bad8.jsonl --json --again
-py "--json names the line, table and key" out <<'EOF'
+pyin "--json names the line, table and key" out <<'EOF'
 import json, sys
 o = [json.loads(l) for l in open(sys.argv[1])]
 iss = {i["line"]: i for b in o if "batch" in b for i in b["issues"]}
@@ -161,7 +119,7 @@ has_out "^  rep.jsonl:3: duplicate h H1: h: key 'H1' repeats line 1"
 st 2 "$LB" import r3 rep.jsonl --allow-repeats
 has_err "--allow-repeats works with --mode upsert only"
 "$LB" runs r1 --json >out
-py "runs record --allow-repeats" out <<'EOF'
+pyin "runs record --allow-repeats" out <<'EOF'
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]
 assert any(r["allow_repeats"] for r in runs), runs
@@ -172,7 +130,7 @@ section "committed batches by id"
 "$LB" init c1 --schema schema.json >/dev/null
 for i in 1 2 3 4 5; do rec "H$i"; done >five.jsonl
 st 0 "$LB" import c1 five.jsonl --batch-size 2 --json
-py "batch ids" out <<'EOF'
+pyin "batch ids" out <<'EOF'
 import json, sys
 o = [json.loads(l) for l in open(sys.argv[1])]
 print(" ".join(str(b["batch_id"]) for b in o if "batch_id" in b), file=open("ids", "w"))
@@ -208,7 +166,7 @@ st 1 "$LB" import d1 rules.jsonl --dry-run --json
 mv out dry.json
 st 1 "$LB" import d1 rules.jsonl --json
 mv out real.json
-py "the same issues" dry.json real.json <<'EOF'
+pyin "the same issues" dry.json real.json <<'EOF'
 import json, sys
 def issues(p):
     out = []
@@ -230,12 +188,11 @@ rec H99 >miss.jsonl
 st 1 "$LB" import d1 miss.jsonl --mode update --dry-run --json
 mv out dry.json
 st 1 "$LB" import d1 miss.jsonl --mode update --json
-py "missing, the same" dry.json out <<'EOF'
+pyin "missing, the same" dry.json out <<'EOF'
 import json, sys
 def issues(p):
     return [(i["kind"], i["message"]) for l in open(p) for o in [json.loads(l)] if "batch" in o for i in o["issues"]]
 assert issues(sys.argv[1]) == issues(sys.argv[2]) == [("missing", "h: no key 'H99'")], (issues(sys.argv[1]), issues(sys.argv[2]))
 EOF
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+lb_finish

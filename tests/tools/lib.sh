@@ -11,7 +11,8 @@
 # lb_setup sets LB (the tool, absolute: $LB_BIN or build/logbook), SRC (the
 # source tree), T (a fresh temporary directory, the working directory,
 # removed at exit) and the counters pass and fail. A script that starts
-# background processes adds their ids to bg: they are killed at exit.
+# background processes adds their ids to bg: at exit they are sent
+# $bg_signal (TERM unless the script sets it) and waited for.
 #
 # Checks count a pass (ok) or print "FAIL [section]: why" (bad). Most run a
 # command first: run CMD... leaves its stdout in out, its stderr in err and
@@ -23,12 +24,16 @@ fail=0
 rc=0
 current=""
 bg=""
+bg_signal=TERM
 run_log=""
 
 lb_cleanup() {
 	local p
 	# only the processes the script started
-	for p in $bg; do kill "$p" 2>/dev/null; done
+	for p in $bg; do
+		kill -"$bg_signal" "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
 	[ -n "${T:-}" ] && rm -rf "$T"
 }
 
@@ -130,6 +135,22 @@ marks() {
 import json, sys
 b = [json.loads(l) for l in sys.stdin]
 print(" ".join("%d:%d" % (o["id"], o["rolled_back_by"] or 0) for o in sorted(b, key=lambda o: o["id"])))'
+}
+# serve_start NAME ARGS...: start "$LB serve ARGS..." in the background,
+# stdout to NAME.out and stderr to NAME.err; sets SPID (also added to bg)
+# and PORT, the loopback port it prints (empty if none within 10 s).
+serve_start() {
+	local name=$1
+	shift
+	"$LB" serve "$@" >"$name.out" 2>"$name.err" &
+	SPID=$!
+	bg="$bg $SPID"
+	PORT=
+	for _ in $(seq 1 100); do
+		PORT=$(sed -n 's/.*127\.0\.0\.1:\([0-9][0-9]*\)\/.*/\1/p' "$name.out" 2>/dev/null)
+		[ -n "$PORT" ] && break
+		sleep 0.1
+	done
 }
 # last_batch DIR: the id of the last batch.
 last_batch() { "$LB" log "$1" --json --limit 1 | sed -n 's/^{"id":\([0-9]*\),.*/\1/p'; }

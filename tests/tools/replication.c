@@ -196,6 +196,14 @@ static int sh(const char *fmt, ...)
 	return WEXITSTATUS(st);
 }
 
+/* Run `logbook CMD DIR --nats URL --stream STREAM REST`; its exit status. */
+static int repl(const char *cmd, const char *dir, const char *url,
+                const char *stream, const char *rest)
+{
+	return sh("%s %s %s --nats %s --stream %s %s", bin, cmd, dir, url,
+	          stream, rest);
+}
+
 /* Start `exec CMD` in the background; its pid (the command's own). */
 static pid_t bg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static pid_t bg(const char *fmt, ...)
@@ -237,6 +245,14 @@ static lb_db *open_db(const char *dir, unsigned flags)
 	int rc = lb_open(dir, &o, &db);
 	if (rc < 0)
 		fail_msg("lb_open %s: %s", dir, lb_errmsg());
+	return db;
+}
+
+/* A new database at dir, with the table "t". */
+static lb_db *new_primary(const char *dir)
+{
+	lb_db *db = open_db(dir, LB_CREATE | LB_NOSYNC);
+	assert_int_equal(lb_table_create(db, "t", NULL), 0);
 	return db;
 }
 
@@ -303,6 +319,25 @@ static void *writer_main(void *arg)
 		sleep_ms(2 + (long)th_below(&rs, 10));
 	}
 	return NULL;
+}
+
+/* A new primary at pd (table "t") and a thread committing to it. */
+static void writer_start(writer *w, const char *pd, uint64_t seed)
+{
+	memset(w, 0, sizeof *w);
+	w->db = new_primary(pd);
+	w->seed = seed;
+	assert_int_equal(pthread_create(&w->th, NULL, writer_main, w), 0);
+}
+
+/* Stop the thread and close the primary; its last batch. */
+static uint64_t writer_stop(writer *w)
+{
+	w->stop = 1;
+	pthread_join(w->th, NULL);
+	uint64_t last = last_of(w->db);
+	lb_close(w->db);
+	return last;
 }
 
 /* ---- comparing ----------------------------------------------------------- */
@@ -372,10 +407,9 @@ static char *path(const char *name)
 static void test_tools_replication__ship_follow_rollbacks_chunks(void **st)
 {
 	char *pd = path("basic-p"), *fd = path("basic-f");
-	lb_db *p = open_db(pd, LB_CREATE | LB_NOSYNC);
+	lb_db *p = new_primary(pd);
 	uint64_t rs = th_seed(2001);
 	(void)st;
-	assert_int_equal(lb_table_create(p, "t", NULL), 0);
 	for (int i = 0; i < 30; i++) {
 		if (i % 7 == 6)
 			commit_undo(p, &rs);
@@ -389,17 +423,15 @@ static void test_tools_replication__ship_follow_rollbacks_chunks(void **st)
 	lb_result_free(&res);
 	uint64_t last = last_of(p);
 	/* chunks of 2 KiB: most batches span several messages */
-	assert_int_equal(sh("%s ship %s --nats %s --stream B --chunk-size 2048 "
-	                    ">/dev/null",
-	                    bin, pd, url_of(&one)),
+	assert_int_equal(repl("ship", pd, url_of(&one), "B",
+	                      "--chunk-size 2048 >/dev/null"),
 	                 0);
 	/* shipping again publishes nothing */
 	assert_int_equal(sh("%s ship %s --nats %s --stream B --json | grep -q "
 	                    "'\"messages\":0'",
 	                    bin, pd, url_of(&one)),
 	                 0);
-	assert_int_equal(sh("%s follow %s --nats %s --stream B >/dev/null", bin,
-	                    fd, url_of(&one)),
+	assert_int_equal(repl("follow", fd, url_of(&one), "B", ">/dev/null"),
 	                 0);
 	lb_close(p);
 	assert_follower(pd, fd, last);
@@ -407,15 +439,12 @@ static void test_tools_replication__ship_follow_rollbacks_chunks(void **st)
 	p = open_db(pd, LB_NOSYNC);
 	commit_puts(p, &rs, 3, 10);
 	lb_close(p);
-	assert_int_equal(sh("%s ship %s --nats %s --stream B >/dev/null", bin,
-	                    pd, url_of(&one)),
-	                 0);
+	assert_int_equal(repl("ship", pd, url_of(&one), "B", ">/dev/null"), 0);
 	assert_int_equal(sh("%s replica status %s --nats %s --stream B --json "
 	                    "| grep -q '\"lag_batches\":1'",
 	                    bin, fd, url_of(&one)),
 	                 0);
-	assert_int_equal(sh("%s follow %s --nats %s --stream B >/dev/null", bin,
-	                    fd, url_of(&one)),
+	assert_int_equal(repl("follow", fd, url_of(&one), "B", ">/dev/null"),
 	                 0);
 	assert_follower(pd, fd, last + 1);
 	assert_int_equal(sh("%s replica status %s --nats %s --stream B --json "
@@ -433,14 +462,11 @@ static void test_tools_replication__ship_follow_rollbacks_chunks(void **st)
 	assert_int_equal(lb_checkpoint(p, ck, &at), 0);
 	assert_true(lb_prune(p, at + 1) < 0);
 	lb_close(p);
-	assert_int_equal(sh("%s ship %s --nats %s --stream B >/dev/null", bin,
-	                    pd, url_of(&one)),
-	                 0);
+	assert_int_equal(repl("ship", pd, url_of(&one), "B", ">/dev/null"), 0);
 	p = open_db(pd, LB_NOSYNC);
 	assert_int_equal(lb_prune(p, at + 1), 0);
 	lb_close(p);
-	assert_int_equal(sh("%s follow %s --nats %s --stream B >/dev/null", bin,
-	                    fd, url_of(&one)),
+	assert_int_equal(repl("follow", fd, url_of(&one), "B", ">/dev/null"),
 	                 0);
 	assert_follower(pd, fd, at);
 	free(ck);
@@ -448,9 +474,11 @@ static void test_tools_replication__ship_follow_rollbacks_chunks(void **st)
 	free(fd);
 }
 
-/* Publish raw bytes with the given batch headers to stream's subject. */
-static void publish_raw(const char *url, const char *stream, uint64_t batch,
-                        const void *buf, size_t len)
+/* Publish len bytes at buf to stream's subject with the headers Lb-Batch
+ * (batch), Lb-Chunk (chunk) and, unless NULL, Lb-Hash and Lb-Time. */
+static void publish(const char *url, const char *stream, uint64_t batch,
+                    const char *chunk, const char *hash, const char *tns,
+                    const void *buf, size_t len)
 {
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;
@@ -464,7 +492,11 @@ static void publish_raw(const char *url, const char *stream, uint64_t batch,
 	assert_int_equal(natsMsg_Create(&m, subj, NULL, buf, (int)len),
 	                 NATS_OK);
 	natsMsgHeader_Set(m, "Lb-Batch", num);
-	natsMsgHeader_Set(m, "Lb-Chunk", "1/1");
+	natsMsgHeader_Set(m, "Lb-Chunk", chunk);
+	if (hash)
+		natsMsgHeader_Set(m, "Lb-Hash", hash);
+	if (tns)
+		natsMsgHeader_Set(m, "Lb-Time", tns);
 	assert_int_equal(js_PublishMsg(&pa, js, m, NULL, NULL), NATS_OK);
 	jsPubAck_Destroy(pa);
 	natsMsg_Destroy(m);
@@ -472,21 +504,25 @@ static void publish_raw(const char *url, const char *stream, uint64_t batch,
 	natsConnection_Destroy(nc);
 }
 
+/* Publish raw bytes as the whole of batch (one chunk, no hash). */
+static void publish_raw(const char *url, const char *stream, uint64_t batch,
+                        const void *buf, size_t len)
+{
+	publish(url, stream, batch, "1/1", NULL, NULL, buf, len);
+}
+
 static void test_tools_replication__duplicate_and_forged(void **st)
 {
 	char *pd = path("forge-p"), *fd = path("forge-f");
-	lb_db *p = open_db(pd, LB_CREATE | LB_NOSYNC);
+	lb_db *p = new_primary(pd);
 	uint64_t rs = th_seed(2002);
 	void *buf;
 	size_t len;
 	(void)st;
-	assert_int_equal(lb_table_create(p, "t", NULL), 0);
 	for (int i = 0; i < 5; i++)
 		commit_puts(p, &rs, 10, 100);
 	lb_close(p);
-	assert_int_equal(sh("%s ship %s --nats %s --stream F >/dev/null", bin,
-	                    pd, url_of(&one)),
-	                 0);
+	assert_int_equal(repl("ship", pd, url_of(&one), "F", ">/dev/null"), 0);
 	/* batch 3 published again (no message id: the server keeps it) */
 	p = open_db(pd, LB_NOSYNC);
 	assert_int_equal(lb_batch_raw(p, 3, &buf, &len), 0);
@@ -497,8 +533,7 @@ static void test_tools_replication__duplicate_and_forged(void **st)
 	commit_puts(p, &rs, 10, 100); /* batch 7, never shipped */
 	assert_int_equal(lb_batch_raw(p, 7, &buf, &len), 0);
 	lb_close(p);
-	assert_int_equal(sh("%s follow %s --nats %s --stream F >/dev/null", bin,
-	                    fd, url_of(&one)),
+	assert_int_equal(repl("follow", fd, url_of(&one), "F", ">/dev/null"),
 	                 0);
 	assert_follower(pd, fd, 6);
 	uint8_t *q = buf;
@@ -531,35 +566,16 @@ static void publish_chunk(const char *url, const char *stream, lb_db *p,
                           uint64_t batch, unsigned i, unsigned n,
                           const uint8_t *buf, size_t len)
 {
-	natsConnection *nc = NULL;
-	jsCtx *js = NULL;
-	natsMsg *m = NULL;
-	jsPubAck *pa = NULL;
 	lb_batch_info bi;
-	char subj[128], num[32], chunk[32], hash[65], tns[32];
+	char chunk[32], hash[65], tns[32];
 	size_t cs = (len + n - 1) / n, off = (size_t)(i - 1) * cs;
 	size_t cl = len - off < cs ? len - off : cs;
 	assert_int_equal(lb_batch_info_get(p, batch, &bi), 0);
 	for (int k = 0; k < 32; k++)
 		snprintf(hash + 2 * k, 3, "%02x", bi.hash[k]);
-	snprintf(subj, sizeof subj, "logbook.%s", stream);
-	snprintf(num, sizeof num, "%llu", (unsigned long long)batch);
 	snprintf(chunk, sizeof chunk, "%u/%u", i, n);
 	snprintf(tns, sizeof tns, "%lld", (long long)bi.time_ns);
-	assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
-	assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
-	assert_int_equal(natsMsg_Create(&m, subj, NULL, (const char *)buf + off,
-	                                (int)cl),
-	                 NATS_OK);
-	natsMsgHeader_Set(m, "Lb-Batch", num);
-	natsMsgHeader_Set(m, "Lb-Chunk", chunk);
-	natsMsgHeader_Set(m, "Lb-Hash", hash);
-	natsMsgHeader_Set(m, "Lb-Time", tns);
-	assert_int_equal(js_PublishMsg(&pa, js, m, NULL, NULL), NATS_OK);
-	jsPubAck_Destroy(pa);
-	natsMsg_Destroy(m);
-	jsCtx_Destroy(js);
-	natsConnection_Destroy(nc);
+	publish(url, stream, batch, chunk, hash, tns, buf + off, cl);
 }
 
 static void wait_caught_up(const char *fd, const char *url, const char *stream,
@@ -571,18 +587,15 @@ static void wait_caught_up(const char *fd, const char *url, const char *stream,
 static void test_tools_replication__redelivered_chunks(void **st)
 {
 	char *pd = path("redel-p"), *fd = path("redel-f");
-	lb_db *p = open_db(pd, LB_CREATE | LB_NOSYNC);
+	lb_db *p = new_primary(pd);
 	uint64_t rs = th_seed(2008);
 	void *buf;
 	size_t len;
 	(void)st;
-	assert_int_equal(lb_table_create(p, "t", NULL), 0);
 	for (int i = 0; i < 3; i++)
 		commit_puts(p, &rs, 10, 100);
 	lb_close(p);
-	assert_int_equal(sh("%s ship %s --nats %s --stream D >/dev/null", bin,
-	                    pd, url_of(&one)),
-	                 0);
+	assert_int_equal(repl("ship", pd, url_of(&one), "D", ">/dev/null"), 0);
 	pid_t fol = bg("%s follow %s --nats %s --stream D --follow --ack-wait "
 	               "300 --json >%s/redel.out",
 	               bin, fd, url_of(&one), root);
@@ -624,11 +637,7 @@ static void test_tools_replication__kill_rounds(void **st)
 	uint64_t rs = th_seed(2003);
 	writer w;
 	(void)st;
-	memset(&w, 0, sizeof w);
-	w.db = open_db(pd, LB_CREATE | LB_NOSYNC);
-	w.seed = rs;
-	assert_int_equal(lb_table_create(w.db, "t", NULL), 0);
-	assert_int_equal(pthread_create(&w.th, NULL, writer_main, &w), 0);
+	writer_start(&w, pd, rs);
 	pid_t ship = 0, fol = 0;
 	int kills = 0;
 	for (long r = 0; r < 2 * rounds; r++) {
@@ -673,12 +682,10 @@ static void test_tools_replication__kill_rounds(void **st)
 	lb_close(w.db);
 	assert_true(kills >= 2 * rounds);
 	assert_true(w.n > 10);
-	assert_int_equal(sh("%s ship %s --nats %s --stream K --chunk-size 4096 "
-	                    ">/dev/null",
-	                    bin, pd, url_of(&one)),
+	assert_int_equal(repl("ship", pd, url_of(&one), "K",
+	                      "--chunk-size 4096 >/dev/null"),
 	                 0);
-	assert_int_equal(sh("%s follow %s --nats %s --stream K >/dev/null", bin,
-	                    fd, url_of(&one)),
+	assert_int_equal(repl("follow", fd, url_of(&one), "K", ">/dev/null"),
 	                 0);
 	assert_follower(pd, fd, last);
 	free(pd);
@@ -706,11 +713,7 @@ static void test_tools_replication__server_restart(void **st)
 	uint64_t rs = th_seed(2004);
 	writer w;
 	(void)st;
-	memset(&w, 0, sizeof w);
-	w.db = open_db(pd, LB_CREATE | LB_NOSYNC);
-	w.seed = rs;
-	assert_int_equal(lb_table_create(w.db, "t", NULL), 0);
-	assert_int_equal(pthread_create(&w.th, NULL, writer_main, &w), 0);
+	writer_start(&w, pd, rs);
 	pid_t ship = bg("%s ship %s --nats %s --stream R --follow >/dev/null "
 	                "2>>%s/rs-ship.err",
 	                bin, pd, url_of(&one), root);
@@ -723,10 +726,7 @@ static void test_tools_replication__server_restart(void **st)
 	srv_start(&one);
 	srv_ready(&one);
 	sleep_ms(600);
-	w.stop = 1;
-	pthread_join(w.th, NULL);
-	uint64_t last = last_of(w.db);
-	lb_close(w.db);
+	uint64_t last = writer_stop(&w);
 	wait_caught_up(fd, url_of(&one), "R", last);
 	assert_int_equal(reap(ship, SIGTERM), 0);
 	assert_int_equal(reap(fol, SIGTERM), 0);
@@ -741,36 +741,26 @@ static void test_tools_replication__fencing_and_promotion(void **st)
 	char *od = path("fence-o");
 	uint64_t rs = th_seed(2005);
 	(void)st;
-	lb_db *p = open_db(pd, LB_CREATE | LB_NOSYNC);
-	lb_db *o = open_db(od, LB_CREATE | LB_NOSYNC);
-	assert_int_equal(lb_table_create(p, "t", NULL), 0);
-	assert_int_equal(lb_table_create(o, "t", NULL), 0);
+	lb_db *p = new_primary(pd);
+	lb_db *o = new_primary(od);
 	for (int i = 0; i < 4; i++) {
 		commit_puts(p, &rs, 5, 50);
 		commit_puts(o, &rs, 5, 50);
 	}
 	lb_close(o);
 	lb_close(p);
-	assert_int_equal(sh("%s ship %s --nats %s --stream P >/dev/null", bin,
-	                    pd, url_of(&one)),
-	                 0);
+	assert_int_equal(repl("ship", pd, url_of(&one), "P", ">/dev/null"), 0);
 	/* another database is not this stream's primary */
-	assert_int_equal(sh("%s ship %s --nats %s --stream P 2>/dev/null", bin,
-	                    od, url_of(&one)),
-	                 1);
+	assert_int_equal(repl("ship", od, url_of(&one), "P", "2>/dev/null"), 1);
 	/* failover: the follower catches up, is promoted, ships on */
-	assert_int_equal(sh("%s follow %s --nats %s --stream P >/dev/null", bin,
-	                    fd, url_of(&one)),
+	assert_int_equal(repl("follow", fd, url_of(&one), "P", ">/dev/null"),
 	                 0);
-	assert_int_equal(sh("%s promote %s --nats %s --stream P >/dev/null",
-	                    bin, fd, url_of(&one)),
+	assert_int_equal(repl("promote", fd, url_of(&one), "P", ">/dev/null"),
 	                 0);
 	lb_db *f = open_db(fd, LB_NOSYNC);
 	commit_puts(f, &rs, 5, 50);
 	lb_close(f);
-	assert_int_equal(sh("%s ship %s --nats %s --stream P >/dev/null", bin,
-	                    fd, url_of(&one)),
-	                 0);
+	assert_int_equal(repl("ship", fd, url_of(&one), "P", ">/dev/null"), 0);
 	/* the old primary comes back with a batch of its own: fenced */
 	p = open_db(pd, LB_NOSYNC);
 	commit_puts(p, &rs, 5, 50);
@@ -781,8 +771,7 @@ static void test_tools_replication__fencing_and_promotion(void **st)
 	assert_int_equal(sh("grep -q fenced %s/fence.err", root), 0);
 	/* a second follower of the stream follows the new primary */
 	char *gd = path("fence-g");
-	assert_int_equal(sh("%s follow %s --nats %s --stream P >/dev/null", bin,
-	                    gd, url_of(&one)),
+	assert_int_equal(repl("follow", gd, url_of(&one), "P", ">/dev/null"),
 	                 0);
 	assert_follower(fd, gd, 6);
 	free(gd);
@@ -796,8 +785,7 @@ static void test_tools_replication__checkpoint_bootstrap(void **st)
 	char *pd = path("ck-p"), *fd = path("ck-f"), *ck = path("ck-c");
 	uint64_t rs = th_seed(2006), at;
 	(void)st;
-	lb_db *p = open_db(pd, LB_CREATE | LB_NOSYNC);
-	assert_int_equal(lb_table_create(p, "t", NULL), 0);
+	lb_db *p = new_primary(pd);
 	for (int i = 0; i < 8; i++)
 		commit_puts(p, &rs, 5, 50);
 	assert_int_equal(lb_checkpoint(p, ck, &at), 0);
@@ -806,10 +794,9 @@ static void test_tools_replication__checkpoint_bootstrap(void **st)
 		commit_puts(p, &rs, 5, 50);
 	lb_close(p);
 	/* the stream keeps 5 messages: batches 1..10 are gone from it */
-	assert_int_equal(sh("%s ship %s --nats %s --stream C --max-msgs 5 "
-	                    ">/dev/null",
-	                    bin, pd, url_of(&one)),
-	                 0);
+	assert_int_equal(
+	        repl("ship", pd, url_of(&one), "C", "--max-msgs 5 >/dev/null"),
+	        0);
 	assert_int_equal(sh("%s follow %s --nats %s --stream C "
 	                    "2>%s/ck.err >/dev/null",
 	                    bin, fd, url_of(&one), root),
@@ -834,11 +821,8 @@ static void test_tools_replication__checkpoint_bootstrap(void **st)
 	p = open_db(pd, LB_NOSYNC);
 	commit_puts(p, &rs, 5, 50);
 	lb_close(p);
-	assert_int_equal(sh("%s ship %s --nats %s --stream C >/dev/null", bin,
-	                    pd, url_of(&one)),
-	                 0);
-	assert_int_equal(sh("%s follow %s --nats %s --stream C >/dev/null", bin,
-	                    fd, url_of(&one)),
+	assert_int_equal(repl("ship", pd, url_of(&one), "C", ">/dev/null"), 0);
+	assert_int_equal(repl("follow", fd, url_of(&one), "C", ">/dev/null"),
 	                 0);
 	assert_follower(pd, fd, 16);
 	free(pd);
@@ -898,12 +882,9 @@ static void test_tools_replication__cluster_failover(void **st)
 	         "nats://127.0.0.1:%d,nats://127.0.0.1:%d,nats://127.0.0.1:%d",
 	         n[0].port, n[1].port, n[2].port);
 	memset(&w, 0, sizeof w);
-	w.db = open_db(pd, LB_CREATE | LB_NOSYNC);
+	w.db = new_primary(pd);
 	w.seed = rs;
-	assert_int_equal(lb_table_create(w.db, "t", NULL), 0);
-	assert_int_equal(sh("%s ship %s --nats %s --stream H --replicas 3 "
-	                    ">/dev/null",
-	                    bin, pd, urls),
+	assert_int_equal(repl("ship", pd, urls, "H", "--replicas 3 >/dev/null"),
 	                 0);
 	assert_int_equal(pthread_create(&w.th, NULL, writer_main, &w), 0);
 	pid_t ship = bg("%s ship %s --nats %s --stream H --follow >/dev/null "
@@ -924,10 +905,7 @@ static void test_tools_replication__cluster_failover(void **st)
 	free(leader);
 	assert_true(killed >= 0);
 	sleep_ms(3000);
-	w.stop = 1;
-	pthread_join(w.th, NULL);
-	uint64_t last = last_of(w.db);
-	lb_close(w.db);
+	uint64_t last = writer_stop(&w);
 	wait_caught_up(fd, urls, "H", last);
 	assert_int_equal(reap(ship, SIGTERM), 0);
 	assert_int_equal(reap(fol, SIGTERM), 0);

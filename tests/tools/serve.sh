@@ -17,41 +17,8 @@
 # exits 1 if any check failed. Needs bash, curl and python3.
 set -u
 
-LB=${LB_BIN:-build/logbook}
-case "$LB" in
-/*) ;;
-*) LB=$PWD/$LB ;;
-esac
-if [ ! -x "$LB" ]; then
-	echo "serve.sh: $LB is not an executable (build it with make)" >&2
-	echo "0 passed, 1 failed"
-	exit 1
-fi
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/logbook-serve.XXXXXX") || exit 1
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T" || exit 1
-
-pass=0
-fail=0
-current=""
-ok() { pass=$((pass + 1)); }
-bad() {
-	fail=$((fail + 1))
-	echo "FAIL [$current]: $*"
-}
-section() {
-	current=$1
-	[ "${LB_TEST_VERBOSE:-0}" != 0 ] && echo "$(date +%T.%N | cut -c1-12) $1"
-}
+. "$(dirname "$0")/lib.sh"
+lb_setup serve serve
 
 # ---- a two-day database --------------------------------------------------
 section setup
@@ -75,15 +42,7 @@ ids=[json.loads(l) for l in sys.stdin]
 print(min(b["id"] for b in ids if b["records"] > 1))')
 
 start_server() { # ARGS...: starts, sets PORT and SPID
-	"$LB" serve db "$@" >serve.out 2>serve.err &
-	SPID=$!
-	PIDS+=("$SPID")
-	PORT=
-	for _ in $(seq 1 100); do
-		PORT=$(sed -n 's/.*127\.0\.0\.1:\([0-9][0-9]*\)\/.*/\1/p' serve.out)
-		[ -n "$PORT" ] && break
-		sleep 0.1
-	done
+	serve_start serve db "$@"
 	[ -n "$PORT" ] || bad "server did not start: $(cat serve.err)"
 }
 start_server --listen 127.0.0.1:0
@@ -250,7 +209,7 @@ grep -Eq 'https?://' body.json && bad "the page refers to another site" || ok
 section stream
 curl -s -N -m 8 "$U/api/changes" >sse.txt 2>/dev/null &
 CPID=$!
-PIDS+=("$CPID")
+bg="$bg $CPID"
 sleep 1
 "$LB" put db "$TABLE" "$KEY" \
 	"$(curl -s "$U/api/get/$TABLE/$KEY" | python3 -c 'import json,sys; v=json.load(sys.stdin)["value"]; v["title"]="Revised in the stream test"; print(json.dumps(v))')" \
@@ -305,5 +264,4 @@ expect_err 401 token "/api/changes"
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+lb_finish

@@ -21,19 +21,11 @@
 #   LB_BIN=build/logbook tests/tools/serve_browser.sh
 set -u
 
-LB=${LB_BIN:-build/logbook}
-case "$LB" in
-/*) ;;
-*) LB=$PWD/$LB ;;
-esac
+. "$(dirname "$0")/lib.sh"
+lb_setup serve_browser browser
 BUILD=${LB_BUILD:-$(dirname "$LB")}
 OUT=$BUILD/test-output/serve_browser
 CHROMIUM=${CHROMIUM:-chromium}
-if [ ! -x "$LB" ]; then
-	echo "serve_browser.sh: $LB is not an executable (build it with make)" >&2
-	echo "0 passed, 1 failed"
-	exit 1
-fi
 if ! command -v "$CHROMIUM" >/dev/null; then
 	echo "serve_browser.sh: no $CHROMIUM (run scripts/deps.sh)" >&2
 	echo "0 passed, 1 failed"
@@ -41,23 +33,6 @@ if ! command -v "$CHROMIUM" >/dev/null; then
 fi
 mkdir -p "$OUT" || exit 1
 OUT=$(cd "$OUT" && pwd)
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/logbook-browser.XXXXXX") || exit 1
-SPID=
-cleanup() {
-	[ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T" || exit 1
-
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() {
-	fail=$((fail + 1))
-	echo "FAIL: $*"
-}
 
 # ---- two days of imports, and the last batch rolled back ------------------
 "$LB" init db --schema <("$LB" gen schema) >/dev/null || bad "init"
@@ -67,18 +42,10 @@ bad() {
 	bad "import day 1"
 "$LB" import db d2.jsonl --batch-size 100 --mode upsert --allow-repeats --label "day 2" \
 	>/dev/null || bad "import day 2"
-last() { "$LB" log db --json --limit 1 | sed 's/^{"id":\([0-9]*\),.*/\1/'; }
-ROLLED=$(last)
+ROLLED=$(last_batch db)
 "$LB" rollback db "$ROLLED" >/dev/null || bad "rollback"
 
-"$LB" serve db --listen 127.0.0.1:0 >serve.out 2>serve.err &
-SPID=$!
-PORT=
-for _ in $(seq 1 100); do
-	PORT=$(sed -n 's/.*127\.0\.0\.1:\([0-9][0-9]*\)\/.*/\1/p' serve.out)
-	[ -n "$PORT" ] && break
-	sleep 0.1
-done
+serve_start serve db --listen 127.0.0.1:0
 [ -n "$PORT" ] || {
 	bad "the server did not start: $(cat serve.err)"
 	echo "$pass passed, $fail failed"
@@ -212,14 +179,7 @@ SPID=
 # with a token: the page, opened as /?token=..., sends it with every
 # request (the timeline fills), and without it is refused
 printf 'browser-token-0123456789\n' >token.txt
-"$LB" serve db --listen 127.0.0.1:0 --token token.txt >serve2.out 2>serve2.err &
-SPID=$!
-PORT=
-for _ in $(seq 1 100); do
-	PORT=$(sed -n 's/.*127\.0\.0\.1:\([0-9][0-9]*\)\/.*/\1/p' serve2.out)
-	[ -n "$PORT" ] && break
-	sleep 0.1
-done
+serve_start serve2 db --listen 127.0.0.1:0 --token token.txt
 timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu \
 	--disable-dev-shm-usage --no-first-run --user-data-dir="$T/profile2" \
 	--virtual-time-budget=8000 --dump-dom \
@@ -240,5 +200,4 @@ src=$?
 SPID=
 [ "$src" = 0 ] && ok || bad "serve --token exit status $src on SIGTERM"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+lb_finish
