@@ -186,6 +186,13 @@ uint64_t te_del1(lb_db *db, const char *table, const char *key)
 	return before + 1;
 }
 
+lb_batch_info te_info(lb_db *db, uint64_t id)
+{
+	lb_batch_info bi;
+	te_rc(0, lb_batch_info_get(db, id, &bi));
+	return bi;
+}
+
 uint64_t te_ops(lb_db *db, const char *spec)
 {
 	lb_batch *b = NULL;

@@ -72,6 +72,8 @@ uint64_t te_del1(lb_db *db, const char *table, const char *key);
 /* Commit one batch on table "t" from a spec: "k=v" puts v (possibly empty)
  * under k, "-k" deletes k; space separated. Returns the batch id. */
 uint64_t te_ops(lb_db *db, const char *spec);
+/* Batch id's info; fails the test when lb_batch_info_get() fails. */
+lb_batch_info te_info(lb_db *db, uint64_t id);
 
 /* Assert that lb_get() returns exactly val/vlen. */
 #define te_assert_get(db, table, key, klen, val, vlen)                         \

@@ -25,13 +25,6 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static lb_batch_info info(lb_db *db, uint64_t id)
-{
-	lb_batch_info bi;
-	te_rc(0, lb_batch_info_get(db, id, &bi));
-	return bi;
-}
-
 /* lb_rollback asserted to return want (res.rc too); res is left filled. */
 static void rb(lb_db *db, uint64_t id, unsigned flags, int want, lb_result *res)
 {
@@ -63,7 +56,7 @@ static void assert_marks(lb_db *db, const char *want)
 	for (uint64_t id = 1; id <= last; id++) {
 		n += (size_t)snprintf(
 		        got + n, sizeof got - n, "%s%llu", id > 1 ? " " : "",
-		        (unsigned long long)info(db, id).rolled_back_by);
+		        (unsigned long long)te_info(db, id).rolled_back_by);
 		assert_true(n < sizeof got);
 	}
 	assert_string_equal(got, want);
@@ -98,13 +91,13 @@ static void rb_dry_real(lb_db *db, uint64_t id, unsigned flags, int want,
 	uint64_t d = te_digest(db), last = te_last(db);
 	uint64_t *marks = te_malloc((size_t)(last + 1) * sizeof *marks);
 	for (uint64_t i = 1; i <= last; i++)
-		marks[i] = info(db, i).rolled_back_by;
+		marks[i] = te_info(db, i).rolled_back_by;
 	rb(db, id, flags | LB_DRYRUN, want, &dry);
 	assert_int_equal(dry.batch_id, 0);
 	assert_int_equal(te_digest(db), d);
 	assert_int_equal(te_last(db), last);
 	for (uint64_t i = 1; i <= last; i++)
-		assert_int_equal(info(db, i).rolled_back_by, marks[i]);
+		assert_int_equal(te_info(db, i).rolled_back_by, marks[i]);
 	free(marks);
 	rb(db, id, flags, want, res);
 	assert_int_equal(res->records, dry.records);
@@ -124,8 +117,8 @@ static uint64_t rbd_ok(lb_db *db, uint64_t id, unsigned flags, uint64_t nrec)
 	assert_int_equal(n, nrec ? last + 1 : 0);
 	lb_result_free(&res);
 	if (n) {
-		assert_int_equal(info(db, n).records, nrec);
-		assert_int_equal(info(db, n).undoes, id);
+		assert_int_equal(te_info(db, n).records, nrec);
+		assert_int_equal(te_info(db, n).undoes, id);
 	}
 	return n;
 }
@@ -141,7 +134,7 @@ static uint64_t rbto_ok(lb_db *db, uint64_t x, uint64_t nrec)
 	uint64_t n = res.batch_id;
 	lb_result_free(&res);
 	if (n)
-		assert_int_equal(info(db, n).undoes, x);
+		assert_int_equal(te_info(db, n).undoes, x);
 	return n;
 }
 
@@ -271,13 +264,13 @@ static void test_engine_rollback__restores_before_images(void **state)
 	te_assert_get_s(db, "t", "k2", "b");
 	te_assert_absent_s(db, "t", "k3");
 
-	lb_batch_info bi = info(db, r);
+	lb_batch_info bi = te_info(db, r);
 	assert_string_equal(bi.label, "rollback of batch 3");
 	assert_int_equal(bi.undoes, b);
 	assert_int_equal(bi.rolled_back_by, 0);
 	assert_int_equal(bi.records, 3);
-	assert_int_equal(info(db, b).rolled_back_by, r);
-	assert_int_equal(info(db, a).rolled_back_by, 0);
+	assert_int_equal(te_info(db, b).rolled_back_by, r);
+	assert_int_equal(te_info(db, a).rolled_back_by, 0);
 
 	/* B's records, undone last first, with exact images */
 	memset(&rs, 0, sizeof rs);
@@ -324,11 +317,11 @@ static void test_engine_rollback__rollback_of_rollback_redoes(void **state)
 	assert_dump_eq(&after_b, &now);
 	free(now.p);
 
-	lb_batch_info bi = info(db, r2);
+	lb_batch_info bi = te_info(db, r2);
 	assert_string_equal(bi.label, "rollback of batch 4");
 	assert_int_equal(bi.undoes, r);
-	assert_int_equal(info(db, r).rolled_back_by, r2);
-	assert_int_equal(info(db, b).rolled_back_by, 0);
+	assert_int_equal(te_info(db, r).rolled_back_by, r2);
+	assert_int_equal(te_info(db, b).rolled_back_by, 0);
 	assert_marks(db, "0 0 0 5 0");
 
 	/* B stands again: it can be rolled back on its own, strictly */
@@ -378,8 +371,8 @@ static void test_engine_rollback__persists_across_reopen(void **state)
 	lb_close(fx->db);
 	fx->db = te_open(fx->dir, LB_NOSYNC);
 	te_assert_absent_s(fx->db, "t", "k");
-	assert_int_equal(info(fx->db, b).rolled_back_by, r);
-	assert_int_equal(info(fx->db, r).undoes, b);
+	assert_int_equal(te_info(fx->db, b).rolled_back_by, r);
+	assert_int_equal(te_info(fx->db, r).undoes, b);
 	rb(fx->db, b, 0, LB_EINVAL, &res);
 	lb_result_free(&res);
 	/* and the rollback itself can be rolled back after reopening; B
@@ -388,8 +381,8 @@ static void test_engine_rollback__persists_across_reopen(void **state)
 	te_assert_get_s(fx->db, "t", "k", "1");
 	lb_close(fx->db);
 	fx->db = te_open(fx->dir, LB_NOSYNC);
-	assert_int_equal(info(fx->db, b).rolled_back_by, 0);
-	assert_int_equal(info(fx->db, r).rolled_back_by, r2);
+	assert_int_equal(te_info(fx->db, b).rolled_back_by, 0);
+	assert_int_equal(te_info(fx->db, r).rolled_back_by, r2);
 	rb_ok(fx->db, b, 0);
 	te_assert_absent_s(fx->db, "t", "k");
 }
@@ -424,7 +417,7 @@ static void test_engine_rollback__conflicts_name_the_later_batch(void **state)
 	lb_result_free(&res);
 	assert_int_equal(te_digest(db), dg);
 	assert_int_equal(te_last(db), last);
-	assert_int_equal(info(db, b).rolled_back_by, 0);
+	assert_int_equal(te_info(db, b).rolled_back_by, 0);
 
 	/* once D is rolled back, only k1 (C's value again) is in the way;
 	 * the batch that last changed it is D's rollback */
@@ -522,7 +515,7 @@ static void test_engine_rollback__cascade_transitive_chain(void **state)
 	assert_int_equal(dry.records, 5);
 	lb_result_free(&dry);
 	assert_int_equal(te_digest(db), dg);
-	assert_int_equal(info(db, d).rolled_back_by, 0);
+	assert_int_equal(te_info(db, d).rolled_back_by, 0);
 
 	rb(db, b, LB_CASCADE, 0, &res);
 	uint64_t n = res.batch_id;
@@ -533,12 +526,12 @@ static void test_engine_rollback__cascade_transitive_chain(void **state)
 	te_assert_absent_s(db, "t", "k2");
 	te_assert_absent_s(db, "t", "k3");
 	te_assert_get_s(db, "t", "k9", "e");
-	assert_int_equal(info(db, b).rolled_back_by, n);
-	assert_int_equal(info(db, c).rolled_back_by, n);
-	assert_int_equal(info(db, d).rolled_back_by, n);
-	assert_int_equal(info(db, e).rolled_back_by, 0);
-	assert_int_equal(info(db, n).undoes, b);
-	assert_string_equal(info(db, n).label, "rollback of batch 2");
+	assert_int_equal(te_info(db, b).rolled_back_by, n);
+	assert_int_equal(te_info(db, c).rolled_back_by, n);
+	assert_int_equal(te_info(db, d).rolled_back_by, n);
+	assert_int_equal(te_info(db, e).rolled_back_by, 0);
+	assert_int_equal(te_info(db, n).undoes, b);
+	assert_string_equal(te_info(db, n).label, "rollback of batch 2");
 
 	/* newest first: D's records, then C's, then B's, each reversed */
 	memset(&rs, 0, sizeof rs);
@@ -557,7 +550,7 @@ static void test_engine_rollback__cascade_transitive_chain(void **state)
 	te_assert_get_s(db, "t", "k1", "c");
 	te_assert_get_s(db, "t", "k2", "d");
 	te_assert_get_s(db, "t", "k3", "d");
-	assert_int_equal(info(db, n).rolled_back_by, r);
+	assert_int_equal(te_info(db, n).rolled_back_by, r);
 	assert_marks(db, "0 0 0 0 0 7 0");
 }
 
@@ -570,10 +563,10 @@ static void test_engine_rollback__cascade_skips_undone_batches(void **state)
 	uint64_t r = rb_ok(db, c, 0); /* k=1 again: C and R cancel out */
 	uint64_t n = rb_ok(db, b, LB_CASCADE);
 	te_assert_absent_s(db, "t", "k");
-	assert_int_equal(info(db, b).rolled_back_by, n);
-	assert_int_equal(info(db, c).rolled_back_by, r);
-	assert_int_equal(info(db, r).rolled_back_by, 0);
-	assert_int_equal(info(db, n).records, 1);
+	assert_int_equal(te_info(db, b).rolled_back_by, n);
+	assert_int_equal(te_info(db, c).rolled_back_by, r);
+	assert_int_equal(te_info(db, r).rolled_back_by, 0);
+	assert_int_equal(te_info(db, n).records, 1);
 	assert_marks(db, "0 5 4 0 0");
 }
 
@@ -600,10 +593,10 @@ static void test_engine_rollback__cascade_follows_a_redo(void **state)
 	uint64_t n = rbd_ok(db, b, LB_CASCADE, 3); /* 6: undoes 3, then 2 */
 	te_assert_absent_s(db, "t", "k");
 	te_assert_absent_s(db, "t", "j");
-	assert_int_equal(info(db, u).rolled_back_by, n);
-	assert_int_equal(info(db, b).rolled_back_by, n);
-	assert_int_equal(info(db, r).rolled_back_by, r2);
-	assert_int_equal(info(db, r2).rolled_back_by, 0);
+	assert_int_equal(te_info(db, u).rolled_back_by, n);
+	assert_int_equal(te_info(db, b).rolled_back_by, n);
+	assert_int_equal(te_info(db, r).rolled_back_by, r2);
+	assert_int_equal(te_info(db, r2).rolled_back_by, 0);
 	assert_marks(db, "0 6 6 5 0 0");
 	memset(&rs, 0, sizeof rs);
 	te_changes(db, n, &rs);
@@ -621,8 +614,8 @@ static void test_engine_rollback__cascade_without_later_batches(void **state)
 	uint64_t b = te_ops(db, "k=1");
 	te_ops(db, "other=1");
 	uint64_t n = rb_ok(db, b, LB_CASCADE);
-	assert_int_equal(info(db, n).records, 1);
-	assert_int_equal(info(db, b + 1).rolled_back_by, 0);
+	assert_int_equal(te_info(db, n).records, 1);
+	assert_int_equal(te_info(db, b + 1).rolled_back_by, 0);
 	te_assert_get_s(db, "t", "other", "1");
 }
 
@@ -690,8 +683,8 @@ static void test_engine_rollback__cascade_of_an_undo_batch(void **state)
 	uint64_t to = rbto_ok(db, c, 1); /* 6: undoes 5 */
 	assert_int_equal(to, 6);
 	te_assert_get_s(db, "t", "k", "b");
-	assert_int_equal(info(db, c).rolled_back_by, 0);
-	assert_int_equal(info(db, rc).rolled_back_by, to);
+	assert_int_equal(te_info(db, c).rolled_back_by, 0);
+	assert_int_equal(te_info(db, rc).rolled_back_by, to);
 	assert_marks(db, "0 3 0 0 6 0");
 
 	uint64_t n = rbd_ok(db, ra, LB_CASCADE, 2); /* 7: undoes 4, then 3 */
@@ -703,10 +696,10 @@ static void test_engine_rollback__cascade_of_an_undo_batch(void **state)
 	te_assert_rec_s(&rs.v[0], LB_OP_DELETE, "t", "k", "b", NULL);
 	te_assert_rec_s(&rs.v[1], LB_OP_PUT, "t", "k", NULL, "a");
 	te_recs_free(&rs);
-	assert_int_equal(info(db, ra).rolled_back_by, n);
-	assert_int_equal(info(db, c).rolled_back_by, n);
-	assert_int_equal(info(db, a).rolled_back_by, 0);
-	assert_int_equal(info(db, to).rolled_back_by, 0);
+	assert_int_equal(te_info(db, ra).rolled_back_by, n);
+	assert_int_equal(te_info(db, c).rolled_back_by, n);
+	assert_int_equal(te_info(db, a).rolled_back_by, 0);
+	assert_int_equal(te_info(db, to).rolled_back_by, 0);
 	assert_marks(db, "0 0 7 7 6 0 0");
 	verify_replay(db);
 }
@@ -907,8 +900,8 @@ test_engine_rollback__force_restores_over_later_changes(void **state)
 	lb_result_free(&res);
 	te_assert_get_s(db, "t", "k", "0");
 	te_assert_get_s(db, "t", "j", "5");
-	assert_int_equal(info(db, b).rolled_back_by, n);
-	assert_int_equal(info(db, c).rolled_back_by, 0);
+	assert_int_equal(te_info(db, b).rolled_back_by, n);
+	assert_int_equal(te_info(db, c).rolled_back_by, 0);
 
 	/* nothing left to restore (the key is gone already): no batch */
 	uint64_t e = te_ops(db, "x=1");
@@ -919,7 +912,7 @@ test_engine_rollback__force_restores_over_later_changes(void **state)
 	assert_int_equal(res.records, 0);
 	lb_result_free(&res);
 	assert_int_equal(te_digest(db), d);
-	assert_int_equal(info(db, e).rolled_back_by, 0);
+	assert_int_equal(te_info(db, e).rolled_back_by, 0);
 }
 
 /* ---- foreign keys -------------------------------------------------------- */
@@ -959,14 +952,14 @@ static void test_engine_rollback__foreign_keys_hold(void **state)
 	assert_int_equal(res.issues[0].kind, LB_ISSUE_FOREIGN_KEY);
 	lb_result_free(&res);
 	assert_int_equal(te_digest(db), d);
-	assert_int_equal(info(db, hb).rolled_back_by, 0);
+	assert_int_equal(te_info(db, hb).rolled_back_by, 0);
 
 	/* cascade takes the witness's batch along */
 	uint64_t n = rb_ok(db, hb, LB_CASCADE);
 	te_assert_absent_s(db, HG_HEARINGS, "h1");
 	te_assert_absent_s(db, HG_WITNESSES, "w1");
-	assert_int_equal(info(db, hb).rolled_back_by, n);
-	assert_int_equal(info(db, wb).rolled_back_by, n);
+	assert_int_equal(te_info(db, hb).rolled_back_by, n);
+	assert_int_equal(te_info(db, wb).rolled_back_by, n);
 }
 
 static void test_engine_rollback__reference_moved_elsewhere(void **state)
@@ -990,8 +983,8 @@ static void test_engine_rollback__reference_moved_elsewhere(void **state)
 	/* nothing references h1 any more: plain rollback works */
 	rb_ok(db, hb, 0);
 	te_assert_absent_s(db, HG_HEARINGS, "h1");
-	assert_int_equal(info(db, c).rolled_back_by, 0);
-	assert_int_equal(info(db, d).rolled_back_by, 0);
+	assert_int_equal(te_info(db, c).rolled_back_by, 0);
+	assert_int_equal(te_info(db, d).rolled_back_by, 0);
 }
 
 /* ---- dry run ------------------------------------------------------------- */
@@ -1012,7 +1005,7 @@ static void test_engine_rollback__dry_run_writes_nothing(void **state)
 	assert_int_equal(dry.records, 3);
 	lb_result_free(&dry);
 	assert_int_equal(te_digest(db), d);
-	assert_int_equal(info(db, b).rolled_back_by, 0);
+	assert_int_equal(te_info(db, b).rolled_back_by, 0);
 
 	/* conflicts: the same issues as a real run */
 	uint64_t c = te_ops(db, "k2=x k3=y");
@@ -1073,13 +1066,13 @@ static void test_engine_rollback__table_creation(void **state)
 	te_assert_rec(&rs.v[0], LB_OP_TABLE, "x", "x", 1, opaque_schema,
 	              sizeof opaque_schema, NULL, 0);
 	te_recs_free(&rs);
-	assert_int_equal(info(db, 1).rolled_back_by, r);
+	assert_int_equal(te_info(db, 1).rolled_back_by, r);
 
 	/* undoing that brings it back, empty and usable; batch 1 stands
 	 * again */
 	rb_ok(db, r, 0);
 	assert_true(has_table(db, "x"));
-	assert_int_equal(info(db, 1).rolled_back_by, 0);
+	assert_int_equal(te_info(db, 1).rolled_back_by, 0);
 	te_put1(db, "x", "k", "v");
 	te_assert_get_s(db, "x", "k", "v");
 
@@ -1151,19 +1144,19 @@ static void test_engine_rollback__rollback_to_byte_for_byte(void **state)
 	assert_false(has_table(db, "v"));
 	te_assert_get_s(db, "u", "x", "1");
 
-	lb_batch_info bi = info(db, n);
+	lb_batch_info bi = te_info(db, n);
 	assert_string_equal(bi.label, "rollback to batch 4");
 	assert_int_equal(bi.undoes, x);
 	/* every batch after x is undone by n, standing or not (b2 was
 	 * rolled back by r1); x stands again, as it stood right after x:
 	 * rx, which undid it, is rolled back now */
 	for (uint64_t id = x + 1; id <= last; id++)
-		assert_int_equal(info(db, id).rolled_back_by, n);
-	assert_int_equal(info(db, b1).rolled_back_by, n);
-	assert_int_equal(info(db, b2).rolled_back_by, n);
-	assert_int_equal(info(db, rx).rolled_back_by, n);
-	assert_int_equal(info(db, x).rolled_back_by, 0);
-	assert_int_equal(info(db, x - 1).rolled_back_by, 0);
+		assert_int_equal(te_info(db, id).rolled_back_by, n);
+	assert_int_equal(te_info(db, b1).rolled_back_by, n);
+	assert_int_equal(te_info(db, b2).rolled_back_by, n);
+	assert_int_equal(te_info(db, rx).rolled_back_by, n);
+	assert_int_equal(te_info(db, x).rolled_back_by, 0);
+	assert_int_equal(te_info(db, x - 1).rolled_back_by, 0);
 	assert_marks(db, "0 0 0 0 13 13 13 13 13 13 13 13 0");
 
 	/* net records: deletions (v's keys among them), the removal of v,
@@ -1191,8 +1184,8 @@ static void test_engine_rollback__rollback_to_byte_for_byte(void **state)
 	assert_dump_eq(&before, &now);
 	free(now.p);
 	assert_true(has_table(db, "v"));
-	assert_int_equal(info(db, b2).rolled_back_by, r1);
-	assert_int_equal(info(db, x).rolled_back_by, rx);
+	assert_int_equal(te_info(db, b2).rolled_back_by, r1);
+	assert_int_equal(te_info(db, x).rolled_back_by, rx);
 	assert_marks(db, "0 0 0 12 0 7 0 0 0 0 0 0 14 0");
 	verify_replay(db);
 	free(before.p);
@@ -1215,7 +1208,7 @@ test_engine_rollback__rollback_to_undoes_every_later_batch(void **state)
 	assert_marks(db, "0 0 4 0 0");
 	uint64_t n = rbto_ok(db, 2, 2); /* 6 */
 	assert_int_equal(n, 6);
-	assert_string_equal(info(db, n).label, "rollback to batch 2");
+	assert_string_equal(te_info(db, n).label, "rollback to batch 2");
 	memset(&rs, 0, sizeof rs);
 	te_changes(db, n, &rs);
 	assert_int_equal(rs.n, 2);
@@ -1295,9 +1288,9 @@ static void test_engine_rollback__rollback_to_edges(void **state)
 	/* to 0: every table and record goes, keys first */
 	te_rc(0, lb_rollback_to(db, 0, NULL));
 	assert_false(has_table(db, "t"));
-	assert_int_equal(info(db, last + 1).undoes, 0);
-	assert_string_equal(info(db, last + 1).label, "rollback to batch 0");
-	assert_int_equal(info(db, 1).rolled_back_by, last + 1);
+	assert_int_equal(te_info(db, last + 1).undoes, 0);
+	assert_string_equal(te_info(db, last + 1).label, "rollback to batch 0");
+	assert_int_equal(te_info(db, 1).rolled_back_by, last + 1);
 	assert_marks(db, "3 3 0");
 	te_recs rs;
 	memset(&rs, 0, sizeof rs);
@@ -1376,9 +1369,9 @@ static void large_batch(int compression)
 	}
 	te_rc(0, lb_batch_commit(b, NULL));
 	uint64_t big = te_last(db);
-	assert_true(info(db, big).segments > 10);
+	assert_true(te_info(db, big).segments > 10);
 	uint64_t r = rb_ok(db, big, 0);
-	assert_true(info(db, r).segments > 10);
+	assert_true(te_info(db, r).segments > 10);
 	dumpbuf now = dump(db);
 	assert_dump_eq(&d0, &now);
 	free(now.p);
@@ -1460,10 +1453,10 @@ static void test_engine_rollback__history_lists_undoing_batches(void **state)
 	assert_int_equal(r5, 5);
 	assert_int_equal(f7, 7);
 	assert_int_equal(c9, 9);
-	assert_int_equal(info(db, b8).rolled_back_by, c9);
-	assert_int_equal(info(db, b3).rolled_back_by, c9);
-	assert_int_equal(info(db, b2).rolled_back_by, c9);
-	assert_int_equal(info(db, r5).rolled_back_by, 0);
+	assert_int_equal(te_info(db, b8).rolled_back_by, c9);
+	assert_int_equal(te_info(db, b3).rolled_back_by, c9);
+	assert_int_equal(te_info(db, b2).rolled_back_by, c9);
+	assert_int_equal(te_info(db, r5).rolled_back_by, 0);
 	assert_marks(db, "0 9 9 5 0 7 0 9 0");
 	te_rc(0, lb_rollback_to(db, r5, &res)); /* 10: undoes 6 to 9 */
 	assert_int_equal(res.batch_id, 10);
@@ -1506,9 +1499,9 @@ static void test_engine_rollback__history_lists_undoing_batches(void **state)
 	te_rc(0, lb_replay(db, dest, b8, NULL, &res));
 	lb_result_free(&res);
 	r = te_open(dest, LB_NOSYNC);
-	assert_int_equal(info(r, b2).rolled_back_by, 0);
-	assert_int_equal(info(r, b3).rolled_back_by, 0);
-	assert_int_equal(info(r, r4).rolled_back_by, r5);
+	assert_int_equal(te_info(r, b2).rolled_back_by, 0);
+	assert_int_equal(te_info(r, b3).rolled_back_by, 0);
+	assert_int_equal(te_info(r, r4).rolled_back_by, r5);
 	assert_marks(r, "0 0 0 5 0 7 0 0");
 	assert_history(r, "a", "8:2>8 5:1>2 4:2>1 3:1>2 2:->1");
 	assert_history(r, "c", "5:->3 4:3>- 3:->3");

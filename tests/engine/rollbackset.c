@@ -19,13 +19,6 @@
 
 #define FX(state) ((te_fx *)*(state))
 
-static lb_batch_info info(lb_db *db, uint64_t id)
-{
-	lb_batch_info bi;
-	te_rc(0, lb_batch_info_get(db, id, &bi));
-	return bi;
-}
-
 /* lb_rollback_set first with LB_DRYRUN, then for real: both return want
  * with the same record count and issues; the dry run writes nothing. */
 static void set_dry_real(lb_db *db, const uint64_t *ids, size_t n,
@@ -91,7 +84,7 @@ static void test_engine_rollbackset__chained_set_in_one_batch(void **state)
 	te_assert_absent_s(db, "t", "k2");
 	te_assert_absent_s(db, "t", "k3");
 
-	lb_batch_info bi = info(db, r);
+	lb_batch_info bi = te_info(db, r);
 	assert_int_equal(bi.undoes, b3);
 	assert_int_equal(bi.records, 8);
 	char want[64];
@@ -99,10 +92,10 @@ static void test_engine_rollbackset__chained_set_in_one_batch(void **state)
 	         (unsigned long long)b1, (unsigned long long)b2,
 	         (unsigned long long)b3);
 	assert_string_equal(bi.label, want);
-	assert_int_equal(info(db, b1).rolled_back_by, r);
-	assert_int_equal(info(db, b2).rolled_back_by, r);
-	assert_int_equal(info(db, b3).rolled_back_by, r);
-	assert_int_equal(info(db, a).rolled_back_by, 0);
+	assert_int_equal(te_info(db, b1).rolled_back_by, r);
+	assert_int_equal(te_info(db, b2).rolled_back_by, r);
+	assert_int_equal(te_info(db, b3).rolled_back_by, r);
+	assert_int_equal(te_info(db, a).rolled_back_by, 0);
 
 	/* newest first: b3's records come first, b1's last */
 	memset(&rs, 0, sizeof rs);
@@ -120,8 +113,8 @@ static void test_engine_rollbackset__chained_set_in_one_batch(void **state)
 	te_assert_get_s(db, "t", "k1", "b");
 	te_assert_get_s(db, "t", "k3", "c");
 	te_assert_absent_s(db, "t", "k2");
-	assert_int_equal(info(db, b1).rolled_back_by, 0);
-	assert_int_equal(info(db, b3).rolled_back_by, 0);
+	assert_int_equal(te_info(db, b1).rolled_back_by, 0);
+	assert_int_equal(te_info(db, b3).rolled_back_by, 0);
 }
 
 /* A batch outside the set in the way: strict conflicts naming it (not a
@@ -142,7 +135,7 @@ static void test_engine_rollbackset__outside_batch(void **state)
 	assert_int_equal(res.issues[0].batch, o);
 	assert_non_null(strstr(res.issues[0].message, "batch 2"));
 	lb_result_free(&res);
-	assert_int_equal(info(db, b1).rolled_back_by, 0);
+	assert_int_equal(te_info(db, b1).rolled_back_by, 0);
 
 	set_dry_real(db, ids, 2, LB_CASCADE, 0, &res);
 	uint64_t r = res.batch_id;
@@ -154,7 +147,7 @@ static void test_engine_rollbackset__outside_batch(void **state)
 	te_assert_absent_s(db, "t", "k1");
 	te_assert_absent_s(db, "t", "k2");
 	te_assert_absent_s(db, "t", "k9");
-	assert_int_equal(info(db, o).rolled_back_by, r);
+	assert_int_equal(te_info(db, o).rolled_back_by, r);
 
 	/* redo, then force: k1 gets b1's before-image, o's k9 stays */
 	te_rc(0, lb_rollback(db, r, 0, &res));
@@ -165,8 +158,8 @@ static void test_engine_rollbackset__outside_batch(void **state)
 	te_assert_absent_s(db, "t", "k1");
 	te_assert_absent_s(db, "t", "k2");
 	te_assert_get_s(db, "t", "k9", "o");
-	assert_int_equal(info(db, o).rolled_back_by, 0);
-	assert_int_equal(info(db, b1).rolled_back_by, r);
+	assert_int_equal(te_info(db, o).rolled_back_by, 0);
+	assert_int_equal(te_info(db, b1).rolled_back_by, r);
 }
 
 /* Foreign keys hold: a set that removes a referenced key while a batch
@@ -254,7 +247,7 @@ static void test_engine_rollbackset__errors_write_nothing(void **state)
 	lb_result_free(&res);
 	assert_int_equal(te_digest(db), d);
 	assert_int_equal(te_last(db), last);
-	assert_int_equal(info(db, b1).rolled_back_by, 0);
+	assert_int_equal(te_info(db, b1).rolled_back_by, 0);
 }
 
 /* A seeded random history: a random set rolled back with LB_CASCADE in
@@ -329,7 +322,7 @@ static void test_engine_rollbackset__random_sets_redo_exactly(void **state)
 			         rc, lb_errmsg());
 		uint64_t r = res.batch_id;
 		for (size_t i = 0; i < n; i++)
-			assert_int_equal(info(db, ids[i]).rolled_back_by, r);
+			assert_int_equal(te_info(db, ids[i]).rolled_back_by, r);
 		assert_true(res.nundone >= n);
 		for (size_t i = 1; i < res.nundone; i++)
 			assert_true(res.undone[i - 1] > res.undone[i]);
