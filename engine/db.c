@@ -429,7 +429,7 @@ static int meta_create(lb_db *db, MDB_txn *txn)
 	    (mrc = mdb_put(txn, db->meta, &nk, &nd, 0)) ||
 	    (mrc = mdb_put(txn, db->meta, &ck, &cd, 0)))
 		return lb__mdb_fail(mrc, db->path);
-	return lb__identity_make(db, txn, 0);
+	return lb__identity_make(db, txn);
 }
 
 /* Open _meta, creating it in an empty environment when creating is set;
@@ -503,8 +503,6 @@ static int open_meta(lb_db *db, int creating)
 	if ((rc = meta_open(db, txn, creating)) < 0 ||
 	    (rc = meta_check_format(db, txn)) < 0 ||
 	    (rc = open_subdbs(db, txn, rdonly ? 0 : MDB_CREATE)) < 0 ||
-	    /* a database made before ids were: give it one */
-	    (!rdonly && (rc = lb__identity_make(db, txn, 1)) < 0) ||
 	    /* tables, as the catalog holds them */
 	    (rc = lb__catalog_load(db, txn, NULL)) < 0 ||
 	    /* the last batch: the head of the hash chain */

@@ -146,16 +146,12 @@ static int random_id(uint8_t out[LB_ID_SIZE])
 	return 0;
 }
 
-int lb__identity_make(lb_db *db, MDB_txn *txn, int only_missing)
+int lb__identity_make(lb_db *db, MDB_txn *txn)
 {
 	uint8_t id[LB_ID_SIZE];
 	int rc;
-	if (only_missing && (rc = meta_id(db, txn, &k_id, id)) != 0)
-		return rc < 0 ? rc : 0;
 	if ((rc = random_id(id)) < 0 || (rc = put_meta(db, txn, &k_id, id)) < 0)
 		return rc;
-	if (only_missing)
-		return 0;
 	MDB_val key = k_primary;
 	int mrc = mdb_del(txn, db->meta, &key, NULL);
 	return mrc && mrc != MDB_NOTFOUND ? lb__mdb_fail(mrc, "_meta") : 0;
@@ -185,9 +181,7 @@ int lb_identity_get(lb_db *db, lb_identity *out)
 		return rc;
 	rc = meta_id(db, txn, &k_id, out->id);
 	if (rc == 0)
-		rc = lb__fail(LB_ENOTFOUND,
-		              "%s has no id yet: open it writable once",
-		              db->path);
+		rc = lb__fail(LB_ECORRUPT, "%s: _meta has no id", db->path);
 	if (rc > 0 && (rc = meta_id(db, txn, &k_primary, out->primary)) > 0)
 		out->follows = 1;
 	lb__read_done(db, txn);
@@ -241,9 +235,7 @@ int lb_batch_raw(lb_db *db, uint64_t id, void **buf, size_t *len)
 		return rc;
 	memset(&h, 0, sizeof h);
 	if ((rc = meta_id(db, txn, &k_id, self)) == 0)
-		rc = lb__fail(LB_EINVAL,
-		              "%s has no id yet: open it writable once",
-		              db->path);
+		rc = lb__fail(LB_ECORRUPT, "%s: _meta has no id", db->path);
 	if (rc < 0)
 		goto out;
 	if ((rc = lb__hdr_get(db, txn, id, &h)) < 0)
@@ -535,7 +527,7 @@ static int become_txn(lb_db *db, MDB_txn *txn, void *ctx)
 {
 	become_ctx *c = ctx;
 	int rc;
-	if (c->newid && (rc = lb__identity_make(db, txn, 0)) < 0)
+	if (c->newid && (rc = lb__identity_make(db, txn)) < 0)
 		return rc;
 	return put_meta(db, txn, &k_primary, c->origin);
 }

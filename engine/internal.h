@@ -370,9 +370,8 @@ LB__WUR int lb__follower_check(lb_db *db, MDB_txn *txn);
  * the table of the previous record (NULL at first). */
 LB__WUR int lb__replay_rec(lb_batch *b, const lb_wal_rec *rec,
                            lb_table **tcache);
-/* Give db (just created, in txn) a random id of its own, and no primary;
- * or with only_missing, an id only if it has none. */
-LB__WUR int lb__identity_make(lb_db *db, MDB_txn *txn, int only_missing);
+/* Give db (just created, in txn) a random id of its own, and no primary. */
+LB__WUR int lb__identity_make(lb_db *db, MDB_txn *txn);
 enum { LB__MODE_PUT, LB__MODE_INSERT, LB__MODE_UPDATE, LB__MODE_DELETE };
 /* How lb__apply treats an op:
  *  CHECK   user ops: schema, duplicate and missing checks; logged; foreign

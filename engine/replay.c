@@ -477,7 +477,7 @@ static int new_identity(lb_db *db)
 	int rc, mrc = mdb_txn_begin(db->env, NULL, 0, &txn);
 	if (mrc)
 		return lb__mdb_fail(mrc, "making the replay's id");
-	if ((rc = lb__identity_make(db, txn, 0)) < 0)
+	if ((rc = lb__identity_make(db, txn)) < 0)
 		mdb_txn_abort(txn);
 	else if ((mrc = mdb_txn_commit(txn)))
 		rc = lb__mdb_fail(mrc, "making the replay's id");

@@ -53,7 +53,7 @@ extern "C" {
  * (docs/FORMAT.md); a database of an earlier version is refused at open
  * with LB_EVERSION (none was released: carry its data over with the
  * `logbook export` of the version that wrote it). */
-#define LB_FORMAT_VERSION 3
+#define LB_FORMAT_VERSION 4
 /** @} */
 
 #if defined(_WIN32)
@@ -1457,9 +1457,7 @@ typedef struct lb_identity {
  * @param[out] out zeroed, then filled.
  * @return 0 on success, or:
  *  - #LB_EINVAL: @p db or @p out is NULL;
- *  - #LB_ENOTFOUND: a database opened read-only that was never opened
- *    writable by a logbook that makes ids (it has none yet);
- *  - #LB_ECORRUPT: the stored id is damaged;
+ *  - #LB_ECORRUPT: the stored id is missing or damaged;
  *  - #LB_EBUSY, #LB_EFULL, #LB_EIO, #LB_ENOMEM, #LB_EVERSION: beginning
  *    the read (see @ref errors).
  * @par Threads: any thread; a reader.
@@ -1480,7 +1478,8 @@ LB_API int lb_identity_get(lb_db *db, lb_identity *out);
  *  - #LB_EINVAL: a NULL argument;
  *  - #LB_ENOTFOUND: no batch @p id;
  *  - #LB_EPRUNED: the batch's log was pruned;
- *  - #LB_ECORRUPT: the batch's header or a segment is damaged (the
+ *  - #LB_ECORRUPT: the database's id is missing, or the batch's header
+ *    or a segment is damaged (the
  *    message names the batch and segment);
  *  - #LB_EVERSION: the header was written by a newer logbook;
  *  - #LB_ENOMEM: out of memory;
