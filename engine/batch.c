@@ -289,28 +289,38 @@ static int collect(lb_batch *b)
 	return put_finished(b, z.segno, z.seg, z.seglen, z.hash, z.raw);
 }
 
-/* Finish the open segment here and put it. */
-static int finish_here(lb_batch *b)
+/* Compress the open segment on this thread (not yet put: segments reach
+ * `_wal` in order, and the worker may hold the one before it). */
+typedef struct {
+	const uint8_t *seg; /* in db->segw until its next reset */
+	size_t seglen, raw;
+	uint8_t hash[32];
+} lb_done;
+
+static int finish_open(lb_batch *b, lb_done *d)
 {
 	lb_db *db = b->db;
-	const uint8_t *seg;
-	size_t seglen;
-	uint8_t hash[32];
-	size_t raw = lb__segw_rawlen(&db->segw);
 	int rc;
-	if ((rc = lb__segw_finish(&db->segw, &seg, &seglen)) < 0 ||
-	    (rc = lb__sha256(seg, seglen, hash)) < 0)
+	d->raw = lb__segw_rawlen(&db->segw);
+	if ((rc = lb__segw_finish(&db->segw, &d->seg, &d->seglen)) < 0 ||
+	    (rc = lb__sha256(d->seg, d->seglen, d->hash)) < 0)
 		return poison(b, rc);
-	if ((rc = put_finished(b, b->nseg, seg, seglen, hash, raw)) < 0)
-		return rc;
-	b->nseg++;
 	return 0;
+}
+
+static int put_done(lb_batch *b, const lb_done *d)
+{
+	int rc = put_finished(b, b->nseg, d->seg, d->seglen, d->hash, d->raw);
+	if (rc == 0)
+		b->nseg++;
+	return rc;
 }
 
 /* The open segment is full: hand it to the worker (zwork.c) once the one
  * before it is in, else finish it here. */
 static int flush_segment(lb_batch *b)
 {
+	lb_done d;
 	int rc;
 	if ((rc = collect(b)) < 0)
 		return rc;
@@ -318,17 +328,22 @@ static int flush_segment(lb_batch *b)
 		b->nseg++;
 		return 0;
 	}
-	return finish_here(b);
+	if ((rc = finish_open(b, &d)) < 0)
+		return rc;
+	return put_done(b, &d);
 }
 
-/* Commit: every segment in, the last one finished here (waiting for the
- * worker would take as long). */
+/* Commit: every segment in. The last one is compressed here while the
+ * worker finishes the one before it, then both go in, in order. */
 static int flush_all(lb_batch *b)
 {
-	int rc;
+	lb_done d;
+	int rc, last = b->db->segw.count != 0;
+	if (last && (rc = finish_open(b, &d)) < 0)
+		return rc;
 	if ((rc = collect(b)) < 0)
 		return rc;
-	return b->db->segw.count ? finish_here(b) : 0;
+	return last ? put_done(b, &d) : 0;
 }
 
 static int log_record(lb_batch *b, const lb_wal_rec *r)

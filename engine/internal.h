@@ -29,7 +29,7 @@
 #include "logbook.h"
 #include "wal/wal.h"
 
-#define LB__DEFAULT_SEGMENT (256u << 10)
+#define LB__DEFAULT_SEGMENT (128u << 10)
 #define LB__DEFAULT_MAP ((uint64_t)1 << 30)
 #define LB__TID_HASHED 0x80000000u
 #define LB__IKEY_MAX (4 + LB_KEY_MAX)

@@ -835,7 +835,7 @@ def open(path, create=True, sync=True, readonly=False, compression=None,
         readonly: open read-only; batches are refused (``create`` is then
             ignored).
         compression: zlib level 0..9 of new log segments (None: 1).
-        segment_size: raw bytes per log segment (None: 256 KiB).
+        segment_size: raw bytes per log segment (None: 128 KiB).
         map_size: initial LMDB map size in bytes (None: default; it grows).
 
     Returns:
