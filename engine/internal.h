@@ -60,7 +60,7 @@ struct lb_db {
 	unsigned flags;
 	int level;
 	size_t segsize;
-	MDB_dbi meta, batches, wal, ckpts, refs, hist, undo, victims;
+	MDB_dbi meta, batches, wal, ckpts, refs, hist, undo, victims, gone;
 	pthread_mutex_t wlock;
 	pthread_rwlock_t maplock;
 	pthread_mutex_t tlock;
@@ -553,6 +553,24 @@ LB__WUR int lb__heap_push_victims(lb_heap *h, const lb_victims *vs);
  * entries, and set `rolled_back_by` of every batch whose standing it
  * changes. */
 LB__WUR int lb__undo_settle(lb_batch *b);
+
+/* ---- the writer of a key (FORMAT.md §2.4) --------------------------------- */
+/* A user table's value is the id of the batch that wrote it (u64 BE), then
+ * the user's bytes. */
+#define LB__VPFX 8
+/* The writer of a stored value (v->mv_size >= LB__VPFX, see lb__val_user). */
+uint64_t lb__val_writer(const MDB_val *v);
+/* Strip the writer from a stored value in place: 0, or LB_ECORRUPT for a
+ * value shorter than LB__VPFX (named by what). */
+LB__WUR int lb__val_user(MDB_val *v, const char *what);
+/* The last batch that changed key of t, as txn sees it: the writer of its
+ * value, else the batch that deleted it (`_gone`), else 0. */
+LB__WUR int lb__key_head(lb_db *db, MDB_txn *txn, const lb_table *t,
+                         const void *key, size_t klen, uint64_t *head);
+/* Did batch b change ikey ik in its transaction? 1 with *prev the prev of
+ * its first record of the key, else 0. */
+int lb__batch_own_prev(lb_batch *b, const void *ik, size_t iklen,
+                       uint64_t *prev);
 
 /* ---- hist.c: the history of a key ---------------------------------------- */
 /* Every batch below `below` that changed ikey, ascending, into *ids (*n of
