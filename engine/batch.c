@@ -24,6 +24,7 @@
 #endif
 #include <stdarg.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -94,6 +95,7 @@ static void batch_free(lb_batch *b)
 	free(b->tcur); /* the cursors went with the transaction */
 	free(b->tail);
 	free(b->htail);
+	lb__hset_free(&b->own);
 	free(b);
 }
 
@@ -523,9 +525,13 @@ int lb__batch_seek(lb_batch *b, lb_table *t, const void *key, size_t klen,
 	if (mrc && mrc != MDB_NOTFOUND)
 		return lb__mdb_fail(mrc, t->name);
 	/* keys reach here checked: klen <= LB_KEY_MAX == sizeof seek_key */
+	if (mrc == 0 && (rc = lb__val_user(cur, t->name)) < 0)
+		return rc;
 	b->seek_t = t;
 	b->seek_found = mrc == 0;
-	b->seek_val = mrc == 0 ? *cur : (MDB_val){0, NULL};
+	b->seek_val = mrc == 0 ? (MDB_val){cur->mv_size + LB__VPFX,
+	                                   (uint8_t *)cur->mv_data - LB__VPFX}
+	                       : (MDB_val){0, NULL};
 	b->seek_klen = klen;
 	memcpy(b->seek_key, key, klen);
 	return mrc == 0;
@@ -598,28 +604,40 @@ typedef struct {
 	int written;   /* the lookup inserted the value already */
 } lb_spot;
 
+/* Fill a value reserved by LMDB: the writer (this batch), then the bytes. */
+static void fill(const lb_batch *b, MDB_val *d, const void *val, size_t vlen)
+{
+	lb__be64(d->mv_data, b->id);
+	if (vlen)
+		memcpy((uint8_t *)d->mv_data + LB__VPFX, val, vlen);
+}
+
 /* Insert the value if the key is absent (appending a key past the table's
  * last one), else leave the cursor on the key and its current value. */
 static int insert_if_absent(lb_batch *b, lb_table *t, MDB_val *k,
                             const MDB_val *v, lb_spot *s)
 {
-	MDB_val d = *v;
+	MDB_val d = {v->mv_size + LB__VPFX, NULL};
 	lb_tail *tl = table_tail(b, t, s->c);
 	int mrc = MDB_KEYEXIST;
 	if (tl && past_tail(tl, k->mv_data, k->mv_size)) {
-		mrc = mdb_cursor_put(s->c, k, &d, MDB_APPEND);
+		mrc = mdb_cursor_put(s->c, k, &d, MDB_APPEND | MDB_RESERVE);
 		if (mrc == MDB_KEYEXIST) /* the tail was stale */
 			tl->known = 0;
 	}
 	if (mrc == MDB_KEYEXIST) {
-		d = *v;
-		mrc = mdb_cursor_put(s->c, k, &d, MDB_NOOVERWRITE);
+		d = (MDB_val){v->mv_size + LB__VPFX, NULL};
+		mrc = mdb_cursor_put(s->c, k, &d,
+		                     MDB_NOOVERWRITE | MDB_RESERVE);
 	}
 	if (mrc && mrc != MDB_KEYEXIST)
 		return poison(b, lb__mdb_fail(mrc, t->name));
 	s->written = mrc == 0;
-	if (s->written && tl && tl->known)
-		tail_set(tl, k->mv_data, k->mv_size);
+	if (s->written) {
+		fill(b, &d, v->mv_data, v->mv_size);
+		if (tl && tl->known)
+			tail_set(tl, k->mv_data, k->mv_size);
+	}
 	s->exists = !s->written;
 	if (s->exists)
 		s->cur = d;
@@ -686,8 +704,7 @@ static int log_op(lb_batch *b, lb_table *t, lb_wal_rec *r, const lb_spot *s,
 	int flush = logged && db->segw.count && !lb__segw_fits(&db->segw, r);
 	if (s->exists && (t->nrefs || flush)) {
 		b->scratch.len = 0;
-		if ((rc = lb__buf_append(&b->scratch, s->cur.mv_data,
-		                         s->cur.mv_size)) < 0)
+		if ((rc = lb__buf_append(&b->scratch, r->before, r->blen)) < 0)
 			return poison(b, rc);
 		r->before = b->scratch.data;
 	}
@@ -701,26 +718,146 @@ static int log_op(lb_batch *b, lb_table *t, lb_wal_rec *r, const lb_spot *s,
 	return 0;
 }
 
+/* ---- the writer of a key (FORMAT.md §2.4) --------------------------------
+ */
+
+/* The batch that deleted ikey last (`_gone`), 0 if none. */
+static int gone_get(lb_batch *b, const uint8_t *ik, size_t iklen, uint64_t *id)
+{
+	MDB_val k = {iklen, (void *)ik}, v;
+	MDB_stat st;
+	int mrc;
+	*id = 0;
+	if (b->gone_gen != b->txn_gen) {
+		if ((mrc = mdb_stat(b->txn, b->db->gone, &st)))
+			return lb__mdb_fail(mrc, "_gone");
+		b->gone_any = st.ms_entries > 0;
+		b->gone_gen = b->txn_gen;
+	}
+	if (!b->gone_any)
+		return 0;
+	mrc = mdb_get(b->txn, b->db->gone, &k, &v);
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	if (mrc)
+		return lb__mdb_fail(mrc, "_gone");
+	if (v.mv_size != 8)
+		return lb__fail(LB_ECORRUPT, "_gone: an entry of %zu bytes",
+		                v.mv_size);
+	*id = lb__get_be64(v.mv_data);
+	return 0;
+}
+
+static int gone_put(lb_batch *b, const uint8_t *ik, size_t iklen)
+{
+	uint8_t id[8];
+	MDB_val k = {iklen, (void *)ik}, v = {8, id};
+	lb__be64(id, b->id);
+	int mrc = mdb_put(b->txn, b->db->gone, &k, &v, 0);
+	if (mrc)
+		return lb__mdb_fail(mrc, "_gone");
+	b->gone_any = 1;
+	b->gone_gen = b->txn_gen;
+	return 0;
+}
+
+static void own_fresh(lb_batch *b)
+{
+	if (b->own_gen != b->txn_gen || b->own_id != b->id) {
+		lb__hset_clear(&b->own);
+		b->own_gen = b->txn_gen;
+		b->own_id = b->id;
+	}
+}
+
+int lb__batch_own_prev(lb_batch *b, const void *ik, size_t iklen,
+                       uint64_t *prev)
+{
+	own_fresh(b);
+	lb_hent *e = lb__hset_find(&b->own, ik, iklen);
+	if (!e)
+		return 0;
+	*prev = e->v[0];
+	return 1;
+}
+
+/* The prev of the record about to change the located key (FORMAT.md §4):
+ * the writer of its value, else the batch that deleted it, else 0; the
+ * batch's first change of the key is noted for lb__batch_own_prev. */
+static int prev_of(lb_batch *b, lb_table *t, const uint8_t *ik, size_t iklen,
+                   const lb_spot *s, uint64_t *prev)
+{
+	int rc, added;
+	lb_hent *e;
+	if (s->exists) {
+		if (s->cur.mv_size < LB__VPFX)
+			return lb__fail(
+			        LB_ECORRUPT,
+			        "%s: a value of %zu bytes has no writer",
+			        t->name, s->cur.mv_size);
+		*prev = lb__get_be64(s->cur.mv_data);
+	} else if ((rc = gone_get(b, ik, iklen, prev)) < 0) {
+		return rc;
+	}
+	if (*prev == b->id)
+		return 0;
+	if (*prev > b->id)
+		return lb__fail(LB_ECORRUPT,
+		                "%s: a key last changed by batch %" PRIu64
+		                ", after batch %" PRIu64,
+		                t->name, *prev, b->id);
+	own_fresh(b);
+	if ((rc = lb__hset_get(&b->own, ik, iklen, &added, &e)) < 0)
+		return rc;
+	if (added)
+		e->v[0] = *prev;
+	return 0;
+}
+
+/* A replayed record's prev must be the key's last change (lb__replay_rec). */
+static int check_prev(lb_batch *b, lb_table *t, const void *key, size_t klen,
+                      uint64_t prev)
+{
+	char kt[96];
+	if (!b->check_prev || prev == b->want_prev)
+		return 0;
+	return lb__fail(LB_ECORRUPT,
+	                "%s: the record of key '%s' says batch %" PRIu64
+	                " changed it last, but batch %" PRIu64 " did",
+	                t->name, lb__key_text(key, klen, kt, sizeof kt),
+	                b->want_prev, prev);
+}
+
 /* Write the located op (a put of val, or with del a delete), logged unless
- * replayed, then _hist and _refs. */
+ * replayed, then `_gone` and _refs. */
 static int write_op(lb_batch *b, lb_table *t, int del, const void *key,
                     size_t klen, const void *val, size_t vlen, lb_spot *s,
                     int logged)
 {
 	MDB_val k = {klen, (void *)key};
-	MDB_val v = {vlen, (void *)(val ? val : "")};
+	MDB_val v = {vlen + LB__VPFX, NULL};
 	int rc, mrc, exists = s->exists;
-	lb_wal_rec r = {.op = del ? LB_OP_DELETE : LB_OP_PUT,
-	                .table = t->name,
-	                .tlen = (uint32_t)strlen(t->name),
-	                .key = key,
-	                .klen = (uint32_t)klen,
-	                .before = exists ? s->cur.mv_data : NULL,
-	                .blen = exists ? (uint32_t)s->cur.mv_size : 0,
-	                .has_before = exists,
-	                .after = del ? NULL : (val ? val : ""),
-	                .alen = del ? 0 : (uint32_t)vlen,
-	                .has_after = !del};
+	uint8_t ik[LB__IKEY_MAX];
+	size_t ikn = lb__ikey(ik, t->tid, key, klen);
+	uint64_t prev = 0;
+	if (!ikn)
+		return poison(b, LB_ENOMEM);
+	if ((rc = prev_of(b, t, ik, ikn, s, &prev)) < 0 ||
+	    (!logged && (rc = check_prev(b, t, key, klen, prev)) < 0))
+		return poison(b, rc);
+	lb_wal_rec r = {
+	        .op = del ? LB_OP_DELETE : LB_OP_PUT,
+	        .table = t->name,
+	        .tlen = (uint32_t)strlen(t->name),
+	        .key = key,
+	        .klen = (uint32_t)klen,
+	        .before = exists ? (uint8_t *)s->cur.mv_data + LB__VPFX : NULL,
+	        .blen = exists ? (uint32_t)(s->cur.mv_size - LB__VPFX) : 0,
+	        .has_before = exists,
+	        .after = del ? NULL : (val ? val : ""),
+	        .alen = del ? 0 : (uint32_t)vlen,
+	        .has_after = !del,
+	        .prev = prev};
 	int refs = t->nrefs || t->referenced;
 	if ((rc = log_op(b, t, &r, s, logged)) < 0)
 		return rc;
@@ -731,24 +868,23 @@ static int write_op(lb_batch *b, lb_table *t, int del, const void *key,
 		mrc = mdb_cursor_del(s->c, 0);
 	else if (s->written)
 		mrc = 0;
-	else
-		mrc = mdb_cursor_put(s->c, &k, &v, exists ? MDB_CURRENT : 0);
+	else if ((mrc = mdb_cursor_put(s->c, &k, &v,
+	                               (exists ? MDB_CURRENT : 0) |
+	                                       MDB_RESERVE)) == 0)
+		fill(b, &v, val, vlen);
 	if (mrc)
 		return poison(b, lb__mdb_fail(mrc, t->name));
 	if (!exists && !del && !s->written && b->tail && b->tail[t->tid].known)
 		tail_set(&b->tail[t->tid], key, klen);
 
-	uint8_t ik[LB__IKEY_MAX];
-	size_t ikn = lb__ikey(ik, t->tid, key, klen);
-	if (!ikn)
-		return poison(b, LB_ENOMEM);
-	if ((rc = hist_put(b, ik, ikn)) < 0)
+	if ((rc = hist_put(b, ik, ikn)) < 0 ||
+	    (del && (rc = gone_put(b, ik, ikn)) < 0))
 		return poison(b, rc);
 
 	int old = t->nrefs && exists;
 	if (refs && (rc = lb__refs_update(
 	                     b, t, key, klen, old ? b->scratch.data : NULL,
-	                     old ? s->cur.mv_size : 0,
+	                     old ? s->cur.mv_size - LB__VPFX : 0,
 	                     del ? NULL : (val ? val : ""), vlen, logged)) < 0)
 		return poison(b, rc);
 
@@ -835,8 +971,14 @@ int lb__apply(lb_batch *b, lb_table *t, int mode, const void *key, size_t klen,
 		 * t again by name after each regrow. */
 		char name[LB_TABLE_NAME_MAX + 1];
 		snprintf(name, sizeof name, "%s", t->name);
-		while (rc == LB_EFULL && b->mapfull &&
-		       (rc = lb__regrow(b)) == 0) {
+		int cp = b->check_prev;
+		while (rc == LB_EFULL && b->mapfull) {
+			/* the redone ops are checked already */
+			b->check_prev = 0;
+			rc = lb__regrow(b);
+			b->check_prev = cp;
+			if (rc < 0)
+				break;
 			if (!(t = lb__batch_table(b, name)))
 				return lb__fail(
 				        LB_ECORRUPT,
@@ -945,6 +1087,8 @@ int lb_batch_get(lb_batch *b, const char *table, const void *key, size_t klen,
 	}
 	if (mrc)
 		return lb__mdb_fail(mrc, table);
+	if ((rc = lb__val_user(&v, table)) < 0)
+		return rc;
 	*val = v.mv_data;
 	*vlen = v.mv_size;
 	return 0;
@@ -1092,6 +1236,8 @@ static int alter_records(lb_batch *b, lb_table *t, lb_table *nt, int how)
 	     mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		/* the writes to _refs may move the page under v */
 		key.len = val.len = 0;
+		if ((rc = lb__val_user(&v, t->name)) < 0)
+			break;
 		if ((rc = lb__buf_append(&key, k.mv_data, k.mv_size)) < 0 ||
 		    (rc = lb__buf_append(&val, v.mv_data, v.mv_size)) < 0)
 			break;

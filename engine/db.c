@@ -366,6 +366,7 @@ static const struct subdb {
         {"_hist", offsetof(struct lb_db, hist), MDB_DUPSORT | MDB_DUPFIXED},
         {"_undo", offsetof(struct lb_db, undo), MDB_DUPSORT | MDB_DUPFIXED},
         {"_victims", offsetof(struct lb_db, victims), 0},
+        {"_gone", offsetof(struct lb_db, gone), 0},
 };
 #define NSUBDBS (sizeof subdbs / sizeof subdbs[0])
 

@@ -202,6 +202,8 @@ static int current(MDB_txn *txn, lb_table *t, const void *key, size_t klen,
 		return 0;
 	if (mrc)
 		return lb__mdb_fail(mrc, t->name);
+	if ((mrc = lb__val_user(&v, t->name)) < 0)
+		return mrc;
 	if (!(f->val = malloc(v.mv_size ? v.mv_size : 1)))
 		return lb__fail(LB_ENOMEM, "as of: out of memory");
 	memcpy(f->val, v.mv_data, v.mv_size);

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "logbook.h"
+#include "wal/hset.h"
 #include "wal/wal.h"
 
 #define LB__DEFAULT_SEGMENT (128u << 10)
@@ -175,6 +176,20 @@ struct lb_batch {
 	struct lb_tail *tail;
 	struct lb_tail *htail;
 	MDB_cursor *hcur; /* on _hist, in txn */
+	/* the keys this batch changed in its transaction (ikey -> the prev of
+	 * its first record of the key), for lb__batch_own_prev; own_gen and
+	 * own_id tell which transaction and batch (a replay chains several
+	 * batches in one) it holds */
+	lb_hset own;
+	uint64_t own_gen, own_id;
+	/* whether `_gone` holds anything, as far as this transaction knows
+	 * (gone_gen == txn_gen) */
+	uint64_t gone_gen;
+	int gone_any;
+	/* a replayed record's prev, checked against the key's last change
+	 * when check_prev (lb__replay_rec) */
+	int check_prev;
+	uint64_t want_prev;
 	/* lb__batch_seek's answer, which the next lb__apply of the same key
 	 * uses instead of searching again; any write clears it */
 	lb_table *seek_t;
@@ -415,7 +430,8 @@ LB__WUR int lb__chain_redo(lb_batch *b, const uint8_t *marks, size_t nmarks,
 LB__WUR int lb__batch_put_segment(lb_batch *b, uint32_t segno, const void *seg,
                                   size_t len);
 /* Look key up in table t inside the batch, through the batch's cursor on t:
- * 1 and *cur (valid until the next write of the batch) when present, 0 when
+ * 1 and *cur (the value without its writer, valid until the next write of
+ * the batch) when present, 0 when
  * absent, < 0 on error. An lb__apply of the same key right after, with no
  * write in between, does not search the table again. */
 LB__WUR int lb__batch_seek(lb_batch *b, lb_table *t, const void *key,
@@ -554,7 +570,8 @@ LB__WUR int lb__heap_push_victims(lb_heap *h, const lb_victims *vs);
  * changes. */
 LB__WUR int lb__undo_settle(lb_batch *b);
 
-/* ---- the writer of a key (FORMAT.md §2.4) --------------------------------- */
+/* ---- the writer of a key (FORMAT.md §2.4) ---------------------------------
+ */
 /* A user table's value is the id of the batch that wrote it (u64 BE), then
  * the user's bytes. */
 #define LB__VPFX 8

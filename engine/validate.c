@@ -963,6 +963,8 @@ static int still_names(lb_batch *b, lb_table *t, const uint8_t *key,
 	int rc = hit(mdb_get(b->txn, t->dbi, &k, &v), t->name);
 	if (rc <= 0)
 		return rc;
+	if ((rc = lb__val_user(&v, t->name)) < 0)
+		return rc;
 	ref_values(t, v.mv_data, v.mv_size, rv);
 	for (uint32_t i = 0; i < t->nrefs; i++)
 		if (t->ref_field[i] == field)

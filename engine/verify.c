@@ -755,7 +755,8 @@ static int check_refs(vf *v)
 		     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
 			uint32_t f;
 			char kt[96];
-			if ((rc = lb__refs_dangling(v->txn, t, d.mv_data,
+			if ((rc = lb__val_user(&d, t->name)) < 0 ||
+			    (rc = lb__refs_dangling(v->txn, t, d.mv_data,
 			                            d.mv_size, &f)) < 0)
 				break;
 			if (rc == 0)

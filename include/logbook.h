@@ -53,7 +53,7 @@ extern "C" {
  * (docs/FORMAT.md); a database of an earlier version is refused at open
  * with LB_EVERSION (none was released: carry its data over with the
  * `logbook export` of the version that wrote it). */
-#define LB_FORMAT_VERSION 4
+#define LB_FORMAT_VERSION 5
 /** @} */
 
 #if defined(_WIN32)

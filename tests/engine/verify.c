@@ -785,12 +785,15 @@ static void test_engine_verify__dangling_reference(void **state)
 	te_rc(0, lb_table_create(x->db, "w", &s));
 	te_put1(x->db, "t", "a", "hearing");
 	static const uint8_t ok[] = {0x81, 0xa1, 'h', 0xa1, 'a'};
-	static const uint8_t bad[] = {0x81, 0xa1, 'h', 0xa2, 'z', 'z'};
+	/* as stored: the writer (the last batch, u64 BE), then the record */
+	uint8_t bad[8 + 6] = {0, 0,    0,    0,   0,    0,   0,
+	                      0, 0x81, 0xa1, 'h', 0xa2, 'z', 'z'};
 	lb_batch *b;
 	te_rc(0, lb_batch_begin(x->db, "w", &b));
 	te_rc(0, lb_insert(b, "w", "w1", 2, ok, sizeof ok));
 	te_rc(0, lb_batch_commit(b, NULL));
 	expect_ok(x->db, LB_VERIFY_REPLAY);
+	bad[7] = (uint8_t)te_last(x->db);
 	raw r;
 	raw_open(x, &r);
 	raw_put(&r, raw_dbi(&r, "t/w"), "w2", 2, bad, sizeof bad);
