@@ -775,15 +775,14 @@ int lb__batch_own_prev(lb_batch *b, const void *ik, size_t iklen,
 {
 	own_fresh(b);
 	lb_hent *e = lb__hset_find(&b->own, ik, iklen);
-	if (!e)
-		return 0;
-	*prev = e->v[0];
+	*prev = e ? e->v[0] : 0;
 	return 1;
 }
 
 /* The prev of the record about to change the located key (FORMAT.md §4):
- * the writer of its value, else the batch that deleted it, else 0; the
- * batch's first change of the key is noted for lb__batch_own_prev. */
+ * the writer of its value, else the batch that deleted it, else 0. The
+ * batch's first change of a key that had a prev is noted for
+ * lb__batch_own_prev (most changes of most batches have none: inserts). */
 static int prev_of(lb_batch *b, lb_table *t, const uint8_t *ik, size_t iklen,
                    const lb_spot *s, uint64_t *prev)
 {
@@ -799,7 +798,7 @@ static int prev_of(lb_batch *b, lb_table *t, const uint8_t *ik, size_t iklen,
 	} else if ((rc = gone_get(b, ik, iklen, prev)) < 0) {
 		return rc;
 	}
-	if (*prev == b->id)
+	if (*prev == b->id || *prev == 0)
 		return 0;
 	if (*prev > b->id)
 		return lb__fail(LB_ECORRUPT,

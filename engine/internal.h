@@ -584,8 +584,9 @@ LB__WUR int lb__val_user(MDB_val *v, const char *what);
  * value, else the batch that deleted it (`_gone`), else 0. */
 LB__WUR int lb__key_head(lb_db *db, MDB_txn *txn, const lb_table *t,
                          const void *key, size_t klen, uint64_t *head);
-/* Did batch b change ikey ik in its transaction? 1 with *prev the prev of
- * its first record of the key, else 0. */
+/* For a key batch b changed in its transaction (the key's head is b->id):
+ * the prev of b's first record of it, into *prev; returns 1. Keys b did
+ * not change answer 0 in *prev too, so ask only about b's own keys. */
 int lb__batch_own_prev(lb_batch *b, const void *ik, size_t iklen,
                        uint64_t *prev);
 
