@@ -1295,10 +1295,11 @@ int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep)
 			rc = check_next_tid(&v);
 		if (rc == 0 && !v.failed)
 			rc = check_undo(&v);
-		if (rc == 0 && !v.failed)
-			rc = check_writers(&v);
+		/* the replay first, when asked: it names what differs */
 		if (rc == 0 && (flags & LB_VERIFY_REPLAY) && !v.failed)
 			rc = check_replay(&v);
+		if (rc == 0 && !v.failed)
+			rc = check_writers(&v);
 	}
 	lb__read_done(db, v.txn);
 	lb__segr_free(&v.r);
