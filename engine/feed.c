@@ -208,9 +208,6 @@ static int current(MDB_txn *txn, lb_table *t, const void *key, size_t klen,
 		return 0;
 	if (mrc)
 		return lb__mdb_fail(mrc, t->name);
-	int rc = lb__val_user(&v, t->name);
-	if (rc < 0)
-		return rc;
 	if (!(f->val = malloc(v.mv_size ? v.mv_size : 1)))
 		return lb__fail(LB_ENOMEM, "as of: out of memory");
 	memcpy(f->val, v.mv_data, v.mv_size);

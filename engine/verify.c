@@ -991,15 +991,25 @@ static lb_table *live_table(lb_db *db, const char *name)
 	return t;
 }
 
-/* The batch to charge a difference of a key to: the writer of its value
- * val (the database's, else the replay's: FORMAT.md §2.4); v->last if
- * there is none. */
-static uint64_t key_batch(vf *v, const MDB_val *val)
+/* The writer of a stored value (FORMAT.md §2.4); v->last if it has
+ * none. */
+static uint64_t val_batch(vf *v, const MDB_val *val)
 {
 	if (!val || val->mv_size < LB__VPFX)
 		return v->last;
 	uint64_t w = lb__val_writer(val);
 	return w && w <= v->last ? w : v->last;
+}
+
+/* The last batch that changed (t, key): the writer of its value; v->last
+ * if none. */
+static uint64_t key_batch(vf *v, lb_table *t, const MDB_val *key)
+{
+	MDB_val k = *key, d;
+	if (key->mv_size == 0 || key->mv_size > LB_KEY_MAX ||
+	    mdb_get(v->txn, t->dbi, &k, &d) != 0)
+		return v->last;
+	return val_batch(v, &d);
 }
 
 static const char *kind_text(int kind)
@@ -1058,7 +1068,7 @@ static int check_refs(vf *v)
 			if (rc == 0)
 				continue;
 			rc = 0;
-			bad(v, key_batch(v, &d),
+			bad(v, key_batch(v, t, &k),
 			    "%s '%s': field '%s' names a key that table %s "
 			    "does not hold",
 			    t->name,
@@ -1127,7 +1137,11 @@ static int compare(vf *v, lb_db *rdb, MDB_txn *rt)
 			break;
 		if (rc) {
 			rc = 0;
-			bad(v, key_batch(v, &df.d),
+			/* a key missing from the database: its writer in
+			 * the replay */
+			bad(v,
+			    df.kind == 2 ? val_batch(v, &df.d)
+			                 : key_batch(v, lt, &df.k),
 			    "replay: table %s: key '%s' %s", name,
 			    lb__key_text(df.k.mv_data, df.k.mv_size, kt,
 			                 sizeof kt),
