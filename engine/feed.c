@@ -451,7 +451,7 @@ static int first_cached(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	rc = lb__walk_batch(db, txn, id, r, centry_add, &ne);
 	if (rc < 0) {
 		centry_clear(&ne);
-		if (rc == LB_EPRUNED || rc == LB_ENOMEM)
+		if (rc == LB_EPRUNED)
 			return walk_first(db, txn, id, r, f);
 		return rc;
 	}
