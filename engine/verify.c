@@ -1029,7 +1029,7 @@ static int diff_ids(vf *v, MDB_dbi mine, MDB_txn *rt, MDB_dbi theirs, int dups,
 	if (rc <= 0)
 		return rc;
 	bad(v, df.d.mv_size == 8 ? lb__get_be64(df.d.mv_data) : v->last,
-	    "replay: the history index %s differs", name);
+	    "replay: the index %s differs", name);
 	return 1;
 }
 
