@@ -689,16 +689,25 @@ static int vb_lookup(vf *v, uint64_t id, const char *t, const void *k,
                      int *deleted, int *same)
 {
 	lb_wal_hdr h;
-	int rc = lb__hdr_get(v->db, v->txn, id, &h);
-	if (rc < 0)
-		return rc;
-	int pruned = h.pruned, big = h.raw_bytes > VB_BIG;
-	lb__hdr_free(&h);
-	if (pruned)
-		return 1;
 	size_t tlen = strlen(t);
+	int rc, big = 0;
+	vbatch *e = NULL;
 	*found = *deleted = *same = 0;
-	if (big || (!v->vb && !(v->vb = calloc(VB_MAX, sizeof *v->vb)))) {
+	for (int i = 0; v->vb && i < VB_MAX && !e; i++)
+		if (v->vb[i].id == id)
+			e = &v->vb[i];
+	if (!e) {
+		if ((rc = lb__hdr_get(v->db, v->txn, id, &h)) < 0)
+			return rc;
+		int pruned = h.pruned;
+		big = h.raw_bytes > VB_BIG;
+		lb__hdr_free(&h);
+		if (pruned)
+			return 1;
+	}
+	if (!big && !v->vb && !(v->vb = calloc(VB_MAX, sizeof *v->vb)))
+		return lb__fail(LB_ENOMEM, "verify: out of memory");
+	if (big) {
 		vb_one o = {t, tlen, k, klen, 0, 0, 0, want, wlen, 0};
 		rc = lb__walk_batch(v->db, v->txn, id, &v->r, vb_one_cb, &o);
 		if (rc == LB_EPRUNED)
@@ -710,10 +719,6 @@ static int vb_lookup(vf *v, uint64_t id, const char *t, const void *k,
 		*same = o.same;
 		return 0;
 	}
-	vbatch *e = NULL;
-	for (int i = 0; i < VB_MAX && !e; i++)
-		if (v->vb[i].id == id)
-			e = &v->vb[i];
 	if (!e) {
 		e = &v->vb[0];
 		for (int i = 1; i < VB_MAX; i++)
