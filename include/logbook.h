@@ -1349,10 +1349,11 @@ typedef struct lb_verify_report {
 /**
  * @brief Check the log from one read transaction: batch ids 1..last without
  * gaps; every header, its hash and the chain; every segment's SHA-256,
- * CRC-32 and records, and the counts; who stands; _meta's next table id.
- * With #LB_VERIFY_REPLAY also that a replay of the log (into a temporary
- * directory under $TMPDIR, or /tmp, removed afterwards) equals the tables
- * and indexes.
+ * CRC-32 and records, and the counts; who stands; _meta's next table id;
+ * every value's writer and every `_gone` entry against the batch they name
+ * (docs/FORMAT.md §2.4). With #LB_VERIFY_REPLAY also that a replay of the log
+ * (into a temporary directory under $TMPDIR, or /tmp, removed afterwards)
+ * equals the tables and indexes.
  * @param[in] db the database.
  * @param[in] flags 0 or #LB_VERIFY_REPLAY.
  * @param[out] rep zeroed, then filled: counts, chain_ok, replay_ok, and on

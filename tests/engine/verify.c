@@ -4,9 +4,10 @@
  * damage, made directly through LMDB with the database closed, is caught
  * and charged to the right batch: a changed byte in a segment, a deleted or
  * an extra segment, a changed header, two headers swapped, a missing
- * header, a segment with no batch, `_meta`'s next table id changed, and
- * (with LB_VERIFY_REPLAY) a user value changed, added or removed behind the
- * log's back.
+ * header, a segment with no batch, `_meta`'s next table id changed, a
+ * value whose writer did not leave it, a `_gone` entry whose batch did not
+ * delete its key, and (with LB_VERIFY_REPLAY) a user value changed, added
+ * or removed behind the log's back.
  */
 #define _GNU_SOURCE
 #include "_common.h"
