@@ -94,7 +94,6 @@ static void batch_free(lb_batch *b)
 	free(b->marks);
 	free(b->tcur); /* the cursors went with the transaction */
 	free(b->tail);
-	free(b->htail);
 	lb__hset_free(&b->own);
 	free(b);
 }
@@ -412,9 +411,6 @@ static void txn_fresh(lb_batch *b)
 		memset(b->tcur, 0, b->ntcur * sizeof *b->tcur);
 	if (b->tail)
 		memset(b->tail, 0, b->ntcur * sizeof *b->tail);
-	if (b->htail)
-		b->htail->known = 0;
-	b->hcur = NULL;
 	b->tcur_gen = b->txn_gen;
 	b->seek_t = NULL;
 }
@@ -535,46 +531,6 @@ int lb__batch_seek(lb_batch *b, lb_table *t, const void *key, size_t klen,
 	b->seek_klen = klen;
 	memcpy(b->seek_key, key, klen);
 	return mrc == 0;
-}
-
-/* Record in _hist that this batch changed the key of ikey ik (unless its
- * history is implied by the batches it undoes). */
-static int hist_put(lb_batch *b, const uint8_t *ik, size_t iklen)
-{
-	uint8_t bid[8];
-	MDB_val hk = {iklen, (void *)ik}, hv = {8, bid};
-	int mrc;
-	if (b->implied)
-		return 0;
-	txn_fresh(b);
-	lb__be64(bid, b->id);
-	if (!b->hcur &&
-	    (mrc = mdb_cursor_open(b->txn, b->db->hist, &b->hcur))) {
-		b->hcur = NULL;
-		return lb__mdb_fail(mrc, "_hist");
-	}
-	if (!b->htail)
-		b->htail = calloc(1, sizeof *b->htail);
-	lb_tail *tl = b->htail;
-	if (tl && !tl->known && tail_load(b->hcur, tl) < 0)
-		tl = NULL;
-	if (tl && past_tail(tl, ik, iklen)) {
-		/* a key never changed before, past every other */
-		mrc = mdb_cursor_put(b->hcur, &hk, &hv, MDB_APPEND);
-		if (mrc == 0) {
-			tail_set(tl, ik, iklen);
-			return 0;
-		}
-		if (mrc != MDB_KEYEXIST)
-			return lb__mdb_fail(mrc, "_hist");
-		tl->known = 0; /* stale */
-	}
-	mrc = mdb_cursor_put(b->hcur, &hk, &hv, MDB_NODUPDATA);
-	if (mrc && mrc != MDB_KEYEXIST) /* KEYEXIST: this batch already */
-		return lb__mdb_fail(mrc, "_hist");
-	if (mrc == 0 && tl && tl->known)
-		tail_set(tl, ik, iklen);
-	return 0;
 }
 
 /* Did lb__batch_seek just look up this key (cursor still on it)? */
@@ -876,8 +832,7 @@ static int write_op(lb_batch *b, lb_table *t, int del, const void *key,
 	if (!exists && !del && !s->written && b->tail && b->tail[t->tid].known)
 		tail_set(&b->tail[t->tid], key, klen);
 
-	if ((rc = hist_put(b, ik, ikn)) < 0 ||
-	    (del && (rc = gone_put(b, ik, ikn)) < 0))
+	if (del && (rc = gone_put(b, ik, ikn)) < 0)
 		return poison(b, rc);
 
 	int old = t->nrefs && exists;

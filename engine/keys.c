@@ -3,7 +3,7 @@
  * keys.c: keys as the engine handles them: the checks every call taking a
  * table and a key makes (lb__key_args), internal keys (a table id before
  * the key, or a hash of a key too long to follow it; FORMAT.md §2) for
- * `_hist` and `_refs` (lb__ikey), and a key as text for messages
+ * `_gone` and `_refs` (lb__ikey), and a key as text for messages
  * (lb__key_text).
  *
  * Below everything else in the engine: it calls only wal/.

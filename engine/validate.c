@@ -941,13 +941,16 @@ static int hit(int mrc, const char *what)
  * cannot be read: the issue stands without it). */
 static uint64_t last_change(lb_batch *b, const uint8_t *ik, size_t iklen)
 {
-	MDB_cursor *c;
+	uint8_t key[LB_KEY_MAX];
+	size_t klen;
 	uint64_t id = 0;
-	if (mdb_cursor_open(b->txn, b->db->hist, &c) == 0) {
-		if (lb__hist_last(b->db, b->txn, c, ik, iklen, b->id, &id) < 0)
-			id = 0;
-		mdb_cursor_close(c);
-	}
+	if (iklen < 4)
+		return 0;
+	lb_table *t = table_by_tid(b, lb__get_be32(ik) & ~LB__TID_HASHED);
+	if (!t || lb__ikey_key(b->txn, t, ik, iklen, key, &klen) <= 0 ||
+	    lb__hist_last(b->db, b->txn, b, t, key, klen, NULL, 0, NULL, &id) <
+	            0)
+		id = 0;
 	return id;
 }
 

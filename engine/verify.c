@@ -35,21 +35,28 @@
  * other and with each undo batch's `undoes`, and every header's
  * rolled_back_by is the greatest standing batch that undoes it.
  *
+ * Then the history (FORMAT.md §2.4): every value of a table is at least 8
+ * bytes, and the batch its first 8 name exists and, unless its log is
+ * pruned, left the rest as the value of that key by its last record of it;
+ * every `_gone` entry names a batch that exists and, unless its log is
+ * pruned, has a DELETE record of the key. The last few batches read are
+ * kept (VB_MAX), so a table written by few batches costs few decodings.
+ *
  * With LB_VERIFY_REPLAY, the database is also replayed (replay.c) from the
  * same transaction into a temporary directory under $TMPDIR (or /tmp): from
  * empty, or, when a prefix of the log is pruned, from the oldest registered
  * checkpoint that covers the pruned part and still exists (replaying as
  * much of the log as is left). The replay and the live database are then
  * compared: the table list and schemas (`_meta` entries table/ and
- * schema/, and next_tid), every table, the `_refs`, `_hist`, `_undo` and
+ * schema/, and next_tid), every table, the `_refs`, `_gone`, `_undo` and
  * `_victims` indexes, each walked in key order side by side, byte for byte,
  * and every batch's rolled_back_by.
  * Both sides are LMDB trees with the same key order, so the walk is
  * order-independent in effect and cheaper than hashing; it also pins the
- * first differing key. A differing key is charged to the last batch that
- * changed it (from its history, FORMAT.md §2.4), or to
- * the last batch when the index knows none. The temporary copy is removed
- * afterwards.
+ * first differing key. A differing key is charged to the writer of its
+ * value (FORMAT.md §2.4: the database's, or the replay's when the database
+ * lacks the key), or to the last batch when there is none. The temporary copy
+ * is removed afterwards.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -63,6 +70,7 @@
 
 #include "engine/internal.h"
 #include "engine/pagecheck.h"
+#include "wal/hset.h"
 
 typedef struct vf {
 	lb_db *db;
@@ -72,6 +80,8 @@ typedef struct vf {
 	uint64_t last, maxpruned;
 	uint64_t creates; /* TABLE records that create, in unpruned batches */
 	lb_segr r;
+	struct vbatch *vb; /* check_writers' batches, VB_MAX */
+	uint64_t vtick;
 } vf;
 
 #if defined(__GNUC__)
@@ -579,6 +589,309 @@ static int check_next_tid(vf *v)
 	return 0;
 }
 
+/* ---- writers and `_gone` (FORMAT.md §2.4) -------------------------------- */
+
+/* A batch's keys as check_writers reads them: (table, key) -> the last
+ * record's after-image (v[0] its arena offset, v[1] its length, with
+ * VB_NOAFTER when the last record has none, VB_DELETED when a record of
+ * the key is a DELETE). Batches above VB_BIG raw bytes are not kept: each
+ * look-up walks them. */
+#define VB_MAX 8
+#define VB_BIG ((uint64_t)32 << 20)
+#define VB_NOAFTER ((uint64_t)1 << 63)
+#define VB_DELETED ((uint64_t)1 << 62)
+
+typedef struct vbatch {
+	uint64_t id; /* 0: free */
+	uint64_t lru;
+	lb_hset keys;
+	lb_buf arena;
+} vbatch;
+
+static void vb_free(vf *v)
+{
+	if (!v->vb)
+		return;
+	for (int i = 0; i < VB_MAX; i++) {
+		lb__hset_free(&v->vb[i].keys);
+		lb__buf_free(&v->vb[i].arena);
+	}
+	free(v->vb);
+	v->vb = NULL;
+}
+
+/* (table, key) as a set entry: tlen u8 | table | key. */
+static size_t vb_name(uint8_t *out, const char *t, size_t tlen, const void *k,
+                      size_t klen)
+{
+	out[0] = (uint8_t)tlen;
+	memcpy(out + 1, t, tlen);
+	memcpy(out + 1 + tlen, k, klen);
+	return 1 + tlen + klen;
+}
+
+static int vb_add(void *p, const lb_wal_rec *r)
+{
+	vbatch *e = p;
+	uint8_t nm[1 + LB_TABLE_NAME_MAX + LB_KEY_MAX];
+	lb_hent *h;
+	int added, rc;
+	if (r->op == LB_OP_TABLE || r->tlen == 0 ||
+	    r->tlen > LB_TABLE_NAME_MAX || r->klen > LB_KEY_MAX)
+		return 0;
+	size_t n = vb_name(nm, r->table, r->tlen, r->key, r->klen);
+	if ((rc = lb__hset_get(&e->keys, nm, n, &added, &h)) < 0)
+		return rc;
+	uint64_t del = (h->v[1] & VB_DELETED) |
+	               (r->op == LB_OP_DELETE ? VB_DELETED : 0);
+	if (!r->has_after) {
+		h->v[0] = 0;
+		h->v[1] = del | VB_NOAFTER;
+		return 0;
+	}
+	h->v[0] = e->arena.len;
+	h->v[1] = del | r->alen;
+	return r->alen ? lb__buf_append(&e->arena, r->after, r->alen) : 0;
+}
+
+/* One look-up in a batch too big to keep. */
+typedef struct vb_one {
+	const char *t;
+	size_t tlen;
+	const void *k;
+	size_t klen;
+	int found, deleted, has_after;
+	const void *want; /* the after-image wanted, and whether it is so */
+	size_t wlen;
+	int same;
+} vb_one;
+
+static int vb_one_cb(void *p, const lb_wal_rec *r)
+{
+	vb_one *o = p;
+	if (r->op == LB_OP_TABLE || r->tlen != o->tlen || r->klen != o->klen ||
+	    memcmp(r->table, o->t, o->tlen) || memcmp(r->key, o->k, o->klen))
+		return 0;
+	o->found = 1;
+	o->deleted |= r->op == LB_OP_DELETE;
+	o->has_after = r->has_after != 0;
+	o->same = r->has_after && o->want && r->alen == o->wlen &&
+	          (o->wlen == 0 || memcmp(r->after, o->want, o->wlen) == 0);
+	return 0;
+}
+
+/* What batch id did to (table, key): 0 and *found, *deleted (a DELETE
+ * record of it), *same (its last record's after-image is want/wlen, want
+ * NULL: never); 1 when the batch's log is pruned (nothing can be said); or
+ * a negative code. */
+static int vb_lookup(vf *v, uint64_t id, const char *t, const void *k,
+                     size_t klen, const void *want, size_t wlen, int *found,
+                     int *deleted, int *same)
+{
+	lb_wal_hdr h;
+	size_t tlen = strlen(t);
+	int rc, big = 0;
+	vbatch *e = NULL;
+	*found = *deleted = *same = 0;
+	for (int i = 0; v->vb && i < VB_MAX && !e; i++)
+		if (v->vb[i].id == id)
+			e = &v->vb[i];
+	if (!e) {
+		if ((rc = lb__hdr_get(v->db, v->txn, id, &h)) < 0)
+			return rc;
+		int pruned = h.pruned;
+		big = h.raw_bytes > VB_BIG;
+		lb__hdr_free(&h);
+		if (pruned)
+			return 1;
+	}
+	if (!big && !v->vb && !(v->vb = calloc(VB_MAX, sizeof *v->vb)))
+		return lb__fail(LB_ENOMEM, "verify: out of memory");
+	if (big) {
+		vb_one o = {t, tlen, k, klen, 0, 0, 0, want, wlen, 0};
+		rc = lb__walk_batch(v->db, v->txn, id, &v->r, vb_one_cb, &o);
+		if (rc == LB_EPRUNED)
+			return 1;
+		if (rc < 0)
+			return rc;
+		*found = o.found;
+		*deleted = o.deleted;
+		*same = o.same;
+		return 0;
+	}
+	if (!e) {
+		e = &v->vb[0];
+		for (int i = 1; i < VB_MAX; i++)
+			if (v->vb[i].lru < e->lru)
+				e = &v->vb[i];
+		if (e->id) {
+			lb__hset_free(&e->keys);
+			lb__buf_free(&e->arena);
+		}
+		memset(e, 0, sizeof *e);
+		lb__hset_init(&e->keys);
+		lb__buf_init(&e->arena);
+		rc = lb__walk_batch(v->db, v->txn, id, &v->r, vb_add, e);
+		if (rc < 0) {
+			lb__hset_free(&e->keys);
+			lb__buf_free(&e->arena);
+			memset(e, 0, sizeof *e);
+			return rc == LB_EPRUNED ? 1 : rc;
+		}
+		e->id = id;
+	}
+	e->lru = ++v->vtick;
+	uint8_t nm[1 + LB_TABLE_NAME_MAX + LB_KEY_MAX];
+	lb_hent *x = lb__hset_find(&e->keys, nm, vb_name(nm, t, tlen, k, klen));
+	if (!x)
+		return 0;
+	*found = 1;
+	*deleted = (x->v[1] & VB_DELETED) != 0;
+	uint64_t alen = x->v[1] & ~(VB_DELETED | VB_NOAFTER);
+	*same = want && !(x->v[1] & VB_NOAFTER) && alen == wlen &&
+	        (wlen == 0 || memcmp(e->arena.data + x->v[0], want, wlen) == 0);
+	return 0;
+}
+
+/* The tables this handle knows, removed ones included (NULL: none). */
+static lb_table **tables_copy(lb_db *db, size_t *n)
+{
+	pthread_mutex_lock(&db->tlock);
+	*n = db->ntables;
+	lb_table **ts = malloc((*n ? *n : 1) * sizeof *ts);
+	if (ts && *n)
+		memcpy(ts, db->tables, *n * sizeof *ts);
+	pthread_mutex_unlock(&db->tlock);
+	return ts;
+}
+
+/* Every value of t starts with its writer: a batch whose last record of
+ * the key left that value. */
+static int check_table_writers(vf *v, lb_table *t)
+{
+	MDB_cursor *c;
+	MDB_val k, d;
+	char kt[96];
+	int rc = 0, mrc = mdb_cursor_open(v->txn, t->dbi, &c);
+	if (mrc)
+		return lb__mdb_fail(mrc, t->name);
+	for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !v->failed;
+	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		int found, deleted, same;
+		if (d.mv_size < LB__VPFX) {
+			bad(v, v->last,
+			    "%s '%s': a value of %zu bytes, without the batch "
+			    "that wrote it",
+			    t->name,
+			    lb__key_text(k.mv_data, k.mv_size, kt, sizeof kt),
+			    d.mv_size);
+			break;
+		}
+		uint64_t w = lb__val_writer(&d);
+		if (w == 0 || w > v->last) {
+			bad(v, v->last,
+			    "%s '%s' names batch %llu as its writer, which "
+			    "does not exist",
+			    t->name,
+			    lb__key_text(k.mv_data, k.mv_size, kt, sizeof kt),
+			    (unsigned long long)w);
+			break;
+		}
+		rc = vb_lookup(v, w, t->name, k.mv_data, k.mv_size,
+		               (const uint8_t *)d.mv_data + LB__VPFX,
+		               d.mv_size - LB__VPFX, &found, &deleted, &same);
+		if (rc < 0)
+			break;
+		if (rc == 0 && !same)
+			bad(v, w,
+			    "%s '%s' names batch %llu as its writer, whose "
+			    "log %s",
+			    t->name,
+			    lb__key_text(k.mv_data, k.mv_size, kt, sizeof kt),
+			    (unsigned long long)w,
+			    found ? "leaves it another value"
+			          : "does not change it");
+		rc = 0;
+	}
+	if (rc == 0 && mrc && mrc != MDB_NOTFOUND && !v->failed)
+		rc = lb__mdb_fail(mrc, t->name);
+	mdb_cursor_close(c);
+	return rc;
+}
+
+/* Every `_gone` entry names a batch with a DELETE record of its key. */
+static int check_gone(vf *v, lb_table **ts, size_t nt)
+{
+	MDB_cursor *c;
+	MDB_val k, d;
+	int rc = 0, mrc = mdb_cursor_open(v->txn, v->db->gone, &c);
+	if (mrc)
+		return lb__mdb_fail(mrc, "_gone");
+	for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !v->failed;
+	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		uint8_t key[LB_KEY_MAX];
+		size_t klen = 0;
+		int found, deleted, same;
+		if (d.mv_size != 8 || k.mv_size < 5 ||
+		    k.mv_size > LB__IKEY_MAX) {
+			bad(v, v->last, "_gone holds a malformed entry");
+			break;
+		}
+		uint64_t id = lb__get_be64(d.mv_data);
+		if (id == 0 || id > v->last) {
+			bad(v, v->last,
+			    "_gone names batch %llu, which does not exist",
+			    (unsigned long long)id);
+			break;
+		}
+		const uint8_t *ik = k.mv_data;
+		uint32_t tid = lb__get_be32(ik);
+		lb_table *t = NULL;
+		for (size_t i = 0; i < nt; i++)
+			if (ts[i]->tid == (tid & ~LB__TID_HASHED))
+				t = ts[i];
+		/* a removed table this handle never knew, or a key too
+		 * long to be in its entry: the replay compares them */
+		if (!t || (tid & LB__TID_HASHED))
+			continue;
+		klen = k.mv_size - 4;
+		memcpy(key, ik + 4, klen);
+		if ((rc = vb_lookup(v, id, t->name, key, klen, NULL, 0, &found,
+		                    &deleted, &same)) < 0)
+			break;
+		if (rc == 0 && !deleted) {
+			char kt[96];
+			bad(v, id,
+			    "_gone says batch %llu deleted %s '%s', which its "
+			    "log does not",
+			    (unsigned long long)id, t->name,
+			    lb__key_text(key, klen, kt, sizeof kt));
+		}
+		rc = 0;
+	}
+	if (rc == 0 && mrc && mrc != MDB_NOTFOUND && !v->failed)
+		rc = lb__mdb_fail(mrc, "_gone");
+	mdb_cursor_close(c);
+	return rc;
+}
+
+static int check_writers(vf *v)
+{
+	size_t n;
+	lb_table **ts = tables_copy(v->db, &n);
+	int rc = 0;
+	if (!ts)
+		return lb__fail(LB_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n && rc == 0 && !v->failed; i++)
+		if (!ts[i]->dropped)
+			rc = check_table_writers(v, ts[i]);
+	if (rc == 0 && !v->failed)
+		rc = check_gone(v, ts, n);
+	free(ts);
+	vb_free(v);
+	return rc;
+}
+
 /* ---- replay and compare -------------------------------------------------- */
 
 static int keycmp(const MDB_val *a, const MDB_val *b)
@@ -683,26 +996,25 @@ static lb_table *live_table(lb_db *db, const char *name)
 	return t;
 }
 
-/* The newest batch that changed (t, key), from _hist; v->last if none. */
+/* The writer of a stored value (FORMAT.md §2.4); v->last if it has
+ * none. */
+static uint64_t val_batch(vf *v, const MDB_val *val)
+{
+	if (!val || val->mv_size < LB__VPFX)
+		return v->last;
+	uint64_t w = lb__val_writer(val);
+	return w && w <= v->last ? w : v->last;
+}
+
+/* The last batch that changed (t, key): the writer of its value; v->last
+ * if none. */
 static uint64_t key_batch(vf *v, lb_table *t, const MDB_val *key)
 {
-	MDB_cursor *c;
-	uint8_t ik[LB__IKEY_MAX];
-	uint64_t id = v->last;
-	if (key->mv_size == 0 || key->mv_size > LB_KEY_MAX)
-		return id;
-	size_t iklen = lb__ikey(ik, t->tid, key->mv_data, key->mv_size);
-	uint64_t found;
-	if (!iklen)
-		return id; /* no history to charge it to: the last batch */
-	if (mdb_cursor_open(v->txn, v->db->hist, &c))
-		return id;
-	if (lb__hist_last(v->db, v->txn, c, ik, iklen, UINT64_MAX, &found) ==
-	            0 &&
-	    found)
-		id = found;
-	mdb_cursor_close(c);
-	return id;
+	MDB_val k = *key, d;
+	if (key->mv_size == 0 || key->mv_size > LB_KEY_MAX ||
+	    mdb_get(v->txn, t->dbi, &k, &d) != 0)
+		return v->last;
+	return val_batch(v, &d);
 }
 
 static const char *kind_text(int kind)
@@ -722,7 +1034,7 @@ static int diff_ids(vf *v, MDB_dbi mine, MDB_txn *rt, MDB_dbi theirs, int dups,
 	if (rc <= 0)
 		return rc;
 	bad(v, df.d.mv_size == 8 ? lb__get_be64(df.d.mv_data) : v->last,
-	    "replay: the history index %s differs", name);
+	    "replay: the index %s differs", name);
 	return 1;
 }
 
@@ -831,7 +1143,11 @@ static int compare(vf *v, lb_db *rdb, MDB_txn *rt)
 			break;
 		if (rc) {
 			rc = 0;
-			bad(v, key_batch(v, lt, &df.k),
+			/* a key missing from the database: its writer in
+			 * the replay */
+			bad(v,
+			    df.kind == 2 ? val_batch(v, &df.d)
+			                 : key_batch(v, lt, &df.k),
 			    "replay: table %s: key '%s' %s", name,
 			    lb__key_text(df.k.mv_data, df.k.mv_size, kt,
 			                 sizeof kt),
@@ -854,7 +1170,7 @@ static int compare(vf *v, lb_db *rdb, MDB_txn *rt)
 		bad(v, v->last, "replay: the foreign-key index _refs differs");
 		return 0;
 	}
-	if ((rc = diff_ids(v, v->db->hist, rt, rdb->hist, 1, "_hist")) != 0)
+	if ((rc = diff_ids(v, v->db->gone, rt, rdb->gone, 0, "_gone")) != 0)
 		return rc < 0 ? rc : 0;
 	if ((rc = diff_ids(v, v->db->undo, rt, rdb->undo, 1, "_undo")) != 0)
 		return rc < 0 ? rc : 0;
@@ -999,8 +1315,11 @@ int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep)
 			rc = check_next_tid(&v);
 		if (rc == 0 && !v.failed)
 			rc = check_undo(&v);
+		/* the replay first, when asked: it names what differs */
 		if (rc == 0 && (flags & LB_VERIFY_REPLAY) && !v.failed)
 			rc = check_replay(&v);
+		if (rc == 0 && !v.failed)
+			rc = check_writers(&v);
 	}
 	lb__read_done(db, v.txn);
 	lb__segr_free(&v.r);
