@@ -3,9 +3,10 @@
  * batch.c: write batches.
  *
  * A batch is one LMDB write transaction. Each op is validated, then written
- * to the table, to the `_hist` index and (for schema tables) to `_refs`,
- * and its change record [op, table, key, before, after] is appended to the
- * open segment. When the open segment reaches segment_size it is compressed
+ * to the table (the value behind the id of the batch that writes it), a
+ * delete to `_gone` too, and for schema tables to `_refs`; its change
+ * record [op, table, key, before, after, prev] is appended to the open
+ * segment, prev being the key's writer before the op (FORMAT.md §2.4). When the open segment reaches segment_size it is compressed
  * and put into `_wal` inside the same transaction, so the log buffer never
  * holds more than one segment, however large the batch.
  *
@@ -550,12 +551,13 @@ static int seek_hit(const lb_batch *b, const lb_table *t, const void *key,
  *          cursor lookup;
  *  check   user ops only: duplicate, missing key, schema;
  *  write   the change record is logged (not by replay), then the write goes
- *          through the positioned cursor (MDB_CURRENT, mdb_cursor_del)
- *          instead of a second descent, and _hist and _refs follow.
+ *          through the positioned cursor (MDB_CURRENT | MDB_RESERVE, the
+ *          writer filled in before the bytes, or mdb_cursor_del) instead
+ *          of a second descent, and `_gone` and _refs follow.
  */
 typedef struct {
 	MDB_cursor *c; /* on the key once located */
-	MDB_val cur;   /* its current value, when exists */
+	MDB_val cur;   /* its current value as stored (writer first) */
 	int exists;    /* the key was there before the op */
 	int written;   /* the lookup inserted the value already */
 } lb_spot;
