@@ -6,9 +6,10 @@
  * to the table (the value behind the id of the batch that writes it), a
  * delete to `_gone` too, and for schema tables to `_refs`; its change
  * record [op, table, key, before, after, prev] is appended to the open
- * segment, prev being the key's writer before the op (FORMAT.md §2.4). When the open segment reaches segment_size it is compressed
- * and put into `_wal` inside the same transaction, so the log buffer never
- * holds more than one segment, however large the batch.
+ * segment, prev being the key's writer before the op (FORMAT.md §2.4). When the
+ * open segment reaches segment_size it is compressed and put into `_wal` inside
+ * the same transaction, so the log buffer never holds more than one segment,
+ * however large the batch.
  *
  * Commit runs the queued foreign-key checks, flushes the last segment,
  * writes the batch header (with the hash chained to the previous batch) and

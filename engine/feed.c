@@ -156,6 +156,7 @@ typedef struct {
 	size_t vlen;
 	uint64_t prev; /* the record's prev (FORMAT.md §2.4) */
 	int noval;     /* only found and prev are wanted */
+	int index;     /* index the batch at once (a walk will be back) */
 } first_ctx;
 
 static int first_cb(void *p, const lb_wal_rec *r)
@@ -228,10 +229,15 @@ static int current(MDB_txn *txn, lb_table *t, const void *key, size_t klen,
  * is known by its chain hash (FORMAT.md §5), which covers its segments, so
  * an entry can never answer for other content (another database, a batch
  * rewritten); a pruned batch is refused from its header before the cache
- * is asked. Batches of more than CACHE_BATCH_MAX raw bytes are not kept.
+ * is asked. Batches of more than CACHE_BATCH_MAX raw bytes are not kept,
+ * and the least recently used batches go once the cache holds more than
+ * CACHE_BYTES (a cascade over a hundred 1,000-record batches keeps them
+ * all).
  */
-#define CACHE_ENTRIES 32
+#define CACHE_ENTRIES 256
+#define CACHE_SEEN 32
 #define CACHE_BATCH_MAX ((uint64_t)2 << 20)
+#define CACHE_BYTES ((size_t)32 << 20)
 
 typedef struct ckey {
 	uint64_t h; /* 0: free slot */
@@ -243,6 +249,7 @@ typedef struct ckey {
 
 typedef struct centry {
 	uint8_t hash[32];
+	uint64_t id; /* a quick first check; the hash decides */
 	int used;
 	uint64_t lru;
 	ckey *tab;
@@ -261,8 +268,9 @@ typedef struct lb_asof_cache {
 	pthread_mutex_t mu;
 	uint64_t tick;
 	centry e[CACHE_ENTRIES];
+	size_t bytes; /* held by the entries */
 	/* batches read once, not indexed yet (a ring of chain hashes) */
-	uint8_t seen[CACHE_ENTRIES][32];
+	uint8_t seen[CACHE_SEEN][32];
 	unsigned nseen;
 	dent *drops;
 	size_t ndrops, dcap;
@@ -279,6 +287,11 @@ static uint64_t key_hash(const void *t, size_t tl, const void *k, size_t kl)
 	for (size_t i = 0; i < kl; i++)
 		h = (h ^ p[i]) * 1099511628211ull;
 	return h ? h : 1;
+}
+
+static size_t centry_bytes(const centry *e)
+{
+	return e->cap * sizeof *e->tab + e->arena.cap;
 }
 
 static void centry_clear(centry *e)
@@ -428,7 +441,7 @@ static int first_cached(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	pthread_mutex_lock(&c->mu);
 	for (int i = 0; i < CACHE_ENTRIES; i++) {
 		centry *e = &c->e[i];
-		if (e->used && memcmp(e->hash, hash, 32) == 0) {
+		if (e->used && e->id == id && memcmp(e->hash, hash, 32) == 0) {
 			e->lru = ++c->tick;
 			rc = cache_answer(e, f);
 			pthread_mutex_unlock(&c->mu);
@@ -438,11 +451,11 @@ static int first_cached(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	/* A batch asked about for the first time is only read as far as the
 	 * key's first record (a lone read as of a batch costs half a batch on
 	 * average); the second time, it is indexed for the reads to come. */
-	int again = 0;
-	for (int i = 0; i < CACHE_ENTRIES && !again; i++)
+	int again = f->index;
+	for (int i = 0; i < CACHE_SEEN && !again; i++)
 		again = memcmp(c->seen[i], hash, 32) == 0;
 	if (!again)
-		memcpy(c->seen[c->nseen++ % CACHE_ENTRIES], hash, 32);
+		memcpy(c->seen[c->nseen++ % CACHE_SEEN], hash, 32);
 	pthread_mutex_unlock(&c->mu);
 	if (!again)
 		return walk_first(db, txn, id, r, f);
@@ -462,6 +475,7 @@ static int first_cached(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 		return 0;
 	}
 	memcpy(ne.hash, hash, 32);
+	ne.id = id;
 	ne.used = 1;
 	pthread_mutex_lock(&c->mu);
 	int slot = -1, hit = 0;
@@ -479,10 +493,23 @@ static int first_cached(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	if (hit) {
 		centry_clear(&ne);
 	} else {
+		c->bytes -= centry_bytes(&c->e[slot]);
 		centry_clear(&c->e[slot]);
 		c->e[slot] = ne;
+		c->bytes += centry_bytes(&ne);
 	}
 	c->e[slot].lru = ++c->tick;
+	while (c->bytes > CACHE_BYTES) { /* the oldest others go */
+		int old = -1;
+		for (int i = 0; i < CACHE_ENTRIES; i++)
+			if (i != slot && c->e[i].used &&
+			    (old < 0 || c->e[i].lru < c->e[old].lru))
+				old = i;
+		if (old < 0)
+			break;
+		c->bytes -= centry_bytes(&c->e[old]);
+		centry_clear(&c->e[old]);
+	}
 	rc = cache_answer(&c->e[slot], f);
 	pthread_mutex_unlock(&c->mu);
 	return rc;
@@ -599,7 +626,8 @@ int lb__batch_first(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
                     const char *table, const void *key, size_t klen,
                     uint64_t *prev)
 {
-	first_ctx f = {table, strlen(table), key, klen, 0, 0, 0, NULL, 0, 0, 1};
+	first_ctx f = {table, strlen(table), key, klen, 0, 0,
+	               0,     NULL,          0,   0,    1, 1};
 	int rc = first_cached(db, txn, id, r, &f);
 	if (rc < 0)
 		return rc;
