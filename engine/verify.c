@@ -37,10 +37,19 @@
  *
  * Then the history (FORMAT.md §2.4): every value of a table is at least 8
  * bytes, and the batch its first 8 name exists and, unless its log is
- * pruned, left the rest as the value of that key by its last record of it;
- * every `_gone` entry names a batch that exists and, unless its log is
- * pruned, has a DELETE record of the key. The last few batches read are
- * kept (VB_MAX), so a table written by few batches costs few decodings.
+ * pruned, left the rest as the value of that key by its last record of it,
+ * and no later batch changed the key; every `_gone` entry names a batch
+ * that exists and, unless its log is pruned, has a DELETE record of the
+ * key, and no later batch deleted it; a key a batch left with a value and
+ * that is absent was deleted by a later batch. This rides on the log walk
+ * (fp_rec, fp_end: each batch decoded once, each key it changed looked up
+ * once); check_writers then requires every value and `_gone` entry that
+ * names a batch whose log is kept to have been matched by that batch.
+ * Any finding or shortfall runs the slow pass, key by key through the
+ * batch each names (the last few batches read are kept, VB_MAX), which
+ * names the culprit as before; what only the log-driven pass sees (a later
+ * batch that changed the key) is reported when the slow pass finds
+ * nothing.
  *
  * With LB_VERIFY_REPLAY, the database is also replayed (replay.c) from the
  * same transaction into a temporary directory under $TMPDIR (or /tmp): from
@@ -137,11 +146,17 @@ bad(vf *v, uint64_t batch, const char *fmt, ...)
 typedef struct ftab {
 	lb_table *t;
 	uint32_t gen; /* creation records of its name seen so far */
+	/* look-ups: c[0] for keys above the last it was given (hi, hlen),
+	 * c[1] for the others, so that a run of rising keys stays on its
+	 * leaf page (LMDB looks there first) */
+	MDB_cursor *c[2];
+	uint8_t hi[LB_KEY_MAX];
+	size_t hlen;
 	/* what was found since its last creation (batch 0: nothing): [0]
 	 * the first value its writer does not explain; [1] the last DELETE
-	 * `_gone` does not name (the last batch that deleted a key is the
-	 * one whose entry is lost); [2] the first key the table lacks,
-	 * which [1] may explain */
+	 * that `_gone` does not cover (the last batch that deleted a key is
+	 * the one whose entry is lost); [2] the last batch that left a value
+	 * the table lacks, which [1] may explain */
 	struct fpfind {
 		uint64_t bad;
 		char detail[sizeof(((lb_verify_report *)0)->detail)];
@@ -157,6 +172,15 @@ typedef struct ftab {
 #define FP_DELETED ((uint64_t)1 << 60) /* a record of the key is a DELETE */
 #define FP_SIZE (((uint64_t)1 << 60) - 1)
 
+static int keycmp(const MDB_val *a, const MDB_val *b)
+{
+	size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+	int r = n ? memcmp(a->mv_data, b->mv_data, n) : 0;
+	if (r)
+		return r;
+	return (a->mv_size > b->mv_size) - (a->mv_size < b->mv_size);
+}
+
 /* The tables this handle knows, removed ones included (NULL: none). */
 static lb_table **tables_copy(lb_db *db, size_t *n)
 {
@@ -171,6 +195,10 @@ static lb_table **tables_copy(lb_db *db, size_t *n)
 
 static void fp_free(vf *v)
 {
+	for (size_t i = 0; v->ft && i < v->nft; i++)
+		for (int j = 0; j < 2; j++)
+			if (v->ft[i].c[j])
+				mdb_cursor_close(v->ft[i].c[j]);
 	free(v->ts);
 	free(v->ft);
 	free(v->pruned);
@@ -209,7 +237,7 @@ static void
 fp_bad(ftab *ft, int kind, uint64_t batch, const char *fmt, ...)
 {
 	va_list ap;
-	if (ft->f[kind].bad && kind != 1)
+	if (ft->f[kind].bad && kind == 0)
 		return;
 	ft->f[kind].bad = batch;
 	va_start(ap, fmt);
@@ -245,7 +273,16 @@ static int fp_rec(vf *v, const lb_wal_rec *r)
 		return rc;
 	if (added) {
 		MDB_val k = {r->klen, (void *)r->key}, d;
-		mrc = mdb_get(v->txn, ft->t->dbi, &k, &d);
+		MDB_val h = {ft->hlen, ft->hi};
+		int up = ft->hlen == 0 || keycmp(&k, &h) > 0;
+		if (!ft->c[!up] &&
+		    (mrc = mdb_cursor_open(v->txn, ft->t->dbi, &ft->c[!up])))
+			return lb__mdb_fail(mrc, ft->t->name);
+		if (up) {
+			memcpy(ft->hi, r->key, r->klen);
+			ft->hlen = r->klen;
+		}
+		mrc = mdb_cursor_get(ft->c[!up], &k, &d, MDB_SET_KEY);
 		if (mrc == 0) {
 			e->v[0] = (uint64_t)(uintptr_t)d.mv_data;
 			e->v[1] = FP_PRESENT | ((uint64_t)d.mv_size & FP_SIZE);
@@ -1295,15 +1332,6 @@ static int check_writers(vf *v)
 }
 
 /* ---- replay and compare -------------------------------------------------- */
-
-static int keycmp(const MDB_val *a, const MDB_val *b)
-{
-	size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
-	int r = n ? memcmp(a->mv_data, b->mv_data, n) : 0;
-	if (r)
-		return r;
-	return (a->mv_size > b->mv_size) - (a->mv_size < b->mv_size);
-}
 
 static int meta_kept(const MDB_val *k)
 {

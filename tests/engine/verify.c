@@ -663,6 +663,35 @@ static void test_engine_verify__index_changed(void **state)
 	free(v);
 }
 
+/* What the slow pass cannot see: a value naming an earlier batch that left
+ * the same bytes (a later batch changed the key), and a key missing from
+ * its table. */
+static void test_engine_verify__later_change_and_missing_key(void **state)
+{
+	vx *x = *state;
+	raw r;
+	lb_batch *b;
+	uint8_t val[9];
+	for (int i = 0; i < 2; i++) {
+		te_rc(0, lb_batch_begin(x->db, "same", &b));
+		te_rc(0, lb_put(b, "u", "same", 4, "v", 1));
+		te_rc(0, lb_batch_commit(b, NULL));
+	}
+	uint64_t last = te_last(x->db);
+	expect_ok(x->db, 0);
+	raw_open(x, &r);
+	batch_key(val, last - 1);
+	val[8] = 'v';
+	raw_put(&r, raw_dbi(&r, "t/u"), "same", 4, val, sizeof val);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, last - 1, "changed it later");
+	raw_open(x, &r);
+	raw_del(&r, raw_dbi(&r, "t/u"), "same", 4);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, last, "does not hold it");
+	expect_bad(x->db, LB_VERIFY_REPLAY, last, "missing");
+}
+
 /* How many values (of t and u) and `_gone` entries name batch id. */
 static size_t writes_of(raw *r, uint64_t id)
 {
@@ -1014,6 +1043,7 @@ int main(void)
 	        T(test_engine_verify__user_value_changed),
 	        T(test_engine_verify__user_key_added_and_removed),
 	        T(test_engine_verify__index_changed),
+	        T(test_engine_verify__later_change_and_missing_key),
 	        T(test_engine_verify__undo_changed),
 	        T(test_engine_verify__rollback_to_undoes_every_later_batch),
 	        T(test_engine_verify__older_format_refused),
