@@ -1731,9 +1731,9 @@ int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep)
 		return rc;
 	}
 	if ((rc = fp_init(&v)) < 0) {
+		fp_free(&v);
 		lb__read_done(db, v.txn);
 		lb__segr_free(&v.r);
-		fp_free(&v);
 		return rc;
 	}
 	/* Every page's structure first: LMDB trusts its pages, and the
@@ -1757,9 +1757,9 @@ int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep)
 		if (rc == 0 && !v.failed)
 			rc = check_writers(&v);
 	}
+	fp_free(&v); /* its cursors, before the transaction ends */
 	lb__read_done(db, v.txn);
 	lb__segr_free(&v.r);
-	fp_free(&v);
 	if (rc < 0)
 		return rc;
 	if (v.failed)
