@@ -692,6 +692,33 @@ static void test_engine_verify__later_change_and_missing_key(void **state)
 	expect_bad(x->db, LB_VERIFY_REPLAY, last, "missing");
 }
 
+/* A table removed by a rollback and created again: the records of the
+ * first one are not checked against the second. */
+static void test_engine_verify__table_created_again(void **state)
+{
+	vx *x = *state;
+	lb_batch *b;
+	lb_result res;
+	uint64_t before = te_last(x->db);
+	te_rc(0, lb_table_create(x->db, "x", NULL));
+	te_rc(0, lb_batch_begin(x->db, "old", &b));
+	te_rc(0, lb_put(b, "x", "k", 1, "old", 3));
+	te_rc(0, lb_put(b, "x", "j", 1, "old", 3));
+	te_rc(0, lb_batch_commit(b, NULL));
+	te_rc(0, lb_batch_begin(x->db, "del", &b));
+	te_rc(0, lb_delete(b, "x", "j", 1));
+	te_rc(0, lb_batch_commit(b, NULL));
+	expect_ok(x->db, 0);
+	te_rc(0, lb_rollback_to(x->db, before, &res));
+	lb_result_free(&res);
+	te_rc(0, lb_table_create(x->db, "x", NULL));
+	te_rc(0, lb_batch_begin(x->db, "new", &b));
+	te_rc(0, lb_put(b, "x", "k", 1, "new", 3));
+	te_rc(0, lb_batch_commit(b, NULL));
+	expect_ok(x->db, 0);
+	expect_ok(x->db, LB_VERIFY_REPLAY);
+}
+
 /* How many values (of t and u) and `_gone` entries name batch id. */
 static size_t writes_of(raw *r, uint64_t id)
 {
@@ -1044,6 +1071,7 @@ int main(void)
 	        T(test_engine_verify__user_key_added_and_removed),
 	        T(test_engine_verify__index_changed),
 	        T(test_engine_verify__later_change_and_missing_key),
+	        T(test_engine_verify__table_created_again),
 	        T(test_engine_verify__undo_changed),
 	        T(test_engine_verify__rollback_to_undoes_every_later_batch),
 	        T(test_engine_verify__older_format_refused),
