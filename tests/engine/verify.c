@@ -648,12 +648,12 @@ static void test_engine_verify__index_changed(void **state)
 	raw_close(x, &r);
 	expect_bad(x->db, 0, 1, "_gone");
 	expect_bad(x->db, LB_VERIFY_REPLAY, 1, "_gone");
-	/* a `_gone` entry removed: only the replay can tell; the entry's
-	 * batch is named */
+	/* a `_gone` entry removed: the batch that deleted the key is
+	 * named, from its DELETE record (and by the replay) */
 	raw_open(x, &r);
 	raw_del(&r, raw_dbi(&r, "_gone"), k, kl);
 	raw_close(x, &r);
-	expect_ok(x->db, 0);
+	expect_bad(x->db, 0, id, "_gone");
 	expect_bad(x->db, LB_VERIFY_REPLAY, id, "_gone");
 	raw_open(x, &r);
 	raw_put(&r, raw_dbi(&r, "_gone"), k, kl, v, vl);
@@ -661,6 +661,62 @@ static void test_engine_verify__index_changed(void **state)
 	expect_ok(x->db, LB_VERIFY_REPLAY);
 	free(k);
 	free(v);
+}
+
+/* What the slow pass cannot see: a value naming an earlier batch that left
+ * the same bytes (a later batch changed the key), and a key missing from
+ * its table. */
+static void test_engine_verify__later_change_and_missing_key(void **state)
+{
+	vx *x = *state;
+	raw r;
+	lb_batch *b;
+	uint8_t val[9];
+	for (int i = 0; i < 2; i++) {
+		te_rc(0, lb_batch_begin(x->db, "same", &b));
+		te_rc(0, lb_put(b, "u", "same", 4, "v", 1));
+		te_rc(0, lb_batch_commit(b, NULL));
+	}
+	uint64_t last = te_last(x->db);
+	expect_ok(x->db, 0);
+	raw_open(x, &r);
+	batch_key(val, last - 1);
+	val[8] = 'v';
+	raw_put(&r, raw_dbi(&r, "t/u"), "same", 4, val, sizeof val);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, last - 1, "changed it later");
+	raw_open(x, &r);
+	raw_del(&r, raw_dbi(&r, "t/u"), "same", 4);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, last, "does not hold it");
+	expect_bad(x->db, LB_VERIFY_REPLAY, last, "missing");
+}
+
+/* A table removed by a rollback and created again: the records of the
+ * first one are not checked against the second. */
+static void test_engine_verify__table_created_again(void **state)
+{
+	vx *x = *state;
+	lb_batch *b;
+	lb_result res;
+	uint64_t before = te_last(x->db);
+	te_rc(0, lb_table_create(x->db, "x", NULL));
+	te_rc(0, lb_batch_begin(x->db, "old", &b));
+	te_rc(0, lb_put(b, "x", "k", 1, "old", 3));
+	te_rc(0, lb_put(b, "x", "j", 1, "old", 3));
+	te_rc(0, lb_batch_commit(b, NULL));
+	te_rc(0, lb_batch_begin(x->db, "del", &b));
+	te_rc(0, lb_delete(b, "x", "j", 1));
+	te_rc(0, lb_batch_commit(b, NULL));
+	expect_ok(x->db, 0);
+	te_rc(0, lb_rollback_to(x->db, before, &res));
+	lb_result_free(&res);
+	te_rc(0, lb_table_create(x->db, "x", NULL));
+	te_rc(0, lb_batch_begin(x->db, "new", &b));
+	te_rc(0, lb_put(b, "x", "k", 1, "new", 3));
+	te_rc(0, lb_batch_commit(b, NULL));
+	expect_ok(x->db, 0);
+	expect_ok(x->db, LB_VERIFY_REPLAY);
 }
 
 /* How many values (of t and u) and `_gone` entries name batch id. */
@@ -1014,6 +1070,8 @@ int main(void)
 	        T(test_engine_verify__user_value_changed),
 	        T(test_engine_verify__user_key_added_and_removed),
 	        T(test_engine_verify__index_changed),
+	        T(test_engine_verify__later_change_and_missing_key),
+	        T(test_engine_verify__table_created_again),
 	        T(test_engine_verify__undo_changed),
 	        T(test_engine_verify__rollback_to_undoes_every_later_batch),
 	        T(test_engine_verify__older_format_refused),
