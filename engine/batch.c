@@ -680,10 +680,10 @@ static int log_op(lb_batch *b, lb_table *t, lb_wal_rec *r, const lb_spot *s,
 /* ---- the writer of a key (FORMAT.md §2.4) --------------------------------
  */
 
-/* The batch that deleted ikey last (`_gone`), 0 if none. */
+/* The batch that deleted ikey last (`_gone`), 0 if none; no look-up while
+ * `_gone` is empty (most databases never delete). */
 static int gone_get(lb_batch *b, const uint8_t *ik, size_t iklen, uint64_t *id)
 {
-	MDB_val k = {iklen, (void *)ik}, v;
 	MDB_stat st;
 	int mrc;
 	*id = 0;
@@ -693,18 +693,7 @@ static int gone_get(lb_batch *b, const uint8_t *ik, size_t iklen, uint64_t *id)
 		b->gone_any = st.ms_entries > 0;
 		b->gone_gen = b->txn_gen;
 	}
-	if (!b->gone_any)
-		return 0;
-	mrc = mdb_get(b->txn, b->db->gone, &k, &v);
-	if (mrc == MDB_NOTFOUND)
-		return 0;
-	if (mrc)
-		return lb__mdb_fail(mrc, "_gone");
-	if (v.mv_size != 8)
-		return lb__fail(LB_ECORRUPT, "_gone: an entry of %zu bytes",
-		                v.mv_size);
-	*id = lb__get_be64(v.mv_data);
-	return 0;
+	return b->gone_any ? lb__gone_get(b->db, b->txn, ik, iklen, id) : 0;
 }
 
 static int gone_put(lb_batch *b, const uint8_t *ik, size_t iklen)

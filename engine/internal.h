@@ -290,6 +290,8 @@ LB__WUR int lb__no_table(lb_db *db, const char *name);
 
 /* A table as the batch sees it (created in it, or published). */
 lb_table *lb__batch_table(lb_batch *b, const char *name);
+/* The table of id tid as the batch sees it (NULL if none). */
+lb_table *lb__batch_table_by_tid(lb_batch *b, uint32_t tid);
 
 /* ---- db.c ---------------------------------------------------------------- */
 LB__WUR int lb__grow_map_if_needed(lb_db *db);
@@ -591,6 +593,9 @@ LB__WUR int lb__val_user(MDB_val *v, const char *what);
  * value, else the batch that deleted it (`_gone`), else 0. */
 LB__WUR int lb__key_head(lb_db *db, MDB_txn *txn, const lb_table *t,
                          const void *key, size_t klen, uint64_t *head);
+/* The batch `_gone` names for ikey ik (0 if none). */
+LB__WUR int lb__gone_get(lb_db *db, MDB_txn *txn, const void *ik, size_t iklen,
+                         uint64_t *id);
 /* For a key batch b changed in its transaction (the key's head is b->id):
  * the prev of b's first record of it, into *prev; returns 1. Keys b did
  * not change answer 0 in *prev too, so ask only about b's own keys. */

@@ -92,11 +92,18 @@ int lb__key_head(lb_db *db, MDB_txn *txn, const lb_table *t, const void *key,
 	}
 	if (mrc != MDB_NOTFOUND)
 		return lb__mdb_fail(mrc, t->name);
-	k.mv_size = lb__ikey(ik, t->tid, key, klen);
-	k.mv_data = ik;
-	if (!k.mv_size)
+	size_t iklen = lb__ikey(ik, t->tid, key, klen);
+	if (!iklen)
 		return LB_ENOMEM;
-	mrc = mdb_get(txn, db->gone, &k, &v);
+	return lb__gone_get(db, txn, ik, iklen, head);
+}
+
+int lb__gone_get(lb_db *db, MDB_txn *txn, const void *ik, size_t iklen,
+                 uint64_t *id)
+{
+	MDB_val k = {iklen, (void *)ik}, v;
+	int mrc = mdb_get(txn, db->gone, &k, &v);
+	*id = 0;
 	if (mrc == MDB_NOTFOUND)
 		return 0;
 	if (mrc)
@@ -104,6 +111,6 @@ int lb__key_head(lb_db *db, MDB_txn *txn, const lb_table *t, const void *key,
 	if (v.mv_size != 8)
 		return lb__fail(LB_ECORRUPT, "_gone: an entry of %zu bytes",
 		                v.mv_size);
-	*head = lb__get_be64(v.mv_data);
+	*id = lb__get_be64(v.mv_data);
 	return 0;
 }

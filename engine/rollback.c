@@ -549,23 +549,6 @@ static int enqueue(rb *x, uint32_t tid, const void *key, size_t klen,
 	return 0;
 }
 
-/* The table of id tid as the batch sees it (NULL if none). */
-static lb_table *table_by_tid(rb *x, uint32_t tid)
-{
-	lb_batch *b = x->b;
-	lb_db *db = x->db;
-	for (size_t i = b->ntchanges; i-- > 0;)
-		if (b->tchanges[i].t->tid == tid)
-			return b->tchanges[i].drop ? NULL : b->tchanges[i].t;
-	lb_table *found = NULL;
-	pthread_mutex_lock(&db->tlock);
-	for (size_t i = 0; i < db->ntables; i++)
-		if (db->tables[i]->tid == tid && !db->tables[i]->dropped)
-			found = db->tables[i];
-	pthread_mutex_unlock(&db->tlock);
-	return found;
-}
-
 /* Queue the records that reference ikey (they hold references that the
  * rollback would leave dangling). */
 static int enqueue_referrers(rb *x, const uint8_t *ik, size_t iklen,
@@ -582,7 +565,7 @@ static int enqueue_referrers(rb *x, const uint8_t *ik, size_t iklen,
 		if (v.mv_size < 4 || v.mv_size > LB__IKEY_MAX)
 			return lb__fail(LB_ECORRUPT, "_refs: bad entry");
 		uint32_t tid = lb__get_be32(v.mv_data) & ~LB__TID_HASHED;
-		lb_table *t = table_by_tid(x, tid);
+		lb_table *t = lb__batch_table_by_tid(x->b, tid);
 		if (!t)
 			continue;
 		/* a key too long for its ikey is looked for in its table
@@ -679,7 +662,7 @@ static int expand(rb *x, uint32_t tid, const uint8_t *key, size_t klen,
 {
 	ids_ctx ic = {x, 0};
 	int rc;
-	lb_table *t = table_by_tid(x, tid);
+	lb_table *t = lb__batch_table_by_tid(x->b, tid);
 	if (!t)
 		return 0; /* removed: its keys have no history now */
 	/* The list is collected first: collect() below walks other batches

@@ -1069,6 +1069,70 @@ static int vb_lookup(vf *v, uint64_t id, const char *t, const void *k,
 	return 0;
 }
 
+/* The writer of value d of key k of t, or 0 after reporting a value too
+ * short to hold one or naming a batch that does not exist. */
+static uint64_t value_writer(vf *v, const lb_table *t, const MDB_val *k,
+                             const MDB_val *d)
+{
+	char kt[96];
+	if (d->mv_size < LB__VPFX) {
+		bad(v, v->last,
+		    "%s '%s': a value of %zu bytes, without the batch that "
+		    "wrote it",
+		    t->name,
+		    lb__key_text(k->mv_data, k->mv_size, kt, sizeof kt),
+		    d->mv_size);
+		return 0;
+	}
+	uint64_t w = lb__val_writer(d);
+	if (w == 0 || w > v->last) {
+		bad(v, v->last,
+		    "%s '%s' names batch %llu as its writer, which does not "
+		    "exist",
+		    t->name,
+		    lb__key_text(k->mv_data, k->mv_size, kt, sizeof kt),
+		    (unsigned long long)w);
+		return 0;
+	}
+	return w;
+}
+
+/* The batch of a `_gone` entry, or 0 after reporting a malformed entry or
+ * one naming a batch that does not exist. */
+static uint64_t gone_entry(vf *v, const MDB_val *k, const MDB_val *d)
+{
+	if (d->mv_size != 8 || k->mv_size < 5 || k->mv_size > LB__IKEY_MAX) {
+		bad(v, v->last, "_gone holds a malformed entry");
+		return 0;
+	}
+	uint64_t id = lb__get_be64(d->mv_data);
+	if (id == 0 || id > v->last) {
+		bad(v, v->last, "_gone names batch %llu, which does not exist",
+		    (unsigned long long)id);
+		return 0;
+	}
+	return id;
+}
+
+/* `_gone` says batch id deleted key of t: its log must have a DELETE of
+ * it (reported, not returned: < 0 only when the log cannot be read). */
+static int gone_entry_check(vf *v, uint64_t id, const lb_table *t,
+                            const uint8_t *key, size_t klen)
+{
+	int found, deleted, same;
+	int rc = vb_lookup(v, id, t->name, key, klen, NULL, 0, &found, &deleted,
+	                   &same);
+	if (rc == 0 && !deleted) {
+		char kt[96];
+		bad(v, id,
+		    "_gone says batch %llu deleted %s '%s', which its log does "
+		    "not",
+		    (unsigned long long)id, t->name,
+		    lb__key_text(key, klen, kt, sizeof kt));
+	}
+	return rc < 0 ? rc : 0;
+}
+
 /* Every value of t starts with its writer: a batch whose last record of
  * the key left that value. */
 static int check_table_writers(vf *v, lb_table *t)
@@ -1082,25 +1146,9 @@ static int check_table_writers(vf *v, lb_table *t)
 	for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !v->failed;
 	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
 		int found, deleted, same;
-		if (d.mv_size < LB__VPFX) {
-			bad(v, v->last,
-			    "%s '%s': a value of %zu bytes, without the batch "
-			    "that wrote it",
-			    t->name,
-			    lb__key_text(k.mv_data, k.mv_size, kt, sizeof kt),
-			    d.mv_size);
+		uint64_t w = value_writer(v, t, &k, &d);
+		if (!w)
 			break;
-		}
-		uint64_t w = lb__val_writer(&d);
-		if (w == 0 || w > v->last) {
-			bad(v, v->last,
-			    "%s '%s' names batch %llu as its writer, which "
-			    "does not exist",
-			    t->name,
-			    lb__key_text(k.mv_data, k.mv_size, kt, sizeof kt),
-			    (unsigned long long)w);
-			break;
-		}
 		rc = vb_lookup(v, w, t->name, k.mv_data, k.mv_size,
 		               (const uint8_t *)d.mv_data + LB__VPFX,
 		               d.mv_size - LB__VPFX, &found, &deleted, &same);
@@ -1135,19 +1183,9 @@ static int check_gone(vf *v, lb_table **ts, size_t nt)
 	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
 		uint8_t key[LB_KEY_MAX];
 		size_t klen = 0;
-		int found, deleted, same;
-		if (d.mv_size != 8 || k.mv_size < 5 ||
-		    k.mv_size > LB__IKEY_MAX) {
-			bad(v, v->last, "_gone holds a malformed entry");
+		uint64_t id = gone_entry(v, &k, &d);
+		if (!id)
 			break;
-		}
-		uint64_t id = lb__get_be64(d.mv_data);
-		if (id == 0 || id > v->last) {
-			bad(v, v->last,
-			    "_gone names batch %llu, which does not exist",
-			    (unsigned long long)id);
-			break;
-		}
 		const uint8_t *ik = k.mv_data;
 		uint32_t tid = lb__get_be32(ik);
 		lb_table *t = NULL;
@@ -1160,17 +1198,8 @@ static int check_gone(vf *v, lb_table **ts, size_t nt)
 			continue;
 		klen = k.mv_size - 4;
 		memcpy(key, ik + 4, klen);
-		if ((rc = vb_lookup(v, id, t->name, key, klen, NULL, 0, &found,
-		                    &deleted, &same)) < 0)
+		if ((rc = gone_entry_check(v, id, t, key, klen)) < 0)
 			break;
-		if (rc == 0 && !deleted) {
-			char kt[96];
-			bad(v, id,
-			    "_gone says batch %llu deleted %s '%s', which its "
-			    "log does not",
-			    (unsigned long long)id, t->name,
-			    lb__key_text(key, klen, kt, sizeof kt));
-		}
 		rc = 0;
 	}
 	if (rc == 0 && mrc && mrc != MDB_NOTFOUND && !v->failed)
@@ -1198,31 +1227,14 @@ static int scan_table(vf *v, lb_table *t, uint64_t *kept)
 {
 	MDB_cursor *c;
 	MDB_val k, d;
-	char kt[96];
 	int mrc = mdb_cursor_open(v->txn, t->dbi, &c);
 	if (mrc)
 		return lb__mdb_fail(mrc, t->name);
 	for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0;
 	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		if (d.mv_size < LB__VPFX) {
-			bad(v, v->last,
-			    "%s '%s': a value of %zu bytes, without the batch "
-			    "that wrote it",
-			    t->name,
-			    lb__key_text(k.mv_data, k.mv_size, kt, sizeof kt),
-			    d.mv_size);
+		uint64_t w = value_writer(v, t, &k, &d);
+		if (!w)
 			break;
-		}
-		uint64_t w = lb__val_writer(&d);
-		if (w == 0 || w > v->last) {
-			bad(v, v->last,
-			    "%s '%s' names batch %llu as its writer, which "
-			    "does not exist",
-			    t->name,
-			    lb__key_text(k.mv_data, k.mv_size, kt, sizeof kt),
-			    (unsigned long long)w);
-			break;
-		}
 		*kept += !v->pruned[w];
 	}
 	mdb_cursor_close(c);
@@ -1244,18 +1256,9 @@ static int scan_gone(vf *v, uint64_t *kept)
 		return lb__mdb_fail(mrc, "_gone");
 	for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !v->failed;
 	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		if (d.mv_size != 8 || k.mv_size < 5 ||
-		    k.mv_size > LB__IKEY_MAX) {
-			bad(v, v->last, "_gone holds a malformed entry");
+		uint64_t id = gone_entry(v, &k, &d);
+		if (!id)
 			break;
-		}
-		uint64_t id = lb__get_be64(d.mv_data);
-		if (id == 0 || id > v->last) {
-			bad(v, v->last,
-			    "_gone names batch %llu, which does not exist",
-			    (unsigned long long)id);
-			break;
-		}
 		uint32_t tid = lb__get_be32(k.mv_data) & ~LB__TID_HASHED;
 		lb_table *t = NULL;
 		for (size_t i = 0; i < v->nt; i++)
@@ -1268,21 +1271,11 @@ static int scan_gone(vf *v, uint64_t *kept)
 		/* a removed table: its name may have been taken again */
 		uint8_t key[LB_KEY_MAX];
 		size_t klen = k.mv_size - 4;
-		int found, deleted, same;
 		if (!t || (lb__get_be32(k.mv_data) & LB__TID_HASHED))
 			continue;
 		memcpy(key, (const uint8_t *)k.mv_data + 4, klen);
-		if ((rc = vb_lookup(v, id, t->name, key, klen, NULL, 0, &found,
-		                    &deleted, &same)) < 0)
+		if ((rc = gone_entry_check(v, id, t, key, klen)) < 0)
 			break;
-		if (rc == 0 && !deleted) {
-			char kt[96];
-			bad(v, id,
-			    "_gone says batch %llu deleted %s '%s', which its "
-			    "log does not",
-			    (unsigned long long)id, t->name,
-			    lb__key_text(key, klen, kt, sizeof kt));
-		}
 		rc = 0;
 	}
 	if (rc == 0 && mrc && mrc != MDB_NOTFOUND && !v->failed)
