@@ -3,11 +3,13 @@
  * batch.c: write batches.
  *
  * A batch is one LMDB write transaction. Each op is validated, then written
- * to the table, to the `_hist` index and (for schema tables) to `_refs`,
- * and its change record [op, table, key, before, after] is appended to the
- * open segment. When the open segment reaches segment_size it is compressed
- * and put into `_wal` inside the same transaction, so the log buffer never
- * holds more than one segment, however large the batch.
+ * to the table (the value behind the id of the batch that writes it), a
+ * delete to `_gone` too, and for schema tables to `_refs`; its change
+ * record [op, table, key, before, after, prev] is appended to the open
+ * segment, prev being the key's writer before the op (FORMAT.md §2.4). When the
+ * open segment reaches segment_size it is compressed and put into `_wal` inside
+ * the same transaction, so the log buffer never holds more than one segment,
+ * however large the batch.
  *
  * Commit runs the queued foreign-key checks, flushes the last segment,
  * writes the batch header (with the hash chained to the previous batch) and
@@ -24,6 +26,7 @@
 #endif
 #include <stdarg.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -93,7 +96,7 @@ static void batch_free(lb_batch *b)
 	free(b->marks);
 	free(b->tcur); /* the cursors went with the transaction */
 	free(b->tail);
-	free(b->htail);
+	lb__hset_free(&b->own);
 	free(b);
 }
 
@@ -410,9 +413,6 @@ static void txn_fresh(lb_batch *b)
 		memset(b->tcur, 0, b->ntcur * sizeof *b->tcur);
 	if (b->tail)
 		memset(b->tail, 0, b->ntcur * sizeof *b->tail);
-	if (b->htail)
-		b->htail->known = 0;
-	b->hcur = NULL;
 	b->tcur_gen = b->txn_gen;
 	b->seek_t = NULL;
 }
@@ -523,52 +523,16 @@ int lb__batch_seek(lb_batch *b, lb_table *t, const void *key, size_t klen,
 	if (mrc && mrc != MDB_NOTFOUND)
 		return lb__mdb_fail(mrc, t->name);
 	/* keys reach here checked: klen <= LB_KEY_MAX == sizeof seek_key */
+	if (mrc == 0 && (rc = lb__val_user(cur, t->name)) < 0)
+		return rc;
 	b->seek_t = t;
 	b->seek_found = mrc == 0;
-	b->seek_val = mrc == 0 ? *cur : (MDB_val){0, NULL};
+	b->seek_val = mrc == 0 ? (MDB_val){cur->mv_size + LB__VPFX,
+	                                   (uint8_t *)cur->mv_data - LB__VPFX}
+	                       : (MDB_val){0, NULL};
 	b->seek_klen = klen;
 	memcpy(b->seek_key, key, klen);
 	return mrc == 0;
-}
-
-/* Record in _hist that this batch changed the key of ikey ik (unless its
- * history is implied by the batches it undoes). */
-static int hist_put(lb_batch *b, const uint8_t *ik, size_t iklen)
-{
-	uint8_t bid[8];
-	MDB_val hk = {iklen, (void *)ik}, hv = {8, bid};
-	int mrc;
-	if (b->implied)
-		return 0;
-	txn_fresh(b);
-	lb__be64(bid, b->id);
-	if (!b->hcur &&
-	    (mrc = mdb_cursor_open(b->txn, b->db->hist, &b->hcur))) {
-		b->hcur = NULL;
-		return lb__mdb_fail(mrc, "_hist");
-	}
-	if (!b->htail)
-		b->htail = calloc(1, sizeof *b->htail);
-	lb_tail *tl = b->htail;
-	if (tl && !tl->known && tail_load(b->hcur, tl) < 0)
-		tl = NULL;
-	if (tl && past_tail(tl, ik, iklen)) {
-		/* a key never changed before, past every other */
-		mrc = mdb_cursor_put(b->hcur, &hk, &hv, MDB_APPEND);
-		if (mrc == 0) {
-			tail_set(tl, ik, iklen);
-			return 0;
-		}
-		if (mrc != MDB_KEYEXIST)
-			return lb__mdb_fail(mrc, "_hist");
-		tl->known = 0; /* stale */
-	}
-	mrc = mdb_cursor_put(b->hcur, &hk, &hv, MDB_NODUPDATA);
-	if (mrc && mrc != MDB_KEYEXIST) /* KEYEXIST: this batch already */
-		return lb__mdb_fail(mrc, "_hist");
-	if (mrc == 0 && tl && tl->known)
-		tail_set(tl, ik, iklen);
-	return 0;
 }
 
 /* Did lb__batch_seek just look up this key (cursor still on it)? */
@@ -588,38 +552,51 @@ static int seek_hit(const lb_batch *b, const lb_table *t, const void *key,
  *          cursor lookup;
  *  check   user ops only: duplicate, missing key, schema;
  *  write   the change record is logged (not by replay), then the write goes
- *          through the positioned cursor (MDB_CURRENT, mdb_cursor_del)
- *          instead of a second descent, and _hist and _refs follow.
+ *          through the positioned cursor (MDB_CURRENT | MDB_RESERVE, the
+ *          writer filled in before the bytes, or mdb_cursor_del) instead
+ *          of a second descent, and `_gone` and _refs follow.
  */
 typedef struct {
 	MDB_cursor *c; /* on the key once located */
-	MDB_val cur;   /* its current value, when exists */
+	MDB_val cur;   /* its current value as stored (writer first) */
 	int exists;    /* the key was there before the op */
 	int written;   /* the lookup inserted the value already */
 } lb_spot;
+
+/* Fill a value reserved by LMDB: the writer (this batch), then the bytes. */
+static void fill(const lb_batch *b, MDB_val *d, const void *val, size_t vlen)
+{
+	lb__be64(d->mv_data, b->id);
+	if (vlen)
+		memcpy((uint8_t *)d->mv_data + LB__VPFX, val, vlen);
+}
 
 /* Insert the value if the key is absent (appending a key past the table's
  * last one), else leave the cursor on the key and its current value. */
 static int insert_if_absent(lb_batch *b, lb_table *t, MDB_val *k,
                             const MDB_val *v, lb_spot *s)
 {
-	MDB_val d = *v;
+	MDB_val d = {v->mv_size + LB__VPFX, NULL};
 	lb_tail *tl = table_tail(b, t, s->c);
 	int mrc = MDB_KEYEXIST;
 	if (tl && past_tail(tl, k->mv_data, k->mv_size)) {
-		mrc = mdb_cursor_put(s->c, k, &d, MDB_APPEND);
+		mrc = mdb_cursor_put(s->c, k, &d, MDB_APPEND | MDB_RESERVE);
 		if (mrc == MDB_KEYEXIST) /* the tail was stale */
 			tl->known = 0;
 	}
 	if (mrc == MDB_KEYEXIST) {
-		d = *v;
-		mrc = mdb_cursor_put(s->c, k, &d, MDB_NOOVERWRITE);
+		d = (MDB_val){v->mv_size + LB__VPFX, NULL};
+		mrc = mdb_cursor_put(s->c, k, &d,
+		                     MDB_NOOVERWRITE | MDB_RESERVE);
 	}
 	if (mrc && mrc != MDB_KEYEXIST)
 		return poison(b, lb__mdb_fail(mrc, t->name));
 	s->written = mrc == 0;
-	if (s->written && tl && tl->known)
-		tail_set(tl, k->mv_data, k->mv_size);
+	if (s->written) {
+		fill(b, &d, v->mv_data, v->mv_size);
+		if (tl && tl->known)
+			tail_set(tl, k->mv_data, k->mv_size);
+	}
 	s->exists = !s->written;
 	if (s->exists)
 		s->cur = d;
@@ -686,8 +663,7 @@ static int log_op(lb_batch *b, lb_table *t, lb_wal_rec *r, const lb_spot *s,
 	int flush = logged && db->segw.count && !lb__segw_fits(&db->segw, r);
 	if (s->exists && (t->nrefs || flush)) {
 		b->scratch.len = 0;
-		if ((rc = lb__buf_append(&b->scratch, s->cur.mv_data,
-		                         s->cur.mv_size)) < 0)
+		if ((rc = lb__buf_append(&b->scratch, r->before, r->blen)) < 0)
 			return poison(b, rc);
 		r->before = b->scratch.data;
 	}
@@ -701,26 +677,134 @@ static int log_op(lb_batch *b, lb_table *t, lb_wal_rec *r, const lb_spot *s,
 	return 0;
 }
 
+/* ---- the writer of a key (FORMAT.md §2.4) --------------------------------
+ */
+
+/* The batch that deleted ikey last (`_gone`), 0 if none; no look-up while
+ * `_gone` is empty (most databases never delete). */
+static int gone_get(lb_batch *b, const uint8_t *ik, size_t iklen, uint64_t *id)
+{
+	MDB_stat st;
+	int mrc;
+	*id = 0;
+	if (b->gone_gen != b->txn_gen) {
+		if ((mrc = mdb_stat(b->txn, b->db->gone, &st)))
+			return lb__mdb_fail(mrc, "_gone");
+		b->gone_any = st.ms_entries > 0;
+		b->gone_gen = b->txn_gen;
+	}
+	return b->gone_any ? lb__gone_get(b->db, b->txn, ik, iklen, id) : 0;
+}
+
+static int gone_put(lb_batch *b, const uint8_t *ik, size_t iklen)
+{
+	uint8_t id[8];
+	MDB_val k = {iklen, (void *)ik}, v = {8, id};
+	lb__be64(id, b->id);
+	int mrc = mdb_put(b->txn, b->db->gone, &k, &v, 0);
+	if (mrc)
+		return lb__mdb_fail(mrc, "_gone");
+	b->gone_any = 1;
+	b->gone_gen = b->txn_gen;
+	return 0;
+}
+
+static void own_fresh(lb_batch *b)
+{
+	if (b->own_gen != b->txn_gen || b->own_id != b->id) {
+		lb__hset_clear(&b->own);
+		b->own_gen = b->txn_gen;
+		b->own_id = b->id;
+	}
+}
+
+int lb__batch_own_prev(lb_batch *b, const void *ik, size_t iklen,
+                       uint64_t *prev)
+{
+	own_fresh(b);
+	lb_hent *e = lb__hset_find(&b->own, ik, iklen);
+	*prev = e ? e->v[0] : 0;
+	return 1;
+}
+
+/* The prev of the record about to change the located key (FORMAT.md §4):
+ * the writer of its value, else the batch that deleted it, else 0. The
+ * batch's first change of a key that had a prev is noted for
+ * lb__batch_own_prev (most changes of most batches have none: inserts). */
+static int prev_of(lb_batch *b, lb_table *t, const uint8_t *ik, size_t iklen,
+                   const lb_spot *s, uint64_t *prev)
+{
+	int rc, added;
+	lb_hent *e;
+	if (s->exists) {
+		if (s->cur.mv_size < LB__VPFX)
+			return lb__fail(
+			        LB_ECORRUPT,
+			        "%s: a value of %zu bytes has no writer",
+			        t->name, s->cur.mv_size);
+		*prev = lb__get_be64(s->cur.mv_data);
+	} else if ((rc = gone_get(b, ik, iklen, prev)) < 0) {
+		return rc;
+	}
+	if (*prev == b->id || *prev == 0)
+		return 0;
+	if (*prev > b->id)
+		return lb__fail(LB_ECORRUPT,
+		                "%s: a key last changed by batch %" PRIu64
+		                ", after batch %" PRIu64,
+		                t->name, *prev, b->id);
+	own_fresh(b);
+	if ((rc = lb__hset_get(&b->own, ik, iklen, &added, &e)) < 0)
+		return rc;
+	if (added)
+		e->v[0] = *prev;
+	return 0;
+}
+
+/* A replayed record's prev must be the key's last change (lb__replay_rec). */
+static int check_prev(lb_batch *b, lb_table *t, const void *key, size_t klen,
+                      uint64_t prev)
+{
+	char kt[96];
+	if (!b->check_prev || prev == b->want_prev)
+		return 0;
+	return lb__fail(LB_ECORRUPT,
+	                "%s: the record of key '%s' says batch %" PRIu64
+	                " changed it last, but batch %" PRIu64 " did",
+	                t->name, lb__key_text(key, klen, kt, sizeof kt),
+	                b->want_prev, prev);
+}
+
 /* Write the located op (a put of val, or with del a delete), logged unless
- * replayed, then _hist and _refs. */
+ * replayed, then `_gone` and _refs. */
 static int write_op(lb_batch *b, lb_table *t, int del, const void *key,
                     size_t klen, const void *val, size_t vlen, lb_spot *s,
                     int logged)
 {
 	MDB_val k = {klen, (void *)key};
-	MDB_val v = {vlen, (void *)(val ? val : "")};
+	MDB_val v = {vlen + LB__VPFX, NULL};
 	int rc, mrc, exists = s->exists;
-	lb_wal_rec r = {.op = del ? LB_OP_DELETE : LB_OP_PUT,
-	                .table = t->name,
-	                .tlen = (uint32_t)strlen(t->name),
-	                .key = key,
-	                .klen = (uint32_t)klen,
-	                .before = exists ? s->cur.mv_data : NULL,
-	                .blen = exists ? (uint32_t)s->cur.mv_size : 0,
-	                .has_before = exists,
-	                .after = del ? NULL : (val ? val : ""),
-	                .alen = del ? 0 : (uint32_t)vlen,
-	                .has_after = !del};
+	uint8_t ik[LB__IKEY_MAX];
+	size_t ikn = lb__ikey(ik, t->tid, key, klen);
+	uint64_t prev = 0;
+	if (!ikn)
+		return poison(b, LB_ENOMEM);
+	if ((rc = prev_of(b, t, ik, ikn, s, &prev)) < 0 ||
+	    (!logged && (rc = check_prev(b, t, key, klen, prev)) < 0))
+		return poison(b, rc);
+	lb_wal_rec r = {
+	        .op = del ? LB_OP_DELETE : LB_OP_PUT,
+	        .table = t->name,
+	        .tlen = (uint32_t)strlen(t->name),
+	        .key = key,
+	        .klen = (uint32_t)klen,
+	        .before = exists ? (uint8_t *)s->cur.mv_data + LB__VPFX : NULL,
+	        .blen = exists ? (uint32_t)(s->cur.mv_size - LB__VPFX) : 0,
+	        .has_before = exists,
+	        .after = del ? NULL : (val ? val : ""),
+	        .alen = del ? 0 : (uint32_t)vlen,
+	        .has_after = !del,
+	        .prev = prev};
 	int refs = t->nrefs || t->referenced;
 	if ((rc = log_op(b, t, &r, s, logged)) < 0)
 		return rc;
@@ -731,24 +815,22 @@ static int write_op(lb_batch *b, lb_table *t, int del, const void *key,
 		mrc = mdb_cursor_del(s->c, 0);
 	else if (s->written)
 		mrc = 0;
-	else
-		mrc = mdb_cursor_put(s->c, &k, &v, exists ? MDB_CURRENT : 0);
+	else if ((mrc = mdb_cursor_put(s->c, &k, &v,
+	                               (exists ? MDB_CURRENT : 0) |
+	                                       MDB_RESERVE)) == 0)
+		fill(b, &v, val, vlen);
 	if (mrc)
 		return poison(b, lb__mdb_fail(mrc, t->name));
 	if (!exists && !del && !s->written && b->tail && b->tail[t->tid].known)
 		tail_set(&b->tail[t->tid], key, klen);
 
-	uint8_t ik[LB__IKEY_MAX];
-	size_t ikn = lb__ikey(ik, t->tid, key, klen);
-	if (!ikn)
-		return poison(b, LB_ENOMEM);
-	if ((rc = hist_put(b, ik, ikn)) < 0)
+	if (del && (rc = gone_put(b, ik, ikn)) < 0)
 		return poison(b, rc);
 
 	int old = t->nrefs && exists;
 	if (refs && (rc = lb__refs_update(
 	                     b, t, key, klen, old ? b->scratch.data : NULL,
-	                     old ? s->cur.mv_size : 0,
+	                     old ? s->cur.mv_size - LB__VPFX : 0,
 	                     del ? NULL : (val ? val : ""), vlen, logged)) < 0)
 		return poison(b, rc);
 
@@ -835,8 +917,14 @@ int lb__apply(lb_batch *b, lb_table *t, int mode, const void *key, size_t klen,
 		 * t again by name after each regrow. */
 		char name[LB_TABLE_NAME_MAX + 1];
 		snprintf(name, sizeof name, "%s", t->name);
-		while (rc == LB_EFULL && b->mapfull &&
-		       (rc = lb__regrow(b)) == 0) {
+		int cp = b->check_prev;
+		while (rc == LB_EFULL && b->mapfull) {
+			/* the redone ops are checked already */
+			b->check_prev = 0;
+			rc = lb__regrow(b);
+			b->check_prev = cp;
+			if (rc < 0)
+				break;
 			if (!(t = lb__batch_table(b, name)))
 				return lb__fail(
 				        LB_ECORRUPT,
@@ -945,6 +1033,8 @@ int lb_batch_get(lb_batch *b, const char *table, const void *key, size_t klen,
 	}
 	if (mrc)
 		return lb__mdb_fail(mrc, table);
+	if ((rc = lb__val_user(&v, table)) < 0)
+		return rc;
 	*val = v.mv_data;
 	*vlen = v.mv_size;
 	return 0;
@@ -1092,6 +1182,8 @@ static int alter_records(lb_batch *b, lb_table *t, lb_table *nt, int how)
 	     mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		/* the writes to _refs may move the page under v */
 		key.len = val.len = 0;
+		if ((rc = lb__val_user(&v, t->name)) < 0)
+			break;
 		if ((rc = lb__buf_append(&key, k.mv_data, k.mv_size)) < 0 ||
 		    (rc = lb__buf_append(&val, v.mv_data, v.mv_size)) < 0)
 			break;

@@ -283,6 +283,21 @@ lb_table *lb__batch_table(lb_batch *b, const char *name)
 	return lb__table_find(b->db, name);
 }
 
+lb_table *lb__batch_table_by_tid(lb_batch *b, uint32_t tid)
+{
+	lb_db *db = b->db;
+	for (size_t i = b->ntchanges; i-- > 0;)
+		if (b->tchanges[i].t->tid == tid)
+			return b->tchanges[i].drop ? NULL : b->tchanges[i].t;
+	lb_table *found = NULL;
+	pthread_mutex_lock(&db->tlock);
+	for (size_t i = 0; i < db->ntables; i++)
+		if (db->tables[i]->tid == tid && !db->tables[i]->dropped)
+			found = db->tables[i];
+	pthread_mutex_unlock(&db->tlock);
+	return found;
+}
+
 int lb__catalog_load(lb_db *db, MDB_txn *txn, size_t *first_new)
 {
 	tent *e = NULL;

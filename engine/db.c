@@ -363,9 +363,9 @@ static const struct subdb {
         {"_wal", offsetof(struct lb_db, wal), 0},
         {"_checkpoints", offsetof(struct lb_db, ckpts), 0},
         {"_refs", offsetof(struct lb_db, refs), MDB_DUPSORT},
-        {"_hist", offsetof(struct lb_db, hist), MDB_DUPSORT | MDB_DUPFIXED},
         {"_undo", offsetof(struct lb_db, undo), MDB_DUPSORT | MDB_DUPFIXED},
         {"_victims", offsetof(struct lb_db, victims), 0},
+        {"_gone", offsetof(struct lb_db, gone), 0},
 };
 #define NSUBDBS (sizeof subdbs / sizeof subdbs[0])
 

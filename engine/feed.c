@@ -14,16 +14,19 @@
  *
  * AS OF. The value a key held right after batch N is the before-image of
  * the key's first change after N, or its current value when nothing
- * changed it since: the history of the key (`_hist` closed under
- * `_undo`, lb__hist_ids) names that first batch F, and only F's records
- * are read. One case needs more: `_hist` is keyed by table id, and a table
- * removed by a rollback after N and created again has a new id, so the
- * history of the current table knows nothing of the key's value in the old
- * one. That can only happen when an undo batch after N removed a table of
- * that name (only undo batches remove tables; which ones an undo batch
- * removed is read from its log once per handle) and the current table
- * says "absent"; then the log from N up to that removal is read, record
- * by record, for the first record of the key or of its table (by name).
+ * changed it since: the history of the key (FORMAT.md §2.4: the writer of
+ * its value or `_gone`, then each record's prev) is walked from its last
+ * change down to the first change F after N, reading each batch on the way
+ * only as far as the key's first record (the batch cache below keeps the
+ * batches asked about again). One case needs more: a table removed by a
+ * rollback after N and created again starts a new history (its keys'
+ * first records have prev 0), so the history of the current table knows
+ * nothing of the key's value in the old one. That can only happen when an undo
+ * batch after N removed a table of that name (only undo batches remove tables;
+ * which ones an undo batch removed is read from its log once per handle) and
+ * the current table says "absent"; then the log from N up to that removal is
+ * read, record by record, for the first record of the key or of its table (by
+ * name).
  *
  * DIFF. The records of batches lo+1..hi are collected (table, key, images,
  * order), sorted by table, key and order, and each group reduced to its
@@ -151,6 +154,9 @@ typedef struct {
 	int present; /* the before-image exists */
 	void *val;
 	size_t vlen;
+	uint64_t prev; /* the record's prev (FORMAT.md §2.4) */
+	int noval;     /* only found and prev are wanted */
+	int index;     /* index the batch at once (a walk will be back) */
 } first_ctx;
 
 static int first_cb(void *p, const lb_wal_rec *r)
@@ -170,14 +176,15 @@ static int first_cb(void *p, const lb_wal_rec *r)
 	if (r->klen != f->klen || memcmp(r->key, f->key, f->klen) != 0)
 		return 0;
 	f->found = 1;
-	if (r->has_before) {
+	f->prev = r->prev;
+	if (r->has_before && !f->noval) {
 		f->val = malloc(r->blen ? r->blen : 1);
 		if (!f->val)
 			return lb__fail(LB_ENOMEM, "as of: out of memory");
 		memcpy(f->val, r->before, r->blen);
 		f->vlen = r->blen;
-		f->present = 1;
 	}
+	f->present = r->has_before != 0;
 	return 1;
 }
 
@@ -187,7 +194,7 @@ static int walk_first(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	int rc = lb__walk_batch(db, txn, id, r, first_cb, f);
 	if (rc == LB_EPRUNED)
 		return lb__fail(LB_EPRUNED,
-		                "the value as of that batch is in the log of "
+		                "the value as of that batch needs the log of "
 		                "batch %llu, which was pruned",
 		                (unsigned long long)id);
 	return rc < 0 ? rc : 0;
@@ -202,6 +209,8 @@ static int current(MDB_txn *txn, lb_table *t, const void *key, size_t klen,
 		return 0;
 	if (mrc)
 		return lb__mdb_fail(mrc, t->name);
+	if ((mrc = lb__val_user(&v, t->name)) < 0)
+		return mrc;
 	if (!(f->val = malloc(v.mv_size ? v.mv_size : 1)))
 		return lb__fail(LB_ENOMEM, "as of: out of memory");
 	memcpy(f->val, v.mv_data, v.mv_size);
@@ -210,22 +219,29 @@ static int current(MDB_txn *txn, lb_table *t, const void *key, size_t klen,
 	return 0;
 }
 
-/* ---- the as-of cache ------------------------------------------------------
+/* ---- the batch cache ------------------------------------------------------
  * Reading many keys as of one batch N (an export as of N, a service that
- * answers "as it was at N") keeps needing the same few batches after N:
- * decoding a segment for every key would cost far more than the look-up.
- * The cache keeps, for the last few batches read, the first before-image
- * of each (table, key) they change, in an open-addressing table. A batch
+ * answers "as it was at N") keeps needing the same few batches after N,
+ * and so do the history walks of a cascade (hist.c): decoding a segment
+ * for every key would cost far more than the look-up. The cache keeps,
+ * for the last few batches read, the first record of each (table, key)
+ * they change (its prev and before-image), in an open-addressing table. A batch
  * is known by its chain hash (FORMAT.md §5), which covers its segments, so
  * an entry can never answer for other content (another database, a batch
  * rewritten); a pruned batch is refused from its header before the cache
- * is asked. Batches of more than CACHE_BATCH_MAX raw bytes are not kept.
+ * is asked. Batches of more than CACHE_BATCH_MAX raw bytes are not kept,
+ * and the least recently used batches go once the cache holds more than
+ * CACHE_BYTES (a cascade over a hundred 1,000-record batches keeps them
+ * all).
  */
-#define CACHE_ENTRIES 16
+#define CACHE_ENTRIES 256
+#define CACHE_SEEN 32
 #define CACHE_BATCH_MAX ((uint64_t)2 << 20)
+#define CACHE_BYTES ((size_t)32 << 20)
 
 typedef struct ckey {
 	uint64_t h; /* 0: free slot */
+	uint64_t prev;
 	size_t off; /* table, key, before-image in the arena */
 	uint32_t tlen, klen, blen;
 	int has_before;
@@ -233,6 +249,7 @@ typedef struct ckey {
 
 typedef struct centry {
 	uint8_t hash[32];
+	uint64_t id; /* a quick first check; the hash decides */
 	int used;
 	uint64_t lru;
 	ckey *tab;
@@ -251,8 +268,9 @@ typedef struct lb_asof_cache {
 	pthread_mutex_t mu;
 	uint64_t tick;
 	centry e[CACHE_ENTRIES];
+	size_t bytes; /* held by the entries */
 	/* batches read once, not indexed yet (a ring of chain hashes) */
-	uint8_t seen[CACHE_ENTRIES][32];
+	uint8_t seen[CACHE_SEEN][32];
 	unsigned nseen;
 	dent *drops;
 	size_t ndrops, dcap;
@@ -269,6 +287,11 @@ static uint64_t key_hash(const void *t, size_t tl, const void *k, size_t kl)
 	for (size_t i = 0; i < kl; i++)
 		h = (h ^ p[i]) * 1099511628211ull;
 	return h ? h : 1;
+}
+
+static size_t centry_bytes(const centry *e)
+{
+	return e->cap * sizeof *e->tab + e->arena.cap;
 }
 
 static void centry_clear(centry *e)
@@ -366,6 +389,7 @@ static int centry_add(void *p, const lb_wal_rec *r)
 	x->tlen = r->tlen;
 	x->klen = r->klen;
 	x->has_before = r->has_before != 0;
+	x->prev = r->prev;
 	x->blen = r->has_before ? r->blen : 0;
 	if ((rc = lb__buf_append(&e->arena, r->table, r->tlen)) < 0 ||
 	    (rc = lb__buf_append(&e->arena, r->key, r->klen)) < 0 ||
@@ -385,7 +409,9 @@ static int cache_answer(centry *e, first_ctx *f)
 	if (!x)
 		return 1;
 	f->found = 1;
-	if (x->has_before) {
+	f->prev = x->prev;
+	f->present = x->has_before;
+	if (x->has_before && !f->noval) {
 		f->val = malloc(x->blen ? x->blen : 1);
 		if (!f->val)
 			return lb__fail(LB_ENOMEM, "as of: out of memory");
@@ -415,7 +441,7 @@ static int first_cached(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	pthread_mutex_lock(&c->mu);
 	for (int i = 0; i < CACHE_ENTRIES; i++) {
 		centry *e = &c->e[i];
-		if (e->used && memcmp(e->hash, hash, 32) == 0) {
+		if (e->used && e->id == id && memcmp(e->hash, hash, 32) == 0) {
 			e->lru = ++c->tick;
 			rc = cache_answer(e, f);
 			pthread_mutex_unlock(&c->mu);
@@ -425,11 +451,11 @@ static int first_cached(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	/* A batch asked about for the first time is only read as far as the
 	 * key's first record (a lone read as of a batch costs half a batch on
 	 * average); the second time, it is indexed for the reads to come. */
-	int again = 0;
-	for (int i = 0; i < CACHE_ENTRIES && !again; i++)
+	int again = f->index;
+	for (int i = 0; i < CACHE_SEEN && !again; i++)
 		again = memcmp(c->seen[i], hash, 32) == 0;
 	if (!again)
-		memcpy(c->seen[c->nseen++ % CACHE_ENTRIES], hash, 32);
+		memcpy(c->seen[c->nseen++ % CACHE_SEEN], hash, 32);
 	pthread_mutex_unlock(&c->mu);
 	if (!again)
 		return walk_first(db, txn, id, r, f);
@@ -440,7 +466,7 @@ static int first_cached(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	rc = lb__walk_batch(db, txn, id, r, centry_add, &ne);
 	if (rc < 0) {
 		centry_clear(&ne);
-		if (rc == LB_EPRUNED || rc == LB_ENOMEM)
+		if (rc == LB_EPRUNED)
 			return walk_first(db, txn, id, r, f);
 		return rc;
 	}
@@ -449,6 +475,7 @@ static int first_cached(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 		return 0;
 	}
 	memcpy(ne.hash, hash, 32);
+	ne.id = id;
 	ne.used = 1;
 	pthread_mutex_lock(&c->mu);
 	int slot = -1, hit = 0;
@@ -466,10 +493,23 @@ static int first_cached(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 	if (hit) {
 		centry_clear(&ne);
 	} else {
+		c->bytes -= centry_bytes(&c->e[slot]);
 		centry_clear(&c->e[slot]);
 		c->e[slot] = ne;
+		c->bytes += centry_bytes(&ne);
 	}
 	c->e[slot].lru = ++c->tick;
+	while (c->bytes > CACHE_BYTES) { /* the oldest others go */
+		int old = -1;
+		for (int i = 0; i < CACHE_ENTRIES; i++)
+			if (i != slot && c->e[i].used &&
+			    (old < 0 || c->e[i].lru < c->e[old].lru))
+				old = i;
+		if (old < 0)
+			break;
+		c->bytes -= centry_bytes(&c->e[old]);
+		centry_clear(&c->e[old]);
+	}
 	rc = cache_answer(&c->e[slot], f);
 	pthread_mutex_unlock(&c->mu);
 	return rc;
@@ -582,46 +622,59 @@ static int dropped_after(lb_db *db, MDB_txn *txn, uint64_t after,
 	return rc;
 }
 
-/* The fast way: the key's history in the current table. */
+int lb__batch_first(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
+                    const char *table, const void *key, size_t klen,
+                    uint64_t *prev)
+{
+	first_ctx f = {table, strlen(table), key, klen, 0, 0,
+	               0,     NULL,          0,   0,    1, 1};
+	int rc = first_cached(db, txn, id, r, &f);
+	if (rc < 0)
+		return rc;
+	*prev = f.found ? f.prev : 0;
+	return f.found != 0;
+}
+
+/* The fast way: the key's history in the current table (FORMAT.md §2.4),
+ * from its last change down to its first change after batch. */
 static int asof_hist(lb_db *db, MDB_txn *txn, lb_table *t, uint64_t batch,
                      lb_segr *r, first_ctx *f)
 {
-	uint8_t ik[LB__IKEY_MAX];
-	size_t iklen = lb__ikey(ik, t->tid, f->key, f->klen);
-	if (!iklen)
-		return LB_ENOMEM;
-	MDB_cursor *c;
-	int mrc = mdb_cursor_open(txn, db->hist, &c);
-	if (mrc)
-		return lb__mdb_fail(mrc, "_hist");
-	uint64_t *ids = NULL, first = 0;
-	size_t n = 0, cap = 0;
-	int rc =
-	        lb__hist_ids(db, txn, c, ik, iklen, UINT64_MAX, &ids, &n, &cap);
-	mdb_cursor_close(c);
-	if (rc == 0) {
-		size_t lo = 0, hi = n;
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-			if (ids[mid] <= batch)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		first = lo < n ? ids[lo] : 0;
-	}
-	free(ids);
+	uint64_t cur;
+	int rc = lb__key_head(db, txn, t, f->key, f->klen, &cur);
 	if (rc < 0)
 		return rc;
-	if (!first)
+	if (cur <= batch)
 		return current(txn, t, f->key, f->klen, f);
-	if ((rc = first_cached(db, txn, first, r, f)) < 0)
-		return rc;
-	if (!f->found)
-		return lb__fail(LB_ECORRUPT,
-		                "_hist names batch %llu for a key of %s that "
-		                "its log does not change",
-		                (unsigned long long)first, t->name);
+	while (cur > batch) {
+		first_ctx g = *f;
+		g.found = g.present = 0;
+		g.val = NULL;
+		g.vlen = 0;
+		g.prev = 0;
+		if ((rc = first_cached(db, txn, cur, r, &g)) < 0)
+			return rc;
+		if (!g.found) {
+			free(g.val);
+			return lb__fail(
+			        LB_ECORRUPT,
+			        "the history of a key of %s names batch "
+			        "%llu, whose log does not change it",
+			        t->name, (unsigned long long)cur);
+		}
+		if (g.prev >= cur) {
+			free(g.val);
+			return lb__fail(
+			        LB_ECORRUPT,
+			        "batch %llu: a record of a key of %s "
+			        "names batch %llu as its previous change",
+			        (unsigned long long)cur, t->name,
+			        (unsigned long long)g.prev);
+		}
+		free(f->val);
+		*f = g;
+		cur = g.prev;
+	}
 	return 0;
 }
 
@@ -659,7 +712,7 @@ int lb_get_asof(lb_db *db, uint64_t batch, const char *table, const void *key,
 		return rc;
 	if ((rc = lb__read_txn(db, &txn)) < 0)
 		return rc;
-	first_ctx f = {table, strlen(table), key, klen, 0, 0, 0, NULL, 0};
+	first_ctx f = {table, strlen(table), key, klen, 0, 0, 0, NULL, 0, 0, 0};
 	lb__segr_init(&r);
 	if ((rc = lb__last_in(db, txn, &last)) < 0)
 		goto out;
@@ -686,7 +739,7 @@ int lb_get_asof(lb_db *db, uint64_t batch, const char *table, const void *key,
 		if (u) {
 			free(f.val);
 			f = (first_ctx){table, strlen(table), key, klen, 0, 0,
-			                0,     NULL,          0};
+			                0,     NULL,          0,   0,    0};
 			rc = asof_scan(db, txn, batch, upto, &r, &f);
 		} else if (!t) {
 			rc = lb__no_table(db, table);

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "logbook.h"
+#include "wal/hset.h"
 #include "wal/wal.h"
 
 #define LB__DEFAULT_SEGMENT (128u << 10)
@@ -60,7 +61,7 @@ struct lb_db {
 	unsigned flags;
 	int level;
 	size_t segsize;
-	MDB_dbi meta, batches, wal, ckpts, refs, hist, undo, victims;
+	MDB_dbi meta, batches, wal, ckpts, refs, undo, victims, gone;
 	pthread_mutex_t wlock;
 	pthread_rwlock_t maplock;
 	pthread_mutex_t tlock;
@@ -92,8 +93,8 @@ struct lb_db {
 	_Atomic(MDB_txn *) spare_rtxn;
 	size_t env_map; /* the map size to reopen env with */
 	int registered; /* in db.c's registry of open files */
-	/* lb_get_asof's cache of recently read batches (feed.c), made on
-	 * first use; freed by lb_close */
+	/* the cache of recently read batches of lb_get_asof and of history
+	 * walks (feed.c), made on first use; freed by lb_close */
 	atomic_uintptr_t asof_cache;
 };
 
@@ -131,10 +132,10 @@ struct lb_batch {
 	 * the handles of tables it removes are closed at commit, so that
 	 * their slots serve the tables it creates next */
 	int private_db;
-	/* an undoing batch whose per-key history is implied (FORMAT.md §2.4):
-	 * its changes add nothing to `_hist`; skipped: a restore found the
-	 * key to delete absent and wrote nothing (then the history of that
-	 * key would not be implied: rollback.c redoes the batch listed) */
+	/* an undoing batch of kind 1 (FORMAT.md §2.5): it wrote a record for
+	 * every record it undid; skipped: a restore found the key to delete
+	 * absent and wrote nothing (then it is not of kind 1: rollback.c
+	 * redoes the batch as kind 2) */
 	int implied, skipped;
 	int poisoned; /* an error left the transaction unusable: rc */
 	int fk_mode;  /* 0 normal; set by rollback to name referrers' batches */
@@ -169,12 +170,24 @@ struct lb_batch {
 	 * committed one, or the last one chained (lb__batch_chain_hdr) */
 	uint8_t chain_hash[32];
 	size_t ntcur;
-	/* the largest key of each table (by table id) and of _hist, as far
-	 * as this transaction knows, so that a key past it is appended
-	 * (MDB_APPEND: no descent, full pages) instead of searched for */
+	/* the largest key of each table (by table id), as far as this
+	 * transaction knows, so that a key past it is appended (MDB_APPEND:
+	 * no descent, full pages) instead of searched for */
 	struct lb_tail *tail;
-	struct lb_tail *htail;
-	MDB_cursor *hcur; /* on _hist, in txn */
+	/* the keys this batch changed in its transaction (ikey -> the prev of
+	 * its first record of the key), for lb__batch_own_prev; own_gen and
+	 * own_id tell which transaction and batch (a replay chains several
+	 * batches in one) it holds */
+	lb_hset own;
+	uint64_t own_gen, own_id;
+	/* whether `_gone` holds anything, as far as this transaction knows
+	 * (gone_gen == txn_gen) */
+	uint64_t gone_gen;
+	int gone_any;
+	/* a replayed record's prev, checked against the key's last change
+	 * when check_prev (lb__replay_rec) */
+	int check_prev;
+	uint64_t want_prev;
 	/* lb__batch_seek's answer, which the next lb__apply of the same key
 	 * uses instead of searching again; any write clears it */
 	lb_table *seek_t;
@@ -277,6 +290,8 @@ LB__WUR int lb__no_table(lb_db *db, const char *name);
 
 /* A table as the batch sees it (created in it, or published). */
 lb_table *lb__batch_table(lb_batch *b, const char *name);
+/* The table of id tid as the batch sees it (NULL if none). */
+lb_table *lb__batch_table_by_tid(lb_batch *b, uint32_t tid);
 
 /* ---- db.c ---------------------------------------------------------------- */
 LB__WUR int lb__grow_map_if_needed(lb_db *db);
@@ -379,7 +394,7 @@ enum { LB__MODE_PUT, LB__MODE_INSERT, LB__MODE_UPDATE, LB__MODE_DELETE };
  *  RESTORE rollback: no schema/duplicate/missing checks; a delete of a
  *          missing key does nothing; logged; foreign keys queued.
  *  REPLAY  replay: no checks and no logging (the caller copies the source's
- *          segments verbatim); data, _hist and _refs updated. */
+ *          segments verbatim); data, `_gone` and _refs updated. */
 enum { LB__HOW_CHECK = 0, LB__HOW_RESTORE = 1, LB__HOW_REPLAY = 2 };
 LB__WUR int lb__apply(lb_batch *b, lb_table *t, int mode, const void *key,
                       size_t klen, const void *val, size_t vlen, int how);
@@ -415,7 +430,8 @@ LB__WUR int lb__chain_redo(lb_batch *b, const uint8_t *marks, size_t nmarks,
 LB__WUR int lb__batch_put_segment(lb_batch *b, uint32_t segno, const void *seg,
                                   size_t len);
 /* Look key up in table t inside the batch, through the batch's cursor on t:
- * 1 and *cur (valid until the next write of the batch) when present, 0 when
+ * 1 and *cur (the value without its writer, valid until the next write of
+ * the batch) when present, 0 when
  * absent, < 0 on error. An lb__apply of the same key right after, with no
  * write in between, does not search the table again. */
 LB__WUR int lb__batch_seek(lb_batch *b, lb_table *t, const void *key,
@@ -487,8 +503,16 @@ LB__WUR int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
                            lb__rec_fn fn, void *ctx);
 
 /* ---- feed.c -------------------------------------------------------------- */
-/* Free db's as-of cache (lb_close). */
+/* Free db's batch cache (lb_close). */
 void lb__asof_cache_free(lb_db *db);
+/* Batch id's first record of (table, key), through db's cache of recently
+ * read batches (thread-safe; a batch is known by its chain hash): 1 and
+ * *prev its prev, 0 when the batch has no record of the key, LB_EPRUNED
+ * when its log was pruned, or another negative code. r reads the batch
+ * when it is not cached. */
+LB__WUR int lb__batch_first(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
+                            const char *table, const void *key, size_t klen,
+                            uint64_t *prev);
 
 /* ---- consumer.c ---------------------------------------------------------- */
 /* In a prune's transaction: LB_EBUSY (naming the consumer) if a consumer
@@ -500,12 +524,12 @@ LB__WUR int lb__consumers_hold(lb_db *db, MDB_txn *txn, uint64_t before,
 int lb__consumer_collect(void *ctx, const lb_consumer_info *c);
 
 /* ---- undo.c: which batches stand ----------------------------------------- */
-/* The kinds of undo batch (FORMAT.md §2.5): an lb_rollback whose history
- * is implied (strict, or a cascade that wrote a record for every record
- * it undid), one whose history is listed in `_hist` (forced, or a cascade
- * that found a key to delete absent already), an lb_rollback_to. */
+/* The kinds of undo batch (FORMAT.md §2.5): an lb_rollback that wrote a
+ * record for every record it undid (strict, or a cascade), one that may
+ * have skipped some (forced, or a cascade that found a key to delete
+ * absent already), an lb_rollback_to. */
 enum { LB__UNDO_ROLLBACK = 1, LB__UNDO_LISTED = 2, LB__UNDO_TO = 3 };
-/* In a `_undo` value: the undoer's history is implied (FORMAT.md §2.5). */
+/* In a `_undo` value: the undoer is of kind 1 (FORMAT.md §2.5). */
 #define LB__UNDO_IMPLIED ((uint64_t)1 << 63)
 /* The batches an undo batch undoes, as `_victims` holds them: kind 0 for a
  * batch that is no undo batch; for LB__UNDO_TO, every batch in lo..hi;
@@ -526,7 +550,8 @@ LB__WUR int lb__victims_parse(const void *val, size_t len, uint64_t n,
 uint64_t lb__victims_count(const lb_victims *vs);
 uint64_t lb__victims_at(const lb_victims *vs, uint64_t i);
 /* Every batch that undoes z (`_undo` values: the id, with LB__UNDO_IMPLIED
- * when its history is implied), into *ids as lb__hist_ids does. c is a
+ * when it is of kind 1), into *ids (*n of them, ascending; the array is
+ * reallocated as needed, *cap its size, the caller frees it). c is a
  * cursor on `_undo` in txn. */
 LB__WUR int lb__undoers(lb_db *db, MDB_txn *txn, MDB_cursor *c, uint64_t z,
                         uint64_t **ids, size_t *n, size_t *cap);
@@ -554,20 +579,59 @@ LB__WUR int lb__heap_push_victims(lb_heap *h, const lb_victims *vs);
  * changes. */
 LB__WUR int lb__undo_settle(lb_batch *b);
 
-/* ---- hist.c: the history of a key ---------------------------------------- */
-/* Every batch below `below` that changed ikey, ascending, into *ids (*n of
- * them; the array is reallocated as needed, *cap its size, the caller
- * frees it): the ids `_hist` lists, and the undo batches whose history is
- * implied (`_undo`) added to them (FORMAT.md §2.4). c is a cursor on
- * `_hist` in txn. */
-LB__WUR int lb__hist_ids(lb_db *db, MDB_txn *txn, MDB_cursor *c, const void *ik,
-                         size_t iklen, uint64_t below, uint64_t **ids,
-                         size_t *n, size_t *cap);
-/* The last batch below `below` that changed ikey (lb__hist_ids); 0 if
- * none. */
-LB__WUR int lb__hist_last(lb_db *db, MDB_txn *txn, MDB_cursor *c,
-                          const void *ik, size_t iklen, uint64_t below,
+/* ---- the writer of a key (FORMAT.md §2.4) ---------------------------------
+ */
+/* A user table's value is the id of the batch that wrote it (u64 BE), then
+ * the user's bytes. */
+#define LB__VPFX 8
+/* The writer of a stored value (v->mv_size >= LB__VPFX, see lb__val_user). */
+uint64_t lb__val_writer(const MDB_val *v);
+/* Strip the writer from a stored value in place: 0, or LB_ECORRUPT for a
+ * value shorter than LB__VPFX (named by what). */
+LB__WUR int lb__val_user(MDB_val *v, const char *what);
+/* The last batch that changed key of t, as txn sees it: the writer of its
+ * value, else the batch that deleted it (`_gone`), else 0. */
+LB__WUR int lb__key_head(lb_db *db, MDB_txn *txn, const lb_table *t,
+                         const void *key, size_t klen, uint64_t *head);
+/* The batch `_gone` names for ikey ik (0 if none). */
+LB__WUR int lb__gone_get(lb_db *db, MDB_txn *txn, const void *ik, size_t iklen,
+                         uint64_t *id);
+/* For a key batch b changed in its transaction (the key's head is b->id):
+ * the prev of b's first record of it, into *prev; returns 1. Keys b did
+ * not change answer 0 in *prev too, so ask only about b's own keys. */
+int lb__batch_own_prev(lb_batch *b, const void *ik, size_t iklen,
+                       uint64_t *prev);
+
+/* ---- hist.c: the history of a key (FORMAT.md §2.4) ---------------------- */
+/* Called with each batch of a key's history, newest first: non-zero stops
+ * the walk (a negative code is returned, a positive one means done). */
+typedef int (*lb__hist_fn)(void *ctx, uint64_t id);
+/* Walk the history of key of t as txn sees it, the batches above floor:
+ * the last one (lb__key_head), then from each batch the prev of its first
+ * record of the key. With b (txn is b's), b's own change is skipped: the
+ * walk starts at the prev of b's first record of the key, so only
+ * committed batches are met. When a batch's log is pruned, nothing older
+ * can be found: the walk ends there (after fn was called with it), with
+ * *pruned (may be NULL) that batch, else 0. r reads the batches (not one
+ * whose records the caller still uses). LB_ECORRUPT when the chain does
+ * not hold. */
+LB__WUR int lb__hist_walk(lb_db *db, MDB_txn *txn, lb_batch *b,
+                          const lb_table *t, const void *key, size_t klen,
+                          uint64_t floor, lb_segr *r, lb__hist_fn fn, void *ctx,
+                          uint64_t *pruned);
+/* The last committed batch that changed key of t (lb__hist_walk with b,
+ * which may be NULL), skipping the batches of set (nset ids, descending;
+ * may be NULL): 0 if none (or none left before a pruned batch). r may be
+ * NULL (a reader of its own is used). */
+LB__WUR int lb__hist_last(lb_db *db, MDB_txn *txn, lb_batch *b,
+                          const lb_table *t, const void *key, size_t klen,
+                          const uint64_t *set, size_t nset, lb_segr *r,
                           uint64_t *out);
+/* The key of t whose ikey is ik (FORMAT.md §2.2), into key (LB_KEY_MAX
+ * bytes): 1 and *klen, or 0 when t holds no such key in txn (a hashed
+ * ikey is matched against t's long keys). */
+LB__WUR int lb__ikey_key(MDB_txn *txn, const lb_table *t, const uint8_t *ik,
+                         size_t iklen, uint8_t *key, size_t *klen);
 
 /* ---- validate.c ---------------------------------------------------------- */
 /* Record an issue of batch b (kept up to LB_ISSUES_MAX, always counted)

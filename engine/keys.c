@@ -3,7 +3,7 @@
  * keys.c: keys as the engine handles them: the checks every call taking a
  * table and a key makes (lb__key_args), internal keys (a table id before
  * the key, or a hash of a key too long to follow it; FORMAT.md §2) for
- * `_hist` and `_refs` (lb__ikey), and a key as text for messages
+ * `_gone` and `_refs` (lb__ikey), and a key as text for messages
  * (lb__key_text).
  *
  * Below everything else in the engine: it calls only wal/.
@@ -53,4 +53,64 @@ const char *lb__key_text(const void *key, size_t klen, char *buf, size_t cap)
 		o = cap - 1;
 	buf[o] = 0;
 	return buf;
+}
+
+/* ---- the writer of a key (FORMAT.md §2.4) -------------------------------- */
+
+uint64_t lb__val_writer(const MDB_val *v)
+{
+	return lb__get_be64(v->mv_data);
+}
+
+int lb__val_user(MDB_val *v, const char *what)
+{
+	if (v->mv_size < LB__VPFX)
+		return lb__fail(LB_ECORRUPT,
+		                "%s: a value of %zu bytes has no "
+		                "writer",
+		                what, v->mv_size);
+	v->mv_data = (uint8_t *)v->mv_data + LB__VPFX;
+	v->mv_size -= LB__VPFX;
+	return 0;
+}
+
+int lb__key_head(lb_db *db, MDB_txn *txn, const lb_table *t, const void *key,
+                 size_t klen, uint64_t *head)
+{
+	MDB_val k = {klen, (void *)key}, v;
+	uint8_t ik[LB__IKEY_MAX];
+	int mrc = mdb_get(txn, t->dbi, &k, &v);
+	*head = 0;
+	if (mrc == 0) {
+		if (v.mv_size < LB__VPFX)
+			return lb__fail(
+			        LB_ECORRUPT,
+			        "%s: a value of %zu bytes has no writer",
+			        t->name, v.mv_size);
+		*head = lb__val_writer(&v);
+		return 0;
+	}
+	if (mrc != MDB_NOTFOUND)
+		return lb__mdb_fail(mrc, t->name);
+	size_t iklen = lb__ikey(ik, t->tid, key, klen);
+	if (!iklen)
+		return LB_ENOMEM;
+	return lb__gone_get(db, txn, ik, iklen, head);
+}
+
+int lb__gone_get(lb_db *db, MDB_txn *txn, const void *ik, size_t iklen,
+                 uint64_t *id)
+{
+	MDB_val k = {iklen, (void *)ik}, v;
+	int mrc = mdb_get(txn, db->gone, &k, &v);
+	*id = 0;
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	if (mrc)
+		return lb__mdb_fail(mrc, "_gone");
+	if (v.mv_size != 8)
+		return lb__fail(LB_ECORRUPT, "_gone: an entry of %zu bytes",
+		                v.mv_size);
+	*id = lb__get_be64(v.mv_data);
+	return 0;
 }

@@ -52,7 +52,7 @@ static int get_in(lb_db *db, MDB_txn *txn, const char *table, const void *key,
 	}
 	if (mrc)
 		return lb__mdb_fail(mrc, table);
-	return 0;
+	return lb__val_user(v, table);
 }
 
 int lb_get(lb_db *db, const char *table, const void *key, size_t klen,
@@ -212,6 +212,9 @@ int lb_cursor_next(lb_cursor *c, const void **k, size_t *kl, const void **v,
 	if (mrc)
 		return lb__mdb_fail(mrc, "cursor");
 	c->state = 2;
+	int rc = lb__val_user(&val, "cursor");
+	if (rc < 0)
+		return rc;
 	if (k)
 		*k = key.mv_data;
 	if (kl)

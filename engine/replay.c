@@ -129,12 +129,15 @@ int lb__replay_rec(lb_batch *b, const lb_wal_rec *rec, lb_table **tcache)
 		*tcache = t;
 	}
 	uint64_t gen = b->txn_gen;
+	b->check_prev = 1;
+	b->want_prev = rec->prev;
 	if (rec->op == LB_OP_PUT)
 		rc = lb__apply(b, t, LB__MODE_PUT, rec->key, rec->klen,
 		               rec->after, rec->alen, LB__HOW_REPLAY);
 	else
 		rc = lb__apply(b, t, LB__MODE_DELETE, rec->key, rec->klen, NULL,
 		               0, LB__HOW_REPLAY);
+	b->check_prev = 0;
 	if (b->txn_gen != gen) /* redone after growing the map: the tables
 	                          this transaction made are new objects */
 		*tcache = NULL;

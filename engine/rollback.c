@@ -38,18 +38,19 @@
  * batches X'+1..N are skipped when X' >= X.
  *
  * Finding conflicts never scans the log: the batch that last changed a key
- * is the last of its history (`_hist` closed under `_undo`'s implied
- * entries, lb__hist_ids). Cascade planning also works from the history
- * (later batches that changed a key), from which batches stand (headers,
- * and undo.c's notion of who undoes whom, `_undo` and `_victims`) and from
- * `_refs` (records that reference a key the rollback removes); see
- * docs/ROLLBACK.md for the model it computes.
+ * is the head of its history (FORMAT.md §2.4: the writer of its value, or
+ * `_gone`), and, when a set is undone, the walk down the history goes on
+ * past the batches of the set (hist.c). Cascade planning also works from
+ * the history (the batches after a given one that changed a key: the walk
+ * stops there), from which batches stand (headers, and undo.c's notion of
+ * who undoes whom, `_undo` and `_victims`) and from `_refs` (records that
+ * reference a key the rollback removes); see docs/ROLLBACK.md for the
+ * model it computes.
  *
- * A strict or cascading rollback adds nothing to `_hist`: it writes a
- * record for every record it undoes, so the keys it changed are those of
- * the batches it undoes, which its commit records in `_victims` and, with
- * their implied flag, `_undo` (b->implied; undo.c; FORMAT.md §2.5). A
- * forced one may skip a key and lists its own; so does lb_rollback_to.
+ * A strict or cascading rollback writes a record for every record it
+ * undoes (kind 1, b->implied; undo.c; FORMAT.md §2.5). A forced one may
+ * skip a key (kind 2); lb_rollback_to writes one record per key that
+ * differs (kind 3). Every record it writes is part of its key's history.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -76,9 +77,10 @@ typedef struct rb {
 	/* last table looked up by name */
 	lb_table *tcache;
 	char tcname[LB_TABLE_NAME_MAX + 1];
-	uint64_t gen;            /* the batch's transaction (txn_gen) when
-	                            last seen */
-	MDB_cursor *hist, *refs; /* opened on first use, in txn */
+	uint64_t gen;     /* the batch's transaction (txn_gen) when
+	                     last seen */
+	MDB_cursor *refs; /* opened on first use, in txn */
+	lb_segr hr;       /* reads batches of a key's history */
 	size_t nconflicts;
 	char first_conflict[256];
 	/* cascade planning */
@@ -86,7 +88,7 @@ typedef struct rb {
 	lb_hset considered; /* batch ids already looked at */
 	lb_hset hdrs;       /* batch id -> rolled_back_by, undoes */
 	lb_hset mkeys;      /* ikeys met while collecting one batch's keys */
-	lb_buf q;           /* queue: since u64 | iklen u16 | ikey */
+	lb_buf q;           /* queue: since u64 | tid u32 | klen u16 | key */
 	uint64_t *S;        /* the later batches to undo first */
 	size_t nS, Scap;
 	uint64_t *ids; /* a key's history (expand), reused from key to key */
@@ -105,7 +107,7 @@ static void after_write(rb *x)
 {
 	if (x->b->txn_gen != x->gen) {
 		x->gen = x->b->txn_gen;
-		x->hist = x->refs = NULL;
+		x->refs = NULL;
 		x->tcache = NULL;
 	}
 }
@@ -123,13 +125,10 @@ static void rb_free(rb *x)
 	free(x->S);
 	free(x->ids);
 	/* a transaction that ended closed its cursors itself */
-	if (x->b->txn && x->b->txn_gen == x->gen) {
-		if (x->hist)
-			mdb_cursor_close(x->hist);
-		if (x->refs)
-			mdb_cursor_close(x->refs);
-	}
-	x->hist = x->refs = NULL;
+	if (x->b->txn && x->b->txn_gen == x->gen && x->refs)
+		mdb_cursor_close(x->refs);
+	x->refs = NULL;
+	lb__segr_free(&x->hr);
 }
 
 static void rb_init(rb *x, lb_db *db, lb_batch *b, uint64_t target)
@@ -146,6 +145,7 @@ static void rb_init(rb *x, lb_db *db, lb_batch *b, uint64_t target)
 	lb__hset_init(&x->hdrs);
 	lb__hset_init(&x->mkeys);
 	lb__buf_init(&x->q);
+	lb__segr_init(&x->hr);
 }
 
 /* The table named by a record, as the rollback batch sees it now. */
@@ -175,8 +175,6 @@ static int cursor(rb *x, MDB_dbi dbi, MDB_cursor **c, const char *what)
 	return 0;
 }
 
-/* The last committed batch that changed ikey (0 if none): the rollback
- * batch's own entry, if any, is skipped. */
 /* Is id one of the batches lb_rollback_set() names (x->set, newest
  * first)? */
 static int in_set(const rb *x, uint64_t id)
@@ -194,25 +192,16 @@ static int in_set(const rb *x, uint64_t id)
 	return 0;
 }
 
-/* The batch that last changed ikey. When a set is undone, its own newer
- * batches were undone first in this transaction, so the culprit of a
- * conflict is the last changer outside the set (if any). */
-static int last_change(rb *x, const uint8_t *ik, size_t iklen, uint64_t *out)
+/* The last committed batch that changed key of t (0 if none): the
+ * rollback batch's own change, if any, is skipped. When a set is undone,
+ * its own newer batches were undone first in this transaction, so the
+ * culprit of a conflict is the last changer outside the set (if any). */
+static int last_change(rb *x, const lb_table *t, const void *key, size_t klen,
+                       uint64_t *out)
 {
-	size_t n = 0;
-	int rc = cursor(x, x->db->hist, &x->hist, "_hist");
-	if (rc < 0)
-		return rc;
-	if (!x->nset)
-		return lb__hist_last(x->db, x->b->txn, x->hist, ik, iklen,
-		                     x->b->id, out);
-	rc = lb__hist_ids(x->db, x->b->txn, x->hist, ik, iklen, x->b->id,
-	                  &x->ids, &n, &x->idcap);
-	*out = 0;
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		if (!in_set(x, x->ids[i]) && x->ids[i] > *out)
-			*out = x->ids[i];
-	return rc;
+	after_write(x);
+	return lb__hist_last(x->db, x->b->txn, x->b, t, key, klen, x->set,
+	                     x->nset, &x->hr, out);
 }
 
 /* ---- undoing one record -------------------------------------------------- */
@@ -247,13 +236,9 @@ static void note_conflict(rb *x, const char *msg)
 
 static int data_conflict(rb *x, lb_table *t, const lb_wal_rec *r, uint64_t id)
 {
-	uint8_t ik[LB__IKEY_MAX];
 	uint64_t last;
 	char kt[96], msg[256];
-	size_t ikn = lb__ikey(ik, t->tid, r->key, r->klen);
-	if (!ikn)
-		return LB_ENOMEM;
-	int rc = last_change(x, ik, ikn, &last);
+	int rc = last_change(x, t, r->key, r->klen, &last);
 	if (rc < 0)
 		return rc;
 	lb__key_text(r->key, r->klen, kt, sizeof kt);
@@ -549,15 +534,17 @@ static int stands_after(void *ctx, uint64_t k)
 	return st.flips ? !st.stands : st.stands;
 }
 
-static int enqueue(rb *x, const void *ik, size_t iklen, uint64_t since)
+static int enqueue(rb *x, uint32_t tid, const void *key, size_t klen,
+                   uint64_t since)
 {
-	uint8_t h[10];
+	uint8_t h[14];
 	int rc;
 	lb__be64(h, since);
-	h[8] = (uint8_t)(iklen >> 8);
-	h[9] = (uint8_t)iklen;
+	lb__be32(h + 8, tid);
+	h[12] = (uint8_t)(klen >> 8);
+	h[13] = (uint8_t)klen;
 	if ((rc = lb__buf_append(&x->q, h, sizeof h)) < 0 ||
-	    (rc = lb__buf_append(&x->q, ik, iklen)) < 0)
+	    (rc = lb__buf_append(&x->q, key, klen)) < 0)
 		return rc;
 	return 0;
 }
@@ -568,6 +555,8 @@ static int enqueue_referrers(rb *x, const uint8_t *ik, size_t iklen,
                              uint64_t since)
 {
 	MDB_val k = {iklen, (void *)ik}, v;
+	uint8_t key[LB_KEY_MAX];
+	size_t klen;
 	int rc, mrc;
 	if ((rc = cursor(x, x->db->refs, &x->refs, "_refs")) < 0)
 		return rc;
@@ -575,7 +564,18 @@ static int enqueue_referrers(rb *x, const uint8_t *ik, size_t iklen,
 	     mrc = mdb_cursor_get(x->refs, &k, &v, MDB_NEXT_DUP)) {
 		if (v.mv_size < 4 || v.mv_size > LB__IKEY_MAX)
 			return lb__fail(LB_ECORRUPT, "_refs: bad entry");
-		if ((rc = enqueue(x, v.mv_data, v.mv_size, since)) < 0)
+		uint32_t tid = lb__get_be32(v.mv_data) & ~LB__TID_HASHED;
+		lb_table *t = lb__batch_table_by_tid(x->b, tid);
+		if (!t)
+			continue;
+		/* a key too long for its ikey is looked for in its table
+		 * (the cursor stays valid: nothing is written meanwhile) */
+		if ((rc = lb__ikey_key(x->b->txn, t, v.mv_data, v.mv_size, key,
+		                       &klen)) < 0)
+			return rc;
+		if (rc == 0)
+			continue;
+		if ((rc = enqueue(x, tid, key, klen, since)) < 0)
 			return rc;
 	}
 	if (mrc != MDB_NOTFOUND)
@@ -605,7 +605,7 @@ static int collect_cb(void *ctx, const lb_wal_rec *r)
 		return rc;
 	if (!added)
 		return 0;
-	if ((rc = enqueue(x, ik, n, x->collecting)) < 0)
+	if ((rc = enqueue(x, t->tid, r->key, r->klen, x->collecting)) < 0)
 		return rc;
 	/* the first record of the key has no before-image: undoing a batch
 	 * of the cascade removes the key, so whatever references it must go
@@ -638,19 +638,40 @@ static int add_to_S(rb *x, uint64_t id)
 	return collect(x, id, 1);
 }
 
-/* Consider the batches after `since` that changed ikey: those that stand
- * in St and St' and are ordinary join the cascade. */
-static int expand(rb *x, const uint8_t *ik, size_t iklen, uint64_t since)
+/* lb__hist_walk's callback of expand: the batches after `since`. */
+typedef struct ids_ctx {
+	rb *x;
+	size_t n;
+} ids_ctx;
+
+static int ids_cb(void *p, uint64_t id)
 {
-	size_t n = 0;
-	int rc;
-	/* The list is copied out: collect() below walks other batches (and
-	 * expands no key, so x->ids stays this key's). */
-	if ((rc = cursor(x, x->db->hist, &x->hist, "_hist")) < 0)
+	ids_ctx *c = p;
+	int rc = lb__grow(&c->x->ids, &c->x->idcap, c->n + 1, sizeof *c->x->ids,
+	                  16);
+	if (rc < 0)
 		return rc;
-	rc = lb__hist_ids(x->db, x->b->txn, x->hist, ik, iklen, x->b->id,
-	                  &x->ids, &n, &x->idcap);
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	c->x->ids[c->n++] = id;
+	return 0;
+}
+
+/* Consider the batches after `since` that changed key of table tid: those
+ * that stand in St and St' and are ordinary join the cascade. */
+static int expand(rb *x, uint32_t tid, const uint8_t *key, size_t klen,
+                  uint64_t since)
+{
+	ids_ctx ic = {x, 0};
+	int rc;
+	lb_table *t = lb__batch_table_by_tid(x->b, tid);
+	if (!t)
+		return 0; /* removed: its keys have no history now */
+	/* The list is collected first: collect() below walks other batches
+	 * (and expands no key, so x->ids stays this key's). A pruned batch
+	 * ends it (and fails the cascade when it joins). */
+	after_write(x);
+	rc = lb__hist_walk(x->db, x->b->txn, x->b, t, key, klen, since, &x->hr,
+	                   ids_cb, &ic, NULL);
+	for (size_t i = 0; i < ic.n && rc == 0; i++) {
 		uint64_t L = x->ids[i];
 		uint8_t lk[8];
 		lb_hent *e;
@@ -741,18 +762,22 @@ static int plan_cascade(rb *x)
 	if ((rc = moved_batches(x)) < 0)
 		return rc;
 	while (qoff < x->q.len) {
-		uint8_t ik[LB__IKEY_MAX];
-		uint64_t since = lb__get_be64(x->q.data + qoff);
-		size_t n = ((size_t)x->q.data[qoff + 8] << 8) |
-		           x->q.data[qoff + 9];
-		memcpy(ik, x->q.data + qoff + 10, n); /* q may move */
-		qoff += 10 + n;
+		uint8_t key[LB_KEY_MAX], ik[LB__IKEY_MAX];
+		const uint8_t *p = x->q.data + qoff;
+		uint64_t since = lb__get_be64(p);
+		uint32_t tid = lb__get_be32(p + 8);
+		size_t klen = ((size_t)p[12] << 8) | p[13];
+		memcpy(key, p + 14, klen); /* q may move */
+		qoff += 14 + klen;
+		size_t n = lb__ikey(ik, tid, key, klen);
+		if (!n)
+			return LB_ENOMEM;
 		if ((rc = lb__hset_get(&x->done, ik, n, &added, &e)) < 0)
 			return rc;
 		if (!added && e->v[0] <= since)
 			continue;
 		e->v[0] = since;
-		if ((rc = expand(x, ik, n, since)) < 0)
+		if ((rc = expand(x, tid, key, klen, since)) < 0)
 			return rc;
 	}
 	if (x->nS)
@@ -867,10 +892,10 @@ static int finish(rb *x, int rc, int dry, lb_result *res)
 	return rc;
 }
 
-/* One attempt at lb_rollback. listed: write the batch's history into
- * `_hist` rather than imply it. *again: a cascade found a key to delete
- * absent already (a forced rollback left it so) and wrote no record for
- * it, so its history cannot be implied: nothing was written, try listed. */
+/* One attempt at lb_rollback. listed: an undo batch of kind 2 rather than
+ * 1 (FORMAT.md §2.5). *again: a cascade found a key to delete absent
+ * already (a forced rollback left it so) and wrote no record for it, so
+ * it is not of kind 1: nothing was written, try listed. */
 static int rollback_once(lb_db *db, uint64_t id, unsigned flags, int listed,
                          lb_result *res, int *again)
 {
@@ -885,9 +910,8 @@ static int rollback_once(lb_db *db, uint64_t id, unsigned flags, int listed,
 	b->undoes = id;
 	b->fk_mode = 1;
 	/* A strict or cascading undo writes a record for every record of the
-	 * batches it undoes, so their history is its own (FORMAT.md §2.4); a
-	 * forced one may skip keys, and lists its own in _hist (so does a
-	 * cascade that had to skip one). */
+	 * batches it undoes (kind 1, FORMAT.md §2.5); a forced one may skip
+	 * keys (kind 2, and so is a cascade that had to skip one). */
 	b->implied = !(flags & LB_FORCE) && !listed;
 	b->undo_kind = b->implied ? LB__UNDO_ROLLBACK : LB__UNDO_LISTED;
 	rb_init(&x, db, b, id);

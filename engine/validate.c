@@ -911,21 +911,6 @@ int lb__refs_update(lb_batch *b, lb_table *t, const void *key, size_t klen,
 	return 0;
 }
 
-static lb_table *table_by_tid(lb_batch *b, uint32_t tid)
-{
-	lb_db *db = b->db;
-	for (size_t i = b->ntchanges; i-- > 0;)
-		if (b->tchanges[i].t->tid == tid)
-			return b->tchanges[i].drop ? NULL : b->tchanges[i].t;
-	lb_table *found = NULL;
-	pthread_mutex_lock(&db->tlock);
-	for (size_t i = 0; i < db->ntables; i++)
-		if (db->tables[i]->tid == tid && !db->tables[i]->dropped)
-			found = db->tables[i];
-	pthread_mutex_unlock(&db->tlock);
-	return found;
-}
-
 /* 1 found, 0 not found, or a read failure as a negative code: a damaged or
  * unreadable index must not pass for a missing key. */
 static int hit(int mrc, const char *what)
@@ -941,13 +926,17 @@ static int hit(int mrc, const char *what)
  * cannot be read: the issue stands without it). */
 static uint64_t last_change(lb_batch *b, const uint8_t *ik, size_t iklen)
 {
-	MDB_cursor *c;
+	uint8_t key[LB_KEY_MAX];
+	size_t klen;
 	uint64_t id = 0;
-	if (mdb_cursor_open(b->txn, b->db->hist, &c) == 0) {
-		if (lb__hist_last(b->db, b->txn, c, ik, iklen, b->id, &id) < 0)
-			id = 0;
-		mdb_cursor_close(c);
-	}
+	if (iklen < 4)
+		return 0;
+	lb_table *t =
+	        lb__batch_table_by_tid(b, lb__get_be32(ik) & ~LB__TID_HASHED);
+	if (!t || lb__ikey_key(b->txn, t, ik, iklen, key, &klen) <= 0 ||
+	    lb__hist_last(b->db, b->txn, b, t, key, klen, NULL, 0, NULL, &id) <
+	            0)
+		id = 0;
 	return id;
 }
 
@@ -962,6 +951,8 @@ static int still_names(lb_batch *b, lb_table *t, const uint8_t *key,
 	MDB_val k = {klen, (void *)key}, v;
 	int rc = hit(mdb_get(b->txn, t->dbi, &k, &v), t->name);
 	if (rc <= 0)
+		return rc;
+	if ((rc = lb__val_user(&v, t->name)) < 0)
 		return rc;
 	ref_values(t, v.mv_data, v.mv_size, rv);
 	for (uint32_t i = 0; i < t->nrefs; i++)
@@ -1002,7 +993,7 @@ static int check_ref(lb_batch *b, MDB_cursor *c, lb_table *t, const pend *e)
 {
 	uint8_t self[LB__IKEY_MAX], target[LB__IKEY_MAX];
 	char k1[96], k2[96];
-	lb_table *rt = table_by_tid(b, e->ttid);
+	lb_table *rt = lb__batch_table_by_tid(b, e->ttid);
 	const char *fname = t->schema.fields[e->field].name;
 	int rc, found = 0;
 	if (e->tklen > 0 && e->tklen <= LB_KEY_MAX) {
@@ -1059,7 +1050,7 @@ static int check_deleted(lb_batch *b, MDB_cursor *c, lb_table *t, const pend *e)
 	if (rv.mv_size < 4)
 		return 0;
 	uint32_t rtid = lb__get_be32(r);
-	lb_table *rt = table_by_tid(b, rtid & ~LB__TID_HASHED);
+	lb_table *rt = lb__batch_table_by_tid(b, rtid & ~LB__TID_HASHED);
 	if (rtid & LB__TID_HASHED)
 		snprintf(rk, sizeof rk, "(a key over %d bytes)",
 		         LB_KEY_MAX - 4);
@@ -1085,7 +1076,7 @@ int lb__fk_check(lb_batch *b)
 	while (rc >= 0 && p < end) {
 		pend e;
 		p = pend_next(p, &e);
-		lb_table *t = table_by_tid(b, e.tid);
+		lb_table *t = lb__batch_table_by_tid(b, e.tid);
 		if (!t)
 			continue;
 		if (e.kind == LB__PEND_REF)

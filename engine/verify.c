@@ -35,21 +35,37 @@
  * other and with each undo batch's `undoes`, and every header's
  * rolled_back_by is the greatest standing batch that undoes it.
  *
+ * Then the history (FORMAT.md §2.4): every value of a table is at least 8
+ * bytes, and the batch its first 8 name exists and, unless its log is
+ * pruned, left the rest as the value of that key by its last record of it,
+ * and no later batch changed the key; every `_gone` entry names a batch
+ * that exists and, unless its log is pruned, has a DELETE record of the
+ * key, and no later batch deleted it; a key a batch left with a value and
+ * that is absent was deleted by a later batch. This rides on the log walk
+ * (fp_rec, fp_end: each batch decoded once, each key it changed looked up
+ * once); check_writers then requires every value and `_gone` entry that
+ * names a batch whose log is kept to have been matched by that batch.
+ * Any finding or shortfall runs the slow pass, key by key through the
+ * batch each names (the last few batches read are kept, VB_MAX), which
+ * names the culprit as before; what only the log-driven pass sees (a later
+ * batch that changed the key) is reported when the slow pass finds
+ * nothing.
+ *
  * With LB_VERIFY_REPLAY, the database is also replayed (replay.c) from the
  * same transaction into a temporary directory under $TMPDIR (or /tmp): from
  * empty, or, when a prefix of the log is pruned, from the oldest registered
  * checkpoint that covers the pruned part and still exists (replaying as
  * much of the log as is left). The replay and the live database are then
  * compared: the table list and schemas (`_meta` entries table/ and
- * schema/, and next_tid), every table, the `_refs`, `_hist`, `_undo` and
+ * schema/, and next_tid), every table, the `_refs`, `_gone`, `_undo` and
  * `_victims` indexes, each walked in key order side by side, byte for byte,
  * and every batch's rolled_back_by.
  * Both sides are LMDB trees with the same key order, so the walk is
  * order-independent in effect and cheaper than hashing; it also pins the
- * first differing key. A differing key is charged to the last batch that
- * changed it (from its history, FORMAT.md §2.4), or to
- * the last batch when the index knows none. The temporary copy is removed
- * afterwards.
+ * first differing key. A differing key is charged to the writer of its
+ * value (FORMAT.md §2.4: the database's, or the replay's when the database
+ * lacks the key), or to the last batch when there is none. The temporary copy
+ * is removed afterwards.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -63,6 +79,7 @@
 
 #include "engine/internal.h"
 #include "engine/pagecheck.h"
+#include "wal/hset.h"
 
 typedef struct vf {
 	lb_db *db;
@@ -72,6 +89,19 @@ typedef struct vf {
 	uint64_t last, maxpruned;
 	uint64_t creates; /* TABLE records that create, in unpruned batches */
 	lb_segr r;
+	struct vbatch *vb; /* the slow pass's batches, VB_MAX */
+	uint64_t vtick;
+	/* the log-driven pass over writers and `_gone` (fp_*), fed by the
+	 * segment walk */
+	lb_table **ts; /* the tables this handle knows, removed ones too */
+	size_t nt;
+	struct ftab *ft; /* the live ones */
+	size_t nft;
+	lb_hset names;     /* table name -> index in ft */
+	lb_hset keys;      /* the batch being read: its keys (fp_rec) */
+	uint8_t *pruned;   /* [last + 1]: the batch's log is pruned */
+	uint64_t vmatched; /* values whose writer's log explains them */
+	uint64_t gmatched; /* `_gone` entries whose batch deleted the key */
 } vf;
 
 #if defined(__GNUC__)
@@ -88,6 +118,288 @@ bad(vf *v, uint64_t batch, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(v->rep->detail, sizeof v->rep->detail, fmt, ap);
 	va_end(ap);
+}
+
+/* ---- writers and `_gone`, from the log (FORMAT.md §2.4) ------------------ */
+
+/* The segment walk below hands every record of a batch that is not pruned
+ * to fp_rec, then the batch to fp_end. A batch's keys are reduced to their
+ * last record, and each is looked up once in its table (and `_gone` when
+ * needed): a value whose writer is the batch must be what its last record
+ * of the key left (one value matched); a value whose writer is an earlier
+ * batch is wrong (the batch changed the key after it); a key the batch
+ * left with a value but that the table lacks must have been deleted by a
+ * later batch (`_gone` names one); and a key the batch deleted whose `_gone`
+ * entry names it is one entry matched. check_writers then requires every
+ * value written, and every `_gone` entry naming, a batch whose log is kept
+ * to have been matched, so each is checked against the log with each batch
+ * decoded once. A finding here (or a count that falls short) sends
+ * check_writers to the slow pass, key by key, which names the culprit.
+ *
+ * Records name tables by name: they are mapped to the live tables this
+ * handle knows (the records of any other name are skipped: a removed table
+ * held nothing when removed). A table created again under the same name
+ * has a new id, and its keys were all written after its last creation: a
+ * creation record starts a new generation of the name (the keys read in
+ * the batch before it are left out), and voids what was found of the name
+ * before. */
+typedef struct ftab {
+	lb_table *t;
+	uint32_t gen; /* creation records of its name seen so far */
+	/* look-ups: c[0] for keys above the last it was given (hi, hlen),
+	 * c[1] for the others, so that a run of rising keys stays on its
+	 * leaf page (LMDB looks there first) */
+	MDB_cursor *c[2];
+	uint8_t hi[LB_KEY_MAX];
+	size_t hlen;
+	/* what was found since its last creation (batch 0: nothing): [0]
+	 * the first value its writer does not explain; [1] the last DELETE
+	 * that `_gone` does not cover (the last batch that deleted a key is
+	 * the one whose entry is lost); [2] the last batch that left a value
+	 * the table lacks, which [1] may explain */
+	struct fpfind {
+		uint64_t bad;
+		char detail[sizeof(((lb_verify_report *)0)->detail)];
+	} f[3];
+} ftab;
+
+/* A key's entry in vf.keys: its name is u32 BE the ftab index, u32 BE the
+ * generation, the key; v[0] points at its value in the table (valid for
+ * the transaction), v[1] holds the value's size and these flags. */
+#define FP_PRESENT ((uint64_t)1 << 63) /* the table holds the key */
+#define FP_LASTPUT ((uint64_t)1 << 62) /* the last record leaves a value */
+#define FP_SAME ((uint64_t)1 << 61)    /* ... and it is the table's */
+#define FP_DELETED ((uint64_t)1 << 60) /* a record of the key is a DELETE */
+#define FP_SIZE (((uint64_t)1 << 60) - 1)
+
+static int keycmp(const MDB_val *a, const MDB_val *b)
+{
+	size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+	int r = n ? memcmp(a->mv_data, b->mv_data, n) : 0;
+	if (r)
+		return r;
+	return (a->mv_size > b->mv_size) - (a->mv_size < b->mv_size);
+}
+
+/* The tables this handle knows, removed ones included (NULL: none). */
+static lb_table **tables_copy(lb_db *db, size_t *n)
+{
+	pthread_mutex_lock(&db->tlock);
+	*n = db->ntables;
+	lb_table **ts = malloc((*n ? *n : 1) * sizeof *ts);
+	if (ts && *n)
+		memcpy(ts, db->tables, *n * sizeof *ts);
+	pthread_mutex_unlock(&db->tlock);
+	return ts;
+}
+
+static void fp_free(vf *v)
+{
+	for (size_t i = 0; v->ft && i < v->nft; i++)
+		for (int j = 0; j < 2; j++)
+			if (v->ft[i].c[j])
+				mdb_cursor_close(v->ft[i].c[j]);
+	free(v->ts);
+	free(v->ft);
+	free(v->pruned);
+	lb__hset_free(&v->names);
+	lb__hset_free(&v->keys);
+	v->ts = NULL;
+	v->ft = NULL;
+	v->pruned = NULL;
+}
+
+static int fp_init(vf *v)
+{
+	lb__hset_init(&v->names);
+	lb__hset_init(&v->keys);
+	if (!(v->ts = tables_copy(v->db, &v->nt)) ||
+	    !(v->ft = calloc(v->nt ? v->nt : 1, sizeof *v->ft)))
+		return lb__fail(LB_ENOMEM, "verify: out of memory");
+	for (size_t i = 0; i < v->nt; i++) {
+		lb_hent *e;
+		int added, rc;
+		if (v->ts[i]->dropped)
+			continue;
+		if ((rc = lb__hset_get(&v->names, v->ts[i]->name,
+		                       strlen(v->ts[i]->name), &added, &e)) < 0)
+			return rc;
+		e->v[0] = v->nft;
+		v->ft[v->nft++].t = v->ts[i];
+	}
+	return 0;
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+static void
+fp_bad(ftab *ft, int kind, uint64_t batch, const char *fmt, ...)
+{
+	va_list ap;
+	if (ft->f[kind].bad && kind == 0)
+		return;
+	ft->f[kind].bad = batch;
+	va_start(ap, fmt);
+	vsnprintf(ft->f[kind].detail, sizeof ft->f[kind].detail, fmt, ap);
+	va_end(ap);
+}
+
+static int fp_rec(vf *v, const lb_wal_rec *r)
+{
+	uint8_t nm[8 + LB_KEY_MAX];
+	lb_hent *e;
+	int added, rc, mrc;
+	if (r->tlen == 0 || r->tlen > LB_TABLE_NAME_MAX)
+		return 0;
+	if (!(e = lb__hset_find(&v->names, r->table, r->tlen)))
+		return 0;
+	size_t i = (size_t)e->v[0];
+	ftab *ft = &v->ft[i];
+	if (r->op == LB_OP_TABLE) {
+		if (r->has_after && !r->has_before) {
+			ft->gen++;
+			ft->f[0].bad = ft->f[1].bad = ft->f[2].bad = 0;
+		}
+		return 0;
+	}
+	if (r->klen == 0 || r->klen > LB_KEY_MAX)
+		return 0;
+	lb__be32(nm, (uint32_t)i);
+	lb__be32(nm + 4, ft->gen);
+	memcpy(nm + 8, r->key, r->klen);
+	if ((rc = lb__hset_get(&v->keys, nm, 8 + (size_t)r->klen, &added, &e)) <
+	    0)
+		return rc;
+	if (added) {
+		MDB_val k = {r->klen, (void *)r->key}, d;
+		MDB_val h = {ft->hlen, ft->hi};
+		int up = ft->hlen == 0 || keycmp(&k, &h) > 0;
+		if (!ft->c[!up] &&
+		    (mrc = mdb_cursor_open(v->txn, ft->t->dbi, &ft->c[!up])))
+			return lb__mdb_fail(mrc, ft->t->name);
+		if (up) {
+			memcpy(ft->hi, r->key, r->klen);
+			ft->hlen = r->klen;
+		}
+		mrc = mdb_cursor_get(ft->c[!up], &k, &d, MDB_SET_KEY);
+		if (mrc == 0) {
+			e->v[0] = (uint64_t)(uintptr_t)d.mv_data;
+			e->v[1] = FP_PRESENT | ((uint64_t)d.mv_size & FP_SIZE);
+		} else if (mrc != MDB_NOTFOUND) {
+			return lb__mdb_fail(mrc, ft->t->name);
+		}
+	}
+	uint64_t fl = e->v[1] & ~(FP_LASTPUT | FP_SAME);
+	if (r->op == LB_OP_DELETE)
+		fl |= FP_DELETED;
+	if (r->op == LB_OP_PUT && r->has_after) {
+		const uint8_t *val = (const uint8_t *)(uintptr_t)e->v[0];
+		uint64_t sz = fl & FP_SIZE;
+		fl |= FP_LASTPUT;
+		if ((fl & FP_PRESENT) && sz >= LB__VPFX &&
+		    sz - LB__VPFX == r->alen &&
+		    (r->alen == 0 ||
+		     memcmp(val + LB__VPFX, r->after, r->alen) == 0))
+			fl |= FP_SAME;
+	}
+	e->v[1] = fl;
+	return 0;
+}
+
+/* `_gone`'s entry for key of t: the batch, 0 if none. */
+static int fp_gone(vf *v, const lb_table *t, const uint8_t *key, size_t klen,
+                   uint64_t *id)
+{
+	uint8_t ik[LB__IKEY_MAX];
+	size_t n = lb__ikey(ik, t->tid, key, klen);
+	if (!n)
+		return LB_ENOMEM;
+	MDB_val k = {n, ik}, d;
+	int mrc = mdb_get(v->txn, v->db->gone, &k, &d);
+	*id = 0;
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	if (mrc)
+		return lb__mdb_fail(mrc, "_gone");
+	if (d.mv_size == 8)
+		*id = lb__get_be64(d.mv_data);
+	return 0;
+}
+
+/* Batch id has been read (every record through fp_rec): check its keys. */
+static int fp_end(vf *v, uint64_t id)
+{
+	lb_hset *s = &v->keys;
+	char kt[96];
+	int rc = 0;
+	for (size_t off = 0; off < s->arena.len && rc == 0;
+	     off = lb__hset_next(s, off)) {
+		lb_hent *e = lb__hset_at(s, off);
+		const uint8_t *nm = lb__hent_key(e);
+		ftab *ft = &v->ft[lb__get_be32(nm)];
+		const uint8_t *key = nm + 8;
+		size_t klen = e->len - 8;
+		uint64_t fl = e->v[1], sz = fl & FP_SIZE, gone = 0;
+		int have_gone = 0;
+		if (lb__get_be32(nm + 4) != ft->gen)
+			continue; /* an earlier table of that name */
+		if (fl & FP_PRESENT) {
+			const uint8_t *val =
+			        (const uint8_t *)(uintptr_t)e->v[0];
+			uint64_t w = sz >= LB__VPFX ? lb__get_be64(val) : 0;
+			if (sz < LB__VPFX)
+				; /* the table scan names it */
+			else if (w == id && (fl & FP_SAME))
+				v->vmatched++;
+			else if (w == id)
+				fp_bad(ft, 0, w,
+				       "%s '%s' names batch %llu as its "
+				       "writer, "
+				       "whose log leaves it another value",
+				       ft->t->name,
+				       lb__key_text(key, klen, kt, sizeof kt),
+				       (unsigned long long)w);
+			else if (w < id)
+				fp_bad(ft, 0, w,
+				       "%s '%s' names batch %llu as its "
+				       "writer, "
+				       "but batch %llu changed it later",
+				       ft->t->name,
+				       lb__key_text(key, klen, kt, sizeof kt),
+				       (unsigned long long)w,
+				       (unsigned long long)id);
+		} else if (fl & FP_LASTPUT) {
+			if ((rc = fp_gone(v, ft->t, key, klen, &gone)) < 0)
+				break;
+			have_gone = 1;
+			if (gone <= id)
+				fp_bad(ft, 2, id,
+				       "%s '%s': batch %llu leaves it a value, "
+				       "but the table does not hold it and no "
+				       "later batch deleted it",
+				       ft->t->name,
+				       lb__key_text(key, klen, kt, sizeof kt),
+				       (unsigned long long)id);
+		}
+		if (fl & FP_DELETED) {
+			if (!have_gone &&
+			    (rc = fp_gone(v, ft->t, key, klen, &gone)) < 0)
+				break;
+			if (gone == id)
+				v->gmatched++;
+			else if (gone < id)
+				fp_bad(ft, 1, id,
+				       "%s '%s': batch %llu deleted it, but "
+				       "_gone names batch %llu",
+				       ft->t->name,
+				       lb__key_text(key, klen, kt, sizeof kt),
+				       (unsigned long long)id,
+				       (unsigned long long)gone);
+		}
+	}
+	lb__hset_clear(s);
+	return rc;
 }
 
 /* ---- the log ------------------------------------------------------------- */
@@ -163,10 +475,13 @@ static int check_segments(vf *v, wcur *w, const lb_wal_hdr *h)
 			if (lb__seg_header(w->d.mv_data, w->d.mv_size, &sh) ==
 			    0)
 				raw += sh.raw_len;
-			while ((got = lb__segr_next(&v->r, &rec)) == 1)
+			while ((got = lb__segr_next(&v->r, &rec)) == 1) {
 				if (rec.op == LB_OP_TABLE && rec.has_after &&
 				    !rec.has_before)
 					v->creates++;
+				if (!segbad && (rc = fp_rec(v, &rec)) < 0)
+					return rc;
+			}
 			if (got < 0) {
 				if (got == LB_ENOMEM)
 					return got;
@@ -192,8 +507,12 @@ static int check_segments(vf *v, wcur *w, const lb_wal_hdr *h)
 			return rc;
 	}
 	v->rep->records += recs;
-	if (segbad)
+	if (segbad) {
+		lb__hset_clear(&v->keys);
 		return 0;
+	}
+	if ((rc = fp_end(v, id)) < 0)
+		return rc;
 	if (recs != h->records)
 		bad(v, id,
 		    "batch %llu: segments hold %llu records, the header "
@@ -276,6 +595,8 @@ static int check_batch(vf *v, wcur *w, uint64_t id, const MDB_val *bd,
 	*prev_ok = 1;
 	if (h.pruned) {
 		v->maxpruned = id;
+		if (v->pruned)
+			v->pruned[id] = 1;
 		if (w->valid && w->id == id)
 			bad(v, id,
 			    "batch %llu is pruned but its segment %u is still "
@@ -312,6 +633,11 @@ static int check_log(vf *v)
 		v->last = lb__get_be64(bk.mv_data);
 	else if (mrc && mrc != MDB_NOTFOUND) {
 		rc = lb__mdb_fail(mrc, "_batches");
+		goto out;
+	}
+	if (v->last >= SIZE_MAX ||
+	    !(v->pruned = calloc((size_t)v->last + 1, 1))) {
+		rc = lb__fail(LB_ENOMEM, "verify: out of memory");
 		goto out;
 	}
 	if ((rc = wstep(&w, MDB_FIRST)) < 0)
@@ -579,16 +905,426 @@ static int check_next_tid(vf *v)
 	return 0;
 }
 
-/* ---- replay and compare -------------------------------------------------- */
+/* ---- writers and `_gone` (FORMAT.md §2.4) -------------------------------- */
 
-static int keycmp(const MDB_val *a, const MDB_val *b)
+/* A batch's keys as check_writers reads them: (table, key) -> the last
+ * record's after-image (v[0] its arena offset, v[1] its length, with
+ * VB_NOAFTER when the last record has none, VB_DELETED when a record of
+ * the key is a DELETE). Batches above VB_BIG raw bytes are not kept: each
+ * look-up walks them. */
+#define VB_MAX 8
+#define VB_BIG ((uint64_t)32 << 20)
+#define VB_NOAFTER ((uint64_t)1 << 63)
+#define VB_DELETED ((uint64_t)1 << 62)
+
+typedef struct vbatch {
+	uint64_t id; /* 0: free */
+	uint64_t lru;
+	lb_hset keys;
+	lb_buf arena;
+} vbatch;
+
+static void vb_free(vf *v)
 {
-	size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
-	int r = n ? memcmp(a->mv_data, b->mv_data, n) : 0;
-	if (r)
-		return r;
-	return (a->mv_size > b->mv_size) - (a->mv_size < b->mv_size);
+	if (!v->vb)
+		return;
+	for (int i = 0; i < VB_MAX; i++) {
+		lb__hset_free(&v->vb[i].keys);
+		lb__buf_free(&v->vb[i].arena);
+	}
+	free(v->vb);
+	v->vb = NULL;
 }
+
+/* (table, key) as a set entry: tlen u8 | table | key. */
+static size_t vb_name(uint8_t *out, const char *t, size_t tlen, const void *k,
+                      size_t klen)
+{
+	out[0] = (uint8_t)tlen;
+	memcpy(out + 1, t, tlen);
+	memcpy(out + 1 + tlen, k, klen);
+	return 1 + tlen + klen;
+}
+
+static int vb_add(void *p, const lb_wal_rec *r)
+{
+	vbatch *e = p;
+	uint8_t nm[1 + LB_TABLE_NAME_MAX + LB_KEY_MAX];
+	lb_hent *h;
+	int added, rc;
+	if (r->op == LB_OP_TABLE || r->tlen == 0 ||
+	    r->tlen > LB_TABLE_NAME_MAX || r->klen > LB_KEY_MAX)
+		return 0;
+	size_t n = vb_name(nm, r->table, r->tlen, r->key, r->klen);
+	if ((rc = lb__hset_get(&e->keys, nm, n, &added, &h)) < 0)
+		return rc;
+	uint64_t del = (h->v[1] & VB_DELETED) |
+	               (r->op == LB_OP_DELETE ? VB_DELETED : 0);
+	if (!r->has_after) {
+		h->v[0] = 0;
+		h->v[1] = del | VB_NOAFTER;
+		return 0;
+	}
+	h->v[0] = e->arena.len;
+	h->v[1] = del | r->alen;
+	return r->alen ? lb__buf_append(&e->arena, r->after, r->alen) : 0;
+}
+
+/* One look-up in a batch too big to keep. */
+typedef struct vb_one {
+	const char *t;
+	size_t tlen;
+	const void *k;
+	size_t klen;
+	int found, deleted, has_after;
+	const void *want; /* the after-image wanted, and whether it is so */
+	size_t wlen;
+	int same;
+} vb_one;
+
+static int vb_one_cb(void *p, const lb_wal_rec *r)
+{
+	vb_one *o = p;
+	if (r->op == LB_OP_TABLE || r->tlen != o->tlen || r->klen != o->klen ||
+	    memcmp(r->table, o->t, o->tlen) || memcmp(r->key, o->k, o->klen))
+		return 0;
+	o->found = 1;
+	o->deleted |= r->op == LB_OP_DELETE;
+	o->has_after = r->has_after != 0;
+	o->same = r->has_after && o->want && r->alen == o->wlen &&
+	          (o->wlen == 0 || memcmp(r->after, o->want, o->wlen) == 0);
+	return 0;
+}
+
+/* What batch id did to (table, key): 0 and *found, *deleted (a DELETE
+ * record of it), *same (its last record's after-image is want/wlen, want
+ * NULL: never); 1 when the batch's log is pruned (nothing can be said); or
+ * a negative code. */
+static int vb_lookup(vf *v, uint64_t id, const char *t, const void *k,
+                     size_t klen, const void *want, size_t wlen, int *found,
+                     int *deleted, int *same)
+{
+	lb_wal_hdr h;
+	size_t tlen = strlen(t);
+	int rc, big = 0;
+	vbatch *e = NULL;
+	*found = *deleted = *same = 0;
+	for (int i = 0; v->vb && i < VB_MAX && !e; i++)
+		if (v->vb[i].id == id)
+			e = &v->vb[i];
+	if (!e) {
+		if ((rc = lb__hdr_get(v->db, v->txn, id, &h)) < 0)
+			return rc;
+		int pruned = h.pruned;
+		big = h.raw_bytes > VB_BIG;
+		lb__hdr_free(&h);
+		if (pruned)
+			return 1;
+	}
+	if (!big && !v->vb && !(v->vb = calloc(VB_MAX, sizeof *v->vb)))
+		return lb__fail(LB_ENOMEM, "verify: out of memory");
+	if (big) {
+		vb_one o = {t, tlen, k, klen, 0, 0, 0, want, wlen, 0};
+		rc = lb__walk_batch(v->db, v->txn, id, &v->r, vb_one_cb, &o);
+		if (rc == LB_EPRUNED)
+			return 1;
+		if (rc < 0)
+			return rc;
+		*found = o.found;
+		*deleted = o.deleted;
+		*same = o.same;
+		return 0;
+	}
+	if (!e) {
+		e = &v->vb[0];
+		for (int i = 1; i < VB_MAX; i++)
+			if (v->vb[i].lru < e->lru)
+				e = &v->vb[i];
+		if (e->id) {
+			lb__hset_free(&e->keys);
+			lb__buf_free(&e->arena);
+		}
+		memset(e, 0, sizeof *e);
+		lb__hset_init(&e->keys);
+		lb__buf_init(&e->arena);
+		rc = lb__walk_batch(v->db, v->txn, id, &v->r, vb_add, e);
+		if (rc < 0) {
+			lb__hset_free(&e->keys);
+			lb__buf_free(&e->arena);
+			memset(e, 0, sizeof *e);
+			return rc == LB_EPRUNED ? 1 : rc;
+		}
+		e->id = id;
+	}
+	e->lru = ++v->vtick;
+	uint8_t nm[1 + LB_TABLE_NAME_MAX + LB_KEY_MAX];
+	lb_hent *x = lb__hset_find(&e->keys, nm, vb_name(nm, t, tlen, k, klen));
+	if (!x)
+		return 0;
+	*found = 1;
+	*deleted = (x->v[1] & VB_DELETED) != 0;
+	uint64_t alen = x->v[1] & ~(VB_DELETED | VB_NOAFTER);
+	*same = want && !(x->v[1] & VB_NOAFTER) && alen == wlen &&
+	        (wlen == 0 || memcmp(e->arena.data + x->v[0], want, wlen) == 0);
+	return 0;
+}
+
+/* The writer of value d of key k of t, or 0 after reporting a value too
+ * short to hold one or naming a batch that does not exist. */
+static uint64_t value_writer(vf *v, const lb_table *t, const MDB_val *k,
+                             const MDB_val *d)
+{
+	char kt[96];
+	if (d->mv_size < LB__VPFX) {
+		bad(v, v->last,
+		    "%s '%s': a value of %zu bytes, without the batch that "
+		    "wrote it",
+		    t->name,
+		    lb__key_text(k->mv_data, k->mv_size, kt, sizeof kt),
+		    d->mv_size);
+		return 0;
+	}
+	uint64_t w = lb__val_writer(d);
+	if (w == 0 || w > v->last) {
+		bad(v, v->last,
+		    "%s '%s' names batch %llu as its writer, which does not "
+		    "exist",
+		    t->name,
+		    lb__key_text(k->mv_data, k->mv_size, kt, sizeof kt),
+		    (unsigned long long)w);
+		return 0;
+	}
+	return w;
+}
+
+/* The batch of a `_gone` entry, or 0 after reporting a malformed entry or
+ * one naming a batch that does not exist. */
+static uint64_t gone_entry(vf *v, const MDB_val *k, const MDB_val *d)
+{
+	if (d->mv_size != 8 || k->mv_size < 5 || k->mv_size > LB__IKEY_MAX) {
+		bad(v, v->last, "_gone holds a malformed entry");
+		return 0;
+	}
+	uint64_t id = lb__get_be64(d->mv_data);
+	if (id == 0 || id > v->last) {
+		bad(v, v->last, "_gone names batch %llu, which does not exist",
+		    (unsigned long long)id);
+		return 0;
+	}
+	return id;
+}
+
+/* `_gone` says batch id deleted key of t: its log must have a DELETE of
+ * it (reported, not returned: < 0 only when the log cannot be read). */
+static int gone_entry_check(vf *v, uint64_t id, const lb_table *t,
+                            const uint8_t *key, size_t klen)
+{
+	int found, deleted, same;
+	int rc = vb_lookup(v, id, t->name, key, klen, NULL, 0, &found, &deleted,
+	                   &same);
+	if (rc == 0 && !deleted) {
+		char kt[96];
+		bad(v, id,
+		    "_gone says batch %llu deleted %s '%s', which its log does "
+		    "not",
+		    (unsigned long long)id, t->name,
+		    lb__key_text(key, klen, kt, sizeof kt));
+	}
+	return rc < 0 ? rc : 0;
+}
+
+/* Every value of t starts with its writer: a batch whose last record of
+ * the key left that value. */
+static int check_table_writers(vf *v, lb_table *t)
+{
+	MDB_cursor *c;
+	MDB_val k, d;
+	char kt[96];
+	int rc = 0, mrc = mdb_cursor_open(v->txn, t->dbi, &c);
+	if (mrc)
+		return lb__mdb_fail(mrc, t->name);
+	for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !v->failed;
+	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		int found, deleted, same;
+		uint64_t w = value_writer(v, t, &k, &d);
+		if (!w)
+			break;
+		rc = vb_lookup(v, w, t->name, k.mv_data, k.mv_size,
+		               (const uint8_t *)d.mv_data + LB__VPFX,
+		               d.mv_size - LB__VPFX, &found, &deleted, &same);
+		if (rc < 0)
+			break;
+		if (rc == 0 && !same)
+			bad(v, w,
+			    "%s '%s' names batch %llu as its writer, whose "
+			    "log %s",
+			    t->name,
+			    lb__key_text(k.mv_data, k.mv_size, kt, sizeof kt),
+			    (unsigned long long)w,
+			    found ? "leaves it another value"
+			          : "does not change it");
+		rc = 0;
+	}
+	if (rc == 0 && mrc && mrc != MDB_NOTFOUND && !v->failed)
+		rc = lb__mdb_fail(mrc, t->name);
+	mdb_cursor_close(c);
+	return rc;
+}
+
+/* Every `_gone` entry names a batch with a DELETE record of its key. */
+static int check_gone(vf *v, lb_table **ts, size_t nt)
+{
+	MDB_cursor *c;
+	MDB_val k, d;
+	int rc = 0, mrc = mdb_cursor_open(v->txn, v->db->gone, &c);
+	if (mrc)
+		return lb__mdb_fail(mrc, "_gone");
+	for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !v->failed;
+	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		uint8_t key[LB_KEY_MAX];
+		size_t klen = 0;
+		uint64_t id = gone_entry(v, &k, &d);
+		if (!id)
+			break;
+		const uint8_t *ik = k.mv_data;
+		uint32_t tid = lb__get_be32(ik);
+		lb_table *t = NULL;
+		for (size_t i = 0; i < nt; i++)
+			if (ts[i]->tid == (tid & ~LB__TID_HASHED))
+				t = ts[i];
+		/* a removed table this handle never knew, or a key too
+		 * long to be in its entry: the replay compares them */
+		if (!t || (tid & LB__TID_HASHED))
+			continue;
+		klen = k.mv_size - 4;
+		memcpy(key, ik + 4, klen);
+		if ((rc = gone_entry_check(v, id, t, key, klen)) < 0)
+			break;
+		rc = 0;
+	}
+	if (rc == 0 && mrc && mrc != MDB_NOTFOUND && !v->failed)
+		rc = lb__mdb_fail(mrc, "_gone");
+	mdb_cursor_close(c);
+	return rc;
+}
+
+/* The slow pass, key by key: names what the log-driven pass found. */
+static int check_writers_slow(vf *v)
+{
+	int rc = 0;
+	for (size_t i = 0; i < v->nt && rc == 0 && !v->failed; i++)
+		if (!v->ts[i]->dropped)
+			rc = check_table_writers(v, v->ts[i]);
+	if (rc == 0 && !v->failed)
+		rc = check_gone(v, v->ts, v->nt);
+	vb_free(v);
+	return rc;
+}
+
+/* Every value of t is at least 8 bytes and names a batch that exists; the
+ * values whose writer's log is kept are counted into *kept. */
+static int scan_table(vf *v, lb_table *t, uint64_t *kept)
+{
+	MDB_cursor *c;
+	MDB_val k, d;
+	int mrc = mdb_cursor_open(v->txn, t->dbi, &c);
+	if (mrc)
+		return lb__mdb_fail(mrc, t->name);
+	for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		uint64_t w = value_writer(v, t, &k, &d);
+		if (!w)
+			break;
+		*kept += !v->pruned[w];
+	}
+	mdb_cursor_close(c);
+	if (mrc && mrc != MDB_NOTFOUND && !v->failed)
+		return lb__mdb_fail(mrc, t->name);
+	return 0;
+}
+
+/* Every `_gone` entry is well formed and names a batch that exists; those
+ * of live tables naming a batch whose log is kept are counted into *kept
+ * (the log-driven pass matches them); those of removed tables are looked
+ * up in their batch's log. */
+static int scan_gone(vf *v, uint64_t *kept)
+{
+	MDB_cursor *c;
+	MDB_val k, d;
+	int rc = 0, mrc = mdb_cursor_open(v->txn, v->db->gone, &c);
+	if (mrc)
+		return lb__mdb_fail(mrc, "_gone");
+	for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !v->failed;
+	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		uint64_t id = gone_entry(v, &k, &d);
+		if (!id)
+			break;
+		uint32_t tid = lb__get_be32(k.mv_data) & ~LB__TID_HASHED;
+		lb_table *t = NULL;
+		for (size_t i = 0; i < v->nt; i++)
+			if (v->ts[i]->tid == tid)
+				t = v->ts[i];
+		if (t && !t->dropped) {
+			*kept += !v->pruned[id];
+			continue;
+		}
+		/* a removed table: its name may have been taken again */
+		uint8_t key[LB_KEY_MAX];
+		size_t klen = k.mv_size - 4;
+		if (!t || (lb__get_be32(k.mv_data) & LB__TID_HASHED))
+			continue;
+		memcpy(key, (const uint8_t *)k.mv_data + 4, klen);
+		if ((rc = gone_entry_check(v, id, t, key, klen)) < 0)
+			break;
+		rc = 0;
+	}
+	if (rc == 0 && mrc && mrc != MDB_NOTFOUND && !v->failed)
+		rc = lb__mdb_fail(mrc, "_gone");
+	mdb_cursor_close(c);
+	vb_free(v);
+	return rc;
+}
+
+/* What the log-driven pass found (fp_end), against the tables and
+ * `_gone`: every value and entry it should have matched, it matched. */
+static int check_writers(vf *v)
+{
+	uint64_t vkept = 0, gkept = 0;
+	int rc = 0;
+	const struct fpfind *first = NULL;
+	for (size_t i = 0; i < v->nt && rc == 0 && !v->failed; i++)
+		if (!v->ts[i]->dropped)
+			rc = scan_table(v, v->ts[i], &vkept);
+	if (rc == 0 && !v->failed)
+		rc = scan_gone(v, &gkept);
+	if (rc < 0 || v->failed)
+		return rc;
+	/* the earliest finding, by kind (ftab) */
+	for (int j = 0; j < 3 && !first; j++)
+		for (size_t i = 0; i < v->nft; i++)
+			if (v->ft[i].f[j].bad &&
+			    (!first || v->ft[i].f[j].bad < first->bad))
+				first = &v->ft[i].f[j];
+	if (!first && vkept == v->vmatched && gkept == v->gmatched)
+		return 0;
+	if ((rc = check_writers_slow(v)) < 0 || v->failed)
+		return rc;
+	if (first)
+		bad(v, first->bad, "%s", first->detail);
+	else if (vkept != v->vmatched)
+		bad(v, v->last,
+		    "the log explains %llu of the %llu values written by "
+		    "batches whose log is kept",
+		    (unsigned long long)v->vmatched, (unsigned long long)vkept);
+	else
+		bad(v, v->last,
+		    "the log explains %llu of the %llu _gone entries naming "
+		    "batches whose log is kept",
+		    (unsigned long long)v->gmatched, (unsigned long long)gkept);
+	return 0;
+}
+
+/* ---- replay and compare -------------------------------------------------- */
 
 static int meta_kept(const MDB_val *k)
 {
@@ -683,26 +1419,25 @@ static lb_table *live_table(lb_db *db, const char *name)
 	return t;
 }
 
-/* The newest batch that changed (t, key), from _hist; v->last if none. */
+/* The writer of a stored value (FORMAT.md §2.4); v->last if it has
+ * none. */
+static uint64_t val_batch(vf *v, const MDB_val *val)
+{
+	if (!val || val->mv_size < LB__VPFX)
+		return v->last;
+	uint64_t w = lb__val_writer(val);
+	return w && w <= v->last ? w : v->last;
+}
+
+/* The last batch that changed (t, key): the writer of its value; v->last
+ * if none. */
 static uint64_t key_batch(vf *v, lb_table *t, const MDB_val *key)
 {
-	MDB_cursor *c;
-	uint8_t ik[LB__IKEY_MAX];
-	uint64_t id = v->last;
-	if (key->mv_size == 0 || key->mv_size > LB_KEY_MAX)
-		return id;
-	size_t iklen = lb__ikey(ik, t->tid, key->mv_data, key->mv_size);
-	uint64_t found;
-	if (!iklen)
-		return id; /* no history to charge it to: the last batch */
-	if (mdb_cursor_open(v->txn, v->db->hist, &c))
-		return id;
-	if (lb__hist_last(v->db, v->txn, c, ik, iklen, UINT64_MAX, &found) ==
-	            0 &&
-	    found)
-		id = found;
-	mdb_cursor_close(c);
-	return id;
+	MDB_val k = *key, d;
+	if (key->mv_size == 0 || key->mv_size > LB_KEY_MAX ||
+	    mdb_get(v->txn, t->dbi, &k, &d) != 0)
+		return v->last;
+	return val_batch(v, &d);
 }
 
 static const char *kind_text(int kind)
@@ -722,7 +1457,7 @@ static int diff_ids(vf *v, MDB_dbi mine, MDB_txn *rt, MDB_dbi theirs, int dups,
 	if (rc <= 0)
 		return rc;
 	bad(v, df.d.mv_size == 8 ? lb__get_be64(df.d.mv_data) : v->last,
-	    "replay: the history index %s differs", name);
+	    "replay: the index %s differs", name);
 	return 1;
 }
 
@@ -755,7 +1490,8 @@ static int check_refs(vf *v)
 		     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
 			uint32_t f;
 			char kt[96];
-			if ((rc = lb__refs_dangling(v->txn, t, d.mv_data,
+			if ((rc = lb__val_user(&d, t->name)) < 0 ||
+			    (rc = lb__refs_dangling(v->txn, t, d.mv_data,
 			                            d.mv_size, &f)) < 0)
 				break;
 			if (rc == 0)
@@ -830,7 +1566,11 @@ static int compare(vf *v, lb_db *rdb, MDB_txn *rt)
 			break;
 		if (rc) {
 			rc = 0;
-			bad(v, key_batch(v, lt, &df.k),
+			/* a key missing from the database: its writer in
+			 * the replay */
+			bad(v,
+			    df.kind == 2 ? val_batch(v, &df.d)
+			                 : key_batch(v, lt, &df.k),
 			    "replay: table %s: key '%s' %s", name,
 			    lb__key_text(df.k.mv_data, df.k.mv_size, kt,
 			                 sizeof kt),
@@ -853,7 +1593,7 @@ static int compare(vf *v, lb_db *rdb, MDB_txn *rt)
 		bad(v, v->last, "replay: the foreign-key index _refs differs");
 		return 0;
 	}
-	if ((rc = diff_ids(v, v->db->hist, rt, rdb->hist, 1, "_hist")) != 0)
+	if ((rc = diff_ids(v, v->db->gone, rt, rdb->gone, 0, "_gone")) != 0)
 		return rc < 0 ? rc : 0;
 	if ((rc = diff_ids(v, v->db->undo, rt, rdb->undo, 1, "_undo")) != 0)
 		return rc < 0 ? rc : 0;
@@ -983,6 +1723,12 @@ int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep)
 		lb__segr_free(&v.r);
 		return rc;
 	}
+	if ((rc = fp_init(&v)) < 0) {
+		fp_free(&v);
+		lb__read_done(db, v.txn);
+		lb__segr_free(&v.r);
+		return rc;
+	}
 	/* Every page's structure first: LMDB trusts its pages, and the
 	 * walks below would read a damaged one out of bounds. */
 	rc = lb__pagecheck(db->env, v.txn, LB__PAGECHECK_FULL);
@@ -998,9 +1744,13 @@ int lb_verify(lb_db *db, unsigned flags, lb_verify_report *rep)
 			rc = check_next_tid(&v);
 		if (rc == 0 && !v.failed)
 			rc = check_undo(&v);
+		/* the replay first, when asked: it names what differs */
 		if (rc == 0 && (flags & LB_VERIFY_REPLAY) && !v.failed)
 			rc = check_replay(&v);
+		if (rc == 0 && !v.failed)
+			rc = check_writers(&v);
 	}
+	fp_free(&v); /* its cursors, before the transaction ends */
 	lb__read_done(db, v.txn);
 	lb__segr_free(&v.r);
 	if (rc < 0)

@@ -53,7 +53,7 @@ extern "C" {
  * (docs/FORMAT.md); a database of an earlier version is refused at open
  * with LB_EVERSION (none was released: carry its data over with the
  * `logbook export` of the version that wrote it). */
-#define LB_FORMAT_VERSION 4
+#define LB_FORMAT_VERSION 5
 /** @} */
 
 #if defined(_WIN32)
@@ -1045,18 +1045,22 @@ LB_API int lb_changes(lb_db *db, uint64_t id, lb_change_fn fn, void *ctx);
 
 /**
  * Called by lb_history() once per change record of the key, batches newest
- * first (records of one batch in log order). For a batch whose segments were
- * pruned, @p c is NULL. Pointers are valid only during the call; non-zero
- * stops the walk.
+ * first (records of one batch in log order). For the newest batch whose
+ * segments were pruned, @p c is NULL, once, and the walk ends there (older
+ * batches cannot be found). Pointers are valid only during the call;
+ * non-zero stops the walk.
  */
 typedef int (*lb_history_fn)(void *ctx, uint64_t batch, const lb_change *c);
 
 /**
  * @brief Walk every committed change of one key, newest batch first (the
- * records of one batch in log order), rollback batches included, using the
- * per-key history index (no scan of the log). For a batch whose segments
- * were pruned, @p fn gets a NULL change. A key that never existed gives no
- * call.
+ * records of one batch in log order), rollback batches included, by the
+ * key's history (the batch that last wrote it, then from each record the
+ * batch that changed the key before; docs/FORMAT.md §2.4): only the
+ * batches that changed the key are read. When a batch's segments were
+ * pruned, nothing older can be found: @p fn gets a NULL change for that
+ * batch, once, and the walk ends (returning 0, or @p fn's non-zero value).
+ * A key that never existed gives no call.
  * @param[in] db the database.
  * @param[in] table the table.
  * @param[in] key,klen the key: 1..#LB_KEY_MAX bytes.
@@ -1065,12 +1069,14 @@ typedef int (*lb_history_fn)(void *ctx, uint64_t batch, const lb_change *c);
  * @param[in] ctx passed to @p fn.
  * @return 0 on success (also when the key never existed); the callback's
  * non-zero value if it stopped the walk; or:
- *  - #LB_ENOTFOUND: no such table (or the index names a batch that is
+ *  - #LB_ENOTFOUND: no such table (or the history names a batch that is
  *    gone);
  *  - #LB_EINVAL: @p db, @p fn, @p table or @p key is NULL, @p table is
  *    empty, or @p klen is 0;
  *  - #LB_ETOOBIG: @p klen is over #LB_KEY_MAX;
- *  - #LB_ECORRUPT: the index, a header or a segment is damaged;
+ *  - #LB_ECORRUPT: the history (a batch named that has no record of the
+ *    key, or a record naming a later batch as the key's previous change),
+ *    a header or a segment is damaged;
  *  - #LB_EVERSION: a header or a segment was written by a newer logbook;
  *  - #LB_EBUSY, #LB_ECORRUPT, #LB_EFULL, #LB_EIO, #LB_ENOMEM,
  *    #LB_EVERSION: beginning the read (see @ref errors).
@@ -1343,10 +1349,11 @@ typedef struct lb_verify_report {
 /**
  * @brief Check the log from one read transaction: batch ids 1..last without
  * gaps; every header, its hash and the chain; every segment's SHA-256,
- * CRC-32 and records, and the counts; who stands; _meta's next table id.
- * With #LB_VERIFY_REPLAY also that a replay of the log (into a temporary
- * directory under $TMPDIR, or /tmp, removed afterwards) equals the tables
- * and indexes.
+ * CRC-32 and records, and the counts; who stands; _meta's next table id;
+ * every value's writer and every `_gone` entry against the batch they name
+ * (docs/FORMAT.md §2.4). With #LB_VERIFY_REPLAY also that a replay of the log
+ * (into a temporary directory under $TMPDIR, or /tmp, removed afterwards)
+ * equals the tables and indexes.
  * @param[in] db the database.
  * @param[in] flags 0 or #LB_VERIFY_REPLAY.
  * @param[out] rep zeroed, then filled: counts, chain_ok, replay_ok, and on
@@ -1582,9 +1589,10 @@ LB_API int lb_wait(lb_db *db, uint64_t after, int timeout_ms, uint64_t *last);
  * @p batch committed, in place (no replay).
  *
  * The answer is the before-image of the key's first change after
- * @p batch, found through the per-key history index (`_hist`), or the
- * current value when no later batch changed the key: its cost grows with
- * the key's changes after @p batch, not with the log. When no value is
+ * @p batch, found by walking the key's history (docs/FORMAT.md §2.4) down
+ * from its last change, or the current value when no later batch changed
+ * the key: its cost grows with the key's changes after @p batch, not with
+ * the log. When no value is
  * found that way and a rollback after @p batch removed a table of that
  * name, the log from @p batch up to that removal is read
  * (docs/DESIGN.md).

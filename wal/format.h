@@ -11,7 +11,7 @@
 
 /* FORMAT.md §2.1, §10: the database format version this library writes
  * and reads (_meta `format`); earlier versions are refused at open. */
-#define LB__FORMAT_VERSION 4u
+#define LB__FORMAT_VERSION 5u
 
 /* FORMAT.md §3: segment header, 24 bytes, little-endian integers. */
 #define LB__SEG_MAGIC0 0x89u /* bytes 0..3: 0x89 'L' 'B' 'W' */

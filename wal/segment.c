@@ -78,10 +78,20 @@ static inline size_t bin_hdr(size_t n)
 	return n < 256 ? 2 : n < 65536 ? 3 : 5;
 }
 
+static inline size_t uint_size(uint64_t v)
+{
+	return v < 128           ? 1
+	       : v < 256         ? 2
+	       : v < 65536       ? 3
+	       : v <= UINT32_MAX ? 5
+	                         : 9;
+}
+
 /* Encoded size of a valid record (op is a positive fixint, 1..3). */
 static size_t rec_size(const lb_wal_rec *r)
 {
-	return 2 + str_hdr(r->tlen) + r->tlen + bin_hdr(r->klen) + r->klen +
+	return 2 + uint_size(r->prev) + str_hdr(r->tlen) + r->tlen +
+	       bin_hdr(r->klen) + r->klen +
 	       (r->has_before ? bin_hdr(r->blen) + r->blen : 1) +
 	       (r->has_after ? bin_hdr(r->alen) + r->alen : 1);
 }
@@ -126,6 +136,8 @@ static const char *rec_problem(const lb_wal_rec *r)
 	default: /* LB_OP_TABLE */
 		if (r->klen != r->tlen || memcmp(r->key, r->table, r->tlen))
 			return "TABLE record whose key is not its table name";
+		if (r->prev)
+			return "TABLE record with a prev";
 		/* after: the table is created; before: it is dropped (the
 		 * undo of its creation); both: its schema changed. Never
 		 * neither. */
@@ -222,14 +234,15 @@ int lb__segw_add(lb_segw *w, const lb_wal_rec *r)
 	/* With the space reserved the writers below cannot fail; should one,
 	 * the open segment is left as it was. */
 	len0 = w->raw.len;
-	if ((rc = lb__mpw_array(&w->raw, 5)) != 0 ||
+	if ((rc = lb__mpw_array(&w->raw, 6)) != 0 ||
 	    (rc = lb__mpw_uint(&w->raw, (uint64_t)r->op)) != 0 ||
 	    (rc = lb__mpw_str(&w->raw, r->table, r->tlen)) != 0 ||
 	    (rc = lb__mpw_bin(&w->raw, r->key, r->klen)) != 0 ||
 	    (rc = r->has_before ? lb__mpw_bin(&w->raw, r->before, r->blen)
 	                        : lb__mpw_nil(&w->raw)) != 0 ||
 	    (rc = r->has_after ? lb__mpw_bin(&w->raw, r->after, r->alen)
-	                       : lb__mpw_nil(&w->raw)) != 0) {
+	                       : lb__mpw_nil(&w->raw)) != 0 ||
+	    (rc = lb__mpw_uint(&w->raw, r->prev)) != 0) {
 		w->raw.len = len0;
 		return rc;
 	}
@@ -483,10 +496,10 @@ static int parse_rec(lb_mp *m, lb_wal_rec *rec, uint32_t i, int check)
 	what = "header";
 	if ((rc = lb__mp_array(m, &n)) != 0)
 		goto mp_fail;
-	if (n != 5)
+	if (n != 6)
 		return lb__fail(LB_ECORRUPT,
 		                "segment record %" PRIu32 ": array of %" PRIu32
-		                " items, not 5",
+		                " items, not 6",
 		                i, n);
 	what = "op";
 	if ((rc = lb__mp_uint(m, &op)) != 0)
@@ -515,6 +528,9 @@ static int parse_rec(lb_mp *m, lb_wal_rec *rec, uint32_t i, int check)
 	rec->alen = 0;
 	if ((rc = rec->has_after ? lb__mp_bin(m, &rec->after, &rec->alen)
 	                         : lb__mp_nil(m)) != 0)
+		goto mp_fail;
+	what = "prev";
+	if ((rc = lb__mp_uint(m, &rec->prev)) != 0)
 		goto mp_fail;
 	if (check && (why = rec_problem(rec)) != NULL)
 		return lb__fail(why == rec_nomem ? LB_ENOMEM : LB_ECORRUPT,

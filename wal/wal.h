@@ -144,6 +144,10 @@ typedef struct lb_wal_rec {
 	const void *after;
 	uint32_t alen;
 	int has_after;
+	/* PUT and DELETE: the batch that changed the key before this record
+	 * (its own batch for a key the batch changed already), 0 if none;
+	 * TABLE: 0 (FORMAT.md §4) */
+	uint64_t prev;
 } lb_wal_rec;
 
 /*

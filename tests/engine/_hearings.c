@@ -503,8 +503,10 @@ size_t hg_assert_refs_exact(const char *dir, const hg_refspec *spec,
 			const char *rp = NULL;
 			size_t rn = 0;
 			uint8_t a[LB_KEY_MAX + 4], bk[LB_KEY_MAX + 4];
-			if (!ref_of(v.mv_data, v.mv_size, spec[s].field, &rp,
-			            &rn) ||
+			/* a value is its writer (8 bytes), then the record */
+			assert_true(v.mv_size >= 8);
+			if (!ref_of((const uint8_t *)v.mv_data + 8,
+			            v.mv_size - 8, spec[s].field, &rp, &rn) ||
 			    rn == 0 || rn > LB_KEY_MAX)
 				continue;
 			size_t al = ikey(a, ttid, rp, rn);

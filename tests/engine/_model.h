@@ -24,8 +24,9 @@
  *  - a cascade's set is a fixpoint over every batch of the log;
  *  - the value of a key right after batch X is found by replaying the
  *    model's batches from empty.
- * The engine's indexes (_hist, _refs, its undo entries) are therefore
- * checked against a second implementation that shares nothing with them.
+ * The engine's indexes (the key histories, _refs, its undo entries) are
+ * therefore checked against a second implementation that shares nothing with
+ * them.
  */
 #ifndef LB_TESTS_ENGINE_MODEL_H
 #define LB_TESTS_ENGINE_MODEL_H

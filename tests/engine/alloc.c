@@ -836,19 +836,22 @@ static const char *symbolize(const char *where)
  *    thread itself; without it the batch compresses its segments on its
  *    own thread (db->zw_failed tells, also when the allocation is made in
  *    a function zw_start calls);
- *  - table_tail, hist_put: the record of the largest key of each table
- *    and of _hist in a batch's transaction, which lets a key past it be
- *    appended without a search; without it every key is searched for;
+ *  - table_tail: the record of the largest key of each table in a
+ *    batch's transaction, which lets a key past it be appended without a
+ *    search; without it every key is searched for;
  *  - lb__issue: the copy of a validation issue (its message, table, key,
  *    field, or room in the list): the issue is counted in nissues_total
  *    but not kept, and the call answers LB_EVALIDATION all the same;
  *  - lb__rmdir_files: the DIR with which a directory the library built (a
  *    temporary replay, a failed checkpoint) is emptied; without it the
- *    files an LMDB environment has are removed by name. */
-static const char *const optional_sites[] = {"zw_start",       "table_tail",
-                                             "hist_put",       "lb__issue",
-                                             "dupn", /* lb__issue's copies */
-                                             "lb__rmdir_files"};
+ *    files an LMDB environment has are removed by name;
+ *  - cache_of: a handle's cache of recently read batches (as-of reads,
+ *    history walks), made on first use; without it every batch asked
+ *    about is read from its log. */
+static const char *const optional_sites[] = {
+        "zw_start",        "table_tail",
+        "lb__issue",       "dupn", /* lb__issue's copies */
+        "lb__rmdir_files", "cache_of"};
 
 /* The function whose source holds the call at where: addr2line's first
  * (innermost) FILE:LINE, then the last function definition that starts

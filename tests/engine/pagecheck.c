@@ -369,7 +369,8 @@ static int read_all_forked(const char *dir, int full)
 
 /* A history of random batches and rollbacks (small tables, references),
  * then a table of values from 40 bytes to 70 KB (overflow runs), keys
- * updated in many batches (long _hist duplicate lists: LEAF2 sub-trees),
+ * updated in many batches, one batch undone and redone many times (a long
+ * `_undo` duplicate list: a LEAF2 sub-tree),
  * many referrers of one key (a _refs sub-tree), deletes (free pages). */
 static char *build_reference(const char *root, uint64_t seed, int check)
 {
@@ -405,10 +406,23 @@ static char *build_reference(const char *root, uint64_t seed, int check)
 		te_rc(0, lb_put(b, "big", k, strlen(k), v, vl));
 	}
 	te_rc(0, lb_batch_commit(b, NULL));
-	/* one key changed by 700 batches: 700 batch ids under it in _hist */
+	/* one key changed by 700 batches */
 	for (int i = 0; i < 700; i++) {
 		snprintf(k, sizeof k, "v%d", i);
 		te_put1(db, "big", "hot", k);
+	}
+	/* its last batch undone 600 times (each undo undone in turn): 600
+	 * batch ids under it in `_undo` */
+	{
+		uint64_t z = te_last(db);
+		lb_result res;
+		for (int i = 0; i < 600; i++) {
+			te_rc(0, lb_rollback(db, z, 0, &res));
+			uint64_t r = res.batch_id;
+			lb_result_free(&res);
+			te_rc(0, lb_rollback(db, r, 0, &res));
+			lb_result_free(&res);
+		}
 	}
 	/* a hearing referred to by 1500 witnesses: a _refs sub-tree */
 	{

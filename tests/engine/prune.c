@@ -165,14 +165,16 @@ static void test_engine_prune__afterwards(void **state)
 	te_rc(LB_EPRUNED, lb_rollback_to(fx->db, 3, &res));
 	lb_result_free(&res);
 	assert_int_equal(te_digest(fx->db), d);
-	/* history of "shared": pruned batches are reported without records */
+	/* history of "shared": the newest pruned batch is reported without
+	 * records, and ends it (nothing older can be found) */
 	hseen h = {0};
 	te_rc(0, lb_history(fx->db, "t", "shared", 6, hist_cb, &h));
-	assert_int_equal(h.n, (int)last - 1);
+	assert_int_equal(h.n, (int)last - 5);
 	for (int i = 0; i < h.n; i++) {
 		assert_int_equal(h.batch[i], last - (uint64_t)i);
 		assert_int_equal(h.null[i], h.batch[i] < 7);
 	}
+	assert_int_equal(h.batch[h.n - 1], 6);
 
 	/* the chain still verifies; only standing segments are counted */
 	te_rc(0, lb_verify(fx->db, 0, &rep));

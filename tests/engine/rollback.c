@@ -962,6 +962,41 @@ static void test_engine_rollback__foreign_keys_hold(void **state)
 	assert_int_equal(te_info(db, wb).rolled_back_by, n);
 }
 
+/* A referrer whose key is too long for its ikey (FORMAT.md §2.2): `_refs`
+ * holds its hash, yet the referrer's batch is named and taken along. */
+static void test_engine_rollback__foreign_keys_hold_long_referrer(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res;
+	lb_batch *b;
+	char wk[LB_KEY_MAX + 1];
+	memset(wk, 'w', LB_KEY_MAX);
+	wk[LB_KEY_MAX] = 0;
+
+	hg_create(db);
+	b = hg_begin(db);
+	te_rc(0, hg_insert_hearing(b, "h1"));
+	uint64_t hb = hg_commit_ok(b);
+	b = hg_begin(db);
+	te_rc(0, hg_put_witness(b, wk, "h1"));
+	uint64_t wb = hg_commit_ok(b);
+	b = hg_begin(db); /* a later batch of another key */
+	te_rc(0, hg_insert_hearing(b, "h2"));
+	hg_commit_ok(b);
+
+	rb(db, hb, 0, LB_EVALIDATION, &res);
+	assert_int_equal(res.nissues, 1);
+	assert_int_equal(res.issues[0].kind, LB_ISSUE_FOREIGN_KEY);
+	assert_int_equal(res.issues[0].batch, wb);
+	lb_result_free(&res);
+
+	uint64_t n = rb_ok(db, hb, LB_CASCADE);
+	te_assert_absent_s(db, HG_HEARINGS, "h1");
+	te_assert_absent_s(db, HG_WITNESSES, wk);
+	assert_int_equal(te_info(db, hb).rolled_back_by, n);
+	assert_int_equal(te_info(db, wb).rolled_back_by, n);
+}
+
 static void test_engine_rollback__reference_moved_elsewhere(void **state)
 {
 	lb_db *db = FX(state)->db;
@@ -1677,6 +1712,7 @@ int main(void)
 	        T(test_engine_rollback__cascade_deletes_an_absent_key_silently),
 	        T(test_engine_rollback__force_restores_over_later_changes),
 	        E(test_engine_rollback__foreign_keys_hold),
+	        E(test_engine_rollback__foreign_keys_hold_long_referrer),
 	        E(test_engine_rollback__reference_moved_elsewhere),
 	        T(test_engine_rollback__dry_run_writes_nothing),
 	        E(test_engine_rollback__table_creation),

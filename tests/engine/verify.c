@@ -4,9 +4,10 @@
  * damage, made directly through LMDB with the database closed, is caught
  * and charged to the right batch: a changed byte in a segment, a deleted or
  * an extra segment, a changed header, two headers swapped, a missing
- * header, a segment with no batch, `_meta`'s next table id changed, and
- * (with LB_VERIFY_REPLAY) a user value changed, added or removed behind the
- * log's back.
+ * header, a segment with no batch, `_meta`'s next table id changed, a
+ * value whose writer did not leave it, a `_gone` entry whose batch did not
+ * delete its key, and (with LB_VERIFY_REPLAY) a user value changed, added
+ * or removed behind the log's back.
  */
 #define _GNU_SOURCE
 #include "_common.h"
@@ -160,6 +161,16 @@ static void raw_del(raw *r, MDB_dbi d, const void *key, size_t klen)
 {
 	MDB_val k = {klen, (void *)key};
 	assert_int_equal(mdb_del(r->txn, d, &k, NULL), 0);
+}
+
+/* A u64 BE (a batch id as the database stores it). */
+static uint64_t be64_of(const void *p)
+{
+	const uint8_t *b = p;
+	uint64_t id = 0;
+	for (int i = 0; i < 8; i++)
+		id = id << 8 | b[i];
+	return id;
 }
 
 /* ---- assertions ---------------------------------------------------------- */
@@ -505,14 +516,19 @@ static void test_engine_verify__user_value_changed(void **state)
 	assert_true(key[0]);
 	uint64_t writer = newest_writer(x->db, key);
 	assert_true(writer > 2);
+	free(v);
 	raw r;
 	raw_open(x, &r);
-	((uint8_t *)v)[0] ^= 0x40;
+	/* the stored value: its writer (8 bytes), then the user's bytes */
+	v = raw_get(&r, raw_dbi(&r, "t/t"), key, strlen(key), &vl);
+	assert_true(vl > 8);
+	assert_int_equal(be64_of(v), writer);
+	((uint8_t *)v)[8] ^= 0x40;
 	raw_put(&r, raw_dbi(&r, "t/t"), key, strlen(key), v, vl);
 	free(v);
 	raw_close(x, &r);
-	/* the log itself is intact */
-	expect_ok(x->db, 0);
+	/* the log is intact, but its writer did not leave that value */
+	expect_bad(x->db, 0, writer, "another value");
 	lb_verify_report rep;
 	te_rc(LB_ECORRUPT, lb_verify(x->db, LB_VERIFY_REPLAY, &rep));
 	assert_true(rep.chain_ok);
@@ -532,6 +548,8 @@ static void test_engine_verify__user_key_added_and_removed(void **state)
 	raw_open(x, &r);
 	raw_put(&r, raw_dbi(&r, "t/t"), "zz-extra", 8, "x", 1);
 	raw_close(x, &r);
+	/* too short to name its writer */
+	expect_bad(x->db, 0, last, "zz-extra");
 	lb_verify_report rep;
 	te_rc(LB_ECORRUPT, lb_verify(x->db, LB_VERIFY_REPLAY, &rep));
 	assert_int_equal(rep.bad_batch, last);
@@ -561,44 +579,163 @@ static void test_engine_verify__user_key_added_and_removed(void **state)
 	assert_non_null(strstr(rep.detail, "missing from the database"));
 }
 
+/* The first entry of sub-database name: its key (malloc'd) and value
+ * (malloc'd), or 0 when it is empty. */
+static int raw_first(raw *r, const char *name, void **k, size_t *kl, void **v,
+                     size_t *vl)
+{
+	MDB_cursor *c;
+	MDB_val mk, mv;
+	assert_int_equal(mdb_cursor_open(r->txn, raw_dbi(r, name), &c), 0);
+	int mrc = mdb_cursor_get(c, &mk, &mv, MDB_FIRST);
+	mdb_cursor_close(c);
+	if (mrc == MDB_NOTFOUND)
+		return 0;
+	assert_int_equal(mrc, 0);
+	*k = te_malloc(mk.mv_size);
+	memcpy(*k, mk.mv_data, mk.mv_size);
+	*kl = mk.mv_size;
+	*v = te_malloc(mv.mv_size);
+	memcpy(*v, mv.mv_data, mv.mv_size);
+	*vl = mv.mv_size;
+	return 1;
+}
+
+/* A value's writer (its first 8 bytes) and a `_gone` entry are checked
+ * without the replay, against the log of the batch they name; the replay
+ * compares them too. */
 static void test_engine_verify__index_changed(void **state)
 {
 	vx *x = *state;
 	raw r;
+	void *k, *v;
+	size_t kl, vl;
+	uint8_t one[8];
+	batch_key(one, 1); /* created table t: changed no key */
+
+	/* a value that names another writer */
 	raw_open(x, &r);
-	MDB_dbi hist = raw_dbi(&r, "_hist");
-	MDB_cursor *c;
-	MDB_val k, v;
-	assert_int_equal(mdb_cursor_open(r.txn, hist, &c), 0);
-	assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
-	assert_int_equal(v.mv_size, 8);
-	uint64_t id = 0;
-	for (int i = 0; i < 8; i++)
-		id = id << 8 | ((uint8_t *)v.mv_data)[i];
-	assert_int_equal(mdb_cursor_del(c, 0), 0);
-	mdb_cursor_close(c);
+	assert_true(raw_first(&r, "t/t", &k, &kl, &v, &vl));
+	assert_true(vl >= 8);
+	uint8_t *w = te_malloc(vl);
+	memcpy(w, v, vl);
+	memcpy(w, one, 8);
+	raw_put(&r, raw_dbi(&r, "t/t"), k, kl, w, vl);
 	raw_close(x, &r);
-	expect_ok(x->db, 0);
-	/* the entry's batch is named */
-	expect_bad(x->db, LB_VERIFY_REPLAY, id, "_hist");
+	expect_bad(x->db, 0, 1, "does not change it");
+	expect_bad(x->db, LB_VERIFY_REPLAY, 1, "differs");
+	/* one that names no batch at all */
+	raw_open(x, &r);
+	memset(w, 0xff, 8);
+	raw_put(&r, raw_dbi(&r, "t/t"), k, kl, w, vl);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, te_last(x->db), "does not exist");
+	raw_open(x, &r);
+	raw_put(&r, raw_dbi(&r, "t/t"), k, kl, v, vl);
+	raw_close(x, &r);
+	expect_ok(x->db, LB_VERIFY_REPLAY);
+	free(w);
+	free(k);
+	free(v);
+
+	/* a `_gone` entry that names a batch that did not delete the key */
+	raw_open(x, &r);
+	assert_true(raw_first(&r, "_gone", &k, &kl, &v, &vl));
+	assert_int_equal(vl, 8);
+	uint64_t id = be64_of(v);
+	assert_true(id > 2);
+	raw_put(&r, raw_dbi(&r, "_gone"), k, kl, one, 8);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, 1, "_gone");
+	expect_bad(x->db, LB_VERIFY_REPLAY, 1, "_gone");
+	/* a `_gone` entry removed: the batch that deleted the key is
+	 * named, from its DELETE record (and by the replay) */
+	raw_open(x, &r);
+	raw_del(&r, raw_dbi(&r, "_gone"), k, kl);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, id, "_gone");
+	expect_bad(x->db, LB_VERIFY_REPLAY, id, "_gone");
+	raw_open(x, &r);
+	raw_put(&r, raw_dbi(&r, "_gone"), k, kl, v, vl);
+	raw_close(x, &r);
+	expect_ok(x->db, LB_VERIFY_REPLAY);
+	free(k);
+	free(v);
 }
 
-/* How many `_hist` duplicates name batch id. */
-static size_t hist_entries_of(raw *r, uint64_t id)
+/* What the slow pass cannot see: a value naming an earlier batch that left
+ * the same bytes (a later batch changed the key), and a key missing from
+ * its table. */
+static void test_engine_verify__later_change_and_missing_key(void **state)
 {
-	MDB_cursor *c;
-	MDB_val k, v;
-	size_t n = 0;
-	int mrc;
-	assert_int_equal(mdb_cursor_open(r->txn, raw_dbi(r, "_hist"), &c), 0);
-	for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
-	     mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		uint8_t want[8];
-		batch_key(want, id);
-		n += v.mv_size == 8 && memcmp(v.mv_data, want, 8) == 0;
+	vx *x = *state;
+	raw r;
+	lb_batch *b;
+	uint8_t val[9];
+	for (int i = 0; i < 2; i++) {
+		te_rc(0, lb_batch_begin(x->db, "same", &b));
+		te_rc(0, lb_put(b, "u", "same", 4, "v", 1));
+		te_rc(0, lb_batch_commit(b, NULL));
 	}
-	assert_int_equal(mrc, MDB_NOTFOUND);
-	mdb_cursor_close(c);
+	uint64_t last = te_last(x->db);
+	expect_ok(x->db, 0);
+	raw_open(x, &r);
+	batch_key(val, last - 1);
+	val[8] = 'v';
+	raw_put(&r, raw_dbi(&r, "t/u"), "same", 4, val, sizeof val);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, last - 1, "changed it later");
+	raw_open(x, &r);
+	raw_del(&r, raw_dbi(&r, "t/u"), "same", 4);
+	raw_close(x, &r);
+	expect_bad(x->db, 0, last, "does not hold it");
+	expect_bad(x->db, LB_VERIFY_REPLAY, last, "missing");
+}
+
+/* A table removed by a rollback and created again: the records of the
+ * first one are not checked against the second. */
+static void test_engine_verify__table_created_again(void **state)
+{
+	vx *x = *state;
+	lb_batch *b;
+	lb_result res;
+	uint64_t before = te_last(x->db);
+	te_rc(0, lb_table_create(x->db, "x", NULL));
+	te_rc(0, lb_batch_begin(x->db, "old", &b));
+	te_rc(0, lb_put(b, "x", "k", 1, "old", 3));
+	te_rc(0, lb_put(b, "x", "j", 1, "old", 3));
+	te_rc(0, lb_batch_commit(b, NULL));
+	te_rc(0, lb_batch_begin(x->db, "del", &b));
+	te_rc(0, lb_delete(b, "x", "j", 1));
+	te_rc(0, lb_batch_commit(b, NULL));
+	expect_ok(x->db, 0);
+	te_rc(0, lb_rollback_to(x->db, before, &res));
+	lb_result_free(&res);
+	te_rc(0, lb_table_create(x->db, "x", NULL));
+	te_rc(0, lb_batch_begin(x->db, "new", &b));
+	te_rc(0, lb_put(b, "x", "k", 1, "new", 3));
+	te_rc(0, lb_batch_commit(b, NULL));
+	expect_ok(x->db, 0);
+	expect_ok(x->db, LB_VERIFY_REPLAY);
+}
+
+/* How many values (of t and u) and `_gone` entries name batch id. */
+static size_t writes_of(raw *r, uint64_t id)
+{
+	static const char *const dbs[] = {"t/t", "t/u", "_gone"};
+	size_t n = 0;
+	for (size_t i = 0; i < 3; i++) {
+		MDB_cursor *c;
+		MDB_val k, v;
+		int mrc;
+		assert_int_equal(
+		        mdb_cursor_open(r->txn, raw_dbi(r, dbs[i]), &c), 0);
+		for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
+		     mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+			n += v.mv_size >= 8 && be64_of(v.mv_data) == id;
+		assert_int_equal(mrc, MDB_NOTFOUND);
+		mdb_cursor_close(c);
+	}
 	return n;
 }
 
@@ -661,9 +798,9 @@ static void set_rolled_back_by(vx *x, uint64_t id, uint64_t by)
 
 #define IMPLIED ((uint64_t)1 << 63)
 
-/* A strict rollback adds nothing to _hist and an implied `_undo` entry per
- * batch it undoes; a forced one lists its keys and its entry is not
- * implied. A wrong entry, or a header whose rolled_back_by disagrees with
+/* A strict rollback adds an implied `_undo` entry per batch it undoes (a
+ * forced one's is not implied); both are the writers of the keys they
+ * restored. A wrong entry, or a header whose rolled_back_by disagrees with
  * who stands, is caught without a replay. */
 static void test_engine_verify__undo_changed(void **state)
 {
@@ -678,9 +815,9 @@ static void test_engine_verify__undo_changed(void **state)
 	uint64_t r2 = res.batch_id;
 	lb_result_free(&res);
 	raw_open(x, &r);
-	assert_int_equal(hist_entries_of(&r, r1), 0);
+	assert_true(writes_of(&r, r1) > 0);
 	assert_true(undo_has(&r, last, r1 | IMPLIED));
-	assert_true(hist_entries_of(&r, r2) > 0); /* forced: listed */
+	assert_true(writes_of(&r, r2) > 0);
 	assert_true(undo_has(&r, last - 1, r2));
 	assert_false(undo_has(&r, last - 1, r2 | IMPLIED));
 	raw_close(x, &r);
@@ -775,8 +912,9 @@ static void test_engine_verify__older_format_refused(void **state)
 }
 
 /* A record whose reference names a missing key (written behind the
- * library's back) is found by verify with replay, charged to the last batch
- * that changed the record (none here: the last batch). */
+ * library's back) is found by verify with replay, charged to the batch its
+ * value names as its writer; without the replay, that batch's log is found
+ * not to have written it. */
 static void test_engine_verify__dangling_reference(void **state)
 {
 	vx *x = *state;
@@ -791,12 +929,17 @@ static void test_engine_verify__dangling_reference(void **state)
 	te_rc(0, lb_insert(b, "w", "w1", 2, ok, sizeof ok));
 	te_rc(0, lb_batch_commit(b, NULL));
 	expect_ok(x->db, LB_VERIFY_REPLAY);
+	/* stored as written by the last batch (which did not write it) */
+	uint64_t last = te_last(x->db);
+	uint8_t stored[8 + sizeof bad];
+	batch_key(stored, last);
+	memcpy(stored + 8, bad, sizeof bad);
 	raw r;
 	raw_open(x, &r);
-	raw_put(&r, raw_dbi(&r, "t/w"), "w2", 2, bad, sizeof bad);
+	raw_put(&r, raw_dbi(&r, "t/w"), "w2", 2, stored, sizeof stored);
 	raw_close(x, &r);
-	expect_ok(x->db, 0);
-	expect_bad(x->db, LB_VERIFY_REPLAY, te_last(x->db), "does not hold");
+	expect_bad(x->db, 0, last, "does not change it");
+	expect_bad(x->db, LB_VERIFY_REPLAY, last, "does not hold");
 }
 
 /* _meta's next_tid, as stored. */
@@ -927,6 +1070,8 @@ int main(void)
 	        T(test_engine_verify__user_value_changed),
 	        T(test_engine_verify__user_key_added_and_removed),
 	        T(test_engine_verify__index_changed),
+	        T(test_engine_verify__later_change_and_missing_key),
+	        T(test_engine_verify__table_created_again),
 	        T(test_engine_verify__undo_changed),
 	        T(test_engine_verify__rollback_to_undoes_every_later_batch),
 	        T(test_engine_verify__older_format_refused),

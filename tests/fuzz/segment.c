@@ -10,8 +10,9 @@
  *    mutated input would get past the CRC to the record parser.
  * Properties: a refused segment gets LB_ECORRUPT or LB_EVERSION with a
  * detail; an accepted one yields exactly its header's count of records,
- * each within the §4 limits, and those records, written again by the
- * segment writer, read back identical.
+ * each within the §4 limits (a TABLE record's prev is 0), and those
+ * records, written again by the segment writer, read back identical (prev
+ * included).
  */
 #include <string.h>
 #include <zlib.h>
@@ -81,7 +82,7 @@ static int wrap(lb_buf *seg, int codec, uint32_t count, const uint8_t *p,
 
 static int rec_eq(const lb_wal_rec *a, const lb_wal_rec *b)
 {
-	return a->op == b->op && a->tlen == b->tlen &&
+	return a->op == b->op && a->prev == b->prev && a->tlen == b->tlen &&
 	       !memcmp(a->table, b->table, a->tlen) && a->klen == b->klen &&
 	       !memcmp(a->key, b->key, a->klen) &&
 	       a->has_before == b->has_before && a->blen == b->blen &&
@@ -104,6 +105,8 @@ static void check_rec(const lb_wal_rec *r)
 		FUZZ_CHECK(r->has_after);
 	if (r->op == LB_OP_DELETE)
 		FUZZ_CHECK(r->has_before && !r->has_after);
+	if (r->op == LB_OP_TABLE)
+		FUZZ_CHECK(r->prev == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

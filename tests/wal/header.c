@@ -34,11 +34,11 @@ static void unhex(const char *hex, uint8_t *out, size_t n)
 }
 
 /* FORMAT.md's worked example: the SHA-256 of the golden segment of
- * tests/wal/segment.c (63 bytes), and batch 1 holding it. */
+ * tests/wal/segment.c (66 bytes), and batch 1 holding it. */
 #define SEG_HASH                                                               \
-	"62b122ec7c968749ec124a0e4cc020249b83cbf0d4f6fed93f66d45187233866"
-#define H1 "42bd11b5ab2a81a55018e37632045ef469751be41d1509cd5088a3fb917e3e32"
-#define H2 "a6f64a46d68e57ee644b3259efea6b0e40903c0ebf0153c257c81692f3eebf47"
+	"77ee52c061c8cafc1175e424b6665aa0dbbce77ef747e737c55c5301c1c71280"
+#define H1 "125c44692781603e650eed47511ba2e1f85016252180d351921e944293d0af91"
+#define H2 "fae604e8aadf0c65835eeac7c0e1b78bee07250e1e237134065c7b2a883daf4a"
 
 /* Hash input of batch 1, field by field (§5.3). */
 static const char pre1_hex[] =
@@ -50,8 +50,8 @@ static const char pre1_hex[] =
         "6669727374"       /* "first" */
         "0000000000000002" /* records 2 */
         "00000001"         /* segments 1 */
-        "0000000000000027" /* raw_bytes 39 */
-        "000000000000003f" /* stored_bytes 63 */
+        "000000000000002a" /* raw_bytes 42 */
+        "0000000000000042" /* stored_bytes 66 */
         "0000000000000000" /* undoes 0 */
         SEG_HASH;
 
@@ -78,8 +78,8 @@ static const char enc1_hex[] =
         "a56669727374"       /* label: fixstr "first" */
         "02"                 /* records 2 */
         "01"                 /* segments 1 */
-        "27"                 /* raw_bytes 39 */
-        "3f"                 /* stored_bytes 63 */
+        "2a"                 /* raw_bytes 42 */
+        "42"                 /* stored_bytes 66 */
         "00"                 /* undoes 0 */
         "c420" SEG_HASH      /* seg_hashes: bin 8 of 32 */
         "c420"
@@ -100,8 +100,8 @@ static lb_wal_hdr batch1(void)
 	strcpy(h.label, "first");
 	h.records = 2;
 	h.segments = 1;
-	h.raw_bytes = 39;
-	h.stored_bytes = 63;
+	h.raw_bytes = 42;
+	h.stored_bytes = 66;
 	unhex(SEG_HASH, seg_hash1, 32);
 	h.seg_hashes = seg_hash1;
 	unhex(H1, h.hash, 32);
@@ -243,8 +243,8 @@ static void test_wal_header__golden_encoding(void **state)
 	assert_int_equal(lb__hdr_decode(enc, sizeof enc, &d), 0);
 	assert_true(d.id == 1 && d.time_ns == 1700000000000000000LL);
 	assert_string_equal(d.label, "first");
-	assert_true(d.records == 2 && d.segments == 1 && d.raw_bytes == 39 &&
-	            d.stored_bytes == 63 && d.undoes == 0);
+	assert_true(d.records == 2 && d.segments == 1 && d.raw_bytes == 42 &&
+	            d.stored_bytes == 66 && d.undoes == 0);
 	assert_memory_equal(d.seg_hashes, seg_hash1, 32);
 	assert_memory_equal(d.hash, h.hash, 32);
 	assert_true(d.rolled_back_by == 0 && d.pruned == 0);

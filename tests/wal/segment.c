@@ -46,9 +46,21 @@ static lb_wal_rec rec(int op, const char *table, const char *key,
 	return r;
 }
 
+/* rec() with a prev (FORMAT.md §4.1). */
+static lb_wal_rec recp(int op, const char *table, const char *key,
+                       const void *before, size_t blen, const void *after,
+                       size_t alen, uint64_t prev)
+{
+	lb_wal_rec r = rec(op, table, key, before, blen, after, alen);
+
+	r.prev = prev;
+	return r;
+}
+
 static void expect_rec(const lb_wal_rec *got, const lb_wal_rec *want)
 {
 	assert_int_equal(got->op, want->op);
+	assert_true(got->prev == want->prev);
 	assert_int_equal(got->tlen, want->tlen);
 	assert_memory_equal(got->table, want->table, want->tlen);
 	assert_int_equal(got->klen, want->klen);
@@ -187,12 +199,13 @@ static void test_wal_segment__roundtrip_every_op(void **state)
 	        rec(LB_OP_TABLE, "users", "users", NULL, 0, opaque_schema,
 	            sizeof opaque_schema),
 	        rec(LB_OP_PUT, "users", "alice", NULL, 0, "v1", 2),
-	        rec(LB_OP_PUT, "users", "alice", "v1", 2, "v2", 2),
-	        rec(LB_OP_PUT, "users", "empty", NULL, 0, "", 0),
-	        rec(LB_OP_PUT, "users", "empty", "", 0, "x", 1),
-	        rec(LB_OP_DELETE, "users", "alice", "v2", 2, NULL, 0),
-	        rec(LB_OP_DELETE, "users", "empty", "", 0, NULL, 0),
-	        rec(LB_OP_PUT, "A-z_0.9-", "k", NULL, 0, "v", 1),
+	        recp(LB_OP_PUT, "users", "alice", "v1", 2, "v2", 2, 127),
+	        recp(LB_OP_PUT, "users", "empty", NULL, 0, "", 0, 128),
+	        recp(LB_OP_PUT, "users", "empty", "", 0, "x", 1, 65535),
+	        recp(LB_OP_DELETE, "users", "alice", "v2", 2, NULL, 0, 65536),
+	        recp(LB_OP_DELETE, "users", "empty", "", 0, NULL, 0,
+	             (uint64_t)1 << 32),
+	        recp(LB_OP_PUT, "A-z_0.9-", "k", NULL, 0, "v", 1, UINT64_MAX),
 	        rec(LB_OP_TABLE, "users", "users", opaque_schema,
 	            sizeof opaque_schema, NULL, 0),
 	};
@@ -294,6 +307,8 @@ static void test_wal_segment__many_records(void **state)
 		                : NULL,
 		        bl, op == LB_OP_PUT ? vals + th_below(&rs, 300) : NULL,
 		        al);
+		/* prev of every width: 0..2^63 */
+		recs[i].prev = th_rand(&rs) >> th_below(&rs, 64);
 	}
 	assert_int_equal(lb__segw_init(&w, 1), 0);
 	lb__segr_init(&r);
@@ -348,32 +363,34 @@ static void test_wal_segment__incompressible_is_stored(void **state)
 
 /* ---- golden segments: FORMAT.md's worked example ------------------------- */
 
-/* Written from the spec by hand: [1, "users", b"alice", nil, b"hi"] and
- * [2, "users", b"bob", b"old", nil]; CRC-32 computed independently. */
+/* Written from the spec by hand: [1, "users", b"alice", nil, b"hi", 0] (a
+ * PUT of a key no batch had changed) and [2, "users", b"alice", b"hi", nil,
+ * 1] (its DELETE later in the same batch 1, so prev 1); CRC-32 computed
+ * independently. */
 static const uint8_t golden_stored[] = {
         0x89, 0x4c, 0x42, 0x57, /* magic */
         0x01, 0x00,             /* version 1 */
         0x00,                   /* codec 0: stored */
         0x00,                   /* flags */
-        0x27, 0x00, 0x00, 0x00, /* raw length 39 */
+        0x2a, 0x00, 0x00, 0x00, /* raw length 42 */
         0x02, 0x00, 0x00, 0x00, /* 2 records */
-        0x27, 0x00, 0x00, 0x00, /* stored length 39 */
-        0x5b, 0x71, 0xff, 0xe7, /* CRC-32 0xe7ff715b */
-        0x95, 0x01, 0xa5, 'u',  's',  'e',  'r',  's',  0xc4, 0x05,
-        'a',  'l',  'i',  'c',  'e',  0xc0, 0xc4, 0x02, 'h',  'i',
-        0x95, 0x02, 0xa5, 'u',  's',  'e',  'r',  's',  0xc4, 0x03,
-        'b',  'o',  'b',  0xc4, 0x03, 'o',  'l',  'd',  0xc0,
+        0x2a, 0x00, 0x00, 0x00, /* stored length 42 */
+        0xc5, 0x94, 0x68, 0xe7, /* CRC-32 0xe76894c5 */
+        0x96, 0x01, 0xa5, 'u',  's',  'e',  'r',  's',  0xc4, 0x05, 'a',
+        'l',  'i',  'c',  'e',  0xc0, 0xc4, 0x02, 'h',  'i',  0x00, 0x96,
+        0x02, 0xa5, 'u',  's',  'e',  'r',  's',  0xc4, 0x05, 'a',  'l',
+        'i',  'c',  'e',  0xc4, 0x02, 'h',  'i',  0xc0, 0x01,
 };
 
 /* The same records as a zlib stream (RFC 1950, made by another zlib user
- * at level 9). It is larger than the raw bytes: a reader still takes it. */
+ * at level 9): 37 bytes, shorter than the raw bytes. */
 static const uint8_t golden_zlib[] = {
-        0x89, 0x4c, 0x42, 0x57, 0x01, 0x00, 0x01, 0x00, 0x27, 0x00, 0x00, 0x00,
-        0x02, 0x00, 0x00, 0x00, 0x2b, 0x00, 0x00, 0x00, 0x24, 0x3d, 0x87, 0x34,
-        0x78, 0xda, 0x9b, 0xca, 0xb8, 0xb4, 0xb4, 0x38, 0xb5, 0xa8, 0xf8, 0x08,
-        0x6b, 0x62, 0x4e, 0x66, 0x72, 0xea, 0x81, 0x23, 0x4c, 0x19, 0x99, 0x53,
-        0x99, 0xa0, 0x62, 0xcc, 0x49, 0xf9, 0x49, 0x47, 0x98, 0xf3, 0x73, 0x52,
-        0x0e, 0x00, 0x00, 0x4c, 0x6c, 0x10, 0xba,
+        0x89, 0x4c, 0x42, 0x57, 0x01, 0x00, 0x01, 0x00, 0x2a, 0x00, 0x00,
+        0x00, 0x02, 0x00, 0x00, 0x00, 0x25, 0x00, 0x00, 0x00, 0x32, 0x3b,
+        0xc7, 0x8a, 0x78, 0xda, 0x9b, 0xc6, 0xb8, 0xb4, 0xb4, 0x38, 0xb5,
+        0xa8, 0xf8, 0x08, 0x6b, 0x62, 0x4e, 0x66, 0x72, 0xea, 0x81, 0x23,
+        0x4c, 0x19, 0x99, 0x0c, 0xd3, 0x98, 0x50, 0x04, 0x41, 0x62, 0x07,
+        0x18, 0x01, 0x76, 0xf7, 0x11, 0x1b,
 };
 
 static lb_wal_rec golden_recs[2];
@@ -381,7 +398,8 @@ static lb_wal_rec golden_recs[2];
 static void set_golden_recs(void)
 {
 	golden_recs[0] = rec(LB_OP_PUT, "users", "alice", NULL, 0, "hi", 2);
-	golden_recs[1] = rec(LB_OP_DELETE, "users", "bob", "old", 3, NULL, 0);
+	golden_recs[1] =
+	        recp(LB_OP_DELETE, "users", "alice", "hi", 2, NULL, 0, 1);
 }
 
 static void test_wal_segment__golden_stored(void **state)
@@ -397,7 +415,8 @@ static void test_wal_segment__golden_stored(void **state)
 	assert_int_equal(len, sizeof golden_stored);
 	assert_memory_equal(seg, golden_stored, len);
 	free(seg);
-	/* And so does a compressing writer, since compressing does not pay. */
+	/* And so does a writer at level 1, whose stream would not be
+	 * shorter. */
 	seg = build(1, golden_recs, 2, &len);
 	assert_int_equal(len, sizeof golden_stored);
 	assert_memory_equal(seg, golden_stored, len);
@@ -577,37 +596,37 @@ static void test_wal_segment__header_rules(void **state)
 
 	lb__segr_init(&r);
 	/* Sanity: the crafted golden segment is valid. */
-	s = craft(1, 0, 39, 2, golden_stored + 24, 39, &len);
+	s = craft(1, 0, 42, 2, golden_stored + 24, 42, &len);
 	assert_memory_equal(s, golden_stored, len);
 	assert_int_equal(lb__seg_header(s, len, &h), 0);
-	assert_int_equal(h.raw_len, 39);
-	assert_int_equal(h.crc, 0xe7ff715bu);
+	assert_int_equal(h.raw_len, 42);
+	assert_int_equal(h.crc, 0xe76894c5u);
 	free(s);
 
-	s = craft(1, 0, 39, 2, golden_stored + 24, 39, &len);
+	s = craft(1, 0, 42, 2, golden_stored + 24, 42, &len);
 	s[3] = 'X';
 	fix_crc(s, len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "magic"));
 	free(s);
 
-	s = craft(0, 0, 39, 2, golden_stored + 24, 39, &len);
+	s = craft(0, 0, 42, 2, golden_stored + 24, 42, &len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
 	free(s);
-	s = craft(2, 0, 39, 2, golden_stored + 24, 39, &len);
+	s = craft(2, 0, 42, 2, golden_stored + 24, 42, &len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_EVERSION);
 	assert_non_null(strstr(lb_errmsg(), "version 2 is newer"));
 	free(s);
-	s = craft(0xffff, 0, 39, 2, golden_stored + 24, 39, &len);
+	s = craft(0xffff, 0, 42, 2, golden_stored + 24, 42, &len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_EVERSION);
 	free(s);
 
-	s = craft(1, 2, 39, 2, golden_stored + 24, 39, &len);
+	s = craft(1, 2, 42, 2, golden_stored + 24, 42, &len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "codec"));
 	free(s);
 
-	s = craft(1, 0, 39, 2, golden_stored + 24, 39, &len);
+	s = craft(1, 0, 42, 2, golden_stored + 24, 42, &len);
 	s[7] = 0x01;
 	fix_crc(s, len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
@@ -615,40 +634,40 @@ static void test_wal_segment__header_rules(void **state)
 	free(s);
 
 	/* stored length disagreeing with the value's length */
-	s = craft(1, 0, 39, 2, golden_stored + 24, 39, &len);
-	put32(s + 16, 38);
+	s = craft(1, 0, 42, 2, golden_stored + 24, 42, &len);
+	put32(s + 16, 41);
 	fix_crc(s, len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "stored length"));
 	free(s);
 
 	/* codec 0 with raw != stored */
-	s = craft(1, 0, 38, 2, golden_stored + 24, 39, &len);
+	s = craft(1, 0, 41, 2, golden_stored + 24, 42, &len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
 	free(s);
 
 	/* counts: 0, over the cap, more than raw_len / 10 */
-	s = craft(1, 0, 39, 0, golden_stored + 24, 39, &len);
+	s = craft(1, 0, 42, 0, golden_stored + 24, 42, &len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "count"));
 	free(s);
-	s = craft(1, 0, 39, LB__SEG_COUNT_MAX + 1, golden_stored + 24, 39,
+	s = craft(1, 0, 42, LB__SEG_COUNT_MAX + 1, golden_stored + 24, 42,
 	          &len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
 	free(s);
-	s = craft(1, 0, 39, 4, golden_stored + 24, 39, &len);
+	s = craft(1, 0, 42, 5, golden_stored + 24, 42, &len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
-	assert_non_null(strstr(lb_errmsg(), "count 4"));
+	assert_non_null(strstr(lb_errmsg(), "count 5"));
 	free(s);
-	/* count 3 passes the header check (39 / 10) but not the records */
-	s = craft(1, 0, 39, 3, golden_stored + 24, 39, &len);
+	/* count 4 passes the header check (42 / 10) but not the records */
+	s = craft(1, 0, 42, 4, golden_stored + 24, 42, &len);
 	assert_int_equal(lb__seg_header(s, len, &h), 0);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
 	free(s);
 	/* count 1: a record too few, so bytes follow the last one */
-	s = craft(1, 0, 39, 1, golden_stored + 24, 39, &len);
+	s = craft(1, 0, 42, 1, golden_stored + 24, 42, &len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
-	assert_non_null(strstr(lb_errmsg(), "19 bytes follow"));
+	assert_non_null(strstr(lb_errmsg(), "21 bytes follow"));
 	free(s);
 
 	/* NULL and empty input */
@@ -711,18 +730,18 @@ static void test_wal_segment__zlib_rules(void **state)
 	(void)state;
 
 	lb__segr_init(&r);
-	z = zlib_of(raw, 39, &zlen);
-	s = craft(1, 1, 39, 2, z, zlen, &len);
+	z = zlib_of(raw, 42, &zlen);
+	s = craft(1, 1, 42, 2, z, zlen, &len);
 	assert_int_equal(lb__segr_load(&r, s, len), 0);
 	free(s);
 
 	/* Raw length one more than the stream gives: short output. */
-	s = craft(1, 1, 40, 2, z, zlen, &len);
+	s = craft(1, 1, 43, 2, z, zlen, &len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
-	assert_non_null(strstr(lb_errmsg(), "inflates to 39 bytes"));
+	assert_non_null(strstr(lb_errmsg(), "inflates to 42 bytes"));
 	free(s);
 	/* One less: extra output. */
-	s = craft(1, 1, 38, 2, z, zlen, &len);
+	s = craft(1, 1, 41, 2, z, zlen, &len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "more than"));
 	free(s);
@@ -730,7 +749,7 @@ static void test_wal_segment__zlib_rules(void **state)
 	buf = malloc(zlen + 16);
 	memcpy(buf, z, zlen);
 	memcpy(buf + zlen, "\0\0\0", 3);
-	s = craft(1, 1, 39, 2, buf, zlen + 3, &len);
+	s = craft(1, 1, 42, 2, buf, zlen + 3, &len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "3 bytes follow"));
 	free(s);
@@ -738,14 +757,14 @@ static void test_wal_segment__zlib_rules(void **state)
 	{
 		size_t k;
 		for (k = 0; k < zlen; k++) {
-			s = craft(1, 1, 39, 2, z, k, &len);
+			s = craft(1, 1, 42, 2, z, k, &len);
 			assert_int_equal(lb__segr_load(&r, s, len),
 			                 LB_ECORRUPT);
 			free(s);
 		}
 	}
 	/* Raw deflate (no zlib header) and gzip are not zlib streams. */
-	s = craft(1, 1, 39, 2, z + 2, zlen - 6, &len);
+	s = craft(1, 1, 42, 2, z + 2, zlen - 6, &len);
 	assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
 	free(s);
 	{
@@ -753,7 +772,7 @@ static void test_wal_segment__zlib_rules(void **state)
 		                             0,    0,    0,    0, 0x03};
 		memcpy(buf, gz, sizeof gz);
 		memcpy(buf + sizeof gz, z + 2, zlen - 6);
-		s = craft(1, 1, 39, 2, buf, sizeof gz + zlen - 6, &len);
+		s = craft(1, 1, 42, 2, buf, sizeof gz + zlen - 6, &len);
 		assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
 		free(s);
 	}
@@ -762,13 +781,13 @@ static void test_wal_segment__zlib_rules(void **state)
 		uint8_t d[] = {0x78, 0xbb, 0, 0, 0, 1, 0x03, 0x00};
 		/* 0x78bb: FDICT set, and 0x78bb % 31 == 0 */
 		assert_int_equal(((0x78 << 8) | 0xbb) % 31, 0);
-		s = craft(1, 1, 39, 2, d, sizeof d, &len);
+		s = craft(1, 1, 42, 2, d, sizeof d, &len);
 		assert_int_equal(lb__segr_load(&r, s, len), LB_ECORRUPT);
 		assert_non_null(strstr(lb_errmsg(), "dictionary"));
 		free(s);
 	}
 	/* After all these failures the reader still works. */
-	s = craft(1, 1, 39, 2, z, zlen, &len);
+	s = craft(1, 1, 42, 2, z, zlen, &len);
 	assert_int_equal(lb__segr_load(&r, s, len), 0);
 	free(s);
 	free(buf);
@@ -822,17 +841,52 @@ static void r_rec(raw_t *r, unsigned n, uint64_t op, const char *table,
 		assert_int_equal(lb__mpw_nil(&r->b), 0);
 }
 
+/* One record of n items: the five before prev, then prev 0 when n >= 6,
+ * then nil for every item past the sixth. */
 static int one(unsigned n, uint64_t op, const char *table, const char *key,
                const char *before, size_t blen, const char *after, size_t alen)
 {
 	raw_t r;
+	unsigned i;
 	int rc;
 
 	r_init(&r);
 	r_rec(&r, n, op, table, key, before, blen, after, alen);
-	if (n == 6)
+	if (n >= 6)
+		assert_int_equal(lb__mpw_uint(&r.b, 0), 0);
+	for (i = 7; i <= n; i++)
 		assert_int_equal(lb__mpw_nil(&r.b), 0);
 	rc = load_stored(r.b.data, r.b.len, 1);
+	lb__buf_free(&r.b);
+	return rc;
+}
+
+/* A record of 6 items whose prev is the given bytes; its prev, read
+ * back, in *prev when it loads. */
+static int one_prev(uint64_t op, const char *table, const char *key,
+                    const char *before, size_t blen, const char *after,
+                    size_t alen, const void *p, size_t plen, uint64_t *prev)
+{
+	raw_t r;
+	size_t len;
+	uint8_t *s;
+	lb_segr rd;
+	lb_wal_rec got;
+	int rc;
+
+	r_init(&r);
+	r_rec(&r, 6, op, table, key, before, blen, after, alen);
+	assert_int_equal(lb__buf_append(&r.b, p, plen), 0);
+	s = craft(1, 0, (uint32_t)r.b.len, 1, r.b.data, r.b.len, &len);
+	lb__segr_init(&rd);
+	rc = lb__segr_load(&rd, s, len);
+	if (rc == 0) {
+		assert_int_equal(lb__segr_next(&rd, &got), 1);
+		*prev = got.prev;
+		assert_int_equal(lb__segr_next(&rd, &got), 0);
+	}
+	lb__segr_free(&rd);
+	free(s);
 	lb__buf_free(&r.b);
 	return rc;
 }
@@ -849,87 +903,229 @@ static void test_wal_segment__record_rules(void **state)
 	memset(k511, 'k', 511);
 	k511[511] = 0;
 
-	assert_int_equal(one(5, 1, "t", "k", NIL, IMG("v")), 0);
-	assert_int_equal(one(5, 1, "t", "k", IMG(""), IMG("")), 0);
-	if (one(5, 1, t65 + 1, k511, NIL, IMG("")) != 0)
+	assert_int_equal(one(6, 1, "t", "k", NIL, IMG("v")), 0);
+	assert_int_equal(one(6, 1, "t", "k", IMG(""), IMG("")), 0);
+	if (one(6, 1, t65 + 1, k511, NIL, IMG("")) != 0)
 		fail_msg("%s", lb_errmsg());
-	/* arity */
+	/* arity: 6 items; version 4's 5 (no prev) is refused */
+	assert_int_equal(one(5, 1, "t", "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "array of 5 items, not 6"));
 	assert_int_equal(one(4, 1, "t", "k", NIL, IMG("v")), LB_ECORRUPT);
-	assert_non_null(strstr(lb_errmsg(), "not 5"));
-	assert_int_equal(one(6, 1, "t", "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "not 6"));
+	assert_int_equal(one(7, 1, "t", "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "array of 7 items, not 6"));
 	/* ops */
-	assert_int_equal(one(5, 0, "t", "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_int_equal(one(6, 0, "t", "k", NIL, IMG("v")), LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "unknown op 0"));
-	assert_int_equal(one(5, 4, "t", "k", NIL, IMG("v")), LB_ECORRUPT);
-	assert_int_equal(one(5, 1ull << 40, "t", "k", NIL, IMG("v")),
+	assert_int_equal(one(6, 4, "t", "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_int_equal(one(6, 1ull << 40, "t", "k", NIL, IMG("v")),
 	                 LB_ECORRUPT);
 	/* table names */
-	assert_int_equal(one(5, 1, "", "k", NIL, IMG("v")), LB_ECORRUPT);
-	assert_int_equal(one(5, 1, t65, "k", NIL, IMG("v")), LB_ECORRUPT);
-	assert_int_equal(one(5, 1, "a/b", "k", NIL, IMG("v")), LB_ECORRUPT);
-	assert_int_equal(one(5, 1, "a b", "k", NIL, IMG("v")), LB_ECORRUPT);
-	assert_int_equal(one(5, 1, "caf\xc3\xa9", "k", NIL, IMG("v")),
+	assert_int_equal(one(6, 1, "", "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_int_equal(one(6, 1, t65, "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_int_equal(one(6, 1, "a/b", "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_int_equal(one(6, 1, "a b", "k", NIL, IMG("v")), LB_ECORRUPT);
+	assert_int_equal(one(6, 1, "caf\xc3\xa9", "k", NIL, IMG("v")),
 	                 LB_ECORRUPT);
 	/* keys */
-	assert_int_equal(one(5, 1, "t", "", NIL, IMG("v")), LB_ECORRUPT);
-	assert_int_equal(one(5, 1, "t", k512, NIL, IMG("v")), LB_ECORRUPT);
+	assert_int_equal(one(6, 1, "t", "", NIL, IMG("v")), LB_ECORRUPT);
+	assert_int_equal(one(6, 1, "t", k512, NIL, IMG("v")), LB_ECORRUPT);
 	/* images against ops */
-	assert_int_equal(one(5, 1, "t", "k", IMG("v"), NIL), LB_ECORRUPT);
+	assert_int_equal(one(6, 1, "t", "k", IMG("v"), NIL), LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "PUT without"));
-	assert_int_equal(one(5, 2, "t", "k", NIL, NIL), LB_ECORRUPT);
-	assert_int_equal(one(5, 2, "t", "k", IMG("v"), IMG("w")), LB_ECORRUPT);
-	assert_int_equal(one(5, 2, "t", "k", IMG("v"), NIL), 0);
-	assert_int_equal(one(5, 3, "t", "t", NIL, NIL), LB_ECORRUPT);
+	assert_int_equal(one(6, 2, "t", "k", NIL, NIL), LB_ECORRUPT);
+	assert_int_equal(one(6, 2, "t", "k", IMG("v"), IMG("w")), LB_ECORRUPT);
+	assert_int_equal(one(6, 2, "t", "k", IMG("v"), NIL), 0);
+	assert_int_equal(one(6, 3, "t", "t", NIL, NIL), LB_ECORRUPT);
 	assert_int_equal(
-	        one(5, 3, "t", "u", NIL, IMG("\x95\x02\x00\xc2\x90\xc0")),
+	        one(6, 3, "t", "u", NIL, IMG("\x95\x02\x00\xc2\x90\xc0")),
 	        LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "key is not its table"));
 	/* both images: a schema change, each image a valid schema */
 	assert_int_equal(
-	        one(5, 3, "t", "t", IMG("x"), IMG("\x95\x02\x00\xc2\x90\xc0")),
+	        one(6, 3, "t", "t", IMG("x"), IMG("\x95\x02\x00\xc2\x90\xc0")),
 	        LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "invalid schema"));
-	assert_int_equal(one(5, 3, "t", "t", IMG("\x95\x02\x00\xc2\x90\xc0"),
+	assert_int_equal(one(6, 3, "t", "t", IMG("\x95\x02\x00\xc2\x90\xc0"),
 	                     IMG("\x95\x02\x00\xc2\x90\xc0")),
 	                 0);
 	/* a drop: the schema as the before-image */
 	assert_int_equal(
-	        one(5, 3, "t", "t", IMG("\x95\x02\x00\xc2\x90\xc0"), NIL), 0);
-	assert_int_equal(one(5, 3, "t", "t", IMG("\x95\x02\x00\xc2\x90"), NIL),
+	        one(6, 3, "t", "t", IMG("\x95\x02\x00\xc2\x90\xc0"), NIL), 0);
+	assert_int_equal(one(6, 3, "t", "t", IMG("\x95\x02\x00\xc2\x90"), NIL),
 	                 LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "invalid schema"));
 	assert_int_equal(
-	        one(5, 3, "t", "t", NIL, IMG("\x95\x02\x00\xc2\x90\xc0")), 0);
+	        one(6, 3, "t", "t", NIL, IMG("\x95\x02\x00\xc2\x90\xc0")), 0);
 	assert_int_equal(
-	        one(5, 3, "t", "t", NIL, IMG("\x95\x02\x01\xc2\x90\xc0\x00")),
+	        one(6, 3, "t", "t", NIL, IMG("\x95\x02\x01\xc2\x90\xc0\x00")),
 	        LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "invalid schema"));
+}
+
+/* prev (§4.1): a uint of any width, 0 in a TABLE record. */
+static void test_wal_segment__record_prev(void **state)
+{
+	static const struct {
+		const char *bytes;
+		size_t len;
+		uint64_t v;
+	} ok[] = {
+	        {"\x00", 1, 0},
+	        {"\x7f", 1, 127},
+	        {"\xcc\x00", 2, 0},
+	        {"\xcc\xff", 2, 255},
+	        {"\xcd\x00\x00", 3, 0},
+	        {"\xcd\xff\xff", 3, 65535},
+	        {"\xce\x00\x00\x00\x07", 5, 7},
+	        {"\xce\xff\xff\xff\xff", 5, UINT32_MAX},
+	        {"\xcf\x00\x00\x00\x00\x00\x00\x00\x00", 9, 0},
+	        {"\xcf\x00\x00\x00\x01\x00\x00\x00\x00", 9, (uint64_t)1 << 32},
+	        {"\xcf\xff\xff\xff\xff\xff\xff\xff\xff", 9, UINT64_MAX},
+	        {"\xd0\x05", 2, 5},
+	        {"\xd0\x7f", 2, 127},
+	        {"\xd1\x01\x00", 3, 256},
+	        {"\xd2\x7f\xff\xff\xff", 5, INT32_MAX},
+	        {"\xd3\x7f\xff\xff\xff\xff\xff\xff\xff", 9, INT64_MAX},
+	        {"\xd3\x00\x00\x00\x00\x00\x00\x00\x00", 9, 0},
+	};
+	static const struct {
+		const char *bytes;
+		size_t len;
+	} bad[] = {
+	        {"\xc0", 1}, /* nil */
+	        {"\xc2", 1}, /* false */
+	        {"\xc3", 1}, /* true */
+	        {"\xa1"
+	         "1",
+	         2},                                         /* str */
+	        {"\xc4\x01\x01", 3},                         /* bin */
+	        {"\xff", 1},                                 /* -1 */
+	        {"\xe0", 1},                                 /* -32 */
+	        {"\xd0\xff", 2},                             /* int 8 -1 */
+	        {"\xd1\x80\x00", 3},                         /* int 16 */
+	        {"\xd2\xff\xff\xff\xfe", 5},                 /* int 32 */
+	        {"\xd3\x80\x00\x00\x00\x00\x00\x00\x00", 9}, /* INT64_MIN */
+	        {"\xca\x3f\x80\x00\x00", 5},                 /* float 1.0 */
+	        {"\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00", 9}, /* double */
+	        {"\x80", 1},                                 /* map */
+	        {"\x90", 1},                                 /* array */
+	        {"\xd4\x00\x00", 3},                         /* fixext 1 */
+	        {"\xc1", 1},                                 /* never used */
+	        {"\xcc", 1},                                 /* cut short */
+	        {"\xcf\x00\x00\x00", 4},                     /* cut short */
+	};
+	uint64_t got;
+	size_t i;
+	(void)state;
+
+	for (i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		got = 12345;
+		if (one_prev(1, "t", "k", NIL, IMG("v"), ok[i].bytes, ok[i].len,
+		             &got) != 0)
+			fail_msg("prev %zu: %s", i, lb_errmsg());
+		assert_true(got == ok[i].v);
+		got = 12345;
+		assert_int_equal(one_prev(2, "t", "k", IMG("v"), NIL,
+		                          ok[i].bytes, ok[i].len, &got),
+		                 0);
+		assert_true(got == ok[i].v);
+	}
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (one_prev(1, "t", "k", NIL, IMG("v"), bad[i].bytes,
+		             bad[i].len, &got) != LB_ECORRUPT)
+			fail_msg("prev %zu accepted", i);
+		if (!strstr(lb_errmsg(), "segment record 0: prev: "))
+			fail_msg("prev %zu: %s", i, lb_errmsg());
+	}
+	/* missing: an array of 6 that ends after the after-image */
+	assert_int_equal(one_prev(1, "t", "k", NIL, IMG("v"), "", 0, &got),
+	                 LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "prev: "));
+	/* a TABLE record's prev is 0, in any width */
+	assert_int_equal(one_prev(3, "t", "t", NIL,
+	                          IMG("\x95\x02\x00\xc2\x90\xc0"), "\x00", 1,
+	                          &got),
+	                 0);
+	assert_int_equal(one_prev(3, "t", "t", NIL,
+	                          IMG("\x95\x02\x00\xc2\x90\xc0"),
+	                          "\xcd\x00\x00", 3, &got),
+	                 0);
+	assert_true(got == 0);
+	assert_int_equal(one_prev(3, "t", "t", NIL,
+	                          IMG("\x95\x02\x00\xc2\x90\xc0"), "\x01", 1,
+	                          &got),
+	                 LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "TABLE record with a prev"));
+	assert_int_equal(one_prev(3, "t", "t", IMG("\x95\x02\x00\xc2\x90\xc0"),
+	                          NIL, "\xcf\x00\x00\x00\x00\x00\x00\x00\x01",
+	                          9, &got),
+	                 LB_ECORRUPT);
+	assert_non_null(strstr(lb_errmsg(), "TABLE record with a prev"));
+}
+
+/* The writer writes prev in its shortest form (§1), each width. */
+static void test_wal_segment__writer_prev_shortest(void **state)
+{
+	static const struct {
+		uint64_t v;
+		size_t size;
+		uint8_t first;
+	} cases[] = {
+	        {0, 1, 0x00},
+	        {127, 1, 0x7f},
+	        {128, 2, 0xcc},
+	        {255, 2, 0xcc},
+	        {256, 3, 0xcd},
+	        {65535, 3, 0xcd},
+	        {65536, 5, 0xce},
+	        {UINT32_MAX, 5, 0xce},
+	        {(uint64_t)UINT32_MAX + 1, 9, 0xcf},
+	        {UINT64_MAX, 9, 0xcf},
+	};
+	/* [1, "t", b"k", nil, b"v", prev]: 11 bytes, then prev */
+	size_t i, len;
+	(void)state;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		lb_wal_rec r =
+		        recp(LB_OP_PUT, "t", "k", NULL, 0, "v", 1, cases[i].v);
+		uint8_t *seg = build(0, &r, 1, &len);
+
+		assert_int_equal(len, 24 + 11 + cases[i].size);
+		assert_int_equal(seg[24], 0x96);
+		assert_int_equal(seg[24 + 11], cases[i].first);
+		expect_segment(seg, len, &r, 1);
+		free(seg);
+	}
 }
 
 /* Types other than the grammar's, spelled as bytes. */
 static void test_wal_segment__record_types(void **state)
 {
-	/* [1, "t", "k" as str, nil, b"v"] */
-	static const uint8_t key_str[] = {0x95, 0x01, 0xa1, 't',  0xa1,
-	                                  'k',  0xc0, 0xc4, 0x01, 'v'};
-	/* [1, b"t", b"k", nil, b"v"]: table as bin */
-	static const uint8_t table_bin[] = {0x95, 0x01, 0xc4, 0x01, 't',  0xc4,
-	                                    0x01, 'k',  0xc0, 0xc4, 0x01, 'v'};
+	/* [1, "t", "k" as str, nil, b"v", 0] */
+	static const uint8_t key_str[] = {0x96, 0x01, 0xa1, 't', 0xa1, 'k',
+	                                  0xc0, 0xc4, 0x01, 'v', 0x00};
+	/* [1, b"t", b"k", nil, b"v", 0]: table as bin */
+	static const uint8_t table_bin[] = {0x96, 0x01, 0xc4, 0x01, 't',
+	                                    0xc4, 0x01, 'k',  0xc0, 0xc4,
+	                                    0x01, 'v',  0x00};
 	/* after as str */
-	static const uint8_t after_str[] = {0x95, 0x01, 0xa1, 't',  0xc4,
-	                                    0x01, 'k',  0xc0, 0xa1, 'v'};
+	static const uint8_t after_str[] = {0x96, 0x01, 0xa1, 't', 0xc4, 0x01,
+	                                    'k',  0xc0, 0xa1, 'v', 0x00};
 	/* before false instead of nil */
-	static const uint8_t before_false[] = {
-	        0x95, 0x01, 0xa1, 't', 0xc4, 0x01, 'k', 0xc2, 0xc4, 0x01, 'v'};
+	static const uint8_t before_false[] = {0x96, 0x01, 0xa1, 't',
+	                                       0xc4, 0x01, 'k',  0xc2,
+	                                       0xc4, 0x01, 'v',  0x00};
 	/* op as -1 and as 1.0 */
-	static const uint8_t op_neg[] = {0x95, 0xff, 0xa1, 't',  0xc4, 0x01,
-	                                 'k',  0xc0, 0xc4, 0x01, 'v'};
-	static const uint8_t op_float[] = {0x95, 0xca, 0x3f, 0x80, 0x00,
-	                                   0x00, 0xa1, 't',  0xc4, 0x01,
-	                                   'k',  0xc0, 0xc4, 0x01, 'v'};
+	static const uint8_t op_neg[] = {0x96, 0xff, 0xa1, 't',  0xc4, 0x01,
+	                                 'k',  0xc0, 0xc4, 0x01, 'v',  0x00};
+	static const uint8_t op_float[] = {0x96, 0xca, 0x3f, 0x80, 0x00, 0x00,
+	                                   0xa1, 't',  0xc4, 0x01, 'k',  0xc0,
+	                                   0xc4, 0x01, 'v',  0x00};
 	/* a map instead of an array */
-	static const uint8_t as_map[] = {0x85, 0x01, 0xa1, 't',  0xc4, 0x01,
-	                                 'k',  0xc0, 0xc4, 0x01, 'v',  0xc0};
+	static const uint8_t as_map[] = {0x86, 0x01, 0xa1, 't', 0xc4, 0x01, 'k',
+	                                 0xc0, 0xc4, 0x01, 'v', 0xc0, 0x00};
 	(void)state;
 
 	assert_int_equal(load_stored(key_str, sizeof key_str, 1), LB_ECORRUPT);
@@ -951,18 +1147,20 @@ static void test_wal_segment__record_types(void **state)
 static void test_wal_segment__record_any_width(void **state)
 {
 	static const uint8_t wide[] = {
-	        0xdd, 0,    0,   0,   5,                 /* array 32 */
-	        0xcf, 0,    0,   0,   0, 0,   0,   0, 1, /* op: uint 64 */
-	        0xdb, 0,    0,   0,   1, 't',            /* table: str 32 */
-	        0xc6, 0,    0,   0,   1, 'k',            /* key: bin 32 */
-	        0xc6, 0,    0,   0,   0,           /* before: bin 32, empty */
-	        0xc6, 0,    0,   0,   2, 'v', 'w', /* after: bin 32 */
-	        0xdc, 0,    5,                     /* array 16 */
-	        0xd0, 0x02,                        /* op: int 8 */
-	        0xd9, 1,    't',                   /* table: str 8 */
-	        0xc5, 0,    1,   'k',              /* key: bin 16 */
-	        0xc4, 1,    'v',                   /* before: bin 8 */
-	        0xc0,                              /* after: nil */
+	        0xdd, 0,    0,    0,   6,                 /* array 32 */
+	        0xcf, 0,    0,    0,   0, 0,   0,   0, 1, /* op: uint 64 */
+	        0xdb, 0,    0,    0,   1, 't',            /* table: str 32 */
+	        0xc6, 0,    0,    0,   1, 'k',            /* key: bin 32 */
+	        0xc6, 0,    0,    0,   0,           /* before: bin 32, empty */
+	        0xc6, 0,    0,    0,   2, 'v', 'w', /* after: bin 32 */
+	        0xcf, 0,    0,    0,   0, 0,   0,   0, 9, /* prev: uint 64 */
+	        0xdc, 0,    6,                            /* array 16 */
+	        0xd0, 0x02,                               /* op: int 8 */
+	        0xd9, 1,    't',                          /* table: str 8 */
+	        0xc5, 0,    1,    'k',                    /* key: bin 16 */
+	        0xc4, 1,    'v',                          /* before: bin 8 */
+	        0xc0,                                     /* after: nil */
+	        0xd1, 0x01, 0x00,                         /* prev: int 16 */
 	};
 	lb_wal_rec got;
 	size_t len;
@@ -979,9 +1177,11 @@ static void test_wal_segment__record_any_width(void **state)
 	assert_int_equal(got.blen, 0);
 	assert_int_equal(got.alen, 2);
 	assert_memory_equal(got.after, "vw", 2);
+	assert_true(got.prev == 9);
 	assert_int_equal(lb__segr_next(&r, &got), 1);
 	assert_int_equal(got.op, LB_OP_DELETE);
 	assert_int_equal(got.has_after, 0);
+	assert_true(got.prev == 256);
 	assert_int_equal(lb__segr_next(&r, &got), 0);
 	lb__segr_free(&r);
 	free(s);
@@ -997,12 +1197,13 @@ static void test_wal_segment__record_image_over_limit(void **state)
 
 	assert_non_null(img);
 	r_init(&r);
-	assert_int_equal(lb__mpw_array(&r.b, 5), 0);
+	assert_int_equal(lb__mpw_array(&r.b, 6), 0);
 	assert_int_equal(lb__mpw_uint(&r.b, 1), 0);
 	r_str(&r, "t");
 	r_bin(&r, "k");
 	assert_int_equal(lb__mpw_nil(&r.b), 0);
 	assert_int_equal(lb__mpw_bin(&r.b, img, n), 0);
+	assert_int_equal(lb__mpw_uint(&r.b, 0), 0);
 	assert_int_equal(load_stored(r.b.data, r.b.len, 1), LB_ECORRUPT);
 	assert_non_null(strstr(lb_errmsg(), "16 MiB"));
 	lb__buf_free(&r.b);
@@ -1014,7 +1215,7 @@ static void test_wal_segment__record_image_over_limit(void **state)
 static void test_wal_segment__writer_rejects(void **state)
 {
 	char t65[66], k512[513];
-	lb_wal_rec bad[20];
+	lb_wal_rec bad[24];
 	size_t n = 0, i, len;
 	const uint8_t *seg;
 	lb_segw w;
@@ -1044,6 +1245,8 @@ static void test_wal_segment__writer_rejects(void **state)
 	bad[n++] = rec(LB_OP_TABLE, "t", "t", "\x95", 1, NULL, 0);
 	bad[n++] = rec(LB_OP_TABLE, "t", "t", NULL, 0, NULL, 0);
 	bad[n++] = rec(LB_OP_TABLE, "t", "t", NULL, 0, "\x95", 1);
+	bad[n++] = recp(LB_OP_TABLE, "t", "t", NULL, 0, opaque_schema,
+	                sizeof opaque_schema, 1);
 	bad[n] = ok;
 	bad[n++].alen = LB_VALUE_MAX + 1; /* refused on the length alone */
 	bad[n] = ok;
@@ -1212,6 +1415,8 @@ int main(void)
 	                test_wal_segment__huge_claims_refused_before_allocating),
 	        cmocka_unit_test(test_wal_segment__zlib_rules),
 	        cmocka_unit_test(test_wal_segment__record_rules),
+	        cmocka_unit_test(test_wal_segment__record_prev),
+	        cmocka_unit_test(test_wal_segment__writer_prev_shortest),
 	        cmocka_unit_test(test_wal_segment__record_types),
 	        cmocka_unit_test(test_wal_segment__record_any_width),
 	        cmocka_unit_test(test_wal_segment__record_image_over_limit),
