@@ -718,13 +718,11 @@ static void own_fresh(lb_batch *b)
 	}
 }
 
-int lb__batch_own_prev(lb_batch *b, const void *ik, size_t iklen,
-                       uint64_t *prev)
+uint64_t lb__batch_own_prev(lb_batch *b, const void *ik, size_t iklen)
 {
 	own_fresh(b);
 	lb_hent *e = lb__hset_find(&b->own, ik, iklen);
-	*prev = e ? e->v[0] : 0;
-	return 1;
+	return e ? e->v[0] : 0;
 }
 
 /* The prev of the record about to change the located key (FORMAT.md §4):
@@ -736,16 +734,10 @@ static int prev_of(lb_batch *b, lb_table *t, const uint8_t *ik, size_t iklen,
 {
 	int rc, added;
 	lb_hent *e;
-	if (s->exists) {
-		if (s->cur.mv_size < LB__VPFX)
-			return lb__fail(
-			        LB_ECORRUPT,
-			        "%s: a value of %zu bytes has no writer",
-			        t->name, s->cur.mv_size);
-		*prev = lb__get_be64(s->cur.mv_data);
-	} else if ((rc = gone_get(b, ik, iklen, prev)) < 0) {
+	rc = s->exists ? lb__val_writer(&s->cur, t->name, prev)
+	               : gone_get(b, ik, iklen, prev);
+	if (rc < 0)
 		return rc;
-	}
 	if (*prev == b->id || *prev == 0)
 		return 0;
 	if (*prev > b->id)

@@ -626,8 +626,12 @@ int lb__batch_first(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
                     const char *table, const void *key, size_t klen,
                     uint64_t *prev)
 {
-	first_ctx f = {table, strlen(table), key, klen, 0, 0,
-	               0,     NULL,          0,   0,    1, 1};
+	first_ctx f = {.table = table,
+	               .tlen = strlen(table),
+	               .key = key,
+	               .klen = klen,
+	               .noval = 1,
+	               .index = 1};
 	int rc = first_cached(db, txn, id, r, &f);
 	if (rc < 0)
 		return rc;
@@ -712,7 +716,10 @@ int lb_get_asof(lb_db *db, uint64_t batch, const char *table, const void *key,
 		return rc;
 	if ((rc = lb__read_txn(db, &txn)) < 0)
 		return rc;
-	first_ctx f = {table, strlen(table), key, klen, 0, 0, 0, NULL, 0, 0, 0};
+	first_ctx f = {.table = table,
+	               .tlen = strlen(table),
+	               .key = key,
+	               .klen = klen};
 	lb__segr_init(&r);
 	if ((rc = lb__last_in(db, txn, &last)) < 0)
 		goto out;

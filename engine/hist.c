@@ -50,8 +50,7 @@ int lb__hist_walk(lb_db *db, MDB_txn *txn, lb_batch *b, const lb_table *t,
 		size_t iklen = lb__ikey(ik, t->tid, key, klen);
 		if (!iklen)
 			return LB_ENOMEM;
-		if (!lb__batch_own_prev(b, ik, iklen, &cur))
-			return bad_chain(t, key, klen, b->id, 0);
+		cur = lb__batch_own_prev(b, ik, iklen);
 	}
 	while (cur > floor) {
 		uint64_t prev;

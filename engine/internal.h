@@ -584,8 +584,10 @@ LB__WUR int lb__undo_settle(lb_batch *b);
 /* A user table's value is the id of the batch that wrote it (u64 BE), then
  * the user's bytes. */
 #define LB__VPFX 8
-/* The writer of a stored value (v->mv_size >= LB__VPFX, see lb__val_user). */
-uint64_t lb__val_writer(const MDB_val *v);
+/* The writer of stored value v of what (a table name, for the detail) into
+ * *writer: 0, or LB_ECORRUPT for a value shorter than LB__VPFX. */
+LB__WUR int lb__val_writer(const MDB_val *v, const char *what,
+                           uint64_t *writer);
 /* Strip the writer from a stored value in place: 0, or LB_ECORRUPT for a
  * value shorter than LB__VPFX (named by what). */
 LB__WUR int lb__val_user(MDB_val *v, const char *what);
@@ -597,10 +599,9 @@ LB__WUR int lb__key_head(lb_db *db, MDB_txn *txn, const lb_table *t,
 LB__WUR int lb__gone_get(lb_db *db, MDB_txn *txn, const void *ik, size_t iklen,
                          uint64_t *id);
 /* For a key batch b changed in its transaction (the key's head is b->id):
- * the prev of b's first record of it, into *prev; returns 1. Keys b did
- * not change answer 0 in *prev too, so ask only about b's own keys. */
-int lb__batch_own_prev(lb_batch *b, const void *ik, size_t iklen,
-                       uint64_t *prev);
+ * the prev of b's first record of it. Keys b did not change answer 0 too,
+ * so ask only about b's own keys. */
+uint64_t lb__batch_own_prev(lb_batch *b, const void *ik, size_t iklen);
 
 /* ---- hist.c: the history of a key (FORMAT.md §2.4) ---------------------- */
 /* Called with each batch of a key's history, newest first: non-zero stops

@@ -57,18 +57,22 @@ const char *lb__key_text(const void *key, size_t klen, char *buf, size_t cap)
 
 /* ---- the writer of a key (FORMAT.md §2.4) -------------------------------- */
 
-uint64_t lb__val_writer(const MDB_val *v)
+int lb__val_writer(const MDB_val *v, const char *what, uint64_t *writer)
 {
-	return lb__get_be64(v->mv_data);
+	if (v->mv_size < LB__VPFX)
+		return lb__fail(LB_ECORRUPT,
+		                "%s: a value of %zu bytes has no writer", what,
+		                v->mv_size);
+	*writer = lb__get_be64(v->mv_data);
+	return 0;
 }
 
 int lb__val_user(MDB_val *v, const char *what)
 {
-	if (v->mv_size < LB__VPFX)
-		return lb__fail(LB_ECORRUPT,
-		                "%s: a value of %zu bytes has no "
-		                "writer",
-		                what, v->mv_size);
+	uint64_t w;
+	int rc = lb__val_writer(v, what, &w);
+	if (rc < 0)
+		return rc;
 	v->mv_data = (uint8_t *)v->mv_data + LB__VPFX;
 	v->mv_size -= LB__VPFX;
 	return 0;
@@ -81,15 +85,8 @@ int lb__key_head(lb_db *db, MDB_txn *txn, const lb_table *t, const void *key,
 	uint8_t ik[LB__IKEY_MAX];
 	int mrc = mdb_get(txn, t->dbi, &k, &v);
 	*head = 0;
-	if (mrc == 0) {
-		if (v.mv_size < LB__VPFX)
-			return lb__fail(
-			        LB_ECORRUPT,
-			        "%s: a value of %zu bytes has no writer",
-			        t->name, v.mv_size);
-		*head = lb__val_writer(&v);
-		return 0;
-	}
+	if (mrc == 0)
+		return lb__val_writer(&v, t->name, head);
 	if (mrc != MDB_NOTFOUND)
 		return lb__mdb_fail(mrc, t->name);
 	size_t iklen = lb__ikey(ik, t->tid, key, klen);

@@ -1084,7 +1084,7 @@ static uint64_t value_writer(vf *v, const lb_table *t, const MDB_val *k,
 		    d->mv_size);
 		return 0;
 	}
-	uint64_t w = lb__val_writer(d);
+	uint64_t w = lb__get_be64(d->mv_data);
 	if (w == 0 || w > v->last) {
 		bad(v, v->last,
 		    "%s '%s' names batch %llu as its writer, which does not "
@@ -1425,7 +1425,7 @@ static uint64_t val_batch(vf *v, const MDB_val *val)
 {
 	if (!val || val->mv_size < LB__VPFX)
 		return v->last;
-	uint64_t w = lb__val_writer(val);
+	uint64_t w = lb__get_be64(val->mv_data);
 	return w && w <= v->last ? w : v->last;
 }
 
