@@ -61,7 +61,7 @@ LB_NODEPS_GOALS := clean help deps uninstall format format-check
 LB_DEPS_PROBE := command -v $(firstword $(CC)) && command -v $(firstword $(CXX)) \
 	&& command -v $(PKG_CONFIG) && command -v python3 \
 	&& $(PKG_CONFIG) --exists lmdb zlib libcrypto cmocka jansson sqlite3 libdeflate \
-		libmicrohttpd libnats \
+		libisal libmicrohttpd libnats \
 	&& command -v nats-server \
 	&& { $(PKG_CONFIG) --exists msgpack || $(PKG_CONFIG) --exists msgpack-c; } \
 	&& /usr/bin/python3 -c 'import cffi, msgpack, pytest, setuptools, sysconfig, os; \
@@ -87,9 +87,11 @@ MSGPACK_PC := $(firstword $(foreach p,msgpack msgpack-c,$(if $(call pc_exists,$(
 
 # The library's dependencies, then each program's.
 DEP_CFLAGS := $(call pc_cflags,lmdb) $(call pc_cflags,libdeflate) \
+	$(call pc_cflags,libisal) \
 	$(call pc_cflags,zlib) $(call pc_cflags,$(MSGPACK_PC)) \
 	$(call pc_cflags,libcrypto)
 DEP_LIBS := $(call pc_libs,lmdb,-llmdb) $(call pc_libs,libdeflate,-ldeflate) \
+	$(call pc_libs,libisal,-lisal) \
 	$(call pc_libs,zlib,-lz) \
 	$(if $(MSGPACK_PC),$(call pc_libs,$(MSGPACK_PC)),-lmsgpackc) \
 	$(call pc_libs,libcrypto,-lcrypto)
@@ -283,7 +285,7 @@ $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB_SO)
 # .pc file, else into Libs.private as -lmsgpackc. LMDB ships no .pc
 # upstream, so it is always in Libs.private. Regenerated when the install
 # paths change (through PC_STAMP).
-PC_REQUIRES := libdeflate $(MSGPACK_PC) libcrypto
+PC_REQUIRES := libdeflate libisal $(MSGPACK_PC) libcrypto
 PC_LIBS_PRIVATE := $(strip -llmdb $(if $(MSGPACK_PC),,-lmsgpackc) -lpthread)
 PC_STAMP := $(BUILD)/.pcvars
 PC_TEXT = $(prefix) | $(exec_prefix) | $(libdir) | $(includedir) | \

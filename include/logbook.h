@@ -184,7 +184,8 @@ enum {
 typedef struct lb_options {
 	unsigned flags;      /**< LB_CREATE | LB_RDONLY | LB_NOSYNC */
 	int compression;     /**< zlib level 0..9 for new segments; -1 = default
-	                        (1); 0 = stored */
+	                        (1); 0 = stored; 1..3 deflate with ISA-L's
+	                        igzip, 4..9 with libdeflate */
 	size_t segment_size; /**< raw bytes per segment: 0 = 128 KiB, else
 	                        256..LB_SEGMENT_SIZE_MAX */
 	uint64_t map_size;   /**< initial LMDB map size in bytes; 0 = default;

@@ -15,7 +15,7 @@ set -euo pipefail
 # Everything logbook needs, one Debian package per word. Add new needs here.
 LB_DEB_PACKAGES="gcc g++ make pkg-config
 liblmdb-dev zlib1g-dev libmsgpack-dev libssl-dev
-libcmocka-dev libjansson-dev libsqlite3-dev libdeflate-dev
+libcmocka-dev libjansson-dev libsqlite3-dev libdeflate-dev libisal-dev
 clang clang-format libclang-rt-14-dev valgrind lmdb-utils python3
 python3-dev python3-cffi python3-setuptools python3-pytest python3-msgpack
 python3-pip

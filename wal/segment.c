@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
 
 #include "wal/wal.h"
@@ -165,6 +166,42 @@ static const char *rec_problem(const lb_wal_rec *r)
 
 /* ---- writer -------------------------------------------------------------- */
 
+/* Levels 1..3 deflate with ISA-L's igzip at the same level: on change
+ * records twice as fast as libdeflate's level 1 (the default before it),
+ * for a stream about a tenth larger. Levels 4..9 use libdeflate, for the
+ * smallest log. Both write standard zlib streams (RFC 1950), which any
+ * inflater reads; the reader inflates with libdeflate. */
+#define LB__ISAL_LEVEL_MAX 3
+static const uint32_t isal_buf_size[LB__ISAL_LEVEL_MAX] = {
+        ISAL_DEF_LVL1_DEFAULT,
+        ISAL_DEF_LVL2_DEFAULT,
+        ISAL_DEF_LVL3_DEFAULT,
+};
+
+/* Deflate in[0..n) into out[0..room) as one zlib stream; the bytes written,
+ * or 0 if they do not fit (the caller then stores the records). */
+static size_t deflate_raw(lb_segw *w, const uint8_t *in, size_t n, uint8_t *out,
+                          size_t room)
+{
+	if (!w->zbuf)
+		return libdeflate_zlib_compress(w->zstate, in, n, out, room);
+	struct isal_zstream s;
+	isal_deflate_stateless_init(&s);
+	s.level = (uint32_t)w->level;
+	s.level_buf = w->zbuf;
+	s.level_buf_size = w->zbuflen;
+	s.gzip_flag = IGZIP_ZLIB;
+	s.flush = NO_FLUSH;
+	s.end_of_stream = 1;
+	s.next_in = (uint8_t *)in;
+	s.avail_in = (uint32_t)n;
+	s.next_out = out;
+	s.avail_out = (uint32_t)room;
+	if (isal_deflate_stateless(&s) != COMP_OK || s.avail_in != 0)
+		return 0;
+	return s.total_out;
+}
+
 int lb__segw_init(lb_segw *w, int level)
 {
 	int rc;
@@ -181,6 +218,15 @@ int lb__segw_init(lb_segw *w, int level)
 	w->raw.len = LB__SEG_HDR_SIZE;
 	if (level == 0)
 		return 0;
+	if (level <= LB__ISAL_LEVEL_MAX) {
+		w->zbuflen = isal_buf_size[level - 1];
+		if (!(w->zbuf = malloc(w->zbuflen))) {
+			lb__segw_free(w);
+			return lb__fail(LB_ENOMEM,
+			                "cannot allocate a compressor");
+		}
+		return 0;
+	}
 	if (!(w->zstate = libdeflate_alloc_compressor(level))) {
 		lb__segw_free(w);
 		return lb__fail(LB_ENOMEM, "cannot allocate a compressor");
@@ -194,6 +240,8 @@ void lb__segw_free(lb_segw *w)
 		return;
 	if (w->zstate)
 		libdeflate_free_compressor(w->zstate);
+	free(w->zbuf);
+	w->zbuf = NULL;
 	lb__buf_free(&w->raw);
 	lb__buf_free(&w->out);
 	w->zstate = NULL;
@@ -294,7 +342,6 @@ static int finish_stored(lb_segw *w)
 int lb__segw_finish(lb_segw *w, const uint8_t **seg, size_t *seglen)
 {
 	size_t rawlen = lb__segw_rawlen(w), stored, bound;
-	struct libdeflate_compressor *z = w->zstate;
 	int rc;
 
 	*seg = NULL;
@@ -307,15 +354,15 @@ int lb__segw_finish(lb_segw *w, const uint8_t **seg, size_t *seglen)
 			return rc;
 		goto done;
 	}
-	/* libdeflate writes standard zlib streams (RFC 1950), faster than
-	 * zlib itself; with the bound as room one call always completes. */
-	bound = libdeflate_zlib_compress_bound(z, rawlen);
+	/* With this room one call always completes: libdeflate's bound, or
+	 * for igzip the records in stored blocks with room to spare. */
+	bound = w->zstate ? libdeflate_zlib_compress_bound(w->zstate, rawlen)
+	                  : rawlen + rawlen / 8 + 64;
 	w->out.len = 0;
 	if ((rc = lb__buf_reserve(&w->out, LB__SEG_HDR_SIZE + bound)) != 0)
 		return rc;
-	stored = libdeflate_zlib_compress(
-	        z, w->raw.data + LB__SEG_HDR_SIZE, rawlen,
-	        w->out.data + LB__SEG_HDR_SIZE, bound);
+	stored = deflate_raw(w, w->raw.data + LB__SEG_HDR_SIZE, rawlen,
+	                     w->out.data + LB__SEG_HDR_SIZE, bound);
 	if (stored == 0 || stored >= rawlen) {
 		/* Incompressible: storing is smaller and faster to read. */
 		if ((rc = finish_stored(w)) != 0)

@@ -161,7 +161,9 @@ typedef struct lb_segw {
 	lb_buf out;     /* the last finished segment */
 	uint32_t count; /* records in raw */
 	int level;      /* zlib level 0..9 */
-	void *zstate;   /* compressor state, reused */
+	void *zstate;   /* levels 4..9: libdeflate's compressor, reused */
+	uint8_t *zbuf;  /* levels 1..3: igzip's level buffer, reused */
+	uint32_t zbuflen;
 } lb_segw;
 
 LB__WUR int lb__segw_init(lb_segw *w, int level);
