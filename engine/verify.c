@@ -245,6 +245,24 @@ fp_bad(ftab *ft, int kind, uint64_t batch, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* fp_bad about key of ft's table: the detail is "<table> '<key>'" and then
+ * what fmt says (which starts with its own separator). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 6, 7)))
+#endif
+static void
+fp_bad_key(ftab *ft, int kind, uint64_t batch, const uint8_t *key, size_t klen,
+           const char *fmt, ...)
+{
+	char kt[96], rest[sizeof ft->f[kind].detail];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rest, sizeof rest, fmt, ap);
+	va_end(ap);
+	fp_bad(ft, kind, batch, "%s '%s'%s", ft->t->name,
+	       lb__key_text(key, klen, kt, sizeof kt), rest);
+}
+
 static int fp_rec(vf *v, const lb_wal_rec *r)
 {
 	uint8_t nm[8 + LB_KEY_MAX];
@@ -307,7 +325,9 @@ static int fp_rec(vf *v, const lb_wal_rec *r)
 	return 0;
 }
 
-/* `_gone`'s entry for key of t: the batch, 0 if none. */
+/* `_gone`'s entry for key of t: the batch, 0 if none. Not lb__gone_get:
+ * a malformed entry is check_gone's finding for the report, not a failure
+ * of the verify, so it reads as none here. */
 static int fp_gone(vf *v, const lb_table *t, const uint8_t *key, size_t klen,
                    uint64_t *id)
 {
@@ -327,11 +347,33 @@ static int fp_gone(vf *v, const lb_table *t, const uint8_t *key, size_t klen,
 	return 0;
 }
 
+/* A key present in its table, that batch id changed: its writer must be
+ * id with id's last value, or a later batch. */
+static void fp_present(vf *v, ftab *ft, uint64_t id, const lb_hent *e,
+                       const uint8_t *key, size_t klen)
+{
+	uint64_t fl = e->v[1], sz = fl & FP_SIZE;
+	if (sz < LB__VPFX)
+		return; /* the table scan names it */
+	uint64_t w = lb__get_be64((const uint8_t *)(uintptr_t)e->v[0]);
+	if (w == id && (fl & FP_SAME))
+		v->vmatched++;
+	else if (w == id)
+		fp_bad_key(ft, 0, w, key, klen,
+		           " names batch %llu as its writer, whose log leaves "
+		           "it another value",
+		           (unsigned long long)w);
+	else if (w < id)
+		fp_bad_key(ft, 0, w, key, klen,
+		           " names batch %llu as its writer, but batch %llu "
+		           "changed it later",
+		           (unsigned long long)w, (unsigned long long)id);
+}
+
 /* Batch id has been read (every record through fp_rec): check its keys. */
 static int fp_end(vf *v, uint64_t id)
 {
 	lb_hset *s = &v->keys;
-	char kt[96];
 	int rc = 0;
 	for (size_t off = 0; off < s->arena.len && rc == 0;
 	     off = lb__hset_next(s, off)) {
@@ -340,62 +382,35 @@ static int fp_end(vf *v, uint64_t id)
 		ftab *ft = &v->ft[lb__get_be32(nm)];
 		const uint8_t *key = nm + 8;
 		size_t klen = e->len - 8;
-		uint64_t fl = e->v[1], sz = fl & FP_SIZE, gone = 0;
-		int have_gone = 0;
+		uint64_t fl = e->v[1], gone = 0;
 		if (lb__get_be32(nm + 4) != ft->gen)
 			continue; /* an earlier table of that name */
 		if (fl & FP_PRESENT) {
-			const uint8_t *val =
-			        (const uint8_t *)(uintptr_t)e->v[0];
-			uint64_t w = sz >= LB__VPFX ? lb__get_be64(val) : 0;
-			if (sz < LB__VPFX)
-				; /* the table scan names it */
-			else if (w == id && (fl & FP_SAME))
-				v->vmatched++;
-			else if (w == id)
-				fp_bad(ft, 0, w,
-				       "%s '%s' names batch %llu as its "
-				       "writer, "
-				       "whose log leaves it another value",
-				       ft->t->name,
-				       lb__key_text(key, klen, kt, sizeof kt),
-				       (unsigned long long)w);
-			else if (w < id)
-				fp_bad(ft, 0, w,
-				       "%s '%s' names batch %llu as its "
-				       "writer, "
-				       "but batch %llu changed it later",
-				       ft->t->name,
-				       lb__key_text(key, klen, kt, sizeof kt),
-				       (unsigned long long)w,
-				       (unsigned long long)id);
-		} else if (fl & FP_LASTPUT) {
+			fp_present(v, ft, id, e, key, klen);
+		} else if (fl & (FP_LASTPUT | FP_DELETED)) {
+			/* absent now: `_gone` must name id or a later batch */
 			if ((rc = fp_gone(v, ft->t, key, klen, &gone)) < 0)
 				break;
-			have_gone = 1;
-			if (gone <= id)
-				fp_bad(ft, 2, id,
-				       "%s '%s': batch %llu leaves it a value, "
-				       "but the table does not hold it and no "
-				       "later batch deleted it",
-				       ft->t->name,
-				       lb__key_text(key, klen, kt, sizeof kt),
-				       (unsigned long long)id);
+			if ((fl & FP_LASTPUT) && gone <= id)
+				fp_bad_key(
+				        ft, 2, id, key, klen,
+				        ": batch %llu leaves it a value, but "
+				        "the table does not hold it and no "
+				        "later batch deleted it",
+				        (unsigned long long)id);
 		}
 		if (fl & FP_DELETED) {
-			if (!have_gone &&
+			if ((fl & FP_PRESENT) &&
 			    (rc = fp_gone(v, ft->t, key, klen, &gone)) < 0)
 				break;
 			if (gone == id)
 				v->gmatched++;
 			else if (gone < id)
-				fp_bad(ft, 1, id,
-				       "%s '%s': batch %llu deleted it, but "
-				       "_gone names batch %llu",
-				       ft->t->name,
-				       lb__key_text(key, klen, kt, sizeof kt),
-				       (unsigned long long)id,
-				       (unsigned long long)gone);
+				fp_bad_key(ft, 1, id, key, klen,
+				           ": batch %llu deleted it, but _gone "
+				           "names batch %llu",
+				           (unsigned long long)id,
+				           (unsigned long long)gone);
 		}
 	}
 	lb__hset_clear(s);

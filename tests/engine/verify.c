@@ -653,7 +653,7 @@ static void test_engine_verify__index_changed(void **state)
 	raw_open(x, &r);
 	raw_del(&r, raw_dbi(&r, "_gone"), k, kl);
 	raw_close(x, &r);
-	expect_bad(x->db, 0, id, "_gone");
+	expect_bad(x->db, 0, id, "deleted it, but _gone names batch 0");
 	expect_bad(x->db, LB_VERIFY_REPLAY, id, "_gone");
 	raw_open(x, &r);
 	raw_put(&r, raw_dbi(&r, "_gone"), k, kl, v, vl);
