@@ -326,7 +326,7 @@ static int fp_rec(vf *v, const lb_wal_rec *r)
 }
 
 /* `_gone`'s entry for key of t: the batch, 0 if none. Not lb__gone_get:
- * a malformed entry is check_gone's finding for the report, not a failure
+ * a malformed entry is walk_gone's finding for the report, not a failure
  * of the verify, so it reads as none here. */
 static int fp_gone(vf *v, const lb_table *t, const uint8_t *key, size_t klen,
                    uint64_t *id)
@@ -1186,8 +1186,14 @@ static int check_table_writers(vf *v, lb_table *t)
 	return rc;
 }
 
-/* Every `_gone` entry names a batch with a DELETE record of its key. */
-static int check_gone(vf *v, lb_table **ts, size_t nt)
+/* Every `_gone` entry is well formed and names a batch that exists
+ * (gone_entry). With kept (the log-driven pass), an entry of a live table
+ * is only counted into *kept when its batch's log is kept (fp_end matched
+ * it); every other entry of a table this handle knows is looked up in its
+ * batch's log, which must delete the key. An entry of a removed table this
+ * handle never knew, or of a key too long to be in it, is left to the
+ * replay. */
+static int walk_gone(vf *v, uint64_t *kept)
 {
 	MDB_cursor *c;
 	MDB_val k, d;
@@ -1196,23 +1202,23 @@ static int check_gone(vf *v, lb_table **ts, size_t nt)
 		return lb__mdb_fail(mrc, "_gone");
 	for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !v->failed;
 	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		uint8_t key[LB_KEY_MAX];
-		size_t klen = 0;
 		uint64_t id = gone_entry(v, &k, &d);
 		if (!id)
 			break;
-		const uint8_t *ik = k.mv_data;
-		uint32_t tid = lb__get_be32(ik);
+		uint32_t tid = lb__get_be32(k.mv_data);
 		lb_table *t = NULL;
-		for (size_t i = 0; i < nt; i++)
-			if (ts[i]->tid == (tid & ~LB__TID_HASHED))
-				t = ts[i];
-		/* a removed table this handle never knew, or a key too
-		 * long to be in its entry: the replay compares them */
+		for (size_t i = 0; i < v->nt; i++)
+			if (v->ts[i]->tid == (tid & ~LB__TID_HASHED))
+				t = v->ts[i];
+		if (kept && t && !t->dropped) {
+			*kept += !v->pruned[id];
+			continue;
+		}
 		if (!t || (tid & LB__TID_HASHED))
 			continue;
-		klen = k.mv_size - 4;
-		memcpy(key, ik + 4, klen);
+		uint8_t key[LB_KEY_MAX];
+		size_t klen = k.mv_size - 4;
+		memcpy(key, (const uint8_t *)k.mv_data + 4, klen);
 		if ((rc = gone_entry_check(v, id, t, key, klen)) < 0)
 			break;
 		rc = 0;
@@ -1231,7 +1237,7 @@ static int check_writers_slow(vf *v)
 		if (!v->ts[i]->dropped)
 			rc = check_table_writers(v, v->ts[i]);
 	if (rc == 0 && !v->failed)
-		rc = check_gone(v, v->ts, v->nt);
+		rc = walk_gone(v, NULL);
 	vb_free(v);
 	return rc;
 }
@@ -1258,48 +1264,6 @@ static int scan_table(vf *v, lb_table *t, uint64_t *kept)
 	return 0;
 }
 
-/* Every `_gone` entry is well formed and names a batch that exists; those
- * of live tables naming a batch whose log is kept are counted into *kept
- * (the log-driven pass matches them); those of removed tables are looked
- * up in their batch's log. */
-static int scan_gone(vf *v, uint64_t *kept)
-{
-	MDB_cursor *c;
-	MDB_val k, d;
-	int rc = 0, mrc = mdb_cursor_open(v->txn, v->db->gone, &c);
-	if (mrc)
-		return lb__mdb_fail(mrc, "_gone");
-	for (mrc = mdb_cursor_get(c, &k, &d, MDB_FIRST); mrc == 0 && !v->failed;
-	     mrc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		uint64_t id = gone_entry(v, &k, &d);
-		if (!id)
-			break;
-		uint32_t tid = lb__get_be32(k.mv_data) & ~LB__TID_HASHED;
-		lb_table *t = NULL;
-		for (size_t i = 0; i < v->nt; i++)
-			if (v->ts[i]->tid == tid)
-				t = v->ts[i];
-		if (t && !t->dropped) {
-			*kept += !v->pruned[id];
-			continue;
-		}
-		/* a removed table: its name may have been taken again */
-		uint8_t key[LB_KEY_MAX];
-		size_t klen = k.mv_size - 4;
-		if (!t || (lb__get_be32(k.mv_data) & LB__TID_HASHED))
-			continue;
-		memcpy(key, (const uint8_t *)k.mv_data + 4, klen);
-		if ((rc = gone_entry_check(v, id, t, key, klen)) < 0)
-			break;
-		rc = 0;
-	}
-	if (rc == 0 && mrc && mrc != MDB_NOTFOUND && !v->failed)
-		rc = lb__mdb_fail(mrc, "_gone");
-	mdb_cursor_close(c);
-	vb_free(v);
-	return rc;
-}
-
 /* What the log-driven pass found (fp_end), against the tables and
  * `_gone`: every value and entry it should have matched, it matched. */
 static int check_writers(vf *v)
@@ -1310,8 +1274,10 @@ static int check_writers(vf *v)
 	for (size_t i = 0; i < v->nt && rc == 0 && !v->failed; i++)
 		if (!v->ts[i]->dropped)
 			rc = scan_table(v, v->ts[i], &vkept);
-	if (rc == 0 && !v->failed)
-		rc = scan_gone(v, &gkept);
+	if (rc == 0 && !v->failed) {
+		rc = walk_gone(v, &gkept);
+		vb_free(v);
+	}
 	if (rc < 0 || v->failed)
 		return rc;
 	/* the earliest finding, by kind (ftab) */
