@@ -76,3 +76,19 @@ long th_env_long(const char *name, long dflt)
 	const char *s = getenv(name);
 	return (s && *s) ? strtol(s, NULL, 0) : dflt;
 }
+
+const th_uint_width th_uint_widths[] = {
+        {0, 1, 0x00},
+        {1, 1, 0x01},
+        {127, 1, 0x7f},
+        {128, 2, 0xcc},
+        {255, 2, 0xcc},
+        {256, 3, 0xcd},
+        {65535, 3, 0xcd},
+        {65536, 5, 0xce},
+        {UINT32_MAX, 5, 0xce},
+        {(uint64_t)UINT32_MAX + 1, 9, 0xcf},
+        {(uint64_t)INT64_MAX, 9, 0xcf},
+        {UINT64_MAX, 9, 0xcf},
+};
+const size_t th_nuint_widths = sizeof th_uint_widths / sizeof *th_uint_widths;

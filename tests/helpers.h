@@ -26,6 +26,16 @@ void th_seed_report(void);
 /* An integer scale from the environment (e.g. LB_TEST_STEPS), else dflt. */
 long th_env_long(const char *name, long dflt);
 
+/* msgpack's unsigned integer at each width boundary (FORMAT.md §1, the
+ * shortest form): the value, its encoded size and its first byte. */
+typedef struct th_uint_width {
+	uint64_t v;
+	size_t size;
+	uint8_t first;
+} th_uint_width;
+extern const th_uint_width th_uint_widths[];
+extern const size_t th_nuint_widths;
+
 /* splitmix64 */
 static inline uint64_t th_rand(uint64_t *state)
 {

@@ -50,28 +50,11 @@ static lb_mp cur(const uint8_t *p, size_t n)
 
 static void test_wal_mp__uint_widths(void **state)
 {
-	static const struct {
-		uint64_t v;
-		size_t size;
-		uint8_t first;
-	} cases[] = {
-	        {0, 1, 0x00},
-	        {1, 1, 0x01},
-	        {127, 1, 0x7f},
-	        {128, 2, 0xcc},
-	        {255, 2, 0xcc},
-	        {256, 3, 0xcd},
-	        {65535, 3, 0xcd},
-	        {65536, 5, 0xce},
-	        {UINT32_MAX, 5, 0xce},
-	        {(uint64_t)UINT32_MAX + 1, 9, 0xcf},
-	        {(uint64_t)INT64_MAX, 9, 0xcf},
-	        {UINT64_MAX, 9, 0xcf},
-	};
+	const th_uint_width *cases = th_uint_widths;
 	size_t i;
 	(void)state;
 
-	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+	for (i = 0; i < th_nuint_widths; i++) {
 		lb_buf b;
 		uint64_t u;
 		int64_t s;

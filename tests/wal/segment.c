@@ -1110,27 +1110,12 @@ static void test_wal_segment__record_prev(void **state)
 /* The writer writes prev in its shortest form (§1), each width. */
 static void test_wal_segment__writer_prev_shortest(void **state)
 {
-	static const struct {
-		uint64_t v;
-		size_t size;
-		uint8_t first;
-	} cases[] = {
-	        {0, 1, 0x00},
-	        {127, 1, 0x7f},
-	        {128, 2, 0xcc},
-	        {255, 2, 0xcc},
-	        {256, 3, 0xcd},
-	        {65535, 3, 0xcd},
-	        {65536, 5, 0xce},
-	        {UINT32_MAX, 5, 0xce},
-	        {(uint64_t)UINT32_MAX + 1, 9, 0xcf},
-	        {UINT64_MAX, 9, 0xcf},
-	};
+	const th_uint_width *cases = th_uint_widths;
 	/* [1, "t", b"k", nil, b"v", prev]: 11 bytes, then prev */
 	size_t i, len;
 	(void)state;
 
-	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+	for (i = 0; i < th_nuint_widths; i++) {
 		lb_wal_rec r =
 		        recp(LB_OP_PUT, "t", "k", NULL, 0, "v", 1, cases[i].v);
 		uint8_t *seg = build(0, &r, 1, &len);
