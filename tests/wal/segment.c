@@ -18,6 +18,9 @@
 
 #include <cmocka.h>
 #include <zlib.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 #include "../helpers.h"
 #include "wal/wal.h"
@@ -400,6 +403,62 @@ static void test_wal_segment__every_level_is_zlib(void **state)
 		free(seg);
 	}
 	free(stored);
+	free(vals);
+}
+
+/* Are the upper halves of AVX registers in use (XINUSE: AVX state, bit 2;
+ * ZMM_Hi256, bit 6)? -1 where the processor cannot tell. */
+static int upper_vectors_in_use(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	unsigned a, b, c, d;
+	uint32_t lo, hi;
+	if (!__builtin_cpu_supports("avx") || __get_cpuid_max(0, NULL) < 0xd)
+		return -1;
+	__cpuid_count(0xd, 1, a, b, c, d);
+	if (!(a & 4)) /* no XGETBV with ECX = 1 */
+		return -1;
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(1));
+	(void)hi;
+	return (lo & 0x44) != 0;
+#else
+	return -1;
+#endif
+}
+
+/* igzip leaves the upper halves of the vector registers in use, which
+ * slows every later SSE instruction of the thread: the writer clears them
+ * (segment.c, clear_upper_vectors) before it returns, at every level. */
+static void test_wal_segment__writer_leaves_vectors_clean(void **state)
+{
+	enum { N = 600 };
+	uint8_t *vals = pattern(8192, 7);
+	lb_wal_rec recs[N];
+	char keys[N][16];
+	(void)state;
+
+	for (size_t i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof keys[i], "k%08zu", i);
+		recs[i] = recp(LB_OP_PUT, "t", keys[i], NULL, 0,
+		               vals + (i * 13) % 4096, 200, i);
+	}
+	for (int level = 1; level <= 9; level++) {
+		const uint8_t *seg;
+		size_t len;
+		lb_segw w;
+		assert_int_equal(lb__segw_init(&w, level), 0);
+		for (size_t i = 0; i < N; i++)
+			assert_int_equal(lb__segw_add(&w, &recs[i]), 0);
+		assert_int_equal(lb__segw_finish(&w, &seg, &len), 0);
+		int dirty = upper_vectors_in_use();
+		assert_int_equal(seg[6], 1); /* deflated */
+		expect_segment(seg, len, recs, N);
+		lb__segw_free(&w);
+		if (dirty != -1 && dirty != 0)
+			fail_msg("level %d: the writer returned with the upper "
+			         "halves of the vector registers in use",
+			         level);
+	}
 	free(vals);
 }
 
@@ -1433,6 +1492,7 @@ int main(void)
 	        cmocka_unit_test(test_wal_segment__many_records),
 	        cmocka_unit_test(test_wal_segment__incompressible_is_stored),
 	        cmocka_unit_test(test_wal_segment__every_level_is_zlib),
+	        cmocka_unit_test(test_wal_segment__writer_leaves_vectors_clean),
 	        cmocka_unit_test(test_wal_segment__golden_stored),
 	        cmocka_unit_test(test_wal_segment__golden_zlib),
 	        cmocka_unit_test(test_wal_segment__every_byte_flip),
