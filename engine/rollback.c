@@ -73,7 +73,9 @@ typedef struct rb {
 	/* record offsets of the loaded segment */
 	uint32_t *offs;
 	size_t noffs, ocap;
-	lb_hset seen; /* keys met in the batch being undone (CHECK) */
+	/* keys met in the batch being undone (CHECK, once a conflict is
+	 * found: undo_data) and tables met */
+	lb_hset seen;
 	/* last table looked up by name */
 	lb_table *tcache;
 	char tcname[LB_TABLE_NAME_MAX + 1];
@@ -267,19 +269,32 @@ static int undo_data(rb *x, uint64_t id, const lb_wal_rec *r, int mode)
 		                "batch %llu changed table %.*s, which no "
 		                "longer exists (its creation was rolled back)",
 		                (unsigned long long)id, (int)r->tlen, r->table);
-	int check = 0;
-	if (mode == UNDO_CHECK) {
-		if ((rc = first_time(x, 0, t->name, strlen(t->name), r->key,
-		                     r->klen, &check)) < 0)
-			return rc;
-	}
+	/* A strict undo checks that each key still holds what the batch left
+	 * there. Records are undone last first, so once a key's last record
+	 * is undone, it holds the after-image of its record before: only the
+	 * last can disagree, and while there is no conflict every record is
+	 * checked (no need to know which is a key's last). After a conflict
+	 * nothing more is undone: from then on only a key's first record met
+	 * is checked, and the key of each conflict is noted, so that a key is
+	 * reported once. */
+	int check = mode == UNDO_CHECK;
+	size_t tlen = strlen(t->name);
+	if (check && x->nconflicts &&
+	    (rc = first_time(x, 0, t->name, tlen, r->key, r->klen, &check)) < 0)
+		return rc;
 	if (check) {
 		MDB_val cur = {0, NULL};
-		int found = lb__batch_seek(b, t, r->key, r->klen, &cur);
+		int found = lb__batch_seek(b, t, r->key, r->klen, &cur), first;
 		if (found < 0)
 			return found;
-		if (!same_image(found, cur.mv_data, cur.mv_size, r->has_after,
-		                r->after, r->alen))
+		if (same_image(found, cur.mv_data, cur.mv_size, r->has_after,
+		               r->after, r->alen))
+			check = 0;
+		else if (!x->nconflicts &&
+		         (rc = first_time(x, 0, t->name, tlen, r->key, r->klen,
+		                          &first)) < 0)
+			return rc;
+		if (check)
 			return data_conflict(x, t, r, id);
 	}
 	if (x->nconflicts)

@@ -434,6 +434,56 @@ static void test_engine_rollback__conflicts_name_the_later_batch(void **state)
 	te_assert_absent_s(db, "t", "k3");
 }
 
+/* A key the batch changed several times is reported once, whether its
+ * conflict is found before or after another key's (records are undone last
+ * first), and a key whose last value still stands is not reported, however
+ * its earlier records fall around the conflicts. */
+static void test_engine_rollback__key_changed_often_reported_once(void **state)
+{
+	lb_db *db = FX(state)->db;
+	lb_result res;
+
+	/* a's conflict is found first, then k's */
+	uint64_t b = te_ops(db, "k=1 j=1 k=2 j=2 a=1");
+	uint64_t c = te_ops(db, "a=x k=y");
+	uint64_t dg = te_digest(db);
+	rb(db, b, 0, LB_ECONFLICT, &res);
+	assert_int_equal(res.nissues, 2);
+	assert_int_equal(res.nissues_total, 2);
+	assert_int_equal(issue_for(&res, "t", "a")->batch, c);
+	assert_int_equal(issue_for(&res, "t", "k")->batch, c);
+	lb_result_free(&res);
+	assert_int_equal(te_digest(db), dg);
+
+	/* m's last record is undone before the first conflict (n's); o's
+	 * comes after it; m's and n's first records after both */
+	uint64_t d = te_ops(db, "m=3 n=3 o=3 n=4 m=4");
+	uint64_t e = te_ops(db, "o=z n=z");
+	dg = te_digest(db);
+	rb(db, d, LB_DRYRUN, LB_ECONFLICT, &res);
+	assert_int_equal(res.nissues_total, 2);
+	lb_result_free(&res);
+	rb(db, d, 0, LB_ECONFLICT, &res);
+	assert_int_equal(res.nissues, 2);
+	assert_int_equal(res.nissues_total, 2);
+	assert_int_equal(issue_for(&res, "t", "n")->batch, e);
+	assert_int_equal(issue_for(&res, "t", "o")->batch, e);
+	lb_result_free(&res);
+	assert_int_equal(te_digest(db), dg);
+
+	/* with the later batches undone, both go through */
+	rb_ok(db, e, 0);
+	rb_ok(db, d, 0);
+	te_assert_absent_s(db, "t", "m");
+	te_assert_absent_s(db, "t", "n");
+	te_assert_absent_s(db, "t", "o");
+	rb_ok(db, c, 0);
+	rb_ok(db, b, 0);
+	te_assert_absent_s(db, "t", "k");
+	te_assert_absent_s(db, "t", "j");
+	te_assert_absent_s(db, "t", "a");
+}
+
 static void test_engine_rollback__changed_back_is_no_conflict(void **state)
 {
 	lb_db *db = FX(state)->db;
@@ -1696,6 +1746,7 @@ int main(void)
 	        T(test_engine_rollback__rollback_of_rollback_redoes),
 	        T(test_engine_rollback__persists_across_reopen),
 	        T(test_engine_rollback__conflicts_name_the_later_batch),
+	        T(test_engine_rollback__key_changed_often_reported_once),
 	        T(test_engine_rollback__changed_back_is_no_conflict),
 	        T(test_engine_rollback__conflicts_capped_but_counted),
 	        T(test_engine_rollback__cascade_transitive_chain),
