@@ -434,6 +434,22 @@ static void test_engine_rollback__conflicts_name_the_later_batch(void **state)
 	te_assert_absent_s(db, "t", "k3");
 }
 
+/* A strict rollback of id refused with exactly two conflicts, on keys k1
+ * and k2 of table "t", both last changed by batch by; nothing written. */
+static void expect_two_conflicts(lb_db *db, uint64_t id, const char *k1,
+                                 const char *k2, uint64_t by)
+{
+	lb_result res;
+	uint64_t dg = te_digest(db);
+	rb(db, id, 0, LB_ECONFLICT, &res);
+	assert_int_equal(res.nissues, 2);
+	assert_int_equal(res.nissues_total, 2);
+	assert_int_equal(issue_for(&res, "t", k1)->batch, by);
+	assert_int_equal(issue_for(&res, "t", k2)->batch, by);
+	lb_result_free(&res);
+	assert_int_equal(te_digest(db), dg);
+}
+
 /* A key the batch changed several times is reported once, whether its
  * conflict is found before or after another key's (records are undone last
  * first), and a key whose last value still stands is not reported, however
@@ -446,30 +462,16 @@ static void test_engine_rollback__key_changed_often_reported_once(void **state)
 	/* a's conflict is found first, then k's */
 	uint64_t b = te_ops(db, "k=1 j=1 k=2 j=2 a=1");
 	uint64_t c = te_ops(db, "a=x k=y");
-	uint64_t dg = te_digest(db);
-	rb(db, b, 0, LB_ECONFLICT, &res);
-	assert_int_equal(res.nissues, 2);
-	assert_int_equal(res.nissues_total, 2);
-	assert_int_equal(issue_for(&res, "t", "a")->batch, c);
-	assert_int_equal(issue_for(&res, "t", "k")->batch, c);
-	lb_result_free(&res);
-	assert_int_equal(te_digest(db), dg);
+	expect_two_conflicts(db, b, "a", "k", c);
 
 	/* m's last record is undone before the first conflict (n's); o's
 	 * comes after it; m's and n's first records after both */
 	uint64_t d = te_ops(db, "m=3 n=3 o=3 n=4 m=4");
 	uint64_t e = te_ops(db, "o=z n=z");
-	dg = te_digest(db);
 	rb(db, d, LB_DRYRUN, LB_ECONFLICT, &res);
 	assert_int_equal(res.nissues_total, 2);
 	lb_result_free(&res);
-	rb(db, d, 0, LB_ECONFLICT, &res);
-	assert_int_equal(res.nissues, 2);
-	assert_int_equal(res.nissues_total, 2);
-	assert_int_equal(issue_for(&res, "t", "n")->batch, e);
-	assert_int_equal(issue_for(&res, "t", "o")->batch, e);
-	lb_result_free(&res);
-	assert_int_equal(te_digest(db), dg);
+	expect_two_conflicts(db, d, "n", "o", e);
 
 	/* with the later batches undone, both go through */
 	rb_ok(db, e, 0);
