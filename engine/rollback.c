@@ -259,6 +259,24 @@ static int data_conflict(rb *x, lb_table *t, const lb_wal_rec *r, uint64_t id)
 	return 0;
 }
 
+/* Does r's key still hold r's after-image? If not, the conflict is
+ * reported, and a first conflict's key noted as met (undo_data). */
+static int check_record(rb *x, lb_table *t, size_t tlen, const lb_wal_rec *r,
+                        uint64_t id)
+{
+	MDB_val cur = {0, NULL};
+	int found = lb__batch_seek(x->b, t, r->key, r->klen, &cur), first, rc;
+	if (found < 0)
+		return found;
+	if (same_image(found, cur.mv_data, cur.mv_size, r->has_after, r->after,
+	               r->alen))
+		return 0;
+	if (!x->nconflicts &&
+	    (rc = first_time(x, 0, t->name, tlen, r->key, r->klen, &first)) < 0)
+		return rc;
+	return data_conflict(x, t, r, id);
+}
+
 static int undo_data(rb *x, uint64_t id, const lb_wal_rec *r, int mode)
 {
 	lb_batch *b = x->b;
@@ -271,31 +289,20 @@ static int undo_data(rb *x, uint64_t id, const lb_wal_rec *r, int mode)
 		                (unsigned long long)id, (int)r->tlen, r->table);
 	/* A strict undo checks that each key still holds what the batch left
 	 * there. Records are undone last first, so once a key's last record
-	 * is undone, it holds the after-image of its record before: only the
-	 * last can disagree, and while there is no conflict every record is
+	 * is undone, the key holds the after-image of its record before: only
+	 * the last can disagree, and while nothing conflicts every record is
 	 * checked (no need to know which is a key's last). After a conflict
-	 * nothing more is undone: from then on only a key's first record met
-	 * is checked, and the key of each conflict is noted, so that a key is
-	 * reported once. */
-	int check = mode == UNDO_CHECK;
-	size_t tlen = strlen(t->name);
-	if (check && x->nconflicts &&
-	    (rc = first_time(x, 0, t->name, tlen, r->key, r->klen, &check)) < 0)
-		return rc;
-	if (check) {
-		MDB_val cur = {0, NULL};
-		int found = lb__batch_seek(b, t, r->key, r->klen, &cur), first;
-		if (found < 0)
-			return found;
-		if (same_image(found, cur.mv_data, cur.mv_size, r->has_after,
-		               r->after, r->alen))
-			check = 0;
-		else if (!x->nconflicts &&
-		         (rc = first_time(x, 0, t->name, tlen, r->key, r->klen,
-		                          &first)) < 0)
+	 * nothing more is undone, and only the first record met of each key
+	 * is checked, so that a key is reported once. */
+	if (mode == UNDO_CHECK) {
+		size_t tlen = strlen(t->name);
+		int check = 1;
+		if (x->nconflicts &&
+		    (rc = first_time(x, 0, t->name, tlen, r->key, r->klen,
+		                     &check)) < 0)
 			return rc;
-		if (check)
-			return data_conflict(x, t, r, id);
+		if (check && (rc = check_record(x, t, tlen, r, id)) < 0)
+			return rc;
 	}
 	if (x->nconflicts)
 		return 0;
