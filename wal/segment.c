@@ -207,7 +207,7 @@ static size_t deflate_raw(lb_segw *w, const uint8_t *in, size_t n, uint8_t *out,
 	isal_deflate_stateless_init(&s);
 	s.level = (uint32_t)w->level;
 	s.level_buf = w->zbuf;
-	s.level_buf_size = w->zbuflen;
+	s.level_buf_size = isal_buf_size[w->level - 1];
 	s.gzip_flag = IGZIP_ZLIB;
 	s.flush = NO_FLUSH;
 	s.end_of_stream = 1;
@@ -237,8 +237,7 @@ int lb__segw_init(lb_segw *w, int level)
 	if (level == 0)
 		return 0;
 	if (level <= LB__ISAL_LEVEL_MAX) {
-		w->zbuflen = isal_buf_size[level - 1];
-		if (!(w->zbuf = malloc(w->zbuflen))) {
+		if (!(w->zbuf = malloc(isal_buf_size[level - 1]))) {
 			lb__segw_free(w);
 			return lb__fail(LB_ENOMEM,
 			                "cannot allocate a compressor");
@@ -372,10 +371,11 @@ int lb__segw_finish(lb_segw *w, const uint8_t **seg, size_t *seglen)
 			return rc;
 		goto done;
 	}
-	/* With this room one call always completes: libdeflate's bound, or
-	 * for igzip the records in stored blocks with room to spare. */
+	/* libdeflate gets its bound, with which one call always completes;
+	 * igzip the records' own size: a stream that does not fit in it
+	 * would not be kept anyway (it fails, and the records are stored). */
 	bound = w->zstate ? libdeflate_zlib_compress_bound(w->zstate, rawlen)
-	                  : rawlen + rawlen / 8 + 64;
+	                  : rawlen;
 	w->out.len = 0;
 	if ((rc = lb__buf_reserve(&w->out, LB__SEG_HDR_SIZE + bound)) != 0)
 		return rc;

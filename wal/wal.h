@@ -163,7 +163,6 @@ typedef struct lb_segw {
 	int level;      /* zlib level 0..9 */
 	void *zstate;   /* levels 4..9: libdeflate's compressor, reused */
 	uint8_t *zbuf;  /* levels 1..3: igzip's level buffer, reused */
-	uint32_t zbuflen;
 } lb_segw;
 
 LB__WUR int lb__segw_init(lb_segw *w, int level);
