@@ -75,7 +75,7 @@ static void batch_free(lb_batch *b)
 {
 	lb_db *db = b->db;
 	if (b->txn)
-		mdb_txn_abort(b->txn);
+		lb__wtxn_abort(db, b->txn);
 	if (b->catlocked)
 		pthread_mutex_unlock(&db->catlock);
 	/* The segment writers are shared: clear this batch's records before
@@ -124,7 +124,7 @@ int lb__batch_txn(lb_batch *b)
 	b->txn_gen++;
 	for (int reloads = 0;; reloads++) {
 		int moved;
-		mrc = mdb_txn_begin(db->env, NULL, 0, &b->txn);
+		mrc = lb__wtxn_begin(db, &b->txn);
 		if (mrc == MDB_MAP_RESIZED && reloads < LB__CATALOG_TRIES) {
 			/* another process grew the map past this one's: adopt
 			 * its size, which needs no transaction of this process
@@ -152,7 +152,7 @@ int lb__batch_txn(lb_batch *b)
 			return rc;
 		if (!moved)
 			break;
-		mdb_txn_abort(b->txn);
+		lb__wtxn_abort(db, b->txn);
 		b->txn = NULL;
 		if (b->txn_gen > 1)
 			return lb__fail(
@@ -1520,7 +1520,7 @@ static int finish_txn(lb_batch *b, int64_t time_ns, const lb_wal_hdr *given,
 		made += !b->tchanges[i].drop;
 	if (made && (rc = lb__tables_reserve(db, made)) < 0)
 		return poison(b, rc);
-	mrc = mdb_txn_commit(b->txn);
+	mrc = lb__wtxn_commit(db, b->txn);
 	b->txn = NULL;
 	if (mrc)
 		return poison(

@@ -451,9 +451,9 @@ static int do_register(lb_db *db, uint64_t at, const char *path)
 		if (mrc == 0) {
 			mrc = mdb_put(txn, db->ckpts, &k, &d, 0);
 			if (mrc == 0)
-				mrc = mdb_txn_commit(txn);
+				mrc = lb__wtxn_commit(db, txn);
 			else
-				mdb_txn_abort(txn);
+				lb__wtxn_abort(db, txn);
 		}
 		if (mrc)
 			rc = lb__full_or_io(

@@ -101,11 +101,54 @@ int lb__maplock_write(lb_db *db, const struct timespec *until)
 
 static int env_recover(lb_db *db, int have_wlock);
 
+/* The newest commit whose meta page is written (0: unknown). */
+static uint64_t newest_meta(lb_db *db)
+{
+	MDB_envinfo info;
+	return db->env && mdb_env_info(db->env, &info) == 0
+	               ? (uint64_t)info.me_last_txnid
+	               : 0;
+}
+
+/* A read found commit `newest` written but not published, and its writer
+ * dead (lmdb.c): publish it, by taking and letting go of LMDB's writer
+ * lock, which publishes the newest meta page when its owner died. Under
+ * wlock, which is only try-locked (readers never wait for it): a writer
+ * of this process that holds it takes LMDB's lock in a moment and
+ * publishes the commit itself, so the read tries again shortly. 0: read
+ * again; the caller holds no lock. */
+static int publish_dead(lb_db *db, int attempt)
+{
+	MDB_txn *t;
+	if (attempt > LB__PUBLISH_TRIES)
+		return lb__fail(
+		        LB_EBUSY,
+		        "%s: a commit written by a process that died is "
+		        "not published yet, and a writer of this "
+		        "process that would publish it has not for "
+		        "%d ms; try again",
+		        db->path, LB__PUBLISH_TRIES / 10);
+	if (pthread_mutex_trylock(&db->wlock) != 0) {
+		struct timespec pause = {0, 100000};
+		nanosleep(&pause, NULL);
+		return 0;
+	}
+	lb__read_begin(db);
+	if (db->env && mdb_txn_begin(db->env, NULL, 0, &t) == 0)
+		mdb_txn_abort(t);
+	lb__read_end(db);
+	pthread_mutex_unlock(&db->wlock);
+	return 0;
+}
+
 int lb__read_txn(lb_db *db, MDB_txn **txn)
 {
-	int mrc, rc, reloads = 0;
+	int mrc, rc, reloads = 0, unpublished = 0;
 	for (int tries = 0;; tries++) {
 		lb__read_begin(db);
+		/* read before the snapshot is taken: a commit that comes
+		 * between is published by then, or its writer lives */
+		uint64_t newest = db->flags & LB_RDONLY ? 0 : newest_meta(db);
 		*txn = db->env ? atomic_exchange(&db->spare_rtxn, NULL) : NULL;
 		/* renewing keeps the reader slot: no search of the reader
 		 * table under its lock, no allocation; if it fails, begin a
@@ -119,6 +162,17 @@ int lb__read_txn(lb_db *db, MDB_txn **txn)
 			mrc = db->env ? mdb_txn_begin(db->env, NULL, MDB_RDONLY,
 			                              txn)
 			              : MDB_PANIC;
+		if (mrc == 0 && mdb_txn_id(*txn) < newest &&
+		    !lb__wtxn_live(db, newest)) {
+			/* the commit of a writer that died between writing
+			 * its meta page and publishing it (lmdb.c) */
+			lb__read_done(db, *txn);
+			*txn = NULL;
+			if ((rc = publish_dead(db, ++unpublished)) < 0)
+				return rc;
+			tries--;
+			continue;
+		}
 		if (mrc == 0) {
 			/* the tables as this transaction sees them */
 			int moved;
@@ -258,7 +312,7 @@ int lb__write_txn(lb_db *db, MDB_txn **txn)
 				return rc == LB_ENOMEM ? ENOMEM
 				                       : MDB_MAP_RESIZED;
 		}
-		mrc = mdb_txn_begin(db->env, NULL, 0, txn);
+		mrc = lb__wtxn_begin(db, txn);
 	}
 	return mrc;
 }
@@ -277,8 +331,8 @@ int lb__write_run(lb_db *db, int (*fn)(lb_db *, MDB_txn *, void *), void *ctx,
 	if ((mrc = lb__write_txn(db, &txn))) {
 		rc = lb__mdb_fail(mrc, begin);
 	} else if ((rc = fn(db, txn, ctx)) < 0) {
-		mdb_txn_abort(txn);
-	} else if ((mrc = mdb_txn_commit(txn))) {
+		lb__wtxn_abort(db, txn);
+	} else if ((mrc = lb__wtxn_commit(db, txn))) {
 		rc = lb__full_or_io(db, lb__mdb_fail(mrc, commit));
 	}
 	lb__read_end(db);
@@ -398,11 +452,13 @@ static int open_subdbs(lb_db *db, MDB_txn *txn, unsigned cf)
  * takes, within reason. */
 static int meta_begin(lb_db *db, int rdonly, MDB_txn **txn)
 {
-	unsigned tf = rdonly ? MDB_RDONLY : 0;
-	int mrc = mdb_txn_begin(db->env, NULL, tf, txn);
+	int mrc = rdonly ? mdb_txn_begin(db->env, NULL, MDB_RDONLY, txn)
+	                 : lb__wtxn_begin(db, txn);
 	for (int tries = 0; mrc == MDB_MAP_RESIZED && tries < 64; tries++)
 		if ((mrc = mdb_env_set_mapsize(db->env, 0)) == 0)
-			mrc = mdb_txn_begin(db->env, NULL, tf, txn);
+			mrc = rdonly ? mdb_txn_begin(db->env, NULL, MDB_RDONLY,
+			                             txn)
+			             : lb__wtxn_begin(db, txn);
 	if (mrc == MDB_MAP_RESIZED)
 		return lb__fail(LB_EBUSY,
 		                "%s: another process keeps growing the "
@@ -507,10 +563,11 @@ static int open_meta(lb_db *db, int creating)
 	    (rc = lb__catalog_load(db, txn, NULL)) < 0 ||
 	    /* the last batch: the head of the hash chain */
 	    (rc = lb__sync_last(db, txn)) < 0) {
-		mdb_txn_abort(txn);
+		/* a read transaction has no mark: ending it is the same */
+		lb__wtxn_abort(db, txn);
 		return rc;
 	}
-	if ((mrc = mdb_txn_commit(txn)))
+	if ((mrc = lb__wtxn_commit(db, txn)))
 		return lb__mdb_fail(mrc, db->path);
 	return 0;
 }

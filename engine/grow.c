@@ -193,7 +193,7 @@ static int regrow(lb_batch *b)
 	for (int tries = 0; tries < LB__GROW_TRIES; tries++) {
 		MDB_envinfo info;
 		if (b->txn)
-			mdb_txn_abort(b->txn);
+			lb__wtxn_abort(db, b->txn);
 		b->txn = NULL;
 		/* the transaction that opened table handles has ended: let
 		 * go of catlock (the redo takes it again), which is never
@@ -260,7 +260,7 @@ int lb__regrow(lb_batch *b)
 		 * the redo failed): the batch is over. Its cached cursors went
 		 * with the transaction; no later op may use them. */
 		if (b->txn) {
-			mdb_txn_abort(b->txn);
+			lb__wtxn_abort(b->db, b->txn);
 			b->txn = NULL;
 		}
 		b->txn_gen++;

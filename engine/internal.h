@@ -96,6 +96,9 @@ struct lb_db {
 	/* the cache of recently read batches of lb_get_asof and of history
 	 * walks (feed.c), made on first use; freed by lb_close */
 	atomic_uintptr_t asof_cache;
+	/* the id of the write transaction this process has live (0: none),
+	 * also held as a lock on that byte of data.mdb (lmdb.c: lb__wtxn_*) */
+	_Atomic uint64_t wtxn;
 };
 
 /* The largest key of a sub-database in a batch's transaction. */
@@ -206,6 +209,17 @@ LB__WUR int lb__full_or_io(lb_db *db, int rc);
 /* Set by lb__mdb_fail: was that failure LMDB's map being full (which
  * growing the map cures) rather than the disk? */
 extern _Thread_local int lb__mapfull;
+/* Write transactions of db->env, marked while live (DESIGN.md §7: a commit
+ * written but not published). Begin: LMDB's code; once it succeeded, the
+ * transaction's id is in db->wtxn and an OFD lock on that byte of data.mdb
+ * says to other processes that its writer lives. Commit and abort end the
+ * mark; commit returns LMDB's code. */
+int lb__wtxn_begin(lb_db *db, MDB_txn **txn);
+int lb__wtxn_commit(lb_db *db, MDB_txn *txn);
+void lb__wtxn_abort(lb_db *db, MDB_txn *txn);
+/* Does a live writer, of this process or another, hold transaction id
+ * txnid? */
+int lb__wtxn_live(lb_db *db, uint64_t txnid);
 /* Return rc with the current detail prefixed by a formatted context. */
 LB__WUR int lb__rewrap(int rc, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -310,6 +324,9 @@ LB__WUR int lb__map_adopt(lb_db *db);
  * who holds wlock), adopting a map grown by another process; LMDB's
  * code. */
 LB__WUR int lb__write_txn(lb_db *db, MDB_txn **txn);
+/* How often a read tries to publish the commit of a writer that died
+ * (db.c), 0.1 ms apart while a writer of this process holds wlock. */
+#define LB__PUBLISH_TRIES 500
 /* Run fn(db, txn, ctx) in a write transaction of its own under wlock
  * (growing the map first if needed), committing it if fn returns >= 0;
  * begin and commit name the step in a failure's detail. The caller holds

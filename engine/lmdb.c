@@ -6,18 +6,32 @@
  * from a full disk or file size limit (lb__full_or_io); lb__rewrap puts
  * context before a detail.
  *
- * The bottom of the engine: it calls nothing else of the engine.
+ * Write transactions are marked while live (lb__wtxn_*): LMDB writes a
+ * commit's meta page, then publishes its id in the lock file for readers.
+ * A writer killed between the two leaves a commit that is durable but that
+ * readers of other processes do not see, until the next writer takes
+ * LMDB's lock (which publishes it). A reader that finds the newest meta
+ * page ahead of its snapshot asks lb__wtxn_live whether that commit's
+ * writer lives: if it does, the commit is simply not finished (the
+ * snapshot is right); if not, the reader publishes it (db.c). The mark of
+ * transaction N is db->wtxn for this process, and an open file description
+ * lock (F_OFD_SETLK) on byte N of data.mdb for the others: the kernel
+ * drops it when its process dies. Nothing else locks data.mdb, and the
+ * descriptor is LMDB's own: no descriptor of the database's files is
+ * opened or closed for it.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "engine/internal.h"
 
@@ -108,4 +122,68 @@ int lb__full_or_io(lb_db *db, int rc)
 		                  "the file reached the size limit of this "
 		                  "process (RLIMIT_FSIZE, ulimit -f)");
 	return rc;
+}
+
+/* ---- writer marks -------------------------------------------------------- */
+
+static int wtxn_lock(lb_db *db, uint64_t txnid, short type, int cmd,
+                     struct flock *fl)
+{
+	int fd;
+	if (!db->env || txnid > (uint64_t)INT64_MAX ||
+	    mdb_env_get_fd(db->env, &fd) != 0)
+		return -1;
+	*fl = (struct flock){.l_type = type,
+	                     .l_whence = SEEK_SET,
+	                     .l_start = (off_t)txnid,
+	                     .l_len = 1};
+	return fcntl(fd, cmd, fl);
+}
+
+int lb__wtxn_begin(lb_db *db, MDB_txn **txn)
+{
+	struct flock fl;
+	int mrc = mdb_txn_begin(db->env, NULL, 0, txn);
+	if (mrc)
+		return mrc;
+	uint64_t id = mdb_txn_id(*txn);
+	atomic_store(&db->wtxn, id);
+	/* when it cannot be taken, readers that meet this commit unpublished
+	 * publish it themselves, waiting for LMDB's lock: slower, as right */
+	(void)wtxn_lock(db, id, F_WRLCK, F_OFD_SETLK, &fl);
+	return 0;
+}
+
+/* After the transaction ended: its mark is for an id that no later meta
+ * page will carry unpublished while this process lives. */
+static void wtxn_unmark(lb_db *db)
+{
+	struct flock fl;
+	uint64_t id = atomic_exchange(&db->wtxn, 0);
+	if (id)
+		(void)wtxn_lock(db, id, F_UNLCK, F_OFD_SETLK, &fl);
+}
+
+int lb__wtxn_commit(lb_db *db, MDB_txn *txn)
+{
+	int mrc = mdb_txn_commit(txn);
+	wtxn_unmark(db);
+	return mrc;
+}
+
+void lb__wtxn_abort(lb_db *db, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	wtxn_unmark(db);
+}
+
+int lb__wtxn_live(lb_db *db, uint64_t txnid)
+{
+	struct flock fl;
+	if (atomic_load(&db->wtxn) == txnid)
+		return 1;
+	/* a lock of this process's own description is not reported: that
+	 * is db->wtxn, above */
+	return wtxn_lock(db, txnid, F_WRLCK, F_OFD_GETLK, &fl) == 0 &&
+	       fl.l_type != F_UNLCK;
 }

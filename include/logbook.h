@@ -106,7 +106,9 @@ typedef struct lb_cursor lb_cursor;     /**< an ordered walk of one table */
  *   the processes sharing the database: close snapshots); another process
  *   grew the map and transactions of this process kept the handle from
  *   following for 10 s; the tables kept changing under other processes
- *   while the call loaded them. Call again.
+ *   while the call loaded them; a read met the commit of a writer that
+ *   died before publishing it, and a batch of this process that would
+ *   publish it did not for 50 ms (docs/API.md §4). Call again.
  * - #LB_ECORRUPT: the files are damaged (a page, an index, the catalog of
  *   tables, a batch header).
  * - #LB_EFULL: the disk or the process's file size limit is full; or LMDB
@@ -238,7 +240,13 @@ LB_API void lb_options_init(lb_options *o);
  * @par Ownership: the caller owns *db and releases it with lb_close().
  * @par Threads: any thread; a process opens a directory once and shares
  * the handle between its threads (other processes may have it open at the
- * same time: docs/API.md §4). The handle starts one thread of its own the
+ * same time: docs/API.md §4). Reads see every commit whose call returned,
+ * in any process, and the commits of writers that died after making them
+ * durable: the first read after such a death publishes the commit (one
+ * take of LMDB's writer lock, which waits only if another process began a
+ * write in that instant), except through an #LB_RDONLY handle, which
+ * reads the state before it until any read-write handle has read or
+ * written. The handle starts one thread of its own the
  * first time a batch fills a segment (it compresses full segments while the
  * batch goes on; it never calls LMDB or back into the application);
  * lb_close() ends it.
