@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* lb_errmsg() is only valid until the next logbook call on this thread, and
  * lb_strerror() is one: copy the detail before naming the codes. */
@@ -103,6 +104,17 @@ lb_db *te__open(const char *dir, unsigned flags, const char *file, int line)
 	lb_options_init(&o);
 	o.flags = flags;
 	return te__open_opts(dir, &o, file, line);
+}
+
+lb_db *te_open_child(const char *dir, unsigned flags)
+{
+	lb_options o;
+	lb_db *db;
+	lb_options_init(&o);
+	o.flags = flags;
+	if (lb_open(dir, &o, &db) != 0)
+		_exit(2);
+	return db;
 }
 
 int te_setup(void **state)

@@ -57,6 +57,10 @@ lb_db *te__open(const char *dir, unsigned flags, const char *file, int line);
 lb_db *te__open_opts(const char *dir, const lb_options *o, const char *file,
                      int line);
 
+/* Open @p dir with @p flags in a forked child, where a failed assertion
+ * has nobody to report to: exit status 2 if it cannot. */
+lb_db *te_open_child(const char *dir, unsigned flags);
+
 /* lb_last_batch(), asserted to succeed. */
 uint64_t te_last(lb_db *db);
 

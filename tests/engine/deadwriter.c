@@ -84,14 +84,9 @@ static pid_t child_commit(const char *dir, unsigned flags, const char *val,
 	assert_true(pid >= 0);
 	if (pid > 0)
 		return pid;
-	lb_options o;
-	lb_db *db;
+	lb_db *db = te_open_child(dir, flags);
 	lb_batch *b;
 	lb_result res;
-	lb_options_init(&o);
-	o.flags = flags;
-	if (lb_open(dir, &o, &db) != 0)
-		_exit(2);
 	arm_signal = sig;
 	if (ack) {
 		if (lb_consumer_ack(db, "c", ack) != 0)
@@ -212,14 +207,10 @@ static void expect_rdonly_reads(const char *dir, const char *want)
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		lb_options o;
-		lb_db *db;
+		lb_db *db = te_open_child(dir, LB_RDONLY);
 		void *v = NULL;
 		size_t vlen;
-		lb_options_init(&o);
-		o.flags = LB_RDONLY;
-		if (lb_open(dir, &o, &db) != 0 ||
-		    lb_get(db, "t", "k", 1, &v, &vlen) != 0)
+		if (lb_get(db, "t", "k", 1, &v, &vlen) != 0)
 			_exit(2);
 		_exit(vlen == strlen(want) && memcmp(v, want, vlen) == 0 ? 0
 		                                                         : 1);

@@ -38,22 +38,9 @@
 
 #define NAME "feed"
 
-/* A child process's handle (without fsync); exit status 2 if it cannot
- * open. */
-static lb_db *open_child(const char *dir)
-{
-	lb_db *db;
-	lb_options o;
-	lb_options_init(&o);
-	o.flags = LB_NOSYNC;
-	if (lb_open(dir, &o, &db) != 0)
-		_exit(2);
-	return db;
-}
-
 static void writer(const char *dir, uint64_t seed)
 {
-	lb_db *db = open_child(dir);
+	lb_db *db = te_open_child(dir, LB_NOSYNC);
 	uint64_t rng = seed;
 	for (;;) {
 		lb_batch *b;
@@ -114,7 +101,7 @@ static int line_cb(void *ctx, const lb_change *c)
 /* Follow until batch `until` (0: forever). */
 static void consumer(const char *dir, const char *out, uint64_t until)
 {
-	lb_db *db = open_child(dir);
+	lb_db *db = te_open_child(dir, LB_NOSYNC);
 	lb_consumer_info ci;
 	int rc = lb_consumer_get(db, NAME, &ci);
 	if (rc != 0)
