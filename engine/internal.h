@@ -492,6 +492,21 @@ LB__WUR int lb__last_in(lb_db *db, MDB_txn *txn, uint64_t *id);
  * LB_ECORRUPT names the batch and segment. */
 LB__WUR int lb__segment_load(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h,
                              uint32_t s, lb_segr *r, MDB_val *stored);
+/* lb__segment_load's two halves. The first reads batch id's segment s
+ * as stored in `_wal` (valid until txn writes; LB_ECORRUPT when it is
+ * missing). The second, which touches no LMDB state and may run on any
+ * thread, checks the stored bytes against want (the header's SHA-256 of
+ * the segment) and loads them into r. */
+LB__WUR int lb__segment_get(lb_db *db, MDB_txn *txn, uint64_t id, uint32_t s,
+                            MDB_val *stored);
+LB__WUR int lb__segment_check_load(uint64_t id, uint32_t s,
+                                   const uint8_t want[32], const void *seg,
+                                   size_t len, lb_segr *r);
+/* Where each record of the segment just loaded into r starts, as offsets
+ * into r->raw.data, into *offs (grown as needed; *n of them), so that its
+ * records can be visited in any order. r hands out no records after it. */
+LB__WUR int lb__segment_index(lb_segr *r, uint32_t **offs, size_t *n,
+                              size_t *cap);
 /* Walk batch id's records in a txn with reader r. fn non-zero stops. */
 typedef int (*lb__rec_fn)(void *ctx, const lb_wal_rec *r);
 /* 0 if the header h of batch id matches its hash, else LB_ECORRUPT. */

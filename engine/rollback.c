@@ -438,19 +438,7 @@ static int load_segment(rb *x, uint64_t id, const lb_wal_hdr *h, uint32_t s)
 	if ((rc = lb__segment_load(db, x->b->txn, h, s, &db->segr, NULL)) < 0)
 		return rc;
 	/* note where each record starts, to visit them backwards */
-	lb_segr *r = &db->segr;
-	lb_wal_rec rec;
-	x->noffs = 0;
-	for (;;) {
-		uint32_t off = (uint32_t)(r->mp.p - r->raw.data);
-		if ((rc = lb__segr_next(r, &rec)) <= 0)
-			break;
-		if ((rc = lb__grow(&x->offs, &x->ocap, x->noffs + 1,
-		                   sizeof *x->offs, 1024)) < 0)
-			return rc;
-		x->offs[x->noffs++] = off;
-	}
-	return rc;
+	return lb__segment_index(&db->segr, &x->offs, &x->noffs, &x->ocap);
 }
 
 static int record_at(rb *x, size_t i, lb_wal_rec *rec)
