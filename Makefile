@@ -693,7 +693,8 @@ TSAN_BUILD := build-tsan
 TSAN_BINS := $(TSAN_BUILD)/tests/test_engine_concurrency \
 	$(TSAN_BUILD)/tests/test_engine_threads \
 	$(TSAN_BUILD)/tests/test_engine_write \
-	$(TSAN_BUILD)/tests/test_engine_feed
+	$(TSAN_BUILD)/tests/test_engine_feed \
+	$(TSAN_BUILD)/tests/test_engine_readahead
 tsan:
 	$(Q)$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) SANITIZE=thread \
 		CFLAGS='$(call sq,$(CFLAGS)) -O1 -g' $(TSAN_BINS)

@@ -701,7 +701,17 @@ static int gone_put(lb_batch *b, const uint8_t *ik, size_t iklen)
 	uint8_t id[8];
 	MDB_val k = {iklen, (void *)ik}, v = {8, id};
 	lb__be64(id, b->id);
-	int mrc = mdb_put(b->txn, b->db->gone, &k, &v, 0);
+	int mrc = 0;
+	if (!b->gone_cur || b->gone_cur_gen != b->txn_gen) {
+		b->gone_cur = NULL;
+		mrc = mdb_cursor_open(b->txn, b->db->gone, &b->gone_cur);
+		if (mrc)
+			b->gone_cur = NULL;
+		else
+			b->gone_cur_gen = b->txn_gen;
+	}
+	if (mrc == 0)
+		mrc = mdb_cursor_put(b->gone_cur, &k, &v, 0);
 	if (mrc)
 		return lb__mdb_fail(mrc, "_gone");
 	b->gone_any = 1;

@@ -1046,6 +1046,7 @@ void lb_close(lb_db *db)
 		lb__table_free(db->tables[i]);
 	free(db->tables);
 	lb__zw_free(db);
+	lb__ra_free(db);
 	lb__segw_free(&db->segw);
 	lb__segr_free(&db->segr);
 	lb__asof_cache_free(db);

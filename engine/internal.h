@@ -80,6 +80,8 @@ struct lb_db {
 	struct lb_zw *zw; /* compresses full segments meanwhile (zwork.c) */
 	int zw_failed;    /* the worker could not start: compress inline */
 	lb_segr segr;     /* reused by batch-time log reads under wlock */
+	struct lb_ra *ra; /* reads a rollback's next segment (readahead.c) */
+	int ra_failed;    /* that worker could not start: read inline */
 	/* reopening a failed environment (db.c); env is NULL after a failed
 	 * reopen, until the next one succeeds */
 	atomic_int env_check; /* a commit failed, or a reader found the
@@ -187,6 +189,10 @@ struct lb_batch {
 	 * (gone_gen == txn_gen) */
 	uint64_t gone_gen;
 	int gone_any;
+	/* a cursor on `_gone` for its puts, opened on first use in the
+	 * transaction gone_cur_gen */
+	MDB_cursor *gone_cur;
+	uint64_t gone_cur_gen;
 	/* a replayed record's prev, checked against the key's last change
 	 * when check_prev (lb__replay_rec) */
 	int check_prev;
@@ -509,6 +515,21 @@ LB__WUR int lb__last_in(lb_db *db, MDB_txn *txn, uint64_t *id);
  * LB_ECORRUPT names the batch and segment. */
 LB__WUR int lb__segment_load(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h,
                              uint32_t s, lb_segr *r, MDB_val *stored);
+/* lb__segment_load's two halves. The first reads batch id's segment s
+ * as stored in `_wal` (valid until txn writes; LB_ECORRUPT when it is
+ * missing). The second, which touches no LMDB state and may run on any
+ * thread, checks the stored bytes against want (the header's SHA-256 of
+ * the segment) and loads them into r. */
+LB__WUR int lb__segment_get(lb_db *db, MDB_txn *txn, uint64_t id, uint32_t s,
+                            MDB_val *stored);
+LB__WUR int lb__segment_check_load(uint64_t id, uint32_t s,
+                                   const uint8_t want[32], const void *seg,
+                                   size_t len, lb_segr *r);
+/* Where each record of the segment just loaded into r starts, as offsets
+ * into r->raw.data, into *offs (grown as needed; *n of them), so that its
+ * records can be visited in any order. r hands out no records after it. */
+LB__WUR int lb__segment_index(lb_segr *r, uint32_t **offs, size_t *n,
+                              size_t *cap);
 /* Walk batch id's records in a txn with reader r. fn non-zero stops. */
 typedef int (*lb__rec_fn)(void *ctx, const lb_wal_rec *r);
 /* 0 if the header h of batch id matches its hash, else LB_ECORRUPT. */
@@ -518,6 +539,30 @@ LB__WUR int lb__hdr_intact(const lb_wal_hdr *h, uint64_t id);
 LB__WUR int lb__records_counted(uint64_t id, uint64_t seen, uint64_t want);
 LB__WUR int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
                            lb__rec_fn fn, void *ctx);
+
+/* ---- readahead.c --------------------------------------------------------- */
+typedef struct lb_ra lb_ra;
+/* Hand segment s of the batch whose header is h to the read-ahead worker:
+ * its stored bytes are copied here, out of txn, and the worker checks,
+ * loads and indexes them (lb__segment_check_load, lb__segment_index). 1
+ * if handed over (a failure to read it is kept for lb__ra_collect), 0 if
+ * the caller must load it itself (no worker thread). The segment handed
+ * over before must have been collected. */
+LB__WUR int lb__ra_submit(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h,
+                          uint32_t s);
+/* Wait for the segment in flight and exchange the worker's reader and
+ * offsets with *r and *offs, *n, *cap (those given become the worker's):
+ * 0, or the failure of reading, checking or loading it, with its detail. */
+LB__WUR int lb__ra_collect(lb_db *db, lb_segr *r, uint32_t **offs, size_t *n,
+                           size_t *cap);
+/* Wait for the segment in flight, if any, and drop it. */
+void lb__ra_drain(lb_db *db);
+/* Tests only: 1, the worker takes no segment (each is read on the
+ * caller's thread when collected); 2, the caller leaves every segment to
+ * the worker; 0, either, whichever comes first. */
+extern atomic_int lb__ra_mode;
+/* Stop the worker (lb_close). */
+void lb__ra_free(lb_db *db);
 
 /* ---- feed.c -------------------------------------------------------------- */
 /* Free db's batch cache (lb_close). */

@@ -40,34 +40,70 @@ int lb__hdr_get(lb_db *db, MDB_txn *txn, uint64_t id, lb_wal_hdr *h)
 	return 0;
 }
 
-int lb__segment_load(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h, uint32_t s,
-                     lb_segr *r, MDB_val *stored)
+int lb__segment_get(lb_db *db, MDB_txn *txn, uint64_t id, uint32_t s,
+                    MDB_val *stored)
 {
-	uint8_t kb[12], sha[32];
-	lb__be64(kb, h->id);
+	uint8_t kb[12];
+	lb__be64(kb, id);
 	lb__be32(kb + 8, s);
-	MDB_val k = {12, kb}, v;
-	int rc, mrc = mdb_get(txn, db->wal, &k, &v);
+	MDB_val k = {12, kb};
+	int mrc = mdb_get(txn, db->wal, &k, stored);
 	if (mrc == MDB_NOTFOUND)
 		return lb__fail(LB_ECORRUPT,
 		                "batch %llu: segment %u is missing",
-		                (unsigned long long)h->id, s);
+		                (unsigned long long)id, s);
 	if (mrc)
 		return lb__mdb_fail(mrc, "_wal");
-	if ((rc = lb__sha256(v.mv_data, v.mv_size, sha)) < 0)
+	return 0;
+}
+
+int lb__segment_check_load(uint64_t id, uint32_t s, const uint8_t want[32],
+                           const void *seg, size_t len, lb_segr *r)
+{
+	uint8_t sha[32];
+	int rc;
+	if ((rc = lb__sha256(seg, len, sha)) < 0)
 		return rc;
-	if (memcmp(sha, h->seg_hashes + 32 * (size_t)s, 32) != 0)
+	if (memcmp(sha, want, 32) != 0)
 		return lb__fail(LB_ECORRUPT,
 		                "batch %llu: segment %u does not match its "
 		                "hash",
-		                (unsigned long long)h->id, s);
+		                (unsigned long long)id, s);
 	/* lb__segr_load copies the records into the reader's own buffer */
-	if ((rc = lb__segr_load(r, v.mv_data, v.mv_size)) < 0)
+	if ((rc = lb__segr_load(r, seg, len)) < 0)
 		return lb__rewrap(rc, "batch %llu: segment %u",
-		                  (unsigned long long)h->id, s);
-	if (stored)
-		*stored = v;
+		                  (unsigned long long)id, s);
 	return 0;
+}
+
+int lb__segment_load(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h, uint32_t s,
+                     lb_segr *r, MDB_val *stored)
+{
+	MDB_val v;
+	int rc = lb__segment_get(db, txn, h->id, s, &v);
+	if (rc == 0)
+		rc = lb__segment_check_load(h->id, s,
+		                            h->seg_hashes + 32 * (size_t)s,
+		                            v.mv_data, v.mv_size, r);
+	if (rc == 0 && stored)
+		*stored = v;
+	return rc;
+}
+
+int lb__segment_index(lb_segr *r, uint32_t **offs, size_t *n, size_t *cap)
+{
+	lb_wal_rec rec;
+	int rc;
+	*n = 0;
+	for (;;) {
+		uint32_t off = (uint32_t)(r->mp.p - r->raw.data);
+		if ((rc = lb__segr_next(r, &rec)) <= 0)
+			break;
+		if ((rc = lb__grow(offs, cap, *n + 1, sizeof **offs, 1024)) < 0)
+			return rc;
+		(*offs)[(*n)++] = off;
+	}
+	return rc;
 }
 
 int lb__hdr_intact(const lb_wal_hdr *h, uint64_t id)

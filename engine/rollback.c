@@ -5,11 +5,13 @@
  *
  * A rollback is one new batch whose records restore before-images. The
  * batch being undone is read from its own log: segments from last to first,
- * and each segment's records from last to first, so memory holds one
- * segment (plus one 4-byte offset per record of it) whatever the size of
- * the batch. The records point into the reader's own copy of the segment,
- * so the writes of the rollback (which may move LMDB pages, and which add
- * segments to `_wal`) never disturb them.
+ * and each segment's records from last to first, so memory holds two
+ * segments (plus one 4-byte offset per record of each) whatever the size
+ * of the batch: the one being undone, and the one before it, which the
+ * read-ahead thread checks and inflates meanwhile (readahead.c). The
+ * records point into the reader's own copy of the segment, so the writes
+ * of the rollback (which may move LMDB pages, and which add segments to
+ * `_wal`) never disturb them.
  *
  * Undo modes, per batch undone:
  *  CHECK    strict: the first record met (in reverse) for a key carries the
@@ -430,27 +432,19 @@ static int undo_table(rb *x, uint64_t id, const lb_wal_rec *r)
 
 /* ---- undoing one batch, in reverse, one segment at a time ---------------- */
 
-static int load_segment(rb *x, uint64_t id, const lb_wal_hdr *h, uint32_t s)
+/* Segment s of the batch whose header is h into db->segr, with x->offs
+ * where its records start: collected from the read-ahead worker when it
+ * has it (ahead), else read here. */
+static int load_segment(rb *x, const lb_wal_hdr *h, uint32_t s, int ahead)
 {
 	lb_db *db = x->db;
 	int rc;
-	(void)id;
+	if (ahead)
+		return lb__ra_collect(db, &db->segr, &x->offs, &x->noffs,
+		                      &x->ocap);
 	if ((rc = lb__segment_load(db, x->b->txn, h, s, &db->segr, NULL)) < 0)
 		return rc;
-	/* note where each record starts, to visit them backwards */
-	lb_segr *r = &db->segr;
-	lb_wal_rec rec;
-	x->noffs = 0;
-	for (;;) {
-		uint32_t off = (uint32_t)(r->mp.p - r->raw.data);
-		if ((rc = lb__segr_next(r, &rec)) <= 0)
-			break;
-		if ((rc = lb__grow(&x->offs, &x->ocap, x->noffs + 1,
-		                   sizeof *x->offs, 1024)) < 0)
-			return rc;
-		x->offs[x->noffs++] = off;
-	}
-	return rc;
+	return lb__segment_index(&db->segr, &x->offs, &x->noffs, &x->ocap);
 }
 
 static int record_at(rb *x, size_t i, lb_wal_rec *rec)
@@ -478,8 +472,15 @@ static int undo_batch(rb *x, uint64_t id, int mode)
 	lb__hset_clear(&x->seen);
 	x->tcache = NULL;
 	uint64_t seen = 0;
+	int ahead = 0; /* segment s is with the read-ahead worker */
 	for (uint32_t s = h.segments; s-- > 0 && rc == 0;) {
-		if ((rc = load_segment(x, id, &h, s)) < 0)
+		int mine = !ahead;
+		if (ahead && (rc = load_segment(x, &h, s, 1)) < 0)
+			break;
+		/* segment s - 1 is read on the worker's thread while s is
+		 * loaded (the batch's last) and undone here */
+		ahead = s > 0 && lb__ra_submit(x->db, x->b->txn, &h, s - 1);
+		if (mine && (rc = load_segment(x, &h, s, 0)) < 0)
 			break;
 		seen += x->noffs;
 		for (size_t i = x->noffs; i-- > 0 && rc == 0;) {
@@ -491,6 +492,7 @@ static int undo_batch(rb *x, uint64_t id, int mode)
 			             : undo_data(x, id, &rec, mode);
 		}
 	}
+	lb__ra_drain(x->db); /* a failure left one in flight */
 	if (rc == 0)
 		rc = lb__records_counted(id, seen, h.records);
 	lb__hdr_free(&h);

@@ -58,7 +58,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/internal.h" /* db->zw_failed: the compression thread */
+#include "engine/internal.h" /* db->zw_failed, db->ra_failed: threads */
 #include "shim/alloc.h"
 
 /* ---- values: msgpack maps of the schemas below --------------------------
@@ -836,6 +836,9 @@ static const char *symbolize(const char *where)
  *    thread itself; without it the batch compresses its segments on its
  *    own thread (db->zw_failed tells, also when the allocation is made in
  *    a function zw_start calls);
+ *  - ra_start: the read-ahead thread's state and the thread itself;
+ *    without them a rollback reads every segment on its own thread
+ *    (db->ra_failed tells);
  *  - table_tail: the record of the largest key of each table in a
  *    batch's transaction, which lets a key past it be appended without a
  *    search; without it every key is searched for;
@@ -849,7 +852,7 @@ static const char *symbolize(const char *where)
  *    history walks), made on first use; without it every batch asked
  *    about is read from its log. */
 static const char *const optional_sites[] = {
-        "zw_start",        "table_tail",
+        "zw_start",        "ra_start", "table_tail",
         "lb__issue",       "dupn", /* lb__issue's copies */
         "lb__rmdir_files", "cache_of"};
 
@@ -925,6 +928,8 @@ static const char *absorbed(const struct ctx *c, const char *where)
 	const char *fn = site_function(where);
 	if (c->db && c->db->zw_failed)
 		return "zw_start";
+	if (c->db && c->db->ra_failed)
+		return "ra_start";
 	for (size_t i = 0; i < sizeof optional_sites / sizeof optional_sites[0];
 	     i++)
 		if (!strcmp(fn, optional_sites[i]))

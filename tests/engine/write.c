@@ -360,6 +360,80 @@ static void test_engine_write__regrow_mid_batch(void **state)
 	free(m.e);
 }
 
+/* lb_history callback: the first change met (the newest batch's first
+ * record of the key), then stop. */
+typedef struct first_change {
+	uint64_t batch;
+	int op;
+} first_change;
+
+static int first_of(void *ctx, uint64_t batch, const lb_change *c)
+{
+	first_change *f = ctx;
+	f->batch = batch;
+	f->op = c->op;
+	return 1;
+}
+
+/* Deletions note the key in `_gone` through a cursor the batch keeps for
+ * its transaction. A batch that deletes thousands of keys, last first (as
+ * a rollback of their inserts does), puts some back and deletes some of
+ * those again, among new keys, on a map too small for it (grown and redone
+ * mid-batch, which ends the transaction and its cursors): the table holds
+ * exactly what is left, the history of every key starts at the batch (through
+ * `_gone` for those it left deleted), and the log verifies and replays. */
+static void test_engine_write__deletes_regrow_mid_batch(void **state)
+{
+	te_fx *fx = *state;
+	uint64_t rng = th_seed(0xde1e);
+	model m = {0};
+	char k[16], v[200];
+	lb_batch *b = begin(fx->db);
+	for (unsigned i = 0; i < 3000; i++) {
+		int kl = snprintf(k, sizeof k, "d%05u", i);
+		size_t vl = val_of(&rng, i, v, sizeof v);
+		te_rc(0, lb_put(b, "t", k, (size_t)kl, v, vl));
+		m_put(&m, k, (size_t)kl, v, vl);
+	}
+	commit(b);
+	reopen(fx, 1024, 64u << 10);
+	b = begin(fx->db);
+	for (unsigned i = 3000; i-- > 0;) {
+		int kl = snprintf(k, sizeof k, "d%05u", i);
+		te_rc(0, lb_delete(b, "t", k, (size_t)kl));
+		m_del(&m, k, (size_t)kl);
+		/* and new keys, so that the map fills in the middle */
+		for (unsigned j = 0; j < 3; j++) {
+			char nk[16];
+			int nl = snprintf(nk, sizeof nk, "e%05u", 3 * i + j);
+			size_t vl = val_of(&rng, i, v, sizeof v);
+			te_rc(0, lb_put(b, "t", nk, (size_t)nl, v, vl));
+			m_put(&m, nk, (size_t)nl, v, vl);
+		}
+		if (i % 10 == 0) {
+			size_t vl = val_of(&rng, i, v, sizeof v);
+			te_rc(0, lb_put(b, "t", k, (size_t)kl, v, vl));
+			m_put(&m, k, (size_t)kl, v, vl);
+		}
+		if (i % 20 == 0) {
+			te_rc(0, lb_delete(b, "t", k, (size_t)kl));
+			m_del(&m, k, (size_t)kl);
+		}
+	}
+	commit(b);
+	uint64_t id = te_last(fx->db);
+	assert_table(fx->db, "t", &m);
+	for (unsigned i = 0; i < 3000; i += 7) {
+		first_change f = {0, 0};
+		int kl = snprintf(k, sizeof k, "d%05u", i);
+		te_rc(1, lb_history(fx->db, "t", k, (size_t)kl, first_of, &f));
+		assert_int_equal(f.batch, id);
+		assert_int_equal(f.op, LB_OP_DELETE); /* its first record */
+	}
+	assert_verifies(fx->db);
+	free(m.e);
+}
+
 /* ---- grouped replay ------------------------------------------------------ */
 
 extern uint64_t lb__replay_map; /* engine/replay.c, for tests */
@@ -431,6 +505,7 @@ int main(void)
 	        T(test_engine_write__many_segments_in_order),
 	        T(test_engine_write__abort_with_segment_in_flight),
 	        T(test_engine_write__regrow_mid_batch),
+	        T(test_engine_write__deletes_regrow_mid_batch),
 	        T(test_engine_write__grouped_replay_grows_and_redoes),
 #undef T
 	};
