@@ -451,7 +451,8 @@ LB_API int lb_tables(lb_db *db, lb_table_fn fn, void *ctx);
  * @par Threads: any thread; sees committed batches only. Never waits for a
  * writer's batch; it waits only briefly while another thread grows the map
  * (at most 50 ms) or reopens the database after a failed commit write
- * (about 1 s).
+ * (about 1 s). Like every read, it publishes the commit of a writer that
+ * died in the middle of it first (lb_open()).
  */
 LB_API int lb_get(lb_db *db, const char *table, const void *key, size_t klen,
                   void **val, size_t *vlen);
