@@ -373,6 +373,22 @@ LB__WUR int lb__read_env(lb_db *db);
 /* Tests only: initial map of a replay's new database (0: the source's). */
 extern uint64_t lb__replay_map;
 
+/* ---- worker.c ------------------------------------------------------------ */
+/* A helper thread (zwork.c, readahead.c): mu guards its job and quit, cv
+ * signals both ways. */
+typedef struct lb_worker {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int quit; /* lb__worker_stop asks the thread to return */
+} lb_worker;
+/* Make w's lock and condition and run fn(arg) on a new thread: 0, or -1
+ * when the thread cannot be made (nothing is left to undo). */
+int lb__worker_start(lb_worker *w, void *(*fn)(void *), void *arg);
+/* Set quit, wake the thread, join it, and destroy the lock and
+ * condition. */
+void lb__worker_stop(lb_worker *w);
+
 /* ---- zwork.c ------------------------------------------------------------- */
 typedef struct lb_zw lb_zw;
 typedef struct lb_zw_result {

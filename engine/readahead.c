@@ -25,7 +25,7 @@
  * If it cannot be started, rollbacks read every segment on their own
  * thread.
  *
- * Locking: mu protects state and the job's result; the job (stored bytes,
+ * Locking: wk.mu protects state and the job's result; the job (stored bytes,
  * reader, offsets) belongs to the worker while it runs it (RUNNING), and
  * to the caller, who holds db->wlock, otherwise: a job still QUEUED when
  * it is collected is taken back under mu, so the worker never starts it.
@@ -51,10 +51,8 @@ enum { RA_IDLE, RA_QUEUED, RA_RUNNING, RA_DONE };
 atomic_int lb__ra_mode;
 
 struct lb_ra {
-	pthread_t th;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int state, quit;
+	lb_worker wk;
+	int state;
 	/* the job */
 	uint64_t id;
 	uint32_t segno;
@@ -81,23 +79,24 @@ static int ra_job(lb_ra *z)
 static void *ra_main(void *p)
 {
 	lb_ra *z = p;
-	pthread_mutex_lock(&z->mu);
+	pthread_mutex_lock(&z->wk.mu);
 	for (;;) {
-		while ((z->state != RA_QUEUED || lb__ra_mode == 1) && !z->quit)
-			pthread_cond_wait(&z->cv, &z->mu);
-		if (z->quit)
+		while ((z->state != RA_QUEUED || lb__ra_mode == 1) &&
+		       !z->wk.quit)
+			pthread_cond_wait(&z->wk.cv, &z->wk.mu);
+		if (z->wk.quit)
 			break;
 		z->state = RA_RUNNING;
-		pthread_mutex_unlock(&z->mu);
+		pthread_mutex_unlock(&z->wk.mu);
 		int rc = ra_job(z);
-		pthread_mutex_lock(&z->mu);
+		pthread_mutex_lock(&z->wk.mu);
 		z->rc = rc;
 		if (rc < 0)
 			snprintf(z->err, sizeof z->err, "%s", lb_errmsg());
 		z->state = RA_DONE;
-		pthread_cond_broadcast(&z->cv);
+		pthread_cond_broadcast(&z->wk.cv);
 	}
-	pthread_mutex_unlock(&z->mu);
+	pthread_mutex_unlock(&z->wk.mu);
 	return NULL;
 }
 
@@ -108,11 +107,7 @@ static lb_ra *ra_start(void)
 		return NULL;
 	lb__buf_init(&z->stored);
 	lb__segr_init(&z->r);
-	pthread_mutex_init(&z->mu, NULL);
-	pthread_cond_init(&z->cv, NULL);
-	if (pthread_create(&z->th, NULL, ra_main, z) != 0) {
-		pthread_cond_destroy(&z->cv);
-		pthread_mutex_destroy(&z->mu);
+	if (lb__worker_start(&z->wk, ra_main, z) < 0) {
 		free(z);
 		return NULL;
 	}
@@ -138,16 +133,16 @@ int lb__ra_submit(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h, uint32_t s)
 	z->id = h->id;
 	z->segno = s;
 	memcpy(z->want, h->seg_hashes + 32 * (size_t)s, 32);
-	pthread_mutex_lock(&z->mu);
+	pthread_mutex_lock(&z->wk.mu);
 	if (rc < 0) {
 		z->rc = rc;
 		snprintf(z->err, sizeof z->err, "%s", lb_errmsg());
 		z->state = RA_DONE;
 	} else {
 		z->state = RA_QUEUED;
-		pthread_cond_broadcast(&z->cv);
+		pthread_cond_broadcast(&z->wk.cv);
 	}
-	pthread_mutex_unlock(&z->mu);
+	pthread_mutex_unlock(&z->wk.mu);
 	return 1;
 }
 
@@ -156,15 +151,15 @@ int lb__ra_collect(lb_db *db, lb_segr *r, uint32_t **offs, size_t *n,
 {
 	lb_ra *z = db->ra;
 	int rc, here;
-	pthread_mutex_lock(&z->mu);
+	pthread_mutex_lock(&z->wk.mu);
 	while (lb__ra_mode == 2 && z->state == RA_QUEUED)
-		pthread_cond_wait(&z->cv, &z->mu);
+		pthread_cond_wait(&z->wk.cv, &z->wk.mu);
 	here = z->state == RA_QUEUED;
 	while (z->state == RA_RUNNING)
-		pthread_cond_wait(&z->cv, &z->mu);
+		pthread_cond_wait(&z->wk.cv, &z->wk.mu);
 	rc = z->state == RA_DONE ? z->rc : 0;
 	z->state = RA_IDLE;
-	pthread_mutex_unlock(&z->mu);
+	pthread_mutex_unlock(&z->wk.mu);
 	if (here && (rc = ra_job(z)) < 0)
 		return rc; /* its detail is this thread's already */
 	if (rc < 0)
@@ -188,11 +183,11 @@ void lb__ra_drain(lb_db *db)
 	lb_ra *z = db->ra;
 	if (!z)
 		return;
-	pthread_mutex_lock(&z->mu);
+	pthread_mutex_lock(&z->wk.mu);
 	while (z->state == RA_RUNNING)
-		pthread_cond_wait(&z->cv, &z->mu);
+		pthread_cond_wait(&z->wk.cv, &z->wk.mu);
 	z->state = RA_IDLE;
-	pthread_mutex_unlock(&z->mu);
+	pthread_mutex_unlock(&z->wk.mu);
 }
 
 void lb__ra_free(lb_db *db)
@@ -200,13 +195,7 @@ void lb__ra_free(lb_db *db)
 	lb_ra *z = db->ra;
 	if (!z)
 		return;
-	pthread_mutex_lock(&z->mu);
-	z->quit = 1;
-	pthread_cond_broadcast(&z->cv);
-	pthread_mutex_unlock(&z->mu);
-	pthread_join(z->th, NULL);
-	pthread_cond_destroy(&z->cv);
-	pthread_mutex_destroy(&z->mu);
+	lb__worker_stop(&z->wk);
 	lb__buf_free(&z->stored);
 	lb__segr_free(&z->r);
 	free(z->offs);

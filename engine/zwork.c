@@ -15,7 +15,7 @@
  * batch that has one and lives until lb_close(). If it cannot be started,
  * batches compress every segment on their own thread.
  *
- * Locking: mu protects state and the job's results; the writer being
+ * Locking: wk.mu protects state and the job's results; the writer being
  * compressed belongs to the worker from submit until collect, the open one
  * to the batch (which holds db->wlock) throughout.
  */
@@ -32,10 +32,8 @@
 enum { ZW_IDLE, ZW_BUSY, ZW_DONE };
 
 struct lb_zw {
-	pthread_t th;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int state, quit;
+	lb_worker wk;
+	int state;
 	lb_segw w; /* the job's writer, or the spare one while idle */
 	uint32_t segno;
 	size_t raw;
@@ -50,20 +48,20 @@ struct lb_zw {
 static void *zw_main(void *p)
 {
 	lb_zw *z = p;
-	pthread_mutex_lock(&z->mu);
+	pthread_mutex_lock(&z->wk.mu);
 	for (;;) {
-		while (z->state != ZW_BUSY && !z->quit)
-			pthread_cond_wait(&z->cv, &z->mu);
-		if (z->quit)
+		while (z->state != ZW_BUSY && !z->wk.quit)
+			pthread_cond_wait(&z->wk.cv, &z->wk.mu);
+		if (z->wk.quit)
 			break;
-		pthread_mutex_unlock(&z->mu);
+		pthread_mutex_unlock(&z->wk.mu);
 		const uint8_t *seg = NULL;
 		size_t len = 0;
 		uint8_t hash[32];
 		int rc = lb__segw_finish(&z->w, &seg, &len);
 		if (rc == 0)
 			rc = lb__sha256(seg, len, hash);
-		pthread_mutex_lock(&z->mu);
+		pthread_mutex_lock(&z->wk.mu);
 		z->rc = rc;
 		if (rc < 0) {
 			snprintf(z->err, sizeof z->err, "%s", lb_errmsg());
@@ -73,9 +71,9 @@ static void *zw_main(void *p)
 			memcpy(z->hash, hash, 32);
 		}
 		z->state = ZW_DONE;
-		pthread_cond_broadcast(&z->cv);
+		pthread_cond_broadcast(&z->wk.cv);
 	}
-	pthread_mutex_unlock(&z->mu);
+	pthread_mutex_unlock(&z->wk.mu);
 	return NULL;
 }
 
@@ -88,11 +86,7 @@ static lb_zw *zw_start(lb_db *db)
 		free(z);
 		return NULL;
 	}
-	pthread_mutex_init(&z->mu, NULL);
-	pthread_cond_init(&z->cv, NULL);
-	if (pthread_create(&z->th, NULL, zw_main, z) != 0) {
-		pthread_cond_destroy(&z->cv);
-		pthread_mutex_destroy(&z->mu);
+	if (lb__worker_start(&z->wk, zw_main, z) < 0) {
 		lb__segw_free(&z->w);
 		free(z);
 		return NULL;
@@ -109,7 +103,7 @@ int lb__zw_submit(lb_db *db, uint32_t segno)
 		return 0;
 	}
 	lb_zw *z = db->zw;
-	pthread_mutex_lock(&z->mu);
+	pthread_mutex_lock(&z->wk.mu);
 	/* The caller collected the previous job: the worker is idle. */
 	lb_segw full = db->segw;
 	db->segw = z->w;
@@ -118,8 +112,8 @@ int lb__zw_submit(lb_db *db, uint32_t segno)
 	z->segno = segno;
 	z->raw = lb__segw_rawlen(&z->w);
 	z->state = ZW_BUSY;
-	pthread_cond_broadcast(&z->cv);
-	pthread_mutex_unlock(&z->mu);
+	pthread_cond_broadcast(&z->wk.cv);
+	pthread_mutex_unlock(&z->wk.mu);
 	return 1;
 }
 
@@ -129,13 +123,13 @@ int lb__zw_collect(lb_db *db, lb_zw_result *out)
 	memset(out, 0, sizeof *out);
 	if (!z)
 		return 0;
-	pthread_mutex_lock(&z->mu);
+	pthread_mutex_lock(&z->wk.mu);
 	if (z->state == ZW_IDLE) {
-		pthread_mutex_unlock(&z->mu);
+		pthread_mutex_unlock(&z->wk.mu);
 		return 0;
 	}
 	while (z->state != ZW_DONE)
-		pthread_cond_wait(&z->cv, &z->mu);
+		pthread_cond_wait(&z->wk.cv, &z->wk.mu);
 	z->state = ZW_IDLE;
 	int rc = z->rc;
 	if (rc == 0) {
@@ -145,7 +139,7 @@ int lb__zw_collect(lb_db *db, lb_zw_result *out)
 		out->raw = z->raw;
 		memcpy(out->hash, z->hash, 32);
 	}
-	pthread_mutex_unlock(&z->mu);
+	pthread_mutex_unlock(&z->wk.mu);
 	if (rc < 0)
 		return lb__fail(rc, "%s", z->err);
 	return 1;
@@ -156,12 +150,12 @@ void lb__zw_drain(lb_db *db)
 	lb_zw *z = db->zw;
 	if (!z)
 		return;
-	pthread_mutex_lock(&z->mu);
+	pthread_mutex_lock(&z->wk.mu);
 	while (z->state == ZW_BUSY)
-		pthread_cond_wait(&z->cv, &z->mu);
+		pthread_cond_wait(&z->wk.cv, &z->wk.mu);
 	z->state = ZW_IDLE;
 	lb__segw_reset(&z->w);
-	pthread_mutex_unlock(&z->mu);
+	pthread_mutex_unlock(&z->wk.mu);
 }
 
 void lb__zw_free(lb_db *db)
@@ -169,13 +163,7 @@ void lb__zw_free(lb_db *db)
 	lb_zw *z = db->zw;
 	if (!z)
 		return;
-	pthread_mutex_lock(&z->mu);
-	z->quit = 1;
-	pthread_cond_broadcast(&z->cv);
-	pthread_mutex_unlock(&z->mu);
-	pthread_join(z->th, NULL);
-	pthread_cond_destroy(&z->cv);
-	pthread_mutex_destroy(&z->mu);
+	lb__worker_stop(&z->wk);
 	lb__segw_free(&z->w);
 	free(z);
 	db->zw = NULL;
