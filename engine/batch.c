@@ -403,8 +403,9 @@ int lb__op_args(lb_batch *b, const char *table, const void *key, size_t klen,
 	return check_args(b, table, key, klen, val, vlen, 1, t);
 }
 
-/* The batch's cursors and tails belong to one transaction: on a new one
- * (begin, or redo after growing the map) none is open or known. */
+/* The batch's cursors (on its tables and on `_gone`) and tails belong to
+ * one transaction: on a new one (begin, or redo after growing the map)
+ * none is open or known. */
 static void txn_fresh(lb_batch *b)
 {
 	if (b->tcur_gen == b->txn_gen)
@@ -413,6 +414,7 @@ static void txn_fresh(lb_batch *b)
 		memset(b->tcur, 0, b->ntcur * sizeof *b->tcur);
 	if (b->tail)
 		memset(b->tail, 0, b->ntcur * sizeof *b->tail);
+	b->gone_cur = NULL;
 	b->tcur_gen = b->txn_gen;
 	b->seek_t = NULL;
 }
@@ -702,14 +704,10 @@ static int gone_put(lb_batch *b, const uint8_t *ik, size_t iklen)
 	MDB_val k = {iklen, (void *)ik}, v = {8, id};
 	lb__be64(id, b->id);
 	int mrc = 0;
-	if (!b->gone_cur || b->gone_cur_gen != b->txn_gen) {
+	txn_fresh(b);
+	if (!b->gone_cur &&
+	    (mrc = mdb_cursor_open(b->txn, b->db->gone, &b->gone_cur)))
 		b->gone_cur = NULL;
-		mrc = mdb_cursor_open(b->txn, b->db->gone, &b->gone_cur);
-		if (mrc)
-			b->gone_cur = NULL;
-		else
-			b->gone_cur_gen = b->txn_gen;
-	}
 	if (mrc == 0)
 		mrc = mdb_cursor_put(b->gone_cur, &k, &v, 0);
 	if (mrc)

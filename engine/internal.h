@@ -189,10 +189,9 @@ struct lb_batch {
 	 * (gone_gen == txn_gen) */
 	uint64_t gone_gen;
 	int gone_any;
-	/* a cursor on `_gone` for its puts, opened on first use in the
-	 * transaction gone_cur_gen */
+	/* a cursor on `_gone` for its puts, opened on first use in txn (like
+	 * tcur, reset by txn_fresh) */
 	MDB_cursor *gone_cur;
-	uint64_t gone_cur_gen;
 	/* a replayed record's prev, checked against the key's last change
 	 * when check_prev (lb__replay_rec) */
 	int check_prev;

@@ -106,6 +106,16 @@ lb_db *te__open(const char *dir, unsigned flags, const char *file, int line)
 	return te__open_opts(dir, &o, file, line);
 }
 
+lb_db *te__open_segments(const char *dir, size_t size, const char *file,
+                         int line)
+{
+	lb_options o;
+	lb_options_init(&o);
+	o.flags = LB_CREATE | LB_NOSYNC;
+	o.segment_size = size;
+	return te__open_opts(dir, &o, file, line);
+}
+
 lb_db *te_open_child(const char *dir, unsigned flags)
 {
 	lb_options o;

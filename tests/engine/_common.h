@@ -57,6 +57,13 @@ lb_db *te__open(const char *dir, unsigned flags, const char *file, int line);
 lb_db *te__open_opts(const char *dir, const lb_options *o, const char *file,
                      int line);
 
+/* Create or open @p dir (LB_NOSYNC) with segments of @p size raw bytes,
+ * so that batches have several; the test fails unless it succeeds. */
+#define te_open_segments(dir, size)                                            \
+	te__open_segments((dir), (size), __FILE__, __LINE__)
+lb_db *te__open_segments(const char *dir, size_t size, const char *file,
+                         int line);
+
 /* Open @p dir with @p flags in a forked child, where a failed assertion
  * has nobody to report to: exit status 2 if it cannot. */
 lb_db *te_open_child(const char *dir, unsigned flags);

@@ -102,15 +102,6 @@ static void keep_result(outcome *o, int rc, const lb_result *res)
 /* ---- the history ----------------------------------------------------------
  */
 
-static lb_db *open_small(const char *dir)
-{
-	lb_options o;
-	lb_options_init(&o);
-	o.flags = LB_CREATE | LB_NOSYNC;
-	o.segment_size = 256;
-	return te_open_opts(dir, &o);
-}
-
 static void put(lb_batch *b, const char *k, const char *v)
 {
 	te_rc(0, lb_put(b, "t", k, strlen(k), v, strlen(v)));
@@ -162,12 +153,12 @@ typedef void (*scenario_fn)(lb_db *db, outcome *o);
 static void run_way(int way, damage_fn damage, scenario_fn fn, outcome *o)
 {
 	char *dir = th_tmpdir();
-	lb_db *db = open_small(dir);
+	lb_db *db = te_open_segments(dir, 256);
 	history(db);
 	if (damage) {
 		lb_close(db);
 		damage(dir);
-		db = open_small(dir);
+		db = te_open_segments(dir, 256);
 	}
 	db->ra_failed = way == INLINE;
 	lb__ra_mode = way == WORKER ? 2 : way == CALLER ? 1 : 0;
@@ -370,7 +361,7 @@ static void test_engine_readahead__damaged_segments(void **state)
 	(void)state;
 	lb_batch_info bi;
 	char *dir = th_tmpdir();
-	lb_db *db = open_small(dir);
+	lb_db *db = te_open_segments(dir, 256);
 	history(db);
 	te_rc(0, lb_batch_info_get(db, 3, &bi));
 	lb_close(db);

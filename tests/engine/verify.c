@@ -25,16 +25,6 @@ typedef struct vx {
 	lb_db *db;
 } vx;
 
-/* Small segments, so that batches have several. */
-static lb_db *open_small(const char *dir)
-{
-	lb_options o;
-	lb_options_init(&o);
-	o.flags = LB_CREATE | LB_NOSYNC;
-	o.segment_size = 512;
-	return te_open_opts(dir, &o);
-}
-
 /* Batch 1 creates "t", batch 2 creates "u"; then nb batches labelled
  * "batch-NNN" of 24 puts, updates and deletes of random-length values
  * over 64 keys of "t" and a few of "u". */
@@ -76,7 +66,7 @@ static int vx_setup(void **state)
 {
 	vx *x = te_malloc(sizeof *x);
 	x->dir = th_tmpdir();
-	x->db = open_small(x->dir);
+	x->db = te_open_segments(x->dir, 512);
 	history(x->db, 10, 0x5eed);
 	*state = x;
 	return 0;
