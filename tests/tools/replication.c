@@ -154,6 +154,39 @@ static void srv_ready(srv *s)
 	         s->dir);
 }
 
+/* Wait until the cluster whose servers are urls can place a stream of
+ * replicas copies: its meta leader answering (srv_ready) is not enough, as
+ * it learns of its peers a moment later, and until then refuses an R3
+ * stream ("no suitable peers for placement"). Probed with a stream that is
+ * created, then deleted. */
+static void cluster_ready(const char *urls, int replicas)
+{
+	const char *subj[1] = {"lb.ready"};
+	for (int i = 0; i < 300; i++) {
+		natsConnection *nc = NULL;
+		jsCtx *js = NULL;
+		jsStreamInfo *si = NULL;
+		jsStreamConfig sc;
+		jsStreamConfig_Init(&sc);
+		sc.Name = "LBREADY";
+		sc.Subjects = subj;
+		sc.SubjectsLen = 1;
+		sc.Replicas = replicas;
+		int ok = natsConnection_ConnectTo(&nc, urls) == NATS_OK &&
+		         natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
+		         js_AddStream(&si, js, &sc, NULL, NULL) == NATS_OK &&
+		         js_DeleteStream(js, "LBREADY", NULL, NULL) == NATS_OK;
+		jsStreamInfo_Destroy(si);
+		jsCtx_Destroy(js);
+		natsConnection_Destroy(nc);
+		if (ok)
+			return;
+		sleep_ms(100);
+	}
+	fail_msg("the cluster at %s could not place an R%d stream in 30 s",
+	         urls, replicas);
+}
+
 static void srv_stop(srv *s, int sig)
 {
 	if (s->pid > 0) {
@@ -881,6 +914,7 @@ static void test_tools_replication__cluster_failover(void **st)
 	snprintf(urls, sizeof urls,
 	         "nats://127.0.0.1:%d,nats://127.0.0.1:%d,nats://127.0.0.1:%d",
 	         n[0].port, n[1].port, n[2].port);
+	cluster_ready(urls, 3);
 	memset(&w, 0, sizeof w);
 	w.db = new_primary(pd);
 	w.seed = rs;
