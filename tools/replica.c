@@ -266,10 +266,46 @@ static int create_stream(js_conn *c, int64_t replicas, int64_t max_msgs,
 	if (max_bytes > 0)
 		sc.MaxBytes = max_bytes;
 	natsStatus s = js_AddStream(&si, c->js, &sc, NULL, &jerr);
-	if (s != NATS_OK && jerr != JSStreamNameExistErr)
-		return nats_fail(s, jerr, "creating the stream");
 	jsStreamInfo_Destroy(si);
-	return 0;
+	if (s == NATS_OK || jerr == JSStreamNameExistErr)
+		return 0;
+	/* a cluster still forming (its meta leader does not know enough
+	 * peers yet, or has not been elected), or a server away */
+	if (jerr == JSClusterNoPeersErr || jerr == JSClusterNotAvailErr ||
+	    (!jerr && (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS ||
+	               s == NATS_CONNECTION_CLOSED)))
+		return -1;
+	return nats_fail(s, jerr, "creating the stream");
+}
+
+/* The stream, created if missing. A transient refusal (see create_stream)
+ * is retried every 200 ms: forever with follow, for about 30 s without,
+ * the reason printed once. */
+static int ensure_stream(js_conn *c, int64_t replicas, int64_t max_msgs,
+                         int64_t max_bytes, int follow)
+{
+	for (int tries = 0;; tries++) {
+		jsStreamState st;
+		int found, rc = stream_state(c, &st, &found);
+		if (rc == 0 && found)
+			return 0;
+		if (rc == 0 && (rc = create_stream(c, replicas, max_msgs,
+		                                   max_bytes)) != -1)
+			return rc;
+		if (stop_flag)
+			return 0;
+		if (!follow && tries >= 150)
+			return cli_err("giving up: the stream could not be "
+			               "created (see the reason above)");
+		if (tries == 0) {
+			const char *last = nats_GetLastError(NULL);
+			fprintf(stderr,
+			        "logbook: ship: creating stream %s: %s; "
+			        "retrying\n",
+			        c->stream, last ? last : "no answer");
+		}
+		sleep_ms(200);
+	}
 }
 
 typedef struct shipper {
@@ -564,11 +600,8 @@ int cmd_ship(int argc, char **argv)
 		lb_close(sp.db);
 		return rc;
 	}
-	int found;
-	jsStreamState st;
-	if ((rc = stream_state(&sp.c, &st, &found)) == 0 && !found)
-		rc = create_stream(&sp.c, (int64_t)replicas, (int64_t)max_msgs,
-		                   (int64_t)max_bytes);
+	rc = ensure_stream(&sp.c, (int64_t)replicas, (int64_t)max_msgs,
+	                   (int64_t)max_bytes, CLI_OPT(o, "follow") != NULL);
 	/* leave room for the headers in the server's max payload */
 	int64_t maxp = natsConnection_GetMaxPayload(sp.c.nc);
 	sp.chunk_max = maxp > 8192 ? (size_t)maxp - 4096 : 4096;

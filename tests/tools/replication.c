@@ -20,8 +20,9 @@
  * wrong hash) refused with nothing applied; a second primary fenced; a
  * follower promoted; a follower bootstrapped from a checkpoint after the
  * stream's limits removed its early batches; a three-node JetStream
- * cluster with an R3 stream whose leader is killed (SIGKILL) while batches
- * commit, ship and follow (about 30 s).
+ * cluster whose R3 stream `ship` creates while the third node is still
+ * missing (it waits for it), and whose stream leader is then killed
+ * (SIGKILL) while batches commit, ship and follow (about 30 s).
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -152,39 +153,6 @@ static void srv_ready(srv *s)
 	}
 	fail_msg("nats-server on port %d did not start (log: %s.log)", s->port,
 	         s->dir);
-}
-
-/* Wait until the cluster whose servers are urls can place a stream of
- * replicas copies: its meta leader answering (srv_ready) is not enough, as
- * it learns of its peers a moment later, and until then refuses an R3
- * stream ("no suitable peers for placement"). Probed with a stream that is
- * created, then deleted. */
-static void cluster_ready(const char *urls, int replicas)
-{
-	const char *subj[1] = {"lb.ready"};
-	for (int i = 0; i < 300; i++) {
-		natsConnection *nc = NULL;
-		jsCtx *js = NULL;
-		jsStreamInfo *si = NULL;
-		jsStreamConfig sc;
-		jsStreamConfig_Init(&sc);
-		sc.Name = "LBREADY";
-		sc.Subjects = subj;
-		sc.SubjectsLen = 1;
-		sc.Replicas = replicas;
-		int ok = natsConnection_ConnectTo(&nc, urls) == NATS_OK &&
-		         natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
-		         js_AddStream(&si, js, &sc, NULL, NULL) == NATS_OK &&
-		         js_DeleteStream(js, "LBREADY", NULL, NULL) == NATS_OK;
-		jsStreamInfo_Destroy(si);
-		jsCtx_Destroy(js);
-		natsConnection_Destroy(nc);
-		if (ok)
-			return;
-		sleep_ms(100);
-	}
-	fail_msg("the cluster at %s could not place an R%d stream in 30 s",
-	         urls, replicas);
 }
 
 static void srv_stop(srv *s, int sig)
@@ -433,6 +401,18 @@ static char *path(const char *name)
 	char *p;
 	assert_true(asprintf(&p, "%s/%s", root, name) >= 0);
 	return p;
+}
+
+/* Whether the file at p contains s. */
+static int file_has(const char *p, const char *s)
+{
+	char buf[4096];
+	FILE *f = fopen(p, "r");
+	size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = 0;
+	return strstr(buf, s) != NULL;
 }
 
 /* ---- tests --------------------------------------------------------------- */
@@ -907,19 +887,30 @@ static void test_tools_replication__cluster_failover(void **st)
 				              k ? "," : "", n[j].cport);
 		live[i] = NULL;
 	}
-	for (int i = 0; i < 3; i++)
+	/* two nodes first: the cluster has its meta leader but cannot place
+	 * an R3 stream, and `ship` retries the creation until the third
+	 * node joins */
+	for (int i = 0; i < 2; i++)
 		srv_start(&n[i]);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 2; i++)
 		srv_ready(&n[i]);
 	snprintf(urls, sizeof urls,
 	         "nats://127.0.0.1:%d,nats://127.0.0.1:%d,nats://127.0.0.1:%d",
 	         n[0].port, n[1].port, n[2].port);
-	cluster_ready(urls, 3);
 	memset(&w, 0, sizeof w);
 	w.db = new_primary(pd);
 	w.seed = rs;
-	assert_int_equal(repl("ship", pd, urls, "H", "--replicas 3 >/dev/null"),
-	                 0);
+	char *cerr = path("cl-create.err");
+	pid_t mk = bg("%s ship %s --nats %s --stream H --replicas 3 "
+	              ">/dev/null 2>%s",
+	              bin, pd, urls, cerr);
+	for (int i = 0; i < 300 && !file_has(cerr, "retrying"); i++)
+		sleep_ms(100);
+	assert_true(file_has(cerr, "no suitable peers for placement"));
+	srv_start(&n[2]);
+	assert_int_equal(reap(mk, 0), 0);
+	srv_ready(&n[2]);
+	free(cerr);
 	assert_int_equal(pthread_create(&w.th, NULL, writer_main, &w), 0);
 	pid_t ship = bg("%s ship %s --nats %s --stream H --follow >/dev/null "
 	                "2>>%s/cl-ship.err",
