@@ -650,11 +650,19 @@ static int make_goals(const bk_results *r, goal *g)
 	     lb / sq);
 	double rb_ms = bk_median_secs(r, SYS_LOGBOOK, PH_RB_LAST) * 1e3;
 	double c_ms = value(r, SYS_LOGBOOK, &last_row);
-	/* Both on a freshly opened copy of the store: like for like. The
-	 * ratio shown is the rollback's time over the commit's. */
-	GOAL(SC_W1, "rollback of last batch <= its commit time", rb_ms, c_ms, 0,
-	     "%.2fx (%.2f vs %.2f ms, both on a fresh open)", rb_ms / c_ms,
-	     rb_ms, c_ms);
+	/* The two like-for-like comparisons the goal allows, each judged on
+	 * its own (the ratio shown is the rollback's time over the
+	 * commit's): both on a freshly opened copy of the store, and both in
+	 * a warm process, the median of repeated rollbacks of the last batch
+	 * against the median commit of the second half of the batches. */
+	GOAL(SC_W1, "rollback of last batch <= its commit, fresh open", rb_ms,
+	     c_ms, 0, "%.2fx (%.2f vs %.2f ms)", rb_ms / c_ms, rb_ms, c_ms);
+	const row loop_row = {"", "", -1, U_MS, D_RB_LOOP};
+	const row late_row = {"", "", -1, U_MS, D_BATCH_LATE};
+	double rbw_ms = value(r, SYS_LOGBOOK, &loop_row);
+	double cw_ms = value(r, SYS_LOGBOOK, &late_row);
+	GOAL(SC_W1, "rollback of last batch <= its commit, warm", rbw_ms, cw_ms,
+	     0, "%.2fx (%.2f vs %.2f ms)", rbw_ms / cw_ms, rbw_ms, cw_ms);
 	double rb = rate(r, SYS_LOGBOOK, PH_RB_LAST);
 	double sqrb = rate(r, SYS_SQLITE, PH_RB_LAST);
 	GOAL(SC_W1, "rollback of last batch >= 1.5x SQLite invert+apply",

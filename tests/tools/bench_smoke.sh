@@ -25,6 +25,8 @@ fi
 # each goal of the issue is judged, with the measured ratio
 for goal in 'commit >= 0.65x raw LMDB' 'commit >= 2.5x SQLite\+session' \
 	'rollback of last batch >= 1.5x SQLite' 'replay from empty >= 2.5x SQLite' \
+	'rollback of last batch <= its commit, fresh open' \
+	'rollback of last batch <= its commit, warm' \
 	'point reads >= 0.8x raw LMDB'; do
 	if ! printf '%s\n' "$out" |
 		grep -Eq "^  (PASS|MISS)  $goal.* [0-9]+\.[0-9]+x"; then
