@@ -189,8 +189,9 @@ typedef struct bk_run {
 	double late_batch_secs;
 	/* logbook: median time of BK_RB_LOOP strict rollbacks of the last
 	 * batch in one process on a fresh copy of the store, each followed by
-	 * the rollback of that rollback (which redoes the batch); the peer of
-	 * late_batch_secs; NAN if not measured */
+	 * a commit of the workload's last batch again (untimed), which the
+	 * next round undoes; the peer of late_batch_secs; NAN if not
+	 * measured */
 	double rb_loop_secs;
 	uint64_t disk_bytes; /* files of the store after commit */
 	uint64_t log_raw;    /* log before compression */
