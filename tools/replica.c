@@ -278,19 +278,20 @@ static int create_stream(js_conn *c, int64_t replicas, int64_t max_msgs,
 	return nats_fail(s, jerr, "creating the stream");
 }
 
-/* The stream, created if missing. A transient refusal (see create_stream)
- * is retried every 200 ms: forever with follow, for about 30 s without,
- * the reason printed once. */
+/* The stream, created if missing. A transient refusal of the creation
+ * (see create_stream) is retried every 200 ms: forever with follow, for
+ * about 30 s without, the reason printed once. A failure to read the
+ * stream's state is final, as before any creation. */
 static int ensure_stream(js_conn *c, int64_t replicas, int64_t max_msgs,
                          int64_t max_bytes, int follow)
 {
 	for (int tries = 0;; tries++) {
 		jsStreamState st;
 		int found, rc = stream_state(c, &st, &found);
-		if (rc == 0 && found)
-			return 0;
-		if (rc == 0 && (rc = create_stream(c, replicas, max_msgs,
-		                                   max_bytes)) != -1)
+		if (rc != 0 || found)
+			return rc;
+		if ((rc = create_stream(c, replicas, max_msgs, max_bytes)) !=
+		    -1)
 			return rc;
 		if (stop_flag)
 			return 0;
