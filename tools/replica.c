@@ -246,6 +246,9 @@ static int msg_at(js_conn *c, uint64_t seq, msg_info *mi, natsMsg **keep)
 
 /* ---- ship ---------------------------------------------------------------- */
 
+/* Create the stream: 0 (also when it exists), -1 when the refusal is
+ * transient (a cluster still forming, a server away), else the exit code
+ * of an error it printed. */
 static int create_stream(js_conn *c, int64_t replicas, int64_t max_msgs,
                          int64_t max_bytes)
 {
