@@ -384,6 +384,10 @@ static double rollback_loop(const bk_ctx *c, const char *db, uint64_t id)
 			    lb_last_batch(s.db, &id) != 0)
 				break;
 		}
+		if (n < BK_RB_LOOP)
+			fprintf(stderr,
+			        "logbook-bench: rollback loop, round %zu: %s\n",
+			        n + 1, s.err ? s.errmsg : lb_errmsg());
 		lb_close(s.db);
 		if (n == BK_RB_LOOP)
 			secs = bk_median(v, n);

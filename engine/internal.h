@@ -373,20 +373,45 @@ LB__WUR int lb__read_env(lb_db *db);
 extern uint64_t lb__replay_map;
 
 /* ---- worker.c ------------------------------------------------------------ */
-/* A helper thread (zwork.c, readahead.c): mu guards its job and quit, cv
- * signals both ways. */
+/* A helper thread (zwork.c, readahead.c) that runs one job at a time for
+ * the thread that owns it: job(arg), on data the owner fills before
+ * submitting and reads after collecting (the thread touches it only in
+ * between). mu guards state, hold, quit and the result; cv signals both
+ * ways. */
 typedef struct lb_worker {
 	pthread_t th;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int quit; /* lb__worker_stop asks the thread to return */
+	int (*job)(void *arg);
+	void *arg;
+	int state;     /* idle, queued, running or done (worker.c) */
+	int hold;      /* a queued job is left to the owner to take back */
+	int quit;      /* lb__worker_stop asks the thread to return */
+	int rc;        /* the job's result, once done */
+	char err[512]; /* its lb_errmsg() detail when rc < 0 */
 } lb_worker;
-/* Make w's lock and condition and run fn(arg) on a new thread: 0, or -1
- * when the thread cannot be made (nothing is left to undo). */
-int lb__worker_start(lb_worker *w, void *(*fn)(void *), void *arg);
+/* collect's result when the job was taken back, not run by the thread */
+#define LB__WORKER_TAKEN 2
+/* Make w's lock and condition and start the thread that runs job(arg): 0,
+ * or -1 when the thread cannot be made (nothing is left to undo). */
+int lb__worker_start(lb_worker *w, int (*job)(void *), void *arg);
 /* Set quit, wake the thread, join it, and destroy the lock and
- * condition. */
+ * condition (a job not collected is dropped). */
 void lb__worker_stop(lb_worker *w);
+/* Queue the job; the worker must be idle (the last job collected or
+ * drained). hold: the thread leaves it queued, for collect to take back
+ * (tests). */
+void lb__worker_submit(lb_worker *w, int hold);
+/* Record the job as done with rc < 0 and lb_errmsg()'s detail, without
+ * running it: a failure met while preparing it, reported at collect. */
+void lb__worker_fail(lb_worker *w, int rc);
+/* Wait for the job: 0 if none was submitted, 1 when it succeeded, its
+ * failure (negative, with its detail) when it failed. take_back: a job the
+ * thread has not started is taken back instead (LB__WORKER_TAKEN), for the
+ * caller to run itself. The worker is idle afterwards. */
+LB__WUR int lb__worker_collect(lb_worker *w, int take_back);
+/* Wait for a job being run and drop it, or a queued one; idle after. */
+void lb__worker_drain(lb_worker *w);
 
 /* ---- zwork.c ------------------------------------------------------------- */
 typedef struct lb_zw lb_zw;

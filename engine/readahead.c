@@ -25,34 +25,26 @@
  * If it cannot be started, rollbacks read every segment on their own
  * thread.
  *
- * Locking: wk.mu protects state and the job's result; the job (stored bytes,
- * reader, offsets) belongs to the worker while it runs it (RUNNING), and
- * to the caller, who holds db->wlock, otherwise: a job still QUEUED when
- * it is collected is taken back under mu, so the worker never starts it.
+ * Threads: the job (stored bytes, reader, offsets) belongs to the worker
+ * from submit until collect, and to the caller, who holds db->wlock,
+ * otherwise. A job the thread has not started when it is collected is
+ * taken back and run on the caller's thread (worker.c), so a thread that
+ * gets no processor in time (the second one busy with other work) never
+ * makes the rollback wait for it to start.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/internal.h"
 
-/* A job is QUEUED from submit until the worker takes it (RUNNING), then
- * DONE; one still QUEUED when it is collected is taken back and done on
- * the caller's thread, so a worker that gets no processor in time (the
- * second processor busy with other work) never makes the rollback wait
- * for it to start. */
-enum { RA_IDLE, RA_QUEUED, RA_RUNNING, RA_DONE };
-
 atomic_int lb__ra_mode;
 
 struct lb_ra {
 	lb_worker wk;
-	int state;
 	/* the job */
 	uint64_t id;
 	uint32_t segno;
@@ -61,43 +53,17 @@ struct lb_ra {
 	lb_segr r;        /* loads it */
 	uint32_t *offs;   /* where its records start in r.raw */
 	size_t noffs, ocap;
-	/* its result, valid in RA_DONE */
-	int rc;
-	char err[512]; /* the detail of a failure */
 };
 
 /* The job itself: check, load and index the stored segment. */
-static int ra_job(lb_ra *z)
+static int ra_job(void *p)
 {
+	lb_ra *z = p;
 	int rc = lb__segment_check_load(z->id, z->segno, z->want,
 	                                z->stored.data, z->stored.len, &z->r);
 	if (rc == 0)
 		rc = lb__segment_index(&z->r, &z->offs, &z->noffs, &z->ocap);
 	return rc;
-}
-
-static void *ra_main(void *p)
-{
-	lb_ra *z = p;
-	pthread_mutex_lock(&z->wk.mu);
-	for (;;) {
-		while ((z->state != RA_QUEUED || lb__ra_mode == 1) &&
-		       !z->wk.quit)
-			pthread_cond_wait(&z->wk.cv, &z->wk.mu);
-		if (z->wk.quit)
-			break;
-		z->state = RA_RUNNING;
-		pthread_mutex_unlock(&z->wk.mu);
-		int rc = ra_job(z);
-		pthread_mutex_lock(&z->wk.mu);
-		z->rc = rc;
-		if (rc < 0)
-			snprintf(z->err, sizeof z->err, "%s", lb_errmsg());
-		z->state = RA_DONE;
-		pthread_cond_broadcast(&z->wk.cv);
-	}
-	pthread_mutex_unlock(&z->wk.mu);
-	return NULL;
 }
 
 static lb_ra *ra_start(void)
@@ -107,7 +73,7 @@ static lb_ra *ra_start(void)
 		return NULL;
 	lb__buf_init(&z->stored);
 	lb__segr_init(&z->r);
-	if (lb__worker_start(&z->wk, ra_main, z) < 0) {
+	if (lb__worker_start(&z->wk, ra_job, z) < 0) {
 		free(z);
 		return NULL;
 	}
@@ -133,16 +99,10 @@ int lb__ra_submit(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h, uint32_t s)
 	z->id = h->id;
 	z->segno = s;
 	memcpy(z->want, h->seg_hashes + 32 * (size_t)s, 32);
-	pthread_mutex_lock(&z->wk.mu);
-	if (rc < 0) {
-		z->rc = rc;
-		snprintf(z->err, sizeof z->err, "%s", lb_errmsg());
-		z->state = RA_DONE;
-	} else {
-		z->state = RA_QUEUED;
-		pthread_cond_broadcast(&z->wk.cv);
-	}
-	pthread_mutex_unlock(&z->wk.mu);
+	if (rc < 0)
+		lb__worker_fail(&z->wk, rc);
+	else
+		lb__worker_submit(&z->wk, lb__ra_mode == 1);
 	return 1;
 }
 
@@ -150,20 +110,11 @@ int lb__ra_collect(lb_db *db, lb_segr *r, uint32_t **offs, size_t *n,
                    size_t *cap)
 {
 	lb_ra *z = db->ra;
-	int rc, here;
-	pthread_mutex_lock(&z->wk.mu);
-	while (lb__ra_mode == 2 && z->state == RA_QUEUED)
-		pthread_cond_wait(&z->wk.cv, &z->wk.mu);
-	here = z->state == RA_QUEUED;
-	while (z->state == RA_RUNNING)
-		pthread_cond_wait(&z->wk.cv, &z->wk.mu);
-	rc = z->state == RA_DONE ? z->rc : 0;
-	z->state = RA_IDLE;
-	pthread_mutex_unlock(&z->wk.mu);
-	if (here && (rc = ra_job(z)) < 0)
-		return rc; /* its detail is this thread's already */
+	int rc = lb__worker_collect(&z->wk, lb__ra_mode != 2);
+	if (rc == LB__WORKER_TAKEN)
+		rc = ra_job(z);
 	if (rc < 0)
-		return lb__fail(rc, "%s", z->err);
+		return rc;
 	lb_segr tr = *r;
 	*r = z->r;
 	z->r = tr;
@@ -180,14 +131,8 @@ int lb__ra_collect(lb_db *db, lb_segr *r, uint32_t **offs, size_t *n,
 
 void lb__ra_drain(lb_db *db)
 {
-	lb_ra *z = db->ra;
-	if (!z)
-		return;
-	pthread_mutex_lock(&z->wk.mu);
-	while (z->state == RA_RUNNING)
-		pthread_cond_wait(&z->wk.cv, &z->wk.mu);
-	z->state = RA_IDLE;
-	pthread_mutex_unlock(&z->wk.mu);
+	if (db->ra)
+		lb__worker_drain(&db->ra->wk);
 }
 
 void lb__ra_free(lb_db *db)
