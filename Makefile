@@ -694,7 +694,8 @@ TSAN_BINS := $(TSAN_BUILD)/tests/test_engine_concurrency \
 	$(TSAN_BUILD)/tests/test_engine_threads \
 	$(TSAN_BUILD)/tests/test_engine_write \
 	$(TSAN_BUILD)/tests/test_engine_feed \
-	$(TSAN_BUILD)/tests/test_engine_readahead
+	$(TSAN_BUILD)/tests/test_engine_readahead \
+	$(TSAN_BUILD)/tests/test_engine_zwork
 tsan:
 	$(Q)$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) SANITIZE=thread \
 		CFLAGS='$(call sq,$(CFLAGS)) -O1 -g' $(TSAN_BINS)

@@ -81,7 +81,7 @@ static void batch_free(lb_batch *b)
 	/* The segment writers are shared: clear this batch's records before
 	 * the next batch may begin. */
 	lb__zw_drain(db);
-	lb__segw_reset(&db->segw);
+	lb__segw_reset(db->segw);
 	lb__read_end(db);
 	pthread_mutex_unlock(&db->wlock);
 	issues_free(b->issues, b->nissues);
@@ -114,7 +114,7 @@ void lb__batch_reset(lb_batch *b)
 	b->ntchanges = 0;
 	b->catalog = 0;
 	lb__zw_drain(b->db);
-	lb__segw_reset(&b->db->segw);
+	lb__segw_reset(b->db->segw);
 }
 
 int lb__batch_txn(lb_batch *b)
@@ -182,7 +182,7 @@ int lb__batch_txn(lb_batch *b)
 	b->id = db->last_id + 1;
 	memcpy(b->chain_hash, db->last_hash, 32);
 	lb__zw_drain(db);
-	lb__segw_reset(&db->segw);
+	lb__segw_reset(db->segw);
 	return 0;
 }
 
@@ -282,14 +282,10 @@ static int put_finished(lb_batch *b, uint32_t segno, const uint8_t *seg,
 	return 0;
 }
 
-/* Wait for the segment the worker is compressing, if any, and put it. */
-static int collect(lb_batch *b)
+/* A segment the worker finished (zwork.c), put in order. */
+static int put_result(void *ctx, const lb_zw_result *z)
 {
-	lb_zw_result z;
-	int rc = lb__zw_collect(b->db, &z);
-	if (rc <= 0)
-		return rc < 0 ? poison(b, rc) : 0;
-	return put_finished(b, z.segno, z.seg, z.seglen, z.hash, z.raw);
+	return put_finished(ctx, z->segno, z->seg, z->seglen, z->hash, z->raw);
 }
 
 /* Compress the open segment on this thread (not yet put: segments reach
@@ -302,10 +298,10 @@ typedef struct {
 
 static int finish_open(lb_batch *b, lb_done *d)
 {
-	lb_db *db = b->db;
+	lb_segw *w = b->db->segw;
 	int rc;
-	d->raw = lb__segw_rawlen(&db->segw);
-	if ((rc = lb__segw_finish(&db->segw, &d->seg, &d->seglen)) < 0 ||
+	d->raw = lb__segw_rawlen(w);
+	if ((rc = lb__segw_finish(w, &d->seg, &d->seglen)) < 0 ||
 	    (rc = lb__sha256(d->seg, d->seglen, d->hash)) < 0)
 		return poison(b, rc);
 	return 0;
@@ -319,15 +315,15 @@ static int put_done(lb_batch *b, const lb_done *d)
 	return rc;
 }
 
-/* The open segment is full: hand it to the worker (zwork.c) once the one
- * before it is in, else finish it here. */
+/* The open segment is full: hand it to the worker (zwork.c), else finish
+ * it here. */
 static int flush_segment(lb_batch *b)
 {
 	lb_done d;
-	int rc;
-	if ((rc = collect(b)) < 0)
-		return rc;
-	if (lb__zw_submit(b->db, b->nseg)) {
+	int rc = lb__zw_close(b->db, b->nseg, put_result, b);
+	if (rc < 0)
+		return poison(b, rc);
+	if (rc == 1) {
 		b->nseg++;
 		return 0;
 	}
@@ -336,33 +332,70 @@ static int flush_segment(lb_batch *b)
 	return put_done(b, &d);
 }
 
-/* Commit: every segment in. The last one is compressed here while the
- * worker finishes the one before it, then both go in, in order. */
+/* Commit: every segment in, in order. The last one is finished by the
+ * worker when it is feeding it already, else here while the worker
+ * finishes the one before it, if any. */
 static int flush_all(lb_batch *b)
 {
+	lb_db *db = b->db;
 	lb_done d;
-	int rc, last = b->db->segw.count != 0;
-	if (last && (rc = finish_open(b, &d)) < 0)
+	int rc, last = db->segw->count != 0;
+	if (last && lb__zw_on_open(db)) {
+		if ((rc = flush_segment(b)) < 0)
+			return rc;
+		last = 0;
+	} else if (last && (rc = finish_open(b, &d)) < 0) {
 		return rc;
-	if ((rc = collect(b)) < 0)
-		return rc;
+	}
+	if ((rc = lb__zw_wait(db, put_result, b)) < 0)
+		return poison(b, rc);
 	return last ? put_done(b, &d) : 0;
+}
+
+/* Before r is added to the open segment: room for it, flushing the segment
+ * when r does not fit, and no feed in flight when adding r grows the
+ * segment's buffer. */
+static int segw_room(lb_batch *b, const lb_wal_rec *r)
+{
+	lb_db *db = b->db;
+	int rc;
+	if (db->segw->count && !lb__segw_fits(db->segw, r) &&
+	    (rc = flush_segment(b)) < 0)
+		return rc;
+	if (lb__segw_grows(db->segw, r) && lb__zw_on_open(db) &&
+	    (rc = lb__zw_wait(db, put_result, b)) < 0)
+		return poison(b, rc);
+	return 0;
+}
+
+/* After a record was added: flush the segment when it is full, else, at
+ * each chunk boundary, offer the worker the chunks ready for its stream. */
+static int segw_added(lb_batch *b)
+{
+	lb_segw *w = b->db->segw;
+	int rc;
+	size_t raw = lb__segw_rawlen(w);
+	if (raw >= b->db->segsize)
+		return flush_segment(b);
+	if (!w->zs || raw < w->offer)
+		return 0;
+	w->offer = (raw / LB__SEGW_CHUNK + 1) * LB__SEGW_CHUNK;
+	if ((rc = lb__zw_offer(b->db, put_result, b)) < 0)
+		return poison(b, rc);
+	return 0;
 }
 
 static int log_record(lb_batch *b, const lb_wal_rec *r)
 {
 	lb_db *db = b->db;
-	int rc = 0;
-	if (db->segw.count && !lb__segw_fits(&db->segw, r) &&
-	    (rc = flush_segment(b)) < 0)
+	int rc = segw_room(b, r);
+	if (rc < 0)
 		return rc;
-	rc = lb__segw_add(&db->segw, r);
+	rc = lb__segw_add(db->segw, r);
 	if (rc < 0)
 		return poison(b, rc);
 	b->records++;
-	if (lb__segw_rawlen(&db->segw) >= db->segsize)
-		return flush_segment(b);
-	return 0;
+	return segw_added(b);
 }
 
 /* ---- ops ----------------------------------------------------------------- */
@@ -662,7 +695,7 @@ static int log_op(lb_batch *b, lb_table *t, lb_wal_rec *r, const lb_spot *s,
 {
 	lb_db *db = b->db;
 	int rc;
-	int flush = logged && db->segw.count && !lb__segw_fits(&db->segw, r);
+	int flush = logged && db->segw->count && !lb__segw_fits(db->segw, r);
 	if (s->exists && (t->nrefs || flush)) {
 		b->scratch.len = 0;
 		if ((rc = lb__buf_append(&b->scratch, r->before, r->blen)) < 0)
@@ -671,9 +704,9 @@ static int log_op(lb_batch *b, lb_table *t, lb_wal_rec *r, const lb_spot *s,
 	}
 	if (!logged)
 		return 0;
-	if (flush && (rc = flush_segment(b)) < 0)
+	if ((rc = segw_room(b, r)) < 0)
 		return rc;
-	if ((rc = lb__segw_add(&db->segw, r)) < 0)
+	if ((rc = lb__segw_add(db->segw, r)) < 0)
 		return poison(b, rc);
 	b->records++;
 	return 0;
@@ -834,9 +867,7 @@ static int write_op(lb_batch *b, lb_table *t, int del, const void *key,
 	                     del ? NULL : (val ? val : ""), vlen, logged)) < 0)
 		return poison(b, rc);
 
-	if (logged && lb__segw_rawlen(&b->db->segw) >= b->db->segsize)
-		return flush_segment(b);
-	return 0;
+	return logged ? segw_added(b) : 0;
 }
 
 /* A user op (lb_put, lb_insert, lb_update, lb_delete): checked, logged. */

@@ -944,7 +944,8 @@ static int db_new(const char *dir, const lb_options *opts, lb_db **out)
 	pthread_rwlock_init(&db->maplock, NULL);
 	lb__segr_init(&db->segr);
 	*out = db;
-	return lb__segw_init(&db->segw, db->level);
+	db->segw = &db->segw0;
+	return lb__segw_init(&db->segw0, db->level);
 }
 
 /* The map size to open with: room to grow for a writer, what is there for
@@ -1047,7 +1048,7 @@ void lb_close(lb_db *db)
 	free(db->tables);
 	lb__zw_free(db);
 	lb__ra_free(db);
-	lb__segw_free(&db->segw);
+	lb__segw_free(&db->segw0);
 	lb__segr_free(&db->segr);
 	lb__asof_cache_free(db);
 	pthread_mutex_destroy(&db->wlock);

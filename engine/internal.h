@@ -76,8 +76,10 @@ struct lb_db {
 	/* the last committed batch as this process last saw it */
 	uint64_t last_id;
 	uint8_t last_hash[32];
-	lb_segw segw;     /* the open segment, reused by every batch */
-	struct lb_zw *zw; /* compresses full segments meanwhile (zwork.c) */
+	lb_segw *segw; /* the open segment: segw0, or the worker's writer
+	                  (zwork.c); both reused by every batch */
+	lb_segw segw0;
+	struct lb_zw *zw; /* compresses segments meanwhile (zwork.c) */
 	int zw_failed;    /* the worker could not start: compress inline */
 	lb_segr segr;     /* reused by batch-time log reads under wlock */
 	struct lb_ra *ra; /* reads a rollback's next segment (readahead.c) */
@@ -390,8 +392,16 @@ typedef struct lb_worker {
 	int rc;        /* the job's result, once done */
 	char err[512]; /* its lb_errmsg() detail when rc < 0 */
 } lb_worker;
-/* collect's result when the job was taken back, not run by the thread */
+/* how lb__worker_collect collects */
+enum {
+	LB__WORKER_WAIT,      /* wait for the job to end */
+	LB__WORKER_TAKE_BACK, /* take back a job the thread has not started */
+	LB__WORKER_POLL,      /* collect only a job that ended */
+};
+/* collect's results when the job was taken back, not run by the thread,
+ * and (a poll) when it is queued or running */
 #define LB__WORKER_TAKEN 2
+#define LB__WORKER_BUSY 3
 /* Make w's lock and condition and start the thread that runs job(arg): 0,
  * or -1 when the thread cannot be made (nothing is left to undo). */
 int lb__worker_start(lb_worker *w, int (*job)(void *), void *arg);
@@ -406,30 +416,49 @@ void lb__worker_submit(lb_worker *w, int hold);
  * running it: a failure met while preparing it, reported at collect. */
 void lb__worker_fail(lb_worker *w, int rc);
 /* Wait for the job: 0 if none was submitted, 1 when it succeeded, its
- * failure (negative, with its detail) when it failed. take_back: a job the
- * thread has not started is taken back instead (LB__WORKER_TAKEN), for the
- * caller to run itself. The worker is idle afterwards. */
-LB__WUR int lb__worker_collect(lb_worker *w, int take_back);
+ * failure (negative, with its detail) when it failed. how: LB__WORKER_WAIT;
+ * LB__WORKER_TAKE_BACK: a job the thread has not started is taken back
+ * instead (LB__WORKER_TAKEN), for the caller to run itself;
+ * LB__WORKER_POLL: a job queued or running is left so (LB__WORKER_BUSY).
+ * The worker is idle afterwards, but after LB__WORKER_BUSY. */
+LB__WUR int lb__worker_collect(lb_worker *w, int how);
 /* Wait for a job being run and drop it, or a queued one; idle after. */
 void lb__worker_drain(lb_worker *w);
 
 /* ---- zwork.c ------------------------------------------------------------- */
 typedef struct lb_zw lb_zw;
 typedef struct lb_zw_result {
-	const uint8_t *seg; /* the finished segment, valid until next submit */
+	const uint8_t
+	        *seg; /* the finished segment, valid until the put returns */
 	size_t seglen, raw;
 	uint32_t segno;
 	uint8_t hash[32]; /* SHA-256 of seg */
 } lb_zw_result;
-/* Hand the full open segment db->segw (segment number segno) to the
- * worker, which compresses and hashes it; db->segw becomes an empty
- * writer. 1 if handed over, 0 if the caller must finish it itself (level
- * 0, or no worker thread). The previous segment must have been collected. */
-LB__WUR int lb__zw_submit(lb_db *db, uint32_t segno);
-/* Wait for the segment in flight: 1 and *out, 0 if none, < 0 if its
- * compression failed (LB_ENOMEM). */
-LB__WUR int lb__zw_collect(lb_db *db, lb_zw_result *out);
-/* Wait for the segment in flight, if any, and drop it. */
+/* Puts a segment the worker finished into `_wal` (the batch's), in order:
+ * 0 or < 0. */
+typedef int (*lb_zw_put)(void *ctx, const lb_zw_result *r);
+/* At a chunk boundary of the open segment's records (levels 1..3): have
+ * the worker deflate its whole chunks so far, without waiting. A segment
+ * the worker finished meanwhile is put. 0, or < 0 when that put or the
+ * worker's job failed. */
+LB__WUR int lb__zw_offer(lb_db *db, lb_zw_put put, void *ctx);
+/* The open segment is complete (segment number segno): hand it to the
+ * worker to finish and hash, and make the other writer, empty, the open
+ * one. Waits only when the worker is still finishing the segment before
+ * (and puts it). 1 if handed over, 0 if the caller must finish it itself
+ * (level 0, or no worker thread: db->segw unchanged), < 0. */
+LB__WUR int lb__zw_close(lb_db *db, uint32_t segno, lb_zw_put put, void *ctx);
+/* Is the worker's job on the open segment (a feed, so that the caller may
+ * neither finish it nor grow its buffer)? */
+int lb__zw_on_open(const lb_db *db);
+/* Wait for the worker's job and put the segment it finished, if any: 0 or
+ * < 0 (the put's or the job's failure, LB_ENOMEM). */
+LB__WUR int lb__zw_wait(lb_db *db, lb_zw_put put, void *ctx);
+/* Tests: 1 makes the worker sleep 300 us before each chunk it feeds (a
+ * feed still runs when the batch closes the segment or commits), 2 makes
+ * a feed end after one chunk (a close finds it ended); 0 otherwise. */
+extern atomic_int lb__zw_mode;
+/* Wait for the worker's job, if any, and drop it; both writers empty. */
 void lb__zw_drain(lb_db *db);
 /* Stop the worker (lb_close). */
 void lb__zw_free(lb_db *db);

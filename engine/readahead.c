@@ -110,7 +110,9 @@ int lb__ra_collect(lb_db *db, lb_segr *r, uint32_t **offs, size_t *n,
                    size_t *cap)
 {
 	lb_ra *z = db->ra;
-	int rc = lb__worker_collect(&z->wk, lb__ra_mode != 2);
+	int rc = lb__worker_collect(&z->wk, lb__ra_mode != 2
+	                                            ? LB__WORKER_TAKE_BACK
+	                                            : LB__WORKER_WAIT);
 	if (rc == LB__WORKER_TAKEN)
 		rc = ra_job(z);
 	if (rc < 0)

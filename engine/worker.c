@@ -9,7 +9,8 @@
  * A job goes IDLE -> QUEUED (submit) -> RUNNING (the thread takes it) ->
  * DONE -> IDLE (collect). A job still QUEUED when it is collected may be
  * taken back (QUEUED -> IDLE), so that an owner never waits for a thread
- * that has not got a processor yet; drain drops a job (QUEUED or DONE ->
+ * that has not got a processor yet; a poll collects a job only when it is
+ * done or was never submitted; drain drops a job (QUEUED or DONE ->
  * IDLE, after RUNNING ends). A failure keeps its lb_errmsg() detail, which
  * is per thread, to hand it to the owner's thread at collect.
  */
@@ -95,11 +96,16 @@ void lb__worker_fail(lb_worker *w, int rc)
 	pthread_mutex_unlock(&w->mu);
 }
 
-int lb__worker_collect(lb_worker *w, int take_back)
+int lb__worker_collect(lb_worker *w, int how)
 {
 	int rc;
 	pthread_mutex_lock(&w->mu);
-	if (w->state == WK_QUEUED && take_back) {
+	if (how == LB__WORKER_POLL &&
+	    (w->state == WK_QUEUED || w->state == WK_RUNNING)) {
+		pthread_mutex_unlock(&w->mu);
+		return LB__WORKER_BUSY;
+	}
+	if (w->state == WK_QUEUED && how == LB__WORKER_TAKE_BACK) {
 		rc = LB__WORKER_TAKEN;
 	} else {
 		while (w->state == WK_QUEUED || w->state == WK_RUNNING)

@@ -11,9 +11,13 @@
  * free for the header. Invariant: w->raw.len >= LB__SEG_HDR_SIZE, and
  * bytes [24, raw.len) are the open records. finish() with codec 0 fills the
  * header in place and swaps raw and out, so a stored segment is never
- * copied; with codec 1 it deflates raw into out with one reused compressor.
- * Both buffers and the compressor live as long as the writer: after the first
- * few segments nothing is allocated per record or per segment.
+ * copied; with codec 1 it deflates raw into out with one reused compressor:
+ * at levels 1..3 an igzip stream, which feed() may have been given whole
+ * chunks of the records before (from another thread: the open records only
+ * grow, and lb__segw_grows() tells when their buffer would move), at 4..9
+ * libdeflate in one call. Both buffers and the compressor live as long as
+ * the writer: after the first few segments nothing is allocated per record
+ * or per segment.
  *
  * READER. load() checks the whole header and the CRC before anything else,
  * so damaged bytes are never inflated; the raw length is capped
@@ -196,28 +200,71 @@ static void clear_upper_vectors(void)
 #endif
 }
 
-/* Deflate in[0..n) into out[0..room) as one zlib stream; the bytes written,
- * or 0 if they do not fit (the caller then stores the records). */
-static size_t deflate_raw(lb_segw *w, const uint8_t *in, size_t n, uint8_t *out,
-                          size_t room)
+/* (Re)start the igzip stream for the next segment. */
+static void zs_start(lb_segw *w)
 {
-	if (!w->zbuf)
-		return libdeflate_zlib_compress(w->zstate, in, n, out, room);
-	struct isal_zstream s;
-	isal_deflate_stateless_init(&s);
-	s.level = (uint32_t)w->level;
-	s.level_buf = w->zbuf;
-	s.level_buf_size = isal_buf_size[w->level - 1];
-	s.gzip_flag = IGZIP_ZLIB;
-	s.flush = NO_FLUSH;
-	s.end_of_stream = 1;
-	s.next_in = (uint8_t *)in;
-	s.avail_in = (uint32_t)n;
-	s.next_out = out;
-	s.avail_out = (uint32_t)room;
-	int ok = isal_deflate_stateless(&s) == COMP_OK && s.avail_in == 0;
-	clear_upper_vectors();
-	return ok ? s.total_out : 0;
+	struct isal_zstream *s = w->zs;
+	isal_deflate_init(s);
+	s->level = (uint32_t)w->level;
+	s->level_buf = w->zbuf;
+	s->level_buf_size = isal_buf_size[w->level - 1];
+	s->gzip_flag = IGZIP_ZLIB;
+	s->flush = NO_FLUSH;
+	w->fed = 0;
+	w->offer = LB__SEGW_CHUNK;
+}
+
+/* Deflate in[0..n) into the stream in one call, behind what it wrote to
+ * w->out so far; last: end the stream. The stream's bytes depend on how its
+ * input is cut into calls, so callers cut it only at fixed offsets: whole
+ * chunks, then the rest at the end. w->out first gets room for everything
+ * the stream was given, and more, so that igzip never stops for want of
+ * room (the loop only guards against it). */
+static int zs_run(lb_segw *w, const uint8_t *in, size_t n, int last)
+{
+	struct isal_zstream *s = w->zs;
+	size_t given = (size_t)s->total_in + n;
+	size_t room = LB__SEG_HDR_SIZE + given + given / 16 + 4096;
+	int rc;
+	s->next_in = (uint8_t *)in;
+	s->avail_in = (uint32_t)n;
+	s->end_of_stream = (uint16_t)last;
+	for (;;) {
+		size_t used = LB__SEG_HDR_SIZE + s->total_out;
+		w->out.len = 0; /* realloc keeps every byte below cap */
+		if (room < used + 4096)
+			room = used + 4096 + n;
+		if (w->out.cap < room &&
+		    (rc = lb__buf_reserve(&w->out, room)) != 0)
+			return rc;
+		s->next_out = w->out.data + used;
+		s->avail_out = (uint32_t)(w->out.cap - used);
+		int zrc = isal_deflate(s);
+		clear_upper_vectors();
+		if (zrc != COMP_OK)
+			return lb__fail(LB_ENOMEM, "deflate failed (igzip %d)",
+			                zrc);
+		if (s->avail_in == 0 &&
+		    (!last || s->internal_state.state == ZSTATE_END))
+			break;
+	}
+	w->out.len = LB__SEG_HDR_SIZE + s->total_out;
+	return 0;
+}
+
+int lb__segw_feed(lb_segw *w, size_t upto)
+{
+	int rc;
+	if (!w->zs)
+		return 0;
+	while (upto >= w->fed + LB__SEGW_CHUNK) {
+		rc = zs_run(w, w->raw.data + LB__SEG_HDR_SIZE + w->fed,
+		            LB__SEGW_CHUNK, 0);
+		if (rc != 0)
+			return rc;
+		w->fed += LB__SEGW_CHUNK;
+	}
+	return 0;
 }
 
 int lb__segw_init(lb_segw *w, int level)
@@ -237,11 +284,13 @@ int lb__segw_init(lb_segw *w, int level)
 	if (level == 0)
 		return 0;
 	if (level <= LB__ISAL_LEVEL_MAX) {
-		if (!(w->zbuf = malloc(isal_buf_size[level - 1]))) {
+		if (!(w->zbuf = malloc(isal_buf_size[level - 1])) ||
+		    !(w->zs = malloc(sizeof(struct isal_zstream)))) {
 			lb__segw_free(w);
 			return lb__fail(LB_ENOMEM,
 			                "cannot allocate a compressor");
 		}
+		zs_start(w);
 		return 0;
 	}
 	if (!(w->zstate = libdeflate_alloc_compressor(level))) {
@@ -258,7 +307,9 @@ void lb__segw_free(lb_segw *w)
 	if (w->zstate)
 		libdeflate_free_compressor(w->zstate);
 	free(w->zbuf);
+	free(w->zs);
 	w->zbuf = NULL;
+	w->zs = NULL;
 	lb__buf_free(&w->raw);
 	lb__buf_free(&w->out);
 	w->zstate = NULL;
@@ -269,6 +320,18 @@ void lb__segw_reset(lb_segw *w)
 {
 	w->raw.len = LB__SEG_HDR_SIZE;
 	w->count = 0;
+	if (w->zs)
+		zs_start(w); /* also after a feed that failed */
+}
+
+/* The msgpack writers reserve each item's longest header before they
+ * write it: past a record's exact size, add() reserves this much more, so
+ * that it is the one call that may reallocate. */
+#define REC_SLACK 16
+
+int lb__segw_grows(const lb_segw *w, const lb_wal_rec *r)
+{
+	return rec_size(r) + REC_SLACK > w->raw.cap - w->raw.len;
 }
 
 int lb__segw_fits(const lb_segw *w, const lb_wal_rec *r)
@@ -294,7 +357,7 @@ int lb__segw_add(lb_segw *w, const lb_wal_rec *r)
 		                " records): finish it first",
 		                rec_size(r), lb__segw_rawlen(w), w->count);
 	n = rec_size(r);
-	if ((rc = lb__buf_reserve(&w->raw, n)) != 0)
+	if ((rc = lb__buf_reserve(&w->raw, n + REC_SLACK)) != 0)
 		return rc;
 	/* With the space reserved the writers below cannot fail; should one,
 	 * the open segment is left as it was. */
@@ -356,6 +419,19 @@ static int finish_stored(lb_segw *w)
 	return 0;
 }
 
+/* Levels 1..3: the chunks not fed yet, then the rest, into the stream;
+ * the stream's length, or 0 when storing the records is smaller. */
+static int finish_stream(lb_segw *w, size_t rawlen, size_t *stored)
+{
+	int rc = lb__segw_feed(w, rawlen);
+	if (rc == 0)
+		rc = zs_run(w, w->raw.data + LB__SEG_HDR_SIZE + w->fed,
+		            rawlen - w->fed, 1);
+	*stored = rc == 0 ? ((struct isal_zstream *)w->zs)->total_out : 0;
+	zs_start(w);
+	return rc;
+}
+
 int lb__segw_finish(lb_segw *w, const uint8_t **seg, size_t *seglen)
 {
 	size_t rawlen = lb__segw_rawlen(w), stored, bound;
@@ -371,16 +447,21 @@ int lb__segw_finish(lb_segw *w, const uint8_t **seg, size_t *seglen)
 			return rc;
 		goto done;
 	}
-	/* libdeflate gets its bound, with which one call always completes;
-	 * igzip the records' own size: a stream that does not fit in it
-	 * would not be kept anyway (it fails, and the records are stored). */
-	bound = w->zstate ? libdeflate_zlib_compress_bound(w->zstate, rawlen)
-	                  : rawlen;
-	w->out.len = 0;
-	if ((rc = lb__buf_reserve(&w->out, LB__SEG_HDR_SIZE + bound)) != 0)
-		return rc;
-	stored = deflate_raw(w, w->raw.data + LB__SEG_HDR_SIZE, rawlen,
-	                     w->out.data + LB__SEG_HDR_SIZE, bound);
+	if (w->zs) {
+		if ((rc = finish_stream(w, rawlen, &stored)) != 0)
+			return rc;
+	} else {
+		/* libdeflate gets its bound, with which one call always
+		 * completes */
+		bound = libdeflate_zlib_compress_bound(w->zstate, rawlen);
+		w->out.len = 0;
+		if ((rc = lb__buf_reserve(&w->out, LB__SEG_HDR_SIZE + bound)) !=
+		    0)
+			return rc;
+		stored = libdeflate_zlib_compress(
+		        w->zstate, w->raw.data + LB__SEG_HDR_SIZE, rawlen,
+		        w->out.data + LB__SEG_HDR_SIZE, bound);
+	}
 	if (stored == 0 || stored >= rawlen) {
 		/* Incompressible: storing is smaller and faster to read. */
 		if ((rc = finish_stored(w)) != 0)

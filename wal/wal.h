@@ -152,7 +152,8 @@ typedef struct lb_wal_rec {
 
 /*
  * Segment writer: records are appended to a raw msgpack buffer; finish()
- * compresses it behind the segment header. One writer is reused for every
+ * compresses it behind the segment header (at levels 1..3 as a stream that
+ * feed() may have started on whole chunks). One writer is reused for every
  * segment of every batch, so its buffers are allocated once.
  */
 typedef struct lb_segw {
@@ -163,7 +164,18 @@ typedef struct lb_segw {
 	int level;      /* zlib level 0..9 */
 	void *zstate;   /* levels 4..9: libdeflate's compressor, reused */
 	uint8_t *zbuf;  /* levels 1..3: igzip's level buffer, reused */
+	void *zs;       /* levels 1..3: the open segment's igzip stream */
+	size_t fed;     /* levels 1..3: raw bytes of the open records
+	                   deflated so far, a multiple of LB__SEGW_CHUNK */
+	size_t offer;   /* levels 1..3: the raw length at which the owner
+	                   next offers chunks to a thread feeding them */
 } lb_segw;
+
+/* Levels 1..3 deflate the open records as one stream, LB__SEGW_CHUNK raw
+ * bytes at a time at fixed offsets, then the rest when the segment is
+ * finished: a segment's bytes depend only on its records, whichever thread
+ * deflated which chunks, and when. */
+#define LB__SEGW_CHUNK (16u << 10)
 
 LB__WUR int lb__segw_init(lb_segw *w, int level);
 void lb__segw_free(lb_segw *w);
@@ -186,10 +198,24 @@ static inline size_t lb__segw_rawlen(const lb_segw *w)
 	return w->raw.len - LB__SEG_HDR_SIZE;
 }
 /* Build the segment from the open records: *seg points into w->out, valid
- * until the next finish or free (not disturbed by add). Resets the open
- * records. LB_EINVAL if there are none. Incompressible records are stored
- * with codec 0 even at a level > 0. */
+ * until the next finish, feed or free (not disturbed by add). Resets the
+ * open records. LB_EINVAL if there are none. Incompressible records are
+ * stored with codec 0 even at a level > 0. */
 LB__WUR int lb__segw_finish(lb_segw *w, const uint8_t **seg, size_t *seglen);
+/* Raw bytes of whole chunks ready to deflate ahead of finish (0 unless the
+ * level is 1..3). */
+static inline size_t lb__segw_unfed(const lb_segw *w, size_t rawlen)
+{
+	return w->zs ? (rawlen - w->fed) / LB__SEGW_CHUNK * LB__SEGW_CHUNK : 0;
+}
+/* Deflate the whole chunks of the open records below raw offset upto
+ * (a value of lb__segw_rawlen()) not deflated yet. Another thread may feed
+ * the writer while its owner adds records, provided the owner does not
+ * reallocate the records' buffer meanwhile (lb__segw_grows()) and that
+ * only one thread at a time feeds or finishes it. 0 or LB_ENOMEM. */
+LB__WUR int lb__segw_feed(lb_segw *w, size_t upto);
+/* Would lb__segw_add(w, r) reallocate the buffer of the open records? */
+int lb__segw_grows(const lb_segw *w, const lb_wal_rec *r);
 
 /* Parsed, verified segment header. */
 typedef struct lb_seg_hdr {

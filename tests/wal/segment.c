@@ -1453,6 +1453,134 @@ static void test_wal_segment__writer_reset(void **state)
 	lb__segw_free(&w);
 }
 
+/* One segment of recs[0..n) at level, fed ahead as feed_way says (0:
+ * never; 1: after every record, up to all it has; 2: at seeded random
+ * points, up to a seeded random length; 3: as 1, after the same records
+ * were added, fed and abandoned by a reset), then finished; a malloc'd
+ * copy. The chunks fed ahead must always be whole ones. */
+static uint8_t *build_fed(int level, const lb_wal_rec *recs, size_t n,
+                          int feed_way, uint64_t *rs, size_t *len,
+                          size_t *fed_max)
+{
+	lb_segw w;
+	const uint8_t *seg;
+	assert_int_equal(lb__segw_init(&w, level), 0);
+	*fed_max = 0;
+	for (int round = feed_way == 3 ? 0 : 1; round < 2; round++) {
+		for (size_t i = 0; i < n; i++) {
+			/* the promise a feeding thread relies on */
+			int grows = lb__segw_grows(&w, &recs[i]);
+			size_t cap = w.raw.cap;
+			assert_int_equal(lb__segw_add(&w, &recs[i]), 0);
+			th_assert_seeded(grows || w.raw.cap == cap);
+			size_t raw = lb__segw_rawlen(&w), upto = raw;
+			if (feed_way == 0 || (feed_way == 2 && th_below(rs, 8)))
+				continue;
+			if (feed_way == 2)
+				upto = th_below(rs, raw + 1);
+			assert_int_equal(lb__segw_feed(&w, upto), 0);
+			th_assert_seeded(w.fed % LB__SEGW_CHUNK == 0);
+			th_assert_seeded(w.fed <= raw);
+			if (w.fed > *fed_max)
+				*fed_max = w.fed;
+		}
+		if (round == 0)
+			lb__segw_reset(&w);
+	}
+	assert_int_equal(lb__segw_finish(&w, &seg, len), 0);
+	uint8_t *copy = malloc(*len);
+	assert_non_null(copy);
+	memcpy(copy, seg, *len);
+	lb__segw_free(&w);
+	return copy;
+}
+
+/* lb__segw_grows() is right about every record near the end of the
+ * buffer: when it says no, add() leaves the buffer where it was (a thread
+ * feeding the writer reads it meanwhile); when it says yes, the record
+ * would not have fit. */
+static void test_wal_segment__grows_is_exact_near_the_end(void **state)
+{
+	static uint8_t val[4096];
+	(void)state;
+	memset(val, 'v', sizeof val);
+	for (size_t len = 0; len < sizeof val; len++) {
+		lb_segw w;
+		lb_wal_rec first =
+		        rec(LB_OP_PUT, "t", "first", NULL, 0, val, 1000);
+		lb_wal_rec r = rec(LB_OP_PUT, "t", "k", NULL, 0, val, len);
+		assert_int_equal(lb__segw_init(&w, 1), 0);
+		assert_int_equal(lb__segw_add(&w, &first), 0);
+		size_t room = w.raw.cap - w.raw.len;
+		int grows = lb__segw_grows(&w, &r);
+		size_t cap = w.raw.cap; /* realloc may grow it in place */
+		assert_int_equal(lb__segw_add(&w, &r), 0);
+		if (!grows && w.raw.cap != cap)
+			fail_msg("a value of %zu bytes grew the buffer, with "
+			         "%zu bytes of room",
+			         len, room);
+		if (grows && len + 40 < room)
+			fail_msg("a value of %zu bytes would grow the buffer, "
+			         "with %zu bytes of room",
+			         len, room);
+		lb__segw_free(&w);
+	}
+}
+
+/* Deflating chunks ahead (a second thread does it while records are
+ * added: engine/zwork.c) never changes a segment's bytes: fed after every
+ * record, at random points, up to random lengths, with a record that
+ * grows the buffer after chunks were fed, or after an abandoned start,
+ * every level gives the bytes of a segment finished in one go. */
+static void test_wal_segment__feeding_ahead_keeps_bytes(void **state)
+{
+	enum { N = 1500 };
+	uint64_t rs = th_seed(31);
+	lb_wal_rec *recs = calloc(N + 1, sizeof *recs);
+	char(*keys)[24] = calloc(N + 1, sizeof *keys);
+	uint8_t *vals = pattern(600, 5), *big = pattern(200000, 9);
+	(void)state;
+
+	assert_non_null(recs);
+	assert_non_null(keys);
+	for (size_t i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof keys[i], "k%zu", i);
+		recs[i] = rec(LB_OP_PUT, "t", keys[i],
+		              i % 3 ? vals + th_below(&rs, 300) : NULL,
+		              i % 3 ? th_below(&rs, 300) : 0,
+		              vals + th_below(&rs, 300), th_below(&rs, 300));
+		recs[i].prev = th_rand(&rs) >> th_below(&rs, 64);
+	}
+	/* past the buffer the first records grew, after chunks were fed */
+	recs[N] = recs[N / 2];
+	recs[N / 2] = rec(LB_OP_PUT, "t", "big", NULL, 0, big, 200000);
+	recs[N / 2 + 1] = recs[N];
+	for (int level = 0; level <= 9; level++) {
+		size_t ref_len, len, fed_max;
+		uint8_t *ref =
+		        build_fed(level, recs, N, 0, &rs, &ref_len, &fed_max);
+		expect_segment(ref, ref_len, recs, N);
+		for (int way = 1; way <= 3; way++) {
+			uint8_t *got = build_fed(level, recs, N, way, &rs, &len,
+			                         &fed_max);
+			if (len != ref_len || memcmp(got, ref, len) != 0)
+				fail_msg("level %d, way %d: %zu bytes against "
+				         "%zu fed in one go (seed %llu)",
+				         level, way, len, ref_len,
+				         (unsigned long long)th_seed(31));
+			/* levels 1..3 deflate as a stream, fed ahead */
+			th_assert_seeded((fed_max > 0) ==
+			                 (level >= 1 && level <= 3));
+			free(got);
+		}
+		free(ref);
+	}
+	free(recs);
+	free(keys);
+	free(vals);
+	free(big);
+}
+
 /* The finished segment stays valid while the next one is being filled. */
 static void test_wal_segment__finished_segment_survives_adds(void **state)
 {
@@ -1489,6 +1617,8 @@ int main(void)
 	        cmocka_unit_test(test_wal_segment__roundtrip_every_op),
 	        cmocka_unit_test(test_wal_segment__roundtrip_large_values),
 	        cmocka_unit_test(test_wal_segment__many_records),
+	        cmocka_unit_test(test_wal_segment__feeding_ahead_keeps_bytes),
+	        cmocka_unit_test(test_wal_segment__grows_is_exact_near_the_end),
 	        cmocka_unit_test(test_wal_segment__incompressible_is_stored),
 	        cmocka_unit_test(test_wal_segment__every_level_is_zlib),
 	        cmocka_unit_test(test_wal_segment__writer_leaves_vectors_clean),
