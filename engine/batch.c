@@ -362,7 +362,7 @@ static int segw_room(lb_batch *b, const lb_wal_rec *r)
 	if (db->segw->count && !lb__segw_fits(db->segw, r) &&
 	    (rc = flush_segment(b)) < 0)
 		return rc;
-	if (lb__segw_grows(db->segw, r) && lb__zw_on_open(db) &&
+	if (lb__zw_on_open(db) && lb__segw_grows(db->segw, r) &&
 	    (rc = lb__zw_wait(db, put_result, b)) < 0)
 		return poison(b, rc);
 	return 0;

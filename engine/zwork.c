@@ -43,12 +43,11 @@
 
 struct lb_zw {
 	lb_worker wk;
-	lb_segw w;    /* the second writer */
-	lb_segw *job; /* the writer of the job submitted, until collected */
-	int closed;   /* the batch closed it: segno is its number */
-	uint32_t segno;
+	lb_segw w;      /* the second writer */
+	lb_segw *job;   /* the writer of the job submitted, until collected */
+	uint32_t segno; /* the job's writer's segment number, once closed */
 	/* read by the job: the raw length it may feed up to, and whether
-	 * the writer is complete (finish it) */
+	 * the writer is complete (finish it; only the batch sets it) */
 	_Atomic size_t upto;
 	atomic_int close;
 	/* written by the job when it finished the writer */
@@ -119,7 +118,6 @@ static lb_zw *zw_get(lb_db *db)
 static void submit(lb_zw *z, lb_segw *w, int close)
 {
 	z->job = w;
-	z->closed = close;
 	z->finished = 0;
 	atomic_store_explicit(&z->upto, lb__segw_rawlen(w),
 	                      memory_order_relaxed);
@@ -147,7 +145,7 @@ static int settle(lb_zw *z, int how, lb_zw_put put, void *ctx)
 			memcpy(r.hash, z->hash, 32);
 			return put(ctx, &r);
 		}
-		if (!z->closed)
+		if (!atomic_load_explicit(&z->close, memory_order_relaxed))
 			return 0; /* a feed that caught up */
 		submit(z, w, 1);
 		if (how == LB__WORKER_POLL)
@@ -184,7 +182,6 @@ int lb__zw_close(lb_db *db, uint32_t segno, lb_zw_put put, void *ctx)
 		/* fed meanwhile: the same job finishes it (or, if it ended
 		 * first, the next settle submits it again) */
 		z->segno = segno;
-		z->closed = 1;
 		atomic_store_explicit(&z->close, 1, memory_order_release);
 	} else {
 		int rc = settle(z, LB__WORKER_WAIT, put, ctx);
@@ -215,7 +212,6 @@ void lb__zw_drain(lb_db *db)
 		return;
 	lb__worker_drain(&z->wk);
 	z->job = NULL;
-	z->closed = 0;
 	lb__segw_reset(&db->segw0);
 	lb__segw_reset(&z->w);
 }

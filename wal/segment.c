@@ -212,6 +212,7 @@ static void zs_start(lb_segw *w)
 	s->flush = NO_FLUSH;
 	w->fed = 0;
 	w->offer = LB__SEGW_CHUNK;
+	w->zrefused = 0;
 }
 
 /* Deflate in[0..n) into the stream in one call, behind what it wrote to
@@ -219,7 +220,9 @@ static void zs_start(lb_segw *w)
  * input is cut into calls, so callers cut it only at fixed offsets: whole
  * chunks, then the rest at the end. w->out first gets room for everything
  * the stream was given, and more, so that igzip never stops for want of
- * room (the loop only guards against it). */
+ * room (the loop only guards against it). Should igzip refuse the stream,
+ * the segment is stored instead (w->zrefused), as when deflate would not
+ * shrink it: 0, or LB_ENOMEM. */
 static int zs_run(lb_segw *w, const uint8_t *in, size_t n, int last)
 {
 	struct isal_zstream *s = w->zs;
@@ -241,9 +244,10 @@ static int zs_run(lb_segw *w, const uint8_t *in, size_t n, int last)
 		s->avail_out = (uint32_t)(w->out.cap - used);
 		int zrc = isal_deflate(s);
 		clear_upper_vectors();
-		if (zrc != COMP_OK)
-			return lb__fail(LB_ENOMEM, "deflate failed (igzip %d)",
-			                zrc);
+		if (zrc != COMP_OK) {
+			w->zrefused = 1;
+			return 0;
+		}
 		if (s->avail_in == 0 &&
 		    (!last || s->internal_state.state == ZSTATE_END))
 			break;
@@ -257,7 +261,7 @@ int lb__segw_feed(lb_segw *w, size_t upto)
 	int rc;
 	if (!w->zs)
 		return 0;
-	while (upto >= w->fed + LB__SEGW_CHUNK) {
+	while (!w->zrefused && upto >= w->fed + LB__SEGW_CHUNK) {
 		rc = zs_run(w, w->raw.data + LB__SEG_HDR_SIZE + w->fed,
 		            LB__SEGW_CHUNK, 0);
 		if (rc != 0)
@@ -424,10 +428,12 @@ static int finish_stored(lb_segw *w)
 static int finish_stream(lb_segw *w, size_t rawlen, size_t *stored)
 {
 	int rc = lb__segw_feed(w, rawlen);
-	if (rc == 0)
+	if (rc == 0 && !w->zrefused)
 		rc = zs_run(w, w->raw.data + LB__SEG_HDR_SIZE + w->fed,
 		            rawlen - w->fed, 1);
-	*stored = rc == 0 ? ((struct isal_zstream *)w->zs)->total_out : 0;
+	*stored = rc == 0 && !w->zrefused
+	                  ? ((struct isal_zstream *)w->zs)->total_out
+	                  : 0;
 	zs_start(w);
 	return rc;
 }

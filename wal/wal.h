@@ -169,6 +169,8 @@ typedef struct lb_segw {
 	                   deflated so far, a multiple of LB__SEGW_CHUNK */
 	size_t offer;   /* levels 1..3: the raw length at which the owner
 	                   next offers chunks to a thread feeding them */
+	int zrefused;   /* levels 1..3: igzip refused the stream: the open
+	                   records will be stored (codec 0) */
 } lb_segw;
 
 /* Levels 1..3 deflate the open records as one stream, LB__SEGW_CHUNK raw

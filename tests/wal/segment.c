@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <isa-l/igzip_lib.h>
 #include <zlib.h>
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -1495,6 +1496,56 @@ static uint8_t *build_fed(int level, const lb_wal_rec *recs, size_t n,
 	return copy;
 }
 
+/* Should igzip refuse the stream, at its start or after chunks were fed,
+ * the segment is stored (codec 0), whole and readable, and the next one
+ * is deflated again. The refusal is forced by spoiling the stream's
+ * parameters (a level buffer of no size, an unknown level). */
+static void test_wal_segment__refused_stream_is_stored(void **state)
+{
+	enum { N = 400 };
+	uint8_t *vals = pattern(600, 3);
+	lb_wal_rec recs[N];
+	char keys[N][16];
+	(void)state;
+	for (size_t i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof keys[i], "k%zu", i);
+		recs[i] = rec(LB_OP_PUT, "t", keys[i], NULL, 0, vals + i % 300,
+		              200);
+	}
+	for (int when = 0; when < 2; when++) {
+		lb_segw w;
+		const uint8_t *seg;
+		size_t len;
+		assert_int_equal(lb__segw_init(&w, 1), 0);
+		struct isal_zstream *zs = w.zs;
+		for (size_t i = 0; i < N; i++) {
+			assert_int_equal(lb__segw_add(&w, &recs[i]), 0);
+			if (i == N / 2) {
+				if (when == 0)
+					zs->level_buf_size = 0;
+				else
+					zs->level = 99;
+			}
+			if (when == 1 || i > N / 2)
+				assert_int_equal(
+				        lb__segw_feed(&w, lb__segw_rawlen(&w)),
+				        0);
+		}
+		assert_true(w.fed > 0 || when == 0);
+		assert_int_equal(lb__segw_finish(&w, &seg, &len), 0);
+		assert_int_equal(seg[6], 0); /* codec 0: stored */
+		expect_segment(seg, len, recs, N);
+		/* the next segment gets a sound stream again */
+		for (size_t i = 0; i < N; i++)
+			assert_int_equal(lb__segw_add(&w, &recs[i]), 0);
+		assert_int_equal(lb__segw_finish(&w, &seg, &len), 0);
+		assert_int_equal(seg[6], 1);
+		expect_segment(seg, len, recs, N);
+		lb__segw_free(&w);
+	}
+	free(vals);
+}
+
 /* lb__segw_grows() is right about every record near the end of the
  * buffer: when it says no, add() leaves the buffer where it was (a thread
  * feeding the writer reads it meanwhile); when it says yes, the record
@@ -1619,6 +1670,7 @@ int main(void)
 	        cmocka_unit_test(test_wal_segment__many_records),
 	        cmocka_unit_test(test_wal_segment__feeding_ahead_keeps_bytes),
 	        cmocka_unit_test(test_wal_segment__grows_is_exact_near_the_end),
+	        cmocka_unit_test(test_wal_segment__refused_stream_is_stored),
 	        cmocka_unit_test(test_wal_segment__incompressible_is_stored),
 	        cmocka_unit_test(test_wal_segment__every_level_is_zlib),
 	        cmocka_unit_test(test_wal_segment__writer_leaves_vectors_clean),
