@@ -72,7 +72,7 @@ typedef struct bk_cfg {
 	unsigned runs;         /* --runs */
 	int keys_random;       /* --keys random (W2) */
 	const char *dir;       /* --dir: parent of the scratch directory */
-	int keep;              /* --keep: do not remove the scratch directory */
+	int keep;              /* --keep: keep scratch dir and databases */
 	int json;              /* --json */
 	const char *json_file; /* --json=FILE, else NULL (stdout) */
 	const char *svg_file;  /* --svg=FILE: bar chart, else NULL */

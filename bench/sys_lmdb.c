@@ -440,7 +440,8 @@ static int lm_run(const bk_ctx *c, bk_run *out, int naive)
 		bk_rmrf(cp);
 		free(cp);
 	}
-	bk_rmrf(db);
+	if (!c->cfg->keep)
+		bk_rmrf(db);
 	free(db);
 	return 0;
 }

@@ -498,7 +498,8 @@ static int lbs_run(const bk_ctx *c, bk_run *out)
 done:
 	bk_rmrf(ck);
 	bk_rmrf(pre);
-	bk_rmrf(db);
+	if (!c->cfg->keep)
+		bk_rmrf(db);
 	free(ck);
 	free(pre);
 	free(db);

@@ -332,7 +332,8 @@ static int sq_run(const bk_ctx *c, bk_run *out)
 		bk_rmrf(cp);
 		free(cp);
 	}
-	bk_rmrf(db);
+	if (!c->cfg->keep)
+		bk_rmrf(db);
 	free(db);
 	return 0;
 }
