@@ -183,6 +183,11 @@ static int copy_file(const char *from, const char *to)
 	return rc;
 }
 
+void bk_settle(void)
+{
+	sync();
+}
+
 int bk_copy_dir(const char *from, const char *to)
 {
 	if (bk_mkdir(to) != 0)
@@ -203,6 +208,7 @@ int bk_copy_dir(const char *from, const char *to)
 		free(b);
 	}
 	closedir(d);
+	bk_settle(); /* the copy is written outside the phase that uses it */
 	return rc;
 }
 
