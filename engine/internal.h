@@ -611,25 +611,31 @@ LB__WUR int lb__walk_batch(lb_db *db, MDB_txn *txn, uint64_t id, lb_segr *r,
 
 /* ---- readahead.c --------------------------------------------------------- */
 typedef struct lb_ra lb_ra;
-/* Hand segment s of the batch whose header is h to the read-ahead worker:
- * its stored bytes are copied here, out of txn, and the worker checks,
- * loads and indexes them (lb__segment_check_load, lb__segment_index). 1
- * if handed over (a failure to read it is kept for lb__ra_collect), 0 if
- * the caller must load it itself (no worker thread). The segment handed
- * over before must have been collected. */
-LB__WUR int lb__ra_submit(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h,
-                          uint32_t s);
+/* Hand segment s of the batch whose header is h to db's read-ahead worker:
+ * its stored bytes are copied here, out of src's log through txn, and the
+ * worker checks and loads them (lb__segment_check_load), then, with index
+ * != 0, notes where its records start (lb__segment_index). 1 if handed
+ * over (a failure to read it is kept for lb__ra_collect), 0 if the caller
+ * must load it itself (no worker thread). The segment handed over before
+ * must have been collected. */
+LB__WUR int lb__ra_submit(lb_db *db, lb_db *src, MDB_txn *txn,
+                          const lb_wal_hdr *h, uint32_t s, int index);
 /* Wait for the segment in flight and exchange the worker's reader and
- * offsets with *r and *offs, *n, *cap (those given become the worker's):
- * 0, or the failure of reading, checking or loading it, with its detail. */
+ * offsets with *r and *offs, *n, *cap (those given become the worker's;
+ * offs NULL for a segment not indexed, whose reader is then at its first
+ * record): 0, or the failure of reading, checking or loading it, with its
+ * detail. */
 LB__WUR int lb__ra_collect(lb_db *db, lb_segr *r, uint32_t **offs, size_t *n,
                            size_t *cap);
 /* Wait for the segment in flight, if any, and drop it. */
 void lb__ra_drain(lb_db *db);
 /* Tests only: 1, the worker takes no segment (each is read on the
  * caller's thread when collected); 2, the caller leaves every segment to
- * the worker; 0, either, whichever comes first. */
+ * the worker; 3, nothing is handed over (as without a worker thread); 0,
+ * either, whichever comes first. lb__ra_handed counts the segments handed
+ * over and collected loaded. */
 extern atomic_int lb__ra_mode;
+extern atomic_ulong lb__ra_handed;
 /* Stop the worker (lb_close). */
 void lb__ra_free(lb_db *db);
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * readahead.c: reading a rollback's next segment on a second thread.
+ * readahead.c: reading the next segment of a rollback or a replay on a
+ * second thread.
  *
  * A rollback undoes a batch segment by segment, from the last to the first
  * (rollback.c). While it undoes the records of segment s, this worker reads
@@ -19,18 +20,25 @@
  * its detail: the rollback fails at the same point, after the same records
  * and with the same conflicts, as it would reading every segment itself.
  *
+ * A replay (replay.c) reads ahead the same way, first to last: while it
+ * applies segment s of a batch, the worker checks and inflates s + 1. Its
+ * segments are not indexed (the replay walks each segment's records in
+ * order), and the worker is the new database's: the source is only read,
+ * through the replay's read transaction, and other threads may roll back
+ * on it meanwhile, with their own read-ahead.
+ *
  * At most one segment is in flight, so a rollback holds two segments (the
  * one being undone and the next). The worker thread is started by the first
- * batch undone that has two segments or more, and lives until lb_close().
- * If it cannot be started, rollbacks read every segment on their own
- * thread.
+ * batch undone (or replayed) that has two segments or more, and lives until
+ * lb_close(). If it cannot be started, every segment is read on the
+ * caller's thread.
  *
  * Threads: the job (stored bytes, reader, offsets) belongs to the worker
- * from submit until collect, and to the caller, who holds db->wlock,
- * otherwise. A job the thread has not started when it is collected is
- * taken back and run on the caller's thread (worker.c), so a thread that
- * gets no processor in time (the second one busy with other work) never
- * makes the rollback wait for it to start.
+ * from submit until collect, and otherwise to the caller: the holder of
+ * db->wlock, or the replay whose new database db is. A job the thread has not
+ * started when it is collected is taken back and run on the caller's thread
+ * (worker.c), so a thread that gets no processor in time (the second one busy
+ * with other work) never makes the rollback wait for it to start.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -42,6 +50,7 @@
 #include "engine/internal.h"
 
 atomic_int lb__ra_mode;
+atomic_ulong lb__ra_handed;
 
 struct lb_ra {
 	lb_worker wk;
@@ -51,6 +60,7 @@ struct lb_ra {
 	uint8_t want[32]; /* the segment's SHA-256 in the batch header */
 	lb_buf stored;    /* the segment as stored, copied */
 	lb_segr r;        /* loads it */
+	int index;        /* note where its records start: */
 	uint32_t *offs;   /* where its records start in r.raw */
 	size_t noffs, ocap;
 };
@@ -61,7 +71,7 @@ static int ra_job(void *p)
 	lb_ra *z = p;
 	int rc = lb__segment_check_load(z->id, z->segno, z->want,
 	                                z->stored.data, z->stored.len, &z->r);
-	if (rc == 0)
+	if (rc == 0 && z->index)
 		rc = lb__segment_index(&z->r, &z->offs, &z->noffs, &z->ocap);
 	return rc;
 }
@@ -80,9 +90,10 @@ static lb_ra *ra_start(void)
 	return z;
 }
 
-int lb__ra_submit(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h, uint32_t s)
+int lb__ra_submit(lb_db *db, lb_db *src, MDB_txn *txn, const lb_wal_hdr *h,
+                  uint32_t s, int index)
 {
-	if (db->ra_failed)
+	if (db->ra_failed || lb__ra_mode == 3)
 		return 0;
 	if (!db->ra && !(db->ra = ra_start())) {
 		db->ra_failed = 1;
@@ -92,12 +103,13 @@ int lb__ra_submit(lb_db *db, MDB_txn *txn, const lb_wal_hdr *h, uint32_t s)
 	/* The caller collected the previous job: the worker is idle, and the
 	 * job is the caller's to fill. */
 	MDB_val v;
-	int rc = lb__segment_get(db, txn, h->id, s, &v);
+	int rc = lb__segment_get(src, txn, h->id, s, &v);
 	z->stored.len = 0;
 	if (rc == 0)
 		rc = lb__buf_append(&z->stored, v.mv_data, v.mv_size);
 	z->id = h->id;
 	z->segno = s;
+	z->index = index;
 	memcpy(z->want, h->seg_hashes + 32 * (size_t)s, 32);
 	if (rc < 0)
 		lb__worker_fail(&z->wk, rc);
@@ -117,9 +129,12 @@ int lb__ra_collect(lb_db *db, lb_segr *r, uint32_t **offs, size_t *n,
 		rc = ra_job(z);
 	if (rc < 0)
 		return rc;
+	atomic_fetch_add_explicit(&lb__ra_handed, 1, memory_order_relaxed);
 	lb_segr tr = *r;
 	*r = z->r;
 	z->r = tr;
+	if (!offs)
+		return 0;
 	uint32_t *to = *offs;
 	size_t tn = *n, tc = *cap;
 	*offs = z->offs;

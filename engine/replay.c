@@ -9,7 +9,9 @@
  * it ends: lb__batch_chain_hdr): its segments are copied verbatim into
  * `_wal` (same keys), their records decoded one segment at a time and the
  * after-images applied (puts, deletes, table creations and removals, in log
- * order), and the batch header copied from the source. The new database's
+ * order), and the batch header copied from the source. While the records of
+ * one segment are applied, the next segment of the batch is checked and
+ * inflated on a second thread (readahead.c). The new database's
  * log is therefore the source's log up to the target, with the same hashes,
  * and it verifies. Memory is bounded by one segment however long the log.
  *
@@ -68,6 +70,10 @@ typedef struct rp {
 	lb_batch *grp;
 	unsigned grp_n;
 	uint64_t grp_raw;
+	/* the next batch's header, read with the last segment of a batch so
+	 * that its first segment is read ahead too (next_ahead) */
+	lb_wal_hdr next;
+	int has_next, next_ahead;
 } rp;
 
 /* A group ends past these: they bound the dirty pages (memory) a replay
@@ -183,13 +189,50 @@ static int undo_of_source(rp *p, uint64_t id, lb_batch *b)
 	return rc;
 }
 
+/* Segment s of the batch whose header is h, loaded into p->r, as stored
+ * into *stored (in the source's map): from the read-ahead worker if it was
+ * handed over (ahead), else read here. */
+static int read_segment(rp *p, const lb_wal_hdr *h, uint32_t s, int ahead,
+                        MDB_val *stored)
+{
+	if (!ahead)
+		return lb__segment_load(p->src, p->txn, h, s, &p->r, stored);
+	int rc = lb__ra_collect(p->dst, &p->r, NULL, NULL, NULL);
+	if (rc == 0)
+		rc = lb__segment_get(p->src, p->txn, h->id, s, stored);
+	return rc;
+}
+
+/* After the last segment of batch id: read the next batch's header and
+ * hand its first segment to the read-ahead worker. Nothing is read ahead
+ * if the header cannot be read: replay_batch reads it again and reports
+ * why, as the next batch's failure. Only LB_ENOMEM fails here. */
+static int read_next(rp *p, uint64_t id)
+{
+	int rc;
+	if (id >= p->to ||
+	    (rc = lb__hdr_get(p->src, p->txn, id + 1, &p->next)) < 0)
+		return id < p->to && rc == LB_ENOMEM ? rc : 0;
+	p->has_next = 1;
+	p->next_ahead = !p->next.pruned && p->next.segments > 0 &&
+	                lb__ra_submit(p->dst, p->src, p->txn, &p->next, 0, 0);
+	return 0;
+}
+
 static int replay_batch(rp *p, uint64_t id)
 {
 	lb_wal_hdr h;
 	lb_batch *b = p->grp;
 	lb_table *tcache = NULL;
 	uint64_t n = 0;
-	int rc = lb__hdr_get(p->src, p->txn, id, &h);
+	int rc = 0, ahead = 0;
+	if (p->has_next) { /* read with the batch before (read_next) */
+		h = p->next;
+		ahead = p->next_ahead;
+		p->has_next = p->next_ahead = 0;
+	} else {
+		rc = lb__hdr_get(p->src, p->txn, id, &h);
+	}
 	if (rc < 0)
 		return rc == LB_ENOTFOUND
 		               ? lb__fail(LB_ECORRUPT,
@@ -219,8 +262,14 @@ static int replay_batch(rp *p, uint64_t id)
 	b->undoes = h.undoes;
 	for (uint32_t s = 0; s < h.segments; s++) {
 		MDB_val v;
-		if ((rc = lb__segment_load(p->src, p->txn, &h, s, &p->r, &v)) <
-		    0)
+		if ((rc = read_segment(p, &h, s, ahead, &v)) < 0)
+			goto out;
+		/* the next segment (of this batch, or the next batch's first)
+		 * is checked and inflated on the new database's read-ahead
+		 * worker while the records of s are applied here */
+		ahead = s + 1 < h.segments &&
+		        lb__ra_submit(p->dst, p->src, p->txn, &h, s + 1, 0);
+		if (s + 1 == h.segments && (rc = read_next(p, id)) < 0)
 			goto out;
 		if ((rc = lb__batch_put_segment(b, s, v.mv_data, v.mv_size)) <
 		    0)
@@ -263,6 +312,8 @@ static int replay_batch(rp *p, uint64_t id)
 	if (rc == 0)
 		p->records += n;
 out:
+	if (rc < 0)
+		lb__ra_drain(p->dst); /* a failure left one in flight */
 	if (rc < 0 && b) {
 		lb_batch_abort(b);
 		p->grp = NULL;
@@ -578,6 +629,8 @@ out:
 		lb__rmdir_files(tmp);
 	free(tmp);
 	lb__segr_free(&p.r);
+	if (p.has_next)
+		lb__hdr_free(&p.next);
 	if (failed)
 		*failed = p.failed;
 	return rc;

@@ -246,10 +246,12 @@ LB_API void lb_options_init(lb_options *o);
  * take of LMDB's writer lock, which waits only if another process began a
  * write in that instant), except through an #LB_RDONLY handle, which
  * reads the state before it until any read-write handle has read or
- * written. The handle starts one thread of its own the
- * first time a batch fills a segment (it compresses full segments while the
- * batch goes on; it never calls LMDB or back into the application);
- * lb_close() ends it.
+ * written. The handle starts a thread of its own the first time a batch
+ * logs 16 KiB of changes or fills a segment (it compresses the batch's log
+ * while the batch goes on), and another the first time a rollback undoes a
+ * batch of two segments or more (it checks and inflates the next segment while
+ * the rollback undoes one); neither calls LMDB or back into the application,
+ * and lb_close() ends both.
  */
 LB_API int lb_open(const char *dir, const lb_options *o, lb_db **db);
 
@@ -1340,7 +1342,10 @@ LB_API int lb_checkpoint(lb_db *db, const char *dest_dir, uint64_t *at_batch);
  *    read (see @ref errors);
  *  - #LB_ENOMEM: out of memory.
  * @par Threads: any thread; it reads the source through one read
- * transaction and takes no lock on it: writers go on.
+ * transaction and takes no lock on it: writers go on. While it applies the
+ * records of one segment, a thread of its own checks and inflates the
+ * next (it never calls LMDB or back into the application); the thread
+ * ends before lb_replay() returns.
  */
 LB_API int lb_replay(lb_db *src, const char *dest_dir, uint64_t to_batch,
                      const char *from_checkpoint, lb_result *res);

@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Read-ahead (engine/readahead.c): a rollback reads the next segment of the
- * batch it undoes on a second thread. Whoever reads a segment, the outcome
- * must be exactly the one of a rollback that reads every segment itself:
- * the same records, the same state, the same conflicts, and, when a segment
- * is damaged or missing, the same error with the same detail after the
- * same conflicts. Each scenario runs on a fresh database with the same
- * history in four ways: without the worker (as when it cannot start), with
- * every segment left to the worker, with every segment taken back by the
- * rollback's own thread, and with no constraint. Segments of 256 bytes
- * make the batches span dozens of them.
+ * batch it undoes on a second thread, and a replay the next segment of the
+ * log. Whoever reads a segment, the outcome must be exactly the one of a
+ * rollback or replay that reads every segment itself: the same records,
+ * the same state, the same conflicts, and, when a segment is damaged or
+ * missing, the same error with the same detail after the same conflicts.
+ * Each scenario runs on a fresh database with the same history in four
+ * ways: without the worker (as when it cannot start), with every segment
+ * left to the worker, with every segment taken back by the caller's own
+ * thread, and with no constraint. Segments of 256 bytes make the batches
+ * span dozens of them.
  */
 #define _GNU_SOURCE
 #include "_common.h"
@@ -19,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/internal.h" /* db->ra, db->ra_failed, lb__ra_mode */
+#include "engine/internal.h" /* db->ra, db->ra_failed, lb__ra_* */
 
 enum { INLINE, WORKER, CALLER, EITHER, NWAYS };
 static const char *const way_name[NWAYS] = {"inline", "worker", "caller",
@@ -160,12 +161,17 @@ static void run_way(int way, damage_fn damage, scenario_fn fn, outcome *o)
 		damage(dir);
 		db = te_open_segments(dir, 256);
 	}
+	/* a replay's worker is its new database's: mode 3 turns it off */
 	db->ra_failed = way == INLINE;
-	lb__ra_mode = way == WORKER ? 2 : way == CALLER ? 1 : 0;
+	lb__ra_mode = way == INLINE   ? 3
+	              : way == WORKER ? 2
+	              : way == CALLER ? 1
+	                              : 0;
+	unsigned long handed = lb__ra_handed;
 	memset(o, 0, sizeof *o);
 	fn(db, o);
 	lb__ra_mode = 0;
-	o->had_worker = db->ra != NULL;
+	o->had_worker = db->ra != NULL || lb__ra_handed != handed;
 	o->digest = te_digest(db);
 	lb_close(db);
 	th_rmrf(dir);
@@ -395,12 +401,116 @@ static void test_engine_readahead__damaged_segments(void **state)
 	}
 }
 
+/* ---- replay ---------------------------------------------------------------
+ */
+
+/* db replayed from empty to batch `to` in a new directory: the outcome,
+ * and, if it succeeded, every batch of the new database's log, its state,
+ * and that it verifies. */
+static void replay_to(lb_db *db, uint64_t to, outcome *o)
+{
+	lb_result res;
+	lb_verify_report rep;
+	char *parent = th_tmpdir(), *dest = NULL;
+	assert_true(asprintf(&dest, "%s/replay", parent) >= 0);
+	int rc = lb_replay(db, dest, to, NULL, &res);
+	keep_result(o, rc, &res);
+	lb_result_free(&res);
+	if (rc == 0) {
+		lb_db *r = te_open(dest, LB_NOSYNC);
+		for (uint64_t id = 1; id <= to; id++)
+			dump_batch(r, id, &o->records);
+		cat(&o->records, "replayed to %llu: %llx\n",
+		    (unsigned long long)to, (unsigned long long)te_digest(r));
+		te_rc(0, lb_verify(r, 0, &rep));
+		lb_close(r);
+	}
+	th_rmrf(parent);
+	free(dest);
+	free(parent);
+}
+
+/* Batch 3 rolled back (batch 4), a later batch (5): the database replayed
+ * from empty to every batch, each new database's log and state, and that
+ * it verifies. */
+static void replays(lb_db *db, outcome *o)
+{
+	lb_result res;
+	uint64_t last;
+	int rc = lb_rollback(db, 3, 0, &res);
+	keep_result(o, rc, &res);
+	lb_result_free(&res);
+	later_changes(db);
+	te_rc(0, lb_last_batch(db, &last));
+	unsigned long handed = lb__ra_handed;
+	for (uint64_t to = 1; to <= last; to++)
+		replay_to(db, to, o);
+	/* the rollback's read-ahead does not count: the replays' must */
+	if ((lb__ra_handed != handed) != (lb__ra_mode != 3))
+		fail_msg("mode %d: %lu segments read ahead by the replays",
+		         (int)lb__ra_mode, lb__ra_handed - handed);
+}
+
+static void test_engine_readahead__replay(void **state)
+{
+	(void)state;
+	outcome o;
+	same_every_way(NULL, replays, &o);
+	assert_int_equal(o.rc, 0);
+	/* the replays of batches 3 and 4 hold what the source's hold */
+	assert_non_null(strstr(o.records, "batch 3: 270 records\n"));
+	assert_non_null(strstr(o.records, "batch 4: 270 records\n"));
+	outcome_free(&o);
+}
+
+/* The damaged batch 3 replayed to: refused, naming the segment; the
+ * replays to batch 2 (which stops before it) succeed. */
+static void damaged_replay(lb_db *db, outcome *o)
+{
+	replay_to(db, 3, o);
+	replay_to(db, 2, o);
+}
+
+static void test_engine_readahead__damaged_replay(void **state)
+{
+	(void)state;
+	lb_batch_info bi;
+	char *dir = th_tmpdir();
+	lb_db *db = te_open_segments(dir, 256);
+	history(db);
+	te_rc(0, lb_batch_info_get(db, 3, &bi));
+	lb_close(db);
+	th_rmrf(dir);
+	free(dir);
+	/* the first (read ahead with batch 2's last), one in the middle, and
+	 * the last */
+	const uint32_t segs[] = {0, bi.segments / 2, bi.segments - 1};
+	for (size_t i = 0; i < sizeof segs / sizeof segs[0]; i++) {
+		for (int d = 0; d < 2; d++) {
+			outcome o;
+			char want[64];
+			damaged_seg = segs[i];
+			same_every_way(d ? dropped : flipped, damaged_replay,
+			               &o);
+			snprintf(want, sizeof want, "segment %u", segs[i]);
+			if (!strstr(o.err, "batch 3") || !strstr(o.err, want))
+				fail_msg("segment %u %s: %s", segs[i],
+				         d ? "dropped" : "flipped", o.err);
+			assert_int_equal(o.rc, 0); /* to batch 2 */
+			assert_non_null(strstr(o.records, "batch 2: 200"));
+			outcome_free(&o);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_engine_readahead__undo_and_redo),
 	        cmocka_unit_test(test_engine_readahead__conflicts),
 	        cmocka_unit_test(test_engine_readahead__damaged_segments),
+	        cmocka_unit_test(test_engine_readahead__replay),
+	        cmocka_unit_test(test_engine_readahead__damaged_replay),
 	};
 	return cmocka_run_group_tests_name("engine_readahead", tests, NULL,
 	                                   NULL);
