@@ -266,10 +266,10 @@ char *bk_path(const char *dir, const char *name); /* malloc'd */
 int bk_rmrf(const char *path);
 int bk_copy_dir(const char *from, const char *to); /* flat directory */
 /* Write back every dirty page of the page cache (sync()), outside the
- * clocks: so that the kernel's writeback of files written outside a phase
- * (copies, checkpoints) or in an earlier phase or turn does not run during
- * the next timed phase, taking the second processor and the disk from
- * whichever system happens to run then. */
+ * clocks: so that the kernel's writeback of files written in an earlier
+ * phase or turn does not run during the next timed phase, taking the
+ * second processor and the disk from whichever system happens to run
+ * then (main.c says where it is called, and where not). */
 void bk_settle(void);
 uint64_t bk_du(const char *path); /* allocated bytes of a tree */
 long bk_rss_now_kib(void);

@@ -17,12 +17,16 @@
  *  3. The workload is generated once; every system is fed those records.
  *  4. R runs; within a run every system runs in turn on its own fresh
  *     directory (systems interleaved, so slow drift of the machine touches
- *     them alike). Medians over the runs are reported. Before each turn,
- *     after each commit phase and after each copy of a store, what is
- *     dirty in the page cache is written back (bk_settle), outside every
- *     clock: otherwise the kernel's writeback of files written earlier runs
- *     during a later phase, of the same system or the next, and takes the
- *     second processor and the disk from it.
+ *     them alike). Medians over the runs are reported. Before each turn
+ *     and after each commit phase, what is dirty in the page cache is
+ *     written back (bk_settle), outside every clock: otherwise the kernel's
+ *     writeback of files written earlier runs during a later phase, of the
+ *     same system or the next, and takes the second processor and the disk
+ *     from it. The copies the rollback phases run on are not written back:
+ *     the commits those phases are compared with write into the pages of a
+ *     file being written, dirty in the page cache, and writing into pages
+ *     written back costs more (each is dirtied again), so a rollback on a
+ *     written-back copy would not be measured like its commit.
  */
 #include "bench.h"
 

@@ -153,7 +153,6 @@ static int after_batch(void *h, uint64_t i, void *p)
 	if (!c->path || i != c->at_index)
 		return 0;
 	c->rc = lb_checkpoint(c->s->db, c->path, NULL);
-	bk_settle();
 	if (c->rc != 0)
 		snprintf(c->note, sizeof c->note, "checkpoint: %s %.60s",
 		         lb_strerror(c->rc), lb_errmsg());

@@ -208,7 +208,6 @@ int bk_copy_dir(const char *from, const char *to)
 		free(b);
 	}
 	closedir(d);
-	bk_settle(); /* the copy is written outside the phase that uses it */
 	return rc;
 }
 
