@@ -193,6 +193,11 @@ typedef struct bk_run {
 	 * next round undoes; the peer of late_batch_secs; NAN if not
 	 * measured */
 	double rb_loop_secs;
+	/* the median time of those commits of the last batch again: the
+	 * rollbacks' peer in the same process, file and rounds (each also
+	 * finds the batch's keys in `_gone`, as the batch's first commit did
+	 * not) */
+	double rb_loop_commit_secs;
 	uint64_t disk_bytes; /* files of the store after commit */
 	uint64_t log_raw;    /* log before compression */
 	uint64_t log_stored; /* log as stored */

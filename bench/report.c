@@ -233,6 +233,7 @@ enum {
 	D_BATCH_LAST_FRESH,
 	D_BATCH_LATE,
 	D_RB_LOOP,
+	D_RB_LOOP_COMMIT,
 	D_COMMIT_CPU,
 	D_FOLLOW_CPU,
 	D_DISK,
@@ -256,6 +257,7 @@ static const row rows[] = {
         {"rollback last batch", "rec/s", PH_RB_LAST, U_RATE, 0},
         {"commit, median of 2nd half", "ms", -1, U_MS, D_BATCH_LATE},
         {"rollback last, repeated", "ms", -1, U_MS, D_RB_LOOP},
+        {"commit last again, repeated", "ms", -1, U_MS, D_RB_LOOP_COMMIT},
         {"rollback middle, strict", "ms", PH_RB_MID, U_MS, 0},
         {"rollback middle, force", "ms", PH_RB_FORCE, U_MS, 0},
         {"rollback middle, force", "rec/s", PH_RB_FORCE, U_RATE, 0},
@@ -319,6 +321,10 @@ static double g_late(const bk_run *r)
 static double g_rb_loop(const bk_run *r)
 {
 	return r->rb_loop_secs > 0 ? r->rb_loop_secs : NAN;
+}
+static double g_rb_loop_commit(const bk_run *r)
+{
+	return r->rb_loop_commit_secs > 0 ? r->rb_loop_commit_secs : NAN;
 }
 static double g_cpu(const bk_run *r)
 {
@@ -392,6 +398,8 @@ static double value(const bk_results *r, int sys, const row *rw)
 		return median_of(r, sys, g_late) * 1e3;
 	case D_RB_LOOP:
 		return median_of(r, sys, g_rb_loop) * 1e3;
+	case D_RB_LOOP_COMMIT:
+		return median_of(r, sys, g_rb_loop_commit) * 1e3;
 	case D_COMMIT_CPU:
 		return median_of(r, sys, g_cpu);
 	case D_FOLLOW_CPU:
@@ -1026,6 +1034,14 @@ void bk_report_json(FILE *f, const bk_results *r)
 		jnum(f, median_of(r, s, g_cpu));
 		fputs(", \"last_batch_commit_s\": ", f);
 		jnum(f, median_of(r, s, g_last));
+		fputs(", \"last_batch_commit_fresh_s\": ", f);
+		jnum(f, median_of(r, s, g_last_fresh));
+		fputs(", \"late_batch_commit_s\": ", f);
+		jnum(f, median_of(r, s, g_late));
+		fputs(", \"rollback_last_repeated_s\": ", f);
+		jnum(f, median_of(r, s, g_rb_loop));
+		fputs(", \"commit_last_again_repeated_s\": ", f);
+		jnum(f, median_of(r, s, g_rb_loop_commit));
 		fputs(", \"disk_bytes\": ", f);
 		jnum(f, median_of(r, s, g_disk));
 		fputs(", \"log_raw_bytes\": ", f);

@@ -356,18 +356,19 @@ out:
 
 /* BK_RB_LOOP rounds, in one process on a fresh copy of the committed
  * database at db, of rolling back the last batch and then committing the
- * workload's last batch again (untimed: its inserts and updates are valid
- * again once it is undone), so that every round undoes an ordinary batch
- * of the same records: the median time of the rollbacks, in seconds, or 0
- * on failure. Each is a rollback of the last batch as "rollback last
- * batch" times once, cold; here the process is warm, like the commits of
- * late_batch_secs. (Rolling back the rollback instead would undo an undo
- * batch from the second round on, whose settling rewrites the header of
- * every batch of the growing chain of undo batches below it.) */
-static double rollback_loop(const bk_ctx *c, const char *db, uint64_t id)
+ * workload's last batch again (its inserts and updates are valid again
+ * once it is undone), so that every round undoes an ordinary batch of the
+ * same records: the median time of the rollbacks, in seconds, or 0 on
+ * failure, and in *commit_secs that of the commits. Each is a rollback of the
+ * last batch as "rollback last batch" times once, cold; here the process is
+ * warm, like the commits of late_batch_secs. (Rolling back the rollback instead
+ * would undo an undo batch from the second round on, whose settling rewrites
+ * the header of every batch of the growing chain of undo batches below it.) */
+static double rollback_loop(const bk_ctx *c, const char *db, uint64_t id,
+                            double *commit_secs)
 {
 	char *cp = bk_path(c->dir, "copy");
-	double v[BK_RB_LOOP], secs = 0;
+	double v[BK_RB_LOOP], cv[BK_RB_LOOP], secs = 0;
 	size_t n = 0;
 	lbs s = {0};
 	bk_batch last = bk_workload_batch(c->w, c->w->nbatches - 1);
@@ -380,8 +381,12 @@ static double rollback_loop(const bk_ctx *c, const char *db, uint64_t id)
 			int rc = lb_rollback(s.db, id, 0, &res);
 			v[n] = bk_now() - t0;
 			lb_result_free(&res);
-			if (rc != 0 || lbs_commit(&s, &last) != 0 ||
-			    lb_last_batch(s.db, &id) != 0)
+			if (rc != 0)
+				break;
+			t0 = bk_now();
+			rc = lbs_commit(&s, &last);
+			cv[n] = bk_now() - t0;
+			if (rc != 0 || lb_last_batch(s.db, &id) != 0)
 				break;
 		}
 		if (n < BK_RB_LOOP)
@@ -389,8 +394,10 @@ static double rollback_loop(const bk_ctx *c, const char *db, uint64_t id)
 			        "logbook-bench: rollback loop, round %zu: %s\n",
 			        n + 1, s.err ? s.errmsg : lb_errmsg());
 		lb_close(s.db);
-		if (n == BK_RB_LOOP)
+		if (n == BK_RB_LOOP) {
 			secs = bk_median(v, n);
+			*commit_secs = bk_median(cv, n);
+		}
 	}
 	bk_rmrf(cp);
 	free(cp);
@@ -493,8 +500,8 @@ static int lbs_run(const bk_ctx *c, bk_run *out)
 		         bk_workload_records(w, bi, bi + 1), &out->ph[rb[i]]);
 	}
 	if (c->phases & 1u << PH_RB_LAST)
-		out->rb_loop_secs =
-		        rollback_loop(c, db, base + w->nbatches - 1);
+		out->rb_loop_secs = rollback_loop(c, db, base + w->nbatches - 1,
+		                                  &out->rb_loop_commit_secs);
 done:
 	bk_rmrf(ck);
 	bk_rmrf(pre);
