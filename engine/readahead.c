@@ -21,16 +21,18 @@
  * and with the same conflicts, as it would reading every segment itself.
  *
  * A replay (replay.c) reads ahead the same way, first to last: while it
- * applies segment s of a batch, the worker checks and inflates s + 1. Its
- * segments are not indexed (the replay walks each segment's records in
- * order), and the worker is the new database's: the source is only read,
- * through the replay's read transaction, and other threads may roll back
- * on it meanwhile, with their own read-ahead.
+ * applies segment s of a batch, the worker checks and inflates s + 1, or
+ * after the batch's last segment the next batch's first. Its segments are
+ * not indexed (the replay walks each segment's records in order), and the
+ * worker is the new database's: the source is only read, through the
+ * replay's read transaction, and other threads may roll back on it
+ * meanwhile, with their own read-ahead.
  *
  * At most one segment is in flight, so a rollback holds two segments (the
- * one being undone and the next). The worker thread is started by the first
- * batch undone (or replayed) that has two segments or more, and lives until
- * lb_close(). If it cannot be started, every segment is read on the
+ * one being undone and the next), and a replay two. The worker thread is
+ * started when a first segment is handed over (by a rollback of a batch of
+ * two segments or more, or a replay of more than one segment), and lives
+ * until lb_close(). If it cannot be started, every segment is read on the
  * caller's thread.
  *
  * Threads: the job (stored bytes, reader, offsets) belongs to the worker
@@ -60,7 +62,7 @@ struct lb_ra {
 	uint8_t want[32]; /* the segment's SHA-256 in the batch header */
 	lb_buf stored;    /* the segment as stored, copied */
 	lb_segr r;        /* loads it */
-	int index;        /* note where its records start: */
+	int index;        /* note where its records start (offs) */
 	uint32_t *offs;   /* where its records start in r.raw */
 	size_t noffs, ocap;
 };

@@ -10,10 +10,11 @@
  * `_wal` (same keys), their records decoded one segment at a time and the
  * after-images applied (puts, deletes, table creations and removals, in log
  * order), and the batch header copied from the source. While the records of
- * one segment are applied, the next segment of the batch is checked and
- * inflated on a second thread (readahead.c). The new database's
- * log is therefore the source's log up to the target, with the same hashes,
- * and it verifies. Memory is bounded by one segment however long the log.
+ * one segment are applied, the next segment (of the batch, or the next
+ * batch's first) is checked and inflated on a second thread (readahead.c).
+ * The new database's log is therefore the source's log up to the target,
+ * with the same hashes, and it verifies. Memory is bounded by two segments
+ * however long the log.
  *
  * Copying segments as stored (no re-encoding, no recompression) is what
  * makes replay at least as fast as the commits that wrote the log: the hot
