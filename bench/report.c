@@ -938,6 +938,22 @@ static void jnum(FILE *f, double v)
 		fprintf(f, "%.6g", v);
 }
 
+/* A system's figures outside its phases, by their JSON names. */
+static const struct {
+	const char *name;
+	double (*get)(const bk_run *);
+} figures[] = {
+        {"commit_per_cpu_s", g_cpu},
+        {"last_batch_commit_s", g_last},
+        {"last_batch_commit_fresh_s", g_last_fresh},
+        {"late_batch_commit_s", g_late},
+        {"rollback_last_repeated_s", g_rb_loop},
+        {"commit_last_again_repeated_s", g_rb_loop_commit},
+        {"disk_bytes", g_disk},
+        {"log_raw_bytes", g_raw},
+        {"log_stored_bytes", g_stored},
+};
+
 void bk_report_json(FILE *f, const bk_results *r)
 {
 	const bk_cfg *c = r->cfg;
@@ -1030,24 +1046,12 @@ void bk_report_json(FILE *f, const bk_results *r)
 			jstr(f, m0->note);
 			fputc('}', f);
 		}
-		fputs("\n    }, \"commit_per_cpu_s\": ", f);
-		jnum(f, median_of(r, s, g_cpu));
-		fputs(", \"last_batch_commit_s\": ", f);
-		jnum(f, median_of(r, s, g_last));
-		fputs(", \"last_batch_commit_fresh_s\": ", f);
-		jnum(f, median_of(r, s, g_last_fresh));
-		fputs(", \"late_batch_commit_s\": ", f);
-		jnum(f, median_of(r, s, g_late));
-		fputs(", \"rollback_last_repeated_s\": ", f);
-		jnum(f, median_of(r, s, g_rb_loop));
-		fputs(", \"commit_last_again_repeated_s\": ", f);
-		jnum(f, median_of(r, s, g_rb_loop_commit));
-		fputs(", \"disk_bytes\": ", f);
-		jnum(f, median_of(r, s, g_disk));
-		fputs(", \"log_raw_bytes\": ", f);
-		jnum(f, median_of(r, s, g_raw));
-		fputs(", \"log_stored_bytes\": ", f);
-		jnum(f, median_of(r, s, g_stored));
+		fputs("\n    }", f);
+		for (size_t k = 0; k < sizeof figures / sizeof figures[0];
+		     k++) {
+			fprintf(f, ", \"%s\": ", figures[k].name);
+			jnum(f, median_of(r, s, figures[k].get));
+		}
 		fputs(", \"rss\": [", f);
 		for (int k = 0, first = 1; k < 2; k++) {
 			if (!(r->have_rss[s] & 1 << k))

@@ -362,9 +362,9 @@ static void damaged_rollback(lb_db *db, outcome *o)
 	lb_result_free(&res);
 }
 
-static void test_engine_readahead__damaged_segments(void **state)
+/* Batch 3 of the history: how many segments it has. */
+static lb_batch_info target_info(void)
 {
-	(void)state;
 	lb_batch_info bi;
 	char *dir = th_tmpdir();
 	lb_db *db = te_open_segments(dir, 256);
@@ -373,6 +373,13 @@ static void test_engine_readahead__damaged_segments(void **state)
 	lb_close(db);
 	th_rmrf(dir);
 	free(dir);
+	return bi;
+}
+
+static void test_engine_readahead__damaged_segments(void **state)
+{
+	(void)state;
+	lb_batch_info bi = target_info();
 	/* the last segment (read by the rollback itself), the one before it
 	 * (the first read ahead), one in the middle and the first */
 	const uint32_t segs[] = {bi.segments - 1, bi.segments - 2,
@@ -406,9 +413,10 @@ static void test_engine_readahead__damaged_segments(void **state)
 
 /* db replayed from empty to batch `to` in a new directory: the outcome,
  * and, if it succeeded, every batch of the new database's log, its state,
- * and that it verifies. */
-static void replay_to(lb_db *db, uint64_t to, outcome *o)
+ * and that it verifies. The new database's digest, 0 if it failed. */
+static uint64_t replay_to(lb_db *db, uint64_t to, outcome *o)
 {
+	uint64_t digest = 0;
 	lb_result res;
 	lb_verify_report rep;
 	char *parent = th_tmpdir(), *dest = NULL;
@@ -420,14 +428,16 @@ static void replay_to(lb_db *db, uint64_t to, outcome *o)
 		lb_db *r = te_open(dest, LB_NOSYNC);
 		for (uint64_t id = 1; id <= to; id++)
 			dump_batch(r, id, &o->records);
+		digest = te_digest(r);
 		cat(&o->records, "replayed to %llu: %llx\n",
-		    (unsigned long long)to, (unsigned long long)te_digest(r));
+		    (unsigned long long)to, (unsigned long long)digest);
 		te_rc(0, lb_verify(r, 0, &rep));
 		lb_close(r);
 	}
 	th_rmrf(parent);
 	free(dest);
 	free(parent);
+	return digest;
 }
 
 /* Batch 3 rolled back (batch 4), a later batch (5): the database replayed
@@ -443,8 +453,10 @@ static void replays(lb_db *db, outcome *o)
 	later_changes(db);
 	te_rc(0, lb_last_batch(db, &last));
 	unsigned long handed = lb__ra_handed;
-	for (uint64_t to = 1; to <= last; to++)
+	for (uint64_t to = 1; to < last; to++)
 		replay_to(db, to, o);
+	/* replayed to its last batch, the database is the source's */
+	assert_true(replay_to(db, last, o) == te_digest(db));
 	/* the rollback's read-ahead does not count: the replays' must */
 	if ((lb__ra_handed != handed) != (lb__ra_mode != 3))
 		fail_msg("mode %d: %lu segments read ahead by the replays",
@@ -467,21 +479,14 @@ static void test_engine_readahead__replay(void **state)
  * replays to batch 2 (which stops before it) succeed. */
 static void damaged_replay(lb_db *db, outcome *o)
 {
-	replay_to(db, 3, o);
-	replay_to(db, 2, o);
+	assert_true(replay_to(db, 3, o) == 0);
+	assert_true(replay_to(db, 2, o) != 0);
 }
 
 static void test_engine_readahead__damaged_replay(void **state)
 {
 	(void)state;
-	lb_batch_info bi;
-	char *dir = th_tmpdir();
-	lb_db *db = te_open_segments(dir, 256);
-	history(db);
-	te_rc(0, lb_batch_info_get(db, 3, &bi));
-	lb_close(db);
-	th_rmrf(dir);
-	free(dir);
+	lb_batch_info bi = target_info();
 	/* the first (read ahead with batch 2's last), one in the middle, and
 	 * the last */
 	const uint32_t segs[] = {0, bi.segments / 2, bi.segments - 1};
