@@ -210,10 +210,11 @@ static int read_segment(rp *p, const lb_wal_hdr *h, uint32_t s, int ahead,
  * why, as the next batch's failure. Only LB_ENOMEM fails here. */
 static int read_next(rp *p, uint64_t id)
 {
-	int rc;
-	if (id >= p->to ||
-	    (rc = lb__hdr_get(p->src, p->txn, id + 1, &p->next)) < 0)
-		return id < p->to && rc == LB_ENOMEM ? rc : 0;
+	if (id >= p->to)
+		return 0;
+	int rc = lb__hdr_get(p->src, p->txn, id + 1, &p->next);
+	if (rc < 0)
+		return rc == LB_ENOMEM ? rc : 0;
 	p->has_next = 1;
 	p->next_ahead = !p->next.pruned && p->next.segments > 0 &&
 	                lb__ra_submit(p->dst, p->src, p->txn, &p->next, 0, 0);
