@@ -666,17 +666,21 @@ static void test_tools_replication__kill_rounds(void **st)
 		/* alternate, so each is killed `rounds` times */
 		if (r % 2 == 0) {
 			int x = reap(ship, SIGKILL);
-			if (x != 128 + SIGKILL)
+			if (x != 128 + SIGKILL) {
+				sh("tail -5 %s/ship.err >&2", root);
 				fail_msg("ship ended by itself (%d) before "
 				         "its kill; seed %llu",
 				         x, (unsigned long long)th_seed(2003));
+			}
 			ship = 0;
 		} else {
 			int x = reap(fol, SIGKILL);
-			if (x != 128 + SIGKILL)
+			if (x != 128 + SIGKILL) {
+				sh("tail -5 %s/follow.err >&2", root);
 				fail_msg("follow ended by itself (%d) before "
 				         "its kill; seed %llu",
 				         x, (unsigned long long)th_seed(2003));
+			}
 			fol = 0;
 		}
 		kills++;
