@@ -616,10 +616,13 @@ typedef struct lb_ra lb_ra;
  * worker checks and loads them (lb__segment_check_load), then, with index
  * != 0, notes where its records start (lb__segment_index). 1 if handed
  * over (a failure to read it is kept for lb__ra_collect), 0 if the caller
- * must load it itself (no worker thread). The segment handed over before
- * must have been collected. */
+ * must load it itself (no worker thread). When handed over and stored is
+ * not NULL, *stored is the segment as stored in src's map (valid as long
+ * as txn), for a caller that also copies it. The segment handed over
+ * before must have been collected. */
 LB__WUR int lb__ra_submit(lb_db *db, lb_db *src, MDB_txn *txn,
-                          const lb_wal_hdr *h, uint32_t s, int index);
+                          const lb_wal_hdr *h, uint32_t s, int index,
+                          MDB_val *stored);
 /* Wait for the segment in flight and exchange the worker's reader and
  * offsets with *r and *offs, *n, *cap (those given become the worker's;
  * offs NULL for a segment not indexed, whose reader is then at its first

@@ -93,7 +93,7 @@ static lb_ra *ra_start(void)
 }
 
 int lb__ra_submit(lb_db *db, lb_db *src, MDB_txn *txn, const lb_wal_hdr *h,
-                  uint32_t s, int index)
+                  uint32_t s, int index, MDB_val *stored)
 {
 	if (db->ra_failed || lb__ra_mode == 3)
 		return 0;
@@ -104,8 +104,10 @@ int lb__ra_submit(lb_db *db, lb_db *src, MDB_txn *txn, const lb_wal_hdr *h,
 	lb_ra *z = db->ra;
 	/* The caller collected the previous job: the worker is idle, and the
 	 * job is the caller's to fill. */
-	MDB_val v;
+	MDB_val v = {0, NULL};
 	int rc = lb__segment_get(src, txn, h->id, s, &v);
+	if (stored)
+		*stored = v;
 	z->stored.len = 0;
 	if (rc == 0)
 		rc = lb__buf_append(&z->stored, v.mv_data, v.mv_size);

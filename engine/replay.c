@@ -75,6 +75,9 @@ typedef struct rp {
 	 * that its first segment is read ahead too (next_ahead) */
 	lb_wal_hdr next;
 	int has_next, next_ahead;
+	/* the segment handed to the read-ahead worker, as stored (its put
+	 * into `_wal` copies it from the source's map) */
+	MDB_val ahead_v;
 } rp;
 
 /* A group ends past these: they bound the dirty pages (memory) a replay
@@ -198,10 +201,8 @@ static int read_segment(rp *p, const lb_wal_hdr *h, uint32_t s, int ahead,
 {
 	if (!ahead)
 		return lb__segment_load(p->src, p->txn, h, s, &p->r, stored);
-	int rc = lb__ra_collect(p->dst, &p->r, NULL, NULL, NULL);
-	if (rc == 0)
-		rc = lb__segment_get(p->src, p->txn, h->id, s, stored);
-	return rc;
+	*stored = p->ahead_v;
+	return lb__ra_collect(p->dst, &p->r, NULL, NULL, NULL);
 }
 
 /* After the last segment of batch id: read the next batch's header and
@@ -217,7 +218,8 @@ static int read_next(rp *p, uint64_t id)
 		return rc == LB_ENOMEM ? rc : 0;
 	p->has_next = 1;
 	p->next_ahead = !p->next.pruned && p->next.segments > 0 &&
-	                lb__ra_submit(p->dst, p->src, p->txn, &p->next, 0, 0);
+	                lb__ra_submit(p->dst, p->src, p->txn, &p->next, 0, 0,
+	                              &p->ahead_v);
 	return 0;
 }
 
@@ -270,7 +272,8 @@ static int replay_batch(rp *p, uint64_t id)
 		 * is checked and inflated on the new database's read-ahead
 		 * worker while the records of s are applied here */
 		ahead = s + 1 < h.segments &&
-		        lb__ra_submit(p->dst, p->src, p->txn, &h, s + 1, 0);
+		        lb__ra_submit(p->dst, p->src, p->txn, &h, s + 1, 0,
+		                      &p->ahead_v);
 		if (s + 1 == h.segments && (rc = read_next(p, id)) < 0)
 			goto out;
 		if ((rc = lb__batch_put_segment(b, s, v.mv_data, v.mv_size)) <

@@ -479,8 +479,8 @@ static int undo_batch(rb *x, uint64_t id, int mode)
 			break;
 		/* segment s - 1 is read on the worker's thread while s is
 		 * loaded (the batch's last) and undone here */
-		ahead = s > 0 &&
-		        lb__ra_submit(x->db, x->db, x->b->txn, &h, s - 1, 1);
+		ahead = s > 0 && lb__ra_submit(x->db, x->db, x->b->txn, &h,
+		                               s - 1, 1, NULL);
 		if (mine && (rc = load_segment(x, &h, s, 0)) < 0)
 			break;
 		seen += x->noffs;
