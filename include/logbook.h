@@ -1377,9 +1377,10 @@ typedef struct lb_verify_report {
  *  - #LB_ECORRUPT: a check failed (see @p rep; lb_errmsg() repeats it),
  *    including a pruned log with no checkpoint to replay from;
  *  - #LB_EINVAL: @p db or @p rep is NULL, or unknown flags;
- *  - #LB_EBUSY: another process grew the database while its pages were
- *    being checked, or (with #LB_VERIFY_REPLAY) created a table during the
- *    check: verify again; or beginning the read;
+ *  - #LB_EBUSY: other processes kept growing the database while its pages
+ *    were checked, or (with #LB_VERIFY_REPLAY) kept creating tables during
+ *    the check: each time, the check starts again on a new snapshot, 16
+ *    times at most; or beginning the read;
  *  - #LB_EFULL, #LB_EIO: the replay's temporary directory could not be
  *    written; or beginning the read;
  *  - #LB_ENOMEM: out of memory;

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 /* 1 if path exists and is not an empty directory, 0 if it is missing or an
@@ -534,8 +533,6 @@ static int verify_open(const char *dir, lb_db **db)
 	return CLI_DATA;
 }
 
-#define VERIFY_TRIES 10
-
 int cmd_verify(int argc, char **argv)
 {
 	cli_opt o[] = {{"replay", 0, NULL}};
@@ -553,16 +550,8 @@ int cmd_verify(int argc, char **argv)
 	rc = verify_open(pos[0], &db);
 	if (rc)
 		return rc;
-	/* Another process growing the database, or creating a table, during
-	 * the check makes it give up (LB_EBUSY): check again, a few times,
-	 * the pause growing, before reporting it. */
-	for (int tries = 1;; tries++) {
-		memset(&rep, 0, sizeof rep);
-		rc = lb_verify(db, replay ? LB_VERIFY_REPLAY : 0, &rep);
-		if (rc != LB_EBUSY || tries == VERIFY_TRIES)
-			break;
-		nanosleep(&(struct timespec){0, tries * 20000000L}, NULL);
-	}
+	memset(&rep, 0, sizeof rep);
+	rc = lb_verify(db, replay ? LB_VERIFY_REPLAY : 0, &rep);
 	lb_close(db);
 	if (rc < 0 && rc != LB_ECORRUPT)
 		return cli_lberr(rc, "%s: cannot verify", pos[0]);

@@ -210,8 +210,7 @@ static const command commands[] = {
          "Check every segment's checksum, the segment hashes and counts,\n"
          "the hash chain and batch ids; with --replay also that replaying\n"
          "the log gives the live tables. Exit 1 if a check fails, and for\n"
-         "damage that keeps the database from opening. Checks again (up to\n"
-         "10 times) when another process grows the database meanwhile.\n"},
+         "damage that keeps the database from opening.\n"},
         {"prune", cmd_prune, "prune DIR --before BATCH",
          "drop the log of old batches",
          "Drop the log segments of every batch older than BATCH. Needs a\n"

@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "_common.h"
+#include "engine/internal.h" /* lb__verify_busy */
 #include "wal/wal.h"
 
 #include <lmdb.h>
@@ -249,6 +250,26 @@ static void test_engine_verify__read_only_handle(void **state)
 	assert_true(rep.chain_ok);
 	assert_true(rep.replay_ok);
 	assert_int_equal(rep.batches, te_last(x->db));
+}
+
+/* A check that another process disturbs (LB_EBUSY) starts again on a new
+ * snapshot, up to 16 times, and reports the whole check; past that the
+ * caller gets LB_EBUSY with its detail. */
+static void test_engine_verify__busy_checks_again(void **state)
+{
+	vx *x = *state;
+	lb_verify_report rep;
+	lb__verify_busy = 15;
+	te_rc(0, lb_verify(x->db, LB_VERIFY_REPLAY, &rep));
+	assert_int_equal(lb__verify_busy, 0);
+	assert_true(rep.chain_ok);
+	assert_true(rep.replay_ok);
+	assert_int_equal(rep.batches, te_last(x->db));
+	lb__verify_busy = 17;
+	te_rc(LB_EBUSY, lb_verify(x->db, 0, &rep));
+	assert_int_equal(lb__verify_busy, 1);
+	assert_non_null(strstr(lb_errmsg(), "another process grew"));
+	lb__verify_busy = 0;
 }
 
 static void test_engine_verify__bad_arguments(void **state)
@@ -1046,6 +1067,7 @@ int main(void)
 	        T(test_engine_verify__empty_database),
 	        T(test_engine_verify__read_only_handle),
 	        T(test_engine_verify__bad_arguments),
+	        T(test_engine_verify__busy_checks_again),
 	        T(test_engine_verify__segment_byte_changed),
 	        T(test_engine_verify__segment_deleted),
 	        T(test_engine_verify__last_segment_deleted),
