@@ -198,6 +198,10 @@ typedef struct bk_run {
 	 * finds the batch's keys in `_gone`, as the batch's first commit did
 	 * not) */
 	double rb_loop_commit_secs;
+	/* the same two medians with the database closed and opened again
+	 * before each rollback and each commit: both on a fresh open, measured
+	 * in pairs; 0 if not measured */
+	double rb_fresh_secs, rb_fresh_commit_secs;
 	uint64_t disk_bytes; /* files of the store after commit */
 	uint64_t log_raw;    /* log before compression */
 	uint64_t log_stored; /* log as stored */

@@ -354,51 +354,70 @@ out:
 	free(cp);
 }
 
+/* Close s's database at dir and open it again. */
+static int reopen_db(const bk_ctx *c, const char *dir, lbs *s)
+{
+	lb_close(s->db);
+	s->db = NULL;
+	return open_db(c->cfg, dir, 0, &s->db);
+}
+
 /* BK_RB_LOOP rounds, in one process on a fresh copy of the committed
  * database at db, of rolling back the last batch and then committing the
  * workload's last batch again (its inserts and updates are valid again
  * once it is undone), so that every round undoes an ordinary batch of the
  * same records: the median time of the rollbacks, in seconds, or 0 on
- * failure, and in *commit_secs that of the commits. Each is a rollback of the
- * last batch as "rollback last batch" times once, cold; here the process is
- * warm, like the commits of late_batch_secs. (Rolling back the rollback instead
- * would undo an undo batch from the second round on, whose settling rewrites
- * the header of every batch of the growing chain of undo batches below it.) */
+ * failure, and in *commit_secs that of the commits, their peer measured in
+ * pairs. Warm (reopen 0), the database stays open, like the commits of
+ * late_batch_secs; with reopen, it is closed and opened again before each
+ * rollback and each commit, so that every one runs on a fresh open, like
+ * "rollback last batch" and "commit last, fresh open" each once. (Rolling
+ * back the rollback instead would undo an undo batch from the second round
+ * on, whose settling rewrites the header of every batch of the growing
+ * chain of undo batches below it.) */
 static double rollback_loop(const bk_ctx *c, const char *db, uint64_t id,
-                            double *commit_secs)
+                            int reopen, double *commit_secs)
 {
 	char *cp = bk_path(c->dir, "copy");
 	double v[BK_RB_LOOP], cv[BK_RB_LOOP], secs = 0;
 	size_t n = 0;
+	int rc = 0;
 	lbs s = {0};
 	bk_batch last = bk_workload_batch(c->w, c->w->nbatches - 1);
 	if (bk_copy_dir(db, cp) != 0)
 		bk_die("copy of %s failed", db);
-	if (open_db(c->cfg, cp, 0, &s.db) == 0) {
-		for (; n < BK_RB_LOOP; n++) {
-			lb_result res;
-			double t0 = bk_now();
-			int rc = lb_rollback(s.db, id, 0, &res);
-			v[n] = bk_now() - t0;
-			lb_result_free(&res);
-			if (rc != 0)
-				break;
-			t0 = bk_now();
-			rc = lbs_commit(&s, &last);
-			cv[n] = bk_now() - t0;
-			if (rc != 0 || lb_last_batch(s.db, &id) != 0)
-				break;
-		}
-		if (n < BK_RB_LOOP)
-			fprintf(stderr,
-			        "logbook-bench: rollback loop, round %zu: %s\n",
-			        n + 1, s.err ? s.errmsg : lb_errmsg());
-		lb_close(s.db);
-		if (n == BK_RB_LOOP) {
-			secs = bk_median(v, n);
-			*commit_secs = bk_median(cv, n);
-		}
+	if (open_db(c->cfg, cp, 0, &s.db) != 0)
+		goto out;
+	for (; n < BK_RB_LOOP; n++) {
+		lb_result res;
+		if (reopen && reopen_db(c, cp, &s) != 0)
+			break;
+		double t0 = bk_now();
+		rc = lb_rollback(s.db, id, 0, &res);
+		v[n] = bk_now() - t0;
+		lb_result_free(&res);
+		if (rc != 0)
+			break;
+		if (reopen && reopen_db(c, cp, &s) != 0)
+			break;
+		t0 = bk_now();
+		rc = lbs_commit(&s, &last);
+		cv[n] = bk_now() - t0;
+		if (rc != 0 || lb_last_batch(s.db, &id) != 0)
+			break;
 	}
+	if (n < BK_RB_LOOP)
+		fprintf(stderr,
+		        "logbook-bench: rollback loop%s, round %zu: %s\n",
+		        reopen ? " (fresh open)" : "", n + 1,
+		        s.err ? s.errmsg : lb_errmsg());
+	if (s.db)
+		lb_close(s.db);
+	if (n == BK_RB_LOOP) {
+		secs = bk_median(v, n);
+		*commit_secs = bk_median(cv, n);
+	}
+out:
 	bk_rmrf(cp);
 	free(cp);
 	return secs;
@@ -499,9 +518,13 @@ static int lbs_run(const bk_ctx *c, bk_run *out)
 		rollback(c, db, rb[i], base + bi,
 		         bk_workload_records(w, bi, bi + 1), &out->ph[rb[i]]);
 	}
-	if (c->phases & 1u << PH_RB_LAST)
-		out->rb_loop_secs = rollback_loop(c, db, base + w->nbatches - 1,
-		                                  &out->rb_loop_commit_secs);
+	if (c->phases & 1u << PH_RB_LAST) {
+		uint64_t id = base + w->nbatches - 1;
+		out->rb_loop_secs =
+		        rollback_loop(c, db, id, 0, &out->rb_loop_commit_secs);
+		out->rb_fresh_secs =
+		        rollback_loop(c, db, id, 1, &out->rb_fresh_commit_secs);
+	}
 done:
 	bk_rmrf(ck);
 	bk_rmrf(pre);
