@@ -189,14 +189,13 @@ typedef struct bk_run {
 	double late_batch_secs;
 	/* logbook: median time of BK_RB_LOOP strict rollbacks of the last
 	 * batch in one process on a fresh copy of the store, each followed by
-	 * a commit of the workload's last batch again (untimed), which the
-	 * next round undoes; the peer of late_batch_secs; NAN if not
-	 * measured */
+	 * a commit of the workload's last batch again, which the next round
+	 * undoes; 0 if not measured */
 	double rb_loop_secs;
 	/* the median time of those commits of the last batch again: the
 	 * rollbacks' peer in the same process, file and rounds (each also
 	 * finds the batch's keys in `_gone`, as the batch's first commit did
-	 * not) */
+	 * not), which the warm rollback goal compares them with */
 	double rb_loop_commit_secs;
 	/* the same two medians with the database closed and opened again
 	 * before each rollback and each commit: both on a fresh open, measured
