@@ -226,22 +226,12 @@ typedef struct row {
 	int ph; /* phase, or -1 for derived rows */
 	enum unit unit;
 	int which; /* derived rows: which figure */
+	/* or a figure of each run, whose median the row shows */
+	double (*get)(const bk_run *);
 } row;
 
 enum {
-	D_BATCH_LAST = 1,
-	D_BATCH_LAST_FRESH,
-	D_BATCH_LATE,
-	D_RB_LOOP,
-	D_RB_LOOP_COMMIT,
-	D_RB_FRESH,
-	D_RB_FRESH_COMMIT,
-	D_COMMIT_CPU,
-	D_FOLLOW_CPU,
-	D_DISK,
-	D_LOG_RAW,
-	D_LOG_STORED,
-	D_LOG_RATIO,
+	D_LOG_RATIO = 1,
 	D_LOG_IMAGES,
 	D_RSS0,
 	D_RSS1,
@@ -249,59 +239,13 @@ enum {
 	D_ANON1,
 };
 
-static const row rows[] = {
-        {"commit", "rec/s", PH_COMMIT, U_RATE, 0},
-        {"commit", "MB/s", PH_COMMIT, U_MBS, 0},
-        {"commit per CPU second", "rec/s", -1, U_RATE, D_COMMIT_CPU},
-        {"commit, last batch", "ms", -1, U_MS, D_BATCH_LAST},
-        {"commit last, fresh open", "ms", -1, U_MS, D_BATCH_LAST_FRESH},
-        {"rollback last batch", "ms", PH_RB_LAST, U_MS, 0},
-        {"rollback last batch", "rec/s", PH_RB_LAST, U_RATE, 0},
-        {"commit, median of 2nd half", "ms", -1, U_MS, D_BATCH_LATE},
-        {"rollback last, repeated", "ms", -1, U_MS, D_RB_LOOP},
-        {"commit last again, repeated", "ms", -1, U_MS, D_RB_LOOP_COMMIT},
-        {"rollback last, reopened", "ms", -1, U_MS, D_RB_FRESH},
-        {"commit last again, reopened", "ms", -1, U_MS, D_RB_FRESH_COMMIT},
-        {"rollback middle, strict", "ms", PH_RB_MID, U_MS, 0},
-        {"rollback middle, force", "ms", PH_RB_FORCE, U_MS, 0},
-        {"rollback middle, force", "rec/s", PH_RB_FORCE, U_RATE, 0},
-        {"rollback middle, cascade", "ms", PH_CASCADE, U_MS, 0},
-        {"rollback middle, cascade", "rec/s", PH_CASCADE, U_RATE, 0},
-        {"rollback-to middle", "ms", PH_RB_TO, U_MS, 0},
-        {"rollback-to middle", "rec/s", PH_RB_TO, U_RATE, 0},
-        {"checkpoint", "ms", PH_CHECKPOINT, U_MS, 0},
-        {"replay from empty", "rec/s", PH_REPLAY, U_RATE, 0},
-        {"replay from empty", "s", PH_REPLAY, U_S, 0},
-        {"replay from checkpoint", "rec/s", PH_REPLAY_CKPT, U_RATE, 0},
-        {"verify", "rec/s", PH_VERIFY, U_RATE, 0},
-        {"verify + replay", "rec/s", PH_VERIFY_RPL, U_RATE, 0},
-        {"point reads", "get/s", PH_GET, U_RATE, 0},
-        {"cursor scan", "rec/s", PH_SCAN, U_RATE, 0},
-        {"get as of last 1%", "get/s", PH_ASOF, U_RATE, 0},
-        {"get as of, key changed since", "get/s", PH_ASOF_CHG, U_RATE, 0},
-        {"feed (lb_changes)", "rec/s", PH_FEED, U_RATE, 0},
-        {"scan as of last 1%", "rec/s", PH_EXPORT_ASOF, U_RATE, 0},
-        {"lb_wait wake-up, other process", "ms", PH_WAIT, U_MS, 0},
-        {"lb_wait idle 2 s, CPU", "ms", PH_IDLE, U_MS, 0},
-        {"follower apply (frames)", "rec/s", PH_FOLLOW, U_RATE, 0},
-        {"follower apply per CPU s", "rec/s", -1, U_RATE, D_FOLLOW_CPU},
-        {"disk after commit", "MB", -1, U_MB, D_DISK},
-        {"log raw", "MB", -1, U_MB, D_LOG_RAW},
-        {"log stored", "MB", -1, U_MB, D_LOG_STORED},
-        {"log stored / raw", "", -1, U_RATIO, D_LOG_RATIO},
-        {"log stored / images", "", -1, U_RATIO, D_LOG_IMAGES},
-        {"peak RSS, commit B0", "MiB", -1, U_MIB, D_RSS0},
-        {"peak RSS, commit B1", "MiB", -1, U_MIB, D_RSS1},
-        {"peak anon, commit B0", "MiB", -1, U_MIB, D_ANON0},
-        {"peak anon, commit B1", "MiB", -1, U_MIB, D_ANON1},
-};
-#define NROWS (sizeof rows / sizeof rows[0])
-
 static double median_of(const bk_results *r, int sys,
                         double (*get)(const bk_run *))
 {
 	double v[100];
 	unsigned n = 0;
+	if (!r->runs[sys])
+		return NAN;
 	for (unsigned i = 0; i < r->cfg->runs; i++) {
 		double x = get(&r->runs[sys][i]);
 		if (!isnan(x))
@@ -314,9 +258,14 @@ static double g_last(const bk_run *r)
 {
 	return r->ph[PH_COMMIT].done ? r->last_batch_secs : NAN;
 }
+/* A time measured only by some runs and systems: 0 when it was not. */
+static double measured(double secs)
+{
+	return secs > 0 ? secs : NAN;
+}
 static double g_last_fresh(const bk_run *r)
 {
-	return r->last_batch_fresh_secs > 0 ? r->last_batch_fresh_secs : NAN;
+	return measured(r->last_batch_fresh_secs);
 }
 static double g_late(const bk_run *r)
 {
@@ -324,19 +273,19 @@ static double g_late(const bk_run *r)
 }
 static double g_rb_loop(const bk_run *r)
 {
-	return r->rb_loop_secs > 0 ? r->rb_loop_secs : NAN;
+	return measured(r->rb_loop_secs);
 }
 static double g_rb_loop_commit(const bk_run *r)
 {
-	return r->rb_loop_commit_secs > 0 ? r->rb_loop_commit_secs : NAN;
+	return measured(r->rb_loop_commit_secs);
 }
 static double g_rb_fresh(const bk_run *r)
 {
-	return r->rb_fresh_secs > 0 ? r->rb_fresh_secs : NAN;
+	return measured(r->rb_fresh_secs);
 }
 static double g_rb_fresh_commit(const bk_run *r)
 {
-	return r->rb_fresh_commit_secs > 0 ? r->rb_fresh_commit_secs : NAN;
+	return measured(r->rb_fresh_commit_secs);
 }
 static double g_cpu(const bk_run *r)
 {
@@ -362,6 +311,54 @@ static double g_stored(const bk_run *r)
 {
 	return r->has_log ? (double)r->log_stored : NAN;
 }
+
+static const row rows[] = {
+        {"commit", "rec/s", PH_COMMIT, U_RATE, 0},
+        {"commit", "MB/s", PH_COMMIT, U_MBS, 0},
+        {"commit per CPU second", "rec/s", -1, U_RATE, 0, g_cpu},
+        {"commit, last batch", "ms", -1, U_MS, 0, g_last},
+        {"commit last, fresh open", "ms", -1, U_MS, 0, g_last_fresh},
+        {"rollback last batch", "ms", PH_RB_LAST, U_MS, 0},
+        {"rollback last batch", "rec/s", PH_RB_LAST, U_RATE, 0},
+        {"commit, median of 2nd half", "ms", -1, U_MS, 0, g_late},
+        {"rollback last, repeated", "ms", -1, U_MS, 0, g_rb_loop},
+        {"commit last again, repeated", "ms", -1, U_MS, 0, g_rb_loop_commit},
+        {"rollback last, reopened", "ms", -1, U_MS, 0, g_rb_fresh},
+        {"commit last again, reopened", "ms", -1, U_MS, 0, g_rb_fresh_commit},
+        {"rollback middle, strict", "ms", PH_RB_MID, U_MS, 0},
+        {"rollback middle, force", "ms", PH_RB_FORCE, U_MS, 0},
+        {"rollback middle, force", "rec/s", PH_RB_FORCE, U_RATE, 0},
+        {"rollback middle, cascade", "ms", PH_CASCADE, U_MS, 0},
+        {"rollback middle, cascade", "rec/s", PH_CASCADE, U_RATE, 0},
+        {"rollback-to middle", "ms", PH_RB_TO, U_MS, 0},
+        {"rollback-to middle", "rec/s", PH_RB_TO, U_RATE, 0},
+        {"checkpoint", "ms", PH_CHECKPOINT, U_MS, 0},
+        {"replay from empty", "rec/s", PH_REPLAY, U_RATE, 0},
+        {"replay from empty", "s", PH_REPLAY, U_S, 0},
+        {"replay from checkpoint", "rec/s", PH_REPLAY_CKPT, U_RATE, 0},
+        {"verify", "rec/s", PH_VERIFY, U_RATE, 0},
+        {"verify + replay", "rec/s", PH_VERIFY_RPL, U_RATE, 0},
+        {"point reads", "get/s", PH_GET, U_RATE, 0},
+        {"cursor scan", "rec/s", PH_SCAN, U_RATE, 0},
+        {"get as of last 1%", "get/s", PH_ASOF, U_RATE, 0},
+        {"get as of, key changed since", "get/s", PH_ASOF_CHG, U_RATE, 0},
+        {"feed (lb_changes)", "rec/s", PH_FEED, U_RATE, 0},
+        {"scan as of last 1%", "rec/s", PH_EXPORT_ASOF, U_RATE, 0},
+        {"lb_wait wake-up, other process", "ms", PH_WAIT, U_MS, 0},
+        {"lb_wait idle 2 s, CPU", "ms", PH_IDLE, U_MS, 0},
+        {"follower apply (frames)", "rec/s", PH_FOLLOW, U_RATE, 0},
+        {"follower apply per CPU s", "rec/s", -1, U_RATE, 0, g_follow_cpu},
+        {"disk after commit", "MB", -1, U_MB, 0, g_disk},
+        {"log raw", "MB", -1, U_MB, 0, g_raw},
+        {"log stored", "MB", -1, U_MB, 0, g_stored},
+        {"log stored / raw", "", -1, U_RATIO, D_LOG_RATIO},
+        {"log stored / images", "", -1, U_RATIO, D_LOG_IMAGES},
+        {"peak RSS, commit B0", "MiB", -1, U_MIB, D_RSS0},
+        {"peak RSS, commit B1", "MiB", -1, U_MIB, D_RSS1},
+        {"peak anon, commit B0", "MiB", -1, U_MIB, D_ANON0},
+        {"peak anon, commit B1", "MiB", -1, U_MIB, D_ANON1},
+};
+#define NROWS (sizeof rows / sizeof rows[0])
 
 /* The first successful run's measurement of a phase (counts are the same
  * in every run). */
@@ -400,32 +397,14 @@ static double value(const bk_results *r, int sys, const row *rw)
 			return NAN;
 		}
 	}
+	if (rw->get) {
+		double v = median_of(r, sys, rw->get);
+		return rw->unit == U_MS   ? v * 1e3
+		       : rw->unit == U_MB ? v / 1e6
+		                          : v;
+	}
 	double raw, st;
 	switch (rw->which) {
-	case D_BATCH_LAST:
-		return median_of(r, sys, g_last) * 1e3;
-	case D_BATCH_LAST_FRESH:
-		return median_of(r, sys, g_last_fresh) * 1e3;
-	case D_BATCH_LATE:
-		return median_of(r, sys, g_late) * 1e3;
-	case D_RB_LOOP:
-		return median_of(r, sys, g_rb_loop) * 1e3;
-	case D_RB_LOOP_COMMIT:
-		return median_of(r, sys, g_rb_loop_commit) * 1e3;
-	case D_RB_FRESH:
-		return median_of(r, sys, g_rb_fresh) * 1e3;
-	case D_RB_FRESH_COMMIT:
-		return median_of(r, sys, g_rb_fresh_commit) * 1e3;
-	case D_COMMIT_CPU:
-		return median_of(r, sys, g_cpu);
-	case D_FOLLOW_CPU:
-		return median_of(r, sys, g_follow_cpu);
-	case D_DISK:
-		return median_of(r, sys, g_disk) / 1e6;
-	case D_LOG_RAW:
-		return median_of(r, sys, g_raw) / 1e6;
-	case D_LOG_STORED:
-		return median_of(r, sys, g_stored) / 1e6;
 	case D_LOG_RATIO:
 		raw = median_of(r, sys, g_raw);
 		st = median_of(r, sys, g_stored);
@@ -677,17 +656,13 @@ static int make_goals(const bk_results *r, goal *g)
 	 * the store, with the database opened afresh before each ("fresh
 	 * open"), or in one warm process ("warm"). The ratio shown is the
 	 * rollback's time over the commit's. */
-	const row rbf_row = {"", "", -1, U_MS, D_RB_FRESH};
-	const row cf_row = {"", "", -1, U_MS, D_RB_FRESH_COMMIT};
-	double rbf_ms = value(r, SYS_LOGBOOK, &rbf_row);
-	double cf_ms = value(r, SYS_LOGBOOK, &cf_row);
+	double rbf_ms = median_of(r, SYS_LOGBOOK, g_rb_fresh) * 1e3;
+	double cf_ms = median_of(r, SYS_LOGBOOK, g_rb_fresh_commit) * 1e3;
 	GOAL(SC_W1, "rollback of last batch <= its commit, fresh open", rbf_ms,
 	     cf_ms, 0, "%.2fx (%.2f vs %.2f ms)", rbf_ms / cf_ms, rbf_ms,
 	     cf_ms);
-	const row rbw_row = {"", "", -1, U_MS, D_RB_LOOP};
-	const row cw_row = {"", "", -1, U_MS, D_RB_LOOP_COMMIT};
-	double rbw_ms = value(r, SYS_LOGBOOK, &rbw_row);
-	double cw_ms = value(r, SYS_LOGBOOK, &cw_row);
+	double rbw_ms = median_of(r, SYS_LOGBOOK, g_rb_loop) * 1e3;
+	double cw_ms = median_of(r, SYS_LOGBOOK, g_rb_loop_commit) * 1e3;
 	GOAL(SC_W1, "rollback of last batch <= its commit, warm", rbw_ms, cw_ms,
 	     0, "%.2fx (%.2f vs %.2f ms)", rbw_ms / cw_ms, rbw_ms, cw_ms);
 	double rb = rate(r, SYS_LOGBOOK, PH_RB_LAST);
@@ -710,10 +685,8 @@ static int make_goals(const bk_results *r, goal *g)
 	GOAL(SC_NOSYNC, "follower applies >= 0.8x logbook commit rate", fo / lb,
 	     0.8, 1, "%.2fx", fo / lb);
 	/* the same per CPU second: what a loaded machine does not blur */
-	const row fc_row = {"", "", -1, U_RATE, D_FOLLOW_CPU};
-	const row cc_row = {"", "", -1, U_RATE, D_COMMIT_CPU};
-	double fc = value(r, SYS_LOGBOOK, &fc_row);
-	double cc = value(r, SYS_LOGBOOK, &cc_row);
+	double fc = median_of(r, SYS_LOGBOOK, g_follow_cpu);
+	double cc = median_of(r, SYS_LOGBOOK, g_cpu);
 	GOAL(SC_NOSYNC, "follower apply >= 0.8x commit, per CPU second",
 	     fc / cc, 0.8, 1, "%.2fx", fc / cc);
 	double ri = value(r, SYS_LOGBOOK, &ratio_row);
