@@ -354,7 +354,7 @@ out:
 	free(cp);
 }
 
-/* Close s's database at dir and open it again. */
+/* Open s's database at dir, closing it first if it is open. */
 static int reopen_db(const bk_ctx *c, const char *dir, lbs *s)
 {
 	lb_close(s->db);
@@ -381,19 +381,16 @@ static double rollback_loop(const bk_ctx *c, const char *db, uint64_t id,
 	char *cp = bk_path(c->dir, "copy");
 	double v[BK_RB_LOOP], cv[BK_RB_LOOP], secs = 0;
 	size_t n = 0;
-	int rc = 0;
 	lbs s = {0};
 	bk_batch last = bk_workload_batch(c->w, c->w->nbatches - 1);
 	if (bk_copy_dir(db, cp) != 0)
 		bk_die("copy of %s failed", db);
-	if (open_db(c->cfg, cp, 0, &s.db) != 0)
-		goto out;
 	for (; n < BK_RB_LOOP; n++) {
 		lb_result res;
-		if (reopen && reopen_db(c, cp, &s) != 0)
+		if ((reopen || !s.db) && reopen_db(c, cp, &s) != 0)
 			break;
 		double t0 = bk_now();
-		rc = lb_rollback(s.db, id, 0, &res);
+		int rc = lb_rollback(s.db, id, 0, &res);
 		v[n] = bk_now() - t0;
 		lb_result_free(&res);
 		if (rc != 0)
@@ -417,7 +414,6 @@ static double rollback_loop(const bk_ctx *c, const char *db, uint64_t id,
 		secs = bk_median(v, n);
 		*commit_secs = bk_median(cv, n);
 	}
-out:
 	bk_rmrf(cp);
 	free(cp);
 	return secs;
