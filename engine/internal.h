@@ -373,9 +373,10 @@ LB__WUR int lb__read_env(lb_db *db);
 /* ---- replay.c ------------------------------------------------------------ */
 /* Tests only: initial map of a replay's new database (0: the source's). */
 extern uint64_t lb__replay_map;
-/* Tests only (verify.c): the next checks of lb_verify() that give up as
- * when another process grew the database during them (LB_EBUSY), counted
- * down. */
+
+/* ---- verify.c ------------------------------------------------------------ */
+/* Tests only: the next checks of lb_verify() that give up as when another
+ * process grew the database during them (LB_EBUSY), counted down. */
 extern atomic_int lb__verify_busy;
 
 /* ---- worker.c ------------------------------------------------------------ */

@@ -550,7 +550,6 @@ int cmd_verify(int argc, char **argv)
 	rc = verify_open(pos[0], &db);
 	if (rc)
 		return rc;
-	memset(&rep, 0, sizeof rep);
 	rc = lb_verify(db, replay ? LB_VERIFY_REPLAY : 0, &rep);
 	lb_close(db);
 	if (rc < 0 && rc != LB_ECORRUPT)
