@@ -44,21 +44,37 @@ void lb__table_free(lb_table *t)
 	free(t);
 }
 
+/* db's table `name`, not dropped (NULL if none); tlock held. */
+static lb_table *find_locked(lb_db *db, const char *name)
+{
+	for (size_t i = 0; i < db->ntables; i++) {
+		lb_table *t = db->tables[i];
+		if (!t->dropped && strcmp(t->name, name) == 0)
+			return t;
+	}
+	return NULL;
+}
+
+int lb__table_dbi(lb_db *db, const char *name, MDB_dbi *dbi, uint32_t *tid)
+{
+	pthread_mutex_lock(&db->tlock);
+	lb_table *t = find_locked(db, name);
+	if (t) {
+		*dbi = t->dbi;
+		*tid = t->tid;
+	}
+	pthread_mutex_unlock(&db->tlock);
+	return t ? 0 : -1;
+}
+
 lb_table *lb__table_find(lb_db *db, const char *name)
 {
-	lb_table *found = NULL;
 	if (!name)
 		return NULL;
 	pthread_mutex_lock(&db->tlock);
-	for (size_t i = 0; i < db->ntables; i++) {
-		lb_table *t = db->tables[i];
-		if (!t->dropped && strcmp(t->name, name) == 0) {
-			found = t;
-			break;
-		}
-	}
+	lb_table *t = find_locked(db, name);
 	pthread_mutex_unlock(&db->tlock);
-	return found;
+	return t;
 }
 
 int lb__table_make(lb_db *db, lb_batch *b, const char *name, uint32_t tid,

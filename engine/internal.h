@@ -272,6 +272,10 @@ LB__WUR size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key,
 const char *lb__key_text(const void *key, size_t klen, char *buf, size_t cap);
 
 /* ---- catalog.c: the tables a handle knows -------------------------------- */
+/* The LMDB handle and table id of db's table `name` (not dropped), read
+ * under tlock, for a thread that holds no lb_table (the read-ahead
+ * worker): 0, or -1 when there is no such table. */
+int lb__table_dbi(lb_db *db, const char *name, MDB_dbi *dbi, uint32_t *tid);
 lb_table *lb__table_find(lb_db *db, const char *name);
 void lb__table_free(lb_table *t);
 /* Build an lb_table from its stored encoding (schema decoded, refs resolved
@@ -641,9 +645,14 @@ void lb__ra_drain(lb_db *db);
  * caller's thread when collected); 2, the caller leaves every segment to
  * the worker; 3, nothing is handed over (as without a worker thread); 0,
  * either, whichever comes first. lb__ra_handed counts the segments handed
- * over and collected loaded. */
+ * over and collected loaded. lb__ra_prefetch: 1 (the default), the worker
+ * prefetches a rollback's segment until it is collected; 2, every record
+ * of it; 0, none. lb__ra_prefetched counts the records whose key the
+ * worker looked up. */
 extern atomic_int lb__ra_mode;
 extern atomic_ulong lb__ra_handed;
+extern atomic_int lb__ra_prefetch;
+extern atomic_ulong lb__ra_prefetched;
 /* Stop the worker (lb_close). */
 void lb__ra_free(lb_db *db);
 

@@ -250,8 +250,10 @@ LB_API void lb_options_init(lb_options *o);
  * logs 16 KiB of changes or fills a segment (it compresses the batch's log
  * while the batch goes on), and another the first time a rollback undoes a
  * batch of two segments or more (it checks and inflates the next segment while
- * the rollback undoes one); neither calls LMDB or back into the application,
- * and lb_close() ends both.
+ * the rollback undoes one, then looks up that segment's keys in a read
+ * transaction of its own, which takes one of LMDB's reader slots for a
+ * moment); neither calls back into the application, and lb_close() ends
+ * both.
  */
 LB_API int lb_open(const char *dir, const lb_options *o, lb_db **db);
 

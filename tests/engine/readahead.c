@@ -6,11 +6,13 @@
  * rollback or replay that reads every segment itself: the same records,
  * the same state, the same conflicts, and, when a segment is damaged or
  * missing, the same error with the same detail after the same conflicts.
- * Each scenario runs on a fresh database with the same history in four
+ * Each scenario runs on a fresh database with the same history in five
  * ways: without the worker (as when it cannot start), with every segment
  * left to the worker, with every segment taken back by the caller's own
- * thread, and with no constraint. Segments of 256 bytes make the batches
- * span dozens of them.
+ * thread, with no constraint, and with every segment left to the worker
+ * and every key of a rollback's segments looked up there (the prefetch,
+ * which otherwise stops when the rollback collects the segment). Segments
+ * of 256 bytes make the batches span dozens of them.
  */
 #define _GNU_SOURCE
 #include "_common.h"
@@ -22,9 +24,9 @@
 
 #include "engine/internal.h" /* db->ra, db->ra_failed, lb__ra_* */
 
-enum { INLINE, WORKER, CALLER, EITHER, NWAYS };
+enum { INLINE, WORKER, CALLER, EITHER, PREFETCH, NWAYS };
 static const char *const way_name[NWAYS] = {"inline", "worker", "caller",
-                                            "either"};
+                                            "either", "prefetch"};
 
 /* What a scenario leaves, to compare across the ways. */
 typedef struct outcome {
@@ -163,14 +165,16 @@ static void run_way(int way, damage_fn damage, scenario_fn fn, outcome *o)
 	}
 	/* a replay's worker is its new database's: mode 3 turns it off */
 	db->ra_failed = way == INLINE;
-	lb__ra_mode = way == INLINE   ? 3
-	              : way == WORKER ? 2
-	              : way == CALLER ? 1
-	                              : 0;
+	lb__ra_mode = way == INLINE                      ? 3
+	              : way == WORKER || way == PREFETCH ? 2
+	              : way == CALLER                    ? 1
+	                                                 : 0;
+	lb__ra_prefetch = way == PREFETCH ? 2 : 1;
 	unsigned long handed = lb__ra_handed;
 	memset(o, 0, sizeof *o);
 	fn(db, o);
 	lb__ra_mode = 0;
+	lb__ra_prefetch = 1;
 	o->had_worker = db->ra != NULL || lb__ra_handed != handed;
 	o->digest = te_digest(db);
 	lb_close(db);
@@ -508,6 +512,158 @@ static void test_engine_readahead__damaged_replay(void **state)
 	}
 }
 
+/* ---- the prefetch ---------------------------------------------------------
+ */
+
+/* The records of batch id's last segment: the one a rollback reads itself,
+ * first. */
+static size_t last_segment_records(lb_db *db, uint64_t id)
+{
+	MDB_txn *txn;
+	lb_wal_hdr h;
+	lb_segr r;
+	uint32_t *offs = NULL;
+	size_t n = 0, cap = 0;
+	assert_int_equal(mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn), 0);
+	te_rc(0, lb__hdr_get(db, txn, id, &h));
+	lb__segr_init(&r);
+	te_rc(0, lb__segment_load(db, txn, &h, h.segments - 1, &r, NULL));
+	te_rc(0, lb__segment_index(&r, &offs, &n, &cap));
+	free(offs);
+	lb__segr_free(&r);
+	lb__hdr_free(&h);
+	mdb_txn_abort(txn);
+	return n;
+}
+
+static unsigned long prefetched_by(lb_db *db, uint64_t id, int mode,
+                                   int prefetch, uint64_t *undo)
+{
+	lb_result res;
+	unsigned long before = lb__ra_prefetched;
+	lb__ra_mode = mode;
+	lb__ra_prefetch = prefetch;
+	te_rc(0, lb_rollback(db, id, 0, &res));
+	lb__ra_mode = 0;
+	lb__ra_prefetch = 1;
+	*undo = res.batch_id;
+	lb_result_free(&res);
+	return lb__ra_prefetched - before;
+}
+
+/* A rollback's worker looks up the key of every record of each segment it
+ * reads ahead (all but the last), and nothing else does: a rollback that
+ * reads its segments on its own thread, one with the prefetch off, a
+ * replay. */
+static void test_engine_readahead__prefetch_every_key(void **state)
+{
+	(void)state;
+	char *dir = th_tmpdir(), *to = th_tmpdir();
+	lb_db *db = te_open_segments(dir, 256);
+	uint64_t u, r, again;
+	history(db);
+	size_t want = te_info(db, 3).records - last_segment_records(db, 3);
+	assert_true(want > 200);
+	assert_int_equal(prefetched_by(db, 3, 2, 2, &u), want);
+	/* the undo batch's own segments, the same way */
+	want = te_info(db, u).records - last_segment_records(db, u);
+	assert_int_equal(prefetched_by(db, u, 2, 2, &r), want);
+	assert_int_equal(prefetched_by(db, r, 1, 2, &again), 0);
+	assert_int_equal(prefetched_by(db, again, 2, 0, &r), 0);
+	/* a replay reads ahead, and looks up no key */
+	unsigned long before = lb__ra_prefetched, handed = lb__ra_handed;
+	lb__ra_mode = 2;
+	lb__ra_prefetch = 2;
+	lb_result res;
+	th_rmrf(to);
+	int rc = lb_replay(db, to, r, NULL, &res);
+	lb_result_free(&res);
+	lb__ra_mode = 0;
+	lb__ra_prefetch = 1;
+	te_rc(0, rc);
+	assert_true(lb__ra_handed > handed);
+	assert_int_equal(lb__ra_prefetched, before);
+	lb_close(db);
+	th_rmrf(dir);
+	th_rmrf(to);
+	free(dir);
+	free(to);
+}
+
+static int count_t(void *ctx, const char *name, const lb_schema *schema,
+                   uint64_t records)
+{
+	(void)schema;
+	if (strcmp(name, "t") == 0)
+		*(uint64_t *)ctx = records;
+	return 0;
+}
+
+/* A rollback that fills the map in the middle (grown and redone,
+ * grow.c) while the worker looks keys up in it: the map grows once the
+ * worker's read transaction has ended, and the rollback removes every key
+ * the batch inserted, and verifies. The batch inserts 3000 long
+ * random keys with empty values: its rollback writes each key three
+ * times (its own log, `_gone`, and the table's pages it deletes them
+ * from), more than the map has room for (twice the file, lb_open). */
+static void test_engine_readahead__prefetch_while_the_map_grows(void **state)
+{
+	(void)state;
+	char *dir = th_tmpdir();
+	uint8_t k[400];
+	uint64_t rng = th_seed(0x9ef3);
+	lb_batch *b;
+	lb_result res;
+	lb_options o;
+	MDB_envinfo info;
+	lb_db *db = te_open_segments(dir, 1024);
+	te_rc(0, lb_table_create(db, "t", NULL));
+	te_rc(0, lb_batch_begin(db, "long keys", &b));
+	for (int i = 0; i < 3000; i++) {
+		for (size_t j = 0; j < sizeof k; j++)
+			k[j] = (uint8_t)th_below(&rng, 256);
+		te_rc(0, lb_put(b, "t", k, sizeof k, "", 0));
+	}
+	te_rc(0, lb_batch_commit(b, NULL));
+	uint64_t id = te_last(db);
+	lb_close(db);
+	lb_options_init(&o);
+	o.flags = LB_NOSYNC;
+	o.segment_size = 1024;
+	o.map_size = 64u << 10; /* the smallest: twice the file */
+	db = te_open_opts(dir, &o);
+	assert_int_equal(mdb_env_info(db->env, &info), 0);
+	size_t map = info.me_mapsize;
+	/* at most half of it in use: the map does not grow before the
+	 * rollback's batch begins (lb__grow_map_if_needed) */
+	assert_true((info.me_last_pgno + 1) * 4096 <= map / 2);
+	unsigned long pf = lb__ra_prefetched;
+	lb__ra_mode = 2;
+	lb__ra_prefetch = 2;
+	int rc = lb_rollback(db, id, 0, &res);
+	lb__ra_mode = 0;
+	lb__ra_prefetch = 1;
+	te_rc(0, rc);
+	assert_int_equal(res.records, 3000);
+	lb_result_free(&res);
+	/* so grown in the middle of the rollback */
+	assert_int_equal(mdb_env_info(db->env, &info), 0);
+	if (info.me_mapsize <= map)
+		fail_msg("the map stayed at %zu bytes (%zu): the rollback "
+		         "did not fill it",
+		         map, info.me_mapsize);
+	assert_true(lb__ra_prefetched - pf >= 2900);
+	uint64_t left = UINT64_MAX;
+	te_rc(0, lb_tables(db, count_t, &left));
+	assert_int_equal(left, 0);
+	lb_verify_report rep;
+	te_rc(0, lb_verify(db, LB_VERIFY_REPLAY, &rep));
+	assert_true(rep.chain_ok && rep.replay_ok);
+	lb_close(db);
+	th_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -516,6 +672,9 @@ int main(void)
 	        cmocka_unit_test(test_engine_readahead__damaged_segments),
 	        cmocka_unit_test(test_engine_readahead__replay),
 	        cmocka_unit_test(test_engine_readahead__damaged_replay),
+	        cmocka_unit_test(test_engine_readahead__prefetch_every_key),
+	        cmocka_unit_test(
+	                test_engine_readahead__prefetch_while_the_map_grows),
 	};
 	return cmocka_run_group_tests_name("engine_readahead", tests, NULL,
 	                                   NULL);
