@@ -23,23 +23,24 @@
  * The worker then prefetches the rollback's segment: it looks up the key
  * of each record, last first as the rollback undoes them, and in `_gone`
  * the keys the rollback will delete, in a read transaction of its own, so
- * that the pages the rollback reads and changes are in the map (no page
- * fault left on the rollback's thread) and in the caches when it gets to
- * them. On a database just opened, where nearly every page is a fault,
- * this took a rollback of the last batch of 1,000 records from 1.06x to
- * 0.92x-0.95x the time of its commit (bench/README.md). The prefetch is a
- * hint and changes nothing: what it finds is not used, a table it cannot
- * resolve or a key it cannot find is passed over, and it stops as soon as
- * the rollback collects the segment, so that the rollback never waits for
- * more than one look-up. Its transaction is a reader like any other of the
- * process: it holds maplock for reading (lb__read_begin), so the map never
- * grows under it, and a batch that must grow the map waits until it ends
- * (it is short: one segment's keys). Tables are resolved by name under
- * tlock (lb__table_dbi), in the lock order wlock, maplock, tlock, among
- * the committed tables the handle lists, whose LMDB handles stay open
- * while any reader holds maplock (catalog.c closes a dropped table's
- * handle under maplock for writing); a table the rollback makes again is
- * listed only once it commits, so its records are passed over.
+ * that the pages the rollback reads and changes are mapped (their page
+ * faults taken on this thread) and in the caches when it gets to them.
+ * On a database just opened, where the first touch of each page is a
+ * fault, this took a rollback of the last batch of 1,000 records from
+ * 1.06x to 0.92x-0.96x the time of its commit (bench/README.md). The
+ * prefetch is a hint and changes nothing: what it finds is not used, a
+ * table it cannot resolve or a key it cannot find is passed over, and it
+ * stops as soon as the rollback collects the segment, so that the rollback
+ * never waits for more than one look-up. Its transaction is a reader like
+ * any other of the process: it holds maplock for reading (lb__read_begin),
+ * so the map never grows under it, and a batch that must grow the map
+ * waits until it ends (it is short: one segment's keys). Tables are
+ * resolved by name under tlock (lb__table_dbi), in the lock order wlock,
+ * maplock, tlock, among the committed tables the handle lists, whose LMDB
+ * handles stay open while any reader holds maplock (catalog.c closes a
+ * dropped table's handle under maplock for writing); a table the rollback
+ * makes again is listed only once it commits, so its records are passed
+ * over.
  *
  * A replay (replay.c) reads ahead the same way, first to last: while it
  * applies segment s of a batch, the worker checks and inflates s + 1, or
@@ -103,7 +104,7 @@ static int ra_load(lb_ra *z)
 	return rc;
 }
 
-/* Read a byte of each page of v, so that every page of it is mapped. */
+/* Read a byte of every 4 KiB of v, so that each of its pages is mapped. */
 static void touch(const MDB_val *v)
 {
 	const volatile uint8_t *p = v->mv_data;
