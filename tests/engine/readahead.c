@@ -358,7 +358,7 @@ static void damaged_rollback(lb_db *db, outcome *o)
 	int rc = lb_rollback(db, 3, 0, &res);
 	keep_result(o, rc, &res);
 	lb_result_free(&res);
-	/* the handle goes on: a rollback of batch 2 (intact) succeeds */
+	/* the handle goes on: a rollback of batch 4 (intact) succeeds */
 	rc = lb_rollback(db, 4, 0, &res);
 	keep_result(o, rc, &res);
 	if (rc == 0)
