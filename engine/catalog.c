@@ -44,27 +44,30 @@ void lb__table_free(lb_table *t)
 	free(t);
 }
 
-/* db's table `name`, not dropped (NULL if none); tlock held. */
-static lb_table *find_locked(lb_db *db, const char *name)
+/* db's table named by the len bytes at name, not dropped (NULL if none);
+ * tlock held. */
+static lb_table *find_locked(lb_db *db, const char *name, size_t len)
 {
 	for (size_t i = 0; i < db->ntables; i++) {
 		lb_table *t = db->tables[i];
-		if (!t->dropped && strcmp(t->name, name) == 0)
+		if (!t->dropped && strncmp(t->name, name, len) == 0 &&
+		    t->name[len] == 0)
 			return t;
 	}
 	return NULL;
 }
 
-int lb__table_dbi(lb_db *db, const char *name, MDB_dbi *dbi, uint32_t *tid)
+int lb__table_dbi(lb_db *db, const char *name, size_t len, MDB_dbi *dbi,
+                  uint32_t *tid)
 {
 	pthread_mutex_lock(&db->tlock);
-	lb_table *t = find_locked(db, name);
+	lb_table *t = find_locked(db, name, len);
 	if (t) {
 		*dbi = t->dbi;
 		*tid = t->tid;
 	}
 	pthread_mutex_unlock(&db->tlock);
-	return t ? 0 : -1;
+	return t != NULL;
 }
 
 lb_table *lb__table_find(lb_db *db, const char *name)
@@ -72,7 +75,7 @@ lb_table *lb__table_find(lb_db *db, const char *name)
 	if (!name)
 		return NULL;
 	pthread_mutex_lock(&db->tlock);
-	lb_table *t = find_locked(db, name);
+	lb_table *t = find_locked(db, name, strlen(name));
 	pthread_mutex_unlock(&db->tlock);
 	return t;
 }

@@ -272,10 +272,11 @@ LB__WUR size_t lb__ikey(uint8_t *out, uint32_t tid, const void *key,
 const char *lb__key_text(const void *key, size_t klen, char *buf, size_t cap);
 
 /* ---- catalog.c: the tables a handle knows -------------------------------- */
-/* The LMDB handle and table id of db's table `name` (not dropped), read
- * under tlock, for a thread that holds no lb_table (the read-ahead
- * worker): 0, or -1 when there is no such table. */
-int lb__table_dbi(lb_db *db, const char *name, MDB_dbi *dbi, uint32_t *tid);
+/* The LMDB handle and table id of db's table named by the len bytes at
+ * name (not dropped), read under tlock, for a thread that holds no
+ * lb_table (the read-ahead worker): 1, or 0 when there is no such table. */
+int lb__table_dbi(lb_db *db, const char *name, size_t len, MDB_dbi *dbi,
+                  uint32_t *tid);
 lb_table *lb__table_find(lb_db *db, const char *name);
 void lb__table_free(lb_table *t);
 /* Build an lb_table from its stored encoding (schema decoded, refs resolved
@@ -608,6 +609,10 @@ LB__WUR int lb__segment_check_load(uint64_t id, uint32_t s,
  * records can be visited in any order. r hands out no records after it. */
 LB__WUR int lb__segment_index(lb_segr *r, uint32_t **offs, size_t *n,
                               size_t *cap);
+/* The record at offset off (one lb__segment_index noted) of the segment
+ * loaded into r, which is only read (any thread may, while r's owner does
+ * not load into it): 0, or LB_ECORRUPT. */
+LB__WUR int lb__segment_rec_at(const lb_segr *r, uint32_t off, lb_wal_rec *rec);
 /* Walk batch id's records in a txn with reader r. fn non-zero stops. */
 typedef int (*lb__rec_fn)(void *ctx, const lb_wal_rec *r);
 /* 0 if the header h of batch id matches its hash, else LB_ECORRUPT. */

@@ -106,6 +106,15 @@ int lb__segment_index(lb_segr *r, uint32_t **offs, size_t *n, size_t *cap)
 	return rc;
 }
 
+int lb__segment_rec_at(const lb_segr *r, uint32_t off, lb_wal_rec *rec)
+{
+	lb_segr one = *r;
+	one.mp.p = r->raw.data + off;
+	one.left = 1;
+	int rc = lb__segr_next(&one, rec);
+	return rc == 1 ? 0 : (rc < 0 ? rc : lb__fail(LB_ECORRUPT, "segment"));
+}
+
 int lb__hdr_intact(const lb_wal_hdr *h, uint64_t id)
 {
 	uint8_t hash[32];

@@ -117,7 +117,8 @@ static void ra_prefetch(lb_ra *z)
 {
 	lb_db *db = z->src;
 	MDB_txn *rt;
-	char name[LB_TABLE_NAME_MAX + 1] = "";
+	char name[LB_TABLE_NAME_MAX]; /* the table last resolved */
+	size_t nlen = 0;              /* 0: none yet */
 	MDB_dbi dbi = 0;
 	uint32_t tid = 0;
 	int known = 0, every = atomic_load(&lb__ra_prefetch) == 2;
@@ -130,18 +131,14 @@ static void ra_prefetch(lb_ra *z)
 	for (size_t i = z->noffs; i-- > 0;) {
 		if (!every && atomic_load(&z->stop))
 			break;
-		lb_segr one = z->r;
 		lb_wal_rec rec;
-		one.mp.p = z->r.raw.data + z->offs[i];
-		one.left = 1;
-		if (lb__segr_next(&one, &rec) != 1 || rec.op == LB_OP_TABLE ||
-		    rec.tlen > LB_TABLE_NAME_MAX)
+		if (lb__segment_rec_at(&z->r, z->offs[i], &rec) < 0 ||
+		    rec.op == LB_OP_TABLE || rec.tlen > LB_TABLE_NAME_MAX)
 			continue;
-		if (!known || rec.tlen != strlen(name) ||
-		    memcmp(name, rec.table, rec.tlen) != 0) {
-			memcpy(name, rec.table, rec.tlen);
-			name[rec.tlen] = 0;
-			known = lb__table_dbi(db, name, &dbi, &tid) == 0;
+		if (rec.tlen != nlen || memcmp(name, rec.table, nlen) != 0) {
+			nlen = rec.tlen;
+			memcpy(name, rec.table, nlen);
+			known = lb__table_dbi(db, name, nlen, &dbi, &tid);
 		}
 		if (!known)
 			continue;

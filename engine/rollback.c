@@ -449,11 +449,7 @@ static int load_segment(rb *x, const lb_wal_hdr *h, uint32_t s, int ahead)
 
 static int record_at(rb *x, size_t i, lb_wal_rec *rec)
 {
-	lb_segr one = x->db->segr;
-	one.mp.p = x->db->segr.raw.data + x->offs[i];
-	one.left = 1;
-	int rc = lb__segr_next(&one, rec);
-	return rc == 1 ? 0 : (rc < 0 ? rc : lb__fail(LB_ECORRUPT, "segment"));
+	return lb__segment_rec_at(&x->db->segr, x->offs[i], rec);
 }
 
 static int undo_batch(rb *x, uint64_t id, int mode)
